@@ -1,0 +1,103 @@
+import { SwitchboardError, type BusMessage } from '../protocol/index.js';
+import type { Bus, Subscription } from './bus.js';
+
+type Handler = (msg: BusMessage) => void;
+type Responder = (msg: BusMessage) => Promise<BusMessage> | BusMessage;
+
+/**
+ * The embedded, in-process bus: one node, no network. Messages are passed by reference (they are
+ * immutable by convention) and delivered synchronously, in publish order, to every matching subscriber.
+ */
+export class MemoryBus implements Bus {
+  private readonly exact = new Map<string, Set<Handler>>();
+  private readonly patterns: { pattern: string[]; handler: Handler }[] = [];
+  private readonly responders = new Map<string, Responder>();
+  private readonly patternResponders: { pattern: string[]; handler: Responder }[] = [];
+  private closed = false;
+
+  publish(subject: string, msg: BusMessage): void {
+    if (this.closed) return;
+    const set = this.exact.get(subject);
+    if (set) for (const h of set) h(msg);
+    if (this.patterns.length > 0) {
+      const tokens = subject.split('.');
+      for (const p of this.patterns) if (matches(p.pattern, tokens)) p.handler(msg);
+    }
+  }
+
+  subscribe(subject: string, handler: Handler): Subscription {
+    if (isPattern(subject)) {
+      const entry = { pattern: subject.split('.'), handler };
+      this.patterns.push(entry);
+      return { unsubscribe: () => remove(this.patterns, entry) };
+    }
+    let set = this.exact.get(subject);
+    if (!set) this.exact.set(subject, (set = new Set()));
+    set.add(handler);
+    return {
+      unsubscribe: () => {
+        set.delete(handler);
+        if (set.size === 0) this.exact.delete(subject);
+      },
+    };
+  }
+
+  async request(subject: string, msg: BusMessage, timeoutMs: number): Promise<BusMessage> {
+    const responder = this.responderFor(subject);
+    if (!responder || this.closed) throw new SwitchboardError('unavailable', `no responder for ${subject}`);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new SwitchboardError('unavailable', `no answer on ${subject} in ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([Promise.resolve().then(() => responder(msg)), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  serve(subject: string, handler: Responder): Subscription {
+    if (isPattern(subject)) {
+      const entry = { pattern: subject.split('.'), handler };
+      this.patternResponders.push(entry);
+      return { unsubscribe: () => remove(this.patternResponders, entry) };
+    }
+    this.responders.set(subject, handler);
+    return { unsubscribe: () => this.responders.delete(subject) };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.exact.clear();
+    this.patterns.length = 0;
+    this.responders.clear();
+    this.patternResponders.length = 0;
+  }
+
+  private responderFor(subject: string): Responder | undefined {
+    const direct = this.responders.get(subject);
+    if (direct) return direct;
+    const tokens = subject.split('.');
+    return this.patternResponders.find((p) => matches(p.pattern, tokens))?.handler;
+  }
+}
+
+function isPattern(subject: string): boolean {
+  return subject.includes('*') || subject.endsWith('>');
+}
+
+/** NATS subject matching: `*` is one token, a final `>` is one or more. */
+export function matches(pattern: string[], tokens: string[]): boolean {
+  for (let i = 0; i < pattern.length; i++) {
+    const p = pattern[i];
+    if (p === '>') return tokens.length > i;
+    if (i >= tokens.length) return false;
+    if (p !== '*' && p !== tokens[i]) return false;
+  }
+  return pattern.length === tokens.length;
+}
+
+function remove<T>(list: T[], item: T): void {
+  const i = list.indexOf(item);
+  if (i >= 0) list.splice(i, 1);
+}

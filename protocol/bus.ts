@@ -1,0 +1,54 @@
+import { Packr } from 'msgpackr';
+import type { ChatMessage, DeviceRegistration, MobileOs } from './message.js';
+import type { ClientKind, InactiveReason, MessageFrame } from './frames.js';
+import type { Decision, UserView } from './decision.js';
+
+/**
+ * Messages between the gateway and the user actors (and back), whatever the bus.
+ * They are created by our own code after edge validation, so nothing re-checks them inside.
+ */
+
+/** Where a client session lives: the gateway node holding the socket, and the socket's id there. */
+export interface SessionRef {
+  node: string;
+  id: string;
+}
+
+/** Gateway -> owner of `user`'s partition. */
+export type OwnerMessage =
+  | { type: 'session_open'; user: string; device: string; kind: ClientKind; os?: MobileOs; session: SessionRef; at: number }
+  | { type: 'session_close'; user: string; device: string; sessionId: string; at: number }
+  | { type: 'presence'; user: string; device: string; sessionId: string; state: 'active' | 'inactive' | 'foreground' | 'background'; reason?: InactiveReason; at: number }
+  | { type: 'touch'; user: string; device: string; sessionId: string; at: number }
+  | { type: 'ack'; user: string; device: string; sessionId: string; id: string; at: number }
+  | ({ type: 'device_put'; user: string; device: string } & DeviceRegistration)
+  | { type: 'device_delete'; user: string; device: string }
+  | { type: 'route'; user: string; msg: ChatMessage };
+
+/** Owner -> the gateway node holding a session. */
+export type GatewayMessage =
+  | { type: 'deliver'; sessionId: string; frame: MessageFrame }
+  | { type: 'close_session'; sessionId: string; code: number; reason: string };
+
+/** Request/reply to the owner (answered on any node by forwarding, section 3). */
+export type OwnerQuery =
+  | { type: 'user_query'; user: string }
+  | { type: 'decisions_query'; user: string; limit: number };
+
+export type OwnerReply =
+  | { type: 'user_view'; view: UserView }
+  | { type: 'decisions'; decisions: Decision[] }
+  | { type: 'error'; code: string; message: string };
+
+export type BusMessage = OwnerMessage | GatewayMessage | OwnerQuery | OwnerReply;
+
+// One Packr with record structures off: every peer can decode every message without shared state.
+const packr = new Packr({ useRecords: false, moreTypes: false });
+
+export function encodeBusMessage(msg: BusMessage): Uint8Array {
+  return packr.pack(msg);
+}
+
+export function decodeBusMessage(bytes: Uint8Array): BusMessage {
+  return packr.unpack(bytes) as BusMessage;
+}

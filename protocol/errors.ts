@@ -1,0 +1,55 @@
+/**
+ * Every error code Switchboard answers with, in one registry (PROTOCOL.md sections 2 and 3).
+ * A code is stable once published; `test/errors.test.ts` checks that each one is documented in README.md.
+ */
+export interface ErrorSpec {
+  /** HTTP status when the error is answered over HTTP. */
+  readonly status: number;
+  /** Human sentence; details are appended by the caller. */
+  readonly message: string;
+  /** True when the same request may succeed later (retry with backoff). */
+  readonly temporary: boolean;
+}
+
+export const ERRORS = {
+  bad_json: { status: 400, message: 'body is not valid JSON', temporary: false },
+  invalid_request: { status: 400, message: 'request does not match the contract', temporary: false },
+  unknown_frame: { status: 400, message: 'unknown frame type', temporary: false },
+  frame_not_allowed: { status: 403, message: 'frame type not allowed for this kind of client', temporary: false },
+  protocol_violation: { status: 400, message: 'protocol violation', temporary: false },
+  unauthorized: { status: 401, message: 'missing or invalid credentials', temporary: false },
+  forbidden: { status: 403, message: 'the frame claims another user or device', temporary: false },
+  not_found: { status: 404, message: 'no such resource', temporary: false },
+  method_not_allowed: { status: 405, message: 'method not allowed', temporary: false },
+  body_too_large: { status: 413, message: 'body exceeds the size limit', temporary: false },
+  frame_too_large: { status: 413, message: 'frame exceeds 64 KiB', temporary: false },
+  unsupported_media_type: { status: 415, message: 'body must be application/json', temporary: false },
+  rate_limited: { status: 429, message: 'too many frames', temporary: true },
+  unavailable: { status: 503, message: 'not ready to accept messages', temporary: true },
+  shutting_down: { status: 503, message: 'node is shutting down', temporary: true },
+  store_failed: { status: 503, message: 'durable store write failed', temporary: true },
+  internal: { status: 500, message: 'internal error', temporary: true },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** An error with a stable code; the only kind of error that crosses the edge. */
+export class SwitchboardError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly temporary: boolean;
+
+  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
+    const spec = ERRORS[code];
+    super(detail ? `${spec.message}: ${detail}` : spec.message, options);
+    this.name = 'SwitchboardError';
+    this.code = code;
+    this.status = spec.status;
+    this.temporary = spec.temporary;
+  }
+
+  /** The wire form used in HTTP bodies, NATS replies and WebSocket error frames. */
+  toBody(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}

@@ -1,0 +1,81 @@
+import { SwitchboardError } from './errors.js';
+
+/** Field checks shared by every decoder. Each throws `SwitchboardError('invalid_request')` naming the field. */
+
+const PRINTABLE = /^[^\p{C}]+$/u;
+
+/** Longest user id, device id and message id (PROTOCOL.md section 2: 1-128 printable characters). */
+export const MAX_ID_CHARS = 128;
+
+export type Json = Record<string, unknown>;
+
+export function invalid(field: string, must: string): SwitchboardError {
+  return new SwitchboardError('invalid_request', `${field} must be ${must}`);
+}
+
+export function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** 1-128 printable characters (user ids, device ids, message ids). */
+export function id(obj: Json, field: string): string {
+  const v = obj[field];
+  if (!isId(v)) throw invalid(field, `a string of 1-${MAX_ID_CHARS} printable characters`);
+  return v;
+}
+
+export function isId(v: unknown): v is string {
+  if (typeof v !== 'string' || v.length === 0 || v.length > MAX_ID_CHARS * 2) return false;
+  let n = 0;
+  for (const _ of v) if (++n > MAX_ID_CHARS) return false;
+  return PRINTABLE.test(v);
+}
+
+export function optionalId(obj: Json, field: string): string | undefined {
+  return obj[field] === undefined ? undefined : id(obj, field);
+}
+
+export function str(obj: Json, field: string, maxChars: number): string {
+  const v = obj[field];
+  if (typeof v !== 'string' || v.length > maxChars) throw invalid(field, `a string of at most ${maxChars} characters`);
+  return v;
+}
+
+export function optionalStr(obj: Json, field: string, maxChars: number): string | undefined {
+  return obj[field] === undefined ? undefined : str(obj, field, maxChars);
+}
+
+export function oneOf<T extends string>(obj: Json, field: string, allowed: readonly T[]): T {
+  const v = obj[field];
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
+    throw invalid(field, `one of ${allowed.map((a) => `"${a}"`).join(', ')}`);
+  }
+  return v as T;
+}
+
+export function optionalInt(obj: Json, field: string, min: number, max: number): number | undefined {
+  const v = obj[field];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw invalid(field, `an integer ${min}-${max}`);
+  }
+  return v;
+}
+
+/** `{string: string}` with bounded key count and sizes. */
+export function optionalStringMap(obj: Json, field: string, maxKeys: number, maxChars: number): Record<string, string> | undefined {
+  const v = obj[field];
+  if (v === undefined) return undefined;
+  if (!isObject(v)) throw invalid(field, 'an object of string values');
+  const keys = Object.keys(v);
+  if (keys.length > maxKeys) throw invalid(field, `an object of at most ${maxKeys} keys`);
+  const out: Record<string, string> = {};
+  for (const k of keys) {
+    const s = v[k];
+    if (typeof s !== 'string' || s.length > maxChars || k.length > 256) {
+      throw invalid(`${field}.${k}`, `a string of at most ${maxChars} characters`);
+    }
+    out[k] = s;
+  }
+  return out;
+}

@@ -1,0 +1,194 @@
+import { hostname } from 'node:os';
+
+/**
+ * Configuration: PROTOCOL.md section 1. One parse function validates every variable at start and freezes
+ * the result; a bad value is a `ConfigError` whose message names the variable and what it must be.
+ */
+
+export const DEFAULT_HOST = '127.0.0.1';
+export const DEFAULT_PORT = 7400;
+export const DEFAULT_PARTITIONS = 64;
+export const DEFAULT_SUBJECT_PREFIX = 'switchboard';
+export const DEFAULT_DATA_DIR = './data';
+export const DEFAULT_ACK_TIMEOUT_MS = 5000;
+export const DEFAULT_PRESENCE_TTL_MS = 90_000;
+export const DEFAULT_PUSH_DELAY_MS = 0;
+export const DEFAULT_APNS_ENDPOINT = 'https://api.push.apple.com';
+export const DEFAULT_PASSIVATE_AFTER_MS = 60_000;
+export const DEFAULT_DEDUPE_WINDOW_MS = 120_000;
+export const DEFAULT_SEND_BUFFER_BYTES = 1024 * 1024;
+export const DEFAULT_FRAME_RATE = 200;
+export const DEFAULT_LOG_LEVEL = 'info';
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
+
+export type Role = 'gateway' | 'router' | 'sender';
+const ROLES: readonly Role[] = ['gateway', 'router', 'sender'];
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export interface Config {
+  /** SWITCHBOARD_HOST, default 127.0.0.1. */
+  readonly host: string;
+  /** SWITCHBOARD_PORT, default 7400 (0 = any free port). */
+  readonly port: number;
+  /** SWITCHBOARD_NATS_URL, comma list; empty = single node on the embedded bus. */
+  readonly natsServers: readonly string[];
+  /** SWITCHBOARD_NODE_ID, default `<hostname>-<pid>`. */
+  readonly nodeId: string;
+  /** SWITCHBOARD_ROLES, default all three. */
+  readonly roles: ReadonlySet<Role>;
+  /** SWITCHBOARD_PARTITIONS, default 64. */
+  readonly partitions: number;
+  /** SWITCHBOARD_SUBJECT_PREFIX, default `switchboard`. */
+  readonly subjectPrefix: string;
+  /** SWITCHBOARD_DATA_DIR, default `./data`. */
+  readonly dataDir: string;
+  /** SWITCHBOARD_JWT_SECRET; single node: generated at first start into the data dir. */
+  readonly jwtSecret?: string;
+  /** SWITCHBOARD_API_KEY; single node: generated at first start into the data dir. */
+  readonly apiKey?: string;
+  /** SWITCHBOARD_ACK_TIMEOUT_MS, default 5000. */
+  readonly ackTimeoutMs: number;
+  /** SWITCHBOARD_PRESENCE_TTL_MS, default 90000. */
+  readonly presenceTtlMs: number;
+  /** SWITCHBOARD_PUSH_DELAY_MS, default 0. */
+  readonly pushDelayMs: number;
+  /** SWITCHBOARD_HEARTBEAT_MS: the ping interval told to clients in `welcome`, default a third of the presence TTL. */
+  readonly heartbeatMs: number;
+  /** SWITCHBOARD_PASSIVATE_AFTER_MS: an idle user actor stops after this long, default 60000. */
+  readonly passivateAfterMs: number;
+  /** SWITCHBOARD_DEDUPE_WINDOW_MS: how long a message id is remembered for `duplicate`, default 120000. */
+  readonly dedupeWindowMs: number;
+  /** SWITCHBOARD_SEND_BUFFER_BYTES: a client whose unsent bytes exceed this is closed, default 1 MiB. */
+  readonly sendBufferBytes: number;
+  /** SWITCHBOARD_FRAME_RATE: frames per second a client may send before 4429, default 200. */
+  readonly frameRate: number;
+  /** SWITCHBOARD_LOG_LEVEL, default info. */
+  readonly logLevel: (typeof LOG_LEVELS)[number];
+  /** SWITCHBOARD_SHUTDOWN_TIMEOUT_MS: longest graceful drain on SIGTERM, default 10000. */
+  readonly shutdownTimeoutMs: number;
+  readonly apns: {
+    /** SWITCHBOARD_APNS_ENDPOINT, default https://api.push.apple.com. */
+    readonly endpoint: string;
+    readonly keyFile?: string;
+    readonly keyId?: string;
+    readonly teamId?: string;
+    readonly topic?: string;
+  };
+  readonly fcm: {
+    /** SWITCHBOARD_FCM_SERVICE_ACCOUNT_FILE; unset = FCM off. */
+    readonly serviceAccountFile?: string;
+    /** SWITCHBOARD_FCM_ENDPOINT: origin for the token exchange and the sends. */
+    readonly endpoint?: string;
+  };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly variable: string, must: string) {
+    super(`${variable} must be ${must}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export function parseConfig(env: Env = process.env): Config {
+  const v = (name: string): string | undefined => {
+    const raw = env[name];
+    return raw === undefined || raw.trim() === '' ? undefined : raw.trim();
+  };
+  const int = (name: string, def: number, min: number, max: number): number => {
+    const raw = v(name);
+    if (raw === undefined) return def;
+    if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+      throw new ConfigError(name, `an integer ${min}-${max}`);
+    }
+    return Number(raw);
+  };
+  const url = (name: string, def?: string): string | undefined => {
+    const raw = v(name) ?? def;
+    if (raw === undefined) return undefined;
+    let u: URL;
+    try {
+      u = new URL(raw);
+    } catch {
+      throw new ConfigError(name, 'an https:// or http:// URL');
+    }
+    if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new ConfigError(name, 'an https:// or http:// URL');
+    return u.origin;
+  };
+  const secret = (name: string): string | undefined => {
+    const raw = v(name);
+    if (raw !== undefined && raw.length < 16) throw new ConfigError(name, 'at least 16 characters');
+    return raw;
+  };
+
+  const host = v('SWITCHBOARD_HOST') ?? DEFAULT_HOST;
+  if (!/^[A-Za-z0-9.:[\]-]+$/.test(host)) throw new ConfigError('SWITCHBOARD_HOST', 'a host name or IP address');
+
+  const natsServers = (v('SWITCHBOARD_NATS_URL') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const s of natsServers) {
+    if (!/^(nats|tls|wss?):\/\/[^\s,]+$|^[A-Za-z0-9.-]+(:\d+)?$/.test(s)) {
+      throw new ConfigError('SWITCHBOARD_NATS_URL', 'a comma-separated list of NATS URLs (nats://host:port)');
+    }
+  }
+
+  const nodeId = v('SWITCHBOARD_NODE_ID') ?? `${hostname()}-${process.pid}`;
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(nodeId)) throw new ConfigError('SWITCHBOARD_NODE_ID', '1-64 characters of A-Z a-z 0-9 . _ -');
+
+  const rolesRaw = (v('SWITCHBOARD_ROLES') ?? ROLES.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
+  if (rolesRaw.length === 0 || rolesRaw.some((r) => !(ROLES as readonly string[]).includes(r))) {
+    throw new ConfigError('SWITCHBOARD_ROLES', 'a comma list of gateway, router, sender');
+  }
+
+  const subjectPrefix = v('SWITCHBOARD_SUBJECT_PREFIX') ?? DEFAULT_SUBJECT_PREFIX;
+  if (!/^[A-Za-z0-9_-]{1,32}$/.test(subjectPrefix)) throw new ConfigError('SWITCHBOARD_SUBJECT_PREFIX', 'one subject token of 1-32 characters A-Z a-z 0-9 _ -');
+
+  const presenceTtlMs = int('SWITCHBOARD_PRESENCE_TTL_MS', DEFAULT_PRESENCE_TTL_MS, 1000, 86_400_000);
+  const logLevel = v('SWITCHBOARD_LOG_LEVEL') ?? DEFAULT_LOG_LEVEL;
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) throw new ConfigError('SWITCHBOARD_LOG_LEVEL', `one of ${LOG_LEVELS.join(', ')}`);
+
+  const jwtSecret = secret('SWITCHBOARD_JWT_SECRET');
+  const apiKey = secret('SWITCHBOARD_API_KEY');
+  if (natsServers.length > 0 && !jwtSecret) throw new ConfigError('SWITCHBOARD_JWT_SECRET', 'set when SWITCHBOARD_NATS_URL is set (every node must share it)');
+  if (natsServers.length > 0 && !apiKey) throw new ConfigError('SWITCHBOARD_API_KEY', 'set when SWITCHBOARD_NATS_URL is set (every node must share it)');
+
+  const apns = {
+    endpoint: url('SWITCHBOARD_APNS_ENDPOINT', DEFAULT_APNS_ENDPOINT)!,
+    keyFile: v('SWITCHBOARD_APNS_KEY_FILE'),
+    keyId: v('SWITCHBOARD_APNS_KEY_ID'),
+    teamId: v('SWITCHBOARD_APNS_TEAM_ID'),
+    topic: v('SWITCHBOARD_APNS_TOPIC'),
+  };
+  const apnsSet = [apns.keyFile, apns.keyId, apns.teamId, apns.topic].filter((x) => x !== undefined).length;
+  if (apnsSet !== 0 && apnsSet !== 4) {
+    throw new ConfigError('SWITCHBOARD_APNS_KEY_FILE', 'set together with SWITCHBOARD_APNS_KEY_ID, _TEAM_ID and _TOPIC (all four or none)');
+  }
+
+  return Object.freeze({
+    host,
+    port: int('SWITCHBOARD_PORT', DEFAULT_PORT, 0, 65535),
+    natsServers: Object.freeze(natsServers),
+    nodeId,
+    roles: new Set(rolesRaw as Role[]),
+    partitions: int('SWITCHBOARD_PARTITIONS', DEFAULT_PARTITIONS, 1, 65536),
+    subjectPrefix,
+    dataDir: v('SWITCHBOARD_DATA_DIR') ?? DEFAULT_DATA_DIR,
+    jwtSecret,
+    apiKey,
+    ackTimeoutMs: int('SWITCHBOARD_ACK_TIMEOUT_MS', DEFAULT_ACK_TIMEOUT_MS, 1, 3_600_000),
+    presenceTtlMs,
+    pushDelayMs: int('SWITCHBOARD_PUSH_DELAY_MS', DEFAULT_PUSH_DELAY_MS, 0, 3_600_000),
+    heartbeatMs: int('SWITCHBOARD_HEARTBEAT_MS', Math.floor(presenceTtlMs / 3), 100, 3_600_000),
+    passivateAfterMs: int('SWITCHBOARD_PASSIVATE_AFTER_MS', DEFAULT_PASSIVATE_AFTER_MS, 10, 86_400_000),
+    dedupeWindowMs: int('SWITCHBOARD_DEDUPE_WINDOW_MS', DEFAULT_DEDUPE_WINDOW_MS, 1000, 86_400_000),
+    sendBufferBytes: int('SWITCHBOARD_SEND_BUFFER_BYTES', DEFAULT_SEND_BUFFER_BYTES, 65_536, 1 << 30),
+    frameRate: int('SWITCHBOARD_FRAME_RATE', DEFAULT_FRAME_RATE, 1, 1_000_000),
+    logLevel: logLevel as Config['logLevel'],
+    shutdownTimeoutMs: int('SWITCHBOARD_SHUTDOWN_TIMEOUT_MS', DEFAULT_SHUTDOWN_TIMEOUT_MS, 100, 600_000),
+    apns: Object.freeze(apns),
+    fcm: Object.freeze({
+      serviceAccountFile: v('SWITCHBOARD_FCM_SERVICE_ACCOUNT_FILE'),
+      endpoint: url('SWITCHBOARD_FCM_ENDPOINT'),
+    }),
+  });
+}

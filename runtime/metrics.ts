@@ -1,0 +1,27 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Prometheus metrics of one node (`GET /metrics`). One registry per node so tests can run several. */
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly messagesAccepted = new Counter({ name: 'switchboard_messages_accepted_total', help: 'Messages durably accepted', labelNames: ['source'] as const, registers: [this.registry] });
+  readonly messagesDuplicate = new Counter({ name: 'switchboard_messages_duplicate_total', help: 'Messages refused as duplicates', registers: [this.registry] });
+  readonly messagesRouted = new Counter({ name: 'switchboard_messages_routed_total', help: 'Routing decisions by route', labelNames: ['route'] as const, registers: [this.registry] });
+  readonly deliveries = new Counter({ name: 'switchboard_deliveries_total', help: 'Deliveries by channel (pc, mobile, apns, fcm, hms, webpush)', labelNames: ['via'] as const, registers: [this.registry] });
+  readonly acks = new Counter({ name: 'switchboard_acks_total', help: 'Direct deliveries acked by the client', registers: [this.registry] });
+  readonly ackTimeouts = new Counter({ name: 'switchboard_ack_timeouts_total', help: 'Direct deliveries that fell back after the ack timeout', labelNames: ['kind'] as const, registers: [this.registry] });
+  readonly pushOutcomes = new Counter({ name: 'switchboard_push_outcomes_total', help: 'Vendor push outcomes', labelNames: ['vendor', 'outcome'] as const, registers: [this.registry] });
+  readonly decisionSeconds = new Histogram({
+    name: 'switchboard_decision_seconds', help: 'Time from acceptance to the routing decision being carried out',
+    buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1], registers: [this.registry],
+  });
+  readonly residentUsers = new Gauge({ name: 'switchboard_resident_users', help: 'User states held in memory', registers: [this.registry] });
+  readonly liveActors = new Gauge({ name: 'switchboard_live_actors', help: 'User actors currently spawned', registers: [this.registry] });
+  readonly sessions = new Gauge({ name: 'switchboard_sessions', help: 'Open WebSocket sessions on this gateway', labelNames: ['kind'] as const, registers: [this.registry] });
+  readonly frameErrors = new Counter({ name: 'switchboard_frame_errors_total', help: 'Rejected client frames by code', labelNames: ['code'] as const, registers: [this.registry] });
+  readonly closes = new Counter({ name: 'switchboard_ws_closes_total', help: 'WebSocket closes by code', labelNames: ['code'] as const, registers: [this.registry] });
+
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+}
