@@ -1,0 +1,145 @@
+import type { DeviceRecord } from '../store/types.js';
+import type { InactiveReason, MobileOs } from '../protocol/index.js';
+
+/**
+ * The compact per-user state the routing decision reads (PROTOCOL.md section 4). It is what stays resident
+ * while a user has live sessions, so it is small on purpose: arrays allocated on first use (no Map for the
+ * usual 1-3 entries), strings taken by reference from the bus messages, node ids interned by the directory.
+ * A user with one PC and one phone measures in test/actors-memory.test.ts.
+ */
+
+/** One connected PC session (claim 4: the PC reports active or inactive with a reason). */
+export interface PcSession {
+  sessionId: string;
+  device: string;
+  /** Gateway node holding the socket. */
+  node: string;
+  presence: 'active' | 'inactive';
+  reason?: InactiveReason;
+  /** Epoch ms of the last frame heard from this session (presence, ping, ack); older than the TTL = stale. */
+  lastSeen: number;
+}
+
+/** The live app session of a mobile device; `foreground` false counts as offline (section 2). */
+export interface MobileSession {
+  sessionId: string;
+  node: string;
+  foreground: boolean;
+}
+
+/** A mobile device: registry record (token) merged with its live session, if any (claims 1, 5, 6). */
+export interface MobileDevice {
+  device: string;
+  os: MobileOs;
+  token?: string;
+  app?: string;
+  session?: MobileSession;
+}
+
+// Fields are cleared by assigning undefined, never `delete`: deleting turns a V8 object into a slow, larger dictionary.
+export interface UserState {
+  pcs?: PcSession[];
+  mobiles?: MobileDevice[];
+}
+
+export function stateFromRegistry(records: readonly DeviceRecord[]): UserState {
+  if (records.length === 0) return {};
+  return { mobiles: records.map((r) => mobileFromRecord(r)) };
+}
+
+function mobileFromRecord(r: DeviceRecord): MobileDevice {
+  const m: MobileDevice = { device: r.device, os: r.os };
+  if (r.token !== undefined) m.token = r.token;
+  if (r.app !== undefined) m.app = r.app;
+  return m;
+}
+
+/** True while any session is connected: such a state is kept across passivation (the registry cannot rebuild it). */
+export function hasLiveSessions(s: UserState): boolean {
+  return (s.pcs !== undefined && s.pcs.length > 0) || (s.mobiles?.some((m) => m.session !== undefined) ?? false);
+}
+
+export function findPc(s: UserState, sessionId: string): PcSession | undefined {
+  return s.pcs?.find((p) => p.sessionId === sessionId);
+}
+
+export function findMobile(s: UserState, device: string): MobileDevice | undefined {
+  return s.mobiles?.find((m) => m.device === device);
+}
+
+/** Adds or replaces a PC session; returns the session it displaced (same device, other id) so it can be closed (4409). */
+export function openPcSession(s: UserState, pc: PcSession): PcSession | undefined {
+  const pcs = (s.pcs ??= []);
+  const i = pcs.findIndex((p) => p.device === pc.device);
+  if (i < 0) {
+    pcs.push(pc);
+    return undefined;
+  }
+  const old = pcs[i];
+  pcs[i] = pc;
+  return old.sessionId === pc.sessionId ? undefined : old;
+}
+
+/** Attaches a live session to a mobile device (creating the device if the registry does not know it yet). */
+export function openMobileSession(s: UserState, device: string, os: MobileOs | undefined, session: MobileSession): MobileSession | undefined {
+  let m = findMobile(s, device);
+  if (!m) {
+    // A session-only device: the JWT names its OS; a missing one only matters for GET, never for a push.
+    m = { device, os: os ?? 'android' };
+    (s.mobiles ??= []).push(m);
+  } else if (os !== undefined) {
+    m.os = os;
+  }
+  const old = m.session;
+  m.session = session;
+  return old && old.sessionId !== session.sessionId ? old : undefined;
+}
+
+/** Removes a session only when the id matches: a close that arrives after a replacement must not drop the new one. */
+export function closeSession(s: UserState, device: string, sessionId: string): boolean {
+  if (s.pcs) {
+    const i = s.pcs.findIndex((p) => p.device === device && p.sessionId === sessionId);
+    if (i >= 0) {
+      s.pcs.splice(i, 1);
+      if (s.pcs.length === 0) s.pcs = undefined;
+      return true;
+    }
+  }
+  const m = findMobile(s, device);
+  if (m?.session?.sessionId === sessionId) {
+    m.session = undefined;
+    return true;
+  }
+  return false;
+}
+
+export function putDevice(s: UserState, device: string, os: MobileOs, token: string, app: string | undefined): void {
+  const m = findMobile(s, device);
+  if (!m) {
+    (s.mobiles ??= []).push(app === undefined ? { device, os, token } : { device, os, token, app });
+    return;
+  }
+  m.os = os;
+  m.token = token;
+  if (app === undefined) m.app = undefined;
+  else m.app = app;
+}
+
+/** Forgets the registration; a still-connected app keeps its direct path until its session closes. */
+export function deleteDevice(s: UserState, device: string): void {
+  const m = findMobile(s, device);
+  if (!m || !s.mobiles) return;
+  if (m.session) {
+    m.token = undefined;
+    m.app = undefined;
+    return;
+  }
+  s.mobiles.splice(s.mobiles.indexOf(m), 1);
+  if (s.mobiles.length === 0) s.mobiles = undefined;
+}
+
+/** A vendor called the token dead: clear it only if it is still the same token (a newer one survives). */
+export function clearDeadToken(s: UserState, device: string, token: string): void {
+  const m = findMobile(s, device);
+  if (m?.token === token) m.token = undefined;
+}

@@ -1,0 +1,109 @@
+/** Small numeric helpers and the markdown table the benchmark prints. */
+
+/** Latencies collected in nanoseconds; quantiles answered in milliseconds. */
+export class LatencySample {
+  private values: number[] = [];
+
+  add(ns: number): void {
+    this.values.push(ns);
+  }
+
+  get count(): number {
+    return this.values.length;
+  }
+
+  /** `q` in 0..1; NaN when empty. */
+  quantileMs(q: number): number {
+    if (this.values.length === 0) return NaN;
+    const sorted = Float64Array.from(this.values).sort();
+    const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+    return sorted[i] / 1e6;
+  }
+
+  summary(): LatencySummary {
+    return { count: this.count, p50Ms: this.quantileMs(0.5), p99Ms: this.quantileMs(0.99), maxMs: this.quantileMs(1) };
+  }
+
+  clear(): void {
+    this.values = [];
+  }
+}
+
+export interface LatencySummary {
+  count: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+/** Monotonic nanoseconds as a decimal string: CLOCK_MONOTONIC is shared by every process on the machine. */
+export function monoNs(): string {
+  return process.hrtime.bigint().toString();
+}
+
+export function sinceNs(stamp: string): number {
+  return Number(process.hrtime.bigint() - BigInt(stamp));
+}
+
+export function fmt(n: number, digits = 0): string {
+  if (!Number.isFinite(n)) return 'n/a';
+  return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+export function fmtMs(n: number): string {
+  if (!Number.isFinite(n)) return 'n/a';
+  return n < 10 ? n.toFixed(2) : n.toFixed(1);
+}
+
+export function fmtBytes(n: number): string {
+  if (!Number.isFinite(n)) return 'n/a';
+  return n >= 10_240 ? `${(n / 1024).toFixed(1)} KiB` : `${Math.round(n)} B`;
+}
+
+export interface Row {
+  section: string;
+  what: string;
+  value: string;
+  /** Ratio to the decide() ceiling (throughput rows) or to the target (others); empty when meaningless. */
+  ratio?: string;
+  target?: string;
+  verdict?: 'met' | 'MISSED' | '';
+  note?: string;
+}
+
+export function verdict(ok: boolean | undefined): Row['verdict'] {
+  return ok === undefined ? '' : ok ? 'met' : 'MISSED';
+}
+
+export function markdownTable(rows: Row[]): string {
+  const head = ['section', 'measure', 'value', 'ratio', 'target', 'verdict', 'note'];
+  const lines = [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`];
+  for (const r of rows) {
+    const cells = [r.section, r.what, r.value, r.ratio ?? '', r.target ?? '', r.verdict ?? '', r.note ?? ''];
+    lines.push(`| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * Open-loop pacing: calls `send()` so that `rate` per second have been issued at every tick, for `durationMs`,
+ * whatever the answers do (a closed loop would hide queueing from the latency figures).
+ */
+export async function paced(rate: number, durationMs: number, send: () => void): Promise<number> {
+  const start = performance.now();
+  let sent = 0;
+  const total = Math.round((rate * durationMs) / 1000);
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((performance.now() - start) * rate) / 1000));
+    while (sent < due) {
+      send();
+      sent++;
+    }
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  return sent;
+}

@@ -1,0 +1,58 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import { MOBILE_OS, isId, type ClientKind, type MobileOs } from '../protocol/index.js';
+
+/** Who a client is, as its hello token says (PROTOCOL.md section 2). */
+export interface ClientIdentity {
+  user: string;
+  device: string;
+  kind: ClientKind;
+  /** Required for mobiles; absent for PCs. */
+  os?: MobileOs;
+}
+
+export type TokenCheck = { ok: true; identity: ClientIdentity } | { ok: false; reason: string };
+
+/**
+ * Section 2: HS256 only, `exp` required; `sub`, `dev` 1-128 printable characters, `kind` pc|mobile,
+ * `os` required for mobiles. `now` is passed in so expiry follows the injected clock.
+ */
+export async function verifyClientToken(token: string, secret: Uint8Array, now: number): Promise<TokenCheck> {
+  let payload: JWTPayload;
+  try {
+    ({ payload } = await jwtVerify(token, secret, {
+      algorithms: ['HS256'],
+      requiredClaims: ['exp'],
+      currentDate: new Date(now),
+    }));
+  } catch (e) {
+    // The reason goes to the close frame and the log; never the token itself.
+    return { ok: false, reason: e instanceof joseErrors.JWTExpired ? 'token expired' : 'token invalid' };
+  }
+  return readClaims(payload);
+}
+
+/** Checks the claims of a token whose signature and expiry are already verified. */
+export function readClaims(claims: Record<string, unknown>): TokenCheck {
+  const { sub, dev, kind, os } = claims;
+  if (!isId(sub)) return { ok: false, reason: 'sub must be 1-128 printable characters' };
+  if (!isId(dev)) return { ok: false, reason: 'dev must be 1-128 printable characters' };
+  if (kind === 'pc') {
+    // A PC's os claim, if any, is not used by routing: ignore it rather than refuse the client.
+    return { ok: true, identity: { user: sub, device: dev, kind } };
+  }
+  if (kind !== 'mobile') return { ok: false, reason: 'kind must be "pc" or "mobile"' };
+  if (typeof os !== 'string' || !(MOBILE_OS as readonly string[]).includes(os)) {
+    return { ok: false, reason: `os must be one of ${MOBILE_OS.join(', ')} for a mobile` };
+  }
+  return { ok: true, identity: { user: sub, device: dev, kind, os: os as MobileOs } };
+}
+
+/** Constant-time bearer check: both sides are hashed first so their lengths cannot leak either. */
+export function bearerMatches(header: string | undefined, apiKey: string): boolean {
+  if (header === undefined) return false;
+  const m = /^Bearer +(\S+) *$/i.exec(header);
+  if (!m) return false;
+  const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+  return timingSafeEqual(digest(m[1]), digest(apiKey));
+}

@@ -1,0 +1,217 @@
+import { randomUUID } from 'node:crypto';
+import { WebSocket, type RawData } from 'ws';
+import type { Bus } from '../cluster/bus.js';
+import type { Subjects } from '../cluster/subjects.js';
+import {
+  CLOSE, HELLO_TIMEOUT_MS, SwitchboardError, decodeClientFrame, type MessageFrame, type OwnerMessage, type ServerFrame,
+} from '../protocol/index.js';
+import type { Clock, Timer } from '../runtime/clock.js';
+import type { Config } from '../runtime/config.js';
+import type { Logger } from '../runtime/logger.js';
+import type { Metrics } from '../runtime/metrics.js';
+import type { DeviceRegistry } from '../store/types.js';
+import { verifyClientToken, type ClientIdentity } from './auth.js';
+import { dispatchFrame, type SessionContext } from './handlers/index.js';
+import { TokenBucket } from './token-bucket.js';
+
+export interface SessionDeps {
+  config: Config;
+  nodeId: string;
+  bus: Bus;
+  subjects: Subjects;
+  registry: DeviceRegistry;
+  metrics: Metrics;
+  log: Logger;
+  clock: Clock;
+  jwtKey: Uint8Array;
+}
+
+/** This many rejected frames in a row close the connection (4400): a client that only sends garbage is broken. */
+export const MAX_CONSECUTIVE_BAD_FRAMES = 100;
+/** Frames held while the hello token is verified (it takes well under a millisecond). */
+const MAX_FRAMES_BEFORE_WELCOME = 64;
+/** After our close frame, a peer that does not finish the close handshake in this time is cut off. */
+export const CLOSE_GRACE_MS = 3000;
+/** Close code for a client that does not read (RFC 6455 "try again later"). */
+export const CLOSE_SLOW_CONSUMER = 1013;
+
+type State = 'awaiting_hello' | 'authenticating' | 'open' | 'closing';
+
+/**
+ * One WebSocket client from upgrade to close (PROTOCOL.md section 2): hello within 5 s, then frames through
+ * the handler dispatch, with a frame rate limit and a bounded send buffer.
+ */
+export class ClientSession {
+  readonly id = randomUUID();
+  /** Resolves once the socket is closed and the owner told. */
+  readonly closed: Promise<void>;
+  private state: State = 'awaiting_hello';
+  private identity?: ClientIdentity;
+  private context?: SessionContext;
+  private readonly bucket: TokenBucket;
+  private readonly heldFrames: string[] = [];
+  private badFrames = 0;
+  private closeCode?: number;
+  private helloTimer?: Timer;
+  private terminateTimer?: Timer;
+
+  constructor(private readonly ws: WebSocket, private readonly deps: SessionDeps) {
+    const { clock, config } = deps;
+    this.bucket = new TokenBucket(config.frameRate, config.frameRate * 2, clock.now());
+    this.helloTimer = clock.setTimeout(() => this.close(CLOSE.helloTimeout, 'no hello in time'), HELLO_TIMEOUT_MS);
+    this.closed = new Promise((resolve) => ws.once('close', (code) => { this.onClosed(code); resolve(); }));
+    ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    ws.on('error', (err) => this.onSocketError(err));
+  }
+
+  get user(): string | undefined {
+    return this.identity?.user;
+  }
+
+  deliver(frame: MessageFrame): void {
+    if (this.state === 'open') this.send(frame);
+  }
+
+  close(code: number, reason: string): void {
+    if (this.state === 'closing') return;
+    this.state = 'closing';
+    this.closeCode = code;
+    this.clearTimers();
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code, reason);
+    // A peer that does not read never sees our close frame: cut it off rather than wait for ws's 30 s.
+    this.terminateTimer = this.deps.clock.setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS);
+  }
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    if (this.state === 'closing') return;
+    if (!this.bucket.take(this.deps.clock.now())) return this.close(CLOSE.rateLimited, 'too many frames');
+    if (isBinary) return this.close(CLOSE.protocolViolation, 'binary frames are not allowed');
+    const text = data.toString();
+    switch (this.state) {
+      case 'awaiting_hello':
+        return void this.onHello(text);
+      case 'authenticating':
+        if (this.heldFrames.length >= MAX_FRAMES_BEFORE_WELCOME) return this.close(CLOSE.rateLimited, 'too many frames before welcome');
+        this.heldFrames.push(text);
+        return;
+      case 'open':
+        return this.onFrame(text);
+    }
+  }
+
+  /** Section 2: the first frame is hello with a valid token, else 4400 (not hello) or 4401 (bad token). */
+  private async onHello(text: string): Promise<void> {
+    this.clearTimers();
+    const decoded = decodeClientFrame(text);
+    if (!decoded.ok || decoded.value.type !== 'hello') {
+      return isTokenlessHello(text) ? this.close(CLOSE.unauthenticated, 'token missing') : this.close(CLOSE.protocolViolation, 'first frame must be hello');
+    }
+    this.state = 'authenticating';
+    const check = await verifyClientToken(decoded.value.token, this.deps.jwtKey, this.deps.clock.now());
+    if (this.state !== 'authenticating') return; // closed while verifying
+    if (!check.ok) {
+      this.deps.log.debug({ session: this.id, reason: check.reason }, 'hello refused');
+      return this.close(CLOSE.unauthenticated, check.reason);
+    }
+    this.open(check.identity);
+  }
+
+  private open(identity: ClientIdentity): void {
+    const { config, nodeId, bus, subjects, metrics, clock, registry, log } = this.deps;
+    this.identity = identity;
+    this.state = 'open';
+    const owner = subjects.owner(identity.user);
+    this.context = {
+      ...identity,
+      sessionId: this.id,
+      registry,
+      now: () => clock.now(),
+      publish: (msg: OwnerMessage) => bus.publish(owner, msg),
+      send: (frame) => this.send(frame),
+      reject: (error) => this.reject(error),
+      close: (code, reason) => this.close(code, reason),
+    };
+    metrics.sessions.inc({ kind: identity.kind });
+    // Welcome goes first: opening may make the owner deliver to (or replace) sessions at once.
+    this.send({ type: 'welcome', user: identity.user, device: identity.device, kind: identity.kind, heartbeatMs: config.heartbeatMs });
+    bus.publish(owner, {
+      type: 'session_open', user: identity.user, device: identity.device, kind: identity.kind,
+      ...(identity.os ? { os: identity.os } : {}), session: { node: nodeId, id: this.id }, at: clock.now(),
+    });
+    log.debug({ session: this.id, user: identity.user, device: identity.device, kind: identity.kind }, 'session open');
+    for (const text of this.heldFrames.splice(0)) if (this.state === 'open') this.onFrame(text);
+  }
+
+  private onFrame(text: string): void {
+    const ctx = this.context!;
+    const decoded = decodeClientFrame(text, ctx);
+    if (!decoded.ok) {
+      if (decoded.error.code === 'forbidden') return this.close(CLOSE.forbidden, 'frame names another user or device');
+      this.reject(decoded.error);
+      // Section 2: any JSON frame refreshes the session, even one we refuse.
+      if (decoded.error.code !== 'bad_json') ctx.publish({ type: 'touch', user: ctx.user, device: ctx.device, sessionId: this.id, at: ctx.now() });
+      return;
+    }
+    this.badFrames = 0;
+    const done = dispatchFrame(ctx, decoded.value);
+    if (done) done.catch((e: unknown) => this.deps.log.error({ err: e, session: this.id }, 'frame handler failed'));
+  }
+
+  /** An error frame; the connection stays unless the client only ever sends rejected frames. */
+  private reject(error: SwitchboardError): void {
+    this.deps.metrics.frameErrors.inc({ code: error.code });
+    this.send({ type: 'error', ...error.toBody() });
+    if (!error.temporary && ++this.badFrames >= MAX_CONSECUTIVE_BAD_FRAMES) {
+      this.close(CLOSE.protocolViolation, 'too many rejected frames');
+    }
+  }
+
+  /** Bounded send buffer: a client that does not read is closed instead of growing our memory. */
+  private send(frame: ServerFrame): void {
+    if (this.state === 'closing' || this.ws.readyState !== WebSocket.OPEN) return;
+    if (this.ws.bufferedAmount > this.deps.config.sendBufferBytes) {
+      this.deps.log.info({ session: this.id, user: this.identity?.user, buffered: this.ws.bufferedAmount }, 'slow client closed');
+      return this.close(CLOSE_SLOW_CONSUMER, 'send buffer full');
+    }
+    this.ws.send(JSON.stringify(frame));
+  }
+
+  /** ws reports protocol errors (e.g. a frame over maxPayload) and closes the socket itself. */
+  private onSocketError(err: Error & { code?: string }): void {
+    this.deps.log.debug({ session: this.id, code: err.code, msg: err.message }, 'socket error');
+    if (this.state === 'closing') return;
+    this.state = 'closing';
+    this.closeCode = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? CLOSE.tooLarge : err.code === 'WS_ERR_INVALID_UTF8' ? 1007 : 1002;
+    this.clearTimers();
+    this.terminateTimer = this.deps.clock.setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS);
+  }
+
+  private onClosed(peerCode: number): void {
+    this.clearTimers();
+    this.state = 'closing';
+    const { metrics, bus, subjects, clock, log } = this.deps;
+    const code = this.closeCode ?? peerCode;
+    metrics.closes.inc({ code: String(code) });
+    if (!this.identity) return;
+    metrics.sessions.dec({ kind: this.identity.kind });
+    const { user, device } = this.identity;
+    bus.publish(subjects.owner(user), { type: 'session_close', user, device, sessionId: this.id, at: clock.now() });
+    log.debug({ session: this.id, user, device, code }, 'session closed');
+  }
+
+  private clearTimers(): void {
+    if (this.helloTimer) this.deps.clock.clearTimeout(this.helloTimer);
+    if (this.terminateTimer) this.deps.clock.clearTimeout(this.terminateTimer);
+    this.helloTimer = this.terminateTimer = undefined;
+  }
+}
+
+/** `{"type":"hello"}` without a usable token is unauthenticated (4401), not a protocol violation. */
+function isTokenlessHello(text: string): boolean {
+  try {
+    const v: unknown = JSON.parse(text);
+    return typeof v === 'object' && v !== null && (v as { type?: unknown }).type === 'hello';
+  } catch {
+    return false;
+  }
+}

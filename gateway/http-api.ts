@@ -1,0 +1,184 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Bus } from '../cluster/bus.js';
+import type { Subjects } from '../cluster/subjects.js';
+import {
+  ERRORS, MAX_MESSAGE_BYTES, SwitchboardError, decodeDeviceRegistration, decodeSendRequest, invalid, type ErrorCode,
+} from '../protocol/index.js';
+import type { Clock } from '../runtime/clock.js';
+import type { Logger } from '../runtime/logger.js';
+import type { Metrics } from '../runtime/metrics.js';
+import type { DeviceRegistry, Ingress } from '../store/types.js';
+import { bearerMatches } from './auth.js';
+import { pathId, readJsonBody, sendError, sendJson } from './http-io.js';
+
+export interface HttpApiDeps {
+  bus: Bus;
+  subjects: Subjects;
+  ingress: Pick<Ingress, 'accept'>;
+  registry: DeviceRegistry;
+  metrics: Metrics;
+  log: Logger;
+  clock: Clock;
+  apiKey: string;
+  isReady(): boolean;
+  /** True once the gateway stopped accepting (draining before shutdown). */
+  isStopping(): boolean;
+}
+
+/** How long a user query waits for the owner of the user's partition. */
+export const OWNER_QUERY_TIMEOUT_MS = 5000;
+export const DEFAULT_DECISIONS_LIMIT = 20;
+export const MAX_DECISIONS_LIMIT = 100;
+
+type Handler = (req: IncomingMessage, res: ServerResponse, params: string[], query: URLSearchParams) => Promise<void>;
+
+/** The HTTP API of PROTOCOL.md section 3, plus the operator endpoints that need no key. */
+export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const { bus, subjects, ingress, registry, metrics, clock } = deps;
+
+  const postMessage: Handler = async (req, res) => {
+    if (!deps.isReady()) throw new SwitchboardError('unavailable');
+    const decoded = decodeSendRequest(await readJsonBody(req, MAX_MESSAGE_BYTES), clock.now());
+    if (!decoded.ok) throw decoded.error;
+    const msg = decoded.value;
+    let result: Awaited<ReturnType<Ingress['accept']>>;
+    try {
+      result = await ingress.accept(msg);
+    } catch (e) {
+      throw e instanceof SwitchboardError ? e : new SwitchboardError('store_failed', undefined, { cause: e });
+    }
+    if (result === 'duplicate') {
+      metrics.messagesDuplicate.inc();
+      return sendJson(res, 200, { id: msg.id, status: 'duplicate' });
+    }
+    metrics.messagesAccepted.inc({ source: 'http' });
+    sendJson(res, 202, { id: msg.id, status: 'accepted' });
+  };
+
+  const putDevice: Handler = async (req, res, [rawUser, rawDevice]) => {
+    const user = pathId(rawUser, 'user');
+    const device = pathId(rawDevice, 'device');
+    const decoded = decodeDeviceRegistration(await readJsonBody(req, MAX_MESSAGE_BYTES));
+    if (!decoded.ok) throw decoded.error;
+    const reg = decoded.value;
+    await storeWrite(() => registry.put(user, device, reg));
+    bus.publish(subjects.owner(user), { type: 'device_put', user, device, ...reg });
+    sendJson(res, 200, { user, device, os: reg.os, hasToken: true });
+  };
+
+  const deleteDevice: Handler = async (_req, res, [rawUser, rawDevice]) => {
+    const user = pathId(rawUser, 'user');
+    const device = pathId(rawDevice, 'device');
+    await storeWrite(() => registry.remove(user, device));
+    bus.publish(subjects.owner(user), { type: 'device_delete', user, device });
+    res.writeHead(204).end();
+  };
+
+  const getUser: Handler = async (_req, res, [rawUser]) => {
+    const user = pathId(rawUser, 'user');
+    const reply = await bus.request(subjects.query(user), { type: 'user_query', user }, OWNER_QUERY_TIMEOUT_MS);
+    if (reply.type === 'user_view') return sendJson(res, 200, reply.view);
+    throw replyError(reply);
+  };
+
+  const getDecisions: Handler = async (_req, res, [rawUser], query) => {
+    const user = pathId(rawUser, 'user');
+    const limit = decisionsLimit(query.get('limit'));
+    const reply = await bus.request(subjects.query(user), { type: 'decisions_query', user, limit }, OWNER_QUERY_TIMEOUT_MS);
+    if (reply.type === 'decisions') return sendJson(res, 200, { decisions: reply.decisions });
+    throw replyError(reply);
+  };
+
+  const notAWebSocket: Handler = async () => {
+    throw new SwitchboardError('invalid_request', 'GET /v1/ws needs a WebSocket upgrade');
+  };
+
+  /** Routes under /v1, by path shape; `:id` segments are passed to the handler still percent-encoded. */
+  const routes: { pattern: string[]; methods: Record<string, Handler> }[] = [
+    { pattern: ['messages'], methods: { POST: postMessage } },
+    { pattern: ['users', ':id'], methods: { GET: getUser } },
+    { pattern: ['users', ':id', 'decisions'], methods: { GET: getDecisions } },
+    { pattern: ['users', ':id', 'devices', ':id'], methods: { PUT: putDevice, DELETE: deleteDevice } },
+    { pattern: ['ws'], methods: { GET: notAWebSocket } },
+  ];
+
+  async function serveV1(req: IncomingMessage, res: ServerResponse, segments: string[], query: URLSearchParams): Promise<void> {
+    if (deps.isStopping()) throw new SwitchboardError('shutting_down');
+    if (!bearerMatches(req.headers.authorization, deps.apiKey)) {
+      return sendError(res, new SwitchboardError('unauthorized'), { 'www-authenticate': 'Bearer' });
+    }
+    for (const route of routes) {
+      const params = matchRoute(route.pattern, segments);
+      if (!params) continue;
+      const handler = route.methods[req.method ?? ''];
+      if (!handler) return sendError(res, new SwitchboardError('method_not_allowed'), { allow: Object.keys(route.methods).join(', ') });
+      return handler(req, res, params, query);
+    }
+    throw new SwitchboardError('not_found');
+  }
+
+  async function serveOperator(req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
+    if (path !== '/healthz' && path !== '/readyz' && path !== '/metrics') return false;
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      sendError(res, new SwitchboardError('method_not_allowed'), { allow: 'GET, HEAD' });
+      return true;
+    }
+    if (path === '/healthz') sendJson(res, 200, { status: 'ok' });
+    else if (path === '/readyz') {
+      const status = deps.isStopping() ? 'stopping' : deps.isReady() ? 'ready' : 'starting';
+      sendJson(res, status === 'ready' ? 200 : 503, { status });
+    } else {
+      const text = await metrics.registry.metrics();
+      res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text);
+    }
+    return true;
+  }
+
+  return (req, res) => {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
+    const served = path.startsWith('/v1/')
+      ? serveV1(req, res, path.slice('/v1/'.length).split('/'), query)
+      : serveOperator(req, res, path).then((done) => { if (!done) throw new SwitchboardError('not_found'); });
+    served.catch((e: unknown) => {
+      const error = e instanceof SwitchboardError ? e : new SwitchboardError('internal', undefined, { cause: e });
+      if (error.code === 'internal') deps.log.error({ err: e, method: req.method, path }, 'request failed');
+      if (!res.headersSent) sendError(res, error);
+      else res.destroy();
+    });
+  };
+}
+
+function matchRoute(pattern: string[], segments: string[]): string[] | undefined {
+  if (pattern.length !== segments.length) return undefined;
+  const params: string[] = [];
+  for (let i = 0; i < pattern.length; i++) {
+    if (pattern[i] === ':id') params.push(segments[i]);
+    else if (pattern[i] !== segments[i]) return undefined;
+  }
+  return params;
+}
+
+function decisionsLimit(raw: string | null): number {
+  if (raw === null) return DEFAULT_DECISIONS_LIMIT;
+  const n = /^\d{1,3}$/.test(raw) ? Number(raw) : NaN;
+  if (!(n >= 1 && n <= MAX_DECISIONS_LIMIT)) throw invalid('limit', `an integer 1-${MAX_DECISIONS_LIMIT}`);
+  return n;
+}
+
+/** A registry failure is a temporary 503 store_failed, whatever the store threw. */
+async function storeWrite<T>(write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (e) {
+    throw e instanceof SwitchboardError ? e : new SwitchboardError('store_failed', undefined, { cause: e });
+  }
+}
+
+function replyError(reply: { type: string; code?: string; message?: string }): SwitchboardError {
+  if (reply.type !== 'error') return new SwitchboardError('internal', `unexpected owner reply ${reply.type}`);
+  const code = (reply.code && reply.code in ERRORS ? reply.code : 'unavailable') as ErrorCode;
+  return new SwitchboardError(code, reply.message);
+}

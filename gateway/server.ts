@@ -1,0 +1,109 @@
+import { createServer, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import type { Bus } from '../cluster/bus.js';
+import type { Subjects } from '../cluster/subjects.js';
+import { CLOSE, MAX_FRAME_BYTES } from '../protocol/index.js';
+import type { Clock } from '../runtime/clock.js';
+import type { Config } from '../runtime/config.js';
+import type { Logger } from '../runtime/logger.js';
+import type { Metrics } from '../runtime/metrics.js';
+import type { DeviceRegistry, Ingress } from '../store/types.js';
+import { createHttpApi } from './http-api.js';
+import { SessionTable } from './session-table.js';
+
+export interface GatewayDeps {
+  config: Config;
+  nodeId: string;
+  bus: Bus;
+  subjects: Subjects;
+  /** Durable acceptance of `POST /v1/messages`; the composition root wires its consumer to the router. */
+  ingress: Pick<Ingress, 'accept'>;
+  registry: DeviceRegistry;
+  metrics: Metrics;
+  log: Logger;
+  clock: Clock;
+  /** HS256 secret of client hello tokens. */
+  jwtSecret: string;
+  /** Bearer key of /v1/* HTTP calls. */
+  apiKey: string;
+  /** Readiness of the whole node (`/readyz`, and whether messages are accepted). */
+  isReady(): boolean;
+}
+
+export interface Gateway {
+  /** Starts serving HTTP and WebSocket on one port; resolves with the bound port (useful with port 0). */
+  listen(host: string, port: number): Promise<number>;
+  /** Draining: /readyz answers 503, new /v1/* requests get 503 shutting_down, new upgrades are refused. */
+  stopAccepting(): void;
+  /** Closes every WebSocket session (default 1001 going away) and resolves once all are gone. */
+  closeSessions(code?: number): Promise<void>;
+  /** Stops accepting, closes the sessions and the listener. */
+  close(): Promise<void>;
+}
+
+const WS_PATH = '/v1/ws';
+/** Slow or idle HTTP clients cannot hold a request open longer than this. */
+const REQUEST_TIMEOUT_MS = 30_000;
+
+/** One port for the HTTP API (PROTOCOL.md section 3) and client WebSockets (section 2). */
+export function createGateway(deps: GatewayDeps): Gateway {
+  const { log } = deps;
+  let stopping = false;
+  const sessions = new SessionTable({ ...deps, jwtKey: new TextEncoder().encode(deps.jwtSecret) });
+  const api = createHttpApi({ ...deps, isStopping: () => stopping });
+  const server = createServer({ requestTimeout: REQUEST_TIMEOUT_MS }, api);
+  // ws closes a frame over maxPayload with 1009 by itself (section 2). No compression: it would let a small
+  // frame inflate past the limit checks and costs CPU per message.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false, clientTracking: false });
+
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', (err) => log.debug({ err }, 'upgrade socket error'));
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== WS_PATH) return refuseUpgrade(socket, 404, 'Not Found');
+    if (stopping) return refuseUpgrade(socket, 503, 'Service Unavailable');
+    wss.handleUpgrade(req, socket, head, (ws) => sessions.open(ws));
+  });
+  server.on('clientError', (err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+    else socket.destroy();
+    log.debug({ code: (err as NodeJS.ErrnoException).code }, 'http client error');
+  });
+
+  const closeSessions = (code: number = CLOSE.goingAway) => sessions.closeAll(code, code === CLOSE.goingAway ? 'server shutting down' : 'closed by server');
+
+  return {
+    listen(host, port) {
+      sessions.start();
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          const address = server.address();
+          const bound = typeof address === 'object' && address ? address.port : port;
+          log.info({ host, port: bound }, 'gateway listening');
+          resolve(bound);
+        });
+      });
+    },
+    stopAccepting() {
+      stopping = true;
+    },
+    closeSessions,
+    async close() {
+      stopping = true;
+      await closeSessions();
+      sessions.stop();
+      await new Promise<void>((resolve) => {
+        if (!server.listening) return resolve();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
+}
+
+function refuseUpgrade(socket: Duplex, status: number, text: string): void {
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+}

@@ -1,0 +1,55 @@
+import type { WebSocket } from 'ws';
+import type { Subscription } from '../cluster/bus.js';
+import type { BusMessage } from '../protocol/index.js';
+import { ClientSession, type SessionDeps } from './client-session.js';
+
+/**
+ * The WebSocket sessions held by this gateway node, addressed by the owners through `subjects.gateway(node)`:
+ * `deliver` sends a message frame, `close_session` closes one (4409 when a newer connection replaces it).
+ */
+export class SessionTable {
+  private readonly sessions = new Map<string, ClientSession>();
+  private subscription?: Subscription;
+
+  constructor(private readonly deps: SessionDeps) {}
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  start(): void {
+    this.subscription ??= this.deps.bus.subscribe(this.deps.subjects.gateway(this.deps.nodeId), (msg) => this.onBusMessage(msg));
+  }
+
+  stop(): void {
+    this.subscription?.unsubscribe();
+    this.subscription = undefined;
+  }
+
+  open(ws: WebSocket): ClientSession {
+    const session = new ClientSession(ws, this.deps);
+    this.sessions.set(session.id, session);
+    void session.closed.then(() => this.sessions.delete(session.id));
+    return session;
+  }
+
+  /** Closes every session and resolves once all sockets are gone (terminated after the close grace). */
+  async closeAll(code: number, reason: string): Promise<void> {
+    const all = [...this.sessions.values()];
+    for (const s of all) s.close(code, reason);
+    await Promise.all(all.map((s) => s.closed));
+  }
+
+  private onBusMessage(msg: BusMessage): void {
+    switch (msg.type) {
+      case 'deliver':
+        this.sessions.get(msg.sessionId)?.deliver(msg.frame);
+        return;
+      case 'close_session':
+        this.sessions.get(msg.sessionId)?.close(msg.code, msg.reason);
+        return;
+      default:
+        this.deps.log.warn({ type: msg.type }, 'unexpected message on the gateway subject');
+    }
+  }
+}

@@ -1,0 +1,100 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Router } from '../actors/router.js';
+import { MemoryBus } from '../cluster/memory-bus.js';
+import { Subjects } from '../cluster/subjects.js';
+import { createGateway, type Gateway } from '../gateway/server.js';
+import { PushPool } from '../senders/pool.js';
+import { FileDeviceRegistry } from '../store/file-device-registry.js';
+import { FileInbox } from '../store/file-inbox.js';
+import { systemClock, type Clock } from './clock.js';
+import type { Config } from './config.js';
+import { createLogger, type Logger } from './logger.js';
+import { Metrics } from './metrics.js';
+import { loadSecrets } from './secrets.js';
+
+/** A started node: what `bin/switchboard.ts` runs and what in-process tests and benchmarks drive. */
+export interface RunningNode {
+  readonly nodeId: string;
+  readonly port: number;
+  readonly router: Router;
+  readonly ingress: FileInbox;
+  readonly metrics: Metrics;
+  readonly apiKey: string;
+  readonly jwtSecret: string;
+  /** Graceful stop (SIGTERM): stop accepting, finish in-flight work, flush durable state. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  log?: Logger;
+  clock?: Clock;
+  /** Metrics registry; default metrics (process, GC) are collected unless disabled. */
+  metrics?: Metrics;
+}
+
+/**
+ * The composition root: the only place that chooses implementations (STYLE.md, "the house").
+ * Single node: the in-process MemoryBus, the file-backed inbox and device registry, a Piscina sender pool.
+ */
+export async function startNode(config: Config, opts: StartOptions = {}): Promise<RunningNode> {
+  const log = opts.log ?? createLogger(config.logLevel);
+  const clock = opts.clock ?? systemClock;
+  const metrics = opts.metrics ?? new Metrics();
+  if (config.natsServers.length > 0) {
+    throw new Error('SWITCHBOARD_NATS_URL is set, but the NATS cluster engine is not part of this build yet');
+  }
+
+  await mkdir(config.dataDir, { recursive: true });
+  const secrets = await loadSecrets(config.dataDir, config);
+  const subjects = new Subjects(config.subjectPrefix, config.partitions);
+  const bus = new MemoryBus();
+  const registry = await FileDeviceRegistry.open(join(config.dataDir, 'devices'));
+  const ingress = await FileInbox.open(join(config.dataDir, 'inbox'), { dedupeWindowMs: config.dedupeWindowMs });
+  const pushes = new PushPool({ config: { apns: config.apns, fcm: config.fcm }, log });
+
+  const router = new Router({
+    nodeId: config.nodeId, bus, subjects, registry, pushes, clock, metrics, log,
+    ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs,
+    passivateAfterMs: config.passivateAfterMs,
+    settle: (id) => ingress.settle(id),
+  });
+  // Embedded: this node owns every partition.
+  bus.subscribe(subjects.ownerPartition('*'), (msg) => router.handle(msg as never));
+  bus.serve(subjects.queryPartition('*'), (q) => router.answer(q as never));
+
+  let ready = false;
+  let gateway: Gateway | undefined;
+  let port = 0;
+  if (config.roles.has('gateway')) {
+    gateway = createGateway({
+      config, nodeId: config.nodeId, bus, subjects, ingress, registry, metrics, log, clock,
+      jwtSecret: secrets.jwtSecret, apiKey: secrets.apiKey, isReady: () => ready,
+    });
+    port = await gateway.listen(config.host, config.port);
+  }
+  // Replays what was accepted before a restart and never settled, then follows new accepts.
+  await ingress.consume((msg) => router.handle({ type: 'route', user: msg.to, msg }));
+  ready = true;
+  log.info({ node: config.nodeId, host: config.host, port, dataDir: config.dataDir, secretFiles: secrets.files }, 'switchboard listening');
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      ready = false;
+      log.info('stopping: no new messages or sessions');
+      gateway?.stopAccepting();
+      await router.drain(config.shutdownTimeoutMs);
+      await gateway?.closeSessions(1001);
+      await pushes.close();
+      await router.drain(config.shutdownTimeoutMs);
+      router.stop();
+      await ingress.close();
+      await registry.close();
+      await gateway?.close();
+      await bus.close();
+      log.info('stopped');
+    })());
+
+  return { nodeId: config.nodeId, port, router, ingress, metrics, apiKey: secrets.apiKey, jwtSecret: secrets.jwtSecret, stop };
+}

@@ -1,0 +1,170 @@
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { DeviceRegistration } from '../protocol/index.js';
+import { SwitchboardError } from '../protocol/index.js';
+import { AppendLog, encodeFrame, syncDirectory } from './append-log.js';
+import type { DeviceRecord, DeviceRegistry } from './types.js';
+
+export const DEFAULT_COMPACT_MIN_BYTES = 1024 * 1024;
+
+export interface FileDeviceRegistryOptions {
+  /** The log is compacted once it is larger than this and more than twice the live data. Default 1 MiB. */
+  compactMinBytes?: number;
+  /** Epoch ms for `updatedAt`. Default `Date.now`. */
+  now?: () => number;
+}
+
+/** Log records: a put carries the whole device record, so the last put of a device is its state. */
+export type DeviceLogRecord =
+  | { t: 'put'; user: string; rec: DeviceRecord }
+  | { t: 'remove'; user: string; device: string }
+  | { t: 'clearToken'; user: string; device: string; at: number };
+
+const LOG_FILE = 'devices.log';
+const SNAPSHOT_TMP = 'devices.log.tmp';
+
+/**
+ * Embedded device registry: every device in memory, each change appended to `devices.log` and acknowledged once
+ * synced. Memory is updated at call time, in log order, so a conditional clearToken sees every earlier call.
+ * When the log outgrows the live data it is replaced by a snapshot (one put per device), swapped in atomically.
+ */
+export class FileDeviceRegistry implements DeviceRegistry {
+  private readonly users = new Map<string, Map<string, DeviceRecord>>();
+  private log: AppendLog<DeviceLogRecord>;
+  /** Set while compacting: records wait here and go to the new log in call order. */
+  private deferred: { record: DeviceLogRecord; resolve: () => void; reject: (e: unknown) => void }[] | undefined;
+  private compaction: Promise<void> | undefined;
+  private closed = false;
+  private readonly compactMinBytes: number;
+  private readonly now: () => number;
+
+  private constructor(readonly dir: string, startBytes: number, options: FileDeviceRegistryOptions) {
+    this.log = new AppendLog(join(dir, LOG_FILE), { startBytes });
+    this.compactMinBytes = options.compactMinBytes ?? DEFAULT_COMPACT_MIN_BYTES;
+    this.now = options.now ?? Date.now;
+  }
+
+  static async open(dir: string, options: FileDeviceRegistryOptions = {}): Promise<FileDeviceRegistry> {
+    await mkdir(dir, { recursive: true });
+    await rm(join(dir, SNAPSHOT_TMP), { force: true }); // a compaction cut short before its rename
+    const users = new Map<string, Map<string, DeviceRecord>>();
+    const report = await AppendLog.replay<DeviceLogRecord>(join(dir, LOG_FILE), (r) => applyRecord(users, r));
+    const registry = new FileDeviceRegistry(dir, report.validBytes, options);
+    for (const [user, devices] of users) registry.users.set(user, devices);
+    return registry;
+  }
+
+  async put(user: string, device: string, reg: DeviceRegistration): Promise<DeviceRecord> {
+    const rec: DeviceRecord = { device, os: reg.os, token: reg.token, updatedAt: this.now() };
+    if (reg.app !== undefined) rec.app = reg.app;
+    await this.write({ t: 'put', user, rec });
+    return { ...rec };
+  }
+
+  async remove(user: string, device: string): Promise<boolean> {
+    if (this.users.get(user)?.has(device) !== true) return false;
+    await this.write({ t: 'remove', user, device });
+    return true;
+  }
+
+  async clearToken(user: string, device: string, token: string): Promise<boolean> {
+    const rec = this.users.get(user)?.get(device);
+    if (rec === undefined || rec.token !== token) return false; // a newer token was registered meanwhile
+    await this.write({ t: 'clearToken', user, device, at: this.now() });
+    return true;
+  }
+
+  async list(user: string): Promise<DeviceRecord[]> {
+    return [...(this.users.get(user)?.values() ?? [])].map((r) => ({ ...r }));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.compaction;
+    await this.log.close();
+  }
+
+  /** Applies the change in memory now and resolves once it is durable. */
+  private async write(record: DeviceLogRecord): Promise<void> {
+    if (this.closed) throw new SwitchboardError('shutting_down', 'device registry is closed');
+    applyRecord(this.users, record);
+    const durable =
+      this.deferred !== undefined
+        ? new Promise<void>((resolve, reject) => this.deferred!.push({ record, resolve, reject }))
+        : this.log.append(record);
+    this.maybeCompact();
+    try {
+      await durable;
+    } catch (e) {
+      throw new SwitchboardError('store_failed', (e as Error).message, { cause: e });
+    }
+  }
+
+  private maybeCompact(): void {
+    if (this.compaction !== undefined || this.log.bytes < this.compactMinBytes) return;
+    if (this.log.bytes <= 2 * this.liveBytes()) return;
+    this.compaction = this.compact().finally(() => (this.compaction = undefined));
+  }
+
+  /** Approximate size of a snapshot; run only when the log is past the minimum size, so the scan is rare. */
+  private liveBytes(): number {
+    let bytes = 0;
+    for (const [user, devices] of this.users) for (const rec of devices.values()) bytes += 64 + user.length + rec.device.length + (rec.token?.length ?? 0);
+    return bytes;
+  }
+
+  /**
+   * Writes the snapshot to a temp file, syncs it, renames it over the log and syncs the directory. Changes made
+   * meanwhile are already in memory (so in the snapshot or after it) and wait in `deferred` for the new log.
+   */
+  private async compact(): Promise<void> {
+    const snapshot: DeviceLogRecord[] = [];
+    for (const [user, devices] of this.users) for (const rec of devices.values()) snapshot.push({ t: 'put', user, rec: { ...rec } });
+    this.deferred = [];
+    const old = this.log;
+    const logPath = join(this.dir, LOG_FILE);
+    const tmpPath = join(this.dir, SNAPSHOT_TMP);
+    let next: AppendLog<DeviceLogRecord>;
+    try {
+      await old.close(); // its queued records are older than the snapshot and covered by it
+      await rm(tmpPath, { force: true });
+      const tmp = new AppendLog<DeviceLogRecord>(tmpPath);
+      await Promise.all(snapshot.map((r) => tmp.append(r))); // one batch: one write + fdatasync
+      await tmp.close();
+      await rename(tmpPath, logPath);
+      await syncDirectory(this.dir);
+      next = new AppendLog(logPath, { startBytes: snapshot.reduce((n, r) => n + encodeFrame(r).length, 0) });
+    } catch {
+      // The old log is intact (the rename did not happen): keep appending to it.
+      next = new AppendLog(logPath, { startBytes: old.bytes });
+    }
+    this.log = next;
+    const waiting = this.deferred;
+    this.deferred = undefined;
+    for (const w of waiting) next.append(w.record).then(w.resolve, w.reject);
+  }
+}
+
+function applyRecord(users: Map<string, Map<string, DeviceRecord>>, record: DeviceLogRecord): void {
+  switch (record.t) {
+    case 'put': {
+      let devices = users.get(record.user);
+      if (devices === undefined) users.set(record.user, (devices = new Map()));
+      devices.set(record.rec.device, { ...record.rec });
+      return;
+    }
+    case 'remove': {
+      const devices = users.get(record.user);
+      devices?.delete(record.device);
+      if (devices?.size === 0) users.delete(record.user);
+      return;
+    }
+    case 'clearToken': {
+      const rec = users.get(record.user)?.get(record.device);
+      if (rec === undefined) return;
+      delete rec.token; // the condition was checked at call time; log order keeps it valid at replay
+      rec.updatedAt = record.at;
+      return;
+    }
+  }
+}

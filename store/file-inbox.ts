@@ -1,0 +1,204 @@
+import { mkdir, readdir, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ChatMessage } from '../protocol/index.js';
+import { SwitchboardError } from '../protocol/index.js';
+import { AppendLog, syncDirectory } from './append-log.js';
+import { InboxSegment, segmentFileName, segmentNumberOf } from './inbox-segment.js';
+import type { AcceptResult, Ingress } from './types.js';
+
+export const DEFAULT_DEDUPE_WINDOW_MS = 120_000;
+export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+
+export interface FileInboxOptions {
+  /** An `id` accepted this recently (by `acceptedAt`) is answered `duplicate`. Default 120000. */
+  dedupeWindowMs?: number;
+  /** A segment file is closed and a new one started past this size. Default 64 MiB. */
+  segmentBytes?: number;
+  /** Epoch ms; injected so tests move the dedupe window without sleeping. Default `Date.now`. */
+  now?: () => number;
+  /** Called when the consumer throws; default rethrows asynchronously so the bug is not hidden. */
+  onConsumerError?: (error: unknown, msg: ChatMessage) => void;
+}
+
+/** On-disk records of a segment. */
+export type InboxRecord = { t: 'accepted'; msg: ChatMessage } | { t: 'settled'; id: string };
+
+interface PendingMessage {
+  msg: ChatMessage;
+  segment: InboxSegment;
+}
+
+/**
+ * Embedded durable ingress: accepted-but-unsettled messages in segment files `inbox-NNNNNN.log` under one directory.
+ * A segment is deleted once everything accepted in it is settled and out of the dedupe window, so disk follows the
+ * backlog; the rules that keep replay correct across deletions live in `InboxSegment`.
+ */
+export class FileInbox implements Ingress {
+  /** Unsettled messages in acceptance order: the replay backlog. */
+  private readonly pending = new Map<string, PendingMessage>();
+  /** Recently accepted ids with their `acceptedAt`, oldest first, pruned from the front. */
+  private readonly seen = new Map<string, number>();
+  private readonly inflight = new Map<string, Promise<void>>();
+  private readonly segments = new Map<number, InboxSegment>();
+  private current!: InboxSegment;
+  private handler: ((msg: ChatMessage) => void) | undefined;
+  private collecting: Promise<void> = Promise.resolve();
+  private closed = false;
+  private readonly dedupeWindowMs: number;
+  private readonly segmentBytes: number;
+  private readonly now: () => number;
+  private readonly onConsumerError: (error: unknown, msg: ChatMessage) => void;
+
+  private constructor(readonly dir: string, options: FileInboxOptions) {
+    this.dedupeWindowMs = options.dedupeWindowMs ?? DEFAULT_DEDUPE_WINDOW_MS;
+    this.segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    this.now = options.now ?? Date.now;
+    this.onConsumerError = options.onConsumerError ?? ((e) => queueMicrotask(() => { throw e; }));
+  }
+
+  /** Opens (or creates) the inbox in `dir`, replaying every segment to rebuild the backlog and the dedupe window. */
+  static async open(dir: string, options: FileInboxOptions = {}): Promise<FileInbox> {
+    await mkdir(dir, { recursive: true });
+    const inbox = new FileInbox(dir, options);
+    const numbers = (await readdir(dir)).map(segmentNumberOf).filter((n): n is number => n !== undefined);
+    numbers.sort((a, b) => a - b);
+    for (const no of numbers) await inbox.replaySegment(no);
+    const last = numbers.length > 0 ? numbers[numbers.length - 1] + 1 : 1;
+    // Always start a fresh segment: the last one may end in a cut tail, and replayed segments stay read-only.
+    inbox.current = inbox.addSegment(last, 0);
+    inbox.pruneSeen(inbox.now());
+    inbox.collectSegments();
+    return inbox;
+  }
+
+  async accept(msg: ChatMessage): Promise<AcceptResult> {
+    if (this.closed) throw new SwitchboardError('shutting_down', 'inbox is closed');
+    this.pruneSeen(this.now());
+    const earlier = this.inflight.get(msg.id);
+    if (earlier !== undefined) {
+      await earlier; // a duplicate of a message not yet durable answers as the original does
+      return 'duplicate';
+    }
+    const seenAt = this.seen.get(msg.id);
+    if (this.pending.has(msg.id) || (seenAt !== undefined && this.now() - seenAt < this.dedupeWindowMs)) return 'duplicate';
+
+    if (this.current.log.failed || this.current.log.bytes >= this.segmentBytes) this.roll();
+    const segment = this.current;
+    segment.noteAccepted(msg.acceptedAt);
+    const durable = segment.log.append({ t: 'accepted', msg } satisfies InboxRecord);
+    this.inflight.set(msg.id, durable);
+    try {
+      await durable;
+    } catch (e) {
+      segment.forgetAccepted(); // never acknowledged; a retry of the same id goes through
+      throw new SwitchboardError('store_failed', (e as Error).message, { cause: e });
+    } finally {
+      this.inflight.delete(msg.id);
+    }
+    this.seen.delete(msg.id); // re-insert at the end so the map stays oldest first
+    this.seen.set(msg.id, msg.acceptedAt);
+    this.pending.set(msg.id, { msg, segment });
+    if (this.handler !== undefined) this.deliver(msg);
+    return 'accepted';
+  }
+
+  async consume(handler: (msg: ChatMessage) => void): Promise<void> {
+    if (this.handler !== undefined) throw new Error('FileInbox has one consumer');
+    this.handler = handler;
+    for (const { msg } of [...this.pending.values()]) this.deliver(msg);
+  }
+
+  settle(id: string): void {
+    const entry = this.pending.get(id);
+    if (entry === undefined || this.closed) return;
+    this.pending.delete(id);
+    entry.segment.noteSettled();
+    if (this.current.log.failed) this.roll();
+    this.current.noteSettleRecordFor(entry.segment.no);
+    // Not awaited: a settle lost in a crash only means one more delivery after restart (at least once).
+    this.current.log.append({ t: 'settled', id } satisfies InboxRecord).catch(() => undefined);
+    this.collectSegments();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.allSettled([...this.inflight.values()]);
+    await this.collecting;
+    await Promise.all([...this.segments.values()].map((s) => s.log.close()));
+  }
+
+  /** How many messages are accepted and not settled; files on disk. For metrics and tests. */
+  stats(): { pending: number; segments: number[] } {
+    return { pending: this.pending.size, segments: [...this.segments.keys()] };
+  }
+
+  private deliver(msg: ChatMessage): void {
+    try {
+      this.handler?.(msg);
+    } catch (e) {
+      this.onConsumerError(e, msg);
+    }
+  }
+
+  private async replaySegment(no: number): Promise<void> {
+    const path = join(this.dir, segmentFileName(no));
+    const segment = new InboxSegment(no, new AppendLog<InboxRecord>(path));
+    this.segments.set(no, segment);
+    await AppendLog.replay<InboxRecord>(path, (record) => {
+      if (record.t === 'accepted') {
+        const { msg } = record;
+        const earlier = this.pending.get(msg.id);
+        if (earlier !== undefined) return; // already pending from an earlier segment
+        segment.noteAccepted(msg.acceptedAt);
+        this.pending.set(msg.id, { msg, segment });
+        this.seen.delete(msg.id);
+        this.seen.set(msg.id, msg.acceptedAt);
+      } else {
+        const entry = this.pending.get(record.id);
+        if (entry === undefined) return; // its accepted record lives in a deleted segment
+        this.pending.delete(record.id);
+        entry.segment.noteSettled();
+        segment.noteSettleRecordFor(entry.segment.no);
+      }
+    });
+  }
+
+  private addSegment(no: number, startBytes: number): InboxSegment {
+    const segment = new InboxSegment(no, new AppendLog<InboxRecord>(join(this.dir, segmentFileName(no)), { startBytes }));
+    this.segments.set(no, segment);
+    return segment;
+  }
+
+  /** Later records go to a new file; the old one is closed once its queued appends are synced. */
+  private roll(): void {
+    const old = this.current;
+    this.current = this.addSegment(old.no + 1, 0);
+    void old.log.close();
+    this.collectSegments();
+  }
+
+  private pruneSeen(now: number): void {
+    for (const [id, acceptedAt] of this.seen) {
+      if (now - acceptedAt < this.dedupeWindowMs) break;
+      this.seen.delete(id);
+    }
+  }
+
+  /** Deletes deletable segments one at a time, oldest first, syncing the directory after each (see InboxSegment). */
+  private collectSegments(): void {
+    this.collecting = this.collecting.then(async () => {
+      for (;;) {
+        const horizon = this.now() - this.dedupeWindowMs;
+        const victim = [...this.segments.values()].find(
+          (s) => s !== this.current && s.isDeletable(horizon, (no) => this.segments.has(no)),
+        );
+        if (victim === undefined) return;
+        this.segments.delete(victim.no);
+        await victim.log.close();
+        await unlink(victim.log.path);
+        await syncDirectory(this.dir);
+      }
+    }).catch(() => undefined); // a file we failed to delete is retried at the next collection or open
+  }
+}

@@ -1,0 +1,55 @@
+import type { AppendLog } from './append-log.js';
+import type { InboxRecord } from './file-inbox.js';
+
+const SEGMENT_NAME = /^inbox-(\d{6,})\.log$/;
+
+export function segmentFileName(no: number): string {
+  return `inbox-${String(no).padStart(6, '0')}.log`;
+}
+
+export function segmentNumberOf(fileName: string): number | undefined {
+  const match = SEGMENT_NAME.exec(fileName);
+  return match ? Number(match[1]) : undefined;
+}
+
+/**
+ * Book-keeping for one inbox segment file, enough to decide when deleting it cannot change what a replay yields.
+ */
+export class InboxSegment {
+  /** Messages accepted in this segment and not yet settled. */
+  private unsettled = 0;
+  private newestAcceptedAt = Number.NEGATIVE_INFINITY;
+  /** Older segments whose messages are settled by records in this one. */
+  private readonly settlesFor = new Set<number>();
+
+  constructor(readonly no: number, readonly log: AppendLog<InboxRecord>) {}
+
+  noteAccepted(acceptedAt: number): void {
+    this.unsettled++;
+    this.newestAcceptedAt = Math.max(this.newestAcceptedAt, acceptedAt);
+  }
+
+  /** An accept whose write failed: it was never acknowledged, so it does not pin the segment. */
+  forgetAccepted(): void {
+    this.unsettled--;
+  }
+
+  noteSettled(): void {
+    this.unsettled--;
+  }
+
+  noteSettleRecordFor(segmentNo: number): void {
+    if (segmentNo !== this.no) this.settlesFor.add(segmentNo);
+  }
+
+  /**
+   * Deletable when (1) every message accepted here is settled, (2) its accepted ids have left the dedupe window, so
+   * replay rebuilds the same window without it, and (3) no older segment still on disk depends on the settle records
+   * kept here: deleting them first would make replay redeliver that segment's settled messages.
+   */
+  isDeletable(dedupeHorizon: number, stillOnDisk: (segmentNo: number) => boolean): boolean {
+    if (this.unsettled > 0 || this.newestAcceptedAt >= dedupeHorizon) return false;
+    for (const no of this.settlesFor) if (stillOnDisk(no)) return false;
+    return true;
+  }
+}

@@ -1,0 +1,41 @@
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../runtime/logger.js';
+import { PushPool } from '../senders/pool.js';
+import type { PushJob } from '../senders/types.js';
+
+const log = createLogger('silent');
+const job = (n: number, vendor: PushJob['vendor'] = 'apns', token = `tok-${n}`): PushJob => ({
+  jobId: `m${n}:d`, user: 'u', device: 'd', vendor, token, message: { id: `m${n}`, to: 'u', text: 'hi', acceptedAt: 0 },
+});
+
+describe('sender pool (the senders hook)', () => {
+  let pool: PushPool | undefined;
+  afterEach(async () => {
+    await pool?.close();
+    pool = undefined;
+  });
+
+  it('records a push to a vendor without credentials as failed with the reason, never as success', async () => {
+    pool = new PushPool({ config: { apns: { endpoint: 'https://api.push.apple.com' }, fcm: {} }, log });
+    const outcomes = await Promise.all([job(1, 'apns'), job(2, 'fcm'), job(3, 'hms'), job(4, 'webpush')].map((j) => pool!.push(j)));
+    expect(outcomes.map((o) => o.outcome)).toEqual(['failed', 'failed', 'failed', 'failed']);
+    expect(outcomes[0]).toMatchObject({ reason: expect.stringContaining('SWITCHBOARD_APNS_KEY_FILE') });
+    expect(outcomes[1]).toMatchObject({ reason: expect.stringContaining('SWITCHBOARD_FCM_SERVICE_ACCOUNT_FILE') });
+  });
+
+  it('sends jobs to the workers in batches', async () => {
+    pool = new PushPool({ config: { apns: { endpoint: 'https://x' }, fcm: {} }, log, batchSize: 100 });
+    const outcomes = await Promise.all(Array.from({ length: 1000 }, (_, i) => pool!.push(job(i))));
+    expect(outcomes).toHaveLength(1000);
+    expect(pool.batchesSent).toBeLessThanOrEqual(11);
+  });
+
+  it('reports the jobs of a crashed worker instead of dropping them, and keeps serving', async () => {
+    const workerFile = fileURLToPath(new URL('./support/crashing-worker.mjs', import.meta.url));
+    pool = new PushPool({ config: { apns: { endpoint: 'https://x' }, fcm: {} }, log, workerFile, batchSize: 10 });
+    const doomed = await Promise.all([job(1), job(2, 'apns', 'crash'), job(3)].map((j) => pool!.push(j)));
+    expect(doomed.map((o) => o.outcome)).toEqual(['retry', 'retry', 'retry']);
+    expect(await pool.push(job(4))).toEqual({ outcome: 'ok' });
+  });
+});
