@@ -42,11 +42,6 @@ export interface UserState {
   mobiles?: MobileDevice[];
 }
 
-export function stateFromRegistry(records: readonly DeviceRecord[]): UserState {
-  if (records.length === 0) return {};
-  return { mobiles: records.map((r) => mobileFromRecord(r)) };
-}
-
 function mobileFromRecord(r: DeviceRecord): MobileDevice {
   const m: MobileDevice = { device: r.device, os: r.os };
   if (r.token !== undefined) m.token = r.token;
@@ -142,4 +137,16 @@ export function deleteDevice(s: UserState, device: string): void {
 export function clearDeadToken(s: UserState, device: string, token: string): void {
   const m = findMobile(s, device);
   if (m?.token === token) m.token = undefined;
+}
+
+/** Adds what the registry knows to a state that may already hold sessions (a load retried after a failure). */
+export function mergeRegistry(s: UserState, records: readonly DeviceRecord[]): void {
+  for (const r of records) {
+    const m = findMobile(s, r.device);
+    if (!m) (s.mobiles ??= []).push(mobileFromRecord(r));
+    else if (m.token === undefined && r.token !== undefined) {
+      m.token = r.token;
+      m.app = r.app;
+    }
+  }
 }

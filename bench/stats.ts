@@ -107,3 +107,13 @@ export async function paced(rate: number, durationMs: number, send: () => void):
   }
   return sent;
 }
+
+/** CPU of this process (all its threads) from now on, in % of one core. */
+export function cpuMeter(): () => number {
+  const usage = process.cpuUsage();
+  const at = performance.now();
+  return () => {
+    const u = process.cpuUsage(usage);
+    return ((u.user + u.system) / 1000 / (performance.now() - at)) * 100;
+  };
+}

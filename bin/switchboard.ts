@@ -55,6 +55,10 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err) => {
+  if (err instanceof ConfigError) {
+    console.error(`switchboard: ${err.message}`);
+    process.exit(2);
+  }
   console.error(`switchboard: failed to start: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);
 });

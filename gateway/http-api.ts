@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Bus } from '../cluster/bus.js';
 import type { Subjects } from '../cluster/subjects.js';
 import {
-  ERRORS, MAX_MESSAGE_BYTES, SwitchboardError, decodeDeviceRegistration, decodeSendRequest, invalid, type ErrorCode,
+  ERRORS, MAX_MESSAGE_BYTES, SwitchboardError, decodeDeviceRegistration, decodeSendRequest, invalid, type BusMessage, type ErrorCode,
 } from '../protocol/index.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
@@ -177,8 +177,8 @@ async function storeWrite<T>(write: () => Promise<T>): Promise<T> {
   }
 }
 
-function replyError(reply: { type: string; code?: string; message?: string }): SwitchboardError {
+function replyError(reply: BusMessage): SwitchboardError {
   if (reply.type !== 'error') return new SwitchboardError('internal', `unexpected owner reply ${reply.type}`);
-  const code = (reply.code && reply.code in ERRORS ? reply.code : 'unavailable') as ErrorCode;
+  const code = (reply.code in ERRORS ? reply.code : 'unavailable') as ErrorCode;
   return new SwitchboardError(code, reply.message);
 }

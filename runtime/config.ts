@@ -20,6 +20,10 @@ export const DEFAULT_SEND_BUFFER_BYTES = 1024 * 1024;
 export const DEFAULT_FRAME_RATE = 200;
 export const DEFAULT_LOG_LEVEL = 'info';
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
+export const DEFAULT_HMS_AUTH_ENDPOINT = 'https://oauth-login.cloud.huawei.com';
+export const DEFAULT_HMS_PUSH_ENDPOINT = 'https://push-api.cloud.huawei.com';
+export const DEFAULT_PUSH_MAX_ATTEMPTS = 5;
+export const DEFAULT_SENDER_THREADS = 1;
 
 export type Role = 'gateway' | 'router' | 'sender';
 const ROLES: readonly Role[] = ['gateway', 'router', 'sender'];
@@ -80,6 +84,28 @@ export interface Config {
     /** SWITCHBOARD_FCM_ENDPOINT: origin for the token exchange and the sends. */
     readonly endpoint?: string;
   };
+  readonly hms: {
+    /** SWITCHBOARD_HMS_APP_ID, _CLIENT_ID, _CLIENT_SECRET: Huawei Push Kit (all three or none). */
+    readonly appId?: string;
+    readonly clientId?: string;
+    readonly clientSecret?: string;
+    /** SWITCHBOARD_HMS_AUTH_ENDPOINT, default https://oauth-login.cloud.huawei.com. */
+    readonly authEndpoint: string;
+    /** SWITCHBOARD_HMS_PUSH_ENDPOINT, default https://push-api.cloud.huawei.com. */
+    readonly pushEndpoint: string;
+  };
+  readonly webpush: {
+    /** SWITCHBOARD_WEBPUSH_VAPID_PUBLIC_KEY, _VAPID_PRIVATE_KEY, _SUBJECT (all three or none). */
+    readonly vapidPublicKey?: string;
+    readonly vapidPrivateKey?: string;
+    readonly subject?: string;
+  };
+  /** SWITCHBOARD_APPS_FILE: JSON listing further apps' vendor credentials. */
+  readonly appsFile?: string;
+  /** SWITCHBOARD_PUSH_MAX_ATTEMPTS: vendor attempts per push before it fails, default 5. */
+  readonly pushMaxAttempts: number;
+  /** SWITCHBOARD_SENDER_THREADS: Piscina worker threads, default 1. */
+  readonly senderThreads: number;
 }
 
 export class ConfigError extends Error {
@@ -164,6 +190,15 @@ export function parseConfig(env: Env = process.env): Config {
     throw new ConfigError('SWITCHBOARD_APNS_KEY_FILE', 'set together with SWITCHBOARD_APNS_KEY_ID, _TEAM_ID and _TOPIC (all four or none)');
   }
 
+  const allOrNone = (names: string[]) => {
+    const set = names.filter((n) => v(n) !== undefined).length;
+    if (set !== 0 && set !== names.length) throw new ConfigError(names[0], `set together with ${names.slice(1).join(', ')} (all or none)`);
+  };
+  allOrNone(['SWITCHBOARD_HMS_APP_ID', 'SWITCHBOARD_HMS_CLIENT_ID', 'SWITCHBOARD_HMS_CLIENT_SECRET']);
+  allOrNone(['SWITCHBOARD_WEBPUSH_VAPID_PUBLIC_KEY', 'SWITCHBOARD_WEBPUSH_VAPID_PRIVATE_KEY', 'SWITCHBOARD_WEBPUSH_SUBJECT']);
+  const subject = v('SWITCHBOARD_WEBPUSH_SUBJECT');
+  if (subject !== undefined && !/^(mailto:|https:\/\/)/.test(subject)) throw new ConfigError('SWITCHBOARD_WEBPUSH_SUBJECT', 'a mailto: or https:// URL');
+
   return Object.freeze({
     host,
     port: int('SWITCHBOARD_PORT', DEFAULT_PORT, 0, 65535),
@@ -190,5 +225,20 @@ export function parseConfig(env: Env = process.env): Config {
       serviceAccountFile: v('SWITCHBOARD_FCM_SERVICE_ACCOUNT_FILE'),
       endpoint: url('SWITCHBOARD_FCM_ENDPOINT'),
     }),
+    hms: Object.freeze({
+      appId: v('SWITCHBOARD_HMS_APP_ID'),
+      clientId: v('SWITCHBOARD_HMS_CLIENT_ID'),
+      clientSecret: v('SWITCHBOARD_HMS_CLIENT_SECRET'),
+      authEndpoint: url('SWITCHBOARD_HMS_AUTH_ENDPOINT', DEFAULT_HMS_AUTH_ENDPOINT)!,
+      pushEndpoint: url('SWITCHBOARD_HMS_PUSH_ENDPOINT', DEFAULT_HMS_PUSH_ENDPOINT)!,
+    }),
+    webpush: Object.freeze({
+      vapidPublicKey: v('SWITCHBOARD_WEBPUSH_VAPID_PUBLIC_KEY'),
+      vapidPrivateKey: v('SWITCHBOARD_WEBPUSH_VAPID_PRIVATE_KEY'),
+      subject,
+    }),
+    appsFile: v('SWITCHBOARD_APPS_FILE'),
+    pushMaxAttempts: int('SWITCHBOARD_PUSH_MAX_ATTEMPTS', DEFAULT_PUSH_MAX_ATTEMPTS, 1, 100),
+    senderThreads: int('SWITCHBOARD_SENDER_THREADS', DEFAULT_SENDER_THREADS, 1, 64),
   });
 }

@@ -11,6 +11,12 @@ export class Metrics {
   readonly acks = new Counter({ name: 'switchboard_acks_total', help: 'Direct deliveries acked by the client', registers: [this.registry] });
   readonly ackTimeouts = new Counter({ name: 'switchboard_ack_timeouts_total', help: 'Direct deliveries that fell back after the ack timeout', labelNames: ['kind'] as const, registers: [this.registry] });
   readonly pushOutcomes = new Counter({ name: 'switchboard_push_outcomes_total', help: 'Vendor push outcomes', labelNames: ['vendor', 'outcome'] as const, registers: [this.registry] });
+  readonly pushSeconds = new Histogram({
+    name: 'switchboard_push_seconds', help: 'Vendor push attempt latency by vendor',
+    labelNames: ['vendor'] as const, buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [this.registry],
+  });
+  readonly pushRetries = new Counter({ name: 'switchboard_push_retries_total', help: 'Vendor push attempts retried', labelNames: ['vendor'] as const, registers: [this.registry] });
+  readonly breakerOpen = new Gauge({ name: 'switchboard_vendor_breaker_open', help: '1 while a vendor circuit breaker is open or half-open', labelNames: ['vendor', 'app'] as const, registers: [this.registry] });
   readonly decisionSeconds = new Histogram({
     name: 'switchboard_decision_seconds', help: 'Time from acceptance to the routing decision being carried out',
     buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1], registers: [this.registry],

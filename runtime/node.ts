@@ -12,6 +12,7 @@ import type { Config } from './config.js';
 import { createLogger, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { loadSecrets } from './secrets.js';
+import { loadSenderConfig } from './sender-config.js';
 
 /** A started node: what `bin/switchboard.ts` runs and what in-process tests and benchmarks drive. */
 export interface RunningNode {
@@ -51,7 +52,7 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
   const bus = new MemoryBus();
   const registry = await FileDeviceRegistry.open(join(config.dataDir, 'devices'));
   const ingress = await FileInbox.open(join(config.dataDir, 'inbox'), { dedupeWindowMs: config.dedupeWindowMs });
-  const pushes = new PushPool({ config: { apns: config.apns, fcm: config.fcm }, log });
+  const pushes = new PushPool({ config: loadSenderConfig(config), log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
 
   const router = new Router({
     nodeId: config.nodeId, bus, subjects, registry, pushes, clock, metrics, log,

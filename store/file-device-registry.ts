@@ -2,7 +2,7 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DeviceRegistration } from '../protocol/index.js';
 import { SwitchboardError } from '../protocol/index.js';
-import { AppendLog, encodeFrame, syncDirectory } from './append-log.js';
+import { AppendLog, syncDirectory } from './append-log.js';
 import type { DeviceRecord, DeviceRegistry } from './types.js';
 
 export const DEFAULT_COMPACT_MIN_BYTES = 1024 * 1024;
@@ -129,14 +129,14 @@ export class FileDeviceRegistry implements DeviceRegistry {
       await old.close(); // its queued records are older than the snapshot and covered by it
       await rm(tmpPath, { force: true });
       const tmp = new AppendLog<DeviceLogRecord>(tmpPath);
-      await Promise.all(snapshot.map((r) => tmp.append(r))); // one batch: one write + fdatasync
+      await Promise.all(snapshot.map((r) => tmp.append(r))); // group commit: a couple of write + fdatasync rounds
       await tmp.close();
       await rename(tmpPath, logPath);
       await syncDirectory(this.dir);
-      next = new AppendLog(logPath, { startBytes: snapshot.reduce((n, r) => n + encodeFrame(r).length, 0) });
+      next = new AppendLog(logPath, { startBytes: tmp.bytes });
     } catch {
-      // The old log is intact (the rename did not happen): keep appending to it.
-      next = new AppendLog(logPath, { startBytes: old.bytes });
+      // Before the rename the old log is intact: keep appending to it, unless its own tail is unknown.
+      next = old.failed ? old : new AppendLog(logPath, { startBytes: old.bytes });
     }
     this.log = next;
     const waiting = this.deferred;

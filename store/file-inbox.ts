@@ -2,7 +2,7 @@ import { mkdir, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ChatMessage } from '../protocol/index.js';
 import { SwitchboardError } from '../protocol/index.js';
-import { AppendLog, syncDirectory } from './append-log.js';
+import { AppendLog, syncDirectory, type AppendLogOptions } from './append-log.js';
 import { InboxSegment, segmentFileName, segmentNumberOf } from './inbox-segment.js';
 import type { AcceptResult, Ingress } from './types.js';
 
@@ -18,6 +18,8 @@ export interface FileInboxOptions {
   now?: () => number;
   /** Called when the consumer throws; default rethrows asynchronously so the bug is not hidden. */
   onConsumerError?: (error: unknown, msg: ChatMessage) => void;
+  /** Passed to each segment's AppendLog; tests inject disk failures with it. Default fdatasync. */
+  datasync?: AppendLogOptions['datasync'];
 }
 
 /** On-disk records of a segment. */
@@ -48,12 +50,14 @@ export class FileInbox implements Ingress {
   private readonly segmentBytes: number;
   private readonly now: () => number;
   private readonly onConsumerError: (error: unknown, msg: ChatMessage) => void;
+  private readonly datasync: AppendLogOptions['datasync'];
 
   private constructor(readonly dir: string, options: FileInboxOptions) {
     this.dedupeWindowMs = options.dedupeWindowMs ?? DEFAULT_DEDUPE_WINDOW_MS;
     this.segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
     this.now = options.now ?? Date.now;
     this.onConsumerError = options.onConsumerError ?? ((e) => queueMicrotask(() => { throw e; }));
+    this.datasync = options.datasync;
   }
 
   /** Opens (or creates) the inbox in `dir`, replaying every segment to rebuild the backlog and the dedupe window. */
@@ -65,7 +69,7 @@ export class FileInbox implements Ingress {
     for (const no of numbers) await inbox.replaySegment(no);
     const last = numbers.length > 0 ? numbers[numbers.length - 1] + 1 : 1;
     // Always start a fresh segment: the last one may end in a cut tail, and replayed segments stay read-only.
-    inbox.current = inbox.addSegment(last, 0);
+    inbox.current = inbox.addSegment(last);
     inbox.pruneSeen(inbox.now());
     inbox.collectSegments();
     return inbox;
@@ -76,7 +80,8 @@ export class FileInbox implements Ingress {
     this.pruneSeen(this.now());
     const earlier = this.inflight.get(msg.id);
     if (earlier !== undefined) {
-      await earlier; // a duplicate of a message not yet durable answers as the original does
+      // A duplicate of a message not yet durable answers as the original does: duplicate, or store_failed.
+      await earlier.catch((e: unknown) => Promise.reject(storeFailed(e)));
       return 'duplicate';
     }
     const seenAt = this.seen.get(msg.id);
@@ -91,7 +96,7 @@ export class FileInbox implements Ingress {
       await durable;
     } catch (e) {
       segment.forgetAccepted(); // never acknowledged; a retry of the same id goes through
-      throw new SwitchboardError('store_failed', (e as Error).message, { cause: e });
+      throw storeFailed(e);
     } finally {
       this.inflight.delete(msg.id);
     }
@@ -133,6 +138,13 @@ export class FileInbox implements Ingress {
     return { pending: this.pending.size, segments: [...this.segments.keys()] };
   }
 
+  /** write + fdatasync rounds of the segments still open: the group-commit counter for benchmarks. */
+  segmentSyncs(): number {
+    let syncs = 0;
+    for (const s of this.segments.values()) syncs += s.log.stats.syncs;
+    return syncs;
+  }
+
   private deliver(msg: ChatMessage): void {
     try {
       this.handler?.(msg);
@@ -164,8 +176,8 @@ export class FileInbox implements Ingress {
     });
   }
 
-  private addSegment(no: number, startBytes: number): InboxSegment {
-    const segment = new InboxSegment(no, new AppendLog<InboxRecord>(join(this.dir, segmentFileName(no)), { startBytes }));
+  private addSegment(no: number): InboxSegment {
+    const segment = new InboxSegment(no, new AppendLog<InboxRecord>(join(this.dir, segmentFileName(no)), { datasync: this.datasync }));
     this.segments.set(no, segment);
     return segment;
   }
@@ -173,7 +185,7 @@ export class FileInbox implements Ingress {
   /** Later records go to a new file; the old one is closed once its queued appends are synced. */
   private roll(): void {
     const old = this.current;
-    this.current = this.addSegment(old.no + 1, 0);
+    this.current = this.addSegment(old.no + 1);
     void old.log.close();
     this.collectSegments();
   }
@@ -201,4 +213,8 @@ export class FileInbox implements Ingress {
       }
     }).catch(() => undefined); // a file we failed to delete is retried at the next collection or open
   }
+}
+
+function storeFailed(cause: unknown): SwitchboardError {
+  return new SwitchboardError('store_failed', cause instanceof Error ? cause.message : String(cause), { cause });
 }

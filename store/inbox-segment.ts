@@ -48,7 +48,7 @@ export class InboxSegment {
    * kept here: deleting them first would make replay redeliver that segment's settled messages.
    */
   isDeletable(dedupeHorizon: number, stillOnDisk: (segmentNo: number) => boolean): boolean {
-    if (this.unsettled > 0 || this.newestAcceptedAt >= dedupeHorizon) return false;
+    if (this.unsettled > 0 || this.newestAcceptedAt > dedupeHorizon) return false;
     for (const no of this.settlesFor) if (stillOnDisk(no)) return false;
     return true;
   }

@@ -1,0 +1,180 @@
+import { dispatch, spawn, start, stop, type ActorSystemRef, type Ref } from 'nact';
+import type { OwnerQuery, OwnerReply } from '../protocol/index.js';
+import type { Timer } from '../runtime/clock.js';
+import { UserActor, type UserActorDeps, type UserActorMessage } from './user-actor.js';
+import { hasLiveSessions, type UserState } from './user-state.js';
+
+export interface DirectoryDeps extends UserActorDeps {
+  /** An actor with nothing in flight and no timers stops after this long idle (SWITCHBOARD_PASSIVATE_AFTER_MS, default 60000). */
+  passivateAfterMs: number;
+}
+
+/** A spawned actor and what the directory must know to passivate it safely. */
+interface Resident {
+  ref: Ref<UserActorMessage>;
+  actor: UserActor;
+  /** Dispatched and not yet finished; the nact mailbox itself cannot be inspected. */
+  inFlight: number;
+  idleSince: number;
+}
+
+/** Node ids are few and repeat in every session: one copy each (bounded in case ids churn). */
+const MAX_INTERNED_NODES = 1024;
+
+/**
+ * One nact actor per resident user, spawned on first message and passivated when idle. Per-user traffic never
+ * goes through a parent actor (nact copies a parent's child map on every message to it): the directory keeps
+ * its own map and dispatches straight to the child. A message is never lost to passivation: an actor is stopped
+ * only with nothing in flight, and it leaves the map in the same synchronous step, so the next message spawns anew.
+ */
+export class UserDirectory {
+  private readonly system: ActorSystemRef = start();
+  private readonly live = new Map<string, Resident>();
+  /** Passivated users that still have connected sessions: their compact state is all that stays. */
+  private readonly kept = new Map<string, UserState>();
+  private readonly nodes = new Map<string, string>();
+  private inFlightTotal = 0;
+  private idleWaiters: (() => void)[] = [];
+  private sweepTimer?: Timer;
+  private stopped = false;
+
+  constructor(private readonly deps: DirectoryDeps) {
+    this.scheduleSweep();
+  }
+
+  /** Get-or-spawn, then dispatch. */
+  tell(user: string, msg: UserActorMessage): void {
+    if (this.stopped) return;
+    const r = this.live.get(user) ?? this.spawn(user);
+    r.inFlight++;
+    this.inFlightTotal++;
+    dispatch(r.ref, msg);
+  }
+
+  /** Asks the user's actor; nact's own `query` would time out on the global clock, so this uses the injected one. */
+  ask(user: string, query: OwnerQuery, timeoutMs: number): Promise<OwnerReply> {
+    if (this.stopped) return Promise.resolve({ type: 'error', code: 'shutting_down', message: 'node is shutting down' });
+    const { clock } = this.deps;
+    return new Promise((resolve) => {
+      let done = false;
+      const timer = clock.setTimeout(() => {
+        done = true;
+        resolve({ type: 'error', code: 'unavailable', message: `user actor did not answer in ${timeoutMs} ms` });
+      }, timeoutMs);
+      this.tell(user, {
+        type: 'ask', query, reply: (r) => {
+          if (done) return;
+          done = true;
+          clock.clearTimeout(timer);
+          resolve(r);
+        },
+      });
+    });
+  }
+
+  /** Resolves once every mailbox is empty, or after `timeoutMs` (graceful SIGTERM). */
+  async drain(timeoutMs: number): Promise<void> {
+    if (this.inFlightTotal === 0) return;
+    const { clock } = this.deps;
+    await new Promise<void>((resolve) => {
+      const waiter = (): void => {
+        clock.clearTimeout(timer);
+        resolve();
+      };
+      const timer = clock.setTimeout(() => {
+        this.idleWaiters = this.idleWaiters.filter((w) => w !== waiter);
+        this.deps.log.warn({ inFlight: this.inFlightTotal }, 'drain timed out with messages still queued');
+        resolve();
+      }, timeoutMs);
+      this.idleWaiters.push(waiter);
+    });
+  }
+
+  /** Stops every actor and timer; later messages are dropped. */
+  stop(): void {
+    this.stopped = true;
+    if (this.sweepTimer) this.deps.clock.clearTimeout(this.sweepTimer);
+    for (const r of this.live.values()) r.actor.dispose();
+    stop(this.system);
+    this.live.clear();
+    this.kept.clear();
+    for (const w of this.idleWaiters.splice(0)) w();
+    this.updateGauges();
+  }
+
+  get liveActors(): number {
+    return this.live.size;
+  }
+
+  get residentUsers(): number {
+    return this.live.size + this.kept.size;
+  }
+
+  /** Runs the idle sweep now (tests; the timer calls it too). */
+  sweep(): void {
+    const now = this.deps.clock.now();
+    for (const [user, r] of this.live) {
+      if (r.inFlight > 0 || r.actor.busy || now - r.idleSince < this.deps.passivateAfterMs) continue;
+      // One synchronous step: out of the map and stopped together, so no message can reach a stopped actor.
+      this.live.delete(user);
+      stop(r.ref);
+      if (hasLiveSessions(r.actor.state)) this.kept.set(user, r.actor.state);
+    }
+    this.updateGauges();
+  }
+
+  private spawn(user: string): Resident {
+    const kept = this.kept.get(user);
+    this.kept.delete(user);
+    // A kept state is complete (device changes spawn the actor and update it); a fresh one loads the registry first.
+    const actor = new UserActor(user, kept ?? {}, kept !== undefined, this.deps, (m) => this.tell(user, m), (n) => this.intern(n));
+    const resident: Resident = { ref: undefined as unknown as Ref<UserActorMessage>, actor, inFlight: 0, idleSince: this.deps.clock.now() };
+    const handler = async (a: UserActor, msg: UserActorMessage): Promise<UserActor> => {
+      try {
+        await a.handle(msg); // nact awaits this; later messages queue in the mailbox meanwhile
+      } catch (err) {
+        this.deps.log.error({ err, user, type: msg.type }, 'user actor failed on a message');
+      } finally {
+        this.finished(resident);
+      }
+      return a;
+    };
+    resident.ref = spawn(this.system, handler, actorName(user), { initialState: actor, onCrash: (_msg, _err, ctx) => ctx.resume });
+    this.live.set(user, resident);
+    this.updateGauges();
+    return resident;
+  }
+
+  private finished(r: Resident): void {
+    r.inFlight--;
+    r.idleSince = this.deps.clock.now();
+    if (--this.inFlightTotal === 0) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  private scheduleSweep(): void {
+    const every = Math.max(10, Math.floor(this.deps.passivateAfterMs / 2));
+    this.sweepTimer = this.deps.clock.setTimeout(() => {
+      this.sweep();
+      if (!this.stopped) this.scheduleSweep();
+    }, every);
+    this.sweepTimer.unref?.(); // never keeps the process alive
+  }
+
+  private intern(node: string): string {
+    const known = this.nodes.get(node);
+    if (known !== undefined) return known;
+    if (this.nodes.size >= MAX_INTERNED_NODES) this.nodes.clear();
+    this.nodes.set(node, node);
+    return node;
+  }
+
+  private updateGauges(): void {
+    this.deps.metrics.liveActors.set(this.live.size);
+    this.deps.metrics.residentUsers.set(this.residentUsers);
+  }
+}
+
+/** nact names allow only [a-z0-9-$_.+!*'(),]; user ids may hold ':', '@', '/', spaces, any unicode. */
+export function actorName(user: string): string {
+  return `u${Buffer.from(user, 'utf8').toString('base64url')}`;
+}

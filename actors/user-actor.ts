@@ -1,0 +1,326 @@
+import type { Bus } from '../cluster/bus.js';
+import type { Subjects } from '../cluster/subjects.js';
+import type {
+  ChatMessage, Decision, DecisionTarget, MessageFrame, OwnerMessage, OwnerQuery, OwnerReply, RoutedEvent, TargetOutcome, UserView,
+} from '../protocol/index.js';
+import type { Clock, Timer } from '../runtime/clock.js';
+import type { Logger } from '../runtime/logger.js';
+import type { Metrics } from '../runtime/metrics.js';
+import type { PushOutcome, PushSink } from '../senders/types.js';
+import type { DeviceRegistry } from '../store/types.js';
+import { decide, decideFallback, pcStatus, type Command, type Routed } from './decide.js';
+import { copyDecision, DecisionLog, RecentIds } from './history.js';
+import {
+  clearDeadToken, closeSession, deleteDevice, findMobile, findPc, mergeRegistry, openMobileSession, openPcSession, putDevice, type UserState,
+} from './user-state.js';
+
+/** What one user actor needs from the node; the Router's deps minus what only the directory uses. */
+export interface UserActorDeps {
+  nodeId: string;
+  bus: Bus;
+  subjects: Subjects;
+  registry: DeviceRegistry;
+  pushes: PushSink;
+  clock: Clock;
+  ackTimeoutMs: number;
+  presenceTtlMs: number;
+  pushDelayMs: number;
+  metrics: Metrics;
+  log: Logger;
+  /** The message reached a final outcome everywhere (or is undeliverable): the ingress may forget it. */
+  settle(messageId: string): void;
+  onRouted?(e: RoutedEvent): void;
+}
+
+/** Gateway traffic plus what the actor sends itself: timers and push outcomes come back as messages, never as callbacks that touch state. */
+export type UserActorMessage =
+  | OwnerMessage
+  | { type: 'ack_due'; id: string; device: string }
+  | { type: 'push_due'; id: string; device: string }
+  | { type: 'push_done'; id: string; device: string; outcome: PushOutcome }
+  | { type: 'ask'; query: OwnerQuery; reply: (r: OwnerReply) => void };
+
+/** A message whose targets are not all final yet; settled when `open` drops to 0. */
+interface Flight {
+  msg: ChatMessage;
+  open: number;
+}
+
+/** One target in flight: awaiting an ack, a push delay, or a vendor answer. */
+interface Slot {
+  flight: Flight;
+  decision: Decision;
+  target: DecisionTarget;
+  kind: 'ack' | 'delay' | 'push';
+  timer?: Timer;
+  token?: string;
+}
+
+/** The behaviour of one user (PROTOCOL.md sections 2-4); the nact actor in directory.ts runs one message at a time through it. */
+export class UserActor {
+  private readonly flights = new Map<string, Flight>();
+  private readonly slots = new Map<string, Slot>();
+  private readonly recent = new RecentIds();
+  private readonly log = new DecisionLog();
+
+  constructor(
+    readonly user: string,
+    readonly state: UserState,
+    private loaded: boolean,
+    private readonly deps: UserActorDeps,
+    /** Sends a message back into this user's mailbox (through the directory, so it is counted). */
+    private readonly self: (msg: UserActorMessage) => void,
+    private readonly intern: (node: string) => string,
+  ) {}
+
+  /** Pending acks, push delays or vendor answers: such an actor must not passivate. */
+  get busy(): boolean {
+    return this.slots.size > 0 || this.flights.size > 0;
+  }
+
+  async handle(msg: UserActorMessage): Promise<void> {
+    if (!this.loaded) await this.load();
+    const now = this.deps.clock.now();
+    switch (msg.type) {
+      case 'session_open': {
+        const session = { id: msg.session.id, node: this.intern(msg.session.node) };
+        const old = msg.kind === 'pc'
+          ? openPcSession(this.state, { sessionId: session.id, device: msg.device, node: session.node, presence: 'active', lastSeen: Math.min(msg.at, now) })
+          : openMobileSession(this.state, msg.device, msg.os, { sessionId: session.id, node: session.node, foreground: true });
+        // Section 2: a second connection of the same device replaces the first (4409).
+        if (old) this.deps.bus.publish(this.deps.subjects.gateway(old.node), { type: 'close_session', sessionId: old.sessionId, code: 4409, reason: 'replaced' });
+        return this.onPcMaybeActive(now);
+      }
+      case 'session_close':
+        closeSession(this.state, msg.device, msg.sessionId);
+        return;
+      case 'presence': {
+        if (msg.state === 'foreground' || msg.state === 'background') {
+          const m = findMobile(this.state, msg.device);
+          if (m?.session?.sessionId === msg.sessionId) m.session.foreground = msg.state === 'foreground';
+          return;
+        }
+        const pc = findPc(this.state, msg.sessionId);
+        if (!pc) return;
+        pc.presence = msg.state; // claim 4: the PC reports active, or inactive with a reason
+        pc.reason = msg.state === 'inactive' ? msg.reason : undefined;
+        pc.lastSeen = Math.min(msg.at, now);
+        return this.onPcMaybeActive(now);
+      }
+      case 'touch':
+        return this.touch(msg.sessionId, msg.at, now);
+      case 'ack': {
+        this.touch(msg.sessionId, msg.at, now);
+        const slot = this.slots.get(slotKey(msg.id, msg.device));
+        if (slot?.kind !== 'ack') return;
+        this.release(slot, msg.device);
+        this.deps.metrics.acks.inc();
+        return this.finish(slot, 'acked');
+      }
+      case 'device_put':
+        putDevice(this.state, msg.device, msg.os, msg.token, msg.app);
+        return;
+      case 'device_delete':
+        deleteDevice(this.state, msg.device);
+        return;
+      case 'route':
+        return this.route(msg.msg, now);
+      case 'ack_due':
+        return this.onAckTimeout(msg.id, msg.device, now);
+      case 'push_due': {
+        const slot = this.slots.get(slotKey(msg.id, msg.device));
+        if (slot?.kind !== 'delay') return;
+        const m = findMobile(this.state, msg.device);
+        if (m?.token === undefined) {
+          this.release(slot, msg.device);
+          return this.finish(slot, 'failed', 'no_token');
+        }
+        return this.startPush(slot, m.token, m.app);
+      }
+      case 'push_done':
+        return this.onPushDone(msg.id, msg.device, msg.outcome);
+      case 'ask':
+        return msg.reply(this.answer(msg.query));
+    }
+  }
+
+  /** Clears every timer; the node is stopping. */
+  dispose(): void {
+    for (const slot of this.slots.values()) if (slot.timer) this.deps.clock.clearTimeout(slot.timer);
+    this.slots.clear();
+  }
+
+  private async load(): Promise<void> {
+    try {
+      mergeRegistry(this.state, await this.deps.registry.list(this.user));
+      this.loaded = true;
+    } catch (err) {
+      // Route with what we know; the next message tries again.
+      this.deps.log.error({ err, user: this.user }, 'device registry load failed');
+    }
+  }
+
+  private touch(sessionId: string, at: number, now: number): void {
+    const pc = findPc(this.state, sessionId);
+    if (!pc) return;
+    pc.lastSeen = Math.min(at, now);
+    this.onPcMaybeActive(now); // a stale PC heard again is active again
+  }
+
+  private route(msg: ChatMessage, now: number): void {
+    if (this.flights.has(msg.id)) return; // still in flight: settles when it finishes
+    if (this.recent.has(msg.id)) return this.deps.settle(msg.id); // redelivered after it finished
+    const flight: Flight = { msg, open: 0 };
+    this.flights.set(msg.id, flight);
+    this.carryOut(flight, decide(this.state, msg, now, this.deps), true);
+    this.deps.metrics.decisionSeconds.observe(Math.max(0, this.deps.clock.now() - msg.acceptedAt) / 1000);
+    this.settleIfDone(flight);
+  }
+
+  /** Records a decision and executes its commands; a device that already has this message in flight is skipped. */
+  private carryOut(flight: Flight, routed: Routed, delayPushes: boolean): void {
+    const { id } = flight.msg;
+    const commands: Command[] = [];
+    const targets: DecisionTarget[] = [];
+    routed.commands.forEach((c, i) => {
+      if (this.slots.has(slotKey(id, c.device))) return;
+      commands.push(c);
+      targets.push(routed.decision.targets[i]);
+    });
+    const decision: Decision = { ...routed.decision, targets };
+    this.log.add(decision);
+    this.deps.metrics.messagesRouted.inc({ route: decision.route });
+    this.deps.onRouted?.({ ...copyDecision(decision), user: this.user, node: this.deps.nodeId });
+    commands.forEach((c, i) => {
+      const slot: Slot = { flight, decision, target: targets[i], kind: 'ack' };
+      this.slots.set(slotKey(id, c.device), slot);
+      flight.open++;
+      if (c.type === 'deliver') {
+        this.deps.bus.publish(this.deps.subjects.gateway(c.session.node), { type: 'deliver', sessionId: c.session.id, frame: frameOf(flight.msg) });
+        this.deps.metrics.deliveries.inc({ via: c.via });
+        slot.timer = this.deps.clock.setTimeout(() => this.self({ type: 'ack_due', id, device: c.device }), this.deps.ackTimeoutMs);
+      } else if (delayPushes && this.deps.pushDelayMs > 0) {
+        // Grace before a vendor push: cancelled if a PC turns active meanwhile (onPcMaybeActive).
+        slot.kind = 'delay';
+        slot.timer = this.deps.clock.setTimeout(() => this.self({ type: 'push_due', id, device: c.device }), this.deps.pushDelayMs);
+      } else {
+        this.startPush(slot, c.token, c.app);
+      }
+    });
+  }
+
+  private startPush(slot: Slot, token: string, app: string | undefined): void {
+    const { msg } = slot.flight;
+    const device = slot.target.device;
+    const vendor = slot.target.via as PushVendor;
+    slot.kind = 'push';
+    slot.timer = undefined;
+    slot.token = token;
+    this.deps.metrics.deliveries.inc({ via: vendor });
+    const job = { jobId: `${msg.id}:${device}`, user: this.user, device, vendor, token, message: msg, ...(app === undefined ? {} : { app }) };
+    this.deps.pushes.push(job).then(
+      (outcome) => this.self({ type: 'push_done', id: msg.id, device, outcome }),
+      (err: unknown) => this.self({ type: 'push_done', id: msg.id, device, outcome: { outcome: 'failed', reason: String(err) } }),
+    );
+  }
+
+  private onPushDone(id: string, device: string, o: PushOutcome): void {
+    const slot = this.slots.get(slotKey(id, device));
+    if (slot?.kind !== 'push') return;
+    this.release(slot, device);
+    this.deps.metrics.pushOutcomes.inc({ vendor: slot.target.via, outcome: o.outcome });
+    if (o.outcome === 'ok') return this.finish(slot, 'ok');
+    if (o.outcome === 'dead_token') {
+      // Section 4: a dead token is removed (hasToken false); the registry only clears it if it is still this one.
+      const token = slot.token!;
+      clearDeadToken(this.state, device, token);
+      this.deps.registry.clearToken(this.user, device, token).catch((err: unknown) => this.deps.log.error({ err, user: this.user, device }, 'clearing a dead token failed'));
+      return this.finish(slot, 'dead_token', o.reason);
+    }
+    // Retries belong to the sender pool; whatever comes back here is final.
+    this.finish(slot, 'failed', o.reason);
+  }
+
+  private onAckTimeout(id: string, device: string, now: number): void {
+    const slot = this.slots.get(slotKey(id, device));
+    if (slot?.kind !== 'ack') return;
+    this.slots.delete(slotKey(id, device));
+    const via = slot.target.via as 'pc' | 'mobile';
+    this.deps.metrics.ackTimeouts.inc({ kind: via });
+    slot.target.outcome = 'ack_timeout';
+    slot.flight.open--;
+    // A PC falls back once, when the last PC of its decision timed out and none acked (section 4).
+    const pcs = slot.decision.targets.filter((t) => t.via === 'pc');
+    const fallBack = via === 'mobile' || pcs.every((t) => t.outcome === 'ack_timeout');
+    const routed = fallBack ? decideFallback(this.state, id, { via, device }, now) : undefined;
+    if (routed) this.carryOut(slot.flight, routed, false);
+    this.settleIfDone(slot.flight);
+  }
+
+  /** Section 4 / push delay: a PC turned active, so pushes still waiting are cancelled and those messages go to the PC. */
+  private onPcMaybeActive(now: number): void {
+    if (this.slots.size === 0 || !pcStatus(this.state, now, this.deps).active) return;
+    const replaced = new Set<Flight>();
+    for (const [key, slot] of this.slots) {
+      if (slot.kind !== 'delay') continue;
+      this.deps.clock.clearTimeout(slot.timer!);
+      this.slots.delete(key);
+      slot.target.outcome = 'cancelled';
+      slot.target.detail = 'pc';
+      slot.flight.open--;
+      replaced.add(slot.flight);
+    }
+    for (const flight of replaced) {
+      this.carryOut(flight, decide(this.state, flight.msg, now, this.deps), false);
+      this.settleIfDone(flight);
+    }
+  }
+
+  private release(slot: Slot, device: string): void {
+    if (slot.timer) this.deps.clock.clearTimeout(slot.timer);
+    this.slots.delete(slotKey(slot.flight.msg.id, device));
+  }
+
+  private finish(slot: Slot, outcome: TargetOutcome, detail?: string): void {
+    slot.target.outcome = outcome;
+    if (detail !== undefined) slot.target.detail = detail;
+    slot.flight.open--;
+    this.settleIfDone(slot.flight);
+  }
+
+  private settleIfDone(flight: Flight): void {
+    if (flight.open > 0 || !this.flights.has(flight.msg.id)) return;
+    this.flights.delete(flight.msg.id);
+    this.recent.add(flight.msg.id);
+    this.deps.settle(flight.msg.id);
+  }
+
+  private answer(q: OwnerQuery): OwnerReply {
+    if (q.type === 'decisions_query') return { type: 'decisions', decisions: this.log.newest(q.limit) };
+    const pc = pcStatus(this.state, this.deps.clock.now(), this.deps);
+    const view: UserView = {
+      user: this.user,
+      owner: this.deps.nodeId,
+      pc: pc.active ? { state: 'active', sessions: pc.sessions } : { state: 'inactive', reason: pc.reason, sessions: pc.sessions },
+      devices: (this.state.mobiles ?? []).map((m) => ({ device: m.device, os: m.os, online: m.session?.foreground === true, hasToken: m.token !== undefined })),
+    };
+    return { type: 'user_view', view };
+  }
+}
+
+type PushVendor = Extract<Command, { type: 'push' }>['vendor'];
+
+function slotKey(id: string, device: string): string {
+  return `${id}\n${device}`;
+}
+
+/** Section 2 server frame; absent fields are left out rather than sent as null. */
+function frameOf(msg: ChatMessage): MessageFrame {
+  const f: Partial<MessageFrame> = { type: 'message', id: msg.id };
+  if (msg.from !== undefined) f.from = msg.from;
+  if (msg.title !== undefined) f.title = msg.title;
+  if (msg.text !== undefined) f.text = msg.text;
+  if (msg.data !== undefined) f.data = msg.data;
+  f.ts = msg.acceptedAt;
+  return f as MessageFrame;
+}

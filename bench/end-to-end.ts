@@ -1,0 +1,145 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig } from '../runtime/config.js';
+import { createLogger } from '../runtime/logger.js';
+import { Metrics } from '../runtime/metrics.js';
+import { startNode, type RunningNode } from '../runtime/node.js';
+import { monoMs, userId, type ClientStats } from './ipc.js';
+import { LoadGenerator } from './load-generator.js';
+import { cpuMeter, monoNs, paced } from './stats.js';
+
+/**
+ * Sections b and c: a node started in this process, its users' PCs and phones on real WebSockets in the
+ * load-generator child, messages entering through the in-process entry (`ingress.accept`, which includes the
+ * group-committed disk append) or through POST /v1/messages sent by the child.
+ */
+
+export interface E2eOptions {
+  users: number;
+  /** Messages of each max-rate phase, and how many may be accepted but not yet received. */
+  maxCount: number;
+  window: number;
+  /** Offered loads (msgs/s) of the fixed-load phases, and how long each runs. */
+  loads: number[];
+  loadMs: number;
+  /** Open HTTP requests in the max-rate HTTP phase. */
+  httpConcurrency: number;
+}
+
+export interface PhaseResult {
+  entry: 'in-process' | 'http';
+  /** Offered msgs/s, or undefined for the max-rate phase. */
+  offered?: number;
+  sent: number;
+  errors: number;
+  /** Received msgs/s: receipts over first send to last receipt. */
+  rate: number;
+  stats: ClientStats;
+  /** CPU of the node's process during the phase, % of one core. */
+  nodeCpuPct: number;
+}
+
+export interface E2eResult {
+  connectMs: number;
+  sockets: number;
+  phases: PhaseResult[];
+  /** Route split of the warm-up round (one message per user): half pc, half mobile when presence works. */
+  warmup: ClientStats;
+}
+
+function message(phase: string, seq: number, users: number) {
+  return { id: `${phase}-${seq}`, to: userId(seq % users), data: { t: monoNs() }, acceptedAt: Date.now() };
+}
+
+/** In-process entry at max rate: a window of accepted-but-not-received messages, refilled on every progress report. */
+async function inProcessMax(node: RunningNode, gen: LoadGenerator, o: E2eOptions): Promise<PhaseResult> {
+  await gen.reset();
+  const cpu = cpuMeter();
+  let sent = 0;
+  let errors = 0;
+  const start = monoMs();
+  await new Promise<void>((resolve) => {
+    const pump = (): void => {
+      while (sent < o.maxCount && sent - gen.received < o.window) {
+        node.ingress.accept(message('ipmax', sent++, o.users)).then((r) => r === 'accepted' || errors++, () => errors++);
+      }
+      if (sent >= o.maxCount) resolve();
+    };
+    gen.onProgress = pump;
+    pump();
+  });
+  gen.onProgress = undefined;
+  await gen.waitReceived(sent - errors, 30_000);
+  const nodeCpuPct = cpu();
+  const stats = await gen.stats();
+  return { nodeCpuPct, entry: 'in-process', sent, errors, rate: stats.received / ((stats.lastAtMs - start) / 1000), stats };
+}
+
+async function inProcessPaced(node: RunningNode, gen: LoadGenerator, o: E2eOptions, rate: number): Promise<PhaseResult> {
+  await gen.reset();
+  const cpu = cpuMeter();
+  let errors = 0;
+  let seq = 0;
+  const start = monoMs();
+  const sent = await paced(rate, o.loadMs, () => {
+    node.ingress.accept(message(`ip${rate}`, seq++, o.users)).then((r) => r === 'accepted' || errors++, () => errors++);
+  });
+  await gen.waitReceived(sent - errors, 30_000);
+  const nodeCpuPct = cpu();
+  const stats = await gen.stats();
+  return { nodeCpuPct, entry: 'in-process', offered: rate, sent, errors, rate: stats.received / ((stats.lastAtMs - start) / 1000), stats };
+}
+
+async function http(gen: LoadGenerator, o: E2eOptions, rate?: number): Promise<PhaseResult> {
+  await gen.reset();
+  const cpu = cpuMeter();
+  const done = gen.reply('http_done');
+  if (rate === undefined) gen.send({ type: 'http_max', phase: 'hmax', count: o.maxCount, window: o.window, concurrency: o.httpConcurrency });
+  else gen.send({ type: 'http_paced', phase: `h${rate}`, rate, durationMs: o.loadMs });
+  const out = await done;
+  await gen.waitReceived(out.sent - out.errors, 30_000);
+  const nodeCpuPct = cpu();
+  const stats = await gen.stats();
+  const secs = (stats.lastAtMs - out.firstSendMs) / 1000;
+  return { nodeCpuPct, entry: 'http', offered: rate, sent: out.sent, errors: out.errors, rate: stats.received / secs, stats };
+}
+
+export async function runEndToEnd(o: E2eOptions, progress: (line: string) => void): Promise<E2eResult> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'switchboard-bench-'));
+  const config = parseConfig({
+    SWITCHBOARD_PORT: '0',
+    SWITCHBOARD_DATA_DIR: dataDir,
+    SWITCHBOARD_LOG_LEVEL: 'warn',
+    SWITCHBOARD_NODE_ID: 'bench-node',
+  });
+  const node = await startNode(config, { log: createLogger('warn'), metrics: new Metrics() });
+  let gen: LoadGenerator | undefined;
+  try {
+    const started = await LoadGenerator.start({ port: node.port, jwtSecret: node.jwtSecret, apiKey: node.apiKey, users: o.users });
+    gen = started.gen;
+    progress(`  ${started.ready.sockets} sockets connected in ${Math.round(started.ready.connectMs)} ms`);
+
+    // Warm-up, and the check that presence took effect: one message per user, half must reach a PC.
+    await gen.reset();
+    for (let i = 0; i < o.users; i++) void node.ingress.accept(message('warm', i, o.users));
+    if (!(await gen.waitReceived(o.users, 30_000))) progress(`  warm-up: only ${gen.received}/${o.users} received`);
+    const warmup = await gen.stats();
+    progress(`  warm-up route split: pc ${warmup.byKind.pc}, mobile ${warmup.byKind.mobile}, misrouted ${warmup.misrouted}`);
+
+    const phases: PhaseResult[] = [];
+    const note = (p: PhaseResult) => {
+      phases.push(p);
+      progress(`  ${p.entry} ${p.offered ?? 'max'}: ${Math.round(p.rate)} msgs/s, p50 ${p.stats.latency.p50Ms.toFixed(2)} ms, p99 ${p.stats.latency.p99Ms.toFixed(2)} ms, received ${p.stats.received}/${p.sent}, errors ${p.errors}, dupes ${p.stats.duplicates}, cpu node ${Math.round(p.nodeCpuPct)}% loadgen ${Math.round(p.stats.cpuPct)}%`);
+    };
+    note(await inProcessMax(node, gen, o));
+    for (const rate of o.loads) note(await inProcessPaced(node, gen, o, rate));
+    note(await http(gen, o));
+    for (const rate of o.loads) note(await http(gen, o, rate));
+    return { connectMs: started.ready.connectMs, sockets: started.ready.sockets, phases, warmup };
+  } finally {
+    await gen?.stop();
+    await node.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,132 @@
+import { execSync } from 'node:child_process';
+import { cpus, totalmem } from 'node:os';
+import { decideCeiling } from './decide-ceiling.js';
+import { runEndToEnd, type E2eOptions, type PhaseResult } from './end-to-end.js';
+import { measureInChild, type MemoryResult } from './resident-memory.js';
+import { fmt, fmtBytes, fmtMs, markdownTable, verdict, type Row } from './stats.js';
+
+/**
+ * `npm run bench [-- --quick] [-- --skip-memory] [-- --users N]`: every section of the issue in one run, one
+ * markdown table, throughput as a fraction of the decide() ceiling measured in the same run (STYLE.md).
+ */
+
+const TARGET_RATE = 50_000;
+const TARGET_P99_MS = 5;
+const TARGET_P99_AT = 10_000;
+const TARGET_HEAP_PER_USER = 1.5 * 1024;
+const LIVE_MS = 3_600_000;
+const PASSIVATE_MS = 200;
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const flag = (name: string): string | undefined => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+
+const e2e: E2eOptions = quick
+  ? { users: 500, maxCount: 30_000, window: 2000, loads: [1000, 5000, 10_000], loadMs: 2000, httpConcurrency: 64 }
+  : { users: 2000, maxCount: 200_000, window: 4000, loads: [1000, 5000, 10_000], loadMs: 5000, httpConcurrency: 128 };
+if (flag('--users')) e2e.users = Number(flag('--users'));
+const memoryUsers = quick ? [20_000] : [100_000, 1_000_000];
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+function machine(): string {
+  const model = cpus()[0]?.model?.trim() ?? 'unknown CPU';
+  let nproc = String(cpus().length);
+  try {
+    nproc = execSync('nproc').toString().trim();
+  } catch {
+    /* cpus() is close enough */
+  }
+  return `${nproc} cores (${model}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${process.platform}, ${new Date().toISOString().slice(0, 16)}Z`;
+}
+
+function phaseRows(phases: PhaseResult[], ceiling: number, users: number): Row[] {
+  return phases.map((p) => {
+    const entry = p.entry === 'http' ? 'c. HTTP API' : 'b. in-process entry';
+    const lost = p.sent - p.errors - p.stats.received;
+    const note = [
+      `cpu node ${Math.round(p.nodeCpuPct)}% / loadgen ${Math.round(p.stats.cpuPct)}%`,
+      p.errors ? `${p.errors} send errors` : '',
+      lost > 0 ? `${lost} not received` : '',
+      p.stats.duplicates ? `${p.stats.duplicates} duplicates` : '',
+      p.stats.misrouted ? `${p.stats.misrouted} misrouted` : '',
+    ].filter(Boolean).join(', ');
+    if (p.offered === undefined) {
+      return {
+        section: entry, what: `routed msgs/s at max rate (${users} users, ${users * 2} sockets)`, value: fmt(p.rate),
+        ratio: `${((p.rate / ceiling) * 100).toFixed(2)}% of ceiling`, target: `>= ${fmt(TARGET_RATE)}`, verdict: verdict(p.rate >= TARGET_RATE),
+        note: [`p50 ${fmtMs(p.stats.latency.p50Ms)} ms, p99 ${fmtMs(p.stats.latency.p99Ms)} ms under saturation`, note].filter(Boolean).join('; '),
+      };
+    }
+    const judged = p.offered === TARGET_P99_AT;
+    return {
+      section: entry, what: `p50 / p99 send-to-receive at ${fmt(p.offered)} msgs/s offered`,
+      value: `${fmtMs(p.stats.latency.p50Ms)} / ${fmtMs(p.stats.latency.p99Ms)} ms`,
+      ratio: `${fmt(p.rate)} msgs/s achieved`, target: judged ? `p99 <= ${TARGET_P99_MS} ms` : '',
+      verdict: judged ? verdict(p.stats.latency.p99Ms <= TARGET_P99_MS) : '', note: [`max ${fmtMs(p.stats.latency.maxMs)} ms`, note].filter(Boolean).join('; '),
+    };
+  });
+}
+
+function memoryRow(m: MemoryResult): Row {
+  const live = m.passivateAfterMs >= LIVE_MS;
+  return {
+    section: 'd. memory per resident user',
+    what: `${fmt(m.users)} users, ${live ? 'live actor' : `after passivation (${m.passivateAfterMs} ms)`}: heap / RSS`,
+    value: `${fmtBytes(m.heapPerUser)} / ${fmtBytes(m.rssPerUser)}`,
+    ratio: `${(m.heapPerUser / TARGET_HEAP_PER_USER).toFixed(2)}x target`, target: '<= 1.5 KiB heap',
+    verdict: verdict(m.heapPerUser <= TARGET_HEAP_PER_USER),
+    note: `resident ${fmt(m.residentUsers)}, live actors ${fmt(m.liveActors)}, filled in ${fmt(m.fillMs / 1000, 1)} s`,
+  };
+}
+
+async function main(): Promise<void> {
+  log(`switchboard bench (${quick ? 'quick' : 'full'}) on ${machine()}`);
+  const rows: Row[] = [];
+
+  log('a. decide() alone');
+  const ceiling = decideCeiling(quick ? 1000 : 3000);
+  rows.push({
+    section: 'a. decide() alone', what: 'calls/s, PC inactive + phone foreground (the ceiling)', value: fmt(ceiling.callsPerSec),
+    ratio: '100% (baseline)', note: `${fmt(ceiling.nsPerCall)} ns/call, route ${ceiling.route}`,
+  });
+
+  if (!args.includes('--skip-e2e')) {
+    log(`b/c. end to end, ${e2e.users} users`);
+    try {
+      const r = await runEndToEnd(e2e, log);
+      rows.push(...phaseRows(r.phases, ceiling.callsPerSec, e2e.users));
+    } catch (e) {
+      log(`end to end failed: ${(e as Error).stack}`);
+      rows.push({ section: 'b/c. end to end', what: 'FAILED', value: 'n/a', note: String((e as Error).message).slice(0, 200) });
+    }
+  }
+
+  if (!args.includes('--skip-memory')) {
+    for (const users of memoryUsers) {
+      for (const passivateAfterMs of [LIVE_MS, PASSIVATE_MS]) {
+        log(`d. memory, ${users} users, passivate after ${passivateAfterMs} ms`);
+        try {
+          rows.push(memoryRow(await measureInChild({ users, passivateAfterMs }, users > 200_000 ? 8192 : 4096)));
+        } catch (e) {
+          log(`memory failed: ${(e as Error).stack}`);
+          rows.push({ section: 'd. memory per resident user', what: `${fmt(users)} users`, value: 'n/a', note: String((e as Error).message).slice(0, 200) });
+        }
+      }
+    }
+  }
+
+  console.log(`\nSwitchboard bench, ${quick ? 'quick' : 'full'} mode: ${machine()}\n`);
+  console.log(markdownTable(rows));
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e);
+    process.exit(1);
+  },
+);

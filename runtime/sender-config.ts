@@ -1,0 +1,77 @@
+import { readFileSync } from 'node:fs';
+import { isObject } from '../protocol/fields.js';
+import { DEFAULT_APP, type AppCredentials, type SenderConfig } from '../senders/vendor-config.js';
+import { ConfigError, DEFAULT_APNS_ENDPOINT, DEFAULT_HMS_AUTH_ENDPOINT, DEFAULT_HMS_PUSH_ENDPOINT, type Config } from './config.js';
+
+const FILE_VAR = 'SWITCHBOARD_APPS_FILE';
+
+/**
+ * The senders' credentials by app: `default` from the environment, others from SWITCHBOARD_APPS_FILE:
+ * `{"apps":{"<name>":{"apns":{"keyFile","keyId","teamId","topic","endpoint"?},"fcm":{"serviceAccountFile","endpoint"?},
+ * "hms":{"appId","clientId","clientSecret","authEndpoint"?,"pushEndpoint"?},"webpush":{"vapidPublicKey","vapidPrivateKey","subject"}}}}`.
+ * Validated at start like every other setting (ConfigError -> exit 2).
+ */
+export function loadSenderConfig(config: Config): SenderConfig {
+  const apps: Record<string, AppCredentials> = { [DEFAULT_APP]: fromEnv(config) };
+  if (!config.appsFile) return { apps };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(config.appsFile, 'utf8'));
+  } catch (e) {
+    throw new ConfigError(FILE_VAR, `a readable JSON file (${(e as Error).message})`);
+  }
+  if (!isObject(parsed) || !isObject(parsed.apps)) throw new ConfigError(FILE_VAR, 'a JSON file of the form {"apps":{"<name>":{...}}}');
+  for (const [name, entry] of Object.entries(parsed.apps)) {
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(name)) throw new ConfigError(FILE_VAR, `a file whose app names are 1-64 characters A-Z a-z 0-9 . _ - ("${name}" is not)`);
+    if (!isObject(entry)) throw new ConfigError(FILE_VAR, `a file where app "${name}" is an object`);
+    apps[name] = { ...(name === DEFAULT_APP ? apps[DEFAULT_APP] : {}), ...readApp(name, entry) };
+  }
+  return { apps };
+}
+
+function fromEnv(c: Config): AppCredentials {
+  const app: AppCredentials = {};
+  if (c.apns.keyFile && c.apns.keyId && c.apns.teamId && c.apns.topic) {
+    app.apns = { endpoint: c.apns.endpoint, keyFile: c.apns.keyFile, keyId: c.apns.keyId, teamId: c.apns.teamId, topic: c.apns.topic };
+  }
+  if (c.fcm.serviceAccountFile) app.fcm = { serviceAccountFile: c.fcm.serviceAccountFile, endpoint: c.fcm.endpoint };
+  if (c.hms.appId && c.hms.clientId && c.hms.clientSecret) {
+    app.hms = { appId: c.hms.appId, clientId: c.hms.clientId, clientSecret: c.hms.clientSecret, authEndpoint: c.hms.authEndpoint, pushEndpoint: c.hms.pushEndpoint };
+  }
+  if (c.webpush.vapidPublicKey && c.webpush.vapidPrivateKey && c.webpush.subject) {
+    app.webpush = { vapidPublicKey: c.webpush.vapidPublicKey, vapidPrivateKey: c.webpush.vapidPrivateKey, subject: c.webpush.subject };
+  }
+  return app;
+}
+
+function readApp(name: string, e: Record<string, unknown>): AppCredentials {
+  const field = (vendor: string, o: unknown, key: string, optional = false): string | undefined => {
+    const v = isObject(o) ? o[key] : undefined;
+    if (v === undefined && optional) return undefined;
+    if (typeof v !== 'string' || v === '') throw new ConfigError(FILE_VAR, `a file where apps.${name}.${vendor}.${key} is a non-empty string`);
+    return v;
+  };
+  const app: AppCredentials = {};
+  if (e.apns !== undefined) {
+    app.apns = {
+      endpoint: field('apns', e.apns, 'endpoint', true) ?? DEFAULT_APNS_ENDPOINT,
+      keyFile: field('apns', e.apns, 'keyFile')!, keyId: field('apns', e.apns, 'keyId')!,
+      teamId: field('apns', e.apns, 'teamId')!, topic: field('apns', e.apns, 'topic')!,
+    };
+  }
+  if (e.fcm !== undefined) app.fcm = { serviceAccountFile: field('fcm', e.fcm, 'serviceAccountFile')!, endpoint: field('fcm', e.fcm, 'endpoint', true) };
+  if (e.hms !== undefined) {
+    app.hms = {
+      appId: field('hms', e.hms, 'appId')!, clientId: field('hms', e.hms, 'clientId')!, clientSecret: field('hms', e.hms, 'clientSecret')!,
+      authEndpoint: field('hms', e.hms, 'authEndpoint', true) ?? DEFAULT_HMS_AUTH_ENDPOINT,
+      pushEndpoint: field('hms', e.hms, 'pushEndpoint', true) ?? DEFAULT_HMS_PUSH_ENDPOINT,
+    };
+  }
+  if (e.webpush !== undefined) {
+    app.webpush = {
+      vapidPublicKey: field('webpush', e.webpush, 'vapidPublicKey')!, vapidPrivateKey: field('webpush', e.webpush, 'vapidPrivateKey')!,
+      subject: field('webpush', e.webpush, 'subject')!,
+    };
+  }
+  return app;
+}

@@ -1,0 +1,111 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { actorName } from '../actors/directory.js';
+import { harness, settle, until } from './support/actors-fakes.js';
+
+/** The nact wrapper: get-or-spawn, passivation without losing a message, odd user ids, queries, many users. */
+
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+});
+afterEach(() => vi.useRealTimers());
+
+type H = ReturnType<typeof harness>;
+let h: H;
+afterEach(() => h?.router.stop());
+
+describe('user directory', () => {
+  it('loads the registry before the first message', async () => {
+    h = harness();
+    await h.registry.put('u1', 'pixel', { os: 'android', token: 't' });
+    h.route('u1', 'm1'); // the very first message: it must already see the device
+    await until(() => h.settled.length === 1);
+    expect(h.pushes.jobs).toMatchObject([{ device: 'pixel', vendor: 'fcm' }]);
+  });
+
+  it('passivates an idle actor, keeps only the state of a user with live sessions', async () => {
+    h = harness({ passivateAfterMs: 1000 });
+    h.openPc('online', 'pc', 's1');
+    h.route('gone', 'm1');
+    await settle(h);
+    expect(h.router.stats).toEqual({ liveActors: 2, residentUsers: 2 });
+    await vi.advanceTimersByTimeAsync(1600);
+    expect(h.router.stats).toEqual({ liveActors: 0, residentUsers: 1 });
+    expect((await h.metrics.residentUsers.get()).values[0].value).toBe(1);
+    // The kept state still routes: the PC session survived passivation.
+    h.route('online', 'm2');
+    await until(() => h.deliveries().length === 1);
+    expect(h.deliveries()).toEqual(['gw1:s1']);
+  });
+
+  it('never passivates with an ack pending', async () => {
+    h = harness({ passivateAfterMs: 100, ackTimeoutMs: 10_000 });
+    h.openPc('u1', 'pc', 's1');
+    h.route('u1', 'm1');
+    await settle(h);
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(h.router.stats.liveActors).toBe(1);
+    h.ack('u1', 'pc', 's1', 'm1');
+    await until(() => h.settled.length === 1);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(h.router.stats.liveActors).toBe(0);
+  });
+
+  it('a message sent right when the actor passivates is not lost (either order)', async () => {
+    h = harness({ passivateAfterMs: 100 });
+    h.openPc('u1', 'pc', 's1');
+    await settle(h);
+    vi.setSystemTime(Date.now() + 1000);
+    // Dispatched just before the sweep: in flight, so the sweep leaves the actor alone.
+    h.route('u1', 'm1');
+    h.router.sweep();
+    expect(h.router.stats.liveActors).toBe(1);
+    await until(() => h.deliveries().length === 1);
+    h.ack('u1', 'pc', 's1', 'm1');
+    await until(() => h.settled.length === 1);
+    // Dispatched just after the sweep stopped it: a fresh actor is spawned with the kept state.
+    vi.setSystemTime(Date.now() + 1000);
+    h.router.sweep();
+    expect(h.router.stats).toEqual({ liveActors: 0, residentUsers: 1 });
+    h.route('u1', 'm2');
+    expect(h.router.stats.liveActors).toBe(1);
+    await until(() => h.deliveries().length === 2);
+    expect(h.deliveries()).toEqual(['gw1:s1', 'gw1:s1']);
+  });
+
+  it("user ids with ':' '@' '/' spaces and unicode get their own actor", async () => {
+    h = harness();
+    const users = ['a:b', 'x@example.com', 'team/alice', 'with space', '用户😀', 'A', 'a'];
+    for (const [i, u] of users.entries()) h.openPc(u, 'pc', `s${i}`);
+    for (const u of users) h.route(u, `m-${u}`);
+    await until(() => h.deliveries().length === users.length);
+    expect(new Set(h.deliveries()).size).toBe(users.length);
+    for (const u of users) expect((await h.view(u)).user).toBe(u);
+    expect(actorName('a:b/@ c')).toMatch(/^[a-z0-9\-$_.+!*'(),]+$/i);
+  });
+
+  it('a query is answered by the actor, and times out when the actor is stuck', async () => {
+    h = harness();
+    h.openPc('u1', 'pc', 's1');
+    expect(await h.view('u1')).toEqual({ user: 'u1', owner: 'n1', pc: { state: 'active', sessions: 1 }, devices: [] });
+    h.registry.hang = true; // a new user's registry load never finishes
+    const reply = h.router.answer({ type: 'user_query', user: 'stuck' });
+    await settle(h).catch(() => {});
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(await reply).toMatchObject({ type: 'error', code: 'unavailable' });
+  });
+
+  it('many users: each gets its own delivery, drain waits for every mailbox', async () => {
+    h = harness({ passivateAfterMs: 1000 });
+    const n = 2000;
+    for (let i = 0; i < n; i++) h.openPc(`user-${i}`, 'pc', `s${i}`);
+    for (let i = 0; i < n; i++) h.route(`user-${i}`, `m${i}`);
+    await h.router.drain(10_000);
+    expect(h.deliveries()).toHaveLength(n);
+    for (let i = 0; i < n; i++) h.ack(`user-${i}`, 'pc', `s${i}`, `m${i}`);
+    await h.router.drain(10_000);
+    expect(h.settled).toHaveLength(n);
+    expect(h.router.stats.liveActors).toBe(n);
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(h.router.stats).toEqual({ liveActors: 0, residentUsers: n });
+  });
+});

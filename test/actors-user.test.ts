@@ -1,0 +1,183 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { harness, settle, until } from './support/actors-fakes.js';
+
+/** A user actor's timers in virtual time: ack timeout, presence TTL, push delay (PROTOCOL.md section 4). */
+
+beforeEach(() => {
+  // setImmediate stays real: nact runs each message through it.
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+type H = ReturnType<typeof harness>;
+let h: H;
+afterEach(() => h?.router.stop());
+
+const outcomes = async (user: string, id: string) =>
+  (await h.decisions(user)).filter((d) => d.id === id).reverse().map((d) => `${d.route}/${d.reason}: ${d.targets.map((t) => `${t.device}:${t.via}=${t.outcome ?? '…'}`).join(',')}`);
+
+describe('user actor', () => {
+  it('claim 3: PC active -> delivered to the PC, settled on ack', async () => {
+    h = harness();
+    h.openPc('u1', 'pc', 's1');
+    h.route('u1', 'm1', { from: 'bob', title: 'T' });
+    await until(() => h.deliveries().length === 1);
+    expect(h.gateway[0].msg).toEqual({ type: 'deliver', sessionId: 's1', frame: { type: 'message', id: 'm1', from: 'bob', title: 'T', text: 'hello', ts: Date.now() } });
+    h.ack('u1', 'pc', 's1', 'm1');
+    await until(() => h.settled.length === 1);
+    expect(await outcomes('u1', 'm1')).toEqual(['pc/pc_active: pc:pc=acked']);
+    expect(h.routed).toMatchObject([{ id: 'm1', route: 'pc', user: 'u1', node: 'n1' }]);
+  });
+
+  it('ack timeout: a PC not acked falls back to the mobile path (foreground phone directly, offline phone by vendor)', async () => {
+    h = harness();
+    await h.registry.put('u1', 'pixel', { os: 'android', token: 'fcm-tok' });
+    h.openPc('u1', 'pc', 's1');
+    h.openPhone('u1', 'iphone', 'ios', 's2');
+    h.route('u1', 'm1');
+    await until(() => h.deliveries().length === 1);
+    await vi.advanceTimersByTimeAsync(4999);
+    expect(h.deliveries()).toEqual(['gw1:s1']);
+    await vi.advanceTimersByTimeAsync(1);
+    await until(() => h.deliveries().length === 2 && h.pushes.jobs.length === 1);
+    expect(h.deliveries()).toEqual(['gw1:s1', 'gw2:s2']);
+    expect(h.pushes.jobs[0]).toMatchObject({ jobId: 'm1:pixel', vendor: 'fcm', token: 'fcm-tok', device: 'pixel', user: 'u1' });
+    h.ack('u1', 'iphone', 's2', 'm1');
+    await until(() => h.settled.length === 1);
+    expect(await outcomes('u1', 'm1')).toEqual(['pc/pc_active: pc:pc=ack_timeout', 'mobile/ack_timeout: pixel:fcm=ok,iphone:mobile=acked']);
+    expect((await h.metrics.ackTimeouts.get()).values).toMatchObject([{ labels: { kind: 'pc' }, value: 1 }]);
+  });
+
+  it('ack timeout: a mobile direct delivery not acked falls back to its vendor push', async () => {
+    h = harness();
+    await h.registry.put('u1', 'iphone', { os: 'ios', token: 'apns-tok' });
+    h.openPhone('u1', 'iphone', 'ios', 's2');
+    h.route('u1', 'm1');
+    await until(() => h.deliveries().length === 1);
+    expect(h.pushes.jobs).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(5000);
+    await until(() => h.settled.length === 1);
+    expect(h.pushes.jobs).toMatchObject([{ vendor: 'apns', token: 'apns-tok' }]);
+    expect(await outcomes('u1', 'm1')).toEqual(['mobile/no_pc: iphone:mobile=ack_timeout', 'mobile/ack_timeout: iphone:apns=ok']);
+  });
+
+  it('presence TTL: a silent active PC turns stale, a ping makes it active again', async () => {
+    h = harness();
+    h.openPc('u1', 'pc', 's1');
+    h.openPhone('u1', 'iphone', 'ios', 's2');
+    await settle(h);
+    await vi.advanceTimersByTimeAsync(90_001);
+    expect((await h.view('u1')).pc).toEqual({ state: 'inactive', reason: 'stale', sessions: 1 });
+    h.route('u1', 'm1');
+    await until(() => h.deliveries().length === 1);
+    expect(h.deliveries()).toEqual(['gw2:s2']);
+    h.send({ type: 'touch', user: 'u1', device: 'pc', sessionId: 's1', at: Date.now() });
+    h.route('u1', 'm2');
+    await until(() => h.deliveries().length === 2);
+    expect(h.deliveries()[1]).toBe('gw1:s1');
+    expect((await h.view('u1')).pc).toEqual({ state: 'active', sessions: 1 });
+  });
+
+  it('push delay: the vendor push goes out only after the delay', async () => {
+    h = harness({ pushDelayMs: 1000 });
+    await h.registry.put('u1', 'pixel', { os: 'android', token: 't' });
+    h.openPc('u1', 'pc', 's1');
+    h.presence('u1', 'pc', 's1', 'inactive', 'idle');
+    h.route('u1', 'm1');
+    await settle(h);
+    await vi.advanceTimersByTimeAsync(999);
+    expect(h.pushes.jobs).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(1);
+    await until(() => h.settled.length === 1);
+    expect(h.pushes.jobs).toHaveLength(1);
+    expect(h.deliveries()).toEqual([]);
+  });
+
+  it('push delay: a PC turning active cancels the push and gets the message instead', async () => {
+    h = harness({ pushDelayMs: 1000 });
+    await h.registry.put('u1', 'pixel', { os: 'android', token: 't' });
+    h.openPc('u1', 'pc', 's1');
+    h.presence('u1', 'pc', 's1', 'inactive', 'screen_locked');
+    h.route('u1', 'm1');
+    await settle(h);
+    await vi.advanceTimersByTimeAsync(500);
+    h.presence('u1', 'pc', 's1', 'active');
+    await until(() => h.deliveries().length === 1);
+    expect(h.deliveries()).toEqual(['gw1:s1']);
+    h.ack('u1', 'pc', 's1', 'm1');
+    await until(() => h.settled.length === 1);
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(h.pushes.jobs).toHaveLength(0);
+    expect(await outcomes('u1', 'm1')).toEqual(['mobile/screen_locked: pixel:fcm=cancelled', 'pc/pc_active: pc:pc=acked']);
+  });
+
+  it('a duplicate route is not delivered twice; one seen before is settled at once', async () => {
+    h = harness();
+    h.openPc('u1', 'pc', 's1');
+    h.route('u1', 'm1');
+    h.route('u1', 'm1'); // still in flight
+    await settle(h);
+    expect(h.deliveries()).toEqual(['gw1:s1']);
+    expect(h.settled).toEqual([]);
+    h.ack('u1', 'pc', 's1', 'm1');
+    await until(() => h.settled.length === 1);
+    h.route('u1', 'm1'); // redelivered after it finished
+    await until(() => h.settled.length === 2);
+    expect(h.settled).toEqual(['m1', 'm1']);
+    expect(h.deliveries()).toEqual(['gw1:s1']);
+  });
+
+  it('undeliverable settles at once; a dead token is cleared in the registry and the view', async () => {
+    h = harness();
+    h.route('u0', 'm0');
+    await until(() => h.settled.length === 1);
+    expect(h.routed[0]).toMatchObject({ route: 'undeliverable', reason: 'no_pc', targets: [] });
+
+    h.pushes.auto = { outcome: 'dead_token', reason: 'Unregistered' };
+    await h.registry.put('u1', 'iphone', { os: 'ios', token: 'old' });
+    h.route('u1', 'm1');
+    await until(() => h.settled.length === 2);
+    expect(h.registry.cleared).toEqual(['u1/iphone/old']);
+    expect((await h.view('u1')).devices).toEqual([{ device: 'iphone', os: 'ios', online: false, hasToken: false }]);
+    expect(await outcomes('u1', 'm1')).toEqual(['mobile/no_pc: iphone:apns=dead_token']);
+  });
+
+  it('a failed push is final with the vendor reason; the outcome comes back through the mailbox', async () => {
+    h = harness();
+    h.pushes.auto = undefined;
+    h.send({ type: 'device_put', user: 'u1', device: 'tab', os: 'harmony', token: 'h' });
+    h.route('u1', 'm1');
+    await until(() => h.pushes.jobs.length === 1);
+    expect(h.settled).toEqual([]);
+    h.pushes.answer('m1:tab', { outcome: 'retry', reason: 'throttled' });
+    await until(() => h.settled.length === 1);
+    expect((await h.decisions('u1'))[0].targets).toEqual([{ device: 'tab', via: 'hms', outcome: 'failed', detail: 'throttled' }]);
+  });
+
+  it('section 2: a second session of the same device replaces the first (4409); a stale close keeps the new one', async () => {
+    h = harness();
+    h.openPc('u1', 'pc', 's1', 'gw1');
+    h.openPc('u1', 'pc', 's2', 'gw2');
+    h.send({ type: 'session_close', user: 'u1', device: 'pc', sessionId: 's1', at: Date.now() });
+    await settle(h);
+    expect(h.gateway).toEqual([{ node: 'gw1', msg: { type: 'close_session', sessionId: 's1', code: 4409, reason: 'replaced' } }]);
+    expect((await h.view('u1')).pc).toEqual({ state: 'active', sessions: 1 });
+    h.route('u1', 'm1');
+    await until(() => h.deliveries().length === 1);
+    expect(h.deliveries()).toEqual(['gw2:s2']);
+  });
+
+  it('a backgrounded phone gets the vendor push, not a direct delivery', async () => {
+    h = harness();
+    h.send({ type: 'device_put', user: 'u1', device: 'iphone', os: 'ios', token: 'a' });
+    h.openPhone('u1', 'iphone', 'ios', 's2');
+    h.presence('u1', 'iphone', 's2', 'background');
+    h.route('u1', 'm1');
+    await until(() => h.settled.length === 1);
+    expect(h.deliveries()).toEqual([]);
+    expect(h.pushes.jobs).toMatchObject([{ vendor: 'apns', token: 'a' }]);
+    expect((await h.view('u1')).devices).toEqual([{ device: 'iphone', os: 'ios', online: false, hasToken: true }]);
+  });
+});

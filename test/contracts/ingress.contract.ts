@@ -1,0 +1,93 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ChatMessage } from '../../protocol/index.js';
+import type { Ingress } from '../../store/types.js';
+
+export interface IngressFixture {
+  ingress: Ingress;
+  /** Reopens the same storage; the suite closes `ingress` first. */
+  reopen?: () => Promise<Ingress>;
+  cleanup: () => Promise<void>;
+}
+
+export function chatMessage(id: string, acceptedAt = Date.now()): ChatMessage {
+  return { id, to: 'user-1', from: 'chat', title: 'hi', text: `text of ${id}`, data: { k: 'v' }, acceptedAt };
+}
+
+/** Collects what a consumer receives; `until(n)` resolves once n messages arrived (awaits, never sleeps). */
+export function collector(): { ids: string[]; messages: ChatMessage[]; handler: (m: ChatMessage) => void; until: (n: number) => Promise<void> } {
+  const messages: ChatMessage[] = [];
+  const waiters: { n: number; resolve: () => void }[] = [];
+  const handler = (m: ChatMessage): void => {
+    messages.push(m);
+    for (const w of waiters.filter((w) => messages.length >= w.n)) w.resolve();
+  };
+  const until = (n: number): Promise<void> =>
+    messages.length >= n ? Promise.resolve() : new Promise((resolve) => waiters.push({ n, resolve }));
+  return { messages, handler, until, get ids() { return messages.map((m) => m.id); } };
+}
+
+/** The behaviour every Ingress (embedded segment files, JetStream) must share (PROTOCOL.md section 3). */
+export function describeIngressContract(name: string, make: () => Promise<IngressFixture>): void {
+  describe(`Ingress contract: ${name}`, () => {
+    let fixture: IngressFixture | undefined;
+    const open = async (): Promise<IngressFixture> => (fixture = await make());
+    afterEach(async () => {
+      await fixture?.cleanup();
+      fixture = undefined;
+    });
+
+    it('accepts a new id once and answers duplicate afterwards', async () => {
+      const { ingress } = await open();
+      expect(await ingress.accept(chatMessage('m1'))).toBe('accepted');
+      expect(await ingress.accept(chatMessage('m1'))).toBe('duplicate');
+      expect(await ingress.accept(chatMessage('m2'))).toBe('accepted');
+    });
+
+    it('accepts exactly one of concurrent accepts of the same id', async () => {
+      const { ingress } = await open();
+      const results = await Promise.all([1, 2, 3].map(() => ingress.accept(chatMessage('same'))));
+      expect(results.sort()).toEqual(['accepted', 'duplicate', 'duplicate']);
+    });
+
+    it('hands the consumer what was accepted before and after consume, in order, duplicates never', async () => {
+      const { ingress } = await open();
+      const got = collector();
+      await ingress.accept(chatMessage('a'));
+      await ingress.consume(got.handler);
+      await ingress.accept(chatMessage('b'));
+      await ingress.accept(chatMessage('a'));
+      await ingress.accept(chatMessage('c'));
+      await got.until(3);
+      expect(got.ids).toEqual(['a', 'b', 'c']);
+      expect(got.messages[0]).toEqual(chatMessage('a', got.messages[0].acceptedAt));
+    });
+
+    it('replays unsettled messages after a reopen, not settled ones, and still refuses their ids', async (ctx) => {
+      const f = await open();
+      if (f.reopen === undefined) return ctx.skip();
+      const first = collector();
+      await f.ingress.consume(first.handler);
+      for (const id of ['s1', 'u1', 's2', 'u2']) await f.ingress.accept(chatMessage(id));
+      await first.until(4);
+      f.ingress.settle('s1');
+      f.ingress.settle('s2');
+      await f.ingress.close();
+
+      const again = await f.reopen();
+      const got = collector();
+      await again.consume(got.handler);
+      expect(await again.accept(chatMessage('marker'))).toBe('accepted');
+      await got.until(3); // replay comes first, so the marker closes it
+      expect(got.ids).toEqual(['u1', 'u2', 'marker']);
+      expect(await again.accept(chatMessage('s1'))).toBe('duplicate');
+      expect(await again.accept(chatMessage('u1'))).toBe('duplicate');
+      await again.close();
+    });
+
+    it('refuses accepts after close', async () => {
+      const { ingress } = await open();
+      await ingress.close();
+      await expect(ingress.accept(chatMessage('late'))).rejects.toThrow();
+    });
+  });
+}

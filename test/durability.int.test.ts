@@ -1,0 +1,154 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NodeProcess } from './support/node-process.js';
+import { accept, decisionsFor, enc, msgId, Peer, uniqueUser, userView, viewUntil } from './support/scenario.js';
+import { until } from './support/ws-client.js';
+
+/**
+ * Durability of the embedded node (PROTOCOL.md sections 2-4): what was answered 202, and every stored push token,
+ * survives `kill -9` and a graceful SIGTERM. Chaos tests kill real processes and count every message in and out.
+ */
+
+const started: NodeProcess[] = [];
+const opened: Peer[] = [];
+
+afterAll(async () => {
+  for (const p of opened) p.close();
+  for (const n of started) await n.stop();
+  const dirs = new Set(started.map((n) => n.dataDir));
+  for (const n of started) if (dirs.delete(n.dataDir)) await n.removeData();
+});
+
+async function start(opts: Parameters<typeof NodeProcess.start>[0]): Promise<NodeProcess> {
+  const n = await NodeProcess.start(opts);
+  started.push(n);
+  return n;
+}
+
+async function open(node: NodeProcess, user: string, dev: string, autoAck: boolean): Promise<Peer> {
+  const p = await Peer.open(node, { sub: user, dev, kind: 'mobile', os: 'ios' }, { autoAck });
+  opened.push(p);
+  return p;
+}
+
+describe('restart after SIGKILL on the same data dir', () => {
+  // Direct deliveries stay pending (awaiting an ack) for the whole test: they are accepted but not settled.
+  const env = { SWITCHBOARD_ACK_TIMEOUT_MS: '600000' };
+  const user = uniqueUser('durable');
+  const ids = Array.from({ length: 30 }, (_, i) => msgId(`burst${i}`));
+  let before: NodeProcess;
+  let after: NodeProcess;
+  let phoneBefore: Peer;
+
+  beforeAll(async () => {
+    before = await start({ env });
+    // One token over HTTP, one by the phone's own register frame.
+    const put = await before.http('PUT', `/v1/users/${enc(user)}/devices/tablet`, { os: 'android', token: 'fcm-token-tablet-0001' });
+    expect(put.status).toBe(200);
+    phoneBefore = await open(before, user, 'mob', false);
+    phoneBefore.send({ type: 'register', os: 'ios', token: 'b'.repeat(64) });
+    await phoneBefore.client.next((f) => f.type === 'registered');
+    await viewUntil(before, user, (v) => v.devices.filter((d) => d.hasToken).length === 2, 'both tokens stored');
+
+    // A burst, all 202, each received by the phone, none acked.
+    const answers = await Promise.all(ids.map((id) => before.send({ id, to: user, text: `burst ${id}` })));
+    expect(answers.map((a) => a.status)).toEqual(ids.map(() => 202));
+    for (const id of ids) await phoneBefore.message(id);
+    // The node itself shows the phone's delivery in flight (no outcome yet) for every message.
+    for (const id of ids) {
+      const [d] = await decisionsFor(before, user, id);
+      expect(d.targets.find((t) => t.device === 'mob')).toMatchObject({ via: 'mobile' });
+      expect(d.targets.find((t) => t.device === 'mob')?.outcome).toBeUndefined();
+    }
+
+    const exit = await before.kill('SIGKILL');
+    expect(exit.signal).toBe('SIGKILL');
+    await phoneBefore.client.closed;
+    after = await start({ env, dataDir: before.dataDir, apiKey: before.apiKey, jwtSecret: before.jwtSecret });
+  }, 60_000);
+
+  it('device tokens survive (HTTP PUT and register frame)', async () => {
+    const v = await userView(after, user);
+    expect(v.devices.find((d) => d.device === 'tablet')).toMatchObject({ os: 'android', hasToken: true });
+    expect(v.devices.find((d) => d.device === 'mob')).toMatchObject({ os: 'ios', hasToken: true });
+  });
+
+  it('every message answered 202 before the kill is delivered to the reconnected phone', async () => {
+    const phone = await open(after, user, 'mob', true);
+    const missing: string[] = [];
+    for (const id of ids) {
+      try {
+        await phone.message(id, 10_000);
+      } catch {
+        missing.push(id);
+      }
+    }
+    if (missing.length > 0) {
+      const fates = await Promise.all(missing.slice(0, 3).map(async (id) => ({ id, decisions: await decisionsFor(after, user, id) })));
+      expect.fail(`${missing.length}/${ids.length} accepted messages never reached the reconnected phone; e.g. ${JSON.stringify(fates)}`);
+    }
+  }, 60_000);
+
+  it('ids accepted before the kill answer "duplicate" after the restart', async () => {
+    for (const id of ids) {
+      const res = await after.send({ id, to: user, text: 'again' });
+      expect(res.status, id).toBe(200);
+      expect(res.body).toEqual({ id, status: 'duplicate' });
+    }
+  });
+
+  it('a new id is still accepted after the restart', async () => {
+    const id = msgId('fresh');
+    await accept(after, { id, to: user });
+  });
+});
+
+describe('graceful SIGTERM', () => {
+  it('sends answered 202 while stopping are not lost, and the process exits 0', async () => {
+    const env = { SWITCHBOARD_ACK_TIMEOUT_MS: '600000' };
+    const node = await start({ env });
+    const user = uniqueUser('term');
+    const phone = await open(node, user, 'mob', true);
+
+    const accepted: string[] = [];
+    const refused: string[] = [];
+    const unexpected: string[] = [];
+    // Several chat servers keep sending until the node stops answering.
+    const sender = async (w: number) => {
+      for (let i = 0; ; i++) {
+        const id = `term-${w}-${i}-${msgId('')}`;
+        let status: number;
+        try {
+          status = (await node.send({ id, to: user, text: id })).status;
+        } catch {
+          return; // connection refused or reset: not accepted, a chat server would retry
+        }
+        if (status === 202) accepted.push(id);
+        else if (status === 503) return void refused.push(id);
+        else return void unexpected.push(`${id}: ${status}`);
+      }
+    };
+    const senders = Array.from({ length: 8 }, (_, w) => sender(w));
+    await until(() => accepted.length >= 50, 10_000, '50 accepted sends');
+    const exit = node.stop();
+    await Promise.all(senders);
+    expect(await exit).toEqual({ code: 0, signal: null });
+    expect(unexpected).toEqual([]);
+    expect((await phone.client.closed).code).toBe(1001);
+
+    // Whatever did not reach the phone before the stop must come after a restart.
+    const notYet = accepted.filter((id) => !phone.received.includes(id));
+    const again = await start({ env, dataDir: node.dataDir, apiKey: node.apiKey, jwtSecret: node.jwtSecret });
+    const phone2 = await open(again, user, 'mob', true);
+    const lost: string[] = [];
+    for (const id of notYet) {
+      try {
+        await phone2.message(id, 10_000);
+      } catch {
+        lost.push(id);
+      }
+    }
+    expect(lost, `accepted ${accepted.length}, delivered before stop ${accepted.length - notYet.length}`).toEqual([]);
+    // Each accepted id was delivered, and none of them twice to the first phone.
+    for (const id of accepted) expect(phone.count(id)).toBeLessThanOrEqual(1);
+  }, 60_000);
+});

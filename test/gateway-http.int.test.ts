@@ -1,0 +1,143 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { startGateway, type GatewayFixture } from './gateway-fixture.js';
+
+/** Section 3 over real loopback HTTP against an in-process gateway (MemoryBus, fake store and owner). */
+describe('gateway HTTP API', () => {
+  let g: GatewayFixture;
+  beforeEach(async () => { g = await startGateway(); });
+  afterEach(async () => { await g.gateway.close(); });
+
+  const msg = (id: string, extra: Record<string, unknown> = {}) => JSON.stringify({ id, to: 'alice', text: 'hi', ...extra });
+
+  it('serves /healthz, /readyz and /metrics without a key', async () => {
+    expect(await g.http('GET', '/healthz', { key: null })).toMatchObject({ status: 200, body: { status: 'ok' } });
+    expect(await g.http('GET', '/readyz', { key: null })).toMatchObject({ status: 200, body: { status: 'ready' } });
+    g.state.ready = false;
+    expect(await g.http('GET', '/readyz', { key: null })).toMatchObject({ status: 503, body: { status: 'starting' } });
+    const metrics = await g.http('GET', '/metrics', { key: null });
+    expect(metrics.status).toBe(200);
+    expect(metrics.body).toContain('switchboard_sessions');
+  });
+
+  it.each([
+    ['no key', null],
+    ['a wrong key', 'wrong-key-wrong-key'],
+    ['an empty key', ''],
+  ])('answers 401 unauthorized with %s, on every /v1 route', async (_, key) => {
+    for (const [method, path] of [['POST', '/v1/messages'], ['GET', '/v1/users/alice'], ['PUT', '/v1/users/a/devices/d'], ['GET', '/v1/nope']]) {
+      const res = await g.http(method, path, { key, body: method === 'GET' ? undefined : msg('m') });
+      expect(res.status).toBe(401);
+      expect(res.body.error).toMatchObject({ code: 'unauthorized' });
+    }
+    expect(g.accepted).toEqual([]);
+  });
+
+  it('answers 404 not_found and 405 method_not_allowed', async () => {
+    expect((await g.http('GET', '/v1/nothing')).body.error.code).toBe('not_found');
+    expect((await g.http('GET', '/nothing', { key: null })).status).toBe(404);
+    const res = await g.http('GET', '/v1/messages');
+    expect(res.status).toBe(405);
+    expect(res.body.error.code).toBe('method_not_allowed');
+    expect(res.headers.get('allow')).toBe('POST');
+  });
+
+  it('accepts a message (202), then calls the same id a duplicate (200)', async () => {
+    expect(await g.http('POST', '/v1/messages', { body: msg('m1') })).toMatchObject({ status: 202, body: { id: 'm1', status: 'accepted' } });
+    expect(await g.http('POST', '/v1/messages', { body: msg('m1') })).toMatchObject({ status: 200, body: { id: 'm1', status: 'duplicate' } });
+    expect(g.accepted).toMatchObject([{ id: 'm1', to: 'alice', text: 'hi' }]);
+    expect(await g.metric('switchboard_messages_accepted_total', { source: 'http' })).toBe(1);
+  });
+
+  it('refuses bad bodies with a clear error and keeps serving', async () => {
+    const badJson = await g.http('POST', '/v1/messages', { body: '{"id": "m1",' });
+    expect(badJson).toMatchObject({ status: 400, body: { error: { code: 'bad_json' } } });
+    const wrongType = await g.http('POST', '/v1/messages', { body: JSON.stringify({ id: 'm1', to: 42 }) });
+    expect(wrongType).toMatchObject({ status: 400, body: { error: { code: 'invalid_request' } } });
+    expect(wrongType.body.error.message).toMatch(/\bto\b/);
+    const longId = await g.http('POST', '/v1/messages', { body: msg('x'.repeat(129)) });
+    expect(longId.body.error.message).toMatch(/\bid must be/);
+    expect(g.accepted).toEqual([]);
+    expect((await g.http('POST', '/v1/messages', { body: msg('m2') })).status).toBe(202);
+  });
+
+  it('refuses a body over 64 KiB with 413 body_too_large, declared or streamed', async () => {
+    const big = msg('big', { text: 'x'.repeat(70 * 1024) });
+    const declared = await g.http('POST', '/v1/messages', { body: big });
+    expect(declared).toMatchObject({ status: 413, body: { error: { code: 'body_too_large' } } });
+    // Chunked: no content-length, the limit is enforced while reading.
+    const chunks = new ReadableStream({ start(c) { for (let i = 0; i < 80; i++) c.enqueue(new TextEncoder().encode('x'.repeat(1024))); c.close(); } });
+    const res = await fetch(`${g.url}/v1/messages`, {
+      method: 'POST', body: chunks, duplex: 'half', headers: { authorization: 'Bearer in-process-api-key-0123456789' },
+    } as RequestInit);
+    expect(res.status).toBe(413);
+    expect(g.accepted).toEqual([]);
+    expect((await g.http('POST', '/v1/messages', { body: msg('small') })).status).toBe(202);
+  });
+
+  it('answers 503 with the store error code when the ingress fails', async () => {
+    g.ingress.failWith = new Error('EIO');
+    expect(await g.http('POST', '/v1/messages', { body: msg('m1') })).toMatchObject({ status: 503, body: { error: { code: 'store_failed' } } });
+    g.state.ready = false;
+    expect(await g.http('POST', '/v1/messages', { body: msg('m1') })).toMatchObject({ status: 503, body: { error: { code: 'unavailable' } } });
+  });
+
+  it('stores a device (200) and deletes it (204), telling the owner each time', async () => {
+    const put = await g.http('PUT', '/v1/users/alice%40example.com/devices/phone%3A1', { body: JSON.stringify({ os: 'ios', token: 'secret-token' }) });
+    expect(put).toMatchObject({ status: 200, body: { user: 'alice@example.com', device: 'phone:1', os: 'ios', hasToken: true } });
+    expect(put.body.token).toBeUndefined();
+    expect(g.registry.devices.get('alice@example.com/phone:1')).toMatchObject({ os: 'ios', token: 'secret-token' });
+    expect((await g.http('DELETE', '/v1/users/alice%40example.com/devices/phone%3A1')).status).toBe(204);
+    expect(g.registry.devices.size).toBe(0);
+    expect(g.owned).toEqual([
+      { type: 'device_put', user: 'alice@example.com', device: 'phone:1', os: 'ios', token: 'secret-token' },
+      { type: 'device_delete', user: 'alice@example.com', device: 'phone:1' },
+    ]);
+  });
+
+  it('refuses bad device calls: unknown os, ids too long or empty, bad percent-encoding, store failure', async () => {
+    const body = JSON.stringify({ os: 'ios', token: 't' });
+    expect((await g.http('PUT', '/v1/users/a/devices/d', { body: JSON.stringify({ os: 'symbian', token: 't' }) })).body.error.message).toMatch(/os must be/);
+    expect((await g.http('PUT', `/v1/users/${'u'.repeat(129)}/devices/d`, { body })).body.error.message).toMatch(/user must be/);
+    expect((await g.http('PUT', `/v1/users/u/devices/${'d'.repeat(129)}`, { body })).body.error.message).toMatch(/device must be/);
+    expect((await g.http('PUT', '/v1/users//devices/d', { body })).status).toBe(400);
+    expect((await g.http('GET', '/v1/users/%E0%A4%A')).body.error.message).toMatch(/user must be/);
+    expect(g.owned).toEqual([]);
+    g.registry.failing = true;
+    expect(await g.http('PUT', '/v1/users/a/devices/d', { body })).toMatchObject({ status: 503, body: { error: { code: 'store_failed' } } });
+  });
+
+  it('answers user and decision queries from the owner, and 503 when nobody answers', async () => {
+    expect(await g.http('GET', '/v1/users/alice')).toMatchObject({ status: 503, body: { error: { code: 'unavailable' } } });
+    const queries: unknown[] = [];
+    g.bus.serve(g.subjects.queryPartition('*'), (q) => {
+      queries.push(q);
+      if (q.type === 'user_query') return { type: 'user_view', view: { user: q.user, owner: 'gw-test', pc: { state: 'inactive', sessions: 0 }, devices: [] } };
+      return { type: 'decisions', decisions: [] };
+    });
+    expect(await g.http('GET', '/v1/users/alice')).toMatchObject({ status: 200, body: { user: 'alice', owner: 'gw-test' } });
+    expect(await g.http('GET', '/v1/users/alice/decisions?limit=5')).toMatchObject({ status: 200, body: { decisions: [] } });
+    expect((await g.http('GET', '/v1/users/alice/decisions')).status).toBe(200);
+    expect(queries).toEqual([
+      { type: 'user_query', user: 'alice' },
+      { type: 'decisions_query', user: 'alice', limit: 5 },
+      { type: 'decisions_query', user: 'alice', limit: 20 },
+    ]);
+    for (const limit of ['0', '101', 'x', '-1', '2.5']) {
+      expect((await g.http('GET', `/v1/users/alice/decisions?limit=${limit}`)).body.error.message).toMatch(/limit must be/);
+    }
+  });
+
+  it('while stopping: /readyz 503, /v1 503 shutting_down, upgrades refused; health still 200', async () => {
+    g.gateway.stopAccepting();
+    expect((await g.http('GET', '/readyz', { key: null })).status).toBe(503);
+    expect(await g.http('POST', '/v1/messages', { body: msg('m1') })).toMatchObject({ status: 503, body: { error: { code: 'shutting_down' } } });
+    expect((await g.http('GET', '/healthz', { key: null })).status).toBe(200);
+    const refused = await new Promise<number>((resolve) => {
+      const ws = new WebSocket(g.wsUrl);
+      ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      ws.on('error', () => resolve(-1));
+    });
+    expect(refused).toBe(503);
+  });
+});

@@ -1,0 +1,172 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { CLOSE_GRACE_MS, MAX_CONSECUTIVE_BAD_FRAMES } from '../gateway/client-session.js';
+import { HELLO_TIMEOUT_MS, type OwnerMessage } from '../protocol/index.js';
+import { TestClient, signToken, until, type Claims } from './support/ws-client.js';
+import { JWT_SECRET, startGateway, type GatewayFixture } from './gateway-fixture.js';
+
+/** Section 2 over real loopback WebSockets against an in-process gateway; gateway timers run on a manual clock. */
+describe('gateway WebSocket sessions', () => {
+  let g: GatewayFixture;
+  const open: TestClient[] = [];
+  beforeEach(async () => { g = await startGateway({ SWITCHBOARD_FRAME_RATE: '100', SWITCHBOARD_SEND_BUFFER_BYTES: '65536' }); });
+  afterEach(async () => {
+    for (const c of open.splice(0)) c.close();
+    await g.gateway.close();
+  });
+
+  const pc: Claims = { sub: 'alice', dev: 'laptop', kind: 'pc' };
+  const phone: Claims = { sub: 'alice', dev: 'phone', kind: 'mobile', os: 'ios' };
+  const session = async (claims: Claims) => { const c = await TestClient.session(g.wsUrl, JWT_SECRET, claims); open.push(c); return c; };
+  const connect = async () => { const c = await TestClient.connect(g.wsUrl); open.push(c); return c; };
+  const ofType = (type: OwnerMessage['type']) => g.owned.filter((m) => m.type === type);
+  /** Another user's session must be untouched by whatever a test does to a bad client. */
+  const assertAlive = async (c: TestClient) => {
+    c.send({ type: 'ping' });
+    expect(await c.next((f) => f.type === 'pong')).toEqual({ type: 'pong' });
+  };
+
+  it('welcomes a client and tells the owner of the open and the close', async () => {
+    const c = await session(phone);
+    expect(ofType('session_open')).toEqual([{
+      type: 'session_open', user: 'alice', device: 'phone', kind: 'mobile', os: 'ios',
+      session: { node: 'gw-test', id: expect.any(String) }, at: expect.any(Number),
+    }]);
+    expect(await g.metric('switchboard_sessions', { kind: 'mobile' })).toBe(1);
+    c.close();
+    await until(() => ofType('session_close').length === 1);
+    expect(ofType('session_close')[0]).toMatchObject({ user: 'alice', device: 'phone', sessionId: (ofType('session_open')[0] as { session: { id: string } }).session.id });
+    expect(await g.metric('switchboard_sessions', { kind: 'mobile' })).toBe(0);
+  });
+
+  it('welcome carries the identity and heartbeat', async () => {
+    const c = await connect();
+    c.send({ type: 'hello', token: await signToken(JWT_SECRET, pc) });
+    expect(await c.next()).toEqual({ type: 'welcome', user: 'alice', device: 'laptop', kind: 'pc', heartbeatMs: g.config.heartbeatMs });
+  });
+
+  it('handles each frame type and delivers messages from the owner', async () => {
+    const c = await session(phone);
+    c.send({ type: 'presence', state: 'background' });
+    c.send({ type: 'register', os: 'ios', token: 'apns-token' });
+    expect(await c.next()).toEqual({ type: 'registered' });
+    c.send({ type: 'ack', id: 'm1' });
+    await assertAlive(c);
+    expect(g.owned.map((m) => m.type)).toEqual(['session_open', 'presence', 'device_put', 'touch', 'ack', 'touch']);
+    const sessionId = (ofType('session_open')[0] as { session: { id: string } }).session.id;
+    g.bus.publish(g.subjects.gateway('gw-test'), { type: 'deliver', sessionId, frame: { type: 'message', id: 'm2', text: 'hi', ts: 1 } });
+    expect(await c.message('m2')).toEqual({ type: 'message', id: 'm2', text: 'hi', ts: 1 });
+  });
+
+  it.each([
+    ['malformed JSON', '{"type":', 'bad_json', /JSON/],
+    ['a wrong type', JSON.stringify({ type: 'ack', id: 42 }), 'invalid_request', /\bid must be/],
+    ['an unknown frame type', JSON.stringify({ type: 'subscribe' }), 'unknown_frame', /subscribe/],
+    ['a frame not allowed for the kind', JSON.stringify({ type: 'register', os: 'ios', token: 't' }), 'frame_not_allowed', /register/],
+    ['the other kind\'s presence', JSON.stringify({ type: 'presence', state: 'foreground' }), 'frame_not_allowed', /foreground/],
+    ['a JSON array', '[1,2]', 'invalid_request', /frame must be/],
+  ])('answers %s with an error frame; the connection stays', async (_, text, code, message) => {
+    const bob = await session({ sub: 'bob', dev: 'pc', kind: 'pc' });
+    const c = await session(pc);
+    c.send(text);
+    const error = await c.next();
+    expect(error).toMatchObject({ type: 'error', code });
+    expect(error.message).toMatch(message);
+    await assertAlive(c);
+    await assertAlive(bob);
+    expect(await g.metric('switchboard_frame_errors_total', { code })).toBe(1);
+  });
+
+  const closeCases: [string, (c: TestClient) => Promise<void>, number][] = [
+    ['no hello at all', async () => g.clock.advance(HELLO_TIMEOUT_MS), 4408],
+    ['a non-hello first frame', async (c) => c.send({ type: 'ping' }), 4400],
+    ['malformed JSON as first frame', async (c) => c.send('nope'), 4400],
+    ['a binary frame', async (c) => c.ws.send(Buffer.from('{"type":"hello"}')), 4400],
+    ['a hello without token', async (c) => c.send({ type: 'hello' }), 4401],
+    ['a forged token', async (c) => c.send({ type: 'hello', token: await signToken('another-secret-0123456789', pc) }), 4401],
+    ['an expired token', async (c) => c.send({ type: 'hello', token: await signToken(JWT_SECRET, pc, -10) }), 4401],
+    ['a token without os for a mobile', async (c) => c.send({ type: 'hello', token: await signToken(JWT_SECRET, { sub: 'a', dev: 'b', kind: 'mobile' }) }), 4401],
+    ['a frame over 64 KiB', async (c) => c.send({ type: 'hello', token: 'x'.repeat(64 * 1024) }), 1009],
+  ];
+
+  it.each(closeCases)('closes on %s', async (_, act, code) => {
+    const bob = await session({ sub: 'bob', dev: 'pc', kind: 'pc' });
+    const c = await connect();
+    await act(c);
+    expect((await c.closed).code).toBe(code);
+    await until(async () => (await g.metric('switchboard_ws_closes_total', { code: String(code) })) === 1);
+    await assertAlive(bob);
+    expect(ofType('session_open')).toHaveLength(1); // only bob's
+  });
+
+  it.each<[string, unknown, number]>([
+    ['a second hello', { type: 'hello', token: 'x' }, 4400],
+    ['a frame claiming another user', { type: 'ping', user: 'mallory' }, 4403],
+    ['a frame claiming another device', { type: 'ack', id: 'm1', device: 'other' }, 4403],
+  ])('closes an open session on %s', async (_, frame, code) => {
+    const bob = await session({ sub: 'bob', dev: 'pc', kind: 'pc' });
+    const c = await session(pc);
+    c.send(frame);
+    expect((await c.closed).code).toBe(code);
+    await until(() => ofType('session_close').length === 1);
+    await assertAlive(bob);
+  });
+
+  it('a frame naming its own user and device is fine', async () => {
+    const c = await session(pc);
+    c.send({ type: 'ping', user: 'alice', device: 'laptop' });
+    expect(await c.next()).toEqual({ type: 'pong' });
+  });
+
+  it('replaces a session when the owner says so (4409)', async () => {
+    const first = await session(pc);
+    const second = await session(pc);
+    expect((await first.closed).code).toBe(4409);
+    await assertAlive(second);
+  });
+
+  it('closes a client over its frame rate (4429)', async () => {
+    const bob = await session({ sub: 'bob', dev: 'pc', kind: 'pc' });
+    const c = await session(pc);
+    for (let i = 0; i < 300; i++) c.send({ type: 'ack', id: `m${i}` });
+    expect((await c.closed).code).toBe(4429);
+    expect(ofType('ack').length).toBeLessThan(200);
+    await assertAlive(bob);
+  });
+
+  it(`closes after ${MAX_CONSECUTIVE_BAD_FRAMES} rejected frames in a row (4400), not before`, async () => {
+    const c = await session(pc);
+    for (let i = 0; i < MAX_CONSECUTIVE_BAD_FRAMES - 1; i++) c.send('{bad');
+    c.send({ type: 'ping' });
+    await c.next((f) => f.type === 'pong');
+    for (let i = 0; i < MAX_CONSECUTIVE_BAD_FRAMES; i++) c.send('{bad');
+    expect((await c.closed).code).toBe(4400);
+  });
+
+  it('closes a client that does not read (1013) and cuts it off after the grace', async () => {
+    const bob = await session({ sub: 'bob', dev: 'pc', kind: 'pc' });
+    const slow = await session(pc);
+    slow.ws.pause();
+    const sessionId = (ofType('session_open')[1] as { session: { id: string } }).session.id;
+    const frame = { type: 'message' as const, id: 'big', text: 'x'.repeat(60 * 1024), ts: 1 };
+    let sent = 0;
+    await until(async () => {
+      for (let i = 0; i < 10; i++, sent++) g.bus.publish(g.subjects.gateway('gw-test'), { type: 'deliver', sessionId, frame: { ...frame, id: `m${sent}` } });
+      g.clock.advance(CLOSE_GRACE_MS);
+      await new Promise((r) => setImmediate(r));
+      return ofType('session_close').length === 1;
+    }, 20_000, 'slow client closed');
+    expect(await g.metric('switchboard_ws_closes_total', { code: '1013' })).toBe(1);
+    expect(sent).toBeLessThan(2000);
+    await assertAlive(bob);
+  });
+
+  it('closeSessions(1001) closes everyone; new upgrades are refused after stopAccepting', async () => {
+    const a = await session(pc);
+    const b = await session(phone);
+    g.gateway.stopAccepting();
+    await g.gateway.closeSessions(1001);
+    expect((await a.closed).code).toBe(1001);
+    expect((await b.closed).code).toBe(1001);
+    await expect(TestClient.connect(g.wsUrl)).rejects.toThrow(/503/);
+  });
+});

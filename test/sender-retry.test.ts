@@ -1,0 +1,105 @@
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../runtime/logger.js';
+import { backoffMs, CircuitBreaker } from '../senders/circuit-breaker.js';
+import { PushPool } from '../senders/pool.js';
+import type { PushJob, PushOutcome } from '../senders/types.js';
+import { ManualClock } from './support/manual-clock.js';
+
+const workerFile = fileURLToPath(new URL('./support/scripted-worker.mjs', import.meta.url));
+const log = createLogger('silent');
+let seq = 0;
+const job = (script: string, ttlSeconds?: number, acceptedAt = 1_700_000_000_000): PushJob => ({
+  jobId: `j${++seq}`, user: 'u', device: 'd', vendor: 'fcm', token: script,
+  message: { id: `m${seq}`, to: 'u', acceptedAt, ...(ttlSeconds !== undefined ? { ttlSeconds } : {}) },
+});
+
+/** Runs the push while moving the manual clock whenever the pool is waiting on a timer. */
+async function drive(clock: ManualClock, p: Promise<PushOutcome>, stepMs: number): Promise<{ outcome: PushOutcome; elapsed: number }> {
+  const start = clock.now();
+  let done: PushOutcome | undefined;
+  p.then((o) => (done = o));
+  while (!done) {
+    await new Promise((r) => setImmediate(r));
+    if (clock.pending > 0) clock.advance(stepMs);
+    else await new Promise((r) => setTimeout(r, 1));
+  }
+  return { outcome: done, elapsed: clock.now() - start };
+}
+
+describe('push retries', () => {
+  let pool: PushPool | undefined;
+  afterEach(async () => {
+    await pool?.close();
+    pool = undefined;
+  });
+
+  it('retries with backoff until the vendor accepts', async () => {
+    const clock = new ManualClock();
+    pool = new PushPool({ config: { apps: { default: {} } }, log, workerFile, clock, random: () => 1 });
+    const { outcome, elapsed } = await drive(clock, pool.push(job('retry,retry,ok')), 100);
+    expect(outcome).toEqual({ outcome: 'ok' });
+    expect(elapsed).toBeGreaterThanOrEqual(500 + 1000); // full-jitter ceiling 500 ms, then 1000 ms
+  });
+
+  it('honours Retry-After over a shorter backoff', async () => {
+    const clock = new ManualClock();
+    pool = new PushPool({ config: { apps: { default: {} } }, log, workerFile, clock, random: () => 0 });
+    const { outcome, elapsed } = await drive(clock, pool.push(job('retry-after-7000,ok')), 1000);
+    expect(outcome).toEqual({ outcome: 'ok' });
+    expect(elapsed).toBeGreaterThanOrEqual(7000);
+    expect(elapsed).toBeLessThan(9000);
+  });
+
+  it('gives up after max attempts with the vendor reason, and never retries dead tokens or hard failures', async () => {
+    const clock = new ManualClock();
+    pool = new PushPool({ config: { apps: { default: {} } }, log, workerFile, clock, random: () => 0, maxAttempts: 3 });
+    expect((await drive(clock, pool.push(job('retry')), 10)).outcome).toEqual({ outcome: 'failed', reason: 'gave up after 3 attempts: 503 ServiceUnavailable' });
+    expect((await drive(clock, pool.push(job('dead,ok')), 10)).outcome).toEqual({ outcome: 'dead_token', reason: 'Unregistered' });
+    expect((await drive(clock, pool.push(job('fail,ok')), 10)).outcome).toEqual({ outcome: 'failed', reason: 'BadRequest' });
+  });
+
+  it("stops retrying when the message's TTL would pass", async () => {
+    const clock = new ManualClock();
+    pool = new PushPool({ config: { apps: { default: {} } }, log, workerFile, clock, random: () => 0 });
+    const { outcome } = await drive(clock, pool.push(job('retry-after-60000,ok', 30, clock.now())), 1000);
+    expect(outcome).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('TTL') });
+  });
+
+  it('opens the breaker after repeated failures, stops hammering, and closes after a successful probe', async () => {
+    const clock = new ManualClock();
+    pool = new PushPool({ config: { apps: { default: {} } }, log, workerFile, clock, random: () => 0, maxAttempts: 1, breaker: { failureThreshold: 3, openMs: 5000 } });
+    for (let i = 0; i < 3; i++) await drive(clock, pool.push(job('retry')), 10);
+    expect(pool.breakerState('fcm')).toBe('open');
+    const blocked = await drive(clock, pool.push(job('ok')), 10);
+    expect(blocked.outcome).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('circuit breaker is open') });
+    clock.advance(5000);
+    expect((await drive(clock, pool.push(job('ok')), 10)).outcome).toEqual({ outcome: 'ok' });
+    expect(pool.breakerState('fcm')).toBe('closed');
+  });
+});
+
+describe('circuit breaker and backoff', () => {
+  it('doubles the open period after a failed probe, capped', () => {
+    const clock = new ManualClock();
+    const b = new CircuitBreaker(clock, { failureThreshold: 1, openMs: 1000, maxOpenMs: 3000 });
+    b.failure();
+    expect(b.admit()).toBe(1000);
+    clock.advance(1000);
+    expect(b.admit()).toBe(0); // the probe
+    expect(b.state).toBe('half_open');
+    expect(b.admit()).toBeGreaterThan(0); // only one probe at a time
+    b.failure();
+    expect(b.admit()).toBe(2000);
+    clock.advance(2000);
+    b.admit();
+    b.failure();
+    expect(b.admit()).toBe(3000);
+  });
+
+  it('backs off exponentially with full jitter under a cap', () => {
+    expect([1, 2, 3, 4].map((a) => backoffMs(a, () => 0.999999))).toEqual([499, 999, 1999, 3999]);
+    expect(backoffMs(30, () => 0.999999)).toBe(59_999);
+    expect(backoffMs(3, () => 0)).toBe(0);
+  });
+});

@@ -1,0 +1,33 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FileDeviceRegistry } from '../store/file-device-registry.js';
+import { FileInbox } from '../store/file-inbox.js';
+import { describeDeviceRegistryContract } from './contracts/device-registry.contract.js';
+import { describeIngressContract } from './contracts/ingress.contract.js';
+
+describeDeviceRegistryContract('FileDeviceRegistry', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'sb-registry-'));
+  const opened: FileDeviceRegistry[] = [await FileDeviceRegistry.open(dir)];
+  return {
+    registry: opened[0],
+    reopen: async () => opened[opened.push(await FileDeviceRegistry.open(dir)) - 1],
+    cleanup: async () => {
+      for (const r of opened) await r.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+describeIngressContract('FileInbox', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'sb-inbox-'));
+  const opened: FileInbox[] = [await FileInbox.open(dir)];
+  return {
+    ingress: opened[0],
+    reopen: async () => opened[opened.push(await FileInbox.open(dir)) - 1],
+    cleanup: async () => {
+      for (const i of opened) await i.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});

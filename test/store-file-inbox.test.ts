@@ -1,0 +1,148 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { SwitchboardError } from '../protocol/index.js';
+import { FileInbox, type FileInboxOptions } from '../store/file-inbox.js';
+import { chatMessage, collector } from './contracts/ingress.contract.js';
+
+const WINDOW = 120_000;
+
+describe('FileInbox', () => {
+  let dir: string;
+  let clock: number;
+  const open: FileInbox[] = [];
+  const openInbox = async (options: FileInboxOptions = {}): Promise<FileInbox> => {
+    const inbox = await FileInbox.open(dir, { now: () => clock, dedupeWindowMs: WINDOW, ...options });
+    open.push(inbox);
+    return inbox;
+  };
+  const segmentFiles = async (): Promise<string[]> => (await readdir(dir)).filter((f) => f.startsWith('inbox-')).sort();
+  /** Replayed ids, read by reopening the directory (the marker proves the replay is complete). */
+  const replayedIds = async (options: FileInboxOptions = {}): Promise<string[]> => {
+    const inbox = await openInbox(options);
+    const got = collector();
+    await inbox.consume(got.handler);
+    const backlog = inbox.stats().pending;
+    await got.until(backlog);
+    await inbox.close();
+    return got.ids;
+  };
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sb-inbox-'));
+    clock = 1_000_000;
+  });
+  afterEach(async () => {
+    for (const inbox of open.splice(0)) await inbox.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('refuses an id within the dedupe window and accepts it again after, once settled', async () => {
+    const inbox = await openInbox();
+    expect(await inbox.accept(chatMessage('m', clock))).toBe('accepted');
+    inbox.settle('m');
+    clock += WINDOW - 1;
+    expect(await inbox.accept(chatMessage('m', clock))).toBe('duplicate');
+    clock += 1;
+    expect(await inbox.accept(chatMessage('m', clock))).toBe('accepted');
+  });
+
+  it('refuses an id that is still unsettled even past the window', async () => {
+    const inbox = await openInbox();
+    await inbox.accept(chatMessage('m', clock));
+    clock += 10 * WINDOW;
+    expect(await inbox.accept(chatMessage('m', clock))).toBe('duplicate');
+  });
+
+  it('rebuilds the dedupe window at open from acceptedAt of settled messages still inside it', async () => {
+    const inbox = await openInbox();
+    await inbox.accept(chatMessage('old', clock));
+    await inbox.accept(chatMessage('recent', clock + 100_000));
+    inbox.settle('old');
+    inbox.settle('recent');
+    await inbox.close();
+    clock += 150_000;
+    const again = await openInbox();
+    expect(await again.accept(chatMessage('old', clock))).toBe('accepted');
+    expect(await again.accept(chatMessage('recent', clock))).toBe('duplicate');
+  });
+
+  it('ignores settling an unknown or already settled id', async () => {
+    const inbox = await openInbox();
+    await inbox.accept(chatMessage('m', clock));
+    inbox.settle('nope');
+    inbox.settle('m');
+    inbox.settle('m');
+    expect(inbox.stats().pending).toBe(0);
+    await inbox.close();
+    expect(await replayedIds()).toEqual([]);
+  });
+
+  it('rolls segments and deletes each one whose messages are settled and out of the window', async () => {
+    const inbox = await openInbox({ segmentBytes: 1024 });
+    for (let n = 0; n < 40; n++) await inbox.accept(chatMessage(`m${n}`, clock));
+    expect((await segmentFiles()).length).toBeGreaterThan(3);
+    for (let n = 1; n < 40; n++) inbox.settle(`m${n}`);
+    await inbox.close();
+    expect((await segmentFiles()).length).toBeGreaterThan(3); // still inside the dedupe window
+
+    clock += WINDOW;
+    expect(await replayedIds({ segmentBytes: 1024 })).toEqual(['m0']);
+    // m0 pins its segment and the segments holding settle records of that segment's messages; the rest are gone.
+    expect(await segmentFiles()).toEqual(['inbox-000001.log', 'inbox-000004.log']);
+
+    const inbox2 = await openInbox({ segmentBytes: 1024 });
+    inbox2.settle('m0');
+    await inbox2.close();
+    expect(await replayedIds()).toEqual([]);
+    expect(await segmentFiles()).toHaveLength(0); // the last opened segment received nothing, so it was never created
+  });
+
+  it('keeps replaying a message whose later segments were deleted, and none that were settled', async () => {
+    const inbox = await openInbox({ segmentBytes: 512, dedupeWindowMs: 1 });
+    const got = collector();
+    await inbox.consume(got.handler);
+    for (let n = 0; n < 30; n++) {
+      clock += 1;
+      await inbox.accept(chatMessage(`m${n}`, clock));
+      if (n % 3 !== 0) inbox.settle(`m${n}`);
+    }
+    clock += 10;
+    for (let n = 0; n < 30; n += 3) if (n !== 27) inbox.settle(`m${n}`);
+    await inbox.close();
+    expect(await replayedIds()).toEqual(['m27']);
+  });
+
+  it('answers store_failed when a sync fails, keeps nothing pending, and accepts the retry in a new segment', async () => {
+    let failSync = false;
+    const inbox = await openInbox({
+      datasync: async (file) => {
+        if (failSync) throw new Error('EIO: i/o error, fdatasync');
+        await file.datasync();
+      },
+    });
+    await inbox.accept(chatMessage('before', clock));
+    failSync = true;
+    const [failure, duplicateFailure] = await Promise.all(
+      [1, 2].map(() => inbox.accept(chatMessage('m', clock)).catch((e: SwitchboardError) => e)),
+    );
+    expect(failure).toMatchObject({ code: 'store_failed', status: 503 });
+    expect(duplicateFailure).toMatchObject({ code: 'store_failed' }); // never 'duplicate' of a message not stored
+    failSync = false;
+    expect(await inbox.accept(chatMessage('m', clock))).toBe('accepted');
+    expect(inbox.stats()).toEqual({ pending: 2, segments: [1, 2] });
+    await inbox.close();
+    expect((await replayedIds()).sort()).toEqual(['before', 'm']);
+  });
+
+  it('reports a throwing consumer and still answers accepted', async () => {
+    const errors: unknown[] = [];
+    const inbox = await openInbox({ onConsumerError: (e) => errors.push(e) });
+    await inbox.consume(() => {
+      throw new Error('consumer bug');
+    });
+    expect(await inbox.accept(chatMessage('m', clock))).toBe('accepted');
+    expect(errors).toHaveLength(1);
+  });
+});

@@ -1,0 +1,115 @@
+import { MemoryBus } from '../../cluster/memory-bus.js';
+import { Subjects } from '../../cluster/subjects.js';
+import { Router, type RouterDeps } from '../../actors/router.js';
+import type { ChatMessage, GatewayMessage, OwnerMessage, RoutedEvent } from '../../protocol/index.js';
+import { systemClock } from '../../runtime/clock.js';
+import { createLogger } from '../../runtime/logger.js';
+import { Metrics } from '../../runtime/metrics.js';
+import type { PushJob, PushOutcome, PushSink } from '../../senders/types.js';
+import type { DeviceRecord, DeviceRegistry } from '../../store/types.js';
+import type { DeviceRegistration } from '../../protocol/index.js';
+
+/** In-memory DeviceRegistry; `hang` makes list() never resolve (a stuck store). */
+export class FakeRegistry implements DeviceRegistry {
+  readonly records = new Map<string, DeviceRecord[]>();
+  readonly cleared: string[] = [];
+  hang = false;
+
+  async put(user: string, device: string, reg: DeviceRegistration): Promise<DeviceRecord> {
+    const list = (this.records.get(user) ?? []).filter((r) => r.device !== device);
+    const rec: DeviceRecord = { device, ...reg, updatedAt: Date.now() };
+    this.records.set(user, [...list, rec]);
+    return rec;
+  }
+  async remove(user: string, device: string): Promise<boolean> {
+    const list = this.records.get(user) ?? [];
+    this.records.set(user, list.filter((r) => r.device !== device));
+    return list.some((r) => r.device === device);
+  }
+  async clearToken(user: string, device: string, token: string): Promise<boolean> {
+    this.cleared.push(`${user}/${device}/${token}`);
+    const rec = this.records.get(user)?.find((r) => r.device === device && r.token === token);
+    if (rec) delete rec.token;
+    return rec !== undefined;
+  }
+  list(user: string): Promise<DeviceRecord[]> {
+    if (this.hang) return new Promise(() => {});
+    return Promise.resolve((this.records.get(user) ?? []).map((r) => ({ ...r })));
+  }
+  async close(): Promise<void> {}
+}
+
+/** Records every push; answers with `auto` at once, or leaves it pending for `answer()` when auto is undefined. */
+export class FakePushes implements PushSink {
+  readonly jobs: PushJob[] = [];
+  private readonly pending = new Map<string, (o: PushOutcome) => void>();
+  auto: PushOutcome | undefined = { outcome: 'ok' };
+
+  push(job: PushJob): Promise<PushOutcome> {
+    this.jobs.push(job);
+    if (this.auto) return Promise.resolve(this.auto);
+    return new Promise((resolve) => this.pending.set(job.jobId, resolve));
+  }
+  answer(jobId: string, o: PushOutcome): void {
+    this.pending.get(jobId)!(o);
+    this.pending.delete(jobId);
+  }
+  async close(): Promise<void> {}
+}
+
+/** A Router on a MemoryBus with fakes, recording what reaches the gateways `gw1` and `gw2`. */
+export function harness(overrides: Partial<RouterDeps> = {}) {
+  const bus = new MemoryBus();
+  const subjects = new Subjects('sb', 4);
+  const registry = new FakeRegistry();
+  const pushes = new FakePushes();
+  const metrics = new Metrics({ defaultMetrics: false });
+  const gateway: { node: string; msg: GatewayMessage }[] = [];
+  for (const node of ['gw1', 'gw2']) bus.subscribe(subjects.gateway(node), (m) => gateway.push({ node, msg: m as GatewayMessage }));
+  const settled: string[] = [];
+  const routed: RoutedEvent[] = [];
+  const router = new Router({
+    nodeId: 'n1', bus, subjects, registry, pushes, clock: systemClock, metrics, log: createLogger('silent'),
+    ackTimeoutMs: 5000, presenceTtlMs: 90_000, pushDelayMs: 0, passivateAfterMs: 60_000,
+    settle: (id) => settled.push(id), onRouted: (e) => routed.push(e), ...overrides,
+  });
+  const send = (m: OwnerMessage): void => router.handle(m);
+  const at = (): number => Date.now();
+  return {
+    bus, registry, pushes, metrics, gateway, settled, routed, router, send,
+    deliveries: () => gateway.filter((g) => g.msg.type === 'deliver').map((g) => `${g.node}:${(g.msg as { sessionId: string }).sessionId}`),
+    openPc: (user: string, device: string, sessionId: string, node = 'gw1') => send({ type: 'session_open', user, device, kind: 'pc', session: { node, id: sessionId }, at: at() }),
+    openPhone: (user: string, device: string, os: DeviceRecord['os'], sessionId: string, node = 'gw2') =>
+      send({ type: 'session_open', user, device, kind: 'mobile', os, session: { node, id: sessionId }, at: at() }),
+    presence: (user: string, device: string, sessionId: string, state: 'active' | 'inactive' | 'foreground' | 'background', reason?: 'idle' | 'screen_locked' | 'client_locked') =>
+      send({ type: 'presence', user, device, sessionId, state, ...(reason ? { reason } : {}), at: at() }),
+    ack: (user: string, device: string, sessionId: string, id: string) => send({ type: 'ack', user, device, sessionId, id, at: at() }),
+    route: (user: string, id: string, extra: Partial<ChatMessage> = {}) => send({ type: 'route', user, msg: { id, to: user, text: 'hello', acceptedAt: at(), ...extra } }),
+    async decisions(user: string) {
+      const r = await router.answer({ type: 'decisions_query', user, limit: 10 });
+      if (r.type !== 'decisions') throw new Error(JSON.stringify(r));
+      return r.decisions;
+    },
+    async view(user: string) {
+      const r = await router.answer({ type: 'user_query', user });
+      if (r.type !== 'user_view') throw new Error(JSON.stringify(r));
+      return r.view;
+    },
+  };
+}
+
+/** Lets nact run: every message goes through setImmediate, which the fake timers leave real. */
+export async function until(cond: () => boolean, ticks = 2000): Promise<void> {
+  for (let i = 0; i < ticks; i++) {
+    if (cond()) return;
+    await new Promise((r) => setImmediate(r));
+  }
+  throw new Error('condition not reached');
+}
+
+export async function settle(h: { router: Router }): Promise<void> {
+  for (let i = 0; i < 5; i++) {
+    await new Promise((r) => setImmediate(r));
+    await h.router.drain(1000);
+  }
+}

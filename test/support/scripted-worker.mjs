@@ -1,0 +1,17 @@
+// A sender worker whose answers are scripted by the job's token: "a,b,c" answers a, then b, then c (last repeats).
+// Each step: ok | dead | fail | retry | retry-after-<ms>.
+const calls = new Map();
+export default async function scripted(jobs) {
+  return jobs.map((job) => {
+    const steps = job.token.split(',');
+    const n = calls.get(job.jobId) ?? 0;
+    calls.set(job.jobId, n + 1);
+    const step = steps[Math.min(n, steps.length - 1)];
+    if (step === 'ok') return { outcome: 'ok' };
+    if (step === 'dead') return { outcome: 'dead_token', reason: 'Unregistered' };
+    if (step === 'fail') return { outcome: 'failed', reason: 'BadRequest' };
+    const m = /^retry(?:-after-(\d+))?$/.exec(step);
+    if (m) return { outcome: 'retry', reason: '503 ServiceUnavailable', ...(m[1] ? { retryAfterMs: Number(m[1]) } : {}) };
+    throw new Error(`bad script step ${step}`);
+  });
+}
