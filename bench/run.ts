@@ -6,7 +6,7 @@ import { measureInChild, type MemoryResult } from './resident-memory.js';
 import { fmt, fmtBytes, fmtMs, markdownTable, verdict, type Row } from './stats.js';
 
 /**
- * `npm run bench [-- --quick] [-- --skip-memory] [-- --users N]`: every section of the issue in one run, one
+ * `npm run bench [-- --quick] [--skip-e2e] [--skip-memory] [--users N] [--window N] [--max-count N]`: every section of the issue in one run, one
  * markdown table, throughput as a fraction of the decide() ceiling measured in the same run (STYLE.md).
  */
 
@@ -28,6 +28,8 @@ const e2e: E2eOptions = quick
   ? { users: 500, maxCount: 30_000, window: 2000, loads: [1000, 5000, 10_000], loadMs: 2000, httpConcurrency: 64 }
   : { users: 2000, maxCount: 200_000, window: 4000, loads: [1000, 5000, 10_000], loadMs: 5000, httpConcurrency: 128 };
 if (flag('--users')) e2e.users = Number(flag('--users'));
+if (flag('--window')) e2e.window = Number(flag('--window'));
+if (flag('--max-count')) e2e.maxCount = Number(flag('--max-count'));
 const memoryUsers = quick ? [20_000] : [100_000, 1_000_000];
 
 const log = (line: string) => process.stderr.write(`${line}\n`);

@@ -202,16 +202,20 @@ export class FileInbox implements Ingress {
     this.collecting = this.collecting.then(async () => {
       for (;;) {
         const horizon = this.now() - this.dedupeWindowMs;
-        const victim = [...this.segments.values()].find(
-          (s) => s !== this.current && s.isDeletable(horizon, (no) => this.segments.has(no)),
-        );
+        const oldestFirst = [...this.segments.values()].sort((a, b) => a.no - b.no);
+        const victim = oldestFirst.find((s) => s !== this.current && s.isDeletable(horizon, (no) => this.segments.has(no)));
         if (victim === undefined) return;
-        this.segments.delete(victim.no);
         await victim.log.close();
-        await unlink(victim.log.path);
+        try {
+          await unlink(victim.log.path);
+        } catch (e) {
+          // Keep it on the books so segments holding its settle records stay too; the next open tries again.
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return;
+        }
+        this.segments.delete(victim.no);
         await syncDirectory(this.dir);
       }
-    }).catch(() => undefined); // a file we failed to delete is retried at the next collection or open
+    }).catch(() => undefined); // a failed directory sync: the unlink is redone by replay at the next open at worst
   }
 }
 

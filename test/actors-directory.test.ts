@@ -89,7 +89,6 @@ describe('user directory', () => {
     expect(await h.view('u1')).toEqual({ user: 'u1', owner: 'n1', pc: { state: 'active', sessions: 1 }, devices: [] });
     h.registry.hang = true; // a new user's registry load never finishes
     const reply = h.router.answer({ type: 'user_query', user: 'stuck' });
-    await settle(h).catch(() => {});
     await vi.advanceTimersByTimeAsync(2000);
     expect(await reply).toMatchObject({ type: 'error', code: 'unavailable' });
   });

@@ -128,7 +128,7 @@ describe('parseConfig: string and list variables', () => {
   for (const [name, bad, message] of cases) {
     it.each(bad)(`${name}=%j -> "${message}"`, (raw) => {
       // Cluster-only requirements are satisfied so that only `name` can be at fault.
-      const base = name === 'SWITCHBOARD_NATS_URL' ? { SWITCHBOARD_JWT_SECRET: SECRET, SWITCHBOARD_API_KEY: SECRET } : {};
+      const base: Record<string, string> = name === 'SWITCHBOARD_NATS_URL' ? { SWITCHBOARD_JWT_SECRET: SECRET, SWITCHBOARD_API_KEY: SECRET } : {};
       const e = configError({ ...base, [name]: raw });
       expect(e.message).toBe(message);
       expect(e.variable).toBe(name);

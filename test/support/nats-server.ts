@@ -1,0 +1,92 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** A free TCP port on loopback, chosen by the kernel. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * A real nats-server with JetStream that the test starts on free ports and stops: never a server it did not start.
+ * `restart()` keeps the ports and the JetStream store dir.
+ */
+export class NatsServer {
+  private proc?: ChildProcess;
+  readonly log: string[] = [];
+
+  private constructor(readonly port: number, readonly clusterPort: number, readonly storeDir: string, private readonly routes: number[], readonly name: string) {}
+
+  get url(): string {
+    return `nats://127.0.0.1:${this.port}`;
+  }
+
+  static async start(opts: { routes?: number[]; clusterPort?: number; name?: string } = {}): Promise<NatsServer> {
+    const port = await freePort();
+    const clusterPort = opts.clusterPort ?? (opts.routes ? await freePort() : 0);
+    const storeDir = await mkdtemp(join(tmpdir(), 'switchboard-nats-'));
+    const s = new NatsServer(port, clusterPort, storeDir, opts.routes ?? [], opts.name ?? `n${port}`);
+    await s.launch();
+    return s;
+  }
+
+  /** Three routed servers forming one JetStream cluster. */
+  static async cluster(size = 3): Promise<NatsServer[]> {
+    const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
+    return Promise.all(clusterPorts.map((cp, i) => NatsServer.start({ clusterPort: cp, routes: clusterPorts, name: `s${i + 1}` })));
+  }
+
+  private launch(): Promise<void> {
+    const args = ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.storeDir, '-n', this.name];
+    if (this.clusterPort) {
+      args.push('--cluster_name', 'sbtest', '--cluster', `nats://127.0.0.1:${this.clusterPort}`,
+        '--routes', this.routes.filter((p) => p !== this.clusterPort).map((p) => `nats://127.0.0.1:${p}`).join(','));
+    }
+    const proc = spawn('nats-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = proc;
+    return new Promise((resolve, reject) => {
+      let buf = '';
+      const onData = (c: Buffer) => {
+        buf += c.toString();
+        const lines = buf.split('\n');
+        buf = lines.pop()!;
+        for (const l of lines) {
+          this.log.push(l);
+          if (l.includes('Server is ready')) resolve();
+        }
+      };
+      proc.stderr!.on('data', onData);
+      proc.stdout!.on('data', onData);
+      proc.on('error', reject);
+      proc.on('exit', (code) => reject(new Error(`nats-server exited ${code}: ${this.log.slice(-5).join('\n')}`)));
+    });
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise((r) => p.once('exit', r));
+    p.kill(signal);
+    await exited;
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.launch();
+  }
+
+  async dispose(): Promise<void> {
+    await this.stop('SIGKILL');
+    await rm(this.storeDir, { recursive: true, force: true });
+  }
+}
