@@ -64,7 +64,11 @@ export function findMobile(s: UserState, device: string): MobileDevice | undefin
 
 /** Adds or replaces a PC session; returns the session it displaced (same device, other id) so it can be closed (4409). */
 export function openPcSession(s: UserState, pc: PcSession): PcSession | undefined {
-  const pcs = (s.pcs ??= []);
+  const pcs = s.pcs;
+  if (pcs === undefined) {
+    s.pcs = [pc]; // a literal has room for exactly one; push() on [] would reserve 17 slots
+    return undefined;
+  }
   const i = pcs.findIndex((p) => p.device === pc.device);
   if (i < 0) {
     pcs.push(pc);
@@ -81,7 +85,7 @@ export function openMobileSession(s: UserState, device: string, os: MobileOs | u
   if (!m) {
     // A session-only device: the JWT names its OS; a missing one only matters for GET, never for a push.
     m = { device, os: os ?? 'android' };
-    (s.mobiles ??= []).push(m);
+    addMobile(s, m);
   } else if (os !== undefined) {
     m.os = os;
   }
@@ -111,7 +115,7 @@ export function closeSession(s: UserState, device: string, sessionId: string): b
 export function putDevice(s: UserState, device: string, os: MobileOs, token: string, app: string | undefined): void {
   const m = findMobile(s, device);
   if (!m) {
-    (s.mobiles ??= []).push(app === undefined ? { device, os, token } : { device, os, token, app });
+    addMobile(s, app === undefined ? { device, os, token } : { device, os, token, app });
     return;
   }
   m.os = os;
@@ -143,10 +147,15 @@ export function clearDeadToken(s: UserState, device: string, token: string): voi
 export function mergeRegistry(s: UserState, records: readonly DeviceRecord[]): void {
   for (const r of records) {
     const m = findMobile(s, r.device);
-    if (!m) (s.mobiles ??= []).push(mobileFromRecord(r));
+    if (!m) addMobile(s, mobileFromRecord(r));
     else if (m.token === undefined && r.token !== undefined) {
       m.token = r.token;
       m.app = r.app;
     }
   }
+}
+
+function addMobile(s: UserState, m: MobileDevice): void {
+  if (s.mobiles === undefined) s.mobiles = [m]; // exact capacity, as for pcs
+  else s.mobiles.push(m);
 }

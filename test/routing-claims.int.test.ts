@@ -52,9 +52,17 @@ async function pc(node: NodeProcess, user: string, dev: string, presence?: 'acti
   return p;
 }
 
-/** Reports PC presence and awaits the node's view reflecting it. */
-async function report(node: NodeProcess, user: string, p: Peer, presence: 'active' | Reason): Promise<void> {
-  if (presence === 'active') {
+/**
+ * Reports PC presence and awaits the node's view reflecting it. With `barrier`, when the user's overall state
+ * will not change (another PC stays active), a ping sent after it is awaited instead: frames of one socket are
+ * handled in order, so the report reached the node before the pong left it.
+ */
+async function report(node: NodeProcess, user: string, p: Peer, presence: 'active' | Reason, barrier = false): Promise<void> {
+  if (barrier) {
+    p.send(presence === 'active' ? { type: 'presence', state: 'active' } : { type: 'presence', state: 'inactive', reason: presence });
+    p.send({ type: 'ping' });
+    await p.client.next((f) => f.type === 'pong');
+  } else if (presence === 'active') {
     p.send({ type: 'presence', state: 'active' });
     await viewUntil(node, user, (v) => v.pc.state === 'active', 'PC state active');
   } else {
@@ -283,8 +291,10 @@ describe('routing on one node with default timings', () => {
   it('PC active -> every connected PC session gets it (inactive ones too), no phone does', async () => {
     const user = uniqueUser();
     const a = await pc(node, user, 'desk-a', 'active');
-    const b = await pc(node, user, 'desk-b', 'screen_locked');
+    const b = await pc(node, user, 'desk-b');
+    await report(node, user, b, 'screen_locked', true);
     const c = await pc(node, user, 'laptop');
+    await report(node, user, c, 'idle', true);
     expect(await userView(node, user)).toMatchObject({ pc: { state: 'active', sessions: 3 } });
     const mob = await phone(node, user, 'mob', 'ios');
     const id = msgId();

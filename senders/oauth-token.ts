@@ -1,0 +1,52 @@
+import type { PushOutcome } from './types.js';
+
+/** A cached OAuth token is replaced this long before the vendor says it expires (clock skew, in-flight sends). */
+export const TOKEN_REFRESH_MARGIN_MS = 60_000;
+
+/** What a token endpoint gave: a token with its lifetime, or the outcome every waiting send reports. */
+export type TokenFetch =
+  | { ok: true; token: string; expiresInS: number }
+  | { ok: false; outcome: PushOutcome };
+
+export type TokenGet = { ok: true; token: string } | { ok: false; outcome: PushOutcome };
+
+/**
+ * One OAuth access token shared by all sends of a sender: fetched on first use, reused until shortly before
+ * expiry, fetched once for any number of concurrent sends, and dropped when the vendor rejects it (401).
+ * Failures are not cached: the next send asks again.
+ */
+export class AccessTokenCache {
+  private current?: { token: string; refreshAt: number };
+  private pending?: Promise<TokenFetch>;
+  /** Token endpoint calls so far (tests and metrics). */
+  fetches = 0;
+
+  constructor(private readonly fetchToken: () => Promise<TokenFetch>, private readonly now: () => number) {}
+
+  async get(): Promise<TokenGet> {
+    if (this.current && this.now() < this.current.refreshAt) return { ok: true, token: this.current.token };
+    if (!this.pending) {
+      this.fetches++;
+      const startedAt = this.now();
+      this.pending = this.fetchToken().catch((err): TokenFetch => (
+        { ok: false, outcome: { outcome: 'retry', reason: `OAuth token request failed: ${err instanceof Error ? err.message : String(err)}` } }
+      )).then((r) => {
+        if (r.ok) {
+          const lifetimeMs = r.expiresInS * 1000;
+          // Short-lived tokens (tests, odd vendors) still get half their life rather than none.
+          this.current = { token: r.token, refreshAt: startedAt + lifetimeMs - Math.min(TOKEN_REFRESH_MARGIN_MS, lifetimeMs / 2) };
+        }
+        return r;
+      }).finally(() => {
+        this.pending = undefined;
+      });
+    }
+    const r = await this.pending;
+    return r.ok ? { ok: true, token: r.token } : r;
+  }
+
+  /** Forgets `token` after the vendor refused it; a newer token fetched meanwhile by another send is kept. */
+  invalidate(token: string): void {
+    if (this.current?.token === token) this.current = undefined;
+  }
+}
