@@ -2,7 +2,7 @@ import { dispatch, spawn, start, stop, type ActorSystemRef, type Ref } from 'nac
 import type { OwnerQuery, OwnerReply } from '../protocol/index.js';
 import type { Timer } from '../runtime/clock.js';
 import { UserActor, type UserActorDeps, type UserActorMessage } from './user-actor.js';
-import { hasLiveSessions, type UserState } from './user-state.js';
+import { hasLiveSessions, newUserState, type UserState } from './user-state.js';
 
 export interface DirectoryDeps extends UserActorDeps {
   /** An actor with nothing in flight and no timers stops after this long idle (SWITCHBOARD_PASSIVATE_AFTER_MS, default 60000). */
@@ -127,7 +127,7 @@ export class UserDirectory {
     const kept = this.kept.get(user);
     this.kept.delete(user);
     // A kept state is complete (device changes spawn the actor and update it); a fresh one loads the registry first.
-    const actor = new UserActor(user, kept ?? {}, kept !== undefined, this.deps, (m) => this.tell(user, m), (n) => this.intern(n));
+    const actor = new UserActor(user, kept ?? newUserState(), kept !== undefined, this.deps, (m) => this.tell(user, m), (n) => this.intern(n));
     const resident: Resident = { ref: undefined as unknown as Ref<UserActorMessage>, actor, inFlight: 0, idleSince: this.deps.clock.now() };
     const handler = async (a: UserActor, msg: UserActorMessage): Promise<UserActor> => {
       try {

@@ -11,7 +11,7 @@ import type { DeviceRegistry } from '../store/types.js';
 import { decide, decideFallback, pcStatus, type Command, type Routed } from './decide.js';
 import { copyDecision, DecisionLog, RecentIds } from './history.js';
 import {
-  clearDeadToken, closeSession, deleteDevice, findMobile, findPc, mergeRegistry, openMobileSession, openPcSession, putDevice, type UserState,
+  clearDeadToken, closeSession, deleteDevice, findMobile, findPc, mergeRegistry, newPcSession, openMobileSession, openPcSession, putDevice, type UserState,
 } from './user-state.js';
 
 /** What one user actor needs from the node; the Router's deps minus what only the directory uses. */
@@ -85,7 +85,7 @@ export class UserActor {
       case 'session_open': {
         const session = { id: msg.session.id, node: this.intern(msg.session.node) };
         const old = msg.kind === 'pc'
-          ? openPcSession(this.state, { sessionId: session.id, device: msg.device, node: session.node, presence: 'active', lastSeen: Math.min(msg.at, now) })
+          ? openPcSession(this.state, newPcSession(session.id, msg.device, session.node, Math.min(msg.at, now)))
           : openMobileSession(this.state, msg.device, msg.os, { sessionId: session.id, node: session.node, foreground: true });
         // Section 2: a second connection of the same device replaces the first (4409).
         if (old) this.deps.bus.publish(this.deps.subjects.gateway(old.node), { type: 'close_session', sessionId: old.sessionId, code: 4409, reason: 'replaced' });

@@ -42,11 +42,22 @@ export interface UserState {
   mobiles?: MobileDevice[];
 }
 
+/** An empty state; both fields present from the start so V8 gives every state one small hidden class. */
+export function newUserState(): UserState {
+  return { pcs: undefined, mobiles: undefined };
+}
+
+/** Every optional field present (as undefined) so all devices share one shape with in-object fields only. */
+export function newMobile(device: string, os: MobileOs, token?: string, app?: string): MobileDevice {
+  return { device, os, token, app, session: undefined };
+}
+
+export function newPcSession(sessionId: string, device: string, node: string, lastSeen: number): PcSession {
+  return { sessionId, device, node, presence: 'active', reason: undefined, lastSeen };
+}
+
 function mobileFromRecord(r: DeviceRecord): MobileDevice {
-  const m: MobileDevice = { device: r.device, os: r.os };
-  if (r.token !== undefined) m.token = r.token;
-  if (r.app !== undefined) m.app = r.app;
-  return m;
+  return newMobile(r.device, r.os, r.token, r.app);
 }
 
 /** True while any session is connected: such a state is kept across passivation (the registry cannot rebuild it). */
@@ -84,7 +95,7 @@ export function openMobileSession(s: UserState, device: string, os: MobileOs | u
   let m = findMobile(s, device);
   if (!m) {
     // A session-only device: the JWT names its OS; a missing one only matters for GET, never for a push.
-    m = { device, os: os ?? 'android' };
+    m = newMobile(device, os ?? 'android');
     addMobile(s, m);
   } else if (os !== undefined) {
     m.os = os;
@@ -115,7 +126,7 @@ export function closeSession(s: UserState, device: string, sessionId: string): b
 export function putDevice(s: UserState, device: string, os: MobileOs, token: string, app: string | undefined): void {
   const m = findMobile(s, device);
   if (!m) {
-    addMobile(s, app === undefined ? { device, os, token } : { device, os, token, app });
+    addMobile(s, newMobile(device, os, token, app));
     return;
   }
   m.os = os;

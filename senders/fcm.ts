@@ -1,14 +1,142 @@
+/**
+ * FCM HTTP v1 sender (PROTOCOL.md sections 1, 4, 5), written as a direct client instead of using firebase-admin.
+ * firebase-admin 14 needs Node 22. Version 13 can't send its service-account token exchange or its HTTP/2 sends
+ * anywhere except Google, so it can't follow SWITCHBOARD_FCM_ENDPOINT. This client builds the
+ * service-account assertion itself and speaks the documented wire protocol. The same code works against Google
+ * and against a local server (test/vendors/fcm-server.ts).
+ */
+import { fitPayload } from './payload.js';
+import { AccessTokenCache, type TokenFetch } from './oauth-token.js';
+import { readServiceAccount, serviceAccountAssertion, type ServiceAccount } from './oauth-service-account.js';
 import type { PushJob, PushOutcome } from './types.js';
 import type { FcmCredentials } from './vendor-config.js';
+import { networkOutcome, parseJson, retryOutcome, VendorHttp, type VendorClientOptions, type VendorResponse } from './vendor-http.js';
 import type { VendorSender } from './vendor.js';
 
-/** Placeholder until the fcm sender lands (issue 3): reports failure, never success. */
-export class FcmSender implements VendorSender {
-  constructor(private readonly creds: FcmCredentials) {}
+/** Where sends go unless `FcmCredentials.endpoint` (SWITCHBOARD_FCM_ENDPOINT) overrides it. */
+export const FCM_ORIGIN = 'https://fcm.googleapis.com';
 
-  async send(_job: PushJob): Promise<PushOutcome> {
-    return { outcome: 'failed', reason: 'fcm sender is not available in this build' };
+type AccountLoad = { ok: true; account: ServiceAccount } | { ok: false; reason: string };
+
+export class FcmSender implements VendorSender {
+  private readonly http: VendorHttp;
+  private readonly now: () => number;
+  private readonly tokens: AccessTokenCache;
+  private account?: Promise<AccountLoad>;
+
+  constructor(private readonly creds: FcmCredentials, options: VendorClientOptions = {}) {
+    this.http = new VendorHttp(options);
+    this.now = options.now ?? Date.now;
+    this.tokens = new AccessTokenCache(() => this.exchangeToken(), this.now);
   }
 
-  async close(): Promise<void> {}
+  /** OAuth token exchanges so far (one per hour in steady state). */
+  get tokenFetches(): number {
+    return this.tokens.fetches;
+  }
+
+  async send(job: PushJob): Promise<PushOutcome> {
+    const loaded = await this.loadAccount();
+    if (!loaded.ok) return { outcome: 'failed', reason: loaded.reason };
+    const body = buildFcmBody(job);
+    if (body === undefined) return { outcome: 'failed', reason: 'fcm payload exceeds 4096 bytes even with the text removed' };
+    const url = new URL(`${this.origin()}/v1/projects/${encodeURIComponent(loaded.account.projectId)}/messages:send`);
+    // A 401 means the cached token was revoked or expired early: fetch a fresh one and resend, once.
+    for (let attempt = 0; ; attempt++) {
+      const token = await this.tokens.get();
+      if (!token.ok) return token.outcome;
+      let res: VendorResponse;
+      try {
+        res = await this.http.post(url, body, { authorization: `Bearer ${token.token}`, 'content-type': 'application/json; charset=utf-8' });
+      } catch (err) {
+        return networkOutcome('fcm', err);
+      }
+      if (res.status === 401 && attempt === 0) {
+        this.tokens.invalidate(token.token);
+        continue;
+      }
+      return fcmOutcome(res, this.now());
+    }
+  }
+
+  async close(): Promise<void> {
+    this.http.close();
+  }
+
+  private origin(): string {
+    return (this.creds.endpoint ?? FCM_ORIGIN).replace(/\/+$/, '');
+  }
+
+  private loadAccount(): Promise<AccountLoad> {
+    this.account ??= readServiceAccount(this.creds.serviceAccountFile);
+    return this.account;
+  }
+
+  /** Exchanges a fresh service-account assertion for an access token (RFC 7523 jwt-bearer grant). */
+  private async exchangeToken(): Promise<TokenFetch> {
+    const loaded = await this.loadAccount();
+    if (!loaded.ok) return { ok: false, outcome: { outcome: 'failed', reason: loaded.reason } };
+    const url = new URL(this.creds.endpoint ? `${this.origin()}/token` : loaded.account.tokenUri);
+    const form = new URLSearchParams({
+      grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer',
+      assertion: serviceAccountAssertion(loaded.account, this.now()),
+    }).toString();
+    let res: VendorResponse;
+    try {
+      res = await this.http.post(url, form, { 'content-type': 'application/x-www-form-urlencoded' });
+    } catch (err) {
+      return { ok: false, outcome: networkOutcome('fcm token endpoint', err) };
+    }
+    const json = parseJson(res.body) as { access_token?: unknown; expires_in?: unknown; error?: unknown; error_description?: unknown } | undefined;
+    if (res.status === 200 && typeof json?.access_token === 'string') {
+      return { ok: true, token: json.access_token, expiresInS: typeof json.expires_in === 'number' ? json.expires_in : 3600 };
+    }
+    const reason = `fcm token exchange ${res.status}: ${String(json?.error ?? '')} ${String(json?.error_description ?? res.body.slice(0, 200))}`.trim();
+    if (res.status === 429 || res.status >= 500) return { ok: false, outcome: retryOutcome(reason, res.headers, this.now()) };
+    return { ok: false, outcome: { outcome: 'failed', reason } };
+  }
+}
+
+/**
+ * The v1 request body, text shortened so the whole body fits 4096 bytes (section 5). Our `messageId` and `from`
+ * override same-named keys of the chat server's data. Note: FCM documents "from" as a reserved data key; the
+ * contract (PROTOCOL.md section 5) names it, so it is sent as written.
+ */
+export function buildFcmBody(job: PushJob): string | undefined {
+  const m = job.message;
+  const data: Record<string, string> = { ...m.data, messageId: m.id };
+  if (m.from !== undefined) data.from = m.from;
+  const android: Record<string, string> = { priority: m.priority ?? 'high' };
+  if (m.collapseKey !== undefined) android.collapse_key = m.collapseKey;
+  if (m.ttlSeconds !== undefined) android.ttl = `${m.ttlSeconds}s`;
+  const build = (text: string): string => {
+    const message: Record<string, unknown> = { token: job.token };
+    if (m.title !== undefined || m.text !== undefined) {
+      message.notification = { ...(m.title !== undefined ? { title: m.title } : {}), ...(m.text !== undefined ? { body: text } : {}) };
+    }
+    message.data = data;
+    message.android = android;
+    return JSON.stringify({ message });
+  };
+  return fitPayload(m.text ?? '', build)?.body;
+}
+
+interface FcmErrorBody {
+  error?: { code?: number; message?: string; status?: string; details?: { '@type'?: string; errorCode?: string }[] };
+}
+
+/** Maps a v1 answer to an outcome (error codes: firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode). */
+export function fcmOutcome(res: VendorResponse, now: number): PushOutcome {
+  if (res.status >= 200 && res.status < 300) {
+    const name = (parseJson(res.body) as { name?: unknown } | undefined)?.name;
+    return typeof name === 'string' ? { outcome: 'ok', vendorId: name } : { outcome: 'ok' };
+  }
+  const error = (parseJson(res.body) as FcmErrorBody | undefined)?.error;
+  const errorCode = error?.details?.find((d) => d['@type']?.endsWith('google.firebase.fcm.v1.FcmError'))?.errorCode;
+  const message = error?.message ?? res.body.slice(0, 200);
+  const reason = `fcm ${res.status} ${errorCode ?? error?.status ?? 'error'}: ${message}`;
+  if (errorCode === 'UNREGISTERED') return { outcome: 'dead_token', reason };
+  if (res.status === 400 && /not a valid FCM registration token/i.test(message)) return { outcome: 'dead_token', reason };
+  if (res.status === 429 || res.status >= 500) return retryOutcome(reason, res.headers, now);
+  return { outcome: 'failed', reason };
 }

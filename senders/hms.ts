@@ -1,14 +1,140 @@
+/**
+ * Huawei Push Kit sender (os harmony, PROTOCOL.md section 4): OAuth 2.0 client credentials at
+ * `${authEndpoint}/oauth2/v3/token`, then `POST ${pushEndpoint}/v1/{appId}/messages:send`. Push Kit answers with
+ * a result code in the JSON body ("80000000" success); the HTTP status only matters for 401 and 5xx.
+ */
+import { fitPayload } from './payload.js';
+import { AccessTokenCache, type TokenFetch } from './oauth-token.js';
 import type { PushJob, PushOutcome } from './types.js';
 import type { HmsCredentials } from './vendor-config.js';
+import { networkOutcome, parseJson, retryOutcome, VendorHttp, type VendorClientOptions, type VendorResponse } from './vendor-http.js';
 import type { VendorSender } from './vendor.js';
 
-/** Placeholder until the hms sender lands (issue 3): reports failure, never success. */
-export class HmsSender implements VendorSender {
-  constructor(private readonly creds: HmsCredentials) {}
+/** Push Kit result codes the sender acts on. */
+export const HMS_CODES = {
+  success: '80000000',
+  partialSuccess: '80100000',
+  oauthAuthenticationError: '80200001',
+  oauthTokenExpired: '80200003',
+  allTokensInvalid: '80300007',
+  internalError: '81000001',
+} as const;
 
-  async send(_job: PushJob): Promise<PushOutcome> {
-    return { outcome: 'failed', reason: 'hms sender is not available in this build' };
+interface HmsAnswer {
+  code?: unknown;
+  msg?: unknown;
+  requestId?: unknown;
+}
+
+export class HmsSender implements VendorSender {
+  private readonly http: VendorHttp;
+  private readonly now: () => number;
+  private readonly tokens: AccessTokenCache;
+
+  constructor(private readonly creds: HmsCredentials, options: VendorClientOptions = {}) {
+    this.http = new VendorHttp(options);
+    this.now = options.now ?? Date.now;
+    this.tokens = new AccessTokenCache(() => this.fetchToken(), this.now);
   }
 
-  async close(): Promise<void> {}
+  /** OAuth token requests so far. */
+  get tokenFetches(): number {
+    return this.tokens.fetches;
+  }
+
+  async send(job: PushJob): Promise<PushOutcome> {
+    const body = buildHmsBody(job);
+    if (body === undefined) return { outcome: 'failed', reason: 'hms payload exceeds 4096 bytes even with the text removed' };
+    const url = new URL(`${trimSlash(this.creds.pushEndpoint)}/v1/${encodeURIComponent(this.creds.appId)}/messages:send`);
+    // An expired or revoked token (HTTP 401, 80200003) gets one fresh token and one resend.
+    for (let attempt = 0; ; attempt++) {
+      const token = await this.tokens.get();
+      if (!token.ok) return token.outcome;
+      let res: VendorResponse;
+      try {
+        res = await this.http.post(url, body, { authorization: `Bearer ${token.token}`, 'content-type': 'application/json; charset=utf-8' });
+      } catch (err) {
+        return networkOutcome('hms', err);
+      }
+      const code = (parseJson(res.body) as HmsAnswer | undefined)?.code;
+      const authProblem = res.status === 401 || code === HMS_CODES.oauthTokenExpired || code === HMS_CODES.oauthAuthenticationError;
+      if (authProblem && attempt === 0) {
+        this.tokens.invalidate(token.token);
+        continue;
+      }
+      return hmsOutcome(res, job.token, this.now());
+    }
+  }
+
+  async close(): Promise<void> {
+    this.http.close();
+  }
+
+  private async fetchToken(): Promise<TokenFetch> {
+    const url = new URL(`${trimSlash(this.creds.authEndpoint)}/oauth2/v3/token`);
+    const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: this.creds.clientId, client_secret: this.creds.clientSecret }).toString();
+    let res: VendorResponse;
+    try {
+      res = await this.http.post(url, form, { 'content-type': 'application/x-www-form-urlencoded' });
+    } catch (err) {
+      return { ok: false, outcome: networkOutcome('hms token endpoint', err) };
+    }
+    const json = parseJson(res.body) as { access_token?: unknown; expires_in?: unknown; error?: unknown; error_description?: unknown } | undefined;
+    if (res.status === 200 && typeof json?.access_token === 'string') {
+      return { ok: true, token: json.access_token, expiresInS: typeof json.expires_in === 'number' ? json.expires_in : 3600 };
+    }
+    const reason = `hms token request ${res.status}: ${String(json?.error ?? '')} ${String(json?.error_description ?? res.body.slice(0, 200))}`.trim();
+    if (res.status === 429 || res.status >= 500) return { ok: false, outcome: retryOutcome(reason, res.headers, this.now()) };
+    return { ok: false, outcome: { outcome: 'failed', reason } };
+  }
+}
+
+/**
+ * The Push Kit v1 body for one token. Push Kit's `android.collapse_key` is a small integer group (-1..100),
+ * not a string, so `collapseKey` becomes the notification `tag`: a newer notification with the same tag
+ * replaces the older one on the device.
+ */
+export function buildHmsBody(job: PushJob): string | undefined {
+  const m = job.message;
+  const data = JSON.stringify({ messageId: m.id, ...(m.from !== undefined ? { from: m.from } : {}), data: m.data ?? {} });
+  const withNotification = m.title !== undefined || m.text !== undefined;
+  const build = (text: string): string => {
+    const android: Record<string, unknown> = { urgency: m.priority === 'normal' ? 'NORMAL' : 'HIGH' };
+    if (m.ttlSeconds !== undefined) android.ttl = `${m.ttlSeconds}s`;
+    if (withNotification) {
+      android.notification = {
+        title: m.title ?? '',
+        body: text,
+        click_action: { type: 3 }, // 3 = open the app's launcher activity
+        ...(m.collapseKey !== undefined ? { tag: m.collapseKey } : {}),
+      };
+    }
+    return JSON.stringify({ validate_only: false, message: { data, android, token: [job.token] } });
+  };
+  return fitPayload(m.text ?? '', build)?.body;
+}
+
+/** Maps a messages:send answer for the single `deviceToken` to an outcome. */
+export function hmsOutcome(res: VendorResponse, deviceToken: string, now: number): PushOutcome {
+  const answer = parseJson(res.body) as HmsAnswer | undefined;
+  const code = typeof answer?.code === 'string' ? answer.code : undefined;
+  const msg = typeof answer?.msg === 'string' ? answer.msg : res.body.slice(0, 200);
+  const reason = `hms ${res.status} ${code ?? 'error'}: ${msg}`;
+  if (res.status === 200 && code === HMS_CODES.success) {
+    return typeof answer?.requestId === 'string' ? { outcome: 'ok', vendorId: answer.requestId } : { outcome: 'ok' };
+  }
+  if (code === HMS_CODES.partialSuccess) {
+    // msg carries the per-token result: {"success":0,"failure":1,"illegal_tokens":["..."]}
+    const detail = parseJson(msg) as { success?: unknown; illegal_tokens?: unknown } | undefined;
+    if (Array.isArray(detail?.illegal_tokens) && detail.illegal_tokens.includes(deviceToken)) return { outcome: 'dead_token', reason };
+    if (typeof detail?.success === 'number' && detail.success > 0) return { outcome: 'ok' };
+    return { outcome: 'failed', reason };
+  }
+  if (code === HMS_CODES.allTokensInvalid) return { outcome: 'dead_token', reason };
+  if (res.status === 429 || res.status >= 500 || code === HMS_CODES.internalError) return retryOutcome(reason, res.headers, now);
+  return { outcome: 'failed', reason };
+}
+
+function trimSlash(origin: string): string {
+  return origin.replace(/\/+$/, '');
 }

@@ -1,7 +1,7 @@
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
-import { openMobileSession, openPcSession, putDevice, type UserState } from '../actors/user-state.js';
+import { newPcSession, newUserState, openMobileSession, openPcSession, putDevice, type UserState } from '../actors/user-state.js';
 
 /**
  * Heap bytes one resident user costs when kept across passivation (the directory's Map entry + compact state):
@@ -26,9 +26,9 @@ function bytesPerUser(tokenChars: number, n = 20_000): number {
   gc();
   const before = heapUsed();
   for (const x of inputs) {
-    const s: UserState = {};
+    const s = newUserState();
     putDevice(s, x.phone, 'ios', x.token, undefined);
-    openPcSession(s, { sessionId: x.pcSession, device: x.pc, node, presence: 'active', lastSeen: Date.now() });
+    openPcSession(s, newPcSession(x.pcSession, x.pc, node, Date.now()));
     openMobileSession(s, x.phone, 'ios', { sessionId: x.phoneSession, node, foreground: true });
     users.set(x.user, s);
   }

@@ -74,17 +74,11 @@ describe('restart after SIGKILL on the same data dir', () => {
 
   it('every message answered 202 before the kill is delivered to the reconnected phone', async () => {
     const phone = await open(after, user, 'mob', true);
-    const missing: string[] = [];
-    for (const id of ids) {
-      try {
-        await phone.message(id, 10_000);
-      } catch {
-        missing.push(id);
-      }
-    }
-    if (missing.length > 0) {
-      const fates = await Promise.all(missing.slice(0, 3).map(async (id) => ({ id, decisions: await decisionsFor(after, user, id) })));
-      expect.fail(`${missing.length}/${ids.length} accepted messages never reached the reconnected phone; e.g. ${JSON.stringify(fates)}`);
+    const missing = () => ids.filter((id) => !phone.received.includes(id));
+    await until(() => missing().length === 0, 10_000, 'every accepted id at the reconnected phone').catch(() => undefined);
+    if (missing().length > 0) {
+      const fates = await Promise.all(missing().slice(0, 2).map(async (id) => ({ id, decisions: await decisionsFor(after, user, id) })));
+      expect.fail(`${missing().length}/${ids.length} accepted messages never reached the reconnected phone; e.g. ${JSON.stringify(fates)}`);
     }
   }, 60_000);
 
@@ -139,15 +133,9 @@ describe('graceful SIGTERM', () => {
     const notYet = accepted.filter((id) => !phone.received.includes(id));
     const again = await start({ env, dataDir: node.dataDir, apiKey: node.apiKey, jwtSecret: node.jwtSecret });
     const phone2 = await open(again, user, 'mob', true);
-    const lost: string[] = [];
-    for (const id of notYet) {
-      try {
-        await phone2.message(id, 10_000);
-      } catch {
-        lost.push(id);
-      }
-    }
-    expect(lost, `accepted ${accepted.length}, delivered before stop ${accepted.length - notYet.length}`).toEqual([]);
+    const lost = () => notYet.filter((id) => !phone2.received.includes(id));
+    await until(() => lost().length === 0, 10_000, 'every accepted id delivered').catch(() => undefined);
+    expect(lost(), `accepted ${accepted.length}, delivered before stop ${accepted.length - notYet.length}`).toEqual([]);
     // Each accepted id was delivered, and none of them twice to the first phone.
     for (const id of accepted) expect(phone.count(id)).toBeLessThanOrEqual(1);
   }, 60_000);

@@ -1,0 +1,72 @@
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { JetStreamIngress } from '../cluster/jetstream-ingress.js';
+import { partitionOf } from '../cluster/subjects.js';
+import type { ChatMessage } from '../protocol/index.js';
+import { NatsServer } from './support/nats-server.js';
+import { until } from './support/ws-client.js';
+
+let server: NatsServer;
+let nc: NatsConnection;
+beforeAll(async () => {
+  server = await NatsServer.start();
+  nc = await connect({ servers: server.url });
+});
+afterAll(async () => {
+  await nc?.close();
+  await server?.dispose();
+});
+
+const msg = (id: string, to: string): ChatMessage => ({ id, to, text: `text of ${id}`, acceptedAt: Date.now() });
+
+describe('JetStream ingress', () => {
+  it('stores a message once per id and hands each partition its own messages in order', async () => {
+    const ingress = await JetStreamIngress.open(nc, { prefix: 'sb1', partitions: 4 });
+    expect(await ingress.accept(msg('a1', 'alice'))).toBe('accepted');
+    expect(await ingress.accept(msg('a1', 'alice'))).toBe('duplicate');
+    for (let i = 2; i <= 50; i++) await ingress.accept(msg(`a${i}`, 'alice'));
+    const p = partitionOf('alice', 4);
+    const got: string[] = [];
+    await ingress.consume(p, (m, ack) => {
+      got.push(m.id);
+      ack();
+    });
+    await until(() => got.length === 50);
+    expect(got).toEqual(Array.from({ length: 50 }, (_, i) => `a${i + 1}`));
+    await ingress.close();
+  });
+
+  it('redelivers an unacked message to the next consumer of the partition', async () => {
+    const first = await JetStreamIngress.open(nc, { prefix: 'sb2', partitions: 2, ackWaitMs: 1000 });
+    await first.accept(msg('m1', 'bob'));
+    const p = partitionOf('bob', 2);
+    const seen: string[] = [];
+    await first.consume(p, (m) => seen.push(m.id)); // never acks: a crashed owner
+    await until(() => seen.length === 1);
+    await first.stop(p);
+
+    const nc2 = await connect({ servers: server.url });
+    const second = await JetStreamIngress.open(nc2, { prefix: 'sb2', partitions: 2, ackWaitMs: 1000 });
+    const again: { id: string; redelivered: boolean }[] = [];
+    await second.consume(p, (m, ack, redelivered) => {
+      again.push({ id: m.id, redelivered });
+      ack();
+    });
+    await until(() => again.length === 1, 5000);
+    expect(again[0]).toEqual({ id: 'm1', redelivered: true });
+    await second.close();
+    await nc2.close();
+  });
+
+  it('refuses with a clear temporary error while NATS is down, and accepts again after', async () => {
+    const own = await NatsServer.start();
+    const c = await connect({ servers: own.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    const ingress = await JetStreamIngress.open(c, { prefix: 'sb3', partitions: 2, publishTimeoutMs: 500 });
+    await own.stop();
+    await expect(ingress.accept(msg('x1', 'carol'))).rejects.toMatchObject({ code: 'unavailable', temporary: true });
+    await own.restart();
+    await until(async () => (await ingress.accept(msg('x2', 'carol')).catch(() => 'no')) === 'accepted', 10_000, 'accept after restart');
+    await c.close();
+    await own.dispose();
+  });
+});
