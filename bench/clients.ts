@@ -2,7 +2,7 @@ import WebSocket from 'ws';
 import { signToken } from '../test/support/ws-client.js';
 import { HttpSender } from './http-sender.js';
 import { monoMs, pcActive, userId, type ClientStats, type ClientsSetup, type FromClients, type ToClients } from './ipc.js';
-import { LatencySample, sinceNs } from './stats.js';
+import { LatencySample, loadMeter, sinceNs } from './stats.js';
 
 /**
  * The load generator, a child process of bench/run.ts so that client work does not run on the node's event loop:
@@ -24,7 +24,7 @@ const latency = new LatencySample();
 const closes: Record<string, number> = {};
 const sockets: WebSocket[] = [];
 let http: HttpSender | undefined;
-let cpuFrom = { usage: process.cpuUsage(), at: performance.now() };
+let load = loadMeter();
 
 function onMessage(raw: WebSocket.RawData, user: number, kind: 'pc' | 'mobile', ws: WebSocket): void {
   const frame = JSON.parse(raw.toString());
@@ -88,16 +88,11 @@ async function connect(setup: ClientsSetup): Promise<void> {
 }
 
 function stats(): ClientStats {
-  return { received, duplicates, misrouted, byKind: { ...byKind }, latency: latency.summary(), firstAtMs, lastAtMs, closes: { ...closes }, cpuPct: cpuPct() };
-}
-
-function cpuPct(): number {
-  const u = process.cpuUsage(cpuFrom.usage);
-  return ((u.user + u.system) / 1000 / (performance.now() - cpuFrom.at)) * 100;
+  return { received, duplicates, misrouted, byKind: { ...byKind }, latency: latency.summary(), firstAtMs, lastAtMs, closes: { ...closes }, load: load() };
 }
 
 function reset(): void {
-  cpuFrom = { usage: process.cpuUsage(), at: performance.now() };
+  load = loadMeter();
   received = duplicates = misrouted = 0;
   byKind.pc = byKind.mobile = 0;
   firstAtMs = lastAtMs = NaN;

@@ -7,7 +7,7 @@ import { Metrics } from '../runtime/metrics.js';
 import { startNode, type RunningNode } from '../runtime/node.js';
 import { monoMs, userId, type ClientStats } from './ipc.js';
 import { LoadGenerator } from './load-generator.js';
-import { cpuMeter, monoNs, paced } from './stats.js';
+import { loadMeter, monoNs, paced } from './stats.js';
 
 /**
  * Sections b and c: a node started in this process, its users' PCs and phones on real WebSockets in the
@@ -36,8 +36,8 @@ export interface PhaseResult {
   /** Received msgs/s: receipts over first send to last receipt. */
   rate: number;
   stats: ClientStats;
-  /** CPU of the node's process during the phase, % of one core. */
-  nodeCpuPct: number;
+  /** The node's process during the phase: CPU (all threads) and main-thread event-loop utilisation, %. */
+  nodeLoad: { cpuPct: number; eluPct: number };
 }
 
 export interface E2eResult {
@@ -55,7 +55,7 @@ function message(phase: string, seq: number, users: number) {
 /** In-process entry at max rate: a window of accepted-but-not-received messages, refilled on every progress report. */
 async function inProcessMax(node: RunningNode, gen: LoadGenerator, o: E2eOptions): Promise<PhaseResult> {
   await gen.reset();
-  const cpu = cpuMeter();
+  const load = loadMeter();
   let sent = 0;
   let errors = 0;
   const start = monoMs();
@@ -71,14 +71,14 @@ async function inProcessMax(node: RunningNode, gen: LoadGenerator, o: E2eOptions
   });
   gen.onProgress = undefined;
   await gen.waitReceived(sent - errors, 30_000);
-  const nodeCpuPct = cpu();
+  const nodeLoad = load();
   const stats = await gen.stats();
-  return { nodeCpuPct, entry: 'in-process', sent, errors, rate: stats.received / ((stats.lastAtMs - start) / 1000), stats };
+  return { nodeLoad, entry: 'in-process', sent, errors, rate: stats.received / ((stats.lastAtMs - start) / 1000), stats };
 }
 
 async function inProcessPaced(node: RunningNode, gen: LoadGenerator, o: E2eOptions, rate: number): Promise<PhaseResult> {
   await gen.reset();
-  const cpu = cpuMeter();
+  const load = loadMeter();
   let errors = 0;
   let seq = 0;
   const start = monoMs();
@@ -86,23 +86,23 @@ async function inProcessPaced(node: RunningNode, gen: LoadGenerator, o: E2eOptio
     node.ingress.accept(message(`ip${rate}`, seq++, o.users)).then((r) => r === 'accepted' || errors++, () => errors++);
   });
   await gen.waitReceived(sent - errors, 30_000);
-  const nodeCpuPct = cpu();
+  const nodeLoad = load();
   const stats = await gen.stats();
-  return { nodeCpuPct, entry: 'in-process', offered: rate, sent, errors, rate: stats.received / ((stats.lastAtMs - start) / 1000), stats };
+  return { nodeLoad, entry: 'in-process', offered: rate, sent, errors, rate: stats.received / ((stats.lastAtMs - start) / 1000), stats };
 }
 
 async function http(gen: LoadGenerator, o: E2eOptions, rate?: number): Promise<PhaseResult> {
   await gen.reset();
-  const cpu = cpuMeter();
+  const load = loadMeter();
   const done = gen.reply('http_done');
   if (rate === undefined) gen.send({ type: 'http_max', phase: 'hmax', count: o.maxCount, window: o.window, concurrency: o.httpConcurrency });
   else gen.send({ type: 'http_paced', phase: `h${rate}`, rate, durationMs: o.loadMs });
   const out = await done;
   await gen.waitReceived(out.sent - out.errors, 30_000);
-  const nodeCpuPct = cpu();
+  const nodeLoad = load();
   const stats = await gen.stats();
   const secs = (stats.lastAtMs - out.firstSendMs) / 1000;
-  return { nodeCpuPct, entry: 'http', offered: rate, sent: out.sent, errors: out.errors, rate: stats.received / secs, stats };
+  return { nodeLoad, entry: 'http', offered: rate, sent: out.sent, errors: out.errors, rate: stats.received / secs, stats };
 }
 
 export async function runEndToEnd(o: E2eOptions, progress: (line: string) => void): Promise<E2eResult> {
@@ -130,7 +130,7 @@ export async function runEndToEnd(o: E2eOptions, progress: (line: string) => voi
     const phases: PhaseResult[] = [];
     const note = (p: PhaseResult) => {
       phases.push(p);
-      progress(`  ${p.entry} ${p.offered ?? 'max'}: ${Math.round(p.rate)} msgs/s, p50 ${p.stats.latency.p50Ms.toFixed(2)} ms, p99 ${p.stats.latency.p99Ms.toFixed(2)} ms, received ${p.stats.received}/${p.sent}, errors ${p.errors}, dupes ${p.stats.duplicates}, cpu node ${Math.round(p.nodeCpuPct)}% loadgen ${Math.round(p.stats.cpuPct)}%`);
+      progress(`  ${p.entry} ${p.offered ?? 'max'}: ${Math.round(p.rate)} msgs/s, p50 ${p.stats.latency.p50Ms.toFixed(2)} ms, p99 ${p.stats.latency.p99Ms.toFixed(2)} ms, received ${p.stats.received}/${p.sent}, errors ${p.errors}, dupes ${p.stats.duplicates}, node cpu ${Math.round(p.nodeLoad.cpuPct)}% elu ${Math.round(p.nodeLoad.eluPct)}%, loadgen cpu ${Math.round(p.stats.load.cpuPct)}% elu ${Math.round(p.stats.load.eluPct)}%`);
     };
     note(await inProcessMax(node, gen, o));
     for (const rate of o.loads) note(await inProcessPaced(node, gen, o, rate));

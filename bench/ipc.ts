@@ -41,8 +41,8 @@ export interface ClientStats {
   firstAtMs: number;
   lastAtMs: number;
   closes: Record<string, number>;
-  /** CPU the load generator used since the last reset, in % of one core. */
-  cpuPct: number;
+  /** The load generator since the last reset: CPU and event-loop utilisation, %. */
+  load: { cpuPct: number; eluPct: number };
 }
 
 export type FromClients =

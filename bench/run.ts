@@ -50,7 +50,7 @@ function phaseRows(phases: PhaseResult[], ceiling: number, users: number): Row[]
     const entry = p.entry === 'http' ? 'c. HTTP API' : 'b. in-process entry';
     const lost = p.sent - p.errors - p.stats.received;
     const note = [
-      `cpu node ${Math.round(p.nodeCpuPct)}% / loadgen ${Math.round(p.stats.cpuPct)}%`,
+      `node cpu ${Math.round(p.nodeLoad.cpuPct)}% (loop ${Math.round(p.nodeLoad.eluPct)}%), loadgen cpu ${Math.round(p.stats.load.cpuPct)}% (loop ${Math.round(p.stats.load.eluPct)}%)`,
       p.errors ? `${p.errors} send errors` : '',
       lost > 0 ? `${lost} not received` : '',
       p.stats.duplicates ? `${p.stats.duplicates} duplicates` : '',

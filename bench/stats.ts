@@ -108,12 +108,14 @@ export async function paced(rate: number, durationMs: number, send: () => void):
   return sent;
 }
 
-/** CPU of this process (all its threads) from now on, in % of one core. */
-export function cpuMeter(): () => number {
+/** From now on: CPU of this process (all threads) and main-thread event-loop utilisation, both in %. */
+export function loadMeter(): () => { cpuPct: number; eluPct: number } {
   const usage = process.cpuUsage();
+  const elu = performance.eventLoopUtilization();
   const at = performance.now();
   return () => {
     const u = process.cpuUsage(usage);
-    return ((u.user + u.system) / 1000 / (performance.now() - at)) * 100;
+    const cpuPct = ((u.user + u.system) / 1000 / (performance.now() - at)) * 100;
+    return { cpuPct, eluPct: performance.eventLoopUtilization(elu).utilization * 100 };
   };
 }

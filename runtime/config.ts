@@ -36,6 +36,24 @@ export interface Config {
   readonly port: number;
   /** SWITCHBOARD_NATS_URL, comma list; empty = single node on the embedded bus. */
   readonly natsServers: readonly string[];
+  /** NATS authentication and TLS, passed to the NATS client as they are (issue 4, part 8). */
+  readonly nats: {
+    /** SWITCHBOARD_NATS_USER and SWITCHBOARD_NATS_PASSWORD. */
+    readonly user?: string;
+    readonly password?: string;
+    /** SWITCHBOARD_NATS_TOKEN. */
+    readonly token?: string;
+    /** SWITCHBOARD_NATS_CREDS_FILE: a .creds file (JWT + nkey seed). */
+    readonly credsFile?: string;
+    /** SWITCHBOARD_NATS_NKEY_SEED_FILE: a file holding an nkey seed (SU...). */
+    readonly nkeySeedFile?: string;
+    /** SWITCHBOARD_NATS_TLS_CA_FILE, _TLS_CERT_FILE, _TLS_KEY_FILE. */
+    readonly tlsCaFile?: string;
+    readonly tlsCertFile?: string;
+    readonly tlsKeyFile?: string;
+    /** SWITCHBOARD_NATS_REPLICAS: JetStream replicas of the streams and buckets, default 1. */
+    readonly replicas: number;
+  };
   /** SWITCHBOARD_NODE_ID, default `<hostname>-<pid>`. */
   readonly nodeId: string;
   /** SWITCHBOARD_ROLES, default all three. */
@@ -194,6 +212,10 @@ export function parseConfig(env: Env = process.env): Config {
     const set = names.filter((n) => v(n) !== undefined).length;
     if (set !== 0 && set !== names.length) throw new ConfigError(names[0], `set together with ${names.slice(1).join(', ')} (all or none)`);
   };
+  allOrNone(['SWITCHBOARD_NATS_USER', 'SWITCHBOARD_NATS_PASSWORD']);
+  allOrNone(['SWITCHBOARD_NATS_TLS_CERT_FILE', 'SWITCHBOARD_NATS_TLS_KEY_FILE']);
+  const natsAuth = ['SWITCHBOARD_NATS_USER', 'SWITCHBOARD_NATS_TOKEN', 'SWITCHBOARD_NATS_CREDS_FILE', 'SWITCHBOARD_NATS_NKEY_SEED_FILE'].filter((n) => v(n) !== undefined);
+  if (natsAuth.length > 1) throw new ConfigError(natsAuth[1], `unset when ${natsAuth[0]} is set (one NATS authentication method)`);
   allOrNone(['SWITCHBOARD_HMS_APP_ID', 'SWITCHBOARD_HMS_CLIENT_ID', 'SWITCHBOARD_HMS_CLIENT_SECRET']);
   allOrNone(['SWITCHBOARD_WEBPUSH_VAPID_PUBLIC_KEY', 'SWITCHBOARD_WEBPUSH_VAPID_PRIVATE_KEY', 'SWITCHBOARD_WEBPUSH_SUBJECT']);
   const subject = v('SWITCHBOARD_WEBPUSH_SUBJECT');
@@ -203,6 +225,17 @@ export function parseConfig(env: Env = process.env): Config {
     host,
     port: int('SWITCHBOARD_PORT', DEFAULT_PORT, 0, 65535),
     natsServers: Object.freeze(natsServers),
+    nats: Object.freeze({
+      user: v('SWITCHBOARD_NATS_USER'),
+      password: v('SWITCHBOARD_NATS_PASSWORD'),
+      token: v('SWITCHBOARD_NATS_TOKEN'),
+      credsFile: v('SWITCHBOARD_NATS_CREDS_FILE'),
+      nkeySeedFile: v('SWITCHBOARD_NATS_NKEY_SEED_FILE'),
+      tlsCaFile: v('SWITCHBOARD_NATS_TLS_CA_FILE'),
+      tlsCertFile: v('SWITCHBOARD_NATS_TLS_CERT_FILE'),
+      tlsKeyFile: v('SWITCHBOARD_NATS_TLS_KEY_FILE'),
+      replicas: int('SWITCHBOARD_NATS_REPLICAS', 1, 1, 5),
+    }),
     nodeId,
     roles: new Set(rolesRaw as Role[]),
     partitions: int('SWITCHBOARD_PARTITIONS', DEFAULT_PARTITIONS, 1, 65536),

@@ -1,14 +1,175 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { OutgoingHttpHeaders } from 'node:http2';
+import type { ChatMessage } from '../protocol/index.js';
+import { ApnsConnectionPool, type ApnsExchange } from './apns-connections.js';
+import { ProviderToken } from './apns-token.js';
+import { fitPayload } from './payload.js';
 import type { PushJob, PushOutcome } from './types.js';
 import type { ApnsCredentials } from './vendor-config.js';
 import type { VendorSender } from './vendor.js';
 
-/** Placeholder until the apns sender lands (issue 3): reports failure, never success. */
-export class ApnsSender implements VendorSender {
-  constructor(private readonly creds: ApnsCredentials) {}
+/*
+ * Built on node:http2 rather than @parse/node-apn 8.1: that client never surfaces Retry-After (it reads
+ * headers['Retry-After'], which Node lowercases, then deletes it), retries 429/5xx itself with no delay
+ * (the pool owns retries), refreshes only on ExpiredProviderToken, and puts no cap on streams per connection.
+ */
 
-  async send(_job: PushJob): Promise<PushOutcome> {
-    return { outcome: 'failed', reason: 'apns sender is not available in this build' };
+export interface ApnsSenderOptions {
+  /** Trust anchors (PEM) replacing Node's for the endpoint. Default: unset, i.e. Node's CAs + NODE_EXTRA_CA_CERTS. */
+  ca?: string | Buffer;
+  /** HTTP/2 connections per sender at most. Default 2. */
+  maxConnections?: number;
+  /** Requests in flight per connection at most (Apple advertises 1000 streams). Default 1000. */
+  maxStreamsPerConnection?: number;
+  /** Time for a complete answer before the push counts as `retry`. Default 10000 ms. */
+  requestTimeoutMs?: number;
+  /** Ping interval for open connections, 0 = off. Default 60000 ms. */
+  pingIntervalMs?: number;
+  /** Clock (epoch ms) for apns-expiration and token age. Default Date.now. */
+  now?: () => number;
+}
+
+export const DEFAULT_APNS_MAX_CONNECTIONS = 2;
+export const DEFAULT_APNS_MAX_STREAMS = 1000;
+export const DEFAULT_APNS_REQUEST_TIMEOUT_MS = 10_000;
+export const DEFAULT_APNS_PING_INTERVAL_MS = 60_000;
+/** APNs rejects a longer apns-collapse-id. */
+const MAX_COLLAPSE_ID_BYTES = 64;
+
+const DEAD_TOKEN_400 = new Set(['BadDeviceToken', 'DeviceTokenNotForTopic']);
+const TOKEN_REJECTED_403 = new Set(['ExpiredProviderToken', 'InvalidProviderToken']);
+
+/** APNs over HTTP/2 with token (ES256 JWT) authentication (PROTOCOL.md section 5). */
+export class ApnsSender implements VendorSender {
+  private readonly now: () => number;
+  private readonly origin: string | undefined;
+  private readonly pool: ApnsConnectionPool | undefined;
+  private readonly setupError: string | undefined;
+  private token: ProviderToken | undefined;
+
+  constructor(private readonly creds: ApnsCredentials, options: ApnsSenderOptions = {}) {
+    this.now = options.now ?? Date.now;
+    // Never throws: a bad endpoint becomes a `failed` reason per push rather than a crashed worker batch.
+    try {
+      const url = new URL(creds.endpoint);
+      if (url.protocol !== 'https:') throw new Error('must be https');
+      this.origin = url.origin;
+    } catch (err) {
+      this.setupError = `invalid APNs endpoint "${creds.endpoint}": ${(err as Error).message}`;
+    }
+    if (this.origin) {
+      this.pool = new ApnsConnectionPool({
+        origin: this.origin,
+        ca: options.ca,
+        maxConnections: options.maxConnections ?? DEFAULT_APNS_MAX_CONNECTIONS,
+        maxStreamsPerConnection: options.maxStreamsPerConnection ?? DEFAULT_APNS_MAX_STREAMS,
+        requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_APNS_REQUEST_TIMEOUT_MS,
+        pingIntervalMs: options.pingIntervalMs ?? DEFAULT_APNS_PING_INTERVAL_MS,
+      });
+    }
   }
 
-  async close(): Promise<void> {}
+  async send(job: PushJob): Promise<PushOutcome> {
+    if (!this.pool) return { outcome: 'failed', reason: this.setupError! };
+    const body = apnsBody(job.message);
+    if (!body) return { outcome: 'failed', reason: 'apns payload exceeds 4096 bytes even with the text left out (title or data too large)' };
+    let token: ProviderToken;
+    try {
+      token = this.token ??= ProviderToken.load(this.creds.keyFile, this.creds.keyId, this.creds.teamId, this.now);
+    } catch (err) {
+      return { outcome: 'failed', reason: (err as Error).message };
+    }
+    const headers = apnsHeaders(job, this.creds.topic, this.now());
+    let jwt = token.current();
+    let answer = await this.pool.exchange({ ...headers, authorization: `bearer ${jwt}` }, body);
+    if (isTokenRejected(answer)) {
+      // Our token, not the push, was refused: one immediate retry with a fresh token.
+      token.refresh(jwt);
+      jwt = token.current();
+      answer = await this.pool.exchange({ ...headers, authorization: `bearer ${jwt}` }, body);
+    }
+    return apnsOutcome(answer, this.now());
+  }
+
+  /** Connections opened, requests in flight and waiting for a connection slot. */
+  get stats(): { connectionsOpened: number; inFlight: number; queued: number } {
+    return { connectionsOpened: this.pool?.opened ?? 0, inFlight: this.pool?.inFlight ?? 0, queued: this.pool?.queued ?? 0 };
+  }
+
+  async close(): Promise<void> {
+    await this.pool?.close();
+  }
+}
+
+/** `{"aps":{"alert":{"title","body"}},"messageId","from","data"}`, text shortened to fit 4096 bytes. */
+export function apnsBody(m: ChatMessage): string | undefined {
+  const build = (text: string) => JSON.stringify({ aps: { alert: { title: m.title, body: text } }, messageId: m.id, from: m.from, data: m.data });
+  return fitPayload(m.text ?? '', build)?.body;
+}
+
+export function apnsHeaders(job: PushJob, topic: string, now: number): OutgoingHttpHeaders {
+  const m = job.message;
+  const headers: OutgoingHttpHeaders = {
+    ':method': 'POST',
+    ':path': `/3/device/${encodeURIComponent(job.token)}`,
+    'apns-topic': topic,
+    'apns-push-type': 'alert',
+    'apns-priority': m.priority === 'normal' ? '5' : '10',
+    'apns-id': randomUUID(),
+  };
+  if (m.collapseKey !== undefined) headers['apns-collapse-id'] = collapseId(m.collapseKey);
+  // 0 = deliver now or never; unset = Apple's default storage.
+  if (m.ttlSeconds !== undefined) headers['apns-expiration'] = String(m.ttlSeconds === 0 ? 0 : Math.floor(now / 1000) + m.ttlSeconds);
+  return headers;
+}
+
+/** A key over 64 bytes (possible with multi-byte characters) is replaced by its SHA-256, so keys stay distinct. */
+function collapseId(key: string): string {
+  return Buffer.byteLength(key) <= MAX_COLLAPSE_ID_BYTES ? key : createHash('sha256').update(key).digest('hex');
+}
+
+/** Maps an APNs answer to an outcome (Apple's "Handling notification responses from APNs"). */
+export function apnsOutcome(x: ApnsExchange, now: number): PushOutcome {
+  if (x.kind === 'lost') return { outcome: 'retry', reason: `apns: ${x.reason}` };
+  const { reason, timestamp } = answerBody(x.body);
+  const label = `apns ${x.status}${reason ? ` ${reason}` : ''}`;
+  if (x.status === 200) {
+    const id = x.headers['apns-id'];
+    return typeof id === 'string' ? { outcome: 'ok', vendorId: id } : { outcome: 'ok' };
+  }
+  if (x.status === 410) {
+    // Apple's timestamp says since when the token is invalid; kept in the reason for whoever removes it.
+    return { outcome: 'dead_token', reason: timestamp !== undefined ? `${label} since ${new Date(timestamp).toISOString()}` : label };
+  }
+  if (x.status === 400 && DEAD_TOKEN_400.has(reason)) return { outcome: 'dead_token', reason: label };
+  if (x.status === 429 || x.status >= 500 || (x.status === 403 && TOKEN_REJECTED_403.has(reason))) {
+    const retryAfterMs = parseRetryAfter(x.headers['retry-after'], now);
+    return retryAfterMs === undefined ? { outcome: 'retry', reason: label } : { outcome: 'retry', reason: label, retryAfterMs };
+  }
+  return { outcome: 'failed', reason: label };
+}
+
+function isTokenRejected(x: ApnsExchange): boolean {
+  return x.kind === 'answer' && x.status === 403 && TOKEN_REJECTED_403.has(answerBody(x.body).reason);
+}
+
+function answerBody(body: string): { reason: string; timestamp?: number } {
+  try {
+    const parsed = JSON.parse(body) as { reason?: unknown; timestamp?: unknown };
+    return {
+      reason: typeof parsed.reason === 'string' ? parsed.reason : '',
+      timestamp: typeof parsed.timestamp === 'number' ? parsed.timestamp : undefined,
+    };
+  } catch {
+    return { reason: '' };
+  }
+}
+
+/** Retry-After as delta-seconds or an HTTP date (RFC 9110 section 10.2.3). */
+export function parseRetryAfter(value: string | string[] | undefined, now: number): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (v === undefined) return undefined;
+  if (/^\s*\d+\s*$/.test(v)) return Number(v) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }

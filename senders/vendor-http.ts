@@ -82,7 +82,7 @@ export function retryAfterMs(value: string | string[] | undefined, now: number):
 }
 
 /** A throttled or failing vendor: retry, honouring its Retry-After. */
-export function retryOutcome(reason: string, headers: http.IncomingHttpHeaders, now: number): PushOutcome {
+export function retryOutcome(reason: string, headers: Record<string, string | string[] | undefined>, now: number): PushOutcome {
   const after = retryAfterMs(headers['retry-after'], now);
   return after === undefined ? { outcome: 'retry', reason } : { outcome: 'retry', reason, retryAfterMs: after };
 }

@@ -1,14 +1,122 @@
+/**
+ * Web Push sender (os web, PROTOCOL.md section 4) on the maintained `web-push` package: it does the RFC 8291
+ * aes128gcm encryption and the RFC 8292 VAPID signature. The device token is the browser's PushSubscription as a
+ * JSON string. VAPID details go with each send, never into web-push's global state, because one worker can serve
+ * several apps.
+ */
+import { createHash } from 'node:crypto';
+import https from 'node:https';
+import webpush, { type PushSubscription } from 'web-push';
+import { fitPayload } from './payload.js';
 import type { PushJob, PushOutcome } from './types.js';
 import type { WebPushCredentials } from './vendor-config.js';
+import { DEFAULT_MAX_SOCKETS, DEFAULT_VENDOR_TIMEOUT_MS, networkOutcome, retryOutcome, type VendorClientOptions } from './vendor-http.js';
 import type { VendorSender } from './vendor.js';
 
-/** Placeholder until the webpush sender lands (issue 3): reports failure, never success. */
-export class WebPushSender implements VendorSender {
-  constructor(private readonly creds: WebPushCredentials) {}
+/** Largest plaintext whose aes128gcm body (86-byte header, 1 padding delimiter, 16-byte tag) stays within 4096 bytes. */
+export const WEBPUSH_MAX_PLAINTEXT_BYTES = 4096 - 86 - 1 - 16;
+/** TTL sent when the message has none: four weeks, web-push's own default, stated here so it is visible. */
+export const DEFAULT_WEBPUSH_TTL_SECONDS = 28 * 24 * 3600;
 
-  async send(_job: PushJob): Promise<PushOutcome> {
-    return { outcome: 'failed', reason: 'webpush sender is not available in this build' };
+export class WebPushSender implements VendorSender {
+  private readonly agent: https.Agent;
+  private readonly timeoutMs: number;
+  private readonly now: () => number;
+  private vapidProblem?: string | null;
+
+  constructor(private readonly creds: WebPushCredentials, options: VendorClientOptions = {}) {
+    // One keep-alive agent for every push service this sender reaches (web-push would otherwise open a socket per send).
+    this.agent = new https.Agent({ keepAlive: true, maxSockets: options.maxSockets ?? DEFAULT_MAX_SOCKETS, ...(options.ca ? { ca: options.ca } : {}) });
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_VENDOR_TIMEOUT_MS;
+    this.now = options.now ?? Date.now;
   }
 
-  async close(): Promise<void> {}
+  async send(job: PushJob): Promise<PushOutcome> {
+    const vapidProblem = this.checkVapid();
+    if (vapidProblem) return { outcome: 'failed', reason: vapidProblem };
+    const subscription = parseSubscription(job.token);
+    if (!subscription) return { outcome: 'failed', reason: 'invalid subscription' };
+    const payload = buildWebPushPayload(job);
+    if (payload === undefined) return { outcome: 'failed', reason: `webpush payload exceeds ${WEBPUSH_MAX_PLAINTEXT_BYTES} bytes even with the text removed` };
+    const m = job.message;
+    try {
+      const res = await webpush.sendNotification(subscription, payload, {
+        vapidDetails: { subject: this.creds.subject, publicKey: this.creds.vapidPublicKey, privateKey: this.creds.vapidPrivateKey },
+        contentEncoding: 'aes128gcm',
+        TTL: m.ttlSeconds ?? DEFAULT_WEBPUSH_TTL_SECONDS,
+        urgency: m.priority === 'normal' ? 'normal' : 'high',
+        ...(m.collapseKey !== undefined ? { topic: webPushTopic(m.collapseKey) } : {}),
+        agent: this.agent,
+        timeout: this.timeoutMs,
+      });
+      const location = res.headers?.location;
+      return typeof location === 'string' ? { outcome: 'ok', vendorId: location } : { outcome: 'ok' };
+    } catch (err) {
+      if (err instanceof webpush.WebPushError) return webPushOutcome(err.statusCode, err.headers, err.body, this.now());
+      // The subscription and VAPID keys were checked above, so anything else is the network (reset, refused, timeout).
+      return networkOutcome('webpush', err);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.agent.destroy();
+  }
+
+  /** Validates the VAPID keys once, with web-push's own checks; a bad key fails every send with the reason. */
+  private checkVapid(): string | null {
+    if (this.vapidProblem === undefined) {
+      try {
+        webpush.getVapidHeaders('https://push.example', this.creds.subject, this.creds.vapidPublicKey, this.creds.vapidPrivateKey, 'aes128gcm');
+        this.vapidProblem = null;
+      } catch (err) {
+        this.vapidProblem = `webpush VAPID configuration is invalid: ${err instanceof Error ? err.message : String(err)}`;
+      }
+    }
+    return this.vapidProblem;
+  }
+}
+
+/** The PushSubscription JSON a browser produced, or undefined when it is not one web-push can encrypt to. */
+export function parseSubscription(token: string): PushSubscription | undefined {
+  let sub: { endpoint?: unknown; keys?: { p256dh?: unknown; auth?: unknown } };
+  try {
+    sub = JSON.parse(token) as typeof sub;
+  } catch {
+    return undefined;
+  }
+  if (typeof sub?.endpoint !== 'string' || typeof sub.keys?.p256dh !== 'string' || typeof sub.keys.auth !== 'string') return undefined;
+  let url: URL;
+  try {
+    url = new URL(sub.endpoint);
+  } catch {
+    return undefined;
+  }
+  // RFC 8291: the browser's key is an uncompressed P-256 point (65 bytes), its auth secret 16 bytes.
+  if (url.protocol !== 'https:' || b64urlLength(sub.keys.p256dh) !== 65 || b64urlLength(sub.keys.auth) !== 16) return undefined;
+  return { endpoint: sub.endpoint, keys: { p256dh: sub.keys.p256dh, auth: sub.keys.auth } };
+}
+
+/** The plaintext the service worker receives: {title, body, messageId, from, data}, text shortened to fit. */
+export function buildWebPushPayload(job: PushJob): string | undefined {
+  const m = job.message;
+  const build = (text: string): string => JSON.stringify({ title: m.title, body: text, messageId: m.id, from: m.from, data: m.data ?? {} });
+  return fitPayload(m.text ?? '', build, WEBPUSH_MAX_PLAINTEXT_BYTES)?.body;
+}
+
+/** RFC 8030 topics are at most 32 base64url characters; longer or other keys are hashed (same key, same topic). */
+export function webPushTopic(collapseKey: string): string {
+  if (/^[A-Za-z0-9_-]{1,32}$/.test(collapseKey)) return collapseKey;
+  return createHash('sha256').update(collapseKey).digest('base64url').slice(0, 32);
+}
+
+/** Maps a push service's error answer (RFC 8030 section 8, plus what FCM, Mozilla and Apple answer). */
+export function webPushOutcome(status: number, headers: Record<string, string | string[] | undefined>, body: string, now: number): PushOutcome {
+  const reason = `webpush ${status}${body ? `: ${body.slice(0, 200)}` : ''}`;
+  if (status === 404 || status === 410) return { outcome: 'dead_token', reason };
+  if (status === 429 || status >= 500) return retryOutcome(reason, headers, now);
+  return { outcome: 'failed', reason };
+}
+
+function b64urlLength(s: string): number {
+  return /^[A-Za-z0-9_+/-]+={0,2}$/.test(s) ? Buffer.from(s, 'base64url').length : -1;
 }
