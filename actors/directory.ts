@@ -102,6 +102,28 @@ export class UserDirectory {
     this.updateGauges();
   }
 
+  /**
+   * Forgets every user matching `match` (cluster: a partition handed off or lost), stopping their actors and timers.
+   * Call after the partition's traffic stopped and `drain` returned, so nothing in flight is dropped here.
+   */
+  evict(match: (user: string) => boolean): number {
+    let n = 0;
+    for (const [user, r] of this.live) {
+      if (!match(user)) continue;
+      this.live.delete(user);
+      r.actor.dispose();
+      stop(r.ref);
+      // Messages still queued for it are dropped with the actor: stop counting them, or drain() would wait forever.
+      this.inFlightTotal -= r.inFlight;
+      r.inFlight = 0;
+      n++;
+    }
+    for (const user of this.kept.keys()) if (match(user) && this.kept.delete(user)) n++;
+    if (this.inFlightTotal === 0) for (const w of this.idleWaiters.splice(0)) w();
+    this.updateGauges();
+    return n;
+  }
+
   get liveActors(): number {
     return this.live.size;
   }
@@ -146,6 +168,7 @@ export class UserDirectory {
   }
 
   private finished(r: Resident): void {
+    if (r.inFlight === 0) return; // evicted while this message ran: already uncounted
     r.inFlight--;
     r.idleSince = this.deps.clock.now();
     if (--this.inFlightTotal === 0) for (const w of this.idleWaiters.splice(0)) w();

@@ -42,6 +42,11 @@ export class Router {
     this.directory.stop();
   }
 
+  /** Forgets the users matching `match` (a partition this node no longer owns); returns how many. */
+  evict(match: (user: string) => boolean): number {
+    return this.directory.evict(match);
+  }
+
   /** Spawned actors and users held in memory (also exported as gauges). */
   get stats(): { liveActors: number; residentUsers: number } {
     return { liveActors: this.directory.liveActors, residentUsers: this.directory.residentUsers };

@@ -29,6 +29,13 @@ export interface UserActorDeps {
   log: Logger;
   /** The message reached a final outcome everywhere (or is undeliverable): the ingress may forget it. */
   settle(messageId: string): void;
+  /** The decision for a message was carried out (or it was a known duplicate): the cluster acks JetStream here. */
+  decided?(messageId: string): void;
+  /**
+   * Fence: false once this node may no longer act for the user (cluster: its partition lease lapsed or was lost).
+   * A message it cannot act on is neither routed nor acked, so the partition's next owner gets it.
+   */
+  mayAct?(user: string): boolean;
   onRouted?(e: RoutedEvent): void;
 }
 
@@ -168,18 +175,25 @@ export class UserActor {
   }
 
   private route(msg: ChatMessage, now: number): void {
-    if (this.flights.has(msg.id)) return; // still in flight: settles when it finishes
-    if (this.recent.has(msg.id)) return this.deps.settle(msg.id); // redelivered after it finished
+    if (this.deps.mayAct && !this.deps.mayAct(this.user)) return; // fenced: the next owner routes it
+    if (this.flights.has(msg.id) || this.recent.has(msg.id)) {
+      this.deps.decided?.(msg.id);
+      // Still in flight: it settles when it finishes. Redelivered after it finished: settle again, deliver never.
+      if (!this.flights.has(msg.id)) this.deps.settle(msg.id);
+      return;
+    }
     const flight: Flight = { msg, open: 0 };
     this.flights.set(msg.id, flight);
     this.carryOut(flight, decide(this.state, msg, now, this.deps), true);
     this.deps.metrics.decisionSeconds.observe(Math.max(0, this.deps.clock.now() - msg.acceptedAt) / 1000);
+    this.deps.decided?.(msg.id);
     this.settleIfDone(flight);
   }
 
   /** Records a decision and executes its commands; a device that already has this message in flight is skipped. */
   private carryOut(flight: Flight, routed: Routed, delayPushes: boolean): void {
     const { id } = flight.msg;
+    if (this.deps.mayAct && !this.deps.mayAct(this.user)) return; // fenced: a timer fired after the lease was lost
     const commands: Command[] = [];
     const targets: DecisionTarget[] = [];
     routed.commands.forEach((c, i) => {

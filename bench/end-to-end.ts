@@ -7,7 +7,7 @@ import { Metrics } from '../runtime/metrics.js';
 import { startNode, type RunningNode } from '../runtime/node.js';
 import { monoMs, userId, type ClientStats } from './ipc.js';
 import { LoadGenerator } from './load-generator.js';
-import { loadMeter, monoNs, paced } from './stats.js';
+import { loadMeter, monoNs, paced, type Load } from './stats.js';
 
 /**
  * Sections b and c: a node started in this process, its users' PCs and phones on real WebSockets in the
@@ -37,7 +37,7 @@ export interface PhaseResult {
   rate: number;
   stats: ClientStats;
   /** The node's process during the phase: CPU (all threads) and main-thread event-loop utilisation, %. */
-  nodeLoad: { cpuPct: number; eluPct: number };
+  nodeLoad: Load;
 }
 
 export interface E2eResult {
@@ -105,6 +105,11 @@ async function http(gen: LoadGenerator, o: E2eOptions, rate?: number): Promise<P
   return { nodeLoad, entry: 'http', offered: rate, sent: out.sent, errors: out.errors, rate: stats.received / secs, stats };
 }
 
+/** CPU used on the machine by processes other than the node and the load generator, % of one core. */
+export function othersPct(p: PhaseResult): number {
+  return Math.max(0, p.nodeLoad.machinePct - p.nodeLoad.cpuPct - p.stats.load.cpuPct);
+}
+
 export async function runEndToEnd(o: E2eOptions, progress: (line: string) => void): Promise<E2eResult> {
   const dataDir = await mkdtemp(join(tmpdir(), 'switchboard-bench-'));
   const config = parseConfig({
@@ -130,7 +135,7 @@ export async function runEndToEnd(o: E2eOptions, progress: (line: string) => voi
     const phases: PhaseResult[] = [];
     const note = (p: PhaseResult) => {
       phases.push(p);
-      progress(`  ${p.entry} ${p.offered ?? 'max'}: ${Math.round(p.rate)} msgs/s, p50 ${p.stats.latency.p50Ms.toFixed(2)} ms, p99 ${p.stats.latency.p99Ms.toFixed(2)} ms, received ${p.stats.received}/${p.sent}, errors ${p.errors}, dupes ${p.stats.duplicates}, node cpu ${Math.round(p.nodeLoad.cpuPct)}% elu ${Math.round(p.nodeLoad.eluPct)}%, loadgen cpu ${Math.round(p.stats.load.cpuPct)}% elu ${Math.round(p.stats.load.eluPct)}%`);
+      progress(`  ${p.entry} ${p.offered ?? 'max'}: ${Math.round(p.rate)} msgs/s, p50 ${p.stats.latency.p50Ms.toFixed(2)} ms, p99 ${p.stats.latency.p99Ms.toFixed(2)} ms, received ${p.stats.received}/${p.sent}, errors ${p.errors}, dupes ${p.stats.duplicates}, node cpu ${Math.round(p.nodeLoad.cpuPct)}% elu ${Math.round(p.nodeLoad.eluPct)}%, loadgen cpu ${Math.round(p.stats.load.cpuPct)}% elu ${Math.round(p.stats.load.eluPct)}%, others ${Math.round(othersPct(p))}%`);
     };
     note(await inProcessMax(node, gen, o));
     for (const rate of o.loads) note(await inProcessPaced(node, gen, o, rate));

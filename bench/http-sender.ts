@@ -1,4 +1,4 @@
-import { Agent, request } from 'node:http';
+import { Agent, request, type AgentOptions } from 'node:http';
 import { monoMs, userId } from './ipc.js';
 import { monoNs, paced, sleep } from './stats.js';
 
@@ -22,7 +22,7 @@ export class HttpSender {
   private outcome: HttpOutcome = HttpSender.fresh();
 
   constructor(private readonly port: number, apiKey: string, private readonly users: number, sockets = 64) {
-    this.agent = new Agent({ keepAlive: true, maxSockets: sockets });
+    this.agent = new Agent({ keepAlive: true, maxSockets: sockets, noDelay: true } as AgentOptions);
     this.auth = `Bearer ${apiKey}`;
   }
 

@@ -1,4 +1,4 @@
-import type { LatencySummary } from './stats.js';
+import type { LatencySummary, Load } from './stats.js';
 
 /** Messages between the benchmark (the node's process) and the load-generator child (bench/clients.ts). */
 
@@ -42,7 +42,7 @@ export interface ClientStats {
   lastAtMs: number;
   closes: Record<string, number>;
   /** The load generator since the last reset: CPU and event-loop utilisation, %. */
-  load: { cpuPct: number; eluPct: number };
+  load: Load;
 }
 
 export type FromClients =

@@ -1,7 +1,7 @@
 import { execSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import { decideCeiling } from './decide-ceiling.js';
-import { runEndToEnd, type E2eOptions, type PhaseResult } from './end-to-end.js';
+import { othersPct, runEndToEnd, type E2eOptions, type PhaseResult } from './end-to-end.js';
 import { measureInChild, type MemoryResult } from './resident-memory.js';
 import { fmt, fmtBytes, fmtMs, markdownTable, verdict, type Row } from './stats.js';
 
@@ -50,7 +50,7 @@ function phaseRows(phases: PhaseResult[], ceiling: number, users: number): Row[]
     const entry = p.entry === 'http' ? 'c. HTTP API' : 'b. in-process entry';
     const lost = p.sent - p.errors - p.stats.received;
     const note = [
-      `node cpu ${Math.round(p.nodeLoad.cpuPct)}% (loop ${Math.round(p.nodeLoad.eluPct)}%), loadgen cpu ${Math.round(p.stats.load.cpuPct)}% (loop ${Math.round(p.stats.load.eluPct)}%)`,
+      `node cpu ${Math.round(p.nodeLoad.cpuPct)}% (loop ${Math.round(p.nodeLoad.eluPct)}%), loadgen cpu ${Math.round(p.stats.load.cpuPct)}% (loop ${Math.round(p.stats.load.eluPct)}%), others ${Math.round(othersPct(p))}%`,
       p.errors ? `${p.errors} send errors` : '',
       lost > 0 ? `${lost} not received` : '',
       p.stats.duplicates ? `${p.stats.duplicates} duplicates` : '',

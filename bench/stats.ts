@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 /** Small numeric helpers and the markdown table the benchmark prints. */
 
 /** Latencies collected in nanoseconds; quantiles answered in milliseconds. */
@@ -108,14 +110,38 @@ export async function paced(rate: number, durationMs: number, send: () => void):
   return sent;
 }
 
-/** From now on: CPU of this process (all threads) and main-thread event-loop utilisation, both in %. */
-export function loadMeter(): () => { cpuPct: number; eluPct: number } {
+/** Busy and total jiffies of the whole machine (Linux /proc/stat), to see load from processes not ours. */
+function machineJiffies(): { busy: number; total: number } | undefined {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+    return { busy: total - f[3] - f[4], total };
+  } catch {
+    return undefined;
+  }
+}
+
+export interface Load {
+  /** This process, all threads, % of one core. */
+  cpuPct: number;
+  /** Main-thread event-loop utilisation, %. */
+  eluPct: number;
+  /** The whole machine, % of one core (200 = both cores busy); NaN off Linux. */
+  machinePct: number;
+}
+
+/** From now on: CPU of this process, its event-loop utilisation and the machine's CPU, all in %. */
+export function loadMeter(): () => Load {
+  const machine = machineJiffies();
   const usage = process.cpuUsage();
   const elu = performance.eventLoopUtilization();
   const at = performance.now();
   return () => {
     const u = process.cpuUsage(usage);
     const cpuPct = ((u.user + u.system) / 1000 / (performance.now() - at)) * 100;
-    return { cpuPct, eluPct: performance.eventLoopUtilization(elu).utilization * 100 };
+    const m = machineJiffies();
+    const cores = availableParallelism();
+    const machinePct = m && machine ? ((m.busy - machine.busy) / (m.total - machine.total)) * 100 * cores : NaN;
+    return { cpuPct, eluPct: performance.eventLoopUtilization(elu).utilization * 100, machinePct };
   };
 }

@@ -38,6 +38,9 @@ describe('restart after SIGKILL on the same data dir', () => {
   let before: NodeProcess;
   let after: NodeProcess;
   let phoneBefore: Peer;
+  // A second user whose phone has no push token: after the restart nothing but the reconnect can deliver.
+  const bare = uniqueUser('bare');
+  const bareIds = Array.from({ length: 5 }, (_, i) => msgId(`bare${i}`));
 
   beforeAll(async () => {
     before = await start({ env });
@@ -59,6 +62,10 @@ describe('restart after SIGKILL on the same data dir', () => {
       expect(d.targets.find((t) => t.device === 'mob')).toMatchObject({ via: 'mobile' });
       expect(d.targets.find((t) => t.device === 'mob')?.outcome).toBeUndefined();
     }
+
+    const barePhone = await open(before, bare, 'mob', false);
+    for (const id of bareIds) await accept(before, { id, to: bare });
+    for (const id of bareIds) await barePhone.message(id);
 
     const exit = await before.kill('SIGKILL');
     expect(exit.signal).toBe('SIGKILL');
@@ -82,9 +89,19 @@ describe('restart after SIGKILL on the same data dir', () => {
     }
   }, 60_000);
 
+  it('... also for a phone without a push token (a replay must not settle them as undeliverable)', async () => {
+    const phone = await open(after, bare, 'mob', true);
+    const missing = () => bareIds.filter((id) => !phone.received.includes(id));
+    await until(() => missing().length === 0, 10_000, 'every accepted id at the reconnected phone').catch(() => undefined);
+    if (missing().length > 0) {
+      const fates = await Promise.all(missing().slice(0, 2).map(async (id) => ({ id, decisions: await decisionsFor(after, bare, id) })));
+      expect.fail(`${missing().length}/${bareIds.length} accepted messages never reached the reconnected phone; e.g. ${JSON.stringify(fates)}`);
+    }
+  }, 30_000);
+
   it('ids accepted before the kill answer "duplicate" after the restart', async () => {
-    for (const id of ids) {
-      const res = await after.send({ id, to: user, text: 'again' });
+    for (const id of [...ids, ...bareIds]) {
+      const res = await after.send({ id, to: ids.includes(id) ? user : bare, text: 'again' });
       expect(res.status, id).toBe(200);
       expect(res.body).toEqual({ id, status: 'duplicate' });
     }
@@ -135,7 +152,8 @@ describe('graceful SIGTERM', () => {
     const phone2 = await open(again, user, 'mob', true);
     const lost = () => notYet.filter((id) => !phone2.received.includes(id));
     await until(() => lost().length === 0, 10_000, 'every accepted id delivered').catch(() => undefined);
-    expect(lost(), `accepted ${accepted.length}, delivered before stop ${accepted.length - notYet.length}`).toEqual([]);
+    const fates = await Promise.all(lost().slice(0, 3).map(async (id) => ({ id, decisionsAfterRestart: await decisionsFor(again, user, id) })));
+    expect(lost(), `accepted ${accepted.length}, delivered before stop ${accepted.length - notYet.length}; ${JSON.stringify(fates)}`).toEqual([]);
     // Each accepted id was delivered, and none of them twice to the first phone.
     for (const id of accepted) expect(phone.count(id)).toBeLessThanOrEqual(1);
   }, 60_000);

@@ -78,7 +78,11 @@ export function harness(overrides: Partial<RouterDeps> = {}) {
   return {
     bus, registry, pushes, metrics, gateway, settled, routed, router, send,
     deliveries: () => gateway.filter((g) => g.msg.type === 'deliver').map((g) => `${g.node}:${(g.msg as { sessionId: string }).sessionId}`),
-    openPc: (user: string, device: string, sessionId: string, node = 'gw1') => send({ type: 'session_open', user, device, kind: 'pc', session: { node, id: sessionId }, at: at() }),
+    /** Opens a PC session and, unless `active` is false, reports it active (claim 4: no report = not active). */
+    openPc: (user: string, device: string, sessionId: string, node = 'gw1', active = true) => {
+      send({ type: 'session_open', user, device, kind: 'pc', session: { node, id: sessionId }, at: at() });
+      if (active) send({ type: 'presence', user, device, sessionId, state: 'active', at: at() });
+    },
     openPhone: (user: string, device: string, os: DeviceRecord['os'], sessionId: string, node = 'gw2') =>
       send({ type: 'session_open', user, device, kind: 'mobile', os, session: { node, id: sessionId }, at: at() }),
     presence: (user: string, device: string, sessionId: string, state: 'active' | 'inactive' | 'foreground' | 'background', reason?: 'idle' | 'screen_locked' | 'client_locked') =>

@@ -1,0 +1,183 @@
+import { EventEmitter } from 'node:events';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
+import { systemClock, type Clock, type Timer } from '../runtime/clock.js';
+import { subjectToken } from './subjects.js';
+import { noLog, type ClusterLog } from './lease-log.js';
+
+export const DEFAULT_HEARTBEAT_MS = 500;
+export const DEFAULT_DEAD_AFTER_MS = 2000;
+
+/** What a LeaseKeeper needs of membership; `Membership` is the KV one, tests may pass a fixed set. */
+export interface MembershipView {
+  /** Live node ids, sorted. */
+  live(): readonly string[];
+  on(event: 'change', listener: (live: readonly string[]) => void): unknown;
+  off(event: 'change', listener: (live: readonly string[]) => void): unknown;
+  /** Leaves the cluster gracefully: others stop counting this node at once. */
+  leave(): Promise<void>;
+}
+
+export interface MembershipOptions {
+  /** The nodes bucket, or `nc` to create/open `<prefix>_nodes` at start(). */
+  kv?: KV;
+  nc?: NatsConnection;
+  /** Subject prefix the bucket is named after; default `switchboard`. */
+  prefix?: string;
+  /** Bucket replicas when this node creates it; default 1. */
+  replicas?: number;
+  nodeId: string;
+  /** Default systemClock. */
+  clock?: Clock;
+  /** How often this node writes its heartbeat; default 500 ms. */
+  heartbeatMs?: number;
+  /** A node whose last heartbeat is older than this counts as dead; default 2000 ms. */
+  deadAfterMs?: number;
+  log?: ClusterLog;
+}
+
+interface Beat {
+  node: string;
+  at: number;
+}
+
+/**
+ * Node heartbeats in a KV bucket. Each node writes `{node, at}` under its own key every heartbeatMs; a node is live
+ * while its latest `at` is within deadAfterMs of our clock (so clocks must agree to well under deadAfterMs). The
+ * bucket's max_age removes keys of nodes gone for good. Every node watches the bucket and emits `change` with the
+ * new live set; staleness without any event is caught on each heartbeat tick.
+ */
+export class Membership extends EventEmitter<{ change: [live: readonly string[]] }> implements MembershipView {
+  readonly nodeId: string;
+  private kv?: KV;
+  private readonly clock: Clock;
+  private readonly heartbeatMs: number;
+  private readonly deadAfterMs: number;
+  private readonly log: ClusterLog;
+  private readonly beats = new Map<string, Beat & { revision: number }>();
+  private current: readonly string[] = [];
+  private timer?: Timer;
+  private watcher?: { stop(): void };
+  private running = false;
+
+  constructor(private readonly opts: MembershipOptions) {
+    super();
+    this.nodeId = opts.nodeId;
+    this.kv = opts.kv;
+    this.clock = opts.clock ?? systemClock;
+    this.heartbeatMs = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+    this.deadAfterMs = opts.deadAfterMs ?? DEFAULT_DEAD_AFTER_MS;
+    this.log = opts.log ?? noLog;
+  }
+
+  /** The nodes bucket for a subject prefix: `<prefix>_nodes`, created if missing. */
+  static bucketName(prefix = 'switchboard'): string {
+    return `${subjectToken(prefix)}_nodes`;
+  }
+
+  /** Writes the first heartbeat and starts watching; live() fills as the watch delivers. */
+  async start(): Promise<void> {
+    if (this.running) return;
+    if (!this.kv) {
+      if (!this.opts.nc) throw new Error('Membership needs kv or nc');
+      this.kv = await new Kvm(this.opts.nc).create(Membership.bucketName(this.opts.prefix), {
+        history: 1,
+        replicas: this.opts.replicas ?? 1,
+        // Garbage collection only: live nodes rewrite their key every heartbeatMs.
+        ttl: Math.max(5000, this.deadAfterMs * 3),
+      });
+    }
+    this.running = true;
+    const iter = await this.kv.watch();
+    this.watcher = iter;
+    void (async () => {
+      for await (const e of iter) this.observe(e);
+    })().catch((err) => this.log.warn({ err }, 'membership watch ended'));
+    await this.beat();
+    this.schedule();
+  }
+
+  live(): readonly string[] {
+    return this.current;
+  }
+
+  isLive(node: string): boolean {
+    return this.current.includes(node);
+  }
+
+  /** Stops heartbeating and deletes this node's key so the others drop it at once. */
+  async leave(): Promise<void> {
+    const wasRunning = this.running;
+    this.halt();
+    if (wasRunning && this.kv) {
+      try {
+        await this.kv.delete(nodeKey(this.nodeId));
+      } catch (err) {
+        this.log.warn({ err }, 'membership leave failed; the key ages out');
+      }
+    }
+  }
+
+  /** Stops heartbeating and watching without leaving: the others notice after deadAfterMs. */
+  halt(): void {
+    this.running = false;
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    this.watcher?.stop();
+    this.watcher = undefined;
+  }
+
+  private schedule(): void {
+    if (!this.running) return;
+    this.timer = this.clock.setTimeout(() => {
+      void this.beat().finally(() => this.schedule());
+    }, this.heartbeatMs);
+  }
+
+  private async beat(): Promise<void> {
+    if (!this.running || !this.kv) return;
+    const beat: Beat = { node: this.nodeId, at: this.clock.now() };
+    try {
+      await this.kv.put(nodeKey(this.nodeId), new TextEncoder().encode(JSON.stringify(beat)));
+    } catch (err) {
+      this.log.warn({ err }, 'heartbeat failed');
+    }
+    this.recompute();
+  }
+
+  private observe(e: KvEntry): void {
+    if (!this.running) return;
+    const prev = [...this.beats.entries()].find(([, b]) => nodeKey(b.node) === e.key);
+    if (e.operation !== 'PUT') {
+      if (prev) this.beats.delete(prev[0]);
+    } else {
+      try {
+        const b = e.json<Beat>();
+        if (typeof b.node === 'string' && typeof b.at === 'number') {
+          const known = this.beats.get(b.node);
+          if (!known || known.revision < e.revision) this.beats.set(b.node, { ...b, revision: e.revision });
+        }
+      } catch (err) {
+        this.log.warn({ err, key: e.key }, 'unreadable heartbeat ignored');
+      }
+    }
+    this.recompute();
+  }
+
+  private recompute(): void {
+    if (!this.running) return;
+    const now = this.clock.now();
+    const live = [...this.beats.values()].filter((b) => now - b.at < this.deadAfterMs).map((b) => b.node).sort();
+    if (live.length === this.current.length && live.every((n, i) => n === this.current[i])) return;
+    this.current = live;
+    this.emit('change', live);
+  }
+}
+
+/**
+ * A node id as a KV key, one-to-one: letters, digits and `-` stay, every other UTF-16 code unit becomes `_xxxx`
+ * (four hex digits), so `a.b` and `a_b` cannot collide.
+ */
+export function nodeKey(node: string): string {
+  return 'n.' + node.replace(/[^A-Za-z0-9-]/g, (c) => '_' + c.charCodeAt(0).toString(16).padStart(4, '0'));
+}
