@@ -57,6 +57,7 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
   private readonly beats = new Map<string, Beat & { revision: number }>();
   private current: readonly string[] = [];
   private timer?: Timer;
+  private staleTimer?: Timer;
   private watcher?: { stop(): void };
   private running = false;
 
@@ -121,8 +122,8 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
   /** Stops heartbeating and watching without leaving: the others notice after deadAfterMs. */
   halt(): void {
     this.running = false;
-    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
-    this.timer = undefined;
+    for (const t of [this.timer, this.staleTimer]) if (t !== undefined) this.clock.clearTimeout(t);
+    this.timer = this.staleTimer = undefined;
     this.watcher?.stop();
     this.watcher = undefined;
   }
@@ -167,7 +168,18 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
   private recompute(): void {
     if (!this.running) return;
     const now = this.clock.now();
-    const live = [...this.beats.values()].filter((b) => now - b.at < this.deadAfterMs).map((b) => b.node).sort();
+    const alive = [...this.beats.values()].filter((b) => now - b.at < this.deadAfterMs);
+    // Wake up the moment the next node goes stale, rather than at the next event.
+    if (this.staleTimer !== undefined) this.clock.clearTimeout(this.staleTimer);
+    this.staleTimer = undefined;
+    if (alive.length > 0) {
+      const due = Math.min(...alive.map((b) => b.at + this.deadAfterMs)) - now;
+      this.staleTimer = this.clock.setTimeout(() => {
+        this.staleTimer = undefined;
+        this.recompute();
+      }, Math.max(1, due));
+    }
+    const live = alive.map((b) => b.node).sort();
     if (live.length === this.current.length && live.every((n, i) => n === this.current[i])) return;
     this.current = live;
     this.emit('change', live);

@@ -40,6 +40,8 @@ export interface FcmServer {
   clientEmail: string;
   /** Every request, token exchanges and sends alike. */
   requests: RecordedRequest[];
+  /** Connections accepted so far (keep-alive reuse shows as fewer connections than requests). */
+  connections(): number;
   tokenRequests(): RecordedRequest[];
   sends(): RecordedRequest[];
   setBehavior(b: FcmBehavior): void;
@@ -65,7 +67,7 @@ const NOTIFICATION_FIELDS = new Set(['title', 'body', 'image']);
 export async function startFcmServer(options: { projectId?: string; tls?: boolean; record?: boolean } = {}): Promise<FcmServer> {
   const projectId = options.projectId ?? 'switchboard-test';
   const clientEmail = `switchboard-sender@${projectId}.iam.gserviceaccount.com`;
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const { privateKey, publicKey } = serviceAccountKeys();
   const behavior = new BehaviorSlot<FcmBehavior>({});
   const issued = new Map<string, number>(); // access token -> expiry (epoch ms)
   const unregistered = new Set<string>();
@@ -154,6 +156,7 @@ export async function startFcmServer(options: { projectId?: string; tls?: boolea
     projectId,
     clientEmail,
     requests: server.requests,
+    connections: server.connections,
     tokenRequests: () => server.requests.filter((r) => r.path === '/token'),
     sends: () => server.requests.filter((r) => SEND_PATH.test(r.path)),
     setBehavior: (b) => behavior.set(b),
@@ -166,6 +169,13 @@ export async function startFcmServer(options: { projectId?: string; tls?: boolea
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+let keys: { privateKey: KeyObject; publicKey: KeyObject } | undefined;
+/** One RSA key pair per process: generating 2048-bit keys costs a few hundred ms, and servers need not differ. */
+function serviceAccountKeys(): { privateKey: KeyObject; publicKey: KeyObject } {
+  keys ??= generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return keys;
 }
 
 /** Google's checks on a service-account assertion; returns the error_description, or undefined when valid. */

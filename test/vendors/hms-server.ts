@@ -31,6 +31,8 @@ export interface HmsServer {
   /** Credentials for a sender pointed at this server. */
   creds: HmsCredentials;
   requests: RecordedRequest[];
+  /** Connections accepted so far (keep-alive reuse shows as fewer connections than requests). */
+  connections(): number;
   tokenRequests(): RecordedRequest[];
   sends(): RecordedRequest[];
   setBehavior(b: HmsBehavior): void;
@@ -116,6 +118,7 @@ export async function startHmsServer(options: { appId?: string; tls?: boolean; r
     ...(server.ca ? { ca: server.ca } : {}),
     creds: { appId, clientId, clientSecret, authEndpoint: server.origin, pushEndpoint: server.origin },
     requests: server.requests,
+    connections: server.connections,
     tokenRequests: () => server.requests.filter((r) => r.path === '/oauth2/v3/token'),
     sends: () => server.requests.filter((r) => SEND_PATH.test(r.path)),
     setBehavior: (b) => behavior.set(b),

@@ -31,6 +31,8 @@ export interface RecordingServer {
   /** PEM of the CA that signed the server certificate (TLS servers only): pass as the sender's `ca`. */
   ca?: string;
   requests: RecordedRequest[];
+  /** Connections accepted so far (keep-alive reuse shows as fewer connections than requests). */
+  connections(): number;
   /** Answers `res` after `delayMs`, unless the server closes first. */
   later(delayMs: number, fn: () => void): void;
   close(): Promise<void>;
@@ -62,12 +64,15 @@ export async function startRecordingServer(handler: Handler, options: { tls?: bo
   };
   const tls = options.tls ? testTls() : undefined;
   const server = tls ? https.createServer({ key: tls.keyPem, cert: tls.certPem }, onRequest) : http.createServer(onRequest);
+  let connections = 0;
+  server.on(tls ? 'secureConnection' : 'connection', () => connections++);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
     origin: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     ...(tls ? { ca: tls.caPem } : {}),
     requests,
+    connections: () => connections,
     later(delayMs, fn) {
       if (delayMs <= 0) return fn();
       const t = setTimeout(() => {

@@ -46,6 +46,8 @@ export interface WebPushServer {
   /** VAPID credentials the server expects (generated at start). */
   creds: WebPushCredentials;
   requests: RecordedRequest[];
+  /** Connections accepted so far (keep-alive reuse shows as fewer connections than requests). */
+  connections(): number;
   /** Pushes that passed every check, in order. */
   received: ReceivedPush[];
   /** A new browser subscription on this service, as the device token (PushSubscription JSON). */
@@ -135,6 +137,7 @@ export async function startWebPushServer(options: { record?: boolean } = {}): Pr
     ca: server.ca!,
     creds: { vapidPublicKey: vapid.publicKey, vapidPrivateKey: vapid.privateKey, subject },
     requests: server.requests,
+    connections: server.connections,
     received,
     subscribe() {
       const id = randomBytes(12).toString('base64url');

@@ -1,0 +1,390 @@
+import { EventEmitter } from 'node:events';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
+import { systemClock, type Clock, type Timer } from '../runtime/clock.js';
+import { assignPartitions } from './assignment.js';
+import { noLog, type ClusterLog } from './lease-log.js';
+import { isConflict, isFree, leaseKey, partitionOfKey, toLeaseEntry, writeLease, type LeaseEntry, type LeaseValue } from './lease-value.js';
+import type { MembershipView } from './membership.js';
+import { subjectToken } from './subjects.js';
+
+export const DEFAULT_LEASE_MS = 2000;
+export const DEFAULT_RENEW_MS = 500;
+
+/**
+ * Proof of ownership to stamp on what the owner sends. `revision` is the KV revision that won the lease: it is fixed
+ * for the whole tenure and larger than any revision of an earlier tenure, so a gateway that remembers the highest
+ * fence seen per partition can drop deliveries from an owner that has since been replaced.
+ */
+export interface Fence {
+  revision: number;
+  epoch: number;
+}
+
+export interface LeaseKeeperOptions {
+  /** The leases bucket; or `nc` to create/open `bucket` at start(). */
+  kv?: KV;
+  nc?: NatsConnection;
+  /** Bucket name when opened through `nc`; default `switchboard_leases` (see LeaseKeeper.bucketName). */
+  bucket?: string;
+  /** Bucket replicas when this node creates it; default 1. */
+  replicas?: number;
+  nodeId: string;
+  /** SWITCHBOARD_PARTITIONS; the same on every node. */
+  partitions: number;
+  membership: MembershipView;
+  /** Default systemClock. */
+  clock?: Clock;
+  /** How long a written lease lasts; default 2000 ms. */
+  leaseMs?: number;
+  /** How often held leases are renewed and assignments acted on; default 500 ms. */
+  renewMs?: number;
+  /** The holder stops trusting its lease this long before the expiry others see; default leaseMs / 10. */
+  safetyMarginMs?: number;
+  log?: ClusterLog;
+  /** The lease was won: start serving p, stamping `fence`. */
+  onAcquire?(p: number, fence: Fence): Promise<void>;
+  /** Graceful handoff: stop taking work for p and finish what is in flight; the lease is released when this resolves. */
+  onRelease?(p: number): Promise<void>;
+  /** The lease was lost without a handoff (expired locally or taken): stop acting for p at once. */
+  onLost?(p: number): void;
+}
+
+interface Held {
+  fence: Fence;
+  /** Latest revision, for the next compare-and-set. */
+  revision: number;
+  /** Local deadline: renewal sent + leaseMs - safetyMargin. */
+  validUntil: number;
+  inflight?: Promise<void>;
+  ready: Promise<void>;
+  releasing: boolean;
+}
+
+type State = 'new' | 'running' | 'stopping' | 'stopped';
+
+/**
+ * Holds this node's share of the partition leases (issue 4). Every round (renewMs, or sooner when membership or a
+ * lease changes) it renews what it holds by compare-and-set, hands off what the assignment moved elsewhere, and takes
+ * what is assigned to it once free. All safety comes from the CAS on the lease revision plus the local deadline:
+ * a holder stops acting `safetyMarginMs` before anyone else may take over, without asking the server.
+ */
+export class LeaseKeeper extends EventEmitter<{
+  acquired: [p: number, fence: Fence];
+  released: [p: number];
+  lost: [p: number, reason: string];
+}> {
+  readonly nodeId: string;
+  private kv?: KV;
+  private readonly partitions: number;
+  private readonly clock: Clock;
+  private readonly leaseMs: number;
+  private readonly renewMs: number;
+  private readonly margin: number;
+  private readonly log: ClusterLog;
+  private readonly held = new Map<number, Held>();
+  private readonly cache = new Map<number, LeaseEntry>();
+  private readonly acquiring = new Set<number>();
+  private state: State = 'new';
+  private ticking = false;
+  private again = false;
+  private timer?: Timer;
+  private kickTimer?: Timer;
+  private watcher?: { stop(): void };
+  private stopWaiters: (() => void)[] = [];
+  private assignmentKey = '';
+  private assignment: string[] | undefined;
+  private readonly onMembership = () => this.kick();
+
+  constructor(private readonly opts: LeaseKeeperOptions) {
+    super();
+    if (!Number.isInteger(opts.partitions) || opts.partitions < 1) throw new RangeError('partitions must be a positive integer');
+    this.nodeId = opts.nodeId;
+    this.kv = opts.kv;
+    this.partitions = opts.partitions;
+    this.clock = opts.clock ?? systemClock;
+    this.leaseMs = opts.leaseMs ?? DEFAULT_LEASE_MS;
+    this.renewMs = opts.renewMs ?? DEFAULT_RENEW_MS;
+    this.margin = opts.safetyMarginMs ?? Math.floor(this.leaseMs / 10);
+    this.log = opts.log ?? noLog;
+    if (this.renewMs >= this.leaseMs - this.margin) throw new RangeError('renewMs must be well below leaseMs - safetyMarginMs');
+  }
+
+  static bucketName(prefix = 'switchboard'): string {
+    return `${subjectToken(prefix)}_leases`;
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new Error('LeaseKeeper already started');
+    if (!this.kv) {
+      if (!this.opts.nc) throw new Error('LeaseKeeper needs kv or nc');
+      this.kv = await new Kvm(this.opts.nc).create(this.opts.bucket ?? LeaseKeeper.bucketName(), { history: 1, replicas: this.opts.replicas ?? 1 });
+    }
+    const iter = await this.kv.watch({ key: 'p.>' });
+    this.watcher = iter;
+    void (async () => {
+      for await (const e of iter) this.observe(e);
+    })().catch((err) => this.log.warn({ err }, 'lease watch ended'));
+    this.state = 'running';
+    this.opts.membership.on('change', this.onMembership);
+    this.kick();
+  }
+
+  /** Partitions held now, including ones being handed off (still valid until released). */
+  owned(): ReadonlySet<number> {
+    return new Set([...this.held.keys()].filter((p) => this.isValid(p)));
+  }
+
+  /** Held and locally known valid: the caller checks this before acting for p. Never asks the server. */
+  isValid(p: number): boolean {
+    const h = this.held.get(p);
+    return h !== undefined && this.clock.now() < h.validUntil;
+  }
+
+  /** The fence to stamp on work for p, only while isValid(p). */
+  fence(p: number): Fence | undefined {
+    return this.isValid(p) ? this.held.get(p)!.fence : undefined;
+  }
+
+  /** Owns exactly its assigned share, with no handoff in progress. */
+  settled(): boolean {
+    const target = this.target();
+    if (this.state !== 'running' || !target) return false;
+    let mine = 0;
+    for (let p = 0; p < this.partitions; p++) {
+      if (target[p] !== this.nodeId) continue;
+      mine++;
+      const h = this.held.get(p);
+      if (!h || h.releasing || !this.isValid(p)) return false;
+    }
+    return mine === this.held.size;
+  }
+
+  /** Graceful: leaves membership, hands every held partition off (onRelease, then release) and stops. */
+  async stop(): Promise<void> {
+    if (this.state === 'new') this.state = 'stopped';
+    if (this.state !== 'running') return;
+    this.state = 'stopping';
+    const done = new Promise<void>((resolve) => this.stopWaiters.push(resolve));
+    try {
+      await this.opts.membership.leave();
+    } catch (err) {
+      this.log.warn({ err }, 'leaving membership failed');
+    }
+    this.kick();
+    this.checkStopped();
+    await done;
+    this.abandon();
+  }
+
+  /** Stops at once without releasing anything (a crash, or a fatal exit): the leases lapse after leaseMs. */
+  abandon(): void {
+    this.state = 'stopped';
+    this.opts.membership.off('change', this.onMembership);
+    for (const t of [this.timer, this.kickTimer]) if (t !== undefined) this.clock.clearTimeout(t);
+    this.timer = this.kickTimer = undefined;
+    this.watcher?.stop();
+    this.watcher = undefined;
+  }
+
+  private get active(): boolean {
+    return this.state === 'running' || this.state === 'stopping';
+  }
+
+  /** Runs a round soon, through the clock so a paused clock pauses us too. */
+  private kick(): void {
+    if (!this.active || this.kickTimer !== undefined) return;
+    this.kickTimer = this.clock.setTimeout(() => {
+      this.kickTimer = undefined;
+      void this.tick();
+    }, 0);
+  }
+
+  private schedule(delay: number): void {
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    if (!this.active) return;
+    this.timer = this.clock.setTimeout(() => {
+      this.timer = undefined;
+      void this.tick();
+    }, delay);
+  }
+
+  // Rounds never overlap: a round asked for meanwhile runs right after.
+  private async tick(): Promise<void> {
+    if (this.ticking) {
+      this.again = true;
+      return;
+    }
+    this.ticking = true;
+    let next = this.renewMs;
+    try {
+      do {
+        this.again = false;
+        next = await this.round();
+      } while (this.again && this.active);
+    } catch (err) {
+      this.log.warn({ err }, 'lease round failed');
+    } finally {
+      this.ticking = false;
+      this.schedule(next);
+      this.checkStopped();
+    }
+  }
+
+  /** One round; returns the delay until the next. */
+  private async round(): Promise<number> {
+    // Fencing first and without I/O: a process that slept past its deadline stops acting before anything else.
+    const now = this.clock.now();
+    for (const [p, h] of this.held) if (now >= h.validUntil) this.lose(p, 'lease expired locally');
+    if (!this.active) return this.renewMs;
+
+    await Promise.all([...this.held].map(([p, h]) => (h.inflight ? undefined : this.renew(p, h))));
+
+    const target = this.target();
+    for (const [p, h] of this.held) {
+      if (!h.releasing && (this.state === 'stopping' || (target && target[p] !== this.nodeId))) void this.handOff(p, h);
+    }
+    if (!target || this.state !== 'running') return this.renewMs;
+
+    const t = this.clock.now();
+    let next = this.renewMs;
+    const todo: number[] = [];
+    for (let p = 0; p < this.partitions; p++) {
+      if (target[p] !== this.nodeId || this.held.has(p) || this.acquiring.has(p)) continue;
+      const e = this.cache.get(p);
+      if (!e || isFree(e, t) || e.value?.owner === this.nodeId) todo.push(p);
+      else next = Math.min(next, Math.max(1, e.value!.expiresAt - t + 1)); // come back the moment it lapses
+    }
+    await Promise.all(todo.map((p) => this.acquire(p)));
+    return next;
+  }
+
+  private renew(p: number, h: Held): Promise<void> {
+    const sentAt = this.clock.now();
+    const value: LeaseValue = { owner: this.nodeId, expiresAt: sentAt + this.leaseMs, epoch: h.fence.epoch };
+    const run = (async () => {
+      try {
+        const rev = await writeLease(this.kv!, p, value, h.revision);
+        h.revision = rev;
+        this.note(p, { value, revision: rev });
+        if (this.held.get(p) === h) h.validUntil = Math.max(h.validUntil, sentAt + this.leaseMs - this.margin);
+      } catch (err) {
+        if (this.held.get(p) !== h) return;
+        if (isConflict(err)) this.lose(p, 'renewal refused: the lease was taken');
+        else this.log.warn({ err, partition: p }, 'lease renewal failed; retrying until the local deadline');
+      } finally {
+        h.inflight = undefined;
+      }
+    })();
+    h.inflight = run;
+    return run;
+  }
+
+  private async acquire(p: number): Promise<void> {
+    this.acquiring.add(p);
+    try {
+      let e = this.cache.get(p);
+      if (!e) {
+        const got = await this.kv!.get(leaseKey(p));
+        e = got ? toLeaseEntry(got) : { value: null, revision: 0 };
+        this.note(p, e);
+      }
+      const sentAt = this.clock.now();
+      if (!isFree(e, sentAt) && e.value?.owner !== this.nodeId) return;
+      if (this.state !== 'running' || this.target()?.[p] !== this.nodeId) return;
+      const epoch = (e.value?.epoch ?? 0) + 1;
+      const value: LeaseValue = { owner: this.nodeId, expiresAt: sentAt + this.leaseMs, epoch };
+      const rev = await writeLease(this.kv!, p, value, e.value ? e.revision : 0);
+      this.note(p, { value, revision: rev });
+      const fence: Fence = { revision: rev, epoch };
+      const h: Held = { fence, revision: rev, validUntil: sentAt + this.leaseMs - this.margin, ready: Promise.resolve(), releasing: false };
+      this.held.set(p, h);
+      this.log.debug({ partition: p, revision: rev }, 'lease acquired');
+      this.emit('acquired', p, fence);
+      if ((this.state as State) === 'stopping') this.kick(); // stop() began meanwhile: hand it straight back
+      h.ready = Promise.resolve()
+        .then(() => this.opts.onAcquire?.(p, fence))
+        .catch((err) => this.log.warn({ err, partition: p }, 'onAcquire failed'));
+    } catch (err) {
+      if (isConflict(err)) this.log.debug({ partition: p }, 'lease taken first by another node');
+      else this.log.warn({ err, partition: p }, 'lease acquisition failed');
+    } finally {
+      this.acquiring.delete(p);
+      this.checkStopped();
+    }
+  }
+
+  // Keeps renewing through onRelease (it may take a while to drain), stops acting, then writes the release.
+  private async handOff(p: number, h: Held): Promise<void> {
+    h.releasing = true;
+    try {
+      await h.ready;
+      await this.opts.onRelease?.(p);
+    } catch (err) {
+      this.log.warn({ err, partition: p }, 'onRelease failed; releasing anyway');
+    }
+    if (this.held.get(p) !== h) return; // lost while draining; already reported
+    this.held.delete(p);
+    this.emit('released', p);
+    await h.inflight;
+    try {
+      const value: LeaseValue = { owner: '', expiresAt: 0, epoch: h.fence.epoch };
+      const rev = await writeLease(this.kv!, p, value, h.revision);
+      this.note(p, { value, revision: rev });
+      this.log.debug({ partition: p }, 'lease released');
+    } catch (err) {
+      this.log.debug({ err, partition: p }, 'release not written; the lease lapses instead');
+    }
+    this.checkStopped();
+  }
+
+  private lose(p: number, reason: string): void {
+    if (!this.held.delete(p)) return;
+    this.log.warn({ partition: p, reason }, 'lease lost');
+    this.emit('lost', p, reason);
+    try {
+      this.opts.onLost?.(p);
+    } catch (err) {
+      this.log.warn({ err, partition: p }, 'onLost failed');
+    }
+    this.checkStopped();
+  }
+
+  private observe(kvEntry: KvEntry): void {
+    const p = partitionOfKey(kvEntry.key);
+    if (p === undefined || p >= this.partitions) return;
+    const e = toLeaseEntry(kvEntry);
+    if (!this.note(p, e)) return;
+    const h = this.held.get(p);
+    if (h && e.revision > h.revision && e.value?.owner !== this.nodeId) this.lose(p, `lease taken by ${e.value?.owner || 'nobody'}`);
+    else if (!h && this.state === 'running' && this.target()?.[p] === this.nodeId && isFree(e, this.clock.now())) this.kick();
+  }
+
+  /** Keeps the newest known state of a key; false when `e` is older. */
+  private note(p: number, e: LeaseEntry): boolean {
+    const known = this.cache.get(p);
+    if (known && known.revision >= e.revision) return false;
+    this.cache.set(p, e);
+    return true;
+  }
+
+  /** The assignment for the current live set, or undefined while this node is not live itself. */
+  private target(): string[] | undefined {
+    const live = this.opts.membership.live();
+    if (!live.includes(this.nodeId)) return undefined;
+    const key = live.join('\n');
+    if (key !== this.assignmentKey) {
+      this.assignmentKey = key;
+      this.assignment = assignPartitions(live, this.partitions);
+    }
+    return this.assignment;
+  }
+
+  private checkStopped(): void {
+    if (this.state !== 'stopping' || this.held.size > 0 || this.acquiring.size > 0) return;
+    const waiters = this.stopWaiters;
+    this.stopWaiters = [];
+    for (const w of waiters) w();
+  }
+}

@@ -1,0 +1,131 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ChatMessage } from '../protocol/index.js';
+import { HmsSender } from '../senders/hms.js';
+import type { PushJob } from '../senders/types.js';
+import type { VendorClientOptions } from '../senders/vendor-http.js';
+import { startHmsServer, type HmsServer } from './vendors/hms-server.js';
+
+const job = (over: Partial<ChatMessage> = {}, token = 'hms-token-1'): PushJob => ({
+  jobId: 'm1:d1', user: 'u1', device: 'd1', vendor: 'hms', token,
+  message: { id: 'm1', to: 'u1', from: 'alice', title: 'Alice', text: 'hello', data: { room: 'r1' }, collapseKey: 'room-r1', priority: 'high', ttlSeconds: 60, acceptedAt: 0, ...over },
+});
+
+type Sent = {
+  validate_only: boolean;
+  message: { token: string[]; data: string; android: { urgency: string; ttl?: string; notification?: { title: string; body: string; click_action: { type: number }; tag?: string } } };
+};
+
+describe('Huawei Push Kit sender against the local Push Kit', () => {
+  let server: HmsServer | undefined;
+  let sender: HmsSender | undefined;
+  afterEach(async () => {
+    await sender?.close();
+    await server?.close();
+    sender = server = undefined;
+  });
+
+  async function start(options: VendorClientOptions = {}, tls = false): Promise<{ server: HmsServer; sender: HmsSender }> {
+    server = await startHmsServer({ tls });
+    sender = new HmsSender(server.creds, { ...(server.ca ? { ca: server.ca } : {}), ...options });
+    return { server, sender };
+  }
+
+  it('gets a client-credentials token and sends the v1 messages:send body', async () => {
+    const { server, sender } = await start();
+    expect(await sender.send(job())).toMatchObject({ outcome: 'ok', vendorId: expect.any(String) });
+
+    const [tokenReq] = server.tokenRequests();
+    expect(tokenReq.parsed).toEqual({ grant_type: 'client_credentials', client_id: server.creds.clientId, client_secret: server.creds.clientSecret });
+
+    const [send] = server.sends();
+    expect(send.path).toBe(`/v1/${server.creds.appId}/messages:send`);
+    expect(send.headers.authorization).toMatch(/^Bearer DQEBA/);
+    const sent = send.parsed as Sent;
+    expect(sent).toMatchObject({
+      validate_only: false,
+      message: {
+        token: ['hms-token-1'],
+        android: { urgency: 'HIGH', ttl: '60s', notification: { title: 'Alice', body: 'hello', click_action: { type: 3 }, tag: 'room-r1' } },
+      },
+    });
+    expect(JSON.parse(sent.message.data)).toEqual({ messageId: 'm1', from: 'alice', data: { room: 'r1' } });
+  });
+
+  it('reaches an https endpoint and sends normal priority as urgency NORMAL', async () => {
+    const { server, sender } = await start({}, true);
+    expect(await sender.send(job({ priority: 'normal', ttlSeconds: undefined }))).toMatchObject({ outcome: 'ok' });
+    const sent = server.sends()[0].parsed as Sent;
+    expect(sent.message.android.urgency).toBe('NORMAL');
+    expect(sent.message.android).not.toHaveProperty('ttl');
+  });
+
+  it.each([
+    ['illegal_token', 'dead_token', '80100000'],
+    ['all_invalid', 'dead_token', '80300007'],
+    ['flow_control', 'retry', '503'],
+    ['internal', 'retry', '81000001'],
+    ['bad_request', 'failed', '80100003'],
+    ['drop', 'retry', 'hms unreachable'],
+  ] as const)('maps %s to %s', async (answer, outcome, reason) => {
+    const { server, sender } = await start();
+    server.setBehavior({ answer });
+    expect(await sender.send(job())).toMatchObject({ outcome, reason: expect.stringContaining(reason) });
+  });
+
+  it('reports a token Push Kit lists as illegal as dead', async () => {
+    const { server, sender } = await start();
+    server.invalidate('gone-token');
+    expect(await sender.send(job({}, 'gone-token'))).toMatchObject({ outcome: 'dead_token', reason: expect.stringContaining('80300007') });
+    expect(await sender.send(job({}, 'live-token'))).toMatchObject({ outcome: 'ok' });
+  });
+
+  it('surfaces Retry-After of flow control as retryAfterMs', async () => {
+    const { server, sender } = await start();
+    server.setBehavior({ answer: 'flow_control', retryAfterSeconds: 12 });
+    expect(await sender.send(job())).toMatchObject({ outcome: 'retry', retryAfterMs: 12_000 });
+  });
+
+  it('gives up on a slow Push Kit after its timeout', async () => {
+    const { server, sender } = await start({ timeoutMs: 200 });
+    await sender.send(job());
+    server.setBehavior({ delayMs: 10_000 });
+    expect(await sender.send(job())).toMatchObject({ outcome: 'retry', reason: expect.stringContaining('no answer within 200 ms') });
+  });
+
+  it('shortens an oversize text so the body fits 4096 bytes', async () => {
+    const { server, sender } = await start();
+    expect(await sender.send(job({ text: '漢字'.repeat(4000) }))).toMatchObject({ outcome: 'ok' });
+    const [send] = server.sends();
+    expect(send.raw.length).toBeLessThanOrEqual(4096);
+    expect((send.parsed as Sent).message.android.notification!.body.endsWith('…')).toBe(true);
+  });
+
+  it('reuses one token across sends and fetches a new one shortly before expiry', async () => {
+    let offsetMs = 0;
+    const { server, sender } = await start({ now: () => Date.now() + offsetMs });
+    server.setTokenLifetime(3600);
+    await Promise.all([1, 2, 3].map((n) => sender.send(job({ id: `m${n}` }))));
+    expect(server.tokenRequests()).toHaveLength(1);
+    offsetMs = 3541_000; // within the 60 s refresh margin of a 3600 s token
+    expect(await sender.send(job())).toMatchObject({ outcome: 'ok' });
+    expect(server.tokenRequests()).toHaveLength(2);
+  });
+
+  it('refreshes the token on 401 80200003 and resends once', async () => {
+    const { server, sender } = await start();
+    await sender.send(job());
+    server.revokeTokens();
+    expect(await sender.send(job())).toMatchObject({ outcome: 'ok' });
+    expect(server.tokenRequests()).toHaveLength(2);
+    expect(server.sends().map((s) => s.answer)).toEqual([200, 401, 200]);
+    server.setBehavior({ answer: 'token_expired' });
+    expect(await sender.send(job())).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('80200003') });
+  });
+
+  it('fails every send with the reason when the client credentials are wrong', async () => {
+    server = await startHmsServer();
+    sender = new HmsSender({ ...server.creds, clientSecret: 'wrong' });
+    expect(await sender.send(job())).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('invalid client') });
+    expect(server.sends()).toHaveLength(0);
+  });
+});
