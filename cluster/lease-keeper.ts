@@ -54,6 +54,8 @@ interface Held {
   fence: Fence;
   /** Latest revision, for the next compare-and-set. */
   revision: number;
+  /** When the last successful write was sent. */
+  sentAt: number;
   /** Local deadline: renewal sent + leaseMs - safetyMargin. */
   validUntil: number;
   inflight?: Promise<void>;
@@ -86,8 +88,6 @@ export class LeaseKeeper extends EventEmitter<{
   private readonly cache = new Map<number, LeaseEntry>();
   private readonly acquiring = new Set<number>();
   private state: State = 'new';
-  private ticking = false;
-  private again = false;
   private timer?: Timer;
   private kickTimer?: Timer;
   private watcher?: { stop(): void };
@@ -210,53 +210,46 @@ export class LeaseKeeper extends EventEmitter<{
     }, delay);
   }
 
-  // Rounds never overlap: a round asked for meanwhile runs right after.
-  private async tick(): Promise<void> {
-    if (this.ticking) {
-      this.again = true;
-      return;
-    }
-    this.ticking = true;
+  // A round never waits for the network: writes run in the background, at most one per partition at a time
+  // (h.inflight, acquiring, releasing), so a slow or hung server cannot hold up the local deadline checks.
+  private tick(): void {
+    if (!this.active) return;
     let next = this.renewMs;
     try {
-      do {
-        this.again = false;
-        next = await this.round();
-      } while (this.again && this.active);
+      next = this.round();
     } catch (err) {
       this.log.warn({ err }, 'lease round failed');
     } finally {
-      this.ticking = false;
       this.schedule(next);
       this.checkStopped();
     }
   }
 
   /** One round; returns the delay until the next. */
-  private async round(): Promise<number> {
+  private round(): number {
     // Fencing first and without I/O: a process that slept past its deadline stops acting before anything else.
     const now = this.clock.now();
     for (const [p, h] of this.held) if (now >= h.validUntil) this.lose(p, 'lease expired locally');
     if (!this.active) return this.renewMs;
 
-    await Promise.all([...this.held].map(([p, h]) => (h.inflight ? undefined : this.renew(p, h))));
+    let next = this.renewMs;
+    for (const [p, h] of this.held) {
+      if (!h.inflight && now - h.sentAt >= this.renewMs / 2) void this.renew(p, h);
+      next = Math.min(next, Math.max(1, h.validUntil - now)); // report a lapse the moment it happens
+    }
 
     const target = this.target();
     for (const [p, h] of this.held) {
       if (!h.releasing && (this.state === 'stopping' || (target && target[p] !== this.nodeId))) void this.handOff(p, h);
     }
-    if (!target || this.state !== 'running') return this.renewMs;
+    if (!target || this.state !== 'running') return next;
 
-    const t = this.clock.now();
-    let next = this.renewMs;
-    const todo: number[] = [];
     for (let p = 0; p < this.partitions; p++) {
       if (target[p] !== this.nodeId || this.held.has(p) || this.acquiring.has(p)) continue;
       const e = this.cache.get(p);
-      if (!e || isFree(e, t) || e.value?.owner === this.nodeId) todo.push(p);
-      else next = Math.min(next, Math.max(1, e.value!.expiresAt - t + 1)); // come back the moment it lapses
+      if (!e || isFree(e, now) || e.value?.owner === this.nodeId) void this.acquire(p);
+      else next = Math.min(next, Math.max(1, e.value!.expiresAt - now + 1)); // come back the moment it lapses
     }
-    await Promise.all(todo.map((p) => this.acquire(p)));
     return next;
   }
 
@@ -267,6 +260,7 @@ export class LeaseKeeper extends EventEmitter<{
       try {
         const rev = await writeLease(this.kv!, p, value, h.revision);
         h.revision = rev;
+        h.sentAt = sentAt;
         this.note(p, { value, revision: rev });
         if (this.held.get(p) === h) h.validUntil = Math.max(h.validUntil, sentAt + this.leaseMs - this.margin);
       } catch (err) {
@@ -282,7 +276,7 @@ export class LeaseKeeper extends EventEmitter<{
   }
 
   private async acquire(p: number): Promise<void> {
-    this.acquiring.add(p);
+    this.acquiring.add(p); // before the first await: the round that called us sees it
     try {
       let e = this.cache.get(p);
       if (!e) {
@@ -298,7 +292,7 @@ export class LeaseKeeper extends EventEmitter<{
       const rev = await writeLease(this.kv!, p, value, e.value ? e.revision : 0);
       this.note(p, { value, revision: rev });
       const fence: Fence = { revision: rev, epoch };
-      const h: Held = { fence, revision: rev, validUntil: sentAt + this.leaseMs - this.margin, ready: Promise.resolve(), releasing: false };
+      const h: Held = { fence, revision: rev, sentAt, validUntil: sentAt + this.leaseMs - this.margin, ready: Promise.resolve(), releasing: false };
       this.held.set(p, h);
       this.log.debug({ partition: p, revision: rev }, 'lease acquired');
       this.emit('acquired', p, fence);

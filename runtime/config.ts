@@ -20,6 +20,7 @@ export const DEFAULT_SEND_BUFFER_BYTES = 1024 * 1024;
 export const DEFAULT_FRAME_RATE = 200;
 export const DEFAULT_LOG_LEVEL = 'info';
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
+export const DEFAULT_REPLAY_GRACE_MS = 3000;
 export const DEFAULT_HMS_AUTH_ENDPOINT = 'https://oauth-login.cloud.huawei.com';
 export const DEFAULT_HMS_PUSH_ENDPOINT = 'https://push-api.cloud.huawei.com';
 export const DEFAULT_PUSH_MAX_ATTEMPTS = 5;
@@ -57,7 +58,7 @@ export interface Config {
   /** SWITCHBOARD_NODE_ID, default `<hostname>-<pid>`. */
   readonly nodeId: string;
   /** SWITCHBOARD_ROLES, default all three. */
-  readonly roles: ReadonlySet<Role>;
+  readonly roles: readonly Role[];
   /** SWITCHBOARD_PARTITIONS, default 64. */
   readonly partitions: number;
   /** SWITCHBOARD_SUBJECT_PREFIX, default `switchboard`. */
@@ -84,6 +85,8 @@ export interface Config {
   readonly sendBufferBytes: number;
   /** SWITCHBOARD_FRAME_RATE: frames per second a client may send before 4429, default 200. */
   readonly frameRate: number;
+  /** SWITCHBOARD_REPLAY_GRACE_MS: after a restart, messages left unsettled wait this long for clients to reconnect, default 3000. */
+  readonly replayGraceMs: number;
   /** SWITCHBOARD_LOG_LEVEL, default info. */
   readonly logLevel: (typeof LOG_LEVELS)[number];
   /** SWITCHBOARD_SHUTDOWN_TIMEOUT_MS: longest graceful drain on SIGTERM, default 10000. */
@@ -176,7 +179,8 @@ export function parseConfig(env: Env = process.env): Config {
     }
   }
 
-  const nodeId = v('SWITCHBOARD_NODE_ID') ?? `${hostname()}-${process.pid}`;
+  // The default must stay valid on any host: a Kubernetes pod name alone may be 63 characters.
+  const nodeId = v('SWITCHBOARD_NODE_ID') ?? `${hostname().replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 50)}-${process.pid}`;
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(nodeId)) throw new ConfigError('SWITCHBOARD_NODE_ID', '1-64 characters of A-Z a-z 0-9 . _ -');
 
   const rolesRaw = (v('SWITCHBOARD_ROLES') ?? ROLES.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
@@ -237,7 +241,7 @@ export function parseConfig(env: Env = process.env): Config {
       replicas: int('SWITCHBOARD_NATS_REPLICAS', 1, 1, 5),
     }),
     nodeId,
-    roles: new Set(rolesRaw as Role[]),
+    roles: Object.freeze([...new Set(rolesRaw as Role[])]),
     partitions: int('SWITCHBOARD_PARTITIONS', DEFAULT_PARTITIONS, 1, 65536),
     subjectPrefix,
     dataDir: v('SWITCHBOARD_DATA_DIR') ?? DEFAULT_DATA_DIR,
@@ -251,6 +255,7 @@ export function parseConfig(env: Env = process.env): Config {
     dedupeWindowMs: int('SWITCHBOARD_DEDUPE_WINDOW_MS', DEFAULT_DEDUPE_WINDOW_MS, 1000, 86_400_000),
     sendBufferBytes: int('SWITCHBOARD_SEND_BUFFER_BYTES', DEFAULT_SEND_BUFFER_BYTES, 65_536, 1 << 30),
     frameRate: int('SWITCHBOARD_FRAME_RATE', DEFAULT_FRAME_RATE, 1, 1_000_000),
+    replayGraceMs: int('SWITCHBOARD_REPLAY_GRACE_MS', DEFAULT_REPLAY_GRACE_MS, 0, 600_000),
     logLevel: logLevel as Config['logLevel'],
     shutdownTimeoutMs: int('SWITCHBOARD_SHUTDOWN_TIMEOUT_MS', DEFAULT_SHUTDOWN_TIMEOUT_MS, 100, 600_000),
     apns: Object.freeze(apns),

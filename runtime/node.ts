@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Router } from '../actors/router.js';
+import type { ChatMessage } from '../protocol/index.js';
 import { MemoryBus } from '../cluster/memory-bus.js';
 import { Subjects } from '../cluster/subjects.js';
 import { createGateway, type Gateway } from '../gateway/server.js';
@@ -11,6 +12,7 @@ import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
 import { createLogger, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
+import { ReplayGate } from './replay-gate.js';
 import { loadSecrets } from './secrets.js';
 import { loadSenderConfig } from './sender-config.js';
 
@@ -64,18 +66,32 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
   bus.subscribe(subjects.ownerPartition('*'), (msg) => router.handle(msg as never));
   bus.serve(subjects.queryPartition('*'), (q) => router.answer(q as never));
 
+  const gate = new ReplayGate(clock.now(), config.replayGraceMs, clock, (msg) => router.handle({ type: 'route', user: msg.to, msg }));
+  // Accepts still writing when SIGTERM arrives are answered 202 and must be routed before the sessions close.
+  const accepts = new Set<Promise<unknown>>();
+  const trackedIngress = {
+    accept(msg: ChatMessage) {
+      const p = ingress.accept(msg);
+      const tracked = p.catch(() => undefined).finally(() => accepts.delete(tracked));
+      accepts.add(tracked);
+      return p;
+    },
+  };
+
   let ready = false;
   let gateway: Gateway | undefined;
   let port = 0;
-  if (config.roles.has('gateway')) {
+  if (config.roles.includes('gateway')) {
     gateway = createGateway({
-      config, nodeId: config.nodeId, bus, subjects, ingress, registry, metrics, log, clock,
+      config, nodeId: config.nodeId, bus, subjects, ingress: trackedIngress, registry, metrics, log, clock,
       jwtSecret: secrets.jwtSecret, apiKey: secrets.apiKey, isReady: () => ready,
     });
     port = await gateway.listen(config.host, config.port);
   }
-  // Replays what was accepted before a restart and never settled, then follows new accepts.
-  await ingress.consume((msg) => router.handle({ type: 'route', user: msg.to, msg }));
+  // Replays what was accepted before a restart and never settled (held for the reconnect grace), then follows new accepts.
+  await ingress.consume((msg) => gate.take(msg));
+  gate.start();
+  if (gate.holding > 0) log.info({ messages: gate.holding, graceMs: config.replayGraceMs }, 'replaying unsettled messages after the reconnect grace');
   ready = true;
   log.info({ node: config.nodeId, host: config.host, port, dataDir: config.dataDir, secretFiles: secrets.files }, 'switchboard listening');
 
@@ -85,11 +101,17 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
       ready = false;
       log.info('stopping: no new messages or sessions');
       gateway?.stopAccepting();
+      // Replays still held stay unsettled in the inbox and come back at the next start.
+      gate.cancel();
+      await Promise.all(accepts);
+      // Route everything accepted while the sessions are still open, then say goodbye to the clients.
       await router.drain(config.shutdownTimeoutMs);
       await gateway?.closeSessions(1001);
-      await pushes.close();
       await router.drain(config.shutdownTimeoutMs);
+      // Actors stop before the pool, so a push cut short leaves its message unsettled (sent again at the next
+      // start) instead of reporting it failed.
       router.stop();
+      await pushes.close();
       await ingress.close();
       await registry.close();
       await gateway?.close();

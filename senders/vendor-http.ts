@@ -87,10 +87,17 @@ export function retryOutcome(reason: string, headers: Record<string, string | st
   return after === undefined ? { outcome: 'retry', reason } : { outcome: 'retry', reason, retryAfterMs: after };
 }
 
-/** A request that never got an HTTP answer (refused, reset, timed out) is always worth retrying. */
+/**
+ * A request that never got an HTTP answer (refused, reset, timed out) is worth retrying; an untrusted TLS
+ * certificate is configuration, so it fails with a hint instead of retrying forever.
+ */
 export function networkOutcome(vendor: string, err: unknown): PushOutcome {
   const e = err as NodeJS.ErrnoException;
-  return { outcome: 'retry', reason: `${vendor} unreachable: ${e?.code ?? e?.message ?? String(err)}` };
+  const code = e?.code ?? e?.message ?? String(err);
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/.test(code)) {
+    return { outcome: 'failed', reason: `${vendor} TLS certificate rejected: ${code} (a private CA goes in NODE_EXTRA_CA_CERTS)` };
+  }
+  return { outcome: 'retry', reason: `${vendor} unreachable: ${code}` };
 }
 
 /** Parses a JSON answer body; undefined for an empty or non-JSON body (proxies answer HTML). */

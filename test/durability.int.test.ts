@@ -38,6 +38,8 @@ describe('restart after SIGKILL on the same data dir', () => {
   let before: NodeProcess;
   let after: NodeProcess;
   let phoneBefore: Peer;
+  let phoneAfter: Peer;
+  let barePhoneAfter: Peer;
   // A second user whose phone has no push token: after the restart nothing but the reconnect can deliver.
   const bare = uniqueUser('bare');
   const bareIds = Array.from({ length: 5 }, (_, i) => msgId(`bare${i}`));
@@ -70,7 +72,10 @@ describe('restart after SIGKILL on the same data dir', () => {
     const exit = await before.kill('SIGKILL');
     expect(exit.signal).toBe('SIGKILL');
     await phoneBefore.client.closed;
-    after = await start({ env, dataDir: before.dataDir, apiKey: before.apiKey, jwtSecret: before.jwtSecret });
+    // Replays wait SWITCHBOARD_REPLAY_GRACE_MS for clients to reconnect, as apps do right after a restart.
+    after = await start({ env: { ...env, SWITCHBOARD_REPLAY_GRACE_MS: '5000' }, dataDir: before.dataDir, apiKey: before.apiKey, jwtSecret: before.jwtSecret });
+    phoneAfter = await open(after, user, 'mob', true);
+    barePhoneAfter = await open(after, bare, 'mob', true);
   }, 60_000);
 
   it('device tokens survive (HTTP PUT and register frame)', async () => {
@@ -80,7 +85,7 @@ describe('restart after SIGKILL on the same data dir', () => {
   });
 
   it('every message answered 202 before the kill is delivered to the reconnected phone', async () => {
-    const phone = await open(after, user, 'mob', true);
+    const phone = phoneAfter;
     const missing = () => ids.filter((id) => !phone.received.includes(id));
     await until(() => missing().length === 0, 10_000, 'every accepted id at the reconnected phone').catch(() => undefined);
     if (missing().length > 0) {
@@ -90,7 +95,7 @@ describe('restart after SIGKILL on the same data dir', () => {
   }, 60_000);
 
   it('... also for a phone without a push token (a replay must not settle them as undeliverable)', async () => {
-    const phone = await open(after, bare, 'mob', true);
+    const phone = barePhoneAfter;
     const missing = () => bareIds.filter((id) => !phone.received.includes(id));
     await until(() => missing().length === 0, 10_000, 'every accepted id at the reconnected phone').catch(() => undefined);
     if (missing().length > 0) {

@@ -59,6 +59,12 @@ describe('FCM HTTP v1 sender against the local FCM', () => {
     expect(await sender.send(job())).toMatchObject({ outcome: 'ok' });
   });
 
+  it('fails with a hint, rather than retrying, when the endpoint certificate is not trusted', async () => {
+    server = await startFcmServer({ tls: true });
+    sender = new FcmSender({ serviceAccountFile: server.serviceAccountFile, endpoint: server.origin });
+    expect(await sender.send(job())).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('NODE_EXTRA_CA_CERTS') });
+  });
+
   it('sends only strings as data, omits what the message lacks, and keeps our messageId over the chat server data', async () => {
     const { server, sender } = await start();
     await sender.send(job({ title: undefined, from: undefined, collapseKey: undefined, ttlSeconds: undefined, priority: 'normal', data: { messageId: 'spoof', n: '1' } }));
@@ -143,6 +149,7 @@ describe('FCM HTTP v1 sender against the local FCM', () => {
     expect(await sender.send(job())).toMatchObject({ outcome: 'ok' });
     expect(server.tokenRequests()).toHaveLength(2);
     expect(sender.tokenFetches).toBe(2);
+    expect(server.connections()).toBe(1); // token exchanges and sends share one keep-alive connection
   });
 
   it('refreshes the token once on 401 and resends', async () => {

@@ -34,6 +34,8 @@ export interface FcmServer {
   origin: string;
   /** CA to trust when started with `tls: true`. */
   ca?: string;
+  /** The same CA as a file, for NODE_EXTRA_CA_CERTS of a child process. */
+  caFile?: string;
   /** A service-account JSON for this server (its token_uri is `${origin}/token`). */
   serviceAccountFile: string;
   projectId: string;
@@ -151,7 +153,7 @@ export async function startFcmServer(options: { projectId?: string; tls?: boolea
 
   return {
     origin: server.origin,
-    ...(server.ca ? { ca: server.ca } : {}),
+    ...(server.ca ? { ca: server.ca, caFile: server.caFile } : {}),
     serviceAccountFile,
     projectId,
     clientEmail,

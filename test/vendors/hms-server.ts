@@ -28,6 +28,8 @@ export interface HmsBehavior extends CommonBehavior {
 export interface HmsServer {
   origin: string;
   ca?: string;
+  /** The same CA as a file, for NODE_EXTRA_CA_CERTS of a child process. */
+  caFile?: string;
   /** Credentials for a sender pointed at this server. */
   creds: HmsCredentials;
   requests: RecordedRequest[];
@@ -115,7 +117,7 @@ export async function startHmsServer(options: { appId?: string; tls?: boolean; r
 
   return {
     origin: server.origin,
-    ...(server.ca ? { ca: server.ca } : {}),
+    ...(server.ca ? { ca: server.ca, caFile: server.caFile } : {}),
     creds: { appId, clientId, clientSecret, authEndpoint: server.origin, pushEndpoint: server.origin },
     requests: server.requests,
     connections: server.connections,

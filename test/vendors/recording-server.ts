@@ -30,6 +30,8 @@ export interface RecordingServer {
   origin: string;
   /** PEM of the CA that signed the server certificate (TLS servers only): pass as the sender's `ca`. */
   ca?: string;
+  /** The same CA as a file, for NODE_EXTRA_CA_CERTS of a child process (a benchmarked node). */
+  caFile?: string;
   requests: RecordedRequest[];
   /** Connections accepted so far (keep-alive reuse shows as fewer connections than requests). */
   connections(): number;
@@ -70,7 +72,7 @@ export async function startRecordingServer(handler: Handler, options: { tls?: bo
   const { port } = server.address() as AddressInfo;
   return {
     origin: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
-    ...(tls ? { ca: tls.caPem } : {}),
+    ...(tls ? { ca: tls.caPem, caFile: tls.caFile } : {}),
     requests,
     connections: () => connections,
     later(delayMs, fn) {

@@ -43,6 +43,8 @@ export interface WebPushServer {
   origin: string;
   /** CA that signed the server certificate: pass as the sender's `ca`. */
   ca: string;
+  /** The same CA as a file, for NODE_EXTRA_CA_CERTS of a child process (a benchmarked node). */
+  caFile: string;
   /** VAPID credentials the server expects (generated at start). */
   creds: WebPushCredentials;
   requests: RecordedRequest[];
@@ -135,6 +137,7 @@ export async function startWebPushServer(options: { record?: boolean } = {}): Pr
   return {
     origin,
     ca: server.ca!,
+    caFile: server.caFile!,
     creds: { vapidPublicKey: vapid.publicKey, vapidPrivateKey: vapid.privateKey, subject },
     requests: server.requests,
     connections: server.connections,

@@ -1,0 +1,47 @@
+import type { ChatMessage } from '../protocol/index.js';
+import type { Clock, Timer } from './clock.js';
+
+/**
+ * Holds the messages replayed after a restart (accepted before this process started, never settled) for a grace
+ * period, so that clients can reconnect first: routed at once they would find no session and go to a vendor push
+ * or `undeliverable` although the phone is back a second later. New messages pass straight through.
+ */
+export class ReplayGate {
+  private held: ChatMessage[] = [];
+  private timer?: Timer;
+  private open = false;
+
+  constructor(private readonly startedAt: number, private readonly graceMs: number, private readonly clock: Clock, private readonly route: (msg: ChatMessage) => void) {}
+
+  /** Starts the grace period; call once the listener is up. */
+  start(): void {
+    if (this.graceMs === 0 || this.held.length === 0) return this.release();
+    this.timer = this.clock.setTimeout(() => this.release(), this.graceMs);
+  }
+
+  take(msg: ChatMessage): void {
+    if (this.open || msg.acceptedAt >= this.startedAt) this.route(msg);
+    else this.held.push(msg);
+  }
+
+  /** How many replayed messages wait for the grace period to end. */
+  get holding(): number {
+    return this.held.length;
+  }
+
+  /** Routes everything held now (end of grace, or shutdown: they are routed, or stay unsettled for the next start). */
+  release(): void {
+    if (this.timer) this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    this.open = true;
+    const held = this.held;
+    this.held = [];
+    for (const m of held) this.route(m);
+  }
+
+  /** Drops the timer without routing (stop): held messages stay unsettled and are replayed at the next start. */
+  cancel(): void {
+    if (this.timer) this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}
