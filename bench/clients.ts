@@ -19,7 +19,8 @@ let misrouted = 0;
 let firstAtMs = NaN;
 let lastAtMs = NaN;
 const byKind = { pc: 0, mobile: 0 };
-const seen = new Set<string>();
+/** Receipts by message sequence number (the id's tail): a bitmap instead of a Set of strings keeps the GC quiet. */
+let seen = new Uint8Array(1 << 16);
 const latency = new LatencySample();
 const closes: Record<string, number> = {};
 const sockets: WebSocket[] = [];
@@ -30,11 +31,17 @@ function onMessage(raw: WebSocket.RawData, user: number, kind: 'pc' | 'mobile', 
   const frame = JSON.parse(raw.toString());
   if (frame.type !== 'message') return;
   ws.send(`{"type":"ack","id":${JSON.stringify(frame.id)}}`);
-  if (seen.has(frame.id)) {
+  const seq = Number(frame.id.slice(frame.id.lastIndexOf('-') + 1));
+  if (seq >= seen.length) {
+    const grown = new Uint8Array(Math.max(seen.length * 2, seq + 1));
+    grown.set(seen);
+    seen = grown;
+  }
+  if (seen[seq] === 1) {
     duplicates++;
     return;
   }
-  seen.add(frame.id);
+  seen[seq] = 1;
   received++;
   byKind[kind]++;
   if ((kind === 'pc') !== pcActive(user)) misrouted++;
@@ -96,7 +103,7 @@ function reset(): void {
   received = duplicates = misrouted = 0;
   byKind.pc = byKind.mobile = 0;
   firstAtMs = lastAtMs = NaN;
-  seen.clear();
+  seen.fill(0);
   latency.clear();
   reported = 0;
 }

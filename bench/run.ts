@@ -2,6 +2,7 @@ import { execSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import { decideCeiling } from './decide-ceiling.js';
 import { othersPct, runEndToEnd, type E2eOptions, type PhaseResult } from './end-to-end.js';
+import { ingressAlone } from './ingress-alone.js';
 import { measureInChild, type MemoryResult } from './resident-memory.js';
 import { fmt, fmtBytes, fmtMs, markdownTable, verdict, type Row } from './stats.js';
 
@@ -95,6 +96,16 @@ async function main(): Promise<void> {
     section: 'a. decide() alone', what: 'calls/s, PC inactive + phone foreground (the ceiling)', value: fmt(ceiling.callsPerSec),
     ratio: '100% (baseline)', note: `${fmt(ceiling.nsPerCall)} ns/call, route ${ceiling.route}`,
   });
+
+  log('b0. durable entry alone');
+  for (const concurrency of [1, 64, 512]) {
+    const r = await ingressAlone(concurrency === 1 ? 2000 : quick ? 30_000 : 100_000, concurrency);
+    rows.push({
+      section: 'b0. durable entry alone', what: `FileInbox.accept, ${concurrency} concurrent, no routing: accepts/s`, value: fmt(r.acceptsPerSec),
+      ratio: `${((r.acceptsPerSec / ceiling.callsPerSec) * 100).toFixed(2)}% of ceiling`,
+      note: `p50 ${fmtMs(r.p50Ms)} ms, p99 ${fmtMs(r.p99Ms)} ms per accept; ${r.syncsPerMessage.toFixed(3)} fdatasync per message`,
+    });
+  }
 
   if (!args.includes('--skip-e2e')) {
     log(`b/c. end to end, ${e2e.users} users`);

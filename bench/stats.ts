@@ -4,20 +4,26 @@ import { availableParallelism } from 'node:os';
 
 /** Latencies collected in nanoseconds; quantiles answered in milliseconds. */
 export class LatencySample {
-  private values: number[] = [];
+  private values = new Float64Array(1 << 16);
+  private n = 0;
 
   add(ns: number): void {
-    this.values.push(ns);
+    if (this.n === this.values.length) {
+      const grown = new Float64Array(this.n * 2);
+      grown.set(this.values);
+      this.values = grown;
+    }
+    this.values[this.n++] = ns;
   }
 
   get count(): number {
-    return this.values.length;
+    return this.n;
   }
 
   /** `q` in 0..1; NaN when empty. */
   quantileMs(q: number): number {
-    if (this.values.length === 0) return NaN;
-    const sorted = Float64Array.from(this.values).sort();
+    if (this.n === 0) return NaN;
+    const sorted = this.values.slice(0, this.n).sort();
     const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
     return sorted[i] / 1e6;
   }
@@ -27,7 +33,7 @@ export class LatencySample {
   }
 
   clear(): void {
-    this.values = [];
+    this.n = 0;
   }
 }
 

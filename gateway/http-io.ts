@@ -6,6 +6,10 @@ import { SwitchboardError, invalid, isId } from '../protocol/index.js';
  * closed after the 413), so a huge or endless body never sits in memory.
  */
 export function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
+  const contentType = req.headers['content-type'];
+  if (contentType !== undefined && !isJsonMediaType(contentType)) {
+    return Promise.reject(new SwitchboardError('unsupported_media_type', `got ${JSON.stringify(contentType.slice(0, 64))}`));
+  }
   const declared = Number(req.headers['content-length']);
   if (declared > limit) return Promise.reject(tooLarge(limit));
   return new Promise((resolve, reject) => {
@@ -42,6 +46,12 @@ export function readJsonBody(req: IncomingMessage, limit: number): Promise<unkno
     req.on('end', onEnd);
     req.on('error', onError);
   });
+}
+
+/** A missing content type is taken as JSON (simple clients); a declared other type is refused (415). */
+function isJsonMediaType(header: string): boolean {
+  const type = header.split(';')[0].trim().toLowerCase();
+  return type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'));
 }
 
 function tooLarge(limit: number): SwitchboardError {

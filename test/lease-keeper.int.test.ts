@@ -285,7 +285,8 @@ describe('LeaseKeeper on a real nats-server', () => {
     const pausedAt = Date.now();
     await sleep(3000);
     await waitFor('the others to take over', () => had.every((p) => others.some((n) => n.keeper.isValid(p))), 5000);
-    console.log(`pause: others took the sleeper's ${had.length} partitions ${Date.now() - pausedAt} ms into the pause`);
+    const takeovers = others.flatMap((n) => n.events.filter((e) => e.kind === 'acquired' && e.at >= pausedAt && had.includes(e.p)));
+    console.log(`pause: others took the sleeper's ${had.length} partitions ${Math.min(...takeovers.map((e) => e.at)) - pausedAt}-${Math.max(...takeovers.map((e) => e.at)) - pausedAt} ms into the pause; it wakes at ${Date.now() - pausedAt} ms`);
 
     // Still asleep, its view is stale, but it already knows not to trust it.
     for (const p of had) expect(sleeper.keeper.isValid(p)).toBe(false);

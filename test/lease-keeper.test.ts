@@ -1,0 +1,276 @@
+import { EventEmitter } from 'node:events';
+import type { KV, KvEntry } from '@nats-io/kv';
+import { describe, expect, it } from 'vitest';
+import { LeaseKeeper, type LeaseKeeperOptions } from '../cluster/lease-keeper.js';
+import type { MembershipView } from '../cluster/membership.js';
+import { ManualClock } from './support/manual-clock.js';
+
+/**
+ * LeaseKeeper in virtual time against an in-memory KV with the same compare-and-set rules as JetStream
+ * (create fails on a live key, update fails unless the revision is the key's latest). The real-server
+ * behaviour is in lease-keeper.int.test.ts.
+ */
+
+class FakeKv {
+  private seq = 0;
+  readonly data = new Map<string, { value: Uint8Array | null; revision: number }>();
+  private readonly watchers = new Set<(e: KvEntry) => void>();
+  calls = 0;
+  /** While set, every call hangs until released (a server that stopped answering). */
+  hang?: Promise<void>;
+  watchMuted = false;
+
+  private async enter(): Promise<void> {
+    this.calls++;
+    await Promise.resolve();
+    if (this.hang) await this.hang;
+  }
+
+  private write(k: string, value: Uint8Array | null): number {
+    const revision = ++this.seq;
+    this.data.set(k, { value, revision });
+    const e = entry(k, value, revision);
+    if (!this.watchMuted) for (const w of this.watchers) w(e);
+    return revision;
+  }
+
+  async create(k: string, v: Uint8Array): Promise<number> {
+    await this.enter();
+    const cur = this.data.get(k);
+    if (cur?.value) throw conflict(cur.revision);
+    return this.write(k, v);
+  }
+
+  async update(k: string, v: Uint8Array, revision: number): Promise<number> {
+    await this.enter();
+    const cur = this.data.get(k);
+    if ((cur?.revision ?? 0) !== revision) throw conflict(cur?.revision ?? 0);
+    return this.write(k, v);
+  }
+
+  async get(k: string): Promise<KvEntry | null> {
+    await this.enter();
+    const cur = this.data.get(k);
+    return cur ? entry(k, cur.value, cur.revision) : null;
+  }
+
+  /** A rogue or newer writer, bypassing CAS. */
+  overwrite(k: string, v: object): number {
+    return this.write(k, new TextEncoder().encode(JSON.stringify(v)));
+  }
+
+  async watch(): Promise<AsyncIterable<KvEntry> & { stop(): void }> {
+    const queue: KvEntry[] = [];
+    let wake: (() => void) | undefined;
+    let stopped = false;
+    const push = (e: KvEntry) => {
+      queue.push(e);
+      wake?.();
+    };
+    for (const [k, cur] of this.data) push(entry(k, cur.value, cur.revision));
+    this.watchers.add(push);
+    return {
+      stop: () => {
+        stopped = true;
+        this.watchers.delete(push);
+        wake?.();
+      },
+      async *[Symbol.asyncIterator]() {
+        while (!stopped) {
+          if (queue.length === 0) await new Promise<void>((r) => (wake = r));
+          while (queue.length > 0) yield queue.shift()!;
+        }
+      },
+    };
+  }
+
+  lease(p: number): { owner: string; expiresAt: number; epoch: number } | null {
+    const v = this.data.get(`p.${p}`)?.value;
+    return v ? JSON.parse(new TextDecoder().decode(v)) : null;
+  }
+}
+
+function entry(key: string, value: Uint8Array | null, revision: number): KvEntry {
+  return {
+    bucket: 'test', key, rawKey: key, revision, created: new Date(), length: value?.length ?? 0,
+    operation: value ? 'PUT' : 'DEL', value: value ?? new Uint8Array(),
+    json: <T>() => JSON.parse(new TextDecoder().decode(value!)) as T,
+    string: () => new TextDecoder().decode(value!),
+  };
+}
+
+function conflict(last: number): Error {
+  return Object.assign(new Error(`wrong last sequence: ${last}`), { code: 10071 });
+}
+
+class FixedMembership extends EventEmitter<{ change: [live: readonly string[]] }> implements MembershipView {
+  left = false;
+  constructor(private nodes: string[]) {
+    super();
+  }
+  live(): readonly string[] {
+    return [...this.nodes].sort();
+  }
+  set(nodes: string[]): void {
+    this.nodes = nodes;
+    this.emit('change', this.live());
+  }
+  async leave(): Promise<void> {
+    this.left = true;
+  }
+}
+
+const flush = async () => {
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+};
+
+function setup(overrides: Partial<LeaseKeeperOptions> = {}) {
+  const clock = new ManualClock();
+  const kv = new FakeKv();
+  const membership = new FixedMembership(['a']);
+  const log: string[] = [];
+  const keeper = new LeaseKeeper({
+    kv: kv as unknown as KV, nodeId: 'a', partitions: 4, clock, membership, leaseMs: 2000, renewMs: 500,
+    onAcquire: async (p, f) => void log.push(`acquire ${p}@${f.revision}`),
+    onRelease: async (p) => void log.push(`release ${p}`),
+    onLost: (p) => void log.push(`lost ${p}`),
+    ...overrides,
+  });
+  keeper.on('released', (p) => log.push(`released ${p}`));
+  const tick = async (ms = 0) => {
+    clock.advance(ms);
+    await flush();
+  };
+  return { clock, kv, membership, keeper, log, tick };
+}
+
+describe('LeaseKeeper (virtual time)', () => {
+  it('takes its assigned share, renews by revision and keeps the acquisition revision as the fence', async () => {
+    const { kv, keeper, tick } = setup();
+    await keeper.start();
+    await tick();
+    expect([...keeper.owned()].sort()).toEqual([0, 1, 2, 3]);
+    expect(keeper.settled()).toBe(true);
+    const fence = keeper.fence(0)!;
+    const rev = kv.data.get('p.0')!.revision;
+    await tick(500);
+    expect(kv.data.get('p.0')!.revision).toBeGreaterThan(rev);
+    expect(kv.lease(0)).toMatchObject({ owner: 'a', epoch: 1 });
+    expect(keeper.fence(0)).toEqual(fence);
+  });
+
+  it('does not take a lease another node holds until it lapses by its own expiresAt', async () => {
+    const { clock, kv, keeper, tick } = setup();
+    kv.overwrite('p.2', { owner: 'b', expiresAt: clock.now() + 1500, epoch: 7 });
+    await keeper.start();
+    await tick();
+    expect(keeper.owned().has(2)).toBe(false);
+    await tick(1499);
+    expect(keeper.owned().has(2)).toBe(false);
+    await tick(1);
+    expect(keeper.owned().has(2)).toBe(true);
+    expect(kv.lease(2)).toMatchObject({ owner: 'a', epoch: 8 });
+  });
+
+  it('a lease taken under it is lost at once: the watch shows a newer writer', async () => {
+    const { clock, kv, keeper, log, tick } = setup();
+    await keeper.start();
+    await tick();
+    kv.overwrite('p.1', { owner: 'b', expiresAt: clock.now() + 2000, epoch: 9 });
+    await flush();
+    expect(keeper.isValid(1)).toBe(false);
+    expect(log).toContain('lost 1');
+  });
+
+  it('a refused renewal (CAS on a stale revision) is a loss, even with the watch silent', async () => {
+    const { clock, kv, keeper, log, tick } = setup();
+    await keeper.start();
+    await tick();
+    kv.watchMuted = true;
+    kv.overwrite('p.3', { owner: 'b', expiresAt: clock.now() + 2000, epoch: 9 });
+    expect(keeper.isValid(3)).toBe(true); // nothing told us yet
+    await tick(500);
+    expect(keeper.isValid(3)).toBe(false);
+    expect(log).toContain('lost 3');
+  });
+
+  it('with the server silent, validity ends at renewal + leaseMs - margin and loss is reported without I/O', async () => {
+    const { clock, kv, keeper, log, tick } = setup({ safetyMarginMs: 200 });
+    await keeper.start();
+    await tick();
+    const acquiredAt = clock.now();
+    kv.hang = new Promise(() => {});
+    await tick(1799);
+    expect(keeper.isValid(0)).toBe(true);
+    const calls = kv.calls;
+    clock.advance(1); // synchronous: no microtask, no KV reply possible
+    expect(keeper.isValid(0)).toBe(false);
+    expect(keeper.fence(0)).toBeUndefined();
+    expect(log.filter((l) => l.startsWith('lost')).sort()).toEqual(['lost 0', 'lost 1', 'lost 2', 'lost 3']);
+    expect(kv.calls).toBe(calls);
+    expect(clock.now() - acquiredAt).toBe(1800);
+  });
+
+  it('never has two writes in flight for one partition, however long the server takes', async () => {
+    const { kv, keeper, tick } = setup();
+    await keeper.start();
+    await tick();
+    const calls = kv.calls;
+    kv.hang = new Promise(() => {});
+    for (let i = 0; i < 3; i++) await tick(500);
+    expect(kv.calls - calls).toBe(4); // one renewal per held partition, not one per round
+  });
+
+  it('hands off when the assignment moves: onRelease first, then the release write, renewing meanwhile', async () => {
+    let drained!: () => void;
+    const { clock, kv, keeper, membership, log, tick } = setup({
+      onRelease: (p) => {
+        log.push(`release ${p}`);
+        return new Promise<void>((r) => (drained = r));
+      },
+    });
+    await keeper.start();
+    await tick();
+    membership.set(['a', 'b']); // b now gets some partitions
+    await tick();
+    const moving = [0, 1, 2, 3].filter((p) => log.includes(`release ${p}`));
+    expect(moving.length).toBe(2);
+    // Draining takes longer than the lease: the lease must not lapse meanwhile.
+    for (let i = 0; i < 6; i++) await tick(500);
+    for (const p of moving) {
+      expect(keeper.isValid(p)).toBe(true);
+      expect(kv.lease(p)!.owner).toBe('a');
+      expect(kv.lease(p)!.expiresAt).toBeGreaterThan(clock.now());
+    }
+    drained();
+    await tick();
+    for (const p of moving) {
+      expect(keeper.owned().has(p)).toBe(false);
+      expect(kv.lease(p)).toMatchObject({ owner: '', expiresAt: 0 });
+      expect(log.indexOf(`released ${p}`)).toBeGreaterThan(log.indexOf(`release ${p}`));
+    }
+    expect(keeper.settled()).toBe(true);
+  });
+
+  it('stop() leaves membership, releases every lease and stops its timers', async () => {
+    const { clock, kv, keeper, membership, tick } = setup();
+    await keeper.start();
+    await tick();
+    const stopped = keeper.stop();
+    await tick();
+    await stopped;
+    expect(membership.left).toBe(true);
+    expect(keeper.owned().size).toBe(0);
+    for (let p = 0; p < 4; p++) expect(kv.lease(p)).toMatchObject({ owner: '', expiresAt: 0 });
+    expect(clock.pending).toBe(0);
+  });
+
+  it('takes nothing while it is not live itself', async () => {
+    const { keeper, membership, tick } = setup();
+    membership.set(['b']);
+    await keeper.start();
+    await tick(2000);
+    expect(keeper.owned().size).toBe(0);
+    expect(keeper.settled()).toBe(false);
+  });
+});
