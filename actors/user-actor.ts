@@ -210,7 +210,7 @@ export class UserActor {
       this.slots.set(slotKey(id, c.device), slot);
       flight.open++;
       if (c.type === 'deliver') {
-        this.deps.bus.publish(this.deps.subjects.gateway(c.session.node), { type: 'deliver', sessionId: c.session.id, frame: frameOf(flight.msg) });
+        this.deps.bus.publish(this.deps.subjects.gateway(c.session.node), { type: 'deliver', sessionId: c.session.id, frame: frameOf(flight.msg), user: this.user });
         this.deps.metrics.deliveries.inc({ via: c.via });
         slot.timer = this.deps.clock.setTimeout(() => this.self({ type: 'ack_due', id, device: c.device }), this.deps.ackTimeoutMs);
       } else if (delayPushes && this.deps.pushDelayMs > 0) {

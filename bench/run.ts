@@ -46,12 +46,22 @@ function machine(): string {
   return `${nproc} cores (${model}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${process.platform}, ${new Date().toISOString().slice(0, 16)}Z`;
 }
 
+/** A throughput as a fraction of the decide() ceiling, two significant digits. */
+function ofCeiling(rate: number, ceiling: number): string {
+  return `${((rate / ceiling) * 100).toPrecision(2)}% of ceiling`;
+}
+
+/** Rows measured while other processes used this much of a core are flagged: the machine was not quiet. */
+const NOISY_OTHERS_PCT = 20;
+
 function phaseRows(phases: PhaseResult[], ceiling: number, users: number): Row[] {
   return phases.map((p) => {
     const entry = p.entry === 'http' ? 'c. HTTP API' : 'b. in-process entry';
     const lost = p.sent - p.errors - p.stats.received;
+    const others = othersPct(p);
     const note = [
-      `node cpu ${Math.round(p.nodeLoad.cpuPct)}% (loop ${Math.round(p.nodeLoad.eluPct)}%), loadgen cpu ${Math.round(p.stats.load.cpuPct)}% (loop ${Math.round(p.stats.load.eluPct)}%), others ${Math.round(othersPct(p))}%`,
+      others > NOISY_OTHERS_PCT ? `NOISY: other processes used ${Math.round(others)}% of a core` : '',
+      `node cpu ${Math.round(p.nodeLoad.cpuPct)}% (loop ${Math.round(p.nodeLoad.eluPct)}%), loadgen cpu ${Math.round(p.stats.load.cpuPct)}% (loop ${Math.round(p.stats.load.eluPct)}%), others ${Math.round(others)}%`,
       p.errors ? `${p.errors} send errors` : '',
       lost > 0 ? `${lost} not received` : '',
       p.stats.duplicates ? `${p.stats.duplicates} duplicates` : '',
@@ -60,7 +70,7 @@ function phaseRows(phases: PhaseResult[], ceiling: number, users: number): Row[]
     if (p.offered === undefined) {
       return {
         section: entry, what: `routed msgs/s at max rate (${users} users, ${users * 2} sockets)`, value: fmt(p.rate),
-        ratio: `${((p.rate / ceiling) * 100).toFixed(2)}% of ceiling`, target: `>= ${fmt(TARGET_RATE)}`, verdict: verdict(p.rate >= TARGET_RATE),
+        ratio: ofCeiling(p.rate, ceiling), target: `>= ${fmt(TARGET_RATE)}`, verdict: verdict(p.rate >= TARGET_RATE),
         note: [`p50 ${fmtMs(p.stats.latency.p50Ms)} ms, p99 ${fmtMs(p.stats.latency.p99Ms)} ms under saturation`, note].filter(Boolean).join('; '),
       };
     }
@@ -102,7 +112,7 @@ async function main(): Promise<void> {
     const r = await ingressAlone(concurrency === 1 ? 2000 : quick ? 30_000 : 100_000, concurrency);
     rows.push({
       section: 'b0. durable entry alone', what: `FileInbox.accept, ${concurrency} concurrent, no routing: accepts/s`, value: fmt(r.acceptsPerSec),
-      ratio: `${((r.acceptsPerSec / ceiling.callsPerSec) * 100).toFixed(2)}% of ceiling`,
+      ratio: ofCeiling(r.acceptsPerSec, ceiling.callsPerSec),
       note: `p50 ${fmtMs(r.p50Ms)} ms, p99 ${fmtMs(r.p99Ms)} ms per accept; ${r.syncsPerMessage.toFixed(3)} fdatasync per message`,
     });
   }
@@ -134,6 +144,8 @@ async function main(): Promise<void> {
 
   console.log(`\nSwitchboard bench, ${quick ? 'quick' : 'full'} mode: ${machine()}\n`);
   console.log(markdownTable(rows));
+  const noisy = rows.filter((r) => r.note?.startsWith('NOISY')).length;
+  if (noisy > 0) console.log(`\n${noisy} row(s) ran while other processes used more than ${NOISY_OTHERS_PCT}% of a core: rerun on a quiet machine before trusting them.`);
 }
 
 main().then(

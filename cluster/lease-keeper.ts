@@ -123,8 +123,14 @@ export class LeaseKeeper extends EventEmitter<{
     const iter = await this.kv.watch({ key: 'p.>' });
     this.watcher = iter;
     void (async () => {
-      for await (const e of iter) this.observe(e);
-    })().catch((err) => this.log.warn({ err }, 'lease watch ended'));
+      for await (const e of iter) {
+        try {
+          this.observe(e);
+        } catch (err) {
+          this.log.warn({ err, key: e.key }, 'lease update not applied');
+        }
+      }
+    })().catch((err) => this.log.warn({ err }, 'lease watch ended; CAS still guards every write'));
     this.state = 'running';
     this.opts.membership.on('change', this.onMembership);
     this.kick();

@@ -92,7 +92,13 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
     const iter = await this.kv.watch();
     this.watcher = iter;
     void (async () => {
-      for await (const e of iter) this.observe(e);
+      for await (const e of iter) {
+        try {
+          this.observe(e);
+        } catch (err) {
+          this.log.warn({ err, key: e.key }, 'heartbeat not applied');
+        }
+      }
     })().catch((err) => this.log.warn({ err }, 'membership watch ended'));
     await this.beat();
     this.schedule();

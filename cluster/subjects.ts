@@ -43,6 +43,11 @@ export class Subjects {
     return `${this.prefix}.gw.${subjectToken(node)}`;
   }
 
+  /** Broadcast to every gateway: resend the sessions of a partition to its new owner. */
+  get resync(): string {
+    return `${this.prefix}.resync`;
+  }
+
   /** Chat servers' ingress (section 3). */
   get send(): string {
     return `${this.prefix}.send`;

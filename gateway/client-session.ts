@@ -51,6 +51,8 @@ export class ClientSession {
   private readonly bucket: TokenBucket;
   private readonly heldFrames: string[] = [];
   private badFrames = 0;
+  /** Something (a frame or a pong) came since the last heartbeat ping. */
+  private alive = true;
   private closeCode?: number;
   private helloTimer?: Timer;
   private terminateTimer?: Timer;
@@ -60,7 +62,8 @@ export class ClientSession {
     this.bucket = new TokenBucket(config.frameRate, config.frameRate * 2, clock.now());
     this.helloTimer = clock.setTimeout(() => this.close(CLOSE.helloTimeout, 'no hello in time'), HELLO_TIMEOUT_MS);
     this.closed = new Promise((resolve) => ws.once('close', (code) => { this.onClosed(code); resolve(); }));
-    ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    ws.on('message', (data, isBinary) => { this.alive = true; this.onMessage(data, isBinary); });
+    ws.on('pong', () => { this.alive = true; });
     ws.on('error', (err) => this.onSocketError(err));
   }
 
@@ -70,6 +73,22 @@ export class ClientSession {
 
   deliver(frame: MessageFrame): void {
     if (this.state === 'open') this.send(frame);
+  }
+
+  /**
+   * Called every heartbeat interval. A socket that neither sent anything nor answered the last ping is dead
+   * (a vanished peer never sends a FIN): cut it off so its session does not stay open forever.
+   */
+  heartbeat(): void {
+    if (this.state === 'closing') return;
+    if (!this.alive) {
+      this.deps.log.debug({ session: this.id, user: this.identity?.user }, 'dead connection cut off');
+      this.state = 'closing';
+      this.ws.terminate();
+      return;
+    }
+    this.alive = false;
+    this.ws.ping();
   }
 
   close(code: number, reason: string): void {

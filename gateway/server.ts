@@ -64,11 +64,6 @@ export function createGateway(deps: GatewayDeps): Gateway {
     if (stopping) return refuseUpgrade(socket, 503, 'Service Unavailable');
     wss.handleUpgrade(req, socket, head, (ws) => sessions.open(ws));
   });
-  server.on('clientError', (err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
-    else socket.destroy();
-    log.debug({ code: (err as NodeJS.ErrnoException).code }, 'http client error');
-  });
 
   const closeSessions = (code: number = CLOSE.goingAway) => sessions.closeAll(code, code === CLOSE.goingAway ? 'server shutting down' : 'closed by server');
 

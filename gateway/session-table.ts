@@ -1,5 +1,6 @@
 import type { WebSocket } from 'ws';
 import type { Subscription } from '../cluster/bus.js';
+import type { Timer } from '../runtime/clock.js';
 import type { BusMessage } from '../protocol/index.js';
 import { ClientSession, type SessionDeps } from './client-session.js';
 
@@ -10,6 +11,7 @@ import { ClientSession, type SessionDeps } from './client-session.js';
 export class SessionTable {
   private readonly sessions = new Map<string, ClientSession>();
   private subscription?: Subscription;
+  private heartbeatTimer?: Timer;
 
   constructor(private readonly deps: SessionDeps) {}
 
@@ -19,11 +21,14 @@ export class SessionTable {
 
   start(): void {
     this.subscription ??= this.deps.bus.subscribe(this.deps.subjects.gateway(this.deps.nodeId), (msg) => this.onBusMessage(msg));
+    if (!this.heartbeatTimer) this.scheduleHeartbeat();
   }
 
   stop(): void {
     this.subscription?.unsubscribe();
     this.subscription = undefined;
+    if (this.heartbeatTimer) this.deps.clock.clearTimeout(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
   }
 
   open(ws: WebSocket): ClientSession {
@@ -38,6 +43,14 @@ export class SessionTable {
     const all = [...this.sessions.values()];
     for (const s of all) s.close(code, reason);
     await Promise.all(all.map((s) => s.closed));
+  }
+
+  /** WebSocket pings at the heartbeat the clients are told; a socket silent for two rounds is cut off. */
+  private scheduleHeartbeat(): void {
+    this.heartbeatTimer = this.deps.clock.setTimeout(() => {
+      for (const s of this.sessions.values()) s.heartbeat();
+      this.scheduleHeartbeat();
+    }, this.deps.config.heartbeatMs);
   }
 
   private onBusMessage(msg: BusMessage): void {

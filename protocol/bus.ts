@@ -27,8 +27,16 @@ export type OwnerMessage =
 
 /** Owner -> the gateway node holding a session. */
 export type GatewayMessage =
-  | { type: 'deliver'; sessionId: string; frame: MessageFrame }
-  | { type: 'close_session'; sessionId: string; code: number; reason: string };
+  | {
+      type: 'deliver'; sessionId: string; frame: MessageFrame;
+      /** Whose message: lets the cluster fence it by the user's partition. */
+      user?: string;
+      /** Cluster: the owner's lease fence for the user's partition; a gateway drops deliveries older than one it saw. */
+      fence?: { partition: number; revision: number };
+    }
+  | { type: 'close_session'; sessionId: string; code: number; reason: string }
+  /** A new owner of `partition` asks every gateway to send the sessions it holds there again (takeover). */
+  | { type: 'resync'; partition: number; partitions: number };
 
 /** Request/reply to the owner (answered on any node by forwarding, section 3). */
 export type OwnerQuery =

@@ -24,6 +24,7 @@ export class Metrics {
   readonly residentUsers = new Gauge({ name: 'switchboard_resident_users', help: 'User states held in memory', registers: [this.registry] });
   readonly liveActors = new Gauge({ name: 'switchboard_live_actors', help: 'User actors currently spawned', registers: [this.registry] });
   readonly sessions = new Gauge({ name: 'switchboard_sessions', help: 'Open WebSocket sessions on this gateway', labelNames: ['kind'] as const, registers: [this.registry] });
+  readonly ownedPartitions = new Gauge({ name: 'switchboard_owned_partitions', help: 'Partitions whose lease this node holds (cluster; all of them on a single node)', registers: [this.registry] });
   readonly frameErrors = new Counter({ name: 'switchboard_frame_errors_total', help: 'Rejected client frames by code', labelNames: ['code'] as const, registers: [this.registry] });
   readonly closes = new Counter({ name: 'switchboard_ws_closes_total', help: 'WebSocket closes by code', labelNames: ['code'] as const, registers: [this.registry] });
 

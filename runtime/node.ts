@@ -8,6 +8,8 @@ import { createGateway, type Gateway } from '../gateway/server.js';
 import { PushPool } from '../senders/pool.js';
 import { FileDeviceRegistry } from '../store/file-device-registry.js';
 import { FileInbox } from '../store/file-inbox.js';
+import type { Ingress } from '../store/types.js';
+import { startClusterNode } from './cluster-node.js';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
 import { createLogger, type Logger } from './logger.js';
@@ -21,7 +23,8 @@ export interface RunningNode {
   readonly nodeId: string;
   readonly port: number;
   readonly router: Router;
-  readonly ingress: FileInbox;
+  /** Durable acceptance, the in-process entry (benchmarks, tests): the same path as `POST /v1/messages`. */
+  readonly ingress: Pick<Ingress, 'accept'>;
   readonly metrics: Metrics;
   readonly apiKey: string;
   readonly jwtSecret: string;
@@ -44,9 +47,7 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
   const log = opts.log ?? createLogger(config.logLevel);
   const clock = opts.clock ?? systemClock;
   const metrics = opts.metrics ?? new Metrics();
-  if (config.natsServers.length > 0) {
-    throw new Error('SWITCHBOARD_NATS_URL is set, but the NATS cluster engine is not part of this build yet');
-  }
+  if (config.natsServers.length > 0) return startClusterNode(config, { log, clock, metrics });
 
   await mkdir(config.dataDir, { recursive: true });
   const secrets = await loadSecrets(config.dataDir, config);
@@ -63,6 +64,7 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
     settle: (id) => ingress.settle(id),
   });
   // Embedded: this node owns every partition.
+  metrics.ownedPartitions.set(config.partitions);
   bus.subscribe(subjects.ownerPartition('*'), (msg) => router.handle(msg as never));
   bus.serve(subjects.queryPartition('*'), (q) => router.answer(q as never));
 
@@ -119,5 +121,5 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
       log.info('stopped');
     })());
 
-  return { nodeId: config.nodeId, port, router, ingress, metrics, apiKey: secrets.apiKey, jwtSecret: secrets.jwtSecret, stop };
+  return { nodeId: config.nodeId, port, router, ingress: trackedIngress, metrics, apiKey: secrets.apiKey, jwtSecret: secrets.jwtSecret, stop };
 }

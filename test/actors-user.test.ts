@@ -24,7 +24,7 @@ describe('user actor', () => {
     h.openPc('u1', 'pc', 's1');
     h.route('u1', 'm1', { from: 'bob', title: 'T' });
     await until(() => h.deliveries().length === 1);
-    expect(h.gateway[0].msg).toEqual({ type: 'deliver', sessionId: 's1', frame: { type: 'message', id: 'm1', from: 'bob', title: 'T', text: 'hello', ts: Date.now() } });
+    expect(h.gateway[0].msg).toEqual({ type: 'deliver', sessionId: 's1', user: 'u1', frame: { type: 'message', id: 'm1', from: 'bob', title: 'T', text: 'hello', ts: Date.now() } });
     h.ack('u1', 'pc', 's1', 'm1');
     await until(() => h.settled.length === 1);
     expect(await outcomes('u1', 'm1')).toEqual(['pc/pc_active: pc:pc=acked']);

@@ -160,6 +160,22 @@ describe('gateway WebSocket sessions', () => {
     await assertAlive(bob);
   });
 
+  it('cuts off a socket that answers no WebSocket ping for two heartbeats; a live one stays', async () => {
+    const live = await session({ sub: 'bob', dev: 'pc', kind: 'pc' });
+    const dead = await session(pc);
+    dead.ws.pause(); // reads nothing, so never answers a ping
+    g.clock.advance(g.config.heartbeatMs);
+    await new Promise((r) => setImmediate(r));
+    expect(ofType('session_close')).toEqual([]);
+    await until(async () => {
+      g.clock.advance(g.config.heartbeatMs);
+      await new Promise((r) => setTimeout(r, 5));
+      return ofType('session_close').length === 1;
+    }, 5000, 'the dead socket to be cut off');
+    expect(ofType('session_close')[0]).toMatchObject({ user: 'alice', device: 'laptop' });
+    await assertAlive(live);
+  });
+
   it('closeSessions(1001) closes everyone; new upgrades are refused after stopAccepting', async () => {
     const a = await session(pc);
     const b = await session(phone);

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { KV, KvEntry } from '@nats-io/kv';
 import { describe, expect, it } from 'vitest';
 import { LeaseKeeper, type LeaseKeeperOptions } from '../cluster/lease-keeper.js';
-import type { MembershipView } from '../cluster/membership.js';
+import { Membership, type MembershipView } from '../cluster/membership.js';
 import { ManualClock } from './support/manual-clock.js';
 
 /**
@@ -52,6 +52,16 @@ class FakeKv {
     await this.enter();
     const cur = this.data.get(k);
     return cur ? entry(k, cur.value, cur.revision) : null;
+  }
+
+  async put(k: string, v: Uint8Array): Promise<number> {
+    await this.enter();
+    return this.write(k, v);
+  }
+
+  async delete(k: string): Promise<void> {
+    await this.enter();
+    this.write(k, null);
   }
 
   /** A rogue or newer writer, bypassing CAS. */
@@ -194,7 +204,7 @@ describe('LeaseKeeper (virtual time)', () => {
     expect(log).toContain('lost 3');
   });
 
-  it('with the server silent, validity ends at renewal + leaseMs - margin and loss is reported without I/O', async () => {
+  it('with the server silent, validity ends at renewal + leaseMs - margin and loss is reported before any I/O', async () => {
     const { clock, kv, keeper, log, tick } = setup({ safetyMarginMs: 200 });
     await keeper.start();
     await tick();
@@ -203,11 +213,13 @@ describe('LeaseKeeper (virtual time)', () => {
     await tick(1799);
     expect(keeper.isValid(0)).toBe(true);
     const calls = kv.calls;
-    clock.advance(1); // synchronous: no microtask, no KV reply possible
+    const callsAtLoss: number[] = [];
+    keeper.on('lost', () => callsAtLoss.push(kv.calls));
+    clock.advance(1); // synchronous: no microtask ran, no KV reply was possible
     expect(keeper.isValid(0)).toBe(false);
     expect(keeper.fence(0)).toBeUndefined();
     expect(log.filter((l) => l.startsWith('lost')).sort()).toEqual(['lost 0', 'lost 1', 'lost 2', 'lost 3']);
-    expect(kv.calls).toBe(calls);
+    expect(callsAtLoss).toEqual([calls, calls, calls, calls]);
     expect(clock.now() - acquiredAt).toBe(1800);
   });
 
@@ -222,11 +234,11 @@ describe('LeaseKeeper (virtual time)', () => {
   });
 
   it('hands off when the assignment moves: onRelease first, then the release write, renewing meanwhile', async () => {
-    let drained!: () => void;
+    const drains: (() => void)[] = [];
     const { clock, kv, keeper, membership, log, tick } = setup({
       onRelease: (p) => {
         log.push(`release ${p}`);
-        return new Promise<void>((r) => (drained = r));
+        return new Promise<void>((r) => drains.push(r));
       },
     });
     await keeper.start();
@@ -242,7 +254,7 @@ describe('LeaseKeeper (virtual time)', () => {
       expect(kv.lease(p)!.owner).toBe('a');
       expect(kv.lease(p)!.expiresAt).toBeGreaterThan(clock.now());
     }
-    drained();
+    for (const d of drains) d();
     await tick();
     for (const p of moving) {
       expect(keeper.owned().has(p)).toBe(false);
@@ -257,6 +269,7 @@ describe('LeaseKeeper (virtual time)', () => {
     await keeper.start();
     await tick();
     const stopped = keeper.stop();
+    await flush(); // leave() resolves, then the hand-off round is due
     await tick();
     await stopped;
     expect(membership.left).toBe(true);
@@ -272,5 +285,41 @@ describe('LeaseKeeper (virtual time)', () => {
     await tick(2000);
     expect(keeper.owned().size).toBe(0);
     expect(keeper.settled()).toBe(false);
+  });
+});
+
+describe('Membership (virtual time)', () => {
+  it('counts a node live while its own heartbeat timestamp is fresh, and drops it at once when it leaves', async () => {
+    const clock = new ManualClock();
+    const kv = new FakeKv();
+    const a = new Membership({ kv: kv as unknown as KV, nodeId: 'a', clock, heartbeatMs: 500, deadAfterMs: 2000 });
+    const b = new Membership({ kv: kv as unknown as KV, nodeId: 'b.example', clock, heartbeatMs: 500, deadAfterMs: 2000 });
+    const changes: string[][] = [];
+    a.on('change', (live) => changes.push([...live]));
+    await a.start();
+    await b.start();
+    await flush();
+    expect(a.live()).toEqual(['a', 'b.example']);
+
+    b.halt(); // crashed: no more heartbeats, key stays
+    for (let t = 0; t < 1500; t += 500) {
+      clock.advance(500);
+      await flush();
+    }
+    expect(a.isLive('b.example')).toBe(true);
+    clock.advance(500);
+    await flush();
+    expect(a.live()).toEqual(['a']);
+
+    const c = new Membership({ kv: kv as unknown as KV, nodeId: 'c', clock });
+    await c.start();
+    await flush();
+    expect(a.live()).toEqual(['a', 'c']);
+    await c.leave();
+    await flush();
+    expect(a.live()).toEqual(['a']);
+    expect(changes).toEqual([['a'], ['a', 'b.example'], ['a'], ['a', 'c'], ['a']]);
+    a.halt();
+    expect(clock.pending).toBe(0);
   });
 });

@@ -1,0 +1,184 @@
+import { Kvm } from '@nats-io/kv';
+import { Packr } from 'msgpackr';
+import { Router } from '../actors/router.js';
+import type { Bus, Subscription } from '../cluster/bus.js';
+import { JetStreamIngress } from '../cluster/jetstream-ingress.js';
+import { KvDeviceRegistry } from '../cluster/kv-device-registry.js';
+import { LeaseKeeper, type Fence } from '../cluster/lease-keeper.js';
+import { Membership } from '../cluster/membership.js';
+import { NatsBus } from '../cluster/nats-bus.js';
+import { SendListener } from '../cluster/send-listener.js';
+import { partitionOf, subjectToken, Subjects } from '../cluster/subjects.js';
+import { createGateway, type Gateway } from '../gateway/server.js';
+import type { BusMessage, ChatMessage, OwnerMessage, OwnerQuery } from '../protocol/index.js';
+import { PushPool } from '../senders/pool.js';
+import { systemClock } from './clock.js';
+import type { Config } from './config.js';
+import { createLogger } from './logger.js';
+import { Metrics } from './metrics.js';
+import { connectNats } from './nats-connect.js';
+import type { RunningNode, StartOptions } from './node.js';
+import { loadSenderConfig } from './sender-config.js';
+
+const packr = new Packr({ useRecords: false });
+
+/**
+ * The cluster composition root (SWITCHBOARD_NATS_URL set; issue 4). Gateways take any client and forward over core
+ * NATS to the owner of the user's partition; ownership is a lease per partition in a JetStream KV bucket; messages
+ * enter a JetStream work-queue stream and the owner acks each once its decision was carried out.
+ */
+export async function startClusterNode(config: Config, opts: StartOptions = {}): Promise<RunningNode> {
+  const log = opts.log ?? createLogger(config.logLevel);
+  const clock = opts.clock ?? systemClock;
+  const metrics = opts.metrics ?? new Metrics();
+  const P = config.partitions;
+  const prefix = subjectToken(config.subjectPrefix);
+  const replicas = config.nats.replicas;
+
+  const nc = await connectNats(config);
+  void (async () => {
+    for await (const s of nc.status()) log.info({ nats: s.type }, 'nats connection status');
+  })().catch(() => undefined);
+  const natsBus = new NatsBus(nc, (err, subject) => log.warn({ err: String(err), subject }, 'bus message dropped'));
+  const subjects = new Subjects(config.subjectPrefix, P);
+  const ingress = await JetStreamIngress.open(nc, { prefix: config.subjectPrefix, partitions: P, replicas });
+  const registry = new KvDeviceRegistry(await new Kvm(nc).create(`${prefix}_devices`, { history: 1, replicas }));
+  const pushes = new PushPool({ config: loadSenderConfig(config), log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
+  const membership = new Membership({ nc, prefix, replicas, nodeId: config.nodeId, clock, log });
+
+  // JetStream acks by message id, per partition, so a lost partition can forget its pending ones.
+  const acks = new Map<string, { p: number; ack: (() => void)[] }>();
+  const fences = new Map<number, Fence>();
+  let keeper: LeaseKeeper;
+  const mayAct = (user: string): boolean => keeper.isValid(partitionOf(user, P));
+  // Deliveries carry the owner's fence so gateways can drop those of an owner that was replaced meanwhile.
+  const fencedBus: Bus = {
+    ...natsBus,
+    publish(subject: string, msg: BusMessage) {
+      if (msg.type === 'deliver' && msg.user !== undefined) {
+        const p = partitionOf(msg.user, P);
+        const fence = keeper.fence(p);
+        if (!fence) return;
+        msg = { ...msg, fence: { partition: p, revision: fence.revision } };
+      }
+      natsBus.publish(subject, msg);
+    },
+    subscribe: natsBus.subscribe.bind(natsBus),
+    request: natsBus.request.bind(natsBus),
+    serve: natsBus.serve.bind(natsBus),
+    close: natsBus.close.bind(natsBus),
+  };
+
+  const router = new Router({
+    nodeId: config.nodeId, bus: fencedBus, subjects, registry, pushes, clock, metrics, log,
+    ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs,
+    passivateAfterMs: config.passivateAfterMs,
+    settle: () => {},
+    decided: (id) => {
+      const entry = acks.get(id);
+      if (!entry) return;
+      acks.delete(id);
+      for (const ack of entry.ack) ack();
+    },
+    mayAct,
+    onRouted: (e) => nc.publish(subjects.routedEvents, packr.pack(e)),
+  });
+
+  const partitionSubs = new Map<number, Subscription[]>();
+  const forget = (p: number): void => {
+    for (const s of partitionSubs.get(p) ?? []) s.unsubscribe();
+    partitionSubs.delete(p);
+    fences.delete(p);
+    metrics.ownedPartitions.set(partitionSubs.size);
+    for (const [id, e] of acks) if (e.p === p) acks.delete(id); // unacked: JetStream redelivers to the next owner
+  };
+  keeper = new LeaseKeeper({
+    nc, bucket: LeaseKeeper.bucketName(prefix), replicas, nodeId: config.nodeId, partitions: P, membership, clock, log,
+    onAcquire: async (p, fence) => {
+      fences.set(p, fence);
+      partitionSubs.set(p, [
+        natsBus.subscribe(subjects.ownerPartition(p), (m) => router.handle(m as OwnerMessage)),
+        natsBus.serve(subjects.queryPartition(p), (q) => router.answer(q as OwnerQuery)),
+      ]);
+      // Presence first: gateways resend this partition's sessions, so the routing state is rebuilt in milliseconds.
+      natsBus.publish(subjects.resync, { type: 'resync', partition: p, partitions: P });
+      await ingress.consume(p, (msg: ChatMessage, ack) => {
+        const entry = acks.get(msg.id);
+        if (entry) entry.ack.push(ack);
+        else acks.set(msg.id, { p, ack: [ack] });
+        router.handle({ type: 'route', user: msg.to, msg });
+      });
+      metrics.ownedPartitions.set(partitionSubs.size);
+      log.info({ partition: p, revision: fence.revision }, 'partition acquired');
+    },
+    onRelease: async (p) => {
+      await ingress.stop(p);
+      for (const s of partitionSubs.get(p) ?? []) s.unsubscribe();
+      await router.drain(config.shutdownTimeoutMs);
+      router.evict((u) => partitionOf(u, P) === p);
+      forget(p);
+      log.info({ partition: p }, 'partition handed off');
+    },
+    onLost: (p) => {
+      void ingress.stop(p);
+      router.evict((u) => partitionOf(u, P) === p);
+      forget(p);
+      log.warn({ partition: p }, 'partition lease lost: stopped acting for it');
+    },
+  });
+
+  let gateway: Gateway | undefined;
+  let sendListener: SendListener | undefined;
+  let port = 0;
+  let stoppingNow = false;
+  const accepts = new Set<Promise<unknown>>();
+  const trackedIngress = {
+    accept(msg: ChatMessage) {
+      const p = ingress.accept(msg);
+      const tracked = p.catch(() => undefined).finally(() => accepts.delete(tracked));
+      accepts.add(tracked);
+      return p;
+    },
+  };
+  const isReady = () => !stoppingNow && keeper.settled();
+
+  await membership.start();
+  await keeper.start();
+  if (config.roles.includes('gateway')) {
+    gateway = createGateway({
+      config, nodeId: config.nodeId, bus: natsBus, subjects, ingress: trackedIngress, registry, metrics, log, clock,
+      jwtSecret: config.jwtSecret!, apiKey: config.apiKey!, isReady,
+    });
+    port = await gateway.listen(config.host, config.port);
+    sendListener = new SendListener({
+      nc, subject: subjects.send, accept: (m) => trackedIngress.accept(m), now: () => clock.now(),
+      onAccepted: (source) => metrics.messagesAccepted.inc({ source }),
+      onError: (err) => log.warn({ err: String(err) }, 'switchboard.send request failed'),
+    });
+  }
+  log.info({ node: config.nodeId, host: config.host, port, nats: config.natsServers, partitions: P }, 'switchboard listening');
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      stoppingNow = true;
+      log.info('stopping: handing partitions off');
+      gateway?.stopAccepting();
+      await sendListener?.stop();
+      await Promise.all(accepts);
+      // Hand every partition off (stop consuming, finish in-flight, release) while sessions are still up.
+      await keeper.stop();
+      await gateway?.closeSessions(1001);
+      router.stop();
+      await pushes.close();
+      await gateway?.close();
+      await natsBus.close();
+      await nc.drain();
+      log.info('stopped');
+    })());
+
+  return {
+    nodeId: config.nodeId, port, router, ingress: trackedIngress, metrics,
+    apiKey: config.apiKey!, jwtSecret: config.jwtSecret!, stop,
+  };
+}
