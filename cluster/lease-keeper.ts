@@ -3,6 +3,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { systemClock, type Clock, type Timer } from '../runtime/clock.js';
 import { assignPartitions } from './assignment.js';
+import { followWatch } from './lease-watch.js';
 import { noLog, type ClusterLog } from './lease-log.js';
 import { isConflict, isFree, leaseKey, partitionOfKey, toLeaseEntry, writeLease, type LeaseEntry, type LeaseValue } from './lease-value.js';
 import type { MembershipView } from './membership.js';
@@ -24,14 +25,17 @@ export interface Fence {
 export interface LeaseKeeperOptions {
   /** The leases bucket; or `nc` to create/open `bucket` at start(). */
   kv?: KV;
+  /** The connection to open the bucket on when `kv` is not given. */
   nc?: NatsConnection;
   /** Bucket name when opened through `nc`; default `switchboard_leases` (see LeaseKeeper.bucketName). */
   bucket?: string;
   /** Bucket replicas when this node creates it; default 1. */
   replicas?: number;
+  /** This node's id (SWITCHBOARD_NODE_ID); written as the lease owner. */
   nodeId: string;
   /** SWITCHBOARD_PARTITIONS; the same on every node. */
   partitions: number;
+  /** Who is live; the keeper leaves it on stop(). Only nodes running a LeaseKeeper should be members. */
   membership: MembershipView;
   /** Default systemClock. */
   clock?: Clock;
@@ -41,6 +45,7 @@ export interface LeaseKeeperOptions {
   renewMs?: number;
   /** The holder stops trusting its lease this long before the expiry others see; default leaseMs / 10. */
   safetyMarginMs?: number;
+  /** Default: no logging. */
   log?: ClusterLog;
   /** The lease was won: start serving p, stamping `fence`. */
   onAcquire?(p: number, fence: Fence): Promise<void>;
@@ -120,17 +125,12 @@ export class LeaseKeeper extends EventEmitter<{
       if (!this.opts.nc) throw new Error('LeaseKeeper needs kv or nc');
       this.kv = await new Kvm(this.opts.nc).create(this.opts.bucket ?? LeaseKeeper.bucketName(), { history: 1, replicas: this.opts.replicas ?? 1 });
     }
-    const iter = await this.kv.watch({ key: 'p.>' });
-    this.watcher = iter;
-    void (async () => {
-      for await (const e of iter) {
-        try {
-          this.observe(e);
-        } catch (err) {
-          this.log.warn({ err, key: e.key }, 'lease update not applied');
-        }
-      }
-    })().catch((err) => this.log.warn({ err }, 'lease watch ended; CAS still guards every write'));
+    const kv = this.kv;
+    this.watcher = followWatch(() => kv.watch({ key: 'p.>' }), (e) => this.observe(e), {
+      clock: this.clock, log: this.log, what: 'leases',
+      // Our own renewals come back through the watch every renewMs while we hold anything.
+      staleAfterMs: this.leaseMs, expectTraffic: () => this.held.size > 0,
+    });
     this.state = 'running';
     this.opts.membership.on('change', this.onMembership);
     this.kick();
@@ -307,6 +307,8 @@ export class LeaseKeeper extends EventEmitter<{
         .then(() => this.opts.onAcquire?.(p, fence))
         .catch((err) => this.log.warn({ err, partition: p }, 'onAcquire failed'));
     } catch (err) {
+      // Our view was stale (another node won, or the watch lags): read the key afresh next round.
+      if (isConflict(err)) this.cache.delete(p);
       if (isConflict(err)) this.log.debug({ partition: p }, 'lease taken first by another node');
       else this.log.warn({ err, partition: p }, 'lease acquisition failed');
     } finally {
@@ -326,7 +328,11 @@ export class LeaseKeeper extends EventEmitter<{
     }
     if (this.held.get(p) !== h) return; // lost while draining; already reported
     this.held.delete(p);
-    this.emit('released', p);
+    try {
+      this.emit('released', p);
+    } catch (err) {
+      this.log.warn({ err, partition: p }, 'a released listener failed');
+    }
     await h.inflight;
     try {
       const value: LeaseValue = { owner: '', expiresAt: 0, epoch: h.fence.epoch };

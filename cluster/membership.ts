@@ -4,6 +4,7 @@ import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { systemClock, type Clock, type Timer } from '../runtime/clock.js';
 import { subjectToken } from './subjects.js';
 import { noLog, type ClusterLog } from './lease-log.js';
+import { followWatch } from './lease-watch.js';
 
 export const DEFAULT_HEARTBEAT_MS = 500;
 export const DEFAULT_DEAD_AFTER_MS = 2000;
@@ -21,11 +22,13 @@ export interface MembershipView {
 export interface MembershipOptions {
   /** The nodes bucket, or `nc` to create/open `<prefix>_nodes` at start(). */
   kv?: KV;
+  /** The connection to open the bucket on when `kv` is not given. */
   nc?: NatsConnection;
   /** Subject prefix the bucket is named after; default `switchboard`. */
   prefix?: string;
   /** Bucket replicas when this node creates it; default 1. */
   replicas?: number;
+  /** This node's id (SWITCHBOARD_NODE_ID). */
   nodeId: string;
   /** Default systemClock. */
   clock?: Clock;
@@ -33,6 +36,7 @@ export interface MembershipOptions {
   heartbeatMs?: number;
   /** A node whose last heartbeat is older than this counts as dead; default 2000 ms. */
   deadAfterMs?: number;
+  /** Default: no logging. */
   log?: ClusterLog;
 }
 
@@ -89,17 +93,12 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
       });
     }
     this.running = true;
-    const iter = await this.kv.watch();
-    this.watcher = iter;
-    void (async () => {
-      for await (const e of iter) {
-        try {
-          this.observe(e);
-        } catch (err) {
-          this.log.warn({ err, key: e.key }, 'heartbeat not applied');
-        }
-      }
-    })().catch((err) => this.log.warn({ err }, 'membership watch ended'));
+    const kv = this.kv;
+    this.watcher = followWatch(() => kv.watch(), (e) => this.observe(e), {
+      clock: this.clock, log: this.log, what: 'membership',
+      // Our own heartbeat comes back through the watch every heartbeatMs.
+      staleAfterMs: Math.max(this.deadAfterMs / 2, this.heartbeatMs * 2),
+    });
     await this.beat();
     this.schedule();
   }
@@ -145,7 +144,10 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
     if (!this.running || !this.kv) return;
     const beat: Beat = { node: this.nodeId, at: this.clock.now() };
     try {
-      await this.kv.put(nodeKey(this.nodeId), new TextEncoder().encode(JSON.stringify(beat)));
+      const revision = await this.kv.put(nodeKey(this.nodeId), new TextEncoder().encode(JSON.stringify(beat)));
+      // Our own beat counts at once, even if the watch lags or is being reopened.
+      const known = this.beats.get(this.nodeId);
+      if (this.running && (!known || known.revision < revision)) this.beats.set(this.nodeId, { ...beat, revision });
     } catch (err) {
       this.log.warn({ err }, 'heartbeat failed');
     }

@@ -47,6 +47,9 @@ export class ClientSession {
   readonly closed: Promise<void>;
   private state: State = 'awaiting_hello';
   private identity?: ClientIdentity;
+  /** The last presence report and when the client was last heard, resent to a new owner after a takeover. */
+  private lastPresence?: Extract<OwnerMessage, { type: 'presence' }>;
+  private heardAt = 0;
   private context?: SessionContext;
   private readonly bucket: TokenBucket;
   private readonly heldFrames: string[] = [];
@@ -65,10 +68,6 @@ export class ClientSession {
     ws.on('message', (data, isBinary) => { this.alive = true; this.onMessage(data, isBinary); });
     ws.on('pong', () => { this.alive = true; });
     ws.on('error', (err) => this.onSocketError(err));
-  }
-
-  get user(): string | undefined {
-    return this.identity?.user;
   }
 
   deliver(frame: MessageFrame): void {
@@ -145,7 +144,11 @@ export class ClientSession {
       sessionId: this.id,
       registry,
       now: () => clock.now(),
-      publish: (msg: OwnerMessage) => bus.publish(owner, msg),
+      publish: (msg: OwnerMessage) => {
+        this.heardAt = clock.now();
+        if (msg.type === 'presence') this.lastPresence = msg;
+        bus.publish(owner, msg);
+      },
       send: (frame) => this.send(frame),
       reject: (error) => this.reject(error),
       close: (code, reason) => this.close(code, reason),
@@ -153,12 +156,31 @@ export class ClientSession {
     metrics.sessions.inc({ kind: identity.kind });
     // Welcome goes first: opening may make the owner deliver to (or replace) sessions at once.
     this.send({ type: 'welcome', user: identity.user, device: identity.device, kind: identity.kind, heartbeatMs: config.heartbeatMs });
+    this.heardAt = clock.now();
     bus.publish(owner, {
       type: 'session_open', user: identity.user, device: identity.device, kind: identity.kind,
       ...(identity.os ? { os: identity.os } : {}), session: { node: nodeId, id: this.id }, at: clock.now(),
     });
     log.debug({ session: this.id, user: identity.user, device: identity.device, kind: identity.kind }, 'session open');
     for (const text of this.heldFrames.splice(0)) if (this.state === 'open') this.onFrame(text);
+  }
+
+  /** The user this session is for (after hello). */
+  get user(): string | undefined {
+    return this.state === 'open' ? this.identity?.user : undefined;
+  }
+
+  /**
+   * Cluster takeover: the user's partition has a new owner, which knows nothing of this session yet. Sends the
+   * session and its last presence again, stamped with when the client was last heard so staleness carries over.
+   */
+  resync(): void {
+    if (this.state !== 'open' || !this.identity) return;
+    const { nodeId, bus, subjects } = this.deps;
+    const { user, device, kind, os } = this.identity;
+    const owner = subjects.owner(user);
+    bus.publish(owner, { type: 'session_open', user, device, kind, ...(os ? { os } : {}), session: { node: nodeId, id: this.id }, at: this.heardAt });
+    if (this.lastPresence) bus.publish(owner, { ...this.lastPresence, at: this.heardAt });
   }
 
   private onFrame(text: string): void {

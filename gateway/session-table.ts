@@ -1,5 +1,6 @@
 import type { WebSocket } from 'ws';
 import type { Subscription } from '../cluster/bus.js';
+import { partitionOf } from '../cluster/subjects.js';
 import type { Timer } from '../runtime/clock.js';
 import type { BusMessage } from '../protocol/index.js';
 import { ClientSession, type SessionDeps } from './client-session.js';
@@ -11,6 +12,9 @@ import { ClientSession, type SessionDeps } from './client-session.js';
 export class SessionTable {
   private readonly sessions = new Map<string, ClientSession>();
   private subscription?: Subscription;
+  private resyncSubscription?: Subscription;
+  /** Cluster: the newest owner fence seen per partition; deliveries with an older one come from a replaced owner. */
+  private readonly fences = new Map<number, number>();
   private heartbeatTimer?: Timer;
 
   constructor(private readonly deps: SessionDeps) {}
@@ -21,12 +25,15 @@ export class SessionTable {
 
   start(): void {
     this.subscription ??= this.deps.bus.subscribe(this.deps.subjects.gateway(this.deps.nodeId), (msg) => this.onBusMessage(msg));
+    this.resyncSubscription ??= this.deps.bus.subscribe(this.deps.subjects.resync, (msg) => this.onBusMessage(msg));
     if (!this.heartbeatTimer) this.scheduleHeartbeat();
   }
 
   stop(): void {
     this.subscription?.unsubscribe();
     this.subscription = undefined;
+    this.resyncSubscription?.unsubscribe();
+    this.resyncSubscription = undefined;
     if (this.heartbeatTimer) this.deps.clock.clearTimeout(this.heartbeatTimer);
     this.heartbeatTimer = undefined;
   }
@@ -45,6 +52,13 @@ export class SessionTable {
     await Promise.all(all.map((s) => s.closed));
   }
 
+  private fenceAdmits(partition: number, revision: number): boolean {
+    const newest = this.fences.get(partition) ?? 0;
+    if (revision < newest) return false;
+    this.fences.set(partition, revision);
+    return true;
+  }
+
   /** WebSocket pings at the heartbeat the clients are told; a socket silent for two rounds is cut off. */
   private scheduleHeartbeat(): void {
     this.heartbeatTimer = this.deps.clock.setTimeout(() => {
@@ -56,7 +70,16 @@ export class SessionTable {
   private onBusMessage(msg: BusMessage): void {
     switch (msg.type) {
       case 'deliver':
+        if (msg.fence && !this.fenceAdmits(msg.fence.partition, msg.fence.revision)) {
+          this.deps.log.warn({ partition: msg.fence.partition, revision: msg.fence.revision }, 'delivery from a replaced owner dropped');
+          return;
+        }
         this.sessions.get(msg.sessionId)?.deliver(msg.frame);
+        return;
+      case 'resync':
+        for (const s of this.sessions.values()) {
+          if (s.user !== undefined && partitionOf(s.user, msg.partitions) === msg.partition) s.resync();
+        }
         return;
       case 'close_session':
         this.sessions.get(msg.sessionId)?.close(msg.code, msg.reason);

@@ -1,0 +1,109 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Cluster, Ledger, NatsClient } from './support/cluster.js';
+import { NatsServer } from './support/nats-server.js';
+import { msgId, Peer, viewUntil } from './support/scenario.js';
+import { until } from './support/ws-client.js';
+
+/**
+ * Join and leave (issue 4): a third node joining takes its share within seconds; a node leaving gracefully (SIGTERM)
+ * under a steady trickle hands its partitions to the others and no accepted message goes undelivered.
+ */
+
+const P = 16;
+let server: NatsServer;
+let cluster: Cluster;
+let chat: NatsClient;
+
+beforeAll(async () => {
+  server = await NatsServer.start();
+  cluster = await Cluster.start({ natsUrls: [server.url], nodes: 2, partitions: P });
+  chat = await NatsClient.connect([server.url]);
+  await chat.recordEvents();
+}, 60_000);
+
+afterAll(async () => {
+  await chat?.close();
+  await cluster?.dispose();
+  await server?.dispose();
+});
+
+describe('cluster membership', () => {
+  it('rebalances when a third node joins: each <= ceil(P/3), sum P', async () => {
+    const before = await cluster.awaitSettled();
+    for (const n of before.values()) expect(n).toBeLessThanOrEqual(Math.ceil(P / 2));
+    const joinedAt = Date.now();
+    await cluster.add();
+    const after = await cluster.awaitSettled(10_000);
+    console.log(`join settled in ${Date.now() - joinedAt} ms (incl. process start): ${JSON.stringify([...after])}`);
+    expect(after.size).toBe(3);
+    for (const n of after.values()) expect(n).toBeLessThanOrEqual(Math.ceil(P / 3));
+    expect([...after.values()].reduce((a, b) => a + b, 0)).toBe(P);
+  }, 30_000);
+
+  it('hands off on SIGTERM under a steady trickle: the other two own all, every accepted message arrives, exit 0', async () => {
+    const [a, b, leaving] = cluster.nodes;
+    const leavingId = cluster.id(leaving);
+    // Users spread over all partitions; phones on the nodes that stay, so each user stays reachable.
+    const ledger = new Ledger();
+    const users: string[] = [];
+    const peers: Peer[] = [];
+    for (let i = 0; i < 24; i++) users.push(`leave-${i}-${msgId('u')}`);
+    const owners = await Promise.all(users.map((u) => cluster.ownerOf(u, a)));
+    expect(owners.filter((o) => o === leavingId).length).toBeGreaterThan(0);
+    for (const [i, user] of users.entries()) {
+      const peer = await Peer.open(i % 2 ? a : b, { sub: user, dev: 'phone', kind: 'mobile', os: 'android' });
+      peer.client.ws.on('message', (data) => {
+        const f = JSON.parse(data.toString());
+        if (f.type === 'message') ledger.arrive(f.id);
+      });
+      peers.push(peer);
+    }
+    try {
+      await Promise.all(users.map((u) => viewUntil(a, u, (v) => v.devices.some((d) => d.online), `${u} online`)));
+
+      let sending = true;
+      let n = 0;
+      const trickle = (async () => {
+        while (sending) {
+          const user = users[n % users.length];
+          const id = `t-${n++}-${msgId()}`;
+          try {
+            const useHttp = n % 2 === 0;
+            const ok = useHttp
+              ? (await (n % 4 === 0 ? a : b).send({ id, to: user, text: 'x' })).status === 202
+              : (await chat.send({ id, to: user, text: 'x' }, { timeoutMs: 3000 })).status === 'accepted';
+            if (ok) ledger.accepted.set(id, user);
+            else ledger.rejected.push(id);
+          } catch {
+            ledger.rejected.push(id);
+          }
+          await new Promise((r) => setTimeout(r, 20)); // pacing of the trickle, ~40/s
+        }
+      })();
+
+      await until(() => ledger.accepted.size >= 40, 10_000, 'trickle started');
+      const stoppedAt = Date.now();
+      const exit = await leaving.stop();
+      console.log(`SIGTERM -> exit in ${Date.now() - stoppedAt} ms`);
+      expect(exit).toEqual({ code: 0, signal: null });
+      const after = await cluster.awaitSettled(10_000, [a, b]);
+      expect([...after.values()].reduce((x, y) => x + y, 0)).toBe(P);
+      for (const v of after.values()) expect(v).toBeLessThanOrEqual(Math.ceil(P / 2));
+      const acceptedAtSettle = ledger.accepted.size;
+      await until(() => ledger.accepted.size >= acceptedAtSettle + 40, 10_000, 'trickle continues after the leave');
+      sending = false;
+      await trickle;
+
+      try {
+        await until(() => ledger.missing().length === 0, 15_000, 'every accepted message delivered');
+      } catch (e) {
+        const missing = ledger.missing();
+        const detail = missing.slice(0, 10).map((id) => ({ id, user: ledger.accepted.get(id), events: chat.eventsFor(id).map((ev) => `${ev.node}:${ev.route}/${ev.reason}`) }));
+        throw new Error(`${(e as Error).message}: ${missing.length}/${ledger.accepted.size} missing, e.g. ${JSON.stringify(detail)}`);
+      }
+      console.log(`leave: accepted ${ledger.accepted.size}, not accepted ${ledger.rejected.length}, duplicates ${ledger.duplicates()}`);
+    } finally {
+      for (const p of peers) p.close();
+    }
+  }, 90_000);
+});
