@@ -356,7 +356,10 @@ describe('LeaseKeeper on a three-server JetStream cluster', () => {
     const t0 = Date.now();
     await servers[0].stop('SIGKILL');
     // Past one lease period, so every lease still held has been renewed through the surviving servers.
-    await waitFor('three keepers to settle again', () => Date.now() - t0 > LEASE_MS + 500 && balanced(three), 20_000);
+    await waitFor('three keepers to settle again', () => Date.now() - t0 > LEASE_MS + 500 && balanced(three), 20_000).catch((err: Error) => {
+      const state = three.map((n) => `${n.id}: owns ${n.keeper.owned().size}, settled ${n.keeper.settled()}, sees ${n.membership.live().join(',')}`);
+      throw new Error(`${err.message}\n${state.join('\n')}`);
+    });
     const lost = nodes.flatMap((n) => n.events.filter((e) => e.kind === 'lost' && e.at >= t0));
     const reacquired = nodes.flatMap((n) => n.events.filter((e) => e.kind === 'acquired' && e.at >= t0));
     console.log(`server killed: ${lost.length} leases lost and ${reacquired.length} acquired afterwards; settled again`);
