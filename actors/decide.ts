@@ -66,11 +66,17 @@ export function decide(state: UserState, msg: ChatMessage, now: number, opts: De
 export interface UnackedDelivery {
   via: 'pc' | 'mobile';
   device: string;
+  /** A phone with no token may be sent the message directly once more while its app is still in the foreground. */
+  mayRedeliver?: boolean;
 }
+
+/** Direct resends per message after ack timeouts, for phones with no push token (a lost frame must not lose the message). */
+export const MAX_DIRECT_REDELIVERIES = 2;
 
 /**
  * Section 4, ack timeout: a PC delivery falls back to the mobile path (never to a PC again); a mobile direct
- * delivery falls back to that device's vendor push. Undefined when a mobile device has no token to push to.
+ * delivery falls back to that device's vendor push; with no token, to a direct resend while its app is still in the
+ * foreground (bounded by `mayRedeliver`). Undefined when nothing is left to try.
  */
 export function decideFallback(state: UserState, msgId: string, failed: UnackedDelivery, now: number): Routed | undefined {
   if (failed.via === 'pc') {
@@ -78,8 +84,11 @@ export function decideFallback(state: UserState, msgId: string, failed: UnackedD
     return routed(msgId, mobile.length > 0 ? 'mobile' : 'undeliverable', 'ack_timeout', now, mobile);
   }
   const m = state.mobiles?.find((d) => d.device === failed.device);
-  if (m?.token === undefined) return undefined;
-  return routed(msgId, 'mobile', 'ack_timeout', now, [pushCommand(m.device, m.os, m.token, m.app)]);
+  if (m?.token !== undefined) return routed(msgId, 'mobile', 'ack_timeout', now, [pushCommand(m.device, m.os, m.token, m.app)]);
+  if (failed.mayRedeliver && m?.session?.foreground) {
+    return routed(msgId, 'mobile', 'ack_timeout', now, [{ type: 'deliver', via: 'mobile', device: m.device, session: { node: m.session.node, id: m.session.sessionId } }]);
+  }
+  return undefined;
 }
 
 /** Every connected PC session, one per device (a message reaches each device at most once per decision). */

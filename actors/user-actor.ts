@@ -8,7 +8,7 @@ import type { Logger } from '../runtime/logger.js';
 import type { Metrics } from '../runtime/metrics.js';
 import type { PushOutcome, PushSink } from '../senders/types.js';
 import type { DeviceRegistry } from '../store/types.js';
-import { decide, decideFallback, pcStatus, type Command, type Routed } from './decide.js';
+import { decide, decideFallback, MAX_DIRECT_REDELIVERIES, pcStatus, type Command, type Routed } from './decide.js';
 import { copyDecision, DecisionLog, RecentIds } from './history.js';
 import {
   clearDeadToken, closeSession, deleteDevice, findMobile, findPc, mergeRegistry, newPcSession, openMobileSession, openPcSession, putDevice, type UserState,
@@ -51,6 +51,8 @@ export type UserActorMessage =
 interface Flight {
   msg: ChatMessage;
   open: number;
+  /** Direct resends after ack timeouts so far (MAX_DIRECT_REDELIVERIES). */
+  resent?: number;
 }
 
 /** One target in flight: awaiting an ack, a push delay, or a vendor answer. */
@@ -266,7 +268,9 @@ export class UserActor {
     // A PC falls back once, when the last PC of its decision timed out and none acked (section 4).
     const pcs = slot.decision.targets.filter((t) => t.via === 'pc');
     const fallBack = via === 'mobile' || pcs.every((t) => t.outcome === 'ack_timeout');
-    const routed = fallBack ? decideFallback(this.state, id, { via, device }, now) : undefined;
+    const mayRedeliver = (slot.flight.resent ?? 0) < MAX_DIRECT_REDELIVERIES;
+    const routed = fallBack ? decideFallback(this.state, id, { via, device, mayRedeliver }, now) : undefined;
+    if (routed?.commands.some((c) => c.type === 'deliver' && c.via === 'mobile' && via === 'mobile')) slot.flight.resent = (slot.flight.resent ?? 0) + 1;
     if (routed) this.carryOut(slot.flight, routed, false);
     this.settleIfDone(slot.flight);
   }

@@ -1,4 +1,5 @@
 import { fork } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +20,8 @@ export interface MemoryJob {
   users: number;
   /** SWITCHBOARD_PASSIVATE_AFTER_MS: long keeps every actor live, short measures the passivated state. */
   passivateAfterMs: number;
+  /** Flat 22-character session ids instead of the gateway's randomUUID() (a what-if for the notes). */
+  flatSessionIds?: boolean;
 }
 
 export interface MemoryResult extends MemoryJob {
@@ -40,6 +43,11 @@ async function settle(): Promise<{ heap: number; rss: number }> {
   return { heap: m.heapUsed, rss: m.rss };
 }
 
+/** randomUUID() returns a tree of ~20 cons strings (~480 B); the what-if uses a flat base64url id (~40 B). */
+function sessionId(job: MemoryJob): string {
+  return job.flatSessionIds ? randomBytes(16).toString('base64url') : randomUUID();
+}
+
 async function measure(job: MemoryJob): Promise<MemoryResult> {
   if (!gc) throw new Error('run with --expose-gc');
   const dataDir = await mkdtemp(join(tmpdir(), 'switchboard-bench-mem-'));
@@ -53,13 +61,16 @@ async function measure(job: MemoryJob): Promise<MemoryResult> {
   const started = performance.now();
   const node0 = node.nodeId;
   for (let i = 0; i < job.users; i++) {
-    const user = `u${i}`;
+    // As the gateway builds them: ids parsed from each client's JWT (own strings), session ids from randomUUID().
+    const user = `user-${i}`;
+    const pc = { device: `${user}-pc`, id: sessionId(job) };
+    const phone = { device: `${user}-phone`, id: sessionId(job) };
     const at = Date.now();
-    node.router.handle({ type: 'session_open', user, device: 'pc1', kind: 'pc', session: { node: node0, id: `${i}p` }, at });
-    node.router.handle({ type: 'session_open', user, device: 'phone1', kind: 'mobile', os: 'android', session: { node: node0, id: `${i}m` }, at });
+    node.router.handle({ type: 'session_open', user, device: pc.device, kind: 'pc', session: { node: node0, id: pc.id }, at });
+    node.router.handle({ type: 'session_open', user, device: phone.device, kind: 'mobile', os: 'android', session: { node: node0, id: phone.id }, at });
     node.router.handle(i % 2 === 0
-      ? { type: 'presence', user, device: 'pc1', sessionId: `${i}p`, state: 'active', at }
-      : { type: 'presence', user, device: 'pc1', sessionId: `${i}p`, state: 'inactive', reason: 'screen_locked', at });
+      ? { type: 'presence', user, device: pc.device, sessionId: pc.id, state: 'active', at }
+      : { type: 'presence', user, device: pc.device, sessionId: pc.id, state: 'inactive', reason: 'screen_locked', at });
     if (i % 5000 === 4999) await new Promise((r) => setImmediate(r)); // let actors drain their mailboxes
   }
   await node.router.drain(600_000);

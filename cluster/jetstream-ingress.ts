@@ -84,14 +84,19 @@ export class JetStreamIngress {
       max_ack_pending: 20_000,
       num_replicas: 0,
     };
+    // A consumer per tenure: deleting the last owner's consumer cancels the pull requests a paused or dead process
+    // still holds and hands its unacked messages to us now instead of after ack_wait.
     try {
-      await this.jsm.consumers.add(this.stream, config);
+      await this.jsm.consumers.delete(this.stream, name);
     } catch (e) {
-      if (!/already in use|exists/i.test(String(e))) throw e;
+      if (!/not found/i.test(String(e))) throw e;
     }
+    await this.jsm.consumers.add(this.stream, config);
     const consumer = await this.js.consumers.get(this.stream, name);
     const messages = await consumer.consume({
       max_messages: 2000,
+      // Short pulls: after a server restart a stale pull request is replaced within seconds, not the default 30 s.
+      expires: 5000,
       callback: (m: JsMsg) => {
         let msg: ChatMessage;
         try {

@@ -1,8 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
+import type { KV, KvEntry } from '@nats-io/kv';
 import { systemClock, type Clock, type Timer } from '../runtime/clock.js';
 import { assignPartitions } from './assignment.js';
+import { openBucket } from './lease-bucket.js';
 import { followWatch } from './lease-watch.js';
 import { noLog, type ClusterLog } from './lease-log.js';
 import { isConflict, isFree, leaseKey, partitionOfKey, toLeaseEntry, writeLease, type LeaseEntry, type LeaseValue } from './lease-value.js';
@@ -123,7 +124,8 @@ export class LeaseKeeper extends EventEmitter<{
     if (this.state !== 'new') throw new Error('LeaseKeeper already started');
     if (!this.kv) {
       if (!this.opts.nc) throw new Error('LeaseKeeper needs kv or nc');
-      this.kv = await new Kvm(this.opts.nc).create(this.opts.bucket ?? LeaseKeeper.bucketName(), { history: 1, replicas: this.opts.replicas ?? 1 });
+      const opts = { history: 1, replicas: this.opts.replicas ?? 1 };
+      this.kv = await openBucket(this.opts.nc, this.opts.bucket ?? LeaseKeeper.bucketName(), opts, Math.max(1000, this.renewMs * 2));
     }
     const kv = this.kv;
     this.watcher = followWatch(() => kv.watch({ key: 'p.>' }), (e) => this.observe(e), {

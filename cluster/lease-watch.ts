@@ -18,7 +18,7 @@ export function followWatch(
     clock: Clock;
     log: ClusterLog;
     what: string;
-    /** Wait before reopening; default 1000 ms. */
+    /** Wait before reopening; default 500 ms. */
     retryMs?: number;
     /**
      * Reopen when nothing arrived for this long while `expectTraffic()` says something should have (e.g. our own
@@ -69,7 +69,7 @@ export function followWatch(
     retry = opts.clock.setTimeout(() => {
       retry = undefined;
       void run();
-    }, opts.retryMs ?? 1000);
+    }, opts.retryMs ?? 500);
   };
   void run();
   if (opts.staleAfterMs !== undefined) staleCheck = opts.clock.setTimeout(checkStale, opts.staleAfterMs);

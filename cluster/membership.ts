@@ -1,9 +1,10 @@
 import { EventEmitter } from 'node:events';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
+import type { KV, KvEntry } from '@nats-io/kv';
 import { systemClock, type Clock, type Timer } from '../runtime/clock.js';
 import { subjectToken } from './subjects.js';
 import { noLog, type ClusterLog } from './lease-log.js';
+import { openBucket } from './lease-bucket.js';
 import { followWatch } from './lease-watch.js';
 
 export const DEFAULT_HEARTBEAT_MS = 500;
@@ -85,12 +86,13 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
     if (this.running) return;
     if (!this.kv) {
       if (!this.opts.nc) throw new Error('Membership needs kv or nc');
-      this.kv = await new Kvm(this.opts.nc).create(Membership.bucketName(this.opts.prefix), {
+      const opts = {
         history: 1,
         replicas: this.opts.replicas ?? 1,
         // Garbage collection only: live nodes rewrite their key every heartbeatMs.
         ttl: Math.max(5000, this.deadAfterMs * 3),
-      });
+      };
+      this.kv = await openBucket(this.opts.nc, Membership.bucketName(this.opts.prefix), opts, Math.max(1000, this.heartbeatMs * 2));
     }
     this.running = true;
     const kv = this.kv;

@@ -25,7 +25,10 @@ export class SessionTable {
 
   start(): void {
     this.subscription ??= this.deps.bus.subscribe(this.deps.subjects.gateway(this.deps.nodeId), (msg) => this.onBusMessage(msg));
-    this.resyncSubscription ??= this.deps.bus.subscribe(this.deps.subjects.resync, (msg) => this.onBusMessage(msg));
+    // Answered after the sessions went out on the same connection, so the new owner has them before it routes.
+    this.resyncSubscription ??= this.deps.bus.serve(this.deps.subjects.resync, (msg) => ({
+      type: 'resynced', node: this.deps.nodeId, sessions: msg.type === 'resync' ? this.resync(msg.partition, msg.partitions) : 0,
+    }));
     if (!this.heartbeatTimer) this.scheduleHeartbeat();
   }
 
@@ -52,6 +55,17 @@ export class SessionTable {
     await Promise.all(all.map((s) => s.closed));
   }
 
+  /** Resends every session of a partition to its new owner; returns how many. */
+  private resync(partition: number, partitions: number): number {
+    let n = 0;
+    for (const s of this.sessions.values()) {
+      if (s.user === undefined || partitionOf(s.user, partitions) !== partition) continue;
+      s.resync();
+      n++;
+    }
+    return n;
+  }
+
   private fenceAdmits(partition: number, revision: number): boolean {
     const newest = this.fences.get(partition) ?? 0;
     if (revision < newest) return false;
@@ -76,11 +90,7 @@ export class SessionTable {
         }
         this.sessions.get(msg.sessionId)?.deliver(msg.frame);
         return;
-      case 'resync':
-        for (const s of this.sessions.values()) {
-          if (s.user !== undefined && partitionOf(s.user, msg.partitions) === msg.partition) s.resync();
-        }
-        return;
+
       case 'close_session':
         this.sessions.get(msg.sessionId)?.close(msg.code, msg.reason);
         return;

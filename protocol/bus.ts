@@ -46,6 +46,8 @@ export type OwnerQuery =
 export type OwnerReply =
   | { type: 'user_view'; view: UserView }
   | { type: 'decisions'; decisions: Decision[] }
+  /** A gateway resent the sessions it holds in a partition (answer to `resync`). */
+  | { type: 'resynced'; node: string; sessions: number }
   | { type: 'error'; code: string; message: string };
 
 export type BusMessage = OwnerMessage | GatewayMessage | OwnerQuery | OwnerReply;

@@ -10,7 +10,8 @@ import { NatsBus } from '../cluster/nats-bus.js';
 import { SendListener } from '../cluster/send-listener.js';
 import { partitionOf, subjectToken, Subjects } from '../cluster/subjects.js';
 import { createGateway, type Gateway } from '../gateway/server.js';
-import type { BusMessage, ChatMessage, OwnerMessage, OwnerQuery } from '../protocol/index.js';
+import { createInbox, type NatsConnection } from '@nats-io/transport-node';
+import { encodeBusMessage, type BusMessage, type ChatMessage, type OwnerMessage, type OwnerQuery } from '../protocol/index.js';
 import { PushPool } from '../senders/pool.js';
 import { systemClock } from './clock.js';
 import type { Config } from './config.js';
@@ -21,6 +22,20 @@ import type { RunningNode, StartOptions } from './node.js';
 import { loadSenderConfig } from './sender-config.js';
 
 const packr = new Packr({ useRecords: false });
+/** Longest wait for gateways to resend a partition's sessions before its new owner starts routing. */
+const RESYNC_WAIT_MS = 1000;
+
+/** Publishes a request every gateway answers and waits for `expected` answers or `timeoutMs`; returns how many came. */
+async function askGateways(nc: NatsConnection, subject: string, msg: BusMessage, expected: number, timeoutMs: number): Promise<number> {
+  const inbox = createInbox();
+  let got = 0;
+  const sub = nc.subscribe(inbox, { max: expected });
+  const timer = setTimeout(() => sub.unsubscribe(), timeoutMs);
+  nc.publish(subject, encodeBusMessage(msg), { reply: inbox });
+  for await (const _ of sub) got++;
+  clearTimeout(timer);
+  return got;
+}
 
 /**
  * The cluster composition root (SWITCHBOARD_NATS_URL set; issue 4). Gateways take any client and forward over core
@@ -100,8 +115,10 @@ export async function startClusterNode(config: Config, opts: StartOptions = {}):
         natsBus.subscribe(subjects.ownerPartition(p), (m) => router.handle(m as OwnerMessage)),
         natsBus.serve(subjects.queryPartition(p), (q) => router.answer(q as OwnerQuery)),
       ]);
-      // Presence first: gateways resend this partition's sessions, so the routing state is rebuilt in milliseconds.
-      natsBus.publish(subjects.resync, { type: 'resync', partition: p, partitions: P });
+      // Presence first: gateways resend this partition's sessions, and only once they answered (or a short wait
+      // passed) does routing start, so queued messages do not meet an empty presence table.
+      const answered = await askGateways(nc, subjects.resync, { type: 'resync', partition: p, partitions: P }, membership.live().length, RESYNC_WAIT_MS);
+      log.debug({ partition: p, gateways: answered }, 'sessions resent by gateways');
       await ingress.consume(p, (msg: ChatMessage, ack) => {
         const entry = acks.get(msg.id);
         if (entry) entry.ack.push(ack);

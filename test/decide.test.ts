@@ -92,9 +92,12 @@ rows.push(
   { claim: 'ack timeout, claims 5/6: mobile direct not acked -> that device by its vendor',
     state: { pcs: [idle], mobiles: [iphoneFg, pixelOff] },
     failed: { via: 'mobile', device: 'iphone' }, route: 'mobile', reason: 'ack_timeout', targets: ['iphone:apns'] },
-  { claim: 'ack timeout, claim 6: mobile direct not acked, no token -> nothing more',
+  { claim: 'ack timeout, claim 6: mobile direct not acked, no token, no resend left -> nothing more',
     state: { mobiles: [phone('web', 'web', { session: 'fg' })] },
-    failed: { via: 'mobile', device: 'web' } },
+    failed: { via: 'mobile', device: 'web', mayRedeliver: false } },
+  { claim: 'ack timeout, claim 5: mobile direct not acked, no token, app still in the foreground -> sent directly again',
+    state: { mobiles: [phone('web', 'web', { session: 'fg' })] },
+    failed: { via: 'mobile', device: 'web', mayRedeliver: true }, route: 'mobile', reason: 'ack_timeout', targets: ['web:mobile'] },
 );
 
 describe('decide: claims 1-8 and PROTOCOL.md section 4', () => {

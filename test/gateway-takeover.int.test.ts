@@ -33,9 +33,10 @@ describe('gateway on a partition takeover', () => {
     await until(() => g.owned.some((m) => m.type === 'presence'));
     g.owned.length = 0;
 
-    g.bus.publish(g.subjects.resync, { type: 'resync', partition: p, partitions: 8 });
+    const reply = await g.bus.request(g.subjects.resync, { type: 'resync', partition: p, partitions: 8 }, 1000);
     const inP = users.filter((u) => partitionOf(u, 8) === p);
-    await until(() => g.owned.filter((m) => m.type === 'session_open').length === inP.length + 1);
+    // The answer comes after the sessions were sent: the owner has them all before it starts routing.
+    expect(reply).toEqual({ type: 'resynced', node: 'gw-test', sessions: inP.length + 1 });
     const opens = g.owned.filter((m) => m.type === 'session_open') as Extract<OwnerMessage, { type: 'session_open' }>[];
     expect(new Set(opens.map((m) => m.user))).toEqual(new Set(inP));
     expect(opens.find((m) => m.device === 'phone')).toMatchObject({ kind: 'mobile', os: 'android', session: { node: 'gw-test' } });

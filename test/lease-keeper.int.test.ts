@@ -362,7 +362,7 @@ describe('LeaseKeeper on a three-server JetStream cluster', () => {
     });
     const lost = nodes.flatMap((n) => n.events.filter((e) => e.kind === 'lost' && e.at >= t0));
     const reacquired = nodes.flatMap((n) => n.events.filter((e) => e.kind === 'acquired' && e.at >= t0));
-    console.log(`server killed: ${lost.length} leases lost and ${reacquired.length} acquired afterwards; settled again`);
+    console.log(`server killed: ${lost.length} leases lost and ${reacquired.length} acquired afterwards; settled again ${Date.now() - t0} ms after the kill`);
     expect(violations).toEqual([]);
   });
 });
