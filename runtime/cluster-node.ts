@@ -24,6 +24,22 @@ import { loadSenderConfig } from './sender-config.js';
 const packr = new Packr({ useRecords: false });
 /** Longest wait for gateways to resend a partition's sessions before its new owner starts routing. */
 const RESYNC_WAIT_MS = 1000;
+/** How long start-up keeps retrying JetStream set-up before the node exits. */
+const STARTUP_RETRY_MS = 30_000;
+
+/** Retries a start-up step against JetStream (e.g. no meta leader yet) for up to STARTUP_RETRY_MS. */
+async function untilReady<T>(step: () => Promise<T>, what: string, log: { warn(o: object, m: string): void }): Promise<T> {
+  const deadline = Date.now() + STARTUP_RETRY_MS;
+  for (let wait = 200; ; wait = Math.min(wait * 2, 2000)) {
+    try {
+      return await step();
+    } catch (err) {
+      if (Date.now() + wait > deadline) throw new Error(`${what}: ${(err as Error).message}`);
+      log.warn({ err: (err as Error).message, what }, 'JetStream not ready yet; retrying');
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}
 
 /** Publishes a request every gateway answers and waits for `expected` answers or `timeoutMs`; returns how many came. */
 async function askGateways(nc: NatsConnection, subject: string, msg: BusMessage, expected: number, timeoutMs: number): Promise<number> {
@@ -56,8 +72,9 @@ export async function startClusterNode(config: Config, opts: StartOptions = {}):
   })().catch(() => undefined);
   const natsBus = new NatsBus(nc, (err, subject) => log.warn({ err: String(err), subject }, 'bus message dropped'));
   const subjects = new Subjects(config.subjectPrefix, P);
-  const ingress = await JetStreamIngress.open(nc, { prefix: config.subjectPrefix, partitions: P, replicas });
-  const registry = new KvDeviceRegistry(await new Kvm(nc).create(`${prefix}_devices`, { history: 1, replicas }));
+  // A JetStream cluster that just formed may not have a meta leader yet: keep trying for a while before giving up.
+  const ingress = await untilReady(() => JetStreamIngress.open(nc, { prefix: config.subjectPrefix, partitions: P, replicas }), 'ingress stream', log);
+  const registry = new KvDeviceRegistry(await untilReady(() => new Kvm(nc).create(`${prefix}_devices`, { history: 1, replicas }), 'devices bucket', log));
   const pushes = new PushPool({ config: loadSenderConfig(config), log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
   const membership = new Membership({ nc, prefix, replicas, nodeId: config.nodeId, clock, log });
 
@@ -159,8 +176,8 @@ export async function startClusterNode(config: Config, opts: StartOptions = {}):
   };
   const isReady = () => !stoppingNow && keeper.settled();
 
-  await membership.start();
-  await keeper.start();
+  await untilReady(() => membership.start(), 'membership bucket', log);
+  await untilReady(() => keeper.start(), 'leases bucket', log);
   if (config.roles.includes('gateway')) {
     gateway = createGateway({
       config, nodeId: config.nodeId, bus: natsBus, subjects, ingress: trackedIngress, registry, metrics, log, clock,
