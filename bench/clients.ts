@@ -30,6 +30,9 @@ let load = loadMeter();
 function onMessage(raw: WebSocket.RawData, user: number, kind: 'pc' | 'mobile', ws: WebSocket): void {
   const frame = JSON.parse(raw.toString());
   if (frame.type !== 'message') return;
+  // Timed before the ack goes out: the ack's own send is the client's cost, not the delivery's.
+  const now = monoMs();
+  const latencyNs = typeof frame.data?.t === 'string' ? sinceNs(frame.data.t) : NaN;
   ws.send(`{"type":"ack","id":${JSON.stringify(frame.id)}}`);
   const seq = Number(frame.id.slice(frame.id.lastIndexOf('-') + 1));
   if (seq >= seen.length) {
@@ -45,10 +48,9 @@ function onMessage(raw: WebSocket.RawData, user: number, kind: 'pc' | 'mobile', 
   received++;
   byKind[kind]++;
   if ((kind === 'pc') !== pcActive(user)) misrouted++;
-  const now = monoMs();
   if (Number.isNaN(firstAtMs)) firstAtMs = now;
   lastAtMs = now;
-  if (typeof frame.data?.t === 'string') latency.add(sinceNs(frame.data.t));
+  if (!Number.isNaN(latencyNs)) latency.add(latencyNs);
 }
 
 async function session(url: string, secret: string, user: number, kind: 'pc' | 'mobile'): Promise<WebSocket> {

@@ -50,9 +50,16 @@ export function readClaims(claims: Record<string, unknown>): TokenCheck {
 
 /** Constant-time bearer check: both sides are hashed first so their lengths cannot leak either. */
 export function bearerMatches(header: string | undefined, apiKey: string): boolean {
-  if (header === undefined) return false;
-  const m = /^Bearer +(\S+) *$/i.exec(header);
-  if (!m) return false;
+  return bearerCheck(apiKey)(header);
+}
+
+/** The key's digest is computed once; each request hashes only its own header value (constant-time compare). */
+export function bearerCheck(apiKey: string): (header: string | undefined) => boolean {
   const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
-  return timingSafeEqual(digest(m[1]), digest(apiKey));
+  const expected = digest(apiKey);
+  return (header) => {
+    if (header === undefined) return false;
+    const m = /^Bearer +(\S+) *$/i.exec(header);
+    return m !== null && timingSafeEqual(digest(m[1]), expected);
+  };
 }

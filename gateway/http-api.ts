@@ -8,7 +8,7 @@ import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Metrics } from '../runtime/metrics.js';
 import type { DeviceRegistry, Ingress } from '../store/types.js';
-import { bearerMatches } from './auth.js';
+import { bearerCheck } from './auth.js';
 import { pathId, readJsonBody, sendError, sendJson } from './http-io.js';
 
 export interface HttpApiDeps {
@@ -35,6 +35,7 @@ type Handler = (req: IncomingMessage, res: ServerResponse, params: string[], que
 /** The HTTP API of PROTOCOL.md section 3, plus the operator endpoints that need no key. */
 export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { bus, subjects, ingress, registry, metrics, clock } = deps;
+  const authorized = bearerCheck(deps.apiKey);
 
   const postMessage: Handler = async (req, res) => {
     if (!deps.isReady()) throw new SwitchboardError('unavailable');
@@ -104,7 +105,7 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
 
   async function serveV1(req: IncomingMessage, res: ServerResponse, segments: string[], query: URLSearchParams): Promise<void> {
     if (deps.isStopping()) throw new SwitchboardError('shutting_down');
-    if (!bearerMatches(req.headers.authorization, deps.apiKey)) {
+    if (!authorized(req.headers.authorization)) {
       return sendError(res, new SwitchboardError('unauthorized'), { 'www-authenticate': 'Bearer' });
     }
     for (const route of routes) {

@@ -2,6 +2,7 @@ import { mkdir, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ChatMessage } from '../protocol/index.js';
 import { SwitchboardError } from '../protocol/index.js';
+import { DedupeWindow } from './dedupe-window.js';
 import { AppendLog, syncDirectory, type AppendLogOptions } from './append-log.js';
 import { InboxSegment, segmentFileName, segmentNumberOf } from './inbox-segment.js';
 import type { AcceptResult, Ingress } from './types.js';
@@ -38,8 +39,8 @@ interface PendingMessage {
 export class FileInbox implements Ingress {
   /** Unsettled messages in acceptance order: the replay backlog. */
   private readonly pending = new Map<string, PendingMessage>();
-  /** Recently accepted ids with their `acceptedAt`, oldest first, pruned from the front. */
-  private readonly seen = new Map<string, number>();
+  /** Recently accepted ids with their `acceptedAt`. */
+  private readonly seen: DedupeWindow;
   private readonly inflight = new Map<string, Promise<void>>();
   private readonly segments = new Map<number, InboxSegment>();
   private current!: InboxSegment;
@@ -54,6 +55,7 @@ export class FileInbox implements Ingress {
 
   private constructor(readonly dir: string, options: FileInboxOptions) {
     this.dedupeWindowMs = options.dedupeWindowMs ?? DEFAULT_DEDUPE_WINDOW_MS;
+    this.seen = new DedupeWindow(this.dedupeWindowMs);
     this.segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
     this.now = options.now ?? Date.now;
     this.onConsumerError = options.onConsumerError ?? ((e) => queueMicrotask(() => { throw e; }));
@@ -84,7 +86,7 @@ export class FileInbox implements Ingress {
       await earlier.catch((e: unknown) => Promise.reject(storeFailed(e)));
       return 'duplicate';
     }
-    const seenAt = this.seen.get(msg.id);
+    const seenAt = this.seen.seenAt(msg.id);
     if (this.pending.has(msg.id) || (seenAt !== undefined && this.now() - seenAt < this.dedupeWindowMs)) return 'duplicate';
 
     if (this.current.log.failed || this.current.log.bytes >= this.segmentBytes) this.roll();
@@ -100,8 +102,7 @@ export class FileInbox implements Ingress {
     } finally {
       this.inflight.delete(msg.id);
     }
-    this.seen.delete(msg.id); // re-insert at the end so the map stays oldest first
-    this.seen.set(msg.id, msg.acceptedAt);
+    this.seen.add(msg.id, msg.acceptedAt);
     this.pending.set(msg.id, { msg, segment });
     if (this.handler !== undefined) this.deliver(msg);
     return 'accepted';
@@ -164,8 +165,7 @@ export class FileInbox implements Ingress {
         if (earlier !== undefined) return; // already pending from an earlier segment
         segment.noteAccepted(msg.acceptedAt);
         this.pending.set(msg.id, { msg, segment });
-        this.seen.delete(msg.id);
-        this.seen.set(msg.id, msg.acceptedAt);
+        this.seen.add(msg.id, msg.acceptedAt);
       } else {
         const entry = this.pending.get(record.id);
         if (entry === undefined) return; // its accepted record lives in a deleted segment
@@ -191,10 +191,7 @@ export class FileInbox implements Ingress {
   }
 
   private pruneSeen(now: number): void {
-    for (const [id, acceptedAt] of this.seen) {
-      if (now - acceptedAt < this.dedupeWindowMs) break;
-      this.seen.delete(id);
-    }
+    this.seen.prune(now);
   }
 
   /** Deletes deletable segments one at a time, oldest first, syncing the directory after each (see InboxSegment). */
