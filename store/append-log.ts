@@ -39,6 +39,9 @@ interface PendingAppend {
   reject: (e: unknown) => void;
 }
 
+/** Longest a lazily appended record waits for a synced batch to carry it. */
+export const LAZY_FLUSH_MS = 200;
+
 /**
  * A checksummed append-only file of msgpack records with group commit: appends that arrive while a write+fdatasync
  * is in flight are batched into the next single write+fdatasync. `append` resolves only once its bytes are synced.
@@ -47,6 +50,7 @@ export class AppendLog<T> {
   readonly stats: AppendLogStats = { records: 0, syncs: 0 };
   private file: FileHandle | undefined;
   private queue: PendingAppend[] = [];
+  private lazyTimer?: ReturnType<typeof setTimeout>;
   private flushing: Promise<void> | undefined;
   private failure: unknown;
   private closed = false;
@@ -117,9 +121,30 @@ export class AppendLog<T> {
     });
   }
 
+  /**
+   * Queues a record whose durability can wait: it is written with the next synced batch, or within LAZY_FLUSH_MS.
+   * For bookkeeping whose loss in a crash is harmless (an inbox `settled` record: one more delivery after restart),
+   * so a lone message costs one fdatasync, not two.
+   */
+  appendLazy(record: T): void {
+    if (this.closed || this.failure !== undefined) return;
+    const frame = encodeFrame(record);
+    this.queuedBytes += frame.length;
+    this.queue.push({ frame, resolve: () => {}, reject: () => {} });
+    if (this.flushing !== undefined || this.lazyTimer !== undefined) return;
+    this.lazyTimer = setTimeout(() => {
+      this.lazyTimer = undefined;
+      if (this.queue.length > 0) this.flushing ??= this.flushLoop();
+    }, LAZY_FLUSH_MS);
+    this.lazyTimer.unref();
+  }
+
   /** Waits for pending appends to settle, then closes the file. */
   async close(): Promise<void> {
     this.closed = true;
+    if (this.lazyTimer !== undefined) clearTimeout(this.lazyTimer);
+    this.lazyTimer = undefined;
+    if (this.queue.length > 0) this.flushing ??= this.flushLoop();
     await this.flushing;
     await this.file?.close();
     this.file = undefined;

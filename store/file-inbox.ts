@@ -121,8 +121,9 @@ export class FileInbox implements Ingress {
     entry.segment.noteSettled();
     if (this.current.log.failed) this.roll();
     this.current.noteSettleRecordFor(entry.segment.no);
-    // Not awaited: a settle lost in a crash only means one more delivery after restart (at least once).
-    this.current.log.append({ t: 'settled', id } satisfies InboxRecord).catch(() => undefined);
+    // Lazy: a settle lost in a crash only means one more delivery after restart (at least once), so it rides
+    // along with the next accept's fdatasync instead of costing one of its own.
+    this.current.log.appendLazy({ t: 'settled', id } satisfies InboxRecord);
     this.collectSegments();
   }
 

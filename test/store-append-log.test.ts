@@ -32,6 +32,24 @@ describe('AppendLog', () => {
     expect(validBytes).toBe(log.bytes);
   });
 
+  it('writes a lazy record with the next synced batch, costing no fdatasync of its own', async () => {
+    const log = new AppendLog<Rec>(path);
+    await log.append({ n: 0 });
+    log.appendLazy({ n: 1 });
+    log.appendLazy({ n: 2 });
+    await log.append({ n: 3 });
+    expect(log.stats.syncs).toBe(2);
+    await log.close();
+    expect((await replayAll(path)).records.map((r) => r.n)).toEqual([0, 1, 2, 3]);
+  });
+
+  it('flushes a lone lazy record on close', async () => {
+    const log = new AppendLog<Rec>(path);
+    log.appendLazy({ n: 7 });
+    await log.close();
+    expect((await replayAll(path)).records).toEqual([{ n: 7 }]);
+  });
+
   it('group-commits concurrent appends into few write+fdatasync rounds', async () => {
     const log = new AppendLog<Rec>(path);
     await Promise.all(Array.from({ length: 1000 }, (_, n) => log.append({ n })));

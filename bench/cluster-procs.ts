@@ -1,0 +1,128 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * The processes of the cluster bench (issue 4): its own nats-server with JetStream on a free port (never the one on
+ * 4222) and Switchboard nodes in child processes. Every child is registered so that `killAll()` ends them on any exit.
+ * The launcher repeats the few lines of test/support/nats-server.ts so dist/bench does not depend on test/.
+ */
+
+const BIN = fileURLToPath(new URL('../bin/switchboard.js', import.meta.url));
+const children = new Set<ChildProcess>();
+const dirs = new Set<string>();
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Spawns `cmd` and resolves with the first stdout/stderr line that `ready` picks; keeps the last lines for errors. */
+function launch<T>(cmd: string, args: string[], env: NodeJS.ProcessEnv, ready: (line: string) => T | undefined): Promise<{ proc: ChildProcess; value: T; lines: string[] }> {
+  const proc = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(proc);
+  proc.on('exit', () => children.delete(proc));
+  const lines: string[] = [];
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    let done = false;
+    const onData = (c: Buffer): void => {
+      buf += c.toString();
+      const parts = buf.split('\n');
+      buf = parts.pop()!;
+      for (const l of parts) {
+        lines.push(l);
+        if (lines.length > 200) lines.shift();
+        const v = done ? undefined : ready(l);
+        if (v !== undefined) (done = true), resolve({ proc, value: v, lines });
+      }
+    };
+    proc.stdout!.on('data', onData);
+    proc.stderr!.on('data', onData);
+    proc.on('error', reject);
+    proc.on('exit', (code, sig) => done || reject(new Error(`${cmd} exited (${code ?? sig}):\n${lines.slice(-10).join('\n')}`)));
+  });
+}
+
+export interface Nats {
+  url: string;
+  proc: ChildProcess;
+}
+
+export async function startNats(): Promise<Nats> {
+  const port = await freePort();
+  if (port === 4222) throw new Error('free port 4222 is the shared server; refusing');
+  const store = await mkdtemp(join(tmpdir(), 'sb-bench-nats-'));
+  dirs.add(store);
+  const { proc } = await launch('nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store, '-n', `bench${port}`], process.env,
+    (l) => (l.includes('Server is ready') ? true : undefined));
+  return { url: `nats://127.0.0.1:${port}`, proc };
+}
+
+export interface NodeProc {
+  id: string;
+  port: number;
+  proc: ChildProcess;
+  lines: string[];
+}
+
+/** One cluster node (SWITCHBOARD_PORT=0); resolves with the port from its 'switchboard listening' line. */
+export async function startNode(id: string, env: Record<string, string>): Promise<NodeProc> {
+  const data = await mkdtemp(join(tmpdir(), 'sb-bench-node-'));
+  dirs.add(data);
+  const { proc, value, lines } = await launch(process.execPath, [BIN, 'start'], {
+    PATH: process.env.PATH, SWITCHBOARD_PORT: '0', SWITCHBOARD_DATA_DIR: data, SWITCHBOARD_NODE_ID: id, SWITCHBOARD_LOG_LEVEL: 'info', ...env,
+  }, (l) => {
+    if (!l.includes('switchboard listening')) return undefined;
+    return JSON.parse(l).port as number;
+  });
+  return { id, port: value, proc, lines };
+}
+
+/** `switchboard_owned_partitions` and /readyz of one node; undefined when it does not answer. */
+export async function nodeState(port: number): Promise<{ ready: boolean; owned: number } | undefined> {
+  try {
+    const ready = (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200;
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const m = /^switchboard_owned_partitions(?:\{[^}]*\})? ([0-9.]+)$/m.exec(text);
+    return { ready, owned: m ? Number(m[1]) : 0 };
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU time (ms, user + system, all threads) of a process from /proc; NaN when gone or off Linux. */
+export function cpuMs(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime, stime in USER_HZ (100 on Linux)
+  } catch {
+    return NaN;
+  }
+}
+
+export function track(proc: ChildProcess): void {
+  children.add(proc);
+  proc.on('exit', () => children.delete(proc));
+}
+
+/** SIGKILLs every child still running and removes the temp dirs. */
+export async function killAll(): Promise<void> {
+  await Promise.all([...children].map((p) => new Promise<void>((r) => {
+    if (p.exitCode !== null || p.signalCode !== null) return r();
+    p.once('exit', () => r());
+    p.kill('SIGKILL');
+  })));
+  await Promise.all([...dirs].map((d) => rm(d, { recursive: true, force: true })));
+}
