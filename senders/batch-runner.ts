@@ -6,6 +6,8 @@ import type { SenderConfig } from './vendor-config.js';
 
 /** Jobs per Piscina task: one job per task tops out near 28k tasks/s here, batches of 100 near 400k items/s. */
 export const DEFAULT_BATCH_SIZE = 100;
+/** Batches a worker runs at once. */
+export const TASKS_PER_WORKER = 16;
 
 interface Pending {
   job: PushJob;
@@ -26,7 +28,12 @@ export class BatchRunner {
   batchesSent = 0;
 
   constructor(config: SenderConfig, threads: number, private readonly batchSize: number, workerFile?: string, private readonly onCrash?: (err: unknown, jobs: number) => void) {
-    this.pool = new Piscina({ filename: workerFile ?? defaultWorkerFile(), workerData: config, minThreads: threads, maxThreads: threads, idleTimeout: 60_000 });
+    // Vendor I/O is asynchronous: several batches run at once in a worker, so one slow vendor answer does not hold
+    // every batch behind it and the window of pushes in flight is TASKS_PER_WORKER x batch size per worker.
+    this.pool = new Piscina({
+      filename: workerFile ?? defaultWorkerFile(), workerData: config, minThreads: threads, maxThreads: threads,
+      idleTimeout: 60_000, concurrentTasksPerWorker: TASKS_PER_WORKER,
+    });
   }
 
   run(job: PushJob): Promise<PushOutcome> {
@@ -60,19 +67,42 @@ export class BatchRunner {
   }
 
   private runTask(batch: Pending[]): void {
+    this.track(this.attempt(batch).then((crash) => {
+      if (crash === undefined) return;
+      // One poisoned job must not take its batch-mates down with it on every retry: rerun them one at a time.
+      if (batch.length === 1) return batch[0].resolve(crashOutcome(crash));
+      return this.isolate(batch);
+    }));
+  }
+
+  /** Runs a batch; resolves its jobs, or returns the crash without resolving them. */
+  private async attempt(batch: Pending[]): Promise<unknown> {
     this.batchesSent++;
-    const task = this.pool.run(batch.map((p) => p.job)).then(
-      (outcomes) => batch.forEach((p, i) => p.resolve(outcomes[i] ?? { outcome: 'failed', reason: 'worker returned no outcome' })),
-      (err: unknown) => {
-        this.onCrash?.(err, batch.length);
-        // One poisoned job must not take its batch-mates down with it on every retry: split, then rerun alone.
-        if (batch.length > 1) for (const p of batch) this.runTask([p]);
-        else batch[0].resolve({ outcome: 'retry', reason: `sender worker failed: ${err instanceof Error ? err.message : String(err)}` });
-      },
-    );
+    try {
+      const outcomes = await this.pool.run(batch.map((p) => p.job));
+      batch.forEach((p, i) => p.resolve(outcomes[i] ?? { outcome: 'failed', reason: 'worker returned no outcome' }));
+      return undefined;
+    } catch (err) {
+      this.onCrash?.(err, batch.length);
+      return err ?? new Error('worker failed');
+    }
+  }
+
+  private async isolate(batch: Pending[]): Promise<void> {
+    for (const p of batch) {
+      const crash = await this.attempt([p]);
+      if (crash !== undefined) p.resolve(crashOutcome(crash));
+    }
+  }
+
+  private track(task: Promise<void>): void {
     const tracked: Promise<void> = task.finally(() => this.inFlight.delete(tracked));
     this.inFlight.add(tracked);
   }
+}
+
+function crashOutcome(err: unknown): PushOutcome {
+  return { outcome: 'retry', reason: `sender worker failed: ${err instanceof Error ? err.message : String(err)}` };
 }
 
 /** The compiled worker; under vitest the sources are .ts, so point at the build in dist/. */

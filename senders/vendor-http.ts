@@ -44,8 +44,22 @@ export class VendorHttp {
     this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets, ...(options.ca ? { ca: options.ca } : {}) });
   }
 
-  /** POSTs `body`; rejects only for network failures and timeouts (any HTTP answer resolves). */
-  post(url: URL, body: string, headers: Record<string, string>): Promise<VendorResponse> {
+  /**
+   * POSTs `body`; rejects only for network failures and timeouts (any HTTP answer resolves). A reused keep-alive
+   * socket that the server closed meanwhile fails at once with ECONNRESET/EPIPE before any answer: that request is
+   * sent again once on a fresh socket instead of counting as a vendor failure (it would trip the breaker).
+   */
+  async post(url: URL, body: string, headers: Record<string, string>): Promise<VendorResponse> {
+    try {
+      return await this.postOnce(url, body, headers);
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException & { reusedSocket?: boolean };
+      if (!err.reusedSocket || (err.code !== 'ECONNRESET' && err.code !== 'EPIPE')) throw e;
+      return this.postOnce(url, body, headers);
+    }
+  }
+
+  private postOnce(url: URL, body: string, headers: Record<string, string>): Promise<VendorResponse> {
     const secure = url.protocol === 'https:';
     const request = secure ? https.request : http.request;
     return new Promise((resolve, reject) => {
@@ -61,7 +75,7 @@ export class VendorHttp {
         res.on('error', reject);
       });
       req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
-      req.on('error', reject);
+      req.on('error', (err) => reject(Object.assign(err, { reusedSocket: req.reusedSocket })));
       req.end(body);
     });
   }

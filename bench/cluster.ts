@@ -1,0 +1,159 @@
+import { execSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { partitionOf } from '../cluster/subjects.js';
+import { DEFAULT_PARTITIONS } from '../runtime/config.js';
+import { awaitedJetStreamRate, rawNatsRate } from './cluster-baselines.js';
+import { cpuMeter, settle, takeover, type CpuShare, type PhaseResult } from './cluster-phases.js';
+import { killAll, nodeState, startNats, startNode, track, type NodeProc } from './cluster-procs.js';
+import { ChatSender, ClientsChild } from './cluster-sender.js';
+import { userId } from './ipc.js';
+import { fmt, fmtMs, markdownTable, sleep, verdict, type Row } from './stats.js';
+
+/**
+ * `node dist/bench/cluster.js [--quick] [--no-readme]` (issue 4): three cluster nodes and a nats-server on this
+ * machine, clients over WebSocket spread over the gateways (never on the owner of their partition), sends over NATS
+ * request/reply on `switchboard.send`. End to end against raw core NATS publish -> subscribe and single awaited
+ * JetStream publishes measured in the same run, latency at fixed loads, and a SIGKILL takeover with every message
+ * counted. One markdown table on stdout; progress on stderr; the table also goes into bench/README.md.
+ */
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const cfg = quick
+  ? { users: 300, maxCount: 20_000, window: 1000, loads: [1000, 3000], loadMs: 4000, rawCount: 200_000, jsMs: 2000, takeoverMs: 9000 }
+  : { users: 600, maxCount: 60_000, window: 2000, loads: [1000, 3000], loadMs: 10_000, rawCount: 1_000_000, jsMs: 5000, takeoverMs: 15_000 };
+const P = DEFAULT_PARTITIONS;
+const WAIT_MS = 20_000;
+const TAKEOVER_RATE = 1000;
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+async function awaitSettled(nodes: NodeProc[], timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await Promise.all(nodes.map((n) => nodeState(n.port)));
+    if (s.every((x) => x?.ready) && s.reduce((a, x) => a + (x?.owned ?? 0), 0) === P) return;
+    if (Date.now() > deadline) throw new Error(`cluster did not settle: ${JSON.stringify(s)}`);
+    await sleep(250);
+  }
+}
+
+/** Owner node index per partition, asked through the HTTP API (GET /v1/users/{u}) for one user of each partition. */
+async function owners(nodes: NodeProc[], apiKey: string): Promise<Map<number, number>> {
+  const byPartition = new Map<number, number>();
+  for (let u = 0; byPartition.size < P && u < 100_000; u++) if (!byPartition.has(partitionOf(userId(u), P))) byPartition.set(partitionOf(userId(u), P), u);
+  const out = new Map<number, number>();
+  await Promise.all([...byPartition].map(async ([p, u]) => {
+    const res = await fetch(`http://127.0.0.1:${nodes[0].port}/v1/users/${userId(u)}`, { headers: { authorization: `Bearer ${apiKey}` } });
+    const owner = ((await res.json()) as { owner: string }).owner;
+    out.set(p, nodes.findIndex((n) => n.id === owner));
+  }));
+  return out;
+}
+
+const cpuNote = (c: CpuShare) => `CPU % of a core: nodes ${fmt(c.nodes)}, nats-server ${fmt(c.nats)}, clients ${fmt(c.clients)}, sender ${fmt(c.sender)}, others ${fmt(c.others)}${c.others > 20 ? ' NOISY' : ''}`;
+const counts = (r: PhaseResult) => `sent ${r.sent}, accepted ${r.accepted}, failed ${r.failed}, received ${r.received}, lost ${r.lost}, dup ${r.duplicates}, misrouted ${r.misrouted}`;
+
+function machine(): string {
+  const model = /Model name:\s*(.+)/.exec(execSync('lscpu').toString())?.[1]?.trim() ?? cpus()[0]?.model;
+  return `${execSync('nproc').toString().trim()} cores (${model}), Node ${process.version}, nats-server ${execSync('nats-server --version').toString().trim().replace(/^nats-server: /, '')}, ${new Date().toISOString().slice(0, 16)}Z`;
+}
+
+async function main(): Promise<string> {
+  const jwtSecret = randomBytes(32).toString('base64url');
+  const apiKey = randomBytes(24).toString('base64url');
+  const nats = await startNats();
+  log(`nats-server ${nats.url}`);
+  const env = { SWITCHBOARD_NATS_URL: nats.url, SWITCHBOARD_JWT_SECRET: jwtSecret, SWITCHBOARD_API_KEY: apiKey };
+  const nodes = await Promise.all([0, 1, 2].map((i) => startNode(`bench-n${i}`, env)));
+  await awaitSettled(nodes);
+  const ownerOf = await owners(nodes, apiKey);
+  // Each user on one of the two gateways that do not own its partition: every delivery crosses nodes.
+  const gatewayOf = Array.from({ length: cfg.users }, (_, u) => (ownerOf.get(partitionOf(userId(u), P))! + 1 + ((u >> 1) & 1)) % 3);
+  log(`cluster settled: ${nodes.map((n) => `${n.id}:${n.port}`).join(' ')}; owners ${[0, 1, 2].map((i) => [...ownerOf.values()].filter((o) => o === i).length).join('/')}`);
+
+  const clients = ClientsChild.start();
+  track(clients.child);
+  const ready = await clients.ask({ type: 'connect', ports: nodes.map((n) => n.port), gatewayOf, jwtSecret }, 'ready');
+  log(`${ready.sockets} sockets in ${fmt(ready.connectMs)} ms`);
+  const sender = await ChatSender.connect(nats.url);
+  const all = Array.from({ length: cfg.users }, (_, u) => u);
+  const meter = () => cpuMeter({ nats: nats.proc, nodes: nodes.map((n) => n.proc), clients: clients.child });
+  const phase = async (run: () => Promise<{ from: number; to: number }>): Promise<PhaseResult> => {
+    const before = await clients.stats();
+    const cpu = meter();
+    const range = await run();
+    const share = cpu();
+    return settle(sender, clients, range.from, range.to, WAIT_MS, share, before.duplicates, before.misrouted);
+  };
+
+  const warm = await phase(() => sender.max(all, cfg.users * 4, cfg.window, clients));
+  log(`warm-up: ${counts(warm)}`);
+  if (warm.lost > 0 || warm.misrouted > 0) throw new Error(`warm-up not clean: ${counts(warm)}`);
+
+  const payload = ChatSender.body(0, 0);
+  const raw = await rawNatsRate(nats.url, payload, cfg.rawCount);
+  log(`raw core NATS: ${fmt(raw)} msgs/s (${payload.length} B)`);
+  const js = await awaitedJetStreamRate(nats.url, payload, cfg.jsMs);
+  log(`awaited JetStream: ${fmt(js.rate)} publishes/s`);
+
+  const max = await phase(() => sender.max(all, cfg.maxCount, cfg.window, clients));
+  log(`max: ${fmt(max.rate)} msgs/s; ${counts(max)}; ${cpuNote(max.cpu)}`);
+  const loads: [number, PhaseResult][] = [];
+  for (const rate of cfg.loads) {
+    const r = await phase(() => sender.paced(all, rate, cfg.loadMs));
+    loads.push([rate, r]);
+    log(`${rate}/s: p50 ${fmtMs(r.p50Ms)} p99 ${fmtMs(r.p99Ms)} ms; ${counts(r)}; ${cpuNote(r.cpu)}`);
+  }
+
+  const victim = 2;
+  const survivorsUsers = all.filter((u) => gatewayOf[u] !== victim);
+  const victimPartitions = new Set(survivorsUsers.map((u) => partitionOf(userId(u), P)).filter((p) => ownerOf.get(p) === victim));
+  const t = await takeover({ sender, clients, users: survivorsUsers, rate: TAKEOVER_RATE, durationMs: cfg.takeoverMs, victim: nodes[victim].proc, victimPartitions, partitions: P, waitMs: WAIT_MS, meter });
+  log(`takeover: ${fmt(t.takeoverMs)} ms (${t.partitionsBack}/${victimPartitions.size} partitions back); ${counts(t)}; retries ${sender.retries}`);
+  const survivors = nodes.filter((_, i) => i !== victim);
+  const settledAfter = await awaitSettled(survivors, 30_000).then(() => 'settled', (e) => String(e));
+  log(`survivors after the kill: ${settledAfter}`);
+  await sender.close();
+
+  const TARGET_RAW = 0.2;
+  const TARGET_JS = 3;
+  const rows: Row[] = [
+    { section: 'baseline', what: `raw core NATS publish -> subscribe, ${payload.length} B MessagePack, 1 pub + 1 sub connection, flush per 1,000`, value: `${fmt(raw)} msgs/s`, ratio: '100% (ceiling)', note: `${fmt(cfg.rawCount)} messages` },
+    { section: 'baseline', what: 'single awaited JetStream publishes (file stream, Nats-Msg-Id)', value: `${fmt(js.rate)} msgs/s`, ratio: `${((js.rate / raw) * 100).toPrecision(2)}% of raw`, note: `${fmt(js.count)} publishes in ${cfg.jsMs / 1000} s` },
+    { section: 'end to end', what: `max msgs/s received by clients (3 nodes, ${cfg.users} users, ${ready.sockets} sockets, window ${cfg.window})`, value: `${fmt(max.rate)} msgs/s`, ratio: `${((max.rate / raw) * 100).toPrecision(2)}% of raw`, target: `>= ${TARGET_RAW * 100}% of raw`, verdict: verdict(max.rate >= TARGET_RAW * raw), note: `p50 ${fmtMs(max.p50Ms)} ms, p99 ${fmtMs(max.p99Ms)} ms under saturation; ${counts(max)}; ${cpuNote(max.cpu)}` },
+    { section: 'end to end', what: 'max msgs/s vs awaited JetStream', value: `${fmt(max.rate)} msgs/s`, ratio: `${(max.rate / js.rate).toFixed(1)}x awaited JS`, target: `>= ${TARGET_JS}x`, verdict: verdict(max.rate >= TARGET_JS * js.rate) },
+    ...loads.map(([rate, r]): Row => ({ section: 'latency', what: `send -> receive at ${fmt(rate)} msgs/s offered for ${cfg.loadMs / 1000} s`, value: `p50 ${fmtMs(r.p50Ms)} ms, p99 ${fmtMs(r.p99Ms)} ms`, note: `max ${fmtMs(r.maxMs)} ms, received ${fmt(r.rate)} msgs/s; ${counts(r)}; ${cpuNote(r.cpu)}` })),
+    { section: 'takeover', what: `SIGKILL of 1 of 3 nodes at ${fmt(TAKEOVER_RATE)} msgs/s: until its ${victimPartitions.size} partitions deliver again`, value: Number.isFinite(t.takeoverMs) ? `${fmt(t.takeoverMs)} ms` : `${t.partitionsBack}/${victimPartitions.size} partitions back`, target: '<= 3,000 ms', verdict: verdict(t.takeoverMs <= 3000), note: `p99 ${fmtMs(t.p99Ms)} ms, max ${fmtMs(t.maxMs)} ms over the phase; survivors ${settledAfter}` },
+    { section: 'takeover', what: `lost (accepted, not received in ${WAIT_MS / 1000} s) / duplicates`, value: `${t.lost} / ${t.duplicates}`, target: '0 lost', verdict: verdict(t.lost === 0), note: `${counts(t)}; request retries (same id) over the run ${sender.retries}` },
+  ];
+  return markdownTable(rows);
+}
+
+function toReadme(table: string): void {
+  const path = fileURLToPath(new URL('../../bench/README.md', import.meta.url));
+  const text = readFileSync(path, 'utf8');
+  const start = '<!-- cluster-bench:start -->';
+  const end = '<!-- cluster-bench:end -->';
+  const block = `${start}\n${quick ? 'Quick run' : 'Full run'} on ${machine()}:\n\n${table}\n${end}`;
+  if (!text.includes(start)) {
+    log('bench/README.md has no cluster-bench markers; table not written');
+    return;
+  }
+  writeFileSync(path, text.slice(0, text.indexOf(start)) + block + text.slice(text.indexOf(end) + end.length));
+}
+
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void killAll().finally(() => process.exit(130)));
+try {
+  const table = await main();
+  console.log(table);
+  if (!args.includes('--no-readme')) toReadme(table);
+} catch (e) {
+  log(`cluster bench failed: ${(e as Error).stack ?? e}`);
+  process.exitCode = 1;
+} finally {
+  await killAll();
+}
+process.exit();
