@@ -96,8 +96,9 @@ async function connect(setup: ClientsSetup): Promise<void> {
   send({ type: 'ready', sockets: sockets.length, connectMs: performance.now() - started });
 }
 
-function stats(): ClientStats {
-  return { received, duplicates, misrouted, byKind: { ...byKind }, latency: latency.summary(), firstAtMs, lastAtMs, closes: { ...closes }, load: load() };
+/** `peek` leaves the load meter running (the reply to a reset is not the end of a phase). */
+function stats(peek = false): ClientStats {
+  return { received, duplicates, misrouted, byKind: { ...byKind }, latency: latency.summary(), firstAtMs, lastAtMs, closes: { ...closes }, load: load(!peek) };
 }
 
 function reset(): void {
@@ -120,7 +121,7 @@ process.on('message', (m: ToClients) => {
       case 'connect': return connect(m);
       case 'reset':
         reset();
-        return send({ type: 'stats', stats: stats() });
+        return send({ type: 'stats', stats: stats(true) });
       case 'report': return send({ type: 'stats', stats: stats() });
       case 'http_paced': return send({ type: 'http_done', ...(await http!.paced(m.phase, m.rate, m.durationMs)) });
       case 'http_max': return send({ type: 'http_done', ...(await http!.max(m.phase, m.count, m.window, m.concurrency, () => received)) });

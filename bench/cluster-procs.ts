@@ -57,6 +57,7 @@ function launch<T>(cmd: string, args: string[], env: NodeJS.ProcessEnv, ready: (
 export interface Nats {
   url: string;
   proc: ChildProcess;
+  lines: string[];
 }
 
 export async function startNats(): Promise<Nats> {
@@ -64,9 +65,9 @@ export async function startNats(): Promise<Nats> {
   if (port === 4222) throw new Error('free port 4222 is the shared server; refusing');
   const store = await mkdtemp(join(tmpdir(), 'sb-bench-nats-'));
   dirs.add(store);
-  const { proc } = await launch('nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store, '-n', `bench${port}`], process.env,
+  const { proc, lines } = await launch('nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store, '-n', `bench${port}`], process.env,
     (l) => (l.includes('Server is ready') ? true : undefined));
-  return { url: `nats://127.0.0.1:${port}`, proc };
+  return { url: `nats://127.0.0.1:${port}`, proc, lines };
 }
 
 export interface NodeProc {

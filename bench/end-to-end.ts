@@ -135,7 +135,7 @@ export async function runEndToEnd(o: E2eOptions, progress: (line: string) => voi
     const phases: PhaseResult[] = [];
     const note = (p: PhaseResult) => {
       phases.push(p);
-      progress(`  ${p.entry} ${p.offered ?? 'max'}: ${Math.round(p.rate)} msgs/s, p50 ${p.stats.latency.p50Ms.toFixed(2)} ms, p99 ${p.stats.latency.p99Ms.toFixed(2)} ms, received ${p.stats.received}/${p.sent}, errors ${p.errors}, dupes ${p.stats.duplicates}, node cpu ${Math.round(p.nodeLoad.cpuPct)}% elu ${Math.round(p.nodeLoad.eluPct)}%, loadgen cpu ${Math.round(p.stats.load.cpuPct)}% elu ${Math.round(p.stats.load.eluPct)}%, others ${Math.round(othersPct(p))}%`);
+      progress(`  ${p.entry} ${p.offered ?? 'max'}: ${Math.round(p.rate)} msgs/s, p50 ${p.stats.latency.p50Ms.toFixed(2)} ms, p99 ${p.stats.latency.p99Ms.toFixed(2)} ms, received ${p.stats.received}/${p.sent}, errors ${p.errors}, dupes ${p.stats.duplicates}, node cpu ${Math.round(p.nodeLoad.cpuPct)}% elu ${Math.round(p.nodeLoad.eluPct)}%, loadgen cpu ${Math.round(p.stats.load.cpuPct)}% elu ${Math.round(p.stats.load.eluPct)}%, others ${Math.round(othersPct(p))}%, node stalls p99/max ${p.nodeLoad.loopDelayP99Ms.toFixed(1)}/${p.nodeLoad.loopDelayMaxMs.toFixed(1)} ms, loadgen ${p.stats.load.loopDelayP99Ms.toFixed(1)}/${p.stats.load.loopDelayMaxMs.toFixed(1)} ms`);
     };
     note(await inProcessMax(node, gen, o));
     for (const rate of o.loads) note(await inProcessPaced(node, gen, o, rate));

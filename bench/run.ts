@@ -61,6 +61,7 @@ function phaseRows(phases: PhaseResult[], ceiling: number, users: number): Row[]
     const others = othersPct(p);
     const note = [
       others > NOISY_OTHERS_PCT ? `NOISY: other processes used ${Math.round(others)}% of a core` : '',
+      `node stalls p99 ${fmtMs(p.nodeLoad.loopDelayP99Ms)} / max ${fmtMs(p.nodeLoad.loopDelayMaxMs)} ms, loadgen ${fmtMs(p.stats.load.loopDelayP99Ms)} / ${fmtMs(p.stats.load.loopDelayMaxMs)} ms`,
       `node cpu ${Math.round(p.nodeLoad.cpuPct)}% (loop ${Math.round(p.nodeLoad.eluPct)}%), loadgen cpu ${Math.round(p.stats.load.cpuPct)}% (loop ${Math.round(p.stats.load.eluPct)}%), others ${Math.round(others)}%`,
       p.errors ? `${p.errors} send errors` : '',
       lost > 0 ? `${lost} not received` : '',
@@ -146,7 +147,7 @@ async function main(): Promise<void> {
 
   console.log(`\nSwitchboard bench, ${quick ? 'quick' : 'full'} mode: ${machine()}\n`);
   console.log(markdownTable(rows));
-  const noisy = rows.filter((r) => r.note?.startsWith('NOISY')).length;
+  const noisy = rows.filter((r) => r.note?.includes('NOISY')).length;
   if (noisy > 0) console.log(`\n${noisy} row(s) ran while other processes used more than ${NOISY_OTHERS_PCT}% of a core: rerun on a quiet machine before trusting them.`);
 }
 

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 /** Small numeric helpers and the markdown table the benchmark prints. */
 
 /** Latencies collected in nanoseconds; quantiles answered in milliseconds. */
@@ -134,20 +135,29 @@ export interface Load {
   eluPct: number;
   /** The whole machine, % of one core (200 = both cores busy); NaN off Linux. */
   machinePct: number;
+  /** Event-loop delay (how late a 1 ms timer fired): p99 and max in ms, i.e. the stalls this process had. */
+  loopDelayP99Ms: number;
+  loopDelayMaxMs: number;
 }
 
 /** From now on: CPU of this process, its event-loop utilisation and the machine's CPU, all in %. */
-export function loadMeter(): () => Load {
+export function loadMeter(): (stop?: boolean) => Load {
   const machine = machineJiffies();
   const usage = process.cpuUsage();
   const elu = performance.eventLoopUtilization();
   const at = performance.now();
-  return () => {
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  delay.enable();
+  return (stop = true) => {
+    if (stop) delay.disable(); // a peek leaves the delay histogram running
     const u = process.cpuUsage(usage);
     const cpuPct = ((u.user + u.system) / 1000 / (performance.now() - at)) * 100;
     const m = machineJiffies();
     const cores = availableParallelism();
     const machinePct = m && machine ? ((m.busy - machine.busy) / (m.total - machine.total)) * 100 * cores : NaN;
-    return { cpuPct, eluPct: performance.eventLoopUtilization(elu).utilization * 100, machinePct };
+    return {
+      cpuPct, eluPct: performance.eventLoopUtilization(elu).utilization * 100, machinePct,
+      loopDelayP99Ms: delay.percentile(99) / 1e6, loopDelayMaxMs: delay.max / 1e6,
+    };
   };
 }

@@ -20,6 +20,7 @@ import { Metrics } from './metrics.js';
 import { connectNats } from './nats-connect.js';
 import type { RunningNode, StartOptions } from './node.js';
 import { loadSenderConfig } from './sender-config.js';
+import { AcceptTracker } from './accept-tracker.js';
 
 const packr = new Packr({ useRecords: false });
 /** Longest wait for gateways to resend a partition's sessions before its new owner starts routing. */
@@ -165,15 +166,7 @@ export async function startClusterNode(config: Config, opts: StartOptions = {}):
   let sendListener: SendListener | undefined;
   let port = 0;
   let stoppingNow = false;
-  const accepts = new Set<Promise<unknown>>();
-  const trackedIngress = {
-    accept(msg: ChatMessage) {
-      const p = ingress.accept(msg);
-      const tracked = p.catch(() => undefined).finally(() => accepts.delete(tracked));
-      accepts.add(tracked);
-      return p;
-    },
-  };
+  const trackedIngress = new AcceptTracker(ingress);
   const isReady = () => !stoppingNow && keeper.settled();
 
   await untilReady(() => membership.start(), 'membership bucket', log);
@@ -199,7 +192,7 @@ export async function startClusterNode(config: Config, opts: StartOptions = {}):
       log.info('stopping: handing partitions off');
       gateway?.stopAccepting();
       await sendListener?.stop();
-      await Promise.all(accepts);
+      await trackedIngress.settled();
       // Hand every partition off (stop consuming, finish in-flight, release) while sessions are still up.
       await keeper.stop();
       await gateway?.closeSessions(1001);

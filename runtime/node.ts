@@ -17,6 +17,7 @@ import { Metrics } from './metrics.js';
 import { ReplayGate } from './replay-gate.js';
 import { loadSecrets } from './secrets.js';
 import { loadSenderConfig } from './sender-config.js';
+import { AcceptTracker } from './accept-tracker.js';
 
 /** A started node: what `bin/switchboard.ts` runs and what in-process tests and benchmarks drive. */
 export interface RunningNode {
@@ -70,15 +71,7 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
 
   const gate = new ReplayGate(clock.now(), config.replayGraceMs, clock, (msg) => router.handle({ type: 'route', user: msg.to, msg }));
   // Accepts still writing when SIGTERM arrives are answered 202 and must be routed before the sessions close.
-  const accepts = new Set<Promise<unknown>>();
-  const trackedIngress = {
-    accept(msg: ChatMessage) {
-      const p = ingress.accept(msg);
-      const tracked = p.catch(() => undefined).finally(() => accepts.delete(tracked));
-      accepts.add(tracked);
-      return p;
-    },
-  };
+  const trackedIngress = new AcceptTracker(ingress);
 
   let ready = false;
   let gateway: Gateway | undefined;
@@ -105,7 +98,7 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
       gateway?.stopAccepting();
       // Replays still held stay unsettled in the inbox and come back at the next start.
       gate.cancel();
-      await Promise.all(accepts);
+      await trackedIngress.settled();
       // Route everything accepted while the sessions are still open, then say goodbye to the clients.
       await router.drain(config.shutdownTimeoutMs);
       await gateway?.closeSessions(1001);

@@ -6,7 +6,7 @@
  * and against a local server (test/vendors/fcm-server.ts).
  */
 import { fitPayload } from './payload.js';
-import { AccessTokenCache, type TokenFetch } from './oauth-token.js';
+import { AccessTokenCache, exchangeTokenForm, type TokenFetch } from './oauth-token.js';
 import { readServiceAccount, serviceAccountAssertion, type ServiceAccount } from './oauth-service-account.js';
 import type { PushJob, PushOutcome } from './types.js';
 import type { FcmCredentials } from './vendor-config.js';
@@ -77,23 +77,8 @@ export class FcmSender implements VendorSender {
     const loaded = await this.loadAccount();
     if (!loaded.ok) return { ok: false, outcome: { outcome: 'failed', reason: loaded.reason } };
     const url = new URL(this.creds.endpoint ? `${this.origin()}/token` : loaded.account.tokenUri);
-    const form = new URLSearchParams({
-      grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer',
-      assertion: serviceAccountAssertion(loaded.account, this.now()),
-    }).toString();
-    let res: VendorResponse;
-    try {
-      res = await this.http.post(url, form, { 'content-type': 'application/x-www-form-urlencoded' });
-    } catch (err) {
-      return { ok: false, outcome: networkOutcome('fcm token endpoint', err) };
-    }
-    const json = parseJson(res.body) as { access_token?: unknown; expires_in?: unknown; error?: unknown; error_description?: unknown } | undefined;
-    if (res.status === 200 && typeof json?.access_token === 'string') {
-      return { ok: true, token: json.access_token, expiresInS: typeof json.expires_in === 'number' ? json.expires_in : 3600 };
-    }
-    const reason = `fcm token exchange ${res.status}: ${String(json?.error ?? '')} ${String(json?.error_description ?? res.body.slice(0, 200))}`.trim();
-    if (res.status === 429 || res.status >= 500) return { ok: false, outcome: retryOutcome(reason, res.headers, this.now()) };
-    return { ok: false, outcome: { outcome: 'failed', reason } };
+    const form = { grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion: serviceAccountAssertion(loaded.account, this.now()) };
+    return exchangeTokenForm(this.http, url, form, 'fcm token exchange', this.now());
   }
 }
 

@@ -4,7 +4,7 @@
  * a result code in the JSON body ("80000000" success); the HTTP status only matters for 401 and 5xx.
  */
 import { fitPayload } from './payload.js';
-import { AccessTokenCache, type TokenFetch } from './oauth-token.js';
+import { AccessTokenCache, exchangeTokenForm, type TokenFetch } from './oauth-token.js';
 import type { PushJob, PushOutcome } from './types.js';
 import type { HmsCredentials } from './vendor-config.js';
 import { networkOutcome, parseJson, retryOutcome, VendorHttp, type VendorClientOptions, type VendorResponse } from './vendor-http.js';
@@ -72,20 +72,8 @@ export class HmsSender implements VendorSender {
 
   private async fetchToken(): Promise<TokenFetch> {
     const url = new URL(`${trimSlash(this.creds.authEndpoint)}/oauth2/v3/token`);
-    const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: this.creds.clientId, client_secret: this.creds.clientSecret }).toString();
-    let res: VendorResponse;
-    try {
-      res = await this.http.post(url, form, { 'content-type': 'application/x-www-form-urlencoded' });
-    } catch (err) {
-      return { ok: false, outcome: networkOutcome('hms token endpoint', err) };
-    }
-    const json = parseJson(res.body) as { access_token?: unknown; expires_in?: unknown; error?: unknown; error_description?: unknown } | undefined;
-    if (res.status === 200 && typeof json?.access_token === 'string') {
-      return { ok: true, token: json.access_token, expiresInS: typeof json.expires_in === 'number' ? json.expires_in : 3600 };
-    }
-    const reason = `hms token request ${res.status}: ${String(json?.error ?? '')} ${String(json?.error_description ?? res.body.slice(0, 200))}`.trim();
-    if (res.status === 429 || res.status >= 500) return { ok: false, outcome: retryOutcome(reason, res.headers, this.now()) };
-    return { ok: false, outcome: { outcome: 'failed', reason } };
+    const form = { grant_type: 'client_credentials', client_id: this.creds.clientId, client_secret: this.creds.clientSecret };
+    return exchangeTokenForm(this.http, url, form, 'hms token request', this.now());
   }
 }
 

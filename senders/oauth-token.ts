@@ -1,4 +1,5 @@
 import type { PushOutcome } from './types.js';
+import { networkOutcome, parseJson, retryOutcome, type VendorHttp, type VendorResponse } from './vendor-http.js';
 
 /** A cached OAuth token is replaced this long before the vendor says it expires (clock skew, in-flight sends). */
 export const TOKEN_REFRESH_MARGIN_MS = 60_000;
@@ -49,4 +50,24 @@ export class AccessTokenCache {
   invalidate(token: string): void {
     if (this.current?.token === token) this.current = undefined;
   }
+}
+
+/**
+ * POSTs an OAuth token request form (FCM's jwt-bearer assertion, HMS's client credentials) and maps the answer:
+ * a token, `retry` for 429/5xx/network errors (Retry-After honoured), `failed` with the endpoint's reason otherwise.
+ */
+export async function exchangeTokenForm(http: VendorHttp, url: URL, form: Record<string, string>, label: string, now: number): Promise<TokenFetch> {
+  let res: VendorResponse;
+  try {
+    res = await http.post(url, new URLSearchParams(form).toString(), { 'content-type': 'application/x-www-form-urlencoded' });
+  } catch (err) {
+    return { ok: false, outcome: networkOutcome(label, err) };
+  }
+  const json = parseJson(res.body) as { access_token?: unknown; expires_in?: unknown; error?: unknown; error_description?: unknown } | undefined;
+  if (res.status === 200 && typeof json?.access_token === 'string') {
+    return { ok: true, token: json.access_token, expiresInS: typeof json.expires_in === 'number' ? json.expires_in : 3600 };
+  }
+  const reason = `${label} ${res.status}: ${String(json?.error ?? '')} ${String(json?.error_description ?? res.body.slice(0, 200))}`.trim();
+  if (res.status === 429 || res.status >= 500) return { ok: false, outcome: retryOutcome(reason, res.headers, now) };
+  return { ok: false, outcome: { outcome: 'failed', reason } };
 }
