@@ -46,6 +46,8 @@ export class FileInbox implements Ingress {
   private current!: InboxSegment;
   private handler: ((msg: ChatMessage) => void) | undefined;
   private collecting: Promise<void> = Promise.resolve();
+  /** Segments also become deletable as time moves their ids out of the dedupe window. */
+  private collectTimer?: ReturnType<typeof setInterval>;
   private closed = false;
   private readonly dedupeWindowMs: number;
   private readonly segmentBytes: number;
@@ -74,6 +76,8 @@ export class FileInbox implements Ingress {
     inbox.current = inbox.addSegment(last);
     inbox.pruneSeen(inbox.now());
     inbox.collectSegments();
+    inbox.collectTimer = setInterval(() => inbox.collectSegments(), Math.max(1000, Math.floor(inbox.dedupeWindowMs / 4)));
+    inbox.collectTimer.unref();
     return inbox;
   }
 
@@ -124,12 +128,14 @@ export class FileInbox implements Ingress {
     // Lazy: a settle lost in a crash only means one more delivery after restart (at least once), so it rides
     // along with the next accept's fdatasync instead of costing one of its own.
     this.current.log.appendLazy({ t: 'settled', id } satisfies InboxRecord);
-    this.collectSegments();
+    // Deletion is only ever unlocked here when an older segment became fully settled (the timer covers the window).
+    if (entry.segment !== this.current && entry.segment.allSettled) this.collectSegments();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.collectTimer);
     await Promise.allSettled([...this.inflight.values()]);
     await this.collecting;
     await Promise.all([...this.segments.values()].map((s) => s.log.close()));

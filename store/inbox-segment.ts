@@ -38,6 +38,10 @@ export class InboxSegment {
     this.unsettled--;
   }
 
+  get allSettled(): boolean {
+    return this.unsettled === 0;
+  }
+
   noteSettleRecordFor(segmentNo: number): void {
     if (segmentNo !== this.no) this.settlesFor.add(segmentNo);
   }
