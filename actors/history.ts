@@ -5,16 +5,17 @@ import type { Decision } from '../protocol/index.js';
 /** Last message ids routed to this user: a redelivered `route` is settled again instead of delivered twice. */
 export class RecentIds {
   private readonly ids: string[] = [];
-  private readonly set = new Set<string>();
+  private set?: Set<string>; // created with the first id
   private next = 0;
 
   constructor(private readonly capacity = 256) {}
 
   has(id: string): boolean {
-    return this.set.has(id);
+    return this.set?.has(id) ?? false;
   }
 
   add(id: string): void {
+    this.set ??= new Set();
     if (this.set.has(id)) return;
     if (this.ids.length < this.capacity) this.ids.push(id);
     else {

@@ -67,10 +67,19 @@ interface Slot {
 
 /** The behaviour of one user (PROTOCOL.md sections 2-4); the nact actor in directory.ts runs one message at a time through it. */
 export class UserActor {
-  private readonly flights = new Map<string, Flight>();
-  private readonly slots = new Map<string, Slot>();
+  // Created on first use: a live actor that only ever sees session traffic should not pay for empty tables.
+  private flightsTable?: Map<string, Flight>;
+  private slotsTable?: Map<string, Slot>;
   private readonly recent = new RecentIds();
   private readonly log = new DecisionLog();
+
+  private get flights(): Map<string, Flight> {
+    return (this.flightsTable ??= new Map());
+  }
+
+  private get slots(): Map<string, Slot> {
+    return (this.slotsTable ??= new Map());
+  }
 
   constructor(
     readonly user: string,
@@ -84,7 +93,7 @@ export class UserActor {
 
   /** Pending acks, push delays or vendor answers: such an actor must not passivate. */
   get busy(): boolean {
-    return this.slots.size > 0 || this.flights.size > 0;
+    return (this.slotsTable?.size ?? 0) > 0 || (this.flightsTable?.size ?? 0) > 0;
   }
 
   async handle(msg: UserActorMessage): Promise<void> {
@@ -155,8 +164,8 @@ export class UserActor {
 
   /** Clears every timer; the node is stopping. */
   dispose(): void {
-    for (const slot of this.slots.values()) if (slot.timer) this.deps.clock.clearTimeout(slot.timer);
-    this.slots.clear();
+    for (const slot of this.slotsTable?.values() ?? []) if (slot.timer) this.deps.clock.clearTimeout(slot.timer);
+    this.slotsTable?.clear();
   }
 
   private async load(): Promise<void> {
@@ -277,7 +286,7 @@ export class UserActor {
 
   /** Section 4 / push delay: a PC turned active, so pushes still waiting are cancelled and those messages go to the PC. */
   private onPcMaybeActive(now: number): void {
-    if (this.slots.size === 0 || !pcStatus(this.state, now, this.deps).active) return;
+    if ((this.slotsTable?.size ?? 0) === 0 || !pcStatus(this.state, now, this.deps).active) return;
     const replaced = new Set<Flight>();
     for (const [key, slot] of this.slots) {
       if (slot.kind !== 'delay') continue;

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { WebSocket, type RawData } from 'ws';
 import type { Bus } from '../cluster/bus.js';
 import type { Subjects } from '../cluster/subjects.js';
@@ -37,12 +37,20 @@ export const CLOSE_SLOW_CONSUMER = 1013;
 
 type State = 'awaiting_hello' | 'authenticating' | 'open' | 'closing';
 
+// A random prefix per process keeps ids from an earlier run of the same node id apart from this run's.
+const BOOT = randomBytes(6).toString('base64url');
+let sessionCounter = 0;
+function nextSessionId(): string {
+  return BOOT + (++sessionCounter).toString(36);
+}
+
 /**
  * One WebSocket client from upgrade to close (PROTOCOL.md section 2): hello within 5 s, then frames through
  * the handler dispatch, with a frame rate limit and a bounded send buffer.
  */
 export class ClientSession {
-  readonly id = randomUUID();
+  /** Unique on this node across restarts; short and flat, because the owner keeps it in every session's state. */
+  readonly id = nextSessionId();
   /** Resolves once the socket is closed and the owner told. */
   readonly closed: Promise<void>;
   private state: State = 'awaiting_hello';
