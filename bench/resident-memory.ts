@@ -1,5 +1,5 @@
+import { nextSessionId } from '../gateway/client-session.js';
 import { fork } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,8 +20,6 @@ export interface MemoryJob {
   users: number;
   /** SWITCHBOARD_PASSIVATE_AFTER_MS: long keeps every actor live, short measures the passivated state. */
   passivateAfterMs: number;
-  /** Flat 22-character session ids instead of the gateway's randomUUID() (a what-if for the notes). */
-  flatSessionIds?: boolean;
 }
 
 export interface MemoryResult extends MemoryJob {
@@ -43,10 +41,6 @@ async function settle(): Promise<{ heap: number; rss: number }> {
   return { heap: m.heapUsed, rss: m.rss };
 }
 
-/** randomUUID() returns a tree of ~20 cons strings (~480 B); the what-if uses a flat base64url id (~40 B). */
-function sessionId(job: MemoryJob): string {
-  return job.flatSessionIds ? randomBytes(16).toString('base64url') : randomUUID();
-}
 
 async function measure(job: MemoryJob): Promise<MemoryResult> {
   if (!gc) throw new Error('run with --expose-gc');
@@ -61,10 +55,10 @@ async function measure(job: MemoryJob): Promise<MemoryResult> {
   const started = performance.now();
   const node0 = node.nodeId;
   for (let i = 0; i < job.users; i++) {
-    // As the gateway builds them: ids parsed from each client's JWT (own strings), session ids from randomUUID().
+    // As the gateway builds them: ids parsed from each client's JWT (own strings), session ids from the gateway's own generator.
     const user = `user-${i}`;
-    const pc = { device: `${user}-pc`, id: sessionId(job) };
-    const phone = { device: `${user}-phone`, id: sessionId(job) };
+    const pc = { device: `${user}-pc`, id: nextSessionId() };
+    const phone = { device: `${user}-phone`, id: nextSessionId() };
     const at = Date.now();
     node.router.handle({ type: 'session_open', user, device: pc.device, kind: 'pc', session: { node: node0, id: pc.id }, at });
     node.router.handle({ type: 'session_open', user, device: phone.device, kind: 'mobile', os: 'android', session: { node: node0, id: phone.id }, at });

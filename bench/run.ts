@@ -7,7 +7,7 @@ import { measureInChild, type MemoryResult } from './resident-memory.js';
 import { fmt, fmtBytes, fmtMs, markdownTable, verdict, type Row } from './stats.js';
 
 /**
- * `npm run bench [-- --quick] [--skip-e2e] [--skip-memory] [--users N] [--window N] [--max-count N] [--flat-session-ids]`: every section of the issue in one run, one
+ * `npm run bench [-- --quick] [--skip-e2e] [--skip-memory] [--users N] [--window N] [--max-count N]`: every section of the issue in one run, one
  * markdown table, throughput as a fraction of the decide() ceiling measured in the same run (STYLE.md).
  */
 
@@ -136,7 +136,7 @@ async function main(): Promise<void> {
       for (const passivateAfterMs of [LIVE_MS, PASSIVATE_MS]) {
         log(`d. memory, ${users} users, passivate after ${passivateAfterMs} ms`);
         try {
-          rows.push(memoryRow(await measureInChild({ users, passivateAfterMs, flatSessionIds: args.includes('--flat-session-ids') }, users > 200_000 ? 8192 : 4096)));
+          rows.push(memoryRow(await measureInChild({ users, passivateAfterMs }, users > 200_000 ? 8192 : 4096)));
         } catch (e) {
           log(`memory failed: ${(e as Error).stack}`);
           rows.push({ section: 'd. memory per resident user', what: `${fmt(users)} users`, value: 'n/a', note: String((e as Error).message).slice(0, 200) });

@@ -40,7 +40,7 @@ type State = 'awaiting_hello' | 'authenticating' | 'open' | 'closing';
 // A random prefix per process keeps ids from an earlier run of the same node id apart from this run's.
 const BOOT = randomBytes(6).toString('base64url');
 let sessionCounter = 0;
-function nextSessionId(): string {
+export function nextSessionId(): string {
   return BOOT + (++sessionCounter).toString(36);
 }
 
