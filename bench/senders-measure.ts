@@ -8,6 +8,7 @@ import type { PushJob } from '../senders/types.js';
 import { DEFAULT_MAX_SOCKETS } from '../senders/vendor-http.js';
 import { rawApnsClient, rawFcmClient, type RawClient } from './senders-raw.js';
 import type { StandIns } from './senders-servers.js';
+import { machineJiffies } from './stats.js';
 
 /**
  * The measured process of `bench/senders.ts` (started with NODE_EXTRA_CA_CERTS and --expose-gc): per vendor, a raw
@@ -73,16 +74,6 @@ function cpuMsOf(pid: number): number {
   }
 }
 
-/** Busy and total jiffies of the machine (Linux /proc/stat); undefined elsewhere. */
-function machineJiffies(): { busy: number; total: number } | undefined {
-  try {
-    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
-    return { busy: total - f[3] - f[4], total };
-  } catch {
-    return undefined;
-  }
-}
 
 /** Keeps `window` sends in flight until `total` are done; counts the successful ones. */
 async function windowed(total: number, window: number, send: (i: number) => Promise<boolean>): Promise<number> {

@@ -118,7 +118,7 @@ export async function paced(rate: number, durationMs: number, send: () => void):
 }
 
 /** Busy and total jiffies of the whole machine (Linux /proc/stat), to see load from processes not ours. */
-function machineJiffies(): { busy: number; total: number } | undefined {
+export function machineJiffies(): { busy: number; total: number } | undefined {
   try {
     const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
     const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
