@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { KV, KvEntry } from '@nats-io/kv';
 import { systemClock, type Clock, type Timer } from '../runtime/clock.js';
 import { assignPartitions } from './assignment.js';
@@ -12,6 +13,8 @@ import { subjectToken } from './subjects.js';
 
 export const DEFAULT_LEASE_MS = 2000;
 export const DEFAULT_RENEW_MS = 500;
+/** How long after winning a lease the keeper re-reads it to detect a double grant (see confirmWon). */
+export const DEFAULT_CONFIRM_WAIT_MS = 50;
 
 /**
  * Proof of ownership to stamp on what the owner sends. `revision` is the KV revision that won the lease: it is fixed
@@ -44,6 +47,8 @@ export interface LeaseKeeperOptions {
   leaseMs?: number;
   /** How often held leases are renewed and assignments acted on; default 500 ms. */
   renewMs?: number;
+  /** Wait before re-reading a won lease to catch a double grant by nats-server 2.9; default 50 ms (0: read at once). */
+  confirmWaitMs?: number;
   /** The holder stops trusting its lease this long before the expiry others see; default leaseMs / 10. */
   safetyMarginMs?: number;
   /** Default: no logging. */
@@ -84,6 +89,7 @@ export class LeaseKeeper extends EventEmitter<{
 }> {
   readonly nodeId: string;
   private kv?: KV;
+  private jsm?: JetStreamManager;
   private readonly partitions: number;
   private readonly clock: Clock;
   private readonly leaseMs: number;
@@ -270,7 +276,12 @@ export class LeaseKeeper extends EventEmitter<{
         h.revision = rev;
         h.sentAt = sentAt;
         this.note(p, { value, revision: rev });
-        if (this.held.get(p) === h) h.validUntil = Math.max(h.validUntil, sentAt + this.leaseMs - this.margin);
+        if (this.held.get(p) !== h) return;
+        // A confirmation that arrives after our own deadline proves nothing: another node may already have taken
+        // the lease, and nats-server 2.9 checks the expected revision before consensus (nats-server#4320), so two
+        // racing writes can both "succeed". Only a renewal confirmed in time extends the lease.
+        if (this.clock.now() >= h.validUntil) return this.lose(p, 'renewal confirmed after the local deadline');
+        h.validUntil = Math.max(h.validUntil, sentAt + this.leaseMs - this.margin);
       } catch (err) {
         if (this.held.get(p) !== h) return;
         if (isConflict(err)) this.lose(p, 'renewal refused: the lease was taken');
@@ -299,6 +310,14 @@ export class LeaseKeeper extends EventEmitter<{
       const value: LeaseValue = { owner: this.nodeId, expiresAt: sentAt + this.leaseMs, epoch };
       const rev = await writeLease(this.kv!, p, value, e.value ? e.revision : 0);
       this.note(p, { value, revision: rev });
+      // nats-server 2.9 checks the expected revision before consensus (nats-server#4320): two nodes racing for a
+      // lease can both "win". Confirm on the stream leader, a moment later, that ours is the last write.
+      if (!(await this.confirmWon(p, rev))) {
+        this.cache.delete(p);
+        this.log.warn({ partition: p, revision: rev }, 'lease granted twice by the server; yielding to the later write');
+        return;
+      }
+      if (this.clock.now() >= sentAt + this.leaseMs - this.margin) return; // confirmed too late to be of use
       const fence: Fence = { revision: rev, epoch };
       const h: Held = { fence, revision: rev, sentAt, validUntil: sentAt + this.leaseMs - this.margin, ready: Promise.resolve(), releasing: false };
       this.held.set(p, h);
@@ -316,6 +335,24 @@ export class LeaseKeeper extends EventEmitter<{
     } finally {
       this.acquiring.delete(p);
       this.checkStopped();
+    }
+  }
+
+  /** After CONFIRM_WAIT_MS, is `rev` still the last write of p's key, as the stream leader sees it? */
+  private async confirmWon(p: number, rev: number): Promise<boolean> {
+    const wait = this.opts.confirmWaitMs ?? DEFAULT_CONFIRM_WAIT_MS;
+    if (wait > 0) await new Promise<void>((resolve) => this.clock.setTimeout(resolve, wait));
+    try {
+      const kv = this.kv as KV & { bucket?: string };
+      if (this.opts.nc && kv.bucket) {
+        this.jsm ??= await jetstreamManager(this.opts.nc, { timeout: Math.max(1000, this.renewMs * 2) });
+        const last = await this.jsm.streams.getMessage(`KV_${kv.bucket}`, { last_by_subj: `$KV.${kv.bucket}.${leaseKey(p)}` });
+        return last?.seq === rev;
+      }
+      return (await this.kv!.get(leaseKey(p)))?.revision === rev;
+    } catch (err) {
+      this.log.warn({ err, partition: p }, 'could not confirm a won lease; not acting on it');
+      return false;
     }
   }
 

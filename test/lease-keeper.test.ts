@@ -140,6 +140,7 @@ function setup(overrides: Partial<LeaseKeeperOptions> = {}) {
   const membership = new FixedMembership(['a']);
   const log: string[] = [];
   const keeper = new LeaseKeeper({
+    confirmWaitMs: 0, // the in-memory KV's compare-and-set is exact: no double grant to wait for
     kv: kv as unknown as KV, nodeId: 'a', partitions: 4, clock, membership, leaseMs: 2000, renewMs: 500,
     onAcquire: async (p, f) => void log.push(`acquire ${p}@${f.revision}`),
     onRelease: async (p) => void log.push(`release ${p}`),
