@@ -48,7 +48,8 @@ export class JetStreamIngress {
     try {
       await jsm.streams.add(config);
     } catch (e) {
-      if (!/already in use|exists/i.test(String(e))) throw e;
+      // Another node created it first (2.9 may say "subjects overlap" for that race): make ours match.
+      if (!/already in use|exists|subjects overlap/i.test(String(e))) throw e;
       await jsm.streams.update(ingress.stream, config);
     }
     return ingress;

@@ -2,6 +2,9 @@ import { jetstream } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvOptions } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 
+/** Tries at creating a bucket that other nodes may be creating at the same moment. */
+const CREATE_TRIES = 10;
+
 /**
  * Creates the bucket if missing (with the connection's default timeout: stream creation in a cluster can be slow),
  * then opens it on a JetStream client with a short API timeout. Lease and heartbeat calls are worthless once they
@@ -9,6 +12,21 @@ import type { NatsConnection } from '@nats-io/transport-node';
  * fast and retry than to wait the 5 s default.
  */
 export async function openBucket(nc: NatsConnection, name: string, opts: Partial<KvOptions>, apiTimeoutMs: number): Promise<KV> {
-  await new Kvm(nc).create(name, opts);
+  await createConcurrently(() => new Kvm(nc).create(name, opts));
   return new Kvm(jetstream(nc, { timeout: apiTimeoutMs })).open(name);
+}
+
+/**
+ * Nodes starting together all create the same stream; nats-server 2.9 may answer the losers of that race with
+ * "subjects overlap with an existing stream" instead of the existing stream. Trying again then finds it.
+ */
+export async function createConcurrently<T>(create: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await create();
+    } catch (err) {
+      if (attempt >= CREATE_TRIES || !/subjects overlap|already in use/i.test(String((err as Error)?.message ?? err))) throw err;
+      await new Promise((r) => setTimeout(r, 20 * attempt));
+    }
+  }
 }

@@ -4,6 +4,7 @@ import { Router } from '../actors/router.js';
 import type { Bus, Subscription } from '../cluster/bus.js';
 import { JetStreamIngress } from '../cluster/jetstream-ingress.js';
 import { KvDeviceRegistry } from '../cluster/kv-device-registry.js';
+import { createConcurrently } from '../cluster/lease-bucket.js';
 import { LeaseKeeper, type Fence } from '../cluster/lease-keeper.js';
 import { Membership } from '../cluster/membership.js';
 import { NatsBus } from '../cluster/nats-bus.js';
@@ -75,7 +76,7 @@ export async function startClusterNode(config: Config, opts: StartOptions = {}):
   const subjects = new Subjects(config.subjectPrefix, P);
   // A JetStream cluster that just formed may not have a meta leader yet: keep trying for a while before giving up.
   const ingress = await untilReady(() => JetStreamIngress.open(nc, { prefix: config.subjectPrefix, partitions: P, replicas }), 'ingress stream', log);
-  const registry = new KvDeviceRegistry(await untilReady(() => new Kvm(nc).create(`${prefix}_devices`, { history: 1, replicas }), 'devices bucket', log));
+  const registry = new KvDeviceRegistry(await untilReady(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_devices`, { history: 1, replicas })), 'devices bucket', log));
   const pushes = new PushPool({ config: loadSenderConfig(config), log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
   const membership = new Membership({ nc, prefix, replicas, nodeId: config.nodeId, clock, log });
 
