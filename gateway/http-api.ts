@@ -1,29 +1,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Bus } from '../cluster/bus.js';
-import type { Subjects } from '../cluster/subjects.js';
 import {
   ERRORS, MAX_MESSAGE_BYTES, SwitchboardError, decodeDeviceRegistration, decodeSendRequest, invalid, type BusMessage, type ErrorCode,
 } from '../protocol/index.js';
-import type { Clock } from '../runtime/clock.js';
-import type { Logger } from '../runtime/logger.js';
-import type { Metrics } from '../runtime/metrics.js';
-import type { DeviceRegistry, Ingress } from '../store/types.js';
+import type { Ingress } from '../store/types.js';
 import { bearerCheck } from './auth.js';
+import type { GatewayDeps } from './server.js';
 import { pathId, readJsonBody, sendError, sendJson } from './http-io.js';
 
-export interface HttpApiDeps {
-  bus: Bus;
-  subjects: Subjects;
-  ingress: Pick<Ingress, 'accept'>;
-  registry: DeviceRegistry;
-  metrics: Metrics;
-  log: Logger;
-  clock: Clock;
-  apiKey: string;
-  isReady(): boolean;
+/** The gateway's deps the HTTP API uses, plus whether the gateway is draining before shutdown. */
+export type HttpApiDeps = Pick<GatewayDeps, 'bus' | 'subjects' | 'ingress' | 'registry' | 'metrics' | 'log' | 'clock' | 'apiKey' | 'isReady'> & {
   /** True once the gateway stopped accepting (draining before shutdown). */
   isStopping(): boolean;
-}
+};
 
 /** How long a user query waits for the owner of the user's partition. */
 export const OWNER_QUERY_TIMEOUT_MS = 5000;
