@@ -1,6 +1,6 @@
 import { dispatch, spawn, start, stop, type ActorSystemRef, type Ref } from 'nact';
 import type { OwnerQuery, OwnerReply } from '../protocol/index.js';
-import type { Timer } from '../runtime/clock.js';
+import type { Timer } from '../base/clock.js';
 import { UserActor, type UserActorDeps, type UserActorMessage } from './user-actor.js';
 import { hasLiveSessions, newUserState, type UserState } from './user-state.js';
 

@@ -1,11 +1,11 @@
-import type { Bus } from '../cluster/bus.js';
-import type { Subjects } from '../cluster/subjects.js';
+import type { Bus } from '../bus/bus.js';
+import type { Subjects } from '../bus/subjects.js';
 import type {
   ChatMessage, Decision, DecisionTarget, MessageFrame, OwnerMessage, OwnerQuery, OwnerReply, RoutedEvent, TargetOutcome, UserView,
 } from '../protocol/index.js';
-import type { Clock, Timer } from '../runtime/clock.js';
-import type { Logger } from '../runtime/logger.js';
-import type { Metrics } from '../runtime/metrics.js';
+import type { Clock, Timer } from '../base/clock.js';
+import type { Logger } from '../base/logger.js';
+import type { Metrics } from '../base/metrics.js';
 import type { PushOutcome, PushSink } from '../senders/types.js';
 import type { DeviceRegistry } from '../store/types.js';
 import { decide, decideFallback, MAX_DIRECT_REDELIVERIES, pcStatus, type Command, type Routed } from './decide.js';

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { partitionOf } from '../cluster/subjects.js';
+import { partitionOf } from '../bus/subjects.js';
 import { Answer, type ChatSender, type ClientsChild } from './cluster-sender.js';
 import { cpuMs } from './cluster-procs.js';
 import { monoMs, userId } from './ipc.js';

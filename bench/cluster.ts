@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { partitionOf } from '../cluster/subjects.js';
+import { partitionOf } from '../bus/subjects.js';
 import { DEFAULT_PARTITIONS } from '../runtime/config.js';
 import { awaitedJetStreamRate, rawNatsRate } from './cluster-baselines.js';
 import { cpuMeter, settle, takeover, type CpuShare, type PhaseResult } from './cluster-phases.js';

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../runtime/config.js';
-import { createLogger } from '../runtime/logger.js';
-import { Metrics } from '../runtime/metrics.js';
+import { createLogger } from '../base/logger.js';
+import { Metrics } from '../base/metrics.js';
 import { startNode } from '../runtime/node.js';
 import { sleep } from './stats.js';
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { createLogger } from '../runtime/logger.js';
+import { createLogger } from '../base/logger.js';
 import type { Vendor } from '../protocol/index.js';
 import { PushPool } from '../senders/pool.js';
 import type { PushJob } from '../senders/types.js';

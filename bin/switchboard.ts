@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { ConfigError, parseConfig } from '../runtime/config.js';
-import { createLogger } from '../runtime/logger.js';
+import { createLogger } from '../base/logger.js';
 import { startNode } from '../runtime/node.js';
 
 const USAGE = `usage: switchboard start

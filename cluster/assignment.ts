@@ -1,4 +1,4 @@
-import { fnv1a32 } from './subjects.js';
+import { fnv1a32 } from '../bus/subjects.js';
 
 /**
  * Which live node should own each partition (issue 4). Pure: the same node set gives the same answer on every node,

@@ -3,7 +3,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { Packr } from 'msgpackr';
 import { SwitchboardError, type ChatMessage } from '../protocol/index.js';
 import type { AcceptResult } from '../store/types.js';
-import { partitionOf } from './subjects.js';
+import { partitionOf } from '../bus/subjects.js';
 
 const packr = new Packr({ useRecords: false });
 

@@ -2,14 +2,14 @@ import { EventEmitter } from 'node:events';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { KV, KvEntry } from '@nats-io/kv';
-import { systemClock, type Clock, type Timer } from '../runtime/clock.js';
+import { systemClock, type Clock, type Timer } from '../base/clock.js';
 import { assignPartitions } from './assignment.js';
 import { openBucket } from './lease-bucket.js';
 import { followWatch } from './lease-watch.js';
 import { noLog, type ClusterLog } from './lease-log.js';
 import { isConflict, isFree, leaseKey, partitionOfKey, toLeaseEntry, writeLease, type LeaseEntry, type LeaseValue } from './lease-value.js';
 import type { MembershipView } from './membership.js';
-import { subjectToken } from './subjects.js';
+import { subjectToken } from '../bus/subjects.js';
 
 export const DEFAULT_LEASE_MS = 2000;
 export const DEFAULT_RENEW_MS = 500;

@@ -1,5 +1,5 @@
 import type { KvEntry } from '@nats-io/kv';
-import type { Clock, Timer } from '../runtime/clock.js';
+import type { Clock, Timer } from '../base/clock.js';
 import type { ClusterLog } from './lease-log.js';
 
 interface WatchIterator extends AsyncIterable<KvEntry> {

@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { KV, KvEntry } from '@nats-io/kv';
-import { systemClock, type Clock, type Timer } from '../runtime/clock.js';
-import { subjectToken } from './subjects.js';
+import { systemClock, type Clock, type Timer } from '../base/clock.js';
+import { subjectToken } from '../bus/subjects.js';
 import { noLog, type ClusterLog } from './lease-log.js';
 import { openBucket } from './lease-bucket.js';
 import { followWatch } from './lease-watch.js';

@@ -1,6 +1,6 @@
 import type { NatsConnection, Subscription as NatsSubscription } from '@nats-io/transport-node';
 import { SwitchboardError, decodeBusMessage, encodeBusMessage, type BusMessage } from '../protocol/index.js';
-import type { Bus, Subscription } from './bus.js';
+import type { Bus, Subscription } from '../bus/bus.js';
 
 /**
  * The Bus on core NATS: MessagePack bodies, NATS subjects and wildcards as they are, request/reply with NATS'

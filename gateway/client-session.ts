@@ -1,14 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { WebSocket, type RawData } from 'ws';
-import type { Bus } from '../cluster/bus.js';
-import type { Subjects } from '../cluster/subjects.js';
+import type { Bus } from '../bus/bus.js';
+import type { Subjects } from '../bus/subjects.js';
 import {
   CLOSE, HELLO_TIMEOUT_MS, SwitchboardError, decodeClientFrame, type MessageFrame, type OwnerMessage, type ServerFrame,
 } from '../protocol/index.js';
-import type { Clock, Timer } from '../runtime/clock.js';
+import type { Clock, Timer } from '../base/clock.js';
 import type { Config } from '../runtime/config.js';
-import type { Logger } from '../runtime/logger.js';
-import type { Metrics } from '../runtime/metrics.js';
+import type { Logger } from '../base/logger.js';
+import type { Metrics } from '../base/metrics.js';
 import type { DeviceRegistry } from '../store/types.js';
 import { verifyClientToken, type ClientIdentity } from './auth.js';
 import { dispatchFrame, type SessionContext } from './handlers/index.js';

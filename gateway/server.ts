@@ -1,13 +1,13 @@
 import { createServer, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import type { Bus } from '../cluster/bus.js';
-import type { Subjects } from '../cluster/subjects.js';
+import type { Bus } from '../bus/bus.js';
+import type { Subjects } from '../bus/subjects.js';
 import { CLOSE, MAX_FRAME_BYTES } from '../protocol/index.js';
-import type { Clock } from '../runtime/clock.js';
+import type { Clock } from '../base/clock.js';
 import type { Config } from '../runtime/config.js';
-import type { Logger } from '../runtime/logger.js';
-import type { Metrics } from '../runtime/metrics.js';
+import type { Logger } from '../base/logger.js';
+import type { Metrics } from '../base/metrics.js';
 import type { DeviceRegistry, Ingress } from '../store/types.js';
 import { createHttpApi } from './http-api.js';
 import { SessionTable } from './session-table.js';

@@ -1,7 +1,7 @@
 import type { WebSocket } from 'ws';
-import type { Subscription } from '../cluster/bus.js';
-import { partitionOf } from '../cluster/subjects.js';
-import type { Timer } from '../runtime/clock.js';
+import type { Subscription } from '../bus/bus.js';
+import { partitionOf } from '../bus/subjects.js';
+import type { Timer } from '../base/clock.js';
 import type { BusMessage } from '../protocol/index.js';
 import { ClientSession, type SessionDeps } from './client-session.js';
 

@@ -1,7 +1,7 @@
 import { Kvm } from '@nats-io/kv';
 import { Packr } from 'msgpackr';
 import { Router } from '../actors/router.js';
-import type { Bus, Subscription } from '../cluster/bus.js';
+import type { Bus, Subscription } from '../bus/bus.js';
 import { JetStreamIngress } from '../cluster/jetstream-ingress.js';
 import { KvDeviceRegistry } from '../cluster/kv-device-registry.js';
 import { createConcurrently } from '../cluster/lease-bucket.js';
@@ -9,19 +9,19 @@ import { LeaseKeeper, type Fence } from '../cluster/lease-keeper.js';
 import { Membership } from '../cluster/membership.js';
 import { NatsBus } from '../cluster/nats-bus.js';
 import { SendListener } from '../cluster/send-listener.js';
-import { partitionOf, subjectToken, Subjects } from '../cluster/subjects.js';
+import { partitionOf, subjectToken, Subjects } from '../bus/subjects.js';
 import { createGateway, type Gateway } from '../gateway/server.js';
 import { createInbox, type NatsConnection } from '@nats-io/transport-node';
 import { encodeBusMessage, type BusMessage, type ChatMessage, type OwnerMessage, type OwnerQuery } from '../protocol/index.js';
 import { PushPool } from '../senders/pool.js';
-import { systemClock } from './clock.js';
+import { systemClock } from '../base/clock.js';
 import type { Config } from './config.js';
-import { createLogger } from './logger.js';
-import { Metrics } from './metrics.js';
+import { createLogger } from '../base/logger.js';
+import { Metrics } from '../base/metrics.js';
 import { connectNats } from './nats-connect.js';
 import type { RunningNode, StartOptions } from './node.js';
 import { loadSenderConfig } from './sender-config.js';
-import { AcceptTracker } from './accept-tracker.js';
+import { AcceptTracker } from '../store/accept-tracker.js';
 
 const packr = new Packr({ useRecords: false });
 /** Longest wait for gateways to resend a partition's sessions before its new owner starts routing. */

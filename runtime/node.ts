@@ -2,22 +2,22 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Router } from '../actors/router.js';
 import type { ChatMessage } from '../protocol/index.js';
-import { MemoryBus } from '../cluster/memory-bus.js';
-import { Subjects } from '../cluster/subjects.js';
+import { MemoryBus } from '../bus/memory-bus.js';
+import { Subjects } from '../bus/subjects.js';
 import { createGateway, type Gateway } from '../gateway/server.js';
 import { PushPool } from '../senders/pool.js';
 import { FileDeviceRegistry } from '../store/file-device-registry.js';
 import { FileInbox } from '../store/file-inbox.js';
 import type { Ingress } from '../store/types.js';
 import { startClusterNode } from './cluster-node.js';
-import { systemClock, type Clock } from './clock.js';
+import { systemClock, type Clock } from '../base/clock.js';
 import type { Config } from './config.js';
-import { createLogger, type Logger } from './logger.js';
-import { Metrics } from './metrics.js';
-import { ReplayGate } from './replay-gate.js';
+import { createLogger, type Logger } from '../base/logger.js';
+import { Metrics } from '../base/metrics.js';
+import { ReplayGate } from '../store/replay-gate.js';
 import { loadSecrets } from './secrets.js';
 import { loadSenderConfig } from './sender-config.js';
-import { AcceptTracker } from './accept-tracker.js';
+import { AcceptTracker } from '../store/accept-tracker.js';
 
 /** A started node: what `bin/switchboard.ts` runs and what in-process tests and benchmarks drive. */
 export interface RunningNode {

@@ -1,4 +1,4 @@
-import type { Clock } from '../runtime/clock.js';
+import type { Clock } from '../base/clock.js';
 
 export type BreakerState = 'closed' | 'open' | 'half_open';
 

@@ -1,7 +1,7 @@
-import type { Clock } from '../runtime/clock.js';
-import { systemClock } from '../runtime/clock.js';
-import type { Logger } from '../runtime/logger.js';
-import type { Metrics } from '../runtime/metrics.js';
+import type { Clock } from '../base/clock.js';
+import { systemClock } from '../base/clock.js';
+import type { Logger } from '../base/logger.js';
+import type { Metrics } from '../base/metrics.js';
 import { BatchRunner, DEFAULT_BATCH_SIZE } from './batch-runner.js';
 import { CircuitBreaker, backoffMs, type BreakerOptions } from './circuit-breaker.js';
 import type { PushJob, PushOutcome, PushSink } from './types.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodeBusMessage, encodeBusMessage, type BusMessage } from '../protocol/index.js';
-import { partitionOf, fnv1a32, Subjects } from '../cluster/subjects.js';
+import { partitionOf, fnv1a32, Subjects } from '../bus/subjects.js';
 
 describe('bus codec (MessagePack)', () => {
   it('round-trips every message kind', () => {

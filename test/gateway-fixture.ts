@@ -1,11 +1,11 @@
 import { pino } from 'pino';
-import { MemoryBus } from '../cluster/memory-bus.js';
-import { Subjects } from '../cluster/subjects.js';
+import { MemoryBus } from '../bus/memory-bus.js';
+import { Subjects } from '../bus/subjects.js';
 import { createGateway, type Gateway } from '../gateway/server.js';
 import type { ChatMessage, OwnerMessage } from '../protocol/index.js';
-import type { Clock, Timer } from '../runtime/clock.js';
+import type { Clock, Timer } from '../base/clock.js';
 import { parseConfig } from '../runtime/config.js';
-import { Metrics } from '../runtime/metrics.js';
+import { Metrics } from '../base/metrics.js';
 import type { AcceptResult, DeviceRecord, DeviceRegistry } from '../store/types.js';
 
 /** Real wall time for `now`, but timers only fire when a test advances them (hello timeout, close grace). */

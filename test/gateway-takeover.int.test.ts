@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { partitionOf } from '../cluster/subjects.js';
+import { partitionOf } from '../bus/subjects.js';
 import type { OwnerMessage } from '../protocol/index.js';
 import { JWT_SECRET, startGateway, type GatewayFixture } from './gateway-fixture.js';
 import { TestClient, until, type Claims } from './support/ws-client.js';

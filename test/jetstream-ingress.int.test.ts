@@ -1,7 +1,7 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JetStreamIngress } from '../cluster/jetstream-ingress.js';
-import { partitionOf } from '../cluster/subjects.js';
+import { partitionOf } from '../bus/subjects.js';
 import type { ChatMessage } from '../protocol/index.js';
 import { NatsServer } from './support/nats-server.js';
 import { until } from './support/ws-client.js';

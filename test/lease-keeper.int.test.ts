@@ -1,7 +1,7 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Clock, Timer } from '../runtime/clock.js';
+import type { Clock, Timer } from '../base/clock.js';
 import { maxShare } from '../cluster/assignment.js';
 import { LeaseKeeper, type Fence } from '../cluster/lease-keeper.js';
 import { isConflict, leaseKey } from '../cluster/lease-value.js';

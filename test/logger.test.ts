@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../runtime/logger.js';
+import { createLogger } from '../base/logger.js';
 
 describe('logger redaction', () => {
   it('never writes device tokens, JWTs, API keys or vendor keys', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ChatMessage } from '../protocol/index.js';
-import { ReplayGate } from '../runtime/replay-gate.js';
+import { ReplayGate } from '../store/replay-gate.js';
 import { ManualClock } from './support/manual-clock.js';
 
 const msg = (id: string, acceptedAt: number): ChatMessage => ({ id, to: 'u', acceptedAt });

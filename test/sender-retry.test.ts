@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger } from '../runtime/logger.js';
+import { createLogger } from '../base/logger.js';
 import { backoffMs, CircuitBreaker } from '../senders/circuit-breaker.js';
 import { PushPool } from '../senders/pool.js';
 import type { PushJob, PushOutcome } from '../senders/types.js';

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Bus } from '../../cluster/bus.js';
+import type { Bus } from '../../bus/bus.js';
 import type { BusMessage, GatewayMessage } from '../../protocol/index.js';
 
 /**

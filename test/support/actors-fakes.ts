@@ -1,10 +1,10 @@
-import { MemoryBus } from '../../cluster/memory-bus.js';
-import { Subjects } from '../../cluster/subjects.js';
+import { MemoryBus } from '../../bus/memory-bus.js';
+import { Subjects } from '../../bus/subjects.js';
 import { Router, type RouterDeps } from '../../actors/router.js';
 import type { ChatMessage, GatewayMessage, OwnerMessage, RoutedEvent } from '../../protocol/index.js';
-import { systemClock } from '../../runtime/clock.js';
-import { createLogger } from '../../runtime/logger.js';
-import { Metrics } from '../../runtime/metrics.js';
+import { systemClock } from '../../base/clock.js';
+import { createLogger } from '../../base/logger.js';
+import { Metrics } from '../../base/metrics.js';
 import type { PushJob, PushOutcome, PushSink } from '../../senders/types.js';
 import type { DeviceRecord, DeviceRegistry } from '../../store/types.js';
 import type { DeviceRegistration } from '../../protocol/index.js';

@@ -1,4 +1,4 @@
-import type { Clock, Timer } from '../../runtime/clock.js';
+import type { Clock, Timer } from '../../base/clock.js';
 
 /** A clock that moves only when told: timer logic runs in virtual time without sleeping. */
 export class ManualClock implements Clock {

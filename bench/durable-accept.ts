@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { FileInbox } from './file-inbox.js';
+import { FileInbox } from '../store/file-inbox.js';
 
 export interface DurableAcceptRun {
   /** Accepts awaited at the same time: 1 is one-append-at-a-time (one fdatasync each), the baseline. */

@@ -1,5 +1,5 @@
 import type { ChatMessage } from '../protocol/index.js';
-import type { AcceptResult } from '../store/types.js';
+import type { AcceptResult } from './types.js';
 
 /**
  * Counts accepts still in flight, so a graceful stop can wait for every message already being made durable (and

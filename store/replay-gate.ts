@@ -1,5 +1,5 @@
 import type { ChatMessage } from '../protocol/index.js';
-import type { Clock, Timer } from './clock.js';
+import type { Clock, Timer } from '../base/clock.js';
 
 /**
  * Holds the messages replayed after a restart (accepted before this process started, never settled) for a grace
