@@ -112,13 +112,19 @@ export class FileInbox implements Ingress {
     return 'accepted';
   }
 
-  async consume(handler: (msg: ChatMessage) => void): Promise<void> {
+  /** The embedded node owns every partition, so `partition` is ignored. */
+  async consume(handler: (msg: ChatMessage) => void, _partition?: number): Promise<void> {
     if (this.handler !== undefined) throw new Error('FileInbox has one consumer');
     this.handler = handler;
     for (const { msg } of [...this.pending.values()]) this.deliver(msg);
   }
 
-  settle(id: string): void {
+  /** Unsettled messages stay in their segments and are handed out again at the next open. */
+  async release(_partition?: number): Promise<void> {
+    this.handler = undefined;
+  }
+
+  done(id: string): void {
     const entry = this.pending.get(id);
     if (entry === undefined || this.closed) return;
     this.pending.delete(id);

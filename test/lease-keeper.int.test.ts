@@ -167,20 +167,21 @@ async function startNode(id: string, opts: NodeOptions = {}): Promise<TestNode> 
     clock,
     leaseMs: LEASE_MS,
     membership,
-    onAcquire: async () => {},
-    onRelease: () => new Promise((r) => setTimeout(r, opts.drainMs ?? 30)),
   });
   const node: TestNode = { id, nc, clock, membership, keeper, leases, events: [] };
-  keeper.on('acquired', (p, fence) => {
-    node.events.push({ at: Date.now(), kind: 'acquired', p, fence });
-    for (const other of nodes) {
-      if (other !== node && other.keeper.isValid(p)) violations.push(`${id} acquired p${p} while ${other.id} still held it`);
-    }
-    if (fence.revision <= lastFence[p]) violations.push(`p${p}: fence ${fence.revision} not above ${lastFence[p]}`);
-    lastFence[p] = fence.revision;
+  keeper.host({
+    acquire: (p, fence) => {
+      node.events.push({ at: Date.now(), kind: 'acquired', p, fence });
+      for (const other of nodes) {
+        if (other !== node && other.keeper.isValid(p)) violations.push(`${id} acquired p${p} while ${other.id} still held it`);
+      }
+      if (fence.revision <= lastFence[p]) violations.push(`p${p}: fence ${fence.revision} not above ${lastFence[p]}`);
+      lastFence[p] = fence.revision;
+    },
+    release: () => new Promise((r) => setTimeout(r, opts.drainMs ?? 30)),
+    released: (p) => void node.events.push({ at: Date.now(), kind: 'released', p }),
+    lost: (p) => void node.events.push({ at: Date.now(), kind: 'lost', p }),
   });
-  keeper.on('released', (p) => node.events.push({ at: Date.now(), kind: 'released', p }));
-  keeper.on('lost', (p) => node.events.push({ at: Date.now(), kind: 'lost', p }));
   nodes.push(node);
   await membership.start();
   await keeper.start();
@@ -297,8 +298,10 @@ describe('LeaseKeeper on a real nats-server', () => {
     for (const p of had) expect(sleeper.keeper.isValid(p)).toBe(false);
     const callsAtWake = sleeper.leases!.ctl.calls;
     const lostBeforeIo: number[] = [];
-    sleeper.keeper.on('lost', (p) => {
-      if (sleeper.leases!.ctl.calls === callsAtWake) lostBeforeIo.push(p);
+    sleeper.keeper.host({
+      lost: (p) => {
+        if (sleeper.leases!.ctl.calls === callsAtWake) lostBeforeIo.push(p);
+      },
     });
     sleeper.clock.resume(); // SIGCONT: due timers fire synchronously
     expect(lostBeforeIo.sort((a, b) => a - b)).toEqual([...had].sort((a, b) => a - b));
