@@ -56,10 +56,11 @@ export function decide(state: UserState, msg: ChatMessage, now: number, opts: De
   // Claims 1, 2, 5, 6, 8: inactive -> not the PC; each mobile directly when online, else by its vendor.
   const mobile = mobilePath(state);
   if (mobile.length > 0) return routed(msg.id, 'mobile', pc.reason!, now, mobile);
-  // Section 4: nothing reachable on mobile -> whatever PC sessions are connected, else nobody.
+  // Section 4: nothing reachable on mobile -> whatever PC sessions are connected, else held until the user is
+  // reachable; `ttlSeconds: 0` means now or never, so such a message is undeliverable instead.
   const fallback = pcDeliveries(state);
   if (fallback.length > 0) return routed(msg.id, 'pc_fallback', pc.reason!, now, fallback);
-  return routed(msg.id, 'undeliverable', pc.reason!, now, []);
+  return routed(msg.id, msg.ttlSeconds === 0 ? 'undeliverable' : 'held', pc.reason!, now, []);
 }
 
 /** What failed to ack within SWITCHBOARD_ACK_TIMEOUT_MS. */
@@ -76,12 +77,12 @@ export const MAX_DIRECT_REDELIVERIES = 2;
 /**
  * Section 4, ack timeout: a PC delivery falls back to the mobile path (never to a PC again); a mobile direct
  * delivery falls back to that device's vendor push; with no token, to a direct resend while its app is still in the
- * foreground (bounded by `mayRedeliver`). Undefined when nothing is left to try.
+ * foreground (bounded by `mayRedeliver`). Undefined when nothing is left to try: the actor then holds the message.
  */
 export function decideFallback(state: UserState, msgId: string, failed: UnackedDelivery, now: number): Routed | undefined {
   if (failed.via === 'pc') {
     const mobile = mobilePath(state);
-    return routed(msgId, mobile.length > 0 ? 'mobile' : 'undeliverable', 'ack_timeout', now, mobile);
+    return mobile.length > 0 ? routed(msgId, 'mobile', 'ack_timeout', now, mobile) : undefined; // nothing left: held
   }
   const m = state.mobiles?.find((d) => d.device === failed.device);
   if (m?.token !== undefined) return routed(msgId, 'mobile', 'ack_timeout', now, [pushCommand(m.device, m.os, m.token, m.app)]);

@@ -10,13 +10,18 @@ import type { Metrics } from '../base/metrics.js';
 import type { PushOutcome, PushSink } from '../senders/types.js';
 import type { DeviceRegistry } from '../store/types.js';
 import { decide, decideFallback, MAX_DIRECT_REDELIVERIES, pcStatus, type Command, type Routed } from './decide.js';
+import { DeliveryWindows } from './delivery-window.js';
+import { UserMailbox, type MailboxDeps } from './mailbox.js';
+import { clearFrames, clearPushJobs } from './read-sync.js';
 import { copyDecision, DecisionLog, RecentIds } from './history.js';
 import {
   clearDeadToken, closeSession, deleteDevice, findMobile, findPc, mergeRegistry, newPcSession, openMobileSession, openPcSession, putDevice, type UserState,
 } from './user-state.js';
 
 /** What one user actor needs from the node; the directory's deps minus what only the directory uses. */
-export interface UserActorDeps {
+export interface UserActorDeps extends MailboxDeps {
+  /** SWITCHBOARD_MAX_INFLIGHT: deliveries sent to one session and not yet acked, at most (default 256). */
+  maxInflight: number;
   nodeId: string;
   bus: Bus;
   subjects: Subjects;
@@ -44,6 +49,8 @@ export type UserActorMessage =
   | { type: 'ack_due'; id: string; device: string }
   | { type: 'push_due'; id: string; device: string }
   | { type: 'push_done'; id: string; device: string; outcome: PushOutcome }
+  | { type: 'held_done'; id: string; ok: boolean }
+  | { type: 'held_loaded'; messages: ChatMessage[] }
   | { type: 'ask'; query: OwnerQuery; reply: (r: OwnerReply) => void };
 
 /** A message whose targets are not all final yet; settled when `open` drops to 0. */
@@ -52,6 +59,18 @@ interface Flight {
   open: number;
   /** Direct resends after ack timeouts so far (MAX_DIRECT_REDELIVERIES). */
   resent?: number;
+  /** Some target acked it or a vendor took it: the user has it. */
+  reached?: boolean;
+  /** Nothing was reachable, or an ack timeout left nothing to try: hold it unless a target reached the user. */
+  holdWanted?: boolean;
+  /** The hold is being written; `done` follows once it is durable. */
+  holding?: boolean;
+  /** Read elsewhere meanwhile: never held. */
+  read?: boolean;
+  /** Routed again from the held store (its ingress `done` was long ago); dropped from there once it reached the user. */
+  fromHeld?: boolean;
+  /** Sessions this message was sent to: a hold re-routes at once only to a session not tried. */
+  tried?: Set<string>;
 }
 
 /** One target in flight: awaiting an ack, a push delay, or a vendor answer. */
@@ -59,9 +78,12 @@ interface Slot {
   flight: Flight;
   decision: Decision;
   target: DecisionTarget;
-  kind: 'ack' | 'delay' | 'push';
+  /** `queued`: waiting for room in the session's window (flow control, section 2). */
+  kind: 'ack' | 'delay' | 'push' | 'queued';
   timer?: Timer;
   token?: string;
+  /** A direct delivery's session. */
+  session?: { node: string; id: string };
 }
 
 /** The behaviour of one user (PROTOCOL.md sections 2-4); the nact actor in directory.ts runs one message at a time through it. */
@@ -71,6 +93,10 @@ export class UserActor {
   private slotsTable?: Map<string, Slot>;
   private readonly recent = new RecentIds();
   private readonly log = new DecisionLog();
+  private readonly windows: DeliveryWindows<Slot>;
+  private readonly mailbox: UserMailbox;
+  private mailboxLoaded = false;
+  private replaying = false;
 
   private get flights(): Map<string, Flight> {
     return (this.flightsTable ??= new Map());
@@ -88,7 +114,10 @@ export class UserActor {
     /** Sends a message back into this user's mailbox (through the directory, so it is counted). */
     private readonly self: (msg: UserActorMessage) => void,
     private readonly intern: (node: string) => string,
-  ) {}
+  ) {
+    this.windows = new DeliveryWindows(deps.maxInflight);
+    this.mailbox = new UserMailbox(user, deps);
+  }
 
   /** Pending acks, push delays or vendor answers: such an actor must not passivate. */
   get busy(): boolean {
@@ -97,6 +126,7 @@ export class UserActor {
 
   async handle(msg: UserActorMessage): Promise<void> {
     if (!this.loaded) await this.load();
+    if (!this.mailboxLoaded) this.mailboxLoaded = await this.mailbox.load(this.deps.clock.now());
     const now = this.deps.clock.now();
     switch (msg.type) {
       case 'session_open': {
@@ -106,11 +136,12 @@ export class UserActor {
           : openMobileSession(this.state, msg.device, msg.os, { sessionId: session.id, node: session.node, foreground: true });
         // Section 2: a second connection of the same device replaces the first (4409).
         if (old) this.deps.bus.publish(this.deps.subjects.gateway(old.node), { type: 'close_session', sessionId: old.sessionId, code: 4409, reason: 'replaced' });
-        return this.onPcMaybeActive(now);
+        this.onPcMaybeActive(now);
+        return this.replayHeld(); // section 4: a session of the user opened
       }
       case 'session_close':
         closeSession(this.state, msg.device, msg.sessionId);
-        return;
+        return this.onSessionClosed(msg.sessionId, now);
       case 'presence': {
         if (msg.state === 'foreground' || msg.state === 'background') {
           const m = findMobile(this.state, msg.device);
@@ -132,11 +163,12 @@ export class UserActor {
         if (slot?.kind !== 'ack') return;
         this.release(slot, msg.device);
         this.deps.metrics.acks.inc();
+        slot.flight.reached = true;
         return this.finish(slot, 'acked');
       }
       case 'device_put':
         putDevice(this.state, msg.device, msg.os, msg.token, msg.app);
-        return;
+        return this.replayHeld(); // section 4: a push token was stored
       case 'device_delete':
         deleteDevice(this.state, msg.device);
         return;
@@ -156,8 +188,15 @@ export class UserActor {
       }
       case 'push_done':
         return this.onPushDone(msg.id, msg.device, msg.outcome);
+      case 'held_done':
+        return this.onHeld(msg.id, msg.ok, now);
+      case 'held_loaded':
+        return this.routeHeld(msg.messages, now);
+      case 'read':
+        await this.onRead(msg.ids, msg.sessionId, now);
+        return;
       case 'ask':
-        return msg.reply(this.answer(msg.query));
+        return msg.reply(await this.answer(msg.query, now));
     }
   }
 
@@ -207,6 +246,8 @@ export class UserActor {
       targets.push(routed.decision.targets[i]);
     });
     const decision: Decision = { ...routed.decision, targets };
+    if (decision.route === 'held') flight.holdWanted = true;
+    else if (commands.length > 0) this.mailbox.delivered(id); // section 4: unread counts messages delivered to the user
     this.log.add(decision);
     this.deps.metrics.messagesRouted.inc({ route: decision.route });
     this.deps.onRouted?.({ ...copyDecision(decision), user: this.user, node: this.deps.nodeId });
@@ -215,9 +256,11 @@ export class UserActor {
       this.slots.set(slotKey(id, c.device), slot);
       flight.open++;
       if (c.type === 'deliver') {
-        this.deps.bus.publish(this.deps.subjects.gateway(c.session.node), { type: 'deliver', sessionId: c.session.id, frame: frameOf(flight.msg), user: this.user });
-        this.deps.metrics.deliveries.inc({ via: c.via });
-        slot.timer = this.deps.clock.setTimeout(() => this.self({ type: 'ack_due', id, device: c.device }), this.deps.ackTimeoutMs);
+        slot.session = c.session;
+        (flight.tried ??= new Set()).add(c.session.id);
+        // Section 2 flow control: past SWITCHBOARD_MAX_INFLIGHT unacked, it waits in the session's window.
+        if (this.windows.admit(c.session.id, slot)) this.send(slot);
+        else slot.kind = 'queued';
       } else if (delayPushes && this.deps.pushDelayMs > 0) {
         // Grace before a vendor push: cancelled if a PC turns active meanwhile (onPcMaybeActive).
         slot.kind = 'delay';
@@ -228,6 +271,23 @@ export class UserActor {
     });
   }
 
+  /** Sends a direct delivery the window admitted; its ack timeout starts now. */
+  private send(slot: Slot): void {
+    const { id } = slot.flight.msg;
+    const device = slot.target.device;
+    const session = slot.session!;
+    slot.kind = 'ack';
+    this.deps.bus.publish(this.deps.subjects.gateway(session.node), { type: 'deliver', sessionId: session.id, frame: frameOf(slot.flight.msg), user: this.user });
+    this.deps.metrics.deliveries.inc({ via: slot.target.via });
+    slot.timer = this.deps.clock.setTimeout(() => this.self({ type: 'ack_due', id, device }), this.deps.ackTimeoutMs);
+  }
+
+  /** A sent delivery is final (acked, timed out, read): room in the window for the next waiting one. */
+  private freeWindow(slot: Slot): void {
+    if (!slot.session) return;
+    for (const next of this.windows.release(slot.session.id)) if (this.slots.get(slotKey(next.flight.msg.id, next.target.device)) === next) this.send(next);
+  }
+
   private startPush(slot: Slot, token: string, app: string | undefined): void {
     const { msg } = slot.flight;
     const device = slot.target.device;
@@ -236,7 +296,8 @@ export class UserActor {
     slot.timer = undefined;
     slot.token = token;
     this.deps.metrics.deliveries.inc({ via: vendor });
-    const job = { jobId: `${msg.id}:${device}`, user: this.user, device, vendor, token, message: msg, ...(app === undefined ? {} : { app }) };
+    // Section 4: alert pushes carry the user's unread count as the badge.
+    const job = { jobId: `${msg.id}:${device}`, user: this.user, device, vendor, token, message: msg, badge: this.mailbox.unread, ...(app === undefined ? {} : { app }) };
     this.deps.pushes.push(job).then(
       (outcome) => this.self({ type: 'push_done', id: msg.id, device, outcome }),
       (err: unknown) => this.self({ type: 'push_done', id: msg.id, device, outcome: { outcome: 'failed', reason: String(err) } }),
@@ -248,7 +309,10 @@ export class UserActor {
     if (slot?.kind !== 'push') return;
     this.release(slot, device);
     this.deps.metrics.pushOutcomes.inc({ vendor: slot.target.via, outcome: o.outcome });
-    if (o.outcome === 'ok') return this.finish(slot, 'ok');
+    if (o.outcome === 'ok') {
+      slot.flight.reached = true;
+      return this.finish(slot, 'ok');
+    }
     if (o.outcome === 'dead_token') {
       // Section 4: a dead token is removed (hasToken false); the registry only clears it if it is still this one.
       const token = slot.token!;
@@ -262,8 +326,10 @@ export class UserActor {
 
   private onAckTimeout(id: string, device: string, now: number): void {
     const slot = this.slots.get(slotKey(id, device));
-    if (slot?.kind !== 'ack') return;
+    if (slot?.kind !== 'ack' && slot?.kind !== 'queued') return;
+    if (slot.timer) this.deps.clock.clearTimeout(slot.timer);
     this.slots.delete(slotKey(id, device));
+    if (slot.kind === 'ack') this.freeWindow(slot);
     const via = slot.target.via as 'pc' | 'mobile';
     this.deps.metrics.ackTimeouts.inc({ kind: via });
     slot.target.outcome = 'ack_timeout';
@@ -275,7 +341,21 @@ export class UserActor {
     const routed = fallBack ? decideFallback(this.state, id, { via, device, mayRedeliver }, now) : undefined;
     if (routed?.commands.some((c) => c.type === 'deliver' && c.via === 'mobile' && via === 'mobile')) slot.flight.resent = (slot.flight.resent ?? 0) + 1;
     if (routed) this.carryOut(slot.flight, routed, false);
+    else if (fallBack) slot.flight.holdWanted = true; // section 4: nothing left to try -> held
     this.settleIfDone(slot.flight);
+  }
+
+  /** Section 4: a session that closes with deliveries unacked (or still waiting in its window) counts them as timed out at once. */
+  private onSessionClosed(sessionId: string, now: number): void {
+    const waiting = this.windows.close(sessionId);
+    for (const slot of waiting) if (slot.kind === 'queued') slot.kind = 'ack';
+    if ((this.slotsTable?.size ?? 0) === 0) return;
+    const unacked = [...this.slots.values()].filter((s) => s.session?.id === sessionId && (s.kind === 'ack' || s.kind === 'queued'));
+    for (const slot of unacked) {
+      slot.kind = 'ack';
+      slot.session = undefined; // its window is gone
+      this.onAckTimeout(slot.flight.msg.id, slot.target.device, now);
+    }
   }
 
   /** Section 4 / push delay: a PC turned active, so pushes still waiting are cancelled and those messages go to the PC. */
@@ -310,20 +390,154 @@ export class UserActor {
   }
 
   private settleIfDone(flight: Flight): void {
-    if (flight.open > 0 || !this.flights.has(flight.msg.id)) return;
-    this.flights.delete(flight.msg.id);
-    this.recent.add(flight.msg.id);
-    this.deps.done(flight.msg.id);
+    if (flight.open > 0 || flight.holding || this.flights.get(flight.msg.id) !== flight) return;
+    const { id } = flight.msg;
+    if (flight.fromHeld) {
+      // Routed again from the held store: it stays held until it reached the user (or was read).
+      this.flights.delete(id);
+      if (flight.reached) this.mailbox.drop([id], 'delivered').catch((err: unknown) => this.deps.log.error({ err, user: this.user }, 'held message not dropped'));
+      return;
+    }
+    if (flight.holdWanted && !flight.reached && !flight.read) return this.startHold(flight);
+    this.flights.delete(id);
+    this.recent.add(id);
+    this.deps.done(id);
   }
 
-  private answer(q: OwnerQuery): OwnerReply {
+  /** Section 4: holds the message durably, and only then tells the ingress `done` (held_done). */
+  private startHold(flight: Flight): void {
+    const now = this.deps.clock.now();
+    const { msg } = flight;
+    const expiresAt = this.mailbox.expiresAt(msg, now);
+    if (expiresAt === undefined) {
+      // `ttlSeconds: 0` (now or never) or already past its TTL: nothing to keep.
+      this.logHeld(flight, 'undeliverable', now);
+      this.flights.delete(msg.id);
+      this.recent.add(msg.id);
+      return this.deps.done(msg.id);
+    }
+    flight.holding = true;
+    this.deps.metrics.messagesHeld.inc({ why: flight.tried ? 'ack_timeout' : 'unreachable' });
+    this.mailbox.hold(msg, expiresAt, now).then(
+      () => this.self({ type: 'held_done', id: msg.id, ok: true }),
+      (err: unknown) => {
+        this.deps.log.error({ err, user: this.user, id: msg.id }, 'message could not be held; it stays unsettled in the ingress');
+        this.self({ type: 'held_done', id: msg.id, ok: false });
+      },
+    );
+  }
+
+  private onHeld(id: string, ok: boolean, now: number): void {
+    const flight = this.flights.get(id);
+    if (!flight?.holding) return;
+    this.flights.delete(id);
+    if (!ok) return; // not durable: never `done`, so the ingress hands it out again (restart, next owner)
+    this.recent.add(id);
+    this.deps.done(id);
+    if (flight.read) {
+      this.mailbox.drop([id], 'read').catch(() => undefined);
+      return;
+    }
+    if (flight.tried !== undefined) this.logHeld(flight, 'held', now);
+    // A session that was not tried opened meanwhile (a PC reconnecting while its old socket timed out): go now.
+    const fresh = decide(this.state, flight.msg, now, this.deps).commands.some((c) => c.type === 'deliver' && !flight.tried?.has(c.session.id));
+    if (fresh) this.replayHeld();
+  }
+
+  /** A fallback decision that ended in held or undeliverable, for the decision history. */
+  private logHeld(flight: Flight, route: 'held' | 'undeliverable', now: number): void {
+    if (flight.tried === undefined) return; // the first decision already said so
+    const decision: Decision = { id: flight.msg.id, route, reason: 'ack_timeout', targets: [], at: now };
+    this.log.add(decision);
+    this.deps.metrics.messagesRouted.inc({ route });
+    this.deps.onRouted?.({ ...copyDecision(decision), user: this.user, node: this.deps.nodeId });
+  }
+
+  /** Section 4: the user became reachable; held messages are routed again, in accept order, through the window. */
+  private replayHeld(): void {
+    if (this.replaying || this.mailbox.heldCount === 0) return;
+    if (this.deps.fence && !this.deps.fence.mayAct(this.user)) return;
+    this.replaying = true;
+    this.mailbox.list(this.deps.clock.now()).then(
+      (messages) => this.self({ type: 'held_loaded', messages }),
+      (err: unknown) => {
+        this.deps.log.error({ err, user: this.user }, 'held messages could not be read');
+        this.self({ type: 'held_loaded', messages: [] });
+      },
+    );
+  }
+
+  private routeHeld(messages: ChatMessage[], now: number): void {
+    this.replaying = false;
+    for (const msg of messages) {
+      if (this.flights.has(msg.id)) continue;
+      const routed = decide(this.state, msg, now, this.deps);
+      if (routed.decision.route === 'held' || routed.decision.route === 'undeliverable') return; // still nobody: they stay held
+      const flight: Flight = { msg, open: 0, fromHeld: true };
+      this.flights.set(msg.id, flight);
+      this.carryOut(flight, routed, true);
+      this.settleIfDone(flight);
+    }
+  }
+
+  /**
+   * Section 4 read sync: pending pushes (push delay), waiting and unacked deliveries of these messages are cancelled,
+   * they are no longer held, the badge drops (durably), the user's other sessions get `clear`, offline phones a
+   * silent clear push.
+   */
+  private async onRead(ids: string[], readerSession: string | undefined, now: number): Promise<number> {
+    const wanted = new Set(ids);
+    for (const [key, slot] of [...(this.slotsTable ?? [])]) {
+      if (!wanted.has(slot.flight.msg.id) || slot.kind === 'push') continue;
+      if (slot.timer) this.deps.clock.clearTimeout(slot.timer);
+      this.slots.delete(key);
+      if (slot.kind === 'queued') this.windows.unqueue(slot.session!.id, slot);
+      else if (slot.kind === 'ack') this.freeWindow(slot);
+      slot.target.outcome = 'cancelled';
+      slot.target.detail = 'read';
+      slot.flight.open--;
+      slot.flight.read = true;
+      this.settleIfDone(slot.flight);
+    }
+    for (const id of ids) {
+      const f = this.flights.get(id);
+      if (f) f.read = true;
+    }
+    const badge = await this.mailbox.read(ids);
+    for (const { node, msg } of clearFrames(this.state, ids, badge, readerSession, this.user)) this.deps.bus.publish(this.deps.subjects.gateway(node), msg);
+    for (const job of clearPushJobs(this.state, this.user, ids, badge, now)) {
+      this.deps.pushes.push(job).then(
+        (o) => this.deps.metrics.clearPushes.inc({ vendor: job.vendor, outcome: o.outcome }),
+        () => this.deps.metrics.clearPushes.inc({ vendor: job.vendor, outcome: 'failed' }),
+      );
+    }
+    return badge;
+  }
+
+  private async answer(q: OwnerQuery, now: number): Promise<OwnerReply> {
     if (q.type === 'decisions_query') return { type: 'decisions', decisions: this.log.newest(q.limit) };
-    const pc = pcStatus(this.state, this.deps.clock.now(), this.deps);
+    if (q.type === 'read_query') {
+      try {
+        return { type: 'read_done', unread: await this.onRead(q.ids, undefined, now) };
+      } catch (err) {
+        this.deps.log.error({ err, user: this.user }, 'read not stored');
+        return { type: 'error', code: 'store_failed', message: 'the read could not be stored' };
+      }
+    }
+    let held = this.mailbox.heldCount;
+    try {
+      held = await this.deps.held.count(this.user, now); // TTLs run out without a write
+    } catch {
+      // the last known count
+    }
+    const pc = pcStatus(this.state, now, this.deps);
     const view: UserView = {
       user: this.user,
       owner: this.deps.nodeId,
       pc: pc.active ? { state: 'active', sessions: pc.sessions } : { state: 'inactive', reason: pc.reason, sessions: pc.sessions },
       devices: (this.state.mobiles ?? []).map((m) => ({ device: m.device, os: m.os, online: m.session?.foreground === true, hasToken: m.token !== undefined })),
+      held,
+      unread: this.mailbox.unread,
     };
     return { type: 'user_view', view };
   }

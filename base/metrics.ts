@@ -26,6 +26,10 @@ export class Metrics {
   readonly sessions = new Gauge({ name: 'switchboard_sessions', help: 'Open WebSocket sessions on this gateway', labelNames: ['kind'] as const, registers: [this.registry] });
   readonly ownedPartitions = new Gauge({ name: 'switchboard_owned_partitions', help: 'Partitions whose lease this node holds (cluster; all of them on a single node)', registers: [this.registry] });
   readonly frameErrors = new Counter({ name: 'switchboard_frame_errors_total', help: 'Rejected client frames by code', labelNames: ['code'] as const, registers: [this.registry] });
+  readonly heldMessages = new Gauge({ name: 'switchboard_held_messages', help: 'Messages held for unreachable users (cluster: of users loaded on this node)', registers: [this.registry] });
+  readonly messagesHeld = new Counter({ name: 'switchboard_messages_held_total', help: 'Messages held, by why (unreachable, ack_timeout)', labelNames: ['why'] as const, registers: [this.registry] });
+  readonly heldReleased = new Counter({ name: 'switchboard_held_released_total', help: 'Held messages no longer held, by why (delivered, read, over_cap)', labelNames: ['why'] as const, registers: [this.registry] });
+  readonly clearPushes = new Counter({ name: 'switchboard_clear_pushes_total', help: 'Silent clear pushes (read sync) by vendor and outcome', labelNames: ['vendor', 'outcome'] as const, registers: [this.registry] });
   readonly closes = new Counter({ name: 'switchboard_ws_closes_total', help: 'WebSocket closes by code', labelNames: ['code'] as const, registers: [this.registry] });
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {

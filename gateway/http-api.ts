@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
-  ERRORS, MAX_MESSAGE_BYTES, SwitchboardError, decodeDeviceRegistration, decodeSendRequest, invalid, type BusMessage, type ErrorCode,
+  ERRORS, MAX_MESSAGE_BYTES, SwitchboardError, decodeDeviceRegistration, decodeSendRequest, invalid, isObject, readIds, asProtocolError, type BusMessage, type ErrorCode,
 } from '../protocol/index.js';
 import type { Ingress } from '../store/types.js';
 import { bearerCheck } from './auth.js';
@@ -78,6 +78,22 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
     throw replyError(reply);
   };
 
+  /** Section 3 `POST /v1/users/{u}/read` `{"ids"}`: as the read frame; answered once the read is durable. */
+  const postRead: Handler = async (req, res, [rawUser]) => {
+    const user = pathId(rawUser, 'user');
+    const body = await readJsonBody(req, MAX_MESSAGE_BYTES);
+    let ids: string[];
+    try {
+      if (!isObject(body)) throw invalid('body', 'a JSON object');
+      ids = readIds(body);
+    } catch (e) {
+      throw asProtocolError(e);
+    }
+    const reply = await bus.request(subjects.query(user), { type: 'read_query', user, ids }, OWNER_QUERY_TIMEOUT_MS);
+    if (reply.type === 'read_done') return sendJson(res, 200, { user, read: ids.length, unread: reply.unread });
+    throw replyError(reply);
+  };
+
   const notAWebSocket: Handler = async () => {
     throw new SwitchboardError('invalid_request', 'GET /v1/ws needs a WebSocket upgrade');
   };
@@ -87,6 +103,7 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
     { pattern: ['messages'], methods: { POST: postMessage } },
     { pattern: ['users', ':id'], methods: { GET: getUser } },
     { pattern: ['users', ':id', 'decisions'], methods: { GET: getDecisions } },
+    { pattern: ['users', ':id', 'read'], methods: { POST: postRead } },
     { pattern: ['users', ':id', 'devices', ':id'], methods: { PUT: putDevice, DELETE: deleteDevice } },
     { pattern: ['ws'], methods: { GET: notAWebSocket } },
   ];

@@ -25,6 +25,11 @@ export const DEFAULT_HMS_AUTH_ENDPOINT = 'https://oauth-login.cloud.huawei.com';
 export const DEFAULT_HMS_PUSH_ENDPOINT = 'https://push-api.cloud.huawei.com';
 export const DEFAULT_PUSH_MAX_ATTEMPTS = 5;
 export const DEFAULT_SENDER_THREADS = 1;
+/** Section 4, held messages: 7 days. */
+export const DEFAULT_HOLD_TTL_SECONDS = 7 * 24 * 3600;
+export const DEFAULT_HOLD_MAX = 1000;
+/** Section 2, flow control. */
+export const DEFAULT_MAX_INFLIGHT = 256;
 
 export type Role = 'gateway' | 'router' | 'sender';
 const ROLES: readonly Role[] = ['gateway', 'router', 'sender'];
@@ -127,6 +132,12 @@ export interface Config {
   readonly pushMaxAttempts: number;
   /** SWITCHBOARD_SENDER_THREADS: Piscina worker threads, default 1. */
   readonly senderThreads: number;
+  /** SWITCHBOARD_HOLD_TTL_SECONDS: how long a message without `ttlSeconds` stays held, default 604800 (7 days). */
+  readonly holdTtlSeconds: number;
+  /** SWITCHBOARD_HOLD_MAX: held messages per user at most, the oldest dropped first, default 1000. */
+  readonly holdMax: number;
+  /** SWITCHBOARD_MAX_INFLIGHT: deliveries sent to one session and not yet acked, at most, default 256. */
+  readonly maxInflight: number;
 }
 
 export class ConfigError extends Error {
@@ -278,5 +289,8 @@ export function parseConfig(env: Env = process.env): Config {
     appsFile: v('SWITCHBOARD_APPS_FILE'),
     pushMaxAttempts: int('SWITCHBOARD_PUSH_MAX_ATTEMPTS', DEFAULT_PUSH_MAX_ATTEMPTS, 1, 100),
     senderThreads: int('SWITCHBOARD_SENDER_THREADS', DEFAULT_SENDER_THREADS, 1, 64),
+    holdTtlSeconds: int('SWITCHBOARD_HOLD_TTL_SECONDS', DEFAULT_HOLD_TTL_SECONDS, 1, 28 * 24 * 3600),
+    holdMax: int('SWITCHBOARD_HOLD_MAX', DEFAULT_HOLD_MAX, 1, 1_000_000),
+    maxInflight: int('SWITCHBOARD_MAX_INFLIGHT', DEFAULT_MAX_INFLIGHT, 1, 100_000),
   });
 }

@@ -7,6 +7,7 @@ import { createGateway, type Gateway } from '../gateway/server.js';
 import { PushPool } from '../senders/pool.js';
 import { FileDeviceRegistry } from '../store/file-device-registry.js';
 import { FileInbox } from '../store/file-inbox.js';
+import { FileHeldStore } from '../store/file-held-store.js';
 import type { Config } from './config.js';
 import { GatedIngress } from '../store/replay-gate.js';
 import { loadSecrets } from './secrets.js';
@@ -27,6 +28,8 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
   const bus = new MemoryBus();
   const registry = await FileDeviceRegistry.open(join(config.dataDir, 'devices'));
   const inbox = await FileInbox.open(join(config.dataDir, 'inbox'), { dedupeWindowMs: config.dedupeWindowMs });
+  const held = await FileHeldStore.open(join(config.dataDir, 'held'));
+  metrics.heldMessages.set(held.heldTotal);
   const pushes = new PushPool({ config: loadSenderConfig(config), log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
 
   // Decorators: replays wait for clients to reconnect; accepts in flight are counted for a graceful stop.
@@ -36,6 +39,7 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
     nodeId: config.nodeId, bus, subjects, registry, pushes, clock, metrics, log,
     ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs,
     passivateAfterMs: config.passivateAfterMs,
+    held, holdTtlMs: config.holdTtlSeconds * 1000, holdMax: config.holdMax, maxInflight: config.maxInflight,
     done: (id) => ingress.done(id),
   });
   // Embedded: this node owns every partition.
@@ -80,6 +84,7 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
       router.stop();
       await pushes.close();
       await ingress.close();
+      await held.close();
       await registry.close();
       await gateway?.close();
       await bus.close();

@@ -4,6 +4,7 @@ import type { ChatMessage } from '../protocol/index.js';
 import { ApnsConnectionPool, type ApnsExchange } from './apns-connections.js';
 import { ProviderToken } from './apns-token.js';
 import { fitPayload } from './payload.js';
+import { fitIds } from './clear-payload.js';
 import type { PushJob, PushOutcome } from './types.js';
 import type { ApnsCredentials } from './vendor-config.js';
 import type { VendorSender } from './vendor.js';
@@ -71,7 +72,7 @@ export class ApnsSender implements VendorSender {
 
   async send(job: PushJob): Promise<PushOutcome> {
     if (!this.pool) return { outcome: 'failed', reason: this.setupError! };
-    const body = apnsBody(job.message);
+    const body = job.clear ? apnsClearBody(job) : apnsBody(job.message, job.badge);
     if (!body) return { outcome: 'failed', reason: 'apns payload exceeds 4096 bytes even with the text left out (title or data too large)' };
     let token: ProviderToken;
     try {
@@ -79,7 +80,7 @@ export class ApnsSender implements VendorSender {
     } catch (err) {
       return { outcome: 'failed', reason: (err as Error).message };
     }
-    const headers = apnsHeaders(job, this.creds.topic, this.now());
+    const headers = job.clear ? apnsClearHeaders(job, this.creds.topic, this.now()) : apnsHeaders(job, this.creds.topic, this.now());
     let jwt = token.current();
     let answer = await this.pool.exchange({ ...headers, authorization: `bearer ${jwt}` }, body);
     if (isTokenRejected(answer)) {
@@ -102,8 +103,8 @@ export class ApnsSender implements VendorSender {
 }
 
 /** `{"aps":{"alert":{"title","body"}},"messageId","from","data"}`, text shortened to fit 4096 bytes. */
-export function apnsBody(m: ChatMessage): string | undefined {
-  const build = (text: string) => JSON.stringify({ aps: { alert: { title: m.title, body: text } }, messageId: m.id, from: m.from, data: m.data });
+export function apnsBody(m: ChatMessage, badge?: number): string | undefined {
+  const build = (text: string) => JSON.stringify({ aps: { alert: { title: m.title, body: text }, badge }, messageId: m.id, from: m.from, data: m.data });
   return fitPayload(m.text ?? '', build)?.body;
 }
 
@@ -121,6 +122,36 @@ export function apnsHeaders(job: PushJob, topic: string, now: number): OutgoingH
   // 0 = deliver now or never; unset = Apple's default storage.
   if (m.ttlSeconds !== undefined) headers['apns-expiration'] = String(m.ttlSeconds === 0 ? 0 : Math.floor(now / 1000) + m.ttlSeconds);
   return headers;
+}
+
+/** apns-collapse-id of clear pushes: a newer clear replaces an older one still queued at Apple. */
+export const APNS_CLEAR_COLLAPSE_ID = 'switchboard-clear';
+
+/**
+ * Section 4 read sync, a silent clear push: `{"aps":{"content-available":1,"badge":n},"type":"clear","ids":[…]}`,
+ * no alert or sound, so iOS wakes the app in the background to remove those notifications, and sets the badge.
+ * Ids that do not fit 4096 bytes are left out (newest kept); the badge is always exact.
+ */
+export function apnsClearBody(job: PushJob): string | undefined {
+  const build = (ids: string[]) => JSON.stringify({ aps: { 'content-available': 1, badge: job.badge ?? 0 }, type: 'clear', ids });
+  return fitIds(job.clear?.ids ?? [], build);
+}
+
+/**
+ * Headers of a clear push (Apple, "Sending notification requests to APNs" and "Pushing background updates to your
+ * App"): `apns-push-type: background`, `apns-priority: 5` (10 is an error for background pushes), the collapse id.
+ */
+export function apnsClearHeaders(job: PushJob, topic: string, now: number): OutgoingHttpHeaders {
+  return {
+    ':method': 'POST',
+    ':path': `/3/device/${encodeURIComponent(job.token)}`,
+    'apns-topic': topic,
+    'apns-push-type': 'background',
+    'apns-priority': '5',
+    'apns-id': randomUUID(),
+    'apns-collapse-id': APNS_CLEAR_COLLAPSE_ID,
+    'apns-expiration': String(Math.floor(now / 1000) + (job.message.ttlSeconds ?? 3600)),
+  };
 }
 
 /** A key over 64 bytes (possible with multi-byte characters) is replaced by its SHA-256, so keys stay distinct. */

@@ -10,6 +10,13 @@ export interface PushJob {
   token: string;
   app?: string;
   message: ChatMessage;
+  /** Section 4 read sync: the user's unread count, sent as the badge of an alert push (APNs `aps.badge`). */
+  badge?: number;
+  /**
+   * Present on a silent clear push (read sync): no alert; the app removes these messages' notifications and sets
+   * `badge`. APNs: background push, FCM: data-only message. `message` is then only a stand-in carrying the TTL.
+   */
+  clear?: { ids: string[] };
 }
 
 /** Vendor outcomes are data, never thrown (STYLE.md, errors). */

@@ -64,10 +64,10 @@ export class AppendLog<T> {
   }
 
   /**
-   * Reads every record in order and stops at the first torn or corrupt frame, truncating the file there so later
+   * Reads every record in order (with its frame's offset and length in the file) and stops at the first torn or corrupt frame, truncating the file there so later
    * appends follow a clean record. Call before constructing the log on the same path. A missing file is empty.
    */
-  static async replay<T>(path: string, visit: (record: T) => void): Promise<ReplayReport> {
+  static async replay<T>(path: string, visit: (record: T, offset: number, length: number) => void): Promise<ReplayReport> {
     let data: Buffer;
     try {
       data = await readFile(path); // segments are bounded (inbox roll, registry compaction), so one read is fine
@@ -90,7 +90,7 @@ export class AppendLog<T> {
       } catch {
         break; // a matching crc over undecodable bytes: treat as corrupt all the same
       }
-      visit(record);
+      visit(record, offset, end - offset);
       records++;
       offset = end;
     }
