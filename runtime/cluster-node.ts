@@ -5,6 +5,7 @@ import { FencedBus, ownerFenceOf } from '../bus/fence.js';
 import { subjectToken, Subjects } from '../bus/subjects.js';
 import { JetStreamIngress } from '../cluster/jetstream-ingress.js';
 import { KvDeviceRegistry } from '../cluster/kv-device-registry.js';
+import { JetStreamHeldStore } from '../cluster/jetstream-held-store.js';
 import { createConcurrently } from '../cluster/lease-bucket.js';
 import { LeaseKeeper } from '../cluster/lease-keeper.js';
 import { Membership } from '../cluster/membership.js';
@@ -44,6 +45,8 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   const jetStream = await ready(() => JetStreamIngress.open(nc, { prefix: config.subjectPrefix, partitions: P, replicas }), 'ingress stream');
   const ingress = new AcceptTracker(jetStream);
   const registry = new KvDeviceRegistry(await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_devices`, { history: 1, replicas })), 'devices bucket'));
+  const readsKv = await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_reads`, { history: 1, replicas })), 'reads bucket');
+  const held = await ready(() => JetStreamHeldStore.open(nc, readsKv, { prefix, partitions: P, holdMax: config.holdMax, replicas }), 'held stream');
   const pushes = new PushPool({ config: loadSenderConfig(config), log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
   const membership = new Membership({ nc, prefix, replicas, nodeId: config.nodeId, clock, log });
 
@@ -53,6 +56,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
     nodeId: config.nodeId, bus: new FencedBus(natsBus, fence, P), subjects, registry, pushes, clock, metrics, log,
     ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs,
     passivateAfterMs: config.passivateAfterMs,
+    held, holdTtlMs: config.holdTtlSeconds * 1000, holdMax: config.holdMax, maxInflight: config.maxInflight,
     done: (id) => ingress.done(id),
     fence,
     onRouted: (e) => nc.publish(subjects.routedEvents, packr.pack(e)),

@@ -27,6 +27,7 @@ interface Row {
   state: UserState;
   /** Set for an ack-timeout row: runs decideFallback instead of decide. */
   failed?: UnackedDelivery;
+  msg?: Partial<ChatMessage>;
   /** Undefined when nothing more happens (fallback rows only). */
   route?: Route;
   reason?: DecisionReason;
@@ -74,25 +75,34 @@ const rows: Row[] = [
   { claim: 'section 4: inactive and nothing reachable on mobile -> connected PCs (pc_fallback)',
     state: { pcs: [idle, pc('pc2', 'active', { lastSeen: NOW - TTL - 10 })], mobiles: [phone('old', 'ios', { session: 'bg' })] },
     route: 'pc_fallback', reason: 'idle', targets: ['pc1:pc', 'pc2:pc'] },
-  { claim: 'section 4: no PC and no reachable phone -> undeliverable',
+  { claim: 'section 4 (v1.1): no PC and no reachable phone -> held until the user is reachable',
     state: { mobiles: [phone('old', 'ios')] },
-    route: 'undeliverable', reason: 'no_pc', targets: [] },
-  { claim: 'section 4: empty state -> undeliverable',
+    route: 'held', reason: 'no_pc', targets: [] },
+  { claim: 'section 4 (v1.1): empty state -> held',
     state: {},
+    route: 'held', reason: 'no_pc', targets: [] },
+  { claim: 'section 4 (v1.1): a PC idle, a phone backgrounded without a token -> held, reason idle',
+    state: { pcs: [], mobiles: [phone('tab', 'android', { session: 'bg' })] },
+    route: 'held', reason: 'no_pc', targets: [] },
+  { claim: 'section 4 (v1.1): ttlSeconds 0 means now or never -> undeliverable, not held',
+    state: { mobiles: [phone('old', 'ios')] }, msg: { ttlSeconds: 0 },
     route: 'undeliverable', reason: 'no_pc', targets: [] },
+  { claim: 'section 4 (v1.1): ttlSeconds 0 with a reachable phone -> routed as usual',
+    state: { mobiles: [iphoneFg] }, msg: { ttlSeconds: 0 },
+    route: 'mobile', reason: 'no_pc', targets: ['iphone:mobile'] },
 ];
 
 rows.push(
   { claim: 'ack timeout, section 4: PC not acked -> mobile path (direct + vendor), never back to a PC',
     state: { pcs: [pc('pc1', 'active'), pc('pc2', 'active')], mobiles: [iphoneFg, pixelOff] },
     failed: { via: 'pc', device: 'pc1' }, route: 'mobile', reason: 'ack_timeout', targets: ['iphone:mobile', 'pixel:fcm'] },
-  { claim: 'ack timeout, section 4: PC not acked and no phone reachable -> undeliverable, not the other PC',
+  { claim: 'ack timeout, section 4 (v1.1): PC not acked and no phone reachable -> nothing left (the actor holds it), not the other PC',
     state: { pcs: [pc('pc1', 'active'), pc('pc2', 'active')], mobiles: [phone('old', 'ios')] },
-    failed: { via: 'pc', device: 'pc1' }, route: 'undeliverable', reason: 'ack_timeout', targets: [] },
+    failed: { via: 'pc', device: 'pc1' } },
   { claim: 'ack timeout, claims 5/6: mobile direct not acked -> that device by its vendor',
     state: { pcs: [idle], mobiles: [iphoneFg, pixelOff] },
     failed: { via: 'mobile', device: 'iphone' }, route: 'mobile', reason: 'ack_timeout', targets: ['iphone:apns'] },
-  { claim: 'ack timeout, claim 6: mobile direct not acked, no token, no resend left -> nothing more',
+  { claim: 'ack timeout, claim 6 / section 4 (v1.1): mobile direct not acked, no token, no resend left -> nothing left (held)',
     state: { mobiles: [phone('web', 'web', { session: 'fg' })] },
     failed: { via: 'mobile', device: 'web', mayRedeliver: false } },
   { claim: 'ack timeout, claim 5: mobile direct not acked, no token, app still in the foreground -> sent directly again',
@@ -102,7 +112,7 @@ rows.push(
 
 describe('decide: claims 1-8 and PROTOCOL.md section 4', () => {
   it.each(rows)('$claim', (row) => {
-    const out = row.failed ? decideFallback(row.state, 'm1', row.failed, NOW) : decide(row.state, MSG, NOW, { presenceTtlMs: TTL });
+    const out = row.failed ? decideFallback(row.state, 'm1', row.failed, NOW) : decide(row.state, { ...MSG, ...row.msg }, NOW, { presenceTtlMs: TTL });
     if (row.route === undefined) {
       expect(out).toBeUndefined();
       return;

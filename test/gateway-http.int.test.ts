@@ -114,7 +114,7 @@ describe('gateway HTTP API', () => {
     const queries: unknown[] = [];
     g.bus.serve(g.subjects.queryPartition('*'), (q) => {
       queries.push(q);
-      if (q.type === 'user_query') return { type: 'user_view', view: { user: q.user, owner: 'gw-test', pc: { state: 'inactive', sessions: 0 }, devices: [] } };
+      if (q.type === 'user_query') return { type: 'user_view', view: { user: q.user, owner: 'gw-test', pc: { state: 'inactive', sessions: 0 }, devices: [], held: 0, unread: 0 } };
       return { type: 'decisions', decisions: [] };
     });
     expect(await g.http('GET', '/v1/users/alice')).toMatchObject({ status: 200, body: { user: 'alice', owner: 'gw-test' } });
