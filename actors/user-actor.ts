@@ -162,6 +162,7 @@ export class UserActor {
         const slot = this.slots.get(slotKey(msg.id, msg.device));
         if (slot?.kind !== 'ack') return;
         this.release(slot, msg.device);
+        this.freeWindow(slot);
         this.deps.metrics.acks.inc();
         slot.flight.reached = true;
         return this.finish(slot, 'acked');
