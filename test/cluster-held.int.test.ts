@@ -33,7 +33,7 @@ const pc = async (node: (typeof cluster.nodes)[number], user: string) => {
 };
 
 describe('held messages in the cluster', () => {
-  it('survive a SIGKILL of their owner; a dead gateway\'s user is held, not dropped; both delivered after reconnecting', async () => {
+  it('survive a SIGKILL of their owner; a dead gateway\'s user is held, not dropped; both delivered after reconnecting; reads lower the badge', async () => {
     const [a, b, c] = cluster.nodes;
     // u1 is owned by a (killed later); u2 is owned by c and connected through b (killed too).
     const { user: u1 } = await cluster.userOwnedBy((o) => o === cluster.id(a), 'held');
@@ -61,5 +61,10 @@ describe('held messages in the cluster', () => {
     expect(p2.received).toEqual(lost);
     await viewUntil(c, u1, (v) => v.held === 0, 'u1 drained');
     await viewUntil(c, u2, (v) => v.held === 0, 'u2 drained');
+    // Read sync in the cluster: the badge lives in the KV bucket <prefix>_reads.
+    await viewUntil(c, u1, (v) => v.unread === 20, 'u1: 20 unread');
+    const read = await c.http('POST', `/v1/users/${encodeURIComponent(u1)}/read`, { ids: held.slice(0, 5) });
+    expect(read).toMatchObject({ status: 200, body: { unread: 15 } });
+    expect(await p1.client.next((f) => f.type === 'clear')).toEqual({ type: 'clear', ids: held.slice(0, 5), badge: 15 });
   }, 120_000);
 });
