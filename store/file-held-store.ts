@@ -68,11 +68,10 @@ export class FileHeldStore implements HeldStore {
   static async open(dir: string, options: FileHeldStoreOptions = {}): Promise<FileHeldStore> {
     await mkdir(dir, { recursive: true });
     await rm(join(dir, SNAPSHOT_TMP), { force: true }); // a compaction cut short before its rename
-    const records: { r: HeldLogRecord; off: number; len: number }[] = [];
-    let store: FileHeldStore | undefined;
-    const report = await AppendLog.replay<HeldLogRecord>(join(dir, LOG_FILE), (r, off, len) => records.push({ r, off, len }));
-    store = new FileHeldStore(dir, report.validBytes, options);
-    for (const { r, off, len } of records) store.apply(r, off, len);
+    const store = new FileHeldStore(dir, 0, options);
+    // Applied as they are read: only offsets stay, each message body is garbage as soon as it is indexed.
+    const report = await AppendLog.replay<HeldLogRecord>(join(dir, LOG_FILE), (r, off, len) => store.apply(r, off, len));
+    store.log = new AppendLog(join(dir, LOG_FILE), { startBytes: report.validBytes });
     store.maybeCompact();
     return store;
   }
