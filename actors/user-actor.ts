@@ -7,7 +7,7 @@ import type {
 import type { Clock, Timer } from '../base/clock.js';
 import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
-import type { PushOutcome, PushSink } from '../senders/types.js';
+import type { PushOutcome, PushSink } from '../protocol/push.js';
 import type { DeviceRegistry } from '../store/types.js';
 import { decide, decideFallback, MAX_DIRECT_REDELIVERIES, pcStatus, type Command, type Routed } from './decide.js';
 import { copyDecision, DecisionLog, RecentIds } from './history.js';
@@ -70,7 +70,7 @@ export class UserActor {
   private flightsTable?: Map<string, Flight>;
   private slotsTable?: Map<string, Slot>;
   private readonly recent = new RecentIds();
-  private readonly log = new DecisionLog();
+  private readonly history = new DecisionLog();
 
   private get flights(): Map<string, Flight> {
     return (this.flightsTable ??= new Map());
@@ -207,7 +207,7 @@ export class UserActor {
       targets.push(routed.decision.targets[i]);
     });
     const decision: Decision = { ...routed.decision, targets };
-    this.log.add(decision);
+    this.history.add(decision);
     this.deps.metrics.messagesRouted.inc({ route: decision.route });
     this.deps.onRouted?.({ ...copyDecision(decision), user: this.user, node: this.deps.nodeId });
     commands.forEach((c, i) => {
@@ -317,7 +317,7 @@ export class UserActor {
   }
 
   private answer(q: OwnerQuery): OwnerReply {
-    if (q.type === 'decisions_query') return { type: 'decisions', decisions: this.log.newest(q.limit) };
+    if (q.type === 'decisions_query') return { type: 'decisions', decisions: this.history.newest(q.limit) };
     const pc = pcStatus(this.state, this.deps.clock.now(), this.deps);
     const view: UserView = {
       user: this.user,

@@ -15,7 +15,7 @@ import { untilJetStreamReady } from '../cluster/startup.js';
 import { createGateway, type Gateway } from '../gateway/server.js';
 import { PushPool } from '../senders/pool.js';
 import { AcceptTracker } from '../store/accept-tracker.js';
-import type { Config } from './config.js';
+import { gatewayConfigOf, type Config } from './config.js';
 import { connectNats } from './nats-connect.js';
 import type { RunningNode, StartOptions } from './running-node.js';
 import { loadSenderConfig } from './sender-config.js';
@@ -70,7 +70,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   await ready(() => keeper.start(), 'leases bucket');
   if (config.roles.includes('gateway')) {
     gateway = createGateway({
-      config, nodeId: config.nodeId, bus: natsBus, subjects, ingress, registry, metrics, log, clock,
+      config: gatewayConfigOf(config), nodeId: config.nodeId, bus: natsBus, subjects, ingress, registry, metrics, log, clock,
       jwtSecret: config.jwtSecret!, apiKey: config.apiKey!, isReady: () => !stoppingNow && keeper.settled(),
     });
     port = await gateway.listen(config.host, config.port);

@@ -7,7 +7,7 @@ import { createGateway, type Gateway } from '../gateway/server.js';
 import { PushPool } from '../senders/pool.js';
 import { FileDeviceRegistry } from '../store/file-device-registry.js';
 import { FileInbox } from '../store/file-inbox.js';
-import type { Config } from './config.js';
+import { gatewayConfigOf, type Config } from './config.js';
 import { GatedIngress } from '../store/replay-gate.js';
 import { loadSecrets } from './secrets.js';
 import { loadSenderConfig } from './sender-config.js';
@@ -49,7 +49,7 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
   let port = 0;
   if (config.roles.includes('gateway')) {
     gateway = createGateway({
-      config, nodeId: config.nodeId, bus, subjects, ingress, registry, metrics, log, clock,
+      config: gatewayConfigOf(config), nodeId: config.nodeId, bus, subjects, ingress, registry, metrics, log, clock,
       jwtSecret: secrets.jwtSecret, apiKey: secrets.apiKey, isReady: () => ready,
     });
     port = await gateway.listen(config.host, config.port);
