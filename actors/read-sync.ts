@@ -1,5 +1,5 @@
 import type { ClearFrame, GatewayMessage } from '../protocol/index.js';
-import type { PushJob } from '../senders/types.js';
+import type { PushJob } from '../protocol/push.js';
 import type { UserState } from './user-state.js';
 
 /**

@@ -7,7 +7,7 @@ import type {
 import type { Clock, Timer } from '../base/clock.js';
 import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
-import type { PushOutcome, PushSink } from '../senders/types.js';
+import type { PushOutcome, PushSink } from '../protocol/push.js';
 import type { DeviceRegistry } from '../store/types.js';
 import { decide, decideFallback, MAX_DIRECT_REDELIVERIES, pcStatus, type Command, type Routed } from './decide.js';
 import { DeliveryWindows } from './delivery-window.js';
@@ -92,7 +92,7 @@ export class UserActor {
   private flightsTable?: Map<string, Flight>;
   private slotsTable?: Map<string, Slot>;
   private readonly recent = new RecentIds();
-  private readonly log = new DecisionLog();
+  private readonly history = new DecisionLog();
   private readonly windows: DeliveryWindows<Slot>;
   private readonly mailbox: UserMailbox;
   private mailboxLoaded = false;
@@ -249,7 +249,7 @@ export class UserActor {
     const decision: Decision = { ...routed.decision, targets };
     if (decision.route === 'held') flight.holdWanted = true;
     else if (commands.length > 0) this.mailbox.delivered(id); // section 4: unread counts messages delivered to the user
-    this.log.add(decision);
+    this.history.add(decision);
     this.deps.metrics.messagesRouted.inc({ route: decision.route });
     this.deps.onRouted?.({ ...copyDecision(decision), user: this.user, node: this.deps.nodeId });
     commands.forEach((c, i) => {
@@ -449,7 +449,7 @@ export class UserActor {
   private logHeld(flight: Flight, route: 'held' | 'undeliverable', now: number): void {
     if (flight.tried === undefined) return; // the first decision already said so
     const decision: Decision = { id: flight.msg.id, route, reason: 'ack_timeout', targets: [], at: now };
-    this.log.add(decision);
+    this.history.add(decision);
     this.deps.metrics.messagesRouted.inc({ route });
     this.deps.onRouted?.({ ...copyDecision(decision), user: this.user, node: this.deps.nodeId });
   }
@@ -516,7 +516,7 @@ export class UserActor {
   }
 
   private async answer(q: OwnerQuery, now: number): Promise<OwnerReply> {
-    if (q.type === 'decisions_query') return { type: 'decisions', decisions: this.log.newest(q.limit) };
+    if (q.type === 'decisions_query') return { type: 'decisions', decisions: this.history.newest(q.limit) };
     if (q.type === 'read_query') {
       try {
         return { type: 'read_done', unread: await this.onRead(q.ids, undefined, now) };
