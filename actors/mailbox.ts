@@ -2,7 +2,7 @@ import type { ChatMessage } from '../protocol/index.js';
 import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
 import { emptyReadState, markDelivered, markRead, unreadCount } from '../store/read-state.js';
-import type { HeldStore, ReadState } from '../store/types.js';
+import type { HeldStore, ReadChange, ReadState } from '../store/types.js';
 
 /** What a user's mailbox needs from the node. */
 export interface MailboxDeps {
@@ -19,23 +19,56 @@ export interface MailboxDeps {
  * One user's held messages and read state (PROTOCOL.md section 4: held messages, read sync) as the user actor sees
  * them: the count and the badge in memory, the messages themselves in the HeldStore until a replay needs them.
  */
+/** Longest a mailbox load may take before it counts as failed (tried again at the next trigger). */
+export const MAILBOX_LOAD_TIMEOUT_MS = 10_000;
+
 export class UserMailbox {
   /** Held for this user (unexpired), as last counted plus holds since. */
   heldCount = 0;
+  /** True once the count and the read state were read from the store. */
+  loaded = false;
   private state: ReadState = emptyReadState();
+  /** Read-state changes made before the load finished, applied on top of what it read. */
+  private early: ReadChange[] = [];
+  private loading?: Promise<boolean>;
   private trimming: Promise<void> = Promise.resolve();
 
   constructor(readonly user: string, private readonly deps: MailboxDeps) {}
 
-  /** Reads the held count and the read state; resolves false when the store failed (the caller retries later). */
-  async load(now: number): Promise<boolean> {
-    try {
-      this.heldCount = await this.deps.held.count(this.user, now);
-      this.state = await this.deps.held.reads(this.user);
-      return true;
-    } catch (err) {
-      this.deps.log.error({ err, user: this.user }, 'held store load failed');
-      return false;
+  /**
+   * Reads the held count and the read state, in the background: routing never waits for it (a JetStream leader
+   * election must not stall a user's messages). Resolves true once loaded; false when the store failed or took
+   * longer than MAILBOX_LOAD_TIMEOUT_MS (the next call tries again).
+   */
+  load(now: number): Promise<boolean> {
+    if (this.loaded) return Promise.resolve(true);
+    this.loading ??= (async () => {
+      try {
+        const [count, reads] = await withTimeout(Promise.all([this.deps.held.count(this.user, now), this.deps.held.reads(this.user)]), MAILBOX_LOAD_TIMEOUT_MS);
+        if (!this.loaded) this.merge(count, reads);
+        return true;
+      } catch (err) {
+        this.deps.log.error({ err, user: this.user }, 'held store load failed');
+        return false;
+      } finally {
+        this.loading = undefined;
+      }
+    })();
+    return this.loading;
+  }
+
+  private merge(count: number, reads: ReadState): void {
+    this.heldCount += count; // holds made meanwhile were counted already
+    this.state = reads;
+    const early = this.early;
+    this.early = [];
+    this.loaded = true;
+    for (const change of early) {
+      if ('delivered' in change) this.delivered(change.delivered);
+      else {
+        markRead(this.state, change.read);
+        this.save(change, true).catch(() => undefined);
+      }
     }
   }
 
@@ -83,13 +116,18 @@ export class UserMailbox {
   /** A message was delivered (routed to a device): it counts as unread unless read already. */
   delivered(id: string): void {
     if (!markDelivered(this.state, id)) return;
-    this.deps.held.saveReads(this.user, this.state, { delivered: id }, false).catch((err: unknown) => this.deps.log.error({ err, user: this.user }, 'unread mark not stored'));
+    if (!this.loaded) {
+      this.early.push({ delivered: id }); // stored once the load has read what is there
+      return;
+    }
+    this.save({ delivered: id }, false).catch((err: unknown) => this.deps.log.error({ err, user: this.user }, 'unread mark not stored'));
   }
 
   /** Section 4 read sync: the ids leave `unread` (durably) and are no longer held. Returns the new badge. */
   async read(ids: readonly string[]): Promise<number> {
+    if (!(await this.load(Date.now()))) throw new Error('the read state could not be loaded');
     markRead(this.state, ids);
-    await this.deps.held.saveReads(this.user, this.state, { read: ids }, true);
+    await this.save({ read: ids }, true);
     if (this.heldCount > 0) {
       const before = this.heldCount;
       await this.deps.held.drop(this.user, ids);
@@ -98,6 +136,10 @@ export class UserMailbox {
       this.gauge();
     }
     return this.unread;
+  }
+
+  private save(change: ReadChange, durable: boolean): Promise<void> {
+    return this.deps.held.saveReads(this.user, this.state, change, durable);
   }
 
   private async trim(now: number): Promise<void> {
@@ -117,4 +159,13 @@ export class UserMailbox {
   private gauge(): void {
     this.deps.metrics.heldMessages.set(this.deps.held.heldTotal);
   }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms);
+    timer.unref?.();
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }

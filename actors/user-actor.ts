@@ -51,6 +51,7 @@ export type UserActorMessage =
   | { type: 'push_done'; id: string; device: string; outcome: PushOutcome }
   | { type: 'held_done'; id: string; ok: boolean }
   | { type: 'held_loaded'; messages: ChatMessage[] }
+  | { type: 'mailbox_loaded' }
   | { type: 'ask'; query: OwnerQuery; reply: (r: OwnerReply) => void };
 
 /** A message whose targets are not all final yet; settled when `open` drops to 0. */
@@ -95,8 +96,8 @@ export class UserActor {
   private readonly history = new DecisionLog();
   private readonly windows: DeliveryWindows<Slot>;
   private readonly mailbox: UserMailbox;
-  private mailboxLoaded = false;
   private replaying = false;
+  private mailboxLoading = false;
 
   private get flights(): Map<string, Flight> {
     return (this.flightsTable ??= new Map());
@@ -126,7 +127,7 @@ export class UserActor {
 
   async handle(msg: UserActorMessage): Promise<void> {
     if (!this.loaded) await this.load();
-    if (!this.mailboxLoaded) this.mailboxLoaded = await this.mailbox.load(this.deps.clock.now());
+    if (!this.mailbox.loaded) this.loadMailbox();
     const now = this.deps.clock.now();
     switch (msg.type) {
       case 'session_open': {
@@ -193,6 +194,8 @@ export class UserActor {
         return this.onHeld(msg.id, msg.ok, now);
       case 'held_loaded':
         return this.routeHeld(msg.messages, now);
+      case 'mailbox_loaded':
+        return this.replayHeld(); // sessions that opened before the held count was known
       case 'read':
         await this.onRead(msg.ids, msg.sessionId, now);
         return;
@@ -215,6 +218,16 @@ export class UserActor {
       // Route with what we know; the next message tries again.
       this.deps.log.error({ err, user: this.user }, 'device registry load failed');
     }
+  }
+
+  /** Held count and badge load in the background; once known, held messages may go to sessions already open. */
+  private loadMailbox(): void {
+    if (this.mailboxLoading) return;
+    this.mailboxLoading = true;
+    void this.mailbox.load(this.deps.clock.now()).then((ok) => {
+      this.mailboxLoading = false;
+      if (ok) this.self({ type: 'mailbox_loaded' });
+    });
   }
 
   private touch(sessionId: string, at: number, now: number): void {
@@ -525,6 +538,7 @@ export class UserActor {
         return { type: 'error', code: 'store_failed', message: 'the read could not be stored' };
       }
     }
+    await this.mailbox.load(now); // the badge; bounded by MAILBOX_LOAD_TIMEOUT_MS
     let held = this.mailbox.heldCount;
     try {
       held = await this.deps.held.count(this.user, now); // TTLs run out without a write
