@@ -52,7 +52,12 @@ export type UserActorMessage =
   | { type: 'held_done'; id: string; ok: boolean }
   | { type: 'held_loaded'; messages: ChatMessage[] }
   | { type: 'mailbox_loaded' }
+  | { type: 'hold_retry'; id: string }
   | { type: 'ask'; query: OwnerQuery; reply: (r: OwnerReply) => void };
+
+/** A hold that could not be written is tried again after this long, doubling up to HOLD_RETRY_MAX_MS. */
+export const HOLD_RETRY_MS = 500;
+export const HOLD_RETRY_MAX_MS = 30_000;
 
 /** A message whose targets are not all final yet; settled when `open` drops to 0. */
 interface Flight {
@@ -66,6 +71,8 @@ interface Flight {
   holdWanted?: boolean;
   /** The hold is being written; `done` follows once it is durable. */
   holding?: boolean;
+  /** Failed hold writes so far (retried with backoff). */
+  holdRetries?: number;
   /** Read elsewhere meanwhile: never held. */
   read?: boolean;
   /** Routed again from the held store (its ingress `done` was long ago); dropped from there once it reached the user. */
@@ -194,6 +201,11 @@ export class UserActor {
         return this.onHeld(msg.id, msg.ok, now);
       case 'held_loaded':
         return this.routeHeld(msg.messages, now);
+      case 'hold_retry': {
+        const flight = this.flights.get(msg.id);
+        if (flight && !flight.holding && flight.holdWanted) this.startHold(flight);
+        return;
+      }
       case 'mailbox_loaded':
         return this.replayHeld(); // sessions that opened before the held count was known
       case 'read':
@@ -435,7 +447,7 @@ export class UserActor {
     this.mailbox.hold(msg, expiresAt, now).then(
       () => this.self({ type: 'held_done', id: msg.id, ok: true }),
       (err: unknown) => {
-        this.deps.log.error({ err, user: this.user, id: msg.id }, 'message could not be held; it stays unsettled in the ingress');
+        if (!flight.holdRetries) this.deps.log.error({ err, user: this.user, id: msg.id }, 'message could not be held yet; it stays unsettled in the ingress and is tried again');
         this.self({ type: 'held_done', id: msg.id, ok: false });
       },
     );
@@ -444,8 +456,15 @@ export class UserActor {
   private onHeld(id: string, ok: boolean, now: number): void {
     const flight = this.flights.get(id);
     if (!flight?.holding) return;
+    flight.holding = false;
+    if (!ok) {
+      // Not durable: never `done`; tried again with backoff (a JetStream election, a full disk) while it stays in flight.
+      flight.holdRetries = (flight.holdRetries ?? 0) + 1;
+      const delay = Math.min(HOLD_RETRY_MAX_MS, HOLD_RETRY_MS * 2 ** Math.min(flight.holdRetries - 1, 10));
+      this.deps.clock.setTimeout(() => this.self({ type: 'hold_retry', id }), delay);
+      return;
+    }
     this.flights.delete(id);
-    if (!ok) return; // not durable: never `done`, so the ingress hands it out again (restart, next owner)
     this.recent.add(id);
     this.deps.done(id);
     if (flight.read) {

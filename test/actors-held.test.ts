@@ -47,12 +47,18 @@ describe('held messages', () => {
     await until(() => heldIds('u1').length === 0);
   });
 
-  it('is not held when the store cannot write: done is never called, so the ingress keeps it', async () => {
+  it('a hold the store cannot write is never done (the ingress keeps it) and is tried again with backoff', async () => {
     h = harness();
     h.held.failing = true;
     h.route('u1', 'm1');
     await settle(h);
+    await vi.advanceTimersByTimeAsync(1500);
+    await settle(h);
     expect(h.settled).toEqual([]);
+    h.held.failing = false;
+    await vi.advanceTimersByTimeAsync(2000);
+    await until(() => h.settled.length === 1);
+    expect(heldIds('u1')).toEqual(['m1']);
   });
 
   it('ttlSeconds 0 -> undeliverable, nothing held', async () => {
