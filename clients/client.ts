@@ -17,8 +17,9 @@ export interface WebSocketLike {
   send(data: string): void;
   close(code?: number, reason?: string): void;
   onopen: ((ev: any) => void) | null;
-  onmessage: ((ev: { data: unknown }) => void) | null;
-  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  // Handlers take `any` so that `ws`'s WebSocket, whose event classes are its own, fits as well as the browser's.
+  onmessage: ((ev: any) => void) | null;
+  onclose: ((ev: any) => void) | null;
   onerror: ((ev: any) => void) | null;
 }
 export type WebSocketConstructor = new (url: string) => WebSocketLike;
@@ -160,11 +161,11 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       this.retry(new ClientError('connection_lost', 'no welcome in time; reconnecting'), 'backoff');
     }, this.opts.welcomeTimeoutMs ?? 10_000);
     ws.onopen = () => ws.send(JSON.stringify({ type: 'hello', token }));
-    ws.onmessage = (ev) => {
+    ws.onmessage = (ev: { data: unknown }) => {
       if (this.ws === ws && typeof ev.data === 'string') this.onFrame(ev.data);
     };
     ws.onerror = () => {}; // the close event that follows carries what we need
-    ws.onclose = (ev) => {
+    ws.onclose = (ev: { code: number; reason: string }) => {
       if (this.ws !== ws) return;
       this.ws = undefined;
       this.clearTimers();
