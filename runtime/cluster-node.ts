@@ -18,6 +18,7 @@ import { systemClock } from '../base/clock.js';
 import type { Config } from './config.js';
 import { createLogger } from '../base/logger.js';
 import { Metrics } from '../base/metrics.js';
+import { RoutingSummary, logDecision } from '../base/routing-log.js';
 import { connectNats } from './nats-connect.js';
 import type { RunningNode, StartOptions } from './node.js';
 import { loadSenderConfig } from './sender-config.js';
@@ -115,7 +116,10 @@ export async function startClusterNode(config: Config, opts: StartOptions = {}):
       for (const ack of entry.ack) ack();
     },
     mayAct,
-    onRouted: (e) => nc.publish(subjects.routedEvents, packr.pack(e)),
+    onRouted: (e) => {
+      logDecision(log, e);
+      nc.publish(subjects.routedEvents, packr.pack(e));
+    },
   });
 
   const partitionSubs = new Map<number, Subscription[]>();
@@ -185,12 +189,15 @@ export async function startClusterNode(config: Config, opts: StartOptions = {}):
     });
   }
   log.info({ node: config.nodeId, host: config.host, port, nats: config.natsServers, partitions: P }, 'switchboard listening');
+  const summary = new RoutingSummary(metrics, log, clock, config.summaryIntervalMs);
+  summary.start();
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       stoppingNow = true;
       log.info('stopping: handing partitions off');
+      summary.stop();
       gateway?.stopAccepting();
       await sendListener?.stop();
       await trackedIngress.settled();

@@ -20,6 +20,7 @@ export const DEFAULT_SEND_BUFFER_BYTES = 1024 * 1024;
 export const DEFAULT_FRAME_RATE = 200;
 export const DEFAULT_LOG_LEVEL = 'info';
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
+export const DEFAULT_SUMMARY_INTERVAL_MS = 60_000;
 export const DEFAULT_REPLAY_GRACE_MS = 3000;
 export const DEFAULT_HMS_AUTH_ENDPOINT = 'https://oauth-login.cloud.huawei.com';
 export const DEFAULT_HMS_PUSH_ENDPOINT = 'https://push-api.cloud.huawei.com';
@@ -91,6 +92,8 @@ export interface Config {
   readonly logLevel: (typeof LOG_LEVELS)[number];
   /** SWITCHBOARD_SHUTDOWN_TIMEOUT_MS: longest graceful drain on SIGTERM, default 10000. */
   readonly shutdownTimeoutMs: number;
+  /** SWITCHBOARD_SUMMARY_INTERVAL_MS: one `summary` info line per interval (0 = none), default 60000. */
+  readonly summaryIntervalMs: number;
   readonly apns: {
     /** SWITCHBOARD_APNS_ENDPOINT, default https://api.push.apple.com. */
     readonly endpoint: string;
@@ -258,6 +261,7 @@ export function parseConfig(env: Env = process.env): Config {
     replayGraceMs: int('SWITCHBOARD_REPLAY_GRACE_MS', DEFAULT_REPLAY_GRACE_MS, 0, 600_000),
     logLevel: logLevel as Config['logLevel'],
     shutdownTimeoutMs: int('SWITCHBOARD_SHUTDOWN_TIMEOUT_MS', DEFAULT_SHUTDOWN_TIMEOUT_MS, 100, 600_000),
+    summaryIntervalMs: int('SWITCHBOARD_SUMMARY_INTERVAL_MS', DEFAULT_SUMMARY_INTERVAL_MS, 0, 86_400_000),
     apns: Object.freeze(apns),
     fcm: Object.freeze({
       serviceAccountFile: v('SWITCHBOARD_FCM_SERVICE_ACCOUNT_FILE'),

@@ -14,6 +14,7 @@ import { systemClock, type Clock } from '../base/clock.js';
 import type { Config } from './config.js';
 import { createLogger, type Logger } from '../base/logger.js';
 import { Metrics } from '../base/metrics.js';
+import { RoutingSummary, logDecision } from '../base/routing-log.js';
 import { ReplayGate } from '../store/replay-gate.js';
 import { loadSecrets } from './secrets.js';
 import { loadSenderConfig } from './sender-config.js';
@@ -63,6 +64,7 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
     ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs,
     passivateAfterMs: config.passivateAfterMs,
     settle: (id) => ingress.settle(id),
+    onRouted: (e) => logDecision(log, e),
   });
   // Embedded: this node owns every partition.
   metrics.ownedPartitions.set(config.partitions);
@@ -89,12 +91,15 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
   if (gate.holding > 0) log.info({ messages: gate.holding, graceMs: config.replayGraceMs }, 'replaying unsettled messages after the reconnect grace');
   ready = true;
   log.info({ node: config.nodeId, host: config.host, port, dataDir: config.dataDir, secretFiles: secrets.files }, 'switchboard listening');
+  const summary = new RoutingSummary(metrics, log, clock, config.summaryIntervalMs);
+  summary.start();
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       ready = false;
       log.info('stopping: no new messages or sessions');
+      summary.stop();
       gateway?.stopAccepting();
       // Replays still held stay unsettled in the inbox and come back at the next start.
       gate.cancel();
