@@ -83,16 +83,16 @@ class FakeAdapter implements PresenceAdapter {
 class FakeSink {
   sent: PcPresence[] = [];
   welcome?: Welcome;
-  private welcome?: (w: Welcome) => void;
+  private onWelcome?: (w: Welcome) => void;
   setPresence(p: PcPresence) {
     this.sent.push(p);
   }
   on(_: 'welcome', l: (w: Welcome) => void) {
-    this.welcome = l;
-    return () => { this.welcome = undefined; };
+    this.onWelcome = l;
+    return () => { this.onWelcome = undefined; };
   }
   sendWelcome(idleAfterMs?: number) {
-    this.welcome?.({ type: 'welcome', user: 'u', device: 'd', kind: 'pc', heartbeatMs: 30_000, ...(idleAfterMs ? { idleAfterMs } : {}) });
+    this.onWelcome?.({ type: 'welcome', user: 'u', device: 'd', kind: 'pc', heartbeatMs: 30_000, ...(idleAfterMs ? { idleAfterMs } : {}) });
   }
 }
 
