@@ -8,7 +8,7 @@ import type { Clock } from '../base/clock.js';
 import type { Config } from '../runtime/config.js';
 import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
-import type { DeviceRegistry, Ingress } from '../store/types.js';
+import type { DeviceRegistry, Ingress, PolicyStore } from '../store/types.js';
 import { createHttpApi } from './http-api.js';
 import { SessionTable } from './session-table.js';
 
@@ -20,6 +20,8 @@ export interface GatewayDeps {
   /** Durable acceptance of `POST /v1/messages`; the composition root wires its consumer to the router. */
   ingress: Pick<Ingress, 'accept'>;
   registry: DeviceRegistry;
+  /** Per-user delivery policies (`…/policy`, and `idleAfterMs` in `welcome`). */
+  policies: PolicyStore;
   metrics: Metrics;
   log: Logger;
   clock: Clock;
