@@ -325,7 +325,7 @@ describe('routing on one node with default timings', () => {
   it('GET /v1/users/{u}: owner, PC state, reason and sessions, devices online and hasToken', async () => {
     const user = uniqueUser();
     const empty = await userView(node, user);
-    expect(empty).toEqual({ user, owner: 'claims-node', pc: expect.objectContaining({ state: 'inactive', sessions: 0 }), devices: [] });
+    expect(empty).toEqual({ user, owner: 'claims-node', pc: expect.objectContaining({ state: 'inactive', sessions: 0 }), devices: [], policy: { mobile: 'when_away' } });
 
     const desk = await pc(node, user, 'desk', 'screen_locked');
     const mob = await phone(node, user, 'mob', 'ios');
