@@ -332,7 +332,7 @@ describe('routing on one node with default timings', () => {
     await putToken(node, user, 'tab', 'android', TOKENS.android);
     let v = await userView(node, user);
     expect(v).toMatchObject({ user, owner: 'claims-node', pc: { state: 'inactive', reason: 'screen_locked', sessions: 1 } });
-    expect(Object.keys(v).sort()).toEqual(['devices', 'owner', 'pc', 'user']);
+    expect(Object.keys(v).sort()).toEqual(['devices', 'owner', 'pc', 'policy', 'user']);
     expect(device(v, 'mob')).toEqual({ device: 'mob', os: 'ios', online: true, hasToken: false });
     expect(device(v, 'tab')).toEqual({ device: 'tab', os: 'android', online: false, hasToken: true });
     expect(device(v, 'desk')).toBeUndefined();
