@@ -37,9 +37,14 @@ class Ring {
   seal(force: boolean): number {
     if (this.open === 0) return 0;
     const before = this.bytes;
-    for (let i = 0; i < this.entries.length; i++) {
+    const n = this.entries.length;
+    // Newest first, stopping once every open entry was seen: open entries are nearly always the last few.
+    for (let k = 1, seen = 0, open = this.open; k <= n && seen < open; k++) {
+      const i = (this.next - k + n) % n;
       const e = this.entries[i];
-      if (typeof e === 'string' || (!force && e.targets.some((t) => t.outcome === undefined))) continue;
+      if (typeof e === 'string') continue;
+      seen++;
+      if (!force && e.targets.some((t) => t.outcome === undefined)) continue;
       const packed = packDecision(e);
       this.entries[i] = packed;
       this.open--;
