@@ -7,7 +7,7 @@ import type {
 import type { Clock, Timer } from '../base/clock.js';
 import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
-import type { PushOutcome, PushSink } from '../senders/types.js';
+import type { PushOutcome, PushSink } from '../protocol/push.js';
 import type { DeviceRegistry, PolicyStore } from '../store/types.js';
 import { decide, decideFallback, MAX_DIRECT_REDELIVERIES, pcStatus, type Command, type Routed } from './decide.js';
 import { DecisionHistory } from './decision-history.js';

@@ -7,3 +7,4 @@ export * from './decision.js';
 export * from './policy.js';
 export * from './batch.js';
 export * from './bus.js';
+export * from './push.js';

@@ -8,7 +8,7 @@ import { PushPool } from '../senders/pool.js';
 import { FileDeviceRegistry } from '../store/file-device-registry.js';
 import { FileInbox } from '../store/file-inbox.js';
 import { FilePolicyStore } from '../store/file-policy-store.js';
-import type { Config } from './config.js';
+import { ConfigError, gatewayConfigOf, type Config } from './config.js';
 import { GatedIngress } from '../store/replay-gate.js';
 import { loadSecrets } from './secrets.js';
 import { loadSenderConfig } from './sender-config.js';
@@ -21,6 +21,10 @@ import type { RunningNode, StartOptions } from './running-node.js';
  */
 export async function startEmbeddedNode(config: Config, opts: Required<StartOptions>): Promise<RunningNode> {
   const { log, clock, metrics } = opts;
+  // One process does everything here: without router and sender nothing would route (SWITCHBOARD_ROLES).
+  if (!config.roles.includes('router') || !config.roles.includes('sender')) {
+    throw new ConfigError('SWITCHBOARD_ROLES', 'a list holding router and sender without SWITCHBOARD_NATS_URL (the embedded node routes and sends itself)');
+  }
 
   await mkdir(config.dataDir, { recursive: true });
   const secrets = await loadSecrets(config.dataDir, config);
@@ -51,7 +55,7 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
   let port = 0;
   if (config.roles.includes('gateway')) {
     gateway = createGateway({
-      config, nodeId: config.nodeId, bus, subjects, ingress, registry, policies, metrics, log, clock,
+      config: gatewayConfigOf(config), nodeId: config.nodeId, bus, subjects, ingress, registry, policies, metrics, log, clock,
       jwtSecret: secrets.jwtSecret, apiKey: secrets.apiKey, isReady: () => ready,
     });
     port = await gateway.listen(config.host, config.port);
