@@ -39,7 +39,7 @@ async function main(argv: string[]): Promise<void> {
 
   const log = createLogger(config.logLevel);
   // Loaded here so that `token`, `send` and `--help` do not load the whole node.
-  const { startNode } = await import('../runtime/node.js');
+  const { startNode } = await import('../runtime/start.js');
   const node = await startNode(config, { log });
   let signalled = false;
   const onSignal = (signal: string) => {

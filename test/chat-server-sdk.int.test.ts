@@ -2,7 +2,7 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import type { AddressInfo } from 'node:net';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ChatServerClient, SwitchboardApiError } from '../clients/chat-server.js';
+import { ChatServerClient, SwitchboardApiError } from '../chat-server/client.js';
 import { Cluster } from './support/cluster.js';
 import { NatsServer } from './support/nats-server.js';
 import { NodeProcess } from './support/node-process.js';
@@ -123,17 +123,19 @@ describe('ChatServerClient over HTTP', () => {
     expect(await sdk.send({ id: msgId(), to: 'u' }).catch((e: unknown) => e)).toMatchObject({ code: 'transport', temporary: true });
   });
 
-  it('batch, read and policy: what this node supports now (v1.1 adds the routes; until then a typed not_found)', async () => {
+  it('batch and policy against the node; read where the node has it (v1.1 adds it; until then a typed not_found)', async () => {
     const sdk = new ChatServerClient({ http: { url: node.url, apiKey: node.apiKey } });
     const user = uniqueUser();
     const ids = [msgId(), msgId()];
-    const batch = await sdk.sendBatch(ids.map((id) => ({ id, to: user, text: id }))).catch((e: unknown) => e);
-    if (batch instanceof SwitchboardApiError) expect(batch.code).toBe('not_found');
-    else expect(batch).toEqual(ids.map((id) => ({ id, status: 'accepted' })));
+    expect(await sdk.sendBatch(ids.map((id) => ({ id, to: user, text: id })))).toEqual(ids.map((id) => ({ id, status: 'accepted' })));
+    const again = await sdk.sendBatch([{ id: ids[0], to: user }, { id: '', to: user }]);
+    expect(again[0]).toEqual({ id: ids[0], status: 'duplicate' });
+    expect(again[1]).toMatchObject({ error: { code: 'invalid_request', temporary: false } });
     const read = await sdk.read(user, ids).then(() => 'ok', (e: SwitchboardApiError) => e.code);
     expect(['ok', 'not_found']).toContain(read);
-    const policy = await sdk.getPolicy(user).catch((e: SwitchboardApiError) => e.code);
-    expect(policy === 'not_found' || (typeof policy === 'object' && policy.mobile === 'when_away')).toBe(true);
+    expect(await sdk.getPolicy(user)).toMatchObject({ mobile: 'when_away' });
+    expect(await sdk.setPolicy(user, { mobile: 'always', idleAfterSeconds: 120 })).toMatchObject({ mobile: 'always', idleAfterSeconds: 120 });
+    expect(await sdk.setPolicy(user, { mobile: 'sometimes' as never }).catch((e: unknown) => e)).toMatchObject({ code: 'invalid_field', status: 400 });
     await expect(sdk.sendBatch([])).rejects.toThrow(/1-500 messages/);
   });
 });
