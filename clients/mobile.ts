@@ -27,6 +27,8 @@ export interface PushTokenSource {
 
 /** What the mobile core needs from the client core (`SwitchboardClient` fits). */
 export interface MobileSink {
+  /** `open` while a session is open (`SwitchboardClient.state`). */
+  readonly state: string;
   setPresence(presence: { state: MobileState }): void;
   send(frame: ClientFrameV11): void;
   stop(): void;
@@ -47,7 +49,7 @@ export class MobileSession {
     this.client.setPresence({ state: this.lifecycle.current() });
     this.offs.push(this.lifecycle.onChange((state) => this.client.setPresence({ state })));
     this.offs.push(this.client.on('registered', () => { this.registeredToken = this.token; }));
-    // A register sent but not answered before a drop is sent again after the next welcome.
+    // Sent when a session is open; otherwise (and when a drop came before the answer) after the next welcome.
     this.offs.push(this.client.on('welcome', () => { if (this.token && this.token !== this.registeredToken) this.sendRegister(); }));
     if (!this.push) return;
     this.offs.push(this.push.onTokenRefresh((token) => this.register(token)));
@@ -93,7 +95,7 @@ export class MobileSession {
   }
 
   private sendRegister(): void {
-    if (!this.push || !this.token) return;
+    if (!this.push || !this.token || this.client.state !== 'open') return;
     this.client.send({ type: 'register', os: this.push.os, token: this.token, ...(this.push.app ? { app: this.push.app } : {}) });
   }
 }

@@ -5,6 +5,7 @@ import type { ClientFrameV11, MobileState } from '../clients/wire.js';
 /** The mobile core against a fake client core (the real node is in clients.int.test.ts). */
 
 class FakeClient {
+  state = 'open';
   presence: MobileState[] = [];
   sent: ClientFrameV11[] = [];
   stopped = false;
@@ -60,6 +61,17 @@ describe('MobileSession', () => {
     c.emit('registered');
     c.emit('welcome');
     expect(c.registers()).toHaveLength(2);
+  });
+
+  it('launched while not connected: the token goes out once, after the first welcome', async () => {
+    const c = new FakeClient();
+    c.state = 'connecting';
+    const s = new MobileSession(c as unknown as MobileSink, lifecycle('foreground'), tokens('t1'));
+    await s.start();
+    expect(c.registers()).toHaveLength(0);
+    c.state = 'open';
+    c.emit('welcome');
+    expect(c.registers()).toHaveLength(1);
   });
 
   it('logOut sends unregister, resolves on unregistered, stops the client and follows nothing more', async () => {
