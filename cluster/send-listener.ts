@@ -1,6 +1,6 @@
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { Packr } from 'msgpackr';
-import { SwitchboardError, decodeSendRequest, MAX_MESSAGE_BYTES, type ChatMessage } from '../protocol/index.js';
+import { SwitchboardError, decodeSendBytes, type ChatMessage } from '../protocol/index.js';
 import type { AcceptResult } from '../store/types.js';
 
 const packr = new Packr({ useRecords: false });
@@ -51,14 +51,8 @@ export class SendListener {
   }
 
   private async handle(m: Msg, json: boolean): Promise<{ id: string; status: AcceptResult }> {
-    if (m.data.length > MAX_MESSAGE_BYTES) throw new SwitchboardError('body_too_large', `${m.data.length} bytes`);
-    let body: unknown;
-    try {
-      body = json ? JSON.parse(new TextDecoder().decode(m.data)) : packr.unpack(m.data);
-    } catch {
-      throw new SwitchboardError('bad_json', json ? 'payload is not valid JSON' : 'payload is not valid MessagePack (send JSON with Content-Type: application/json)');
-    }
-    const decoded = decodeSendRequest(body, this.deps.now());
+    // Strict UTF-8 in both encodings, __proto__ refused, then the section 3 rules (protocol/send-payload.ts).
+    const decoded = decodeSendBytes(m.data, json ? 'json' : 'msgpack', this.deps.now());
     if (!decoded.ok) throw decoded.error;
     const status = await this.deps.accept(decoded.value);
     if (status === 'accepted') this.deps.onAccepted?.('nats');

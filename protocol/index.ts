@@ -5,3 +5,6 @@ export * from './message.js';
 export * from './frames.js';
 export * from './decision.js';
 export * from './bus.js';
+export * from './push-payload.js';
+export * from './push-token.js';
+export * from './send-payload.js';
