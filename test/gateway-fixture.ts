@@ -43,11 +43,21 @@ export class MapRegistry implements DeviceRegistry {
   async remove(user: string, device: string): Promise<boolean> {
     return this.devices.delete(`${user}/${device}`);
   }
-  async clearToken(): Promise<boolean> {
-    return false;
+  async clearToken(user: string, device: string, token: string): Promise<boolean> {
+    const rec = this.devices.get(`${user}/${device}`);
+    if (rec?.token !== token) return false;
+    delete (rec as Partial<DeviceRecord>).token;
+    return true;
   }
-  async list(): Promise<DeviceRecord[]> {
-    return [];
+  readonly seenCalls: string[] = [];
+  async seen(user: string, device: string): Promise<void> {
+    this.seenCalls.push(`${user}/${device}`);
+  }
+  async prune(): Promise<number> {
+    return 0;
+  }
+  async list(user: string): Promise<DeviceRecord[]> {
+    return [...this.devices].filter(([k]) => k.startsWith(`${user}/`)).map(([, r]) => ({ ...r }));
   }
   async close(): Promise<void> {}
 }

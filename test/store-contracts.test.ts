@@ -6,12 +6,12 @@ import { FileInbox } from '../store/file-inbox.js';
 import { describeDeviceRegistryContract } from './contracts/device-registry.contract.js';
 import { describeIngressContract } from './contracts/ingress.contract.js';
 
-describeDeviceRegistryContract('FileDeviceRegistry', async () => {
+describeDeviceRegistryContract('FileDeviceRegistry', async (options) => {
   const dir = await mkdtemp(join(tmpdir(), 'sb-registry-'));
-  const opened: FileDeviceRegistry[] = [await FileDeviceRegistry.open(dir)];
+  const opened: FileDeviceRegistry[] = [await FileDeviceRegistry.open(dir, options)];
   return {
     registry: opened[0],
-    reopen: async () => opened[opened.push(await FileDeviceRegistry.open(dir)) - 1],
+    reopen: async () => opened[opened.push(await FileDeviceRegistry.open(dir, options)) - 1],
     cleanup: async () => {
       for (const r of opened) await r.close();
       await rm(dir, { recursive: true, force: true });
