@@ -12,6 +12,7 @@ import type { Metrics } from '../base/metrics.js';
 import type { DeviceRegistry } from '../store/types.js';
 import { verifyClientToken, type ClientIdentity } from './auth.js';
 import { dispatchFrame, type SessionContext } from './handlers/index.js';
+import type { RegistrationRules } from './registration-rules.js';
 import { TokenBucket } from './token-bucket.js';
 
 export interface SessionDeps {
@@ -20,6 +21,7 @@ export interface SessionDeps {
   bus: Bus;
   subjects: Subjects;
   registry: DeviceRegistry;
+  registration: RegistrationRules;
   metrics: Metrics;
   log: Logger;
   clock: Clock;
@@ -151,6 +153,7 @@ export class ClientSession {
       ...identity,
       sessionId: this.id,
       registry,
+      registration: this.deps.registration,
       now: () => clock.now(),
       publish: (msg: OwnerMessage) => {
         this.heardAt = clock.now();
@@ -170,6 +173,10 @@ export class ClientSession {
       ...(identity.os ? { os: identity.os } : {}), session: { node: nodeId, id: this.id }, at: clock.now(),
     });
     log.debug({ session: this.id, user: identity.user, device: identity.device, kind: identity.kind }, 'session open');
+    // Issue 9: a session of the device opening counts as its token being seen (tokens unseen for long are pruned).
+    if (identity.kind === 'mobile') {
+      registry.seen(identity.user, identity.device, clock.now()).catch((err: unknown) => log.warn({ err: String(err), user: identity.user, device: identity.device }, 'recording a token as seen failed'));
+    }
     for (const text of this.heldFrames.splice(0)) if (this.state === 'open') this.onFrame(text);
   }
 

@@ -6,9 +6,10 @@ import type { Ingress } from '../store/types.js';
 import { bearerCheck } from './auth.js';
 import type { GatewayDeps } from './server.js';
 import { pathId, readJsonBody, sendError, sendJson } from './http-io.js';
+import { checkRegistration } from './registration-rules.js';
 
 /** The gateway's deps the HTTP API uses, plus whether the gateway is draining before shutdown. */
-export type HttpApiDeps = Pick<GatewayDeps, 'bus' | 'subjects' | 'ingress' | 'registry' | 'metrics' | 'log' | 'clock' | 'apiKey' | 'isReady'> & {
+export type HttpApiDeps = Pick<GatewayDeps, 'bus' | 'subjects' | 'ingress' | 'registry' | 'registration' | 'metrics' | 'log' | 'clock' | 'apiKey' | 'isReady'> & {
   /** True once the gateway stopped accepting (draining before shutdown). */
   isStopping(): boolean;
 };
@@ -50,6 +51,8 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
     const decoded = decodeDeviceRegistration(await readJsonBody(req, MAX_MESSAGE_BYTES));
     if (!decoded.ok) throw decoded.error;
     const reg = decoded.value;
+    checkRegistration(reg, deps.registration);
+    // Section 3: the registry takes the token from any other (user, device) and reports it (token_removed).
     await storeWrite(() => registry.put(user, device, reg));
     bus.publish(subjects.owner(user), { type: 'device_put', user, device, ...reg });
     sendJson(res, 200, { user, device, os: reg.os, hasToken: true });

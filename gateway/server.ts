@@ -10,6 +10,7 @@ import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
 import type { DeviceRegistry, Ingress } from '../store/types.js';
 import { createHttpApi } from './http-api.js';
+import type { RegistrationRules } from './registration-rules.js';
 import { SessionTable } from './session-table.js';
 
 export interface GatewayDeps {
@@ -20,6 +21,8 @@ export interface GatewayDeps {
   /** Durable acceptance of `POST /v1/messages`; the composition root wires its consumer to the router. */
   ingress: Pick<Ingress, 'accept'>;
   registry: DeviceRegistry;
+  /** Configured apps and allowed Web Push hosts, for device registrations (section 3). */
+  registration: RegistrationRules;
   metrics: Metrics;
   log: Logger;
   clock: Clock;

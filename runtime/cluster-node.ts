@@ -22,6 +22,8 @@ import { connectNats } from './nats-connect.js';
 import type { RunningNode, StartOptions } from './node.js';
 import { loadSenderConfig } from './sender-config.js';
 import { AcceptTracker } from '../store/accept-tracker.js';
+import { startTokenSweep } from '../store/token-sweep.js';
+import { registrationRules, tokenRemovalListener } from './token-removals.js';
 
 const packr = new Packr({ useRecords: false });
 /** Longest wait for gateways to resend a partition's sessions before its new owner starts routing. */
@@ -76,8 +78,14 @@ export async function startClusterNode(config: Config, opts: StartOptions = {}):
   const subjects = new Subjects(config.subjectPrefix, P);
   // A JetStream cluster that just formed may not have a meta leader yet: keep trying for a while before giving up.
   const ingress = await untilReady(() => JetStreamIngress.open(nc, { prefix: config.subjectPrefix, partitions: P, replicas }), 'ingress stream', log);
-  const registry = new KvDeviceRegistry(await untilReady(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_devices`, { history: 1, replicas })), 'devices bucket', log));
-  const pushes = new PushPool({ config: loadSenderConfig(config), log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
+  // Token removals: the owner hears of it on the bus, chat servers on NATS (section 3, token_removed).
+  const onTokenRemoved = tokenRemovalListener({
+    bus: natsBus, subjects, log, publishEvent: (e) => nc.publish(subjects.tokenRemovedEvents, packr.pack(e)),
+  });
+  const devicesKv = await untilReady(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_devices`, { history: 1, replicas })), 'devices bucket', log);
+  const registry = new KvDeviceRegistry(devicesKv, () => clock.now(), onTokenRemoved);
+  const senderConfig = loadSenderConfig(config);
+  const pushes = new PushPool({ config: senderConfig, log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
   const membership = new Membership({ nc, prefix, replicas, nodeId: config.nodeId, clock, log });
 
   // JetStream acks by message id, per partition, so a lost partition can forget its pending ones.
@@ -172,10 +180,14 @@ export async function startClusterNode(config: Config, opts: StartOptions = {}):
 
   await untilReady(() => membership.start(), 'membership bucket', log);
   await untilReady(() => keeper.start(), 'leases bucket', log);
+  // One sweeper at a time: the owner of partition 0 (another node racing it is harmless, the KV is compare-and-set).
+  const stopSweep = config.roles.includes('router')
+    ? startTokenSweep({ registry, clock, log, maxAgeDays: config.tokenMaxAgeDays, shouldRun: () => keeper.isValid(0) })
+    : async () => {};
   if (config.roles.includes('gateway')) {
     gateway = createGateway({
       config, nodeId: config.nodeId, bus: natsBus, subjects, ingress: trackedIngress, registry, metrics, log, clock,
-      jwtSecret: config.jwtSecret!, apiKey: config.apiKey!, isReady,
+      registration: registrationRules(config, senderConfig), jwtSecret: config.jwtSecret!, apiKey: config.apiKey!, isReady,
     });
     port = await gateway.listen(config.host, config.port);
     sendListener = new SendListener({
@@ -198,6 +210,7 @@ export async function startClusterNode(config: Config, opts: StartOptions = {}):
       await keeper.stop();
       await gateway?.closeSessions(1001);
       router.stop();
+      await stopSweep();
       await pushes.close();
       await gateway?.close();
       await natsBus.close();

@@ -18,6 +18,8 @@ import { ReplayGate } from '../store/replay-gate.js';
 import { loadSecrets } from './secrets.js';
 import { loadSenderConfig } from './sender-config.js';
 import { AcceptTracker } from '../store/accept-tracker.js';
+import { startTokenSweep } from '../store/token-sweep.js';
+import { busEventPublisher, registrationRules, tokenRemovalListener } from './token-removals.js';
 
 /** A started node: what `bin/switchboard.ts` runs and what in-process tests and benchmarks drive. */
 export interface RunningNode {
@@ -54,9 +56,11 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
   const secrets = await loadSecrets(config.dataDir, config);
   const subjects = new Subjects(config.subjectPrefix, config.partitions);
   const bus = new MemoryBus();
-  const registry = await FileDeviceRegistry.open(join(config.dataDir, 'devices'));
+  const onTokenRemoved = tokenRemovalListener({ bus, subjects, log, publishEvent: busEventPublisher(bus, subjects) });
+  const registry = await FileDeviceRegistry.open(join(config.dataDir, 'devices'), { onTokenRemoved, now: () => clock.now() });
   const ingress = await FileInbox.open(join(config.dataDir, 'inbox'), { dedupeWindowMs: config.dedupeWindowMs });
-  const pushes = new PushPool({ config: loadSenderConfig(config), log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
+  const senderConfig = loadSenderConfig(config);
+  const pushes = new PushPool({ config: senderConfig, log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
 
   const router = new Router({
     nodeId: config.nodeId, bus, subjects, registry, pushes, clock, metrics, log,
@@ -79,7 +83,7 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
   if (config.roles.includes('gateway')) {
     gateway = createGateway({
       config, nodeId: config.nodeId, bus, subjects, ingress: trackedIngress, registry, metrics, log, clock,
-      jwtSecret: secrets.jwtSecret, apiKey: secrets.apiKey, isReady: () => ready,
+      registration: registrationRules(config, senderConfig), jwtSecret: secrets.jwtSecret, apiKey: secrets.apiKey, isReady: () => ready,
     });
     port = await gateway.listen(config.host, config.port);
   }
@@ -87,6 +91,7 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
   await ingress.consume((msg) => gate.take(msg));
   gate.start();
   if (gate.holding > 0) log.info({ messages: gate.holding, graceMs: config.replayGraceMs }, 'replaying unsettled messages after the reconnect grace');
+  const stopSweep = startTokenSweep({ registry, clock, log, maxAgeDays: config.tokenMaxAgeDays });
   ready = true;
   log.info({ node: config.nodeId, host: config.host, port, dataDir: config.dataDir, secretFiles: secrets.files }, 'switchboard listening');
 
@@ -108,6 +113,7 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
       router.stop();
       await pushes.close();
       await ingress.close();
+      await stopSweep();
       await registry.close();
       await gateway?.close();
       await bus.close();

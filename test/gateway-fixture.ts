@@ -6,6 +6,7 @@ import type { ChatMessage, OwnerMessage } from '../protocol/index.js';
 import type { Clock, Timer } from '../base/clock.js';
 import { parseConfig } from '../runtime/config.js';
 import { Metrics } from '../base/metrics.js';
+import { isAllowedPushEndpoint } from '../senders/webpush-hosts.js';
 import type { AcceptResult, DeviceRecord, DeviceRegistry } from '../store/types.js';
 
 /** Real wall time for `now`, but timers only fire when a test advances them (hello timeout, close grace). */
@@ -101,6 +102,7 @@ export async function startGateway(env: Record<string, string> = {}) {
   const state = { ready: true };
   const gateway: Gateway = createGateway({
     config, nodeId: config.nodeId, bus, subjects, ingress, registry, metrics, clock,
+    registration: { apps: new Set(['default', 'chat', 'beta']), isAllowedPushEndpoint: (u) => isAllowedPushEndpoint(u) },
     log: pino({ level: 'silent' }), jwtSecret: JWT_SECRET, apiKey: API_KEY, isReady: () => state.ready,
   });
   const port = await gateway.listen('127.0.0.1', 0);
