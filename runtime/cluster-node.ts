@@ -23,7 +23,7 @@ import type { RunningNode, StartOptions } from './node.js';
 import { loadSenderConfig } from './sender-config.js';
 import { AcceptTracker } from '../store/accept-tracker.js';
 import { startTokenSweep } from '../store/token-sweep.js';
-import { registrationRules, tokenRemovalListener } from './token-removals.js';
+import { natsEventPublisher, registrationRules, tokenRemovalListener } from './token-removals.js';
 
 const packr = new Packr({ useRecords: false });
 /** Longest wait for gateways to resend a partition's sessions before its new owner starts routing. */
@@ -80,7 +80,7 @@ export async function startClusterNode(config: Config, opts: StartOptions = {}):
   const ingress = await untilReady(() => JetStreamIngress.open(nc, { prefix: config.subjectPrefix, partitions: P, replicas }), 'ingress stream', log);
   // Token removals: the owner hears of it on the bus, chat servers on NATS (section 3, token_removed).
   const onTokenRemoved = tokenRemovalListener({
-    bus: natsBus, subjects, log, publishEvent: (e) => nc.publish(subjects.tokenRemovedEvents, packr.pack(e)),
+    bus: natsBus, subjects, log, publishEvent: natsEventPublisher(nc, subjects),
   });
   const devicesKv = await untilReady(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_devices`, { history: 1, replicas })), 'devices bucket', log);
   const registry = new KvDeviceRegistry(devicesKv, () => clock.now(), onTokenRemoved);

@@ -1,3 +1,5 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Packr } from 'msgpackr';
 import type { Bus } from '../bus/bus.js';
 import type { Subjects } from '../bus/subjects.js';
 import type { Logger } from '../base/logger.js';
@@ -7,6 +9,8 @@ import type { RegistrationRules } from '../gateway/registration-rules.js';
 import type { SenderConfig } from '../senders/vendor-config.js';
 import { DEFAULT_WEBPUSH_HOSTS, isAllowedPushEndpoint } from '../senders/webpush-hosts.js';
 import type { Config } from './config.js';
+
+const packr = new Packr({ useRecords: false });
 
 /**
  * What happens to every push token the registry removes (issue 9, PROTOCOL.md section 3): the owner of the user's
@@ -29,6 +33,11 @@ export function tokenRemovalListener(o: {
       o.log.warn({ err: String(err), user, device }, 'publishing a token removal failed');
     }
   };
+}
+
+/** The cluster's form of the section 3 event: MessagePack on NATS `<prefix>.events.token_removed`, like routed events. */
+export function natsEventPublisher(nc: Pick<NatsConnection, 'publish'>, subjects: Subjects): (e: TokenRemovedEvent) => void {
+  return (e) => nc.publish(subjects.tokenRemovedEvents, packr.pack(e));
 }
 
 /** The embedded bus's form of the section 3 event. */

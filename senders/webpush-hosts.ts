@@ -15,7 +15,7 @@ export const DEFAULT_WEBPUSH_HOSTS: readonly string[] = Object.freeze([
 
 /**
  * True when `endpoint` is an https URL whose host is on `allowedHosts` (exact name, or any subdomain for an entry
- * `*.example.com`), with no credentials and the default port. An IP literal or `localhost` only matches an entry
+ * `*.example.com`), with no credentials (any port). An IP literal or `localhost` only matches an entry
  * that names it exactly: the default list names none, so it never allows a loopback or private address.
  * Resolving the host name (DNS pointing at a private address) is the sender's check at send time.
  */
@@ -26,7 +26,7 @@ export function isAllowedPushEndpoint(endpoint: string | URL, allowedHosts: read
   } catch {
     return false;
   }
-  if (url.protocol !== 'https:' || url.username !== '' || url.password !== '' || url.port !== '') return false;
+  if (url.protocol !== 'https:' || url.username !== '' || url.password !== '') return false;
   const host = url.hostname.toLowerCase();
   return allowedHosts.some((entry) => {
     const e = entry.toLowerCase();
