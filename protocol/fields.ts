@@ -71,7 +71,7 @@ export function optionalInt(obj: Json, field: string, min: number, max: number):
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
     throw invalid(field, `an integer ${min}-${max}`);
   }
-  return v;
+  return v === 0 ? 0 : v; // -0 is an integer too, but would not survive a round trip through JSON
 }
 
 export function optionalBool(obj: Json, field: string): boolean | undefined {
