@@ -37,6 +37,8 @@ export class KvDeviceRegistry implements DeviceRegistry {
     private readonly kv: KV,
     private readonly now: () => number = Date.now,
     onTokenRemoved?: TokenRemovalListener,
+    /** How long a pending index key holds off other puts of its token (tests shorten it). */
+    private readonly lockMs: number = TOKEN_LOCK_MS,
   ) {
     this.onTokenRemoved = onTokenRemoved ?? (() => {});
   }
@@ -46,10 +48,15 @@ export class KvDeviceRegistry implements DeviceRegistry {
     const me: IndexEntry = { u: user, d: device };
     const lock = await this.lockToken(reg.token, me);
     let replaced: DeviceRecord | undefined;
-    await this.change(user, (list) => {
-      replaced = list.find((d) => d.device === device);
-      return [...list.filter((d) => d.device !== device), rec];
-    });
+    try {
+      await this.change(user, (list) => {
+        replaced = list.find((d) => d.device === device);
+        return [...list.filter((d) => d.device !== device), rec];
+      });
+    } catch (e) {
+      await this.unlockToken(reg.token, lock);
+      throw e;
+    }
     const prev = lock.prev;
     if (prev && (prev.u !== user || prev.d !== device)) {
       const removal = await this.clearIf(prev.u, prev.d, (d) => d.token === reg.token, 'moved');
@@ -137,7 +144,7 @@ export class KvDeviceRegistry implements DeviceRegistry {
       const e = await this.kv.get(key);
       const cur = e?.operation === 'PUT' && e.value.length > 0 ? (packr.unpack(e.value) as IndexEntry) : undefined;
       // Lock age by wall time against the server's stamp: a dead holder's lock lapses whatever clock is injected.
-      const held = cur?.pending === true && Date.now() - e!.created.getTime() < TOKEN_LOCK_MS;
+      const held = cur?.pending === true && Date.now() - e!.created.getTime() < this.lockMs;
       if (!held) {
         try {
           const revision = e ? await this.kv.update(key, data, e.revision) : await this.kv.create(key, data);
@@ -147,6 +154,17 @@ export class KvDeviceRegistry implements DeviceRegistry {
         }
       }
       await sleep(Math.min(2 + attempt * 2, 50));
+    }
+  }
+
+  /** A put that failed before storing its record gives the index key back to the holder it named (best effort). */
+  private async unlockToken(token: string, lock: { prev?: IndexEntry; revision: number }): Promise<void> {
+    const key = indexKeyOf(token);
+    try {
+      if (lock.prev) await this.kv.update(key, packr.pack(lock.prev), lock.revision);
+      else await this.kv.delete(key, { previousSeq: lock.revision });
+    } catch {
+      // the lock lapses after TOKEN_LOCK_MS anyway
     }
   }
 

@@ -20,7 +20,7 @@ export function decodeSendBytes(bytes: Uint8Array, encoding: SendEncoding, accep
   return parsed.ok ? decodeSendRequest(parsed.value, acceptedAt) : parsed;
 }
 
-/** The parse step of `decodeSendBytes` alone (the batch call decodes each message itself). */
+/** The parse step of `decodeSendBytes` alone: strict UTF-8 and `__proto__` checks, then JSON or MessagePack. */
 export function parseSendBytes(bytes: Uint8Array, encoding: SendEncoding): Decoded<unknown> {
   if (bytes.length > MAX_MESSAGE_BYTES) return fail(new SwitchboardError('body_too_large', `${bytes.length} bytes; the limit is ${MAX_MESSAGE_BYTES}`));
   try {

@@ -1,7 +1,8 @@
 import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KvDeviceRegistry } from '../cluster/kv-device-registry.js';
+import { Packr } from 'msgpackr';
+import { KvDeviceRegistry, indexKeyOf } from '../cluster/kv-device-registry.js';
 import type { TokenRemoval } from '../store/types.js';
 import { describeDeviceRegistryContract } from './contracts/device-registry.contract.js';
 import { NatsServer } from './support/nats-server.js';
@@ -46,6 +47,27 @@ describe('KvDeviceRegistry across gateways', () => {
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+
+  it('a put waits for a pending put of the same token, and takes over the lock of a node that died', async () => {
+    const nc = await connect({ servers: server.url });
+    try {
+      const kv = await new Kvm(nc).create('devices_lock', { history: 1 });
+      const registry = new KvDeviceRegistry(kv, Date.now, undefined, 400);
+      // A node died while registering the token for ghost/x: its index key stays pending.
+      await kv.put(indexKeyOf('lock-token'), new Packr({ useRecords: false }).pack({ u: 'ghost', d: 'x', pending: true }));
+      const started = Date.now();
+      await registry.put('alice', 'phone', { os: 'android', token: 'lock-token' });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+      expect((await registry.list('alice'))[0].token).toBe('lock-token');
+      // No lock left behind: the next put does not wait for it.
+      const again = Date.now();
+      await registry.put('bob', 'phone', { os: 'android', token: 'lock-token' });
+      expect(Date.now() - again).toBeLessThan(300);
+      expect((await registry.list('alice'))[0].token).toBeUndefined();
+    } finally {
+      await nc.close();
     }
   });
 
