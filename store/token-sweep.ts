@@ -12,6 +12,7 @@ export interface TokenSweepOptions {
   log: Logger;
   /** SWITCHBOARD_TOKEN_MAX_AGE_DAYS: a token neither stored nor seen for this long is pruned (issue 9). */
   maxAgeDays: number;
+  /** Time between sweeps, ms; default TOKEN_SWEEP_INTERVAL_MS (6 h). */
   intervalMs?: number;
   /** Cluster: only one node needs to sweep (the registry's compare-and-set keeps a second one harmless). */
   shouldRun?: () => boolean;
