@@ -8,3 +8,4 @@ export * from './bus.js';
 export * from './push-payload.js';
 export * from './push-token.js';
 export * from './send-payload.js';
+export * from './push.js';
