@@ -1,4 +1,11 @@
-import type { ChatMessage } from './message.js';
+/** The parts of a ChatMessage (protocol/message.ts) that go into every push payload whatever its text. */
+export interface PayloadFields {
+  readonly id: string;
+  readonly from?: string;
+  readonly title?: string;
+  readonly data?: Readonly<Record<string, string>>;
+  readonly collapseKey?: string;
+}
 
 /** Largest push payload (PROTOCOL.md section 5: "Push payloads never exceed 4096 bytes"). */
 export const MAX_PUSH_PAYLOAD_BYTES = 4096;
@@ -14,7 +21,7 @@ const MAX_TTL = '2419200s';
  * the device token (the token is not part of the payload limit), Web Push plaintext plus its encryption overhead.
  * Kept small on purpose: the senders' own payload builder may replace it.
  */
-export function minPushPayloadBytes(msg: ChatMessage): number {
+export function minPushPayloadBytes(msg: PayloadFields): number {
   const title = msg.title;
   const sender = msg.from;
   const apns = { aps: { alert: { title, body: '' }, badge: MAX_BADGE }, messageId: msg.id, sender, data: msg.data };

@@ -1,6 +1,5 @@
 import { SwitchboardError } from './errors.js';
 import { isObject } from './fields.js';
-import type { MobileOs } from './message.js';
 
 /**
  * Push token rules of PROTOCOL.md section 3 (`PUT …/devices/{d}` row, and the `register` frame of section 2):
@@ -11,7 +10,7 @@ import type { MobileOs } from './message.js';
  *   gateway's check (it knows the configured list), see `webPushEndpoint`.
  * Anything else throws `SwitchboardError('invalid_field')` naming `token`; the token itself is never echoed.
  */
-export function checkPushToken(os: MobileOs, token: string): void {
+export function checkPushToken(os: string, token: string): void {
   switch (os) {
     case 'ios':
       if (!/^[0-9A-Fa-f]{64,200}$/.test(token)) throw badToken('64-200 hex digits for ios');
@@ -23,6 +22,8 @@ export function checkPushToken(os: MobileOs, token: string): void {
     case 'web':
       webPushEndpoint(token);
       return;
+    default: // the decoders refuse an unknown os first (MOBILE_OS in protocol/message.ts)
+      throw new SwitchboardError('invalid_field', 'os must be one of ios, android, harmony, web');
   }
 }
 
