@@ -32,7 +32,8 @@ export interface TokenRemovedEvent {
 
 /** Gateway -> owner of `user`'s partition. */
 export type OwnerMessage =
-  | { type: 'session_open'; user: string; device: string; kind: ClientKind; os?: MobileOs; session: SessionRef; at: number }
+  /** `bot`: a PC session of a bot or bridge, which never makes the PC state active (section 4 is about a human). */
+  | { type: 'session_open'; user: string; device: string; kind: ClientKind; os?: MobileOs; bot?: true; session: SessionRef; at: number }
   | { type: 'session_close'; user: string; device: string; sessionId: string; at: number }
   | { type: 'presence'; user: string; device: string; sessionId: string; state: 'active' | 'inactive' | 'foreground' | 'background'; reason?: InactiveReason; at: number }
   | { type: 'touch'; user: string; device: string; sessionId: string; at: number }
@@ -41,7 +42,9 @@ export type OwnerMessage =
   | { type: 'device_delete'; user: string; device: string }
   /** The registry removed `token` from this device (any reason): an actor still holding it in memory drops it. */
   | { type: 'token_removed'; user: string; device: string; token: string }
-  | { type: 'route'; user: string; msg: ChatMessage };
+  | { type: 'route'; user: string; msg: ChatMessage }
+  /** The user's policy was stored anew (`PUT …/policy`): the owner reads it again from the policy store. */
+  | { type: 'policy_changed'; user: string };
 
 /** Owner -> the gateway node holding a session. */
 export type GatewayMessage =

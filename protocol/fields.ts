@@ -74,13 +74,6 @@ export function optionalInt(obj: Json, field: string, min: number, max: number):
   return v === 0 ? 0 : v; // -0 is an integer too, but would not survive a round trip through JSON
 }
 
-export function optionalBool(obj: Json, field: string): boolean | undefined {
-  const v = obj[field];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'boolean') throw invalid(field, 'true or false');
-  return v;
-}
-
 /**
  * `{string: string}` with bounded key count and sizes. A `__proto__` key (JSON.parse keeps it as an own property)
  * is refused with `invalid_field`: copying it into a plain object would silently drop it.

@@ -1,5 +1,5 @@
 import { SwitchboardError } from './errors.js';
-import { id, invalid, invalidField, isObject, isWellFormed, oneOf, optionalBool, optionalId, optionalInt, optionalStr, optionalStringMap, str, type Json } from './fields.js';
+import { id, invalid, invalidField, isObject, isWellFormed, oneOf, optionalId, optionalInt, optionalStr, optionalStringMap, str, type Json } from './fields.js';
 import { MAX_PUSH_PAYLOAD_BYTES, minPushPayloadBytes } from './push-payload.js';
 import { checkPushToken } from './push-token.js';
 import { fail, ok, type Decoded } from './result.js';
@@ -24,8 +24,8 @@ export interface ChatMessage {
   readonly collapseKey?: string;
   readonly priority?: Priority;
   readonly ttlSeconds?: number;
-  /** Section 3 (v1.1): pushed with sound even during the user's quiet hours (section 4). */
-  readonly urgent?: boolean;
+  /** Section 4, quiet hours: an urgent message's vendor pushes are never silenced. Only `true` is kept. */
+  readonly urgent?: true;
   /** Epoch ms when the message was durably accepted; sent to clients as `ts`. */
   readonly acceptedAt: number;
 }
@@ -79,7 +79,7 @@ export function decodeSendRequest(body: unknown, acceptedAt: number): Decoded<Ch
       collapseKey: optionalStr(body, 'collapseKey', MAX_COLLAPSE_KEY_CHARS),
       priority: body.priority === undefined ? undefined : oneOf(body, 'priority', ['high', 'normal'] as const),
       ttlSeconds: optionalInt(body, 'ttlSeconds', 0, MAX_TTL_SECONDS),
-      urgent: optionalBool(body, 'urgent'),
+      urgent: optionalUrgent(body),
       acceptedAt,
     };
     checkDataKeys(msg.data);
@@ -118,6 +118,13 @@ export function readRegistration(body: Json): DeviceRegistration {
   checkPushToken(os, token);
   const app = optionalId(body, 'app');
   return app === undefined ? { os, token } : { os, token, app };
+}
+
+function optionalUrgent(body: Json): true | undefined {
+  const v = body.urgent;
+  if (v === undefined || v === false) return undefined;
+  if (v !== true) throw invalid('urgent', 'true or false');
+  return true;
 }
 
 export function asProtocolError(e: unknown): SwitchboardError {

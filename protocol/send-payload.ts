@@ -20,9 +20,12 @@ export function decodeSendBytes(bytes: Uint8Array, encoding: SendEncoding, accep
   return parsed.ok ? decodeSendRequest(parsed.value, acceptedAt) : parsed;
 }
 
-/** The parse step of `decodeSendBytes` alone: strict UTF-8 and `__proto__` checks, then JSON or MessagePack. */
-export function parseSendBytes(bytes: Uint8Array, encoding: SendEncoding): Decoded<unknown> {
-  if (bytes.length > MAX_MESSAGE_BYTES) return fail(new SwitchboardError('body_too_large', `${bytes.length} bytes; the limit is ${MAX_MESSAGE_BYTES}`));
+/**
+ * The parse step of `decodeSendBytes` alone: size limit (bytes, default 64 KiB; batches pass theirs), strict
+ * UTF-8 and `__proto__` checks, then JSON or MessagePack.
+ */
+export function parseSendBytes(bytes: Uint8Array, encoding: SendEncoding, limit = MAX_MESSAGE_BYTES): Decoded<unknown> {
+  if (bytes.length > limit) return fail(new SwitchboardError('body_too_large', `${bytes.length} bytes; the limit is ${limit}`));
   try {
     if (encoding === 'json') return { ok: true, value: parseJsonUtf8(bytes) };
     checkMessagePackText(bytes);

@@ -5,6 +5,7 @@ import { FencedBus, ownerFenceOf } from '../bus/fence.js';
 import { subjectToken, Subjects } from '../bus/subjects.js';
 import { JetStreamIngress } from '../cluster/jetstream-ingress.js';
 import { KvDeviceRegistry } from '../cluster/kv-device-registry.js';
+import { KvPolicyStore } from '../cluster/kv-policy-store.js';
 import { createConcurrently } from '../cluster/lease-bucket.js';
 import { LeaseKeeper } from '../cluster/lease-keeper.js';
 import { Membership } from '../cluster/membership.js';
@@ -55,14 +56,15 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   const registry = new KvDeviceRegistry(devicesKv, () => clock.now(), onTokenRemoved);
   const senderConfig = loadSenderConfig(config);
   const pushes = new PushPool({ config: senderConfig, log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
+  const policies = new KvPolicyStore(await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_policies`, { history: 1, replicas })), 'policies bucket'));
   const membership = new Membership({ nc, prefix, replicas, nodeId: config.nodeId, clock, log, roles: config.roles });
 
   const keeper = new LeaseKeeper({ nc, bucket: LeaseKeeper.bucketName(prefix), replicas, nodeId: config.nodeId, partitions: P, membership, clock, log });
   const fence = ownerFenceOf(keeper, P);
   const router = new UserDirectory({
-    nodeId: config.nodeId, bus: new FencedBus(natsBus, fence, P), subjects, registry, pushes, clock, metrics, log,
+    nodeId: config.nodeId, bus: new FencedBus(natsBus, fence, P), subjects, registry, policies, pushes, clock, metrics, log,
     ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs,
-    passivateAfterMs: config.passivateAfterMs,
+    passivateAfterMs: config.passivateAfterMs, decisionHistoryBytes: config.decisionHistoryBytes,
     done: (id) => ingress.done(id),
     fence,
     onRouted: (e) => nc.publish(subjects.routedEvents, packr.pack(e)),
@@ -84,13 +86,14 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
     : async () => {};
   if (config.roles.includes('gateway')) {
     gateway = createGateway({
-      config: gatewayConfigOf(config), nodeId: config.nodeId, bus: natsBus, subjects, ingress, registry, metrics, log, clock,
+      config: gatewayConfigOf(config), nodeId: config.nodeId, bus: natsBus, subjects, ingress, registry, policies, metrics, log, clock,
       registration: registrationRules(config, senderConfig), jwtSecret: config.jwtSecret!, apiKey: config.apiKey!, isReady: () => !stoppingNow && (!routes || keeper.settled()),
     });
     port = await gateway.listen(config.host, config.port);
     sendListener = new SendListener({
-      nc, subject: subjects.send, accept: (m) => ingress.accept(m), now: () => clock.now(),
+      nc, subject: subjects.send, batchSubject: subjects.sendBatch, accept: (m) => ingress.accept(m), now: () => clock.now(),
       onAccepted: (source) => metrics.messagesAccepted.inc({ source }),
+      onDuplicate: () => metrics.messagesDuplicate.inc(),
       onError: (err) => log.warn({ err: String(err) }, 'switchboard.send request failed'),
     });
   }
