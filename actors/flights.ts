@@ -6,10 +6,12 @@ import type { Clock, Timer } from '../base/clock.js';
 import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
 import type { PushOutcome, PushSink } from '../protocol/push.js';
-import type { DeviceRegistry } from '../store/types.js';
+import type { DeviceRegistry, PolicyStore } from '../store/types.js';
 import { decide, decideFallback, MAX_DIRECT_REDELIVERIES, pcStatus, type Command, type Routed } from './decide.js';
 import { DeliveryWindows } from './delivery-window.js';
-import { copyDecision, DecisionLog, RecentIds } from './history.js';
+import { DecisionHistory } from './decision-history.js';
+import { copyDecision, RecentIds } from './history.js';
+import { policyOf, pushDelayMsOf } from './policy.js';
 import { UserMailbox, type MailboxDeps } from './mailbox.js';
 import { clearDeadToken, type UserState } from './user-state.js';
 
@@ -36,6 +38,10 @@ export interface UserActorDeps extends MailboxDeps {
   /** Cluster: whether this node still owns the user's partition (bus/fence.ts). Absent: always (embedded). */
   fence?: OwnerFence;
   onRouted?(e: RoutedEvent): void;
+  /** Durable per-user policies (section 4, policy); read at load and on `policy_changed`. Absent: the default policy. */
+  policies?: Pick<PolicyStore, 'get'>;
+  /** Where decisions are kept for `GET …/decisions`, past passivation (the directory's). Absent: one per actor. */
+  history?: DecisionHistory;
 }
 
 /** Gateway traffic plus what the actor sends itself: timers and push outcomes come back as messages, never as callbacks that touch state. */
@@ -100,7 +106,7 @@ export abstract class Flights {
   protected flightsTable?: Map<string, Flight>;
   protected slotsTable?: Map<string, Slot>;
   protected readonly recent = new RecentIds();
-  protected readonly history = new DecisionLog();
+  private ownHistory?: DecisionHistory;
   protected readonly windows: DeliveryWindows<Slot>;
   protected readonly mailbox: UserMailbox;
 
@@ -113,6 +119,10 @@ export abstract class Flights {
   ) {
     this.windows = new DeliveryWindows(deps.maxInflight);
     this.mailbox = new UserMailbox(user, deps);
+  }
+
+  protected get history(): DecisionHistory {
+    return this.deps.history ?? (this.ownHistory ??= new DecisionHistory());
   }
 
   protected get flights(): Map<string, Flight> {
@@ -151,8 +161,8 @@ export abstract class Flights {
     const decision: Decision = { ...routed.decision, targets };
     if (decision.route === 'held') flight.holdWanted = true;
     else if (commands.length > 0) this.mailbox.delivered(id); // section 4: unread counts messages delivered to the user
-    this.history.add(decision);
-    this.deps.metrics.messagesRouted.inc({ route: decision.route });
+    this.history.add(this.user, decision);
+    this.deps.metrics.messagesRouted.inc({ route: decision.route, reason: decision.reason });
     this.deps.onRouted?.({ ...copyDecision(decision), user: this.user, node: this.deps.nodeId });
     commands.forEach((c, i) => {
       const slot: Slot = { flight, decision, target: targets[i], kind: 'ack' };
@@ -164,10 +174,10 @@ export abstract class Flights {
         // Section 2 flow control: past SWITCHBOARD_MAX_INFLIGHT unacked, it waits in the session's window.
         if (this.windows.admit(c.session.id, slot)) this.send(slot);
         else slot.kind = 'queued';
-      } else if (delayPushes && this.deps.pushDelayMs > 0) {
-        // Grace before a vendor push: cancelled if a PC turns active meanwhile (onPcMaybeActive).
+      } else if (delayPushes && pushDelayMsOf(this.state.policy, this.deps.pushDelayMs) > 0) {
+        // Grace before a vendor push (the user's pushDelaySeconds, else the node's): cancelled if a PC turns active meanwhile (onPcMaybeActive).
         slot.kind = 'delay';
-        slot.timer = this.deps.clock.setTimeout(() => this.self({ type: 'push_due', id, device: c.device }), this.deps.pushDelayMs);
+        slot.timer = this.deps.clock.setTimeout(() => this.self({ type: 'push_due', id, device: c.device }), pushDelayMsOf(this.state.policy, this.deps.pushDelayMs));
       } else {
         this.startPush(slot, c.token, c.app);
       }
@@ -200,7 +210,10 @@ export abstract class Flights {
     slot.token = token;
     this.deps.metrics.deliveries.inc({ via: vendor });
     // Section 4: alert pushes carry the user's unread count as the badge.
-    const job = { jobId: `${msg.id}:${device}`, user: this.user, device, vendor, token, message: msg, badge: this.mailbox.unread, ...(app === undefined ? {} : { app }) };
+    const job = {
+      jobId: `${msg.id}:${device}`, user: this.user, device, vendor, token, message: msg, badge: this.mailbox.unread,
+      ...(app === undefined ? {} : { app }), ...(slot.target.silent ? { silent: true as const } : {}),
+    };
     this.deps.pushes.push(job).then(
       (outcome) => this.self({ type: 'push_done', id: msg.id, device, outcome }),
       (err: unknown) => this.self({ type: 'push_done', id: msg.id, device, outcome: { outcome: 'failed', reason: String(err) } }),
@@ -214,6 +227,7 @@ export abstract class Flights {
     this.deps.metrics.pushOutcomes.inc({ vendor: slot.target.via, outcome: o.outcome });
     if (o.outcome === 'ok') {
       slot.flight.reached = true;
+      this.deps.metrics.deliverySeconds.observe({ via: slot.target.via }, Math.max(0, this.deps.clock.now() - slot.flight.msg.acceptedAt) / 1000);
       return this.finish(slot, 'ok');
     }
     if (o.outcome === 'dead_token') {
@@ -241,7 +255,9 @@ export abstract class Flights {
     const pcs = slot.decision.targets.filter((t) => t.via === 'pc');
     const fallBack = via === 'mobile' || pcs.every((t) => t.outcome === 'ack_timeout');
     const mayRedeliver = (slot.flight.resent ?? 0) < MAX_DIRECT_REDELIVERIES;
-    const routed = fallBack ? decideFallback(this.state, id, { via, device, mayRedeliver }, now) : undefined;
+    // Devices the decision already reached by the mobile path (policy "always") are not sent to again.
+    const tried = slot.decision.targets.filter((t) => t.via !== 'pc').map((t) => t.device);
+    const routed = fallBack ? decideFallback(this.state, id, { via, device, mayRedeliver }, now, { urgent: slot.flight.msg.urgent, tried }) : undefined;
     if (routed?.commands.some((c) => c.type === 'deliver' && c.via === 'mobile' && via === 'mobile')) slot.flight.resent = (slot.flight.resent ?? 0) + 1;
     if (routed) this.carryOut(slot.flight, routed, false);
     else if (fallBack) slot.flight.holdWanted = true; // section 4: nothing left to try -> held
@@ -264,6 +280,7 @@ export abstract class Flights {
   /** Section 4 / push delay: a PC turned active, so pushes still waiting are cancelled and those messages go to the PC. */
   protected onPcMaybeActive(now: number): void {
     if ((this.slotsTable?.size ?? 0) === 0 || !pcStatus(this.state, now, this.deps).active) return;
+    if (policyOf(this.state.policy).mobile === 'always') return; // the phone gets it while the PC is active too
     const replaced = new Set<Flight>();
     for (const [key, slot] of this.slots) {
       if (slot.kind !== 'delay') continue;

@@ -1,10 +1,11 @@
 import type { ChatMessage, Decision, OwnerQuery, OwnerReply, UserView } from '../protocol/index.js';
 import { decide, pcStatus } from './decide.js';
+import { policyOf } from './policy.js';
 import { Flights, HOLD_RETRY_MAX_MS, HOLD_RETRY_MS, slotKey, type Flight, type UserActorDeps, type UserActorMessage } from './flights.js';
 import { copyDecision } from './history.js';
 import { clearFrames, clearPushJobs } from './read-sync.js';
 import {
-  closeSession, deleteDevice, findMobile, findPc, mergeRegistry, newPcSession, openMobileSession, openPcSession, putDevice, type UserState,
+  clearDeadToken, closeSession, deleteDevice, findMobile, findPc, mergeRegistry, newPcSession, openMobileSession, openPcSession, putDevice, type UserState,
 } from './user-state.js';
 
 export type { UserActorDeps, UserActorMessage } from './flights.js';
@@ -34,7 +35,7 @@ export class UserActor extends Flights {
       case 'session_open': {
         const session = { id: msg.session.id, node: this.intern(msg.session.node) };
         const old = msg.kind === 'pc'
-          ? openPcSession(this.state, newPcSession(session.id, msg.device, session.node, Math.min(msg.at, now)))
+          ? openPcSession(this.state, newPcSession(session.id, msg.device, session.node, Math.min(msg.at, now), msg.bot === true))
           : openMobileSession(this.state, msg.device, msg.os, { sessionId: session.id, node: session.node, foreground: true });
         // Section 2: a second connection of the same device replaces the first (4409).
         if (old) this.deps.bus.publish(this.deps.subjects.gateway(old.node), { type: 'close_session', sessionId: old.sessionId, code: 4409, reason: 'replaced' });
@@ -66,6 +67,7 @@ export class UserActor extends Flights {
         this.release(slot, msg.device);
         this.freeWindow(slot);
         this.deps.metrics.acks.inc();
+        this.deps.metrics.deliverySeconds.observe({ via: slot.target.via }, Math.max(0, now - slot.flight.msg.acceptedAt) / 1000);
         slot.flight.reached = true;
         return this.finish(slot, 'acked');
       }
@@ -75,8 +77,12 @@ export class UserActor extends Flights {
       case 'device_delete':
         deleteDevice(this.state, msg.device);
         return;
+      case 'token_removed': // section 3: the registry removed it (moved, dead, unregistered, pruned): stop pushing to it
+        return clearDeadToken(this.state, msg.device, msg.token);
       case 'route':
         return this.route(msg.msg, now);
+      case 'policy_changed':
+        return this.reloadPolicy();
       case 'ack_due':
         return this.onAckTimeout(msg.id, msg.device, now);
       case 'push_due': {
@@ -112,11 +118,22 @@ export class UserActor extends Flights {
 
   private async load(): Promise<void> {
     try {
-      mergeRegistry(this.state, await this.deps.registry.list(this.user));
+      const [devices, policy] = await Promise.all([this.deps.registry.list(this.user), this.deps.policies?.get(this.user)]);
+      mergeRegistry(this.state, devices);
+      if (policy !== undefined) this.state.policy = policy;
       this.loaded = true;
     } catch (err) {
       // Route with what we know; the next message tries again.
-      this.deps.log.error({ err, user: this.user }, 'device registry load failed');
+      this.deps.log.error({ err, user: this.user }, 'device registry or policy load failed');
+    }
+  }
+
+  /** `PUT …/policy` stored a new policy: read it back (the store orders concurrent writers, not the bus). */
+  private async reloadPolicy(): Promise<void> {
+    try {
+      this.state.policy = await this.deps.policies?.get(this.user);
+    } catch (err) {
+      this.deps.log.error({ err, user: this.user }, 'policy load failed');
     }
   }
 
@@ -161,6 +178,7 @@ export class UserActor extends Flights {
     this.flights.delete(id);
     this.recent.add(id);
     this.deps.done(id);
+    this.history.seal(this.user); // its decisions are final: pack them
   }
 
   /** Section 4: holds the message durably, and only then tells the ingress `done` (held_done). */
@@ -214,8 +232,8 @@ export class UserActor extends Flights {
   private logHeld(flight: Flight, route: 'held' | 'undeliverable', now: number): void {
     if (flight.tried === undefined) return; // the first decision already said so
     const decision: Decision = { id: flight.msg.id, route, reason: 'ack_timeout', targets: [], at: now };
-    this.history.add(decision);
-    this.deps.metrics.messagesRouted.inc({ route });
+    this.history.add(this.user, decision);
+    this.deps.metrics.messagesRouted.inc({ route, reason: 'ack_timeout' });
     this.deps.onRouted?.({ ...copyDecision(decision), user: this.user, node: this.deps.nodeId });
   }
 
@@ -281,7 +299,7 @@ export class UserActor extends Flights {
   }
 
   private async answer(q: OwnerQuery, now: number): Promise<OwnerReply> {
-    if (q.type === 'decisions_query') return { type: 'decisions', decisions: this.history.newest(q.limit) };
+    if (q.type === 'decisions_query') return { type: 'decisions', decisions: this.history.newest(this.user, q.limit) };
     if (q.type === 'read_query') {
       try {
         return { type: 'read_done', unread: await this.onRead(q.ids, undefined, now) };
@@ -303,6 +321,7 @@ export class UserActor extends Flights {
       owner: this.deps.nodeId,
       pc: pc.active ? { state: 'active', sessions: pc.sessions } : { state: 'inactive', reason: pc.reason, sessions: pc.sessions },
       devices: (this.state.mobiles ?? []).map((m) => ({ device: m.device, os: m.os, online: m.session?.foreground === true, hasToken: m.token !== undefined })),
+      policy: { ...policyOf(this.state.policy) },
       held,
       unread: this.mailbox.unread,
     };

@@ -25,6 +25,8 @@ const noRegistry: DeviceRegistry = {
   remove: async () => false,
   clearToken: async () => false,
   list: async () => [],
+  seen: async () => {},
+  prune: async () => 0,
   close: async () => {},
 };
 

@@ -53,8 +53,18 @@ export class Subjects {
     return `${this.prefix}.send`;
   }
 
+  /** Chat servers' batch ingress: `{"messages":[…]}` answered `{"results":[…]}` (section 3). */
+  get sendBatch(): string {
+    return `${this.prefix}.send.batch`;
+  }
+
   get routedEvents(): string {
     return `${this.prefix}.events.routed`;
+  }
+
+  /** Section 3: every push token Switchboard removes, `{"user","device","os","reason"}`. */
+  get tokenRemovedEvents(): string {
+    return `${this.prefix}.events.token_removed`;
   }
 }
 

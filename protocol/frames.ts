@@ -21,14 +21,15 @@ export type ClientFrame =
   | { type: 'register'; os: MobileOs; token: string; app?: string }
   | { type: 'ack'; id: string }
   | { type: 'read'; ids: string[] }
-  | { type: 'ping' };
+  | { type: 'ping' }
+  | { type: 'unregister' };
 
 export type ClientFrameType = ClientFrame['type'];
 
 /** Frames each kind of client may send after hello (section 2's "who" column). */
 export const FRAMES_BY_KIND: Readonly<Record<ClientKind, ReadonlySet<string>>> = {
   pc: new Set(['presence', 'ack', 'read', 'ping']),
-  mobile: new Set(['presence', 'register', 'ack', 'read', 'ping']),
+  mobile: new Set(['presence', 'register', 'ack', 'read', 'ping', 'unregister']),
 };
 
 export interface MessageFrame {
@@ -42,12 +43,14 @@ export interface MessageFrame {
 }
 
 export type ServerFrame =
-  | { type: 'welcome'; user: string; device: string; kind: ClientKind; heartbeatMs: number }
+  /** `idleAfterMs`: the idle threshold the user's policy asks PC clients to apply (section 2, default 60000). */
+  | { type: 'welcome'; user: string; device: string; kind: ClientKind; heartbeatMs: number; idleAfterMs: number }
   | MessageFrame
   | { type: 'error'; code: string; message: string }
   | ClearFrame
   | { type: 'pong' }
-  | { type: 'registered' };
+  | { type: 'registered' }
+  | { type: 'unregistered' };
 
 /** Section 2: these messages were read elsewhere; remove their notifications. `badge` = the user's unread count. */
 export interface ClearFrame {
@@ -98,6 +101,8 @@ export function decodeClientFrame(text: string, identity?: FrameIdentity): Decod
         return ok({ type: 'read', ids: readIds(parsed) });
       case 'ping':
         return ok({ type: 'ping' });
+      case 'unregister':
+        return ok({ type: 'unregister' });
       default:
         if (typeof parsed.type !== 'string') throw invalid('type', 'a string');
         throw new SwitchboardError('unknown_frame', JSON.stringify(parsed.type.slice(0, 64)));

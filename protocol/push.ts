@@ -22,6 +22,11 @@ export interface PushJob {
    * `badge`. APNs: background push, FCM: data-only message. `message` is then only a stand-in carrying the TTL.
    */
   clear?: { ids: string[] };
+  /**
+   * Quiet hours (PROTOCOL.md section 4): show the notification without sound and at the lowest interruption level
+   * (APNs `interruption-level: passive`, FCM `PRIORITY_MIN`, Push Kit importance `LOW`, Web Push `silent`).
+   */
+  silent?: true;
 }
 
 /** Vendor outcomes are data, never thrown (STYLE.md, errors). */

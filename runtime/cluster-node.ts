@@ -6,6 +6,7 @@ import { subjectToken, Subjects } from '../bus/subjects.js';
 import { JetStreamIngress } from '../cluster/jetstream-ingress.js';
 import { KvDeviceRegistry } from '../cluster/kv-device-registry.js';
 import { JetStreamHeldStore } from '../cluster/jetstream-held-store.js';
+import { KvPolicyStore } from '../cluster/kv-policy-store.js';
 import { createConcurrently } from '../cluster/lease-bucket.js';
 import { LeaseKeeper } from '../cluster/lease-keeper.js';
 import { Membership } from '../cluster/membership.js';
@@ -20,6 +21,9 @@ import { ConfigError, gatewayConfigOf, type Config } from './config.js';
 import { connectNats } from './nats-connect.js';
 import type { RunningNode, StartOptions } from './running-node.js';
 import { loadSenderConfig } from './sender-config.js';
+import { startTokenSweep } from '../store/token-sweep.js';
+import { natsEventPublisher, registrationRules, tokenRemovalListener } from './token-removals.js';
+import { RoutingSummary, logDecision } from '../base/routing-log.js';
 
 const packr = new Packr({ useRecords: false });
 
@@ -48,22 +52,30 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   const subjects = new Subjects(config.subjectPrefix, P);
   const jetStream = await ready(() => JetStreamIngress.open(nc, { prefix: config.subjectPrefix, partitions: P, replicas }), 'ingress stream');
   const ingress = new AcceptTracker(jetStream);
-  const registry = new KvDeviceRegistry(await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_devices`, { history: 1, replicas })), 'devices bucket'));
+  // Token removals: the owner hears of it on the bus, chat servers on NATS (section 3, token_removed).
+  const onTokenRemoved = tokenRemovalListener({ bus: natsBus, subjects, log, publishEvent: natsEventPublisher(nc, subjects) });
+  const devicesKv = await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_devices`, { history: 1, replicas })), 'devices bucket');
+  const registry = new KvDeviceRegistry(devicesKv, () => clock.now(), onTokenRemoved);
+  const senderConfig = loadSenderConfig(config);
+  const pushes = new PushPool({ config: senderConfig, log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
+  const policies = new KvPolicyStore(await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_policies`, { history: 1, replicas })), 'policies bucket'));
   const readsKv = await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_reads`, { history: 1, replicas })), 'reads bucket');
   const held = await ready(() => JetStreamHeldStore.open(nc, readsKv, { prefix, partitions: P, holdMax: config.holdMax, replicas }), 'held stream');
-  const pushes = new PushPool({ config: loadSenderConfig(config), log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
   const membership = new Membership({ nc, prefix, replicas, nodeId: config.nodeId, clock, log, roles: config.roles });
 
   const keeper = new LeaseKeeper({ nc, bucket: LeaseKeeper.bucketName(prefix), replicas, nodeId: config.nodeId, partitions: P, membership, clock, log });
   const fence = ownerFenceOf(keeper, P);
   const router = new UserDirectory({
-    nodeId: config.nodeId, bus: new FencedBus(natsBus, fence, P), subjects, registry, pushes, clock, metrics, log,
+    nodeId: config.nodeId, bus: new FencedBus(natsBus, fence, P), subjects, registry, policies, pushes, clock, metrics, log,
     ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs,
-    passivateAfterMs: config.passivateAfterMs,
+    passivateAfterMs: config.passivateAfterMs, decisionHistoryBytes: config.decisionHistoryBytes,
     held, holdTtlMs: config.holdTtlSeconds * 1000, holdMax: config.holdMax, maxInflight: config.maxInflight,
     done: (id) => ingress.done(id),
     fence,
-    onRouted: (e) => nc.publish(subjects.routedEvents, packr.pack(e)),
+    onRouted: (e) => {
+      logDecision(log, e);
+      nc.publish(subjects.routedEvents, packr.pack(e));
+    },
   });
   keeper.host(new PartitionHost({
     nc, bus: natsBus, subjects, ingress, directory: router, liveGateways: () => membership.liveGateways(), metrics, log,
@@ -76,25 +88,33 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   let stoppingNow = false;
   await ready(() => membership.start(), 'membership bucket');
   if (routes) await ready(() => keeper.start(), 'leases bucket');
+  // Stale tokens (issue 9): one sweeper at a time, the owner of partition 0 (a second one is harmless: compare-and-set).
+  const stopSweep = routes
+    ? startTokenSweep({ registry, clock, log, maxAgeDays: config.tokenMaxAgeDays, shouldRun: () => keeper.isValid(0) })
+    : async () => {};
   if (config.roles.includes('gateway')) {
     gateway = createGateway({
-      config: gatewayConfigOf(config), nodeId: config.nodeId, bus: natsBus, subjects, ingress, registry, metrics, log, clock,
-      jwtSecret: config.jwtSecret!, apiKey: config.apiKey!, isReady: () => !stoppingNow && (!routes || keeper.settled()),
+      config: gatewayConfigOf(config), nodeId: config.nodeId, bus: natsBus, subjects, ingress, registry, policies, metrics, log, clock,
+      registration: registrationRules(config, senderConfig), jwtSecret: config.jwtSecret!, apiKey: config.apiKey!, isReady: () => !stoppingNow && (!routes || keeper.settled()),
     });
     port = await gateway.listen(config.host, config.port);
     sendListener = new SendListener({
-      nc, subject: subjects.send, accept: (m) => ingress.accept(m), now: () => clock.now(),
+      nc, subject: subjects.send, batchSubject: subjects.sendBatch, accept: (m) => ingress.accept(m), now: () => clock.now(),
       onAccepted: (source) => metrics.messagesAccepted.inc({ source }),
+      onDuplicate: () => metrics.messagesDuplicate.inc(),
       onError: (err) => log.warn({ err: String(err) }, 'switchboard.send request failed'),
     });
   }
   log.info({ node: config.nodeId, host: config.host, port, nats: config.natsServers, partitions: P }, 'switchboard listening');
+  const summary = new RoutingSummary(metrics, log, clock, config.summaryIntervalMs);
+  summary.start();
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       stoppingNow = true;
       log.info('stopping: handing partitions off');
+      summary.stop();
       gateway?.stopAccepting();
       await sendListener?.stop();
       await ingress.settled();
@@ -103,6 +123,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
       else await membership.leave();
       await gateway?.closeSessions(1001);
       router.stop();
+      await stopSweep();
       await pushes.close();
       await jetStream.close();
       await gateway?.close();

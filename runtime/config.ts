@@ -21,10 +21,12 @@ export const DEFAULT_PRESENCE_TTL_MS = 90_000;
 export const DEFAULT_PUSH_DELAY_MS = 0;
 export const DEFAULT_APNS_ENDPOINT = 'https://api.push.apple.com';
 export const DEFAULT_PASSIVATE_AFTER_MS = 60_000;
+export const DEFAULT_DECISION_HISTORY_BYTES = 128 * 1024 * 1024;
 export const DEFAULT_SEND_BUFFER_BYTES = 1024 * 1024;
 export const DEFAULT_FRAME_RATE = 200;
 export const DEFAULT_LOG_LEVEL = 'info';
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
+export const DEFAULT_SUMMARY_INTERVAL_MS = 60_000;
 export const DEFAULT_REPLAY_GRACE_MS = 3000;
 export const DEFAULT_HMS_AUTH_ENDPOINT = 'https://oauth-login.cloud.huawei.com';
 export const DEFAULT_HMS_PUSH_ENDPOINT = 'https://push-api.cloud.huawei.com';
@@ -34,6 +36,8 @@ export const DEFAULT_HOLD_TTL_SECONDS = 7 * 24 * 3600;
 export const DEFAULT_HOLD_MAX = 1000;
 /** Section 2, flow control. */
 export const DEFAULT_MAX_INFLIGHT = 256;
+/** FCM's own expiry of an unused registration token (firebase.google.com/docs/cloud-messaging/manage-tokens). */
+export const DEFAULT_TOKEN_MAX_AGE_DAYS = 270;
 
 export type Role = 'gateway' | 'router' | 'sender';
 const ROLES: readonly Role[] = ['gateway', 'router', 'sender'];
@@ -90,6 +94,8 @@ export interface Config {
   readonly passivateAfterMs: number;
   /** SWITCHBOARD_DEDUPE_WINDOW_MS: how long a message id is remembered for `duplicate`, default 120000. */
   readonly dedupeWindowMs: number;
+  /** SWITCHBOARD_DECISION_HISTORY_BYTES: bound of all users' decision histories on a node, default 128 MiB. */
+  readonly decisionHistoryBytes: number;
   /** SWITCHBOARD_SEND_BUFFER_BYTES: a client whose unsent bytes exceed this is closed, default 1 MiB. */
   readonly sendBufferBytes: number;
   /** SWITCHBOARD_FRAME_RATE: frames per second a client may send before 4429, default 200. */
@@ -100,6 +106,8 @@ export interface Config {
   readonly logLevel: (typeof LOG_LEVELS)[number];
   /** SWITCHBOARD_SHUTDOWN_TIMEOUT_MS: longest graceful drain on SIGTERM, default 10000. */
   readonly shutdownTimeoutMs: number;
+  /** SWITCHBOARD_SUMMARY_INTERVAL_MS: one `summary` info line per interval (0 = none), default 60000. */
+  readonly summaryIntervalMs: number;
   readonly apns: {
     /** SWITCHBOARD_APNS_ENDPOINT, default https://api.push.apple.com. */
     readonly endpoint: string;
@@ -129,7 +137,14 @@ export interface Config {
     readonly vapidPublicKey?: string;
     readonly vapidPrivateKey?: string;
     readonly subject?: string;
+    /**
+     * SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS: comma list of push service host names (`*.` prefix = any subdomain) a web
+     * subscription's endpoint may name; replaces the default list (section 5). Unset = the default list.
+     */
+    readonly allowedHosts?: readonly string[];
   };
+  /** SWITCHBOARD_TOKEN_MAX_AGE_DAYS: a push token neither stored nor seen for this long is pruned, default 270. */
+  readonly tokenMaxAgeDays: number;
   /** SWITCHBOARD_APPS_FILE: JSON listing further apps' vendor credentials. */
   readonly appsFile?: string;
   /** SWITCHBOARD_PUSH_MAX_ATTEMPTS: vendor attempts per push before it fails, default 5. */
@@ -240,6 +255,12 @@ export function parseConfig(env: Env = process.env): Config {
   const subject = v('SWITCHBOARD_WEBPUSH_SUBJECT');
   if (subject !== undefined && !/^(mailto:|https:\/\/)/.test(subject)) throw new ConfigError('SWITCHBOARD_WEBPUSH_SUBJECT', 'a mailto: or https:// URL');
 
+  const hostsRaw = v('SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS');
+  const allowedHosts = hostsRaw === undefined ? undefined : hostsRaw.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean);
+  if (allowedHosts?.some((h) => !/^(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(h))) {
+    throw new ConfigError('SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS', 'a comma list of host names, each optionally starting with *.');
+  }
+
   return Object.freeze({
     host,
     port: int('SWITCHBOARD_PORT', DEFAULT_PORT, 0, 65535),
@@ -268,11 +289,13 @@ export function parseConfig(env: Env = process.env): Config {
     clientHeartbeatMs: int('SWITCHBOARD_HEARTBEAT_MS', Math.floor(presenceTtlMs / 3), 100, 3_600_000),
     passivateAfterMs: int('SWITCHBOARD_PASSIVATE_AFTER_MS', DEFAULT_PASSIVATE_AFTER_MS, 10, 86_400_000),
     dedupeWindowMs: int('SWITCHBOARD_DEDUPE_WINDOW_MS', DEFAULT_DEDUPE_WINDOW_MS, 1000, 86_400_000),
+    decisionHistoryBytes: int('SWITCHBOARD_DECISION_HISTORY_BYTES', DEFAULT_DECISION_HISTORY_BYTES, 0, 2 ** 40),
     sendBufferBytes: int('SWITCHBOARD_SEND_BUFFER_BYTES', DEFAULT_SEND_BUFFER_BYTES, 65_536, 1 << 30),
     frameRate: int('SWITCHBOARD_FRAME_RATE', DEFAULT_FRAME_RATE, 1, 1_000_000),
     replayGraceMs: int('SWITCHBOARD_REPLAY_GRACE_MS', DEFAULT_REPLAY_GRACE_MS, 0, 600_000),
     logLevel: logLevel as Config['logLevel'],
     shutdownTimeoutMs: int('SWITCHBOARD_SHUTDOWN_TIMEOUT_MS', DEFAULT_SHUTDOWN_TIMEOUT_MS, 100, 600_000),
+    summaryIntervalMs: int('SWITCHBOARD_SUMMARY_INTERVAL_MS', DEFAULT_SUMMARY_INTERVAL_MS, 0, 86_400_000),
     apns: Object.freeze(apns),
     fcm: Object.freeze({
       serviceAccountFile: v('SWITCHBOARD_FCM_SERVICE_ACCOUNT_FILE'),
@@ -289,7 +312,9 @@ export function parseConfig(env: Env = process.env): Config {
       vapidPublicKey: v('SWITCHBOARD_WEBPUSH_VAPID_PUBLIC_KEY'),
       vapidPrivateKey: v('SWITCHBOARD_WEBPUSH_VAPID_PRIVATE_KEY'),
       subject,
+      ...(allowedHosts === undefined ? {} : { allowedHosts: Object.freeze(allowedHosts) }),
     }),
+    tokenMaxAgeDays: int('SWITCHBOARD_TOKEN_MAX_AGE_DAYS', DEFAULT_TOKEN_MAX_AGE_DAYS, 1, 3650),
     appsFile: v('SWITCHBOARD_APPS_FILE'),
     pushMaxAttempts: int('SWITCHBOARD_PUSH_MAX_ATTEMPTS', DEFAULT_PUSH_MAX_ATTEMPTS, 1, 100),
     senderThreads: int('SWITCHBOARD_SENDER_THREADS', DEFAULT_SENDER_THREADS, 1, 64),

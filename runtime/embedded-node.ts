@@ -8,12 +8,16 @@ import { PushPool } from '../senders/pool.js';
 import { FileDeviceRegistry } from '../store/file-device-registry.js';
 import { FileInbox } from '../store/file-inbox.js';
 import { FileHeldStore } from '../store/file-held-store.js';
+import { FilePolicyStore } from '../store/file-policy-store.js';
 import { ConfigError, gatewayConfigOf, type Config } from './config.js';
 import { GatedIngress } from '../store/replay-gate.js';
 import { loadSecrets } from './secrets.js';
 import { loadSenderConfig } from './sender-config.js';
+import { startTokenSweep } from '../store/token-sweep.js';
+import { busEventPublisher, registrationRules, tokenRemovalListener } from './token-removals.js';
 import { AcceptTracker } from '../store/accept-tracker.js';
 import type { RunningNode, StartOptions } from './running-node.js';
+import { RoutingSummary, logDecision } from '../base/routing-log.js';
 
 /**
  * The embedded composition root (no SWITCHBOARD_NATS_URL): one process, every partition, the in-process MemoryBus,
@@ -30,21 +34,25 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
   const secrets = await loadSecrets(config.dataDir, config);
   const subjects = new Subjects(config.subjectPrefix, config.partitions);
   const bus = new MemoryBus();
-  const registry = await FileDeviceRegistry.open(join(config.dataDir, 'devices'));
+  const onTokenRemoved = tokenRemovalListener({ bus, subjects, log, publishEvent: busEventPublisher(bus, subjects) });
+  const registry = await FileDeviceRegistry.open(join(config.dataDir, 'devices'), { onTokenRemoved, now: () => clock.now() });
+  const senderConfig = loadSenderConfig(config);
+  const policies = await FilePolicyStore.open(join(config.dataDir, 'policies'));
   const inbox = await FileInbox.open(join(config.dataDir, 'inbox'), { dedupeWindowMs: config.dedupeWindowMs });
   const held = await FileHeldStore.open(join(config.dataDir, 'held'));
   metrics.heldMessages.set(held.heldTotal);
-  const pushes = new PushPool({ config: loadSenderConfig(config), log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
+  const pushes = new PushPool({ config: senderConfig, log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
 
   // Decorators: replays wait for clients to reconnect; accepts in flight are counted for a graceful stop.
   const gated = new GatedIngress(inbox, clock.now(), config.replayGraceMs, clock);
   const ingress = new AcceptTracker(gated);
   const router = new UserDirectory({
-    nodeId: config.nodeId, bus, subjects, registry, pushes, clock, metrics, log,
+    nodeId: config.nodeId, bus, subjects, registry, policies, pushes, clock, metrics, log,
     ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs,
-    passivateAfterMs: config.passivateAfterMs,
+    passivateAfterMs: config.passivateAfterMs, decisionHistoryBytes: config.decisionHistoryBytes,
     held, holdTtlMs: config.holdTtlSeconds * 1000, holdMax: config.holdMax, maxInflight: config.maxInflight,
     done: (id) => ingress.done(id),
+    onRouted: (e) => logDecision(log, e),
   });
   // Embedded: this node owns every partition.
   metrics.ownedPartitions.set(config.partitions);
@@ -57,8 +65,8 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
   let port = 0;
   if (config.roles.includes('gateway')) {
     gateway = createGateway({
-      config: gatewayConfigOf(config), nodeId: config.nodeId, bus, subjects, ingress, registry, metrics, log, clock,
-      jwtSecret: secrets.jwtSecret, apiKey: secrets.apiKey, isReady: () => ready,
+      config: gatewayConfigOf(config), nodeId: config.nodeId, bus, subjects, ingress, registry, policies, metrics, log, clock,
+      registration: registrationRules(config, senderConfig), jwtSecret: secrets.jwtSecret, apiKey: secrets.apiKey, isReady: () => ready,
     });
     port = await gateway.listen(config.host, config.port);
   }
@@ -66,14 +74,18 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
   await ingress.consume((msg) => router.handle({ type: 'route', user: msg.to, msg }));
   const holding = gated.startGrace();
   if (holding > 0) log.info({ messages: holding, graceMs: config.replayGraceMs }, 'replaying unsettled messages after the reconnect grace');
+  const stopSweep = startTokenSweep({ registry, clock, log, maxAgeDays: config.tokenMaxAgeDays });
   ready = true;
   log.info({ node: config.nodeId, host: config.host, port, dataDir: config.dataDir, secretFiles: secrets.files }, 'switchboard listening');
+  const summary = new RoutingSummary(metrics, log, clock, config.summaryIntervalMs);
+  summary.start();
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       ready = false;
       log.info('stopping: no new messages or sessions');
+      summary.stop();
       gateway?.stopAccepting();
       // Replays still held stay unsettled in the inbox and come back at the next start.
       gated.cancelGrace();
@@ -89,7 +101,9 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
       await pushes.close();
       await ingress.close();
       await held.close();
+      await stopSweep();
       await registry.close();
+      await policies.close();
       await gateway?.close();
       await bus.close();
       log.info('stopped');

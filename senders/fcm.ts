@@ -92,7 +92,11 @@ export function buildFcmBody(job: PushJob): string | undefined {
   const m = job.message;
   const data: Record<string, string> = { ...m.data, messageId: m.id };
   if (m.from !== undefined) data.from = m.from;
-  const android: Record<string, string> = { priority: m.priority ?? 'high' };
+  const android: Record<string, unknown> = { priority: m.priority ?? 'high' };
+  // Quiet hours: AndroidNotification.notification_priority PRIORITY_MIN, "might not be shown to the user except under
+  // special circumstances" and never alerting; no `sound` is set. Android 8+ uses the channel's importance instead
+  // (FCM v1 reference, AndroidNotification / NotificationPriority), so apps should post it to a silent channel too.
+  if (job.silent) android.notification = { notification_priority: 'PRIORITY_MIN', default_sound: false };
   if (m.collapseKey !== undefined) android.collapse_key = m.collapseKey;
   if (m.ttlSeconds !== undefined) android.ttl = `${m.ttlSeconds}s`;
   const badge = fcmBadge(job);
@@ -102,7 +106,7 @@ export function buildFcmBody(job: PushJob): string | undefined {
       message.notification = { ...(m.title !== undefined ? { title: m.title } : {}), ...(m.text !== undefined ? { body: text } : {}) };
     }
     message.data = data;
-    message.android = badge ? { ...android, ...badge } : android;
+    message.android = badge ? { ...android, notification: { ...(android.notification as object | undefined), ...badge } } : android;
     return JSON.stringify({ message });
   };
   return fitPayload(m.text ?? '', build)?.body;
@@ -128,9 +132,9 @@ export function buildFcmClearBody(job: PushJob): string | undefined {
 }
 
 /** Section 4: the unread count as the launcher badge of an alert (AndroidNotification.notification_count). */
-function fcmBadge(job: PushJob): { notification: { notification_count: number } } | undefined {
+function fcmBadge(job: PushJob): { notification_count: number } | undefined {
   if (job.badge === undefined || (job.message.title === undefined && job.message.text === undefined)) return undefined;
-  return { notification: { notification_count: job.badge } };
+  return { notification_count: job.badge };
 }
 
 interface FcmErrorBody {
