@@ -59,6 +59,19 @@ export interface LeaseKeeperOptions {
   onRelease?(p: number): Promise<void>;
   /** The lease was lost without a handoff (expired locally or taken): stop acting for p at once. */
   onLost?(p: number): void;
+  /** The lease was won from `from`, another node that let it lapse without releasing it (a takeover, not a handoff). */
+  onTakeover?(p: number, from: string): void;
+}
+
+/** One partition's lease as this node last saw it in the bucket (the dashboard's ownership view). */
+export interface LeaseOwner {
+  partition: number;
+  /** Node id; '' when released or never taken. */
+  owner: string;
+  /** Tenure counter of the partition (+1 per acquisition). */
+  epoch: number;
+  /** Epoch ms, in the writer's clock; 0 when released. */
+  expiresAt: number;
 }
 
 interface Held {
@@ -158,6 +171,16 @@ export class LeaseKeeper extends EventEmitter<{
   /** The fence to stamp on work for p, only while isValid(p). */
   fence(p: number): Fence | undefined {
     return this.isValid(p) ? this.held.get(p)!.fence : undefined;
+  }
+
+  /** Every partition's lease as last seen through the bucket watch (and this node's own writes). */
+  leaseOwners(): LeaseOwner[] {
+    const out: LeaseOwner[] = [];
+    for (let p = 0; p < this.partitions; p++) {
+      const v = this.cache.get(p)?.value;
+      out.push({ partition: p, owner: v?.owner ?? '', epoch: v?.epoch ?? 0, expiresAt: v?.expiresAt ?? 0 });
+    }
+    return out;
   }
 
   /** Owns exactly its assigned share, with no handoff in progress. */
@@ -323,6 +346,8 @@ export class LeaseKeeper extends EventEmitter<{
       this.held.set(p, h);
       this.log.debug({ partition: p, revision: rev }, 'lease acquired');
       this.emit('acquired', p, fence);
+      const from = e.value?.owner;
+      if (from && from !== this.nodeId) this.opts.onTakeover?.(p, from);
       if ((this.state as State) === 'stopping') this.kick(); // stop() began meanwhile: hand it straight back
       h.ready = Promise.resolve()
         .then(() => this.opts.onAcquire?.(p, fence))

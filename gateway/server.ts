@@ -9,8 +9,10 @@ import type { Config } from '../runtime/config.js';
 import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
 import type { DeviceRegistry, Ingress } from '../store/types.js';
+import { DashboardFeed, type ClusterView } from './dashboard-feed.js';
 import { createHttpApi } from './http-api.js';
 import { SessionTable } from './session-table.js';
+import { StaticPages } from './static-pages.js';
 
 export interface GatewayDeps {
   config: Config;
@@ -29,6 +31,8 @@ export interface GatewayDeps {
   apiKey: string;
   /** Readiness of the whole node (`/readyz`, and whether messages are accepted). */
   isReady(): boolean;
+  /** Cluster membership and partition ownership for the dashboard; the cluster composition root provides it. */
+  cluster?: ClusterView;
 }
 
 export interface Gateway {
@@ -51,7 +55,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const { log } = deps;
   let stopping = false;
   const sessions = new SessionTable({ ...deps, jwtKey: new TextEncoder().encode(deps.jwtSecret) });
-  const api = createHttpApi({ ...deps, isStopping: () => stopping });
+  let listenHost = deps.config.host;
+  const dashboard = new DashboardFeed({ nodeId: deps.nodeId, metrics: deps.metrics, clock: deps.clock, cluster: deps.cluster });
+  const api = createHttpApi({ ...deps, isStopping: () => stopping, dashboard, pages: new StaticPages(), listenHost: () => listenHost });
   const server = createServer({ requestTimeout: REQUEST_TIMEOUT_MS }, api);
   // ws closes a frame over maxPayload with 1009 by itself (section 2). No compression: it would let a small
   // frame inflate past the limit checks and costs CPU per message.
@@ -69,6 +75,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
   return {
     listen(host, port) {
+      listenHost = host;
       sessions.start();
       return new Promise((resolve, reject) => {
         server.once('error', reject);
@@ -87,6 +94,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     closeSessions,
     async close() {
       stopping = true;
+      dashboard.close();
       await closeSessions();
       sessions.stop();
       await new Promise<void>((resolve) => {

@@ -155,6 +155,10 @@ export async function startClusterNode(config: Config, opts: StartOptions = {}):
       forget(p);
       log.info({ partition: p }, 'partition handed off');
     },
+    onTakeover: (p, from) => {
+      metrics.leaseTakeovers.inc();
+      log.info({ partition: p, from }, 'partition taken over from a node whose lease lapsed');
+    },
     onLost: (p) => {
       void ingress.stop(p);
       router.evict((u) => partitionOf(u, P) === p);
@@ -176,6 +180,12 @@ export async function startClusterNode(config: Config, opts: StartOptions = {}):
     gateway = createGateway({
       config, nodeId: config.nodeId, bus: natsBus, subjects, ingress: trackedIngress, registry, metrics, log, clock,
       jwtSecret: config.jwtSecret!, apiKey: config.apiKey!, isReady,
+      cluster: {
+        figures: () => ({
+          nodes: [...membership.live()],
+          partitions: keeper.leaseOwners().map(({ partition, owner, epoch }) => ({ partition, owner, epoch })),
+        }),
+      },
     });
     port = await gateway.listen(config.host, config.port);
     sendListener = new SendListener({
