@@ -65,8 +65,14 @@ export interface DashboardFigures {
   cluster?: ClusterFigures;
 }
 
+/** A sample of `metrics`, copied: prom-client hands out its live value objects, which later increments change. */
 export function sampleOf(at: number, metrics: MetricSample[]): Sample {
-  return { at, metrics: new Map(metrics.map((m) => [m.name, m])) };
+  const copy = (m: MetricSample): MetricSample => ({
+    name: m.name,
+    type: String(m.type),
+    values: m.values.map((v) => ({ value: v.value, labels: { ...v.labels }, ...(v.metricName === undefined ? {} : { metricName: v.metricName }) })),
+  });
+  return { at, metrics: new Map(metrics.map((m) => [m.name, copy(m)])) };
 }
 
 /** Figures between `older` (undefined on the first sample) and `newer`. */

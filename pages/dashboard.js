@@ -84,7 +84,8 @@ function render(f) {
   const accepted = sum(f.accepted);
   const delivered = sum(f.deliveries);
   $('rate-accepted').textContent = perSecond(accepted);
-  $('rate-accepted').dataset.value = String(accepted);
+  // For tests and scripts: the exact figure and the window it covers.
+  Object.assign($('rate-accepted').dataset, { value: String(accepted), at: String(f.at), window: String(f.windowSeconds) });
   $('rate-routed').textContent = perSecond(sum(f.routed));
   $('rate-deliveries').textContent = perSecond(delivered);
   $('rate-acks').textContent = perSecond(sum(f.acks));
@@ -173,9 +174,8 @@ function drawChart() {
     if (text) e.textContent = text;
     return e;
   };
+  $('chart-scale').textContent = `scale 0 to ${max.toFixed(1)}/s`;
   svg.replaceChildren(desc,
-    el('text', { x: 4, y: 12 }, `${max.toFixed(1)}/s`),
-    el('text', { x: 4, y: H - 4 }, '0'),
     el('path', { class: 'rate-accepted', d: path('accepted') }),
     el('path', { class: 'rate-delivered', d: path('delivered') }));
 }
