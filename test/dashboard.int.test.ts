@@ -55,7 +55,7 @@ describe('dashboard in a browser', () => {
     // Keyboard: Tab from the key field reaches Connect.
     await page.getByLabel('API key').focus();
     await page.keyboard.press('Tab');
-    expect(await page.evaluate(() => document.activeElement?.id)).toBe('connect');
+    expect(await page.evaluate('document.activeElement?.id')).toBe('connect');
   });
 
   it('shows the accepted rate a load script sends, within 20%', async () => {
@@ -121,6 +121,6 @@ describe('dashboard in a browser', () => {
     // Keyboard: while live, Tab from the key field skips the disabled Connect and reaches Disconnect.
     await page.getByLabel('API key').focus();
     await page.keyboard.press('Tab');
-    expect(await page.evaluate(() => document.activeElement?.id)).toBe('disconnect');
+    expect(await page.evaluate('document.activeElement?.id')).toBe('disconnect');
   });
 });

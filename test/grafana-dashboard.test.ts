@@ -20,7 +20,7 @@ async function registryMetrics(): Promise<Map<string, Set<string>>> {
   const out = new Map<string, Set<string>>();
   for (const m of await metrics.registry.getMetricsAsJSON()) {
     const labels = new Set<string>((m as unknown as { labelNames?: string[] }).labelNames ?? []);
-    const names = m.type === ('histogram' as typeof m.type) ? [`${m.name}_bucket`, `${m.name}_sum`, `${m.name}_count`] : [m.name];
+    const names = String(m.type) === 'histogram' ? [`${m.name}_bucket`, `${m.name}_sum`, `${m.name}_count`] : [m.name];
     for (const n of names) out.set(n, labels);
   }
   // prom-client keeps the label names on the metric object, not in the JSON: read them there too.
