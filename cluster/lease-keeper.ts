@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { KV, KvEntry } from '@nats-io/kv';
@@ -10,21 +9,15 @@ import { noLog, type ClusterLog } from './lease-log.js';
 import { isConflict, isFree, leaseKey, partitionOfKey, toLeaseEntry, writeLease, type LeaseEntry, type LeaseValue } from './lease-value.js';
 import type { MembershipView } from './membership.js';
 import { subjectToken } from '../bus/subjects.js';
+import type { Fence } from '../bus/fence.js';
 
 export const DEFAULT_LEASE_MS = 2000;
 export const DEFAULT_RENEW_MS = 500;
 /** How long after winning a lease the keeper re-reads it to detect a double grant (see confirmWon). */
 export const DEFAULT_CONFIRM_WAIT_MS = 50;
 
-/**
- * Proof of ownership to stamp on what the owner sends. `revision` is the KV revision that won the lease: it is fixed
- * for the whole tenure and larger than any revision of an earlier tenure, so a gateway that remembers the highest
- * fence seen per partition can drop deliveries from an owner that has since been replaced.
- */
-export interface Fence {
-  revision: number;
-  epoch: number;
-}
+/** Proof of ownership stamped on what the owner sends; the fencing rules live in bus/fence.ts. */
+export type { Fence } from '../bus/fence.js';
 
 export interface LeaseKeeperOptions {
   /** The leases bucket; or `nc` to create/open `bucket` at start(). */
@@ -53,14 +46,25 @@ export interface LeaseKeeperOptions {
   safetyMarginMs?: number;
   /** Default: no logging. */
   log?: ClusterLog;
+  /** Who is told about this node's partitions (cluster/partition-host.ts); also settable with `host()`. */
+  host?: PartitionHandler;
+}
+
+/**
+ * The one way a LeaseKeeper tells what happens to this node's partitions (cluster/partition-host.ts implements it;
+ * tests record with it).
+ */
+export interface PartitionHandler {
   /** The lease was won: start serving p, stamping `fence`. */
-  onAcquire?(p: number, fence: Fence): Promise<void>;
+  acquire?(p: number, fence: Fence): Promise<void> | void;
   /** Graceful handoff: stop taking work for p and finish what is in flight; the lease is released when this resolves. */
-  onRelease?(p: number): Promise<void>;
+  release?(p: number): Promise<void> | void;
+  /** After a graceful handoff: p is no longer held and its release is being written. */
+  released?(p: number): void;
   /** The lease was lost without a handoff (expired locally or taken): stop acting for p at once. */
-  onLost?(p: number): void;
+  lost?(p: number, reason: string): void;
   /** The lease was won from `from`, another node that let it lapse without releasing it (a takeover, not a handoff). */
-  onTakeover?(p: number, from: string): void;
+  takenOver?(p: number, from: string): void;
 }
 
 /** One partition's lease as this node last saw it in the bucket (the dashboard's ownership view). */
@@ -95,12 +99,9 @@ type State = 'new' | 'running' | 'stopping' | 'stopped';
  * what is assigned to it once free. All safety comes from the CAS on the lease revision plus the local deadline:
  * a holder stops acting `safetyMarginMs` before anyone else may take over, without asking the server.
  */
-export class LeaseKeeper extends EventEmitter<{
-  acquired: [p: number, fence: Fence];
-  released: [p: number];
-  lost: [p: number, reason: string];
-}> {
+export class LeaseKeeper {
   readonly nodeId: string;
+  private handler: PartitionHandler;
   private kv?: KV;
   private jsm?: JetStreamManager;
   private readonly partitions: number;
@@ -122,7 +123,7 @@ export class LeaseKeeper extends EventEmitter<{
   private readonly onMembership = () => this.kick();
 
   constructor(private readonly opts: LeaseKeeperOptions) {
-    super();
+    this.handler = opts.host ?? {};
     if (!Number.isInteger(opts.partitions) || opts.partitions < 1) throw new RangeError('partitions must be a positive integer');
     this.nodeId = opts.nodeId;
     this.kv = opts.kv;
@@ -155,6 +156,11 @@ export class LeaseKeeper extends EventEmitter<{
     this.state = 'running';
     this.opts.membership.on('change', this.onMembership);
     this.kick();
+  }
+
+  /** Sets who is told about this node's partitions; call before start(). */
+  host(handler: PartitionHandler): void {
+    this.handler = handler;
   }
 
   /** Partitions held now, including ones being handed off (still valid until released). */
@@ -197,7 +203,7 @@ export class LeaseKeeper extends EventEmitter<{
     return mine === this.held.size;
   }
 
-  /** Graceful: leaves membership, hands every held partition off (onRelease, then release) and stops. */
+  /** Graceful: leaves membership, hands every held partition off (the handler's release, then the lease's) and stops. */
   async stop(): Promise<void> {
     if (this.state === 'new') this.state = 'stopped';
     if (this.state !== 'running') return;
@@ -345,13 +351,12 @@ export class LeaseKeeper extends EventEmitter<{
       const h: Held = { fence, revision: rev, sentAt, validUntil: sentAt + this.leaseMs - this.margin, ready: Promise.resolve(), releasing: false };
       this.held.set(p, h);
       this.log.debug({ partition: p, revision: rev }, 'lease acquired');
-      this.emit('acquired', p, fence);
       const from = e.value?.owner;
-      if (from && from !== this.nodeId) this.opts.onTakeover?.(p, from);
+      if (from && from !== this.nodeId) this.handler.takenOver?.(p, from);
       if ((this.state as State) === 'stopping') this.kick(); // stop() began meanwhile: hand it straight back
       h.ready = Promise.resolve()
-        .then(() => this.opts.onAcquire?.(p, fence))
-        .catch((err) => this.log.warn({ err, partition: p }, 'onAcquire failed'));
+        .then(() => this.handler.acquire?.(p, fence))
+        .catch((err) => this.log.warn({ err, partition: p }, 'acquire handler failed'));
     } catch (err) {
       // Our view was stale (another node won, or the watch lags): read the key afresh next round.
       if (isConflict(err)) this.cache.delete(p);
@@ -381,21 +386,21 @@ export class LeaseKeeper extends EventEmitter<{
     }
   }
 
-  // Keeps renewing through onRelease (it may take a while to drain), stops acting, then writes the release.
+  // Keeps renewing through the handler's release (it may take a while to drain), stops acting, then writes the release.
   private async handOff(p: number, h: Held): Promise<void> {
     h.releasing = true;
     try {
       await h.ready;
-      await this.opts.onRelease?.(p);
+      await this.handler.release?.(p);
     } catch (err) {
-      this.log.warn({ err, partition: p }, 'onRelease failed; releasing anyway');
+      this.log.warn({ err, partition: p }, 'release handler failed; releasing anyway');
     }
     if (this.held.get(p) !== h) return; // lost while draining; already reported
     this.held.delete(p);
     try {
-      this.emit('released', p);
+      this.handler.released?.(p);
     } catch (err) {
-      this.log.warn({ err, partition: p }, 'a released listener failed');
+      this.log.warn({ err, partition: p }, 'released handler failed');
     }
     await h.inflight;
     try {
@@ -412,11 +417,10 @@ export class LeaseKeeper extends EventEmitter<{
   private lose(p: number, reason: string): void {
     if (!this.held.delete(p)) return;
     this.log.warn({ partition: p, reason }, 'lease lost');
-    this.emit('lost', p, reason);
     try {
-      this.opts.onLost?.(p);
+      this.handler.lost?.(p, reason);
     } catch (err) {
-      this.log.warn({ err, partition: p }, 'onLost failed');
+      this.log.warn({ err, partition: p }, 'lost handler failed');
     }
     this.checkStopped();
   }

@@ -7,7 +7,7 @@ import { noLog, type ClusterLog } from './lease-log.js';
 import { openBucket } from './lease-bucket.js';
 import { followWatch } from './lease-watch.js';
 
-export const DEFAULT_HEARTBEAT_MS = 500;
+export const DEFAULT_BEAT_MS = 500;
 export const DEFAULT_DEAD_AFTER_MS = 2000;
 
 /** What a LeaseKeeper needs of membership; `Membership` is the KV one, tests may pass a fixed set. */
@@ -34,7 +34,7 @@ export interface MembershipOptions {
   /** Default systemClock. */
   clock?: Clock;
   /** How often this node writes its heartbeat; default 500 ms. */
-  heartbeatMs?: number;
+  beatMs?: number;
   /** A node whose last heartbeat is older than this counts as dead; default 2000 ms. */
   deadAfterMs?: number;
   /** Default: no logging. */
@@ -47,7 +47,7 @@ interface Beat {
 }
 
 /**
- * Node heartbeats in a KV bucket. Each node writes `{node, at}` under its own key every heartbeatMs; a node is live
+ * Node heartbeats in a KV bucket. Each node writes `{node, at}` under its own key every beatMs; a node is live
  * while its latest `at` is within deadAfterMs of our clock (so clocks must agree to well under deadAfterMs). The
  * bucket's max_age removes keys of nodes gone for good. Every node watches the bucket and emits `change` with the
  * new live set; staleness without any event is caught on each heartbeat tick.
@@ -56,7 +56,7 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
   readonly nodeId: string;
   private kv?: KV;
   private readonly clock: Clock;
-  private readonly heartbeatMs: number;
+  private readonly beatMs: number;
   private readonly deadAfterMs: number;
   private readonly log: ClusterLog;
   private readonly beats = new Map<string, Beat & { revision: number }>();
@@ -71,7 +71,7 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
     this.nodeId = opts.nodeId;
     this.kv = opts.kv;
     this.clock = opts.clock ?? systemClock;
-    this.heartbeatMs = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+    this.beatMs = opts.beatMs ?? DEFAULT_BEAT_MS;
     this.deadAfterMs = opts.deadAfterMs ?? DEFAULT_DEAD_AFTER_MS;
     this.log = opts.log ?? noLog;
   }
@@ -89,17 +89,17 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
       const opts = {
         history: 1,
         replicas: this.opts.replicas ?? 1,
-        // Garbage collection only: live nodes rewrite their key every heartbeatMs.
+        // Garbage collection only: live nodes rewrite their key every beatMs.
         ttl: Math.max(5000, this.deadAfterMs * 3),
       };
-      this.kv = await openBucket(this.opts.nc, Membership.bucketName(this.opts.prefix), opts, Math.max(1000, this.heartbeatMs * 2));
+      this.kv = await openBucket(this.opts.nc, Membership.bucketName(this.opts.prefix), opts, Math.max(1000, this.beatMs * 2));
     }
     this.running = true;
     const kv = this.kv;
     this.watcher = followWatch(() => kv.watch(), (e) => this.observe(e), {
       clock: this.clock, log: this.log, what: 'membership',
-      // Our own heartbeat comes back through the watch every heartbeatMs.
-      staleAfterMs: Math.max(this.deadAfterMs / 2, this.heartbeatMs * 2),
+      // Our own heartbeat comes back through the watch every beatMs.
+      staleAfterMs: Math.max(this.deadAfterMs / 2, this.beatMs * 2),
     });
     await this.beat();
     this.schedule();
@@ -139,7 +139,7 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
     if (!this.running) return;
     this.timer = this.clock.setTimeout(() => {
       void this.beat().finally(() => this.schedule());
-    }, this.heartbeatMs);
+    }, this.beatMs);
   }
 
   private async beat(): Promise<void> {

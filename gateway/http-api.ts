@@ -4,23 +4,11 @@ import {
 } from '../protocol/index.js';
 import type { Ingress } from '../store/types.js';
 import { bearerCheck } from './auth.js';
-import type { DashboardFeed } from './dashboard-feed.js';
-import type { GatewayDeps } from './server.js';
+import type { HttpApiDeps } from './deps.js';
 import { pathId, readJsonBody, sendError, sendJson } from './http-io.js';
 import { createPageRoutes } from './page-routes.js';
-import type { StaticPages } from './static-pages.js';
 
-/** The gateway's deps the HTTP API uses, plus whether the gateway is draining before shutdown. */
-export type HttpApiDeps = Pick<GatewayDeps, 'bus' | 'subjects' | 'ingress' | 'registry' | 'metrics' | 'log' | 'clock' | 'apiKey' | 'isReady' | 'config' | 'jwtSecret'> & {
-  /** True once the gateway stopped accepting (draining before shutdown). */
-  isStopping(): boolean;
-  /** The operator dashboard's figures and live stream (issue 12). */
-  dashboard: DashboardFeed;
-  /** The page assets (`pages/`). */
-  pages: StaticPages;
-  /** The host the listener is bound to (decides whether `/playground` is served in `auto` mode). */
-  listenHost(): string;
-};
+export type { HttpApiDeps } from './deps.js';
 
 /** How long a user query waits for the owner of the user's partition. */
 export const OWNER_QUERY_TIMEOUT_MS = 5000;

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SwitchboardError } from '../protocol/index.js';
-import type { HttpApiDeps } from './http-api.js';
+import type { HttpApiDeps } from './deps.js';
 import { sendError } from './http-io.js';
 import { playgroundEnabled } from './playground-access.js';
 import { createPlaygroundApi } from './playground-api.js';

@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SignJWT } from 'jose';
-import { MOBILE_OS, SwitchboardError, decodeSendRequest, invalid, isObject, type BusMessage, type Vendor } from '../protocol/index.js';
-import type { Config } from '../runtime/config.js';
-import type { HttpApiDeps } from './http-api.js';
+import { MOBILE_OS, SwitchboardError, decodeSendRequest, invalid, isObject, type BusMessage } from '../protocol/index.js';
+import type { HttpApiDeps } from './deps.js';
 import { readJsonBody, sendJson } from './http-io.js';
 import { PLAYGROUND_USER, isLoopbackAddress, isLoopbackHostHeader } from './playground-access.js';
 
@@ -29,7 +28,7 @@ export type PlaygroundApiDeps = Pick<HttpApiDeps, 'bus' | 'subjects' | 'ingress'
  */
 export function createPlaygroundApi(deps: PlaygroundApiDeps): (req: IncomingMessage, res: ServerResponse, name: string, query: URLSearchParams) => Promise<void> {
   const secret = new TextEncoder().encode(deps.jwtSecret);
-  const vendors = configuredVendors(deps.config);
+  const vendors = deps.config.pushVendors;
 
   const token = async (req: IncomingMessage, res: ServerResponse) => {
     const body = await readJsonBody(req, MAX_BODY_BYTES);
@@ -81,16 +80,6 @@ export function createPlaygroundApi(deps: PlaygroundApiDeps): (req: IncomingMess
       case 'GET user': return ask(res, query, (user) => ({ type: 'user_query', user }), (r) => (r.type === 'user_view' ? r.view : {}));
       default: throw new SwitchboardError('not_found', `no playground call ${route}`);
     }
-  };
-}
-
-/** Vendors with credentials in the node's configuration (the default app); the page says which one would be used. */
-export function configuredVendors(config: Config): Record<Vendor, boolean> {
-  return {
-    apns: config.apns.keyFile !== undefined,
-    fcm: config.fcm.serviceAccountFile !== undefined,
-    hms: config.hms.appId !== undefined,
-    webpush: config.webpush.vapidPublicKey !== undefined,
   };
 }
 

@@ -4,7 +4,7 @@ import { Subjects } from '../bus/subjects.js';
 import { createGateway, type Gateway } from '../gateway/server.js';
 import type { ChatMessage, OwnerMessage } from '../protocol/index.js';
 import type { Clock, Timer } from '../base/clock.js';
-import { parseConfig } from '../runtime/config.js';
+import { gatewayConfigOf, parseConfig } from '../runtime/config.js';
 import { Metrics } from '../base/metrics.js';
 import type { AcceptResult, DeviceRecord, DeviceRegistry } from '../store/types.js';
 
@@ -57,7 +57,7 @@ export const API_KEY = 'in-process-api-key-0123456789';
 
 /**
  * A gateway in this process on a free loopback port, with a MemoryBus and a fake owner that records every
- * owner message and replaces an older session of the same user and device (4409), as the Router does.
+ * owner message and replaces an older session of the same user and device (4409), as the user directory does.
  */
 export async function startGateway(env: Record<string, string> = {}) {
   const config = parseConfig({ SWITCHBOARD_NODE_ID: 'gw-test', SWITCHBOARD_LOG_LEVEL: 'silent', ...env });
@@ -90,7 +90,7 @@ export async function startGateway(env: Record<string, string> = {}) {
   });
   const state = { ready: true };
   const gateway: Gateway = createGateway({
-    config, nodeId: config.nodeId, bus, subjects, ingress, registry, metrics, clock,
+    config: gatewayConfigOf(config), nodeId: config.nodeId, bus, subjects, ingress, registry, metrics, clock,
     log: pino({ level: 'silent' }), jwtSecret: JWT_SECRET, apiKey: API_KEY, isReady: () => state.ready,
   });
   const port = await gateway.listen('127.0.0.1', 0);
