@@ -3,7 +3,7 @@ import { WebSocket, type RawData } from 'ws';
 import type { Bus } from '../bus/bus.js';
 import type { Subjects } from '../bus/subjects.js';
 import {
-  CLOSE, HELLO_TIMEOUT_MS, SwitchboardError, decodeClientFrame, type MessageFrame, type OwnerMessage, type ServerFrame,
+  CLOSE, DEFAULT_IDLE_AFTER_MS, HELLO_TIMEOUT_MS, SwitchboardError, decodeClientFrame, type MessageFrame, type OwnerMessage, type ServerFrame,
 } from '../protocol/index.js';
 import type { Clock, Timer } from '../base/clock.js';
 import type { Logger } from '../base/logger.js';
@@ -24,6 +24,12 @@ export interface SessionDeps {
   log: Logger;
   clock: Clock;
   jwtKey: Uint8Array;
+  /**
+   * Section 2 (v1.1): the idle threshold sent in `welcome` (`idleAfterMs`), per user. This is the seam for the
+   * per-user policy's `idleAfterSeconds`; it is synchronous because welcome goes out before the owner hears of
+   * the session. Default: `DEFAULT_IDLE_AFTER_MS` (60000) for everyone.
+   */
+  idleAfterMs?: (user: string) => number;
 }
 
 /** This many rejected frames in a row close the connection (4400): a client that only sends garbage is broken. */
@@ -163,7 +169,8 @@ export class ClientSession {
     };
     metrics.sessions.inc({ kind: identity.kind });
     // Welcome goes first: opening may make the owner deliver to (or replace) sessions at once.
-    this.send({ type: 'welcome', user: identity.user, device: identity.device, kind: identity.kind, heartbeatMs: config.clientHeartbeatMs });
+    const idleAfterMs = this.deps.idleAfterMs?.(identity.user) ?? DEFAULT_IDLE_AFTER_MS;
+    this.send({ type: 'welcome', user: identity.user, device: identity.device, kind: identity.kind, heartbeatMs: config.clientHeartbeatMs, idleAfterMs });
     this.heardAt = clock.now();
     bus.publish(owner, this.sessionOpen(this.heardAt));
     log.debug({ session: this.id, user: identity.user, device: identity.device, kind: identity.kind }, 'session open');

@@ -6,10 +6,11 @@ export type Route = 'pc' | 'mobile' | 'pc_fallback' | 'undeliverable';
 export type Via = 'pc' | 'mobile' | Vendor;
 
 /**
- * Why a route was chosen: the PC's state (`pc_active`, the inactive reasons of claim 4, `stale`, `no_pc`),
+ * Why a route was chosen: the PC's state (`pc_active`, the inactive reasons of claim 4, `unreported` for a PC that
+ * connected but has sent no presence yet, `stale`, `no_pc`),
  * or `ack_timeout` for a fallback decision.
  */
-export type DecisionReason = 'pc_active' | 'idle' | 'screen_locked' | 'client_locked' | 'stale' | 'no_pc' | 'ack_timeout';
+export type DecisionReason = 'pc_active' | 'idle' | 'screen_locked' | 'client_locked' | 'unreported' | 'stale' | 'no_pc' | 'ack_timeout';
 
 /** Final state of one target; absent while it is in flight. Extends the contract (section 3 is silent). */
 export type TargetOutcome = 'acked' | 'ack_timeout' | 'ok' | 'dead_token' | 'failed' | 'cancelled';
