@@ -1,7 +1,11 @@
-// Switchboard playground: one user with a PC and a phone, both real WebSocket clients of this node, a send box that
-// plays the chat server, and the node's decisions explained in words. Tokens and sends come from the node's
-// loopback-only /playground/api/ calls: this page never holds the API key or the JWT secret.
-import { PlaygroundClient } from '/pages/playground-client.js';
+// Switchboard playground: one user with a PC and a phone, both real clients of this node built on the project's
+// client SDK (served from the package build under /pages/sdk/), a send box that plays the chat server, and the node's
+// decisions explained in words. Tokens and sends come from the node's loopback-only /playground/api/ calls: this
+// page never holds the API key or the JWT secret.
+import { SwitchboardClient } from '/pages/sdk/client.js';
+import { PcPresenceReporter } from '/pages/sdk/pc-presence.js';
+import { browserPresenceAdapter } from '/pages/sdk/adapters/browser.js';
+import { MobileSession } from '/pages/sdk/mobile.js';
 
 const $ = (id) => document.getElementById(id);
 const USER = new URLSearchParams(location.search).get('user') ?? 'playground';
@@ -26,87 +30,106 @@ async function api(name, body) {
 
 const clock = (t) => new Date(t).toTimeString().slice(0, 8);
 
-// ---- PC: presence from real input, plus locks by hand ----
+// ---- PC: the SDK's presence reporter (real input detection), locks by hand, the threshold slider ----
 const pc = {
-  client: new PlaygroundClient({ url: WS_URL, token: () => api('token', { user: USER, device: PC_DEVICE, kind: 'pc' }).then((r) => r.token) }),
-  locked: undefined, // 'screen_locked' | 'client_locked'
-  idle: false,
-  lastInput: Date.now(),
-  thresholdMs: 60_000,
-  reported: '',
-  history: [], // { at, state, reason }
+  client: new SwitchboardClient({ url: WS_URL, token: () => api('token', { user: USER, device: PC_DEVICE, kind: 'pc' }).then((r) => r.token) }),
+  screenLocked: false,
+  lockUpdate: undefined, // the manual screen-lock adapter's update function while it runs
+  idleAfterMs: undefined, // the slider's threshold once moved; else the welcome's idleAfterMs
+  welcomeListeners: new Set(),
+  history: [], // { at, state, reason }: what the reporter sent
 };
 
-function pcPresence() {
-  if (pc.locked) return { state: 'inactive', reason: pc.locked };
-  return pc.idle ? { state: 'inactive', reason: 'idle' } : { state: 'active' };
-}
+// The reporter's sink: the client, plus the page's own record, and the slider's threshold in place of the welcome's.
+const pcSink = {
+  setPresence(p) {
+    pc.client.setPresence(p);
+    pc.history.push({ at: Date.now(), ...p });
+    renderPc();
+  },
+  on(event, listener) {
+    if (event !== 'welcome') return pc.client.on(event, listener);
+    const relay = (w) => listener({ ...w, idleAfterMs: pc.idleAfterMs ?? w.idleAfterMs });
+    pc.welcomeListeners.add(relay);
+    const off = pc.client.on('welcome', relay);
+    return () => { pc.welcomeListeners.delete(relay); off(); };
+  },
+};
+// "Lock the screen" by hand: an adapter like the platform ones, whose screen state is the button's.
+const manualScreenLock = {
+  signal: 'page',
+  start(update) { pc.lockUpdate = update; update({ screenLocked: pc.screenLocked }); },
+  stop() { pc.lockUpdate = undefined; },
+};
+const input = browserPresenceAdapter(); // the Idle Detection API where granted, else input events in this page
+pc.reporter = new PcPresenceReporter(pcSink, [input, manualScreenLock], { tickMs: 250 });
 
-function reportPc(force = false) {
-  const p = pcPresence();
-  const key = `${p.state}:${p.reason ?? ''}`;
-  if (key !== pc.reported) pc.history.push({ at: Date.now(), ...p });
-  if (key !== pc.reported || force) {
-    pc.reported = key;
-    pc.client.presence(p.state, p.reason);
-  }
-  const since = pc.history[pc.history.length - 1];
+function renderPc() {
+  const p = pc.history[pc.history.length - 1];
   const el = $('pc-presence');
-  el.textContent = p.state === 'active' ? 'active' : `inactive (${REASON_WORDS[p.reason]}) since ${clock(since.at)}`;
+  if (!p) return;
+  el.textContent = p.state === 'active' ? 'active' : `inactive (${REASON_WORDS[p.reason]}) since ${clock(p.at)}`;
   el.className = `presence ${p.state}`;
-  $('pc-lock-screen').setAttribute('aria-pressed', String(pc.locked === 'screen_locked'));
-  $('pc-lock-client').setAttribute('aria-pressed', String(pc.locked === 'client_locked'));
+  $('pc-lock-screen').setAttribute('aria-pressed', String(pc.screenLocked));
+  $('pc-lock-client').setAttribute('aria-pressed', String(pc.clientLocked === true));
+  $('pc-signal').textContent = input.signal === 'system' ? 'system-wide (Idle Detection API)' : 'input in this page only';
 }
 
-for (const type of ['mousemove', 'mousedown', 'keydown', 'wheel', 'touchstart', 'pointerdown']) {
-  document.addEventListener(type, () => {
-    pc.lastInput = Date.now();
-    if (pc.idle) {
-      pc.idle = false;
-      reportPc();
-    }
-  }, { passive: true, capture: true });
+function setScreenLock(locked) {
+  pc.screenLocked = locked;
+  pc.lockUpdate?.({ screenLocked: locked });
 }
-setInterval(() => {
-  if (!pc.idle && Date.now() - pc.lastInput > pc.thresholdMs) {
-    pc.idle = true;
-    reportPc();
-  }
-}, 250);
-
-$('pc-lock-screen').addEventListener('click', () => { pc.locked = 'screen_locked'; reportPc(); });
-$('pc-lock-client').addEventListener('click', () => { pc.locked = 'client_locked'; reportPc(); });
-$('pc-unlock').addEventListener('click', () => { pc.locked = undefined; pc.idle = false; pc.lastInput = Date.now(); reportPc(); });
+function setClientLock(locked) {
+  pc.clientLocked = locked;
+  pc.reporter.setClientLocked(locked);
+}
+$('pc-lock-screen').addEventListener('click', () => { setScreenLock(true); renderPc(); });
+$('pc-lock-client').addEventListener('click', () => { setClientLock(true); renderPc(); });
+$('pc-unlock').addEventListener('click', () => { setScreenLock(false); setClientLock(false); renderPc(); });
 $('pc-idle').addEventListener('input', (e) => {
-  pc.thresholdMs = Number(e.target.value) * 1000;
+  pc.idleAfterMs = Number(e.target.value) * 1000;
   $('pc-idle-value').textContent = `${e.target.value} s`;
+  const w = { ...(pc.client.welcome ?? {}), idleAfterMs: pc.idleAfterMs };
+  for (const l of pc.welcomeListeners) l(w);
 });
-
-pc.client.addEventListener('state', (e) => {
-  $('pc-connection').textContent = e.detail.state === 'open' ? 'connected' : e.detail.state;
-  if (e.detail.state === 'open') {
-    const idleAfter = pc.client.welcome?.idleAfterMs;
-    if (idleAfter) {
-      $('pc-idle').value = String(Math.round(idleAfter / 1000));
-      $('pc-idle').dispatchEvent(new Event('input'));
-    }
-    reportPc(true);
+pc.client.on('state', (s) => { $('pc-connection').textContent = s === 'open' ? 'connected' : s; });
+pc.client.on('welcome', (w) => {
+  if (pc.idleAfterMs === undefined && w.idleAfterMs) {
+    $('pc-idle').value = String(Math.round(w.idleAfterMs / 1000));
+    $('pc-idle-value').textContent = `${$('pc-idle').value} s`;
   }
 });
-pc.client.addEventListener('message', (e) => showReceived('pc-inbox', PC_DEVICE, e.detail));
+pc.client.on('message', (m) => showReceived('pc-inbox', PC_DEVICE, m));
 
-// ---- Phone: foreground / background / offline, a stand-in push token, the tray ----
-const phone = {
-  client: new PlaygroundClient({ url: WS_URL, token: () => api('token', { user: USER, device: PHONE_DEVICE, kind: 'mobile', os: phoneOs() }).then((r) => r.token) }),
-  mode: 'offline',
-  registered: false,
-  history: [], // { at, mode }
-};
+// ---- Phone: the SDK's mobile session; foreground / background by hand, offline = client stopped ----
 const phoneOs = () => $('phone-os').value;
+let phone;
 
 function standInToken(os) {
   const hex = [...crypto.getRandomValues(new Uint8Array(32))].map((b) => b.toString(16).padStart(2, '0')).join('');
   return os === 'ios' ? hex : `playground-stand-in-${hex.slice(0, 24)}`;
+}
+
+/** A phone of the chosen OS: client, app lifecycle driven by the buttons, and a stand-in push token. */
+function buildPhone() {
+  const os = phoneOs();
+  const client = new SwitchboardClient({ url: WS_URL, token: () => api('token', { user: USER, device: PHONE_DEVICE, kind: 'mobile', os }).then((r) => r.token) });
+  const listeners = new Set();
+  const p = { os, client, appState: 'foreground', registered: false, started: false, history: phone?.history ?? [] };
+  const lifecycle = { current: () => p.appState, onChange(l) { listeners.add(l); return () => listeners.delete(l); } };
+  const token = standInToken(os);
+  p.session = new MobileSession(client, lifecycle, { os, getToken: async () => token, onTokenRefresh: () => () => {} });
+  p.setAppState = (s) => { p.appState = s; for (const l of listeners) l(s); };
+  client.on('state', (s) => {
+    $('phone-connection').textContent = s === 'open' ? (p.registered ? 'connected, push token stored' : 'connected')
+      : s === 'stopped' && p.registered ? 'offline (push token stored)' : s;
+  });
+  client.on('registered', () => {
+    p.registered = true;
+    $('phone-connection').textContent = 'connected, push token stored';
+  });
+  client.on('message', (m) => showReceived('phone-inbox', PHONE_DEVICE, m));
+  return p;
 }
 
 async function setPhone(mode) {
@@ -116,37 +139,29 @@ async function setPhone(mode) {
   const el = $('phone-presence');
   el.textContent = mode === 'foreground' ? 'in the foreground' : mode === 'background' ? 'in the background' : 'offline';
   el.className = `presence ${mode}`;
-  if (mode === 'offline') return phone.client.close();
-  if (phone.client.state !== 'open') {
-    phone.registered = false;
-    await phone.client.connect().catch((err) => { $('phone-connection').textContent = `failed: ${err.message}`; });
+  if (mode === 'offline') return phone.client.stop();
+  phone.setAppState(mode);
+  if (!phone.started) {
+    phone.started = true;
+    await phone.session.start();
   }
-  phone.client.presence(mode);
+  if (phone.client.state === 'idle' || phone.client.state === 'stopped') phone.client.start();
 }
 
 for (const m of ['foreground', 'background', 'offline']) $(`phone-${m}`).addEventListener('click', () => void setPhone(m));
 $('phone-os').addEventListener('change', () => {
-  phone.client.close();
-  if (phone.mode !== 'offline') void setPhone(phone.mode);
+  const mode = phone.mode;
+  phone.session.close();
+  phone.client.stop();
+  phone = buildPhone();
+  void setPhone(mode === 'offline' ? 'foreground' : mode);
 });
-phone.client.addEventListener('state', (e) => {
-  if (e.detail.state === 'open') {
-    phone.client.register(phoneOs(), standInToken(phoneOs()));
-    $('phone-connection').textContent = 'connected';
-  } else $('phone-connection').textContent = e.detail.state === 'closed' && phone.registered ? 'offline (push token stored)' : e.detail.state;
-});
-phone.client.addEventListener('frame', (e) => {
-  if (e.detail.type === 'registered') {
-    phone.registered = true;
-    $('phone-connection').textContent = 'connected, push token stored';
-  }
-});
-phone.client.addEventListener('message', (e) => showReceived('phone-inbox', PHONE_DEVICE, e.detail));
 
 function showReceived(list, device, m) {
-  received.set(`${device}:${m.id}`, m.ackedAt);
+  const at = Date.now(); // the SDK acks on receipt
+  received.set(`${device}:${m.id}`, at);
   const li = document.createElement('li');
-  li.textContent = `${clock(m.ackedAt)} ${m.text ?? ''}`;
+  li.textContent = `${clock(at)} ${m.text ?? ''}`;
   $(list).prepend(li);
 }
 
@@ -187,7 +202,7 @@ function latestBefore(history, at, test) {
 }
 
 function phoneWords(at) {
-  const h = latestBefore(phone.history, at, () => true);
+  const h = latestBefore(phone?.history ?? [], at, () => true);
   return h?.mode === 'background' ? 'phone in the background' : 'phone offline';
 }
 
@@ -227,7 +242,7 @@ function explain(d) {
   }
   if (d.targets.length === 0) {
     const vendor = VENDOR_OF[phoneOs()];
-    if (phone.registered && phone.mode !== 'foreground') {
+    if (phone?.registered && phone.mode !== 'foreground') {
       parts.push(`${phoneWords(d.at)}`, `would have pushed via ${VENDOR_NAME[vendor]}${vendors[vendor] ? '' : ', which is not configured on this node'}`);
       showInTray(d.id, vendor, vendors[vendor]);
     }
@@ -278,8 +293,10 @@ async function start() {
     $('send-status').textContent = `The playground API refused: ${err.message}`;
     return;
   }
-  reportPc();
-  await pc.client.connect().catch((err) => { $('pc-connection').textContent = `failed: ${err.message}`; });
+  pc.client.start();
+  await pc.reporter.start();
+  renderPc();
+  phone = buildPhone();
   await setPhone('foreground');
   setInterval(poll, 500);
   document.body.dataset.ready = 'true';

@@ -49,7 +49,12 @@ describe('playground in a browser', () => {
 
   it('serves no secret to the page', async () => {
     const html = await page.content();
-    const assets = await Promise.all(['playground.js', 'playground-client.js'].map(async (f) => (await fetch(`${node.url}/pages/${f}`)).text()));
+    const assets = await Promise.all(['playground.js', 'sdk/client.js', 'sdk/pc-presence.js', 'sdk/mobile.js', 'sdk/adapters/browser.js'].map(async (f) => {
+      const res = await fetch(`${node.url}/pages/${f}`);
+      expect(res.status, f).toBe(200);
+      expect(res.headers.get('content-type'), f).toContain('javascript');
+      return res.text();
+    }));
     for (const text of [html, ...assets]) {
       expect(text).not.toContain(node.apiKey);
       expect(text).not.toContain(node.jwtSecret);
@@ -87,6 +92,14 @@ describe('playground in a browser', () => {
     await page.locator('#trail li').filter({ hasText: /three: phone offline.*PC screen locked since .* → phone offline → FCM push/ }).waitFor();
     expect(await page.locator('#phone-inbox li').filter({ hasText: 'three' }).count()).toBe(0);
     await shot('3-phone-offline');
+  });
+
+  it('locks the client by hand', async () => {
+    await page.getByRole('button', { name: 'Unlock' }).click();
+    await until('the node to see the PC active', async () => (await view())?.pc?.state === 'active');
+    await page.getByRole('button', { name: 'Lock the client' }).click();
+    await page.locator('#pc-presence').filter({ hasText: 'inactive (client locked) since' }).waitFor();
+    await until('the node to see the client lock', async () => (await view())?.pc?.reason === 'client_locked');
   });
 
   it('detects idleness from real input, with the threshold from the slider', async () => {
