@@ -39,12 +39,19 @@ export interface MembershipOptions {
   deadAfterMs?: number;
   /** Default: no logging. */
   log?: ClusterLog;
+  /** This node's SWITCHBOARD_ROLES, announced in its beat; default all three. Only routers are assigned partitions. */
+  roles?: readonly string[];
 }
 
 interface Beat {
   node: string;
   at: number;
+  /** Absent in beats of nodes that predate roles: all three. */
+  roles?: string[];
 }
+
+const isRouter = (b: Beat): boolean => b.roles === undefined || b.roles.includes('router');
+const isGateway = (b: Beat): boolean => b.roles === undefined || b.roles.includes('gateway');
 
 /**
  * Node heartbeats in a KV bucket. Each node writes `{node, at}` under its own key every beatMs; a node is live
@@ -105,8 +112,17 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
     this.schedule();
   }
 
+  /** The live nodes with the `router` role, sorted: the ones partitions are assigned to. */
   live(): readonly string[] {
     return this.current;
+  }
+
+  /** How many live nodes have the `gateway` role (each answers a partition's resync request). */
+  liveGateways(): number {
+    const now = this.clock.now();
+    let n = 0;
+    for (const b of this.beats.values()) if (now - b.at < this.deadAfterMs && isGateway(b)) n++;
+    return n;
   }
 
   isLive(node: string): boolean {
@@ -144,7 +160,7 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
 
   private async beat(): Promise<void> {
     if (!this.running || !this.kv) return;
-    const beat: Beat = { node: this.nodeId, at: this.clock.now() };
+    const beat: Beat = { node: this.nodeId, at: this.clock.now(), ...(this.opts.roles ? { roles: [...this.opts.roles] } : {}) };
     try {
       const revision = await this.kv.put(nodeKey(this.nodeId), new TextEncoder().encode(JSON.stringify(beat)));
       // Our own beat counts at once, even if the watch lags or is being reopened.
@@ -164,7 +180,7 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
     } else {
       try {
         const b = e.json<Beat>();
-        if (typeof b.node === 'string' && typeof b.at === 'number') {
+        if (typeof b.node === 'string' && typeof b.at === 'number' && (b.roles === undefined || Array.isArray(b.roles))) {
           const known = this.beats.get(b.node);
           if (!known || known.revision < e.revision) this.beats.set(b.node, { ...b, revision: e.revision });
         }
@@ -189,7 +205,7 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
         this.recompute();
       }, Math.max(1, due));
     }
-    const live = alive.map((b) => b.node).sort();
+    const live = alive.filter(isRouter).map((b) => b.node).sort();
     if (live.length === this.current.length && live.every((n, i) => n === this.current[i])) return;
     this.current = live;
     this.emit('change', live);

@@ -16,7 +16,7 @@ import { untilJetStreamReady } from '../cluster/startup.js';
 import { createGateway, type Gateway } from '../gateway/server.js';
 import { PushPool } from '../senders/pool.js';
 import { AcceptTracker } from '../store/accept-tracker.js';
-import { gatewayConfigOf, type Config } from './config.js';
+import { ConfigError, gatewayConfigOf, type Config } from './config.js';
 import { connectNats } from './nats-connect.js';
 import type { RunningNode, StartOptions } from './running-node.js';
 import { loadSenderConfig } from './sender-config.js';
@@ -31,6 +31,10 @@ const packr = new Packr({ useRecords: false });
  */
 export async function startClusterNode(config: Config, opts: Required<StartOptions>): Promise<RunningNode> {
   const { log, clock, metrics } = opts;
+  // SWITCHBOARD_ROLES: `router` takes partitions (and needs `sender`: pushes leave from the owner's pool);
+  // `gateway` holds clients and the HTTP API. A gateway-only node routes nothing and sends no pushes.
+  const routes = config.roles.includes('router');
+  if (routes !== config.roles.includes('sender')) throw new ConfigError('SWITCHBOARD_ROLES', 'router and sender together (vendor pushes leave from the node that owns the user)');
   const P = config.partitions;
   const prefix = subjectToken(config.subjectPrefix);
   const replicas = config.nats.replicas;
@@ -46,7 +50,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   const ingress = new AcceptTracker(jetStream);
   const registry = new KvDeviceRegistry(await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_devices`, { history: 1, replicas })), 'devices bucket'));
   const pushes = new PushPool({ config: loadSenderConfig(config), log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
-  const membership = new Membership({ nc, prefix, replicas, nodeId: config.nodeId, clock, log });
+  const membership = new Membership({ nc, prefix, replicas, nodeId: config.nodeId, clock, log, roles: config.roles });
 
   const keeper = new LeaseKeeper({ nc, bucket: LeaseKeeper.bucketName(prefix), replicas, nodeId: config.nodeId, partitions: P, membership, clock, log });
   const fence = ownerFenceOf(keeper, P);
@@ -59,7 +63,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
     onRouted: (e) => nc.publish(subjects.routedEvents, packr.pack(e)),
   });
   keeper.host(new PartitionHost({
-    nc, bus: natsBus, subjects, ingress, directory: router, liveGateways: () => membership.live().length, metrics, log,
+    nc, bus: natsBus, subjects, ingress, directory: router, liveGateways: () => membership.liveGateways(), metrics, log,
     drainTimeoutMs: config.shutdownTimeoutMs,
   }));
 
@@ -68,11 +72,11 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   let port = 0;
   let stoppingNow = false;
   await ready(() => membership.start(), 'membership bucket');
-  await ready(() => keeper.start(), 'leases bucket');
+  if (routes) await ready(() => keeper.start(), 'leases bucket');
   if (config.roles.includes('gateway')) {
     gateway = createGateway({
       config: gatewayConfigOf(config), nodeId: config.nodeId, bus: natsBus, subjects, ingress, registry, metrics, log, clock,
-      jwtSecret: config.jwtSecret!, apiKey: config.apiKey!, isReady: () => !stoppingNow && keeper.settled(),
+      jwtSecret: config.jwtSecret!, apiKey: config.apiKey!, isReady: () => !stoppingNow && (!routes || keeper.settled()),
       cluster: new LeaseOwnershipView(membership, keeper),
     });
     port = await gateway.listen(config.host, config.port);
@@ -93,7 +97,8 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
       await sendListener?.stop();
       await ingress.settled();
       // Hand every partition off (stop consuming, finish in-flight, release) while sessions are still up.
-      await keeper.stop();
+      if (routes) await keeper.stop();
+      else await membership.leave();
       await gateway?.closeSessions(1001);
       router.stop();
       await pushes.close();

@@ -7,7 +7,7 @@ import { createGateway, type Gateway } from '../gateway/server.js';
 import { PushPool } from '../senders/pool.js';
 import { FileDeviceRegistry } from '../store/file-device-registry.js';
 import { FileInbox } from '../store/file-inbox.js';
-import { gatewayConfigOf, type Config } from './config.js';
+import { ConfigError, gatewayConfigOf, type Config } from './config.js';
 import { GatedIngress } from '../store/replay-gate.js';
 import { loadSecrets } from './secrets.js';
 import { loadSenderConfig } from './sender-config.js';
@@ -20,6 +20,10 @@ import type { RunningNode, StartOptions } from './running-node.js';
  */
 export async function startEmbeddedNode(config: Config, opts: Required<StartOptions>): Promise<RunningNode> {
   const { log, clock, metrics } = opts;
+  // One process does everything here: without router and sender nothing would route (SWITCHBOARD_ROLES).
+  if (!config.roles.includes('router') || !config.roles.includes('sender')) {
+    throw new ConfigError('SWITCHBOARD_ROLES', 'a list holding router and sender without SWITCHBOARD_NATS_URL (the embedded node routes and sends itself)');
+  }
 
   await mkdir(config.dataDir, { recursive: true });
   const secrets = await loadSecrets(config.dataDir, config);
