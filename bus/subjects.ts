@@ -56,6 +56,11 @@ export class Subjects {
   get routedEvents(): string {
     return `${this.prefix}.events.routed`;
   }
+
+  /** Every node answers with its `switchboard_*` metrics: the dashboard's cluster-wide figures (issue 12). */
+  get dashboardMetrics(): string {
+    return `${this.prefix}.dashboard.metrics`;
+  }
 }
 
 /** A node id as one subject token: NATS tokens cannot hold `.`, `*`, `>` or white space. */

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Clock, Timer } from '../base/clock.js';
 import type { Metrics } from '../base/metrics.js';
-import { figuresBetween, sampleOf, type ClusterFigures, type DashboardFigures, type MetricSample, type Sample } from './dashboard-figures.js';
+import { figuresBetween, mergeSamples, sampleOf, type ClusterFigures, type ClusterTotals, type DashboardFigures, type MetricSample, type Sample } from './dashboard-figures.js';
 
 /** How often the dashboard stream sends figures. */
 export const DEFAULT_DASHBOARD_INTERVAL_MS = 1000;
@@ -10,7 +10,16 @@ export const DEFAULT_DASHBOARD_WINDOW_MS = 5000;
 
 /** What the cluster composition root exposes to the dashboard; absent on a single node. */
 export interface ClusterView {
+  /** Live nodes and partition owners. */
   figures(): ClusterFigures;
+  /** Every answering node's `switchboard_*` metrics, by node id (this node's included), for cluster totals. */
+  gather?(): Promise<Map<string, MetricSample[]>>;
+}
+
+/** One gather: when, and each answering node's metrics. */
+interface Gathered {
+  at: number;
+  byNode: Map<string, MetricSample[]>;
 }
 
 export interface DashboardFeedOptions {
@@ -33,6 +42,7 @@ export class DashboardFeed {
   private readonly intervalMs: number;
   private readonly windowMs: number;
   private readonly samples: Sample[] = [];
+  private readonly gathers: Gathered[] = [];
   private readonly streams = new Set<ServerResponse>();
   private timer?: Timer;
 
@@ -48,7 +58,32 @@ export class DashboardFeed {
     while (this.samples.length > 0 && now - this.samples[0].at > this.windowMs) this.samples.shift();
     const older = this.samples[0];
     this.samples.push(sample);
-    return figuresBetween(this.opts.nodeId, older, sample, this.opts.cluster?.figures());
+    const cluster = this.opts.cluster;
+    if (!cluster) return figuresBetween(this.opts.nodeId, older, sample);
+    const view = cluster.figures();
+    // Without the others' answers the node's own figures still go out; the totals come back with the next gather.
+    if (cluster.gather) view.totals = await this.clusterTotals(now, () => cluster.gather!()).catch(() => undefined);
+    return figuresBetween(this.opts.nodeId, older, sample, view);
+  }
+
+  /**
+   * Cluster totals over the window: for each node that answered now, its metrics then (or now, for a node that
+   * joined meanwhile: no rate yet) and now are summed, so a node leaving or joining does not look like a reset.
+   */
+  private async clusterTotals(now: number, gather: () => Promise<Map<string, MetricSample[]>>): Promise<ClusterTotals> {
+    const byNode = await gather();
+    while (this.gathers.length > 0 && now - this.gathers[0].at > this.windowMs) this.gathers.shift();
+    const first = this.gathers[0];
+    this.gathers.push({ at: now, byNode });
+    const then: MetricSample[][] = [];
+    const current: MetricSample[][] = [];
+    for (const [node, metrics] of byNode) {
+      current.push(metrics);
+      then.push(first?.byNode.get(node) ?? metrics);
+    }
+    const older = first ? sampleOf(first.at, mergeSamples(then)) : undefined;
+    const { cluster: _none, ...totals } = figuresBetween('cluster', older, sampleOf(now, mergeSamples(current)));
+    return { ...totals, answered: byNode.size };
   }
 
   /** Starts an SSE response on `res`; it gets figures at once and then every interval until the client goes. */

@@ -37,7 +37,12 @@ export interface ClusterFigures {
   nodes: string[];
   /** Each partition's lease owner ('' when free) and tenure counter. */
   partitions: { partition: number; owner: string; epoch: number }[];
+  /** The same figures summed over every node that answered (`answered` of them); absent when not gathered. */
+  totals?: ClusterTotals;
 }
+
+/** Cluster-wide figures: the counters and histograms of the answering nodes summed, then rated over the window. */
+export type ClusterTotals = Omit<DashboardFigures, 'cluster'> & { answered: number };
 
 /** One SSE event of `GET /v1/dashboard/stream` and the body of `GET /v1/dashboard`. */
 export interface DashboardFigures {
@@ -106,6 +111,32 @@ export function figuresBetween(node: string, older: Sample | undefined, newer: S
   };
   if (cluster) out.cluster = cluster;
   return out;
+}
+
+/**
+ * Several nodes' metrics summed into one list: each series (name, sample name, labels) adds up over the nodes, so
+ * counters give cluster totals and histogram buckets the cluster's distribution. Gauges add up too (sessions, owned
+ * partitions), which is what the cluster view wants of them.
+ */
+export function mergeSamples(lists: MetricSample[][]): MetricSample[] {
+  const byName = new Map<string, { m: MetricSample; series: Map<string, MetricSample['values'][number]> }>();
+  for (const list of lists) {
+    for (const m of list) {
+      let entry = byName.get(m.name);
+      if (!entry) byName.set(m.name, (entry = { m: { name: m.name, type: String(m.type), values: [] }, series: new Map() }));
+      for (const v of m.values) {
+        const key = `${v.metricName ?? ''}|${labelKey(v.labels)}`;
+        const known = entry.series.get(key);
+        if (known) known.value += v.value;
+        else {
+          const copy = { value: v.value, labels: { ...v.labels }, ...(v.metricName === undefined ? {} : { metricName: v.metricName }) };
+          entry.series.set(key, copy);
+          entry.m.values.push(copy);
+        }
+      }
+    }
+  }
+  return [...byName.values()].map((e) => e.m);
 }
 
 /** Each series of a counter with its total and its increase per second since `older` (a reset counts from 0). */

@@ -78,8 +78,21 @@ const sum = (rows, key = 'rate') => rows.reduce((s, r) => s + r[key], 0);
 const perSecond = (n) => `${n.toFixed(1)}/s`;
 const ms = (s) => (s === null ? '–' : s < 0.01 ? `${(s * 1000).toFixed(2)} ms` : `${(s * 1000).toFixed(1)} ms`);
 
-function render(f) {
-  $('node-name').textContent = `node ${f.node}`;
+let scope = 'node';
+for (const radio of document.querySelectorAll('input[name=scope]')) {
+  radio.addEventListener('change', (e) => {
+    scope = e.target.value;
+    history.length = 0; // the chart shows one scope at a time
+  });
+}
+
+/** The node's figures, or with "the whole cluster" chosen, the cluster totals (the cluster view stays the same). */
+function render(full) {
+  const totals = full.cluster?.totals;
+  $('scope').classList.toggle('hidden', !totals);
+  if (totals) $('answered').textContent = `(${totals.answered} node${totals.answered === 1 ? '' : 's'} answered)`;
+  const f = scope === 'cluster' && totals ? { ...totals, cluster: full.cluster } : full;
+  $('node-name').textContent = `node ${full.node}`;
   $('window').textContent = f.windowSeconds > 0 ? `(rates over the last ${f.windowSeconds.toFixed(0)} s)` : '';
   const accepted = sum(f.accepted);
   const delivered = sum(f.deliveries);
@@ -105,7 +118,7 @@ function render(f) {
     ...f.ackTimeouts.map((r) => [`ack timeout (${r.labels.kind})`, perSecond(r.rate), r.total]),
   ]);
   fillTable('vendors', f.pushOutcomes.map((r) => [r.labels.vendor, r.labels.outcome, perSecond(r.rate), r.total]));
-  renderCluster(f);
+  renderCluster(full);
 
   history.push({ accepted, delivered });
   if (history.length > HISTORY) history.shift();

@@ -10,6 +10,7 @@ import { LeaseKeeper } from '../cluster/lease-keeper.js';
 import { Membership } from '../cluster/membership.js';
 import { NatsBus } from '../cluster/nats-bus.js';
 import { LeaseOwnershipView } from '../cluster/ownership-view.js';
+import { MetricsExchange } from '../cluster/metrics-exchange.js';
 import { PartitionHost } from '../cluster/partition-host.js';
 import { SendListener } from '../cluster/send-listener.js';
 import { untilJetStreamReady } from '../cluster/startup.js';
@@ -51,6 +52,9 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   const registry = new KvDeviceRegistry(await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_devices`, { history: 1, replicas })), 'devices bucket'));
   const pushes = new PushPool({ config: loadSenderConfig(config), log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
   const membership = new Membership({ nc, prefix, replicas, nodeId: config.nodeId, clock, log, roles: config.roles });
+  // Every node answers the dashboard's cluster-wide metrics gather, whatever its roles.
+  const metricsExchange = new MetricsExchange({ nc, subject: subjects.dashboardMetrics, metrics, nodeId: config.nodeId, liveNodes: () => membership.liveNodes() });
+  metricsExchange.start();
 
   const keeper = new LeaseKeeper({ nc, bucket: LeaseKeeper.bucketName(prefix), replicas, nodeId: config.nodeId, partitions: P, membership, clock, log });
   const fence = ownerFenceOf(keeper, P);
@@ -77,7 +81,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
     gateway = createGateway({
       config: gatewayConfigOf(config), nodeId: config.nodeId, bus: natsBus, subjects, ingress, registry, metrics, log, clock,
       jwtSecret: config.jwtSecret!, apiKey: config.apiKey!, isReady: () => !stoppingNow && (!routes || keeper.settled()),
-      cluster: new LeaseOwnershipView(membership, keeper),
+      cluster: new LeaseOwnershipView(membership, keeper, metricsExchange),
     });
     port = await gateway.listen(config.host, config.port);
     sendListener = new SendListener({
@@ -104,6 +108,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
       await pushes.close();
       await jetStream.close();
       await gateway?.close();
+      metricsExchange.stop();
       await natsBus.close();
       await nc.drain();
       log.info('stopped');

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Metrics } from '../base/metrics.js';
 import { DashboardFeed } from '../gateway/dashboard-feed.js';
-import { counterRows, figuresBetween, quantile, sampleOf, windowQuantiles, type MetricSample } from '../gateway/dashboard-figures.js';
+import { counterRows, figuresBetween, mergeSamples, quantile, sampleOf, windowQuantiles, type MetricSample } from '../gateway/dashboard-figures.js';
 import { ManualClock } from './support/manual-clock.js';
 
 const counter = (name: string, values: [Record<string, string>, number][]): MetricSample => ({ name, type: 'counter', values: values.map(([labels, value]) => ({ labels, value })) });
@@ -77,5 +77,36 @@ describe('dashboard figures (issue 12)', () => {
       expect(f.accepted[0].rate).toBeCloseTo(20);
       expect(f.windowSeconds).toBe(Math.min(s, 5));
     }
+  });
+
+  it('merges several nodes: each series adds up, histogram buckets included', () => {
+    const a = [counter('x_total', [[{ via: 'pc' }, 2], [{ via: 'fcm' }, 1]]), { name: 'h', type: 'histogram', values: [{ metricName: 'h_bucket', labels: { le: 0.1 }, value: 3 }] }];
+    const b = [counter('x_total', [[{ via: 'pc' }, 5]]), { name: 'h', type: 'histogram', values: [{ metricName: 'h_bucket', labels: { le: 0.1 }, value: 4 }] }];
+    const merged = mergeSamples([a, b]);
+    expect(merged.find((m) => m.name === 'x_total')!.values.map((v) => [v.labels.via, v.value])).toEqual([['pc', 7], ['fcm', 1]]);
+    expect(merged.find((m) => m.name === 'h')!.values[0].value).toBe(7);
+    expect(a[0].values[0].value).toBe(2); // inputs untouched
+  });
+
+  it('cluster totals: a node joining or leaving is not a jump in the rates', async () => {
+    const clock = new ManualClock(0);
+    const m = new Metrics({ defaultMetrics: false });
+    const totals: Record<string, number> = { a: 1000, b: 5000 };
+    let members = ['a'];
+    const gather = async () => new Map(members.map((n) => [n, [counter('switchboard_messages_accepted_total', [[{ source: 'http' }, totals[n]]])]]));
+    const feed = new DashboardFeed({ nodeId: 'a', metrics: m, clock, windowMs: 5000, cluster: { figures: () => ({ nodes: members, partitions: [] }), gather } });
+    const rate = async () => (await feed.figures()).cluster!.totals!.accepted[0].rate;
+    await rate();
+    for (let s = 1; s <= 12; s++) {
+      clock.advance(1000);
+      if (s === 4) members = ['a', 'b']; // b joins with a large total of its own
+      if (s === 9) members = ['b']; // a leaves
+      for (const n of members) totals[n] += 10;
+      const r = await rate();
+      // 10/s per node present in both ends of the window; never the joining node's whole total.
+      expect(r).toBeGreaterThanOrEqual(0);
+      expect(r).toBeLessThanOrEqual(20.001);
+    }
+    expect((await feed.figures()).cluster!.totals!.answered).toBe(1);
   });
 });
