@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { SignJWT } from 'jose';
-import { ChatServerClient, SwitchboardApiError } from '../clients/chat-server.js';
+import { ChatServerClient, SwitchboardApiError } from '../chat-server/client.js';
 import { MOBILE_OS, isId, type MobileOs } from '../protocol/index.js';
 import { UsageError, nodeUrl, readNodeSecret } from './cli-secrets.js';
 

@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 import { ConfigError, parseConfig } from '../runtime/config.js';
 import { createLogger } from '../base/logger.js';
-import { startNode } from '../runtime/start.js';
 import { sendCommand, tokenCommand } from './cli-commands.js';
 import { UsageError } from './cli-secrets.js';
 import { USAGE } from './usage.js';
@@ -39,6 +38,8 @@ async function main(argv: string[]): Promise<void> {
   }
 
   const log = createLogger(config.logLevel);
+  // Loaded here so that `token`, `send` and `--help` do not load the whole node.
+  const { startNode } = await import('../runtime/start.js');
   const node = await startNode(config, { log });
   let signalled = false;
   const onSignal = (signal: string) => {

@@ -2,7 +2,7 @@ import { backoffDelay, rateLimitedDelay, type BackoffOptions } from './backoff.j
 import { ClientError, classifyClose, type CloseAction } from './close-codes.js';
 import { Emitter } from './emitter.js';
 import { RecentIds } from './recent-ids.js';
-import type { ClearFrame, ClientFrameV11, ErrorFrame, MessageFrame, MobileState, PcPresence, ServerFrameV11, Welcome } from './wire.js';
+import { MAX_READ_IDS, type ClearFrame, type ClientFrameV11, type ErrorFrame, type MessageFrame, type MobileState, type PcPresence, type ServerFrameV11, type Welcome } from './wire.js';
 
 /**
  * The client core (PROTOCOL.md section 2) for browsers, Electron, Node and React Native: hello with a token,
@@ -134,6 +134,14 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   setPresence(presence: PcPresence | { state: MobileState }): void {
     this.presence = { type: 'presence', ...presence } as typeof this.presence;
     if (this.connState === 'open') this.sendNow(this.presence!);
+  }
+
+  /**
+   * Read sync (section 4): the user read these messages; the server clears them on the user's other devices.
+   * Sent in frames of at most 500 ids (section 2), now or after the next welcome.
+   */
+  read(ids: readonly string[]): void {
+    for (let i = 0; i < ids.length; i += MAX_READ_IDS) this.send({ type: 'read', ids: ids.slice(i, i + MAX_READ_IDS) });
   }
 
   /** Sends a frame when the session is open (at once, or after the next welcome). */

@@ -37,6 +37,8 @@ export interface PresenceAdapter {
 /** What the reporter needs from the client core (`SwitchboardClient` fits). */
 export interface PresenceSink {
   setPresence(presence: PcPresence): void;
+  /** The current session's welcome, if one is open already (its `idleAfterMs` is used at start). */
+  readonly welcome?: Welcome;
   on(event: 'welcome', listener: (welcome: Welcome) => void): () => void;
 }
 
@@ -81,6 +83,7 @@ export class PcPresenceReporter {
 
   async start(): Promise<void> {
     this.startedAt = this.now();
+    this.idleAfterMs = this.sink.welcome?.idleAfterMs ?? DEFAULT_IDLE_AFTER_MS;
     this.offWelcome = this.sink.on('welcome', (w) => void this.onWelcome(w));
     await this.startAdapters();
     this.tick = setInterval(() => this.evaluate(), this.opts.tickMs ?? 1000);

@@ -7,8 +7,6 @@ import { fail, ok, type Decoded } from './result.js';
 
 export const MAX_FRAME_BYTES = 64 * 1024;
 export const HELLO_TIMEOUT_MS = 5000;
-/** Section 2 (v1.1): the idle threshold `welcome` carries when the user's policy sets none. */
-export const DEFAULT_IDLE_AFTER_MS = 60_000;
 
 export type ClientKind = 'pc' | 'mobile';
 export type InactiveReason = 'idle' | 'screen_locked' | 'client_locked';
@@ -43,6 +41,7 @@ export interface MessageFrame {
 }
 
 export type ServerFrame =
+  /** `idleAfterMs`: the idle threshold the user's policy asks PC clients to apply (section 2, default 60000). */
   | { type: 'welcome'; user: string; device: string; kind: ClientKind; heartbeatMs: number; idleAfterMs: number }
   | MessageFrame
   | { type: 'error'; code: string; message: string }

@@ -5,6 +5,7 @@ import { FencedBus, ownerFenceOf } from '../bus/fence.js';
 import { subjectToken, Subjects } from '../bus/subjects.js';
 import { JetStreamIngress } from '../cluster/jetstream-ingress.js';
 import { KvDeviceRegistry } from '../cluster/kv-device-registry.js';
+import { KvPolicyStore } from '../cluster/kv-policy-store.js';
 import { createConcurrently } from '../cluster/lease-bucket.js';
 import { LeaseKeeper } from '../cluster/lease-keeper.js';
 import { Membership } from '../cluster/membership.js';
@@ -21,6 +22,7 @@ import { ConfigError, gatewayConfigOf, type Config } from './config.js';
 import { connectNats } from './nats-connect.js';
 import type { RunningNode, StartOptions } from './running-node.js';
 import { loadSenderConfig } from './sender-config.js';
+import { RoutingSummary, logDecision } from '../base/routing-log.js';
 
 const packr = new Packr({ useRecords: false });
 
@@ -50,6 +52,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   const jetStream = await ready(() => JetStreamIngress.open(nc, { prefix: config.subjectPrefix, partitions: P, replicas }), 'ingress stream');
   const ingress = new AcceptTracker(jetStream);
   const registry = new KvDeviceRegistry(await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_devices`, { history: 1, replicas })), 'devices bucket'));
+  const policies = new KvPolicyStore(await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_policies`, { history: 1, replicas })), 'policies bucket'));
   const pushes = new PushPool({ config: loadSenderConfig(config), log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
   const membership = new Membership({ nc, prefix, replicas, nodeId: config.nodeId, clock, log, roles: config.roles });
   // Every node answers the dashboard's cluster-wide metrics gather, whatever its roles.
@@ -59,12 +62,15 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   const keeper = new LeaseKeeper({ nc, bucket: LeaseKeeper.bucketName(prefix), replicas, nodeId: config.nodeId, partitions: P, membership, clock, log });
   const fence = ownerFenceOf(keeper, P);
   const router = new UserDirectory({
-    nodeId: config.nodeId, bus: new FencedBus(natsBus, fence, P), subjects, registry, pushes, clock, metrics, log,
+    nodeId: config.nodeId, bus: new FencedBus(natsBus, fence, P), subjects, registry, policies, pushes, clock, metrics, log,
     ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs,
-    passivateAfterMs: config.passivateAfterMs,
+    passivateAfterMs: config.passivateAfterMs, decisionHistoryBytes: config.decisionHistoryBytes,
     done: (id) => ingress.done(id),
     fence,
-    onRouted: (e) => nc.publish(subjects.routedEvents, packr.pack(e)),
+    onRouted: (e) => {
+      logDecision(log, e);
+      nc.publish(subjects.routedEvents, packr.pack(e));
+    },
   });
   keeper.host(new PartitionHost({
     nc, bus: natsBus, subjects, ingress, directory: router, liveGateways: () => membership.liveGateways(), metrics, log,
@@ -79,24 +85,28 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   if (routes) await ready(() => keeper.start(), 'leases bucket');
   if (config.roles.includes('gateway')) {
     gateway = createGateway({
-      config: gatewayConfigOf(config), nodeId: config.nodeId, bus: natsBus, subjects, ingress, registry, metrics, log, clock,
+      config: gatewayConfigOf(config), nodeId: config.nodeId, bus: natsBus, subjects, ingress, registry, policies, metrics, log, clock,
       jwtSecret: config.jwtSecret!, apiKey: config.apiKey!, isReady: () => !stoppingNow && (!routes || keeper.settled()),
       cluster: new LeaseOwnershipView(membership, keeper, metricsExchange),
     });
     port = await gateway.listen(config.host, config.port);
     sendListener = new SendListener({
-      nc, subject: subjects.send, accept: (m) => ingress.accept(m), now: () => clock.now(),
+      nc, subject: subjects.send, batchSubject: subjects.sendBatch, accept: (m) => ingress.accept(m), now: () => clock.now(),
       onAccepted: (source) => metrics.messagesAccepted.inc({ source }),
+      onDuplicate: () => metrics.messagesDuplicate.inc(),
       onError: (err) => log.warn({ err: String(err) }, 'switchboard.send request failed'),
     });
   }
   log.info({ node: config.nodeId, host: config.host, port, nats: config.natsServers, partitions: P }, 'switchboard listening');
+  const summary = new RoutingSummary(metrics, log, clock, config.summaryIntervalMs);
+  summary.start();
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       stoppingNow = true;
       log.info('stopping: handing partitions off');
+      summary.stop();
       gateway?.stopAccepting();
       await sendListener?.stop();
       await ingress.settled();

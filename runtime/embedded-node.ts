@@ -7,12 +7,14 @@ import { createGateway, type Gateway } from '../gateway/server.js';
 import { PushPool } from '../senders/pool.js';
 import { FileDeviceRegistry } from '../store/file-device-registry.js';
 import { FileInbox } from '../store/file-inbox.js';
+import { FilePolicyStore } from '../store/file-policy-store.js';
 import { ConfigError, gatewayConfigOf, type Config } from './config.js';
 import { GatedIngress } from '../store/replay-gate.js';
 import { loadSecrets } from './secrets.js';
 import { loadSenderConfig } from './sender-config.js';
 import { AcceptTracker } from '../store/accept-tracker.js';
 import type { RunningNode, StartOptions } from './running-node.js';
+import { RoutingSummary, logDecision } from '../base/routing-log.js';
 
 /**
  * The embedded composition root (no SWITCHBOARD_NATS_URL): one process, every partition, the in-process MemoryBus,
@@ -30,6 +32,7 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
   const subjects = new Subjects(config.subjectPrefix, config.partitions);
   const bus = new MemoryBus();
   const registry = await FileDeviceRegistry.open(join(config.dataDir, 'devices'));
+  const policies = await FilePolicyStore.open(join(config.dataDir, 'policies'));
   const inbox = await FileInbox.open(join(config.dataDir, 'inbox'), { dedupeWindowMs: config.dedupeWindowMs });
   const pushes = new PushPool({ config: loadSenderConfig(config), log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
 
@@ -37,10 +40,11 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
   const gated = new GatedIngress(inbox, clock.now(), config.replayGraceMs, clock);
   const ingress = new AcceptTracker(gated);
   const router = new UserDirectory({
-    nodeId: config.nodeId, bus, subjects, registry, pushes, clock, metrics, log,
+    nodeId: config.nodeId, bus, subjects, registry, policies, pushes, clock, metrics, log,
     ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs,
-    passivateAfterMs: config.passivateAfterMs,
+    passivateAfterMs: config.passivateAfterMs, decisionHistoryBytes: config.decisionHistoryBytes,
     done: (id) => ingress.done(id),
+    onRouted: (e) => logDecision(log, e),
   });
   // Embedded: this node owns every partition.
   metrics.ownedPartitions.set(config.partitions);
@@ -53,7 +57,7 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
   let port = 0;
   if (config.roles.includes('gateway')) {
     gateway = createGateway({
-      config: gatewayConfigOf(config), nodeId: config.nodeId, bus, subjects, ingress, registry, metrics, log, clock,
+      config: gatewayConfigOf(config), nodeId: config.nodeId, bus, subjects, ingress, registry, policies, metrics, log, clock,
       jwtSecret: secrets.jwtSecret, apiKey: secrets.apiKey, isReady: () => ready,
     });
     port = await gateway.listen(config.host, config.port);
@@ -64,12 +68,15 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
   if (holding > 0) log.info({ messages: holding, graceMs: config.replayGraceMs }, 'replaying unsettled messages after the reconnect grace');
   ready = true;
   log.info({ node: config.nodeId, host: config.host, port, dataDir: config.dataDir, secretFiles: secrets.files }, 'switchboard listening');
+  const summary = new RoutingSummary(metrics, log, clock, config.summaryIntervalMs);
+  summary.start();
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       ready = false;
       log.info('stopping: no new messages or sessions');
+      summary.stop();
       gateway?.stopAccepting();
       // Replays still held stay unsettled in the inbox and come back at the next start.
       gated.cancelGrace();
@@ -85,6 +92,7 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
       await pushes.close();
       await ingress.close();
       await registry.close();
+      await policies.close();
       await gateway?.close();
       await bus.close();
       log.info('stopped');

@@ -92,6 +92,17 @@ describe('client core', () => {
     c.stop();
   });
 
+  it('read() sends at most 500 ids per frame (section 2)', async () => {
+    const { c } = client();
+    c.start();
+    await connectOpen();
+    c.read(Array.from({ length: 1201 }, (_, i) => `m${i}`));
+    const reads = last().sent.filter((f) => f.type === 'read');
+    expect(reads.map((r) => r.ids.length)).toEqual([500, 500, 201]);
+    expect(reads[2].ids.at(-1)).toBe('m1200');
+    c.stop();
+  });
+
   it('acks every message, shows each id once, also across reconnects', async () => {
     const { c, shown } = client();
     c.start();

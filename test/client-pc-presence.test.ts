@@ -82,16 +82,17 @@ class FakeAdapter implements PresenceAdapter {
 
 class FakeSink {
   sent: PcPresence[] = [];
-  private welcome?: (w: Welcome) => void;
+  welcome?: Welcome;
+  private onWelcome?: (w: Welcome) => void;
   setPresence(p: PcPresence) {
     this.sent.push(p);
   }
   on(_: 'welcome', l: (w: Welcome) => void) {
-    this.welcome = l;
-    return () => { this.welcome = undefined; };
+    this.onWelcome = l;
+    return () => { this.onWelcome = undefined; };
   }
   sendWelcome(idleAfterMs?: number) {
-    this.welcome?.({ type: 'welcome', user: 'u', device: 'd', kind: 'pc', heartbeatMs: 30_000, ...(idleAfterMs ? { idleAfterMs } : {}) });
+    this.onWelcome?.({ type: 'welcome', user: 'u', device: 'd', kind: 'pc', heartbeatMs: 30_000, ...(idleAfterMs ? { idleAfterMs } : {}) });
   }
 }
 
@@ -129,6 +130,18 @@ describe('PcPresenceReporter', () => {
     expect(sink.sent).toEqual([active, inactive('idle')]);
     sink.sendWelcome(120_000); // same threshold: no restart
     expect(adapter.starts).toHaveLength(2);
+    r.stop();
+  });
+
+  it('a session already open when the reporter starts: its welcome.idleAfterMs is used', async () => {
+    const sink = new FakeSink();
+    sink.welcome = { type: 'welcome', user: 'u', device: 'd', kind: 'pc', heartbeatMs: 30_000, idleAfterMs: 300_000 };
+    const adapter = new FakeAdapter();
+    const r = new PcPresenceReporter(sink, [adapter]);
+    await r.start();
+    expect(adapter.starts).toEqual([300_000]);
+    await vi.advanceTimersByTimeAsync(299_000);
+    expect(sink.sent).toEqual([active]);
     r.stop();
   });
 

@@ -87,6 +87,26 @@ describe('PC client and presence (claim 4) against a real node', () => {
     pc.client.stop();
   });
 
+  it('the idle threshold follows the user\'s policy (welcome.idleAfterMs): no input for 5 s -> idle', async () => {
+    const user = uniqueUser('policy');
+    expect((await node.http('PUT', `/v1/users/${user}/policy`, { mobile: 'when_away', idleAfterSeconds: 5 })).status).toBe(200);
+    const pc = open({ sub: user, dev: 'desk', kind: 'pc' });
+    await until(() => pc.client.state === 'open', 5000, 'welcome');
+    expect(pc.client.welcome!.idleAfterMs).toBe(5000);
+    const adapter = new ManualAdapter();
+    const reporter = new PcPresenceReporter(pc.client, [adapter], { tickMs: 200 });
+    await reporter.start();
+    adapter.update!({ idleMs: 0 });
+    await viewUntil(node, user, (v) => v.pc.state === 'active', 'active');
+    const since = Date.now();
+    await viewUntil(node, user, (v) => v.pc.reason === 'idle', 'idle after 5 s', 10_000);
+    expect(Date.now() - since).toBeGreaterThanOrEqual(4000);
+    adapter.update!({ idleMs: 0 });
+    await viewUntil(node, user, (v) => v.pc.state === 'active', 'active on input');
+    reporter.stop();
+    pc.client.stop();
+  });
+
   it('reconnects while messages flow: none lost, none shown twice', async () => {
     const user = uniqueUser('flow');
     const pc = open({ sub: user, dev: 'desk', kind: 'pc' });

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { chromium, type Browser, type BrowserContext } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 
 /**
  * Headless Chromium for browser tests: Debian's `chromium` package (CI installs it when missing) driven by
@@ -22,12 +22,34 @@ export function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS, headless: true });
 }
 
+/** Chromium permissions Playwright does not map itself; granted by their web name through the DevTools protocol. */
+const CDP_ONLY_PERMISSIONS = new Set(['idle-detection']);
+
 /**
- * A fresh context (own cookies, storage, permissions); `permissions` are granted for every origin, e.g.
- * `['idle-detection']` for the Idle Detection API, which otherwise needs a user gesture and a prompt.
+ * A page in a fresh context (own cookies, storage, permissions), navigated to `url`, with `permissions` granted to
+ * the page's origin, e.g. `['idle-detection']` for the Idle Detection API (which otherwise needs a user gesture
+ * and a prompt). Playwright grants the ones it knows; the Chromium-only ones go through the DevTools protocol
+ * (Browser.setPermission for the context, on a DevTools session kept open as long as the context).
+ * Close it with `page.context().close()`.
  */
-export async function newContext(browser: Browser, permissions: string[] = []): Promise<BrowserContext> {
+export async function newPage(browser: Browser, url: string, permissions: string[] = []): Promise<Page> {
   const context = await browser.newContext();
-  if (permissions.length > 0) await context.grantPermissions(permissions);
-  return context;
+  const origin = new URL(url).origin;
+  const known = permissions.filter((p) => !CDP_ONLY_PERMISSIONS.has(p));
+  const cdpOnly = permissions.filter((p) => CDP_ONLY_PERMISSIONS.has(p));
+  if (known.length > 0) await context.grantPermissions(known, { origin });
+  const page = await context.newPage();
+  await page.goto(url);
+  if (cdpOnly.length > 0) {
+    const pageSession = await context.newCDPSession(page);
+    const { targetInfo } = await pageSession.send('Target.getTargetInfo');
+    await pageSession.detach();
+    const session = await browser.newBrowserCDPSession();
+    for (const name of cdpOnly) {
+      await session.send('Browser.setPermission', { permission: { name }, setting: 'granted', origin, browserContextId: targetInfo.browserContextId });
+    }
+    // Chromium drops a session's permission overrides when that DevTools session detaches: keep it for the context.
+    context.on('close', () => void session.detach().catch(() => {}));
+  }
+  return page;
 }

@@ -1,7 +1,7 @@
 import { Packr } from 'msgpackr';
-import { SwitchboardApiError, errorFromAnswer } from './chat-server-errors.js';
+import { SwitchboardApiError, errorFromAnswer } from './errors.js';
 
-export { SwitchboardApiError, type ApiErrorCode } from './chat-server-errors.js';
+export { SwitchboardApiError, type ApiErrorCode } from './errors.js';
 
 /**
  * Chat-server SDK for Node (PROTOCOL.md section 3): one `send()` over HTTP or NATS, retried with the same id while
@@ -50,7 +50,7 @@ export interface RetryOptions {
 export interface ChatServerOptions {
   /** HTTP: `url` is the node's origin (`http://127.0.0.1:7400`), `apiKey` is SWITCHBOARD_API_KEY. */
   http?: { url: string; apiKey: string; timeoutMs?: number };
-  /** NATS: sends go to `<subjectPrefix>.send` (default `switchboard`) as MessagePack. Other calls still need `http`. */
+  /** NATS: sends go to `<subjectPrefix>.send` and `.send.batch` (default prefix `switchboard`) as MessagePack. Other calls need `http`. */
   nats?: { connection: NatsRequester; subjectPrefix?: string; timeoutMs?: number };
   retry?: RetryOptions;
 }
@@ -71,15 +71,13 @@ export class ChatServerClient {
   }
 
   /**
-   * Sends up to 500 messages; one result per message, in order. HTTP: `POST /v1/messages/batch` (section 3).
-   * NATS (no batch subject in the contract): each message is requested on the send subject, all in flight at once.
+   * Sends 1-500 messages; one result per message, in order (a bad message fails alone). HTTP:
+   * `POST /v1/messages/batch` (section 3); NATS: the same body on `<prefix>.send.batch`. The whole batch is retried
+   * on a temporary failure: the ids make that safe (accepted ones answer `duplicate`).
    */
   async sendBatch(messages: OutgoingMessage[]): Promise<BatchResult[]> {
     if (messages.length < 1 || messages.length > MAX_BATCH) throw new RangeError(`a batch holds 1-${MAX_BATCH} messages, not ${messages.length}`);
-    if (this.opts.nats) {
-      return Promise.all(messages.map((m) => this.send(m).catch((e: unknown) => ({ id: m.id, error: asApiError(e) }))));
-    }
-    const body = await this.retrying(() => this.http('POST', '/v1/messages/batch', { messages }, [200]));
+    const body = await this.retrying(() => (this.opts.nats ? this.natsRequest('send.batch', { messages }) : this.http('POST', '/v1/messages/batch', { messages }, [200])));
     const results = (body as { results?: unknown[] }).results ?? [];
     return results.map((r) => {
       const res = r as { id?: string; status?: SendResult['status']; error?: unknown };
@@ -112,17 +110,23 @@ export class ChatServerClient {
   }
 
   private async natsSend(message: OutgoingMessage): Promise<SendResult> {
+    const body = (await this.natsRequest('send', message)) as { id: string; status: SendResult['status'] };
+    return { id: body.id, status: body.status };
+  }
+
+  /** A MessagePack request on `<prefix>.<suffix>`; an `{"error"}` answer throws it typed. */
+  private async natsRequest(suffix: string, payload: unknown): Promise<unknown> {
     const { connection, subjectPrefix = 'switchboard', timeoutMs = 5000 } = this.opts.nats!;
     let data: Uint8Array;
     try {
-      ({ data } = await connection.request(`${subjectPrefix}.send`, packr.pack(message), { timeout: timeoutMs }));
+      ({ data } = await connection.request(`${subjectPrefix}.${suffix}`, packr.pack(payload), { timeout: timeoutMs }));
     } catch (e) {
       // Timeout or no responders: the message may or may not be accepted; a retry with the same id finds out.
       throw new SwitchboardApiError('transport', `NATS request failed: ${e instanceof Error ? e.message : String(e)}`, undefined, true, { cause: e });
     }
-    const body = packr.unpack(data) as { id?: string; status?: SendResult['status']; error?: unknown };
+    const body = packr.unpack(data) as { error?: unknown };
     if (body.error) throw errorFromAnswer(body);
-    return { id: body.id!, status: body.status! };
+    return body;
   }
 
   private async http(method: string, path: string, body: unknown, okStatuses: number[]): Promise<unknown> {
