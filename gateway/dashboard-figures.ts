@@ -60,7 +60,7 @@ export interface DashboardFigures {
   ackTimeouts: CounterRow[];
   /** Vendor outcomes by vendor and outcome. */
   pushOutcomes: CounterRow[];
-  /** Any `switchboard_held*` metric, when the node has one; empty otherwise. */
+  /** Any held-messages metric (`switchboard_held…`, `switchboard_messages_held…`), when the node has one; else empty. */
   held: { name: string; labels: Record<string, string>; value: number }[];
   decisionLatency: Quantiles;
   deliveryLatency: Quantiles;
@@ -69,6 +69,9 @@ export interface DashboardFigures {
   leaseTakeovers: number;
   cluster?: ClusterFigures;
 }
+
+/** Names of held-messages metrics (PROTOCOL.md v1.1 section 4, route `held`), whichever way they are worded. */
+export const HELD_METRIC = /^switchboard_(?:messages_)?held(?:_|$)/;
 
 /** A sample of `metrics`, copied: prom-client hands out its live value objects, which later increments change. */
 export function sampleOf(at: number, metrics: MetricSample[]): Sample {
@@ -86,7 +89,7 @@ export function figuresBetween(node: string, older: Sample | undefined, newer: S
   const rows = (name: string) => counterRows(older?.metrics.get(name), newer.metrics.get(name), seconds);
   const held: DashboardFigures['held'] = [];
   for (const [name, m] of newer.metrics) {
-    if (!name.startsWith('switchboard_held') || m.type === 'histogram') continue;
+    if (!HELD_METRIC.test(name) || m.type === 'histogram') continue;
     for (const v of m.values) held.push({ name, labels: stringLabels(v.labels), value: v.value });
   }
   const sessions = (newer.metrics.get('switchboard_sessions')?.values ?? []).map((v) => ({ kind: String(v.labels.kind ?? ''), value: v.value }));
