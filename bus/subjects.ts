@@ -66,6 +66,11 @@ export class Subjects {
   get dashboardMetrics(): string {
     return `${this.prefix}.dashboard.metrics`;
   }
+
+  /** Section 3: every push token Switchboard removes, `{"user","device","os","reason"}`. */
+  get tokenRemovedEvents(): string {
+    return `${this.prefix}.events.token_removed`;
+  }
 }
 
 /** A node id as one subject token: NATS tokens cannot hold `.`, `*`, `>` or white space. */

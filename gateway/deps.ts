@@ -4,6 +4,7 @@ import type { Metrics } from '../base/metrics.js';
 import type { Bus } from '../bus/bus.js';
 import type { Subjects } from '../bus/subjects.js';
 import type { Vendor } from '../protocol/index.js';
+import type { RegistrationRules } from './registration-rules.js';
 import type { DeviceRegistry, Ingress, PolicyStore } from '../store/types.js';
 import type { ClusterView, DashboardFeed } from './dashboard-feed.js';
 import type { PlaygroundMode } from './playground-access.js';
@@ -31,6 +32,8 @@ export interface GatewayDeps {
   /** Durable acceptance of `POST /v1/messages`; the composition root wires its consumer to the router. */
   ingress: Pick<Ingress, 'accept'>;
   registry: DeviceRegistry;
+  /** Configured apps and allowed Web Push hosts, for device registrations (section 3). */
+  registration: RegistrationRules;
   /** Per-user delivery policies (`…/policy`, and `idleAfterMs` in `welcome`). */
   policies: PolicyStore;
   metrics: Metrics;
@@ -47,7 +50,7 @@ export interface GatewayDeps {
 }
 
 /** The gateway's deps the HTTP API uses, plus whether the gateway is draining before shutdown. */
-export type HttpApiDeps = Pick<GatewayDeps, 'bus' | 'subjects' | 'ingress' | 'registry' | 'policies' | 'metrics' | 'log' | 'clock' | 'apiKey' | 'isReady' | 'config' | 'jwtSecret'> & {
+export type HttpApiDeps = Pick<GatewayDeps, 'bus' | 'subjects' | 'ingress' | 'registry' | 'registration' | 'policies' | 'metrics' | 'log' | 'clock' | 'apiKey' | 'isReady' | 'config' | 'jwtSecret'> & {
   /** True once the gateway stopped accepting (draining before shutdown). */
   isStopping(): boolean;
   /** The operator dashboard's figures and live stream (issue 12). */

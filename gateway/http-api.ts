@@ -9,6 +9,7 @@ import { acceptBatch } from './batch.js';
 import type { HttpApiDeps } from './deps.js';
 import { pathId, readJsonBody, sendError, sendJson } from './http-io.js';
 import { createPageRoutes } from './page-routes.js';
+import { checkRegistration } from './registration-rules.js';
 
 export type { HttpApiDeps } from './deps.js';
 
@@ -79,6 +80,8 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
     const decoded = decodeDeviceRegistration(await readJsonBody(req, MAX_MESSAGE_BYTES));
     if (!decoded.ok) throw decoded.error;
     const reg = decoded.value;
+    checkRegistration(reg, deps.registration);
+    // Section 3: the registry takes the token from any other (user, device) and reports it (token_removed).
     await storeWrite(() => registry.put(user, device, reg));
     bus.publish(subjects.owner(user), { type: 'device_put', user, device, ...reg });
     sendJson(res, 200, { user, device, os: reg.os, hasToken: true });

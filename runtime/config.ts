@@ -32,6 +32,8 @@ export const DEFAULT_REPLAY_GRACE_MS = 3000;
 export const DEFAULT_HMS_AUTH_ENDPOINT = 'https://oauth-login.cloud.huawei.com';
 export const DEFAULT_HMS_PUSH_ENDPOINT = 'https://push-api.cloud.huawei.com';
 export const DEFAULT_SENDER_THREADS = 1;
+/** FCM's own expiry of an unused registration token (firebase.google.com/docs/cloud-messaging/manage-tokens). */
+export const DEFAULT_TOKEN_MAX_AGE_DAYS = 270;
 
 export type Role = 'gateway' | 'router' | 'sender';
 const ROLES: readonly Role[] = ['gateway', 'router', 'sender'];
@@ -131,7 +133,14 @@ export interface Config {
     readonly vapidPublicKey?: string;
     readonly vapidPrivateKey?: string;
     readonly subject?: string;
+    /**
+     * SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS: comma list of push service host names (`*.` prefix = any subdomain) a web
+     * subscription's endpoint may name; replaces the default list (section 5). Unset = the default list.
+     */
+    readonly allowedHosts?: readonly string[];
   };
+  /** SWITCHBOARD_TOKEN_MAX_AGE_DAYS: a push token neither stored nor seen for this long is pruned, default 270. */
+  readonly tokenMaxAgeDays: number;
   /** SWITCHBOARD_APPS_FILE: JSON listing further apps' vendor credentials. */
   readonly appsFile?: string;
   /** SWITCHBOARD_PUSH_MAX_ATTEMPTS: vendor attempts per push before it fails, default 5. */
@@ -240,6 +249,12 @@ export function parseConfig(env: Env = process.env): Config {
   const subject = v('SWITCHBOARD_WEBPUSH_SUBJECT');
   if (subject !== undefined && !/^(mailto:|https:\/\/)/.test(subject)) throw new ConfigError('SWITCHBOARD_WEBPUSH_SUBJECT', 'a mailto: or https:// URL');
 
+  const hostsRaw = v('SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS');
+  const allowedHosts = hostsRaw === undefined ? undefined : hostsRaw.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean);
+  if (allowedHosts?.some((h) => !/^(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(h))) {
+    throw new ConfigError('SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS', 'a comma list of host names, each optionally starting with *.');
+  }
+
   return Object.freeze({
     host,
     port: int('SWITCHBOARD_PORT', DEFAULT_PORT, 0, 65535),
@@ -291,7 +306,9 @@ export function parseConfig(env: Env = process.env): Config {
       vapidPublicKey: v('SWITCHBOARD_WEBPUSH_VAPID_PUBLIC_KEY'),
       vapidPrivateKey: v('SWITCHBOARD_WEBPUSH_VAPID_PRIVATE_KEY'),
       subject,
+      ...(allowedHosts === undefined ? {} : { allowedHosts: Object.freeze(allowedHosts) }),
     }),
+    tokenMaxAgeDays: int('SWITCHBOARD_TOKEN_MAX_AGE_DAYS', DEFAULT_TOKEN_MAX_AGE_DAYS, 1, 3650),
     appsFile: v('SWITCHBOARD_APPS_FILE'),
     pushMaxAttempts: int('SWITCHBOARD_PUSH_MAX_ATTEMPTS', DEFAULT_PUSH_MAX_ATTEMPTS, 1, 100),
     senderThreads: int('SWITCHBOARD_SENDER_THREADS', DEFAULT_SENDER_THREADS, 1, 64),

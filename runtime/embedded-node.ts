@@ -12,6 +12,8 @@ import { ConfigError, gatewayConfigOf, type Config } from './config.js';
 import { GatedIngress } from '../store/replay-gate.js';
 import { loadSecrets } from './secrets.js';
 import { loadSenderConfig } from './sender-config.js';
+import { startTokenSweep } from '../store/token-sweep.js';
+import { busEventPublisher, registrationRules, tokenRemovalListener } from './token-removals.js';
 import { AcceptTracker } from '../store/accept-tracker.js';
 import type { RunningNode, StartOptions } from './running-node.js';
 import { RoutingSummary, logDecision } from '../base/routing-log.js';
@@ -31,10 +33,12 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
   const secrets = await loadSecrets(config.dataDir, config);
   const subjects = new Subjects(config.subjectPrefix, config.partitions);
   const bus = new MemoryBus();
-  const registry = await FileDeviceRegistry.open(join(config.dataDir, 'devices'));
+  const onTokenRemoved = tokenRemovalListener({ bus, subjects, log, publishEvent: busEventPublisher(bus, subjects) });
+  const registry = await FileDeviceRegistry.open(join(config.dataDir, 'devices'), { onTokenRemoved, now: () => clock.now() });
+  const senderConfig = loadSenderConfig(config);
   const policies = await FilePolicyStore.open(join(config.dataDir, 'policies'));
   const inbox = await FileInbox.open(join(config.dataDir, 'inbox'), { dedupeWindowMs: config.dedupeWindowMs });
-  const pushes = new PushPool({ config: loadSenderConfig(config), log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
+  const pushes = new PushPool({ config: senderConfig, log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
 
   // Decorators: replays wait for clients to reconnect; accepts in flight are counted for a graceful stop.
   const gated = new GatedIngress(inbox, clock.now(), config.replayGraceMs, clock);
@@ -58,7 +62,7 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
   if (config.roles.includes('gateway')) {
     gateway = createGateway({
       config: gatewayConfigOf(config), nodeId: config.nodeId, bus, subjects, ingress, registry, policies, metrics, log, clock,
-      jwtSecret: secrets.jwtSecret, apiKey: secrets.apiKey, isReady: () => ready,
+      registration: registrationRules(config, senderConfig), jwtSecret: secrets.jwtSecret, apiKey: secrets.apiKey, isReady: () => ready,
     });
     port = await gateway.listen(config.host, config.port);
   }
@@ -66,6 +70,7 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
   await ingress.consume((msg) => router.handle({ type: 'route', user: msg.to, msg }));
   const holding = gated.startGrace();
   if (holding > 0) log.info({ messages: holding, graceMs: config.replayGraceMs }, 'replaying unsettled messages after the reconnect grace');
+  const stopSweep = startTokenSweep({ registry, clock, log, maxAgeDays: config.tokenMaxAgeDays });
   ready = true;
   log.info({ node: config.nodeId, host: config.host, port, dataDir: config.dataDir, secretFiles: secrets.files }, 'switchboard listening');
   const summary = new RoutingSummary(metrics, log, clock, config.summaryIntervalMs);
@@ -91,6 +96,7 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
       router.stop();
       await pushes.close();
       await ingress.close();
+      await stopSweep();
       await registry.close();
       await policies.close();
       await gateway?.close();
