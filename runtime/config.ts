@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { DEFAULT_PLAYGROUND_MODE, PLAYGROUND_MODES, type PlaygroundMode } from '../gateway/playground-access.js';
 import type { GatewayConfig } from '../gateway/server.js';
 import { DEFAULT_MAX_ATTEMPTS as DEFAULT_PUSH_MAX_ATTEMPTS } from '../senders/pool.js';
 import { DEFAULT_DEDUPE_WINDOW_MS } from '../store/file-inbox.js';
@@ -146,6 +147,8 @@ export interface Config {
   readonly pushMaxAttempts: number;
   /** SWITCHBOARD_SENDER_THREADS: Piscina worker threads, default 1. */
   readonly senderThreads: number;
+  /** SWITCHBOARD_PLAYGROUND: `on`, `off`, or `auto` (default: served only while the listener is on a loopback address). */
+  readonly playground: PlaygroundMode;
 }
 
 export class ConfigError extends Error {
@@ -241,6 +244,8 @@ export function parseConfig(env: Env = process.env): Config {
   if (natsAuth.length > 1) throw new ConfigError(natsAuth[1], `unset when ${natsAuth[0]} is set (one NATS authentication method)`);
   allOrNone(['SWITCHBOARD_HMS_APP_ID', 'SWITCHBOARD_HMS_CLIENT_ID', 'SWITCHBOARD_HMS_CLIENT_SECRET']);
   allOrNone(['SWITCHBOARD_WEBPUSH_VAPID_PUBLIC_KEY', 'SWITCHBOARD_WEBPUSH_VAPID_PRIVATE_KEY', 'SWITCHBOARD_WEBPUSH_SUBJECT']);
+  const playground = v('SWITCHBOARD_PLAYGROUND') ?? DEFAULT_PLAYGROUND_MODE;
+  if (!(PLAYGROUND_MODES as readonly string[]).includes(playground)) throw new ConfigError('SWITCHBOARD_PLAYGROUND', `one of ${PLAYGROUND_MODES.join(', ')}`);
   const subject = v('SWITCHBOARD_WEBPUSH_SUBJECT');
   if (subject !== undefined && !/^(mailto:|https:\/\/)/.test(subject)) throw new ConfigError('SWITCHBOARD_WEBPUSH_SUBJECT', 'a mailto: or https:// URL');
 
@@ -307,10 +312,21 @@ export function parseConfig(env: Env = process.env): Config {
     appsFile: v('SWITCHBOARD_APPS_FILE'),
     pushMaxAttempts: int('SWITCHBOARD_PUSH_MAX_ATTEMPTS', DEFAULT_PUSH_MAX_ATTEMPTS, 1, 100),
     senderThreads: int('SWITCHBOARD_SENDER_THREADS', DEFAULT_SENDER_THREADS, 1, 64),
+    playground: playground as PlaygroundMode,
   });
 }
 
 /** The gateway's slice of the configuration: it gets the values it uses, not the whole Config. */
 export function gatewayConfigOf(config: Config): GatewayConfig {
-  return { clientHeartbeatMs: config.clientHeartbeatMs, frameRate: config.frameRate, sendBufferBytes: config.sendBufferBytes };
+  return {
+    clientHeartbeatMs: config.clientHeartbeatMs, frameRate: config.frameRate, sendBufferBytes: config.sendBufferBytes,
+    playground: config.playground,
+    // Vendors with credentials for the default app: the playground says which one a push would have used.
+    pushVendors: Object.freeze({
+      apns: config.apns.keyFile !== undefined,
+      fcm: config.fcm.serviceAccountFile !== undefined,
+      hms: config.hms.appId !== undefined,
+      webpush: config.webpush.vapidPublicKey !== undefined,
+    }),
+  };
 }
