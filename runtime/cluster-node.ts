@@ -11,6 +11,8 @@ import { createConcurrently } from '../cluster/lease-bucket.js';
 import { LeaseKeeper } from '../cluster/lease-keeper.js';
 import { Membership } from '../cluster/membership.js';
 import { NatsBus } from '../cluster/nats-bus.js';
+import { LeaseOwnershipView } from '../cluster/ownership-view.js';
+import { MetricsExchange } from '../cluster/metrics-exchange.js';
 import { PartitionHost } from '../cluster/partition-host.js';
 import { SendListener } from '../cluster/send-listener.js';
 import { untilJetStreamReady } from '../cluster/startup.js';
@@ -21,9 +23,9 @@ import { ConfigError, gatewayConfigOf, type Config } from './config.js';
 import { connectNats } from './nats-connect.js';
 import type { RunningNode, StartOptions } from './running-node.js';
 import { loadSenderConfig } from './sender-config.js';
+import { RoutingSummary, logDecision } from '../base/routing-log.js';
 import { startTokenSweep } from '../store/token-sweep.js';
 import { natsEventPublisher, registrationRules, tokenRemovalListener } from './token-removals.js';
-import { RoutingSummary, logDecision } from '../base/routing-log.js';
 
 const packr = new Packr({ useRecords: false });
 
@@ -62,6 +64,9 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   const readsKv = await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_reads`, { history: 1, replicas })), 'reads bucket');
   const held = await ready(() => JetStreamHeldStore.open(nc, readsKv, { prefix, partitions: P, holdMax: config.holdMax, replicas }), 'held stream');
   const membership = new Membership({ nc, prefix, replicas, nodeId: config.nodeId, clock, log, roles: config.roles });
+  // Every node answers the dashboard's cluster-wide metrics gather, whatever its roles.
+  const metricsExchange = new MetricsExchange({ nc, subject: subjects.dashboardMetrics, metrics, nodeId: config.nodeId, liveNodes: () => membership.liveNodes() });
+  metricsExchange.start();
 
   const keeper = new LeaseKeeper({ nc, bucket: LeaseKeeper.bucketName(prefix), replicas, nodeId: config.nodeId, partitions: P, membership, clock, log });
   const fence = ownerFenceOf(keeper, P);
@@ -96,6 +101,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
     gateway = createGateway({
       config: gatewayConfigOf(config), nodeId: config.nodeId, bus: natsBus, subjects, ingress, registry, policies, metrics, log, clock,
       registration: registrationRules(config, senderConfig), jwtSecret: config.jwtSecret!, apiKey: config.apiKey!, isReady: () => !stoppingNow && (!routes || keeper.settled()),
+      cluster: new LeaseOwnershipView(membership, keeper, metricsExchange),
     });
     port = await gateway.listen(config.host, config.port);
     sendListener = new SendListener({
@@ -127,6 +133,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
       await pushes.close();
       await jetStream.close();
       await gateway?.close();
+      metricsExchange.stop();
       await natsBus.close();
       await nc.drain();
       log.info('stopped');

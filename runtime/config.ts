@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { DEFAULT_PLAYGROUND_MODE, PLAYGROUND_MODES, type PlaygroundMode } from '../gateway/playground-access.js';
 import type { GatewayConfig } from '../gateway/server.js';
 import { DEFAULT_MAX_ATTEMPTS as DEFAULT_PUSH_MAX_ATTEMPTS } from '../senders/pool.js';
 import { DEFAULT_DEDUPE_WINDOW_MS } from '../store/file-inbox.js';
@@ -157,6 +158,8 @@ export interface Config {
   readonly holdMax: number;
   /** SWITCHBOARD_MAX_INFLIGHT: deliveries sent to one session and not yet acked, at most, default 256. */
   readonly maxInflight: number;
+  /** SWITCHBOARD_PLAYGROUND: `on`, `off`, or `auto` (default: served only while the listener is on a loopback address). */
+  readonly playground: PlaygroundMode;
 }
 
 export class ConfigError extends Error {
@@ -252,6 +255,8 @@ export function parseConfig(env: Env = process.env): Config {
   if (natsAuth.length > 1) throw new ConfigError(natsAuth[1], `unset when ${natsAuth[0]} is set (one NATS authentication method)`);
   allOrNone(['SWITCHBOARD_HMS_APP_ID', 'SWITCHBOARD_HMS_CLIENT_ID', 'SWITCHBOARD_HMS_CLIENT_SECRET']);
   allOrNone(['SWITCHBOARD_WEBPUSH_VAPID_PUBLIC_KEY', 'SWITCHBOARD_WEBPUSH_VAPID_PRIVATE_KEY', 'SWITCHBOARD_WEBPUSH_SUBJECT']);
+  const playground = v('SWITCHBOARD_PLAYGROUND') ?? DEFAULT_PLAYGROUND_MODE;
+  if (!(PLAYGROUND_MODES as readonly string[]).includes(playground)) throw new ConfigError('SWITCHBOARD_PLAYGROUND', `one of ${PLAYGROUND_MODES.join(', ')}`);
   const subject = v('SWITCHBOARD_WEBPUSH_SUBJECT');
   if (subject !== undefined && !/^(mailto:|https:\/\/)/.test(subject)) throw new ConfigError('SWITCHBOARD_WEBPUSH_SUBJECT', 'a mailto: or https:// URL');
 
@@ -321,10 +326,21 @@ export function parseConfig(env: Env = process.env): Config {
     holdTtlSeconds: int('SWITCHBOARD_HOLD_TTL_SECONDS', DEFAULT_HOLD_TTL_SECONDS, 1, 28 * 24 * 3600),
     holdMax: int('SWITCHBOARD_HOLD_MAX', DEFAULT_HOLD_MAX, 1, 1_000_000),
     maxInflight: int('SWITCHBOARD_MAX_INFLIGHT', DEFAULT_MAX_INFLIGHT, 1, 100_000),
+    playground: playground as PlaygroundMode,
   });
 }
 
 /** The gateway's slice of the configuration: it gets the values it uses, not the whole Config. */
 export function gatewayConfigOf(config: Config): GatewayConfig {
-  return { clientHeartbeatMs: config.clientHeartbeatMs, frameRate: config.frameRate, sendBufferBytes: config.sendBufferBytes, maxInflight: config.maxInflight };
+  return {
+    clientHeartbeatMs: config.clientHeartbeatMs, frameRate: config.frameRate, sendBufferBytes: config.sendBufferBytes, maxInflight: config.maxInflight,
+    playground: config.playground,
+    // Vendors with credentials for the default app: the playground says which one a push would have used.
+    pushVendors: Object.freeze({
+      apns: config.apns.keyFile !== undefined,
+      fcm: config.fcm.serviceAccountFile !== undefined,
+      hms: config.hms.appId !== undefined,
+      webpush: config.webpush.vapidPublicKey !== undefined,
+    }),
+  };
 }
