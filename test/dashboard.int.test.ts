@@ -64,7 +64,7 @@ describe('dashboard in a browser', () => {
     await page.locator('#status').filter({ hasText: 'Live.' }).waitFor();
 
     // Who the load goes to: user-0 on an active PC, user-1 on a phone in the foreground, user-2 on a phone that left
-    // with a push token stored (FCM is not configured: vendor outcome "failed"), the rest to nobody.
+    // with a push token stored (FCM is not configured: vendor outcome "failed"), the rest to nobody (held).
     const pc = await acking({ sub: 'user-0', dev: 'pc', kind: 'pc' });
     pc.send({ type: 'presence', state: 'active' });
     await acking({ sub: 'user-1', dev: 'phone', kind: 'mobile', os: 'ios' });
@@ -104,7 +104,7 @@ describe('dashboard in a browser', () => {
     expect(Math.abs(shown - expected)).toBeLessThanOrEqual(expected * 0.2);
     expect(await tile.textContent()).toMatch(/^\d+\.\d\/s$/);
     // The tables break it down: routes with reasons, deliveries and acks, vendor outcomes.
-    await page.locator('#routes tbody tr').filter({ hasText: /undeliverable\s*no_pc/ }).waitFor();
+    await page.locator('#routes tbody tr').filter({ hasText: /held\s*no_pc/ }).waitFor(); // v1.1: nobody reachable -> held
     await page.locator('#routes tbody tr').filter({ hasText: /pc\s*pc_active/ }).waitFor();
     await page.locator('#routes tbody tr').filter({ hasText: /mobile\s*no_pc/ }).waitFor();
     await page.locator('#deliveries tbody tr').filter({ hasText: /^acked/ }).filter({ hasText: /[1-9]\d*$/ }).waitFor();
