@@ -6,7 +6,12 @@
  * window survives a gateway that is only a socket (cluster: the owner keeps it whichever gateway holds the socket).
  */
 export class DeliveryWindows<T> {
-  private readonly sessions = new Map<string, { sent: number; queue: T[] }>();
+  // Created on first use: most live actors never send a direct delivery.
+  private table?: Map<string, { sent: number; queue: T[] }>;
+
+  private get sessions(): Map<string, { sent: number; queue: T[] }> {
+    return (this.table ??= new Map());
+  }
 
   /** `max`: SWITCHBOARD_MAX_INFLIGHT, default 256. */
   constructor(private readonly max: number) {}
@@ -25,7 +30,7 @@ export class DeliveryWindows<T> {
 
   /** A sent delivery of `session` was acked or timed out: returns the waiting items to send now (each counted). */
   release(session: string): T[] {
-    const w = this.sessions.get(session);
+    const w = this.table?.get(session);
     if (w === undefined) return [];
     w.sent = Math.max(0, w.sent - 1);
     const out: T[] = [];
@@ -48,13 +53,13 @@ export class DeliveryWindows<T> {
 
   /** The session closed: forgets it and returns what still waited (never sent). */
   close(session: string): T[] {
-    const w = this.sessions.get(session);
-    this.sessions.delete(session);
+    const w = this.table?.get(session);
+    this.table?.delete(session);
     return w?.queue ?? [];
   }
 
   /** Deliveries in flight for `session` (tests, metrics). */
   inFlight(session: string): number {
-    return this.sessions.get(session)?.sent ?? 0;
+    return this.table?.get(session)?.sent ?? 0;
   }
 }
