@@ -2,6 +2,7 @@
 import { ConfigError, parseConfig } from '../runtime/config.js';
 import { createLogger } from '../base/logger.js';
 import { startNode } from '../runtime/start.js';
+import { StartError } from '../runtime/start-error.js';
 
 const USAGE = `usage: switchboard start
 
@@ -58,6 +59,10 @@ main(process.argv.slice(2)).catch((err) => {
   if (err instanceof ConfigError) {
     console.error(`switchboard: ${err.message}`);
     process.exit(2);
+  }
+  if (err instanceof StartError) {
+    console.error(`switchboard: ${err.message}`);
+    process.exit(err.exitCode);
   }
   console.error(`switchboard: failed to start: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);

@@ -35,7 +35,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   const replicas = config.nats.replicas;
   const ready = <T>(step: () => Promise<T>, what: string): Promise<T> => untilJetStreamReady(step, what, log);
 
-  const nc = await connectNats(config);
+  const nc = await connectNats(config, { log, clock });
   void (async () => {
     for await (const s of nc.status()) log.info({ nats: s.type }, 'nats connection status');
   })().catch(() => undefined);

@@ -21,6 +21,7 @@ export const DEFAULT_FRAME_RATE = 200;
 export const DEFAULT_LOG_LEVEL = 'info';
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 export const DEFAULT_REPLAY_GRACE_MS = 3000;
+export const DEFAULT_NATS_CONNECT_TIMEOUT_MS = 30_000;
 export const DEFAULT_HMS_AUTH_ENDPOINT = 'https://oauth-login.cloud.huawei.com';
 export const DEFAULT_HMS_PUSH_ENDPOINT = 'https://push-api.cloud.huawei.com';
 export const DEFAULT_PUSH_MAX_ATTEMPTS = 5;
@@ -87,6 +88,8 @@ export interface Config {
   readonly frameRate: number;
   /** SWITCHBOARD_REPLAY_GRACE_MS: after a restart, messages left unsettled wait this long for clients to reconnect, default 3000. */
   readonly replayGraceMs: number;
+  /** SWITCHBOARD_NATS_CONNECT_TIMEOUT_MS: how long start-up retries an unreachable NATS before it fails, default 30000. */
+  readonly natsConnectTimeoutMs: number;
   /** SWITCHBOARD_LOG_LEVEL, default info. */
   readonly logLevel: (typeof LOG_LEVELS)[number];
   /** SWITCHBOARD_SHUTDOWN_TIMEOUT_MS: longest graceful drain on SIGTERM, default 10000. */
@@ -256,6 +259,7 @@ export function parseConfig(env: Env = process.env): Config {
     sendBufferBytes: int('SWITCHBOARD_SEND_BUFFER_BYTES', DEFAULT_SEND_BUFFER_BYTES, 65_536, 1 << 30),
     frameRate: int('SWITCHBOARD_FRAME_RATE', DEFAULT_FRAME_RATE, 1, 1_000_000),
     replayGraceMs: int('SWITCHBOARD_REPLAY_GRACE_MS', DEFAULT_REPLAY_GRACE_MS, 0, 600_000),
+    natsConnectTimeoutMs: int('SWITCHBOARD_NATS_CONNECT_TIMEOUT_MS', DEFAULT_NATS_CONNECT_TIMEOUT_MS, 0, 3_600_000),
     logLevel: logLevel as Config['logLevel'],
     shutdownTimeoutMs: int('SWITCHBOARD_SHUTDOWN_TIMEOUT_MS', DEFAULT_SHUTDOWN_TIMEOUT_MS, 100, 600_000),
     apns: Object.freeze(apns),

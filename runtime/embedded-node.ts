@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserDirectory } from '../actors/directory.js';
 import { MemoryBus } from '../bus/memory-bus.js';
@@ -8,10 +7,13 @@ import { PushPool } from '../senders/pool.js';
 import { FileDeviceRegistry } from '../store/file-device-registry.js';
 import { FileInbox } from '../store/file-inbox.js';
 import type { Config } from './config.js';
+import type { DataDirLock } from '../store/data-dir-lock.js';
 import { GatedIngress } from '../store/replay-gate.js';
 import { loadSecrets } from './secrets.js';
 import { loadSenderConfig } from './sender-config.js';
 import { AcceptTracker } from '../store/accept-tracker.js';
+import { StoreHealth } from '../store/store-health.js';
+import { openDataDir } from './data-dir.js';
 import type { RunningNode, StartOptions } from './running-node.js';
 
 /**
@@ -21,12 +23,32 @@ import type { RunningNode, StartOptions } from './running-node.js';
 export async function startEmbeddedNode(config: Config, opts: Required<StartOptions>): Promise<RunningNode> {
   const { log, clock, metrics } = opts;
 
-  await mkdir(config.dataDir, { recursive: true });
+  // One node per data dir: a second one exits 2 naming the holder (issue 8 part 4).
+  const lock = await openDataDir(config.dataDir);
+  const health = new StoreHealth({ dataDir: config.dataDir, log, metrics, clock });
+  try {
+    return await wire(config, opts, lock, health);
+  } catch (e) {
+    health.close();
+    await lock.release();
+    throw e;
+  }
+}
+
+async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirLock, health: StoreHealth): Promise<RunningNode> {
+  const { log, clock, metrics } = opts;
   const secrets = await loadSecrets(config.dataDir, config);
   const subjects = new Subjects(config.subjectPrefix, config.partitions);
   const bus = new MemoryBus();
-  const registry = await FileDeviceRegistry.open(join(config.dataDir, 'devices'));
-  const inbox = await FileInbox.open(join(config.dataDir, 'inbox'), { dedupeWindowMs: config.dedupeWindowMs });
+  const registry = await FileDeviceRegistry.open(join(config.dataDir, 'devices'), {
+    onWriteFailure: (f) => health.writeFailed('devices', f), onDamage: (file, r) => health.damaged('devices', file, r),
+  });
+  const inbox = await FileInbox.open(join(config.dataDir, 'inbox'), {
+    dedupeWindowMs: config.dedupeWindowMs,
+    onWriteFailure: (f) => health.writeFailed('inbox', f), onDamage: (file, r) => health.damaged('inbox', file, r),
+  });
+  // A data dir deleted or replaced under the node is noticed within a second: unready, accepts answered 503.
+  health.watch(lock);
   const pushes = new PushPool({ config: loadSenderConfig(config), log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
 
   // Decorators: replays wait for clients to reconnect; accepts in flight are counted for a graceful stop.
@@ -50,7 +72,9 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
   if (config.roles.includes('gateway')) {
     gateway = createGateway({
       config, nodeId: config.nodeId, bus, subjects, ingress, registry, metrics, log, clock,
-      jwtSecret: secrets.jwtSecret, apiKey: secrets.apiKey, isReady: () => ready,
+      jwtSecret: secrets.jwtSecret, apiKey: secrets.apiKey,
+      // /readyz and POST /v1/messages: false while accepts cannot be made durable (issue 8 part 5).
+      isReady: () => ready && health.durable(),
     });
     port = await gateway.listen(config.host, config.port);
   }
@@ -83,6 +107,8 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
       await registry.close();
       await gateway?.close();
       await bus.close();
+      health.close();
+      await lock.release();
       log.info('stopped');
     })());
 
