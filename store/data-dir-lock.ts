@@ -1,8 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { open, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
-/** The lock file in the data dir: `{"pid":…,"host":…,"since":…}` of the node that holds it. */
+/** The lock file in the data dir: `{"pid":…,"host":…,"since":…,"nonce":…}` of the node that holds it. */
 export const LOCK_FILE = 'switchboard.lock';
 
 /** A live process holds the data dir: the second node must not start (it would append to the same files). */
@@ -34,7 +35,7 @@ interface FileId {
 export class DataDirLock {
   private released = false;
 
-  private constructor(readonly dir: string, readonly path: string, private readonly dirId: FileId, private readonly lockId: FileId) {}
+  private constructor(readonly dir: string, readonly path: string, private readonly dirId: FileId, private readonly nonce: string) {}
 
   /**
    * Takes the lock of `dir` (which must exist). Rejects with `DataDirLockedError` when a running process holds it,
@@ -48,9 +49,10 @@ export class DataDirLock {
       try {
         const handle = await open(path, 'wx', 0o644);
         try {
-          await handle.writeFile(JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() }) + '\n');
+          const nonce = randomBytes(8).toString('hex');
+          await handle.writeFile(JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString(), nonce }) + '\n');
           await handle.sync();
-          return new DataDirLock(dir, path, dirId, idOf(await handle.stat()));
+          return new DataDirLock(dir, path, dirId, nonce);
         } finally {
           await handle.close();
         }
@@ -66,7 +68,8 @@ export class DataDirLock {
 
   /**
    * Why this lock no longer guards the data dir, or undefined while it does: the dir or the lock file was deleted or
-   * replaced (another inode at the same path). Cheap (two stats): run it periodically.
+   * replaced (another inode at the dir's path, or a lock file without our nonce: inode numbers are reused at once).
+   * Cheap (a stat and a small read): run it periodically.
    */
   async check(): Promise<string | undefined> {
     try {
@@ -74,12 +77,13 @@ export class DataDirLock {
     } catch (e) {
       return `data dir ${this.dir} is gone (${(e as NodeJS.ErrnoException).code ?? String(e)})`;
     }
+    let content: string;
     try {
-      if (!sameFile(idOf(await stat(this.path)), this.lockId)) return `lock file ${this.path} was replaced`;
+      content = await readFile(this.path, 'utf8');
     } catch (e) {
       return `lock file ${this.path} is gone (${(e as NodeJS.ErrnoException).code ?? String(e)})`;
     }
-    return undefined;
+    return content.includes(`"nonce":"${this.nonce}"`) ? undefined : `lock file ${this.path} was replaced`;
   }
 
   /** Removes the lock file if it is still ours. */
