@@ -1,9 +1,9 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { KV, KvEntry } from '@nats-io/kv';
 import { systemClock, type Clock, type Timer } from '../base/clock.js';
 import { assignPartitions } from './assignment.js';
-import { openBucket } from './lease-bucket.js';
+import { planRound, type HeldLease } from './lease-plan.js';
+import { openBucket, openLeaderReads } from './lease-bucket.js';
 import { followWatch } from './lease-watch.js';
 import { noLog, type ClusterLog } from './lease-log.js';
 import { isConflict, isFree, leaseKey, partitionOfKey, toLeaseEntry, writeLease, type LeaseEntry, type LeaseValue } from './lease-value.js';
@@ -90,7 +90,8 @@ export class LeaseKeeper {
   readonly nodeId: string;
   private handler: PartitionHandler;
   private kv?: KV;
-  private jsm?: JetStreamManager;
+  /** Reads that go to the stream leader, to confirm a won lease (see confirmWon). */
+  private leaderKv?: KV;
   private readonly partitions: number;
   private readonly clock: Clock;
   private readonly leaseMs: number;
@@ -123,6 +124,10 @@ export class LeaseKeeper {
     if (this.renewMs >= this.leaseMs - this.margin) throw new RangeError('renewMs must be well below leaseMs - safetyMarginMs');
   }
 
+  private get bucketName(): string {
+    return this.opts.bucket ?? LeaseKeeper.bucketName();
+  }
+
   static bucketName(prefix = 'switchboard'): string {
     return `${subjectToken(prefix)}_leases`;
   }
@@ -132,7 +137,7 @@ export class LeaseKeeper {
     if (!this.kv) {
       if (!this.opts.nc) throw new Error('LeaseKeeper needs kv or nc');
       const opts = { history: 1, replicas: this.opts.replicas ?? 1 };
-      this.kv = await openBucket(this.opts.nc, this.opts.bucket ?? LeaseKeeper.bucketName(), opts, Math.max(1000, this.renewMs * 2));
+      this.kv = await openBucket(this.opts.nc, this.bucketName, opts, Math.max(1000, this.renewMs * 2));
     }
     const kv = this.kv;
     this.watcher = followWatch(() => kv.watch({ key: 'p.>' }), (e) => this.observe(e), {
@@ -245,32 +250,21 @@ export class LeaseKeeper {
     }
   }
 
-  /** One round; returns the delay until the next. */
+  /** One round: planned without I/O (cluster/lease-plan.ts), then carried out; returns the delay until the next. */
   private round(): number {
+    const held = new Map<number, HeldLease>();
+    for (const [p, h] of this.held) held.set(p, { validUntil: h.validUntil, sentAt: h.sentAt, renewing: h.inflight !== undefined, releasing: h.releasing });
+    const plan = planRound({
+      now: this.clock.now(), nodeId: this.nodeId, partitions: this.partitions, renewMs: this.renewMs,
+      state: this.state === 'stopping' ? 'stopping' : 'running', target: this.target(), held, acquiring: this.acquiring, seen: this.cache,
+    });
     // Fencing first and without I/O: a process that slept past its deadline stops acting before anything else.
-    const now = this.clock.now();
-    for (const [p, h] of this.held) if (now >= h.validUntil) this.lose(p, 'lease expired locally');
+    for (const p of plan.lose) this.lose(p, 'lease expired locally');
     if (!this.active) return this.renewMs;
-
-    let next = this.renewMs;
-    for (const [p, h] of this.held) {
-      if (!h.inflight && now - h.sentAt >= this.renewMs / 2) void this.renew(p, h);
-      next = Math.min(next, Math.max(1, h.validUntil - now)); // report a lapse the moment it happens
-    }
-
-    const target = this.target();
-    for (const [p, h] of this.held) {
-      if (!h.releasing && (this.state === 'stopping' || (target && target[p] !== this.nodeId))) void this.handOff(p, h);
-    }
-    if (!target || this.state !== 'running') return next;
-
-    for (let p = 0; p < this.partitions; p++) {
-      if (target[p] !== this.nodeId || this.held.has(p) || this.acquiring.has(p)) continue;
-      const e = this.cache.get(p);
-      if (!e || isFree(e, now) || e.value?.owner === this.nodeId) void this.acquire(p);
-      else next = Math.min(next, Math.max(1, e.value!.expiresAt - now + 1)); // come back the moment it lapses
-    }
-    return next;
+    for (const p of plan.renew) void this.renew(p, this.held.get(p)!);
+    for (const p of plan.handOff) void this.handOff(p, this.held.get(p)!);
+    for (const p of plan.acquire) void this.acquire(p);
+    return plan.nextMs;
   }
 
   private renew(p: number, h: Held): Promise<void> {
@@ -348,11 +342,9 @@ export class LeaseKeeper {
     const wait = this.opts.confirmWaitMs ?? DEFAULT_CONFIRM_WAIT_MS;
     if (wait > 0) await new Promise<void>((resolve) => this.clock.setTimeout(resolve, wait));
     try {
-      const kv = this.kv as KV & { bucket?: string };
-      if (this.opts.nc && kv.bucket) {
-        this.jsm ??= await jetstreamManager(this.opts.nc, { timeout: Math.max(1000, this.renewMs * 2) });
-        const last = await this.jsm.streams.getMessage(`KV_${kv.bucket}`, { last_by_subj: `$KV.${kv.bucket}.${leaseKey(p)}` });
-        return last?.seq === rev;
+      if (this.opts.nc && !this.opts.kv) {
+        this.leaderKv ??= await openLeaderReads(this.opts.nc, this.bucketName, Math.max(1000, this.renewMs * 2));
+        return (await this.leaderKv.get(leaseKey(p)))?.revision === rev;
       }
       return (await this.kv!.get(leaseKey(p)))?.revision === rev;
     } catch (err) {

@@ -72,7 +72,7 @@ export class SessionTable {
     this.heartbeatTimer = this.deps.clock.setTimeout(() => {
       for (const s of this.sessions.values()) s.heartbeat();
       this.scheduleHeartbeat();
-    }, this.deps.config.heartbeatMs);
+    }, this.deps.config.clientHeartbeatMs);
   }
 
   private onBusMessage(msg: BusMessage): void {

@@ -5,6 +5,7 @@ import { FencedBus, ownerFenceOf } from '../bus/fence.js';
 import { subjectToken, Subjects } from '../bus/subjects.js';
 import { JetStreamIngress } from '../cluster/jetstream-ingress.js';
 import { KvDeviceRegistry } from '../cluster/kv-device-registry.js';
+import { KvPolicyStore } from '../cluster/kv-policy-store.js';
 import { createConcurrently } from '../cluster/lease-bucket.js';
 import { LeaseKeeper } from '../cluster/lease-keeper.js';
 import { Membership } from '../cluster/membership.js';
@@ -15,7 +16,7 @@ import { untilJetStreamReady } from '../cluster/startup.js';
 import { createGateway, type Gateway } from '../gateway/server.js';
 import { PushPool } from '../senders/pool.js';
 import { AcceptTracker } from '../store/accept-tracker.js';
-import type { Config } from './config.js';
+import { ConfigError, gatewayConfigOf, type Config } from './config.js';
 import { connectNats } from './nats-connect.js';
 import type { RunningNode, StartOptions } from './running-node.js';
 import { loadSenderConfig } from './sender-config.js';
@@ -30,6 +31,10 @@ const packr = new Packr({ useRecords: false });
  */
 export async function startClusterNode(config: Config, opts: Required<StartOptions>): Promise<RunningNode> {
   const { log, clock, metrics } = opts;
+  // SWITCHBOARD_ROLES: `router` takes partitions (and needs `sender`: pushes leave from the owner's pool);
+  // `gateway` holds clients and the HTTP API. A gateway-only node routes nothing and sends no pushes.
+  const routes = config.roles.includes('router');
+  if (routes !== config.roles.includes('sender')) throw new ConfigError('SWITCHBOARD_ROLES', 'router and sender together (vendor pushes leave from the node that owns the user)');
   const P = config.partitions;
   const prefix = subjectToken(config.subjectPrefix);
   const replicas = config.nats.replicas;
@@ -44,21 +49,22 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   const jetStream = await ready(() => JetStreamIngress.open(nc, { prefix: config.subjectPrefix, partitions: P, replicas }), 'ingress stream');
   const ingress = new AcceptTracker(jetStream);
   const registry = new KvDeviceRegistry(await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_devices`, { history: 1, replicas })), 'devices bucket'));
+  const policies = new KvPolicyStore(await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_policies`, { history: 1, replicas })), 'policies bucket'));
   const pushes = new PushPool({ config: loadSenderConfig(config), log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
-  const membership = new Membership({ nc, prefix, replicas, nodeId: config.nodeId, clock, log });
+  const membership = new Membership({ nc, prefix, replicas, nodeId: config.nodeId, clock, log, roles: config.roles });
 
   const keeper = new LeaseKeeper({ nc, bucket: LeaseKeeper.bucketName(prefix), replicas, nodeId: config.nodeId, partitions: P, membership, clock, log });
   const fence = ownerFenceOf(keeper, P);
   const router = new UserDirectory({
-    nodeId: config.nodeId, bus: new FencedBus(natsBus, fence, P), subjects, registry, pushes, clock, metrics, log,
+    nodeId: config.nodeId, bus: new FencedBus(natsBus, fence, P), subjects, registry, policies, pushes, clock, metrics, log,
     ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs,
-    passivateAfterMs: config.passivateAfterMs,
+    passivateAfterMs: config.passivateAfterMs, decisionHistoryBytes: config.decisionHistoryBytes,
     done: (id) => ingress.done(id),
     fence,
     onRouted: (e) => nc.publish(subjects.routedEvents, packr.pack(e)),
   });
   keeper.host(new PartitionHost({
-    nc, bus: natsBus, subjects, ingress, directory: router, liveGateways: () => membership.live().length, metrics, log,
+    nc, bus: natsBus, subjects, ingress, directory: router, liveGateways: () => membership.liveGateways(), metrics, log,
     drainTimeoutMs: config.shutdownTimeoutMs,
   }));
 
@@ -67,16 +73,17 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   let port = 0;
   let stoppingNow = false;
   await ready(() => membership.start(), 'membership bucket');
-  await ready(() => keeper.start(), 'leases bucket');
+  if (routes) await ready(() => keeper.start(), 'leases bucket');
   if (config.roles.includes('gateway')) {
     gateway = createGateway({
-      config, nodeId: config.nodeId, bus: natsBus, subjects, ingress, registry, metrics, log, clock,
-      jwtSecret: config.jwtSecret!, apiKey: config.apiKey!, isReady: () => !stoppingNow && keeper.settled(),
+      config: gatewayConfigOf(config), nodeId: config.nodeId, bus: natsBus, subjects, ingress, registry, policies, metrics, log, clock,
+      jwtSecret: config.jwtSecret!, apiKey: config.apiKey!, isReady: () => !stoppingNow && (!routes || keeper.settled()),
     });
     port = await gateway.listen(config.host, config.port);
     sendListener = new SendListener({
-      nc, subject: subjects.send, accept: (m) => ingress.accept(m), now: () => clock.now(),
+      nc, subject: subjects.send, batchSubject: subjects.sendBatch, accept: (m) => ingress.accept(m), now: () => clock.now(),
       onAccepted: (source) => metrics.messagesAccepted.inc({ source }),
+      onDuplicate: () => metrics.messagesDuplicate.inc(),
       onError: (err) => log.warn({ err: String(err) }, 'switchboard.send request failed'),
     });
   }
@@ -91,7 +98,8 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
       await sendListener?.stop();
       await ingress.settled();
       // Hand every partition off (stop consuming, finish in-flight, release) while sessions are still up.
-      await keeper.stop();
+      if (routes) await keeper.stop();
+      else await membership.leave();
       await gateway?.closeSessions(1001);
       router.stop();
       await pushes.close();

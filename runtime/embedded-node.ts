@@ -6,7 +6,8 @@ import { createGateway, type Gateway } from '../gateway/server.js';
 import { PushPool } from '../senders/pool.js';
 import { FileDeviceRegistry } from '../store/file-device-registry.js';
 import { FileInbox } from '../store/file-inbox.js';
-import type { Config } from './config.js';
+import { FilePolicyStore } from '../store/file-policy-store.js';
+import { ConfigError, gatewayConfigOf, type Config } from './config.js';
 import type { DataDirLock } from '../store/data-dir-lock.js';
 import { GatedIngress } from '../store/replay-gate.js';
 import { loadSecrets } from './secrets.js';
@@ -22,6 +23,10 @@ import type { RunningNode, StartOptions } from './running-node.js';
  */
 export async function startEmbeddedNode(config: Config, opts: Required<StartOptions>): Promise<RunningNode> {
   const { log, clock, metrics } = opts;
+  // One process does everything here: without router and sender nothing would route (SWITCHBOARD_ROLES).
+  if (!config.roles.includes('router') || !config.roles.includes('sender')) {
+    throw new ConfigError('SWITCHBOARD_ROLES', 'a list holding router and sender without SWITCHBOARD_NATS_URL (the embedded node routes and sends itself)');
+  }
 
   // One node per data dir: a second one exits 2 naming the holder (issue 8 part 4).
   const lock = await openDataDir(config.dataDir);
@@ -43,6 +48,9 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
   const registry = await FileDeviceRegistry.open(join(config.dataDir, 'devices'), {
     onWriteFailure: (f) => health.writeFailed('devices', f), onDamage: (file, r) => health.damaged('devices', file, r),
   });
+  const policies = await FilePolicyStore.open(join(config.dataDir, 'policies'), {
+    onWriteFailure: (f) => health.writeFailed('policies', f), onDamage: (file, r) => health.damaged('policies', file, r),
+  });
   const inbox = await FileInbox.open(join(config.dataDir, 'inbox'), {
     dedupeWindowMs: config.dedupeWindowMs,
     onWriteFailure: (f) => health.writeFailed('inbox', f), onDamage: (file, r) => health.damaged('inbox', file, r),
@@ -55,9 +63,9 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
   const gated = new GatedIngress(inbox, clock.now(), config.replayGraceMs, clock);
   const ingress = new AcceptTracker(gated);
   const router = new UserDirectory({
-    nodeId: config.nodeId, bus, subjects, registry, pushes, clock, metrics, log,
+    nodeId: config.nodeId, bus, subjects, registry, policies, pushes, clock, metrics, log,
     ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs,
-    passivateAfterMs: config.passivateAfterMs,
+    passivateAfterMs: config.passivateAfterMs, decisionHistoryBytes: config.decisionHistoryBytes,
     done: (id) => ingress.done(id),
   });
   // Embedded: this node owns every partition.
@@ -71,7 +79,7 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
   let port = 0;
   if (config.roles.includes('gateway')) {
     gateway = createGateway({
-      config, nodeId: config.nodeId, bus, subjects, ingress, registry, metrics, log, clock,
+      config: gatewayConfigOf(config), nodeId: config.nodeId, bus, subjects, ingress, registry, policies, metrics, log, clock,
       jwtSecret: secrets.jwtSecret, apiKey: secrets.apiKey,
       // /readyz and POST /v1/messages: false while accepts cannot be made durable (issue 8 part 5).
       isReady: () => ready && health.durable(),
@@ -105,6 +113,7 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
       await pushes.close();
       await ingress.close();
       await registry.close();
+      await policies.close();
       await gateway?.close();
       await bus.close();
       health.close();

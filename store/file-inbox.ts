@@ -4,7 +4,9 @@ import type { ChatMessage } from '../protocol/index.js';
 import { SwitchboardError } from '../protocol/index.js';
 import { DedupeWindow } from './dedupe-window.js';
 import { AppendLog, syncDirectory, type AppendLogOptions, type ReplayReport } from './append-log.js';
-import { InboxSegment, segmentFileName, segmentNumberOf } from './inbox-segment.js';
+import { InboxSegment, segmentFileName, segmentNumberOf, type InboxRecord } from './inbox-segment.js';
+
+export type { InboxRecord } from './inbox-segment.js';
 import type { AcceptResult, Ingress } from './types.js';
 
 export const DEFAULT_DEDUPE_WINDOW_MS = 120_000;
@@ -27,8 +29,6 @@ export interface FileInboxOptions {
   onDamage?: (file: string, report: ReplayReport) => void;
 }
 
-/** On-disk records of a segment. */
-export type InboxRecord = { t: 'accepted'; msg: ChatMessage } | { t: 'settled'; id: string };
 
 interface PendingMessage {
   msg: ChatMessage;

@@ -304,8 +304,8 @@ describe('Membership (virtual time)', () => {
   it('counts a node live while its own heartbeat timestamp is fresh, and drops it at once when it leaves', async () => {
     const clock = new ManualClock();
     const kv = new FakeKv();
-    const a = new Membership({ kv: kv as unknown as KV, nodeId: 'a', clock, heartbeatMs: 500, deadAfterMs: 2000 });
-    const b = new Membership({ kv: kv as unknown as KV, nodeId: 'b.example', clock, heartbeatMs: 500, deadAfterMs: 2000 });
+    const a = new Membership({ kv: kv as unknown as KV, nodeId: 'a', clock, beatMs: 500, deadAfterMs: 2000 });
+    const b = new Membership({ kv: kv as unknown as KV, nodeId: 'b.example', clock, beatMs: 500, deadAfterMs: 2000 });
     const changes: string[][] = [];
     a.on('change', (live) => changes.push([...live]));
     await a.start();
