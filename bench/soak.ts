@@ -26,6 +26,8 @@ export interface SoakOptions {
   disconnectsPerSec: number;
   reconnectMs?: number;
   sampleEveryMs?: number;
+  /** Requests awaiting an answer at most; a message due while this many wait is skipped (the node is behind). Default 256. */
+  maxInFlight?: number;
   /** Extra SWITCHBOARD_* variables for the node. */
   env?: Record<string, string>;
   progress?: (line: string) => void;
@@ -41,6 +43,10 @@ export interface SoakSample {
 }
 
 export interface SoakReport {
+  /** Messages due at the fixed rate. */
+  offered: number;
+  /** Due while `maxInFlight` requests were waiting for an answer, so not sent: the node was behind the rate. */
+  skipped: number;
   sent: number;
   accepted: number;
   /** Answers other than 202 (503 while not ready, connection errors). */
@@ -91,7 +97,12 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
       refusedBy[why] = (refusedBy[why] ?? 0) + 1;
     };
     let answering = 0;
+    let offered = 0;
+    let skipped = 0;
+    const maxInFlight = o.maxInFlight ?? 256;
     const post = (): void => {
+      offered++;
+      if (answering >= maxInFlight) return void skipped++;
       answering++;
       const seq = sent++;
       const user = users[seq % users.length];
@@ -125,7 +136,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     let cut = 0;
     let nextSample = 0;
     for (let elapsed = 0; elapsed < o.durationMs; elapsed = Date.now() - started) {
-      while (sent < due(o.rate, elapsed)) post();
+      while (offered < due(o.rate, elapsed)) post();
       while (churned < due(o.churnPerSec, elapsed)) churned++, clients.churnOne();
       while (cut < due(o.disconnectsPerSec, elapsed)) cut++, clients.disconnectOne();
       if (elapsed >= nextSample) {
@@ -148,7 +159,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     const nearCut = ([, m]: [string, { user: string; at: number }]) => (clients!.disconnectsAt.get(m.user) ?? []).some((t) => Math.abs(t - m.at) <= nearMs);
     const lostNearDisconnect = lostIds.filter(nearCut).length;
     return {
-      sent, accepted: accepted.size, refused, refusedBy, delivered: delivered(), lost: lostIds.length, lostNearDisconnect,
+      offered, skipped, sent, accepted: accepted.size, refused, refusedBy: { ...refusedBy }, delivered: delivered(), lost: lostIds.length, lostNearDisconnect,
       lostReachable: lostIds.length - lostNearDisconnect,
       duplicated: [...clients.received.entries()].filter(([id, n]) => n > 1 && accepted.has(id)).length,
       forcedDisconnects: clients.forcedDisconnects, closes: { ...clients.closes }, samples,
@@ -164,7 +175,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
 /** The soak's figures as the markdown the benchmarks print. */
 export function soakTable(o: SoakOptions, r: SoakReport): string {
   const rows = [
-    ['accepted (202)', fmt(r.accepted), `${fmt(r.sent)} sent at ${fmt(o.rate)}/s for ${fmt(o.durationMs / 1000)} s; ${fmt(r.refused)} not accepted ${JSON.stringify(r.refusedBy)}`],
+    ['accepted (202)', fmt(r.accepted), `${fmt(r.offered)} due at ${fmt(o.rate)}/s for ${fmt(o.durationMs / 1000)} s, ${fmt(r.skipped)} skipped (${o.maxInFlight ?? 256} requests waiting: the node was behind), ${fmt(r.sent)} sent, ${fmt(r.refused)} not accepted ${JSON.stringify(r.refusedBy)}`],
     ['delivered', fmt(r.delivered), 'received by a client at least once'],
     ['lost', fmt(r.lost), `${fmt(r.lostReachable)} of users with both clients connected around the send, ${fmt(r.lostNearDisconnect)} around a forced disconnect`],
     ['duplicated', fmt(r.duplicated), 'received more than once (at least once delivery)'],
