@@ -10,6 +10,15 @@ export interface PolicyLogRecord {
   policy: UserPolicy;
 }
 
+export interface FilePolicyStoreOptions {
+  /** Passed to the log; tests inject disk failures with it. Default fdatasync. */
+  datasync?: AppendLogOptions['datasync'];
+  /** A write failed (the put was undone in memory and answered 503). For store health. */
+  onWriteFailure?: AppendLogOptions['onWriteFailure'];
+  /** The replay at open found damage or a torn tail in `policies.log`. For store health. */
+  onDamage?: (file: string, report: ReplayReport) => void;
+}
+
 const LOG_FILE = 'policies.log';
 const SNAPSHOT_TMP = 'policies.log.tmp';
 /** At open, a log larger than this and more than twice its live records is rewritten as a snapshot. */
@@ -25,8 +34,7 @@ export class FilePolicyStore implements PolicyStore {
 
   private constructor(private readonly policies: Map<string, UserPolicy>, private readonly log: AppendLog<PolicyLogRecord>) {}
 
-  /** `onWriteFailure` / `onDamage` report to store health (a failed write, damage found by the replay at open). */
-  static async open(dir: string, options: { onWriteFailure?: AppendLogOptions['onWriteFailure']; onDamage?: (file: string, report: ReplayReport) => void } = {}): Promise<FilePolicyStore> {
+  static async open(dir: string, options: FilePolicyStoreOptions = {}): Promise<FilePolicyStore> {
     await mkdir(dir, { recursive: true });
     const path = join(dir, LOG_FILE);
     const tmp = join(dir, SNAPSHOT_TMP);
@@ -43,7 +51,7 @@ export class FilePolicyStore implements PolicyStore {
       await syncDirectory(dir);
       bytes = snapshot.bytes;
     }
-    return new FilePolicyStore(policies, new AppendLog(path, { startBytes: bytes, onWriteFailure: options.onWriteFailure }));
+    return new FilePolicyStore(policies, new AppendLog(path, { startBytes: bytes, datasync: options.datasync, onWriteFailure: options.onWriteFailure }));
   }
 
   async get(user: string): Promise<UserPolicy | undefined> {
