@@ -142,6 +142,7 @@ export class UserActor {
         if (slot?.kind !== 'ack') return;
         this.release(slot, msg.device);
         this.deps.metrics.acks.inc();
+        this.deps.metrics.deliverySeconds.observe({ via: slot.target.via }, Math.max(0, now - slot.flight.msg.acceptedAt) / 1000);
         return this.finish(slot, 'acked');
       }
       case 'device_put':
@@ -150,6 +151,8 @@ export class UserActor {
       case 'device_delete':
         deleteDevice(this.state, msg.device);
         return;
+      case 'token_removed': // section 3: the registry removed it (moved, dead, unregistered, pruned): stop pushing to it
+        return clearDeadToken(this.state, msg.device, msg.token);
       case 'route':
         return this.route(msg.msg, now);
       case 'policy_changed':
@@ -231,7 +234,7 @@ export class UserActor {
     });
     const decision: Decision = { ...routed.decision, targets };
     this.history.add(this.user, decision);
-    this.deps.metrics.messagesRouted.inc({ route: decision.route });
+    this.deps.metrics.messagesRouted.inc({ route: decision.route, reason: decision.reason });
     this.deps.onRouted?.({ ...copyDecision(decision), user: this.user, node: this.deps.nodeId });
     commands.forEach((c, i) => {
       const slot: Slot = { flight, decision, target: targets[i], kind: 'ack' };
@@ -274,7 +277,10 @@ export class UserActor {
     if (slot?.kind !== 'push') return;
     this.release(slot, device);
     this.deps.metrics.pushOutcomes.inc({ vendor: slot.target.via, outcome: o.outcome });
-    if (o.outcome === 'ok') return this.finish(slot, 'ok');
+    if (o.outcome === 'ok') {
+      this.deps.metrics.deliverySeconds.observe({ via: slot.target.via }, Math.max(0, this.deps.clock.now() - slot.flight.msg.acceptedAt) / 1000);
+      return this.finish(slot, 'ok');
+    }
     if (o.outcome === 'dead_token') {
       // Section 4: a dead token is removed (hasToken false); the registry only clears it if it is still this one.
       const token = slot.token!;

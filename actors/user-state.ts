@@ -56,7 +56,7 @@ export function newMobile(device: string, os: MobileOs, token?: string, app?: st
   return { device, os, token, app, session: undefined };
 }
 
-/** Claim 4: the state is what the PC reports, so a PC that has reported nothing yet is not active (reason idle). */
+/** Claim 4: the state is what the PC reports, so a PC that has reported nothing yet is not active (reason `unreported` until it does). */
 export function newPcSession(sessionId: string, device: string, node: string, lastSeen: number, bot = false): PcSession {
   return { sessionId, device, node, presence: 'inactive', reason: undefined, lastSeen, bot };
 }
@@ -153,7 +153,7 @@ export function deleteDevice(s: UserState, device: string): void {
   if (s.mobiles.length === 0) s.mobiles = undefined;
 }
 
-/** A vendor called the token dead: clear it only if it is still the same token (a newer one survives). */
+/** A vendor called the token dead, or the registry removed it: clear it only if it is still the same token (a newer one survives). */
 export function clearDeadToken(s: UserState, device: string, token: string): void {
   const m = findMobile(s, device);
   if (m?.token === token) m.token = undefined;

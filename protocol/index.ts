@@ -7,4 +7,7 @@ export * from './decision.js';
 export * from './policy.js';
 export * from './batch.js';
 export * from './bus.js';
+export * from './push-payload.js';
+export * from './push-token.js';
+export * from './send-payload.js';
 export * from './push.js';

@@ -10,6 +10,8 @@ import { createConcurrently } from '../cluster/lease-bucket.js';
 import { LeaseKeeper } from '../cluster/lease-keeper.js';
 import { Membership } from '../cluster/membership.js';
 import { NatsBus } from '../cluster/nats-bus.js';
+import { LeaseOwnershipView } from '../cluster/ownership-view.js';
+import { MetricsExchange } from '../cluster/metrics-exchange.js';
 import { PartitionHost } from '../cluster/partition-host.js';
 import { SendListener } from '../cluster/send-listener.js';
 import { untilJetStreamReady } from '../cluster/startup.js';
@@ -20,6 +22,9 @@ import { ConfigError, gatewayConfigOf, type Config } from './config.js';
 import { connectNats } from './nats-connect.js';
 import type { RunningNode, StartOptions } from './running-node.js';
 import { loadSenderConfig } from './sender-config.js';
+import { RoutingSummary, logDecision } from '../base/routing-log.js';
+import { startTokenSweep } from '../store/token-sweep.js';
+import { natsEventPublisher, registrationRules, tokenRemovalListener } from './token-removals.js';
 
 const packr = new Packr({ useRecords: false });
 
@@ -48,10 +53,17 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   const subjects = new Subjects(config.subjectPrefix, P);
   const jetStream = await ready(() => JetStreamIngress.open(nc, { prefix: config.subjectPrefix, partitions: P, replicas }), 'ingress stream');
   const ingress = new AcceptTracker(jetStream);
-  const registry = new KvDeviceRegistry(await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_devices`, { history: 1, replicas })), 'devices bucket'));
+  // Token removals: the owner hears of it on the bus, chat servers on NATS (section 3, token_removed).
+  const onTokenRemoved = tokenRemovalListener({ bus: natsBus, subjects, log, publishEvent: natsEventPublisher(nc, subjects) });
+  const devicesKv = await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_devices`, { history: 1, replicas })), 'devices bucket');
+  const registry = new KvDeviceRegistry(devicesKv, () => clock.now(), onTokenRemoved);
+  const senderConfig = loadSenderConfig(config);
+  const pushes = new PushPool({ config: senderConfig, log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
   const policies = new KvPolicyStore(await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_policies`, { history: 1, replicas })), 'policies bucket'));
-  const pushes = new PushPool({ config: loadSenderConfig(config), log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
   const membership = new Membership({ nc, prefix, replicas, nodeId: config.nodeId, clock, log, roles: config.roles });
+  // Every node answers the dashboard's cluster-wide metrics gather, whatever its roles.
+  const metricsExchange = new MetricsExchange({ nc, subject: subjects.dashboardMetrics, metrics, nodeId: config.nodeId, liveNodes: () => membership.liveNodes() });
+  metricsExchange.start();
 
   const keeper = new LeaseKeeper({ nc, bucket: LeaseKeeper.bucketName(prefix), replicas, nodeId: config.nodeId, partitions: P, membership, clock, log });
   const fence = ownerFenceOf(keeper, P);
@@ -61,7 +73,10 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
     passivateAfterMs: config.passivateAfterMs, decisionHistoryBytes: config.decisionHistoryBytes,
     done: (id) => ingress.done(id),
     fence,
-    onRouted: (e) => nc.publish(subjects.routedEvents, packr.pack(e)),
+    onRouted: (e) => {
+      logDecision(log, e);
+      nc.publish(subjects.routedEvents, packr.pack(e));
+    },
   });
   keeper.host(new PartitionHost({
     nc, bus: natsBus, subjects, ingress, directory: router, liveGateways: () => membership.liveGateways(), metrics, log,
@@ -74,10 +89,15 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   let stoppingNow = false;
   await ready(() => membership.start(), 'membership bucket');
   if (routes) await ready(() => keeper.start(), 'leases bucket');
+  // Stale tokens (issue 9): one sweeper at a time, the owner of partition 0 (a second one is harmless: compare-and-set).
+  const stopSweep = routes
+    ? startTokenSweep({ registry, clock, log, maxAgeDays: config.tokenMaxAgeDays, shouldRun: () => keeper.isValid(0) })
+    : async () => {};
   if (config.roles.includes('gateway')) {
     gateway = createGateway({
       config: gatewayConfigOf(config), nodeId: config.nodeId, bus: natsBus, subjects, ingress, registry, policies, metrics, log, clock,
-      jwtSecret: config.jwtSecret!, apiKey: config.apiKey!, isReady: () => !stoppingNow && (!routes || keeper.settled()),
+      registration: registrationRules(config, senderConfig), jwtSecret: config.jwtSecret!, apiKey: config.apiKey!, isReady: () => !stoppingNow && (!routes || keeper.settled()),
+      cluster: new LeaseOwnershipView(membership, keeper, metricsExchange),
     });
     port = await gateway.listen(config.host, config.port);
     sendListener = new SendListener({
@@ -88,12 +108,15 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
     });
   }
   log.info({ node: config.nodeId, host: config.host, port, nats: config.natsServers, partitions: P }, 'switchboard listening');
+  const summary = new RoutingSummary(metrics, log, clock, config.summaryIntervalMs);
+  summary.start();
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       stoppingNow = true;
       log.info('stopping: handing partitions off');
+      summary.stop();
       gateway?.stopAccepting();
       await sendListener?.stop();
       await ingress.settled();
@@ -102,9 +125,11 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
       else await membership.leave();
       await gateway?.closeSessions(1001);
       router.stop();
+      await stopSweep();
       await pushes.close();
       await jetStream.close();
       await gateway?.close();
+      metricsExchange.stop();
       await natsBus.close();
       await nc.drain();
       log.info('stopped');

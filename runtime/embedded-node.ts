@@ -12,10 +12,13 @@ import type { DataDirLock } from '../store/data-dir-lock.js';
 import { GatedIngress } from '../store/replay-gate.js';
 import { loadSecrets } from './secrets.js';
 import { loadSenderConfig } from './sender-config.js';
+import { startTokenSweep } from '../store/token-sweep.js';
+import { busEventPublisher, registrationRules, tokenRemovalListener } from './token-removals.js';
 import { AcceptTracker } from '../store/accept-tracker.js';
 import { StoreHealth } from '../store/store-health.js';
 import { openDataDir } from './data-dir.js';
 import type { RunningNode, StartOptions } from './running-node.js';
+import { RoutingSummary, logDecision } from '../base/routing-log.js';
 
 /**
  * The embedded composition root (no SWITCHBOARD_NATS_URL): one process, every partition, the in-process MemoryBus,
@@ -45,9 +48,12 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
   const secrets = await loadSecrets(config.dataDir, config);
   const subjects = new Subjects(config.subjectPrefix, config.partitions);
   const bus = new MemoryBus();
+  const onTokenRemoved = tokenRemovalListener({ bus, subjects, log, publishEvent: busEventPublisher(bus, subjects) });
   const registry = await FileDeviceRegistry.open(join(config.dataDir, 'devices'), {
+    onTokenRemoved, now: () => clock.now(),
     onWriteFailure: (f) => health.writeFailed('devices', f), onDamage: (file, r) => health.damaged('devices', file, r),
   });
+  const senderConfig = loadSenderConfig(config);
   const policies = await FilePolicyStore.open(join(config.dataDir, 'policies'), {
     onWriteFailure: (f) => health.writeFailed('policies', f), onDamage: (file, r) => health.damaged('policies', file, r),
   });
@@ -57,7 +63,7 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
   });
   // A data dir deleted or replaced under the node is noticed within a second: unready, accepts answered 503.
   health.watch(lock);
-  const pushes = new PushPool({ config: loadSenderConfig(config), log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
+  const pushes = new PushPool({ config: senderConfig, log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
 
   // Decorators: replays wait for clients to reconnect; accepts in flight are counted for a graceful stop.
   const gated = new GatedIngress(inbox, clock.now(), config.replayGraceMs, clock);
@@ -67,6 +73,7 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
     ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs,
     passivateAfterMs: config.passivateAfterMs, decisionHistoryBytes: config.decisionHistoryBytes,
     done: (id) => ingress.done(id),
+    onRouted: (e) => logDecision(log, e),
   });
   // Embedded: this node owns every partition.
   metrics.ownedPartitions.set(config.partitions);
@@ -80,7 +87,7 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
   if (config.roles.includes('gateway')) {
     gateway = createGateway({
       config: gatewayConfigOf(config), nodeId: config.nodeId, bus, subjects, ingress, registry, policies, metrics, log, clock,
-      jwtSecret: secrets.jwtSecret, apiKey: secrets.apiKey,
+      registration: registrationRules(config, senderConfig), jwtSecret: secrets.jwtSecret, apiKey: secrets.apiKey,
       // /readyz and POST /v1/messages: false while accepts cannot be made durable (issue 8 part 5).
       isReady: () => ready && health.durable(),
     });
@@ -90,14 +97,18 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
   await ingress.consume((msg) => router.handle({ type: 'route', user: msg.to, msg }));
   const holding = gated.startGrace();
   if (holding > 0) log.info({ messages: holding, graceMs: config.replayGraceMs }, 'replaying unsettled messages after the reconnect grace');
+  const stopSweep = startTokenSweep({ registry, clock, log, maxAgeDays: config.tokenMaxAgeDays });
   ready = true;
   log.info({ node: config.nodeId, host: config.host, port, dataDir: config.dataDir, secretFiles: secrets.files }, 'switchboard listening');
+  const summary = new RoutingSummary(metrics, log, clock, config.summaryIntervalMs);
+  summary.start();
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       ready = false;
       log.info('stopping: no new messages or sessions');
+      summary.stop();
       gateway?.stopAccepting();
       // Replays still held stay unsettled in the inbox and come back at the next start.
       gated.cancelGrace();
@@ -112,6 +123,7 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
       router.stop();
       await pushes.close();
       await ingress.close();
+      await stopSweep();
       await registry.close();
       await policies.close();
       await gateway?.close();
