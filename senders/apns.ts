@@ -3,7 +3,7 @@ import type { OutgoingHttpHeaders } from 'node:http2';
 import type { ChatMessage } from '../protocol/index.js';
 import { ApnsConnectionPool, type ApnsExchange } from './apns-connections.js';
 import { ProviderToken } from './apns-token.js';
-import { fitPayload } from './payload.js';
+import { apnsPayload, fittedText } from './payload.js';
 import type { PushJob, PushOutcome } from './types.js';
 import type { ApnsCredentials } from './vendor-config.js';
 import type { VendorSender } from './vendor.js';
@@ -101,10 +101,10 @@ export class ApnsSender implements VendorSender {
   }
 }
 
-/** `{"aps":{"alert":{"title","body"}},"messageId","from","data"}`, text shortened to fit 4096 bytes. */
+/** `{"aps":{"alert":{"title","body"}},"messageId","sender","data"}` (section 5), text shortened to fit 4096 bytes. */
 export function apnsBody(m: ChatMessage): string | undefined {
-  const build = (text: string) => JSON.stringify({ aps: { alert: { title: m.title, body: text } }, messageId: m.id, from: m.from, data: m.data });
-  return fitPayload(m.text ?? '', build)?.body;
+  const text = fittedText(m, 'apns');
+  return text === undefined ? undefined : apnsPayload(m, text);
 }
 
 export function apnsHeaders(job: PushJob, topic: string, now: number): OutgoingHttpHeaders {

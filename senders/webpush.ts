@@ -7,14 +7,13 @@
 import { createHash } from 'node:crypto';
 import https from 'node:https';
 import webpush, { type PushSubscription } from 'web-push';
-import { fitPayload } from './payload.js';
+import { fittedText, webPushPayload, WEBPUSH_MAX_PLAINTEXT_BYTES } from './payload.js';
 import type { PushJob, PushOutcome } from './types.js';
 import type { WebPushCredentials } from './vendor-config.js';
 import { DEFAULT_MAX_SOCKETS, DEFAULT_VENDOR_TIMEOUT_MS, networkOutcome, retryOutcome, type VendorClientOptions } from './vendor-http.js';
 import type { VendorSender } from './vendor.js';
 
-/** Largest plaintext whose aes128gcm body (86-byte header, 1 padding delimiter, 16-byte tag) stays within 4096 bytes. */
-export const WEBPUSH_MAX_PLAINTEXT_BYTES = 4096 - 86 - 1 - 16;
+export { WEBPUSH_MAX_PLAINTEXT_BYTES };
 /** TTL sent when the message has none: four weeks, web-push's own default, stated here so it is visible. */
 export const DEFAULT_WEBPUSH_TTL_SECONDS = 28 * 24 * 3600;
 
@@ -96,11 +95,10 @@ export function parseSubscription(token: string): PushSubscription | undefined {
   return { endpoint: sub.endpoint, keys: { p256dh: sub.keys.p256dh, auth: sub.keys.auth } };
 }
 
-/** The plaintext the service worker receives: {title, body, messageId, from, data}, text shortened to fit. */
+/** The plaintext the service worker receives (see `webPushPayload`), text shortened to fit. */
 export function buildWebPushPayload(job: PushJob): string | undefined {
-  const m = job.message;
-  const build = (text: string): string => JSON.stringify({ title: m.title, body: text, messageId: m.id, from: m.from, data: m.data ?? {} });
-  return fitPayload(m.text ?? '', build, WEBPUSH_MAX_PLAINTEXT_BYTES)?.body;
+  const text = fittedText(job.message, 'webpush');
+  return text === undefined ? undefined : webPushPayload(job.message, text);
 }
 
 /** RFC 8030 topics are at most 32 base64url characters; longer or other keys are hashed (same key, same topic). */

@@ -58,7 +58,7 @@ describe('ApnsSender against the local APNs stand-in', () => {
     const expiration = Number(req.headers['apns-expiration']);
     expect(expiration).toBeGreaterThanOrEqual(before + 600);
     expect(expiration).toBeLessThanOrEqual(after + 600);
-    expect(JSON.parse(req.body)).toEqual({ aps: { alert: { title: 'Alice', body: 'hello' } }, messageId: 'm1', from: 'alice', data: { chat: 'c1' } });
+    expect(JSON.parse(req.body)).toEqual({ aps: { alert: { title: 'Alice', body: 'hello' } }, messageId: 'm1', sender: 'alice', data: { chat: 'c1' } });
     expect(req.answer).toBe(200);
   });
 

@@ -137,7 +137,7 @@ describe('a message to an offline user reaches the vendor and ends ok', () => {
         const [header, claims] = String(h.authorization).replace(/^bearer /, '').split('.').slice(0, 2).map((p) => JSON.parse(Buffer.from(p, 'base64url').toString()));
         expect(header).toEqual({ alg: 'ES256', kid: apns.keyId });
         expect(claims.iss).toBe(apns.teamId);
-        expect(push.body).toEqual({ aps: { alert: { title: 'Alice', body: 'lunch?' } }, messageId: id, from: 'alice', data: { thread: 't1' } });
+        expect(push.body).toEqual({ aps: { alert: { title: 'Alice', body: 'lunch?' } }, messageId: id, sender: 'alice', data: { thread: 't1' } });
         break;
       }
       case 'fcm': {
@@ -150,7 +150,7 @@ describe('a message to an offline user reaches the vendor and ends ok', () => {
         expect(h.authorization).toMatch(/^Bearer ya29\./);
         expect(push.body).toEqual({ message: {
           token, notification: { title: 'Alice', body: 'lunch?' },
-          data: { thread: 't1', messageId: id, from: 'alice' },
+          data: { thread: 't1', messageId: id, sender: 'alice' },
           android: { priority: 'normal', collapse_key: 'chat-t1', ttl: '600s' },
         } });
         break;
@@ -159,7 +159,7 @@ describe('a message to an offline user reaches the vendor and ends ok', () => {
         expect(hms.tokenRequests().length).toBeGreaterThanOrEqual(1);
         expect(h.authorization).toMatch(/^Bearer DQEBA/);
         expect(push.body.message.android).toMatchObject({ urgency: 'NORMAL', ttl: '600s', notification: { title: 'Alice', body: 'lunch?', tag: 'chat-t1' } });
-        expect(JSON.parse(push.body.message.data)).toEqual({ messageId: id, from: 'alice', data: { thread: 't1' } });
+        expect(JSON.parse(push.body.message.data)).toEqual({ messageId: id, sender: 'alice', data: { thread: 't1' } });
         break;
       }
       case 'webpush': {
@@ -167,7 +167,7 @@ describe('a message to an offline user reaches the vendor and ends ok', () => {
         expect(h.ttl).toBe('600');
         expect(h.urgency).toBe('normal');
         expect(h.topic).toBe('chat-t1');
-        expect(push.body).toEqual({ title: 'Alice', body: 'lunch?', messageId: id, from: 'alice', data: { thread: 't1' } });
+        expect(push.body).toEqual({ title: 'Alice', body: 'lunch?', messageId: id, sender: 'alice', data: { thread: 't1' } });
         break;
       }
     }

@@ -37,7 +37,7 @@ describe('Web Push sender against the local push service', () => {
     expect(req.headers.topic).toBe('room-r1');
     expect(server.received).toHaveLength(1);
     expect(server.received[0].vapidSubject).toBe(server.creds.subject);
-    expect(req.parsed).toEqual({ title: 'Alice', body: 'hello', messageId: 'm1', from: 'alice', data: { room: 'r1' } });
+    expect(req.parsed).toEqual({ title: 'Alice', body: 'hello', messageId: 'm1', sender: 'alice', data: { room: 'r1' } });
   });
 
   it('sends normal urgency and turns a collapse key that is no valid topic into a 32-character one', async () => {
