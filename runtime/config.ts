@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { allowedHostProblem, DEFAULT_WEBPUSH_ALLOWED_HOSTS } from '../senders/webpush-hosts.js';
 
 /**
  * Configuration: PROTOCOL.md section 1. One parse function validates every variable at start and freezes
@@ -120,6 +121,12 @@ export interface Config {
     readonly vapidPublicKey?: string;
     readonly vapidPrivateKey?: string;
     readonly subject?: string;
+    /**
+     * SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS: push service hosts Web Push endpoints may be on (comma list, `*.` prefix
+     * for subdomains, IP addresses allowed), replacing the default list as given. Default DEFAULT_WEBPUSH_ALLOWED_HOSTS
+     * (FCM, Mozilla, Apple and Microsoft push services).
+     */
+    readonly allowedHosts: readonly string[];
   };
   /** SWITCHBOARD_APPS_FILE: JSON listing further apps' vendor credentials. */
   readonly appsFile?: string;
@@ -222,6 +229,12 @@ export function parseConfig(env: Env = process.env): Config {
   if (natsAuth.length > 1) throw new ConfigError(natsAuth[1], `unset when ${natsAuth[0]} is set (one NATS authentication method)`);
   allOrNone(['SWITCHBOARD_HMS_APP_ID', 'SWITCHBOARD_HMS_CLIENT_ID', 'SWITCHBOARD_HMS_CLIENT_SECRET']);
   allOrNone(['SWITCHBOARD_WEBPUSH_VAPID_PUBLIC_KEY', 'SWITCHBOARD_WEBPUSH_VAPID_PRIVATE_KEY', 'SWITCHBOARD_WEBPUSH_SUBJECT']);
+  const allowedHostsRaw = v('SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS');
+  const allowedHosts = allowedHostsRaw === undefined ? DEFAULT_WEBPUSH_ALLOWED_HOSTS : allowedHostsRaw.split(',').map((h) => h.trim()).filter(Boolean);
+  const hostProblem = allowedHosts.length === 0 ? 'the list is empty' : allowedHosts.map(allowedHostProblem).find((p) => p !== undefined);
+  if (hostProblem !== undefined) {
+    throw new ConfigError('SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS', `a comma list of host names, *.-prefixed host names or IP addresses (${hostProblem})`);
+  }
   const subject = v('SWITCHBOARD_WEBPUSH_SUBJECT');
   if (subject !== undefined && !/^(mailto:|https:\/\/)/.test(subject)) throw new ConfigError('SWITCHBOARD_WEBPUSH_SUBJECT', 'a mailto: or https:// URL');
 
@@ -274,6 +287,7 @@ export function parseConfig(env: Env = process.env): Config {
       vapidPublicKey: v('SWITCHBOARD_WEBPUSH_VAPID_PUBLIC_KEY'),
       vapidPrivateKey: v('SWITCHBOARD_WEBPUSH_VAPID_PRIVATE_KEY'),
       subject,
+      allowedHosts: Object.freeze([...allowedHosts]),
     }),
     appsFile: v('SWITCHBOARD_APPS_FILE'),
     pushMaxAttempts: int('SWITCHBOARD_PUSH_MAX_ATTEMPTS', DEFAULT_PUSH_MAX_ATTEMPTS, 1, 100),

@@ -13,7 +13,8 @@ const FILE_VAR = 'SWITCHBOARD_APPS_FILE';
  */
 export function loadSenderConfig(config: Config): SenderConfig {
   const apps: Record<string, AppCredentials> = { [DEFAULT_APP]: fromEnv(config) };
-  if (!config.appsFile) return { apps };
+  const webpushAllowedHosts = config.webpush.allowedHosts;
+  if (!config.appsFile) return { apps, webpushAllowedHosts };
   let parsed: unknown;
   try {
     parsed = JSON.parse(readFileSync(config.appsFile, 'utf8'));
@@ -26,7 +27,7 @@ export function loadSenderConfig(config: Config): SenderConfig {
     if (!isObject(entry)) throw new ConfigError(FILE_VAR, `a file where app "${name}" is an object`);
     apps[name] = { ...(name === DEFAULT_APP ? apps[DEFAULT_APP] : {}), ...readApp(name, entry) };
   }
-  return { apps };
+  return { apps, webpushAllowedHosts };
 }
 
 function fromEnv(c: Config): AppCredentials {

@@ -77,6 +77,8 @@ beforeAll(async () => {
       SWITCHBOARD_HMS_CLIENT_SECRET: hms.creds.clientSecret,
       SWITCHBOARD_HMS_AUTH_ENDPOINT: hms.creds.authEndpoint,
       SWITCHBOARD_HMS_PUSH_ENDPOINT: hms.creds.pushEndpoint,
+      // The Web Push stand-ins listen on loopback: allowed by address, as an operator would list a private push service.
+      SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS: '127.0.0.1',
       SWITCHBOARD_WEBPUSH_VAPID_PUBLIC_KEY: webpush.creds.vapidPublicKey,
       SWITCHBOARD_WEBPUSH_VAPID_PRIVATE_KEY: webpush.creds.vapidPrivateKey,
       SWITCHBOARD_WEBPUSH_SUBJECT: webpush.creds.subject,
