@@ -1,5 +1,5 @@
 import { VENDOR_OF, type ChatMessage, type Decision, type DecisionReason, type DecisionTarget, type Route, type SessionRef, type Vendor } from '../protocol/index.js';
-import type { PcSession, UserState } from './user-state.js';
+import type { MobileDevice, PcSession, UserState } from './user-state.js';
 
 /**
  * The routing rule of PROTOCOL.md section 4 (patent claims 1-8) as pure functions: state + message + time in,
@@ -9,6 +9,11 @@ import type { PcSession, UserState } from './user-state.js';
 export interface DecideOptions {
   /** A PC session silent longer than this is inactive with reason `stale` (SWITCHBOARD_PRESENCE_TTL_MS). */
   presenceTtlMs: number;
+  /**
+   * Whether `vendor` has credentials for `app` (undefined = the default app). Section 4: a device whose vendor has
+   * no credentials configured is not reachable by push. Default: every vendor can push.
+   */
+  canPush?(vendor: Vendor, app: string | undefined): boolean;
 }
 
 export type Command =
@@ -54,7 +59,7 @@ export function decide(state: UserState, msg: ChatMessage, now: number, opts: De
   // Claim 3: PC active -> every connected PC session, no mobile device.
   if (pc.active) return routed(msg.id, 'pc', 'pc_active', now, pcDeliveries(state));
   // Claims 1, 2, 5, 6, 8: inactive -> not the PC; each mobile directly when online, else by its vendor.
-  const mobile = mobilePath(state);
+  const mobile = mobilePath(state, opts);
   if (mobile.length > 0) return routed(msg.id, 'mobile', pc.reason!, now, mobile);
   // Section 4: nothing reachable on mobile -> whatever PC sessions are connected, else nobody.
   const fallback = pcDeliveries(state);
@@ -78,13 +83,13 @@ export const MAX_DIRECT_REDELIVERIES = 2;
  * delivery falls back to that device's vendor push; with no token, to a direct resend while its app is still in the
  * foreground (bounded by `mayRedeliver`). Undefined when nothing is left to try.
  */
-export function decideFallback(state: UserState, msgId: string, failed: UnackedDelivery, now: number): Routed | undefined {
+export function decideFallback(state: UserState, msgId: string, failed: UnackedDelivery, now: number, opts: Pick<DecideOptions, 'canPush'> = {}): Routed | undefined {
   if (failed.via === 'pc') {
-    const mobile = mobilePath(state);
+    const mobile = mobilePath(state, opts);
     return routed(msgId, mobile.length > 0 ? 'mobile' : 'undeliverable', 'ack_timeout', now, mobile);
   }
   const m = state.mobiles?.find((d) => d.device === failed.device);
-  if (m?.token !== undefined) return routed(msgId, 'mobile', 'ack_timeout', now, [pushCommand(m.device, m.os, m.token, m.app)]);
+  if (m !== undefined && pushable(m, opts)) return routed(msgId, 'mobile', 'ack_timeout', now, [pushCommand(m.device, m.os, m.token!, m.app)]);
   if (failed.mayRedeliver && m?.session?.foreground) {
     return routed(msgId, 'mobile', 'ack_timeout', now, [{ type: 'deliver', via: 'mobile', device: m.device, session: { node: m.session.node, id: m.session.sessionId } }]);
   }
@@ -102,16 +107,21 @@ function pcDeliveries(state: UserState): Command[] {
 }
 
 /** Claims 5/6: a foreground app gets it directly; otherwise (offline or backgrounded) the OS vendor, given a token. */
-function mobilePath(state: UserState): Command[] {
+function mobilePath(state: UserState, opts: Pick<DecideOptions, 'canPush'>): Command[] {
   const out: Command[] = [];
   for (const m of state.mobiles ?? []) {
     if (m.session?.foreground) {
       out.push({ type: 'deliver', via: 'mobile', device: m.device, session: { node: m.session.node, id: m.session.sessionId } });
-    } else if (m.token !== undefined) {
-      out.push(pushCommand(m.device, m.os, m.token, m.app));
+    } else if (pushable(m, opts)) {
+      out.push(pushCommand(m.device, m.os, m.token!, m.app));
     }
   }
   return out;
+}
+
+/** Section 4: reachable by push = a stored token and a vendor with credentials for the device's app. */
+function pushable(m: MobileDevice, opts: Pick<DecideOptions, 'canPush'>): boolean {
+  return m.token !== undefined && (opts.canPush?.(VENDOR_OF[m.os], m.app) ?? true);
 }
 
 function pushCommand(device: string, os: keyof typeof VENDOR_OF, token: string, app: string | undefined): Command {

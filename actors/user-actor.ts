@@ -8,7 +8,7 @@ import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
 import type { PushOutcome, PushSink } from '../senders/types.js';
 import type { DeviceRegistry } from '../store/types.js';
-import { decide, decideFallback, MAX_DIRECT_REDELIVERIES, pcStatus, type Command, type Routed } from './decide.js';
+import { decide, decideFallback, MAX_DIRECT_REDELIVERIES, pcStatus, type Command, type DecideOptions, type Routed } from './decide.js';
 import { copyDecision, DecisionLog, RecentIds } from './history.js';
 import {
   clearDeadToken, closeSession, deleteDevice, findMobile, findPc, mergeRegistry, newPcSession, openMobileSession, openPcSession, putDevice, type UserState,
@@ -24,6 +24,8 @@ export interface UserActorDeps {
   clock: Clock;
   ackTimeoutMs: number;
   presenceTtlMs: number;
+  /** Section 4: whether a vendor has credentials for an app (DecideOptions.canPush); default every vendor. */
+  canPush?: DecideOptions['canPush'];
   pushDelayMs: number;
   metrics: Metrics;
   log: Logger;
@@ -241,7 +243,6 @@ export class UserActor {
     slot.kind = 'push';
     slot.timer = undefined;
     slot.token = token;
-    this.deps.metrics.deliveries.inc({ via: vendor });
     const job = { jobId: `${msg.id}:${device}`, user: this.user, device, vendor, token, message: msg, ...(app === undefined ? {} : { app }) };
     this.deps.pushes.push(job).then(
       (outcome) => this.self({ type: 'push_done', id: msg.id, device, outcome }),
@@ -254,7 +255,11 @@ export class UserActor {
     if (slot?.kind !== 'push') return;
     this.release(slot, device);
     this.deps.metrics.pushOutcomes.inc({ vendor: slot.target.via, outcome: o.outcome });
-    if (o.outcome === 'ok') return this.finish(slot, 'ok');
+    if (o.outcome === 'ok') {
+      // A push counts as a delivery once the vendor accepted it, never when it failed.
+      this.deps.metrics.deliveries.inc({ via: slot.target.via });
+      return this.finish(slot, 'ok');
+    }
     if (o.outcome === 'dead_token') {
       // Section 4: a dead token is removed (hasToken false); the registry only clears it if it is still this one.
       const token = slot.token!;
@@ -278,7 +283,7 @@ export class UserActor {
     const pcs = slot.decision.targets.filter((t) => t.via === 'pc');
     const fallBack = via === 'mobile' || pcs.every((t) => t.outcome === 'ack_timeout');
     const mayRedeliver = (slot.flight.resent ?? 0) < MAX_DIRECT_REDELIVERIES;
-    const routed = fallBack ? decideFallback(this.state, id, { via, device, mayRedeliver }, now) : undefined;
+    const routed = fallBack ? decideFallback(this.state, id, { via, device, mayRedeliver }, now, this.deps) : undefined;
     if (routed?.commands.some((c) => c.type === 'deliver' && c.via === 'mobile' && via === 'mobile')) slot.flight.resent = (slot.flight.resent ?? 0) + 1;
     if (routed) this.carryOut(slot.flight, routed, false);
     this.settleIfDone(slot.flight);

@@ -20,7 +20,8 @@ import { createLogger } from '../base/logger.js';
 import { Metrics } from '../base/metrics.js';
 import { connectNats } from './nats-connect.js';
 import type { RunningNode, StartOptions } from './node.js';
-import { loadSenderConfig } from './sender-config.js';
+import { loadSenderConfig, logVendorsOn } from './sender-config.js';
+import { canPushWith } from '../senders/vendor-config.js';
 import { AcceptTracker } from '../store/accept-tracker.js';
 
 const packr = new Packr({ useRecords: false });
@@ -77,7 +78,9 @@ export async function startClusterNode(config: Config, opts: StartOptions = {}):
   // A JetStream cluster that just formed may not have a meta leader yet: keep trying for a while before giving up.
   const ingress = await untilReady(() => JetStreamIngress.open(nc, { prefix: config.subjectPrefix, partitions: P, replicas }), 'ingress stream', log);
   const registry = new KvDeviceRegistry(await untilReady(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_devices`, { history: 1, replicas })), 'devices bucket', log));
-  const pushes = new PushPool({ config: loadSenderConfig(config), log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
+  const senderConfig = loadSenderConfig(config);
+  logVendorsOn(senderConfig, log);
+  const pushes = new PushPool({ config: senderConfig, log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
   const membership = new Membership({ nc, prefix, replicas, nodeId: config.nodeId, clock, log });
 
   // JetStream acks by message id, per partition, so a lost partition can forget its pending ones.
@@ -105,7 +108,7 @@ export async function startClusterNode(config: Config, opts: StartOptions = {}):
 
   const router = new Router({
     nodeId: config.nodeId, bus: fencedBus, subjects, registry, pushes, clock, metrics, log,
-    ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs,
+    ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs, canPush: canPushWith(senderConfig),
     passivateAfterMs: config.passivateAfterMs,
     settle: () => {},
     decided: (id) => {

@@ -16,7 +16,8 @@ import { createLogger, type Logger } from '../base/logger.js';
 import { Metrics } from '../base/metrics.js';
 import { ReplayGate } from '../store/replay-gate.js';
 import { loadSecrets } from './secrets.js';
-import { loadSenderConfig } from './sender-config.js';
+import { loadSenderConfig, logVendorsOn } from './sender-config.js';
+import { canPushWith } from '../senders/vendor-config.js';
 import { AcceptTracker } from '../store/accept-tracker.js';
 
 /** A started node: what `bin/switchboard.ts` runs and what in-process tests and benchmarks drive. */
@@ -56,11 +57,13 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
   const bus = new MemoryBus();
   const registry = await FileDeviceRegistry.open(join(config.dataDir, 'devices'));
   const ingress = await FileInbox.open(join(config.dataDir, 'inbox'), { dedupeWindowMs: config.dedupeWindowMs });
-  const pushes = new PushPool({ config: loadSenderConfig(config), log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
+  const senderConfig = loadSenderConfig(config);
+  logVendorsOn(senderConfig, log);
+  const pushes = new PushPool({ config: senderConfig, log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
 
   const router = new Router({
     nodeId: config.nodeId, bus, subjects, registry, pushes, clock, metrics, log,
-    ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs,
+    ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs, canPush: canPushWith(senderConfig),
     passivateAfterMs: config.passivateAfterMs,
     settle: (id) => ingress.settle(id),
   });
