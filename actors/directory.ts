@@ -1,13 +1,23 @@
 import { dispatch, spawn, start, stop, type ActorSystemRef, type Ref } from 'nact';
-import type { OwnerQuery, OwnerReply } from '../protocol/index.js';
+import type { OwnerMessage, OwnerQuery, OwnerReply } from '../protocol/index.js';
 import type { Timer } from '../base/clock.js';
 import { UserActor, type UserActorDeps, type UserActorMessage } from './user-actor.js';
 import { hasLiveSessions, newUserState, type UserState } from './user-state.js';
 
+/**
+ * Everything the routing core needs: bus, registry, push sink, clock, timings (SWITCHBOARD_ACK_TIMEOUT_MS,
+ * SWITCHBOARD_PRESENCE_TTL_MS, SWITCHBOARD_PUSH_DELAY_MS, SWITCHBOARD_PASSIVATE_AFTER_MS), metrics, log, `done`
+ * (the ingress may forget a message) and `onRouted` (publish `switchboard.events.routed`).
+ */
 export interface DirectoryDeps extends UserActorDeps {
   /** An actor with nothing in flight and no timers stops after this long idle (SWITCHBOARD_PASSIVATE_AFTER_MS, default 60000). */
   passivateAfterMs: number;
+  /** How long `answer` waits for a user actor before answering `unavailable`, ms. Default 2000. */
+  queryTimeoutMs?: number;
 }
+
+/** How long `answer` waits for a user actor before answering `unavailable`. */
+export const DEFAULT_QUERY_TIMEOUT_MS = 2000;
 
 /** A spawned actor and what the directory must know to passivate it safely. */
 interface Resident {
@@ -22,6 +32,9 @@ interface Resident {
 const MAX_INTERNED_NODES = 1024;
 
 /**
+ * The routing core behind the owner subjects, bus-agnostic: the composition root subscribes it to the partitions
+ * this node owns and feeds it `OwnerMessage`s and `OwnerQuery`s (PROTOCOL.md sections 2-4).
+ *
  * One nact actor per resident user, spawned on first message and passivated when idle. Per-user traffic never
  * goes through a parent actor (nact copies a parent's child map on every message to it): the directory keeps
  * its own map and dispatches straight to the child. A message is never lost to passivation: an actor is stopped
@@ -40,6 +53,21 @@ export class UserDirectory {
 
   constructor(private readonly deps: DirectoryDeps) {
     this.scheduleSweep();
+  }
+
+  /** Gateway -> owner traffic and `route` for each accepted message (PROTOCOL.md sections 2-4). Never throws. */
+  handle(msg: OwnerMessage): void {
+    this.tell(msg.user, msg);
+  }
+
+  /** `GET /v1/users/{user}` and `GET /v1/users/{user}/decisions` (section 3), answered by the user's actor. */
+  answer(q: OwnerQuery): Promise<OwnerReply> {
+    return this.ask(q.user, q, this.deps.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS);
+  }
+
+  /** Spawned actors and users held in memory (also exported as gauges). */
+  get stats(): { liveActors: number; residentUsers: number } {
+    return { liveActors: this.liveActors, residentUsers: this.residentUsers };
   }
 
   /** Get-or-spawn, then dispatch. */

@@ -1,4 +1,5 @@
 import type { Bus } from '../bus/bus.js';
+import type { OwnerFence } from '../bus/fence.js';
 import type { Subjects } from '../bus/subjects.js';
 import type {
   ChatMessage, Decision, DecisionTarget, MessageFrame, OwnerMessage, OwnerQuery, OwnerReply, RoutedEvent, TargetOutcome, UserView,
@@ -6,7 +7,7 @@ import type {
 import type { Clock, Timer } from '../base/clock.js';
 import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
-import type { PushOutcome, PushSink } from '../senders/types.js';
+import type { PushOutcome, PushSink } from '../protocol/push.js';
 import type { DeviceRegistry } from '../store/types.js';
 import { decide, decideFallback, MAX_DIRECT_REDELIVERIES, pcStatus, type Command, type DecideOptions, type Routed } from './decide.js';
 import { copyDecision, DecisionLog, RecentIds } from './history.js';
@@ -14,7 +15,7 @@ import {
   clearDeadToken, closeSession, deleteDevice, findMobile, findPc, mergeRegistry, newPcSession, openMobileSession, openPcSession, putDevice, type UserState,
 } from './user-state.js';
 
-/** What one user actor needs from the node; the Router's deps minus what only the directory uses. */
+/** What one user actor needs from the node; the directory's deps minus what only the directory uses. */
 export interface UserActorDeps {
   nodeId: string;
   bus: Bus;
@@ -29,15 +30,13 @@ export interface UserActorDeps {
   pushDelayMs: number;
   metrics: Metrics;
   log: Logger;
-  /** The message reached a final outcome everywhere (or is undeliverable): the ingress may forget it. */
-  settle(messageId: string): void;
-  /** The decision for a message was carried out (or it was a known duplicate): the cluster acks JetStream here. */
-  decided?(messageId: string): void;
   /**
-   * Fence: false once this node may no longer act for the user (cluster: its partition lease lapsed or was lost).
-   * A message it cannot act on is neither routed nor acked, so the partition's next owner gets it.
+   * The one completion call (`Ingress.done`): the message reached a final outcome on every target, or it is a
+   * redelivery of one that already did. Embedded: the inbox settles it; cluster: JetStream acks it.
    */
-  mayAct?(user: string): boolean;
+  done(messageId: string): void;
+  /** Cluster: whether this node still owns the user's partition (bus/fence.ts). Absent: always (embedded). */
+  fence?: OwnerFence;
   onRouted?(e: RoutedEvent): void;
 }
 
@@ -73,7 +72,7 @@ export class UserActor {
   private flightsTable?: Map<string, Flight>;
   private slotsTable?: Map<string, Slot>;
   private readonly recent = new RecentIds();
-  private readonly log = new DecisionLog();
+  private readonly history = new DecisionLog();
 
   private get flights(): Map<string, Flight> {
     return (this.flightsTable ??= new Map());
@@ -188,25 +187,20 @@ export class UserActor {
   }
 
   private route(msg: ChatMessage, now: number): void {
-    if (this.deps.mayAct && !this.deps.mayAct(this.user)) return; // fenced: the next owner routes it
-    if (this.flights.has(msg.id) || this.recent.has(msg.id)) {
-      this.deps.decided?.(msg.id);
-      // Still in flight: it settles when it finishes. Redelivered after it finished: settle again, deliver never.
-      if (!this.flights.has(msg.id)) this.deps.settle(msg.id);
-      return;
-    }
+    if (this.deps.fence && !this.deps.fence.mayAct(this.user)) return; // fenced: the next owner routes it
+    if (this.flights.has(msg.id)) return; // redelivered while in flight: done when it finishes
+    if (this.recent.has(msg.id)) return this.deps.done(msg.id); // redelivered after it finished: done again, delivered never
     const flight: Flight = { msg, open: 0 };
     this.flights.set(msg.id, flight);
     this.carryOut(flight, decide(this.state, msg, now, this.deps), true);
     this.deps.metrics.decisionSeconds.observe(Math.max(0, this.deps.clock.now() - msg.acceptedAt) / 1000);
-    this.deps.decided?.(msg.id);
     this.settleIfDone(flight);
   }
 
   /** Records a decision and executes its commands; a device that already has this message in flight is skipped. */
   private carryOut(flight: Flight, routed: Routed, delayPushes: boolean): void {
     const { id } = flight.msg;
-    if (this.deps.mayAct && !this.deps.mayAct(this.user)) return; // fenced: a timer fired after the lease was lost
+    if (this.deps.fence && !this.deps.fence.mayAct(this.user)) return; // fenced: a timer fired after the lease was lost
     const commands: Command[] = [];
     const targets: DecisionTarget[] = [];
     routed.commands.forEach((c, i) => {
@@ -215,7 +209,7 @@ export class UserActor {
       targets.push(routed.decision.targets[i]);
     });
     const decision: Decision = { ...routed.decision, targets };
-    this.log.add(decision);
+    this.history.add(decision);
     this.deps.metrics.messagesRouted.inc({ route: decision.route });
     this.deps.onRouted?.({ ...copyDecision(decision), user: this.user, node: this.deps.nodeId });
     commands.forEach((c, i) => {
@@ -324,11 +318,11 @@ export class UserActor {
     if (flight.open > 0 || !this.flights.has(flight.msg.id)) return;
     this.flights.delete(flight.msg.id);
     this.recent.add(flight.msg.id);
-    this.deps.settle(flight.msg.id);
+    this.deps.done(flight.msg.id);
   }
 
   private answer(q: OwnerQuery): OwnerReply {
-    if (q.type === 'decisions_query') return { type: 'decisions', decisions: this.log.newest(q.limit) };
+    if (q.type === 'decisions_query') return { type: 'decisions', decisions: this.history.newest(q.limit) };
     const pc = pcStatus(this.state, this.deps.clock.now(), this.deps);
     const view: UserView = {
       user: this.user,

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { ConfigError, parseConfig } from '../runtime/config.js';
 import { createLogger } from '../base/logger.js';
-import { startNode } from '../runtime/node.js';
+import { startNode } from '../runtime/start.js';
 
 const USAGE = `usage: switchboard start
 

@@ -6,16 +6,16 @@ import {
   CLOSE, HELLO_TIMEOUT_MS, SwitchboardError, decodeClientFrame, type MessageFrame, type OwnerMessage, type ServerFrame,
 } from '../protocol/index.js';
 import type { Clock, Timer } from '../base/clock.js';
-import type { Config } from '../runtime/config.js';
 import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
 import type { DeviceRegistry } from '../store/types.js';
 import { verifyClientToken, type ClientIdentity } from './auth.js';
 import { dispatchFrame, type SessionContext } from './handlers/index.js';
 import { TokenBucket } from './token-bucket.js';
+import type { GatewayConfig } from './deps.js';
 
 export interface SessionDeps {
-  config: Config;
+  config: GatewayConfig;
   nodeId: string;
   bus: Bus;
   subjects: Subjects;
@@ -143,7 +143,7 @@ export class ClientSession {
   }
 
   private open(identity: ClientIdentity): void {
-    const { config, nodeId, bus, subjects, metrics, clock, registry, log } = this.deps;
+    const { config, bus, subjects, metrics, clock, registry, log } = this.deps;
     this.identity = identity;
     this.state = 'open';
     const owner = subjects.owner(identity.user);
@@ -163,12 +163,9 @@ export class ClientSession {
     };
     metrics.sessions.inc({ kind: identity.kind });
     // Welcome goes first: opening may make the owner deliver to (or replace) sessions at once.
-    this.send({ type: 'welcome', user: identity.user, device: identity.device, kind: identity.kind, heartbeatMs: config.heartbeatMs });
+    this.send({ type: 'welcome', user: identity.user, device: identity.device, kind: identity.kind, heartbeatMs: config.clientHeartbeatMs });
     this.heardAt = clock.now();
-    bus.publish(owner, {
-      type: 'session_open', user: identity.user, device: identity.device, kind: identity.kind,
-      ...(identity.os ? { os: identity.os } : {}), session: { node: nodeId, id: this.id }, at: clock.now(),
-    });
+    bus.publish(owner, this.sessionOpen(this.heardAt));
     log.debug({ session: this.id, user: identity.user, device: identity.device, kind: identity.kind }, 'session open');
     for (const text of this.heldFrames.splice(0)) if (this.state === 'open') this.onFrame(text);
   }
@@ -184,11 +181,16 @@ export class ClientSession {
    */
   resync(): void {
     if (this.state !== 'open' || !this.identity) return;
-    const { nodeId, bus, subjects } = this.deps;
-    const { user, device, kind, os } = this.identity;
-    const owner = subjects.owner(user);
-    bus.publish(owner, { type: 'session_open', user, device, kind, ...(os ? { os } : {}), session: { node: nodeId, id: this.id }, at: this.heardAt });
+    const { bus, subjects } = this.deps;
+    const owner = subjects.owner(this.identity.user);
+    bus.publish(owner, this.sessionOpen(this.heardAt));
     if (this.lastPresence) bus.publish(owner, { ...this.lastPresence, at: this.heardAt });
+  }
+
+  /** The `session_open` owner message for this session (at hello, and again on a takeover resync). */
+  private sessionOpen(at: number): OwnerMessage {
+    const { user, device, kind, os } = this.identity!;
+    return { type: 'session_open', user, device, kind, ...(os ? { os } : {}), session: { node: this.deps.nodeId, id: this.id }, at };
   }
 
   private onFrame(text: string): void {

@@ -4,7 +4,7 @@ import {
 } from '../protocol/index.js';
 import type { Ingress } from '../store/types.js';
 import { bearerCheck } from './auth.js';
-import type { GatewayDeps } from './server.js';
+import type { GatewayDeps } from './deps.js';
 import { pathId, readJsonBody, sendError, sendJson } from './http-io.js';
 
 /** The gateway's deps the HTTP API uses, plus whether the gateway is draining before shutdown. */

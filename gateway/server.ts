@@ -1,35 +1,12 @@
 import { createServer, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import type { Bus } from '../bus/bus.js';
-import type { Subjects } from '../bus/subjects.js';
 import { CLOSE, MAX_FRAME_BYTES } from '../protocol/index.js';
-import type { Clock } from '../base/clock.js';
-import type { Config } from '../runtime/config.js';
-import type { Logger } from '../base/logger.js';
-import type { Metrics } from '../base/metrics.js';
-import type { DeviceRegistry, Ingress } from '../store/types.js';
+import type { GatewayDeps } from './deps.js';
 import { createHttpApi } from './http-api.js';
 import { SessionTable } from './session-table.js';
 
-export interface GatewayDeps {
-  config: Config;
-  nodeId: string;
-  bus: Bus;
-  subjects: Subjects;
-  /** Durable acceptance of `POST /v1/messages`; the composition root wires its consumer to the router. */
-  ingress: Pick<Ingress, 'accept'>;
-  registry: DeviceRegistry;
-  metrics: Metrics;
-  log: Logger;
-  clock: Clock;
-  /** HS256 secret of client hello tokens. */
-  jwtSecret: string;
-  /** Bearer key of /v1/* HTTP calls. */
-  apiKey: string;
-  /** Readiness of the whole node (`/readyz`, and whether messages are accepted). */
-  isReady(): boolean;
-}
+export type { GatewayConfig, GatewayDeps } from './deps.js';
 
 export interface Gateway {
   /** Starts serving HTTP and WebSocket on one port; resolves with the bound port (useful with port 0). */

@@ -5,3 +5,4 @@ export * from './message.js';
 export * from './frames.js';
 export * from './decision.js';
 export * from './bus.js';
+export * from './push.js';

@@ -1,5 +1,11 @@
 import { hostname } from 'node:os';
+import type { GatewayConfig } from '../gateway/server.js';
+import { DEFAULT_MAX_ATTEMPTS as DEFAULT_PUSH_MAX_ATTEMPTS } from '../senders/pool.js';
+import { DEFAULT_DEDUPE_WINDOW_MS } from '../store/file-inbox.js';
 import { allowedHostProblem, DEFAULT_WEBPUSH_ALLOWED_HOSTS } from '../senders/webpush-hosts.js';
+
+// Defaults owned by the module that uses them, re-exported here so the configuration reads in one place.
+export { DEFAULT_DEDUPE_WINDOW_MS, DEFAULT_PUSH_MAX_ATTEMPTS };
 
 /**
  * Configuration: PROTOCOL.md section 1. One parse function validates every variable at start and freezes
@@ -16,7 +22,6 @@ export const DEFAULT_PRESENCE_TTL_MS = 90_000;
 export const DEFAULT_PUSH_DELAY_MS = 0;
 export const DEFAULT_APNS_ENDPOINT = 'https://api.push.apple.com';
 export const DEFAULT_PASSIVATE_AFTER_MS = 60_000;
-export const DEFAULT_DEDUPE_WINDOW_MS = 120_000;
 export const DEFAULT_SEND_BUFFER_BYTES = 1024 * 1024;
 export const DEFAULT_FRAME_RATE = 200;
 export const DEFAULT_LOG_LEVEL = 'info';
@@ -24,7 +29,6 @@ export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 export const DEFAULT_REPLAY_GRACE_MS = 3000;
 export const DEFAULT_HMS_AUTH_ENDPOINT = 'https://oauth-login.cloud.huawei.com';
 export const DEFAULT_HMS_PUSH_ENDPOINT = 'https://push-api.cloud.huawei.com';
-export const DEFAULT_PUSH_MAX_ATTEMPTS = 5;
 export const DEFAULT_SENDER_THREADS = 1;
 
 export type Role = 'gateway' | 'router' | 'sender';
@@ -76,8 +80,8 @@ export interface Config {
   readonly presenceTtlMs: number;
   /** SWITCHBOARD_PUSH_DELAY_MS, default 0. */
   readonly pushDelayMs: number;
-  /** SWITCHBOARD_HEARTBEAT_MS: the ping interval told to clients in `welcome`, default a third of the presence TTL. */
-  readonly heartbeatMs: number;
+  /** SWITCHBOARD_HEARTBEAT_MS: the WebSocket ping interval told to clients in `welcome`, default a third of the presence TTL. */
+  readonly clientHeartbeatMs: number;
   /** SWITCHBOARD_PASSIVATE_AFTER_MS: an idle user actor stops after this long, default 60000. */
   readonly passivateAfterMs: number;
   /** SWITCHBOARD_DEDUPE_WINDOW_MS: how long a message id is remembered for `duplicate`, default 120000. */
@@ -263,7 +267,7 @@ export function parseConfig(env: Env = process.env): Config {
     ackTimeoutMs: int('SWITCHBOARD_ACK_TIMEOUT_MS', DEFAULT_ACK_TIMEOUT_MS, 1, 3_600_000),
     presenceTtlMs,
     pushDelayMs: int('SWITCHBOARD_PUSH_DELAY_MS', DEFAULT_PUSH_DELAY_MS, 0, 3_600_000),
-    heartbeatMs: int('SWITCHBOARD_HEARTBEAT_MS', Math.floor(presenceTtlMs / 3), 100, 3_600_000),
+    clientHeartbeatMs: int('SWITCHBOARD_HEARTBEAT_MS', Math.floor(presenceTtlMs / 3), 100, 3_600_000),
     passivateAfterMs: int('SWITCHBOARD_PASSIVATE_AFTER_MS', DEFAULT_PASSIVATE_AFTER_MS, 10, 86_400_000),
     dedupeWindowMs: int('SWITCHBOARD_DEDUPE_WINDOW_MS', DEFAULT_DEDUPE_WINDOW_MS, 1000, 86_400_000),
     sendBufferBytes: int('SWITCHBOARD_SEND_BUFFER_BYTES', DEFAULT_SEND_BUFFER_BYTES, 65_536, 1 << 30),
@@ -293,4 +297,9 @@ export function parseConfig(env: Env = process.env): Config {
     pushMaxAttempts: int('SWITCHBOARD_PUSH_MAX_ATTEMPTS', DEFAULT_PUSH_MAX_ATTEMPTS, 1, 100),
     senderThreads: int('SWITCHBOARD_SENDER_THREADS', DEFAULT_SENDER_THREADS, 1, 64),
   });
+}
+
+/** The gateway's slice of the configuration: it gets the values it uses, not the whole Config. */
+export function gatewayConfigOf(config: Config): GatewayConfig {
+  return { clientHeartbeatMs: config.clientHeartbeatMs, frameRate: config.frameRate, sendBufferBytes: config.sendBufferBytes };
 }

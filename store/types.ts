@@ -27,18 +27,33 @@ export interface DeviceRegistry {
 export type AcceptResult = 'accepted' | 'duplicate';
 
 /**
- * Durable ingress: a message is accepted (202) only once it is on disk (embedded) or in a JetStream stream
- * (cluster), and stays there until the owner settles it. Duplicates by `id` within the window are refused.
+ * Durable ingress, one shape for both modes (STYLE.md "one shape per port"): a message is accepted (202) only once it
+ * is on disk (embedded `FileInbox`) or stored by JetStream (cluster `JetStreamIngress`), and it stays there until
+ * the owner says it is `done` with it. One contract suite (test/contracts/ingress.contract.ts) runs against both.
  */
 export interface Ingress {
+  /**
+   * Makes `msg` durable. Resolves `accepted` (202) or `duplicate` (200, an `id` seen within the dedupe window).
+   * Rejects with `SwitchboardError` `store_failed` / `unavailable` (503: not accepted, never delivered) or
+   * `shutting_down` once closed.
+   */
   accept(msg: ChatMessage): Promise<AcceptResult>;
   /**
-   * Starts delivering accepted messages to `handler`, first those accepted before a restart and never settled,
-   * then each new one as it is accepted.
+   * Starts handing accepted messages to `handler`: first those accepted earlier and not yet `done` (after a restart,
+   * or left by a previous owner), then each new one, in accept order per partition. `partition` limits it to one
+   * user partition (cluster: the partitions this node owns); left out, every partition (embedded).
    */
-  consume(handler: (msg: ChatMessage) => void): Promise<void>;
-  /** The message reached a final outcome on every target: it is not replayed after a restart. */
-  settle(id: string): void;
+  consume(handler: (msg: ChatMessage) => void, partition?: number): Promise<void>;
+  /**
+   * Stops handing messages of `partition` (cluster: handed off or lease lost; every partition when left out). Those
+   * not yet `done` stay stored and go to the next consumer; `done` for them is ignored from now on.
+   */
+  release(partition?: number): Promise<void>;
+  /**
+   * The owner is done with message `id`: it reached a final outcome on every target (acked, pushed, failed, held
+   * durably elsewhere, or undeliverable). It is not handed out again. Unknown ids are ignored.
+   */
+  done(id: string): void;
   /** Flushes and closes; pending accepts resolve or reject first. */
   close(): Promise<void>;
 }

@@ -57,7 +57,7 @@ export const API_KEY = 'in-process-api-key-0123456789';
 
 /**
  * A gateway in this process on a free loopback port, with a MemoryBus and a fake owner that records every
- * owner message and replaces an older session of the same user and device (4409), as the Router does.
+ * owner message and replaces an older session of the same user and device (4409), as the user directory does.
  */
 export async function startGateway(env: Record<string, string> = {}) {
   const config = parseConfig({ SWITCHBOARD_NODE_ID: 'gw-test', SWITCHBOARD_LOG_LEVEL: 'silent', ...env });

@@ -41,7 +41,7 @@ describe('gateway WebSocket sessions', () => {
   it('welcome carries the identity and heartbeat', async () => {
     const c = await connect();
     c.send({ type: 'hello', token: await signToken(JWT_SECRET, pc) });
-    expect(await c.next()).toEqual({ type: 'welcome', user: 'alice', device: 'laptop', kind: 'pc', heartbeatMs: g.config.heartbeatMs });
+    expect(await c.next()).toEqual({ type: 'welcome', user: 'alice', device: 'laptop', kind: 'pc', heartbeatMs: g.config.clientHeartbeatMs });
   });
 
   it('handles each frame type and delivers messages from the owner', async () => {
@@ -165,10 +165,10 @@ describe('gateway WebSocket sessions', () => {
     const live = await session({ sub: 'bob', dev: 'pc', kind: 'pc' });
     const dead = await session(pc);
     dead.ws.pause(); // reads nothing, so never answers a ping
-    g.clock.advance(g.config.heartbeatMs); // round 1: both are pinged
+    g.clock.advance(g.config.clientHeartbeatMs); // round 1: both are pinged
     await assertAlive(live); // live answers (any frame counts, as does its automatic pong)
     expect(ofType('session_close')).toEqual([]);
-    g.clock.advance(g.config.heartbeatMs); // round 2: the silent one is cut off
+    g.clock.advance(g.config.clientHeartbeatMs); // round 2: the silent one is cut off
     await until(() => ofType('session_close').length > 0, 5000, 'the dead socket to be cut off');
     expect(ofType('session_close')).toHaveLength(1);
     expect(ofType('session_close')[0]).toMatchObject({ user: 'alice', device: 'laptop' });
