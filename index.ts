@@ -11,8 +11,9 @@ export { ConfigError, parseConfig } from './runtime/config.js';
 export type { Config, Role } from './runtime/config.js';
 
 // The wire: messages, frames, decisions and errors (PROTOCOL.md sections 2-4).
-export { CLOSE, ERRORS, MAX_FRAME_BYTES, SwitchboardError, decodeClientFrame, decodeSendRequest } from './protocol/index.js';
+export { CLOSE, ERRORS, MAX_FRAME_BYTES, SwitchboardError, decodeBatchRequest, decodeClientFrame, decodePolicy, decodeSendRequest } from './protocol/index.js';
 export type {
   ChatMessage, ClientFrame, ClientKind, Decision, DecisionReason, DecisionTarget, DeviceRegistration, ErrorCode, InactiveReason,
   MessageFrame, MobileOs, MobilePresence, PcPresence, Priority, Route, RoutedEvent, ServerFrame, TargetOutcome, UserView, Vendor, Via,
+  BatchResult, MobilePolicy, QuietHours, UserPolicy,
 } from './protocol/index.js';

@@ -1,6 +1,7 @@
 import { dispatch, spawn, start, stop, type ActorSystemRef, type Ref } from 'nact';
 import type { OwnerMessage, OwnerQuery, OwnerReply } from '../protocol/index.js';
 import type { Timer } from '../base/clock.js';
+import { DecisionHistory } from './decision-history.js';
 import { UserActor, type UserActorDeps, type UserActorMessage } from './user-actor.js';
 import { hasLiveSessions, newUserState, type UserState } from './user-state.js';
 
@@ -14,6 +15,8 @@ export interface DirectoryDeps extends UserActorDeps {
   passivateAfterMs: number;
   /** How long `answer` waits for a user actor before answering `unavailable`, ms. Default 2000. */
   queryTimeoutMs?: number;
+  /** Bound of all users' decision histories together, bytes (SWITCHBOARD_DECISION_HISTORY_BYTES, default 128 MiB). */
+  decisionHistoryBytes?: number;
 }
 
 /** How long `answer` waits for a user actor before answering `unavailable`. */
@@ -50,8 +53,13 @@ export class UserDirectory {
   private idleWaiters: (() => void)[] = [];
   private sweepTimer?: Timer;
   private stopped = false;
+  /** Decisions outlive the actors (issue 10 part 4); one bounded store for every user of this node. */
+  readonly history: DecisionHistory;
+  private readonly deps: DirectoryDeps;
 
-  constructor(private readonly deps: DirectoryDeps) {
+  constructor(deps: DirectoryDeps) {
+    this.history = deps.history ?? new DecisionHistory(deps.decisionHistoryBytes);
+    this.deps = { ...deps, history: this.history };
     this.scheduleSweep();
   }
 
@@ -147,6 +155,7 @@ export class UserDirectory {
       n++;
     }
     for (const user of this.kept.keys()) if (match(user) && this.kept.delete(user)) n++;
+    this.history.drop(match);
     if (this.inFlightTotal === 0) for (const w of this.idleWaiters.splice(0)) w();
     this.updateGauges();
     return n;
@@ -168,6 +177,7 @@ export class UserDirectory {
       // One synchronous step: out of the map and stopped together, so no message can reach a stopped actor.
       this.live.delete(user);
       stop(r.ref);
+      this.history.seal(user, true); // its decisions stay, packed, after the actor is gone
       if (hasLiveSessions(r.actor.state)) this.kept.set(user, r.actor.state);
     }
     this.updateGauges();

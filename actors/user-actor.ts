@@ -8,9 +8,11 @@ import type { Clock, Timer } from '../base/clock.js';
 import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
 import type { PushOutcome, PushSink } from '../protocol/push.js';
-import type { DeviceRegistry } from '../store/types.js';
+import type { DeviceRegistry, PolicyStore } from '../store/types.js';
 import { decide, decideFallback, MAX_DIRECT_REDELIVERIES, pcStatus, type Command, type DecideOptions, type Routed } from './decide.js';
-import { copyDecision, DecisionLog, RecentIds } from './history.js';
+import { DecisionHistory } from './decision-history.js';
+import { copyDecision, RecentIds } from './history.js';
+import { policyOf, pushDelayMsOf } from './policy.js';
 import {
   clearDeadToken, closeSession, deleteDevice, findMobile, findPc, mergeRegistry, newPcSession, openMobileSession, openPcSession, putDevice, type UserState,
 } from './user-state.js';
@@ -38,6 +40,10 @@ export interface UserActorDeps {
   /** Cluster: whether this node still owns the user's partition (bus/fence.ts). Absent: always (embedded). */
   fence?: OwnerFence;
   onRouted?(e: RoutedEvent): void;
+  /** Durable per-user policies (section 4, policy); read at load and on `policy_changed`. Absent: the default policy. */
+  policies?: Pick<PolicyStore, 'get'>;
+  /** Where decisions are kept for `GET …/decisions`, past passivation (the directory's). Absent: one per actor. */
+  history?: DecisionHistory;
 }
 
 /** Gateway traffic plus what the actor sends itself: timers and push outcomes come back as messages, never as callbacks that touch state. */
@@ -72,7 +78,11 @@ export class UserActor {
   private flightsTable?: Map<string, Flight>;
   private slotsTable?: Map<string, Slot>;
   private readonly recent = new RecentIds();
-  private readonly history = new DecisionLog();
+  private ownHistory?: DecisionHistory;
+
+  private get history(): DecisionHistory {
+    return this.deps.history ?? (this.ownHistory ??= new DecisionHistory());
+  }
 
   private get flights(): Map<string, Flight> {
     return (this.flightsTable ??= new Map());
@@ -104,7 +114,7 @@ export class UserActor {
       case 'session_open': {
         const session = { id: msg.session.id, node: this.intern(msg.session.node) };
         const old = msg.kind === 'pc'
-          ? openPcSession(this.state, newPcSession(session.id, msg.device, session.node, Math.min(msg.at, now)))
+          ? openPcSession(this.state, newPcSession(session.id, msg.device, session.node, Math.min(msg.at, now), msg.bot === true))
           : openMobileSession(this.state, msg.device, msg.os, { sessionId: session.id, node: session.node, foreground: true });
         // Section 2: a second connection of the same device replaces the first (4409).
         if (old) this.deps.bus.publish(this.deps.subjects.gateway(old.node), { type: 'close_session', sessionId: old.sessionId, code: 4409, reason: 'replaced' });
@@ -144,6 +154,8 @@ export class UserActor {
         return;
       case 'route':
         return this.route(msg.msg, now);
+      case 'policy_changed':
+        return this.reloadPolicy();
       case 'ack_due':
         return this.onAckTimeout(msg.id, msg.device, now);
       case 'push_due': {
@@ -171,11 +183,22 @@ export class UserActor {
 
   private async load(): Promise<void> {
     try {
-      mergeRegistry(this.state, await this.deps.registry.list(this.user));
+      const [devices, policy] = await Promise.all([this.deps.registry.list(this.user), this.deps.policies?.get(this.user)]);
+      mergeRegistry(this.state, devices);
+      if (policy !== undefined) this.state.policy = policy;
       this.loaded = true;
     } catch (err) {
       // Route with what we know; the next message tries again.
-      this.deps.log.error({ err, user: this.user }, 'device registry load failed');
+      this.deps.log.error({ err, user: this.user }, 'device registry or policy load failed');
+    }
+  }
+
+  /** `PUT …/policy` stored a new policy: read it back (the store orders concurrent writers, not the bus). */
+  private async reloadPolicy(): Promise<void> {
+    try {
+      this.state.policy = await this.deps.policies?.get(this.user);
+    } catch (err) {
+      this.deps.log.error({ err, user: this.user }, 'policy load failed');
     }
   }
 
@@ -209,7 +232,7 @@ export class UserActor {
       targets.push(routed.decision.targets[i]);
     });
     const decision: Decision = { ...routed.decision, targets };
-    this.history.add(decision);
+    this.history.add(this.user, decision);
     this.deps.metrics.messagesRouted.inc({ route: decision.route });
     this.deps.onRouted?.({ ...copyDecision(decision), user: this.user, node: this.deps.nodeId });
     commands.forEach((c, i) => {
@@ -220,10 +243,10 @@ export class UserActor {
         this.deps.bus.publish(this.deps.subjects.gateway(c.session.node), { type: 'deliver', sessionId: c.session.id, frame: frameOf(flight.msg), user: this.user });
         this.deps.metrics.deliveries.inc({ via: c.via });
         slot.timer = this.deps.clock.setTimeout(() => this.self({ type: 'ack_due', id, device: c.device }), this.deps.ackTimeoutMs);
-      } else if (delayPushes && this.deps.pushDelayMs > 0) {
-        // Grace before a vendor push: cancelled if a PC turns active meanwhile (onPcMaybeActive).
+      } else if (delayPushes && pushDelayMsOf(this.state.policy, this.deps.pushDelayMs) > 0) {
+        // Grace before a vendor push (the user's pushDelaySeconds, else the node's): cancelled if a PC turns active meanwhile (onPcMaybeActive).
         slot.kind = 'delay';
-        slot.timer = this.deps.clock.setTimeout(() => this.self({ type: 'push_due', id, device: c.device }), this.deps.pushDelayMs);
+        slot.timer = this.deps.clock.setTimeout(() => this.self({ type: 'push_due', id, device: c.device }), pushDelayMsOf(this.state.policy, this.deps.pushDelayMs));
       } else {
         this.startPush(slot, c.token, c.app);
       }
@@ -237,7 +260,10 @@ export class UserActor {
     slot.kind = 'push';
     slot.timer = undefined;
     slot.token = token;
-    const job = { jobId: `${msg.id}:${device}`, user: this.user, device, vendor, token, message: msg, ...(app === undefined ? {} : { app }) };
+    const job = {
+      jobId: `${msg.id}:${device}`, user: this.user, device, vendor, token, message: msg,
+      ...(app === undefined ? {} : { app }), ...(slot.target.silent ? { silent: true as const } : {}),
+    };
     this.deps.pushes.push(job).then(
       (outcome) => this.self({ type: 'push_done', id: msg.id, device, outcome }),
       (err: unknown) => this.self({ type: 'push_done', id: msg.id, device, outcome: { outcome: 'failed', reason: String(err) } }),
@@ -277,7 +303,9 @@ export class UserActor {
     const pcs = slot.decision.targets.filter((t) => t.via === 'pc');
     const fallBack = via === 'mobile' || pcs.every((t) => t.outcome === 'ack_timeout');
     const mayRedeliver = (slot.flight.resent ?? 0) < MAX_DIRECT_REDELIVERIES;
-    const routed = fallBack ? decideFallback(this.state, id, { via, device, mayRedeliver }, now, this.deps) : undefined;
+    // Devices the decision already reached by the mobile path (policy "always") are not sent to again.
+    const tried = slot.decision.targets.filter((t) => t.via !== 'pc').map((t) => t.device);
+    const routed = fallBack ? decideFallback(this.state, id, { via, device, mayRedeliver }, now, { urgent: slot.flight.msg.urgent, tried, canPush: this.deps.canPush }) : undefined;
     if (routed?.commands.some((c) => c.type === 'deliver' && c.via === 'mobile' && via === 'mobile')) slot.flight.resent = (slot.flight.resent ?? 0) + 1;
     if (routed) this.carryOut(slot.flight, routed, false);
     this.settleIfDone(slot.flight);
@@ -286,6 +314,7 @@ export class UserActor {
   /** Section 4 / push delay: a PC turned active, so pushes still waiting are cancelled and those messages go to the PC. */
   private onPcMaybeActive(now: number): void {
     if ((this.slotsTable?.size ?? 0) === 0 || !pcStatus(this.state, now, this.deps).active) return;
+    if (policyOf(this.state.policy).mobile === 'always') return; // the phone gets it while the PC is active too
     const replaced = new Set<Flight>();
     for (const [key, slot] of this.slots) {
       if (slot.kind !== 'delay') continue;
@@ -319,16 +348,18 @@ export class UserActor {
     this.flights.delete(flight.msg.id);
     this.recent.add(flight.msg.id);
     this.deps.done(flight.msg.id);
+    this.history.seal(this.user); // its decisions are final: pack them
   }
 
   private answer(q: OwnerQuery): OwnerReply {
-    if (q.type === 'decisions_query') return { type: 'decisions', decisions: this.history.newest(q.limit) };
+    if (q.type === 'decisions_query') return { type: 'decisions', decisions: this.history.newest(this.user, q.limit) };
     const pc = pcStatus(this.state, this.deps.clock.now(), this.deps);
     const view: UserView = {
       user: this.user,
       owner: this.deps.nodeId,
       pc: pc.active ? { state: 'active', sessions: pc.sessions } : { state: 'inactive', reason: pc.reason, sessions: pc.sessions },
       devices: (this.state.mobiles ?? []).map((m) => ({ device: m.device, os: m.os, online: m.session?.foreground === true, hasToken: m.token !== undefined })),
+      policy: { ...policyOf(this.state.policy) },
     };
     return { type: 'user_view', view };
   }

@@ -53,6 +53,11 @@ export class Subjects {
     return `${this.prefix}.send`;
   }
 
+  /** Chat servers' batch ingress: `{"messages":[…]}` answered `{"results":[…]}` (section 3). */
+  get sendBatch(): string {
+    return `${this.prefix}.send.batch`;
+  }
+
   get routedEvents(): string {
     return `${this.prefix}.events.routed`;
   }

@@ -3,12 +3,12 @@ import { WebSocket, type RawData } from 'ws';
 import type { Bus } from '../bus/bus.js';
 import type { Subjects } from '../bus/subjects.js';
 import {
-  CLOSE, HELLO_TIMEOUT_MS, SwitchboardError, decodeClientFrame, type MessageFrame, type OwnerMessage, type ServerFrame,
+  CLOSE, HELLO_TIMEOUT_MS, SwitchboardError, decodeClientFrame, idleAfterMsOf, type MessageFrame, type OwnerMessage, type ServerFrame,
 } from '../protocol/index.js';
 import type { Clock, Timer } from '../base/clock.js';
 import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
-import type { DeviceRegistry } from '../store/types.js';
+import type { DeviceRegistry, PolicyStore } from '../store/types.js';
 import { verifyClientToken, type ClientIdentity } from './auth.js';
 import { dispatchFrame, type SessionContext } from './handlers/index.js';
 import { TokenBucket } from './token-bucket.js';
@@ -24,6 +24,8 @@ export interface SessionDeps {
   log: Logger;
   clock: Clock;
   jwtKey: Uint8Array;
+  /** The user's policy gives `welcome` its `idleAfterMs` (section 2). Absent: the default 60000. */
+  policies?: Pick<PolicyStore, 'get'>;
 }
 
 /** This many rejected frames in a row close the connection (4400): a client that only sends garbage is broken. */
@@ -139,10 +141,22 @@ export class ClientSession {
       this.deps.log.debug({ session: this.id, reason: check.reason }, 'hello refused');
       return this.close(CLOSE.unauthenticated, check.reason);
     }
-    this.open(check.identity);
+    const idleAfterMs = await this.idleAfterMs(check.identity.user);
+    if (this.state !== 'authenticating') return; // closed while reading the policy
+    this.open(check.identity, idleAfterMs);
   }
 
-  private open(identity: ClientIdentity): void {
+  /** Section 2: the idle threshold of the user's policy; a store that cannot answer gives the default, not a refusal. */
+  private async idleAfterMs(user: string): Promise<number> {
+    try {
+      return idleAfterMsOf(await this.deps.policies?.get(user));
+    } catch (err) {
+      this.deps.log.warn({ err, user }, 'policy read failed at hello; welcome carries the default idleAfterMs');
+      return idleAfterMsOf(undefined);
+    }
+  }
+
+  private open(identity: ClientIdentity, idleAfterMs: number): void {
     const { config, bus, subjects, metrics, clock, registry, log } = this.deps;
     this.identity = identity;
     this.state = 'open';
@@ -163,7 +177,7 @@ export class ClientSession {
     };
     metrics.sessions.inc({ kind: identity.kind });
     // Welcome goes first: opening may make the owner deliver to (or replace) sessions at once.
-    this.send({ type: 'welcome', user: identity.user, device: identity.device, kind: identity.kind, heartbeatMs: config.clientHeartbeatMs });
+    this.send({ type: 'welcome', user: identity.user, device: identity.device, kind: identity.kind, heartbeatMs: config.clientHeartbeatMs, idleAfterMs });
     this.heardAt = clock.now();
     bus.publish(owner, this.sessionOpen(this.heardAt));
     log.debug({ session: this.id, user: identity.user, device: identity.device, kind: identity.kind }, 'session open');
@@ -189,8 +203,8 @@ export class ClientSession {
 
   /** The `session_open` owner message for this session (at hello, and again on a takeover resync). */
   private sessionOpen(at: number): OwnerMessage {
-    const { user, device, kind, os } = this.identity!;
-    return { type: 'session_open', user, device, kind, ...(os ? { os } : {}), session: { node: this.deps.nodeId, id: this.id }, at };
+    const { user, device, kind, os, bot } = this.identity!;
+    return { type: 'session_open', user, device, kind, ...(os ? { os } : {}), ...(bot ? { bot } : {}), session: { node: this.deps.nodeId, id: this.id }, at };
   }
 
   private onFrame(text: string): void {

@@ -3,7 +3,7 @@ import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
 import type { Bus } from '../bus/bus.js';
 import type { Subjects } from '../bus/subjects.js';
-import type { DeviceRegistry, Ingress } from '../store/types.js';
+import type { DeviceRegistry, Ingress, PolicyStore } from '../store/types.js';
 
 /** The configuration values the gateway uses (a slice of the node's config, PROTOCOL.md section 2). */
 export interface GatewayConfig {
@@ -23,6 +23,8 @@ export interface GatewayDeps {
   /** Durable acceptance of `POST /v1/messages`; the composition root wires its consumer to the router. */
   ingress: Pick<Ingress, 'accept'>;
   registry: DeviceRegistry;
+  /** Per-user delivery policies (`…/policy`, and `idleAfterMs` in `welcome`). */
+  policies: PolicyStore;
   metrics: Metrics;
   log: Logger;
   clock: Clock;

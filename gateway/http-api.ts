@@ -1,14 +1,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
-  ERRORS, MAX_MESSAGE_BYTES, SwitchboardError, decodeDeviceRegistration, decodeSendRequest, invalid, type BusMessage, type ErrorCode,
+  DEFAULT_POLICY, ERRORS, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, SwitchboardError, decodeBatchRequest, decodeDeviceRegistration, decodePolicy,
+  decodeSendRequest, invalid, type BusMessage, type ErrorCode,
 } from '../protocol/index.js';
 import type { Ingress } from '../store/types.js';
 import { bearerCheck } from './auth.js';
+import { acceptBatch } from './batch.js';
 import type { GatewayDeps } from './deps.js';
 import { pathId, readJsonBody, sendError, sendJson } from './http-io.js';
 
 /** The gateway's deps the HTTP API uses, plus whether the gateway is draining before shutdown. */
-export type HttpApiDeps = Pick<GatewayDeps, 'bus' | 'subjects' | 'ingress' | 'registry' | 'metrics' | 'log' | 'clock' | 'apiKey' | 'isReady'> & {
+export type HttpApiDeps = Pick<GatewayDeps, 'bus' | 'subjects' | 'ingress' | 'registry' | 'policies' | 'metrics' | 'log' | 'clock' | 'apiKey' | 'isReady'> & {
   /** True once the gateway stopped accepting (draining before shutdown). */
   isStopping(): boolean;
 };
@@ -17,12 +19,14 @@ export type HttpApiDeps = Pick<GatewayDeps, 'bus' | 'subjects' | 'ingress' | 're
 export const OWNER_QUERY_TIMEOUT_MS = 5000;
 export const DEFAULT_DECISIONS_LIMIT = 20;
 export const MAX_DECISIONS_LIMIT = 100;
+/** Largest `PUT …/policy` body. */
+const MAX_POLICY_BYTES = 4096;
 
 type Handler = (req: IncomingMessage, res: ServerResponse, params: string[], query: URLSearchParams) => Promise<void>;
 
 /** The HTTP API of PROTOCOL.md section 3, plus the operator endpoints that need no key. */
 export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  const { bus, subjects, ingress, registry, metrics, clock } = deps;
+  const { bus, subjects, ingress, registry, policies, metrics, clock } = deps;
   const authorized = bearerCheck(deps.apiKey);
 
   const postMessage: Handler = async (req, res) => {
@@ -42,6 +46,34 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
     }
     metrics.messagesAccepted.inc({ source: 'http' });
     sendJson(res, 202, { id: msg.id, status: 'accepted' });
+  };
+
+  /** Section 3: 1-500 messages, one result each in order, answered once every accepted one is durable. */
+  const postBatch: Handler = async (req, res) => {
+    if (!deps.isReady()) throw new SwitchboardError('unavailable');
+    const decoded = decodeBatchRequest(await readJsonBody(req, MAX_BATCH_BYTES), clock.now());
+    if (!decoded.ok) throw decoded.error;
+    const results = await acceptBatch(decoded.value, (m) => ingress.accept(m), (status) => {
+      if (status === 'duplicate') metrics.messagesDuplicate.inc();
+      else metrics.messagesAccepted.inc({ source: 'http' });
+    });
+    sendJson(res, 200, { results });
+  };
+
+  /** Section 3/4: the user's policy, the default when none was stored. */
+  const getPolicy: Handler = async (_req, res, [rawUser]) => {
+    const user = pathId(rawUser, 'user');
+    sendJson(res, 200, (await storeWrite(() => policies.get(user))) ?? DEFAULT_POLICY);
+  };
+
+  /** Replaces the policy (durable), then tells the owner to read it again; answers the policy as stored. */
+  const putPolicy: Handler = async (req, res, [rawUser]) => {
+    const user = pathId(rawUser, 'user');
+    const decoded = decodePolicy(await readJsonBody(req, MAX_POLICY_BYTES));
+    if (!decoded.ok) throw decoded.error;
+    await storeWrite(() => policies.put(user, decoded.value));
+    bus.publish(subjects.owner(user), { type: 'policy_changed', user });
+    sendJson(res, 200, decoded.value);
   };
 
   const putDevice: Handler = async (req, res, [rawUser, rawDevice]) => {
@@ -85,6 +117,8 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
   /** Routes under /v1, by path shape; `:id` segments are passed to the handler still percent-encoded. */
   const routes: { pattern: string[]; methods: Record<string, Handler> }[] = [
     { pattern: ['messages'], methods: { POST: postMessage } },
+    { pattern: ['messages', 'batch'], methods: { POST: postBatch } },
+    { pattern: ['users', ':id', 'policy'], methods: { GET: getPolicy, PUT: putPolicy } },
     { pattern: ['users', ':id'], methods: { GET: getUser } },
     { pattern: ['users', ':id', 'decisions'], methods: { GET: getDecisions } },
     { pattern: ['users', ':id', 'devices', ':id'], methods: { PUT: putDevice, DELETE: deleteDevice } },
@@ -157,7 +191,7 @@ function decisionsLimit(raw: string | null): number {
   return n;
 }
 
-/** A registry failure is a temporary 503 store_failed, whatever the store threw. */
+/** A registry or policy store failure is a temporary 503 store_failed, whatever the store threw. */
 async function storeWrite<T>(write: () => Promise<T>): Promise<T> {
   try {
     return await write();

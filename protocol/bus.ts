@@ -16,14 +16,17 @@ export interface SessionRef {
 
 /** Gateway -> owner of `user`'s partition. */
 export type OwnerMessage =
-  | { type: 'session_open'; user: string; device: string; kind: ClientKind; os?: MobileOs; session: SessionRef; at: number }
+  /** `bot`: a PC session of a bot or bridge, which never makes the PC state active (section 4 is about a human). */
+  | { type: 'session_open'; user: string; device: string; kind: ClientKind; os?: MobileOs; bot?: true; session: SessionRef; at: number }
   | { type: 'session_close'; user: string; device: string; sessionId: string; at: number }
   | { type: 'presence'; user: string; device: string; sessionId: string; state: 'active' | 'inactive' | 'foreground' | 'background'; reason?: InactiveReason; at: number }
   | { type: 'touch'; user: string; device: string; sessionId: string; at: number }
   | { type: 'ack'; user: string; device: string; sessionId: string; id: string; at: number }
   | ({ type: 'device_put'; user: string; device: string } & DeviceRegistration)
   | { type: 'device_delete'; user: string; device: string }
-  | { type: 'route'; user: string; msg: ChatMessage };
+  | { type: 'route'; user: string; msg: ChatMessage }
+  /** The user's policy was stored anew (`PUT …/policy`): the owner reads it again from the policy store. */
+  | { type: 'policy_changed'; user: string };
 
 /** Owner -> the gateway node holding a session. */
 export type GatewayMessage =

@@ -14,6 +14,7 @@ export interface ErrorSpec {
 export const ERRORS = {
   bad_json: { status: 400, message: 'body is not valid JSON', temporary: false },
   invalid_request: { status: 400, message: 'request does not match the contract', temporary: false },
+  invalid_field: { status: 400, message: 'a field has a value that is not allowed', temporary: false },
   unknown_frame: { status: 400, message: 'unknown frame type', temporary: false },
   frame_not_allowed: { status: 403, message: 'frame type not allowed for this kind of client', temporary: false },
   protocol_violation: { status: 400, message: 'protocol violation', temporary: false },

@@ -41,7 +41,8 @@ export interface MessageFrame {
 }
 
 export type ServerFrame =
-  | { type: 'welcome'; user: string; device: string; kind: ClientKind; heartbeatMs: number }
+  /** `idleAfterMs`: the idle threshold the user's policy asks PC clients to apply (section 2, default 60000). */
+  | { type: 'welcome'; user: string; device: string; kind: ClientKind; heartbeatMs: number; idleAfterMs: number }
   | MessageFrame
   | { type: 'error'; code: string; message: string }
   | { type: 'pong' }

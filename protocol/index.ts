@@ -4,5 +4,7 @@ export * from './fields.js';
 export * from './message.js';
 export * from './frames.js';
 export * from './decision.js';
+export * from './policy.js';
+export * from './batch.js';
 export * from './bus.js';
 export * from './push.js';

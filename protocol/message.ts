@@ -22,6 +22,8 @@ export interface ChatMessage {
   readonly collapseKey?: string;
   readonly priority?: Priority;
   readonly ttlSeconds?: number;
+  /** Section 4, quiet hours: an urgent message's vendor pushes are never silenced. Only `true` is kept. */
+  readonly urgent?: true;
   /** Epoch ms when the message was durably accepted; sent to clients as `ts`. */
   readonly acceptedAt: number;
 }
@@ -51,6 +53,7 @@ export function decodeSendRequest(body: unknown, acceptedAt: number): Decoded<Ch
       collapseKey: optionalStr(body, 'collapseKey', MAX_COLLAPSE_KEY_CHARS),
       priority: body.priority === undefined ? undefined : oneOf(body, 'priority', ['high', 'normal'] as const),
       ttlSeconds: optionalInt(body, 'ttlSeconds', 0, MAX_TTL_SECONDS),
+      urgent: optionalUrgent(body),
       acceptedAt,
     };
     return ok(stripUndefined(msg));
@@ -82,6 +85,13 @@ export function readRegistration(body: Json): DeviceRegistration {
   if (token.length === 0) throw invalid('token', 'a non-empty string');
   const app = optionalId(body, 'app');
   return app === undefined ? { os, token } : { os, token, app };
+}
+
+function optionalUrgent(body: Json): true | undefined {
+  const v = body.urgent;
+  if (v === undefined || v === false) return undefined;
+  if (v !== true) throw invalid('urgent', 'true or false');
+  return true;
 }
 
 export function asProtocolError(e: unknown): SwitchboardError {

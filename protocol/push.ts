@@ -15,6 +15,11 @@ export interface PushJob {
   token: string;
   app?: string;
   message: ChatMessage;
+  /**
+   * Quiet hours (PROTOCOL.md section 4): show the notification without sound and at the lowest interruption level
+   * (APNs `interruption-level: passive`, FCM `PRIORITY_MIN`, Push Kit importance `LOW`, Web Push `silent`).
+   */
+  silent?: true;
 }
 
 /** Vendor outcomes are data, never thrown (STYLE.md, errors). */

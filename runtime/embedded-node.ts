@@ -7,6 +7,7 @@ import { createGateway, type Gateway } from '../gateway/server.js';
 import { PushPool } from '../senders/pool.js';
 import { FileDeviceRegistry } from '../store/file-device-registry.js';
 import { FileInbox } from '../store/file-inbox.js';
+import { FilePolicyStore } from '../store/file-policy-store.js';
 import { ConfigError, gatewayConfigOf, type Config } from './config.js';
 import { GatedIngress } from '../store/replay-gate.js';
 import { loadSecrets } from './secrets.js';
@@ -31,6 +32,7 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
   const subjects = new Subjects(config.subjectPrefix, config.partitions);
   const bus = new MemoryBus();
   const registry = await FileDeviceRegistry.open(join(config.dataDir, 'devices'));
+  const policies = await FilePolicyStore.open(join(config.dataDir, 'policies'));
   const inbox = await FileInbox.open(join(config.dataDir, 'inbox'), { dedupeWindowMs: config.dedupeWindowMs });
   const senderConfig = loadSenderConfig(config);
   logVendorsOn(senderConfig, log);
@@ -40,9 +42,9 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
   const gated = new GatedIngress(inbox, clock.now(), config.replayGraceMs, clock);
   const ingress = new AcceptTracker(gated);
   const router = new UserDirectory({
-    nodeId: config.nodeId, bus, subjects, registry, pushes, clock, metrics, log,
+    nodeId: config.nodeId, bus, subjects, registry, policies, pushes, clock, metrics, log,
     ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs, canPush: canPushWith(senderConfig),
-    passivateAfterMs: config.passivateAfterMs,
+    passivateAfterMs: config.passivateAfterMs, decisionHistoryBytes: config.decisionHistoryBytes,
     done: (id) => ingress.done(id),
   });
   // Embedded: this node owns every partition.
@@ -56,7 +58,7 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
   let port = 0;
   if (config.roles.includes('gateway')) {
     gateway = createGateway({
-      config: gatewayConfigOf(config), nodeId: config.nodeId, bus, subjects, ingress, registry, metrics, log, clock,
+      config: gatewayConfigOf(config), nodeId: config.nodeId, bus, subjects, ingress, registry, policies, metrics, log, clock,
       jwtSecret: secrets.jwtSecret, apiKey: secrets.apiKey, isReady: () => ready,
     });
     port = await gateway.listen(config.host, config.port);
@@ -88,6 +90,7 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
       await pushes.close();
       await ingress.close();
       await registry.close();
+      await policies.close();
       await gateway?.close();
       await bus.close();
       log.info('stopped');

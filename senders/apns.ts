@@ -75,7 +75,7 @@ export class ApnsSender implements VendorSender {
 
   async send(job: PushJob): Promise<PushOutcome> {
     if (!this.pool) return { outcome: 'failed', reason: this.setupError! };
-    const body = apnsBody(job.message);
+    const body = apnsBody(job.message, job.silent === true);
     if (!body) return { outcome: 'failed', reason: 'apns payload exceeds 4096 bytes even with the text left out (title or data too large)' };
     let token: ProviderToken;
     try {
@@ -117,10 +117,13 @@ export class ApnsSender implements VendorSender {
   }
 }
 
-/** `{"aps":{"alert":{"title","body"}},"messageId","sender","data"}` (section 5), text shortened to fit 4096 bytes. */
-export function apnsBody(m: ChatMessage): string | undefined {
-  const text = fittedText(m, 'apns');
-  return text === undefined ? undefined : apnsPayload(m, text);
+/**
+ * `{"aps":{"alert":{"title","body"}},"messageId","sender","data"}` (section 5), text shortened to fit 4096 bytes.
+ * `silent` (quiet hours): `interruption-level` `passive` and no `sound` key (see `apnsPayload`).
+ */
+export function apnsBody(m: ChatMessage, silent = false): string | undefined {
+  const text = fittedText(m, 'apns', (t) => Buffer.byteLength(apnsPayload(m, t, silent)));
+  return text === undefined ? undefined : apnsPayload(m, text, silent);
 }
 
 export function apnsHeaders(job: PushJob, topic: string, now: number): OutgoingHttpHeaders {

@@ -80,8 +80,8 @@ export class HmsSender implements VendorSender {
 /** The Push Kit v1 body for one token (see `hmsBody`), text shortened so the whole body fits 4096 bytes. */
 export function buildHmsBody(job: PushJob): string | undefined {
   const m = job.message;
-  const text = fittedText(m, 'hms', (t) => Buffer.byteLength(hmsBody(m, t, job.token)));
-  return text === undefined ? undefined : hmsBody(m, text, job.token);
+  const text = fittedText(m, 'hms', (t) => Buffer.byteLength(hmsBody(m, t, job.token, job.silent === true)));
+  return text === undefined ? undefined : hmsBody(m, text, job.token, job.silent === true);
 }
 
 /** Maps a messages:send answer for the single `deviceToken` to an outcome. */

@@ -41,9 +41,14 @@ export function fitText(text: string, size: (text: string) => number, limit = MA
   return size('') <= limit ? '' : undefined;
 }
 
-/** APNs body `{"aps":{"alert":{"title","body"}},"messageId","sender","data"}` (section 5); APNs counts all of it. */
-export function apnsPayload(m: ChatMessage, text: string): string {
-  return JSON.stringify({ aps: { alert: { title: m.title, body: text } }, messageId: m.id, sender: m.from, data: m.data });
+/**
+ * APNs body `{"aps":{"alert":{"title","body"}},"messageId","sender","data"}` (section 5); APNs counts all of it.
+ * `silent` (quiet hours): `interruption-level` `passive` and no `sound` key; Apple: a passive notification is added to
+ * the list "without lighting up the screen or playing a sound" (Generating a remote notification, aps dictionary keys).
+ */
+export function apnsPayload(m: ChatMessage, text: string, silent = false): string {
+  const alert = { title: m.title, body: text };
+  return JSON.stringify({ aps: silent ? { alert, 'interruption-level': 'passive' } : { alert }, messageId: m.id, sender: m.from, data: m.data });
 }
 
 /** FCM `message.data`: the chat server's data plus `messageId` and `sender` (section 5; `from` is reserved by FCM). */
@@ -76,7 +81,7 @@ export function hmsData(m: ChatMessage): string {
  * small integer group (-1..100), not a string, so `collapseKey` becomes the notification `tag`: a newer
  * notification with the same tag replaces the older one on the device.
  */
-export function hmsBody(m: ChatMessage, text: string, token: string): string {
+export function hmsBody(m: ChatMessage, text: string, token: string, silent = false): string {
   const android: Record<string, unknown> = { urgency: m.priority === 'normal' ? 'NORMAL' : 'HIGH' };
   if (m.ttlSeconds !== undefined) android.ttl = `${m.ttlSeconds}s`;
   if (m.title !== undefined || m.text !== undefined) {
@@ -85,14 +90,19 @@ export function hmsBody(m: ChatMessage, text: string, token: string): string {
       body: text,
       click_action: { type: 3 }, // 3 = open the app's launcher activity
       ...(m.collapseKey !== undefined ? { tag: m.collapseKey } : {}),
+      // Quiet hours: Push Kit's AndroidNotification.importance LOW is a silent notification (no sound, no banner).
+      ...(silent ? { importance: 'LOW' } : {}),
     };
   }
   return JSON.stringify({ validate_only: false, message: { data: hmsData(m), android, token: [token] } });
 }
 
-/** The Web Push plaintext the service worker receives: `{"title","body","messageId","sender","data"}`. */
-export function webPushPayload(m: ChatMessage, text: string): string {
-  return JSON.stringify({ title: m.title, body: text, messageId: m.id, sender: m.from, data: m.data ?? {} });
+/**
+ * The Web Push plaintext the service worker receives: `{"title","body","messageId","sender","data"}`. `silent` (quiet
+ * hours) is for the service worker's showNotification({ silent }): no sound, no vibration.
+ */
+export function webPushPayload(m: ChatMessage, text: string, silent = false): string {
+  return JSON.stringify({ title: m.title, body: text, messageId: m.id, sender: m.from, data: m.data ?? {}, ...(silent ? { silent: true } : {}) });
 }
 
 /**
@@ -102,13 +112,13 @@ export function webPushPayload(m: ChatMessage, text: string): string {
 export const HMS_TOKEN_ALLOWANCE = 256;
 const HMS_TOKEN_PLACEHOLDER = 'x'.repeat(HMS_TOKEN_ALLOWANCE);
 
-/** Per vendor: the bytes its limit counts for a given text, and that limit. */
+/** Per vendor: the bytes its limit counts for a given text (the larger, quiet-hours variant), and that limit. */
 const MEASURES: { [V in Vendor]: { size: (m: ChatMessage, text: string) => number; limit: number } } = {
-  apns: { size: (m, t) => Buffer.byteLength(apnsPayload(m, t)), limit: MAX_PAYLOAD_BYTES },
+  apns: { size: (m, t) => Buffer.byteLength(apnsPayload(m, t, true)), limit: MAX_PAYLOAD_BYTES },
   fcm: { size: (m, t) => Buffer.byteLength(fcmPayload(m, t)), limit: MAX_PAYLOAD_BYTES },
   // The device token is not known at the edge: room is kept for one of HMS_TOKEN_ALLOWANCE characters.
-  hms: { size: (m, t) => Buffer.byteLength(hmsBody(m, t, HMS_TOKEN_PLACEHOLDER)), limit: MAX_PAYLOAD_BYTES },
-  webpush: { size: (m, t) => Buffer.byteLength(webPushPayload(m, t)), limit: WEBPUSH_MAX_PLAINTEXT_BYTES },
+  hms: { size: (m, t) => Buffer.byteLength(hmsBody(m, t, HMS_TOKEN_PLACEHOLDER, true)), limit: MAX_PAYLOAD_BYTES },
+  webpush: { size: (m, t) => Buffer.byteLength(webPushPayload(m, t, true)), limit: WEBPUSH_MAX_PLAINTEXT_BYTES },
 };
 
 /** Why a message can never be pushed: the first vendor whose payload is too large with the text cut to nothing. */

@@ -111,8 +111,9 @@ export function parseSubscription(token: string): PushSubscription | undefined {
 
 /** The plaintext the service worker receives (see `webPushPayload`), text shortened to fit. */
 export function buildWebPushPayload(job: PushJob): string | undefined {
-  const text = fittedText(job.message, 'webpush');
-  return text === undefined ? undefined : webPushPayload(job.message, text);
+  const silent = job.silent === true;
+  const text = fittedText(job.message, 'webpush', (t) => Buffer.byteLength(webPushPayload(job.message, t, silent)));
+  return text === undefined ? undefined : webPushPayload(job.message, text, silent);
 }
 
 /** RFC 8030 topics are at most 32 base64url characters; longer or other keys are hashed (same key, same topic). */

@@ -1,4 +1,4 @@
-import type { ChatMessage, DeviceRegistration, MobileOs } from '../protocol/index.js';
+import type { ChatMessage, DeviceRegistration, MobileOs, UserPolicy } from '../protocol/index.js';
 
 /** A mobile device as the registry keeps it. `token` is absent once a vendor has called it dead. */
 export interface DeviceRecord {
@@ -55,5 +55,18 @@ export interface Ingress {
    */
   done(id: string): void;
   /** Flushes and closes; pending accepts resolve or reject first. */
+  close(): Promise<void>;
+}
+
+/**
+ * Durable per-user delivery policies (PROTOCOL.md section 3, `GET`/`PUT /v1/users/{u}/policy`). Embedded:
+ * `FilePolicyStore` in the data dir; cluster: `KvPolicyStore` in a JetStream KV bucket. One contract suite
+ * (test/contracts/policy-store.contract.ts) runs against both.
+ */
+export interface PolicyStore {
+  /** The stored policy, or undefined when the user never set one (the default applies). */
+  get(user: string): Promise<UserPolicy | undefined>;
+  /** Replaces the user's policy; resolves once it is durable. Rejects with `store_failed` or `shutting_down`. */
+  put(user: string, policy: UserPolicy): Promise<void>;
   close(): Promise<void>;
 }

@@ -19,6 +19,9 @@ describe('readClaims (section 2 hello claims)', () => {
     [{ sub: 'alice@example.com', dev: 'phone:1', kind: 'mobile', os: 'ios' }, { user: 'alice@example.com', device: 'phone:1', kind: 'mobile', os: 'ios' }],
     [{ sub: 'u', dev: 'd', kind: 'mobile', os: 'harmony' }, { user: 'u', device: 'd', kind: 'mobile', os: 'harmony' }],
     [{ sub: 'x'.repeat(128), dev: 'd', kind: 'pc' }, { user: 'x'.repeat(128), device: 'd', kind: 'pc' }],
+    // Issue 10 part 5: a bot or bridge PC session.
+    [{ sub: 'u', dev: 'matrix-bridge', kind: 'pc', bot: true }, { user: 'u', device: 'matrix-bridge', kind: 'pc', bot: true }],
+    [{ sub: 'u', dev: 'd', kind: 'pc', bot: false }, { user: 'u', device: 'd', kind: 'pc' }],
   ])('accepts %j', (claims, identity) => {
     expect(readClaims(claims)).toEqual({ ok: true, identity });
   });
@@ -34,6 +37,8 @@ describe('readClaims (section 2 hello claims)', () => {
     [{ sub: 'u', dev: 'd', kind: 'tablet' }, /kind/],
     [{ sub: 'u', dev: 'd', kind: 'mobile' }, /os/],
     [{ sub: 'u', dev: 'd', kind: 'mobile', os: 'symbian' }, /os/],
+    [{ sub: 'u', dev: 'd', kind: 'pc', bot: 'yes' }, /bot must be true or false/],
+    [{ sub: 'u', dev: 'd', kind: 'mobile', os: 'ios', bot: true }, /bot is only allowed for kind "pc"/],
   ])('refuses %j', (claims, reason) => {
     const check = readClaims(claims as Record<string, unknown>);
     expect(check.ok).toBe(false);

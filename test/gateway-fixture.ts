@@ -2,11 +2,11 @@ import { pino } from 'pino';
 import { MemoryBus } from '../bus/memory-bus.js';
 import { Subjects } from '../bus/subjects.js';
 import { createGateway, type Gateway } from '../gateway/server.js';
-import type { ChatMessage, OwnerMessage } from '../protocol/index.js';
+import type { ChatMessage, OwnerMessage, UserPolicy } from '../protocol/index.js';
 import type { Clock, Timer } from '../base/clock.js';
 import { parseConfig } from '../runtime/config.js';
 import { Metrics } from '../base/metrics.js';
-import type { AcceptResult, DeviceRecord, DeviceRegistry } from '../store/types.js';
+import type { AcceptResult, DeviceRecord, DeviceRegistry, PolicyStore } from '../store/types.js';
 
 /** Real wall time for `now`, but timers only fire when a test advances them (hello timeout, close grace). */
 export class ManualTimers implements Clock {
@@ -90,7 +90,7 @@ export async function startGateway(env: Record<string, string> = {}) {
   });
   const state = { ready: true };
   const gateway: Gateway = createGateway({
-    config, nodeId: config.nodeId, bus, subjects, ingress, registry, metrics, clock,
+    config, nodeId: config.nodeId, bus, subjects, ingress, registry, policies: mapPolicies(), metrics, clock,
     log: pino({ level: 'silent' }), jwtSecret: JWT_SECRET, apiKey: API_KEY, isReady: () => state.ready,
   });
   const port = await gateway.listen('127.0.0.1', 0);
@@ -119,3 +119,9 @@ export async function startGateway(env: Record<string, string> = {}) {
 }
 
 export type GatewayFixture = Awaited<ReturnType<typeof startGateway>>;
+
+/** An in-memory PolicyStore for gateway tests (the real ones pass test/contracts/policy-store.contract.ts). */
+export function mapPolicies(): PolicyStore & { map: Map<string, UserPolicy> } {
+  const map = new Map<string, UserPolicy>();
+  return { map, get: async (u) => map.get(u), put: async (u, p) => void map.set(u, p), close: async () => {} };
+}

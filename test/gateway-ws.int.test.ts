@@ -41,7 +41,7 @@ describe('gateway WebSocket sessions', () => {
   it('welcome carries the identity and heartbeat', async () => {
     const c = await connect();
     c.send({ type: 'hello', token: await signToken(JWT_SECRET, pc) });
-    expect(await c.next()).toEqual({ type: 'welcome', user: 'alice', device: 'laptop', kind: 'pc', heartbeatMs: g.config.clientHeartbeatMs });
+    expect(await c.next()).toEqual({ type: 'welcome', user: 'alice', device: 'laptop', kind: 'pc', heartbeatMs: g.config.clientHeartbeatMs, idleAfterMs: 60_000 });
   });
 
   it('handles each frame type and delivers messages from the owner', async () => {

@@ -5,6 +5,8 @@ import { FileDeviceRegistry } from '../store/file-device-registry.js';
 import { FileInbox } from '../store/file-inbox.js';
 import { describeDeviceRegistryContract } from './contracts/device-registry.contract.js';
 import { describeIngressContract } from './contracts/ingress.contract.js';
+import { describePolicyStoreContract } from './contracts/policy-store.contract.js';
+import { FilePolicyStore } from '../store/file-policy-store.js';
 
 describeDeviceRegistryContract('FileDeviceRegistry', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'sb-registry-'));
@@ -27,6 +29,19 @@ describeIngressContract('FileInbox', async () => {
     reopen: async () => opened[opened.push(await FileInbox.open(dir)) - 1],
     cleanup: async () => {
       for (const i of opened) await i.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+describePolicyStoreContract('FilePolicyStore', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'sb-policies-'));
+  const opened: FilePolicyStore[] = [await FilePolicyStore.open(dir)];
+  return {
+    store: opened[0],
+    reopen: async () => opened[opened.push(await FilePolicyStore.open(dir)) - 1],
+    cleanup: async () => {
+      for (const s of opened) await s.close();
       await rm(dir, { recursive: true, force: true });
     },
   };
