@@ -1,5 +1,5 @@
-import { BlockList, isIP } from 'node:net';
-import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions, type LookupOneOptions } from 'node:dns';
+import { BlockList, isIP, type LookupFunction } from 'node:net';
+import { lookup as dnsLookup } from 'node:dns';
 
 /*
  * Where Web Push may go (PROTOCOL.md section 5): only endpoints on the allowed push service hosts, never a loopback
@@ -94,14 +94,12 @@ export function isPublicAddress(address: string): boolean {
   return !NON_PUBLIC.check(a, family === 4 ? 'ipv4' : 'ipv6');
 }
 
-type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
-
 /**
  * A `lookup` for the Web Push agent (net.connect option): resolves like dns.lookup, and refuses the connection with
  * PRIVATE_ADDRESS_CODE when any address is not public. The check is on the very addresses the socket connects to,
  * so a host name that resolves differently later (DNS rebinding) cannot slip past a check done earlier.
  */
-export function publicOnlyLookup(hostname: string, options: LookupOneOptions | LookupAllOptions, callback: LookupCallback): void {
+export const publicOnlyLookup: LookupFunction = (hostname, options, callback) => {
   dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
     if (err) return callback(err, []);
     const bad = addresses.find((a) => !isPublicAddress(a.address));
@@ -110,10 +108,10 @@ export function publicOnlyLookup(hostname: string, options: LookupOneOptions | L
       e.code = PRIVATE_ADDRESS_CODE;
       return callback(e, []);
     }
-    if ((options as LookupAllOptions).all) callback(null, addresses);
+    if (options.all) callback(null, addresses);
     else callback(null, addresses[0].address, addresses[0].family);
   });
-}
+};
 
 function normalizeHost(host: string): string {
   let h = host.trim().toLowerCase();

@@ -35,7 +35,7 @@ export class WebPushSender implements VendorSender {
     // One keep-alive agent for every push service this sender reaches (web-push would otherwise open a socket per send).
     // Its lookup refuses host names that resolve to loopback or private addresses (section 5).
     this.agent = new https.Agent({
-      keepAlive: true, maxSockets: options.maxSockets ?? DEFAULT_MAX_SOCKETS, lookup: publicOnlyLookup as never, ...(options.ca ? { ca: options.ca } : {}),
+      keepAlive: true, maxSockets: options.maxSockets ?? DEFAULT_MAX_SOCKETS, lookup: publicOnlyLookup, ...(options.ca ? { ca: options.ca } : {}),
     });
     this.timeoutMs = options.timeoutMs ?? DEFAULT_VENDOR_TIMEOUT_MS;
     this.now = options.now ?? Date.now;
