@@ -8,3 +8,5 @@ export * from './policy.js';
 export * from './batch.js';
 export * from './bus.js';
 export * from './push.js';
+export * from './push-payload.js';
+export * from './push-endpoint.js';

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import type { GatewayConfig } from '../gateway/server.js';
 import { DEFAULT_MAX_ATTEMPTS as DEFAULT_PUSH_MAX_ATTEMPTS } from '../senders/pool.js';
 import { DEFAULT_DEDUPE_WINDOW_MS } from '../store/file-inbox.js';
-import { allowedHostProblem, DEFAULT_WEBPUSH_ALLOWED_HOSTS } from '../senders/webpush-hosts.js';
+import { allowedHostProblem, DEFAULT_WEBPUSH_ALLOWED_HOSTS } from '../protocol/push-endpoint.js';
 
 // Defaults owned by the module that uses them, re-exported here so the configuration reads in one place.
 export { DEFAULT_DEDUPE_WINDOW_MS, DEFAULT_PUSH_MAX_ATTEMPTS };

@@ -1,73 +1,16 @@
 import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { lookup as dnsLookup } from 'node:dns';
+import { normalizeHost } from '../protocol/push-endpoint.js';
 
 /*
- * Where Web Push may go (PROTOCOL.md section 5): only endpoints on the allowed push service hosts, never a loopback
- * or private address. A subscription is data from a client; without this check a client could make the server POST
- * to any URL, its own network included. Pure checks here (the edge reuses `isAllowedPushEndpoint` at registration);
- * `publicOnlyLookup` checks the addresses a host name resolves to when the sender connects.
+ * Web Push endpoints (PROTOCOL.md section 5): the pure host rule is on the wire floor (protocol/push-endpoint.ts,
+ * re-exported here); this file adds what needs Node: telling public from private addresses, and a `lookup` that
+ * checks the addresses a host name resolves to when the sender connects.
  */
-
-/**
- * The push services browsers use: FCM (Chrome, Edge on Android), Mozilla autopush (Firefox), Apple (Safari),
- * Windows Push Notification Services (Edge on Windows). SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS replaces this list.
- */
-export const DEFAULT_WEBPUSH_ALLOWED_HOSTS: readonly string[] = Object.freeze([
-  'fcm.googleapis.com',
-  'updates.push.services.mozilla.com',
-  'web.push.apple.com',
-  '*.notify.windows.com',
-]);
+export { allowedHostProblem, checkPushEndpoint, DEFAULT_WEBPUSH_ALLOWED_HOSTS, isAllowedPushEndpoint, type EndpointCheck } from '../protocol/push-endpoint.js';
 
 /** Error code of a connection refused because the push service host resolved to a non-public address. */
 export const PRIVATE_ADDRESS_CODE = 'EPUSHPRIVATEADDRESS';
-
-export type EndpointCheck = { ok: true; url: URL } | { ok: false; reason: string };
-
-/**
- * Whether a Web Push subscription endpoint may be sent to: an https URL without credentials whose host is on
- * `allowedHosts`. Entries are host names (`push.example.com`), `*.`-prefixed for any subdomain
- * (`*.notify.windows.com` matches `db5p.notify.windows.com`, not `notify.windows.com`), or IP addresses. An IP
- * address endpoint is allowed only when that address is listed itself, so loopback and private addresses are
- * reachable only when an operator lists them (a push service on their own network, a test stand-in). A host name
- * must still resolve to public addresses only (`publicOnlyLookup`). Pure: no I/O.
- */
-export function isAllowedPushEndpoint(endpoint: string | URL, allowedHosts: readonly string[]): boolean {
-  return checkPushEndpoint(endpoint, allowedHosts).ok;
-}
-
-/** `isAllowedPushEndpoint` with the reason for a refusal (for error messages and push outcomes). */
-export function checkPushEndpoint(endpoint: string | URL, allowedHosts: readonly string[]): EndpointCheck {
-  let url: URL;
-  try {
-    url = typeof endpoint === 'string' ? new URL(endpoint) : endpoint;
-  } catch {
-    return { ok: false, reason: 'the endpoint is not a URL' };
-  }
-  if (url.protocol !== 'https:') return { ok: false, reason: 'the endpoint must be an https URL' };
-  if (url.username !== '' || url.password !== '') return { ok: false, reason: 'the endpoint must not carry credentials' };
-  const host = normalizeHost(url.hostname);
-  if (host === '') return { ok: false, reason: 'the endpoint has no host' };
-  const allowed = isIP(host) !== 0
-    ? allowedHosts.some((entry) => normalizeHost(entry) === host)
-    : allowedHosts.some((entry) => hostMatches(host, normalizeHost(entry)));
-  return allowed ? { ok: true, url } : { ok: false, reason: `${host} is not an allowed push service host (SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS)` };
-}
-
-/**
- * Why a SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS entry is not usable, or undefined when it is: a host name (letters,
- * digits, hyphens, dots), the same with a `*.` prefix, or an IPv4/IPv6 address.
- */
-export function allowedHostProblem(entry: string): string | undefined {
-  const e = normalizeHost(entry);
-  if (isIP(e) !== 0) return undefined;
-  const name = e.startsWith('*.') ? e.slice(2) : e;
-  const label = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-  if (name.length === 0 || name.length > 253 || !name.split('.').every((l) => label.test(l))) {
-    return `"${entry}" is not a host name, a *.-prefixed host name or an IP address`;
-  }
-  return undefined;
-}
 
 // IANA special-purpose ranges (RFC 6890 and successors) plus multicast: never a push service.
 const NON_PUBLIC = new BlockList();
@@ -113,16 +56,3 @@ export const publicOnlyLookup: LookupFunction = (hostname, options, callback) =>
   });
 };
 
-function normalizeHost(host: string): string {
-  let h = host.trim().toLowerCase();
-  if (h.startsWith('[') && h.endsWith(']')) h = h.slice(1, -1);
-  if (h.endsWith('.')) h = h.slice(0, -1);
-  // One spelling per IPv6 address, the one URL gives (::1, not 0:0:0:0:0:0:0:1).
-  if (isIP(h) === 6) h = new URL(`https://[${h}]/`).hostname.slice(1, -1);
-  return h;
-}
-
-function hostMatches(host: string, entry: string): boolean {
-  if (entry.startsWith('*.')) return host.endsWith(entry.slice(1)) && host.length > entry.length - 1;
-  return host === entry;
-}

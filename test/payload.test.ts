@@ -3,7 +3,7 @@ import type { ChatMessage } from '../protocol/index.js';
 import { apnsBody } from '../senders/apns.js';
 import { buildFcmBody } from '../senders/fcm.js';
 import { buildHmsBody } from '../senders/hms.js';
-import { fitText, HMS_TOKEN_ALLOWANCE, payloadFits, payloadOverflow, WEBPUSH_MAX_PLAINTEXT_BYTES } from '../senders/payload.js';
+import { fitText, HMS_TOKEN_ALLOWANCE, payloadFits, utf8Length, payloadOverflow, WEBPUSH_MAX_PLAINTEXT_BYTES } from '../senders/payload.js';
 import { buildWebPushPayload } from '../senders/webpush.js';
 import type { PushJob } from '../senders/types.js';
 
@@ -19,6 +19,12 @@ const FLAG = '🇩🇪';
 const E_ACUTE = 'e\u0301';
 const segmenter = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
 const clusters = (s: string) => Array.from(segmenter.segment(s), (x) => x.segment);
+
+describe('utf8Length', () => {
+  it('counts as Buffer.byteLength does, lone surrogates included', () => {
+    for (const s of ['', 'abc', 'é', '€', '😀', FAMILY, FLAG, E_ACUTE, '\ud83d', 'x\ude00y', '😀'.slice(0, 1) + 'a']) expect(utf8Length(s), s).toBe(Buffer.byteLength(s));
+  });
+});
 
 describe('fitText: cut at grapheme boundaries', () => {
   it('keeps a text that fits as it is', () => {

@@ -1,4 +1,6 @@
+import { isIP } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ipFamily } from '../protocol/push-endpoint.js';
 import { parseConfig } from '../runtime/config.js';
 import { WebPushSender } from '../senders/webpush.js';
 import { allowedHostProblem, DEFAULT_WEBPUSH_ALLOWED_HOSTS, isAllowedPushEndpoint, isPublicAddress } from '../senders/webpush-hosts.js';
@@ -50,6 +52,12 @@ describe('isAllowedPushEndpoint (pure; the edge reuses it at registration)', () 
     for (const a of ['127.0.0.1', '10.1.2.3', '172.16.0.1', '192.168.1.1', '100.64.0.1', '169.254.169.254', '0.0.0.0', '224.0.0.1',
       '::1', '::', 'fe80::1', 'fc00::1', 'fd12::1', '::ffff:127.0.0.1', '::ffff:7f00:1', 'localhost', 'not an ip']) {
       expect(isPublicAddress(a), a).toBe(false);
+    }
+  });
+
+  it('tells IP addresses from names as net.isIP does, without Node (it runs on the wire floor)', () => {
+    for (const h of ['127.0.0.1', '255.255.255.255', '256.1.1.1', '01.2.3.4', '1.2.3', '::1', '2a00:1450::200a', '::ffff:127.0.0.1', 'fe80::1', 'a::b::c', 'localhost', 'cafe', 'dead:beef', '1.2.3.4.5']) {
+      expect(ipFamily(h), h).toBe(isIP(h));
     }
   });
 
