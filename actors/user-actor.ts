@@ -152,6 +152,8 @@ export class UserActor {
       case 'device_delete':
         deleteDevice(this.state, msg.device);
         return;
+      case 'token_removed': // section 3: the registry removed it (moved, dead, unregistered, pruned): stop pushing to it
+        return clearDeadToken(this.state, msg.device, msg.token);
       case 'route':
         return this.route(msg.msg, now);
       case 'policy_changed':

@@ -153,7 +153,7 @@ export function deleteDevice(s: UserState, device: string): void {
   if (s.mobiles.length === 0) s.mobiles = undefined;
 }
 
-/** A vendor called the token dead: clear it only if it is still the same token (a newer one survives). */
+/** A vendor called the token dead, or the registry removed it: clear it only if it is still the same token (a newer one survives). */
 export function clearDeadToken(s: UserState, device: string, token: string): void {
   const m = findMobile(s, device);
   if (m?.token === token) m.token = undefined;

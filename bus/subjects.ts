@@ -61,6 +61,11 @@ export class Subjects {
   get routedEvents(): string {
     return `${this.prefix}.events.routed`;
   }
+
+  /** Section 3: every push token Switchboard removes, `{"user","device","os","reason"}`. */
+  get tokenRemovedEvents(): string {
+    return `${this.prefix}.events.token_removed`;
+  }
 }
 
 /** A node id as one subject token: NATS tokens cannot hold `.`, `*`, `>` or white space. */

@@ -1,6 +1,8 @@
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { Packr } from 'msgpackr';
-import { SwitchboardError, decodeBatchRequest, decodeSendRequest, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, type BatchResult, type ChatMessage } from '../protocol/index.js';
+import {
+  SwitchboardError, decodeBatchRequest, decodeSendRequest, parseSendBytes, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, type BatchResult, type ChatMessage,
+} from '../protocol/index.js';
 import { acceptBatch } from '../gateway/batch.js';
 import type { AcceptResult } from '../store/types.js';
 
@@ -82,11 +84,9 @@ export class SendListener {
   }
 }
 
+/** Strict UTF-8 in both encodings and `__proto__` refused (issue 9, protocol/send-payload.ts), then JSON or MessagePack. */
 function parse(m: Msg, json: boolean, limit: number): unknown {
-  if (m.data.length > limit) throw new SwitchboardError('body_too_large', `${m.data.length} bytes`);
-  try {
-    return json ? JSON.parse(new TextDecoder().decode(m.data)) : packr.unpack(m.data);
-  } catch {
-    throw new SwitchboardError('bad_json', json ? 'payload is not valid JSON' : 'payload is not valid MessagePack (send JSON with Content-Type: application/json)');
-  }
+  const parsed = parseSendBytes(m.data, json ? 'json' : 'msgpack', limit);
+  if (!parsed.ok) throw parsed.error;
+  return parsed.value;
 }

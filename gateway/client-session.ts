@@ -11,6 +11,7 @@ import type { Metrics } from '../base/metrics.js';
 import type { DeviceRegistry, PolicyStore } from '../store/types.js';
 import { verifyClientToken, type ClientIdentity } from './auth.js';
 import { dispatchFrame, type SessionContext } from './handlers/index.js';
+import type { RegistrationRules } from './registration-rules.js';
 import { TokenBucket } from './token-bucket.js';
 import type { GatewayConfig } from './deps.js';
 
@@ -20,6 +21,7 @@ export interface SessionDeps {
   bus: Bus;
   subjects: Subjects;
   registry: DeviceRegistry;
+  registration: RegistrationRules;
   metrics: Metrics;
   log: Logger;
   clock: Clock;
@@ -165,6 +167,7 @@ export class ClientSession {
       ...identity,
       sessionId: this.id,
       registry,
+      registration: this.deps.registration,
       now: () => clock.now(),
       publish: (msg: OwnerMessage) => {
         this.heardAt = clock.now();
@@ -181,6 +184,10 @@ export class ClientSession {
     this.heardAt = clock.now();
     bus.publish(owner, this.sessionOpen(this.heardAt));
     log.debug({ session: this.id, user: identity.user, device: identity.device, kind: identity.kind }, 'session open');
+    // Issue 9: a session of the device opening counts as its token being seen (tokens unseen for long are pruned).
+    if (identity.kind === 'mobile') {
+      registry.seen(identity.user, identity.device, clock.now()).catch((err: unknown) => log.warn({ err: String(err), user: identity.user, device: identity.device }, 'recording a token as seen failed'));
+    }
     for (const text of this.heldFrames.splice(0)) if (this.state === 'open') this.onFrame(text);
   }
 

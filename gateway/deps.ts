@@ -3,6 +3,7 @@ import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
 import type { Bus } from '../bus/bus.js';
 import type { Subjects } from '../bus/subjects.js';
+import type { RegistrationRules } from './registration-rules.js';
 import type { DeviceRegistry, Ingress, PolicyStore } from '../store/types.js';
 
 /** The configuration values the gateway uses (a slice of the node's config, PROTOCOL.md section 2). */
@@ -23,6 +24,8 @@ export interface GatewayDeps {
   /** Durable acceptance of `POST /v1/messages`; the composition root wires its consumer to the router. */
   ingress: Pick<Ingress, 'accept'>;
   registry: DeviceRegistry;
+  /** Configured apps and allowed Web Push hosts, for device registrations (section 3). */
+  registration: RegistrationRules;
   /** Per-user delivery policies (`…/policy`, and `idleAfterMs` in `welcome`). */
   policies: PolicyStore;
   metrics: Metrics;

@@ -8,9 +8,10 @@ import { bearerCheck } from './auth.js';
 import { acceptBatch } from './batch.js';
 import type { GatewayDeps } from './deps.js';
 import { pathId, readJsonBody, sendError, sendJson } from './http-io.js';
+import { checkRegistration } from './registration-rules.js';
 
 /** The gateway's deps the HTTP API uses, plus whether the gateway is draining before shutdown. */
-export type HttpApiDeps = Pick<GatewayDeps, 'bus' | 'subjects' | 'ingress' | 'registry' | 'policies' | 'metrics' | 'log' | 'clock' | 'apiKey' | 'isReady'> & {
+export type HttpApiDeps = Pick<GatewayDeps, 'bus' | 'subjects' | 'ingress' | 'registry' | 'registration' | 'policies' | 'metrics' | 'log' | 'clock' | 'apiKey' | 'isReady'> & {
   /** True once the gateway stopped accepting (draining before shutdown). */
   isStopping(): boolean;
 };
@@ -82,6 +83,8 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
     const decoded = decodeDeviceRegistration(await readJsonBody(req, MAX_MESSAGE_BYTES));
     if (!decoded.ok) throw decoded.error;
     const reg = decoded.value;
+    checkRegistration(reg, deps.registration);
+    // Section 3: the registry takes the token from any other (user, device) and reports it (token_removed).
     await storeWrite(() => registry.put(user, device, reg));
     bus.publish(subjects.owner(user), { type: 'device_put', user, device, ...reg });
     sendJson(res, 200, { user, device, os: reg.os, hasToken: true });

@@ -20,14 +20,15 @@ export type ClientFrame =
   | ({ type: 'presence' } & (PcPresence | MobilePresence))
   | { type: 'register'; os: MobileOs; token: string; app?: string }
   | { type: 'ack'; id: string }
-  | { type: 'ping' };
+  | { type: 'ping' }
+  | { type: 'unregister' };
 
 export type ClientFrameType = ClientFrame['type'];
 
 /** Frames each kind of client may send after hello (section 2's "who" column). */
 export const FRAMES_BY_KIND: Readonly<Record<ClientKind, ReadonlySet<string>>> = {
   pc: new Set(['presence', 'ack', 'ping']),
-  mobile: new Set(['presence', 'register', 'ack', 'ping']),
+  mobile: new Set(['presence', 'register', 'ack', 'ping', 'unregister']),
 };
 
 export interface MessageFrame {
@@ -46,7 +47,8 @@ export type ServerFrame =
   | MessageFrame
   | { type: 'error'; code: string; message: string }
   | { type: 'pong' }
-  | { type: 'registered' };
+  | { type: 'registered' }
+  | { type: 'unregistered' };
 
 /** Identity a frame may name; naming anyone else is a 4403 (section 2, close codes). */
 export interface FrameIdentity {
@@ -85,6 +87,8 @@ export function decodeClientFrame(text: string, identity?: FrameIdentity): Decod
         return ok({ type: 'ack', id: id(parsed, 'id') });
       case 'ping':
         return ok({ type: 'ping' });
+      case 'unregister':
+        return ok({ type: 'unregister' });
       default:
         if (typeof parsed.type !== 'string') throw invalid('type', 'a string');
         throw new SwitchboardError('unknown_frame', JSON.stringify(parsed.type.slice(0, 64)));

@@ -7,13 +7,15 @@
  */
 
 /**
- * The push services browsers use: FCM (Chrome, Edge on Android), Mozilla autopush (Firefox), Apple (Safari),
- * Windows Push Notification Services (Edge on Windows). SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS replaces this list.
+ * The push services browsers use: FCM (Chrome, Edge on Android, Opera), Mozilla autopush (Firefox), Apple (Safari:
+ * `web.push.apple.com`; Apple's "Sending web push notifications in web apps and browsers" asks to allow
+ * `*.push.apple.com`), Windows Push Notification Services (Edge on Windows). SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS
+ * replaces this list.
  */
-export const DEFAULT_WEBPUSH_ALLOWED_HOSTS: readonly string[] = Object.freeze([
+export const DEFAULT_WEBPUSH_HOSTS: readonly string[] = Object.freeze([
   'fcm.googleapis.com',
   'updates.push.services.mozilla.com',
-  'web.push.apple.com',
+  '*.push.apple.com',
   '*.notify.windows.com',
 ]);
 
@@ -27,7 +29,7 @@ export type EndpointCheck = { ok: true; url: URL } | { ok: false; reason: string
  * reachable only when an operator lists them (a push service on their own network, a test stand-in). A host name
  * must still resolve to public addresses only, which the sender checks when it connects. Pure: no I/O.
  */
-export function isAllowedPushEndpoint(endpoint: string | URL, allowedHosts: readonly string[]): boolean {
+export function isAllowedPushEndpoint(endpoint: string | URL, allowedHosts: readonly string[] = DEFAULT_WEBPUSH_HOSTS): boolean {
   return checkPushEndpoint(endpoint, allowedHosts).ok;
 }
 

@@ -1,5 +1,3 @@
-import type { ChatMessage, Vendor } from './message.js';
-
 /*
  * The push payloads of the four vendors as pure functions of the message (PROTOCOL.md section 5), and the one rule
  * for fitting them: only `text` is shortened, at a grapheme boundary, with an ellipsis. The senders build their
@@ -7,8 +5,28 @@ import type { ChatMessage, Vendor } from './message.js';
  * payload_too_large, section 3). On the wire floor so both can: no Node API, sizes counted in UTF-8 here.
  */
 
-/** Largest push payload every vendor accepts (APNs and FCM: 4096 bytes). */
+/** Largest push payload every vendor accepts (PROTOCOL.md section 5: "Push payloads never exceed 4096 bytes"). */
 export const MAX_PAYLOAD_BYTES = 4096;
+/** The same limit under the name the message decoder uses. */
+export const MAX_PUSH_PAYLOAD_BYTES = MAX_PAYLOAD_BYTES;
+
+/**
+ * The parts of a ChatMessage (protocol/message.ts) that go into a push payload. Structural, so this module needs
+ * nothing from message.ts (which imports it: no import cycle).
+ */
+export interface PayloadFields {
+  readonly id: string;
+  readonly from?: string;
+  readonly title?: string;
+  readonly text?: string;
+  readonly data?: Readonly<Record<string, string>>;
+  readonly collapseKey?: string;
+  readonly priority?: 'high' | 'normal';
+  readonly ttlSeconds?: number;
+}
+
+/** The four push vendors (protocol/message.ts `Vendor`, spelled out for the same reason). */
+export type PayloadVendor = 'apns' | 'fcm' | 'hms' | 'webpush';
 
 const ELLIPSIS = '…';
 /** Largest Web Push plaintext whose aes128gcm body (86-byte header, 1 padding delimiter, 16-byte tag) stays within 4096 bytes (RFC 8291). */
@@ -48,13 +66,13 @@ export function fitText(text: string, size: (text: string) => number, limit = MA
  * `silent` (quiet hours): `interruption-level` `passive` and no `sound` key; Apple: a passive notification is added to
  * the list "without lighting up the screen or playing a sound" (Generating a remote notification, aps dictionary keys).
  */
-export function apnsPayload(m: ChatMessage, text: string, silent = false): string {
+export function apnsPayload(m: PayloadFields, text: string, silent = false): string {
   const alert = { title: m.title, body: text };
   return JSON.stringify({ aps: silent ? { alert, 'interruption-level': 'passive' } : { alert }, messageId: m.id, sender: m.from, data: m.data });
 }
 
 /** FCM `message.data`: the chat server's data plus `messageId` and `sender` (section 5; `from` is reserved by FCM). */
-export function fcmData(m: ChatMessage): Record<string, string> {
+export function fcmData(m: PayloadFields): Record<string, string> {
   const data: Record<string, string> = { ...m.data, messageId: m.id };
   // The key is Switchboard's: a chat server's `sender` never stands in for a missing `from`.
   if (m.from !== undefined) data.sender = m.from;
@@ -63,18 +81,18 @@ export function fcmData(m: ChatMessage): Record<string, string> {
 }
 
 /** FCM `message.notification`, or undefined for a message with neither title nor text. */
-export function fcmNotification(m: ChatMessage, text: string): { title?: string; body?: string } | undefined {
+export function fcmNotification(m: PayloadFields, text: string): { title?: string; body?: string } | undefined {
   if (m.title === undefined && m.text === undefined) return undefined;
   return { ...(m.title !== undefined ? { title: m.title } : {}), ...(m.text !== undefined ? { body: text } : {}) };
 }
 
 /** What FCM counts against its 4096-byte limit: the notification and the data ("Maximum payload ... 4096 bytes"). */
-export function fcmPayload(m: ChatMessage, text: string): string {
+export function fcmPayload(m: PayloadFields, text: string): string {
   return JSON.stringify({ notification: fcmNotification(m, text) ?? {}, data: fcmData(m) });
 }
 
 /** Push Kit `message.data`, a JSON string: `{"messageId","sender","data"}`. */
-export function hmsData(m: ChatMessage): string {
+export function hmsData(m: PayloadFields): string {
   return JSON.stringify({ messageId: m.id, ...(m.from !== undefined ? { sender: m.from } : {}), data: m.data ?? {} });
 }
 
@@ -83,7 +101,7 @@ export function hmsData(m: ChatMessage): string {
  * small integer group (-1..100), not a string, so `collapseKey` becomes the notification `tag`: a newer
  * notification with the same tag replaces the older one on the device.
  */
-export function hmsBody(m: ChatMessage, text: string, token: string, silent = false): string {
+export function hmsBody(m: PayloadFields, text: string, token: string, silent = false): string {
   const android: Record<string, unknown> = { urgency: m.priority === 'normal' ? 'NORMAL' : 'HIGH' };
   if (m.ttlSeconds !== undefined) android.ttl = `${m.ttlSeconds}s`;
   if (m.title !== undefined || m.text !== undefined) {
@@ -103,7 +121,7 @@ export function hmsBody(m: ChatMessage, text: string, token: string, silent = fa
  * The Web Push plaintext the service worker receives: `{"title","body","messageId","sender","data"}`. `silent` (quiet
  * hours) is for the service worker's showNotification({ silent }): no sound, no vibration.
  */
-export function webPushPayload(m: ChatMessage, text: string, silent = false): string {
+export function webPushPayload(m: PayloadFields, text: string, silent = false): string {
   return JSON.stringify({ title: m.title, body: text, messageId: m.id, sender: m.from, data: m.data ?? {}, ...(silent ? { silent: true } : {}) });
 }
 
@@ -114,9 +132,15 @@ export function webPushPayload(m: ChatMessage, text: string, silent = false): st
 export const HMS_TOKEN_ALLOWANCE = 256;
 const HMS_TOKEN_PLACEHOLDER = 'x'.repeat(HMS_TOKEN_ALLOWANCE);
 
+/**
+ * Room kept in the APNs measure for an `aps.badge` (read sync, section 4: `,"badge":99999`), so the estimate never
+ * undercounts what a sender adds.
+ */
+const APNS_BADGE_ALLOWANCE = 15;
+
 /** Per vendor: the bytes its limit counts for a given text (the larger, quiet-hours variant), and that limit. */
-const MEASURES: { [V in Vendor]: { size: (m: ChatMessage, text: string) => number; limit: number } } = {
-  apns: { size: (m, t) => utf8Length(apnsPayload(m, t, true)), limit: MAX_PAYLOAD_BYTES },
+const MEASURES: { [V in PayloadVendor]: { size: (m: PayloadFields, text: string) => number; limit: number } } = {
+  apns: { size: (m, t) => utf8Length(apnsPayload(m, t, true)) + APNS_BADGE_ALLOWANCE, limit: MAX_PAYLOAD_BYTES },
   fcm: { size: (m, t) => utf8Length(fcmPayload(m, t)), limit: MAX_PAYLOAD_BYTES },
   // The device token is not known at the edge: room is kept for one of HMS_TOKEN_ALLOWANCE characters.
   hms: { size: (m, t) => utf8Length(hmsBody(m, t, HMS_TOKEN_PLACEHOLDER, true)), limit: MAX_PAYLOAD_BYTES },
@@ -125,7 +149,7 @@ const MEASURES: { [V in Vendor]: { size: (m: ChatMessage, text: string) => numbe
 
 /** Why a message can never be pushed: the first vendor whose payload is too large with the text cut to nothing. */
 export interface PayloadOverflow {
-  vendor: Vendor;
+  vendor: PayloadVendor;
   /** Payload size with an empty text, in bytes. */
   bytes: number;
   /** That vendor's limit, in bytes (4096; Web Push 3993 of plaintext). */
@@ -137,8 +161,8 @@ export interface PayloadOverflow {
  * alone too large), for any of the four vendor bodies; undefined when every vendor body can be made to fit. The
  * edge refuses such a message with 413 payload_too_large (PROTOCOL.md section 3). Pure: no I/O, no configuration.
  */
-export function payloadOverflow(m: ChatMessage): PayloadOverflow | undefined {
-  for (const vendor of Object.keys(MEASURES) as Vendor[]) {
+export function payloadOverflow(m: PayloadFields): PayloadOverflow | undefined {
+  for (const vendor of Object.keys(MEASURES) as PayloadVendor[]) {
     const { size, limit } = MEASURES[vendor];
     const bytes = size(m, '');
     if (bytes > limit) return { vendor, bytes, limit };
@@ -146,13 +170,27 @@ export function payloadOverflow(m: ChatMessage): PayloadOverflow | undefined {
   return undefined;
 }
 
+/**
+ * The largest vendor payload of the message with `text` cut to nothing, on the 4096-byte scale (a Web Push plaintext
+ * counts with its encryption overhead): over MAX_PUSH_PAYLOAD_BYTES exactly when `payloadOverflow` finds a vendor
+ * body that cannot fit. The message decoder refuses such a message with 413 payload_too_large (section 3).
+ */
+export function minPushPayloadBytes(m: PayloadFields): number {
+  let worst = 0;
+  for (const vendor of Object.keys(MEASURES) as PayloadVendor[]) {
+    const { size, limit } = MEASURES[vendor];
+    worst = Math.max(worst, size(m, '') + (MAX_PAYLOAD_BYTES - limit));
+  }
+  return worst;
+}
+
 /** True when every vendor body of the message fits once its text is shortened (see `payloadOverflow`). */
-export function payloadFits(m: ChatMessage): boolean {
+export function payloadFits(m: PayloadFields): boolean {
   return payloadOverflow(m) === undefined;
 }
 
 /** The text to send to `vendor` so its payload fits, or undefined when nothing fits (see `payloadOverflow`). */
-export function fittedText(m: ChatMessage, vendor: Vendor, size?: (text: string) => number): string | undefined {
+export function fittedText(m: PayloadFields, vendor: PayloadVendor, size?: (text: string) => number): string | undefined {
   const measure = MEASURES[vendor];
   return fitText(m.text ?? '', size ?? ((t) => measure.size(m, t)), measure.limit);
 }

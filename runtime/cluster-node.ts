@@ -21,6 +21,8 @@ import { connectNats } from './nats-connect.js';
 import type { RunningNode, StartOptions } from './running-node.js';
 import { loadSenderConfig, logVendorsOn } from './sender-config.js';
 import { canPushWith } from '../senders/vendor-config.js';
+import { startTokenSweep } from '../store/token-sweep.js';
+import { natsEventPublisher, registrationRules, tokenRemovalListener } from './token-removals.js';
 
 const packr = new Packr({ useRecords: false });
 
@@ -49,11 +51,14 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   const subjects = new Subjects(config.subjectPrefix, P);
   const jetStream = await ready(() => JetStreamIngress.open(nc, { prefix: config.subjectPrefix, partitions: P, replicas }), 'ingress stream');
   const ingress = new AcceptTracker(jetStream);
-  const registry = new KvDeviceRegistry(await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_devices`, { history: 1, replicas })), 'devices bucket'));
-  const policies = new KvPolicyStore(await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_policies`, { history: 1, replicas })), 'policies bucket'));
+  // Token removals: the owner hears of it on the bus, chat servers on NATS (section 3, token_removed).
+  const onTokenRemoved = tokenRemovalListener({ bus: natsBus, subjects, log, publishEvent: natsEventPublisher(nc, subjects) });
+  const devicesKv = await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_devices`, { history: 1, replicas })), 'devices bucket');
+  const registry = new KvDeviceRegistry(devicesKv, () => clock.now(), onTokenRemoved);
   const senderConfig = loadSenderConfig(config);
   if (routes) logVendorsOn(senderConfig, log);
   const pushes = new PushPool({ config: senderConfig, log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
+  const policies = new KvPolicyStore(await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_policies`, { history: 1, replicas })), 'policies bucket'));
   const membership = new Membership({ nc, prefix, replicas, nodeId: config.nodeId, clock, log, roles: config.roles });
 
   const keeper = new LeaseKeeper({ nc, bucket: LeaseKeeper.bucketName(prefix), replicas, nodeId: config.nodeId, partitions: P, membership, clock, log });
@@ -77,10 +82,14 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   let stoppingNow = false;
   await ready(() => membership.start(), 'membership bucket');
   if (routes) await ready(() => keeper.start(), 'leases bucket');
+  // Stale tokens (issue 9): one sweeper at a time, the owner of partition 0 (a second one is harmless: compare-and-set).
+  const stopSweep = routes
+    ? startTokenSweep({ registry, clock, log, maxAgeDays: config.tokenMaxAgeDays, shouldRun: () => keeper.isValid(0) })
+    : async () => {};
   if (config.roles.includes('gateway')) {
     gateway = createGateway({
       config: gatewayConfigOf(config), nodeId: config.nodeId, bus: natsBus, subjects, ingress, registry, policies, metrics, log, clock,
-      jwtSecret: config.jwtSecret!, apiKey: config.apiKey!, isReady: () => !stoppingNow && (!routes || keeper.settled()),
+      registration: registrationRules(config, senderConfig), jwtSecret: config.jwtSecret!, apiKey: config.apiKey!, isReady: () => !stoppingNow && (!routes || keeper.settled()),
     });
     port = await gateway.listen(config.host, config.port);
     sendListener = new SendListener({
@@ -105,6 +114,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
       else await membership.leave();
       await gateway?.closeSessions(1001);
       router.stop();
+      await stopSweep();
       await pushes.close();
       await jetStream.close();
       await gateway?.close();

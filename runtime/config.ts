@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import type { GatewayConfig } from '../gateway/server.js';
 import { DEFAULT_MAX_ATTEMPTS as DEFAULT_PUSH_MAX_ATTEMPTS } from '../senders/pool.js';
 import { DEFAULT_DEDUPE_WINDOW_MS } from '../store/file-inbox.js';
-import { allowedHostProblem, DEFAULT_WEBPUSH_ALLOWED_HOSTS } from '../protocol/push-endpoint.js';
+import { allowedHostProblem, DEFAULT_WEBPUSH_HOSTS } from '../protocol/push-endpoint.js';
 
 // Defaults owned by the module that uses them, re-exported here so the configuration reads in one place.
 export { DEFAULT_DEDUPE_WINDOW_MS, DEFAULT_PUSH_MAX_ATTEMPTS };
@@ -31,6 +31,8 @@ export const DEFAULT_REPLAY_GRACE_MS = 3000;
 export const DEFAULT_HMS_AUTH_ENDPOINT = 'https://oauth-login.cloud.huawei.com';
 export const DEFAULT_HMS_PUSH_ENDPOINT = 'https://push-api.cloud.huawei.com';
 export const DEFAULT_SENDER_THREADS = 1;
+/** FCM's own expiry of an unused registration token (firebase.google.com/docs/cloud-messaging/manage-tokens). */
+export const DEFAULT_TOKEN_MAX_AGE_DAYS = 270;
 
 export type Role = 'gateway' | 'router' | 'sender';
 const ROLES: readonly Role[] = ['gateway', 'router', 'sender'];
@@ -130,11 +132,13 @@ export interface Config {
     readonly subject?: string;
     /**
      * SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS: push service hosts Web Push endpoints may be on (comma list, `*.` prefix
-     * for subdomains, IP addresses allowed), replacing the default list as given. Default DEFAULT_WEBPUSH_ALLOWED_HOSTS
+     * for subdomains, IP addresses allowed), replacing the default list as given. Default DEFAULT_WEBPUSH_HOSTS
      * (FCM, Mozilla, Apple and Microsoft push services).
      */
     readonly allowedHosts: readonly string[];
   };
+  /** SWITCHBOARD_TOKEN_MAX_AGE_DAYS: a push token neither stored nor seen for this long is pruned, default 270. */
+  readonly tokenMaxAgeDays: number;
   /** SWITCHBOARD_APPS_FILE: JSON listing further apps' vendor credentials. */
   readonly appsFile?: string;
   /** SWITCHBOARD_PUSH_MAX_ATTEMPTS: vendor attempts per push before it fails, default 5. */
@@ -237,7 +241,7 @@ export function parseConfig(env: Env = process.env): Config {
   allOrNone(['SWITCHBOARD_HMS_APP_ID', 'SWITCHBOARD_HMS_CLIENT_ID', 'SWITCHBOARD_HMS_CLIENT_SECRET']);
   allOrNone(['SWITCHBOARD_WEBPUSH_VAPID_PUBLIC_KEY', 'SWITCHBOARD_WEBPUSH_VAPID_PRIVATE_KEY', 'SWITCHBOARD_WEBPUSH_SUBJECT']);
   const allowedHostsRaw = v('SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS');
-  const allowedHosts = allowedHostsRaw === undefined ? DEFAULT_WEBPUSH_ALLOWED_HOSTS : allowedHostsRaw.split(',').map((h) => h.trim()).filter(Boolean);
+  const allowedHosts = allowedHostsRaw === undefined ? DEFAULT_WEBPUSH_HOSTS : allowedHostsRaw.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean);
   const hostProblem = allowedHosts.length === 0 ? 'the list is empty' : allowedHosts.map(allowedHostProblem).find((p) => p !== undefined);
   if (hostProblem !== undefined) {
     throw new ConfigError('SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS', `a comma list of host names, *.-prefixed host names or IP addresses (${hostProblem})`);
@@ -297,6 +301,7 @@ export function parseConfig(env: Env = process.env): Config {
       subject,
       allowedHosts: Object.freeze([...allowedHosts]),
     }),
+    tokenMaxAgeDays: int('SWITCHBOARD_TOKEN_MAX_AGE_DAYS', DEFAULT_TOKEN_MAX_AGE_DAYS, 1, 3650),
     appsFile: v('SWITCHBOARD_APPS_FILE'),
     pushMaxAttempts: int('SWITCHBOARD_PUSH_MAX_ATTEMPTS', DEFAULT_PUSH_MAX_ATTEMPTS, 1, 100),
     senderThreads: int('SWITCHBOARD_SENDER_THREADS', DEFAULT_SENDER_THREADS, 1, 64),

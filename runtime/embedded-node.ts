@@ -13,6 +13,8 @@ import { GatedIngress } from '../store/replay-gate.js';
 import { loadSecrets } from './secrets.js';
 import { loadSenderConfig, logVendorsOn } from './sender-config.js';
 import { canPushWith } from '../senders/vendor-config.js';
+import { startTokenSweep } from '../store/token-sweep.js';
+import { busEventPublisher, registrationRules, tokenRemovalListener } from './token-removals.js';
 import { AcceptTracker } from '../store/accept-tracker.js';
 import type { RunningNode, StartOptions } from './running-node.js';
 
@@ -31,11 +33,12 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
   const secrets = await loadSecrets(config.dataDir, config);
   const subjects = new Subjects(config.subjectPrefix, config.partitions);
   const bus = new MemoryBus();
-  const registry = await FileDeviceRegistry.open(join(config.dataDir, 'devices'));
-  const policies = await FilePolicyStore.open(join(config.dataDir, 'policies'));
-  const inbox = await FileInbox.open(join(config.dataDir, 'inbox'), { dedupeWindowMs: config.dedupeWindowMs });
+  const onTokenRemoved = tokenRemovalListener({ bus, subjects, log, publishEvent: busEventPublisher(bus, subjects) });
+  const registry = await FileDeviceRegistry.open(join(config.dataDir, 'devices'), { onTokenRemoved, now: () => clock.now() });
   const senderConfig = loadSenderConfig(config);
   logVendorsOn(senderConfig, log);
+  const policies = await FilePolicyStore.open(join(config.dataDir, 'policies'));
+  const inbox = await FileInbox.open(join(config.dataDir, 'inbox'), { dedupeWindowMs: config.dedupeWindowMs });
   const pushes = new PushPool({ config: senderConfig, log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
 
   // Decorators: replays wait for clients to reconnect; accepts in flight are counted for a graceful stop.
@@ -59,7 +62,7 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
   if (config.roles.includes('gateway')) {
     gateway = createGateway({
       config: gatewayConfigOf(config), nodeId: config.nodeId, bus, subjects, ingress, registry, policies, metrics, log, clock,
-      jwtSecret: secrets.jwtSecret, apiKey: secrets.apiKey, isReady: () => ready,
+      registration: registrationRules(config, senderConfig), jwtSecret: secrets.jwtSecret, apiKey: secrets.apiKey, isReady: () => ready,
     });
     port = await gateway.listen(config.host, config.port);
   }
@@ -67,6 +70,7 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
   await ingress.consume((msg) => router.handle({ type: 'route', user: msg.to, msg }));
   const holding = gated.startGrace();
   if (holding > 0) log.info({ messages: holding, graceMs: config.replayGraceMs }, 'replaying unsettled messages after the reconnect grace');
+  const stopSweep = startTokenSweep({ registry, clock, log, maxAgeDays: config.tokenMaxAgeDays });
   ready = true;
   log.info({ node: config.nodeId, host: config.host, port, dataDir: config.dataDir, secretFiles: secrets.files }, 'switchboard listening');
 
@@ -89,6 +93,7 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
       router.stop();
       await pushes.close();
       await ingress.close();
+      await stopSweep();
       await registry.close();
       await policies.close();
       await gateway?.close();

@@ -50,7 +50,7 @@ export interface AppCredentials {
 export interface SenderConfig {
   /** By app name; `default` holds what the environment variables define. */
   apps: Record<string, AppCredentials>;
-  /** SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS; unset = DEFAULT_WEBPUSH_ALLOWED_HOSTS (senders/webpush-hosts.ts). */
+  /** SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS; unset = DEFAULT_WEBPUSH_HOSTS (senders/webpush-hosts.ts). */
   webpushAllowedHosts?: readonly string[];
 }
 

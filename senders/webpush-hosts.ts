@@ -7,7 +7,7 @@ import { normalizeHost } from '../protocol/push-endpoint.js';
  * re-exported here); this file adds what needs Node: telling public from private addresses, and a `lookup` that
  * checks the addresses a host name resolves to when the sender connects.
  */
-export { allowedHostProblem, checkPushEndpoint, DEFAULT_WEBPUSH_ALLOWED_HOSTS, isAllowedPushEndpoint, type EndpointCheck } from '../protocol/push-endpoint.js';
+export { allowedHostProblem, checkPushEndpoint, DEFAULT_WEBPUSH_HOSTS, isAllowedPushEndpoint, type EndpointCheck } from '../protocol/push-endpoint.js';
 
 /** Error code of a connection refused because the push service host resolved to a non-public address. */
 export const PRIVATE_ADDRESS_CODE = 'EPUSHPRIVATEADDRESS';

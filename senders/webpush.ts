@@ -12,10 +12,10 @@ import type { PushJob, PushOutcome } from './types.js';
 import type { WebPushCredentials } from './vendor-config.js';
 import { DEFAULT_MAX_SOCKETS, DEFAULT_VENDOR_TIMEOUT_MS, networkOutcome, retryOutcome, type VendorClientOptions } from './vendor-http.js';
 import type { VendorSender } from './vendor.js';
-import { checkPushEndpoint, DEFAULT_WEBPUSH_ALLOWED_HOSTS, PRIVATE_ADDRESS_CODE, publicOnlyLookup } from './webpush-hosts.js';
+import { checkPushEndpoint, DEFAULT_WEBPUSH_HOSTS, PRIVATE_ADDRESS_CODE, publicOnlyLookup } from './webpush-hosts.js';
 
 export interface WebPushSenderOptions extends VendorClientOptions {
-  /** Push service hosts endpoints may be on (SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS). Default DEFAULT_WEBPUSH_ALLOWED_HOSTS. */
+  /** Push service hosts endpoints may be on (SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS). Default DEFAULT_WEBPUSH_HOSTS. */
   allowedHosts?: readonly string[];
 }
 
@@ -31,7 +31,7 @@ export class WebPushSender implements VendorSender {
   private vapidProblem?: string | null;
 
   constructor(private readonly creds: WebPushCredentials, options: WebPushSenderOptions = {}) {
-    this.allowedHosts = options.allowedHosts ?? DEFAULT_WEBPUSH_ALLOWED_HOSTS;
+    this.allowedHosts = options.allowedHosts ?? DEFAULT_WEBPUSH_HOSTS;
     // One keep-alive agent for every push service this sender reaches (web-push would otherwise open a socket per send).
     // Its lookup refuses host names that resolve to loopback or private addresses (section 5).
     this.agent = new https.Agent({

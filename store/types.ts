@@ -1,25 +1,55 @@
-import type { ChatMessage, DeviceRegistration, MobileOs, UserPolicy } from '../protocol/index.js';
+import type { ChatMessage, DeviceRegistration, MobileOs, TokenRemovedReason, UserPolicy } from '../protocol/index.js';
 
-/** A mobile device as the registry keeps it. `token` is absent once a vendor has called it dead. */
+/** A mobile device as the registry keeps it. `token` is absent once removed (dead, moved, unregistered, pruned). */
 export interface DeviceRecord {
   device: string;
   os: MobileOs;
   token?: string;
   app?: string;
+  /** Epoch ms of the last put (the token was stored) or token removal. */
   updatedAt: number;
+  /** Epoch ms a session of this device last opened while it had a token, to within SEEN_RESOLUTION_MS; absent = not since stored. */
+  seenAt?: number;
 }
 
+/** A token the registry removed, for the `token_removed` event and the owning actor. `token` never goes to logs or events. */
+export interface TokenRemoval {
+  user: string;
+  device: string;
+  os: MobileOs;
+  token: string;
+  reason: TokenRemovedReason;
+}
+
+/** Called once per removed token, after the removal is durable; must not throw. */
+export type TokenRemovalListener = (removal: TokenRemoval) => void;
+
+/** `seen` writes only when the stored time is at least this old: a token's age is kept to within a day. */
+export const SEEN_RESOLUTION_MS = 24 * 3600 * 1000;
+
 /**
- * Durable device tokens (section 3: `PUT`/`DELETE /v1/users/{u}/devices/{d}`, the `register` frame).
- * Embedded: `FileDeviceRegistry`; cluster: a JetStream KV one. One contract suite runs against both.
+ * Durable device tokens (section 3: `PUT`/`DELETE /v1/users/{u}/devices/{d}`, the `register` and `unregister`
+ * frames). Embedded: `FileDeviceRegistry`; cluster: a JetStream KV one. One contract suite runs against both.
+ * A token is held by one (user, device) at a time (section 3). Every token removed is reported to the
+ * registry's `TokenRemovalListener` (given at construction) once it is durable.
  */
 export interface DeviceRegistry {
-  /** Resolves once the record is durable. */
+  /**
+   * Resolves once the record is durable. The token is removed from any other (user, device) holding it
+   * (reason `moved`) before this resolves. A device's own previous token is replaced, not reported.
+   */
   put(user: string, device: string, reg: DeviceRegistration): Promise<DeviceRecord>;
-  /** Resolves true when a device was removed. */
+  /** Resolves true when a device was removed (its token, if any, is reported `deleted`). */
   remove(user: string, device: string): Promise<boolean>;
-  /** Clears the token only while it still equals `token`, so a dead-token answer never erases a newer one. */
-  clearToken(user: string, device: string, token: string): Promise<boolean>;
+  /**
+   * Clears the token only while it still equals `token`, so a dead-token answer never erases a newer one.
+   * The device stays (without a token). `reason` defaults to `dead`.
+   */
+  clearToken(user: string, device: string, token: string, reason?: TokenRemovedReason): Promise<boolean>;
+  /** A session of the device opened at `at` (epoch ms): its token counts as seen (kept to SEEN_RESOLUTION_MS). */
+  seen(user: string, device: string, at: number): Promise<void>;
+  /** Clears every token neither stored nor seen since `before` (epoch ms), reported `pruned`; resolves with how many. */
+  prune(before: number): Promise<number>;
   list(user: string): Promise<DeviceRecord[]>;
   close(): Promise<void>;
 }

@@ -6,6 +6,7 @@ import type { ChatMessage, OwnerMessage, UserPolicy } from '../protocol/index.js
 import type { Clock, Timer } from '../base/clock.js';
 import { parseConfig } from '../runtime/config.js';
 import { Metrics } from '../base/metrics.js';
+import { isAllowedPushEndpoint } from '../senders/webpush-hosts.js';
 import type { AcceptResult, DeviceRecord, DeviceRegistry, PolicyStore } from '../store/types.js';
 
 /** Real wall time for `now`, but timers only fire when a test advances them (hello timeout, close grace). */
@@ -43,11 +44,21 @@ export class MapRegistry implements DeviceRegistry {
   async remove(user: string, device: string): Promise<boolean> {
     return this.devices.delete(`${user}/${device}`);
   }
-  async clearToken(): Promise<boolean> {
-    return false;
+  async clearToken(user: string, device: string, token: string): Promise<boolean> {
+    const rec = this.devices.get(`${user}/${device}`);
+    if (rec?.token !== token) return false;
+    delete (rec as Partial<DeviceRecord>).token;
+    return true;
   }
-  async list(): Promise<DeviceRecord[]> {
-    return [];
+  readonly seenCalls: string[] = [];
+  async seen(user: string, device: string): Promise<void> {
+    this.seenCalls.push(`${user}/${device}`);
+  }
+  async prune(): Promise<number> {
+    return 0;
+  }
+  async list(user: string): Promise<DeviceRecord[]> {
+    return [...this.devices].filter(([k]) => k.startsWith(`${user}/`)).map(([, r]) => ({ ...r }));
   }
   async close(): Promise<void> {}
 }
@@ -91,6 +102,7 @@ export async function startGateway(env: Record<string, string> = {}) {
   const state = { ready: true };
   const gateway: Gateway = createGateway({
     config, nodeId: config.nodeId, bus, subjects, ingress, registry, policies: mapPolicies(), metrics, clock,
+    registration: { apps: new Set(['default', 'chat', 'beta']), isAllowedPushEndpoint: (u) => isAllowedPushEndpoint(u) },
     log: pino({ level: 'silent' }), jwtSecret: JWT_SECRET, apiKey: API_KEY, isReady: () => state.ready,
   });
   const port = await gateway.listen('127.0.0.1', 0);

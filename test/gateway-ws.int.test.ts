@@ -47,7 +47,7 @@ describe('gateway WebSocket sessions', () => {
   it('handles each frame type and delivers messages from the owner', async () => {
     const c = await session(phone);
     c.send({ type: 'presence', state: 'background' });
-    c.send({ type: 'register', os: 'ios', token: 'apns-token' });
+    c.send({ type: 'register', os: 'ios', token: 'ab'.repeat(32) });
     expect(await c.next()).toEqual({ type: 'registered' });
     c.send({ type: 'ack', id: 'm1' });
     await assertAlive(c);
@@ -61,7 +61,7 @@ describe('gateway WebSocket sessions', () => {
     ['malformed JSON', '{"type":', 'bad_json', /JSON/],
     ['a wrong type', JSON.stringify({ type: 'ack', id: 42 }), 'invalid_request', /\bid must be/],
     ['an unknown frame type', JSON.stringify({ type: 'subscribe' }), 'unknown_frame', /subscribe/],
-    ['a frame not allowed for the kind', JSON.stringify({ type: 'register', os: 'ios', token: 't' }), 'frame_not_allowed', /register/],
+    ['a frame not allowed for the kind', JSON.stringify({ type: 'register', os: 'ios', token: 'a'.repeat(64) }), 'frame_not_allowed', /register/],
     ['the other kind\'s presence', JSON.stringify({ type: 'presence', state: 'foreground' }), 'frame_not_allowed', /foreground/],
     ['a JSON array', '[1,2]', 'invalid_request', /frame must be/],
   ])('answers %s with an error frame; the connection stays', async (_, text, code, message) => {

@@ -46,7 +46,7 @@ function startNode(dataDir?: string): Promise<NodeProcess> {
       SWITCHBOARD_HMS_AUTH_ENDPOINT: hms.creds.authEndpoint, SWITCHBOARD_HMS_PUSH_ENDPOINT: hms.creds.pushEndpoint,
       SWITCHBOARD_WEBPUSH_VAPID_PUBLIC_KEY: webpush.creds.vapidPublicKey, SWITCHBOARD_WEBPUSH_VAPID_PRIVATE_KEY: webpush.creds.vapidPrivateKey,
       SWITCHBOARD_WEBPUSH_SUBJECT: webpush.creds.subject,
-      // The Web Push stand-in listens on loopback: allowed by address (section 5).
+      // The Web Push stand-in listens on loopback: an explicit host list is taken as given (section 5, issue 9).
       SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS: '127.0.0.1',
     },
   });

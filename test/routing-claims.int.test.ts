@@ -116,7 +116,7 @@ const TOKENS: Record<Os, string> = {
   ios: 'a'.repeat(64),
   android: 'fcm-registration-token:APA91bExample_1234567890',
   harmony: 'IQAAAACy0kYkAAAB-harmony-token',
-  web: JSON.stringify({ endpoint: 'https://push.example/send/abc', keys: { p256dh: 'BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM', auth: 'tBHItJI5svbpez7KI4CCXg' } }),
+  web: JSON.stringify({ endpoint: 'https://fcm.googleapis.com/fcm/send/abc', keys: { p256dh: 'BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM', auth: 'tBHItJI5svbpez7KI4CCXg' } }),
 };
 
 const VENDOR: Record<Os, string> = { ios: 'apns', android: 'fcm', harmony: 'hms', web: 'webpush' };

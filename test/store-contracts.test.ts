@@ -8,12 +8,12 @@ import { describeIngressContract } from './contracts/ingress.contract.js';
 import { describePolicyStoreContract } from './contracts/policy-store.contract.js';
 import { FilePolicyStore } from '../store/file-policy-store.js';
 
-describeDeviceRegistryContract('FileDeviceRegistry', async () => {
+describeDeviceRegistryContract('FileDeviceRegistry', async (options) => {
   const dir = await mkdtemp(join(tmpdir(), 'sb-registry-'));
-  const opened: FileDeviceRegistry[] = [await FileDeviceRegistry.open(dir)];
+  const opened: FileDeviceRegistry[] = [await FileDeviceRegistry.open(dir, options)];
   return {
     registry: opened[0],
-    reopen: async () => opened[opened.push(await FileDeviceRegistry.open(dir)) - 1],
+    reopen: async () => opened[opened.push(await FileDeviceRegistry.open(dir, options)) - 1],
     cleanup: async () => {
       for (const r of opened) await r.close();
       await rm(dir, { recursive: true, force: true });

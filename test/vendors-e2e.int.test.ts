@@ -58,8 +58,8 @@ beforeAll(async () => {
         hms: hmsBeta.creds,
         webpush: webpushBeta.creds,
       },
-      // "gamma" is a configured app with FCM only: APNs is off for it.
-      gamma: { fcm: { serviceAccountFile: fcmBeta.serviceAccountFile, endpoint: fcmBeta.origin } },
+      // "fcmonly" is a configured app with FCM only: APNs is off for it.
+      fcmonly: { fcm: { serviceAccountFile: fcmBeta.serviceAccountFile, endpoint: fcmBeta.origin } },
     },
   }));
   node = await NodeProcess.start({
@@ -310,13 +310,19 @@ describe('several apps: a device registered with "app":"beta" is pushed with the
 
   it("a device whose vendor has no credentials for its app is not reachable by push (section 4): no push, nobody reachable", async () => {
     const token = rig('apns').newToken();
-    const user = await offlineUser([{ device: 'phone', os: 'ios', token, app: 'gamma' }]);
-    const id = msgId('gamma');
+    const user = await offlineUser([{ device: 'phone', os: 'ios', token, app: 'fcmonly' }]);
+    const id = msgId('fcmonly');
     await accept(node, { id, to: user, text: 'nobody home' });
     const d = await awaitDecision(node, user, id);
     expect(d.route).not.toMatch(/^(mobile|pc|pc_fallback)$/); // undeliverable, or held where messages are held
     expect(d.targets).toEqual([]);
     expect(rig('apns').seen(token)).toEqual([]);
+  });
+
+  it('a device of an app that is not configured is refused when it registers (issue 9: 400 invalid_field)', async () => {
+    const token = rig('apns').newToken();
+    const res = await node.http('PUT', `/v1/users/${enc(uniqueUser('gamma'))}/devices/phone`, { os: 'ios', token, app: 'gamma' });
+    expect(res).toMatchObject({ status: 400, body: { error: { code: 'invalid_field', message: expect.stringContaining('app') } } });
   });
 });
 

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ipFamily } from '../protocol/push-endpoint.js';
 import { parseConfig } from '../runtime/config.js';
 import { WebPushSender } from '../senders/webpush.js';
-import { allowedHostProblem, DEFAULT_WEBPUSH_ALLOWED_HOSTS, isAllowedPushEndpoint, isPublicAddress } from '../senders/webpush-hosts.js';
+import { allowedHostProblem, DEFAULT_WEBPUSH_HOSTS, isAllowedPushEndpoint, isPublicAddress } from '../senders/webpush-hosts.js';
 import type { PushJob } from '../senders/types.js';
 import { startWebPushServer, type WebPushServer } from './vendors/webpush-server.js';
 
@@ -17,7 +17,7 @@ const moved = (token: string, origin: string): string => {
 };
 
 describe('isAllowedPushEndpoint (pure; the edge reuses it at registration)', () => {
-  const D = DEFAULT_WEBPUSH_ALLOWED_HOSTS;
+  const D = DEFAULT_WEBPUSH_HOSTS;
   it.each([
     ['https://fcm.googleapis.com/fcm/send/abc', true],
     ['https://FCM.googleapis.com./wp/abc', true],
@@ -69,7 +69,7 @@ describe('isAllowedPushEndpoint (pure; the edge reuses it at registration)', () 
 
 describe('SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS', () => {
   it('defaults to the four push services and replaces them as given', () => {
-    expect(parseConfig({}).webpush.allowedHosts).toEqual(DEFAULT_WEBPUSH_ALLOWED_HOSTS);
+    expect(parseConfig({}).webpush.allowedHosts).toEqual(DEFAULT_WEBPUSH_HOSTS);
     expect(parseConfig({ SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS: ' push.example.com, *.push.example ,127.0.0.1' }).webpush.allowedHosts)
       .toEqual(['push.example.com', '*.push.example', '127.0.0.1']);
   });

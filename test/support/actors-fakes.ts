@@ -32,6 +32,10 @@ export class FakeRegistry implements DeviceRegistry {
     if (rec) delete rec.token;
     return rec !== undefined;
   }
+  async seen(): Promise<void> {}
+  async prune(): Promise<number> {
+    return 0;
+  }
   list(user: string): Promise<DeviceRecord[]> {
     if (this.hang) return new Promise(() => {});
     return Promise.resolve((this.records.get(user) ?? []).map((r) => ({ ...r })));
