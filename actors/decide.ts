@@ -37,7 +37,8 @@ export interface PcStatus {
 /** Why one PC session is not active, or undefined when it is (claim 4 plus the presence TTL). */
 export function sessionInactiveReason(pc: PcSession, now: number, opts: DecideOptions): DecisionReason | undefined {
   if (now - pc.lastSeen > opts.presenceTtlMs) return 'stale';
-  return pc.presence === 'active' ? undefined : (pc.reason ?? 'idle');
+  // A PC that connected but has not reported presence yet is not active; its reason says so (not "idle").
+  return pc.presence === 'active' ? undefined : (pc.reason ?? 'unreported');
 }
 
 /**

@@ -144,6 +144,7 @@ export class UserActor {
         if (slot?.kind !== 'ack') return;
         this.release(slot, msg.device);
         this.deps.metrics.acks.inc();
+        this.deps.metrics.deliverySeconds.observe({ via: slot.target.via }, Math.max(0, now - slot.flight.msg.acceptedAt) / 1000);
         return this.finish(slot, 'acked');
       }
       case 'device_put':
@@ -235,7 +236,7 @@ export class UserActor {
     });
     const decision: Decision = { ...routed.decision, targets };
     this.history.add(this.user, decision);
-    this.deps.metrics.messagesRouted.inc({ route: decision.route });
+    this.deps.metrics.messagesRouted.inc({ route: decision.route, reason: decision.reason });
     this.deps.onRouted?.({ ...copyDecision(decision), user: this.user, node: this.deps.nodeId });
     commands.forEach((c, i) => {
       const slot: Slot = { flight, decision, target: targets[i], kind: 'ack' };
@@ -280,6 +281,7 @@ export class UserActor {
     if (o.outcome === 'ok') {
       // A push counts as a delivery once the vendor accepted it, never when it failed.
       this.deps.metrics.deliveries.inc({ via: slot.target.via });
+      this.deps.metrics.deliverySeconds.observe({ via: slot.target.via }, Math.max(0, this.deps.clock.now() - slot.flight.msg.acceptedAt) / 1000);
       return this.finish(slot, 'ok');
     }
     if (o.outcome === 'dead_token') {

@@ -56,7 +56,7 @@ export function newMobile(device: string, os: MobileOs, token?: string, app?: st
   return { device, os, token, app, session: undefined };
 }
 
-/** Claim 4: the state is what the PC reports, so a PC that has reported nothing yet is not active (reason idle). */
+/** Claim 4: the state is what the PC reports, so a PC that has reported nothing yet is not active (reason `unreported` until it does). */
 export function newPcSession(sessionId: string, device: string, node: string, lastSeen: number, bot = false): PcSession {
   return { sessionId, device, node, presence: 'inactive', reason: undefined, lastSeen, bot };
 }

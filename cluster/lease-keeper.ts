@@ -63,6 +63,19 @@ export interface PartitionHandler {
   released?(p: number): void;
   /** The lease was lost without a handoff (expired locally or taken): stop acting for p at once. */
   lost?(p: number, reason: string): void;
+  /** The lease was won from `from`, another node that let it lapse without releasing it (a takeover, not a handoff). */
+  takenOver?(p: number, from: string): void;
+}
+
+/** One partition's lease as this node last saw it in the bucket (the dashboard's ownership view). */
+export interface LeaseOwner {
+  partition: number;
+  /** Node id; '' when released or never taken. */
+  owner: string;
+  /** Tenure counter of the partition (+1 per acquisition). */
+  epoch: number;
+  /** Epoch ms, in the writer's clock; 0 when released. */
+  expiresAt: number;
 }
 
 interface Held {
@@ -169,6 +182,16 @@ export class LeaseKeeper {
   /** The fence to stamp on work for p, only while isValid(p). */
   fence(p: number): Fence | undefined {
     return this.isValid(p) ? this.held.get(p)!.fence : undefined;
+  }
+
+  /** Every partition's lease as last seen through the bucket watch (and this node's own writes). */
+  leaseOwners(): LeaseOwner[] {
+    const out: LeaseOwner[] = [];
+    for (let p = 0; p < this.partitions; p++) {
+      const v = this.cache.get(p)?.value;
+      out.push({ partition: p, owner: v?.owner ?? '', epoch: v?.epoch ?? 0, expiresAt: v?.expiresAt ?? 0 });
+    }
+    return out;
   }
 
   /** Owns exactly its assigned share, with no handoff in progress. */
@@ -322,6 +345,8 @@ export class LeaseKeeper {
       const h: Held = { fence, revision: rev, sentAt, validUntil: sentAt + this.leaseMs - this.margin, ready: Promise.resolve(), releasing: false };
       this.held.set(p, h);
       this.log.debug({ partition: p, revision: rev }, 'lease acquired');
+      const from = e.value?.owner;
+      if (from && from !== this.nodeId) this.handler.takenOver?.(p, from);
       if ((this.state as State) === 'stopping') this.kick(); // stop() began meanwhile: hand it straight back
       h.ready = Promise.resolve()
         .then(() => this.handler.acquire?.(p, fence))

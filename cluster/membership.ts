@@ -117,6 +117,14 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
     return this.current;
   }
 
+  /** How many nodes are live, whatever their roles (each answers the dashboard's metrics gather). */
+  liveNodes(): number {
+    const now = this.clock.now();
+    let n = 0;
+    for (const b of this.beats.values()) if (now - b.at < this.deadAfterMs) n++;
+    return n;
+  }
+
   /** How many live nodes have the `gateway` role (each answers a partition's resync request). */
   liveGateways(): number {
     const now = this.clock.now();

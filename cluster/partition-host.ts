@@ -66,6 +66,12 @@ export class PartitionHost {
     this.deps.log.info({ partition: p }, 'partition handed off');
   }
 
+  /** `p` was won from `from`, a node that let its lease lapse (a crash or a pause, not a handoff): counted for operators. */
+  takenOver(p: number, from: string): void {
+    this.deps.metrics.leaseTakeovers.inc();
+    this.deps.log.info({ partition: p, from }, 'partition taken over from a node whose lease lapsed');
+  }
+
   /** The lease of `p` lapsed or was taken: stop acting for it now; its unacked messages go to the next owner. */
   lost(p: number): void {
     void this.deps.ingress.release(p);

@@ -28,10 +28,26 @@ export async function verifyClientToken(token: string, secret: Uint8Array, now: 
       currentDate: new Date(now),
     }));
   } catch (e) {
-    // The reason goes to the close frame and the log; never the token itself.
-    return { ok: false, reason: e instanceof joseErrors.JWTExpired ? 'token expired' : 'token invalid' };
+    // The reason goes to the close frame and the log; never the token itself, never the secret.
+    return { ok: false, reason: refusalReason(e) };
   }
   return readClaims(payload);
+}
+
+/**
+ * Why jose refused a token, in the words section 2 lists for the close reason (`expired`, `missing exp`,
+ * `bad signature`, `wrong algorithm`, …). Only the error's class and claim name are used, never its message.
+ */
+export function refusalReason(e: unknown): string {
+  if (e instanceof joseErrors.JWTExpired) return 'expired';
+  if (e instanceof joseErrors.JWTClaimValidationFailed) {
+    if (e.reason === 'missing') return `missing ${e.claim}`;
+    return e.claim === 'nbf' ? 'not yet valid' : `bad ${e.claim}`;
+  }
+  if (e instanceof joseErrors.JWSSignatureVerificationFailed) return 'bad signature';
+  if (e instanceof joseErrors.JOSEAlgNotAllowed || e instanceof joseErrors.JOSENotSupported) return 'wrong algorithm (HS256 only)';
+  if (e instanceof joseErrors.JWTInvalid) return 'claims are not a JSON object';
+  return 'malformed token (not a compact JWS)';
 }
 
 /** Checks the claims of a token whose signature and expiry are already verified. */

@@ -3,8 +3,12 @@ import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
 import type { Bus } from '../bus/bus.js';
 import type { Subjects } from '../bus/subjects.js';
+import type { Vendor } from '../protocol/index.js';
 import type { RegistrationRules } from './registration-rules.js';
 import type { DeviceRegistry, Ingress, PolicyStore } from '../store/types.js';
+import type { ClusterView, DashboardFeed } from './dashboard-feed.js';
+import type { PlaygroundMode } from './playground-access.js';
+import type { StaticPages } from './static-pages.js';
 
 /** The configuration values the gateway uses (a slice of the node's config, PROTOCOL.md section 2). */
 export interface GatewayConfig {
@@ -14,6 +18,10 @@ export interface GatewayConfig {
   readonly frameRate: number;
   /** SWITCHBOARD_SEND_BUFFER_BYTES: a client whose unsent bytes exceed this is closed (1013), bytes. */
   readonly sendBufferBytes: number;
+  /** SWITCHBOARD_PLAYGROUND: whether `/playground` is served (issue 12). */
+  readonly playground: PlaygroundMode;
+  /** Which vendors have credentials (default app); the playground says which one a push would have used. */
+  readonly pushVendors: Readonly<Record<Vendor, boolean>>;
 }
 
 export interface GatewayDeps {
@@ -37,4 +45,18 @@ export interface GatewayDeps {
   apiKey: string;
   /** Readiness of the whole node (`/readyz`, and whether messages are accepted). */
   isReady(): boolean;
+  /** Cluster membership and partition ownership for the dashboard; only the cluster composition root provides it. */
+  cluster?: ClusterView;
 }
+
+/** The gateway's deps the HTTP API uses, plus whether the gateway is draining before shutdown. */
+export type HttpApiDeps = Pick<GatewayDeps, 'bus' | 'subjects' | 'ingress' | 'registry' | 'registration' | 'policies' | 'metrics' | 'log' | 'clock' | 'apiKey' | 'isReady' | 'config' | 'jwtSecret'> & {
+  /** True once the gateway stopped accepting (draining before shutdown). */
+  isStopping(): boolean;
+  /** The operator dashboard's figures and live stream (issue 12). */
+  dashboard: DashboardFeed;
+  /** The page assets (`pages/`). */
+  pages: StaticPages;
+  /** The host the listener is bound to (decides whether `/playground` is served in `auto` mode). */
+  listenHost(): string;
+};

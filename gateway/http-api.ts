@@ -6,15 +6,12 @@ import {
 import type { Ingress } from '../store/types.js';
 import { bearerCheck } from './auth.js';
 import { acceptBatch } from './batch.js';
-import type { GatewayDeps } from './deps.js';
+import type { HttpApiDeps } from './deps.js';
 import { pathId, readJsonBody, sendError, sendJson } from './http-io.js';
+import { createPageRoutes } from './page-routes.js';
 import { checkRegistration } from './registration-rules.js';
 
-/** The gateway's deps the HTTP API uses, plus whether the gateway is draining before shutdown. */
-export type HttpApiDeps = Pick<GatewayDeps, 'bus' | 'subjects' | 'ingress' | 'registry' | 'registration' | 'policies' | 'metrics' | 'log' | 'clock' | 'apiKey' | 'isReady'> & {
-  /** True once the gateway stopped accepting (draining before shutdown). */
-  isStopping(): boolean;
-};
+export type { HttpApiDeps } from './deps.js';
 
 /** How long a user query waits for the owner of the user's partition. */
 export const OWNER_QUERY_TIMEOUT_MS = 5000;
@@ -113,6 +110,9 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
     throw replyError(reply);
   };
 
+  const getDashboard: Handler = async (_req, res) => sendJson(res, 200, await deps.dashboard.figures(), { 'cache-control': 'no-store' });
+  const streamDashboard: Handler = async (_req, res) => deps.dashboard.open(res);
+
   const notAWebSocket: Handler = async () => {
     throw new SwitchboardError('invalid_request', 'GET /v1/ws needs a WebSocket upgrade');
   };
@@ -126,6 +126,8 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
     { pattern: ['users', ':id', 'decisions'], methods: { GET: getDecisions } },
     { pattern: ['users', ':id', 'devices', ':id'], methods: { PUT: putDevice, DELETE: deleteDevice } },
     { pattern: ['ws'], methods: { GET: notAWebSocket } },
+    { pattern: ['dashboard'], methods: { GET: getDashboard } },
+    { pattern: ['dashboard', 'stream'], methods: { GET: streamDashboard } },
   ];
 
   async function serveV1(req: IncomingMessage, res: ServerResponse, segments: string[], query: URLSearchParams): Promise<void> {
@@ -160,6 +162,8 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
     return true;
   }
 
+  const servePage = createPageRoutes(deps);
+
   return (req, res) => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
@@ -167,7 +171,9 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
     const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
     const served = path.startsWith('/v1/')
       ? serveV1(req, res, path.slice('/v1/'.length).split('/'), query)
-      : serveOperator(req, res, path).then((done) => { if (!done) throw new SwitchboardError('not_found'); });
+      : serveOperator(req, res, path)
+        .then((done) => done || servePage(req, res, path, query))
+        .then((done) => { if (!done) throw new SwitchboardError('not_found'); });
     served.catch((e: unknown) => {
       const error = e instanceof SwitchboardError ? e : new SwitchboardError('internal', undefined, { cause: e });
       if (error.code === 'internal') deps.log.error({ err: e, method: req.method, path }, 'request failed');

@@ -3,8 +3,10 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { CLOSE, MAX_FRAME_BYTES } from '../protocol/index.js';
 import type { GatewayDeps } from './deps.js';
+import { DashboardFeed } from './dashboard-feed.js';
 import { createHttpApi } from './http-api.js';
 import { SessionTable } from './session-table.js';
+import { StaticPages } from './static-pages.js';
 
 export type { GatewayConfig, GatewayDeps } from './deps.js';
 
@@ -28,7 +30,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const { log } = deps;
   let stopping = false;
   const sessions = new SessionTable({ ...deps, jwtKey: new TextEncoder().encode(deps.jwtSecret) });
-  const api = createHttpApi({ ...deps, isStopping: () => stopping });
+  let listenHost = ''; // set by listen()
+  const dashboard = new DashboardFeed({ nodeId: deps.nodeId, metrics: deps.metrics, clock: deps.clock, cluster: deps.cluster });
+  const api = createHttpApi({ ...deps, isStopping: () => stopping, dashboard, pages: new StaticPages(), listenHost: () => listenHost });
   const server = createServer({ requestTimeout: REQUEST_TIMEOUT_MS }, api);
   // ws closes a frame over maxPayload with 1009 by itself (section 2). No compression: it would let a small
   // frame inflate past the limit checks and costs CPU per message.
@@ -46,6 +50,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
   return {
     listen(host, port) {
+      listenHost = host;
       sessions.start();
       return new Promise((resolve, reject) => {
         server.once('error', reject);
@@ -64,6 +69,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     closeSessions,
     async close() {
       stopping = true;
+      dashboard.close();
       await closeSessions();
       sessions.stop();
       await new Promise<void>((resolve) => {

@@ -20,6 +20,7 @@ export const ERRORS = {
   protocol_violation: { status: 400, message: 'protocol violation', temporary: false },
   unauthorized: { status: 401, message: 'missing or invalid credentials', temporary: false },
   forbidden: { status: 403, message: 'the frame claims another user or device', temporary: false },
+  loopback_only: { status: 403, message: 'only a client on this machine may call this', temporary: false },
   not_found: { status: 404, message: 'no such resource', temporary: false },
   method_not_allowed: { status: 405, message: 'method not allowed', temporary: false },
   body_too_large: { status: 413, message: 'body exceeds the size limit', temporary: false },

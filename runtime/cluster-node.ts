@@ -10,6 +10,8 @@ import { createConcurrently } from '../cluster/lease-bucket.js';
 import { LeaseKeeper } from '../cluster/lease-keeper.js';
 import { Membership } from '../cluster/membership.js';
 import { NatsBus } from '../cluster/nats-bus.js';
+import { LeaseOwnershipView } from '../cluster/ownership-view.js';
+import { MetricsExchange } from '../cluster/metrics-exchange.js';
 import { PartitionHost } from '../cluster/partition-host.js';
 import { SendListener } from '../cluster/send-listener.js';
 import { untilJetStreamReady } from '../cluster/startup.js';
@@ -21,6 +23,7 @@ import { connectNats } from './nats-connect.js';
 import type { RunningNode, StartOptions } from './running-node.js';
 import { loadSenderConfig, logVendorsOn } from './sender-config.js';
 import { canPushWith } from '../senders/vendor-config.js';
+import { RoutingSummary, logDecision } from '../base/routing-log.js';
 import { startTokenSweep } from '../store/token-sweep.js';
 import { natsEventPublisher, registrationRules, tokenRemovalListener } from './token-removals.js';
 
@@ -60,6 +63,9 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   const pushes = new PushPool({ config: senderConfig, log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
   const policies = new KvPolicyStore(await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_policies`, { history: 1, replicas })), 'policies bucket'));
   const membership = new Membership({ nc, prefix, replicas, nodeId: config.nodeId, clock, log, roles: config.roles });
+  // Every node answers the dashboard's cluster-wide metrics gather, whatever its roles.
+  const metricsExchange = new MetricsExchange({ nc, subject: subjects.dashboardMetrics, metrics, nodeId: config.nodeId, liveNodes: () => membership.liveNodes() });
+  metricsExchange.start();
 
   const keeper = new LeaseKeeper({ nc, bucket: LeaseKeeper.bucketName(prefix), replicas, nodeId: config.nodeId, partitions: P, membership, clock, log });
   const fence = ownerFenceOf(keeper, P);
@@ -69,7 +75,10 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
     passivateAfterMs: config.passivateAfterMs, decisionHistoryBytes: config.decisionHistoryBytes,
     done: (id) => ingress.done(id),
     fence,
-    onRouted: (e) => nc.publish(subjects.routedEvents, packr.pack(e)),
+    onRouted: (e) => {
+      logDecision(log, e);
+      nc.publish(subjects.routedEvents, packr.pack(e));
+    },
   });
   keeper.host(new PartitionHost({
     nc, bus: natsBus, subjects, ingress, directory: router, liveGateways: () => membership.liveGateways(), metrics, log,
@@ -90,6 +99,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
     gateway = createGateway({
       config: gatewayConfigOf(config), nodeId: config.nodeId, bus: natsBus, subjects, ingress, registry, policies, metrics, log, clock,
       registration: registrationRules(config, senderConfig), jwtSecret: config.jwtSecret!, apiKey: config.apiKey!, isReady: () => !stoppingNow && (!routes || keeper.settled()),
+      cluster: new LeaseOwnershipView(membership, keeper, metricsExchange),
     });
     port = await gateway.listen(config.host, config.port);
     sendListener = new SendListener({
@@ -100,12 +110,15 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
     });
   }
   log.info({ node: config.nodeId, host: config.host, port, nats: config.natsServers, partitions: P }, 'switchboard listening');
+  const summary = new RoutingSummary(metrics, log, clock, config.summaryIntervalMs);
+  summary.start();
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       stoppingNow = true;
       log.info('stopping: handing partitions off');
+      summary.stop();
       gateway?.stopAccepting();
       await sendListener?.stop();
       await ingress.settled();
@@ -118,6 +131,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
       await pushes.close();
       await jetStream.close();
       await gateway?.close();
+      metricsExchange.stop();
       await natsBus.close();
       await nc.drain();
       log.info('stopped');

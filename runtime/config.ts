@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { DEFAULT_PLAYGROUND_MODE, PLAYGROUND_MODES, type PlaygroundMode } from '../gateway/playground-access.js';
 import type { GatewayConfig } from '../gateway/server.js';
 import { DEFAULT_MAX_ATTEMPTS as DEFAULT_PUSH_MAX_ATTEMPTS } from '../senders/pool.js';
 import { DEFAULT_DEDUPE_WINDOW_MS } from '../store/file-inbox.js';
@@ -27,6 +28,7 @@ export const DEFAULT_SEND_BUFFER_BYTES = 1024 * 1024;
 export const DEFAULT_FRAME_RATE = 200;
 export const DEFAULT_LOG_LEVEL = 'info';
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
+export const DEFAULT_SUMMARY_INTERVAL_MS = 60_000;
 export const DEFAULT_REPLAY_GRACE_MS = 3000;
 export const DEFAULT_HMS_AUTH_ENDPOINT = 'https://oauth-login.cloud.huawei.com';
 export const DEFAULT_HMS_PUSH_ENDPOINT = 'https://push-api.cloud.huawei.com';
@@ -101,6 +103,8 @@ export interface Config {
   readonly logLevel: (typeof LOG_LEVELS)[number];
   /** SWITCHBOARD_SHUTDOWN_TIMEOUT_MS: longest graceful drain on SIGTERM, default 10000. */
   readonly shutdownTimeoutMs: number;
+  /** SWITCHBOARD_SUMMARY_INTERVAL_MS: one `summary` info line per interval (0 = none), default 60000. */
+  readonly summaryIntervalMs: number;
   readonly apns: {
     /** SWITCHBOARD_APNS_ENDPOINT, default https://api.push.apple.com. */
     readonly endpoint: string;
@@ -145,6 +149,8 @@ export interface Config {
   readonly pushMaxAttempts: number;
   /** SWITCHBOARD_SENDER_THREADS: Piscina worker threads, default 1. */
   readonly senderThreads: number;
+  /** SWITCHBOARD_PLAYGROUND: `on`, `off`, or `auto` (default: served only while the listener is on a loopback address). */
+  readonly playground: PlaygroundMode;
 }
 
 export class ConfigError extends Error {
@@ -246,6 +252,8 @@ export function parseConfig(env: Env = process.env): Config {
   if (hostProblem !== undefined) {
     throw new ConfigError('SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS', `a comma list of host names, *.-prefixed host names or IP addresses (${hostProblem})`);
   }
+  const playground = v('SWITCHBOARD_PLAYGROUND') ?? DEFAULT_PLAYGROUND_MODE;
+  if (!(PLAYGROUND_MODES as readonly string[]).includes(playground)) throw new ConfigError('SWITCHBOARD_PLAYGROUND', `one of ${PLAYGROUND_MODES.join(', ')}`);
   const subject = v('SWITCHBOARD_WEBPUSH_SUBJECT');
   if (subject !== undefined && !/^(mailto:|https:\/\/)/.test(subject)) throw new ConfigError('SWITCHBOARD_WEBPUSH_SUBJECT', 'a mailto: or https:// URL');
 
@@ -283,6 +291,7 @@ export function parseConfig(env: Env = process.env): Config {
     replayGraceMs: int('SWITCHBOARD_REPLAY_GRACE_MS', DEFAULT_REPLAY_GRACE_MS, 0, 600_000),
     logLevel: logLevel as Config['logLevel'],
     shutdownTimeoutMs: int('SWITCHBOARD_SHUTDOWN_TIMEOUT_MS', DEFAULT_SHUTDOWN_TIMEOUT_MS, 100, 600_000),
+    summaryIntervalMs: int('SWITCHBOARD_SUMMARY_INTERVAL_MS', DEFAULT_SUMMARY_INTERVAL_MS, 0, 86_400_000),
     apns: Object.freeze(apns),
     fcm: Object.freeze({
       serviceAccountFile: v('SWITCHBOARD_FCM_SERVICE_ACCOUNT_FILE'),
@@ -305,10 +314,21 @@ export function parseConfig(env: Env = process.env): Config {
     appsFile: v('SWITCHBOARD_APPS_FILE'),
     pushMaxAttempts: int('SWITCHBOARD_PUSH_MAX_ATTEMPTS', DEFAULT_PUSH_MAX_ATTEMPTS, 1, 100),
     senderThreads: int('SWITCHBOARD_SENDER_THREADS', DEFAULT_SENDER_THREADS, 1, 64),
+    playground: playground as PlaygroundMode,
   });
 }
 
 /** The gateway's slice of the configuration: it gets the values it uses, not the whole Config. */
 export function gatewayConfigOf(config: Config): GatewayConfig {
-  return { clientHeartbeatMs: config.clientHeartbeatMs, frameRate: config.frameRate, sendBufferBytes: config.sendBufferBytes };
+  return {
+    clientHeartbeatMs: config.clientHeartbeatMs, frameRate: config.frameRate, sendBufferBytes: config.sendBufferBytes,
+    playground: config.playground,
+    // Vendors with credentials for the default app: the playground says which one a push would have used.
+    pushVendors: Object.freeze({
+      apns: config.apns.keyFile !== undefined,
+      fcm: config.fcm.serviceAccountFile !== undefined,
+      hms: config.hms.appId !== undefined,
+      webpush: config.webpush.vapidPublicKey !== undefined,
+    }),
+  };
 }

@@ -17,6 +17,7 @@ import { startTokenSweep } from '../store/token-sweep.js';
 import { busEventPublisher, registrationRules, tokenRemovalListener } from './token-removals.js';
 import { AcceptTracker } from '../store/accept-tracker.js';
 import type { RunningNode, StartOptions } from './running-node.js';
+import { RoutingSummary, logDecision } from '../base/routing-log.js';
 
 /**
  * The embedded composition root (no SWITCHBOARD_NATS_URL): one process, every partition, the in-process MemoryBus,
@@ -49,6 +50,7 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
     ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs, canPush: canPushWith(senderConfig),
     passivateAfterMs: config.passivateAfterMs, decisionHistoryBytes: config.decisionHistoryBytes,
     done: (id) => ingress.done(id),
+    onRouted: (e) => logDecision(log, e),
   });
   // Embedded: this node owns every partition.
   metrics.ownedPartitions.set(config.partitions);
@@ -73,12 +75,15 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
   const stopSweep = startTokenSweep({ registry, clock, log, maxAgeDays: config.tokenMaxAgeDays });
   ready = true;
   log.info({ node: config.nodeId, host: config.host, port, dataDir: config.dataDir, secretFiles: secrets.files }, 'switchboard listening');
+  const summary = new RoutingSummary(metrics, log, clock, config.summaryIntervalMs);
+  summary.start();
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       ready = false;
       log.info('stopping: no new messages or sessions');
+      summary.stop();
       gateway?.stopAccepting();
       // Replays still held stay unsettled in the inbox and come back at the next start.
       gated.cancelGrace();

@@ -55,20 +55,29 @@ describe('verifyClientToken', () => {
 
   it('refuses an expired token, judged by the injected clock', async () => {
     const token = await sign(claims, { exp: Math.floor(NOW / 1000) - 1 });
-    expect(await verifyClientToken(token, key, NOW)).toEqual({ ok: false, reason: 'token expired' });
+    expect(await verifyClientToken(token, key, NOW)).toEqual({ ok: false, reason: 'expired' });
     expect((await verifyClientToken(token, key, NOW - 10_000)).ok).toBe(true);
   });
 
   it('refuses a token without exp', async () => {
-    expect(await verifyClientToken(await sign(claims, { exp: null }), key, NOW)).toEqual({ ok: false, reason: 'token invalid' });
+    expect(await verifyClientToken(await sign(claims, { exp: null }), key, NOW)).toEqual({ ok: false, reason: 'missing exp' });
   });
 
-  it('refuses a forged signature, another algorithm, alg none and garbage', async () => {
+  it('says why it refuses a forged signature, another algorithm, alg none and garbage (section 2 close reasons)', async () => {
     const forged = await sign(claims, { secret: 'another-secret-of-enough-length' });
     const hs512 = await sign(claims, { alg: 'HS512' });
     const none = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ ...claims, exp: NOW / 1000 + 60 })).toString('base64url')}.`;
-    for (const token of [forged, hs512, none, 'not-a-jwt', '']) {
-      expect(await verifyClientToken(token, key, NOW)).toEqual({ ok: false, reason: 'token invalid' });
+    const cases: [string, string][] = [
+      [forged, 'bad signature'],
+      [hs512, 'wrong algorithm (HS256 only)'],
+      [none, 'wrong algorithm (HS256 only)'],
+      ['not-a-jwt', 'malformed token (not a compact JWS)'],
+      ['', 'malformed token (not a compact JWS)'],
+    ];
+    for (const [token, reason] of cases) {
+      const check = await verifyClientToken(token, key, NOW);
+      expect(check).toEqual({ ok: false, reason });
+      if (!check.ok) expect(check.reason).not.toContain(SECRET);
     }
   });
 

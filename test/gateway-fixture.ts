@@ -4,7 +4,7 @@ import { Subjects } from '../bus/subjects.js';
 import { createGateway, type Gateway } from '../gateway/server.js';
 import type { ChatMessage, OwnerMessage, UserPolicy } from '../protocol/index.js';
 import type { Clock, Timer } from '../base/clock.js';
-import { parseConfig } from '../runtime/config.js';
+import { gatewayConfigOf, parseConfig } from '../runtime/config.js';
 import { Metrics } from '../base/metrics.js';
 import { isAllowedPushEndpoint } from '../senders/webpush-hosts.js';
 import type { AcceptResult, DeviceRecord, DeviceRegistry, PolicyStore } from '../store/types.js';
@@ -101,7 +101,7 @@ export async function startGateway(env: Record<string, string> = {}) {
   });
   const state = { ready: true };
   const gateway: Gateway = createGateway({
-    config, nodeId: config.nodeId, bus, subjects, ingress, registry, policies: mapPolicies(), metrics, clock,
+    config: gatewayConfigOf(config), nodeId: config.nodeId, bus, subjects, ingress, registry, policies: mapPolicies(), metrics, clock,
     registration: { apps: new Set(['default', 'chat', 'beta']), isAllowedPushEndpoint: (u) => isAllowedPushEndpoint(u) },
     log: pino({ level: 'silent' }), jwtSecret: JWT_SECRET, apiKey: API_KEY, isReady: () => state.ready,
   });

@@ -14,6 +14,7 @@ const FLOORS: Record<string, number> = {
   protocol: 0,
   base: 1,
   clients: 1, // client libraries: the wire types only, nothing of the server
+  'chat-server': 1, // the chat-server SDK (Node): the wire types and msgpackr, nothing of the server
   bus: 2,
   store: 2,
   actors: 3,
@@ -34,6 +35,7 @@ const FORBIDDEN_PACKAGES: Record<string, RegExp> = {
   store: /^(@nats-io\/|nact|ws$)/,
   bus: /^(@nats-io\/|nact|ws$)/,
   clients: /^(?!\.)/, // no packages at all: the browser has none of them
+  'chat-server': /^(?!msgpackr$)/, // the NATS connection is the caller's (injected), so only the codec
 };
 
 interface SourceFile {
