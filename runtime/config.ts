@@ -3,6 +3,7 @@ import { DEFAULT_PLAYGROUND_MODE, PLAYGROUND_MODES, type PlaygroundMode } from '
 import type { GatewayConfig } from '../gateway/server.js';
 import { DEFAULT_MAX_ATTEMPTS as DEFAULT_PUSH_MAX_ATTEMPTS } from '../senders/pool.js';
 import { DEFAULT_DEDUPE_WINDOW_MS } from '../store/file-inbox.js';
+import { allowedHostProblem, DEFAULT_WEBPUSH_HOSTS } from '../protocol/push-endpoint.js';
 
 // Defaults owned by the module that uses them, re-exported here so the configuration reads in one place.
 export { DEFAULT_DEDUPE_WINDOW_MS, DEFAULT_PUSH_MAX_ATTEMPTS };
@@ -137,10 +138,11 @@ export interface Config {
     readonly vapidPrivateKey?: string;
     readonly subject?: string;
     /**
-     * SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS: comma list of push service host names (`*.` prefix = any subdomain) a web
-     * subscription's endpoint may name; replaces the default list (section 5). Unset = the default list.
+     * SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS: push service hosts Web Push endpoints may be on (comma list, `*.` prefix
+     * for subdomains, IP addresses allowed), replacing the default list as given. Default DEFAULT_WEBPUSH_HOSTS
+     * (FCM, Mozilla, Apple and Microsoft push services).
      */
-    readonly allowedHosts?: readonly string[];
+    readonly allowedHosts: readonly string[];
   };
   /** SWITCHBOARD_TOKEN_MAX_AGE_DAYS: a push token neither stored nor seen for this long is pruned, default 270. */
   readonly tokenMaxAgeDays: number;
@@ -247,16 +249,16 @@ export function parseConfig(env: Env = process.env): Config {
   if (natsAuth.length > 1) throw new ConfigError(natsAuth[1], `unset when ${natsAuth[0]} is set (one NATS authentication method)`);
   allOrNone(['SWITCHBOARD_HMS_APP_ID', 'SWITCHBOARD_HMS_CLIENT_ID', 'SWITCHBOARD_HMS_CLIENT_SECRET']);
   allOrNone(['SWITCHBOARD_WEBPUSH_VAPID_PUBLIC_KEY', 'SWITCHBOARD_WEBPUSH_VAPID_PRIVATE_KEY', 'SWITCHBOARD_WEBPUSH_SUBJECT']);
+  const allowedHostsRaw = v('SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS');
+  const allowedHosts = allowedHostsRaw === undefined ? DEFAULT_WEBPUSH_HOSTS : allowedHostsRaw.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean);
+  const hostProblem = allowedHosts.length === 0 ? 'the list is empty' : allowedHosts.map(allowedHostProblem).find((p) => p !== undefined);
+  if (hostProblem !== undefined) {
+    throw new ConfigError('SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS', `a comma list of host names, *.-prefixed host names or IP addresses (${hostProblem})`);
+  }
   const playground = v('SWITCHBOARD_PLAYGROUND') ?? DEFAULT_PLAYGROUND_MODE;
   if (!(PLAYGROUND_MODES as readonly string[]).includes(playground)) throw new ConfigError('SWITCHBOARD_PLAYGROUND', `one of ${PLAYGROUND_MODES.join(', ')}`);
   const subject = v('SWITCHBOARD_WEBPUSH_SUBJECT');
   if (subject !== undefined && !/^(mailto:|https:\/\/)/.test(subject)) throw new ConfigError('SWITCHBOARD_WEBPUSH_SUBJECT', 'a mailto: or https:// URL');
-
-  const hostsRaw = v('SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS');
-  const allowedHosts = hostsRaw === undefined ? undefined : hostsRaw.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean);
-  if (allowedHosts?.some((h) => !/^(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(h))) {
-    throw new ConfigError('SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS', 'a comma list of host names, each optionally starting with *.');
-  }
 
   return Object.freeze({
     host,
@@ -310,7 +312,7 @@ export function parseConfig(env: Env = process.env): Config {
       vapidPublicKey: v('SWITCHBOARD_WEBPUSH_VAPID_PUBLIC_KEY'),
       vapidPrivateKey: v('SWITCHBOARD_WEBPUSH_VAPID_PRIVATE_KEY'),
       subject,
-      ...(allowedHosts === undefined ? {} : { allowedHosts: Object.freeze(allowedHosts) }),
+      allowedHosts: Object.freeze([...allowedHosts]),
     }),
     tokenMaxAgeDays: int('SWITCHBOARD_TOKEN_MAX_AGE_DAYS', DEFAULT_TOKEN_MAX_AGE_DAYS, 1, 3650),
     appsFile: v('SWITCHBOARD_APPS_FILE'),

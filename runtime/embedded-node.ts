@@ -11,7 +11,8 @@ import { ConfigError, gatewayConfigOf, type Config } from './config.js';
 import type { DataDirLock } from '../store/data-dir-lock.js';
 import { GatedIngress } from '../store/replay-gate.js';
 import { loadSecrets } from './secrets.js';
-import { loadSenderConfig } from './sender-config.js';
+import { loadSenderConfig, logVendorsOn } from './sender-config.js';
+import { canPushWith } from '../senders/vendor-config.js';
 import { startTokenSweep } from '../store/token-sweep.js';
 import { busEventPublisher, registrationRules, tokenRemovalListener } from './token-removals.js';
 import { AcceptTracker } from '../store/accept-tracker.js';
@@ -54,6 +55,7 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
     onWriteFailure: (f) => health.writeFailed('devices', f), onDamage: (file, r) => health.damaged('devices', file, r),
   });
   const senderConfig = loadSenderConfig(config);
+  logVendorsOn(senderConfig, log);
   const policies = await FilePolicyStore.open(join(config.dataDir, 'policies'), {
     onWriteFailure: (f) => health.writeFailed('policies', f), onDamage: (file, r) => health.damaged('policies', file, r),
   });
@@ -70,7 +72,7 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
   const ingress = new AcceptTracker(gated);
   const router = new UserDirectory({
     nodeId: config.nodeId, bus, subjects, registry, policies, pushes, clock, metrics, log,
-    ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs,
+    ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs, canPush: canPushWith(senderConfig),
     passivateAfterMs: config.passivateAfterMs, decisionHistoryBytes: config.decisionHistoryBytes,
     done: (id) => ingress.done(id),
     onRouted: (e) => logDecision(log, e),
