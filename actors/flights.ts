@@ -7,7 +7,7 @@ import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
 import type { PushOutcome, PushSink } from '../protocol/push.js';
 import type { DeviceRegistry, PolicyStore } from '../store/types.js';
-import { decide, decideFallback, MAX_DIRECT_REDELIVERIES, pcStatus, type Command, type Routed } from './decide.js';
+import { decide, decideFallback, MAX_DIRECT_REDELIVERIES, pcStatus, type Command, type DecideOptions, type Routed } from './decide.js';
 import { DeliveryWindows } from './delivery-window.js';
 import { DecisionHistory } from './decision-history.js';
 import { copyDecision, RecentIds } from './history.js';
@@ -27,6 +27,8 @@ export interface UserActorDeps extends MailboxDeps {
   clock: Clock;
   ackTimeoutMs: number;
   presenceTtlMs: number;
+  /** Section 4: whether a vendor has credentials for an app (DecideOptions.canPush); default every vendor. */
+  canPush?: DecideOptions['canPush'];
   pushDelayMs: number;
   metrics: Metrics;
   log: Logger;
@@ -208,7 +210,6 @@ export abstract class Flights {
     slot.kind = 'push';
     slot.timer = undefined;
     slot.token = token;
-    this.deps.metrics.deliveries.inc({ via: vendor });
     // Section 4: alert pushes carry the user's unread count as the badge.
     const job = {
       jobId: `${msg.id}:${device}`, user: this.user, device, vendor, token, message: msg, badge: this.mailbox.unread,
@@ -227,6 +228,8 @@ export abstract class Flights {
     this.deps.metrics.pushOutcomes.inc({ vendor: slot.target.via, outcome: o.outcome });
     if (o.outcome === 'ok') {
       slot.flight.reached = true;
+      // A push counts as a delivery once the vendor accepted it, never when it failed.
+      this.deps.metrics.deliveries.inc({ via: slot.target.via });
       this.deps.metrics.deliverySeconds.observe({ via: slot.target.via }, Math.max(0, this.deps.clock.now() - slot.flight.msg.acceptedAt) / 1000);
       return this.finish(slot, 'ok');
     }
@@ -257,7 +260,7 @@ export abstract class Flights {
     const mayRedeliver = (slot.flight.resent ?? 0) < MAX_DIRECT_REDELIVERIES;
     // Devices the decision already reached by the mobile path (policy "always") are not sent to again.
     const tried = slot.decision.targets.filter((t) => t.via !== 'pc').map((t) => t.device);
-    const routed = fallBack ? decideFallback(this.state, id, { via, device, mayRedeliver }, now, { urgent: slot.flight.msg.urgent, tried }) : undefined;
+    const routed = fallBack ? decideFallback(this.state, id, { via, device, mayRedeliver }, now, { urgent: slot.flight.msg.urgent, tried, canPush: this.deps.canPush }) : undefined;
     if (routed?.commands.some((c) => c.type === 'deliver' && c.via === 'mobile' && via === 'mobile')) slot.flight.resent = (slot.flight.resent ?? 0) + 1;
     if (routed) this.carryOut(slot.flight, routed, false);
     else if (fallBack) slot.flight.holdWanted = true; // section 4: nothing left to try -> held

@@ -1,5 +1,6 @@
 import type { ClearFrame, GatewayMessage } from '../protocol/index.js';
 import type { PushJob } from '../protocol/push.js';
+import type { DecideOptions } from './decide.js';
 import type { UserState } from './user-state.js';
 
 /**
@@ -27,13 +28,14 @@ export function clearFrames(state: UserState, ids: string[], badge: number, read
 
 /**
  * Silent clear pushes for phones that are offline (no foreground session) and hold a push token of a vendor with a
- * silent clear (APNs, FCM). `now` makes the job id unique; the message is a stand-in for the pool's TTL bound.
+ * silent clear (APNs, FCM) that has credentials (`canPush`). `now` makes the job id unique; the message is a stand-in for the pool's TTL bound.
  */
-export function clearPushJobs(state: UserState, user: string, ids: string[], badge: number, now: number): PushJob[] {
+export function clearPushJobs(state: UserState, user: string, ids: string[], badge: number, now: number, canPush?: DecideOptions['canPush']): PushJob[] {
   const jobs: PushJob[] = [];
   for (const m of state.mobiles ?? []) {
     if (m.session?.foreground || m.token === undefined || !(m.os in CLEAR_VENDORS)) continue;
     const vendor = CLEAR_VENDORS[m.os as keyof typeof CLEAR_VENDORS];
+    if (canPush && !canPush(vendor, m.app)) continue; // section 4: no credentials, not reachable by push
     const job: PushJob = {
       jobId: `clear:${now}:${m.device}`, user, device: m.device, vendor, token: m.token,
       message: { id: `clear:${now}`, to: user, acceptedAt: now, ttlSeconds: CLEAR_PUSH_TTL_SECONDS },

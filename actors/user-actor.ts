@@ -289,7 +289,7 @@ export class UserActor extends Flights {
     }
     const badge = await this.mailbox.read(ids);
     for (const { node, msg } of clearFrames(this.state, ids, badge, readerSession, this.user)) this.deps.bus.publish(this.deps.subjects.gateway(node), msg);
-    for (const job of clearPushJobs(this.state, this.user, ids, badge, now)) {
+    for (const job of clearPushJobs(this.state, this.user, ids, badge, now, this.deps.canPush)) {
       this.deps.pushes.push(job).then(
         (o) => this.deps.metrics.clearPushes.inc({ vendor: job.vendor, outcome: o.outcome }),
         () => this.deps.metrics.clearPushes.inc({ vendor: job.vendor, outcome: 'failed' }),

@@ -22,7 +22,8 @@ import { AcceptTracker } from '../store/accept-tracker.js';
 import { ConfigError, gatewayConfigOf, type Config } from './config.js';
 import { connectNats } from './nats-connect.js';
 import type { RunningNode, StartOptions } from './running-node.js';
-import { loadSenderConfig } from './sender-config.js';
+import { loadSenderConfig, logVendorsOn } from './sender-config.js';
+import { canPushWith } from '../senders/vendor-config.js';
 import { RoutingSummary, logDecision } from '../base/routing-log.js';
 import { startTokenSweep } from '../store/token-sweep.js';
 import { natsEventPublisher, registrationRules, tokenRemovalListener } from './token-removals.js';
@@ -46,7 +47,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   const replicas = config.nats.replicas;
   const ready = <T>(step: () => Promise<T>, what: string): Promise<T> => untilJetStreamReady(step, what, log);
 
-  const nc = await connectNats(config);
+  const nc = await connectNats(config, { log, clock });
   void (async () => {
     for await (const s of nc.status()) log.info({ nats: s.type }, 'nats connection status');
   })().catch(() => undefined);
@@ -59,6 +60,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   const devicesKv = await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_devices`, { history: 1, replicas })), 'devices bucket');
   const registry = new KvDeviceRegistry(devicesKv, () => clock.now(), onTokenRemoved);
   const senderConfig = loadSenderConfig(config);
+  if (routes) logVendorsOn(senderConfig, log);
   const pushes = new PushPool({ config: senderConfig, log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
   const policies = new KvPolicyStore(await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_policies`, { history: 1, replicas })), 'policies bucket'));
   const readsKv = await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_reads`, { history: 1, replicas })), 'reads bucket');
@@ -72,7 +74,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   const fence = ownerFenceOf(keeper, P);
   const router = new UserDirectory({
     nodeId: config.nodeId, bus: new FencedBus(natsBus, fence, P), subjects, registry, policies, pushes, clock, metrics, log,
-    ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs,
+    ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs, canPush: canPushWith(senderConfig),
     passivateAfterMs: config.passivateAfterMs, decisionHistoryBytes: config.decisionHistoryBytes,
     held, holdTtlMs: config.holdTtlSeconds * 1000, holdMax: config.holdMax, maxInflight: config.maxInflight,
     done: (id) => ingress.done(id),

@@ -2,7 +2,7 @@ import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Packr } from 'msgpackr';
 import { SwitchboardError, type ChatMessage } from '../protocol/index.js';
-import { AppendLog, syncDirectory } from './append-log.js';
+import { AppendLog, syncDirectory, type AppendLogOptions, type ReplayReport } from './append-log.js';
 import { emptyReadState, markDelivered, markRead } from './read-state.js';
 import type { HeldMessage, HeldStore, ReadChange, ReadState } from './types.js';
 
@@ -13,6 +13,10 @@ export interface FileHeldStoreOptions {
   compactMinBytes?: number;
   /** Epoch ms, for dropping expired messages at compaction. Default `Date.now`. */
   now?: () => number;
+  /** A write failed (the hold rejected, answered by a retry). For store health. */
+  onWriteFailure?: AppendLogOptions['onWriteFailure'];
+  /** The replay at open found damage or a torn tail in `held.log`. For store health. */
+  onDamage?: (file: string, report: ReplayReport) => void;
 }
 
 /** Log records. A snapshot writes one `hold` per held message and one `reads` per user with a read state. */
@@ -59,8 +63,11 @@ export class FileHeldStore implements HeldStore {
   private readonly compactMinBytes: number;
   private readonly now: () => number;
 
+  private readonly onWriteFailure: FileHeldStoreOptions['onWriteFailure'];
+
   private constructor(readonly dir: string, startBytes: number, options: FileHeldStoreOptions) {
-    this.log = new AppendLog(join(dir, LOG_FILE), { startBytes });
+    this.onWriteFailure = options.onWriteFailure;
+    this.log = this.newLog(startBytes);
     this.compactMinBytes = options.compactMinBytes ?? DEFAULT_HELD_COMPACT_MIN_BYTES;
     this.now = options.now ?? Date.now;
   }
@@ -68,12 +75,23 @@ export class FileHeldStore implements HeldStore {
   static async open(dir: string, options: FileHeldStoreOptions = {}): Promise<FileHeldStore> {
     await mkdir(dir, { recursive: true });
     await rm(join(dir, SNAPSHOT_TMP), { force: true }); // a compaction cut short before its rename
-    const store = new FileHeldStore(dir, 0, options);
+    const path = join(dir, LOG_FILE);
+    let store = new FileHeldStore(dir, 0, options);
     // Applied as they are read: only offsets stay, each message body is garbage as soon as it is indexed.
-    const report = await AppendLog.replay<HeldLogRecord>(join(dir, LOG_FILE), (r, off, len) => store.apply(r, off, len));
-    store.log = new AppendLog(join(dir, LOG_FILE), { startBytes: report.validBytes });
+    let report = await AppendLog.replay<HeldLogRecord>(path, (r, off, len) => store.apply(r, off, len));
+    if (report.discardedBytes > 0) options.onDamage?.(path, report);
+    if (report.damage.length > 0) {
+      // The damaged stretch was cut out and the file rewritten: offsets past it moved, so read the clean file again.
+      store = new FileHeldStore(dir, 0, options);
+      report = await AppendLog.replay<HeldLogRecord>(path, (r, off, len) => store.apply(r, off, len));
+    }
+    store.log = store.newLog(report.validBytes);
     store.maybeCompact();
     return store;
+  }
+
+  private newLog(startBytes: number): AppendLog<HeldLogRecord> {
+    return new AppendLog(join(this.dir, LOG_FILE), { startBytes, onWriteFailure: this.onWriteFailure });
   }
 
   get heldTotal(): number {
@@ -277,9 +295,9 @@ export class FileHeldStore implements HeldStore {
         m.entry.off = m.off;
         m.entry.len = m.len;
       }
-      next = new AppendLog(logPath, { startBytes: tmp.bytes });
+      next = this.newLog(tmp.bytes);
     } catch {
-      next = old.failed ? old : new AppendLog(logPath, { startBytes: old.bytes });
+      next = old.failed ? old : this.newLog(old.bytes);
     }
     this.log = next;
     const waiting = this.deferred;

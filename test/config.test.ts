@@ -23,6 +23,7 @@ import {
   DEFAULT_PUSH_DELAY_MS,
   DEFAULT_SEND_BUFFER_BYTES,
   DEFAULT_SHUTDOWN_TIMEOUT_MS,
+  DEFAULT_NATS_CONNECT_TIMEOUT_MS,
   DEFAULT_SUMMARY_INTERVAL_MS,
   DEFAULT_SUBJECT_PREFIX,
   parseConfig,
@@ -58,6 +59,7 @@ const intVars: [name: string, field: string, min: number, max: number][] = [
   ['SWITCHBOARD_HOLD_TTL_SECONDS', 'holdTtlSeconds', 1, 28 * 24 * 3600],
   ['SWITCHBOARD_HOLD_MAX', 'holdMax', 1, 1_000_000],
   ['SWITCHBOARD_MAX_INFLIGHT', 'maxInflight', 1, 100_000],
+  ['SWITCHBOARD_NATS_CONNECT_TIMEOUT_MS', 'natsConnectTimeoutMs', 0, 3_600_000],
   ['SWITCHBOARD_SUMMARY_INTERVAL_MS', 'summaryIntervalMs', 0, 86_400_000],
 ];
 
@@ -236,6 +238,7 @@ describe('parseConfig: defaults', () => {
       frameRate: DEFAULT_FRAME_RATE,
       logLevel: DEFAULT_LOG_LEVEL,
       shutdownTimeoutMs: DEFAULT_SHUTDOWN_TIMEOUT_MS,
+      natsConnectTimeoutMs: DEFAULT_NATS_CONNECT_TIMEOUT_MS,
       summaryIntervalMs: DEFAULT_SUMMARY_INTERVAL_MS,
     });
   });
