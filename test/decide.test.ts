@@ -192,7 +192,7 @@ rows.push(
     route: 'pc_fallback', reason: 'idle', targets: ['pc1:pc'] },
   { claim: 'section 4: vendor without credentials, no PC session -> nobody reachable (held)',
     state: { mobiles: [phone('iphone', 'ios', { token: true, session: 'bg' })] }, pushOn: [],
-    route: 'undeliverable', reason: 'no_pc', targets: [] },
+    route: 'held', reason: 'no_pc', targets: [] },
   { claim: 'section 4: only the devices whose vendor is configured are pushed; a foreground app still gets it directly',
     state: { pcs: [idle], mobiles: [phone('a', 'ios', { token: true }), pixelOff, phone('w', 'web', { token: true, session: 'fg' })] }, pushOn: ['fcm'],
     route: 'mobile', reason: 'idle', targets: ['pixel:fcm', 'w:mobile'] },
