@@ -43,7 +43,7 @@ describe('held messages in the cluster', () => {
     await viewUntil(c, u1, (v) => v.held === 20, 'u1: 20 held', 10_000);
 
     const onB = await pc(b, u2);
-    await viewUntil(c, u2, (v) => v.pc.state === 'active', 'u2 active');
+    await viewUntil(c, u2, (v) => v.pc.state === 'active', 'u2 active', 15_000);
     await Promise.all([a.kill('SIGKILL'), b.kill('SIGKILL')]);
     await onB.client.closed;
     await cluster.awaitSettled(30_000, [c]);
@@ -59,12 +59,12 @@ describe('held messages in the cluster', () => {
     await until(() => p1.received.length === 20 && p2.received.length === 5, 15_000, 'held replayed');
     expect(p1.received).toEqual(held);
     expect(p2.received).toEqual(lost);
-    await viewUntil(c, u1, (v) => v.held === 0, 'u1 drained');
-    await viewUntil(c, u2, (v) => v.held === 0, 'u2 drained');
+    await viewUntil(c, u1, (v) => v.held === 0, 'u1 drained', 15_000);
+    await viewUntil(c, u2, (v) => v.held === 0, 'u2 drained', 15_000);
     // Read sync in the cluster: the badge lives in the KV bucket <prefix>_reads.
-    await viewUntil(c, u1, (v) => v.unread === 20, 'u1: 20 unread');
+    await viewUntil(c, u1, (v) => v.unread === 20, 'u1: 20 unread', 15_000);
     const read = await c.http('POST', `/v1/users/${encodeURIComponent(u1)}/read`, { ids: held.slice(0, 5) });
     expect(read).toMatchObject({ status: 200, body: { unread: 15 } });
-    expect(await p1.client.next((f) => f.type === 'clear')).toEqual({ type: 'clear', ids: held.slice(0, 5), badge: 15 });
+    expect(await p1.client.next((f) => f.type === 'clear', 15_000)).toEqual({ type: 'clear', ids: held.slice(0, 5), badge: 15 });
   }, 120_000);
 });
