@@ -1,7 +1,7 @@
-import { dispatch, spawn, start, stop, type ActorSystemRef, type Ref } from 'nact';
 import type { OwnerQuery, OwnerReply } from '../protocol/index.js';
 import type { Timer } from '../base/clock.js';
-import { UserActor, type UserActorDeps, type UserActorMessage } from './user-actor.js';
+import { DeadlineQueue } from '../base/deadline-queue.js';
+import { UserActor, type AckDue, type UserActorDeps, type UserActorMessage } from './user-actor.js';
 import { hasLiveSessions, newUserState, type UserState } from './user-state.js';
 
 export interface DirectoryDeps extends UserActorDeps {
@@ -9,26 +9,38 @@ export interface DirectoryDeps extends UserActorDeps {
   passivateAfterMs: number;
 }
 
-/** A spawned actor and what the directory must know to passivate it safely. */
+/**
+ * A live actor: its behaviour and its mailbox. Messages run one at a time, in arrival order; the next starts only
+ * once the previous one's `handle` settled (it may await the device registry on a user's first message).
+ */
 interface Resident {
-  ref: Ref<UserActorMessage>;
   actor: UserActor;
-  /** Dispatched and not yet finished; the nact mailbox itself cannot be inspected. */
+  /** Waiting messages; created when a second message arrives while one runs, dropped when drained. */
+  queue?: UserActorMessage[];
+  /** A drain of this mailbox is scheduled or running. */
+  running: boolean;
+  /** Dispatched and not yet finished (queued + running). */
   inFlight: number;
   idleSince: number;
+  /** Out of the map (passivated or evicted): queued messages are dropped, a running drain stops. */
+  stopped: boolean;
 }
 
 /** Node ids are few and repeat in every session: one copy each (bounded in case ids churn). */
 const MAX_INTERNED_NODES = 1024;
 
 /**
- * One nact actor per resident user, spawned on first message and passivated when idle. Per-user traffic never
- * goes through a parent actor (nact copies a parent's child map on every message to it): the directory keeps
- * its own map and dispatches straight to the child. A message is never lost to passivation: an actor is stopped
- * only with nothing in flight, and it leaves the map in the same synchronous step, so the next message spawns anew.
+ * One actor per resident user, with its own serialized mailbox, spawned on first message and passivated when idle.
+ * A message is never lost to passivation: an actor is stopped only with nothing in flight, and it leaves the map in
+ * the same synchronous step, so the next message spawns anew.
+ *
+ * The mailbox is ours, not nact's (issue 13, measured in bench/README.md): a nact actor cost ~2.1 KiB per live
+ * user (its `Actor` with two child maps, reference, path, `Denque`, the kept `Immediate`) and a `setImmediate` plus
+ * an async handler per message. Here a mailbox is a few fields on `Resident`, and a message is dispatched in a
+ * microtask (never inside the caller's stack, as with nact): one microtask per burst per user, not one
+ * `setImmediate` per message. Serialization, spawn-on-first-message and passivation are unchanged.
  */
 export class UserDirectory {
-  private readonly system: ActorSystemRef = start();
   private readonly live = new Map<string, Resident>();
   /** Passivated users that still have connected sessions: their compact state is all that stays. */
   private readonly kept = new Map<string, UserState>();
@@ -38,17 +50,44 @@ export class UserDirectory {
   private sweepTimer?: Timer;
   private stopped = false;
 
+  /** Every live actor's ack timeouts on one timer (issue 13), passed to the actors in `actorDeps`. */
+  private readonly ackDeadlines: DeadlineQueue<AckDue>;
+  private readonly actorDeps: UserActorDeps;
+
   constructor(private readonly deps: DirectoryDeps) {
+    this.ackDeadlines = new DeadlineQueue<AckDue>(deps.clock, deps.ackTimeoutMs, (due) => this.tell(due.user, { type: 'ack_due', id: due.id, device: due.device }));
+    this.actorDeps = { ...deps, ackDeadlines: this.ackDeadlines };
     this.scheduleSweep();
   }
 
-  /** Get-or-spawn, then dispatch. */
+  /** Get-or-spawn, then put the message in the user's mailbox. */
   tell(user: string, msg: UserActorMessage): void {
     if (this.stopped) return;
     const r = this.live.get(user) ?? this.spawn(user);
     r.inFlight++;
     this.inFlightTotal++;
-    dispatch(r.ref, msg);
+    if (r.running) {
+      (r.queue ??= []).push(msg);
+      return;
+    }
+    r.running = true;
+    queueMicrotask(() => void this.run(r, msg));
+  }
+
+  /** Runs `first`, then whatever queued meanwhile, one message at a time; returns once the mailbox is empty. */
+  private async run(r: Resident, first: UserActorMessage): Promise<void> {
+    let msg: UserActorMessage | undefined = first;
+    while (msg !== undefined && !r.stopped) {
+      try {
+        await r.actor.handle(msg); // later messages queue meanwhile
+      } catch (err) {
+        this.deps.log.error({ err, user: r.actor.user, type: msg.type }, 'user actor failed on a message');
+      }
+      this.finished(r);
+      msg = r.queue?.shift();
+    }
+    r.queue = undefined;
+    r.running = false;
   }
 
   /** Asks the user's actor; nact's own `query` would time out on the global clock, so this uses the injected one. */
@@ -94,8 +133,11 @@ export class UserDirectory {
   stop(): void {
     this.stopped = true;
     if (this.sweepTimer) this.deps.clock.clearTimeout(this.sweepTimer);
-    for (const r of this.live.values()) r.actor.dispose();
-    stop(this.system);
+    for (const r of this.live.values()) {
+      r.actor.dispose();
+      r.stopped = true;
+    }
+    this.ackDeadlines.stop();
     this.live.clear();
     this.kept.clear();
     for (const w of this.idleWaiters.splice(0)) w();
@@ -112,7 +154,7 @@ export class UserDirectory {
       if (!match(user)) continue;
       this.live.delete(user);
       r.actor.dispose();
-      stop(r.ref);
+      r.stopped = true;
       // Messages still queued for it are dropped with the actor: stop counting them, or drain() would wait forever.
       this.inFlightTotal -= r.inFlight;
       r.inFlight = 0;
@@ -139,7 +181,7 @@ export class UserDirectory {
       if (r.inFlight > 0 || r.actor.busy || now - r.idleSince < this.deps.passivateAfterMs) continue;
       // One synchronous step: out of the map and stopped together, so no message can reach a stopped actor.
       this.live.delete(user);
-      stop(r.ref);
+      r.stopped = true;
       if (hasLiveSessions(r.actor.state)) this.kept.set(user, r.actor.state);
     }
     this.updateGauges();
@@ -149,19 +191,8 @@ export class UserDirectory {
     const kept = this.kept.get(user);
     this.kept.delete(user);
     // A kept state is complete (device changes spawn the actor and update it); a fresh one loads the registry first.
-    const actor = new UserActor(user, kept ?? newUserState(), kept !== undefined, this.deps, (m) => this.tell(user, m), (n) => this.intern(n));
-    const resident: Resident = { ref: undefined as unknown as Ref<UserActorMessage>, actor, inFlight: 0, idleSince: this.deps.clock.now() };
-    const handler = async (a: UserActor, msg: UserActorMessage): Promise<UserActor> => {
-      try {
-        await a.handle(msg); // nact awaits this; later messages queue in the mailbox meanwhile
-      } catch (err) {
-        this.deps.log.error({ err, user, type: msg.type }, 'user actor failed on a message');
-      } finally {
-        this.finished(resident);
-      }
-      return a;
-    };
-    resident.ref = spawn(this.system, handler, actorName(user), { initialState: actor, onCrash: (_msg, _err, ctx) => ctx.resume });
+    const actor = new UserActor(user, kept ?? newUserState(), kept !== undefined, this.actorDeps, (m) => this.tell(user, m), (n) => this.intern(n));
+    const resident: Resident = { actor, running: false, inFlight: 0, idleSince: this.deps.clock.now(), stopped: false };
     this.live.set(user, resident);
     this.updateGauges();
     return resident;
@@ -197,7 +228,7 @@ export class UserDirectory {
   }
 }
 
-/** nact names allow only [a-z0-9-$_.+!*'(),]; user ids may hold ':', '@', '/', spaces, any unicode. */
+/** A user id as an actor name of [a-z0-9-$_.+!*'(),] (nact's rule, kept for logs): user ids may hold ':', '@', '/', spaces, any unicode. */
 export function actorName(user: string): string {
   return `u${Buffer.from(user, 'utf8').toString('base64url')}`;
 }

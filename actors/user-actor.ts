@@ -4,6 +4,7 @@ import type {
   ChatMessage, Decision, DecisionTarget, MessageFrame, OwnerMessage, OwnerQuery, OwnerReply, RoutedEvent, TargetOutcome, UserView,
 } from '../protocol/index.js';
 import type { Clock, Timer } from '../base/clock.js';
+import type { Deadline, DeadlineQueue } from '../base/deadline-queue.js';
 import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
 import type { PushOutcome, PushSink } from '../senders/types.js';
@@ -37,6 +38,15 @@ export interface UserActorDeps {
    */
   mayAct?(user: string): boolean;
   onRouted?(e: RoutedEvent): void;
+  /** Ack timeouts of all actors on one timer (the directory's); without it each delivery gets its own clock timer. */
+  ackDeadlines?: DeadlineQueue<AckDue>;
+}
+
+/** An ack timeout owed to a user's actor: it comes back as `ack_due` through the user's mailbox. */
+export interface AckDue {
+  user: string;
+  id: string;
+  device: string;
 }
 
 /** Gateway traffic plus what the actor sends itself: timers and push outcomes come back as messages, never as callbacks that touch state. */
@@ -62,6 +72,7 @@ interface Slot {
   target: DecisionTarget;
   kind: 'ack' | 'delay' | 'push';
   timer?: Timer;
+  deadline?: Deadline<AckDue>;
   token?: string;
 }
 
@@ -164,7 +175,10 @@ export class UserActor {
 
   /** Clears every timer; the node is stopping. */
   dispose(): void {
-    for (const slot of this.slotsTable?.values() ?? []) if (slot.timer) this.deps.clock.clearTimeout(slot.timer);
+    for (const slot of this.slotsTable?.values() ?? []) {
+      if (slot.timer) this.deps.clock.clearTimeout(slot.timer);
+      if (slot.deadline) this.deps.ackDeadlines?.cancel(slot.deadline);
+    }
     this.slotsTable?.clear();
   }
 
@@ -223,7 +237,8 @@ export class UserActor {
       if (c.type === 'deliver') {
         this.deps.bus.publish(this.deps.subjects.gateway(c.session.node), { type: 'deliver', sessionId: c.session.id, frame: frameOf(flight.msg), user: this.user });
         this.deps.metrics.deliveries.inc({ via: c.via });
-        slot.timer = this.deps.clock.setTimeout(() => this.self({ type: 'ack_due', id, device: c.device }), this.deps.ackTimeoutMs);
+        if (this.deps.ackDeadlines) slot.deadline = this.deps.ackDeadlines.add({ user: this.user, id, device: c.device });
+        else slot.timer = this.deps.clock.setTimeout(() => this.self({ type: 'ack_due', id, device: c.device }), this.deps.ackTimeoutMs);
       } else if (delayPushes && this.deps.pushDelayMs > 0) {
         // Grace before a vendor push: cancelled if a PC turns active meanwhile (onPcMaybeActive).
         slot.kind = 'delay';
@@ -305,6 +320,7 @@ export class UserActor {
 
   private release(slot: Slot, device: string): void {
     if (slot.timer) this.deps.clock.clearTimeout(slot.timer);
+    if (slot.deadline) this.deps.ackDeadlines?.cancel(slot.deadline);
     this.slots.delete(slotKey(slot.flight.msg.id, device));
   }
 

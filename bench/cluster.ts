@@ -132,8 +132,12 @@ async function main(): Promise<string> {
 
   if (relay) {
     const max = await phase(() => sender.max(all, cfg.maxCount, cfg.window, clients));
-    log(`max: ${fmt(max.rate)} msgs/s; ${counts(max)}; ${cpuNote(max.cpu)}`);
+    log(`max: ${fmt(max.rate)} msgs/s; p50 ${fmtMs(max.p50Ms)} p99 ${fmtMs(max.p99Ms)} ms; request retries ${sender.retries}; ${counts(max)}; ${cpuNote(max.cpu)}`);
     await sender.close();
+    for (const n of nodes) {
+      const bad = n.lines.filter((l) => /"level":(40|50|60)/.test(l));
+      if (bad.length) log(`${n.id}: ${bad.length} warnings (${bad.filter((l) => l.includes('lease lost')).length} leases lost), last: ${bad.slice(-2).join(' | ')}`);
+    }
     const perMsg = (r: PhaseResult) => r.cpu.nodes / r.rate;
     const rows: Row[] = [
       { section: 'bare relay', what: `core NATS relay, 3 processes: max msgs/s (${cfg.users} users, window ${cfg.window})`, value: `${fmt(relay.rate)} msgs/s`, ratio: 'baseline', note: `CPU per message: nodes ${usPerMsg(relay.cpu.nodes, relay.rate)} µs, nats-server ${usPerMsg(relay.cpu.nats, relay.rate)} µs; p99 ${fmtMs(relay.p99Ms)} ms; ${counts(relay)}; ${cpuNote(relay.cpu)}` },
