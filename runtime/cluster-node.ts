@@ -69,16 +69,22 @@ export async function startClusterNode(config: Config, opts: StartOptions = {}):
   const replicas = config.nats.replicas;
 
   const nc = await connectNats(config);
-  void (async () => {
-    for await (const s of nc.status()) log.info({ nats: s.type }, 'nats connection status');
-  })().catch(() => undefined);
+  // Leases and membership on a connection of their own (issue 13): on a node saturated with messages, a lease
+  // renewal's answer would otherwise wait behind thousands of deliveries read from the same socket, come back after
+  // the local deadline, and the partition would be given up (seen as multi-second p99 under max rate).
+  const control = await connectNats(config, 'control');
+  for (const [conn, name] of [[nc, 'data'], [control, 'control']] as const) {
+    void (async () => {
+      for await (const s of conn.status()) log.info({ nats: s.type, connection: name }, 'nats connection status');
+    })().catch(() => undefined);
+  }
   const natsBus = new NatsBus(nc, (err, subject) => log.warn({ err: String(err), subject }, 'bus message dropped'));
   const subjects = new Subjects(config.subjectPrefix, P);
   // A JetStream cluster that just formed may not have a meta leader yet: keep trying for a while before giving up.
   const ingress = await untilReady(() => JetStreamIngress.open(nc, { prefix: config.subjectPrefix, partitions: P, replicas }), 'ingress stream', log);
   const registry = new KvDeviceRegistry(await untilReady(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_devices`, { history: 1, replicas })), 'devices bucket', log));
   const pushes = new PushPool({ config: loadSenderConfig(config), log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
-  const membership = new Membership({ nc, prefix, replicas, nodeId: config.nodeId, clock, log });
+  const membership = new Membership({ nc: control, prefix, replicas, nodeId: config.nodeId, clock, log });
 
   // JetStream acks by message id, per partition, so a lost partition can forget its pending ones.
   const acks = new Map<string, { p: number; ack: (() => void)[] }>();
@@ -127,7 +133,7 @@ export async function startClusterNode(config: Config, opts: StartOptions = {}):
     for (const [id, e] of acks) if (e.p === p) acks.delete(id); // unacked: JetStream redelivers to the next owner
   };
   keeper = new LeaseKeeper({
-    nc, bucket: LeaseKeeper.bucketName(prefix), replicas, nodeId: config.nodeId, partitions: P, membership, clock, log,
+    nc: control, bucket: LeaseKeeper.bucketName(prefix), replicas, nodeId: config.nodeId, partitions: P, membership, clock, log,
     onAcquire: async (p, fence) => {
       fences.set(p, fence);
       partitionSubs.set(p, [
@@ -202,6 +208,7 @@ export async function startClusterNode(config: Config, opts: StartOptions = {}):
       await gateway?.close();
       await natsBus.close();
       await nc.drain();
+      await control.drain();
       log.info('stopped');
     })());
 

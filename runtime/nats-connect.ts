@@ -31,6 +31,8 @@ export function natsOptions(config: Config): NodeConnectionOptions {
   return opts;
 }
 
-export function connectNats(config: Config): Promise<NatsConnection> {
-  return connect(natsOptions(config));
+/** `role` names a second connection of the same node (e.g. `control`) in the server's connection list. */
+export function connectNats(config: Config, role?: string): Promise<NatsConnection> {
+  const opts = natsOptions(config);
+  return connect(role ? { ...opts, name: `${opts.name}-${role}` } : opts);
 }
