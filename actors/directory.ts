@@ -90,7 +90,7 @@ export class UserDirectory {
     r.running = false;
   }
 
-  /** Asks the user's actor; nact's own `query` would time out on the global clock, so this uses the injected one. */
+  /** Asks the user's actor, timing out on the injected clock. */
   ask(user: string, query: OwnerQuery, timeoutMs: number): Promise<OwnerReply> {
     if (this.stopped) return Promise.resolve({ type: 'error', code: 'shutting_down', message: 'node is shutting down' });
     const { clock } = this.deps;

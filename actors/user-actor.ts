@@ -76,7 +76,7 @@ interface Slot {
   token?: string;
 }
 
-/** The behaviour of one user (PROTOCOL.md sections 2-4); the nact actor in directory.ts runs one message at a time through it. */
+/** The behaviour of one user (PROTOCOL.md sections 2-4); the directory's mailbox (directory.ts) runs one message at a time through it. */
 export class UserActor {
   // Created on first use: a live actor that only ever sees session traffic should not pay for empty tables.
   private flightsTable?: Map<string, Flight>;

@@ -128,7 +128,8 @@ async function main(): Promise<string> {
 
   const warm = await phase(() => sender.max(all, cfg.users * 4, cfg.window, clients));
   log(`warm-up: ${counts(warm)}`);
-  if (warm.lost > 0 || warm.misrouted > 0) throw new Error(`warm-up not clean: ${counts(warm)}`);
+  // The goals run reports what it measured even when a starved machine delays a warm-up message past the wait.
+  if (warm.misrouted > 0 || (warm.lost > 0 && !goalsOnly)) throw new Error(`warm-up not clean: ${counts(warm)}`);
 
   if (relay) {
     const max = await phase(() => sender.max(all, cfg.maxCount, cfg.window, clients));

@@ -28,7 +28,7 @@ const flag = (name: string): string | undefined => {
 };
 
 const e2e: E2eOptions = quick
-  ? { users: 500, maxCount: 30_000, window: 2000, loads: [1000, 5000, 10_000], loadMs: 2000, httpConcurrency: 64 }
+  ? { users: 500, maxCount: 20_000, window: 2000, loads: [1000, 5000, 10_000], loadMs: 2000, httpConcurrency: 64 }
   : { users: 2000, maxCount: 200_000, window: 4000, loads: [1000, 5000, 10_000], loadMs: 5000, httpConcurrency: 128 };
 if (flag('--users')) e2e.users = Number(flag('--users'));
 if (flag('--window')) e2e.window = Number(flag('--window'));
