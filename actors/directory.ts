@@ -1,13 +1,26 @@
-import type { OwnerQuery, OwnerReply } from '../protocol/index.js';
+import type { OwnerMessage, OwnerQuery, OwnerReply } from '../protocol/index.js';
 import type { Timer } from '../base/clock.js';
 import { DeadlineQueue } from '../base/deadline-queue.js';
+import { DecisionHistory } from './decision-history.js';
 import { UserActor, type AckDue, type UserActorDeps, type UserActorMessage } from './user-actor.js';
 import { hasLiveSessions, newUserState, type UserState } from './user-state.js';
 
+/**
+ * Everything the routing core needs: bus, registry, push sink, clock, timings (SWITCHBOARD_ACK_TIMEOUT_MS,
+ * SWITCHBOARD_PRESENCE_TTL_MS, SWITCHBOARD_PUSH_DELAY_MS, SWITCHBOARD_PASSIVATE_AFTER_MS), metrics, log, `done`
+ * (the ingress may forget a message) and `onRouted` (publish `switchboard.events.routed`).
+ */
 export interface DirectoryDeps extends UserActorDeps {
   /** An actor with nothing in flight and no timers stops after this long idle (SWITCHBOARD_PASSIVATE_AFTER_MS, default 60000). */
   passivateAfterMs: number;
+  /** How long `answer` waits for a user actor before answering `unavailable`, ms. Default 2000. */
+  queryTimeoutMs?: number;
+  /** Bound of all users' decision histories together, bytes (SWITCHBOARD_DECISION_HISTORY_BYTES, default 128 MiB). */
+  decisionHistoryBytes?: number;
 }
+
+/** How long `answer` waits for a user actor before answering `unavailable`. */
+export const DEFAULT_QUERY_TIMEOUT_MS = 2000;
 
 /**
  * A live actor: its behaviour and its mailbox. Messages run one at a time, in arrival order; the next starts only
@@ -30,6 +43,9 @@ interface Resident {
 const MAX_INTERNED_NODES = 1024;
 
 /**
+ * The routing core behind the owner subjects, bus-agnostic: the composition root subscribes it to the partitions
+ * this node owns and feeds it `OwnerMessage`s and `OwnerQuery`s (PROTOCOL.md sections 2-4).
+ *
  * One actor per resident user, with its own serialized mailbox, spawned on first message and passivated when idle.
  * A message is never lost to passivation: an actor is stopped only with nothing in flight, and it leaves the map in
  * the same synchronous step, so the next message spawns anew.
@@ -49,15 +65,32 @@ export class UserDirectory {
   private idleWaiters: (() => void)[] = [];
   private sweepTimer?: Timer;
   private stopped = false;
-
-  /** Every live actor's ack timeouts on one timer (issue 13), passed to the actors in `actorDeps`. */
+  /** Decisions outlive the actors (issue 10 part 4); one bounded store for every user of this node. */
+  readonly history: DecisionHistory;
+  private readonly deps: DirectoryDeps;
+  /** Every live actor's ack timeouts on one timer (issue 13), passed to the actors in `deps`. */
   private readonly ackDeadlines: DeadlineQueue<AckDue>;
-  private readonly actorDeps: UserActorDeps;
 
-  constructor(private readonly deps: DirectoryDeps) {
+  constructor(deps: DirectoryDeps) {
+    this.history = deps.history ?? new DecisionHistory(deps.decisionHistoryBytes);
     this.ackDeadlines = new DeadlineQueue<AckDue>(deps.clock, deps.ackTimeoutMs, (due) => this.tell(due.user, { type: 'ack_due', id: due.id, device: due.device }));
-    this.actorDeps = { ...deps, ackDeadlines: this.ackDeadlines };
+    this.deps = { ...deps, history: this.history, ackDeadlines: this.ackDeadlines };
     this.scheduleSweep();
+  }
+
+  /** Gateway -> owner traffic and `route` for each accepted message (PROTOCOL.md sections 2-4). Never throws. */
+  handle(msg: OwnerMessage): void {
+    this.tell(msg.user, msg);
+  }
+
+  /** `GET /v1/users/{user}` and `GET /v1/users/{user}/decisions` (section 3), answered by the user's actor. */
+  answer(q: OwnerQuery): Promise<OwnerReply> {
+    return this.ask(q.user, q, this.deps.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS);
+  }
+
+  /** Spawned actors and users held in memory (also exported as gauges). */
+  get stats(): { liveActors: number; residentUsers: number } {
+    return { liveActors: this.liveActors, residentUsers: this.residentUsers };
   }
 
   /** Get-or-spawn, then put the message in the user's mailbox. */
@@ -161,6 +194,7 @@ export class UserDirectory {
       n++;
     }
     for (const user of this.kept.keys()) if (match(user) && this.kept.delete(user)) n++;
+    this.history.drop(match);
     if (this.inFlightTotal === 0) for (const w of this.idleWaiters.splice(0)) w();
     this.updateGauges();
     return n;
@@ -182,6 +216,7 @@ export class UserDirectory {
       // One synchronous step: out of the map and stopped together, so no message can reach a stopped actor.
       this.live.delete(user);
       r.stopped = true;
+      this.history.seal(user, true); // its decisions stay, packed, after the actor is gone
       if (hasLiveSessions(r.actor.state)) this.kept.set(user, r.actor.state);
     }
     this.updateGauges();
@@ -191,7 +226,7 @@ export class UserDirectory {
     const kept = this.kept.get(user);
     this.kept.delete(user);
     // A kept state is complete (device changes spawn the actor and update it); a fresh one loads the registry first.
-    const actor = new UserActor(user, kept ?? newUserState(), kept !== undefined, this.actorDeps, (m) => this.tell(user, m), (n) => this.intern(n));
+    const actor = new UserActor(user, kept ?? newUserState(), kept !== undefined, this.deps, (m) => this.tell(user, m), (n) => this.intern(n));
     const resident: Resident = { actor, running: false, inFlight: 0, idleSince: this.deps.clock.now(), stopped: false };
     this.live.set(user, resident);
     this.updateGauges();

@@ -1,4 +1,5 @@
 import type { Bus } from '../bus/bus.js';
+import type { OwnerFence } from '../bus/fence.js';
 import type { Subjects } from '../bus/subjects.js';
 import type {
   ChatMessage, Decision, DecisionTarget, MessageFrame, OwnerMessage, OwnerQuery, OwnerReply, RoutedEvent, TargetOutcome, UserView,
@@ -7,15 +8,17 @@ import type { Clock, Timer } from '../base/clock.js';
 import type { Deadline, DeadlineQueue } from '../base/deadline-queue.js';
 import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
-import type { PushOutcome, PushSink } from '../senders/types.js';
-import type { DeviceRegistry } from '../store/types.js';
+import type { PushOutcome, PushSink } from '../protocol/push.js';
+import type { DeviceRegistry, PolicyStore } from '../store/types.js';
 import { decide, decideFallback, MAX_DIRECT_REDELIVERIES, pcStatus, type Command, type Routed } from './decide.js';
-import { copyDecision, DecisionLog, RecentIds } from './history.js';
+import { DecisionHistory } from './decision-history.js';
+import { copyDecision, RecentIds } from './history.js';
+import { policyOf, pushDelayMsOf } from './policy.js';
 import {
   clearDeadToken, closeSession, deleteDevice, findMobile, findPc, mergeRegistry, newPcSession, openMobileSession, openPcSession, putDevice, type UserState,
 } from './user-state.js';
 
-/** What one user actor needs from the node; the Router's deps minus what only the directory uses. */
+/** What one user actor needs from the node; the directory's deps minus what only the directory uses. */
 export interface UserActorDeps {
   nodeId: string;
   bus: Bus;
@@ -28,16 +31,18 @@ export interface UserActorDeps {
   pushDelayMs: number;
   metrics: Metrics;
   log: Logger;
-  /** The message reached a final outcome everywhere (or is undeliverable): the ingress may forget it. */
-  settle(messageId: string): void;
-  /** The decision for a message was carried out (or it was a known duplicate): the cluster acks JetStream here. */
-  decided?(messageId: string): void;
   /**
-   * Fence: false once this node may no longer act for the user (cluster: its partition lease lapsed or was lost).
-   * A message it cannot act on is neither routed nor acked, so the partition's next owner gets it.
+   * The one completion call (`Ingress.done`): the message reached a final outcome on every target, or it is a
+   * redelivery of one that already did. Embedded: the inbox settles it; cluster: JetStream acks it.
    */
-  mayAct?(user: string): boolean;
+  done(messageId: string): void;
+  /** Cluster: whether this node still owns the user's partition (bus/fence.ts). Absent: always (embedded). */
+  fence?: OwnerFence;
   onRouted?(e: RoutedEvent): void;
+  /** Durable per-user policies (section 4, policy); read at load and on `policy_changed`. Absent: the default policy. */
+  policies?: Pick<PolicyStore, 'get'>;
+  /** Where decisions are kept for `GET …/decisions`, past passivation (the directory's). Absent: one per actor. */
+  history?: DecisionHistory;
   /** Ack timeouts of all actors on one timer (the directory's); without it each delivery gets its own clock timer. */
   ackDeadlines?: DeadlineQueue<AckDue>;
 }
@@ -82,7 +87,11 @@ export class UserActor {
   private flightsTable?: Map<string, Flight>;
   private slotsTable?: Map<string, Slot>;
   private readonly recent = new RecentIds();
-  private readonly log = new DecisionLog();
+  private ownHistory?: DecisionHistory;
+
+  private get history(): DecisionHistory {
+    return this.deps.history ?? (this.ownHistory ??= new DecisionHistory());
+  }
 
   private get flights(): Map<string, Flight> {
     return (this.flightsTable ??= new Map());
@@ -114,7 +123,7 @@ export class UserActor {
       case 'session_open': {
         const session = { id: msg.session.id, node: this.intern(msg.session.node) };
         const old = msg.kind === 'pc'
-          ? openPcSession(this.state, newPcSession(session.id, msg.device, session.node, Math.min(msg.at, now)))
+          ? openPcSession(this.state, newPcSession(session.id, msg.device, session.node, Math.min(msg.at, now), msg.bot === true))
           : openMobileSession(this.state, msg.device, msg.os, { sessionId: session.id, node: session.node, foreground: true });
         // Section 2: a second connection of the same device replaces the first (4409).
         if (old) this.deps.bus.publish(this.deps.subjects.gateway(old.node), { type: 'close_session', sessionId: old.sessionId, code: 4409, reason: 'replaced' });
@@ -144,6 +153,7 @@ export class UserActor {
         if (slot?.kind !== 'ack') return;
         this.release(slot, msg.device);
         this.deps.metrics.acks.inc();
+        this.deps.metrics.deliverySeconds.observe({ via: slot.target.via }, Math.max(0, now - slot.flight.msg.acceptedAt) / 1000);
         return this.finish(slot, 'acked');
       }
       case 'device_put':
@@ -152,8 +162,12 @@ export class UserActor {
       case 'device_delete':
         deleteDevice(this.state, msg.device);
         return;
+      case 'token_removed': // section 3: the registry removed it (moved, dead, unregistered, pruned): stop pushing to it
+        return clearDeadToken(this.state, msg.device, msg.token);
       case 'route':
         return this.route(msg.msg, now);
+      case 'policy_changed':
+        return this.reloadPolicy();
       case 'ack_due':
         return this.onAckTimeout(msg.id, msg.device, now);
       case 'push_due': {
@@ -184,11 +198,22 @@ export class UserActor {
 
   private async load(): Promise<void> {
     try {
-      mergeRegistry(this.state, await this.deps.registry.list(this.user));
+      const [devices, policy] = await Promise.all([this.deps.registry.list(this.user), this.deps.policies?.get(this.user)]);
+      mergeRegistry(this.state, devices);
+      if (policy !== undefined) this.state.policy = policy;
       this.loaded = true;
     } catch (err) {
       // Route with what we know; the next message tries again.
-      this.deps.log.error({ err, user: this.user }, 'device registry load failed');
+      this.deps.log.error({ err, user: this.user }, 'device registry or policy load failed');
+    }
+  }
+
+  /** `PUT …/policy` stored a new policy: read it back (the store orders concurrent writers, not the bus). */
+  private async reloadPolicy(): Promise<void> {
+    try {
+      this.state.policy = await this.deps.policies?.get(this.user);
+    } catch (err) {
+      this.deps.log.error({ err, user: this.user }, 'policy load failed');
     }
   }
 
@@ -200,25 +225,20 @@ export class UserActor {
   }
 
   private route(msg: ChatMessage, now: number): void {
-    if (this.deps.mayAct && !this.deps.mayAct(this.user)) return; // fenced: the next owner routes it
-    if (this.flights.has(msg.id) || this.recent.has(msg.id)) {
-      this.deps.decided?.(msg.id);
-      // Still in flight: it settles when it finishes. Redelivered after it finished: settle again, deliver never.
-      if (!this.flights.has(msg.id)) this.deps.settle(msg.id);
-      return;
-    }
+    if (this.deps.fence && !this.deps.fence.mayAct(this.user)) return; // fenced: the next owner routes it
+    if (this.flights.has(msg.id)) return; // redelivered while in flight: done when it finishes
+    if (this.recent.has(msg.id)) return this.deps.done(msg.id); // redelivered after it finished: done again, delivered never
     const flight: Flight = { msg, open: 0 };
     this.flights.set(msg.id, flight);
     this.carryOut(flight, decide(this.state, msg, now, this.deps), true);
     this.deps.metrics.decisionSeconds.observe(Math.max(0, this.deps.clock.now() - msg.acceptedAt) / 1000);
-    this.deps.decided?.(msg.id);
     this.settleIfDone(flight);
   }
 
   /** Records a decision and executes its commands; a device that already has this message in flight is skipped. */
   private carryOut(flight: Flight, routed: Routed, delayPushes: boolean): void {
     const { id } = flight.msg;
-    if (this.deps.mayAct && !this.deps.mayAct(this.user)) return; // fenced: a timer fired after the lease was lost
+    if (this.deps.fence && !this.deps.fence.mayAct(this.user)) return; // fenced: a timer fired after the lease was lost
     const commands: Command[] = [];
     const targets: DecisionTarget[] = [];
     routed.commands.forEach((c, i) => {
@@ -227,8 +247,8 @@ export class UserActor {
       targets.push(routed.decision.targets[i]);
     });
     const decision: Decision = { ...routed.decision, targets };
-    this.log.add(decision);
-    this.deps.metrics.messagesRouted.inc({ route: decision.route });
+    this.history.add(this.user, decision);
+    this.deps.metrics.messagesRouted.inc({ route: decision.route, reason: decision.reason });
     this.deps.onRouted?.({ ...copyDecision(decision), user: this.user, node: this.deps.nodeId });
     commands.forEach((c, i) => {
       const slot: Slot = { flight, decision, target: targets[i], kind: 'ack' };
@@ -239,10 +259,10 @@ export class UserActor {
         this.deps.metrics.deliveries.inc({ via: c.via });
         if (this.deps.ackDeadlines) slot.deadline = this.deps.ackDeadlines.add({ user: this.user, id, device: c.device });
         else slot.timer = this.deps.clock.setTimeout(() => this.self({ type: 'ack_due', id, device: c.device }), this.deps.ackTimeoutMs);
-      } else if (delayPushes && this.deps.pushDelayMs > 0) {
-        // Grace before a vendor push: cancelled if a PC turns active meanwhile (onPcMaybeActive).
+      } else if (delayPushes && pushDelayMsOf(this.state.policy, this.deps.pushDelayMs) > 0) {
+        // Grace before a vendor push (the user's pushDelaySeconds, else the node's): cancelled if a PC turns active meanwhile (onPcMaybeActive).
         slot.kind = 'delay';
-        slot.timer = this.deps.clock.setTimeout(() => this.self({ type: 'push_due', id, device: c.device }), this.deps.pushDelayMs);
+        slot.timer = this.deps.clock.setTimeout(() => this.self({ type: 'push_due', id, device: c.device }), pushDelayMsOf(this.state.policy, this.deps.pushDelayMs));
       } else {
         this.startPush(slot, c.token, c.app);
       }
@@ -257,7 +277,10 @@ export class UserActor {
     slot.timer = undefined;
     slot.token = token;
     this.deps.metrics.deliveries.inc({ via: vendor });
-    const job = { jobId: `${msg.id}:${device}`, user: this.user, device, vendor, token, message: msg, ...(app === undefined ? {} : { app }) };
+    const job = {
+      jobId: `${msg.id}:${device}`, user: this.user, device, vendor, token, message: msg,
+      ...(app === undefined ? {} : { app }), ...(slot.target.silent ? { silent: true as const } : {}),
+    };
     this.deps.pushes.push(job).then(
       (outcome) => this.self({ type: 'push_done', id: msg.id, device, outcome }),
       (err: unknown) => this.self({ type: 'push_done', id: msg.id, device, outcome: { outcome: 'failed', reason: String(err) } }),
@@ -269,7 +292,10 @@ export class UserActor {
     if (slot?.kind !== 'push') return;
     this.release(slot, device);
     this.deps.metrics.pushOutcomes.inc({ vendor: slot.target.via, outcome: o.outcome });
-    if (o.outcome === 'ok') return this.finish(slot, 'ok');
+    if (o.outcome === 'ok') {
+      this.deps.metrics.deliverySeconds.observe({ via: slot.target.via }, Math.max(0, this.deps.clock.now() - slot.flight.msg.acceptedAt) / 1000);
+      return this.finish(slot, 'ok');
+    }
     if (o.outcome === 'dead_token') {
       // Section 4: a dead token is removed (hasToken false); the registry only clears it if it is still this one.
       const token = slot.token!;
@@ -293,7 +319,9 @@ export class UserActor {
     const pcs = slot.decision.targets.filter((t) => t.via === 'pc');
     const fallBack = via === 'mobile' || pcs.every((t) => t.outcome === 'ack_timeout');
     const mayRedeliver = (slot.flight.resent ?? 0) < MAX_DIRECT_REDELIVERIES;
-    const routed = fallBack ? decideFallback(this.state, id, { via, device, mayRedeliver }, now) : undefined;
+    // Devices the decision already reached by the mobile path (policy "always") are not sent to again.
+    const tried = slot.decision.targets.filter((t) => t.via !== 'pc').map((t) => t.device);
+    const routed = fallBack ? decideFallback(this.state, id, { via, device, mayRedeliver }, now, { urgent: slot.flight.msg.urgent, tried }) : undefined;
     if (routed?.commands.some((c) => c.type === 'deliver' && c.via === 'mobile' && via === 'mobile')) slot.flight.resent = (slot.flight.resent ?? 0) + 1;
     if (routed) this.carryOut(slot.flight, routed, false);
     this.settleIfDone(slot.flight);
@@ -302,6 +330,7 @@ export class UserActor {
   /** Section 4 / push delay: a PC turned active, so pushes still waiting are cancelled and those messages go to the PC. */
   private onPcMaybeActive(now: number): void {
     if ((this.slotsTable?.size ?? 0) === 0 || !pcStatus(this.state, now, this.deps).active) return;
+    if (policyOf(this.state.policy).mobile === 'always') return; // the phone gets it while the PC is active too
     const replaced = new Set<Flight>();
     for (const [key, slot] of this.slots) {
       if (slot.kind !== 'delay') continue;
@@ -335,17 +364,19 @@ export class UserActor {
     if (flight.open > 0 || !this.flights.has(flight.msg.id)) return;
     this.flights.delete(flight.msg.id);
     this.recent.add(flight.msg.id);
-    this.deps.settle(flight.msg.id);
+    this.deps.done(flight.msg.id);
+    this.history.seal(this.user); // its decisions are final: pack them
   }
 
   private answer(q: OwnerQuery): OwnerReply {
-    if (q.type === 'decisions_query') return { type: 'decisions', decisions: this.log.newest(q.limit) };
+    if (q.type === 'decisions_query') return { type: 'decisions', decisions: this.history.newest(this.user, q.limit) };
     const pc = pcStatus(this.state, this.deps.clock.now(), this.deps);
     const view: UserView = {
       user: this.user,
       owner: this.deps.nodeId,
       pc: pc.active ? { state: 'active', sessions: pc.sessions } : { state: 'inactive', reason: pc.reason, sessions: pc.sessions },
       devices: (this.state.mobiles ?? []).map((m) => ({ device: m.device, os: m.os, online: m.session?.foreground === true, hasToken: m.token !== undefined })),
+      policy: { ...policyOf(this.state.policy) },
     };
     return { type: 'user_view', view };
   }

@@ -1,5 +1,5 @@
 import type { DeviceRecord } from '../store/types.js';
-import type { InactiveReason, MobileOs } from '../protocol/index.js';
+import type { InactiveReason, MobileOs, UserPolicy } from '../protocol/index.js';
 
 /**
  * The compact per-user state the routing decision reads (PROTOCOL.md section 4). It is what stays resident
@@ -18,6 +18,8 @@ export interface PcSession {
   reason?: InactiveReason;
   /** Epoch ms of the last frame heard from this session (presence, ping, ack); older than the TTL = stale. */
   lastSeen: number;
+  /** A bot or bridge (token claim `"bot": true`): never makes the PC state active (issue 10 part 5). */
+  bot?: boolean;
 }
 
 /** The live app session of a mobile device; `foreground` false counts as offline (section 2). */
@@ -40,11 +42,13 @@ export interface MobileDevice {
 export interface UserState {
   pcs?: PcSession[];
   mobiles?: MobileDevice[];
+  /** The user's delivery policy (section 4); undefined = the default (`when_away`). */
+  policy?: UserPolicy;
 }
 
-/** An empty state; both fields present from the start so V8 gives every state one small hidden class. */
+/** An empty state; every field present from the start so V8 gives every state one small hidden class. */
 export function newUserState(): UserState {
-  return { pcs: undefined, mobiles: undefined };
+  return { pcs: undefined, mobiles: undefined, policy: undefined };
 }
 
 /** Every optional field present (as undefined) so all devices share one shape with in-object fields only. */
@@ -52,9 +56,9 @@ export function newMobile(device: string, os: MobileOs, token?: string, app?: st
   return { device, os, token, app, session: undefined };
 }
 
-/** Claim 4: the state is what the PC reports, so a PC that has reported nothing yet is not active (reason idle). */
-export function newPcSession(sessionId: string, device: string, node: string, lastSeen: number): PcSession {
-  return { sessionId, device, node, presence: 'inactive', reason: undefined, lastSeen };
+/** Claim 4: the state is what the PC reports, so a PC that has reported nothing yet is not active (reason `unreported` until it does). */
+export function newPcSession(sessionId: string, device: string, node: string, lastSeen: number, bot = false): PcSession {
+  return { sessionId, device, node, presence: 'inactive', reason: undefined, lastSeen, bot };
 }
 
 function mobileFromRecord(r: DeviceRecord): MobileDevice {
@@ -149,7 +153,7 @@ export function deleteDevice(s: UserState, device: string): void {
   if (s.mobiles.length === 0) s.mobiles = undefined;
 }
 
-/** A vendor called the token dead: clear it only if it is still the same token (a newer one survives). */
+/** A vendor called the token dead, or the registry removed it: clear it only if it is still the same token (a newer one survives). */
 export function clearDeadToken(s: UserState, device: string, token: string): void {
   const m = findMobile(s, device);
   if (m?.token === token) m.token = undefined;

@@ -6,7 +6,7 @@ export class Metrics {
 
   readonly messagesAccepted = new Counter({ name: 'switchboard_messages_accepted_total', help: 'Messages durably accepted', labelNames: ['source'] as const, registers: [this.registry] });
   readonly messagesDuplicate = new Counter({ name: 'switchboard_messages_duplicate_total', help: 'Messages refused as duplicates', registers: [this.registry] });
-  readonly messagesRouted = new Counter({ name: 'switchboard_messages_routed_total', help: 'Routing decisions by route', labelNames: ['route'] as const, registers: [this.registry] });
+  readonly messagesRouted = new Counter({ name: 'switchboard_messages_routed_total', help: 'Routing decisions by route and reason (the PC state, or ack_timeout)', labelNames: ['route', 'reason'] as const, registers: [this.registry] });
   readonly deliveries = new Counter({ name: 'switchboard_deliveries_total', help: 'Deliveries by channel (pc, mobile, apns, fcm, hms, webpush)', labelNames: ['via'] as const, registers: [this.registry] });
   readonly acks = new Counter({ name: 'switchboard_acks_total', help: 'Direct deliveries acked by the client', registers: [this.registry] });
   readonly ackTimeouts = new Counter({ name: 'switchboard_ack_timeouts_total', help: 'Direct deliveries that fell back after the ack timeout', labelNames: ['kind'] as const, registers: [this.registry] });
@@ -21,10 +21,15 @@ export class Metrics {
     name: 'switchboard_decision_seconds', help: 'Time from acceptance to the routing decision being carried out',
     buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1], registers: [this.registry],
   });
+  readonly deliverySeconds = new Histogram({
+    name: 'switchboard_delivery_seconds', help: 'Time from acceptance to the device ack (pc, mobile) or the vendor accepting the push',
+    labelNames: ['via'] as const, buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [this.registry],
+  });
   readonly residentUsers = new Gauge({ name: 'switchboard_resident_users', help: 'User states held in memory', registers: [this.registry] });
   readonly liveActors = new Gauge({ name: 'switchboard_live_actors', help: 'User actors currently spawned', registers: [this.registry] });
   readonly sessions = new Gauge({ name: 'switchboard_sessions', help: 'Open WebSocket sessions on this gateway', labelNames: ['kind'] as const, registers: [this.registry] });
   readonly ownedPartitions = new Gauge({ name: 'switchboard_owned_partitions', help: 'Partitions whose lease this node holds (cluster; all of them on a single node)', registers: [this.registry] });
+  readonly leaseTakeovers = new Counter({ name: 'switchboard_lease_takeovers_total', help: 'Partition leases this node took over after another node let them lapse (cluster)', registers: [this.registry] });
   readonly frameErrors = new Counter({ name: 'switchboard_frame_errors_total', help: 'Rejected client frames by code', labelNames: ['code'] as const, registers: [this.registry] });
   readonly closes = new Counter({ name: 'switchboard_ws_closes_total', help: 'WebSocket closes by code', labelNames: ['code'] as const, registers: [this.registry] });
 

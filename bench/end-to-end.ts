@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { parseConfig } from '../runtime/config.js';
 import { createLogger } from '../base/logger.js';
 import { Metrics } from '../base/metrics.js';
-import { startNode, type RunningNode } from '../runtime/node.js';
+import { startNode, type RunningNode } from '../runtime/start.js';
 import { monoMs, userId, type ClientStats } from './ipc.js';
 import { LoadGenerator } from './load-generator.js';
 import { startRelay } from './relay.js';

@@ -23,7 +23,7 @@ export interface IngressResult {
 export async function ingressAlone(count: number, concurrency: number): Promise<IngressResult> {
   const dir = await mkdtemp(join(tmpdir(), 'switchboard-bench-inbox-'));
   const inbox = await FileInbox.open(dir, {});
-  await inbox.consume((m) => inbox.settle(m.id));
+  await inbox.consume((m) => inbox.done(m.id));
   const latency = new LatencySample();
   let next = 0;
   const start = performance.now();

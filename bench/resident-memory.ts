@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../runtime/config.js';
 import { createLogger } from '../base/logger.js';
 import { Metrics } from '../base/metrics.js';
-import { startNode } from '../runtime/node.js';
+import { startNode } from '../runtime/start.js';
 import { sleep } from './stats.js';
 
 /**

@@ -1,18 +1,25 @@
 #!/usr/bin/env node
 import { ConfigError, parseConfig } from '../runtime/config.js';
 import { createLogger } from '../base/logger.js';
-import { startNode } from '../runtime/node.js';
-
-const USAGE = `usage: switchboard start
-
-Runs one Switchboard node. Configuration comes from SWITCHBOARD_* environment variables
-(see README.md); with SWITCHBOARD_NATS_URL unset it runs every role on the embedded bus.`;
+import { sendCommand, tokenCommand } from './cli-commands.js';
+import { UsageError } from './cli-secrets.js';
+import { USAGE } from './usage.js';
 
 async function main(argv: string[]): Promise<void> {
   const command = argv[0] ?? 'start';
   if (command === '--help' || command === '-h' || command === 'help') {
     console.log(USAGE);
     return;
+  }
+  if (command === 'token' || command === 'send') {
+    try {
+      console.log(await (command === 'token' ? tokenCommand : sendCommand)(argv.slice(1), process.env));
+      return;
+    } catch (e) {
+      if (!(e instanceof UsageError)) throw e;
+      console.error(`switchboard ${command}: ${e.message}`);
+      process.exit(e.exitCode);
+    }
   }
   if (command !== 'start') {
     console.error(`unknown command "${command}"\n${USAGE}`);
@@ -31,6 +38,8 @@ async function main(argv: string[]): Promise<void> {
   }
 
   const log = createLogger(config.logLevel);
+  // Loaded here so that `token`, `send` and `--help` do not load the whole node.
+  const { startNode } = await import('../runtime/start.js');
   const node = await startNode(config, { log });
   let signalled = false;
   const onSignal = (signal: string) => {

@@ -61,8 +61,23 @@ export class Subjects {
     return `${this.prefix}.send`;
   }
 
+  /** Chat servers' batch ingress: `{"messages":[…]}` answered `{"results":[…]}` (section 3). */
+  get sendBatch(): string {
+    return `${this.prefix}.send.batch`;
+  }
+
   get routedEvents(): string {
     return `${this.prefix}.events.routed`;
+  }
+
+  /** Every node answers with its `switchboard_*` metrics: the dashboard's cluster-wide figures (issue 12). */
+  get dashboardMetrics(): string {
+    return `${this.prefix}.dashboard.metrics`;
+  }
+
+  /** Section 3: every push token Switchboard removes, `{"user","device","os","reason"}`. */
+  get tokenRemovedEvents(): string {
+    return `${this.prefix}.events.token_removed`;
   }
 }
 

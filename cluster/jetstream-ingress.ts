@@ -2,7 +2,7 @@ import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy,
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Packr } from 'msgpackr';
 import { SwitchboardError, type ChatMessage } from '../protocol/index.js';
-import type { AcceptResult } from '../store/types.js';
+import type { AcceptResult, Ingress } from '../store/types.js';
 import { partitionOf } from '../bus/subjects.js';
 
 const packr = new Packr({ useRecords: false });
@@ -20,14 +20,26 @@ export interface JetStreamIngressOptions {
   publishTimeoutMs?: number;
 }
 
+/** A message handed to the owner and not yet `done`: every delivery of it (redeliveries too) is acked together. */
+interface Unacked {
+  partition: number;
+  deliveries: JsMsg[];
+}
+
 /**
- * Durable ingress for the cluster (issue 4, part 4): messages go into a work-queue stream with one subject per
- * partition, deduplicated by message id (`Nats-Msg-Id`). The owner of a partition consumes it through a durable
- * consumer with explicit acks, acking only once the decision is carried out, so a crash means redelivery, not loss.
+ * Durable ingress for the cluster: messages go into a work-queue stream with one subject per partition,
+ * deduplicated by message id (`Nats-Msg-Id`). The owner of a partition consumes it through a durable consumer with
+ * explicit acks and acks a message only when the owner is `done` with it (a final outcome on every target), so an
+ * owner crash at any point before that means redelivery to the next owner, not loss. While a message waits for
+ * device acks or vendor answers, its deliveries are kept alive with `+WPI` (working) so JetStream does not
+ * redeliver it after `ack_wait`.
  */
-export class JetStreamIngress {
+export class JetStreamIngress implements Ingress {
   readonly stream: string;
   private readonly consumers = new Map<number, ConsumerMessages>();
+  private readonly unacked = new Map<string, Unacked>();
+  private keepAlive?: ReturnType<typeof setInterval>;
+  private closed = false;
 
   private constructor(private readonly js: JetStreamClient, private readonly jsm: JetStreamManager, private readonly opts: Required<JetStreamIngressOptions>) {
     this.stream = `${opts.prefix}_ingress`;
@@ -61,6 +73,7 @@ export class JetStreamIngress {
 
   /** Resolves once JetStream stored the message (202), or it was a duplicate within the window (200). */
   async accept(msg: ChatMessage): Promise<AcceptResult> {
+    if (this.closed) throw new SwitchboardError('shutting_down', 'ingress is closed');
     try {
       const ack = await this.js.publish(this.subject(partitionOf(msg.to, this.opts.partitions)), packr.pack(msg), { msgID: msg.id });
       return ack.duplicate ? 'duplicate' : 'accepted';
@@ -69,11 +82,12 @@ export class JetStreamIngress {
     }
   }
 
-  /**
-   * Starts consuming one partition. `handler` gets each message and an `ack` to call once the decision is carried out.
-   * Messages arrive in stream order; unacked ones are redelivered after `ackWaitMs` (to whoever consumes then).
-   */
-  async consume(partition: number, handler: (msg: ChatMessage, ack: () => void, redelivered: boolean) => void): Promise<void> {
+  /** Consumes one partition, or every partition when `partition` is left out. */
+  async consume(handler: (msg: ChatMessage) => void, partition?: number): Promise<void> {
+    if (partition === undefined) {
+      for (let p = 0; p < this.opts.partitions; p++) await this.consume(handler, p);
+      return;
+    }
     if (this.consumers.has(partition)) return;
     const name = `p${partition}`;
     const config = {
@@ -106,21 +120,45 @@ export class JetStreamIngress {
           m.term(); // not ours to route: never redeliver garbage forever
           return;
         }
-        handler(msg, () => m.ack(), m.redelivered);
+        const known = this.unacked.get(msg.id);
+        if (known) known.deliveries.push(m);
+        else this.unacked.set(msg.id, { partition, deliveries: [m] });
+        handler(msg);
       },
     });
     this.consumers.set(partition, messages);
+    this.keepAlive ??= setInterval(() => this.working(), Math.max(250, Math.floor(this.opts.ackWaitMs / 3)));
+    this.keepAlive.unref();
   }
 
-  /** Stops consuming a partition (handoff or lost lease); its unacked messages go to the next owner. */
-  async stop(partition: number): Promise<void> {
+  done(id: string): void {
+    const entry = this.unacked.get(id);
+    if (!entry) return;
+    this.unacked.delete(id);
+    for (const m of entry.deliveries) m.ack();
+  }
+
+  /** Stops consuming a partition (handoff or lost lease), or all; its unacked messages go to the next owner. */
+  async release(partition?: number): Promise<void> {
+    if (partition === undefined) {
+      await Promise.all([...this.consumers.keys()].map((p) => this.release(p)));
+      return;
+    }
     const c = this.consumers.get(partition);
+    for (const [id, e] of this.unacked) if (e.partition === partition) this.unacked.delete(id);
     if (!c) return;
     this.consumers.delete(partition);
     await c.close();
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.consumers.keys()].map((p) => this.stop(p)));
+    this.closed = true;
+    clearInterval(this.keepAlive);
+    await this.release();
+  }
+
+  /** Tells JetStream that messages still in flight are being worked on, so `ack_wait` does not redeliver them. */
+  private working(): void {
+    for (const e of this.unacked.values()) e.deliveries[e.deliveries.length - 1].working();
   }
 }

@@ -17,6 +17,14 @@ export async function openBucket(nc: NatsConnection, name: string, opts: Partial
 }
 
 /**
+ * A second handle on a bucket whose reads go to the stream leader (`allow_direct: false` makes `get` use the
+ * STREAM.MSG.GET API instead of a direct get that any replica may answer): the last write as consensus has it.
+ */
+export function openLeaderReads(nc: NatsConnection, name: string, apiTimeoutMs: number): Promise<KV> {
+  return new Kvm(jetstream(nc, { timeout: apiTimeoutMs })).open(name, { allow_direct: false });
+}
+
+/**
  * Nodes starting together all create the same stream; nats-server 2.9 may answer the losers of that race with
  * "subjects overlap with an existing stream" instead of the existing stream. Trying again then finds it.
  */

@@ -1,30 +1,23 @@
-import { EventEmitter } from 'node:events';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { KV, KvEntry } from '@nats-io/kv';
 import { systemClock, type Clock, type Timer } from '../base/clock.js';
 import { assignPartitions } from './assignment.js';
-import { openBucket } from './lease-bucket.js';
+import { planRound, type HeldLease } from './lease-plan.js';
+import { openBucket, openLeaderReads } from './lease-bucket.js';
 import { followWatch } from './lease-watch.js';
 import { noLog, type ClusterLog } from './lease-log.js';
 import { isConflict, isFree, leaseKey, partitionOfKey, toLeaseEntry, writeLease, type LeaseEntry, type LeaseValue } from './lease-value.js';
 import type { MembershipView } from './membership.js';
 import { subjectToken } from '../bus/subjects.js';
+import type { Fence } from '../bus/fence.js';
 
 export const DEFAULT_LEASE_MS = 2000;
 export const DEFAULT_RENEW_MS = 500;
 /** How long after winning a lease the keeper re-reads it to detect a double grant (see confirmWon). */
 export const DEFAULT_CONFIRM_WAIT_MS = 50;
 
-/**
- * Proof of ownership to stamp on what the owner sends. `revision` is the KV revision that won the lease: it is fixed
- * for the whole tenure and larger than any revision of an earlier tenure, so a gateway that remembers the highest
- * fence seen per partition can drop deliveries from an owner that has since been replaced.
- */
-export interface Fence {
-  revision: number;
-  epoch: number;
-}
+/** Proof of ownership stamped on what the owner sends; the fencing rules live in bus/fence.ts. */
+export type { Fence } from '../bus/fence.js';
 
 export interface LeaseKeeperOptions {
   /** The leases bucket; or `nc` to create/open `bucket` at start(). */
@@ -53,12 +46,36 @@ export interface LeaseKeeperOptions {
   safetyMarginMs?: number;
   /** Default: no logging. */
   log?: ClusterLog;
+  /** Who is told about this node's partitions (cluster/partition-host.ts); also settable with `host()`. */
+  host?: PartitionHandler;
+}
+
+/**
+ * The one way a LeaseKeeper tells what happens to this node's partitions (cluster/partition-host.ts implements it;
+ * tests record with it).
+ */
+export interface PartitionHandler {
   /** The lease was won: start serving p, stamping `fence`. */
-  onAcquire?(p: number, fence: Fence): Promise<void>;
+  acquire?(p: number, fence: Fence): Promise<void> | void;
   /** Graceful handoff: stop taking work for p and finish what is in flight; the lease is released when this resolves. */
-  onRelease?(p: number): Promise<void>;
+  release?(p: number): Promise<void> | void;
+  /** After a graceful handoff: p is no longer held and its release is being written. */
+  released?(p: number): void;
   /** The lease was lost without a handoff (expired locally or taken): stop acting for p at once. */
-  onLost?(p: number): void;
+  lost?(p: number, reason: string): void;
+  /** The lease was won from `from`, another node that let it lapse without releasing it (a takeover, not a handoff). */
+  takenOver?(p: number, from: string): void;
+}
+
+/** One partition's lease as this node last saw it in the bucket (the dashboard's ownership view). */
+export interface LeaseOwner {
+  partition: number;
+  /** Node id; '' when released or never taken. */
+  owner: string;
+  /** Tenure counter of the partition (+1 per acquisition). */
+  epoch: number;
+  /** Epoch ms, in the writer's clock; 0 when released. */
+  expiresAt: number;
 }
 
 interface Held {
@@ -82,14 +99,12 @@ type State = 'new' | 'running' | 'stopping' | 'stopped';
  * what is assigned to it once free. All safety comes from the CAS on the lease revision plus the local deadline:
  * a holder stops acting `safetyMarginMs` before anyone else may take over, without asking the server.
  */
-export class LeaseKeeper extends EventEmitter<{
-  acquired: [p: number, fence: Fence];
-  released: [p: number];
-  lost: [p: number, reason: string];
-}> {
+export class LeaseKeeper {
   readonly nodeId: string;
+  private handler: PartitionHandler;
   private kv?: KV;
-  private jsm?: JetStreamManager;
+  /** Reads that go to the stream leader, to confirm a won lease (see confirmWon). */
+  private leaderKv?: KV;
   private readonly partitions: number;
   private readonly clock: Clock;
   private readonly leaseMs: number;
@@ -109,7 +124,7 @@ export class LeaseKeeper extends EventEmitter<{
   private readonly onMembership = () => this.kick();
 
   constructor(private readonly opts: LeaseKeeperOptions) {
-    super();
+    this.handler = opts.host ?? {};
     if (!Number.isInteger(opts.partitions) || opts.partitions < 1) throw new RangeError('partitions must be a positive integer');
     this.nodeId = opts.nodeId;
     this.kv = opts.kv;
@@ -122,6 +137,10 @@ export class LeaseKeeper extends EventEmitter<{
     if (this.renewMs >= this.leaseMs - this.margin) throw new RangeError('renewMs must be well below leaseMs - safetyMarginMs');
   }
 
+  private get bucketName(): string {
+    return this.opts.bucket ?? LeaseKeeper.bucketName();
+  }
+
   static bucketName(prefix = 'switchboard'): string {
     return `${subjectToken(prefix)}_leases`;
   }
@@ -131,7 +150,7 @@ export class LeaseKeeper extends EventEmitter<{
     if (!this.kv) {
       if (!this.opts.nc) throw new Error('LeaseKeeper needs kv or nc');
       const opts = { history: 1, replicas: this.opts.replicas ?? 1 };
-      this.kv = await openBucket(this.opts.nc, this.opts.bucket ?? LeaseKeeper.bucketName(), opts, Math.max(1000, this.renewMs * 2));
+      this.kv = await openBucket(this.opts.nc, this.bucketName, opts, Math.max(1000, this.renewMs * 2));
     }
     const kv = this.kv;
     this.watcher = followWatch(() => kv.watch({ key: 'p.>' }), (e) => this.observe(e), {
@@ -142,6 +161,11 @@ export class LeaseKeeper extends EventEmitter<{
     this.state = 'running';
     this.opts.membership.on('change', this.onMembership);
     this.kick();
+  }
+
+  /** Sets who is told about this node's partitions; call before start(). */
+  host(handler: PartitionHandler): void {
+    this.handler = handler;
   }
 
   /** Partitions held now, including ones being handed off (still valid until released). */
@@ -160,6 +184,16 @@ export class LeaseKeeper extends EventEmitter<{
     return this.isValid(p) ? this.held.get(p)!.fence : undefined;
   }
 
+  /** Every partition's lease as last seen through the bucket watch (and this node's own writes). */
+  leaseOwners(): LeaseOwner[] {
+    const out: LeaseOwner[] = [];
+    for (let p = 0; p < this.partitions; p++) {
+      const v = this.cache.get(p)?.value;
+      out.push({ partition: p, owner: v?.owner ?? '', epoch: v?.epoch ?? 0, expiresAt: v?.expiresAt ?? 0 });
+    }
+    return out;
+  }
+
   /** Owns exactly its assigned share, with no handoff in progress. */
   settled(): boolean {
     const target = this.target();
@@ -174,7 +208,7 @@ export class LeaseKeeper extends EventEmitter<{
     return mine === this.held.size;
   }
 
-  /** Graceful: leaves membership, hands every held partition off (onRelease, then release) and stops. */
+  /** Graceful: leaves membership, hands every held partition off (the handler's release, then the lease's) and stops. */
   async stop(): Promise<void> {
     if (this.state === 'new') this.state = 'stopped';
     if (this.state !== 'running') return;
@@ -239,32 +273,21 @@ export class LeaseKeeper extends EventEmitter<{
     }
   }
 
-  /** One round; returns the delay until the next. */
+  /** One round: planned without I/O (cluster/lease-plan.ts), then carried out; returns the delay until the next. */
   private round(): number {
+    const held = new Map<number, HeldLease>();
+    for (const [p, h] of this.held) held.set(p, { validUntil: h.validUntil, sentAt: h.sentAt, renewing: h.inflight !== undefined, releasing: h.releasing });
+    const plan = planRound({
+      now: this.clock.now(), nodeId: this.nodeId, partitions: this.partitions, renewMs: this.renewMs,
+      state: this.state === 'stopping' ? 'stopping' : 'running', target: this.target(), held, acquiring: this.acquiring, seen: this.cache,
+    });
     // Fencing first and without I/O: a process that slept past its deadline stops acting before anything else.
-    const now = this.clock.now();
-    for (const [p, h] of this.held) if (now >= h.validUntil) this.lose(p, 'lease expired locally');
+    for (const p of plan.lose) this.lose(p, 'lease expired locally');
     if (!this.active) return this.renewMs;
-
-    let next = this.renewMs;
-    for (const [p, h] of this.held) {
-      if (!h.inflight && now - h.sentAt >= this.renewMs / 2) void this.renew(p, h);
-      next = Math.min(next, Math.max(1, h.validUntil - now)); // report a lapse the moment it happens
-    }
-
-    const target = this.target();
-    for (const [p, h] of this.held) {
-      if (!h.releasing && (this.state === 'stopping' || (target && target[p] !== this.nodeId))) void this.handOff(p, h);
-    }
-    if (!target || this.state !== 'running') return next;
-
-    for (let p = 0; p < this.partitions; p++) {
-      if (target[p] !== this.nodeId || this.held.has(p) || this.acquiring.has(p)) continue;
-      const e = this.cache.get(p);
-      if (!e || isFree(e, now) || e.value?.owner === this.nodeId) void this.acquire(p);
-      else next = Math.min(next, Math.max(1, e.value!.expiresAt - now + 1)); // come back the moment it lapses
-    }
-    return next;
+    for (const p of plan.renew) void this.renew(p, this.held.get(p)!);
+    for (const p of plan.handOff) void this.handOff(p, this.held.get(p)!);
+    for (const p of plan.acquire) void this.acquire(p);
+    return plan.nextMs;
   }
 
   private renew(p: number, h: Held): Promise<void> {
@@ -322,11 +345,12 @@ export class LeaseKeeper extends EventEmitter<{
       const h: Held = { fence, revision: rev, sentAt, validUntil: sentAt + this.leaseMs - this.margin, ready: Promise.resolve(), releasing: false };
       this.held.set(p, h);
       this.log.debug({ partition: p, revision: rev }, 'lease acquired');
-      this.emit('acquired', p, fence);
+      const from = e.value?.owner;
+      if (from && from !== this.nodeId) this.handler.takenOver?.(p, from);
       if ((this.state as State) === 'stopping') this.kick(); // stop() began meanwhile: hand it straight back
       h.ready = Promise.resolve()
-        .then(() => this.opts.onAcquire?.(p, fence))
-        .catch((err) => this.log.warn({ err, partition: p }, 'onAcquire failed'));
+        .then(() => this.handler.acquire?.(p, fence))
+        .catch((err) => this.log.warn({ err, partition: p }, 'acquire handler failed'));
     } catch (err) {
       // Our view was stale (another node won, or the watch lags): read the key afresh next round.
       if (isConflict(err)) this.cache.delete(p);
@@ -343,11 +367,9 @@ export class LeaseKeeper extends EventEmitter<{
     const wait = this.opts.confirmWaitMs ?? DEFAULT_CONFIRM_WAIT_MS;
     if (wait > 0) await new Promise<void>((resolve) => this.clock.setTimeout(resolve, wait));
     try {
-      const kv = this.kv as KV & { bucket?: string };
-      if (this.opts.nc && kv.bucket) {
-        this.jsm ??= await jetstreamManager(this.opts.nc, { timeout: Math.max(1000, this.renewMs * 2) });
-        const last = await this.jsm.streams.getMessage(`KV_${kv.bucket}`, { last_by_subj: `$KV.${kv.bucket}.${leaseKey(p)}` });
-        return last?.seq === rev;
+      if (this.opts.nc && !this.opts.kv) {
+        this.leaderKv ??= await openLeaderReads(this.opts.nc, this.bucketName, Math.max(1000, this.renewMs * 2));
+        return (await this.leaderKv.get(leaseKey(p)))?.revision === rev;
       }
       return (await this.kv!.get(leaseKey(p)))?.revision === rev;
     } catch (err) {
@@ -356,21 +378,21 @@ export class LeaseKeeper extends EventEmitter<{
     }
   }
 
-  // Keeps renewing through onRelease (it may take a while to drain), stops acting, then writes the release.
+  // Keeps renewing through the handler's release (it may take a while to drain), stops acting, then writes the release.
   private async handOff(p: number, h: Held): Promise<void> {
     h.releasing = true;
     try {
       await h.ready;
-      await this.opts.onRelease?.(p);
+      await this.handler.release?.(p);
     } catch (err) {
-      this.log.warn({ err, partition: p }, 'onRelease failed; releasing anyway');
+      this.log.warn({ err, partition: p }, 'release handler failed; releasing anyway');
     }
     if (this.held.get(p) !== h) return; // lost while draining; already reported
     this.held.delete(p);
     try {
-      this.emit('released', p);
+      this.handler.released?.(p);
     } catch (err) {
-      this.log.warn({ err, partition: p }, 'a released listener failed');
+      this.log.warn({ err, partition: p }, 'released handler failed');
     }
     await h.inflight;
     try {
@@ -387,11 +409,10 @@ export class LeaseKeeper extends EventEmitter<{
   private lose(p: number, reason: string): void {
     if (!this.held.delete(p)) return;
     this.log.warn({ partition: p, reason }, 'lease lost');
-    this.emit('lost', p, reason);
     try {
-      this.opts.onLost?.(p);
+      this.handler.lost?.(p, reason);
     } catch (err) {
-      this.log.warn({ err, partition: p }, 'onLost failed');
+      this.log.warn({ err, partition: p }, 'lost handler failed');
     }
     this.checkStopped();
   }

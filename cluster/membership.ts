@@ -7,7 +7,7 @@ import { noLog, type ClusterLog } from './lease-log.js';
 import { openBucket } from './lease-bucket.js';
 import { followWatch } from './lease-watch.js';
 
-export const DEFAULT_HEARTBEAT_MS = 500;
+export const DEFAULT_BEAT_MS = 500;
 export const DEFAULT_DEAD_AFTER_MS = 2000;
 
 /** What a LeaseKeeper needs of membership; `Membership` is the KV one, tests may pass a fixed set. */
@@ -34,20 +34,27 @@ export interface MembershipOptions {
   /** Default systemClock. */
   clock?: Clock;
   /** How often this node writes its heartbeat; default 500 ms. */
-  heartbeatMs?: number;
+  beatMs?: number;
   /** A node whose last heartbeat is older than this counts as dead; default 2000 ms. */
   deadAfterMs?: number;
   /** Default: no logging. */
   log?: ClusterLog;
+  /** This node's SWITCHBOARD_ROLES, announced in its beat; default all three. Only routers are assigned partitions. */
+  roles?: readonly string[];
 }
 
 interface Beat {
   node: string;
   at: number;
+  /** Absent in beats of nodes that predate roles: all three. */
+  roles?: string[];
 }
 
+const isRouter = (b: Beat): boolean => b.roles === undefined || b.roles.includes('router');
+const isGateway = (b: Beat): boolean => b.roles === undefined || b.roles.includes('gateway');
+
 /**
- * Node heartbeats in a KV bucket. Each node writes `{node, at}` under its own key every heartbeatMs; a node is live
+ * Node heartbeats in a KV bucket. Each node writes `{node, at}` under its own key every beatMs; a node is live
  * while its latest `at` is within deadAfterMs of our clock (so clocks must agree to well under deadAfterMs). The
  * bucket's max_age removes keys of nodes gone for good. Every node watches the bucket and emits `change` with the
  * new live set; staleness without any event is caught on each heartbeat tick.
@@ -56,7 +63,7 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
   readonly nodeId: string;
   private kv?: KV;
   private readonly clock: Clock;
-  private readonly heartbeatMs: number;
+  private readonly beatMs: number;
   private readonly deadAfterMs: number;
   private readonly log: ClusterLog;
   private readonly beats = new Map<string, Beat & { revision: number }>();
@@ -71,7 +78,7 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
     this.nodeId = opts.nodeId;
     this.kv = opts.kv;
     this.clock = opts.clock ?? systemClock;
-    this.heartbeatMs = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+    this.beatMs = opts.beatMs ?? DEFAULT_BEAT_MS;
     this.deadAfterMs = opts.deadAfterMs ?? DEFAULT_DEAD_AFTER_MS;
     this.log = opts.log ?? noLog;
   }
@@ -89,24 +96,41 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
       const opts = {
         history: 1,
         replicas: this.opts.replicas ?? 1,
-        // Garbage collection only: live nodes rewrite their key every heartbeatMs.
+        // Garbage collection only: live nodes rewrite their key every beatMs.
         ttl: Math.max(5000, this.deadAfterMs * 3),
       };
-      this.kv = await openBucket(this.opts.nc, Membership.bucketName(this.opts.prefix), opts, Math.max(1000, this.heartbeatMs * 2));
+      this.kv = await openBucket(this.opts.nc, Membership.bucketName(this.opts.prefix), opts, Math.max(1000, this.beatMs * 2));
     }
     this.running = true;
     const kv = this.kv;
     this.watcher = followWatch(() => kv.watch(), (e) => this.observe(e), {
       clock: this.clock, log: this.log, what: 'membership',
-      // Our own heartbeat comes back through the watch every heartbeatMs.
-      staleAfterMs: Math.max(this.deadAfterMs / 2, this.heartbeatMs * 2),
+      // Our own heartbeat comes back through the watch every beatMs.
+      staleAfterMs: Math.max(this.deadAfterMs / 2, this.beatMs * 2),
     });
     await this.beat();
     this.schedule();
   }
 
+  /** The live nodes with the `router` role, sorted: the ones partitions are assigned to. */
   live(): readonly string[] {
     return this.current;
+  }
+
+  /** How many nodes are live, whatever their roles (each answers the dashboard's metrics gather). */
+  liveNodes(): number {
+    const now = this.clock.now();
+    let n = 0;
+    for (const b of this.beats.values()) if (now - b.at < this.deadAfterMs) n++;
+    return n;
+  }
+
+  /** How many live nodes have the `gateway` role (each answers a partition's resync request). */
+  liveGateways(): number {
+    const now = this.clock.now();
+    let n = 0;
+    for (const b of this.beats.values()) if (now - b.at < this.deadAfterMs && isGateway(b)) n++;
+    return n;
   }
 
   isLive(node: string): boolean {
@@ -139,12 +163,12 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
     if (!this.running) return;
     this.timer = this.clock.setTimeout(() => {
       void this.beat().finally(() => this.schedule());
-    }, this.heartbeatMs);
+    }, this.beatMs);
   }
 
   private async beat(): Promise<void> {
     if (!this.running || !this.kv) return;
-    const beat: Beat = { node: this.nodeId, at: this.clock.now() };
+    const beat: Beat = { node: this.nodeId, at: this.clock.now(), ...(this.opts.roles ? { roles: [...this.opts.roles] } : {}) };
     try {
       const revision = await this.kv.put(nodeKey(this.nodeId), new TextEncoder().encode(JSON.stringify(beat)));
       // Our own beat counts at once, even if the watch lags or is being reopened.
@@ -164,7 +188,7 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
     } else {
       try {
         const b = e.json<Beat>();
-        if (typeof b.node === 'string' && typeof b.at === 'number') {
+        if (typeof b.node === 'string' && typeof b.at === 'number' && (b.roles === undefined || Array.isArray(b.roles))) {
           const known = this.beats.get(b.node);
           if (!known || known.revision < e.revision) this.beats.set(b.node, { ...b, revision: e.revision });
         }
@@ -189,7 +213,7 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
         this.recompute();
       }, Math.max(1, due));
     }
-    const live = alive.map((b) => b.node).sort();
+    const live = alive.filter(isRouter).map((b) => b.node).sort();
     if (live.length === this.current.length && live.every((n, i) => n === this.current[i])) return;
     this.current = live;
     this.emit('change', live);

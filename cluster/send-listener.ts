@@ -1,6 +1,9 @@
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { Packr } from 'msgpackr';
-import { SwitchboardError, decodeSendRequest, MAX_MESSAGE_BYTES, type ChatMessage } from '../protocol/index.js';
+import {
+  SwitchboardError, decodeBatchRequest, decodeSendRequest, parseSendBytes, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, type BatchResult, type ChatMessage,
+} from '../protocol/index.js';
+import { acceptBatch } from '../gateway/batch.js';
 import type { AcceptResult } from '../store/types.js';
 
 const packr = new Packr({ useRecords: false });
@@ -9,10 +12,13 @@ export interface SendListenerDeps {
   nc: NatsConnection;
   /** `<prefix>.send` */
   subject: string;
+  /** `<prefix>.send.batch`: `{"messages":[…1-500…]}` answered `{"results":[…]}`. Absent: no batch subject. */
+  batchSubject?: string;
   /** Durable acceptance (JetStream); rejects with a SwitchboardError when it could not store the message. */
   accept(msg: ChatMessage): Promise<AcceptResult>;
   now(): number;
   onAccepted?(source: 'nats'): void;
+  onDuplicate?(): void;
   onError?(err: unknown): void;
 }
 
@@ -23,22 +29,25 @@ export interface SendListenerDeps {
  * Requests are handled concurrently, so many JetStream publishes are in flight at once.
  */
 export class SendListener {
-  private readonly sub: Subscription;
+  private readonly subs: Subscription[] = [];
   private readonly inFlight = new Set<Promise<void>>();
 
   constructor(private readonly deps: SendListenerDeps) {
-    this.sub = deps.nc.subscribe(deps.subject, { queue: 'switchboard-gateways', callback: (err, m) => (err ? deps.onError?.(err) : this.take(m)) });
+    this.subs.push(deps.nc.subscribe(deps.subject, { queue: 'switchboard-gateways', callback: (err, m) => (err ? deps.onError?.(err) : this.take(m, false)) }));
+    if (deps.batchSubject !== undefined) {
+      this.subs.push(deps.nc.subscribe(deps.batchSubject, { queue: 'switchboard-gateways', callback: (err, m) => (err ? deps.onError?.(err) : this.take(m, true)) }));
+    }
   }
 
   /** Stops taking new messages and waits for those being accepted. */
   async stop(): Promise<void> {
-    this.sub.unsubscribe();
+    for (const sub of this.subs) sub.unsubscribe();
     await Promise.all(this.inFlight);
   }
 
-  private take(m: Msg): void {
+  private take(m: Msg, batch: boolean): void {
     const json = (m.headers?.get('Content-Type') ?? '').toLowerCase().startsWith('application/json');
-    const p = this.handle(m, json).then(
+    const p = (batch ? this.handleBatch(m, json) : this.handle(m, json)).then(
       (body) => this.reply(m, json, body),
       (e: unknown) => {
         const err = e instanceof SwitchboardError ? e : new SwitchboardError('internal', String(e), { cause: e });
@@ -51,22 +60,33 @@ export class SendListener {
   }
 
   private async handle(m: Msg, json: boolean): Promise<{ id: string; status: AcceptResult }> {
-    if (m.data.length > MAX_MESSAGE_BYTES) throw new SwitchboardError('body_too_large', `${m.data.length} bytes`);
-    let body: unknown;
-    try {
-      body = json ? JSON.parse(new TextDecoder().decode(m.data)) : packr.unpack(m.data);
-    } catch {
-      throw new SwitchboardError('bad_json', json ? 'payload is not valid JSON' : 'payload is not valid MessagePack (send JSON with Content-Type: application/json)');
-    }
-    const decoded = decodeSendRequest(body, this.deps.now());
+    const decoded = decodeSendRequest(parse(m, json, MAX_MESSAGE_BYTES), this.deps.now());
     if (!decoded.ok) throw decoded.error;
     const status = await this.deps.accept(decoded.value);
     if (status === 'accepted') this.deps.onAccepted?.('nats');
     return { id: decoded.value.id, status };
   }
 
+  /** Section 3 batch: every message accepted concurrently, each JetStream PubAck checked; results in order. */
+  private async handleBatch(m: Msg, json: boolean): Promise<{ results: BatchResult[] }> {
+    const decoded = decodeBatchRequest(parse(m, json, MAX_BATCH_BYTES), this.deps.now());
+    if (!decoded.ok) throw decoded.error;
+    const results = await acceptBatch(decoded.value, (msg) => this.deps.accept(msg), (status) => {
+      if (status === 'accepted') this.deps.onAccepted?.('nats');
+      else this.deps.onDuplicate?.();
+    });
+    return { results };
+  }
+
   private reply(m: Msg, json: boolean, body: unknown): void {
     if (!m.reply) return;
     m.respond(json ? new TextEncoder().encode(JSON.stringify(body)) : packr.pack(body));
   }
+}
+
+/** Strict UTF-8 in both encodings and `__proto__` refused (issue 9, protocol/send-payload.ts), then JSON or MessagePack. */
+function parse(m: Msg, json: boolean, limit: number): unknown {
+  const parsed = parseSendBytes(m.data, json ? 'json' : 'msgpack', limit);
+  if (!parsed.ok) throw parsed.error;
+  return parsed.value;
 }

@@ -9,13 +9,15 @@ export interface ClientIdentity {
   kind: ClientKind;
   /** Required for mobiles; absent for PCs. */
   os?: MobileOs;
+  /** PC token claim `"bot": true`: a bot or bridge, which never makes the user's PC state active (issue 10 part 5). */
+  bot?: true;
 }
 
 export type TokenCheck = { ok: true; identity: ClientIdentity } | { ok: false; reason: string };
 
 /**
  * Section 2: HS256 only, `exp` required; `sub`, `dev` 1-128 printable characters, `kind` pc|mobile,
- * `os` required for mobiles. `now` is passed in so expiry follows the injected clock.
+ * `os` required for mobiles; `bot` (optional, boolean) marks a PC session of a bot or bridge. `now` is passed in so expiry follows the injected clock.
  */
 export async function verifyClientToken(token: string, secret: Uint8Array, now: number): Promise<TokenCheck> {
   let payload: JWTPayload;
@@ -26,22 +28,41 @@ export async function verifyClientToken(token: string, secret: Uint8Array, now: 
       currentDate: new Date(now),
     }));
   } catch (e) {
-    // The reason goes to the close frame and the log; never the token itself.
-    return { ok: false, reason: e instanceof joseErrors.JWTExpired ? 'token expired' : 'token invalid' };
+    // The reason goes to the close frame and the log; never the token itself, never the secret.
+    return { ok: false, reason: refusalReason(e) };
   }
   return readClaims(payload);
 }
 
+/**
+ * Why jose refused a token, in the words section 2 lists for the close reason (`expired`, `missing exp`,
+ * `bad signature`, `wrong algorithm`, …). Only the error's class and claim name are used, never its message.
+ */
+export function refusalReason(e: unknown): string {
+  if (e instanceof joseErrors.JWTExpired) return 'expired';
+  if (e instanceof joseErrors.JWTClaimValidationFailed) {
+    if (e.reason === 'missing') return `missing ${e.claim}`;
+    return e.claim === 'nbf' ? 'not yet valid' : `bad ${e.claim}`;
+  }
+  if (e instanceof joseErrors.JWSSignatureVerificationFailed) return 'bad signature';
+  if (e instanceof joseErrors.JOSEAlgNotAllowed || e instanceof joseErrors.JOSENotSupported) return 'wrong algorithm (HS256 only)';
+  if (e instanceof joseErrors.JWTInvalid) return 'claims are not a JSON object';
+  return 'malformed token (not a compact JWS)';
+}
+
 /** Checks the claims of a token whose signature and expiry are already verified. */
 export function readClaims(claims: Record<string, unknown>): TokenCheck {
-  const { sub, dev, kind, os } = claims;
+  const { sub, dev, kind, os, bot } = claims;
   if (!isId(sub)) return { ok: false, reason: 'sub must be 1-128 printable characters' };
   if (!isId(dev)) return { ok: false, reason: 'dev must be 1-128 printable characters' };
+  if (bot !== undefined && typeof bot !== 'boolean') return { ok: false, reason: 'bot must be true or false' };
   if (kind === 'pc') {
     // A PC's os claim, if any, is not used by routing: ignore it rather than refuse the client.
-    return { ok: true, identity: { user: sub, device: dev, kind } };
+    return { ok: true, identity: bot === true ? { user: sub, device: dev, kind, bot } : { user: sub, device: dev, kind } };
   }
   if (kind !== 'mobile') return { ok: false, reason: 'kind must be "pc" or "mobile"' };
+  // A bot is a desktop-side notion (claim 4 is about a human at the PC); on a mobile token it is refused, not ignored.
+  if (bot === true) return { ok: false, reason: 'bot is only allowed for kind "pc"' };
   if (typeof os !== 'string' || !(MOBILE_OS as readonly string[]).includes(os)) {
     return { ok: false, reason: `os must be one of ${MOBILE_OS.join(', ')} for a mobile` };
   }

@@ -4,28 +4,32 @@ import { WebSocket, type RawData } from 'ws';
 import type { Bus } from '../bus/bus.js';
 import type { Subjects } from '../bus/subjects.js';
 import {
-  CLOSE, HELLO_TIMEOUT_MS, SwitchboardError, decodeClientFrame, type MessageFrame, type OwnerMessage, type ServerFrame,
+  CLOSE, HELLO_TIMEOUT_MS, SwitchboardError, decodeClientFrame, idleAfterMsOf, type MessageFrame, type OwnerMessage, type ServerFrame,
 } from '../protocol/index.js';
 import type { Clock, Timer } from '../base/clock.js';
-import type { Config } from '../runtime/config.js';
 import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
-import type { DeviceRegistry } from '../store/types.js';
+import type { DeviceRegistry, PolicyStore } from '../store/types.js';
 import { verifyClientToken, type ClientIdentity } from './auth.js';
 import { dispatchFrame, type SessionContext } from './handlers/index.js';
+import type { RegistrationRules } from './registration-rules.js';
 import { TokenBucket } from './token-bucket.js';
+import type { GatewayConfig } from './deps.js';
 import type { WriteCork } from './write-cork.js';
 
 export interface SessionDeps {
-  config: Config;
+  config: GatewayConfig;
   nodeId: string;
   bus: Bus;
   subjects: Subjects;
   registry: DeviceRegistry;
+  registration: RegistrationRules;
   metrics: Metrics;
   log: Logger;
   clock: Clock;
   jwtKey: Uint8Array;
+  /** The user's policy gives `welcome` its `idleAfterMs` (section 2). Absent: the default 60000. */
+  policies?: Pick<PolicyStore, 'get'>;
 }
 
 /** This many rejected frames in a row close the connection (4400): a client that only sends garbage is broken. */
@@ -145,11 +149,23 @@ export class ClientSession {
       this.deps.log.debug({ session: this.id, reason: check.reason }, 'hello refused');
       return this.close(CLOSE.unauthenticated, check.reason);
     }
-    this.open(check.identity);
+    const idleAfterMs = await this.idleAfterMs(check.identity.user);
+    if (this.state !== 'authenticating') return; // closed while reading the policy
+    this.open(check.identity, idleAfterMs);
   }
 
-  private open(identity: ClientIdentity): void {
-    const { config, nodeId, bus, subjects, metrics, clock, registry, log } = this.deps;
+  /** Section 2: the idle threshold of the user's policy; a store that cannot answer gives the default, not a refusal. */
+  private async idleAfterMs(user: string): Promise<number> {
+    try {
+      return idleAfterMsOf(await this.deps.policies?.get(user));
+    } catch (err) {
+      this.deps.log.warn({ err, user }, 'policy read failed at hello; welcome carries the default idleAfterMs');
+      return idleAfterMsOf(undefined);
+    }
+  }
+
+  private open(identity: ClientIdentity, idleAfterMs: number): void {
+    const { config, bus, subjects, metrics, clock, registry, log } = this.deps;
     this.identity = identity;
     this.state = 'open';
     const owner = subjects.owner(identity.user);
@@ -157,6 +173,7 @@ export class ClientSession {
       ...identity,
       sessionId: this.id,
       registry,
+      registration: this.deps.registration,
       now: () => clock.now(),
       publish: (msg: OwnerMessage) => {
         this.heardAt = clock.now();
@@ -169,13 +186,14 @@ export class ClientSession {
     };
     metrics.sessions.inc({ kind: identity.kind });
     // Welcome goes first: opening may make the owner deliver to (or replace) sessions at once.
-    this.send({ type: 'welcome', user: identity.user, device: identity.device, kind: identity.kind, heartbeatMs: config.heartbeatMs });
+    this.send({ type: 'welcome', user: identity.user, device: identity.device, kind: identity.kind, heartbeatMs: config.clientHeartbeatMs, idleAfterMs });
     this.heardAt = clock.now();
-    bus.publish(owner, {
-      type: 'session_open', user: identity.user, device: identity.device, kind: identity.kind,
-      ...(identity.os ? { os: identity.os } : {}), session: { node: nodeId, id: this.id }, at: clock.now(),
-    });
+    bus.publish(owner, this.sessionOpen(this.heardAt));
     log.debug({ session: this.id, user: identity.user, device: identity.device, kind: identity.kind }, 'session open');
+    // Issue 9: a session of the device opening counts as its token being seen (tokens unseen for long are pruned).
+    if (identity.kind === 'mobile') {
+      registry.seen(identity.user, identity.device, clock.now()).catch((err: unknown) => log.warn({ err: String(err), user: identity.user, device: identity.device }, 'recording a token as seen failed'));
+    }
     for (const text of this.heldFrames.splice(0)) if (this.state === 'open') this.onFrame(text);
   }
 
@@ -190,11 +208,16 @@ export class ClientSession {
    */
   resync(): void {
     if (this.state !== 'open' || !this.identity) return;
-    const { nodeId, bus, subjects } = this.deps;
-    const { user, device, kind, os } = this.identity;
-    const owner = subjects.owner(user);
-    bus.publish(owner, { type: 'session_open', user, device, kind, ...(os ? { os } : {}), session: { node: nodeId, id: this.id }, at: this.heardAt });
+    const { bus, subjects } = this.deps;
+    const owner = subjects.owner(this.identity.user);
+    bus.publish(owner, this.sessionOpen(this.heardAt));
     if (this.lastPresence) bus.publish(owner, { ...this.lastPresence, at: this.heardAt });
+  }
+
+  /** The `session_open` owner message for this session (at hello, and again on a takeover resync). */
+  private sessionOpen(at: number): OwnerMessage {
+    const { user, device, kind, os, bot } = this.identity!;
+    return { type: 'session_open', user, device, kind, ...(os ? { os } : {}), ...(bot ? { bot } : {}), session: { node: this.deps.nodeId, id: this.id }, at };
   }
 
   private onFrame(text: string): void {

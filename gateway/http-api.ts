@@ -1,28 +1,30 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
-  ERRORS, MAX_MESSAGE_BYTES, SwitchboardError, decodeDeviceRegistration, decodeSendRequest, invalid, type BusMessage, type ErrorCode,
+  DEFAULT_POLICY, ERRORS, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, SwitchboardError, decodeBatchRequest, decodeDeviceRegistration, decodePolicy,
+  decodeSendRequest, invalid, type BusMessage, type ErrorCode,
 } from '../protocol/index.js';
 import type { Ingress } from '../store/types.js';
 import { bearerCheck } from './auth.js';
-import type { GatewayDeps } from './server.js';
+import { acceptBatch } from './batch.js';
+import type { HttpApiDeps } from './deps.js';
 import { pathId, readJsonBody, sendError, sendJson } from './http-io.js';
+import { createPageRoutes } from './page-routes.js';
+import { checkRegistration } from './registration-rules.js';
 
-/** The gateway's deps the HTTP API uses, plus whether the gateway is draining before shutdown. */
-export type HttpApiDeps = Pick<GatewayDeps, 'bus' | 'subjects' | 'ingress' | 'registry' | 'metrics' | 'log' | 'clock' | 'apiKey' | 'isReady'> & {
-  /** True once the gateway stopped accepting (draining before shutdown). */
-  isStopping(): boolean;
-};
+export type { HttpApiDeps } from './deps.js';
 
 /** How long a user query waits for the owner of the user's partition. */
 export const OWNER_QUERY_TIMEOUT_MS = 5000;
 export const DEFAULT_DECISIONS_LIMIT = 20;
 export const MAX_DECISIONS_LIMIT = 100;
+/** Largest `PUT …/policy` body. */
+const MAX_POLICY_BYTES = 4096;
 
 type Handler = (req: IncomingMessage, res: ServerResponse, params: string[], query: URLSearchParams) => Promise<void>;
 
 /** The HTTP API of PROTOCOL.md section 3, plus the operator endpoints that need no key. */
 export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  const { bus, subjects, ingress, registry, metrics, clock } = deps;
+  const { bus, subjects, ingress, registry, policies, metrics, clock } = deps;
   const authorized = bearerCheck(deps.apiKey);
 
   const postMessage: Handler = async (req, res) => {
@@ -44,12 +46,42 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
     sendJson(res, 202, { id: msg.id, status: 'accepted' });
   };
 
+  /** Section 3: 1-500 messages, one result each in order, answered once every accepted one is durable. */
+  const postBatch: Handler = async (req, res) => {
+    if (!deps.isReady()) throw new SwitchboardError('unavailable');
+    const decoded = decodeBatchRequest(await readJsonBody(req, MAX_BATCH_BYTES), clock.now());
+    if (!decoded.ok) throw decoded.error;
+    const results = await acceptBatch(decoded.value, (m) => ingress.accept(m), (status) => {
+      if (status === 'duplicate') metrics.messagesDuplicate.inc();
+      else metrics.messagesAccepted.inc({ source: 'http' });
+    });
+    sendJson(res, 200, { results });
+  };
+
+  /** Section 3/4: the user's policy, the default when none was stored. */
+  const getPolicy: Handler = async (_req, res, [rawUser]) => {
+    const user = pathId(rawUser, 'user');
+    sendJson(res, 200, (await storeWrite(() => policies.get(user))) ?? DEFAULT_POLICY);
+  };
+
+  /** Replaces the policy (durable), then tells the owner to read it again; answers the policy as stored. */
+  const putPolicy: Handler = async (req, res, [rawUser]) => {
+    const user = pathId(rawUser, 'user');
+    const decoded = decodePolicy(await readJsonBody(req, MAX_POLICY_BYTES));
+    if (!decoded.ok) throw decoded.error;
+    await storeWrite(() => policies.put(user, decoded.value));
+    bus.publish(subjects.owner(user), { type: 'policy_changed', user });
+    sendJson(res, 200, decoded.value);
+  };
+
   const putDevice: Handler = async (req, res, [rawUser, rawDevice]) => {
     const user = pathId(rawUser, 'user');
     const device = pathId(rawDevice, 'device');
     const decoded = decodeDeviceRegistration(await readJsonBody(req, MAX_MESSAGE_BYTES));
     if (!decoded.ok) throw decoded.error;
     const reg = decoded.value;
+    checkRegistration(reg, deps.registration);
+    // Section 3: the registry takes the token from any other (user, device) and reports it (token_removed).
     await storeWrite(() => registry.put(user, device, reg));
     bus.publish(subjects.owner(user), { type: 'device_put', user, device, ...reg });
     sendJson(res, 200, { user, device, os: reg.os, hasToken: true });
@@ -78,6 +110,9 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
     throw replyError(reply);
   };
 
+  const getDashboard: Handler = async (_req, res) => sendJson(res, 200, await deps.dashboard.figures(), { 'cache-control': 'no-store' });
+  const streamDashboard: Handler = async (_req, res) => deps.dashboard.open(res);
+
   const notAWebSocket: Handler = async () => {
     throw new SwitchboardError('invalid_request', 'GET /v1/ws needs a WebSocket upgrade');
   };
@@ -85,10 +120,14 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
   /** Routes under /v1, by path shape; `:id` segments are passed to the handler still percent-encoded. */
   const routes: { pattern: string[]; methods: Record<string, Handler> }[] = [
     { pattern: ['messages'], methods: { POST: postMessage } },
+    { pattern: ['messages', 'batch'], methods: { POST: postBatch } },
+    { pattern: ['users', ':id', 'policy'], methods: { GET: getPolicy, PUT: putPolicy } },
     { pattern: ['users', ':id'], methods: { GET: getUser } },
     { pattern: ['users', ':id', 'decisions'], methods: { GET: getDecisions } },
     { pattern: ['users', ':id', 'devices', ':id'], methods: { PUT: putDevice, DELETE: deleteDevice } },
     { pattern: ['ws'], methods: { GET: notAWebSocket } },
+    { pattern: ['dashboard'], methods: { GET: getDashboard } },
+    { pattern: ['dashboard', 'stream'], methods: { GET: streamDashboard } },
   ];
 
   async function serveV1(req: IncomingMessage, res: ServerResponse, segments: string[], query: URLSearchParams): Promise<void> {
@@ -123,6 +162,8 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
     return true;
   }
 
+  const servePage = createPageRoutes(deps);
+
   return (req, res) => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
@@ -130,7 +171,9 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
     const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
     const served = path.startsWith('/v1/')
       ? serveV1(req, res, path.slice('/v1/'.length).split('/'), query)
-      : serveOperator(req, res, path).then((done) => { if (!done) throw new SwitchboardError('not_found'); });
+      : serveOperator(req, res, path)
+        .then((done) => done || servePage(req, res, path, query))
+        .then((done) => { if (!done) throw new SwitchboardError('not_found'); });
     served.catch((e: unknown) => {
       const error = e instanceof SwitchboardError ? e : new SwitchboardError('internal', undefined, { cause: e });
       if (error.code === 'internal') deps.log.error({ err: e, method: req.method, path }, 'request failed');
@@ -157,7 +200,7 @@ function decisionsLimit(raw: string | null): number {
   return n;
 }
 
-/** A registry failure is a temporary 503 store_failed, whatever the store threw. */
+/** A registry or policy store failure is a temporary 503 store_failed, whatever the store threw. */
 async function storeWrite<T>(write: () => Promise<T>): Promise<T> {
   try {
     return await write();

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { SwitchboardError, invalid, isId } from '../protocol/index.js';
+import { SwitchboardError, invalid, isId, parseJsonUtf8 } from '../protocol/index.js';
 
 /**
  * Reads a JSON body of at most `limit` bytes. Past the limit it stops reading at once (the connection is
@@ -33,9 +33,10 @@ export function readJsonBody(req: IncomingMessage, limit: number): Promise<unkno
     const onEnd = () => {
       cleanup();
       try {
-        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-      } catch {
-        reject(new SwitchboardError('bad_json'));
+        // Strict UTF-8 (section 3: a body that is not valid UTF-8 is refused with invalid_field), then JSON.
+        resolve(parseJsonUtf8(Buffer.concat(chunks)));
+      } catch (e) {
+        reject(e);
       }
     };
     const onError = (e: Error) => {

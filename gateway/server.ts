@@ -1,35 +1,14 @@
 import { createServer, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import type { Bus } from '../bus/bus.js';
-import type { Subjects } from '../bus/subjects.js';
 import { CLOSE, MAX_FRAME_BYTES } from '../protocol/index.js';
-import type { Clock } from '../base/clock.js';
-import type { Config } from '../runtime/config.js';
-import type { Logger } from '../base/logger.js';
-import type { Metrics } from '../base/metrics.js';
-import type { DeviceRegistry, Ingress } from '../store/types.js';
+import type { GatewayDeps } from './deps.js';
+import { DashboardFeed } from './dashboard-feed.js';
 import { createHttpApi } from './http-api.js';
 import { SessionTable } from './session-table.js';
+import { StaticPages } from './static-pages.js';
 
-export interface GatewayDeps {
-  config: Config;
-  nodeId: string;
-  bus: Bus;
-  subjects: Subjects;
-  /** Durable acceptance of `POST /v1/messages`; the composition root wires its consumer to the router. */
-  ingress: Pick<Ingress, 'accept'>;
-  registry: DeviceRegistry;
-  metrics: Metrics;
-  log: Logger;
-  clock: Clock;
-  /** HS256 secret of client hello tokens. */
-  jwtSecret: string;
-  /** Bearer key of /v1/* HTTP calls. */
-  apiKey: string;
-  /** Readiness of the whole node (`/readyz`, and whether messages are accepted). */
-  isReady(): boolean;
-}
+export type { GatewayConfig, GatewayDeps } from './deps.js';
 
 export interface Gateway {
   /** Starts serving HTTP and WebSocket on one port; resolves with the bound port (useful with port 0). */
@@ -51,7 +30,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const { log } = deps;
   let stopping = false;
   const sessions = new SessionTable({ ...deps, jwtKey: new TextEncoder().encode(deps.jwtSecret) });
-  const api = createHttpApi({ ...deps, isStopping: () => stopping });
+  let listenHost = ''; // set by listen()
+  const dashboard = new DashboardFeed({ nodeId: deps.nodeId, metrics: deps.metrics, clock: deps.clock, cluster: deps.cluster });
+  const api = createHttpApi({ ...deps, isStopping: () => stopping, dashboard, pages: new StaticPages(), listenHost: () => listenHost });
   const server = createServer({ requestTimeout: REQUEST_TIMEOUT_MS }, api);
   // ws closes a frame over maxPayload with 1009 by itself (section 2). No compression: it would let a small
   // frame inflate past the limit checks and costs CPU per message.
@@ -69,6 +50,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
   return {
     listen(host, port) {
+      listenHost = host;
       sessions.start();
       return new Promise((resolve, reject) => {
         server.once('error', reject);
@@ -87,6 +69,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     closeSessions,
     async close() {
       stopping = true;
+      dashboard.close();
       await closeSessions();
       sessions.stop();
       await new Promise<void>((resolve) => {

@@ -2,6 +2,7 @@ import type { Writable } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { Subscription } from '../bus/bus.js';
 import { partitionOf } from '../bus/subjects.js';
+import { StaleOwnerFilter } from '../bus/fence.js';
 import type { Timer } from '../base/clock.js';
 import type { BusMessage } from '../protocol/index.js';
 import { ClientSession, type SessionDeps } from './client-session.js';
@@ -15,8 +16,8 @@ export class SessionTable {
   private readonly sessions = new Map<string, ClientSession>();
   private subscription?: Subscription;
   private resyncSubscription?: Subscription;
-  /** Cluster: the newest owner fence seen per partition; deliveries with an older one come from a replaced owner. */
-  private readonly fences = new Map<number, number>();
+  /** Cluster: deliveries from a replaced owner are dropped (bus/fence.ts). */
+  private readonly fences = new StaleOwnerFilter();
   private heartbeatTimer?: Timer;
   private readonly cork = new WriteCork();
 
@@ -70,26 +71,19 @@ export class SessionTable {
     return n;
   }
 
-  private fenceAdmits(partition: number, revision: number): boolean {
-    const newest = this.fences.get(partition) ?? 0;
-    if (revision < newest) return false;
-    this.fences.set(partition, revision);
-    return true;
-  }
-
   /** WebSocket pings at the heartbeat the clients are told; a socket silent for two rounds is cut off. */
   private scheduleHeartbeat(): void {
     this.heartbeatTimer = this.deps.clock.setTimeout(() => {
       for (const s of this.sessions.values()) s.heartbeat();
       this.scheduleHeartbeat();
-    }, this.deps.config.heartbeatMs);
+    }, this.deps.config.clientHeartbeatMs);
   }
 
   private onBusMessage(msg: BusMessage): void {
     switch (msg.type) {
       case 'deliver':
-        if (msg.fence && !this.fenceAdmits(msg.fence.partition, msg.fence.revision)) {
-          this.deps.log.warn({ partition: msg.fence.partition, revision: msg.fence.revision }, 'delivery from a replaced owner dropped');
+        if (!this.fences.admits(msg.fence)) {
+          this.deps.log.warn({ partition: msg.fence!.partition, revision: msg.fence!.revision }, 'delivery from a replaced owner dropped');
           return;
         }
         this.sessions.get(msg.sessionId)?.deliver(msg.frame);

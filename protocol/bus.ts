@@ -14,16 +14,37 @@ export interface SessionRef {
   id: string;
 }
 
+/**
+ * Why Switchboard removed a push token (`switchboard.events.token_removed`, section 3): `moved` (stored for
+ * another user or device: one token, one device), `dead` (the vendor said so, section 4), `unregistered` (the
+ * `unregister` frame), `deleted` (`DELETE …/devices/{d}`), `pruned` (not stored or seen for
+ * SWITCHBOARD_TOKEN_MAX_AGE_DAYS).
+ */
+export type TokenRemovedReason = 'moved' | 'dead' | 'unregistered' | 'deleted' | 'pruned';
+
+/** The `switchboard.events.token_removed` body (section 3); never the token itself. */
+export interface TokenRemovedEvent {
+  user: string;
+  device: string;
+  os: MobileOs;
+  reason: TokenRemovedReason;
+}
+
 /** Gateway -> owner of `user`'s partition. */
 export type OwnerMessage =
-  | { type: 'session_open'; user: string; device: string; kind: ClientKind; os?: MobileOs; session: SessionRef; at: number }
+  /** `bot`: a PC session of a bot or bridge, which never makes the PC state active (section 4 is about a human). */
+  | { type: 'session_open'; user: string; device: string; kind: ClientKind; os?: MobileOs; bot?: true; session: SessionRef; at: number }
   | { type: 'session_close'; user: string; device: string; sessionId: string; at: number }
   | { type: 'presence'; user: string; device: string; sessionId: string; state: 'active' | 'inactive' | 'foreground' | 'background'; reason?: InactiveReason; at: number }
   | { type: 'touch'; user: string; device: string; sessionId: string; at: number }
   | { type: 'ack'; user: string; device: string; sessionId: string; id: string; at: number }
   | ({ type: 'device_put'; user: string; device: string } & DeviceRegistration)
   | { type: 'device_delete'; user: string; device: string }
-  | { type: 'route'; user: string; msg: ChatMessage };
+  /** The registry removed `token` from this device (any reason): an actor still holding it in memory drops it. */
+  | { type: 'token_removed'; user: string; device: string; token: string }
+  | { type: 'route'; user: string; msg: ChatMessage }
+  /** The user's policy was stored anew (`PUT …/policy`): the owner reads it again from the policy store. */
+  | { type: 'policy_changed'; user: string };
 
 /** Owner -> the gateway node holding a session. */
 export type GatewayMessage =
@@ -50,7 +71,10 @@ export type OwnerReply =
   | { type: 'resynced'; node: string; sessions: number }
   | { type: 'error'; code: string; message: string };
 
-export type BusMessage = OwnerMessage | GatewayMessage | OwnerQuery | OwnerReply;
+/** Embedded mode publishes token removals on the in-process bus under this type (section 3 event). */
+export type TokenRemovedBusEvent = { type: 'token_removed_event' } & TokenRemovedEvent;
+
+export type BusMessage = OwnerMessage | GatewayMessage | OwnerQuery | OwnerReply | TokenRemovedBusEvent;
 
 // One Packr with record structures off: every peer can decode every message without shared state.
 const packr = new Packr({ useRecords: false, moreTypes: false });

@@ -1,4 +1,5 @@
 import type { Vendor } from './message.js';
+import type { UserPolicy } from './policy.js';
 
 /** Routing decisions, PROTOCOL.md sections 3 and 4. */
 
@@ -6,10 +7,15 @@ export type Route = 'pc' | 'mobile' | 'pc_fallback' | 'undeliverable';
 export type Via = 'pc' | 'mobile' | Vendor;
 
 /**
- * Why a route was chosen: the PC's state (`pc_active`, the inactive reasons of claim 4, `stale`, `no_pc`),
- * or `ack_timeout` for a fallback decision.
+ * Why a route was chosen: the PC's state (`pc_active`, the inactive reasons of claim 4, `unreported` for a PC that
+ * connected but has sent no presence yet, `stale`, `no_pc`),
+ * `ack_timeout` for a fallback decision, or the user's policy when it changed the route (section 4, policy):
+ * `policy_always` (the mobile path too while the PC is active), `policy_never` (vendor pushes left out),
+ * `quiet_hours` (vendor pushes sent silently).
  */
-export type DecisionReason = 'pc_active' | 'idle' | 'screen_locked' | 'client_locked' | 'stale' | 'no_pc' | 'ack_timeout';
+export type DecisionReason =
+  | 'pc_active' | 'idle' | 'screen_locked' | 'client_locked' | 'unreported' | 'stale' | 'no_pc' | 'ack_timeout'
+  | 'policy_always' | 'policy_never' | 'quiet_hours';
 
 /** Final state of one target; absent while it is in flight. Extends the contract (section 3 is silent). */
 export type TargetOutcome = 'acked' | 'ack_timeout' | 'ok' | 'dead_token' | 'failed' | 'cancelled';
@@ -20,6 +26,8 @@ export interface DecisionTarget {
   outcome?: TargetOutcome;
   /** The vendor's reason on `failed`, or what replaced a cancelled push. */
   detail?: string;
+  /** A vendor push sent silently (quiet hours: no sound, lowest interruption level). Extends the contract. */
+  silent?: true;
 }
 
 export interface Decision {
@@ -37,6 +45,8 @@ export interface UserView {
   owner: string;
   pc: { state: 'active' | 'inactive'; reason?: DecisionReason; sessions: number };
   devices: { device: string; os: string; online: boolean; hasToken: boolean }[];
+  /** The user's delivery policy (section 3, `…/policy`), defaults filled in. */
+  policy?: UserPolicy;
 }
 
 /** `switchboard.events.routed`: the decision plus who and where. */

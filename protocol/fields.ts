@@ -13,6 +13,18 @@ export function invalid(field: string, must: string): SwitchboardError {
   return new SwitchboardError('invalid_request', `${field} must be ${must}`);
 }
 
+/** `invalid_field` (section 3): the field is well-typed but holds a value the contract refuses. */
+export function invalidField(field: string, must: string): SwitchboardError {
+  return new SwitchboardError('invalid_field', `${field} must be ${must}`);
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** True when `s` has no lone surrogate, i.e. it can be encoded as UTF-8 (String.prototype.isWellFormed). */
+export function isWellFormed(s: string): boolean {
+  return !LONE_SURROGATE.test(s);
+}
+
 export function isObject(v: unknown): v is Json {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -59,10 +71,13 @@ export function optionalInt(obj: Json, field: string, min: number, max: number):
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
     throw invalid(field, `an integer ${min}-${max}`);
   }
-  return v;
+  return v === 0 ? 0 : v; // -0 is an integer too, but would not survive a round trip through JSON
 }
 
-/** `{string: string}` with bounded key count and sizes. */
+/**
+ * `{string: string}` with bounded key count and sizes. A `__proto__` key (JSON.parse keeps it as an own property)
+ * is refused with `invalid_field`: copying it into a plain object would silently drop it.
+ */
 export function optionalStringMap(obj: Json, field: string, maxKeys: number, maxChars: number): Record<string, string> | undefined {
   const v = obj[field];
   if (v === undefined) return undefined;
@@ -71,6 +86,7 @@ export function optionalStringMap(obj: Json, field: string, maxKeys: number, max
   if (keys.length > maxKeys) throw invalid(field, `an object of at most ${maxKeys} keys`);
   const out: Record<string, string> = {};
   for (const k of keys) {
+    if (k === '__proto__') throw invalidField(`${field}.__proto__`, 'absent (it cannot be carried as a key)');
     const s = v[k];
     if (typeof s !== 'string' || s.length > maxChars || k.length > 256) {
       throw invalid(`${field}.${k}`, `a string of at most ${maxChars} characters`);

@@ -20,14 +20,15 @@ export type ClientFrame =
   | ({ type: 'presence' } & (PcPresence | MobilePresence))
   | { type: 'register'; os: MobileOs; token: string; app?: string }
   | { type: 'ack'; id: string }
-  | { type: 'ping' };
+  | { type: 'ping' }
+  | { type: 'unregister' };
 
 export type ClientFrameType = ClientFrame['type'];
 
 /** Frames each kind of client may send after hello (section 2's "who" column). */
 export const FRAMES_BY_KIND: Readonly<Record<ClientKind, ReadonlySet<string>>> = {
   pc: new Set(['presence', 'ack', 'ping']),
-  mobile: new Set(['presence', 'register', 'ack', 'ping']),
+  mobile: new Set(['presence', 'register', 'ack', 'ping', 'unregister']),
 };
 
 export interface MessageFrame {
@@ -41,11 +42,13 @@ export interface MessageFrame {
 }
 
 export type ServerFrame =
-  | { type: 'welcome'; user: string; device: string; kind: ClientKind; heartbeatMs: number }
+  /** `idleAfterMs`: the idle threshold the user's policy asks PC clients to apply (section 2, default 60000). */
+  | { type: 'welcome'; user: string; device: string; kind: ClientKind; heartbeatMs: number; idleAfterMs: number }
   | MessageFrame
   | { type: 'error'; code: string; message: string }
   | { type: 'pong' }
-  | { type: 'registered' };
+  | { type: 'registered' }
+  | { type: 'unregistered' };
 
 /** Identity a frame may name; naming anyone else is a 4403 (section 2, close codes). */
 export interface FrameIdentity {
@@ -84,6 +87,8 @@ export function decodeClientFrame(text: string, identity?: FrameIdentity): Decod
         return ok({ type: 'ack', id: id(parsed, 'id') });
       case 'ping':
         return ok({ type: 'ping' });
+      case 'unregister':
+        return ok({ type: 'unregister' });
       default:
         if (typeof parsed.type !== 'string') throw invalid('type', 'a string');
         throw new SwitchboardError('unknown_frame', JSON.stringify(parsed.type.slice(0, 64)));

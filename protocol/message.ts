@@ -1,5 +1,7 @@
 import { SwitchboardError } from './errors.js';
-import { id, invalid, isObject, oneOf, optionalId, optionalInt, optionalStr, optionalStringMap, str, type Json } from './fields.js';
+import { id, invalid, invalidField, isObject, isWellFormed, oneOf, optionalId, optionalInt, optionalStr, optionalStringMap, str, type Json } from './fields.js';
+import { MAX_PUSH_PAYLOAD_BYTES, minPushPayloadBytes } from './push-payload.js';
+import { checkPushToken } from './push-token.js';
 import { fail, ok, type Decoded } from './result.js';
 
 /** Mobile operating systems and the vendor push service each one uses (PROTOCOL.md section 4). */
@@ -22,6 +24,8 @@ export interface ChatMessage {
   readonly collapseKey?: string;
   readonly priority?: Priority;
   readonly ttlSeconds?: number;
+  /** Section 4, quiet hours: an urgent message's vendor pushes are never silenced. Only `true` is kept. */
+  readonly urgent?: true;
   /** Epoch ms when the message was durably accepted; sent to clients as `ts`. */
   readonly acceptedAt: number;
 }
@@ -37,10 +41,34 @@ export const MAX_TTL_SECONDS = 28 * 24 * 3600;
 /** Longest vendor push token; a Web Push subscription JSON is the largest kind. */
 export const MAX_PUSH_TOKEN_CHARS = 4096;
 
-/** Validates a send request (HTTP body or NATS payload, already parsed). */
+/**
+ * `data` keys a chat server may not use (section 3): FCM reserves `from`, `message_type`, `notification` and keys
+ * starting with `google.` or `gcm.` (firebase.google.com/docs/cloud-messaging/concept-options, "reserved words";
+ * FCM answers 400 INVALID_ARGUMENT), and Switchboard sets `messageId` and `sender` itself (section 5).
+ */
+export const RESERVED_DATA_KEYS: ReadonlySet<string> = new Set(['from', 'message_type', 'notification', 'messageId', 'sender']);
+export const RESERVED_DATA_PREFIXES = ['google.', 'gcm.'] as const;
+
+/** Throws `invalid_field` naming the first reserved key of `data` (see RESERVED_DATA_KEYS). */
+export function checkDataKeys(data: Readonly<Record<string, string>> | undefined): void {
+  if (data === undefined) return;
+  for (const k of Object.keys(data)) {
+    if (RESERVED_DATA_KEYS.has(k) || RESERVED_DATA_PREFIXES.some((p) => k.startsWith(p))) {
+      throw invalidField(`data.${k}`, 'a key no vendor reserves and Switchboard does not set (section 3)');
+    }
+  }
+}
+
+/**
+ * Validates a send request (HTTP body or NATS payload, already parsed). Errors: `invalid_request` (missing or
+ * mistyped field), `invalid_field` (reserved `data` key, `__proto__` key, a string that is not well-formed
+ * Unicode, i.e. not encodable as UTF-8), `payload_too_large` (section 3: the push payload would exceed 4096 bytes
+ * even with `text` cut to nothing).
+ */
 export function decodeSendRequest(body: unknown, acceptedAt: number): Decoded<ChatMessage> {
   try {
     if (!isObject(body)) throw invalid('body', 'a JSON object');
+    if (Object.hasOwn(body, '__proto__')) throw invalidField('__proto__', 'absent (it cannot be carried as a field)');
     const msg: ChatMessage = {
       id: id(body, 'id'),
       to: id(body, 'to'),
@@ -51,8 +79,15 @@ export function decodeSendRequest(body: unknown, acceptedAt: number): Decoded<Ch
       collapseKey: optionalStr(body, 'collapseKey', MAX_COLLAPSE_KEY_CHARS),
       priority: body.priority === undefined ? undefined : oneOf(body, 'priority', ['high', 'normal'] as const),
       ttlSeconds: optionalInt(body, 'ttlSeconds', 0, MAX_TTL_SECONDS),
+      urgent: optionalUrgent(body),
       acceptedAt,
     };
+    checkDataKeys(msg.data);
+    checkWellFormed(msg);
+    const bytes = minPushPayloadBytes(msg);
+    if (bytes > MAX_PUSH_PAYLOAD_BYTES) {
+      throw new SwitchboardError('payload_too_large', `title and data alone make a ${bytes}-byte push payload; the limit is ${MAX_PUSH_PAYLOAD_BYTES}`);
+    }
     return ok(stripUndefined(msg));
   } catch (e) {
     return fail(asProtocolError(e));
@@ -80,12 +115,30 @@ export function readRegistration(body: Json): DeviceRegistration {
   const os = oneOf(body, 'os', MOBILE_OS);
   const token = str(body, 'token', MAX_PUSH_TOKEN_CHARS);
   if (token.length === 0) throw invalid('token', 'a non-empty string');
+  checkPushToken(os, token);
   const app = optionalId(body, 'app');
   return app === undefined ? { os, token } : { os, token, app };
 }
 
+function optionalUrgent(body: Json): true | undefined {
+  const v = body.urgent;
+  if (v === undefined || v === false) return undefined;
+  if (v !== true) throw invalid('urgent', 'true or false');
+  return true;
+}
+
 export function asProtocolError(e: unknown): SwitchboardError {
   return e instanceof SwitchboardError ? e : new SwitchboardError('invalid_request', String(e), { cause: e });
+}
+
+/** Lone surrogates cannot be encoded as UTF-8 (a vendor would get U+FFFD): refused like a body that is not UTF-8. */
+function checkWellFormed(msg: ChatMessage): void {
+  for (const [field, v] of Object.entries(msg)) {
+    if (typeof v === 'string' && !isWellFormed(v)) throw invalidField(field, 'valid Unicode (UTF-8) text');
+  }
+  for (const [k, v] of Object.entries(msg.data ?? {})) {
+    if (!isWellFormed(k) || !isWellFormed(v)) throw invalidField('data', 'valid Unicode (UTF-8) keys and values');
+  }
 }
 
 function stripUndefined<T extends object>(o: T): T {

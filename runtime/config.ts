@@ -1,4 +1,11 @@
 import { hostname } from 'node:os';
+import { DEFAULT_PLAYGROUND_MODE, PLAYGROUND_MODES, type PlaygroundMode } from '../gateway/playground-access.js';
+import type { GatewayConfig } from '../gateway/server.js';
+import { DEFAULT_MAX_ATTEMPTS as DEFAULT_PUSH_MAX_ATTEMPTS } from '../senders/pool.js';
+import { DEFAULT_DEDUPE_WINDOW_MS } from '../store/file-inbox.js';
+
+// Defaults owned by the module that uses them, re-exported here so the configuration reads in one place.
+export { DEFAULT_DEDUPE_WINDOW_MS, DEFAULT_PUSH_MAX_ATTEMPTS };
 
 /**
  * Configuration: PROTOCOL.md section 1. One parse function validates every variable at start and freezes
@@ -15,16 +22,18 @@ export const DEFAULT_PRESENCE_TTL_MS = 90_000;
 export const DEFAULT_PUSH_DELAY_MS = 0;
 export const DEFAULT_APNS_ENDPOINT = 'https://api.push.apple.com';
 export const DEFAULT_PASSIVATE_AFTER_MS = 60_000;
-export const DEFAULT_DEDUPE_WINDOW_MS = 120_000;
+export const DEFAULT_DECISION_HISTORY_BYTES = 128 * 1024 * 1024;
 export const DEFAULT_SEND_BUFFER_BYTES = 1024 * 1024;
 export const DEFAULT_FRAME_RATE = 200;
 export const DEFAULT_LOG_LEVEL = 'info';
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
+export const DEFAULT_SUMMARY_INTERVAL_MS = 60_000;
 export const DEFAULT_REPLAY_GRACE_MS = 3000;
 export const DEFAULT_HMS_AUTH_ENDPOINT = 'https://oauth-login.cloud.huawei.com';
 export const DEFAULT_HMS_PUSH_ENDPOINT = 'https://push-api.cloud.huawei.com';
-export const DEFAULT_PUSH_MAX_ATTEMPTS = 5;
 export const DEFAULT_SENDER_THREADS = 1;
+/** FCM's own expiry of an unused registration token (firebase.google.com/docs/cloud-messaging/manage-tokens). */
+export const DEFAULT_TOKEN_MAX_AGE_DAYS = 270;
 
 export type Role = 'gateway' | 'router' | 'sender';
 const ROLES: readonly Role[] = ['gateway', 'router', 'sender'];
@@ -75,12 +84,14 @@ export interface Config {
   readonly presenceTtlMs: number;
   /** SWITCHBOARD_PUSH_DELAY_MS, default 0. */
   readonly pushDelayMs: number;
-  /** SWITCHBOARD_HEARTBEAT_MS: the ping interval told to clients in `welcome`, default a third of the presence TTL. */
-  readonly heartbeatMs: number;
+  /** SWITCHBOARD_HEARTBEAT_MS: the WebSocket ping interval told to clients in `welcome`, default a third of the presence TTL. */
+  readonly clientHeartbeatMs: number;
   /** SWITCHBOARD_PASSIVATE_AFTER_MS: an idle user actor stops after this long, default 60000. */
   readonly passivateAfterMs: number;
   /** SWITCHBOARD_DEDUPE_WINDOW_MS: how long a message id is remembered for `duplicate`, default 120000. */
   readonly dedupeWindowMs: number;
+  /** SWITCHBOARD_DECISION_HISTORY_BYTES: bound of all users' decision histories on a node, default 128 MiB. */
+  readonly decisionHistoryBytes: number;
   /** SWITCHBOARD_SEND_BUFFER_BYTES: a client whose unsent bytes exceed this is closed, default 1 MiB. */
   readonly sendBufferBytes: number;
   /** SWITCHBOARD_FRAME_RATE: frames per second a client may send before 4429, default 200. */
@@ -91,6 +102,8 @@ export interface Config {
   readonly logLevel: (typeof LOG_LEVELS)[number];
   /** SWITCHBOARD_SHUTDOWN_TIMEOUT_MS: longest graceful drain on SIGTERM, default 10000. */
   readonly shutdownTimeoutMs: number;
+  /** SWITCHBOARD_SUMMARY_INTERVAL_MS: one `summary` info line per interval (0 = none), default 60000. */
+  readonly summaryIntervalMs: number;
   readonly apns: {
     /** SWITCHBOARD_APNS_ENDPOINT, default https://api.push.apple.com. */
     readonly endpoint: string;
@@ -120,13 +133,22 @@ export interface Config {
     readonly vapidPublicKey?: string;
     readonly vapidPrivateKey?: string;
     readonly subject?: string;
+    /**
+     * SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS: comma list of push service host names (`*.` prefix = any subdomain) a web
+     * subscription's endpoint may name; replaces the default list (section 5). Unset = the default list.
+     */
+    readonly allowedHosts?: readonly string[];
   };
+  /** SWITCHBOARD_TOKEN_MAX_AGE_DAYS: a push token neither stored nor seen for this long is pruned, default 270. */
+  readonly tokenMaxAgeDays: number;
   /** SWITCHBOARD_APPS_FILE: JSON listing further apps' vendor credentials. */
   readonly appsFile?: string;
   /** SWITCHBOARD_PUSH_MAX_ATTEMPTS: vendor attempts per push before it fails, default 5. */
   readonly pushMaxAttempts: number;
   /** SWITCHBOARD_SENDER_THREADS: Piscina worker threads, default 1. */
   readonly senderThreads: number;
+  /** SWITCHBOARD_PLAYGROUND: `on`, `off`, or `auto` (default: served only while the listener is on a loopback address). */
+  readonly playground: PlaygroundMode;
 }
 
 export class ConfigError extends Error {
@@ -222,8 +244,16 @@ export function parseConfig(env: Env = process.env): Config {
   if (natsAuth.length > 1) throw new ConfigError(natsAuth[1], `unset when ${natsAuth[0]} is set (one NATS authentication method)`);
   allOrNone(['SWITCHBOARD_HMS_APP_ID', 'SWITCHBOARD_HMS_CLIENT_ID', 'SWITCHBOARD_HMS_CLIENT_SECRET']);
   allOrNone(['SWITCHBOARD_WEBPUSH_VAPID_PUBLIC_KEY', 'SWITCHBOARD_WEBPUSH_VAPID_PRIVATE_KEY', 'SWITCHBOARD_WEBPUSH_SUBJECT']);
+  const playground = v('SWITCHBOARD_PLAYGROUND') ?? DEFAULT_PLAYGROUND_MODE;
+  if (!(PLAYGROUND_MODES as readonly string[]).includes(playground)) throw new ConfigError('SWITCHBOARD_PLAYGROUND', `one of ${PLAYGROUND_MODES.join(', ')}`);
   const subject = v('SWITCHBOARD_WEBPUSH_SUBJECT');
   if (subject !== undefined && !/^(mailto:|https:\/\/)/.test(subject)) throw new ConfigError('SWITCHBOARD_WEBPUSH_SUBJECT', 'a mailto: or https:// URL');
+
+  const hostsRaw = v('SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS');
+  const allowedHosts = hostsRaw === undefined ? undefined : hostsRaw.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean);
+  if (allowedHosts?.some((h) => !/^(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(h))) {
+    throw new ConfigError('SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS', 'a comma list of host names, each optionally starting with *.');
+  }
 
   return Object.freeze({
     host,
@@ -250,14 +280,16 @@ export function parseConfig(env: Env = process.env): Config {
     ackTimeoutMs: int('SWITCHBOARD_ACK_TIMEOUT_MS', DEFAULT_ACK_TIMEOUT_MS, 1, 3_600_000),
     presenceTtlMs,
     pushDelayMs: int('SWITCHBOARD_PUSH_DELAY_MS', DEFAULT_PUSH_DELAY_MS, 0, 3_600_000),
-    heartbeatMs: int('SWITCHBOARD_HEARTBEAT_MS', Math.floor(presenceTtlMs / 3), 100, 3_600_000),
+    clientHeartbeatMs: int('SWITCHBOARD_HEARTBEAT_MS', Math.floor(presenceTtlMs / 3), 100, 3_600_000),
     passivateAfterMs: int('SWITCHBOARD_PASSIVATE_AFTER_MS', DEFAULT_PASSIVATE_AFTER_MS, 10, 86_400_000),
     dedupeWindowMs: int('SWITCHBOARD_DEDUPE_WINDOW_MS', DEFAULT_DEDUPE_WINDOW_MS, 1000, 86_400_000),
+    decisionHistoryBytes: int('SWITCHBOARD_DECISION_HISTORY_BYTES', DEFAULT_DECISION_HISTORY_BYTES, 0, 2 ** 40),
     sendBufferBytes: int('SWITCHBOARD_SEND_BUFFER_BYTES', DEFAULT_SEND_BUFFER_BYTES, 65_536, 1 << 30),
     frameRate: int('SWITCHBOARD_FRAME_RATE', DEFAULT_FRAME_RATE, 1, 1_000_000),
     replayGraceMs: int('SWITCHBOARD_REPLAY_GRACE_MS', DEFAULT_REPLAY_GRACE_MS, 0, 600_000),
     logLevel: logLevel as Config['logLevel'],
     shutdownTimeoutMs: int('SWITCHBOARD_SHUTDOWN_TIMEOUT_MS', DEFAULT_SHUTDOWN_TIMEOUT_MS, 100, 600_000),
+    summaryIntervalMs: int('SWITCHBOARD_SUMMARY_INTERVAL_MS', DEFAULT_SUMMARY_INTERVAL_MS, 0, 86_400_000),
     apns: Object.freeze(apns),
     fcm: Object.freeze({
       serviceAccountFile: v('SWITCHBOARD_FCM_SERVICE_ACCOUNT_FILE'),
@@ -274,9 +306,27 @@ export function parseConfig(env: Env = process.env): Config {
       vapidPublicKey: v('SWITCHBOARD_WEBPUSH_VAPID_PUBLIC_KEY'),
       vapidPrivateKey: v('SWITCHBOARD_WEBPUSH_VAPID_PRIVATE_KEY'),
       subject,
+      ...(allowedHosts === undefined ? {} : { allowedHosts: Object.freeze(allowedHosts) }),
     }),
+    tokenMaxAgeDays: int('SWITCHBOARD_TOKEN_MAX_AGE_DAYS', DEFAULT_TOKEN_MAX_AGE_DAYS, 1, 3650),
     appsFile: v('SWITCHBOARD_APPS_FILE'),
     pushMaxAttempts: int('SWITCHBOARD_PUSH_MAX_ATTEMPTS', DEFAULT_PUSH_MAX_ATTEMPTS, 1, 100),
     senderThreads: int('SWITCHBOARD_SENDER_THREADS', DEFAULT_SENDER_THREADS, 1, 64),
+    playground: playground as PlaygroundMode,
   });
+}
+
+/** The gateway's slice of the configuration: it gets the values it uses, not the whole Config. */
+export function gatewayConfigOf(config: Config): GatewayConfig {
+  return {
+    clientHeartbeatMs: config.clientHeartbeatMs, frameRate: config.frameRate, sendBufferBytes: config.sendBufferBytes,
+    playground: config.playground,
+    // Vendors with credentials for the default app: the playground says which one a push would have used.
+    pushVendors: Object.freeze({
+      apns: config.apns.keyFile !== undefined,
+      fcm: config.fcm.serviceAccountFile !== undefined,
+      hms: config.hms.appId !== undefined,
+      webpush: config.webpush.vapidPublicKey !== undefined,
+    }),
+  };
 }

@@ -71,7 +71,7 @@ export class ApnsSender implements VendorSender {
 
   async send(job: PushJob): Promise<PushOutcome> {
     if (!this.pool) return { outcome: 'failed', reason: this.setupError! };
-    const body = apnsBody(job.message);
+    const body = apnsBody(job.message, job.silent === true);
     if (!body) return { outcome: 'failed', reason: 'apns payload exceeds 4096 bytes even with the text left out (title or data too large)' };
     let token: ProviderToken;
     try {
@@ -101,9 +101,16 @@ export class ApnsSender implements VendorSender {
   }
 }
 
-/** `{"aps":{"alert":{"title","body"}},"messageId","from","data"}`, text shortened to fit 4096 bytes. */
-export function apnsBody(m: ChatMessage): string | undefined {
-  const build = (text: string) => JSON.stringify({ aps: { alert: { title: m.title, body: text } }, messageId: m.id, from: m.from, data: m.data });
+/**
+ * `{"aps":{"alert":{"title","body"}},"messageId","from","data"}`, text shortened to fit 4096 bytes. `silent` (quiet
+ * hours): `interruption-level` `passive` and no `sound` key; Apple: a passive notification is added to the list
+ * "without lighting up the screen or playing a sound" (Generating a remote notification, aps dictionary keys).
+ */
+export function apnsBody(m: ChatMessage, silent = false): string | undefined {
+  const build = (text: string) => JSON.stringify({
+    aps: silent ? { alert: { title: m.title, body: text }, 'interruption-level': 'passive' } : { alert: { title: m.title, body: text } },
+    messageId: m.id, from: m.from, data: m.data,
+  });
   return fitPayload(m.text ?? '', build)?.body;
 }
 

@@ -91,7 +91,11 @@ export function buildFcmBody(job: PushJob): string | undefined {
   const m = job.message;
   const data: Record<string, string> = { ...m.data, messageId: m.id };
   if (m.from !== undefined) data.from = m.from;
-  const android: Record<string, string> = { priority: m.priority ?? 'high' };
+  const android: Record<string, unknown> = { priority: m.priority ?? 'high' };
+  // Quiet hours: AndroidNotification.notification_priority PRIORITY_MIN, "might not be shown to the user except under
+  // special circumstances" and never alerting; no `sound` is set. Android 8+ uses the channel's importance instead
+  // (FCM v1 reference, AndroidNotification / NotificationPriority), so apps should post it to a silent channel too.
+  if (job.silent) android.notification = { notification_priority: 'PRIORITY_MIN', default_sound: false };
   if (m.collapseKey !== undefined) android.collapse_key = m.collapseKey;
   if (m.ttlSeconds !== undefined) android.ttl = `${m.ttlSeconds}s`;
   const build = (text: string): string => {

@@ -95,6 +95,8 @@ export function buildHmsBody(job: PushJob): string | undefined {
         body: text,
         click_action: { type: 3 }, // 3 = open the app's launcher activity
         ...(m.collapseKey !== undefined ? { tag: m.collapseKey } : {}),
+        // Quiet hours: Push Kit's AndroidNotification.importance LOW is a silent notification (no sound, no banner).
+        ...(job.silent ? { importance: 'LOW' } : {}),
       };
     }
     return JSON.stringify({ validate_only: false, message: { data, android, token: [job.token] } });

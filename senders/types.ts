@@ -1,26 +1,2 @@
-import type { ChatMessage, Vendor } from '../protocol/index.js';
-
-/** One offline push, handed from a user actor to the sender pool (claim 1/6: OS type + device token). */
-export interface PushJob {
-  /** Unique per push attempt chain: `${message.id}:${device}`. */
-  jobId: string;
-  user: string;
-  device: string;
-  vendor: Vendor;
-  token: string;
-  app?: string;
-  message: ChatMessage;
-}
-
-/** Vendor outcomes are data, never thrown (STYLE.md, errors). */
-export type PushOutcome =
-  | { outcome: 'ok'; vendorId?: string }
-  | { outcome: 'dead_token'; reason: string }
-  | { outcome: 'retry'; reason: string; retryAfterMs?: number }
-  | { outcome: 'failed'; reason: string };
-
-/** Where the actors hand their offline pushes: the Piscina pool in production, a recorder in tests. */
-export interface PushSink {
-  push(job: PushJob): Promise<PushOutcome>;
-  close(): Promise<void>;
-}
+// The push job types are the port between actors and senders, so they live on the wire floor (protocol/push.ts).
+export type { PushJob, PushOutcome, PushSink } from '../protocol/push.js';

@@ -99,7 +99,8 @@ export function parseSubscription(token: string): PushSubscription | undefined {
 /** The plaintext the service worker receives: {title, body, messageId, from, data}, text shortened to fit. */
 export function buildWebPushPayload(job: PushJob): string | undefined {
   const m = job.message;
-  const build = (text: string): string => JSON.stringify({ title: m.title, body: text, messageId: m.id, from: m.from, data: m.data ?? {} });
+  // `silent` (quiet hours) is for the service worker's showNotification({ silent }): no sound, no vibration.
+  const build = (text: string): string => JSON.stringify({ title: m.title, body: text, messageId: m.id, from: m.from, data: m.data ?? {}, ...(job.silent ? { silent: true } : {}) });
   return fitPayload(m.text ?? '', build, WEBPUSH_MAX_PLAINTEXT_BYTES)?.body;
 }
 

@@ -1,14 +1,30 @@
 import type { ChatMessage } from '../protocol/index.js';
-import type { AcceptResult } from './types.js';
+import type { AcceptResult, Ingress } from './types.js';
 
 /**
- * Counts accepts still in flight, so a graceful stop can wait for every message already being made durable (and
- * about to be answered 202) before it routes what is left and closes the sessions.
+ * An Ingress decorator that counts accepts still in flight, so a graceful stop can wait for every message already
+ * being made durable (and about to be answered 202) before it routes what is left and closes the sessions.
  */
-export class AcceptTracker {
+export class AcceptTracker implements Ingress {
   private readonly inFlight = new Set<Promise<unknown>>();
 
-  constructor(private readonly ingress: { accept(msg: ChatMessage): Promise<AcceptResult> }) {}
+  constructor(private readonly ingress: Ingress) {}
+
+  consume(handler: (msg: ChatMessage) => void, partition?: number): Promise<void> {
+    return this.ingress.consume(handler, partition);
+  }
+
+  release(partition?: number): Promise<void> {
+    return this.ingress.release(partition);
+  }
+
+  done(id: string): void {
+    this.ingress.done(id);
+  }
+
+  close(): Promise<void> {
+    return this.ingress.close();
+  }
 
   accept(msg: ChatMessage): Promise<AcceptResult> {
     const p = this.ingress.accept(msg);

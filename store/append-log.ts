@@ -151,6 +151,8 @@ export class AppendLog<T> {
   }
 
   private async flushLoop(): Promise<void> {
+    // One microtask first: appends made in the same synchronous run (a batch of accepts) join the first write.
+    await Promise.resolve();
     try {
       while (this.queue.length > 0 && this.failure === undefined) {
         const batch = this.queue;

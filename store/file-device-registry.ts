@@ -1,9 +1,9 @@
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DeviceRegistration } from '../protocol/index.js';
+import type { DeviceRegistration, TokenRemovedReason } from '../protocol/index.js';
 import { SwitchboardError } from '../protocol/index.js';
 import { AppendLog, syncDirectory } from './append-log.js';
-import type { DeviceRecord, DeviceRegistry } from './types.js';
+import { SEEN_RESOLUTION_MS, type DeviceRecord, type DeviceRegistry, type TokenRemoval, type TokenRemovalListener } from './types.js';
 
 export const DEFAULT_COMPACT_MIN_BYTES = 1024 * 1024;
 
@@ -12,13 +12,22 @@ export interface FileDeviceRegistryOptions {
   compactMinBytes?: number;
   /** Epoch ms for `updatedAt`. Default `Date.now`. */
   now?: () => number;
+  /** Told of every token removed (moved, dead, unregistered, deleted, pruned) once the removal is durable. */
+  onTokenRemoved?: TokenRemovalListener;
 }
 
 /** Log records: a put carries the whole device record, so the last put of a device is its state. */
 export type DeviceLogRecord =
   | { t: 'put'; user: string; rec: DeviceRecord }
   | { t: 'remove'; user: string; device: string }
-  | { t: 'clearToken'; user: string; device: string; at: number };
+  | { t: 'clearToken'; user: string; device: string; at: number }
+  | { t: 'seen'; user: string; device: string; at: number };
+
+/** Who holds a token now (the one-token-one-device index, rebuilt from the log at open). */
+interface Holder {
+  user: string;
+  device: string;
+}
 
 const LOG_FILE = 'devices.log';
 const SNAPSHOT_TMP = 'devices.log.tmp';
@@ -30,6 +39,8 @@ const SNAPSHOT_TMP = 'devices.log.tmp';
  */
 export class FileDeviceRegistry implements DeviceRegistry {
   private readonly users = new Map<string, Map<string, DeviceRecord>>();
+  /** token -> its (user, device); kept by `applyRecord`, so it always matches `users`. */
+  private readonly tokens = new Map<string, Holder>();
   private log: AppendLog<DeviceLogRecord>;
   /** Set while compacting: records wait here and go to the new log in call order. */
   private deferred: { record: DeviceLogRecord; resolve: () => void; reject: (e: unknown) => void }[] | undefined;
@@ -37,41 +48,82 @@ export class FileDeviceRegistry implements DeviceRegistry {
   private closed = false;
   private readonly compactMinBytes: number;
   private readonly now: () => number;
+  private readonly onTokenRemoved: TokenRemovalListener;
 
   private constructor(readonly dir: string, startBytes: number, options: FileDeviceRegistryOptions) {
     this.log = new AppendLog(join(dir, LOG_FILE), { startBytes });
     this.compactMinBytes = options.compactMinBytes ?? DEFAULT_COMPACT_MIN_BYTES;
     this.now = options.now ?? Date.now;
+    this.onTokenRemoved = options.onTokenRemoved ?? (() => {});
   }
 
   static async open(dir: string, options: FileDeviceRegistryOptions = {}): Promise<FileDeviceRegistry> {
     await mkdir(dir, { recursive: true });
     await rm(join(dir, SNAPSHOT_TMP), { force: true }); // a compaction cut short before its rename
     const users = new Map<string, Map<string, DeviceRecord>>();
-    const report = await AppendLog.replay<DeviceLogRecord>(join(dir, LOG_FILE), (r) => applyRecord(users, r));
+    const tokens = new Map<string, Holder>();
+    const report = await AppendLog.replay<DeviceLogRecord>(join(dir, LOG_FILE), (r) => applyRecord(users, tokens, r));
     const registry = new FileDeviceRegistry(dir, report.validBytes, options);
     for (const [user, devices] of users) registry.users.set(user, devices);
+    for (const [token, holder] of tokens) registry.tokens.set(token, holder);
     return registry;
   }
 
+  /** Section 3, one token one device: a token held by another (user, device) is cleared there in the same batch. */
   async put(user: string, device: string, reg: DeviceRegistration): Promise<DeviceRecord> {
-    const rec: DeviceRecord = { device, os: reg.os, token: reg.token, updatedAt: this.now() };
+    const at = this.now();
+    const rec: DeviceRecord = { device, os: reg.os, token: reg.token, updatedAt: at };
     if (reg.app !== undefined) rec.app = reg.app;
-    await this.write({ t: 'put', user, rec });
+    const prev = this.tokens.get(reg.token);
+    const moved = prev && (prev.user !== user || prev.device !== device) ? this.removalOf(prev.user, prev.device, 'moved') : undefined;
+    // Both records are appended now (one group commit); the put goes first, so a crash between them can leave
+    // the token on both devices (as before this rule) but never on neither.
+    const writes = [this.write({ t: 'put', user, rec })];
+    if (moved) writes.push(this.write({ t: 'clearToken', user: moved.user, device: moved.device, at }));
+    await Promise.all(writes);
+    if (moved) this.onTokenRemoved(moved);
     return { ...rec };
   }
 
   async remove(user: string, device: string): Promise<boolean> {
     if (this.users.get(user)?.has(device) !== true) return false;
+    const removal = this.removalOf(user, device, 'deleted');
     await this.write({ t: 'remove', user, device });
+    if (removal) this.onTokenRemoved(removal);
     return true;
   }
 
-  async clearToken(user: string, device: string, token: string): Promise<boolean> {
+  async clearToken(user: string, device: string, token: string, reason: TokenRemovedReason = 'dead'): Promise<boolean> {
     const rec = this.users.get(user)?.get(device);
     if (rec === undefined || rec.token !== token) return false; // a newer token was registered meanwhile
+    const removal = this.removalOf(user, device, reason)!;
     await this.write({ t: 'clearToken', user, device, at: this.now() });
+    this.onTokenRemoved(removal);
     return true;
+  }
+
+  async seen(user: string, device: string, at: number): Promise<void> {
+    const rec = this.users.get(user)?.get(device);
+    if (rec?.token === undefined || at - (rec.seenAt ?? rec.updatedAt) < SEEN_RESOLUTION_MS) return;
+    await this.write({ t: 'seen', user, device, at });
+  }
+
+  async prune(before: number): Promise<number> {
+    const stale: TokenRemoval[] = [];
+    for (const [user, devices] of this.users) {
+      for (const rec of devices.values()) {
+        if (rec.token !== undefined && Math.max(rec.updatedAt, rec.seenAt ?? 0) < before) stale.push(this.removalOf(user, rec.device, 'pruned')!);
+      }
+    }
+    const at = this.now();
+    await Promise.all(stale.map((r) => this.write({ t: 'clearToken', user: r.user, device: r.device, at }).then(() => this.onTokenRemoved(r))));
+    return stale.length;
+  }
+
+  /** The removal to report for the device's current token, if it has one. */
+  private removalOf(user: string, device: string, reason: TokenRemovedReason): TokenRemoval | undefined {
+    const rec = this.users.get(user)?.get(device);
+    return rec?.token === undefined ? undefined : { user, device, os: rec.os, token: rec.token, reason };
   }
 
   async list(user: string): Promise<DeviceRecord[]> {
@@ -87,7 +139,7 @@ export class FileDeviceRegistry implements DeviceRegistry {
   /** Applies the change in memory now and resolves once it is durable. */
   private async write(record: DeviceLogRecord): Promise<void> {
     if (this.closed) throw new SwitchboardError('shutting_down', 'device registry is closed');
-    applyRecord(this.users, record);
+    applyRecord(this.users, this.tokens, record);
     const durable =
       this.deferred !== undefined
         ? new Promise<void>((resolve, reject) => this.deferred!.push({ record, resolve, reject }))
@@ -145,25 +197,40 @@ export class FileDeviceRegistry implements DeviceRegistry {
   }
 }
 
-function applyRecord(users: Map<string, Map<string, DeviceRecord>>, record: DeviceLogRecord): void {
+function applyRecord(users: Map<string, Map<string, DeviceRecord>>, tokens: Map<string, Holder>, record: DeviceLogRecord): void {
+  const { user } = record;
+  const dropToken = (rec: DeviceRecord | undefined) => {
+    const holder = rec?.token === undefined ? undefined : tokens.get(rec.token);
+    if (holder?.user === user && holder.device === rec!.device) tokens.delete(rec!.token!);
+  };
   switch (record.t) {
     case 'put': {
-      let devices = users.get(record.user);
-      if (devices === undefined) users.set(record.user, (devices = new Map()));
+      let devices = users.get(user);
+      if (devices === undefined) users.set(user, (devices = new Map()));
+      dropToken(devices.get(record.rec.device));
       devices.set(record.rec.device, { ...record.rec });
+      if (record.rec.token !== undefined) tokens.set(record.rec.token, { user, device: record.rec.device });
       return;
     }
     case 'remove': {
-      const devices = users.get(record.user);
+      const devices = users.get(user);
+      dropToken(devices?.get(record.device));
       devices?.delete(record.device);
-      if (devices?.size === 0) users.delete(record.user);
+      if (devices?.size === 0) users.delete(user);
       return;
     }
     case 'clearToken': {
-      const rec = users.get(record.user)?.get(record.device);
+      const rec = users.get(user)?.get(record.device);
       if (rec === undefined) return;
+      dropToken(rec);
       delete rec.token; // the condition was checked at call time; log order keeps it valid at replay
+      delete rec.seenAt;
       rec.updatedAt = record.at;
+      return;
+    }
+    case 'seen': {
+      const rec = users.get(user)?.get(record.device);
+      if (rec?.token !== undefined) rec.seenAt = record.at;
       return;
     }
   }

@@ -4,7 +4,9 @@ import type { ChatMessage } from '../protocol/index.js';
 import { SwitchboardError } from '../protocol/index.js';
 import { DedupeWindow } from './dedupe-window.js';
 import { AppendLog, syncDirectory, type AppendLogOptions } from './append-log.js';
-import { InboxSegment, segmentFileName, segmentNumberOf } from './inbox-segment.js';
+import { InboxSegment, segmentFileName, segmentNumberOf, type InboxRecord } from './inbox-segment.js';
+
+export type { InboxRecord } from './inbox-segment.js';
 import type { AcceptResult, Ingress } from './types.js';
 
 export const DEFAULT_DEDUPE_WINDOW_MS = 120_000;
@@ -23,8 +25,6 @@ export interface FileInboxOptions {
   datasync?: AppendLogOptions['datasync'];
 }
 
-/** On-disk records of a segment. */
-export type InboxRecord = { t: 'accepted'; msg: ChatMessage } | { t: 'settled'; id: string };
 
 interface PendingMessage {
   msg: ChatMessage;
@@ -112,13 +112,19 @@ export class FileInbox implements Ingress {
     return 'accepted';
   }
 
-  async consume(handler: (msg: ChatMessage) => void): Promise<void> {
+  /** The embedded node owns every partition, so `partition` is ignored. */
+  async consume(handler: (msg: ChatMessage) => void, _partition?: number): Promise<void> {
     if (this.handler !== undefined) throw new Error('FileInbox has one consumer');
     this.handler = handler;
     for (const { msg } of [...this.pending.values()]) this.deliver(msg);
   }
 
-  settle(id: string): void {
+  /** Unsettled messages stay in their segments and are handed out again at the next open. */
+  async release(_partition?: number): Promise<void> {
+    this.handler = undefined;
+  }
+
+  done(id: string): void {
     const entry = this.pending.get(id);
     if (entry === undefined || this.closed) return;
     this.pending.delete(id);

@@ -1,5 +1,8 @@
 import type { AppendLog } from './append-log.js';
-import type { InboxRecord } from './file-inbox.js';
+import type { ChatMessage } from '../protocol/index.js';
+
+/** On-disk records of a segment. */
+export type InboxRecord = { t: 'accepted'; msg: ChatMessage } | { t: 'settled'; id: string };
 
 const SEGMENT_NAME = /^inbox-(\d{6,})\.log$/;
 

@@ -1,5 +1,6 @@
 import type { ChatMessage } from '../protocol/index.js';
 import type { Clock, Timer } from '../base/clock.js';
+import type { AcceptResult, Ingress } from './types.js';
 
 /**
  * Holds the messages replayed after a restart (accepted before this process started, never settled) for a grace
@@ -43,5 +44,49 @@ export class ReplayGate {
   cancel(): void {
     if (this.timer) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
+  }
+}
+
+/**
+ * An Ingress decorator: what `consume` hands out passes through a ReplayGate, so messages accepted before this
+ * process started wait `graceMs` (SWITCHBOARD_REPLAY_GRACE_MS) for clients to reconnect. Call `startGrace()` once
+ * the listener is up, and `cancelGrace()` on stop (held replays stay unsettled for the next start).
+ */
+export class GatedIngress implements Ingress {
+  private gate?: ReplayGate;
+
+  constructor(private readonly inner: Ingress, private readonly startedAt: number, private readonly graceMs: number, private readonly clock: Clock) {}
+
+  accept(msg: ChatMessage): Promise<AcceptResult> {
+    return this.inner.accept(msg);
+  }
+
+  async consume(handler: (msg: ChatMessage) => void, partition?: number): Promise<void> {
+    const gate = (this.gate = new ReplayGate(this.startedAt, this.graceMs, this.clock, handler));
+    await this.inner.consume((m) => gate.take(m), partition);
+  }
+
+  /** Starts the reconnect grace; returns how many replayed messages wait for it. */
+  startGrace(): number {
+    const holding = this.gate?.holding ?? 0;
+    this.gate?.start();
+    return holding;
+  }
+
+  /** Drops the grace timer without routing what it holds (stop). */
+  cancelGrace(): void {
+    this.gate?.cancel();
+  }
+
+  release(partition?: number): Promise<void> {
+    return this.inner.release(partition);
+  }
+
+  done(id: string): void {
+    this.inner.done(id);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
   }
 }

@@ -1,25 +1,55 @@
-import type { ChatMessage, DeviceRegistration, MobileOs } from '../protocol/index.js';
+import type { ChatMessage, DeviceRegistration, MobileOs, TokenRemovedReason, UserPolicy } from '../protocol/index.js';
 
-/** A mobile device as the registry keeps it. `token` is absent once a vendor has called it dead. */
+/** A mobile device as the registry keeps it. `token` is absent once removed (dead, moved, unregistered, pruned). */
 export interface DeviceRecord {
   device: string;
   os: MobileOs;
   token?: string;
   app?: string;
+  /** Epoch ms of the last put (the token was stored) or token removal. */
   updatedAt: number;
+  /** Epoch ms a session of this device last opened while it had a token, to within SEEN_RESOLUTION_MS; absent = not since stored. */
+  seenAt?: number;
 }
 
+/** A token the registry removed, for the `token_removed` event and the owning actor. `token` never goes to logs or events. */
+export interface TokenRemoval {
+  user: string;
+  device: string;
+  os: MobileOs;
+  token: string;
+  reason: TokenRemovedReason;
+}
+
+/** Called once per removed token, after the removal is durable; must not throw. */
+export type TokenRemovalListener = (removal: TokenRemoval) => void;
+
+/** `seen` writes only when the stored time is at least this old: a token's age is kept to within a day. */
+export const SEEN_RESOLUTION_MS = 24 * 3600 * 1000;
+
 /**
- * Durable device tokens (section 3: `PUT`/`DELETE /v1/users/{u}/devices/{d}`, the `register` frame).
- * Embedded: `FileDeviceRegistry`; cluster: a JetStream KV one. One contract suite runs against both.
+ * Durable device tokens (section 3: `PUT`/`DELETE /v1/users/{u}/devices/{d}`, the `register` and `unregister`
+ * frames). Embedded: `FileDeviceRegistry`; cluster: a JetStream KV one. One contract suite runs against both.
+ * A token is held by one (user, device) at a time (section 3). Every token removed is reported to the
+ * registry's `TokenRemovalListener` (given at construction) once it is durable.
  */
 export interface DeviceRegistry {
-  /** Resolves once the record is durable. */
+  /**
+   * Resolves once the record is durable. The token is removed from any other (user, device) holding it
+   * (reason `moved`) before this resolves. A device's own previous token is replaced, not reported.
+   */
   put(user: string, device: string, reg: DeviceRegistration): Promise<DeviceRecord>;
-  /** Resolves true when a device was removed. */
+  /** Resolves true when a device was removed (its token, if any, is reported `deleted`). */
   remove(user: string, device: string): Promise<boolean>;
-  /** Clears the token only while it still equals `token`, so a dead-token answer never erases a newer one. */
-  clearToken(user: string, device: string, token: string): Promise<boolean>;
+  /**
+   * Clears the token only while it still equals `token`, so a dead-token answer never erases a newer one.
+   * The device stays (without a token). `reason` defaults to `dead`.
+   */
+  clearToken(user: string, device: string, token: string, reason?: TokenRemovedReason): Promise<boolean>;
+  /** A session of the device opened at `at` (epoch ms): its token counts as seen (kept to SEEN_RESOLUTION_MS). */
+  seen(user: string, device: string, at: number): Promise<void>;
+  /** Clears every token neither stored nor seen since `before` (epoch ms), reported `pruned`; resolves with how many. */
+  prune(before: number): Promise<number>;
   list(user: string): Promise<DeviceRecord[]>;
   close(): Promise<void>;
 }
@@ -27,18 +57,46 @@ export interface DeviceRegistry {
 export type AcceptResult = 'accepted' | 'duplicate';
 
 /**
- * Durable ingress: a message is accepted (202) only once it is on disk (embedded) or in a JetStream stream
- * (cluster), and stays there until the owner settles it. Duplicates by `id` within the window are refused.
+ * Durable ingress, one shape for both modes (STYLE.md "one shape per port"): a message is accepted (202) only once it
+ * is on disk (embedded `FileInbox`) or stored by JetStream (cluster `JetStreamIngress`), and it stays there until
+ * the owner says it is `done` with it. One contract suite (test/contracts/ingress.contract.ts) runs against both.
  */
 export interface Ingress {
+  /**
+   * Makes `msg` durable. Resolves `accepted` (202) or `duplicate` (200, an `id` seen within the dedupe window).
+   * Rejects with `SwitchboardError` `store_failed` / `unavailable` (503: not accepted, never delivered) or
+   * `shutting_down` once closed.
+   */
   accept(msg: ChatMessage): Promise<AcceptResult>;
   /**
-   * Starts delivering accepted messages to `handler`, first those accepted before a restart and never settled,
-   * then each new one as it is accepted.
+   * Starts handing accepted messages to `handler`: first those accepted earlier and not yet `done` (after a restart,
+   * or left by a previous owner), then each new one, in accept order per partition. `partition` limits it to one
+   * user partition (cluster: the partitions this node owns); left out, every partition (embedded).
    */
-  consume(handler: (msg: ChatMessage) => void): Promise<void>;
-  /** The message reached a final outcome on every target: it is not replayed after a restart. */
-  settle(id: string): void;
+  consume(handler: (msg: ChatMessage) => void, partition?: number): Promise<void>;
+  /**
+   * Stops handing messages of `partition` (cluster: handed off or lease lost; every partition when left out). Those
+   * not yet `done` stay stored and go to the next consumer; `done` for them is ignored from now on.
+   */
+  release(partition?: number): Promise<void>;
+  /**
+   * The owner is done with message `id`: it reached a final outcome on every target (acked, pushed, failed, held
+   * durably elsewhere, or undeliverable). It is not handed out again. Unknown ids are ignored.
+   */
+  done(id: string): void;
   /** Flushes and closes; pending accepts resolve or reject first. */
+  close(): Promise<void>;
+}
+
+/**
+ * Durable per-user delivery policies (PROTOCOL.md section 3, `GET`/`PUT /v1/users/{u}/policy`). Embedded:
+ * `FilePolicyStore` in the data dir; cluster: `KvPolicyStore` in a JetStream KV bucket. One contract suite
+ * (test/contracts/policy-store.contract.ts) runs against both.
+ */
+export interface PolicyStore {
+  /** The stored policy, or undefined when the user never set one (the default applies). */
+  get(user: string): Promise<UserPolicy | undefined>;
+  /** Replaces the user's policy; resolves once it is durable. Rejects with `store_failed` or `shutting_down`. */
+  put(user: string, policy: UserPolicy): Promise<void>;
   close(): Promise<void>;
 }

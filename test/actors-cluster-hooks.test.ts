@@ -1,35 +1,41 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { harness, settle, until } from './support/actors-fakes.js';
 
-/** The hooks the cluster uses: the ack point (`decided`), the lease fence (`mayAct`) and partition eviction. */
+/** The hooks the cluster uses: the one completion call (`done`), the lease fence (`fence`) and partition eviction. */
 
 type H = ReturnType<typeof harness>;
 let h: H;
 afterEach(() => h?.router.stop());
 
 describe('router cluster hooks', () => {
-  it('reports each message as decided once it was carried out, duplicates included', async () => {
-    const decided: string[] = [];
-    h = harness({ decided: (id) => decided.push(id) });
+  it('reports a message done once it reached a final outcome; a redelivery in flight is done with it, one after is done again', async () => {
+    h = harness();
     h.openPc('u1', 'pc', 's1');
     h.route('u1', 'm1');
     h.route('u1', 'm1'); // a JetStream redelivery while the first is in flight
-    await until(() => decided.length === 2);
-    expect(decided).toEqual(['m1', 'm1']);
+    await until(() => h.deliveries().length === 1);
+    await settle(h);
+    expect(h.settled).toEqual([]);
+    h.send({ type: 'ack', user: 'u1', device: 'pc', sessionId: 's1', id: 'm1', at: Date.now() });
+    await until(() => h.settled.length === 1);
+    h.route('u1', 'm1'); // redelivered after it finished
+    await until(() => h.settled.length === 2);
+    expect(h.settled).toEqual(['m1', 'm1']);
     expect(h.deliveries()).toEqual(['gw1:s1']);
   });
 
   it('does not act, nor ack, for a user whose lease is gone (fence)', async () => {
     let valid = true;
-    const decided: string[] = [];
-    h = harness({ mayAct: () => valid, decided: (id) => decided.push(id), ackTimeoutMs: 5000 });
+    h = harness({ fence: { mayAct: () => valid, fence: () => undefined }, ackTimeoutMs: 5000 });
     h.openPc('u1', 'pc', 's1');
     h.route('u1', 'm1');
-    await until(() => decided.length === 1);
+    await until(() => h.deliveries().length === 1);
+    h.send({ type: 'ack', user: 'u1', device: 'pc', sessionId: 's1', id: 'm1', at: Date.now() });
+    await until(() => h.settled.length === 1);
     valid = false;
     h.route('u1', 'm2');
     await settle(h);
-    expect(decided).toEqual(['m1']);
+    expect(h.settled).toEqual(['m1']);
     expect(h.deliveries()).toEqual(['gw1:s1']);
     expect((await h.decisions('u1')).map((d) => d.id)).toEqual(['m1']);
   });

@@ -156,11 +156,11 @@ describe('user actor', () => {
     expect((await h.decisions('u1'))[0].targets).toEqual([{ device: 'tab', via: 'hms', outcome: 'failed', detail: 'throttled' }]);
   });
 
-  it('claim 4: a PC that has reported nothing yet is not active', async () => {
+  it('claim 4: a PC that has reported nothing yet is not active, shown as "unreported"', async () => {
     h = harness();
     h.openPc('u1', 'pc', 's1', 'gw1', false);
     h.openPhone('u1', 'iphone', 'ios', 's2');
-    expect((await h.view('u1')).pc).toEqual({ state: 'inactive', reason: 'idle', sessions: 1 });
+    expect((await h.view('u1')).pc).toEqual({ state: 'inactive', reason: 'unreported', sessions: 1 });
     h.route('u1', 'm1');
     await until(() => h.deliveries().length === 1);
     expect(h.deliveries()).toEqual(['gw2:s2']);

@@ -44,7 +44,7 @@ describe('a bad configuration value stops the CLI with exit 2 and one line namin
     const { code, stderr } = await runCli({}, ['frobnicate']);
     expect(code).toBe(2);
     expect(stderr).toContain('unknown command "frobnicate"');
-    expect(stderr).toContain('usage: switchboard start');
+    expect(stderr).toContain('usage: switchboard <command>');
   });
 });
 

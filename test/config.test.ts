@@ -23,6 +23,7 @@ import {
   DEFAULT_PUSH_DELAY_MS,
   DEFAULT_SEND_BUFFER_BYTES,
   DEFAULT_SHUTDOWN_TIMEOUT_MS,
+  DEFAULT_SUMMARY_INTERVAL_MS,
   DEFAULT_SUBJECT_PREFIX,
   parseConfig,
 } from '../runtime/config.js';
@@ -48,12 +49,13 @@ const intVars: [name: string, field: string, min: number, max: number][] = [
   ['SWITCHBOARD_ACK_TIMEOUT_MS', 'ackTimeoutMs', 1, 3_600_000],
   ['SWITCHBOARD_PRESENCE_TTL_MS', 'presenceTtlMs', 1000, 86_400_000],
   ['SWITCHBOARD_PUSH_DELAY_MS', 'pushDelayMs', 0, 3_600_000],
-  ['SWITCHBOARD_HEARTBEAT_MS', 'heartbeatMs', 100, 3_600_000],
+  ['SWITCHBOARD_HEARTBEAT_MS', 'clientHeartbeatMs', 100, 3_600_000],
   ['SWITCHBOARD_PASSIVATE_AFTER_MS', 'passivateAfterMs', 10, 86_400_000],
   ['SWITCHBOARD_DEDUPE_WINDOW_MS', 'dedupeWindowMs', 1000, 86_400_000],
   ['SWITCHBOARD_SEND_BUFFER_BYTES', 'sendBufferBytes', 65_536, 1 << 30],
   ['SWITCHBOARD_FRAME_RATE', 'frameRate', 1, 1_000_000],
   ['SWITCHBOARD_SHUTDOWN_TIMEOUT_MS', 'shutdownTimeoutMs', 100, 600_000],
+  ['SWITCHBOARD_SUMMARY_INTERVAL_MS', 'summaryIntervalMs', 0, 86_400_000],
 ];
 
 describe('parseConfig: integer variables', () => {
@@ -97,7 +99,7 @@ describe('parseConfig: integer variables', () => {
       ackTimeoutMs: 1234,
       presenceTtlMs: 3000,
       pushDelayMs: 250,
-      heartbeatMs: 700,
+      clientHeartbeatMs: 700,
       passivateAfterMs: 5000,
       dedupeWindowMs: 9000,
       sendBufferBytes: 70000,
@@ -231,13 +233,14 @@ describe('parseConfig: defaults', () => {
       frameRate: DEFAULT_FRAME_RATE,
       logLevel: DEFAULT_LOG_LEVEL,
       shutdownTimeoutMs: DEFAULT_SHUTDOWN_TIMEOUT_MS,
+      summaryIntervalMs: DEFAULT_SUMMARY_INTERVAL_MS,
     });
   });
 
   it('the heartbeat defaults to a third of the presence TTL', () => {
-    expect(parseConfig({}).heartbeatMs).toBe(30_000);
-    expect(parseConfig({ SWITCHBOARD_PRESENCE_TTL_MS: '1000' }).heartbeatMs).toBe(333);
-    expect(parseConfig({ SWITCHBOARD_PRESENCE_TTL_MS: '1000', SWITCHBOARD_HEARTBEAT_MS: '200' }).heartbeatMs).toBe(200);
+    expect(parseConfig({}).clientHeartbeatMs).toBe(30_000);
+    expect(parseConfig({ SWITCHBOARD_PRESENCE_TTL_MS: '1000' }).clientHeartbeatMs).toBe(333);
+    expect(parseConfig({ SWITCHBOARD_PRESENCE_TTL_MS: '1000', SWITCHBOARD_HEARTBEAT_MS: '200' }).clientHeartbeatMs).toBe(200);
   });
 
   it('the default node id stays valid on a host with a long name (a Kubernetes pod name may be 63 characters)', () => {

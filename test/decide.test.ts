@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decide, decideFallback, type UnackedDelivery } from '../actors/decide.js';
 import type { MobileDevice, PcSession, UserState } from '../actors/user-state.js';
-import type { ChatMessage, DecisionReason, Route } from '../protocol/index.js';
+import type { ChatMessage, DecisionReason, Route, UserPolicy } from '../protocol/index.js';
 
 /** The patent claims (SEED-claims.txt) and PROTOCOL.md section 4 as one table over the pure routing rule. */
 
@@ -32,6 +32,12 @@ interface Row {
   reason?: DecisionReason;
   /** `device:via`, in state order. */
   targets?: string[];
+  /** Devices whose vendor push is silent (quiet hours); default none. */
+  silent?: string[];
+  /** The message routed, when not MSG (e.g. urgent). */
+  msg?: ChatMessage;
+  /** Fallback rows: devices the decision already reached by the mobile path. */
+  tried?: string[];
 }
 
 const rows: Row[] = [
@@ -100,9 +106,81 @@ rows.push(
     failed: { via: 'mobile', device: 'web', mayRedeliver: true }, route: 'mobile', reason: 'ack_timeout', targets: ['web:mobile'] },
 );
 
+// NOW is 1970-01-01 00:16:40 UTC = 01:16 in Europe/Berlin (CET): inside 01:00-02:00 there, outside 22:00-01:00.
+const quiet: UserPolicy['quietHours'] = { start: '01:00', end: '02:00', tz: 'Europe/Berlin' };
+const notQuiet: UserPolicy['quietHours'] = { start: '22:00', end: '01:00', tz: 'Europe/Berlin' };
+const policy = (p: Partial<UserPolicy>): UserPolicy => ({ mobile: 'when_away', ...p });
+const active = pc('pc1', 'active');
+
+rows.push(
+  { claim: 'policy when_away (default), section 4: the rule as written -> PC only while active',
+    state: { pcs: [active], mobiles: [iphoneFg, pixelOff], policy: policy({}) },
+    route: 'pc', reason: 'pc_active', targets: ['pc1:pc'] },
+  { claim: 'policy always, section 4: PC active -> every PC and the mobile path too (policy_always)',
+    state: { pcs: [active], mobiles: [iphoneFg, pixelOff], policy: policy({ mobile: 'always' }) },
+    route: 'pc', reason: 'policy_always', targets: ['pc1:pc', 'iphone:mobile', 'pixel:fcm'] },
+  { claim: 'policy always, section 4: PC active but no phone reachable -> PC only, nothing changed (pc_active)',
+    state: { pcs: [active], mobiles: [phone('old', 'ios')], policy: policy({ mobile: 'always' }) },
+    route: 'pc', reason: 'pc_active', targets: ['pc1:pc'] },
+  { claim: 'policy always, section 4: PC inactive -> the rule as written (mobile, reason of the PC)',
+    state: { pcs: [idle], mobiles: [pixelOff], policy: policy({ mobile: 'always' }) },
+    route: 'mobile', reason: 'idle', targets: ['pixel:fcm'] },
+  { claim: 'policy never, section 4: no vendor push; a foreground app still gets it directly (policy_never)',
+    state: { pcs: [idle], mobiles: [iphoneFg, pixelOff], policy: policy({ mobile: 'never' }) },
+    route: 'mobile', reason: 'policy_never', targets: ['iphone:mobile'] },
+  { claim: 'policy never, section 4: only offline phones -> connected PCs get it (pc_fallback, policy_never)',
+    state: { pcs: [idle], mobiles: [pixelOff], policy: policy({ mobile: 'never' }) },
+    route: 'pc_fallback', reason: 'policy_never', targets: ['pc1:pc'] },
+  { claim: 'policy never, section 4: only offline phones, no PC -> nobody (policy_never)',
+    state: { mobiles: [pixelOff], policy: policy({ mobile: 'never' }) },
+    route: 'undeliverable', reason: 'policy_never', targets: [] },
+  { claim: 'policy never, section 4: PC active -> PC, as always',
+    state: { pcs: [active], mobiles: [pixelOff], policy: policy({ mobile: 'never' }) },
+    route: 'pc', reason: 'pc_active', targets: ['pc1:pc'] },
+  { claim: 'quiet hours, section 4: inside the window vendor pushes are silent (quiet_hours); direct delivery unchanged',
+    state: { pcs: [idle], mobiles: [iphoneFg, pixelOff], policy: policy({ quietHours: quiet }) },
+    route: 'mobile', reason: 'quiet_hours', targets: ['iphone:mobile', 'pixel:fcm'], silent: ['pixel'] },
+  { claim: 'quiet hours, section 4: an urgent message is never silenced',
+    state: { pcs: [idle], mobiles: [pixelOff], policy: policy({ quietHours: quiet }) }, msg: { ...MSG, urgent: true },
+    route: 'mobile', reason: 'idle', targets: ['pixel:fcm'] },
+  { claim: 'quiet hours, section 4: outside the window (22:00-01:00 over midnight, now 01:16) pushes are normal',
+    state: { pcs: [idle], mobiles: [pixelOff], policy: policy({ quietHours: notQuiet }) },
+    route: 'mobile', reason: 'idle', targets: ['pixel:fcm'] },
+  { claim: 'quiet hours with only direct deliveries: nothing to silence, reason stays the PC\'s',
+    state: { pcs: [idle], mobiles: [iphoneFg], policy: policy({ quietHours: quiet }) },
+    route: 'mobile', reason: 'idle', targets: ['iphone:mobile'] },
+  { claim: 'policy always + quiet hours: the PC gets it, the phone a silent push (policy_always)',
+    state: { pcs: [active], mobiles: [pixelOff], policy: policy({ mobile: 'always', quietHours: quiet }) },
+    route: 'pc', reason: 'policy_always', targets: ['pc1:pc', 'pixel:fcm'], silent: ['pixel'] },
+  { claim: 'bots, issue 10 part 5: a bot session reporting active does not make the PC active (no_pc)',
+    state: { pcs: [pc('bridge', 'active', { bot: true })], mobiles: [pixelOff] },
+    route: 'mobile', reason: 'no_pc', targets: ['pixel:fcm'] },
+  { claim: 'bots: a bot beside an idle human PC -> the human\'s reason decides, phone gets it',
+    state: { pcs: [idle, pc('bridge', 'active', { bot: true, lastSeen: NOW })], mobiles: [pixelOff] },
+    route: 'mobile', reason: 'idle', targets: ['pixel:fcm'] },
+  { claim: 'bots: nothing reachable on mobile -> the bot is a connected PC session (pc_fallback)',
+    state: { pcs: [pc('bridge', 'active', { bot: true })] },
+    route: 'pc_fallback', reason: 'no_pc', targets: ['bridge:pc'] },
+  { claim: 'ack timeout + policy never: PC not acked -> the foreground phone only, no vendor push',
+    state: { pcs: [active], mobiles: [iphoneFg, pixelOff], policy: policy({ mobile: 'never' }) },
+    failed: { via: 'pc', device: 'pc1' }, route: 'mobile', reason: 'ack_timeout', targets: ['iphone:mobile'] },
+  { claim: 'ack timeout + policy never: mobile direct not acked, has a token -> no vendor push, nothing more',
+    state: { pcs: [idle], mobiles: [iphoneFg], policy: policy({ mobile: 'never' }) },
+    failed: { via: 'mobile', device: 'iphone', mayRedeliver: false } },
+  { claim: 'ack timeout + policy always: PC not acked -> phones the decision already pushed are not pushed again',
+    state: { pcs: [active], mobiles: [iphoneFg, pixelOff], policy: policy({ mobile: 'always' }) }, tried: ['iphone', 'pixel'],
+    failed: { via: 'pc', device: 'pc1' }, route: 'undeliverable', reason: 'ack_timeout', targets: [] },
+  { claim: 'ack timeout + quiet hours: the fallback push is silent too',
+    state: { pcs: [idle], mobiles: [iphoneFg], policy: policy({ quietHours: quiet }) },
+    failed: { via: 'mobile', device: 'iphone' }, route: 'mobile', reason: 'ack_timeout', targets: ['iphone:apns'], silent: ['iphone'] },
+);
+
 describe('decide: claims 1-8 and PROTOCOL.md section 4', () => {
   it.each(rows)('$claim', (row) => {
-    const out = row.failed ? decideFallback(row.state, 'm1', row.failed, NOW) : decide(row.state, MSG, NOW, { presenceTtlMs: TTL });
+    const msg = row.msg ?? MSG;
+    const out = row.failed
+      ? decideFallback(row.state, 'm1', row.failed, NOW, { urgent: msg.urgent, tried: row.tried })
+      : decide(row.state, msg, NOW, { presenceTtlMs: TTL });
     if (row.route === undefined) {
       expect(out).toBeUndefined();
       return;
@@ -110,6 +188,9 @@ describe('decide: claims 1-8 and PROTOCOL.md section 4', () => {
     const { decision, commands } = out!;
     expect(decision).toMatchObject({ id: 'm1', route: row.route, reason: row.reason, at: NOW });
     expect(decision.targets.map((t) => `${t.device}:${t.via}`)).toEqual(row.targets);
+    // Quiet hours: the silent flag is on the target (GET …/decisions) and on the push command (the sender's job).
+    expect(decision.targets.filter((t) => t.silent).map((t) => t.device)).toEqual(row.silent ?? []);
+    expect(commands.filter((c) => c.type === 'push' && c.silent).map((c) => c.device)).toEqual(row.silent ?? []);
     // Commands carry the session or the token the target names (claim 6: OS type + terminal identifier).
     for (const c of commands) {
       if (c.type === 'push') expect(c.token).toBe(`tok-${c.device}`);

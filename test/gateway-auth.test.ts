@@ -19,6 +19,9 @@ describe('readClaims (section 2 hello claims)', () => {
     [{ sub: 'alice@example.com', dev: 'phone:1', kind: 'mobile', os: 'ios' }, { user: 'alice@example.com', device: 'phone:1', kind: 'mobile', os: 'ios' }],
     [{ sub: 'u', dev: 'd', kind: 'mobile', os: 'harmony' }, { user: 'u', device: 'd', kind: 'mobile', os: 'harmony' }],
     [{ sub: 'x'.repeat(128), dev: 'd', kind: 'pc' }, { user: 'x'.repeat(128), device: 'd', kind: 'pc' }],
+    // Issue 10 part 5: a bot or bridge PC session.
+    [{ sub: 'u', dev: 'matrix-bridge', kind: 'pc', bot: true }, { user: 'u', device: 'matrix-bridge', kind: 'pc', bot: true }],
+    [{ sub: 'u', dev: 'd', kind: 'pc', bot: false }, { user: 'u', device: 'd', kind: 'pc' }],
   ])('accepts %j', (claims, identity) => {
     expect(readClaims(claims)).toEqual({ ok: true, identity });
   });
@@ -34,6 +37,8 @@ describe('readClaims (section 2 hello claims)', () => {
     [{ sub: 'u', dev: 'd', kind: 'tablet' }, /kind/],
     [{ sub: 'u', dev: 'd', kind: 'mobile' }, /os/],
     [{ sub: 'u', dev: 'd', kind: 'mobile', os: 'symbian' }, /os/],
+    [{ sub: 'u', dev: 'd', kind: 'pc', bot: 'yes' }, /bot must be true or false/],
+    [{ sub: 'u', dev: 'd', kind: 'mobile', os: 'ios', bot: true }, /bot is only allowed for kind "pc"/],
   ])('refuses %j', (claims, reason) => {
     const check = readClaims(claims as Record<string, unknown>);
     expect(check.ok).toBe(false);
@@ -50,20 +55,29 @@ describe('verifyClientToken', () => {
 
   it('refuses an expired token, judged by the injected clock', async () => {
     const token = await sign(claims, { exp: Math.floor(NOW / 1000) - 1 });
-    expect(await verifyClientToken(token, key, NOW)).toEqual({ ok: false, reason: 'token expired' });
+    expect(await verifyClientToken(token, key, NOW)).toEqual({ ok: false, reason: 'expired' });
     expect((await verifyClientToken(token, key, NOW - 10_000)).ok).toBe(true);
   });
 
   it('refuses a token without exp', async () => {
-    expect(await verifyClientToken(await sign(claims, { exp: null }), key, NOW)).toEqual({ ok: false, reason: 'token invalid' });
+    expect(await verifyClientToken(await sign(claims, { exp: null }), key, NOW)).toEqual({ ok: false, reason: 'missing exp' });
   });
 
-  it('refuses a forged signature, another algorithm, alg none and garbage', async () => {
+  it('says why it refuses a forged signature, another algorithm, alg none and garbage (section 2 close reasons)', async () => {
     const forged = await sign(claims, { secret: 'another-secret-of-enough-length' });
     const hs512 = await sign(claims, { alg: 'HS512' });
     const none = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ ...claims, exp: NOW / 1000 + 60 })).toString('base64url')}.`;
-    for (const token of [forged, hs512, none, 'not-a-jwt', '']) {
-      expect(await verifyClientToken(token, key, NOW)).toEqual({ ok: false, reason: 'token invalid' });
+    const cases: [string, string][] = [
+      [forged, 'bad signature'],
+      [hs512, 'wrong algorithm (HS256 only)'],
+      [none, 'wrong algorithm (HS256 only)'],
+      ['not-a-jwt', 'malformed token (not a compact JWS)'],
+      ['', 'malformed token (not a compact JWS)'],
+    ];
+    for (const [token, reason] of cases) {
+      const check = await verifyClientToken(token, key, NOW);
+      expect(check).toEqual({ ok: false, reason });
+      if (!check.ok) expect(check.reason).not.toContain(SECRET);
     }
   });
 

@@ -2,11 +2,12 @@ import { pino } from 'pino';
 import { MemoryBus } from '../bus/memory-bus.js';
 import { Subjects } from '../bus/subjects.js';
 import { createGateway, type Gateway } from '../gateway/server.js';
-import type { ChatMessage, OwnerMessage } from '../protocol/index.js';
+import type { ChatMessage, OwnerMessage, UserPolicy } from '../protocol/index.js';
 import type { Clock, Timer } from '../base/clock.js';
-import { parseConfig } from '../runtime/config.js';
+import { gatewayConfigOf, parseConfig } from '../runtime/config.js';
 import { Metrics } from '../base/metrics.js';
-import type { AcceptResult, DeviceRecord, DeviceRegistry } from '../store/types.js';
+import { isAllowedPushEndpoint } from '../senders/webpush-hosts.js';
+import type { AcceptResult, DeviceRecord, DeviceRegistry, PolicyStore } from '../store/types.js';
 
 /** Real wall time for `now`, but timers only fire when a test advances them (hello timeout, close grace). */
 export class ManualTimers implements Clock {
@@ -43,11 +44,21 @@ export class MapRegistry implements DeviceRegistry {
   async remove(user: string, device: string): Promise<boolean> {
     return this.devices.delete(`${user}/${device}`);
   }
-  async clearToken(): Promise<boolean> {
-    return false;
+  async clearToken(user: string, device: string, token: string): Promise<boolean> {
+    const rec = this.devices.get(`${user}/${device}`);
+    if (rec?.token !== token) return false;
+    delete (rec as Partial<DeviceRecord>).token;
+    return true;
   }
-  async list(): Promise<DeviceRecord[]> {
-    return [];
+  readonly seenCalls: string[] = [];
+  async seen(user: string, device: string): Promise<void> {
+    this.seenCalls.push(`${user}/${device}`);
+  }
+  async prune(): Promise<number> {
+    return 0;
+  }
+  async list(user: string): Promise<DeviceRecord[]> {
+    return [...this.devices].filter(([k]) => k.startsWith(`${user}/`)).map(([, r]) => ({ ...r }));
   }
   async close(): Promise<void> {}
 }
@@ -57,7 +68,7 @@ export const API_KEY = 'in-process-api-key-0123456789';
 
 /**
  * A gateway in this process on a free loopback port, with a MemoryBus and a fake owner that records every
- * owner message and replaces an older session of the same user and device (4409), as the Router does.
+ * owner message and replaces an older session of the same user and device (4409), as the user directory does.
  */
 export async function startGateway(env: Record<string, string> = {}) {
   const config = parseConfig({ SWITCHBOARD_NODE_ID: 'gw-test', SWITCHBOARD_LOG_LEVEL: 'silent', ...env });
@@ -90,7 +101,8 @@ export async function startGateway(env: Record<string, string> = {}) {
   });
   const state = { ready: true };
   const gateway: Gateway = createGateway({
-    config, nodeId: config.nodeId, bus, subjects, ingress, registry, metrics, clock,
+    config: gatewayConfigOf(config), nodeId: config.nodeId, bus, subjects, ingress, registry, policies: mapPolicies(), metrics, clock,
+    registration: { apps: new Set(['default', 'chat', 'beta']), isAllowedPushEndpoint: (u) => isAllowedPushEndpoint(u) },
     log: pino({ level: 'silent' }), jwtSecret: JWT_SECRET, apiKey: API_KEY, isReady: () => state.ready,
   });
   const port = await gateway.listen('127.0.0.1', 0);
@@ -119,3 +131,9 @@ export async function startGateway(env: Record<string, string> = {}) {
 }
 
 export type GatewayFixture = Awaited<ReturnType<typeof startGateway>>;
+
+/** An in-memory PolicyStore for gateway tests (the real ones pass test/contracts/policy-store.contract.ts). */
+export function mapPolicies(): PolicyStore & { map: Map<string, UserPolicy> } {
+  const map = new Map<string, UserPolicy>();
+  return { map, get: async (u) => map.get(u), put: async (u, p) => void map.set(u, p), close: async () => {} };
+}

@@ -15,6 +15,7 @@ function fakeContext(kind: 'pc' | 'mobile', registry: Partial<DeviceRegistry> = 
       put: async (user, device, reg) => { puts.push({ user, device, ...reg }); return { device, os: reg.os, token: reg.token, updatedAt: 7 }; },
       ...registry,
     } as DeviceRegistry,
+    registration: { apps: new Set(['default', 'chat']), isAllowedPushEndpoint: (u) => u.hostname === 'fcm.googleapis.com' },
     now: () => 7,
     publish: (m) => published.push(m),
     send: (f) => sent.push(f),
@@ -75,10 +76,46 @@ describe('dispatchFrame (PROTOCOL.md section 2 frame table)', () => {
 
   it('register answers store_failed when the registry fails, and publishes nothing', async () => {
     const t = fakeContext('mobile', { put: async () => { throw new Error('disk full'); } });
-    await dispatchFrame(t.ctx, { type: 'register', os: 'ios', token: 'tok' });
+    await dispatchFrame(t.ctx, { type: 'register', os: 'android', token: 'tok' });
     expect(t.rejected.map((e) => e.code)).toEqual(['store_failed']);
     expect(t.published).toEqual([]);
     expect(t.sent).toEqual([]);
+  });
+
+  it('register refuses an os other than the JWT\'s with invalid_field; the connection stays (issue 9)', async () => {
+    const t = fakeContext('mobile');
+    await dispatchFrame(t.ctx, { type: 'register', os: 'ios', token: 'a'.repeat(64) });
+    expect(t.rejected.map((e) => [e.code, e.message])).toEqual([['invalid_field', expect.stringContaining('"android"')]]);
+    expect(t.puts).toEqual([]);
+    expect(t.closed).toEqual([]);
+  });
+
+  it('register refuses an app that is not configured with invalid_field (issue 9)', async () => {
+    const t = fakeContext('mobile');
+    await dispatchFrame(t.ctx, { type: 'register', os: 'android', token: 'tok', app: 'gamma' });
+    expect(t.rejected.map((e) => [e.code, e.message])).toEqual([['invalid_field', expect.stringContaining('app')]]);
+    expect(t.puts).toEqual([]);
+  });
+
+  it('unregister clears the device\'s token (reason unregistered), touches the session, answers unregistered', async () => {
+    const cleared: unknown[] = [];
+    const t = fakeContext('mobile', {
+      list: async () => [{ device: 'other', os: 'android', token: 'x', updatedAt: 1 }, { device: 'd1', os: 'android', token: 'tok', updatedAt: 1 }],
+      clearToken: async (...args) => { cleared.push(args); return true; },
+    });
+    await dispatchFrame(t.ctx, { type: 'unregister' });
+    expect(cleared).toEqual([['u1', 'd1', 'tok', 'unregistered']]);
+    expect(t.published).toEqual([{ type: 'touch', ...who }]);
+    expect(t.sent).toEqual([{ type: 'unregistered' }]);
+  });
+
+  it('unregister of a device without a token is answered all the same; a PC may not send it', async () => {
+    const t = fakeContext('mobile', { list: async () => [] });
+    await dispatchFrame(t.ctx, { type: 'unregister' });
+    expect(t.sent).toEqual([{ type: 'unregistered' }]);
+    const pc = fakeContext('pc');
+    await dispatchFrame(pc.ctx, { type: 'unregister' });
+    expect(pc.rejected.map((e) => e.code)).toEqual(['frame_not_allowed']);
   });
 
   it('a second hello closes 4400', async () => {

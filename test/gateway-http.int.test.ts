@@ -2,6 +2,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startGateway, type GatewayFixture } from './gateway-fixture.js';
 
+const SECRET_TOKEN = '5ec7e7'.repeat(12);
+
 /** Section 3 over real loopback HTTP against an in-process gateway (MemoryBus, fake store and owner). */
 describe('gateway HTTP API', () => {
   let g: GatewayFixture;
@@ -85,20 +87,20 @@ describe('gateway HTTP API', () => {
   });
 
   it('stores a device (200) and deletes it (204), telling the owner each time', async () => {
-    const put = await g.http('PUT', '/v1/users/alice%40example.com/devices/phone%3A1', { body: JSON.stringify({ os: 'ios', token: 'secret-token' }) });
+    const put = await g.http('PUT', '/v1/users/alice%40example.com/devices/phone%3A1', { body: JSON.stringify({ os: 'ios', token: SECRET_TOKEN }) });
     expect(put).toMatchObject({ status: 200, body: { user: 'alice@example.com', device: 'phone:1', os: 'ios', hasToken: true } });
     expect(put.body.token).toBeUndefined();
-    expect(g.registry.devices.get('alice@example.com/phone:1')).toMatchObject({ os: 'ios', token: 'secret-token' });
+    expect(g.registry.devices.get('alice@example.com/phone:1')).toMatchObject({ os: 'ios', token: SECRET_TOKEN });
     expect((await g.http('DELETE', '/v1/users/alice%40example.com/devices/phone%3A1')).status).toBe(204);
     expect(g.registry.devices.size).toBe(0);
     expect(g.owned).toEqual([
-      { type: 'device_put', user: 'alice@example.com', device: 'phone:1', os: 'ios', token: 'secret-token' },
+      { type: 'device_put', user: 'alice@example.com', device: 'phone:1', os: 'ios', token: SECRET_TOKEN },
       { type: 'device_delete', user: 'alice@example.com', device: 'phone:1' },
     ]);
   });
 
   it('refuses bad device calls: unknown os, ids too long or empty, bad percent-encoding, store failure', async () => {
-    const body = JSON.stringify({ os: 'ios', token: 't' });
+    const body = JSON.stringify({ os: 'ios', token: SECRET_TOKEN });
     expect((await g.http('PUT', '/v1/users/a/devices/d', { body: JSON.stringify({ os: 'symbian', token: 't' }) })).body.error.message).toMatch(/os must be/);
     expect((await g.http('PUT', `/v1/users/${'u'.repeat(129)}/devices/d`, { body })).body.error.message).toMatch(/user must be/);
     expect((await g.http('PUT', `/v1/users/u/devices/${'d'.repeat(129)}`, { body })).body.error.message).toMatch(/device must be/);

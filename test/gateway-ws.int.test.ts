@@ -41,13 +41,13 @@ describe('gateway WebSocket sessions', () => {
   it('welcome carries the identity and heartbeat', async () => {
     const c = await connect();
     c.send({ type: 'hello', token: await signToken(JWT_SECRET, pc) });
-    expect(await c.next()).toEqual({ type: 'welcome', user: 'alice', device: 'laptop', kind: 'pc', heartbeatMs: g.config.heartbeatMs });
+    expect(await c.next()).toEqual({ type: 'welcome', user: 'alice', device: 'laptop', kind: 'pc', heartbeatMs: g.config.clientHeartbeatMs, idleAfterMs: 60_000 });
   });
 
   it('handles each frame type and delivers messages from the owner', async () => {
     const c = await session(phone);
     c.send({ type: 'presence', state: 'background' });
-    c.send({ type: 'register', os: 'ios', token: 'apns-token' });
+    c.send({ type: 'register', os: 'ios', token: 'ab'.repeat(32) });
     expect(await c.next()).toEqual({ type: 'registered' });
     c.send({ type: 'ack', id: 'm1' });
     await assertAlive(c);
@@ -61,7 +61,7 @@ describe('gateway WebSocket sessions', () => {
     ['malformed JSON', '{"type":', 'bad_json', /JSON/],
     ['a wrong type', JSON.stringify({ type: 'ack', id: 42 }), 'invalid_request', /\bid must be/],
     ['an unknown frame type', JSON.stringify({ type: 'subscribe' }), 'unknown_frame', /subscribe/],
-    ['a frame not allowed for the kind', JSON.stringify({ type: 'register', os: 'ios', token: 't' }), 'frame_not_allowed', /register/],
+    ['a frame not allowed for the kind', JSON.stringify({ type: 'register', os: 'ios', token: 'a'.repeat(64) }), 'frame_not_allowed', /register/],
     ['the other kind\'s presence', JSON.stringify({ type: 'presence', state: 'foreground' }), 'frame_not_allowed', /foreground/],
     ['a JSON array', '[1,2]', 'invalid_request', /frame must be/],
   ])('answers %s with an error frame; the connection stays', async (_, text, code, message) => {
@@ -165,10 +165,10 @@ describe('gateway WebSocket sessions', () => {
     const live = await session({ sub: 'bob', dev: 'pc', kind: 'pc' });
     const dead = await session(pc);
     dead.ws.pause(); // reads nothing, so never answers a ping
-    g.clock.advance(g.config.heartbeatMs); // round 1: both are pinged
+    g.clock.advance(g.config.clientHeartbeatMs); // round 1: both are pinged
     await assertAlive(live); // live answers (any frame counts, as does its automatic pong)
     expect(ofType('session_close')).toEqual([]);
-    g.clock.advance(g.config.heartbeatMs); // round 2: the silent one is cut off
+    g.clock.advance(g.config.clientHeartbeatMs); // round 2: the silent one is cut off
     await until(() => ofType('session_close').length > 0, 5000, 'the dead socket to be cut off');
     expect(ofType('session_close')).toHaveLength(1);
     expect(ofType('session_close')[0]).toMatchObject({ user: 'alice', device: 'laptop' });

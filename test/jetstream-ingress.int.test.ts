@@ -5,6 +5,7 @@ import { partitionOf } from '../bus/subjects.js';
 import type { ChatMessage } from '../protocol/index.js';
 import { NatsServer } from './support/nats-server.js';
 import { until } from './support/ws-client.js';
+import { describeIngressContract } from './contracts/ingress.contract.js';
 
 let server: NatsServer;
 let nc: NatsConnection;
@@ -27,10 +28,10 @@ describe('JetStream ingress', () => {
     for (let i = 2; i <= 50; i++) await ingress.accept(msg(`a${i}`, 'alice'));
     const p = partitionOf('alice', 4);
     const got: string[] = [];
-    await ingress.consume(p, (m, ack) => {
+    await ingress.consume((m) => {
       got.push(m.id);
-      ack();
-    });
+      ingress.done(m.id);
+    }, p);
     await until(() => got.length === 50);
     expect(got).toEqual(Array.from({ length: 50 }, (_, i) => `a${i + 1}`));
     await ingress.close();
@@ -41,18 +42,18 @@ describe('JetStream ingress', () => {
     await first.accept(msg('m1', 'bob'));
     const p = partitionOf('bob', 2);
     const seen: string[] = [];
-    await first.consume(p, (m) => seen.push(m.id)); // never acks: a crashed owner
+    await first.consume((m) => seen.push(m.id), p); // never done: a crashed owner
     await until(() => seen.length === 1);
-    await first.stop(p);
+    await first.release(p);
 
     const nc2 = await connect({ servers: server.url });
     const second = await JetStreamIngress.open(nc2, { prefix: 'sb2', partitions: 2, ackWaitMs: 30_000 });
     const again: string[] = [];
     const t0 = Date.now();
-    await second.consume(p, (m, ack) => {
+    await second.consume((m) => {
       again.push(m.id);
-      ack();
-    });
+      second.done(m.id);
+    }, p);
     await until(() => again.length === 1, 5000);
     expect(again).toEqual(['m1']);
     expect(Date.now() - t0).toBeLessThan(5000); // a consumer per tenure: no wait for the 30 s ack_wait
@@ -71,4 +72,23 @@ describe('JetStream ingress', () => {
     await c.close();
     await own.dispose();
   });
+});
+
+let contractRun = 0;
+describeIngressContract('JetStream (real nats-server)', async () => {
+  const prefix = `sbc${++contractRun}`;
+  const open = (): Promise<JetStreamIngress> => JetStreamIngress.open(nc, { prefix, partitions: 4 });
+  const ingress = await open();
+  const opened: JetStreamIngress[] = [ingress];
+  return {
+    ingress,
+    reopen: async () => {
+      const again = await open();
+      opened.push(again);
+      return again;
+    },
+    cleanup: async () => {
+      for (const i of opened) await i.close();
+    },
+  };
 });

@@ -144,7 +144,7 @@ interface NodeOptions {
   observe?: boolean;
   drainMs?: number;
   /** Membership timing; the defaults (500 / 2000) otherwise. */
-  heartbeatMs?: number;
+  beatMs?: number;
   deadAfterMs?: number;
   /** Servers to connect to (first one preferred); the single test server otherwise. */
   servers?: string[];
@@ -154,7 +154,7 @@ interface NodeOptions {
 async function startNode(id: string, opts: NodeOptions = {}): Promise<TestNode> {
   const nc = await connect({ servers: opts.servers ?? server.url, noRandomize: true, reconnectTimeWait: 100 });
   const clock = new PausableClock();
-  const membership = new Membership({ nc, prefix, nodeId: id, clock, heartbeatMs: opts.heartbeatMs, deadAfterMs: opts.deadAfterMs, replicas: opts.replicas });
+  const membership = new Membership({ nc, prefix, nodeId: id, clock, beatMs: opts.beatMs, deadAfterMs: opts.deadAfterMs, replicas: opts.replicas });
   let leases: ReturnType<typeof observedKv> | undefined;
   if (opts.observe) leases = observedKv(await new Kvm(nc).create(LeaseKeeper.bucketName(prefix), { history: 1 }));
   const keeper = new LeaseKeeper({
@@ -167,20 +167,21 @@ async function startNode(id: string, opts: NodeOptions = {}): Promise<TestNode> 
     clock,
     leaseMs: LEASE_MS,
     membership,
-    onAcquire: async () => {},
-    onRelease: () => new Promise((r) => setTimeout(r, opts.drainMs ?? 30)),
   });
   const node: TestNode = { id, nc, clock, membership, keeper, leases, events: [] };
-  keeper.on('acquired', (p, fence) => {
-    node.events.push({ at: Date.now(), kind: 'acquired', p, fence });
-    for (const other of nodes) {
-      if (other !== node && other.keeper.isValid(p)) violations.push(`${id} acquired p${p} while ${other.id} still held it`);
-    }
-    if (fence.revision <= lastFence[p]) violations.push(`p${p}: fence ${fence.revision} not above ${lastFence[p]}`);
-    lastFence[p] = fence.revision;
+  keeper.host({
+    acquire: (p, fence) => {
+      node.events.push({ at: Date.now(), kind: 'acquired', p, fence });
+      for (const other of nodes) {
+        if (other !== node && other.keeper.isValid(p)) violations.push(`${id} acquired p${p} while ${other.id} still held it`);
+      }
+      if (fence.revision <= lastFence[p]) violations.push(`p${p}: fence ${fence.revision} not above ${lastFence[p]}`);
+      lastFence[p] = fence.revision;
+    },
+    release: () => new Promise((r) => setTimeout(r, opts.drainMs ?? 30)),
+    released: (p) => void node.events.push({ at: Date.now(), kind: 'released', p }),
+    lost: (p) => void node.events.push({ at: Date.now(), kind: 'lost', p }),
   });
-  keeper.on('released', (p) => node.events.push({ at: Date.now(), kind: 'released', p }));
-  keeper.on('lost', (p) => node.events.push({ at: Date.now(), kind: 'lost', p }));
   nodes.push(node);
   await membership.start();
   await keeper.start();
@@ -254,7 +255,7 @@ describe('LeaseKeeper on a real nats-server', () => {
   // membership the lease alone holds the others back, which is what the fencing check needs to bite on.
   it.each([
     ['default membership timing', {}],
-    ['membership quicker than the lease', { heartbeatMs: 200, deadAfterMs: 800 }],
+    ['membership quicker than the lease', { beatMs: 200, deadAfterMs: 800 }],
   ])('a keeper crashes: takeover once its leases lapse, within 3 s (%s)', async (label, timing: NodeOptions) => {
     freshCluster();
     const all = await Promise.all(['a', 'b', 'c', 'd'].map((id) => startNode(id, timing)));
@@ -276,7 +277,7 @@ describe('LeaseKeeper on a real nats-server', () => {
 
   it('a paused keeper wakes after losing its leases: reports lost and stops acting before any network round trip', async () => {
     freshCluster();
-    const timing = { heartbeatMs: 200, deadAfterMs: 800 };
+    const timing = { beatMs: 200, deadAfterMs: 800 };
     const others = await Promise.all(['a', 'b', 'c'].map((id) => startNode(id, timing)));
     const sleeper = await startNode('z', { observe: true, ...timing });
     const all = [...others, sleeper];
@@ -297,8 +298,10 @@ describe('LeaseKeeper on a real nats-server', () => {
     for (const p of had) expect(sleeper.keeper.isValid(p)).toBe(false);
     const callsAtWake = sleeper.leases!.ctl.calls;
     const lostBeforeIo: number[] = [];
-    sleeper.keeper.on('lost', (p) => {
-      if (sleeper.leases!.ctl.calls === callsAtWake) lostBeforeIo.push(p);
+    sleeper.keeper.host({
+      lost: (p) => {
+        if (sleeper.leases!.ctl.calls === callsAtWake) lostBeforeIo.push(p);
+      },
     });
     sleeper.clock.resume(); // SIGCONT: due timers fire synchronously
     expect(lostBeforeIo.sort((a, b) => a - b)).toEqual([...had].sort((a, b) => a - b));

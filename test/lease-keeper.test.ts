@@ -142,12 +142,14 @@ function setup(overrides: Partial<LeaseKeeperOptions> = {}) {
   const keeper = new LeaseKeeper({
     confirmWaitMs: 0, // the in-memory KV's compare-and-set is exact: no double grant to wait for
     kv: kv as unknown as KV, nodeId: 'a', partitions: 4, clock, membership, leaseMs: 2000, renewMs: 500,
-    onAcquire: async (p, f) => void log.push(`acquire ${p}@${f.revision}`),
-    onRelease: async (p) => void log.push(`release ${p}`),
-    onLost: (p) => void log.push(`lost ${p}`),
+    host: {
+      acquire: async (p, f) => void log.push(`acquire ${p}@${f.revision}`),
+      release: async (p) => void log.push(`release ${p}`),
+      released: (p) => void log.push(`released ${p}`),
+      lost: (p) => void log.push(`lost ${p}`),
+    },
     ...overrides,
   });
-  keeper.on('released', (p) => log.push(`released ${p}`));
   const tick = async (ms = 0) => {
     clock.advance(ms);
     await flush();
@@ -215,7 +217,12 @@ describe('LeaseKeeper (virtual time)', () => {
     expect(keeper.isValid(0)).toBe(true);
     const calls = kv.calls;
     const callsAtLoss: number[] = [];
-    keeper.on('lost', () => callsAtLoss.push(kv.calls));
+    keeper.host({
+      lost: (p) => {
+        callsAtLoss.push(kv.calls);
+        log.push(`lost ${p}`);
+      },
+    });
     clock.advance(1); // synchronous: no microtask ran, no KV reply was possible
     expect(keeper.isValid(0)).toBe(false);
     expect(keeper.fence(0)).toBeUndefined();
@@ -236,11 +243,15 @@ describe('LeaseKeeper (virtual time)', () => {
 
   it('hands off when the assignment moves: onRelease first, then the release write, renewing meanwhile', async () => {
     const drains: (() => void)[] = [];
-    const { clock, kv, keeper, membership, log, tick } = setup({
-      onRelease: (p) => {
+    const { clock, kv, keeper, membership, log, tick } = setup();
+    keeper.host({
+      acquire: async (p, f) => void log.push(`acquire ${p}@${f.revision}`),
+      release: (p) => {
         log.push(`release ${p}`);
         return new Promise<void>((r) => drains.push(r));
       },
+      released: (p) => void log.push(`released ${p}`),
+      lost: (p) => void log.push(`lost ${p}`),
     });
     await keeper.start();
     await tick();
@@ -293,8 +304,8 @@ describe('Membership (virtual time)', () => {
   it('counts a node live while its own heartbeat timestamp is fresh, and drops it at once when it leaves', async () => {
     const clock = new ManualClock();
     const kv = new FakeKv();
-    const a = new Membership({ kv: kv as unknown as KV, nodeId: 'a', clock, heartbeatMs: 500, deadAfterMs: 2000 });
-    const b = new Membership({ kv: kv as unknown as KV, nodeId: 'b.example', clock, heartbeatMs: 500, deadAfterMs: 2000 });
+    const a = new Membership({ kv: kv as unknown as KV, nodeId: 'a', clock, beatMs: 500, deadAfterMs: 2000 });
+    const b = new Membership({ kv: kv as unknown as KV, nodeId: 'b.example', clock, beatMs: 500, deadAfterMs: 2000 });
     const changes: string[][] = [];
     a.on('change', (live) => changes.push([...live]));
     await a.start();

@@ -10,7 +10,7 @@ describe('client frames (PROTOCOL.md section 2)', () => {
     ['{"type":"presence","state":"inactive","reason":"screen_locked"}', { type: 'presence', state: 'inactive', reason: 'screen_locked' }],
     ['{"type":"presence","state":"background"}', { type: 'presence', state: 'background' }],
     ['{"type":"register","os":"android","token":"fcm-token"}', { type: 'register', os: 'android', token: 'fcm-token' }],
-    ['{"type":"register","os":"ios","token":"t","app":"beta"}', { type: 'register', os: 'ios', token: 't', app: 'beta' }],
+    [`{"type":"register","os":"ios","token":"${'ab'.repeat(32)}","app":"beta"}`, { type: 'register', os: 'ios', token: 'ab'.repeat(32), app: 'beta' }],
     ['{"type":"ack","id":"m-1"}', { type: 'ack', id: 'm-1' }],
     ['{"type":"ping","user":"alice"}', { type: 'ping' }],
   ])('decodes %s', (text, frame) => {
@@ -70,7 +70,8 @@ describe('send requests (PROTOCOL.md section 3)', () => {
   });
 
   it('validates device registrations', () => {
-    expect(decodeDeviceRegistration({ os: 'web', token: '{"endpoint":"https://x"}' })).toEqual({ ok: true, value: { os: 'web', token: '{"endpoint":"https://x"}' } });
+    const web = JSON.stringify({ endpoint: 'https://fcm.googleapis.com/fcm/send/x', keys: { p256dh: 'BNcR', auth: 'tBHI' } });
+    expect(decodeDeviceRegistration({ os: 'web', token: web })).toEqual({ ok: true, value: { os: 'web', token: web } });
     const r = decodeDeviceRegistration({ os: 'ios' });
     expect(r.ok === false && r.error.message).toContain('token');
   });

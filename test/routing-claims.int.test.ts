@@ -103,7 +103,7 @@ const TOKENS: Record<Os, string> = {
   ios: 'a'.repeat(64),
   android: 'fcm-registration-token:APA91bExample_1234567890',
   harmony: 'IQAAAACy0kYkAAAB-harmony-token',
-  web: JSON.stringify({ endpoint: 'https://push.example/send/abc', keys: { p256dh: 'BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM', auth: 'tBHItJI5svbpez7KI4CCXg' } }),
+  web: JSON.stringify({ endpoint: 'https://fcm.googleapis.com/fcm/send/abc', keys: { p256dh: 'BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM', auth: 'tBHItJI5svbpez7KI4CCXg' } }),
 };
 
 const VENDOR: Record<Os, string> = { ios: 'apns', android: 'fcm', harmony: 'hms', web: 'webpush' };
@@ -325,14 +325,14 @@ describe('routing on one node with default timings', () => {
   it('GET /v1/users/{u}: owner, PC state, reason and sessions, devices online and hasToken', async () => {
     const user = uniqueUser();
     const empty = await userView(node, user);
-    expect(empty).toEqual({ user, owner: 'claims-node', pc: expect.objectContaining({ state: 'inactive', sessions: 0 }), devices: [] });
+    expect(empty).toEqual({ user, owner: 'claims-node', pc: expect.objectContaining({ state: 'inactive', sessions: 0 }), devices: [], policy: { mobile: 'when_away' } });
 
     const desk = await pc(node, user, 'desk', 'screen_locked');
     const mob = await phone(node, user, 'mob', 'ios');
     await putToken(node, user, 'tab', 'android', TOKENS.android);
     let v = await userView(node, user);
     expect(v).toMatchObject({ user, owner: 'claims-node', pc: { state: 'inactive', reason: 'screen_locked', sessions: 1 } });
-    expect(Object.keys(v).sort()).toEqual(['devices', 'owner', 'pc', 'user']);
+    expect(Object.keys(v).sort()).toEqual(['devices', 'owner', 'pc', 'policy', 'user']);
     expect(device(v, 'mob')).toEqual({ device: 'mob', os: 'ios', online: true, hasToken: false });
     expect(device(v, 'tab')).toEqual({ device: 'tab', os: 'android', online: false, hasToken: true });
     expect(device(v, 'desk')).toBeUndefined();

@@ -41,7 +41,7 @@ describe('FileInbox', () => {
   it('refuses an id within the dedupe window and accepts it again after, once settled', async () => {
     const inbox = await openInbox();
     expect(await inbox.accept(chatMessage('m', clock))).toBe('accepted');
-    inbox.settle('m');
+    inbox.done('m');
     clock += WINDOW - 1;
     expect(await inbox.accept(chatMessage('m', clock))).toBe('duplicate');
     clock += 1;
@@ -59,8 +59,8 @@ describe('FileInbox', () => {
     const inbox = await openInbox();
     await inbox.accept(chatMessage('old', clock));
     await inbox.accept(chatMessage('recent', clock + 100_000));
-    inbox.settle('old');
-    inbox.settle('recent');
+    inbox.done('old');
+    inbox.done('recent');
     await inbox.close();
     clock += 150_000;
     const again = await openInbox();
@@ -71,9 +71,9 @@ describe('FileInbox', () => {
   it('ignores settling an unknown or already settled id', async () => {
     const inbox = await openInbox();
     await inbox.accept(chatMessage('m', clock));
-    inbox.settle('nope');
-    inbox.settle('m');
-    inbox.settle('m');
+    inbox.done('nope');
+    inbox.done('m');
+    inbox.done('m');
     expect(inbox.stats().pending).toBe(0);
     await inbox.close();
     expect(await replayedIds()).toEqual([]);
@@ -83,7 +83,7 @@ describe('FileInbox', () => {
     const inbox = await openInbox({ segmentBytes: 1024 });
     for (let n = 0; n < 40; n++) await inbox.accept(chatMessage(`m${n}`, clock));
     expect((await segmentFiles()).length).toBeGreaterThan(3);
-    for (let n = 1; n < 40; n++) inbox.settle(`m${n}`);
+    for (let n = 1; n < 40; n++) inbox.done(`m${n}`);
     await inbox.close();
     expect((await segmentFiles()).length).toBeGreaterThan(3); // still inside the dedupe window
 
@@ -93,7 +93,7 @@ describe('FileInbox', () => {
     expect(await segmentFiles()).toEqual(['inbox-000001.log', 'inbox-000004.log']);
 
     const inbox2 = await openInbox({ segmentBytes: 1024 });
-    inbox2.settle('m0');
+    inbox2.done('m0');
     await inbox2.close();
     expect(await replayedIds()).toEqual([]);
     expect(await segmentFiles()).toHaveLength(0); // the last opened segment received nothing, so it was never created
@@ -106,10 +106,10 @@ describe('FileInbox', () => {
     for (let n = 0; n < 30; n++) {
       clock += 1;
       await inbox.accept(chatMessage(`m${n}`, clock));
-      if (n % 3 !== 0) inbox.settle(`m${n}`);
+      if (n % 3 !== 0) inbox.done(`m${n}`);
     }
     clock += 10;
-    for (let n = 0; n < 30; n += 3) if (n !== 27) inbox.settle(`m${n}`);
+    for (let n = 0; n < 30; n += 3) if (n !== 27) inbox.done(`m${n}`);
     await inbox.close();
     expect(await replayedIds()).toEqual(['m27']);
   });

@@ -1,4 +1,5 @@
 import type { DeviceRegistry } from '../../store/types.js';
+import type { RegistrationRules } from '../registration-rules.js';
 import type { ClientKind, MobileOs, OwnerMessage, ServerFrame, SwitchboardError } from '../../protocol/index.js';
 
 /** What a frame handler may do with the authenticated session it runs for; nothing of sockets or buses. */
@@ -9,6 +10,8 @@ export interface SessionContext {
   readonly os?: MobileOs;
   readonly sessionId: string;
   readonly registry: DeviceRegistry;
+  /** Configured apps and allowed Web Push hosts (section 3 token rules). */
+  readonly registration: RegistrationRules;
   now(): number;
   /** Publishes to the owner of this session's user. */
   publish(msg: OwnerMessage): void;

@@ -4,6 +4,7 @@ import { handleAck } from './ack.js';
 import { handlePing } from './ping.js';
 import { handlePresence } from './presence.js';
 import { handleRegister } from './register.js';
+import { handleUnregister } from './unregister.js';
 
 export type { SessionContext } from './context.js';
 
@@ -23,5 +24,6 @@ export function dispatchFrame(ctx: SessionContext, frame: ClientFrame): void | P
     case 'register': return handleRegister(ctx, frame); // §2 register row: durable push token, answered registered
     case 'ack': return handleAck(ctx, frame); // §2 ack row; §4 ack timeout fallback is the owner's
     case 'ping': return handlePing(ctx); // §2 ping row: pong, and the session is refreshed
+    case 'unregister': return handleUnregister(ctx); // §2 unregister row (v1.1): forget this device's push token, answered unregistered
   }
 }

@@ -69,8 +69,8 @@ export function describeIngressContract(name: string, make: () => Promise<Ingres
       await f.ingress.consume(first.handler);
       for (const id of ['s1', 'u1', 's2', 'u2']) await f.ingress.accept(chatMessage(id));
       await first.until(4);
-      f.ingress.settle('s1');
-      f.ingress.settle('s2');
+      f.ingress.done('s1');
+      f.ingress.done('s2');
       await f.ingress.close();
 
       const again = await f.reopen();

@@ -1,6 +1,6 @@
 import { MemoryBus } from '../../bus/memory-bus.js';
 import { Subjects } from '../../bus/subjects.js';
-import { Router, type RouterDeps } from '../../actors/router.js';
+import { UserDirectory, type DirectoryDeps } from '../../actors/directory.js';
 import type { ChatMessage, GatewayMessage, OwnerMessage, RoutedEvent } from '../../protocol/index.js';
 import { systemClock } from '../../base/clock.js';
 import { createLogger } from '../../base/logger.js';
@@ -32,6 +32,10 @@ export class FakeRegistry implements DeviceRegistry {
     if (rec) delete rec.token;
     return rec !== undefined;
   }
+  async seen(): Promise<void> {}
+  async prune(): Promise<number> {
+    return 0;
+  }
   list(user: string): Promise<DeviceRecord[]> {
     if (this.hang) return new Promise(() => {});
     return Promise.resolve((this.records.get(user) ?? []).map((r) => ({ ...r })));
@@ -57,8 +61,8 @@ export class FakePushes implements PushSink {
   async close(): Promise<void> {}
 }
 
-/** A Router on a MemoryBus with fakes, recording what reaches the gateways `gw1` and `gw2`. */
-export function harness(overrides: Partial<RouterDeps> = {}) {
+/** A UserDirectory on a MemoryBus with fakes, recording what reaches the gateways `gw1` and `gw2`. */
+export function harness(overrides: Partial<DirectoryDeps> = {}) {
   const bus = new MemoryBus();
   const subjects = new Subjects('sb', 4);
   const registry = new FakeRegistry();
@@ -68,10 +72,10 @@ export function harness(overrides: Partial<RouterDeps> = {}) {
   for (const node of ['gw1', 'gw2']) bus.subscribe(subjects.gateway(node), (m) => gateway.push({ node, msg: m as GatewayMessage }));
   const settled: string[] = [];
   const routed: RoutedEvent[] = [];
-  const router = new Router({
+  const router = new UserDirectory({
     nodeId: 'n1', bus, subjects, registry, pushes, clock: systemClock, metrics, log: createLogger('silent'),
     ackTimeoutMs: 5000, presenceTtlMs: 90_000, pushDelayMs: 0, passivateAfterMs: 60_000,
-    settle: (id) => settled.push(id), onRouted: (e) => routed.push(e), ...overrides,
+    done: (id) => settled.push(id), onRouted: (e) => routed.push(e), ...overrides,
   });
   const send = (m: OwnerMessage): void => router.handle(m);
   const at = (): number => Date.now();
@@ -111,7 +115,7 @@ export async function until(cond: () => boolean, ticks = 2000): Promise<void> {
   throw new Error('condition not reached');
 }
 
-export async function settle(h: { router: Router }): Promise<void> {
+export async function settle(h: { router: UserDirectory }): Promise<void> {
   for (let i = 0; i < 5; i++) {
     await new Promise((r) => setImmediate(r));
     await h.router.drain(1000);

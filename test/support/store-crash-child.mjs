@@ -14,7 +14,7 @@ const inbox = await FileInbox.open(join(dataDir, 'inbox'), { segmentBytes: 64 * 
 const registry = await FileDeviceRegistry.open(join(dataDir, 'devices'), { compactMinBytes: 8 * 1024 });
 // Settle some messages as a router would, so segments roll and get deleted during the run.
 await inbox.consume((msg) => {
-  if (Number(msg.id.slice(4)) % 2 === 0) inbox.settle(msg.id);
+  if (Number(msg.id.slice(4)) % 2 === 0) inbox.done(msg.id);
 });
 // Pipes to the parent are synchronous on Linux: a printed line is in the pipe before the next write starts.
 const say = (line) => process.stdout.write(`${line}\n`);

@@ -228,9 +228,35 @@ function validateSend(body: unknown): string | undefined {
     if (a.priority !== undefined && !['high', 'normal'].includes(String(a.priority).toLowerCase())) return `Invalid value at 'message.android.priority' (type.googleapis.com/google.firebase.fcm.v1.AndroidMessagePriority), ${JSON.stringify(a.priority)}`;
     if (a.ttl !== undefined && !(typeof a.ttl === 'string' && /^\d+(\.\d{1,9})?s$/.test(a.ttl))) return "Invalid value at 'message.android.ttl' (type.googleapis.com/google.protobuf.Duration), Field 'ttl', Illegal duration format";
     if (a.collapse_key !== undefined && typeof a.collapse_key !== 'string') return "Invalid value at 'message.android.collapse_key' (TYPE_STRING)";
+    if (a.notification !== undefined) {
+      const invalid = validateAndroidNotification(a.notification);
+      if (invalid) return invalid;
+    }
   }
   const payloadBytes = Buffer.byteLength(JSON.stringify({ notification: message.notification ?? {}, data: message.data ?? {} }));
   if (payloadBytes > 4096) return 'Android message is too big';
+  return undefined;
+}
+
+/**
+ * FCM v1 reference, AndroidNotification: a proto message, so an unknown name or a value outside an enum is a 400
+ * INVALID_ARGUMENT. Only the fields Switchboard may send are checked by type; the rest just have to be known.
+ */
+const ANDROID_NOTIFICATION_FIELDS = new Set([
+  'title', 'body', 'icon', 'color', 'sound', 'tag', 'click_action', 'body_loc_key', 'body_loc_args', 'title_loc_key', 'title_loc_args',
+  'channel_id', 'ticker', 'sticky', 'event_time', 'local_only', 'notification_priority', 'default_sound', 'default_vibrate_timings',
+  'default_light_settings', 'vibrate_timings', 'visibility', 'notification_count', 'light_settings', 'image', 'bypass_proxy_notification', 'proxy',
+]);
+const NOTIFICATION_PRIORITIES = ['PRIORITY_UNSPECIFIED', 'PRIORITY_MIN', 'PRIORITY_LOW', 'PRIORITY_DEFAULT', 'PRIORITY_HIGH', 'PRIORITY_MAX'];
+
+function validateAndroidNotification(n: unknown): string | undefined {
+  if (!isObject(n)) return "Invalid value at 'message.android.notification'";
+  const unknown = Object.keys(n).find((k) => !ANDROID_NOTIFICATION_FIELDS.has(k));
+  if (unknown) return `Invalid JSON payload received. Unknown name "${unknown}" at 'message.android.notification': Cannot find field.`;
+  if (n.notification_priority !== undefined && !NOTIFICATION_PRIORITIES.includes(n.notification_priority as string)) {
+    return `Invalid value at 'message.android.notification.notification_priority' (type.googleapis.com/google.firebase.fcm.v1.AndroidNotification.NotificationPriority), ${JSON.stringify(n.notification_priority)}`;
+  }
+  if (n.default_sound !== undefined && typeof n.default_sound !== 'boolean') return "Invalid value at 'message.android.notification.default_sound' (TYPE_BOOL)";
   return undefined;
 }
 

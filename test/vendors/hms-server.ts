@@ -154,6 +154,8 @@ function validateSend(body: unknown): string | undefined {
       const click = n.click_action as { type?: unknown } | undefined;
       if (!click || ![1, 2, 3, 4].includes(click.type as number)) return 'android.notification.click_action.type must be 1-4';
       if (n.tag !== undefined && typeof n.tag !== 'string') return 'android.notification.tag must be a string';
+      // Push Kit server API, AndroidNotification.importance: LOW (silent), NORMAL, HIGH (needs approval).
+      if (n.importance !== undefined && !['LOW', 'NORMAL', 'HIGH'].includes(n.importance as string)) return 'android.notification.importance must be LOW, NORMAL or HIGH';
     }
   }
   return undefined;

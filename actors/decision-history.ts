@@ -1,0 +1,135 @@
+import type { Decision } from '../protocol/index.js';
+import { packDecision, unpackDecision } from './decision-pack.js';
+
+/** Decisions kept per user for `GET …/decisions` (PROTOCOL.md section 3: at least the last 100). */
+export const DECISIONS_PER_USER = 100;
+/** Default bound of all users' histories together (SWITCHBOARD_DECISION_HISTORY_BYTES). */
+export const DEFAULT_DECISION_HISTORY_BYTES = 128 * 1024 * 1024;
+/** Accounted per packed entry besides its characters: the string header and the ring slot. */
+const ENTRY_OVERHEAD = 24;
+/** Accounted per decision still in object form (targets not final yet). */
+const OPEN_ENTRY_BYTES = 256;
+/** Accounted per user: the ring object, its array and the map entry. */
+const RING_OVERHEAD = 160;
+
+/** One user's last decisions, oldest overwritten first; an entry is an object while it may change, then packed. */
+class Ring {
+  readonly entries: (string | Decision)[] = [];
+  next = 0;
+  open = 0;
+  bytes = RING_OVERHEAD;
+
+  add(d: Decision, capacity: number): number {
+    const before = this.bytes;
+    if (this.entries.length < capacity) this.entries.push(d);
+    else {
+      this.bytes -= sizeOf(this.entries[this.next]);
+      if (typeof this.entries[this.next] !== 'string') this.open--;
+      this.entries[this.next] = d;
+      this.next = (this.next + 1) % capacity;
+    }
+    this.open++;
+    this.bytes += OPEN_ENTRY_BYTES;
+    return this.bytes - before;
+  }
+
+  /** Packs the entries whose targets are all final (all of them with `force`); returns the change in bytes. */
+  seal(force: boolean): number {
+    if (this.open === 0) return 0;
+    const before = this.bytes;
+    const n = this.entries.length;
+    // Newest first, stopping once every open entry was seen: open entries are nearly always the last few.
+    for (let k = 1, seen = 0, open = this.open; k <= n && seen < open; k++) {
+      const i = (this.next - k + n) % n;
+      const e = this.entries[i];
+      if (typeof e === 'string') continue;
+      seen++;
+      if (!force && e.targets.some((t) => t.outcome === undefined)) continue;
+      const packed = packDecision(e);
+      this.entries[i] = packed;
+      this.open--;
+      this.bytes += sizeOf(packed) - OPEN_ENTRY_BYTES;
+    }
+    return this.bytes - before;
+  }
+
+  newest(limit: number): Decision[] {
+    const out: Decision[] = [];
+    const n = this.entries.length;
+    // The newest entry sits just before `next` once the ring is full, else at the end.
+    for (let k = 1; k <= n && out.length < limit; k++) {
+      const e = this.entries[(this.next - k + n) % n];
+      out.push(typeof e === 'string' ? unpackDecision(e) : copy(e));
+    }
+    return out;
+  }
+}
+
+/**
+ * Every user's recent decisions on this node, kept apart from the user actors so history outlives passivation
+ * (issue 10 part 4). Memory is bounded twice: at most DECISIONS_PER_USER per user, and `maxBytes` for all users
+ * together, past which the least recently written users' histories are dropped whole. Not durable: a restart or a
+ * partition moving to another node starts the history anew there.
+ */
+export class DecisionHistory {
+  /** Insertion order = least recently written first (a write moves the user to the end). */
+  private readonly rings = new Map<string, Ring>();
+  private total = 0;
+
+  constructor(private readonly maxBytes = DEFAULT_DECISION_HISTORY_BYTES, private readonly perUser = DECISIONS_PER_USER) {}
+
+  add(user: string, d: Decision): void {
+    let ring = this.rings.get(user);
+    if (ring === undefined) {
+      ring = new Ring();
+      this.total += ring.bytes;
+    } else this.rings.delete(user);
+    this.rings.set(user, ring);
+    this.total += ring.add(d, this.perUser);
+    this.enforce(user);
+  }
+
+  /** Packs `user`'s settled decisions (after a message finished); `force` packs all (the actor passivates). */
+  seal(user: string, force = false): void {
+    const ring = this.rings.get(user);
+    if (ring !== undefined) this.total += ring.seal(force);
+  }
+
+  /** Newest first, at most `limit`, as fresh objects (later outcome updates never race a reply being encoded). */
+  newest(user: string, limit: number): Decision[] {
+    return this.rings.get(user)?.newest(limit) ?? [];
+  }
+
+  /** Forgets the users matching `match` (cluster: their partition moved away). */
+  drop(match: (user: string) => boolean): void {
+    for (const [user, ring] of this.rings) {
+      if (!match(user)) continue;
+      this.rings.delete(user);
+      this.total -= ring.bytes;
+    }
+  }
+
+  /** Accounted bytes of every history, and how many users have one. */
+  get stats(): { bytes: number; users: number } {
+    return { bytes: this.total, users: this.rings.size };
+  }
+
+  /** Drops least recently written users (never `keep`, the one just written) until under the bound. */
+  private enforce(keep: string): void {
+    if (this.total <= this.maxBytes) return;
+    for (const [user, ring] of this.rings) {
+      if (this.total <= this.maxBytes) return;
+      if (user === keep) continue;
+      this.rings.delete(user);
+      this.total -= ring.bytes;
+    }
+  }
+}
+
+function sizeOf(e: string | Decision): number {
+  return typeof e === 'string' ? e.length + ENTRY_OVERHEAD : OPEN_ENTRY_BYTES;
+}
+
+function copy(d: Decision): Decision {
+  return { ...d, targets: d.targets.map((t) => ({ ...t })) };
+}

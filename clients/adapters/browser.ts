@@ -1,0 +1,143 @@
+import type { PresenceAdapter, PresenceUpdate } from '../pc-presence.js';
+
+/**
+ * Browser presence adapters (claim 4 in a web app): the Idle Detection API where the user granted it
+ * (Chromium; https://wicg.github.io/idle-detection/), else input events in the page plus Page Visibility,
+ * which only see this page: a user typing in another application looks idle. The APIs are passed in (defaults:
+ * the globals) so each adapter runs against a fake in tests.
+ */
+
+export interface EventTargetLike {
+  addEventListener(type: string, listener: () => void, options?: { passive?: boolean }): void;
+  removeEventListener(type: string, listener: () => void): void;
+}
+
+/** The Idle Detection API's detector (WICG): `userState` and `screenState` change with a `change` event. */
+export interface IdleDetectorLike extends EventTargetLike {
+  readonly userState: 'active' | 'idle' | null;
+  readonly screenState: 'locked' | 'unlocked' | null;
+  start(options: { threshold: number; signal?: AbortSignal }): Promise<void>;
+}
+
+export interface IdleDetectorClass {
+  new (): IdleDetectorLike;
+  requestPermission(): Promise<'granted' | 'denied'>;
+}
+
+/** The Idle Detection API refuses thresholds under 60 s (WICG spec, `start()` step "threshold < 60000: TypeError"). */
+export const IDLE_DETECTOR_MIN_THRESHOLD_MS = 60_000;
+
+function globalIdleDetector(): IdleDetectorClass | undefined {
+  return (globalThis as { IdleDetector?: IdleDetectorClass }).IdleDetector;
+}
+
+/**
+ * Asks for the `idle-detection` permission. Browsers only show the prompt from a user gesture (a click handler).
+ * Resolves false where the API does not exist or the user declined.
+ */
+export async function requestIdleDetectionPermission(IdleDetector: IdleDetectorClass | undefined = globalIdleDetector()): Promise<boolean> {
+  if (!IdleDetector) return false;
+  try {
+    return (await IdleDetector.requestPermission()) === 'granted';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The Idle Detection API: system-wide input and screen lock. `start()` rejects (NotAllowedError) without the
+ * permission; `browserPresenceAdapter` then falls back to the page adapter. The threshold is raised to 60 s if lower.
+ */
+export function idleDetectorAdapter(IdleDetector: IdleDetectorClass | undefined = globalIdleDetector()): PresenceAdapter {
+  let abort: AbortController | undefined;
+  return {
+    signal: 'system',
+    async start(update, { idleAfterMs }) {
+      if (!IdleDetector) throw new Error('the Idle Detection API is not available in this browser');
+      abort = new AbortController();
+      const detector = new IdleDetector();
+      const report = () => update({ idle: detector.userState === 'idle', screenLocked: detector.screenState === 'locked' });
+      detector.addEventListener('change', report);
+      await detector.start({ threshold: Math.max(IDLE_DETECTOR_MIN_THRESHOLD_MS, idleAfterMs), signal: abort.signal });
+      report();
+    },
+    stop() {
+      abort?.abort();
+      abort = undefined;
+    },
+  };
+}
+
+/** Events that count as the user operating the page. */
+export const PAGE_INPUT_EVENTS = ['keydown', 'pointerdown', 'pointermove', 'wheel', 'touchstart'] as const;
+
+export interface PageTargets {
+  /** Where input events are heard; default `globalThis` (window). */
+  window?: EventTargetLike;
+  /** Page Visibility; default `globalThis.document`. */
+  document?: EventTargetLike & { readonly visibilityState: 'visible' | 'hidden' | string };
+}
+
+/**
+ * The weaker signal: input events in this page (reported at most once a second) and the page becoming visible
+ * count as input; no screen-lock detection. Idle time then runs from the last such event.
+ */
+export function pageInputAdapter(targets: PageTargets = {}): PresenceAdapter {
+  const win = targets.window ?? (globalThis as unknown as EventTargetLike);
+  const doc = targets.document ?? (globalThis as { document?: PageTargets['document'] }).document;
+  let off: (() => void) | undefined;
+  return {
+    signal: 'page',
+    start(update: (u: PresenceUpdate) => void) {
+      let lastSent = -Infinity;
+      const onInput = () => {
+        const now = Date.now();
+        if (now - lastSent < 1000) return;
+        lastSent = now;
+        update({ idleMs: 0 });
+      };
+      const onVisibility = () => {
+        if (doc?.visibilityState === 'visible') update({ idleMs: 0 });
+      };
+      for (const type of PAGE_INPUT_EVENTS) win.addEventListener(type, onInput, { passive: true });
+      doc?.addEventListener('visibilitychange', onVisibility);
+      off = () => {
+        for (const type of PAGE_INPUT_EVENTS) win.removeEventListener(type, onInput);
+        doc?.removeEventListener('visibilitychange', onVisibility);
+      };
+      if (doc?.visibilityState !== 'hidden') update({ idleMs: 0 });
+    },
+    stop() {
+      off?.();
+      off = undefined;
+    },
+  };
+}
+
+/**
+ * IdleDetector where it is granted, else the page adapter. `signal` tells which one runs (after `start`):
+ * `system` or `page` (weaker; say so in the UI if it matters).
+ */
+export function browserPresenceAdapter(opts: { IdleDetector?: IdleDetectorClass } & PageTargets = {}): PresenceAdapter {
+  const system = idleDetectorAdapter('IdleDetector' in opts ? opts.IdleDetector : globalIdleDetector());
+  const page = pageInputAdapter(opts);
+  let active: PresenceAdapter = page;
+  return {
+    get signal() {
+      return active.signal;
+    },
+    async start(update, o) {
+      try {
+        await system.start(update, o);
+        active = system;
+      } catch {
+        system.stop();
+        active = page;
+        await page.start(update, o);
+      }
+    },
+    stop() {
+      active.stop();
+    },
+  };
+}

@@ -1,0 +1,285 @@
+import { backoffDelay, rateLimitedDelay, type BackoffOptions } from './backoff.js';
+import { ClientError, classifyClose, type CloseAction } from './close-codes.js';
+import { Emitter } from './emitter.js';
+import { RecentIds } from './recent-ids.js';
+import { MAX_READ_IDS, type ClearFrame, type ClientFrameV11, type ErrorFrame, type MessageFrame, type MobileState, type PcPresence, type ServerFrameV11, type Welcome } from './wire.js';
+
+/**
+ * The client core (PROTOCOL.md section 2) for browsers, Electron, Node and React Native: hello with a token,
+ * reconnect with jittered backoff, ping every `welcome.heartbeatMs`, presence sent again after every reconnect,
+ * every message acked, ids deduplicated across reconnects, `clear` frames, and close codes turned into errors.
+ * It uses only what a browser has; Node 20 has no global WebSocket, so pass `WebSocket` from the `ws` package there.
+ */
+
+/** The part of the WHATWG WebSocket this client uses; the browser's, React Native's and `ws`'s all fit. */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: any) => void) | null;
+  // Handlers take `any` so that `ws`'s WebSocket, whose event classes are its own, fits as well as the browser's.
+  onmessage: ((ev: any) => void) | null;
+  onclose: ((ev: any) => void) | null;
+  onerror: ((ev: any) => void) | null;
+}
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+/** A token, or a function called before every connect (and again after a 4401) that returns a fresh one. */
+export type TokenSource = string | (() => string | Promise<string>);
+
+export interface ClientOptions {
+  /** `ws://host:port/v1/ws` or `wss://…`. */
+  url: string;
+  /** The HS256 client token of section 2. A function lets the client recover from 4401 (expired token). */
+  token: TokenSource;
+  /** WebSocket constructor; default `globalThis.WebSocket` (absent in Node 20: pass `ws`'s). */
+  WebSocket?: WebSocketConstructor;
+  /** Reconnect delays; see `BackoffOptions` for defaults. */
+  backoff?: BackoffOptions;
+  /** How many recent message ids are remembered for dedupe. Default 10000. */
+  dedupeSize?: number;
+  /** A connection that gets no `welcome` within this many ms is dropped and retried. Default 10000. */
+  welcomeTimeoutMs?: number;
+  /** Source of jitter, in [0, 1). Default `Math.random`. */
+  random?: () => number;
+}
+
+export type ConnectionState = 'idle' | 'connecting' | 'open' | 'waiting' | 'stopped';
+
+/** A connection ended. `retryInMs` is when the next attempt starts; absent when the client stopped for good. */
+export interface Disconnect {
+  error: ClientError;
+  retryInMs?: number;
+}
+
+export interface ClientEvents {
+  /** A session opened (after every reconnect too). */
+  welcome: (welcome: Welcome) => void;
+  /** A message not seen before (already acked). */
+  message: (message: MessageFrame) => void;
+  /** These messages were read elsewhere: remove their notifications (section 4, read sync). */
+  clear: (clear: ClearFrame) => void;
+  /** The server refused a frame; the connection stays. */
+  serverError: (error: ErrorFrame) => void;
+  disconnect: (disconnect: Disconnect) => void;
+  /** The client stopped for good: `stop()` was called (no error), or a close code that must not be retried. */
+  stopped: (error: ClientError | undefined) => void;
+  state: (state: ConnectionState) => void;
+  registered: (frame: { type: 'registered' }) => void;
+  unregistered: (frame: { type: 'unregistered' }) => void;
+}
+
+const OPEN = 1;
+/** Our own close codes (browsers allow 1000 and 3000-4999 from scripts). */
+const CLOSE_NORMAL = 1000;
+const CLOSE_RECONNECT = 4000;
+
+export class SwitchboardClient extends Emitter<ClientEvents> {
+  private ws?: WebSocketLike;
+  private connState: ConnectionState = 'idle';
+  private welcomeFrame?: Welcome;
+  private presence?: { type: 'presence' } & (PcPresence | { state: MobileState });
+  private readonly pending: ClientFrameV11[] = [];
+  private readonly seen: RecentIds;
+  private attempt = 0;
+  /** Bumped by every connect, reconnect and stop, so a token fetch that finishes late is dropped. */
+  private generation = 0;
+  private retryTimer?: ReturnType<typeof setTimeout>;
+  private welcomeTimer?: ReturnType<typeof setTimeout>;
+  private heartbeatTimer?: ReturnType<typeof setInterval>;
+  private lastHeardAt = 0;
+  private readonly WS: WebSocketConstructor;
+
+  constructor(private readonly opts: ClientOptions) {
+    super();
+    const WS = opts.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    if (!WS) throw new TypeError('no global WebSocket here (Node 20): pass the `ws` package\'s WebSocket as options.WebSocket');
+    this.WS = WS;
+    this.seen = new RecentIds(opts.dedupeSize ?? 10_000);
+  }
+
+  get state(): ConnectionState {
+    return this.connState;
+  }
+
+  /** The current session's welcome, while open. */
+  get welcome(): Welcome | undefined {
+    return this.connState === 'open' ? this.welcomeFrame : undefined;
+  }
+
+  /** Starts connecting (and reconnecting) until `stop()` or a close code that must not be retried. */
+  start(): void {
+    if (this.connState !== 'idle' && this.connState !== 'stopped') return;
+    this.attempt = 0;
+    void this.connect();
+  }
+
+  /** Closes the connection for good (code 1000); no reconnect. */
+  stop(): void {
+    this.finish(undefined);
+  }
+
+  /** Drops the current connection and connects again at once (e.g. after a network change). */
+  reconnect(): void {
+    if (this.connState === 'stopped' || this.connState === 'idle') return;
+    this.detach(CLOSE_RECONNECT, 'reconnect');
+    this.attempt = 0;
+    void this.connect();
+  }
+
+  /**
+   * The presence to report: sent now when open, and again after every reconnect (a new session starts
+   * unreported). PC: `active` / `inactive` with a reason (claim 4); mobile: `foreground` / `background`.
+   */
+  setPresence(presence: PcPresence | { state: MobileState }): void {
+    this.presence = { type: 'presence', ...presence } as typeof this.presence;
+    if (this.connState === 'open') this.sendNow(this.presence!);
+  }
+
+  /**
+   * Read sync (section 4): the user read these messages; the server clears them on the user's other devices.
+   * Sent in frames of at most 500 ids (section 2), now or after the next welcome.
+   */
+  read(ids: readonly string[]): void {
+    for (let i = 0; i < ids.length; i += MAX_READ_IDS) this.send({ type: 'read', ids: ids.slice(i, i + MAX_READ_IDS) });
+  }
+
+  /** Sends a frame when the session is open (at once, or after the next welcome). */
+  send(frame: ClientFrameV11): void {
+    if (this.connState === 'open') this.sendNow(frame);
+    else this.pending.push(frame);
+  }
+
+  private async connect(): Promise<void> {
+    const generation = ++this.generation;
+    this.setState('connecting');
+    let token: string;
+    try {
+      token = typeof this.opts.token === 'string' ? this.opts.token : await this.opts.token();
+    } catch (e) {
+      if (generation !== this.generation) return;
+      return this.retry(new ClientError('token_failed', `the token provider failed: ${e instanceof Error ? e.message : String(e)}`), 'backoff');
+    }
+    if (generation !== this.generation || this.connState !== 'connecting') return; // stopped or reconnected meanwhile
+    const ws = new this.WS(this.opts.url);
+    this.ws = ws;
+    this.welcomeTimer = setTimeout(() => {
+      if (this.ws !== ws) return;
+      this.detach(CLOSE_RECONNECT, 'no welcome');
+      this.retry(new ClientError('connection_lost', 'no welcome in time; reconnecting'), 'backoff');
+    }, this.opts.welcomeTimeoutMs ?? 10_000);
+    ws.onopen = () => ws.send(JSON.stringify({ type: 'hello', token }));
+    ws.onmessage = (ev: { data: unknown }) => {
+      if (this.ws === ws && typeof ev.data === 'string') this.onFrame(ev.data);
+    };
+    ws.onerror = () => {}; // the close event that follows carries what we need
+    ws.onclose = (ev: { code: number; reason: string }) => {
+      if (this.ws !== ws) return;
+      this.ws = undefined;
+      this.clearTimers();
+      const { error, action } = classifyClose(ev.code, ev.reason);
+      if (action === 'new_token' && typeof this.opts.token === 'string') {
+        return this.finish(new ClientError(error.code, `${error.message} (pass a token function to get new tokens)`, error.closeCode, error.reason));
+      }
+      this.retry(error, action);
+    };
+  }
+
+  private onFrame(text: string): void {
+    let frame: ServerFrameV11;
+    try {
+      frame = JSON.parse(text) as ServerFrameV11;
+    } catch {
+      return;
+    }
+    this.lastHeardAt = Date.now();
+    switch (frame.type) {
+      case 'welcome':
+        return this.onWelcome(frame);
+      case 'message':
+        // Ack every delivery, also a repeat: the server redelivers what it never saw acked (section 2).
+        this.sendNow({ type: 'ack', id: frame.id });
+        if (this.seen.add(frame.id)) this.emit('message', frame);
+        return;
+      case 'clear':
+        return this.emit('clear', frame);
+      case 'error':
+        return this.emit('serverError', frame);
+      case 'registered':
+        return this.emit('registered', frame);
+      case 'unregistered':
+        return this.emit('unregistered', frame);
+    }
+  }
+
+  private onWelcome(welcome: Welcome): void {
+    if (this.welcomeTimer) clearTimeout(this.welcomeTimer);
+    this.welcomeFrame = welcome;
+    this.attempt = 0;
+    this.setState('open');
+    if (this.presence) this.sendNow(this.presence);
+    for (const frame of this.pending.splice(0)) this.sendNow(frame);
+    const every = Math.max(1000, welcome.heartbeatMs);
+    this.heartbeatTimer = setInterval(() => {
+      // No frame for two intervals (pongs included): the path is dead even if the socket does not know it yet.
+      if (Date.now() - this.lastHeardAt > 2 * every + 1000) {
+        this.detach(CLOSE_RECONNECT, 'heartbeat timeout');
+        return this.retry(new ClientError('connection_lost', 'no answer to pings; reconnecting'), 'backoff');
+      }
+      this.sendNow({ type: 'ping' });
+    }, every);
+    this.emit('welcome', welcome);
+  }
+
+  private retry(error: ClientError, action: CloseAction): void {
+    if (this.connState === 'stopped') return;
+    if (action === 'never') return this.finish(error);
+    const random = this.opts.random ?? Math.random;
+    const delay = action === 'rate_limited'
+      ? rateLimitedDelay(this.opts.backoff, random)
+      : action === 'soon' ? backoffDelay(0, this.opts.backoff, random) : backoffDelay(this.attempt++, this.opts.backoff, random);
+    this.setState('waiting');
+    this.emit('disconnect', { error, retryInMs: delay });
+    this.retryTimer = setTimeout(() => void this.connect(), delay);
+  }
+
+  private finish(error: ClientError | undefined): void {
+    if (this.connState === 'stopped') return;
+    this.generation++;
+    this.detach(CLOSE_NORMAL, 'client stopped');
+    this.setState('stopped');
+    if (error) this.emit('disconnect', { error });
+    this.emit('stopped', error);
+  }
+
+  /** Forgets the current socket (its late events are ignored) and closes it. */
+  private detach(code: number, reason: string): void {
+    this.clearTimers();
+    const ws = this.ws;
+    this.ws = undefined;
+    if (ws) {
+      try {
+        ws.close(code, reason);
+      } catch {
+        /* already closing */
+      }
+    }
+  }
+
+  private sendNow(frame: ClientFrameV11): void {
+    if (this.ws && this.ws.readyState === OPEN) this.ws.send(JSON.stringify(frame));
+  }
+
+  private clearTimers(): void {
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.welcomeTimer);
+    clearInterval(this.heartbeatTimer);
+    this.retryTimer = this.welcomeTimer = this.heartbeatTimer = undefined;
+  }
+
+  private setState(state: ConnectionState): void {
+    if (this.connState === state) return;
+    this.connState = state;
+    this.emit('state', state);
+  }
+}

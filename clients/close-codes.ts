@@ -1,0 +1,60 @@
+/**
+ * What each WebSocket close code means to a client and what it does next (PROTOCOL.md section 2, close codes).
+ * `reconnect`: `backoff` (jittered, growing), `soon` (a short jittered wait: the node is going away),
+ * `rate_limited` (a long wait), `new_token` (ask the token provider again, then reconnect), `never`.
+ */
+export type CloseAction = 'backoff' | 'soon' | 'rate_limited' | 'new_token' | 'never';
+
+/** Stable names of the ways a connection ends, for `ClientError.code`. */
+export type ClientErrorCode =
+  | 'unauthenticated'
+  | 'replaced'
+  | 'rate_limited'
+  | 'protocol_violation'
+  | 'forbidden'
+  | 'hello_timeout'
+  | 'frame_too_large'
+  | 'slow_consumer'
+  | 'going_away'
+  | 'connection_lost'
+  | 'token_failed';
+
+interface CloseSpec {
+  code: ClientErrorCode;
+  action: CloseAction;
+  advice: string;
+}
+
+const BY_CLOSE_CODE: Readonly<Record<number, CloseSpec>> = {
+  4401: { code: 'unauthenticated', action: 'new_token', advice: 'the token was refused; get a new token' },
+  4409: { code: 'replaced', action: 'never', advice: 'another connection of the same user and device replaced this one; not reconnecting' },
+  4429: { code: 'rate_limited', action: 'rate_limited', advice: 'too many frames; backing off before reconnecting' },
+  4400: { code: 'protocol_violation', action: 'never', advice: 'the server saw a protocol violation (a client bug); not reconnecting' },
+  4403: { code: 'forbidden', action: 'never', advice: 'a frame named another user or device (a client bug); not reconnecting' },
+  4408: { code: 'hello_timeout', action: 'backoff', advice: 'no hello within 5 s; reconnecting' },
+  1009: { code: 'frame_too_large', action: 'backoff', advice: 'a frame exceeded 64 KiB; reconnecting' },
+  1013: { code: 'slow_consumer', action: 'backoff', advice: 'the client did not read fast enough; reconnecting' },
+  1001: { code: 'going_away', action: 'soon', advice: 'the node is shutting down; reconnecting' },
+};
+
+/** An ended connection or failed operation, with the server's close code and reason when there was one. */
+export class ClientError extends Error {
+  override readonly name = 'ClientError';
+  constructor(
+    readonly code: ClientErrorCode,
+    message: string,
+    /** The WebSocket close code, when the connection closed. */
+    readonly closeCode?: number,
+    /** The server's close reason, e.g. `expired`, `bad signature` (section 2); never a secret. */
+    readonly reason?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Classifies a close: what happened, what the client does next. Unknown codes (1006 etc.) back off and retry. */
+export function classifyClose(closeCode: number, reason: string): { error: ClientError; action: CloseAction } {
+  const spec = BY_CLOSE_CODE[closeCode] ?? { code: 'connection_lost', action: 'backoff', advice: 'connection lost; reconnecting' };
+  const why = reason ? ` (${reason})` : '';
+  return { error: new ClientError(spec.code, `closed ${closeCode}${why}: ${spec.advice}`, closeCode, reason || undefined), action: spec.action };
+}

@@ -1,0 +1,150 @@
+import {
+  DEFAULT_PRESENCE_OPTIONS, INITIAL_PRESENCE_MEMORY, nextPresence, type PresenceMemory, type PresenceOptions, type PresenceSignals,
+} from './pc-presence-machine.js';
+import { DEFAULT_IDLE_AFTER_MS, type PcPresence, type Welcome } from './wire.js';
+
+export { DEFAULT_PRESENCE_OPTIONS, nextPresence, presenceFor } from './pc-presence-machine.js';
+export type { PresenceMemory, PresenceOptions, PresenceSignals, PresenceStep } from './pc-presence-machine.js';
+
+/**
+ * PC presence (claim 4) on top of the client core: platform adapters report input, screen lock and suspend;
+ * the app reports its own lock; the pure `nextPresence` decides; the client sends the result and resends it
+ * after every reconnect. The idle threshold comes from `welcome.idleAfterMs` (PROTOCOL.md v1.1 section 2).
+ */
+
+/** A change a platform adapter saw. Fields left out are unchanged. */
+export interface PresenceUpdate {
+  /** Ms since the last input, as of now (adapters that can measure it: Electron, page input events). */
+  idleMs?: number;
+  /** Idle or not, for platforms that apply the threshold themselves (IdleDetector); wins over `idleMs`. */
+  idle?: boolean;
+  screenLocked?: boolean;
+  suspended?: boolean;
+}
+
+/** One platform's source of claim 4's signals. Each is tested against a fake of its platform API. */
+export interface PresenceAdapter {
+  /**
+   * `system`: the OS's input and lock state (IdleDetector, Electron powerMonitor, logind);
+   * `page`: only input inside this page plus its visibility: a weaker signal (a user typing in another app is idle).
+   */
+  readonly signal: 'system' | 'page';
+  /** Starts reporting. Called again with a new threshold when `welcome.idleAfterMs` changes (after `stop()`). */
+  start(update: (u: PresenceUpdate) => void, opts: { idleAfterMs: number }): void | Promise<void>;
+  stop(): void;
+}
+
+/** What the reporter needs from the client core (`SwitchboardClient` fits). */
+export interface PresenceSink {
+  setPresence(presence: PcPresence): void;
+  /** The current session's welcome, if one is open already (its `idleAfterMs` is used at start). */
+  readonly welcome?: Welcome;
+  on(event: 'welcome', listener: (welcome: Welcome) => void): () => void;
+}
+
+export interface PcPresenceOptions extends Partial<Omit<PresenceOptions, 'idleAfterMs'>> {
+  /** How often idle time is re-evaluated between adapter updates, ms. Default 1000. */
+  tickMs?: number;
+  /** Epoch ms clock. Default `Date.now`. */
+  now?: () => number;
+}
+
+interface AdapterState {
+  lastInputAt?: number;
+  idle?: boolean;
+  screenLocked: boolean;
+  suspended: boolean;
+}
+
+export class PcPresenceReporter {
+  private memory: PresenceMemory = INITIAL_PRESENCE_MEMORY;
+  private clientLocked = false;
+  private idleAfterMs = DEFAULT_IDLE_AFTER_MS;
+  private startedAt = 0;
+  private readonly states: AdapterState[];
+  private tick?: ReturnType<typeof setInterval>;
+  private offWelcome?: () => void;
+  private readonly now: () => number;
+
+  constructor(private readonly sink: PresenceSink, private readonly adapters: PresenceAdapter[], private readonly opts: PcPresenceOptions = {}) {
+    this.now = opts.now ?? Date.now;
+    this.states = adapters.map(() => ({ screenLocked: false, suspended: false }));
+  }
+
+  /** The presence last reported. */
+  get presence(): PcPresence | undefined {
+    return this.memory.reported;
+  }
+
+  /** True when every adapter is a page-level (weaker) signal. */
+  get weakSignal(): boolean {
+    return this.adapters.every((a) => a.signal === 'page');
+  }
+
+  async start(): Promise<void> {
+    this.startedAt = this.now();
+    this.idleAfterMs = this.sink.welcome?.idleAfterMs ?? DEFAULT_IDLE_AFTER_MS;
+    this.offWelcome = this.sink.on('welcome', (w) => void this.onWelcome(w));
+    await this.startAdapters();
+    this.tick = setInterval(() => this.evaluate(), this.opts.tickMs ?? 1000);
+    this.evaluate();
+  }
+
+  stop(): void {
+    clearInterval(this.tick);
+    this.offWelcome?.();
+    for (const a of this.adapters) a.stop();
+  }
+
+  /** Claim 4's "client locked": call with true when the app's own lock screen shows, false when it is unlocked. */
+  setClientLocked(locked: boolean): void {
+    this.clientLocked = locked;
+    this.evaluate();
+  }
+
+  /** The signals as of now (merged over all adapters: any lock counts, the most recent input counts). */
+  signals(): PresenceSignals {
+    const now = this.now();
+    // A platform that applies the threshold itself counts as input just now while it says active.
+    const inputs = this.states.map((s) => (s.idle === undefined ? s.lastInputAt : s.idle ? -Infinity : now)).filter((t): t is number => t !== undefined);
+    const lastInputAt = inputs.length > 0 ? Math.max(...inputs) : this.startedAt;
+    return {
+      idleMs: Math.max(0, now - lastInputAt),
+      screenLocked: this.states.some((s) => s.screenLocked),
+      suspended: this.states.some((s) => s.suspended),
+      clientLocked: this.clientLocked,
+    };
+  }
+
+  private async onWelcome(welcome: Welcome): Promise<void> {
+    const threshold = welcome.idleAfterMs ?? DEFAULT_IDLE_AFTER_MS;
+    if (threshold === this.idleAfterMs) return;
+    this.idleAfterMs = threshold;
+    for (const a of this.adapters) a.stop();
+    await this.startAdapters();
+    this.evaluate();
+  }
+
+  private async startAdapters(): Promise<void> {
+    await Promise.all(this.adapters.map((adapter, i) => adapter.start((u) => this.update(i, u), { idleAfterMs: this.idleAfterMs })));
+  }
+
+  private update(index: number, u: PresenceUpdate): void {
+    const s = this.states[index];
+    if (u.idleMs !== undefined) s.lastInputAt = u.idleMs === Infinity ? -Infinity : this.now() - u.idleMs;
+    if (u.idle !== undefined) s.idle = u.idle;
+    if (u.screenLocked !== undefined) s.screenLocked = u.screenLocked;
+    if (u.suspended !== undefined) s.suspended = u.suspended;
+    this.evaluate();
+  }
+
+  private evaluate(): void {
+    const step = nextPresence(this.memory, this.signals(), this.now(), {
+      idleAfterMs: this.idleAfterMs,
+      resumeWithinMs: this.opts.resumeWithinMs ?? DEFAULT_PRESENCE_OPTIONS.resumeWithinMs,
+      activeReportEveryMs: this.opts.activeReportEveryMs ?? DEFAULT_PRESENCE_OPTIONS.activeReportEveryMs,
+    });
+    this.memory = step.memory;
+    if (step.report) this.sink.setPresence(step.report);
+  }
+}

@@ -1,0 +1,61 @@
+import type { ClientKind, InactiveReason, MessageFrame, MobileOs, PcPresence } from '../protocol/index.js';
+
+/**
+ * The WebSocket frames a client sees (PROTOCOL.md v1.1 section 2), as types only: nothing here exists at run time,
+ * so the compiled clients load in a browser as ES modules without the server's code.
+ */
+
+export type { ClientKind, InactiveReason, MessageFrame, MobileOs, PcPresence };
+
+/** Mobile presence (section 2): a backgrounded app counts as offline for direct delivery. */
+export type MobileState = 'foreground' | 'background';
+
+/** `welcome`: `heartbeatMs` is how often to ping; `idleAfterMs` the idle threshold the user's policy asks for. */
+export interface Welcome {
+  type: 'welcome';
+  user: string;
+  device: string;
+  kind: ClientKind;
+  heartbeatMs: number;
+  /** Absent from servers older than v1.1; clients then use 60000 (section 2's default). */
+  idleAfterMs?: number;
+}
+
+/** `clear` (section 4, read sync): remove these messages' notifications; `badge` is the user's unread count. */
+export interface ClearFrame {
+  type: 'clear';
+  ids: string[];
+  badge?: number;
+}
+
+/** `error` frame: a rejected frame, the connection stays. `code` is from the server's error registry. */
+export interface ErrorFrame {
+  type: 'error';
+  code: string;
+  message: string;
+}
+
+export type ServerFrameV11 =
+  | Welcome
+  | MessageFrame
+  | ClearFrame
+  | ErrorFrame
+  | { type: 'pong' }
+  | { type: 'registered' }
+  | { type: 'unregistered' };
+
+export type ClientFrameV11 =
+  | { type: 'hello'; token: string }
+  | { type: 'presence'; state: 'active' }
+  | { type: 'presence'; state: 'inactive'; reason: InactiveReason }
+  | { type: 'presence'; state: MobileState }
+  | { type: 'register'; os: MobileOs; token: string; app?: string }
+  | { type: 'unregister' }
+  | { type: 'ack'; id: string }
+  | { type: 'read'; ids: string[] }
+  | { type: 'ping' };
+
+/** Section 2's default idle threshold, used when `welcome` carries none. */
+export const DEFAULT_IDLE_AFTER_MS = 60_000;
+/** Section 2: at most 500 ids per `read` frame. */
+export const MAX_READ_IDS = 500;

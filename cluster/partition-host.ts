@@ -1,0 +1,107 @@
+import { createInbox, type NatsConnection } from '@nats-io/transport-node';
+import type { UserDirectory } from '../actors/directory.js';
+import type { Logger } from '../base/logger.js';
+import type { Metrics } from '../base/metrics.js';
+import type { Fence } from '../bus/fence.js';
+import type { Bus, Subscription } from '../bus/bus.js';
+import { partitionOf, type Subjects } from '../bus/subjects.js';
+import { encodeBusMessage, type OwnerMessage, type OwnerQuery } from '../protocol/index.js';
+import type { Ingress } from '../store/types.js';
+
+/** Longest wait for gateways to resend a partition's sessions before its new owner starts routing, ms. */
+export const RESYNC_WAIT_MS = 1000;
+
+export interface PartitionHostDeps {
+  nc: NatsConnection;
+  /** The plain NATS bus: owner subscriptions are taken on it (deliveries go out through the fenced one). */
+  bus: Bus;
+  subjects: Subjects;
+  ingress: Ingress;
+  directory: UserDirectory;
+  /** How many gateways to expect answers from when asking them to resend sessions (the live members). */
+  liveGateways(): number;
+  metrics: Metrics;
+  log: Logger;
+  /** Longest wait for in-flight work of a partition being handed off, ms (SWITCHBOARD_SHUTDOWN_TIMEOUT_MS). */
+  drainTimeoutMs: number;
+}
+
+/**
+ * What a node does when it gains or loses a user partition (the LeaseKeeper's callbacks): subscribe the user
+ * directory to the partition's owner and query subjects, ask the gateways to resend its sessions, then consume its
+ * ingress; on handoff, stop consuming, finish in-flight work and forget its users; on a lost lease, stop at once.
+ */
+export class PartitionHost {
+  private readonly subs = new Map<number, Subscription[]>();
+
+  constructor(private readonly deps: PartitionHostDeps) {}
+
+  /** How many partitions are hosted now. */
+  get size(): number {
+    return this.subs.size;
+  }
+
+  /** The lease of `p` was won with `fence`: start serving it. */
+  async acquire(p: number, fence: Fence): Promise<void> {
+    const { bus, subjects, directory, ingress, log } = this.deps;
+    this.subs.set(p, [
+      bus.subscribe(subjects.ownerPartition(p), (m) => directory.handle(m as OwnerMessage)),
+      bus.serve(subjects.queryPartition(p), (q) => directory.answer(q as OwnerQuery)),
+    ]);
+    // Presence first: gateways resend this partition's sessions, and only once they answered (or a short wait
+    // passed) does routing start, so queued messages do not meet an empty presence table.
+    const answered = await this.askGateways(p);
+    log.debug({ partition: p, gateways: answered }, 'sessions resent by gateways');
+    await ingress.consume((msg) => directory.handle({ type: 'route', user: msg.to, msg }), p);
+    this.deps.metrics.ownedPartitions.set(this.subs.size);
+    log.info({ partition: p, revision: fence.revision }, 'partition acquired');
+  }
+
+  /** Graceful handoff of `p` (rebalance or SIGTERM): stop consuming, finish in-flight work, forget its users. */
+  async release(p: number): Promise<void> {
+    await this.deps.ingress.release(p);
+    this.unsubscribe(p);
+    await this.deps.directory.drain(this.deps.drainTimeoutMs);
+    this.forget(p);
+    this.deps.log.info({ partition: p }, 'partition handed off');
+  }
+
+  /** `p` was won from `from`, a node that let its lease lapse (a crash or a pause, not a handoff): counted for operators. */
+  takenOver(p: number, from: string): void {
+    this.deps.metrics.leaseTakeovers.inc();
+    this.deps.log.info({ partition: p, from }, 'partition taken over from a node whose lease lapsed');
+  }
+
+  /** The lease of `p` lapsed or was taken: stop acting for it now; its unacked messages go to the next owner. */
+  lost(p: number): void {
+    void this.deps.ingress.release(p);
+    this.unsubscribe(p);
+    this.forget(p);
+    this.deps.log.warn({ partition: p }, 'partition lease lost: stopped acting for it');
+  }
+
+  private unsubscribe(p: number): void {
+    for (const s of this.subs.get(p) ?? []) s.unsubscribe();
+    this.subs.delete(p);
+  }
+
+  private forget(p: number): void {
+    const partitions = this.deps.subjects.partitions;
+    this.deps.directory.evict((u) => partitionOf(u, partitions) === p);
+    this.deps.metrics.ownedPartitions.set(this.subs.size);
+  }
+
+  /** Publishes a resync request every gateway answers; waits for the live gateways' answers or RESYNC_WAIT_MS. */
+  private async askGateways(partition: number): Promise<number> {
+    const { nc, subjects } = this.deps;
+    const expected = this.deps.liveGateways();
+    const inbox = createInbox();
+    let got = 0;
+    const sub = nc.subscribe(inbox, { max: expected });
+    const timer = setTimeout(() => sub.unsubscribe(), RESYNC_WAIT_MS);
+    nc.publish(subjects.resync, encodeBusMessage({ type: 'resync', partition, partitions: subjects.partitions }), { reply: inbox });
+    for await (const _ of sub) got++;
+    clearTimeout(timer);
+    return got;
+  }
+}

@@ -1,0 +1,19 @@
+/** How long start-up keeps retrying a JetStream set-up step before the node gives up, ms. */
+export const STARTUP_RETRY_MS = 30_000;
+
+/**
+ * Retries a start-up step against JetStream (a JetStream cluster that just formed may have no meta leader yet) with
+ * doubling waits (200 ms to 2 s) for up to STARTUP_RETRY_MS; then rejects with `<what>: <last error>`.
+ */
+export async function untilJetStreamReady<T>(step: () => Promise<T>, what: string, log: { warn(o: object, m: string): void }): Promise<T> {
+  const deadline = Date.now() + STARTUP_RETRY_MS;
+  for (let wait = 200; ; wait = Math.min(wait * 2, 2000)) {
+    try {
+      return await step();
+    } catch (err) {
+      if (Date.now() + wait > deadline) throw new Error(`${what}: ${(err as Error).message}`);
+      log.warn({ err: (err as Error).message, what }, 'JetStream not ready yet; retrying');
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}

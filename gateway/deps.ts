@@ -1,0 +1,62 @@
+import type { Clock } from '../base/clock.js';
+import type { Logger } from '../base/logger.js';
+import type { Metrics } from '../base/metrics.js';
+import type { Bus } from '../bus/bus.js';
+import type { Subjects } from '../bus/subjects.js';
+import type { Vendor } from '../protocol/index.js';
+import type { RegistrationRules } from './registration-rules.js';
+import type { DeviceRegistry, Ingress, PolicyStore } from '../store/types.js';
+import type { ClusterView, DashboardFeed } from './dashboard-feed.js';
+import type { PlaygroundMode } from './playground-access.js';
+import type { StaticPages } from './static-pages.js';
+
+/** The configuration values the gateway uses (a slice of the node's config, PROTOCOL.md section 2). */
+export interface GatewayConfig {
+  /** SWITCHBOARD_HEARTBEAT_MS: the ping interval told to clients in `welcome`, ms. */
+  readonly clientHeartbeatMs: number;
+  /** SWITCHBOARD_FRAME_RATE: frames per second a client may send (burst 2x) before 4429. */
+  readonly frameRate: number;
+  /** SWITCHBOARD_SEND_BUFFER_BYTES: a client whose unsent bytes exceed this is closed (1013), bytes. */
+  readonly sendBufferBytes: number;
+  /** SWITCHBOARD_PLAYGROUND: whether `/playground` is served (issue 12). */
+  readonly playground: PlaygroundMode;
+  /** Which vendors have credentials (default app); the playground says which one a push would have used. */
+  readonly pushVendors: Readonly<Record<Vendor, boolean>>;
+}
+
+export interface GatewayDeps {
+  config: GatewayConfig;
+  nodeId: string;
+  bus: Bus;
+  subjects: Subjects;
+  /** Durable acceptance of `POST /v1/messages`; the composition root wires its consumer to the router. */
+  ingress: Pick<Ingress, 'accept'>;
+  registry: DeviceRegistry;
+  /** Configured apps and allowed Web Push hosts, for device registrations (section 3). */
+  registration: RegistrationRules;
+  /** Per-user delivery policies (`…/policy`, and `idleAfterMs` in `welcome`). */
+  policies: PolicyStore;
+  metrics: Metrics;
+  log: Logger;
+  clock: Clock;
+  /** HS256 secret of client hello tokens. */
+  jwtSecret: string;
+  /** Bearer key of /v1/* HTTP calls. */
+  apiKey: string;
+  /** Readiness of the whole node (`/readyz`, and whether messages are accepted). */
+  isReady(): boolean;
+  /** Cluster membership and partition ownership for the dashboard; only the cluster composition root provides it. */
+  cluster?: ClusterView;
+}
+
+/** The gateway's deps the HTTP API uses, plus whether the gateway is draining before shutdown. */
+export type HttpApiDeps = Pick<GatewayDeps, 'bus' | 'subjects' | 'ingress' | 'registry' | 'registration' | 'policies' | 'metrics' | 'log' | 'clock' | 'apiKey' | 'isReady' | 'config' | 'jwtSecret'> & {
+  /** True once the gateway stopped accepting (draining before shutdown). */
+  isStopping(): boolean;
+  /** The operator dashboard's figures and live stream (issue 12). */
+  dashboard: DashboardFeed;
+  /** The page assets (`pages/`). */
+  pages: StaticPages;
+  /** The host the listener is bound to (decides whether `/playground` is served in `auto` mode). */
+  listenHost(): string;
+};

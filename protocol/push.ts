@@ -1,0 +1,36 @@
+import type { ChatMessage, Vendor } from './message.js';
+
+/**
+ * The port between the user actors and the vendor senders: a push job crosses a worker-thread boundary (Piscina),
+ * so it is a wire type of its own. Implemented by senders/pool.ts; actors only see this interface.
+ */
+
+/** One offline push, handed from a user actor to the sender pool (claim 1/6: OS type + device token). */
+export interface PushJob {
+  /** Unique per push attempt chain: `${message.id}:${device}`. */
+  jobId: string;
+  user: string;
+  device: string;
+  vendor: Vendor;
+  token: string;
+  app?: string;
+  message: ChatMessage;
+  /**
+   * Quiet hours (PROTOCOL.md section 4): show the notification without sound and at the lowest interruption level
+   * (APNs `interruption-level: passive`, FCM `PRIORITY_MIN`, Push Kit importance `LOW`, Web Push `silent`).
+   */
+  silent?: true;
+}
+
+/** Vendor outcomes are data, never thrown (STYLE.md, errors). */
+export type PushOutcome =
+  | { outcome: 'ok'; vendorId?: string }
+  | { outcome: 'dead_token'; reason: string }
+  | { outcome: 'retry'; reason: string; retryAfterMs?: number }
+  | { outcome: 'failed'; reason: string };
+
+/** Where the actors hand their offline pushes: the Piscina pool in production, a recorder in tests. */
+export interface PushSink {
+  push(job: PushJob): Promise<PushOutcome>;
+  close(): Promise<void>;
+}

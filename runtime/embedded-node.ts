@@ -1,0 +1,108 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { UserDirectory } from '../actors/directory.js';
+import { MemoryBus } from '../bus/memory-bus.js';
+import { Subjects } from '../bus/subjects.js';
+import { createGateway, type Gateway } from '../gateway/server.js';
+import { PushPool } from '../senders/pool.js';
+import { FileDeviceRegistry } from '../store/file-device-registry.js';
+import { FileInbox } from '../store/file-inbox.js';
+import { FilePolicyStore } from '../store/file-policy-store.js';
+import { ConfigError, gatewayConfigOf, type Config } from './config.js';
+import { GatedIngress } from '../store/replay-gate.js';
+import { loadSecrets } from './secrets.js';
+import { loadSenderConfig } from './sender-config.js';
+import { startTokenSweep } from '../store/token-sweep.js';
+import { busEventPublisher, registrationRules, tokenRemovalListener } from './token-removals.js';
+import { AcceptTracker } from '../store/accept-tracker.js';
+import type { RunningNode, StartOptions } from './running-node.js';
+import { RoutingSummary, logDecision } from '../base/routing-log.js';
+
+/**
+ * The embedded composition root (no SWITCHBOARD_NATS_URL): one process, every partition, the in-process MemoryBus,
+ * the file-backed inbox and device registry in the data dir, a Piscina sender pool. It only chooses and wires.
+ */
+export async function startEmbeddedNode(config: Config, opts: Required<StartOptions>): Promise<RunningNode> {
+  const { log, clock, metrics } = opts;
+  // One process does everything here: without router and sender nothing would route (SWITCHBOARD_ROLES).
+  if (!config.roles.includes('router') || !config.roles.includes('sender')) {
+    throw new ConfigError('SWITCHBOARD_ROLES', 'a list holding router and sender without SWITCHBOARD_NATS_URL (the embedded node routes and sends itself)');
+  }
+
+  await mkdir(config.dataDir, { recursive: true });
+  const secrets = await loadSecrets(config.dataDir, config);
+  const subjects = new Subjects(config.subjectPrefix, config.partitions);
+  const bus = new MemoryBus();
+  const onTokenRemoved = tokenRemovalListener({ bus, subjects, log, publishEvent: busEventPublisher(bus, subjects) });
+  const registry = await FileDeviceRegistry.open(join(config.dataDir, 'devices'), { onTokenRemoved, now: () => clock.now() });
+  const senderConfig = loadSenderConfig(config);
+  const policies = await FilePolicyStore.open(join(config.dataDir, 'policies'));
+  const inbox = await FileInbox.open(join(config.dataDir, 'inbox'), { dedupeWindowMs: config.dedupeWindowMs });
+  const pushes = new PushPool({ config: senderConfig, log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
+
+  // Decorators: replays wait for clients to reconnect; accepts in flight are counted for a graceful stop.
+  const gated = new GatedIngress(inbox, clock.now(), config.replayGraceMs, clock);
+  const ingress = new AcceptTracker(gated);
+  const router = new UserDirectory({
+    nodeId: config.nodeId, bus, subjects, registry, policies, pushes, clock, metrics, log,
+    ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs,
+    passivateAfterMs: config.passivateAfterMs, decisionHistoryBytes: config.decisionHistoryBytes,
+    done: (id) => ingress.done(id),
+    onRouted: (e) => logDecision(log, e),
+  });
+  // Embedded: this node owns every partition.
+  metrics.ownedPartitions.set(config.partitions);
+  bus.subscribe(subjects.ownerPartition('*'), (msg) => router.handle(msg as never));
+  bus.serve(subjects.queryPartition('*'), (q) => router.answer(q as never));
+
+
+  let ready = false;
+  let gateway: Gateway | undefined;
+  let port = 0;
+  if (config.roles.includes('gateway')) {
+    gateway = createGateway({
+      config: gatewayConfigOf(config), nodeId: config.nodeId, bus, subjects, ingress, registry, policies, metrics, log, clock,
+      registration: registrationRules(config, senderConfig), jwtSecret: secrets.jwtSecret, apiKey: secrets.apiKey, isReady: () => ready,
+    });
+    port = await gateway.listen(config.host, config.port);
+  }
+  // Replays what was accepted before a restart and never settled (held for the reconnect grace), then follows new accepts.
+  await ingress.consume((msg) => router.handle({ type: 'route', user: msg.to, msg }));
+  const holding = gated.startGrace();
+  if (holding > 0) log.info({ messages: holding, graceMs: config.replayGraceMs }, 'replaying unsettled messages after the reconnect grace');
+  const stopSweep = startTokenSweep({ registry, clock, log, maxAgeDays: config.tokenMaxAgeDays });
+  ready = true;
+  log.info({ node: config.nodeId, host: config.host, port, dataDir: config.dataDir, secretFiles: secrets.files }, 'switchboard listening');
+  const summary = new RoutingSummary(metrics, log, clock, config.summaryIntervalMs);
+  summary.start();
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      ready = false;
+      log.info('stopping: no new messages or sessions');
+      summary.stop();
+      gateway?.stopAccepting();
+      // Replays still held stay unsettled in the inbox and come back at the next start.
+      gated.cancelGrace();
+      // Accepts still writing when SIGTERM arrives are answered 202 and must be routed before the sessions close.
+      await ingress.settled();
+      // Route everything accepted while the sessions are still open, then say goodbye to the clients.
+      await router.drain(config.shutdownTimeoutMs);
+      await gateway?.closeSessions(1001);
+      await router.drain(config.shutdownTimeoutMs);
+      // Actors stop before the pool, so a push cut short leaves its message unsettled (sent again at the next
+      // start) instead of reporting it failed.
+      router.stop();
+      await pushes.close();
+      await ingress.close();
+      await stopSweep();
+      await registry.close();
+      await policies.close();
+      await gateway?.close();
+      await bus.close();
+      log.info('stopped');
+    })());
+
+  return { nodeId: config.nodeId, port, router, ingress, metrics, apiKey: secrets.apiKey, jwtSecret: secrets.jwtSecret, stop };
+}

@@ -1,0 +1,29 @@
+import type { UserDirectory } from '../actors/directory.js';
+import type { Clock } from '../base/clock.js';
+import type { Logger } from '../base/logger.js';
+import type { Metrics } from '../base/metrics.js';
+import type { Ingress } from '../store/types.js';
+
+/** A started node: what `bin/switchboard.ts` runs and what in-process tests and benchmarks drive. */
+export interface RunningNode {
+  readonly nodeId: string;
+  /** The HTTP + WebSocket port actually bound (SWITCHBOARD_PORT, or the free port chosen for `0`). */
+  readonly port: number;
+  /** The routing core: one actor per user. */
+  readonly router: UserDirectory;
+  /** Durable acceptance, the in-process entry (benchmarks, tests): the same path as `POST /v1/messages`. */
+  readonly ingress: Pick<Ingress, 'accept'>;
+  readonly metrics: Metrics;
+  readonly apiKey: string;
+  readonly jwtSecret: string;
+  /** Graceful stop (SIGTERM): stop accepting, finish in-flight work, flush durable state. */
+  stop(): Promise<void>;
+}
+
+/** What a caller may inject into a composition root; defaults are the real ones. */
+export interface StartOptions {
+  log?: Logger;
+  clock?: Clock;
+  /** Metrics registry; default metrics (process, GC) are collected unless disabled. */
+  metrics?: Metrics;
+}

@@ -1,0 +1,22 @@
+import { systemClock } from '../base/clock.js';
+import { createLogger } from '../base/logger.js';
+import { Metrics } from '../base/metrics.js';
+import { startClusterNode } from './cluster-node.js';
+import type { Config } from './config.js';
+import { startEmbeddedNode } from './embedded-node.js';
+import type { RunningNode, StartOptions } from './running-node.js';
+
+export type { RunningNode, StartOptions } from './running-node.js';
+
+/**
+ * Starts one node: the cluster composition root when `SWITCHBOARD_NATS_URL` is set, else the embedded one
+ * (PROTOCOL.md section 1). Rejects when start-up fails (data dir, NATS, listener); the error names the cause.
+ */
+export function startNode(config: Config, opts: StartOptions = {}): Promise<RunningNode> {
+  const resolved = {
+    log: opts.log ?? createLogger(config.logLevel),
+    clock: opts.clock ?? systemClock,
+    metrics: opts.metrics ?? new Metrics(),
+  };
+  return config.natsServers.length > 0 ? startClusterNode(config, resolved) : startEmbeddedNode(config, resolved);
+}

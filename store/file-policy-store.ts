@@ -1,0 +1,72 @@
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SwitchboardError, type UserPolicy } from '../protocol/index.js';
+import { AppendLog, syncDirectory } from './append-log.js';
+import type { PolicyStore } from './types.js';
+
+/** Log record: the user's whole policy; the last record of a user is its policy. */
+export interface PolicyLogRecord {
+  user: string;
+  policy: UserPolicy;
+}
+
+const LOG_FILE = 'policies.log';
+const SNAPSHOT_TMP = 'policies.log.tmp';
+/** At open, a log larger than this and more than twice its live records is rewritten as a snapshot. */
+export const POLICY_COMPACT_MIN_BYTES = 256 * 1024;
+
+/**
+ * Embedded policy store: every policy in memory, each `put` appended to `policies.log` (checksummed, group
+ * commit) and acknowledged once fdatasync'ed. Policies change rarely, so the log is compacted only at open:
+ * one record per user written to a temp file, synced and renamed over the log.
+ */
+export class FilePolicyStore implements PolicyStore {
+  private closed = false;
+
+  private constructor(private readonly policies: Map<string, UserPolicy>, private readonly log: AppendLog<PolicyLogRecord>) {}
+
+  static async open(dir: string): Promise<FilePolicyStore> {
+    await mkdir(dir, { recursive: true });
+    const path = join(dir, LOG_FILE);
+    const tmp = join(dir, SNAPSHOT_TMP);
+    await rm(tmp, { force: true }); // a compaction cut short before its rename
+    const policies = new Map<string, UserPolicy>();
+    const report = await AppendLog.replay<PolicyLogRecord>(path, (r) => policies.set(r.user, r.policy));
+    let bytes = report.validBytes;
+    if (bytes > POLICY_COMPACT_MIN_BYTES && report.records > 2 * policies.size) {
+      const snapshot = new AppendLog<PolicyLogRecord>(tmp);
+      await Promise.all([...policies].map(([user, policy]) => snapshot.append({ user, policy })));
+      await snapshot.close();
+      await rename(tmp, path);
+      await syncDirectory(dir);
+      bytes = snapshot.bytes;
+    }
+    return new FilePolicyStore(policies, new AppendLog(path, { startBytes: bytes }));
+  }
+
+  async get(user: string): Promise<UserPolicy | undefined> {
+    const p = this.policies.get(user);
+    return p === undefined ? undefined : clone(p);
+  }
+
+  /** Memory is updated at call time, in log order, so a `get` right after sees it; the answer waits for the disk. */
+  async put(user: string, policy: UserPolicy): Promise<void> {
+    if (this.closed) throw new SwitchboardError('shutting_down', 'policy store is closed');
+    const copy = clone(policy);
+    this.policies.set(user, copy);
+    try {
+      await this.log.append({ user, policy: copy });
+    } catch (e) {
+      throw new SwitchboardError('store_failed', (e as Error).message, { cause: e });
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.log.close();
+  }
+}
+
+function clone(p: UserPolicy): UserPolicy {
+  return p.quietHours ? { ...p, quietHours: { ...p.quietHours } } : { ...p };
+}

@@ -1,0 +1,213 @@
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ChatServerClient, SwitchboardApiError } from '../chat-server/client.js';
+import { Cluster } from './support/cluster.js';
+import { NatsServer } from './support/nats-server.js';
+import { NodeProcess } from './support/node-process.js';
+import { msgId, uniqueUser } from './support/scenario.js';
+
+/**
+ * The chat-server SDK (PROTOCOL.md section 3) against a real node over HTTP and a real cluster node over NATS;
+ * a gateway that dies mid-request is a proxy in front of the node that cuts the connection after the node answered.
+ */
+
+let node: NodeProcess;
+beforeAll(async () => {
+  node = await NodeProcess.start();
+});
+afterAll(async () => {
+  await node?.stop();
+  await node?.removeData();
+});
+
+type Behaviour = 'forward' | 'forward_then_die' | 'answer_503';
+
+/** A proxy to the node whose answer to each request follows the script (then forwards). Records every request body. */
+async function flakyGateway(script: Behaviour[]): Promise<{ url: string; bodies: string[]; server: Server }> {
+  const bodies: string[] = [];
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      bodies.push(body.toString());
+      const behaviour = script.shift() ?? 'forward';
+      if (behaviour === 'answer_503') {
+        res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'unavailable', message: 'not ready' } }));
+        return;
+      }
+      const up = httpRequest(node.url + req.url, { method: req.method, headers: req.headers }, (answer) => {
+        const parts: Buffer[] = [];
+        answer.on('data', (c: Buffer) => parts.push(c));
+        answer.on('end', () => {
+          // The node accepted; the gateway dies before the chat server hears it.
+          if (behaviour === 'forward_then_die') return void req.socket.destroy();
+          res.writeHead(answer.statusCode!, answer.headers).end(Buffer.concat(parts));
+        });
+      });
+      up.end(body);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, bodies, server };
+}
+
+describe('ChatServerClient over HTTP', () => {
+  it('send: accepted, then duplicate for the same id', async () => {
+    const sdk = new ChatServerClient({ http: { url: node.url, apiKey: node.apiKey } });
+    const id = msgId();
+    expect(await sdk.send({ id, to: uniqueUser(), text: 'hi' })).toEqual({ id, status: 'accepted' });
+    expect(await sdk.send({ id, to: uniqueUser(), text: 'hi' })).toEqual({ id, status: 'duplicate' });
+  });
+
+  it('a gateway dying mid-request: retried with the same id; the earlier attempt was accepted (duplicate), delivered once', async () => {
+    const gw = await flakyGateway(['forward_then_die']);
+    try {
+      const sdk = new ChatServerClient({ http: { url: gw.url, apiKey: node.apiKey }, retry: { initialMs: 10 } });
+      const id = msgId();
+      const user = uniqueUser();
+      expect(await sdk.send({ id, to: user, text: 'once' })).toEqual({ id, status: 'duplicate' });
+      expect(gw.bodies).toHaveLength(2);
+      expect(gw.bodies.map((b) => JSON.parse(b).id)).toEqual([id, id]);
+      const decisions = (await node.http('GET', `/v1/users/${user}/decisions`)).body.decisions;
+      expect(decisions.filter((d: { id: string }) => d.id === id)).toHaveLength(1);
+    } finally {
+      gw.server.close();
+    }
+  });
+
+  it('503s are retried with backoff; the third attempt is accepted', async () => {
+    const gw = await flakyGateway(['answer_503', 'answer_503']);
+    try {
+      const sdk = new ChatServerClient({ http: { url: gw.url, apiKey: node.apiKey }, retry: { initialMs: 10 } });
+      const id = msgId();
+      expect(await sdk.send({ id, to: uniqueUser(), text: 'x' })).toEqual({ id, status: 'accepted' });
+      expect(gw.bodies).toHaveLength(3);
+    } finally {
+      gw.server.close();
+    }
+  });
+
+  it('gives up after the attempts, with the last temporary error', async () => {
+    const gw = await flakyGateway(['answer_503', 'answer_503', 'answer_503']);
+    try {
+      const sdk = new ChatServerClient({ http: { url: gw.url, apiKey: node.apiKey }, retry: { attempts: 3, initialMs: 10 } });
+      const err = await sdk.send({ id: msgId(), to: 'u', text: 'x' }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SwitchboardApiError);
+      expect(err).toMatchObject({ code: 'unavailable', status: 503, temporary: true });
+      expect(gw.bodies).toHaveLength(3);
+    } finally {
+      gw.server.close();
+    }
+  });
+
+  it('typed errors from the registry, not retried: 400 invalid_request, 401 unauthorized', async () => {
+    const gw = await flakyGateway([]);
+    try {
+      const sdk = new ChatServerClient({ http: { url: gw.url, apiKey: node.apiKey } });
+      const bad = await sdk.send({ id: '', to: 'u', text: 'x' }).catch((e: unknown) => e);
+      expect(bad).toMatchObject({ name: 'SwitchboardApiError', code: 'invalid_request', status: 400, temporary: false });
+      expect((bad as Error).message).toMatch(/id/);
+      const wrongKey = new ChatServerClient({ http: { url: gw.url, apiKey: 'not-the-key-0123456789' } });
+      expect(await wrongKey.send({ id: msgId(), to: 'u', text: 'x' }).catch((e: unknown) => e)).toMatchObject({ code: 'unauthorized', status: 401 });
+      expect(gw.bodies).toHaveLength(2);
+    } finally {
+      gw.server.close();
+    }
+  });
+
+  it('a node that is down: a transport error, temporary, after the retries', async () => {
+    const sdk = new ChatServerClient({ http: { url: 'http://127.0.0.1:1', apiKey: 'k' }, retry: { attempts: 2, initialMs: 10 } });
+    expect(await sdk.send({ id: msgId(), to: 'u' }).catch((e: unknown) => e)).toMatchObject({ code: 'transport', temporary: true });
+  });
+
+  it('batch and policy against the node; read where the node has it (v1.1 adds it; until then a typed not_found)', async () => {
+    const sdk = new ChatServerClient({ http: { url: node.url, apiKey: node.apiKey } });
+    const user = uniqueUser();
+    const ids = [msgId(), msgId()];
+    expect(await sdk.sendBatch(ids.map((id) => ({ id, to: user, text: id })))).toEqual(ids.map((id) => ({ id, status: 'accepted' })));
+    const again = await sdk.sendBatch([{ id: ids[0], to: user }, { id: '', to: user }]);
+    expect(again[0]).toEqual({ id: ids[0], status: 'duplicate' });
+    expect(again[1]).toMatchObject({ error: { code: 'invalid_request', temporary: false } });
+    const read = await sdk.read(user, ids).then(() => 'ok', (e: SwitchboardApiError) => e.code);
+    expect(['ok', 'not_found']).toContain(read);
+    expect(await sdk.getPolicy(user)).toMatchObject({ mobile: 'when_away' });
+    expect(await sdk.setPolicy(user, { mobile: 'always', idleAfterSeconds: 120 })).toMatchObject({ mobile: 'always', idleAfterSeconds: 120 });
+    expect(await sdk.setPolicy(user, { mobile: 'sometimes' as never }).catch((e: unknown) => e)).toMatchObject({ code: 'invalid_field', status: 400 });
+    await expect(sdk.sendBatch([])).rejects.toThrow(/1-500 messages/);
+  });
+});
+
+describe('ChatServerClient against a stand-in speaking section 3 (batch, read, policy)', () => {
+  it('sends the documented requests and reads the documented answers', async () => {
+    const seen: { method: string; url: string; body: any }[] = [];
+    const server = createServer((req, res) => {
+      let text = '';
+      req.on('data', (c) => (text += c));
+      req.on('end', () => {
+        const body = text ? JSON.parse(text) : undefined;
+        seen.push({ method: req.method!, url: req.url!, body });
+        const json = (status: number, b: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(b));
+        if (req.url === '/v1/messages/batch') {
+          return json(200, { results: [{ id: 'a', status: 'accepted' }, { id: 'b', status: 'duplicate' }, { error: { code: 'invalid_field', message: 'data key "from" is reserved' } }] });
+        }
+        if (req.url === '/v1/users/u%2F1/read') return json(200, {});
+        if (req.url === '/v1/users/u1/policy') return json(200, req.method === 'PUT' ? body : { mobile: 'always' });
+        json(404, { error: { code: 'not_found', message: 'no such resource' } });
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const sdk = new ChatServerClient({ http: { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, apiKey: 'k' } });
+      const results = await sdk.sendBatch([{ id: 'a', to: 'u1' }, { id: 'b', to: 'u1' }, { id: 'c', to: 'u1', data: { from: 'x' } }]);
+      expect(results.slice(0, 2)).toEqual([{ id: 'a', status: 'accepted' }, { id: 'b', status: 'duplicate' }]);
+      expect(results[2]).toMatchObject({ error: { code: 'invalid_field', temporary: false } });
+      await sdk.read('u/1', ['a', 'b']);
+      expect(await sdk.getPolicy('u1')).toEqual({ mobile: 'always' });
+      expect(await sdk.setPolicy('u1', { mobile: 'never', idleAfterSeconds: 120 })).toEqual({ mobile: 'never', idleAfterSeconds: 120 });
+      expect(seen.map((s) => `${s.method} ${s.url}`)).toEqual([
+        'POST /v1/messages/batch', 'POST /v1/users/u%2F1/read', 'GET /v1/users/u1/policy', 'PUT /v1/users/u1/policy',
+      ]);
+      expect(seen[0].body.messages).toHaveLength(3);
+      expect(seen[1].body).toEqual({ ids: ['a', 'b'] });
+    } finally {
+      server.close();
+    }
+  });
+});
+
+describe('ChatServerClient over NATS (a cluster node)', () => {
+  let nats: NatsServer;
+  let cluster: Cluster;
+  let nc: NatsConnection;
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    cluster = await Cluster.start({ natsUrls: [nats.url], nodes: 1, partitions: 4 });
+    nc = await connect({ servers: [nats.url] });
+  }, 60_000);
+  afterAll(async () => {
+    await nc?.close();
+    await cluster?.dispose();
+    await nats?.stop();
+  });
+
+  it('the same send() call: accepted, duplicate, typed errors; batch in order', async () => {
+    const sdk = new ChatServerClient({ nats: { connection: nc } });
+    const id = msgId();
+    const user = uniqueUser();
+    expect(await sdk.send({ id, to: user, text: 'over NATS' })).toEqual({ id, status: 'accepted' });
+    expect(await sdk.send({ id, to: user, text: 'over NATS' })).toEqual({ id, status: 'duplicate' });
+    expect(await sdk.send({ id: '', to: user }).catch((e: unknown) => e)).toMatchObject({ code: 'invalid_request', temporary: false });
+    const ids = [msgId(), id, msgId()];
+    expect(await sdk.sendBatch(ids.map((i) => ({ id: i, to: user, text: i })))).toEqual([
+      { id: ids[0], status: 'accepted' }, { id, status: 'duplicate' }, { id: ids[2], status: 'accepted' },
+    ]);
+  });
+
+  it('no responders (a wrong subject prefix): temporary transport error after the retries', async () => {
+    const sdk = new ChatServerClient({ nats: { connection: nc, subjectPrefix: 'nobody-listens', timeoutMs: 500 }, retry: { attempts: 2, initialMs: 10 } });
+    expect(await sdk.send({ id: msgId(), to: 'u' }).catch((e: unknown) => e)).toMatchObject({ code: 'transport', temporary: true });
+  });
+});

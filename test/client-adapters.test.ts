@@ -1,0 +1,224 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import {
+  IDLE_DETECTOR_MIN_THRESHOLD_MS, browserPresenceAdapter, idleDetectorAdapter, pageInputAdapter, requestIdleDetectionPermission,
+  type IdleDetectorClass, type IdleDetectorLike,
+} from '../clients/adapters/browser.js';
+import { electronPresenceAdapter, type PowerMonitorLike } from '../clients/adapters/electron.js';
+import { linuxLockAdapter } from '../clients/adapters/linux.js';
+import type { PresenceUpdate } from '../clients/pc-presence.js';
+
+/** Each platform adapter against a fake of its platform API (the real browser path runs in client-browser.int.test.ts). */
+
+class FakeTarget {
+  listeners = new Map<string, Set<() => void>>();
+  addEventListener(type: string, l: () => void) {
+    if (!this.listeners.has(type)) this.listeners.set(type, new Set());
+    this.listeners.get(type)!.add(l);
+  }
+  removeEventListener(type: string, l: () => void) {
+    this.listeners.get(type)?.delete(l);
+  }
+  fire(type: string) {
+    for (const l of this.listeners.get(type) ?? []) l();
+  }
+  count(): number {
+    return [...this.listeners.values()].reduce((n, s) => n + s.size, 0);
+  }
+}
+
+/** The Idle Detection API as WICG specifies it: permission, threshold >= 60 s, change events. */
+function fakeIdleDetector(permission: 'granted' | 'denied') {
+  const instances: (FakeTarget & { userState: 'active' | 'idle' | null; screenState: 'locked' | 'unlocked' | null; threshold?: number; signal?: AbortSignal })[] = [];
+  const Class = class extends FakeTarget implements IdleDetectorLike {
+    userState: 'active' | 'idle' | null = null;
+    screenState: 'locked' | 'unlocked' | null = null;
+    threshold?: number;
+    signal?: AbortSignal;
+    constructor() {
+      super();
+      instances.push(this);
+    }
+    static async requestPermission() {
+      return permission;
+    }
+    async start(opts: { threshold: number; signal?: AbortSignal }) {
+      if (permission !== 'granted') throw new DOMException('Idle detection permission denied', 'NotAllowedError');
+      if (opts.threshold < 60_000) throw new TypeError('Minimum threshold is 1 minute.');
+      this.threshold = opts.threshold;
+      this.signal = opts.signal;
+      this.userState = 'active';
+      this.screenState = 'unlocked';
+    }
+  } satisfies IdleDetectorClass;
+  return { Class, instances };
+}
+
+const collect = () => {
+  const updates: PresenceUpdate[] = [];
+  return { updates, update: (u: PresenceUpdate) => updates.push(u) };
+};
+
+describe('browser: IdleDetector', () => {
+  it('reports userState and screenState changes; threshold raised to 60 s; stop aborts', async () => {
+    const { Class, instances } = fakeIdleDetector('granted');
+    const a = idleDetectorAdapter(Class);
+    const { updates, update } = collect();
+    await a.start(update, { idleAfterMs: 30_000 });
+    const d = instances[0];
+    expect(d.threshold).toBe(IDLE_DETECTOR_MIN_THRESHOLD_MS);
+    expect(updates).toEqual([{ idle: false, screenLocked: false }]);
+    d.userState = 'idle';
+    d.fire('change');
+    d.screenState = 'locked';
+    d.fire('change');
+    expect(updates.slice(1)).toEqual([{ idle: true, screenLocked: false }, { idle: true, screenLocked: true }]);
+    a.stop();
+    expect(d.signal!.aborted).toBe(true);
+    await a.start(update, { idleAfterMs: 90_000 });
+    expect(instances[1].threshold).toBe(90_000);
+  });
+
+  it('permission: requestIdleDetectionPermission says whether it was granted', async () => {
+    expect(await requestIdleDetectionPermission(fakeIdleDetector('granted').Class)).toBe(true);
+    expect(await requestIdleDetectionPermission(fakeIdleDetector('denied').Class)).toBe(false);
+    expect(await requestIdleDetectionPermission(undefined)).toBe(false);
+  });
+});
+
+describe('browser: page input + Page Visibility (the weaker signal)', () => {
+  beforeEach(() => { vi.useFakeTimers(); vi.setSystemTime(1_000_000); });
+  afterEach(() => { vi.useRealTimers(); });
+
+  it('input events count as input at most once a second; becoming visible counts; stop removes every listener', () => {
+    const win = new FakeTarget();
+    const doc = Object.assign(new FakeTarget(), { visibilityState: 'visible' });
+    const a = pageInputAdapter({ window: win, document: doc });
+    expect(a.signal).toBe('page');
+    const { updates, update } = collect();
+    a.start(update, { idleAfterMs: 60_000 });
+    expect(updates).toEqual([{ idleMs: 0 }]);
+    win.fire('keydown');
+    win.fire('pointermove');
+    expect(updates).toHaveLength(2);
+    vi.advanceTimersByTime(1000);
+    win.fire('wheel');
+    expect(updates).toHaveLength(3);
+    doc.visibilityState = 'hidden';
+    doc.fire('visibilitychange');
+    expect(updates).toHaveLength(3);
+    doc.visibilityState = 'visible';
+    doc.fire('visibilitychange');
+    expect(updates).toHaveLength(4);
+    a.stop();
+    expect(win.count() + doc.count()).toBe(0);
+  });
+
+  it('browserPresenceAdapter uses IdleDetector where granted, else falls back to the page adapter', async () => {
+    const granted = browserPresenceAdapter({ IdleDetector: fakeIdleDetector('granted').Class, window: new FakeTarget(), document: Object.assign(new FakeTarget(), { visibilityState: 'visible' }) });
+    await granted.start(() => {}, { idleAfterMs: 60_000 });
+    expect(granted.signal).toBe('system');
+    const win = new FakeTarget();
+    const denied = browserPresenceAdapter({ IdleDetector: fakeIdleDetector('denied').Class, window: win, document: Object.assign(new FakeTarget(), { visibilityState: 'visible' }) });
+    await denied.start(() => {}, { idleAfterMs: 60_000 });
+    expect(denied.signal).toBe('page');
+    expect(win.count()).toBeGreaterThan(0);
+    const missing = browserPresenceAdapter({ IdleDetector: undefined, window: new FakeTarget(), document: Object.assign(new FakeTarget(), { visibilityState: 'visible' }) });
+    await missing.start(() => {}, { idleAfterMs: 60_000 });
+    expect(missing.signal).toBe('page');
+  });
+});
+
+/** Electron's powerMonitor: getSystemIdleTime() in seconds, lock-screen / unlock-screen / suspend / resume events. */
+class FakePowerMonitor implements PowerMonitorLike {
+  idleSeconds = 0;
+  polls = 0;
+  listeners = new Map<string, Set<() => void>>();
+  getSystemIdleTime() {
+    this.polls++;
+    return this.idleSeconds;
+  }
+  on(event: string, l: () => void) {
+    if (!this.listeners.has(event)) this.listeners.set(event, new Set());
+    this.listeners.get(event)!.add(l);
+    return this;
+  }
+  removeListener(event: string, l: () => void) {
+    this.listeners.get(event)?.delete(l);
+    return this;
+  }
+  emit(event: string) {
+    for (const l of this.listeners.get(event) ?? []) l();
+  }
+}
+
+describe('Electron: powerMonitor', () => {
+  beforeEach(() => { vi.useFakeTimers(); });
+  afterEach(() => { vi.useRealTimers(); });
+
+  it('polls the system idle time (seconds -> ms) every pollMs; lock, unlock, suspend, resume; stop detaches', () => {
+    const pm = new FakePowerMonitor();
+    const a = electronPresenceAdapter(pm, { pollMs: 2000 });
+    const { updates, update } = collect();
+    a.start(update, { idleAfterMs: 60_000 });
+    expect(updates).toEqual([{ idleMs: 0 }]);
+    pm.idleSeconds = 61;
+    vi.advanceTimersByTime(1999);
+    expect(updates).toHaveLength(1);
+    vi.advanceTimersByTime(1);
+    expect(updates.at(-1)).toEqual({ idleMs: 61_000 });
+    pm.emit('lock-screen');
+    expect(updates.at(-1)).toEqual({ screenLocked: true });
+    pm.emit('unlock-screen');
+    expect(updates.at(-1)).toEqual({ screenLocked: false, idleMs: 0 });
+    pm.emit('suspend');
+    expect(updates.at(-1)).toEqual({ suspended: true });
+    pm.idleSeconds = 3;
+    pm.emit('resume');
+    expect(updates.at(-1)).toEqual({ suspended: false, idleMs: 3000 });
+    a.stop();
+    const polls = pm.polls;
+    vi.advanceTimersByTime(10_000);
+    expect(pm.polls).toBe(polls);
+    expect([...pm.listeners.values()].every((s) => s.size === 0)).toBe(true);
+  });
+});
+
+describe('Linux: logind LockedHint / org.freedesktop.ScreenSaver over D-Bus', () => {
+  beforeEach(() => { vi.useFakeTimers(); });
+  afterEach(() => { vi.useRealTimers(); });
+
+  it('polls LockedHint and the screensaver; follows ActiveChanged', async () => {
+    let hint = false;
+    let saver = false;
+    let signal: ((active: boolean) => void) | undefined;
+    const a = linuxLockAdapter({
+      lockedHint: async () => hint,
+      screenSaverActive: async () => saver,
+      onScreenSaverActiveChanged: (l) => { signal = l; return () => { signal = undefined; }; },
+    }, { pollMs: 2000 });
+    const { updates, update } = collect();
+    await a.start(update, { idleAfterMs: 60_000 });
+    expect(a.reachable).toBe(true);
+    expect(updates).toEqual([{ screenLocked: false }]);
+    hint = true;
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(updates.at(-1)).toEqual({ screenLocked: true });
+    hint = false;
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(updates.at(-1)).toEqual({ screenLocked: false });
+    signal!(true);
+    expect(updates.at(-1)).toEqual({ screenLocked: true });
+    a.stop();
+    expect(signal).toBeUndefined();
+  });
+
+  it('where D-Bus is not reachable: no signal at all, reachable false (screen lock not detected)', async () => {
+    const a = linuxLockAdapter({ lockedHint: () => Promise.reject(new Error('org.freedesktop.DBus.Error.ServiceUnknown')) });
+    const { updates, update } = collect();
+    await a.start(update, { idleAfterMs: 60_000 });
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(updates).toEqual([]);
+    expect(a.reachable).toBe(false);
+    a.stop();
+  });
+});

@@ -1,0 +1,278 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { backoffDelay, rateLimitedDelay } from '../clients/backoff.js';
+import { SwitchboardClient, type Disconnect, type WebSocketLike } from '../clients/client.js';
+import { ClientError, classifyClose } from '../clients/close-codes.js';
+import type { MessageFrame } from '../clients/wire.js';
+
+/**
+ * The client core against a scripted WebSocket (the real node is in clients.int.test.ts): what it sends, how it
+ * reconnects, and what each close code does. Virtual time throughout.
+ */
+
+class FakeSocket implements WebSocketLike {
+  static all: FakeSocket[] = [];
+  readyState = 0;
+  sent: any[] = [];
+  closedWith?: { code?: number; reason?: string };
+  onopen: ((ev: any) => void) | null = null;
+  onmessage: ((ev: { data: unknown }) => void) | null = null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null = null;
+  onerror: ((ev: any) => void) | null = null;
+  constructor(readonly url: string) {
+    FakeSocket.all.push(this);
+  }
+  send(data: string) {
+    this.sent.push(JSON.parse(data));
+  }
+  close(code?: number, reason?: string) {
+    this.closedWith = { code, reason };
+    this.readyState = 3;
+  }
+  // Server side of the script:
+  open() {
+    this.readyState = 1;
+    this.onopen?.({});
+  }
+  frame(f: object) {
+    this.onmessage?.({ data: JSON.stringify(f) });
+  }
+  welcome(extra: object = {}) {
+    this.frame({ type: 'welcome', user: 'u', device: 'd', kind: 'pc', heartbeatMs: 10_000, idleAfterMs: 60_000, ...extra });
+  }
+  serverClose(code: number, reason = '') {
+    this.readyState = 3;
+    this.onclose?.({ code, reason });
+  }
+  types(): string[] {
+    return this.sent.map((f) => f.type);
+  }
+}
+
+const last = () => FakeSocket.all.at(-1)!;
+const msg = (id: string): MessageFrame => ({ type: 'message', id, text: `text ${id}`, ts: 1 });
+
+function client(token: string | (() => Promise<string>) = 'tok', extra = {}) {
+  const c = new SwitchboardClient({ url: 'ws://x/v1/ws', token, WebSocket: FakeSocket, random: () => 0.5, ...extra });
+  const shown: string[] = [];
+  const disconnects: Disconnect[] = [];
+  const stopped: (ClientError | undefined)[] = [];
+  c.on('message', (m) => shown.push(m.id));
+  c.on('disconnect', (d) => disconnects.push(d));
+  c.on('stopped', (e) => stopped.push(e));
+  return { c, shown, disconnects, stopped };
+}
+
+async function connectOpen() {
+  await vi.advanceTimersByTimeAsync(0);
+  last().open();
+  last().welcome();
+}
+
+beforeEach(() => {
+  FakeSocket.all = [];
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('client core', () => {
+  it('says hello with the token first, then presence, then queued frames', async () => {
+    const { c } = client();
+    c.setPresence({ state: 'active' });
+    c.send({ type: 'read', ids: ['m1'] });
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+    last().open();
+    expect(last().sent).toEqual([{ type: 'hello', token: 'tok' }]);
+    last().welcome();
+    expect(last().sent.slice(1)).toEqual([{ type: 'presence', state: 'active' }, { type: 'read', ids: ['m1'] }]);
+    expect(c.state).toBe('open');
+    expect(c.welcome?.idleAfterMs).toBe(60_000);
+    c.stop();
+  });
+
+  it('read() sends at most 500 ids per frame (section 2)', async () => {
+    const { c } = client();
+    c.start();
+    await connectOpen();
+    c.read(Array.from({ length: 1201 }, (_, i) => `m${i}`));
+    const reads = last().sent.filter((f) => f.type === 'read');
+    expect(reads.map((r) => r.ids.length)).toEqual([500, 500, 201]);
+    expect(reads[2].ids.at(-1)).toBe('m1200');
+    c.stop();
+  });
+
+  it('acks every message, shows each id once, also across reconnects', async () => {
+    const { c, shown } = client();
+    c.start();
+    await connectOpen();
+    const first = last();
+    first.frame(msg('m1'));
+    first.frame(msg('m2'));
+    first.frame(msg('m1'));
+    first.serverClose(1006);
+    await vi.advanceTimersByTimeAsync(1000);
+    last().open();
+    last().welcome();
+    last().frame(msg('m2')); // redelivered after the reconnect
+    last().frame(msg('m3'));
+    expect(shown).toEqual(['m1', 'm2', 'm3']);
+    expect(first.sent.filter((f) => f.type === 'ack').map((f) => f.id)).toEqual(['m1', 'm2', 'm1']);
+    expect(last().sent.filter((f) => f.type === 'ack').map((f) => f.id)).toEqual(['m2', 'm3']);
+    c.stop();
+  });
+
+  it('resends the current presence after every reconnect', async () => {
+    const { c } = client();
+    c.start();
+    await connectOpen();
+    c.setPresence({ state: 'inactive', reason: 'screen_locked' });
+    expect(last().sent.at(-1)).toEqual({ type: 'presence', state: 'inactive', reason: 'screen_locked' });
+    last().serverClose(1001, 'shutting down');
+    await vi.advanceTimersByTimeAsync(500);
+    last().open();
+    last().welcome();
+    expect(last().sent).toEqual([{ type: 'hello', token: 'tok' }, { type: 'presence', state: 'inactive', reason: 'screen_locked' }]);
+    c.stop();
+  });
+
+  it('pings every welcome.heartbeatMs and reconnects when nothing comes back for two intervals', async () => {
+    const { c, disconnects } = client();
+    c.start();
+    await connectOpen();
+    const s = last();
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(s.types().filter((t) => t === 'ping')).toHaveLength(1);
+    s.frame({ type: 'pong' });
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(s.types().filter((t) => t === 'ping')).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(20_000); // no pong since: dead
+    expect(s.closedWith?.code).toBe(4000);
+    expect(disconnects.at(-1)?.error.code).toBe('connection_lost');
+    expect(FakeSocket.all.length).toBe(1);
+    await vi.advanceTimersByTimeAsync(disconnects.at(-1)!.retryInMs!);
+    expect(FakeSocket.all.length).toBe(2);
+    c.stop();
+  });
+
+  it('4409 replaced: stops, does not reconnect', async () => {
+    const { c, stopped } = client();
+    c.start();
+    await connectOpen();
+    last().serverClose(4409, 'replaced');
+    await vi.advanceTimersByTimeAsync(120_000);
+    expect(FakeSocket.all).toHaveLength(1);
+    expect(c.state).toBe('stopped');
+    expect(stopped[0]).toMatchObject({ code: 'replaced', closeCode: 4409 });
+    expect(stopped[0]!.message).toMatch(/not reconnecting/);
+  });
+
+  it('4401 with a token function: asks for a new token and reconnects', async () => {
+    const tokens = ['expired-one', 'fresh-one'];
+    const { c, disconnects } = client(async () => tokens.shift()!);
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+    last().open();
+    last().serverClose(4401, 'expired');
+    expect(disconnects[0].error).toMatchObject({ code: 'unauthenticated', reason: 'expired' });
+    expect(disconnects[0].error.message).toMatch(/get a new token/);
+    await vi.advanceTimersByTimeAsync(disconnects[0].retryInMs!);
+    last().open();
+    expect(last().sent[0]).toEqual({ type: 'hello', token: 'fresh-one' });
+    c.stop();
+  });
+
+  it('4401 with a fixed token: stops with the reason, since only a new token could help', async () => {
+    const { c, stopped } = client('fixed');
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+    last().open();
+    last().serverClose(4401, 'bad signature');
+    expect(c.state).toBe('stopped');
+    expect(stopped[0]).toMatchObject({ code: 'unauthenticated', reason: 'bad signature' });
+    expect(stopped[0]!.message).toMatch(/token function/);
+  });
+
+  it('4429 rate limited: waits at least 30 s before reconnecting', async () => {
+    const { c, disconnects } = client();
+    c.start();
+    await connectOpen();
+    last().serverClose(4429, 'too many frames');
+    expect(disconnects[0].error.code).toBe('rate_limited');
+    expect(disconnects[0].retryInMs).toBeGreaterThanOrEqual(30_000);
+    await vi.advanceTimersByTimeAsync(29_999);
+    expect(FakeSocket.all).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(disconnects[0].retryInMs! - 29_999);
+    expect(FakeSocket.all).toHaveLength(2);
+    c.stop();
+  });
+
+  it('backs off with growing jittered delays while the node is unreachable, and resets after a welcome', async () => {
+    const { c, disconnects } = client();
+    c.start();
+    for (let i = 0; i < 5; i++) {
+      await vi.advanceTimersByTimeAsync(0);
+      last().serverClose(1006);
+      await vi.advanceTimersByTimeAsync(disconnects.at(-1)!.retryInMs!);
+    }
+    expect(disconnects.map((d) => d.retryInMs)).toEqual([250, 500, 1000, 2000, 4000]);
+    last().open();
+    last().welcome();
+    last().serverClose(1006);
+    expect(disconnects.at(-1)!.retryInMs).toBe(250);
+    c.stop();
+  });
+
+  it('reconnect() drops the socket and connects again at once; stop() closes with 1000', async () => {
+    const { c } = client();
+    c.start();
+    await connectOpen();
+    const first = last();
+    c.reconnect();
+    expect(first.closedWith?.code).toBe(4000);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(FakeSocket.all).toHaveLength(2);
+    first.serverClose(4000); // the old socket's late close is ignored
+    expect(c.state).toBe('connecting');
+    c.stop();
+    expect(last().closedWith?.code).toBe(1000);
+  });
+
+  it('without a WebSocket (Node 20) the constructor says to pass one', () => {
+    const saved = (globalThis as any).WebSocket;
+    (globalThis as any).WebSocket = undefined;
+    try {
+      expect(() => new SwitchboardClient({ url: 'ws://x', token: 't' })).toThrow(/pass the `ws` package/);
+    } finally {
+      (globalThis as any).WebSocket = saved;
+    }
+  });
+});
+
+describe('backoff and close codes', () => {
+  it('full jitter within [0, min(max, initial * 2^n)]', () => {
+    expect(backoffDelay(0, {}, () => 0.999)).toBe(499);
+    expect(backoffDelay(3, {}, () => 0.999)).toBe(3996);
+    expect(backoffDelay(40, {}, () => 0.999)).toBe(29_970);
+    expect(backoffDelay(5, {}, () => 0)).toBe(0);
+    expect(rateLimitedDelay({}, () => 0)).toBe(30_000);
+  });
+
+  it.each([
+    [4401, 'unauthenticated', 'new_token'],
+    [4409, 'replaced', 'never'],
+    [4429, 'rate_limited', 'rate_limited'],
+    [4400, 'protocol_violation', 'never'],
+    [4403, 'forbidden', 'never'],
+    [4408, 'hello_timeout', 'backoff'],
+    [1001, 'going_away', 'soon'],
+    [1006, 'connection_lost', 'backoff'],
+  ])('close %i is %s, action %s', (code, name, action) => {
+    const c = classifyClose(code, 'why');
+    expect(c.error).toBeInstanceOf(ClientError);
+    expect(c.error.code).toBe(name);
+    expect(c.action).toBe(action);
+    expect(c.error.message).toContain(`closed ${code} (why)`);
+  });
+});

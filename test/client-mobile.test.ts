@@ -1,0 +1,124 @@
+import { describe, expect, it } from 'vitest';
+import { MobileSession, pageLifecycle, reactNativeLifecycle, type MobileSink, type PushTokenSource } from '../clients/mobile.js';
+import type { ClientFrameV11, MobileState } from '../clients/wire.js';
+
+/** The mobile core against a fake client core (the real node is in clients.int.test.ts). */
+
+class FakeClient {
+  state = 'open';
+  presence: MobileState[] = [];
+  sent: ClientFrameV11[] = [];
+  stopped = false;
+  private listeners = new Map<string, Set<(x: any) => void>>();
+  setPresence(p: { state: MobileState }) { this.presence.push(p.state); }
+  send(f: ClientFrameV11) { this.sent.push(f); }
+  stop() { this.stopped = true; }
+  on(event: string, l: (x: any) => void) {
+    if (!this.listeners.has(event)) this.listeners.set(event, new Set());
+    this.listeners.get(event)!.add(l);
+    return () => this.listeners.get(event)!.delete(l);
+  }
+  emit(event: string, x: unknown = {}) { for (const l of this.listeners.get(event) ?? []) l(x); }
+  registers() { return this.sent.filter((f) => f.type === 'register'); }
+}
+
+function lifecycle(initial: MobileState) {
+  let listener: ((s: MobileState) => void) | undefined;
+  return { current: () => initial, onChange: (l: (s: MobileState) => void) => { listener = l; return () => { listener = undefined; }; }, set: (s: MobileState) => listener?.(s) };
+}
+
+function tokens(first: string) {
+  let refresh: ((t: string) => void) | undefined;
+  const source: PushTokenSource & { refresh(t: string): void } = {
+    os: 'ios', app: 'chat', getToken: async () => first,
+    onTokenRefresh: (l) => { refresh = l; return () => { refresh = undefined; }; },
+    refresh: (t) => refresh?.(t),
+  };
+  return source;
+}
+
+describe('MobileSession', () => {
+  it('presence from the lifecycle; the token registered at launch and on refresh', async () => {
+    const c = new FakeClient();
+    const life = lifecycle('background');
+    const push = tokens('aa'.repeat(32));
+    const s = new MobileSession(c as unknown as MobileSink, life, push);
+    await s.start();
+    expect(c.presence).toEqual(['background']);
+    life.set('foreground');
+    expect(c.presence).toEqual(['background', 'foreground']);
+    expect(c.registers()).toEqual([{ type: 'register', os: 'ios', token: 'aa'.repeat(32), app: 'chat' }]);
+    push.refresh('bb'.repeat(32));
+    expect(c.registers().at(-1)).toMatchObject({ token: 'bb'.repeat(32) });
+  });
+
+  it('a register not answered before a reconnect is sent again after the welcome; an answered one is not', async () => {
+    const c = new FakeClient();
+    const s = new MobileSession(c as unknown as MobileSink, lifecycle('foreground'), tokens('t1'));
+    await s.start();
+    c.emit('welcome');
+    expect(c.registers()).toHaveLength(2);
+    c.emit('registered');
+    c.emit('welcome');
+    expect(c.registers()).toHaveLength(2);
+  });
+
+  it('launched while not connected: the token goes out once, after the first welcome', async () => {
+    const c = new FakeClient();
+    c.state = 'connecting';
+    const s = new MobileSession(c as unknown as MobileSink, lifecycle('foreground'), tokens('t1'));
+    await s.start();
+    expect(c.registers()).toHaveLength(0);
+    c.state = 'open';
+    c.emit('welcome');
+    expect(c.registers()).toHaveLength(1);
+  });
+
+  it('logOut sends unregister, resolves on unregistered, stops the client and follows nothing more', async () => {
+    const c = new FakeClient();
+    const life = lifecycle('foreground');
+    const s = new MobileSession(c as unknown as MobileSink, life, tokens('t1'));
+    await s.start();
+    const out = s.logOut();
+    expect(c.sent.at(-1)).toEqual({ type: 'unregister' });
+    c.emit('unregistered');
+    await out;
+    expect(c.stopped).toBe(true);
+    life.set('background');
+    expect(c.presence).toEqual(['foreground']);
+  });
+
+  it('logOut rejects on an error frame (a server without `unregister`), the client stopped anyway', async () => {
+    const c = new FakeClient();
+    const s = new MobileSession(c as unknown as MobileSink, lifecycle('foreground'), tokens('t1'));
+    await s.start();
+    const out = s.logOut();
+    c.emit('serverError', { type: 'error', code: 'unknown_frame', message: 'unknown frame type: "unregister"' });
+    await expect(out).rejects.toThrow(/unregister refused: unknown_frame/);
+    expect(c.stopped).toBe(true);
+  });
+
+  it('lifecycles: React Native AppState (active = foreground) and page visibility', () => {
+    let rn: ((s: string) => void) | undefined;
+    const AppState = { currentState: 'inactive', addEventListener: (_: 'change', l: (s: string) => void) => { rn = l; return { remove: () => { rn = undefined; } }; } };
+    const l1 = reactNativeLifecycle(AppState);
+    expect(l1.current()).toBe('background');
+    const seen: MobileState[] = [];
+    const off = l1.onChange((s) => seen.push(s));
+    rn!('active');
+    rn!('background');
+    off();
+    expect(rn).toBeUndefined();
+    expect(seen).toEqual(['foreground', 'background']);
+
+    let vis: (() => void) | undefined;
+    const doc = { visibilityState: 'visible', addEventListener: (_: 'visibilitychange', l: () => void) => { vis = l; }, removeEventListener: () => { vis = undefined; } };
+    const l2 = pageLifecycle(doc);
+    expect(l2.current()).toBe('foreground');
+    const seen2: MobileState[] = [];
+    l2.onChange((s) => seen2.push(s));
+    doc.visibilityState = 'hidden';
+    vis!();
+    expect(seen2).toEqual(['background']);
+  });
+});

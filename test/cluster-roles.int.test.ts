@@ -1,0 +1,67 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Cluster, ownedPartitions } from './support/cluster.js';
+import { NatsServer } from './support/nats-server.js';
+import { BIN } from './support/node-process.js';
+import { msgId, Peer, uniqueUser, viewUntil } from './support/scenario.js';
+
+/**
+ * SWITCHBOARD_ROLES (PROTOCOL.md section 1) is honoured: in the cluster a `gateway`-only node holds clients and takes
+ * messages but owns no partition; `router` goes with `sender`; the embedded node needs both.
+ */
+let server: NatsServer;
+let cluster: Cluster;
+
+beforeAll(async () => {
+  server = await NatsServer.start();
+  cluster = await Cluster.start({ natsUrls: [server.url], nodes: 1, partitions: 8 });
+}, 60_000);
+
+afterAll(async () => {
+  await cluster?.dispose();
+  await server?.dispose();
+});
+
+describe('SWITCHBOARD_ROLES', () => {
+  it('a gateway-only node owns no partition, yet its clients get their messages and it takes sends', async () => {
+    const gateway = await cluster.add({ SWITCHBOARD_ROLES: 'gateway' });
+    const [router] = cluster.nodes;
+    // The router keeps every partition: the gateway-only node is not part of the assignment.
+    await cluster.awaitSettled(15_000, [router]);
+    expect(await ownedPartitions(router)).toBe(8);
+    expect(await ownedPartitions(gateway)).toBe(0);
+
+    const user = uniqueUser('roles');
+    const pc = await Peer.open(gateway, { sub: user, dev: 'pc', kind: 'pc' });
+    try {
+      pc.send({ type: 'presence', state: 'active' });
+      await viewUntil(gateway, user, (v) => v.pc.state === 'active', 'PC active through the gateway-only node');
+      const id = msgId('roles');
+      expect((await gateway.send({ id, to: user, text: 'via the gateway-only node' })).status).toBe(202);
+      await pc.message(id);
+    } finally {
+      pc.close();
+    }
+  });
+
+  it('refuses a cluster node with router but no sender, and an embedded node without router, with exit 2 naming the variable', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'switchboard-roles-'));
+    try {
+      const base = { PATH: process.env.PATH, SWITCHBOARD_PORT: '0', SWITCHBOARD_DATA_DIR: dataDir, SWITCHBOARD_LOG_LEVEL: 'silent' };
+      const embedded = spawnSync(process.execPath, [BIN, 'start'], { env: { ...base, SWITCHBOARD_ROLES: 'gateway' }, encoding: 'utf8', timeout: 20_000 });
+      expect(embedded.status).toBe(2);
+      expect(embedded.stderr).toMatch(/SWITCHBOARD_ROLES must be a list holding router and sender without SWITCHBOARD_NATS_URL/);
+      const clustered = spawnSync(process.execPath, [BIN, 'start'], {
+        env: { ...base, SWITCHBOARD_ROLES: 'gateway,router', SWITCHBOARD_NATS_URL: server.url, SWITCHBOARD_JWT_SECRET: 'x'.repeat(32), SWITCHBOARD_API_KEY: 'y'.repeat(32) },
+        encoding: 'utf8', timeout: 20_000,
+      });
+      expect(clustered.status).toBe(2);
+      expect(clustered.stderr).toMatch(/SWITCHBOARD_ROLES must be router and sender together/);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
