@@ -1,6 +1,6 @@
 import { VENDOR_OF, type ChatMessage, type Decision, type DecisionReason, type DecisionTarget, type Route, type SessionRef, type Vendor } from '../protocol/index.js';
 import { policyOf, pushesSilent } from './policy.js';
-import type { PcSession, UserState } from './user-state.js';
+import type { MobileDevice, PcSession, UserState } from './user-state.js';
 
 /**
  * The routing rule of PROTOCOL.md section 4 (patent claims 1-8) as pure functions: state + message + time in,
@@ -10,6 +10,11 @@ import type { PcSession, UserState } from './user-state.js';
 export interface DecideOptions {
   /** A PC session silent longer than this is inactive with reason `stale` (SWITCHBOARD_PRESENCE_TTL_MS). */
   presenceTtlMs: number;
+  /**
+   * Whether `vendor` has credentials for `app` (undefined = the default app). Section 4: a device whose vendor has
+   * no credentials configured is not reachable by push. Default: every vendor can push.
+   */
+  canPush?(vendor: Vendor, app: string | undefined): boolean;
 }
 
 export type Command =
@@ -66,12 +71,12 @@ export function decide(state: UserState, msg: ChatMessage, now: number, opts: De
   if (pc.active) {
     // Claim 3: PC active -> every connected PC session, no mobile device; policy "always": the mobile path too.
     if (policy.mobile !== 'always') return routed(msg.id, 'pc', 'pc_active', now, pcDeliveries(state));
-    const mobile = mobilePath(state, true, silent);
+    const mobile = mobilePath(state, true, silent, opts);
     return routed(msg.id, 'pc', mobile.commands.length > 0 ? 'policy_always' : 'pc_active', now, [...pcDeliveries(state), ...mobile.commands]);
   }
   // Claims 1, 2, 5, 6, 8: inactive -> not the PC; each mobile directly when online, else by its vendor
   // (policy "never": no vendor push).
-  const mobile = mobilePath(state, policy.mobile !== 'never', silent);
+  const mobile = mobilePath(state, policy.mobile !== 'never', silent, opts);
   const reason = mobile.withheld ? 'policy_never' : mobile.silenced ? 'quiet_hours' : pc.reason!;
   if (mobile.commands.length > 0) return routed(msg.id, 'mobile', reason, now, mobile.commands);
   // Section 4: nothing reachable on mobile -> whatever PC sessions are connected, else nobody.
@@ -97,6 +102,8 @@ export interface FallbackContext {
   urgent?: boolean;
   /** Devices the message's decision already sent to by the mobile path (policy "always"): not sent to twice. */
   tried?: readonly string[];
+  /** DecideOptions.canPush: a device whose vendor has no credentials gets no push (section 4). */
+  canPush?: DecideOptions['canPush'];
 }
 
 /**
@@ -111,11 +118,11 @@ export function decideFallback(state: UserState, msgId: string, failed: UnackedD
   const pushes = policy.mobile !== 'never';
   if (failed.via === 'pc') {
     const tried = ctx.tried ?? [];
-    const mobile = mobilePath(state, pushes, silent).commands.filter((c) => !tried.includes(c.device));
+    const mobile = mobilePath(state, pushes, silent, ctx).commands.filter((c) => !tried.includes(c.device));
     return routed(msgId, mobile.length > 0 ? 'mobile' : 'undeliverable', 'ack_timeout', now, mobile);
   }
   const m = state.mobiles?.find((d) => d.device === failed.device);
-  if (pushes && m?.token !== undefined) return routed(msgId, 'mobile', 'ack_timeout', now, [pushCommand(m.device, m.os, m.token, m.app, silent)]);
+  if (pushes && m !== undefined && pushable(m, ctx)) return routed(msgId, 'mobile', 'ack_timeout', now, [pushCommand(m.device, m.os, m.token!, m.app, silent)]);
   if (failed.mayRedeliver && m?.session?.foreground) {
     return routed(msgId, 'mobile', 'ack_timeout', now, [{ type: 'deliver', via: 'mobile', device: m.device, session: { node: m.session.node, id: m.session.sessionId } }]);
   }
@@ -143,20 +150,25 @@ interface MobilePath {
  * Claims 5/6: a foreground app gets it directly; otherwise (offline or backgrounded) the OS vendor, given a token
  * and `pushes` allowed by the policy; `silent` marks every push for quiet hours.
  */
-function mobilePath(state: UserState, pushes: boolean, silent: boolean): MobilePath {
+function mobilePath(state: UserState, pushes: boolean, silent: boolean, opts: Pick<DecideOptions, 'canPush'>): MobilePath {
   const out: MobilePath = { commands: [], withheld: false, silenced: false };
   for (const m of state.mobiles ?? []) {
     if (m.session?.foreground) {
       out.commands.push({ type: 'deliver', via: 'mobile', device: m.device, session: { node: m.session.node, id: m.session.sessionId } });
-    } else if (m.token !== undefined) {
+    } else if (pushable(m, opts)) {
       if (!pushes) out.withheld = true;
       else {
-        out.commands.push(pushCommand(m.device, m.os, m.token, m.app, silent));
+        out.commands.push(pushCommand(m.device, m.os, m.token!, m.app, silent));
         out.silenced ||= silent;
       }
     }
   }
   return out;
+}
+
+/** Section 4: reachable by push = a stored token and a vendor with credentials for the device's app. */
+function pushable(m: MobileDevice, opts: Pick<DecideOptions, 'canPush'>): boolean {
+  return m.token !== undefined && (opts.canPush?.(VENDOR_OF[m.os], m.app) ?? true);
 }
 
 function pushCommand(device: string, os: keyof typeof VENDOR_OF, token: string, app: string | undefined, silent: boolean): Command {

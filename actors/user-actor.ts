@@ -10,7 +10,7 @@ import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
 import type { PushOutcome, PushSink } from '../protocol/push.js';
 import type { DeviceRegistry, PolicyStore } from '../store/types.js';
-import { decide, decideFallback, MAX_DIRECT_REDELIVERIES, pcStatus, type Command, type Routed } from './decide.js';
+import { decide, decideFallback, MAX_DIRECT_REDELIVERIES, pcStatus, type Command, type DecideOptions, type Routed } from './decide.js';
 import { DecisionHistory } from './decision-history.js';
 import { copyDecision, RecentIds } from './history.js';
 import { policyOf, pushDelayMsOf } from './policy.js';
@@ -28,6 +28,8 @@ export interface UserActorDeps {
   clock: Clock;
   ackTimeoutMs: number;
   presenceTtlMs: number;
+  /** Section 4: whether a vendor has credentials for an app (DecideOptions.canPush); default every vendor. */
+  canPush?: DecideOptions['canPush'];
   pushDelayMs: number;
   metrics: Metrics;
   log: Logger;
@@ -276,7 +278,6 @@ export class UserActor {
     slot.kind = 'push';
     slot.timer = undefined;
     slot.token = token;
-    this.deps.metrics.deliveries.inc({ via: vendor });
     const job = {
       jobId: `${msg.id}:${device}`, user: this.user, device, vendor, token, message: msg,
       ...(app === undefined ? {} : { app }), ...(slot.target.silent ? { silent: true as const } : {}),
@@ -293,6 +294,8 @@ export class UserActor {
     this.release(slot, device);
     this.deps.metrics.pushOutcomes.inc({ vendor: slot.target.via, outcome: o.outcome });
     if (o.outcome === 'ok') {
+      // A push counts as a delivery once the vendor accepted it, never when it failed.
+      this.deps.metrics.deliveries.inc({ via: slot.target.via });
       this.deps.metrics.deliverySeconds.observe({ via: slot.target.via }, Math.max(0, this.deps.clock.now() - slot.flight.msg.acceptedAt) / 1000);
       return this.finish(slot, 'ok');
     }
@@ -321,7 +324,7 @@ export class UserActor {
     const mayRedeliver = (slot.flight.resent ?? 0) < MAX_DIRECT_REDELIVERIES;
     // Devices the decision already reached by the mobile path (policy "always") are not sent to again.
     const tried = slot.decision.targets.filter((t) => t.via !== 'pc').map((t) => t.device);
-    const routed = fallBack ? decideFallback(this.state, id, { via, device, mayRedeliver }, now, { urgent: slot.flight.msg.urgent, tried }) : undefined;
+    const routed = fallBack ? decideFallback(this.state, id, { via, device, mayRedeliver }, now, { urgent: slot.flight.msg.urgent, tried, canPush: this.deps.canPush }) : undefined;
     if (routed?.commands.some((c) => c.type === 'deliver' && c.via === 'mobile' && via === 'mobile')) slot.flight.resent = (slot.flight.resent ?? 0) + 1;
     if (routed) this.carryOut(slot.flight, routed, false);
     this.settleIfDone(slot.flight);

@@ -7,10 +7,10 @@ export class Metrics {
   readonly messagesAccepted = new Counter({ name: 'switchboard_messages_accepted_total', help: 'Messages durably accepted', labelNames: ['source'] as const, registers: [this.registry] });
   readonly messagesDuplicate = new Counter({ name: 'switchboard_messages_duplicate_total', help: 'Messages refused as duplicates', registers: [this.registry] });
   readonly messagesRouted = new Counter({ name: 'switchboard_messages_routed_total', help: 'Routing decisions by route and reason (the PC state, or ack_timeout)', labelNames: ['route', 'reason'] as const, registers: [this.registry] });
-  readonly deliveries = new Counter({ name: 'switchboard_deliveries_total', help: 'Deliveries by channel (pc, mobile, apns, fcm, hms, webpush)', labelNames: ['via'] as const, registers: [this.registry] });
+  readonly deliveries = new Counter({ name: 'switchboard_deliveries_total', help: 'Deliveries by channel: direct sends to sessions (pc, mobile) and vendor pushes the vendor accepted (apns, fcm, hms, webpush)', labelNames: ['via'] as const, registers: [this.registry] });
   readonly acks = new Counter({ name: 'switchboard_acks_total', help: 'Direct deliveries acked by the client', registers: [this.registry] });
   readonly ackTimeouts = new Counter({ name: 'switchboard_ack_timeouts_total', help: 'Direct deliveries that fell back after the ack timeout', labelNames: ['kind'] as const, registers: [this.registry] });
-  readonly pushOutcomes = new Counter({ name: 'switchboard_push_outcomes_total', help: 'Vendor push outcomes', labelNames: ['vendor', 'outcome'] as const, registers: [this.registry] });
+  readonly pushOutcomes = new Counter({ name: 'switchboard_push_outcomes_total', help: 'Final vendor push outcomes by result (ok, dead_token, failed)', labelNames: ['vendor', 'outcome'] as const, registers: [this.registry] });
   readonly pushSeconds = new Histogram({
     name: 'switchboard_push_seconds', help: 'Vendor push attempt latency by vendor',
     labelNames: ['vendor'] as const, buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [this.registry],
@@ -32,6 +32,10 @@ export class Metrics {
   readonly leaseTakeovers = new Counter({ name: 'switchboard_lease_takeovers_total', help: 'Partition leases this node took over after another node let them lapse (cluster)', registers: [this.registry] });
   readonly frameErrors = new Counter({ name: 'switchboard_frame_errors_total', help: 'Rejected client frames by code', labelNames: ['code'] as const, registers: [this.registry] });
   readonly closes = new Counter({ name: 'switchboard_ws_closes_total', help: 'WebSocket closes by code', labelNames: ['code'] as const, registers: [this.registry] });
+  readonly storeWriteFailures = new Counter({ name: 'switchboard_store_write_failures_total', help: 'Failed durable writes (write or fdatasync) by store (inbox, devices) and whether the failed bytes were cut off', labelNames: ['store', 'cut'] as const, registers: [this.registry] });
+  readonly storeDamage = new Counter({ name: 'switchboard_store_damage_total', help: 'Damaged stretches found by a log replay, by store and kind (corrupt: in the middle, torn_tail: at the end)', labelNames: ['store', 'kind'] as const, registers: [this.registry] });
+  readonly storeDamagedBytes = new Counter({ name: 'switchboard_store_damaged_bytes_total', help: 'Bytes skipped by log replays because they were damaged or torn', labelNames: ['store'] as const, registers: [this.registry] });
+  readonly storeDurable = new Gauge({ name: 'switchboard_store_durable', help: '1 while accepts can be made durable (data dir in place, last write or probe succeeded), else 0', registers: [this.registry] });
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });

@@ -26,7 +26,7 @@ export async function rawApnsClient(s: StandIns['apns'], tokens: string[]): Prom
   });
   return {
     send(i) {
-      const body = JSON.stringify({ aps: { alert: { title: 'Alice', body: `message ${i}` } }, messageId: `raw-${i}`, from: 'alice' });
+      const body = JSON.stringify({ aps: { alert: { title: 'Alice', body: `message ${i}` } }, messageId: `raw-${i}`, sender: 'alice' });
       return new Promise((resolve) => {
         const stream = session.request({
           ':method': 'POST', ':path': `/3/device/${tokens[i % tokens.length]}`, authorization: `bearer ${jwt}`,
@@ -66,7 +66,7 @@ export async function rawFcmClient(s: StandIns['fcm'], tokens: string[], sockets
   const headers = { authorization: `Bearer ${accessToken}`, 'content-type': 'application/json; charset=utf-8' };
   return {
     async send(i) {
-      const body = JSON.stringify({ message: { token: tokens[i % tokens.length], notification: { title: 'Alice', body: `message ${i}` }, data: { messageId: `raw-${i}`, from: 'alice' }, android: { priority: 'high' } } });
+      const body = JSON.stringify({ message: { token: tokens[i % tokens.length], notification: { title: 'Alice', body: `message ${i}` }, data: { messageId: `raw-${i}`, sender: 'alice' }, android: { priority: 'high' } } });
       return (await post(path, body, headers)).status === 200;
     },
     close: async () => agent.destroy(),

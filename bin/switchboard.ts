@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { ConfigError, parseConfig } from '../runtime/config.js';
 import { createLogger } from '../base/logger.js';
+import { StartError } from '../runtime/start-error.js';
 import { sendCommand, tokenCommand } from './cli-commands.js';
 import { UsageError } from './cli-secrets.js';
 import { USAGE } from './usage.js';
@@ -67,6 +68,10 @@ main(process.argv.slice(2)).catch((err) => {
   if (err instanceof ConfigError) {
     console.error(`switchboard: ${err.message}`);
     process.exit(2);
+  }
+  if (err instanceof StartError) {
+    console.error(`switchboard: ${err.message}`);
+    process.exit(err.exitCode);
   }
   console.error(`switchboard: failed to start: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);

@@ -11,3 +11,5 @@ export * from './push-payload.js';
 export * from './push-token.js';
 export * from './send-payload.js';
 export * from './push.js';
+export * from './push-payload.js';
+export * from './push-endpoint.js';

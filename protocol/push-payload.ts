@@ -1,41 +1,211 @@
-/** The parts of a ChatMessage (protocol/message.ts) that go into every push payload whatever its text. */
+/*
+ * The push payloads of the four vendors as pure functions of the message (PROTOCOL.md section 5), and the one rule
+ * for fitting them: only `text` is shortened, at a grapheme boundary, with an ellipsis. The senders build their
+ * request bodies from these; the edge asks `payloadOverflow` whether a message can fit at all (413
+ * payload_too_large, section 3). On the wire floor so both can: no Node API, sizes counted in UTF-8 here.
+ */
+
+/** Largest push payload every vendor accepts (PROTOCOL.md section 5: "Push payloads never exceed 4096 bytes"). */
+export const MAX_PAYLOAD_BYTES = 4096;
+/** The same limit under the name the message decoder uses. */
+export const MAX_PUSH_PAYLOAD_BYTES = MAX_PAYLOAD_BYTES;
+
+/**
+ * The parts of a ChatMessage (protocol/message.ts) that go into a push payload. Structural, so this module needs
+ * nothing from message.ts (which imports it: no import cycle).
+ */
 export interface PayloadFields {
   readonly id: string;
   readonly from?: string;
   readonly title?: string;
+  readonly text?: string;
   readonly data?: Readonly<Record<string, string>>;
   readonly collapseKey?: string;
+  readonly priority?: 'high' | 'normal';
+  readonly ttlSeconds?: number;
 }
 
-/** Largest push payload (PROTOCOL.md section 5: "Push payloads never exceed 4096 bytes"). */
-export const MAX_PUSH_PAYLOAD_BYTES = 4096;
-/** aes128gcm overhead a Web Push payload adds to its plaintext (RFC 8188 header 86 bytes, delimiter 1, tag 16). */
-const WEBPUSH_OVERHEAD_BYTES = 86 + 1 + 16;
-/** Worst-case badge and TTL strings, so the estimate never undercounts what a sender adds later. */
-const MAX_BADGE = 99_999;
-const MAX_TTL = '2419200s';
+/** The four push vendors (protocol/message.ts `Vendor`, spelled out for the same reason). */
+export type PayloadVendor = 'apns' | 'fcm' | 'hms' | 'webpush';
+
+const ELLIPSIS = '…';
+/** Largest Web Push plaintext whose aes128gcm body (86-byte header, 1 padding delimiter, 16-byte tag) stays within 4096 bytes (RFC 8291). */
+export const WEBPUSH_MAX_PLAINTEXT_BYTES = MAX_PAYLOAD_BYTES - 86 - 1 - 16;
+
+// One segmenter for the process: constructing one costs far more than segmenting a notification text.
+const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
 
 /**
- * Bytes of the largest vendor payload for `msg` with `text` cut to nothing (section 3: such a message is refused
- * with 413 `payload_too_large` when this exceeds 4096). Shapes as section 5: APNs body, FCM/HMS `message` without
- * the device token (the token is not part of the payload limit), Web Push plaintext plus its encryption overhead.
- * Kept small on purpose: the senders' own payload builder may replace it.
+ * The longest prefix of `text` (whole grapheme clusters, so an emoji of several code points or a letter with its
+ * combining marks is never split), with an ellipsis when shortened, for which `size(text)` is at most `limit` bytes.
+ * `''` when not even the ellipsis fits; undefined when not even an empty text fits. Binary search over UTF-16
+ * units, then back to the grapheme boundary at or before the cut: segmenting only there, not the whole text.
  */
-export function minPushPayloadBytes(msg: PayloadFields): number {
-  const title = msg.title;
-  const sender = msg.from;
-  const apns = { aps: { alert: { title, body: '' }, badge: MAX_BADGE }, messageId: msg.id, sender, data: msg.data };
-  const fcm = {
-    message: {
-      notification: { title, body: '' },
-      data: { ...msg.data, messageId: msg.id, sender },
-      android: { priority: 'normal', collapse_key: msg.collapseKey, ttl: MAX_TTL },
-    },
-  };
-  const webpush = { title, body: '', messageId: msg.id, sender, data: msg.data ?? {} };
-  return Math.max(bytes(apns), bytes(fcm), bytes(webpush) + WEBPUSH_OVERHEAD_BYTES);
+export function fitText(text: string, size: (text: string) => number, limit = MAX_PAYLOAD_BYTES): string | undefined {
+  if (size(text) <= limit) return text;
+  let lo = 0;
+  let hi = text.length - 1;
+  let best = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (size(text.slice(0, mid) + ELLIPSIS) <= limit) {
+      best = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  if (best >= 0) {
+    // The cluster holding the first unit left out starts at the last boundary at or before the cut.
+    const boundary = best === 0 ? 0 : graphemes.segment(text).containing(best)!.index;
+    return text.slice(0, boundary) + ELLIPSIS;
+  }
+  return size('') <= limit ? '' : undefined;
 }
 
-function bytes(v: unknown): number {
-  return Buffer.byteLength(JSON.stringify(v));
+/**
+ * APNs body `{"aps":{"alert":{"title","body"}},"messageId","sender","data"}` (section 5); APNs counts all of it.
+ * `silent` (quiet hours): `interruption-level` `passive` and no `sound` key; Apple: a passive notification is added to
+ * the list "without lighting up the screen or playing a sound" (Generating a remote notification, aps dictionary keys).
+ */
+export function apnsPayload(m: PayloadFields, text: string, silent = false): string {
+  const alert = { title: m.title, body: text };
+  return JSON.stringify({ aps: silent ? { alert, 'interruption-level': 'passive' } : { alert }, messageId: m.id, sender: m.from, data: m.data });
+}
+
+/** FCM `message.data`: the chat server's data plus `messageId` and `sender` (section 5; `from` is reserved by FCM). */
+export function fcmData(m: PayloadFields): Record<string, string> {
+  const data: Record<string, string> = { ...m.data, messageId: m.id };
+  // The key is Switchboard's: a chat server's `sender` never stands in for a missing `from`.
+  if (m.from !== undefined) data.sender = m.from;
+  else delete data.sender;
+  return data;
+}
+
+/** FCM `message.notification`, or undefined for a message with neither title nor text. */
+export function fcmNotification(m: PayloadFields, text: string): { title?: string; body?: string } | undefined {
+  if (m.title === undefined && m.text === undefined) return undefined;
+  return { ...(m.title !== undefined ? { title: m.title } : {}), ...(m.text !== undefined ? { body: text } : {}) };
+}
+
+/** What FCM counts against its 4096-byte limit: the notification and the data ("Maximum payload ... 4096 bytes"). */
+export function fcmPayload(m: PayloadFields, text: string): string {
+  return JSON.stringify({ notification: fcmNotification(m, text) ?? {}, data: fcmData(m) });
+}
+
+/** Push Kit `message.data`, a JSON string: `{"messageId","sender","data"}`. */
+export function hmsData(m: PayloadFields): string {
+  return JSON.stringify({ messageId: m.id, ...(m.from !== undefined ? { sender: m.from } : {}), data: m.data ?? {} });
+}
+
+/**
+ * The Push Kit request body (Push Kit limits the whole message body to 4096 bytes). Its `android.collapse_key` is a
+ * small integer group (-1..100), not a string, so `collapseKey` becomes the notification `tag`: a newer
+ * notification with the same tag replaces the older one on the device.
+ */
+export function hmsBody(m: PayloadFields, text: string, token: string, silent = false): string {
+  const android: Record<string, unknown> = { urgency: m.priority === 'normal' ? 'NORMAL' : 'HIGH' };
+  if (m.ttlSeconds !== undefined) android.ttl = `${m.ttlSeconds}s`;
+  if (m.title !== undefined || m.text !== undefined) {
+    android.notification = {
+      title: m.title ?? '',
+      body: text,
+      click_action: { type: 3 }, // 3 = open the app's launcher activity
+      ...(m.collapseKey !== undefined ? { tag: m.collapseKey } : {}),
+      // Quiet hours: Push Kit's AndroidNotification.importance LOW is a silent notification (no sound, no banner).
+      ...(silent ? { importance: 'LOW' } : {}),
+    };
+  }
+  return JSON.stringify({ validate_only: false, message: { data: hmsData(m), android, token: [token] } });
+}
+
+/**
+ * The Web Push plaintext the service worker receives: `{"title","body","messageId","sender","data"}`. `silent` (quiet
+ * hours) is for the service worker's showNotification({ silent }): no sound, no vibration.
+ */
+export function webPushPayload(m: PayloadFields, text: string, silent = false): string {
+  return JSON.stringify({ title: m.title, body: text, messageId: m.id, sender: m.from, data: m.data ?? {}, ...(silent ? { silent: true } : {}) });
+}
+
+/**
+ * Push Kit counts the device token against its 4096 bytes (it is in the body). The edge, which does not know the
+ * tokens, keeps room for one this long (Push Kit tokens are about 130 characters).
+ */
+export const HMS_TOKEN_ALLOWANCE = 256;
+const HMS_TOKEN_PLACEHOLDER = 'x'.repeat(HMS_TOKEN_ALLOWANCE);
+
+/**
+ * Room kept in the APNs measure for an `aps.badge` (read sync, section 4: `,"badge":99999`), so the estimate never
+ * undercounts what a sender adds.
+ */
+const APNS_BADGE_ALLOWANCE = 15;
+
+/** Per vendor: the bytes its limit counts for a given text (the larger, quiet-hours variant), and that limit. */
+const MEASURES: { [V in PayloadVendor]: { size: (m: PayloadFields, text: string) => number; limit: number } } = {
+  apns: { size: (m, t) => utf8Length(apnsPayload(m, t, true)) + APNS_BADGE_ALLOWANCE, limit: MAX_PAYLOAD_BYTES },
+  fcm: { size: (m, t) => utf8Length(fcmPayload(m, t)), limit: MAX_PAYLOAD_BYTES },
+  // The device token is not known at the edge: room is kept for one of HMS_TOKEN_ALLOWANCE characters.
+  hms: { size: (m, t) => utf8Length(hmsBody(m, t, HMS_TOKEN_PLACEHOLDER, true)), limit: MAX_PAYLOAD_BYTES },
+  webpush: { size: (m, t) => utf8Length(webPushPayload(m, t, true)), limit: WEBPUSH_MAX_PLAINTEXT_BYTES },
+};
+
+/** Why a message can never be pushed: the first vendor whose payload is too large with the text cut to nothing. */
+export interface PayloadOverflow {
+  vendor: PayloadVendor;
+  /** Payload size with an empty text, in bytes. */
+  bytes: number;
+  /** That vendor's limit, in bytes (4096; Web Push 3993 of plaintext). */
+  limit: number;
+}
+
+/**
+ * Whether the message's push payload exceeds a vendor's limit even with `text` cut to nothing (title, data and ids
+ * alone too large), for any of the four vendor bodies; undefined when every vendor body can be made to fit. The
+ * edge refuses such a message with 413 payload_too_large (PROTOCOL.md section 3). Pure: no I/O, no configuration.
+ */
+export function payloadOverflow(m: PayloadFields): PayloadOverflow | undefined {
+  for (const vendor of Object.keys(MEASURES) as PayloadVendor[]) {
+    const { size, limit } = MEASURES[vendor];
+    const bytes = size(m, '');
+    if (bytes > limit) return { vendor, bytes, limit };
+  }
+  return undefined;
+}
+
+/**
+ * The largest vendor payload of the message with `text` cut to nothing, on the 4096-byte scale (a Web Push plaintext
+ * counts with its encryption overhead): over MAX_PUSH_PAYLOAD_BYTES exactly when `payloadOverflow` finds a vendor
+ * body that cannot fit. The message decoder refuses such a message with 413 payload_too_large (section 3).
+ */
+export function minPushPayloadBytes(m: PayloadFields): number {
+  let worst = 0;
+  for (const vendor of Object.keys(MEASURES) as PayloadVendor[]) {
+    const { size, limit } = MEASURES[vendor];
+    worst = Math.max(worst, size(m, '') + (MAX_PAYLOAD_BYTES - limit));
+  }
+  return worst;
+}
+
+/** True when every vendor body of the message fits once its text is shortened (see `payloadOverflow`). */
+export function payloadFits(m: PayloadFields): boolean {
+  return payloadOverflow(m) === undefined;
+}
+
+/** The text to send to `vendor` so its payload fits, or undefined when nothing fits (see `payloadOverflow`). */
+export function fittedText(m: PayloadFields, vendor: PayloadVendor, size?: (text: string) => number): string | undefined {
+  const measure = MEASURES[vendor];
+  return fitText(m.text ?? '', size ?? ((t) => measure.size(m, t)), measure.limit);
+}
+
+/** Bytes of `s` in UTF-8, as Buffer.byteLength counts them (a lone surrogate is U+FFFD, 3 bytes), without Node. */
+export function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
 }

@@ -27,7 +27,12 @@ export type PushOutcome =
   | { outcome: 'ok'; vendorId?: string }
   | { outcome: 'dead_token'; reason: string }
   | { outcome: 'retry'; reason: string; retryAfterMs?: number }
-  | { outcome: 'failed'; reason: string };
+  /**
+   * `config`: the vendor refused our credentials (APNs 403 InvalidProviderToken): every push of that app and vendor
+   * will fail alike until an operator fixes the configuration, so the pool logs it (the reason names key id and team
+   * id, never a key) and never retries it.
+   */
+  | { outcome: 'failed'; reason: string; config?: true };
 
 /** Where the actors hand their offline pushes: the Piscina pool in production, a recorder in tests. */
 export interface PushSink {

@@ -21,7 +21,8 @@ import { AcceptTracker } from '../store/accept-tracker.js';
 import { ConfigError, gatewayConfigOf, type Config } from './config.js';
 import { connectNats } from './nats-connect.js';
 import type { RunningNode, StartOptions } from './running-node.js';
-import { loadSenderConfig } from './sender-config.js';
+import { loadSenderConfig, logVendorsOn } from './sender-config.js';
+import { canPushWith } from '../senders/vendor-config.js';
 import { RoutingSummary, logDecision } from '../base/routing-log.js';
 import { startTokenSweep } from '../store/token-sweep.js';
 import { natsEventPublisher, registrationRules, tokenRemovalListener } from './token-removals.js';
@@ -45,11 +46,11 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   const replicas = config.nats.replicas;
   const ready = <T>(step: () => Promise<T>, what: string): Promise<T> => untilJetStreamReady(step, what, log);
 
-  const nc = await connectNats(config);
+  const nc = await connectNats(config, { log, clock });
   // Leases and membership on a connection of their own (issue 13): on a node saturated with messages, a lease
   // renewal's answer would otherwise wait behind thousands of deliveries read from the same socket, come back after
   // the local deadline, and the partition would be given up (seen as multi-second p99 under max rate).
-  const control = await connectNats(config, 'control');
+  const control = await connectNats(config, { log, clock, role: 'control' });
   for (const [conn, name] of [[nc, 'data'], [control, 'control']] as const) {
     void (async () => {
       for await (const s of conn.status()) log.info({ nats: s.type, connection: name }, 'nats connection status');
@@ -64,6 +65,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   const devicesKv = await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_devices`, { history: 1, replicas })), 'devices bucket');
   const registry = new KvDeviceRegistry(devicesKv, () => clock.now(), onTokenRemoved);
   const senderConfig = loadSenderConfig(config);
+  if (routes) logVendorsOn(senderConfig, log);
   const pushes = new PushPool({ config: senderConfig, log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
   const policies = new KvPolicyStore(await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_policies`, { history: 1, replicas })), 'policies bucket'));
   const membership = new Membership({ nc: control, prefix, replicas, nodeId: config.nodeId, clock, log, roles: config.roles });
@@ -75,7 +77,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   const fence = ownerFenceOf(keeper, P);
   const router = new UserDirectory({
     nodeId: config.nodeId, bus: new FencedBus(natsBus, fence, P), subjects, registry, policies, pushes, clock, metrics, log,
-    ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs,
+    ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs, canPush: canPushWith(senderConfig),
     passivateAfterMs: config.passivateAfterMs, decisionHistoryBytes: config.decisionHistoryBytes,
     done: (id) => ingress.done(id),
     fence,

@@ -3,6 +3,7 @@ import { DEFAULT_PLAYGROUND_MODE, PLAYGROUND_MODES, type PlaygroundMode } from '
 import type { GatewayConfig } from '../gateway/server.js';
 import { DEFAULT_MAX_ATTEMPTS as DEFAULT_PUSH_MAX_ATTEMPTS } from '../senders/pool.js';
 import { DEFAULT_DEDUPE_WINDOW_MS } from '../store/file-inbox.js';
+import { allowedHostProblem, DEFAULT_WEBPUSH_HOSTS } from '../protocol/push-endpoint.js';
 
 // Defaults owned by the module that uses them, re-exported here so the configuration reads in one place.
 export { DEFAULT_DEDUPE_WINDOW_MS, DEFAULT_PUSH_MAX_ATTEMPTS };
@@ -29,6 +30,7 @@ export const DEFAULT_LOG_LEVEL = 'info';
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 export const DEFAULT_SUMMARY_INTERVAL_MS = 60_000;
 export const DEFAULT_REPLAY_GRACE_MS = 3000;
+export const DEFAULT_NATS_CONNECT_TIMEOUT_MS = 30_000;
 export const DEFAULT_HMS_AUTH_ENDPOINT = 'https://oauth-login.cloud.huawei.com';
 export const DEFAULT_HMS_PUSH_ENDPOINT = 'https://push-api.cloud.huawei.com';
 export const DEFAULT_SENDER_THREADS = 1;
@@ -98,6 +100,8 @@ export interface Config {
   readonly frameRate: number;
   /** SWITCHBOARD_REPLAY_GRACE_MS: after a restart, messages left unsettled wait this long for clients to reconnect, default 3000. */
   readonly replayGraceMs: number;
+  /** SWITCHBOARD_NATS_CONNECT_TIMEOUT_MS: how long start-up retries an unreachable NATS before it fails, default 30000. */
+  readonly natsConnectTimeoutMs: number;
   /** SWITCHBOARD_LOG_LEVEL, default info. */
   readonly logLevel: (typeof LOG_LEVELS)[number];
   /** SWITCHBOARD_SHUTDOWN_TIMEOUT_MS: longest graceful drain on SIGTERM, default 10000. */
@@ -134,10 +138,11 @@ export interface Config {
     readonly vapidPrivateKey?: string;
     readonly subject?: string;
     /**
-     * SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS: comma list of push service host names (`*.` prefix = any subdomain) a web
-     * subscription's endpoint may name; replaces the default list (section 5). Unset = the default list.
+     * SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS: push service hosts Web Push endpoints may be on (comma list, `*.` prefix
+     * for subdomains, IP addresses allowed), replacing the default list as given. Default DEFAULT_WEBPUSH_HOSTS
+     * (FCM, Mozilla, Apple and Microsoft push services).
      */
-    readonly allowedHosts?: readonly string[];
+    readonly allowedHosts: readonly string[];
   };
   /** SWITCHBOARD_TOKEN_MAX_AGE_DAYS: a push token neither stored nor seen for this long is pruned, default 270. */
   readonly tokenMaxAgeDays: number;
@@ -244,16 +249,16 @@ export function parseConfig(env: Env = process.env): Config {
   if (natsAuth.length > 1) throw new ConfigError(natsAuth[1], `unset when ${natsAuth[0]} is set (one NATS authentication method)`);
   allOrNone(['SWITCHBOARD_HMS_APP_ID', 'SWITCHBOARD_HMS_CLIENT_ID', 'SWITCHBOARD_HMS_CLIENT_SECRET']);
   allOrNone(['SWITCHBOARD_WEBPUSH_VAPID_PUBLIC_KEY', 'SWITCHBOARD_WEBPUSH_VAPID_PRIVATE_KEY', 'SWITCHBOARD_WEBPUSH_SUBJECT']);
+  const allowedHostsRaw = v('SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS');
+  const allowedHosts = allowedHostsRaw === undefined ? DEFAULT_WEBPUSH_HOSTS : allowedHostsRaw.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean);
+  const hostProblem = allowedHosts.length === 0 ? 'the list is empty' : allowedHosts.map(allowedHostProblem).find((p) => p !== undefined);
+  if (hostProblem !== undefined) {
+    throw new ConfigError('SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS', `a comma list of host names, *.-prefixed host names or IP addresses (${hostProblem})`);
+  }
   const playground = v('SWITCHBOARD_PLAYGROUND') ?? DEFAULT_PLAYGROUND_MODE;
   if (!(PLAYGROUND_MODES as readonly string[]).includes(playground)) throw new ConfigError('SWITCHBOARD_PLAYGROUND', `one of ${PLAYGROUND_MODES.join(', ')}`);
   const subject = v('SWITCHBOARD_WEBPUSH_SUBJECT');
   if (subject !== undefined && !/^(mailto:|https:\/\/)/.test(subject)) throw new ConfigError('SWITCHBOARD_WEBPUSH_SUBJECT', 'a mailto: or https:// URL');
-
-  const hostsRaw = v('SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS');
-  const allowedHosts = hostsRaw === undefined ? undefined : hostsRaw.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean);
-  if (allowedHosts?.some((h) => !/^(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(h))) {
-    throw new ConfigError('SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS', 'a comma list of host names, each optionally starting with *.');
-  }
 
   return Object.freeze({
     host,
@@ -287,6 +292,7 @@ export function parseConfig(env: Env = process.env): Config {
     sendBufferBytes: int('SWITCHBOARD_SEND_BUFFER_BYTES', DEFAULT_SEND_BUFFER_BYTES, 65_536, 1 << 30),
     frameRate: int('SWITCHBOARD_FRAME_RATE', DEFAULT_FRAME_RATE, 1, 1_000_000),
     replayGraceMs: int('SWITCHBOARD_REPLAY_GRACE_MS', DEFAULT_REPLAY_GRACE_MS, 0, 600_000),
+    natsConnectTimeoutMs: int('SWITCHBOARD_NATS_CONNECT_TIMEOUT_MS', DEFAULT_NATS_CONNECT_TIMEOUT_MS, 0, 3_600_000),
     logLevel: logLevel as Config['logLevel'],
     shutdownTimeoutMs: int('SWITCHBOARD_SHUTDOWN_TIMEOUT_MS', DEFAULT_SHUTDOWN_TIMEOUT_MS, 100, 600_000),
     summaryIntervalMs: int('SWITCHBOARD_SUMMARY_INTERVAL_MS', DEFAULT_SUMMARY_INTERVAL_MS, 0, 86_400_000),
@@ -306,7 +312,7 @@ export function parseConfig(env: Env = process.env): Config {
       vapidPublicKey: v('SWITCHBOARD_WEBPUSH_VAPID_PUBLIC_KEY'),
       vapidPrivateKey: v('SWITCHBOARD_WEBPUSH_VAPID_PRIVATE_KEY'),
       subject,
-      ...(allowedHosts === undefined ? {} : { allowedHosts: Object.freeze(allowedHosts) }),
+      allowedHosts: Object.freeze([...allowedHosts]),
     }),
     tokenMaxAgeDays: int('SWITCHBOARD_TOKEN_MAX_AGE_DAYS', DEFAULT_TOKEN_MAX_AGE_DAYS, 1, 3650),
     appsFile: v('SWITCHBOARD_APPS_FILE'),

@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserDirectory } from '../actors/directory.js';
 import { MemoryBus } from '../bus/memory-bus.js';
@@ -9,12 +8,16 @@ import { FileDeviceRegistry } from '../store/file-device-registry.js';
 import { FileInbox } from '../store/file-inbox.js';
 import { FilePolicyStore } from '../store/file-policy-store.js';
 import { ConfigError, gatewayConfigOf, type Config } from './config.js';
+import type { DataDirLock } from '../store/data-dir-lock.js';
 import { GatedIngress } from '../store/replay-gate.js';
 import { loadSecrets } from './secrets.js';
-import { loadSenderConfig } from './sender-config.js';
+import { loadSenderConfig, logVendorsOn } from './sender-config.js';
+import { canPushWith } from '../senders/vendor-config.js';
 import { startTokenSweep } from '../store/token-sweep.js';
 import { busEventPublisher, registrationRules, tokenRemovalListener } from './token-removals.js';
 import { AcceptTracker } from '../store/accept-tracker.js';
+import { StoreHealth } from '../store/store-health.js';
+import { openDataDir } from './data-dir.js';
 import type { RunningNode, StartOptions } from './running-node.js';
 import { RoutingSummary, logDecision } from '../base/routing-log.js';
 
@@ -29,15 +32,39 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
     throw new ConfigError('SWITCHBOARD_ROLES', 'a list holding router and sender without SWITCHBOARD_NATS_URL (the embedded node routes and sends itself)');
   }
 
-  await mkdir(config.dataDir, { recursive: true });
+  // One node per data dir: a second one exits 2 naming the holder (issue 8 part 4).
+  const lock = await openDataDir(config.dataDir);
+  const health = new StoreHealth({ dataDir: config.dataDir, log, metrics, clock });
+  try {
+    return await wire(config, opts, lock, health);
+  } catch (e) {
+    health.close();
+    await lock.release();
+    throw e;
+  }
+}
+
+async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirLock, health: StoreHealth): Promise<RunningNode> {
+  const { log, clock, metrics } = opts;
   const secrets = await loadSecrets(config.dataDir, config);
   const subjects = new Subjects(config.subjectPrefix, config.partitions);
   const bus = new MemoryBus();
   const onTokenRemoved = tokenRemovalListener({ bus, subjects, log, publishEvent: busEventPublisher(bus, subjects) });
-  const registry = await FileDeviceRegistry.open(join(config.dataDir, 'devices'), { onTokenRemoved, now: () => clock.now() });
+  const registry = await FileDeviceRegistry.open(join(config.dataDir, 'devices'), {
+    onTokenRemoved, now: () => clock.now(),
+    onWriteFailure: (f) => health.writeFailed('devices', f), onDamage: (file, r) => health.damaged('devices', file, r),
+  });
   const senderConfig = loadSenderConfig(config);
-  const policies = await FilePolicyStore.open(join(config.dataDir, 'policies'));
-  const inbox = await FileInbox.open(join(config.dataDir, 'inbox'), { dedupeWindowMs: config.dedupeWindowMs });
+  logVendorsOn(senderConfig, log);
+  const policies = await FilePolicyStore.open(join(config.dataDir, 'policies'), {
+    onWriteFailure: (f) => health.writeFailed('policies', f), onDamage: (file, r) => health.damaged('policies', file, r),
+  });
+  const inbox = await FileInbox.open(join(config.dataDir, 'inbox'), {
+    dedupeWindowMs: config.dedupeWindowMs,
+    onWriteFailure: (f) => health.writeFailed('inbox', f), onDamage: (file, r) => health.damaged('inbox', file, r),
+  });
+  // A data dir deleted or replaced under the node is noticed within a second: unready, accepts answered 503.
+  health.watch(lock);
   const pushes = new PushPool({ config: senderConfig, log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
 
   // Decorators: replays wait for clients to reconnect; accepts in flight are counted for a graceful stop.
@@ -45,7 +72,7 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
   const ingress = new AcceptTracker(gated);
   const router = new UserDirectory({
     nodeId: config.nodeId, bus, subjects, registry, policies, pushes, clock, metrics, log,
-    ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs,
+    ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs, canPush: canPushWith(senderConfig),
     passivateAfterMs: config.passivateAfterMs, decisionHistoryBytes: config.decisionHistoryBytes,
     done: (id) => ingress.done(id),
     onRouted: (e) => logDecision(log, e),
@@ -62,7 +89,9 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
   if (config.roles.includes('gateway')) {
     gateway = createGateway({
       config: gatewayConfigOf(config), nodeId: config.nodeId, bus, subjects, ingress, registry, policies, metrics, log, clock,
-      registration: registrationRules(config, senderConfig), jwtSecret: secrets.jwtSecret, apiKey: secrets.apiKey, isReady: () => ready,
+      registration: registrationRules(config, senderConfig), jwtSecret: secrets.jwtSecret, apiKey: secrets.apiKey,
+      // /readyz and POST /v1/messages: false while accepts cannot be made durable (issue 8 part 5).
+      isReady: () => ready && health.durable(),
     });
     port = await gateway.listen(config.host, config.port);
   }
@@ -101,6 +130,8 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
       await policies.close();
       await gateway?.close();
       await bus.close();
+      health.close();
+      await lock.release();
       log.info('stopped');
     })());
 

@@ -1,6 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { connect, credsAuthenticator, nkeyAuthenticator, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
+import type { Clock } from '../base/clock.js';
+import type { Logger } from '../base/logger.js';
 import type { Config } from './config.js';
+import { StartError } from './start-error.js';
 
 /**
  * Connects to NATS with the operator's authentication and TLS settings passed through unchanged
@@ -31,8 +34,42 @@ export function natsOptions(config: Config): NodeConnectionOptions {
   return opts;
 }
 
-/** `role` names a second connection of the same node (e.g. `control`) in the server's connection list. */
-export function connectNats(config: Config, role?: string): Promise<NatsConnection> {
-  const opts = natsOptions(config);
-  return connect(role ? { ...opts, name: `${opts.name}-${role}` } : opts);
+/** Gap between two connect tries at start-up. */
+export const NATS_RETRY_MS = 1000;
+/** How long one connect try waits for the server. */
+export const NATS_TRY_TIMEOUT_MS = 2000;
+
+/**
+ * The first connection, retried while NATS is unreachable (issue 8 part 5): one `warn` line per try naming the
+ * URL(s), for at most `config.natsConnectTimeoutMs`; then a `StartError` naming the URL(s) and the last error.
+ * Credentials in a URL (`nats://user:pass@host`) are never printed. `connect` is injectable for tests; `role` names a
+ * second connection of the same node (e.g. `control`) in the server's connection list.
+ */
+export async function connectNats(
+  config: Config,
+  deps: { log: Logger; clock: Clock; connect?: (opts: NodeConnectionOptions) => Promise<NatsConnection>; role?: string },
+): Promise<NatsConnection> {
+  const { log, clock } = deps;
+  const tryConnect = deps.connect ?? connect;
+  const urls = config.natsServers.map(withoutCredentials).join(', ');
+  const deadline = clock.now() + config.natsConnectTimeoutMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const opts = natsOptions(config);
+      return await tryConnect({ ...opts, ...(deps.role ? { name: `${opts.name}-${deps.role}` } : {}), timeout: NATS_TRY_TIMEOUT_MS });
+    } catch (e) {
+      const why = (e as { code?: string }).code ?? (e as Error).message;
+      const left = deadline - clock.now();
+      if (left <= 0) {
+        throw new StartError(`NATS not reachable at ${urls} (${why}); tried ${attempt} times over ${Math.round(config.natsConnectTimeoutMs / 1000)} s`, 1, { cause: e });
+      }
+      log.warn({ nats: urls, attempt, err: why, retryInMs: Math.min(NATS_RETRY_MS, left) }, `NATS not reachable at ${urls}; retrying`);
+      await new Promise<void>((resolve) => clock.setTimeout(resolve, Math.min(NATS_RETRY_MS, left)));
+    }
+  }
+}
+
+/** A server URL as it may be logged: user and password removed. */
+export function withoutCredentials(server: string): string {
+  return server.replace(/^([a-z]+:\/\/)[^@/]*@/i, '$1');
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isObject } from '../protocol/fields.js';
-import { DEFAULT_APP, type AppCredentials, type SenderConfig } from '../senders/vendor-config.js';
+import type { Logger } from '../base/logger.js';
+import { DEFAULT_APP, vendorsOn, type AppCredentials, type SenderConfig } from '../senders/vendor-config.js';
 import { ConfigError, DEFAULT_APNS_ENDPOINT, DEFAULT_HMS_AUTH_ENDPOINT, DEFAULT_HMS_PUSH_ENDPOINT, type Config } from './config.js';
 
 const FILE_VAR = 'SWITCHBOARD_APPS_FILE';
@@ -13,7 +14,8 @@ const FILE_VAR = 'SWITCHBOARD_APPS_FILE';
  */
 export function loadSenderConfig(config: Config): SenderConfig {
   const apps: Record<string, AppCredentials> = { [DEFAULT_APP]: fromEnv(config) };
-  if (!config.appsFile) return { apps };
+  const webpushAllowedHosts = config.webpush.allowedHosts;
+  if (!config.appsFile) return { apps, webpushAllowedHosts };
   let parsed: unknown;
   try {
     parsed = JSON.parse(readFileSync(config.appsFile, 'utf8'));
@@ -26,7 +28,17 @@ export function loadSenderConfig(config: Config): SenderConfig {
     if (!isObject(entry)) throw new ConfigError(FILE_VAR, `a file where app "${name}" is an object`);
     apps[name] = { ...(name === DEFAULT_APP ? apps[DEFAULT_APP] : {}), ...readApp(name, entry) };
   }
-  return { apps };
+  return { apps, webpushAllowedHosts };
+}
+
+/**
+ * The one start-up line saying which vendors can push, per app (section 4: the others are not reachable by push),
+ * e.g. "vendor push on: default: apns, fcm; beta: none". Names vendors and apps only, never credentials.
+ */
+export function logVendorsOn(senderConfig: SenderConfig, log: Pick<Logger, 'info'>): void {
+  const on = vendorsOn(senderConfig);
+  const text = Object.entries(on).map(([app, vendors]) => `${app}: ${vendors.length > 0 ? vendors.join(', ') : 'none'}`).join('; ');
+  log.info({ vendors: on }, `vendor push on: ${text}`);
 }
 
 function fromEnv(c: Config): AppCredentials {

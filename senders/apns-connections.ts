@@ -3,7 +3,11 @@ import http2, { type ClientHttp2Session, type IncomingHttpHeaders, type Outgoing
 /** What came back for one request: an HTTP answer, or nothing usable (connection lost, reset, timed out). */
 export type ApnsExchange =
   | { kind: 'answer'; status: number; headers: IncomingHttpHeaders; body: string }
-  | { kind: 'lost'; reason: string };
+  /** `unprocessed`: APNs never saw the request (refused after a GOAWAY, or no stream opened): safe to send again at once. */
+  | { kind: 'lost'; reason: string; unprocessed?: boolean };
+
+/** Sends of one request on fresh connections when the previous connection refused it unprocessed (GOAWAY). */
+export const MAX_UNPROCESSED_RESENDS = 10;
 
 export interface ConnectionPoolOptions {
   /** `https://host[:port]`. */
@@ -20,7 +24,7 @@ export interface ConnectionPoolOptions {
   pingIntervalMs: number;
 }
 
-const { NGHTTP2_CANCEL } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
 /** One HTTP/2 connection and the number of requests it carries. */
 class ApnsConnection {
@@ -77,10 +81,14 @@ class ApnsConnection {
       try {
         stream = this.session.request(headers);
       } catch (err) {
+        // The session is closing (GOAWAY) or gone: no stream was opened, so nothing reached APNs.
         this.retire();
-        finish({ kind: 'lost', reason: describe(err) });
+        finish({ kind: 'lost', reason: describe(err), unprocessed: true });
         return;
       }
+      // RFC 9113 section 6.8: a stream above the GOAWAY's last-stream-id was refused unprocessed (REFUSED_STREAM).
+      const lost = (reason: string): ApnsExchange => (stream?.rstCode === NGHTTP2_REFUSED_STREAM
+        ? { kind: 'lost', reason, unprocessed: true } : { kind: 'lost', reason });
       let status = 0;
       let answerHeaders: IncomingHttpHeaders = {};
       const chunks: Buffer[] = [];
@@ -91,9 +99,9 @@ class ApnsConnection {
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
       stream.on('end', () => finish(status > 0
         ? { kind: 'answer', status, headers: answerHeaders, body: Buffer.concat(chunks).toString('utf8') }
-        : { kind: 'lost', reason: 'stream ended without a status' }));
-      stream.on('error', (err) => finish({ kind: 'lost', reason: describe(err) }));
-      stream.on('close', () => finish({ kind: 'lost', reason: `stream closed (code ${stream?.rstCode ?? '?'})` }));
+        : lost('stream ended without a status')));
+      stream.on('error', (err) => finish(lost(describe(err))));
+      stream.on('close', () => finish(lost(`stream closed (code ${stream?.rstCode ?? '?'})`)));
       stream.end(body);
     });
   }
@@ -138,10 +146,25 @@ export class ApnsConnectionPool {
   private closed = false;
   /** Connections opened so far (each one TLS handshake). */
   opened = 0;
+  /** Requests sent again because a connection refused them unprocessed (GOAWAY). */
+  resent = 0;
 
   constructor(private readonly opts: ConnectionPoolOptions) {}
 
+  /**
+   * One request and its answer. A request the connection refused unprocessed (APNs sends GOAWAY now and then, e.g.
+   * before maintenance) goes out again at once on another connection, up to MAX_UNPROCESSED_RESENDS times: a GOAWAY
+   * costs neither a push nor a retry with backoff.
+   */
   async exchange(headers: OutgoingHttpHeaders, body: string): Promise<ApnsExchange> {
+    for (let resend = 0; ; resend++) {
+      const result = await this.exchangeOnce(headers, body);
+      if (result.kind === 'answer' || !result.unprocessed || resend >= MAX_UNPROCESSED_RESENDS || this.closed) return result;
+      this.resent++;
+    }
+  }
+
+  private async exchangeOnce(headers: OutgoingHttpHeaders, body: string): Promise<ApnsExchange> {
     const conn = this.take() ?? (this.closed ? undefined : await new Promise<ApnsConnection | undefined>((r) => this.waiting.push(r)));
     if (!conn) return { kind: 'lost', reason: 'sender closed' };
     try {

@@ -1,26 +1,45 @@
 import { createPrivateKey, sign, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
-/** Apple rejects provider tokens older than an hour and throttles refreshes more often than every 20 minutes. */
+/*
+ * Apple, "Establishing a token-based connection to APNs" (Refresh your token regularly): "Refresh your token no more
+ * than once every 20 minutes and no less than once every 60 minutes. APNs rejects any request whose token contains a
+ * timestamp that is more than one hour old. Similarly, APNs reports an error if you recreate your tokens more than
+ * once every 20 minutes" (429 TooManyProviderTokenUpdates, "Handling notification responses from APNs").
+ */
+
+/** Apple's shortest interval between two provider tokens. */
+export const MIN_TOKEN_RENEWAL_MS = 20 * 60_000;
+/** Apple refuses a token whose `iat` is older than this (403 ExpiredProviderToken). */
+export const MAX_TOKEN_AGE_MS = 60 * 60_000;
+/** A token is renewed at this age: well inside Apple's 20-60 minute window. */
 export const DEFAULT_TOKEN_REFRESH_MS = 50 * 60_000;
 
 /**
- * The APNs provider token: an ES256 JWT `{alg, kid}.{iss, iat}` signed with the team's .p8 key, reused until it
- * is 50 minutes old or APNs rejects it. Neither the key nor the token ever leaves this object (never logged).
+ * The APNs provider token: an ES256 JWT `{alg, kid}.{iss, iat}` signed with the team's .p8 key (PROTOCOL.md
+ * section 5). Signed again only when it reaches `refreshMs` (20-59 minutes, default 50), or at once after APNs
+ * answered 403 ExpiredProviderToken for it, and then at most once per 20 minutes: a clock an hour off cannot make it
+ * sign on every push. Neither the key nor the token ever leaves this object (never logged).
  */
 export class ProviderToken {
   private jwt = '';
   private issuedAt = Number.NEGATIVE_INFINITY;
+  private forcedAt = Number.NEGATIVE_INFINITY;
+  /** Tokens signed so far (tests: Apple allows one per 20 minutes). */
+  signed = 0;
 
   private constructor(
     private readonly key: KeyObject,
-    private readonly keyId: string,
-    private readonly teamId: string,
+    readonly keyId: string,
+    readonly teamId: string,
     private readonly now: () => number,
     private readonly refreshMs: number,
   ) {}
 
-  /** Reads the .p8 key; the error names the file and the problem, never the key material. */
+  /**
+   * Reads the .p8 key; the error names the file and the problem, never the key material. `refreshMs` is clamped to
+   * Apple's window [20 min, 59 min].
+   */
   static load(keyFile: string, keyId: string, teamId: string, now: () => number, refreshMs = DEFAULT_TOKEN_REFRESH_MS): ProviderToken {
     let key: KeyObject;
     try {
@@ -32,28 +51,39 @@ export class ProviderToken {
     if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
       throw new Error(`the APNs key file ${keyFile} must hold a P-256 (ES256) key`);
     }
-    return new ProviderToken(key, keyId, teamId, now, refreshMs);
+    const refresh = Math.min(MAX_TOKEN_AGE_MS - 60_000, Math.max(MIN_TOKEN_RENEWAL_MS, refreshMs));
+    return new ProviderToken(key, keyId, teamId, now, refresh);
   }
 
+  /** The token to send now: the current one, or a new one once the current one is `refreshMs` old. */
   current(): string {
     const now = this.now();
-    if (now - this.issuedAt >= this.refreshMs) {
-      this.jwt = this.signed(now);
-      this.issuedAt = now;
-    }
+    if (now - this.issuedAt >= this.refreshMs) this.sign(now);
     return this.jwt;
   }
 
-  /** Forces a new token, unless `rejected` was already replaced: a burst of 403s for one token refreshes once. */
-  refresh(rejected: string): void {
-    if (rejected === this.jwt) this.issuedAt = Number.NEGATIVE_INFINITY;
+  /**
+   * APNs answered 403 ExpiredProviderToken for `rejected`. Returns true when `current()` now gives another token
+   * worth sending: one signed by another push meanwhile, or a new one signed here. Returns false when a token signed
+   * this way less than 20 minutes ago was refused as expired too (our clock is off): signing again cannot help and
+   * would only earn 429 TooManyProviderTokenUpdates.
+   */
+  expired(rejected: string): boolean {
+    if (rejected !== this.jwt) return this.jwt !== '';
+    const now = this.now();
+    if (now - this.forcedAt < MIN_TOKEN_RENEWAL_MS) return false;
+    this.forcedAt = now;
+    this.sign(now);
+    return true;
   }
 
-  private signed(now: number): string {
+  private sign(now: number): void {
     const header = b64url({ alg: 'ES256', kid: this.keyId });
     const claims = b64url({ iss: this.teamId, iat: Math.floor(now / 1000) });
     const signature = sign('sha256', Buffer.from(`${header}.${claims}`), { key: this.key, dsaEncoding: 'ieee-p1363' });
-    return `${header}.${claims}.${signature.toString('base64url')}`;
+    this.jwt = `${header}.${claims}.${signature.toString('base64url')}`;
+    this.issuedAt = now;
+    this.signed++;
   }
 }
 

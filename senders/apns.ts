@@ -3,7 +3,7 @@ import type { OutgoingHttpHeaders } from 'node:http2';
 import type { ChatMessage } from '../protocol/index.js';
 import { ApnsConnectionPool, type ApnsExchange } from './apns-connections.js';
 import { ProviderToken } from './apns-token.js';
-import { fitPayload } from './payload.js';
+import { apnsPayload, fittedText } from './payload.js';
 import type { PushJob, PushOutcome } from './types.js';
 import type { ApnsCredentials } from './vendor-config.js';
 import type { VendorSender } from './vendor.js';
@@ -27,6 +27,8 @@ export interface ApnsSenderOptions {
   pingIntervalMs?: number;
   /** Clock (epoch ms) for apns-expiration and token age. Default Date.now. */
   now?: () => number;
+  /** Age at which the provider token is signed again, 20-59 minutes. Default DEFAULT_TOKEN_REFRESH_MS (50 min). */
+  tokenRefreshMs?: number;
 }
 
 export const DEFAULT_APNS_MAX_CONNECTIONS = 2;
@@ -37,7 +39,7 @@ export const DEFAULT_APNS_PING_INTERVAL_MS = 60_000;
 const MAX_COLLAPSE_ID_BYTES = 64;
 
 const DEAD_TOKEN_400 = new Set(['BadDeviceToken', 'DeviceTokenNotForTopic']);
-const TOKEN_REJECTED_403 = new Set(['ExpiredProviderToken', 'InvalidProviderToken']);
+
 
 /** APNs over HTTP/2 with token (ES256 JWT) authentication (PROTOCOL.md section 5). */
 export class ApnsSender implements VendorSender {
@@ -46,9 +48,11 @@ export class ApnsSender implements VendorSender {
   private readonly pool: ApnsConnectionPool | undefined;
   private readonly setupError: string | undefined;
   private token: ProviderToken | undefined;
+  private readonly tokenRefreshMs: number | undefined;
 
   constructor(private readonly creds: ApnsCredentials, options: ApnsSenderOptions = {}) {
     this.now = options.now ?? Date.now;
+    this.tokenRefreshMs = options.tokenRefreshMs;
     // Never throws: a bad endpoint becomes a `failed` reason per push rather than a crashed worker batch.
     try {
       const url = new URL(creds.endpoint);
@@ -75,25 +79,37 @@ export class ApnsSender implements VendorSender {
     if (!body) return { outcome: 'failed', reason: 'apns payload exceeds 4096 bytes even with the text left out (title or data too large)' };
     let token: ProviderToken;
     try {
-      token = this.token ??= ProviderToken.load(this.creds.keyFile, this.creds.keyId, this.creds.teamId, this.now);
+      token = this.token ??= ProviderToken.load(this.creds.keyFile, this.creds.keyId, this.creds.teamId, this.now, this.tokenRefreshMs);
     } catch (err) {
       return { outcome: 'failed', reason: (err as Error).message };
     }
     const headers = apnsHeaders(job, this.creds.topic, this.now());
     let jwt = token.current();
     let answer = await this.pool.exchange({ ...headers, authorization: `bearer ${jwt}` }, body);
-    if (isTokenRejected(answer)) {
-      // Our token, not the push, was refused: one immediate retry with a fresh token.
-      token.refresh(jwt);
+    // Section 5: an expired token is the one case for signing again before 20 minutes, then resending at once.
+    if (tokenRefusal(answer) === 'ExpiredProviderToken' && token.expired(jwt)) {
       jwt = token.current();
       answer = await this.pool.exchange({ ...headers, authorization: `bearer ${jwt}` }, body);
+    }
+    if (tokenRefusal(answer) === 'InvalidProviderToken') {
+      // Configuration, not this push: fail at once, never re-sign (the same key gives the same refusal) nor retry.
+      return {
+        outcome: 'failed', config: true,
+        reason: `apns 403 InvalidProviderToken: APNs refused the provider token signed with key id ${token.keyId} for team id ${token.teamId} ` +
+          '(check the key file, key id and team id of this app)',
+      };
     }
     return apnsOutcome(answer, this.now());
   }
 
-  /** Connections opened, requests in flight and waiting for a connection slot. */
-  get stats(): { connectionsOpened: number; inFlight: number; queued: number } {
-    return { connectionsOpened: this.pool?.opened ?? 0, inFlight: this.pool?.inFlight ?? 0, queued: this.pool?.queued ?? 0 };
+  /** Provider tokens signed so far (Apple allows one per 20 minutes). */
+  get tokensSigned(): number {
+    return this.token?.signed ?? 0;
+  }
+
+  /** Connections opened, requests in flight, waiting for a connection slot, and sent again after a GOAWAY. */
+  get stats(): { connectionsOpened: number; inFlight: number; queued: number; resent: number } {
+    return { connectionsOpened: this.pool?.opened ?? 0, inFlight: this.pool?.inFlight ?? 0, queued: this.pool?.queued ?? 0, resent: this.pool?.resent ?? 0 };
   }
 
   async close(): Promise<void> {
@@ -102,16 +118,12 @@ export class ApnsSender implements VendorSender {
 }
 
 /**
- * `{"aps":{"alert":{"title","body"}},"messageId","from","data"}`, text shortened to fit 4096 bytes. `silent` (quiet
- * hours): `interruption-level` `passive` and no `sound` key; Apple: a passive notification is added to the list
- * "without lighting up the screen or playing a sound" (Generating a remote notification, aps dictionary keys).
+ * `{"aps":{"alert":{"title","body"}},"messageId","sender","data"}` (section 5), text shortened to fit 4096 bytes.
+ * `silent` (quiet hours): `interruption-level` `passive` and no `sound` key (see `apnsPayload`).
  */
 export function apnsBody(m: ChatMessage, silent = false): string | undefined {
-  const build = (text: string) => JSON.stringify({
-    aps: silent ? { alert: { title: m.title, body: text }, 'interruption-level': 'passive' } : { alert: { title: m.title, body: text } },
-    messageId: m.id, from: m.from, data: m.data,
-  });
-  return fitPayload(m.text ?? '', build)?.body;
+  const text = fittedText(m, 'apns', (t) => Buffer.byteLength(apnsPayload(m, t, silent)));
+  return text === undefined ? undefined : apnsPayload(m, text, silent);
 }
 
 export function apnsHeaders(job: PushJob, topic: string, now: number): OutgoingHttpHeaders {
@@ -149,15 +161,19 @@ export function apnsOutcome(x: ApnsExchange, now: number): PushOutcome {
     return { outcome: 'dead_token', reason: timestamp !== undefined ? `${label} since ${new Date(timestamp).toISOString()}` : label };
   }
   if (x.status === 400 && DEAD_TOKEN_400.has(reason)) return { outcome: 'dead_token', reason: label };
-  if (x.status === 429 || x.status >= 500 || (x.status === 403 && TOKEN_REJECTED_403.has(reason))) {
+  // 403 ExpiredProviderToken that survived a re-sign: our clock is off; retrying later may meet a new token.
+  if (x.status === 429 || x.status >= 500 || (x.status === 403 && reason === 'ExpiredProviderToken')) {
     const retryAfterMs = parseRetryAfter(x.headers['retry-after'], now);
     return retryAfterMs === undefined ? { outcome: 'retry', reason: label } : { outcome: 'retry', reason: label, retryAfterMs };
   }
   return { outcome: 'failed', reason: label };
 }
 
-function isTokenRejected(x: ApnsExchange): boolean {
-  return x.kind === 'answer' && x.status === 403 && TOKEN_REJECTED_403.has(answerBody(x.body).reason);
+/** Apple's reason when APNs refused the provider token (403), else undefined. */
+function tokenRefusal(x: ApnsExchange): string | undefined {
+  if (x.kind !== 'answer' || x.status !== 403) return undefined;
+  const { reason } = answerBody(x.body);
+  return reason === 'ExpiredProviderToken' || reason === 'InvalidProviderToken' ? reason : undefined;
 }
 
 function answerBody(body: string): { reason: string; timestamp?: number } {

@@ -5,7 +5,7 @@
  * service-account assertion itself and speaks the documented wire protocol. The same code works against Google
  * and against a local server (test/vendors/fcm-server.ts).
  */
-import { fitPayload } from './payload.js';
+import { fcmData, fcmNotification, fittedText } from './payload.js';
 import { AccessTokenCache, exchangeTokenForm, type TokenFetch } from './oauth-token.js';
 import { readServiceAccount, serviceAccountAssertion, type ServiceAccount } from './oauth-service-account.js';
 import type { PushJob, PushOutcome } from './types.js';
@@ -83,14 +83,14 @@ export class FcmSender implements VendorSender {
 }
 
 /**
- * The v1 request body, text shortened so the whole body fits 4096 bytes (section 5). Our `messageId` and `from`
- * override same-named keys of the chat server's data. Note: FCM documents "from" as a reserved data key; the
- * contract (PROTOCOL.md section 5) names it, so it is sent as written.
+ * The v1 request body (section 5), text shortened so the notification and data fit FCM's 4096 bytes. Our
+ * `messageId` and `sender` override same-named keys of the chat server's data (the edge refuses those keys). The
+ * sender goes in `sender`: FCM reserves `from` and answers 400 INVALID_ARGUMENT.
  */
 export function buildFcmBody(job: PushJob): string | undefined {
   const m = job.message;
-  const data: Record<string, string> = { ...m.data, messageId: m.id };
-  if (m.from !== undefined) data.from = m.from;
+  const text = fittedText(m, 'fcm');
+  if (text === undefined) return undefined;
   const android: Record<string, unknown> = { priority: m.priority ?? 'high' };
   // Quiet hours: AndroidNotification.notification_priority PRIORITY_MIN, "might not be shown to the user except under
   // special circumstances" and never alerting; no `sound` is set. Android 8+ uses the channel's importance instead
@@ -98,16 +98,12 @@ export function buildFcmBody(job: PushJob): string | undefined {
   if (job.silent) android.notification = { notification_priority: 'PRIORITY_MIN', default_sound: false };
   if (m.collapseKey !== undefined) android.collapse_key = m.collapseKey;
   if (m.ttlSeconds !== undefined) android.ttl = `${m.ttlSeconds}s`;
-  const build = (text: string): string => {
-    const message: Record<string, unknown> = { token: job.token };
-    if (m.title !== undefined || m.text !== undefined) {
-      message.notification = { ...(m.title !== undefined ? { title: m.title } : {}), ...(m.text !== undefined ? { body: text } : {}) };
-    }
-    message.data = data;
-    message.android = android;
-    return JSON.stringify({ message });
-  };
-  return fitPayload(m.text ?? '', build)?.body;
+  const message: Record<string, unknown> = { token: job.token };
+  const notification = fcmNotification(m, text);
+  if (notification !== undefined) message.notification = notification;
+  message.data = fcmData(m);
+  message.android = android;
+  return JSON.stringify({ message });
 }
 
 interface FcmErrorBody {

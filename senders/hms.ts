@@ -3,7 +3,7 @@
  * `${authEndpoint}/oauth2/v3/token`, then `POST ${pushEndpoint}/v1/{appId}/messages:send`. Push Kit answers with
  * a result code in the JSON body ("80000000" success); the HTTP status only matters for 401 and 5xx.
  */
-import { fitPayload } from './payload.js';
+import { fittedText, hmsBody } from './payload.js';
 import { AccessTokenCache, exchangeTokenForm, type TokenFetch } from './oauth-token.js';
 import type { PushJob, PushOutcome } from './types.js';
 import type { HmsCredentials } from './vendor-config.js';
@@ -77,31 +77,11 @@ export class HmsSender implements VendorSender {
   }
 }
 
-/**
- * The Push Kit v1 body for one token. Push Kit's `android.collapse_key` is a small integer group (-1..100),
- * not a string, so `collapseKey` becomes the notification `tag`: a newer notification with the same tag
- * replaces the older one on the device.
- */
+/** The Push Kit v1 body for one token (see `hmsBody`), text shortened so the whole body fits 4096 bytes. */
 export function buildHmsBody(job: PushJob): string | undefined {
   const m = job.message;
-  const data = JSON.stringify({ messageId: m.id, ...(m.from !== undefined ? { from: m.from } : {}), data: m.data ?? {} });
-  const withNotification = m.title !== undefined || m.text !== undefined;
-  const build = (text: string): string => {
-    const android: Record<string, unknown> = { urgency: m.priority === 'normal' ? 'NORMAL' : 'HIGH' };
-    if (m.ttlSeconds !== undefined) android.ttl = `${m.ttlSeconds}s`;
-    if (withNotification) {
-      android.notification = {
-        title: m.title ?? '',
-        body: text,
-        click_action: { type: 3 }, // 3 = open the app's launcher activity
-        ...(m.collapseKey !== undefined ? { tag: m.collapseKey } : {}),
-        // Quiet hours: Push Kit's AndroidNotification.importance LOW is a silent notification (no sound, no banner).
-        ...(job.silent ? { importance: 'LOW' } : {}),
-      };
-    }
-    return JSON.stringify({ validate_only: false, message: { data, android, token: [job.token] } });
-  };
-  return fitPayload(m.text ?? '', build)?.body;
+  const text = fittedText(m, 'hms', (t) => Buffer.byteLength(hmsBody(m, t, job.token, job.silent === true)));
+  return text === undefined ? undefined : hmsBody(m, text, job.token, job.silent === true);
 }
 
 /** Maps a messages:send answer for the single `deviceToken` to an outcome. */

@@ -10,8 +10,10 @@ import type { SenderConfig } from './vendor-config.js';
 export { DEFAULT_BATCH_SIZE };
 /** Attempts per push before it is reported failed. */
 export const DEFAULT_MAX_ATTEMPTS = 5;
-/** Without a message TTL, retries stop after this long. */
+/** Without a message TTL, retries and waits for an open circuit breaker stop after this long. */
 export const DEFAULT_RETRY_WINDOW_MS = 10 * 60_000;
+/** A vendor's refusal of an app's credentials is logged at most this often per (app, vendor). */
+const CONFIG_ERROR_LOG_INTERVAL_MS = 60_000;
 
 export interface PushPoolOptions {
   config: SenderConfig;
@@ -33,8 +35,9 @@ export interface PushPoolOptions {
 /**
  * The senders hook: offline pushes leave the actors as typed jobs and come back as final outcomes (ok,
  * dead_token, failed). Attempts run in the Piscina pool; `retry` answers are retried here with exponential backoff
- * and full jitter, honouring Retry-After, bounded by attempts and by the message's TTL; a circuit breaker per
- * (app, vendor) stops hammering a vendor that keeps failing.
+ * and full jitter, honouring Retry-After, bounded by attempts (SWITCHBOARD_PUSH_MAX_ATTEMPTS) and by the message's
+ * TTL; a circuit breaker per (app, vendor) stops hammering a vendor that keeps failing. Waiting for an open breaker
+ * uses no attempt (a push that never reached the vendor was not tried); the TTL bounds that wait.
  */
 export class PushPool implements PushSink {
   private readonly runner: BatchRunner;
@@ -43,6 +46,7 @@ export class PushPool implements PushSink {
   private readonly clock: Clock;
   private readonly maxAttempts: number;
   private closed = false;
+  private readonly configErrorsLogged = new Map<string, number>();
 
   constructor(private readonly opts: PushPoolOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -65,27 +69,33 @@ export class PushPool implements PushSink {
     const ttlMs = job.message.ttlSeconds !== undefined ? job.message.ttlSeconds * 1000 : DEFAULT_RETRY_WINDOW_MS;
     const deadline = Math.max(job.message.acceptedAt, this.clock.now()) + ttlMs;
     let last: PushOutcome = { outcome: 'failed', reason: 'not attempted' };
-    for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
+    for (let attempt = 1; ; ) {
       if (this.closed) return { outcome: 'failed', reason: `sender pool stopped before ${job.vendor} answered: ${reasonOf(last)}` };
+      // An open breaker is a wait, not an attempt: only the message's TTL bounds it (issue 9, part 4).
       const wait = breaker.admit();
       if (wait > 0) {
-        last = { outcome: 'retry', reason: `${job.vendor} circuit breaker is open` };
-      } else {
-        const started = this.clock.now();
-        last = await this.runner.run(job);
-        this.opts.metrics?.pushSeconds.labels(job.vendor).observe((this.clock.now() - started) / 1000);
-        if (last.outcome !== 'retry') {
-          breaker.success();
-          return last;
+        if (this.clock.now() + wait >= deadline) {
+          return { outcome: 'failed', reason: `gave up: the message's TTL ends while the ${job.vendor} circuit breaker is open (${reasonOf(last)})` };
         }
-        breaker.failure();
+        await this.sleep(wait);
+        continue;
       }
+      const started = this.clock.now();
+      last = await this.runner.run(job);
+      this.opts.metrics?.pushSeconds.labels(job.vendor).observe((this.clock.now() - started) / 1000);
+      if (last.outcome !== 'retry') {
+        breaker.success();
+        if (last.outcome === 'failed' && last.config) this.reportConfigError(job, last.reason);
+        return last;
+      }
+      breaker.failure();
       if (attempt === this.maxAttempts) break;
-      const delay = Math.max(wait, last.outcome === 'retry' ? last.retryAfterMs ?? 0 : 0, backoffMs(attempt, this.opts.random));
+      const delay = Math.max(last.retryAfterMs ?? 0, backoffMs(attempt, this.opts.random));
       if (this.clock.now() + delay >= deadline) {
         return { outcome: 'failed', reason: `gave up: the message's TTL ends before the next attempt (${reasonOf(last)})` };
       }
       this.opts.metrics?.pushRetries.labels(job.vendor).inc();
+      attempt++;
       await this.sleep(delay);
     }
     return { outcome: 'failed', reason: `gave up after ${this.maxAttempts} attempts: ${reasonOf(last)}` };
@@ -99,6 +109,18 @@ export class PushPool implements PushSink {
       w.wake();
     }
     await this.runner.destroy();
+  }
+
+  /**
+   * A vendor refused our credentials (e.g. APNs InvalidProviderToken): one log line per (app, vendor) and minute,
+   * naming what the reason names (key id, team id; never a key), however many pushes fail alike.
+   */
+  private reportConfigError(job: PushJob, reason: string): void {
+    const key = `${job.app ?? 'default'}/${job.vendor}`;
+    const now = this.clock.now();
+    if (now - (this.configErrorsLogged.get(key) ?? Number.NEGATIVE_INFINITY) < CONFIG_ERROR_LOG_INTERVAL_MS) return;
+    this.configErrorsLogged.set(key, now);
+    this.opts.log.error({ vendor: job.vendor, app: job.app ?? 'default', reason }, 'vendor refused the credentials of this app: its pushes fail until the configuration is fixed');
   }
 
   private breakerFor(job: PushJob): CircuitBreaker {

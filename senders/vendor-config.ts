@@ -50,6 +50,8 @@ export interface AppCredentials {
 export interface SenderConfig {
   /** By app name; `default` holds what the environment variables define. */
   apps: Record<string, AppCredentials>;
+  /** SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS; unset = DEFAULT_WEBPUSH_HOSTS (senders/webpush-hosts.ts). */
+  webpushAllowedHosts?: readonly string[];
 }
 
 const ENV_HINT: Record<Vendor, string> = {
@@ -71,6 +73,24 @@ export function credentialsFor<V extends Vendor>(config: SenderConfig, app: stri
     return { ok: false, reason: `${vendor} is not configured for app "${name}": ${hint}` };
   }
   return { ok: true, creds: creds as NonNullable<AppCredentials[V]> };
+}
+
+const VENDORS: readonly Vendor[] = ['apns', 'fcm', 'hms', 'webpush'];
+
+/** The vendors with credentials, by app: `{"default":["apns","fcm"],"beta":[...]}` (start-up log line). */
+export function vendorsOn(config: SenderConfig): Record<string, Vendor[]> {
+  const out: Record<string, Vendor[]> = {};
+  for (const [app, creds] of Object.entries(config.apps)) out[app] = VENDORS.filter((v) => creds[v] !== undefined);
+  return out;
+}
+
+/**
+ * The routing's `canPush` (PROTOCOL.md section 4): true when `vendor` has credentials for `app` (undefined = the
+ * default app). A device whose vendor has none is not reachable by push, so its messages go to the PC fallback or
+ * are held instead of "failing" at a sender.
+ */
+export function canPushWith(config: SenderConfig): (vendor: Vendor, app: string | undefined) => boolean {
+  return (vendor, app) => config.apps[app ?? DEFAULT_APP]?.[vendor] !== undefined;
 }
 
 /** Back-compat helper for the default app. */

@@ -10,5 +10,4 @@ export interface VendorSender {
   close(): Promise<void>;
 }
 
-/** Largest push payload every vendor accepts (APNs and FCM: 4096 bytes). */
-export const MAX_PAYLOAD_BYTES = 4096;
+export { MAX_PAYLOAD_BYTES } from '../protocol/push-payload.js';

@@ -7,14 +7,19 @@
 import { createHash } from 'node:crypto';
 import https from 'node:https';
 import webpush, { type PushSubscription } from 'web-push';
-import { fitPayload } from './payload.js';
+import { fittedText, webPushPayload, WEBPUSH_MAX_PLAINTEXT_BYTES } from './payload.js';
 import type { PushJob, PushOutcome } from './types.js';
 import type { WebPushCredentials } from './vendor-config.js';
 import { DEFAULT_MAX_SOCKETS, DEFAULT_VENDOR_TIMEOUT_MS, networkOutcome, retryOutcome, type VendorClientOptions } from './vendor-http.js';
 import type { VendorSender } from './vendor.js';
+import { checkPushEndpoint, DEFAULT_WEBPUSH_HOSTS, PRIVATE_ADDRESS_CODE, publicOnlyLookup } from './webpush-hosts.js';
 
-/** Largest plaintext whose aes128gcm body (86-byte header, 1 padding delimiter, 16-byte tag) stays within 4096 bytes. */
-export const WEBPUSH_MAX_PLAINTEXT_BYTES = 4096 - 86 - 1 - 16;
+export interface WebPushSenderOptions extends VendorClientOptions {
+  /** Push service hosts endpoints may be on (SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS). Default DEFAULT_WEBPUSH_HOSTS. */
+  allowedHosts?: readonly string[];
+}
+
+export { WEBPUSH_MAX_PLAINTEXT_BYTES };
 /** TTL sent when the message has none: four weeks, web-push's own default, stated here so it is visible. */
 export const DEFAULT_WEBPUSH_TTL_SECONDS = 28 * 24 * 3600;
 
@@ -22,11 +27,16 @@ export class WebPushSender implements VendorSender {
   private readonly agent: https.Agent;
   private readonly timeoutMs: number;
   private readonly now: () => number;
+  private readonly allowedHosts: readonly string[];
   private vapidProblem?: string | null;
 
-  constructor(private readonly creds: WebPushCredentials, options: VendorClientOptions = {}) {
+  constructor(private readonly creds: WebPushCredentials, options: WebPushSenderOptions = {}) {
+    this.allowedHosts = options.allowedHosts ?? DEFAULT_WEBPUSH_HOSTS;
     // One keep-alive agent for every push service this sender reaches (web-push would otherwise open a socket per send).
-    this.agent = new https.Agent({ keepAlive: true, maxSockets: options.maxSockets ?? DEFAULT_MAX_SOCKETS, ...(options.ca ? { ca: options.ca } : {}) });
+    // Its lookup refuses host names that resolve to loopback or private addresses (section 5).
+    this.agent = new https.Agent({
+      keepAlive: true, maxSockets: options.maxSockets ?? DEFAULT_MAX_SOCKETS, lookup: publicOnlyLookup, ...(options.ca ? { ca: options.ca } : {}),
+    });
     this.timeoutMs = options.timeoutMs ?? DEFAULT_VENDOR_TIMEOUT_MS;
     this.now = options.now ?? Date.now;
   }
@@ -36,6 +46,8 @@ export class WebPushSender implements VendorSender {
     if (vapidProblem) return { outcome: 'failed', reason: vapidProblem };
     const subscription = parseSubscription(job.token);
     if (!subscription) return { outcome: 'failed', reason: 'invalid subscription' };
+    const where = checkPushEndpoint(subscription.endpoint, this.allowedHosts);
+    if (!where.ok) return { outcome: 'failed', reason: `webpush endpoint refused: ${where.reason}` };
     const payload = buildWebPushPayload(job);
     if (payload === undefined) return { outcome: 'failed', reason: `webpush payload exceeds ${WEBPUSH_MAX_PLAINTEXT_BYTES} bytes even with the text removed` };
     const m = job.message;
@@ -53,6 +65,7 @@ export class WebPushSender implements VendorSender {
       return typeof location === 'string' ? { outcome: 'ok', vendorId: location } : { outcome: 'ok' };
     } catch (err) {
       if (err instanceof webpush.WebPushError) return webPushOutcome(err.statusCode, err.headers, err.body, this.now());
+      if ((err as NodeJS.ErrnoException)?.code === PRIVATE_ADDRESS_CODE) return { outcome: 'failed', reason: `webpush endpoint refused: ${(err as Error).message}` };
       // The subscription and VAPID keys were checked above, so anything else is the network (reset, refused, timeout).
       return networkOutcome('webpush', err);
     }
@@ -96,12 +109,11 @@ export function parseSubscription(token: string): PushSubscription | undefined {
   return { endpoint: sub.endpoint, keys: { p256dh: sub.keys.p256dh, auth: sub.keys.auth } };
 }
 
-/** The plaintext the service worker receives: {title, body, messageId, from, data}, text shortened to fit. */
+/** The plaintext the service worker receives (see `webPushPayload`), text shortened to fit. */
 export function buildWebPushPayload(job: PushJob): string | undefined {
-  const m = job.message;
-  // `silent` (quiet hours) is for the service worker's showNotification({ silent }): no sound, no vibration.
-  const build = (text: string): string => JSON.stringify({ title: m.title, body: text, messageId: m.id, from: m.from, data: m.data ?? {}, ...(job.silent ? { silent: true } : {}) });
-  return fitPayload(m.text ?? '', build, WEBPUSH_MAX_PLAINTEXT_BYTES)?.body;
+  const silent = job.silent === true;
+  const text = fittedText(job.message, 'webpush', (t) => Buffer.byteLength(webPushPayload(job.message, t, silent)));
+  return text === undefined ? undefined : webPushPayload(job.message, text, silent);
 }
 
 /** RFC 8030 topics are at most 32 base64url characters; longer or other keys are hashed (same key, same topic). */

@@ -19,7 +19,7 @@ const FACTORIES: { [V in Vendor]: (creds: NonNullable<AppCredentials[V]>) => Ven
   apns: (c) => new ApnsSender(c),
   fcm: (c) => new FcmSender(c),
   hms: (c) => new HmsSender(c),
-  webpush: (c) => new WebPushSender(c),
+  webpush: (c) => new WebPushSender(c, { allowedHosts: config.webpushAllowedHosts }),
 };
 
 export default async function sendBatch(jobs: PushJob[]): Promise<PushOutcome[]> {

@@ -1,29 +1,25 @@
-import { open, readFile, truncate, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { Packr } from 'msgpackr';
+import { HEADER_BYTES, packr, replayLog, syncDirectory, writeAll, type ReplayOptions, type ReplayReport } from './log-replay.js';
 
-/** Frame header: u32 body length, u32 crc32 of the body (both little-endian). */
-const HEADER_BYTES = 8;
-/** A length above this is garbage, not a record: replay stops there instead of allocating it. */
-export const MAX_RECORD_BYTES = 16 * 1024 * 1024;
+export { MAX_RECORD_BYTES, syncDirectory, type LogDamage, type ReplayReport } from './log-replay.js';
 
-// Plain maps, no shared record structures: every frame must decode on its own after the log is cut or truncated.
-const packr = new Packr({ useRecords: false });
+/** What became of a batch whose write or fdatasync failed (its appends are rejected either way). */
+export interface WriteFailure {
+  path: string;
+  error: unknown;
+  /** True when the failed bytes were cut off again (ftruncate to the last synced size + fsync): the log goes on. */
+  cut: boolean;
+}
 
 export interface AppendLogOptions {
   /** Bytes already in the file (from `AppendLog.replay`), so `bytes` counts the whole file. Default 0. */
   startBytes?: number;
   /** How a batch is made durable; replaceable so tests can inject disk failures. Default `fh.datasync()`. */
   datasync?: (file: FileHandle) => Promise<void>;
-}
-
-export interface ReplayReport {
-  records: number;
-  /** Length of the valid prefix; the file was truncated to it. */
-  validBytes: number;
-  /** Bytes of torn or corrupt tail that were cut off (0 for a clean log). */
-  discardedBytes: number;
+  /** Called once per failed batch, after the cut was tried (store health: log, metric, readiness). */
+  onWriteFailure?: (failure: WriteFailure) => void;
 }
 
 /** Counters exposed so tests and benchmarks can see group commit at work. */
@@ -55,48 +51,25 @@ export class AppendLog<T> {
   private failure: unknown;
   private closed = false;
   private queuedBytes: number;
+  /** File size after the last successful write + fdatasync: where a failed batch is cut back to. */
+  private syncedBytes: number;
   private readonly datasync: (file: FileHandle) => Promise<void>;
+  private readonly onWriteFailure?: (failure: WriteFailure) => void;
 
   /** The file is opened (created if missing) lazily by the first flush, so constructing never blocks. */
   constructor(readonly path: string, options: AppendLogOptions = {}) {
     this.queuedBytes = options.startBytes ?? 0;
+    this.syncedBytes = this.queuedBytes;
     this.datasync = options.datasync ?? ((f) => f.datasync());
+    this.onWriteFailure = options.onWriteFailure;
   }
 
   /**
-   * Reads every record in order and stops at the first torn or corrupt frame, truncating the file there so later
-   * appends follow a clean record. Call before constructing the log on the same path. A missing file is empty.
+   * Reads every valid record in order; damage in the middle costs only the damaged frames and a torn tail is cut
+   * (see `replayLog` in log-replay.ts). Call before constructing the log on the same path.
    */
-  static async replay<T>(path: string, visit: (record: T) => void): Promise<ReplayReport> {
-    let data: Buffer;
-    try {
-      data = await readFile(path); // segments are bounded (inbox roll, registry compaction), so one read is fine
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { records: 0, validBytes: 0, discardedBytes: 0 };
-      throw e;
-    }
-    let offset = 0;
-    let records = 0;
-    while (offset + HEADER_BYTES <= data.length) {
-      const length = data.readUInt32LE(offset);
-      const checksum = data.readUInt32LE(offset + 4);
-      const end = offset + HEADER_BYTES + length;
-      if (length > MAX_RECORD_BYTES || end > data.length) break;
-      const body = data.subarray(offset + HEADER_BYTES, end);
-      if (crc32(body) !== checksum) break;
-      let record: T;
-      try {
-        record = packr.unpack(body) as T;
-      } catch {
-        break; // a matching crc over undecodable bytes: treat as corrupt all the same
-      }
-      visit(record);
-      records++;
-      offset = end;
-    }
-    const discardedBytes = data.length - offset;
-    if (discardedBytes > 0) await truncateDurably(path, offset);
-    return { records, validBytes: offset, discardedBytes };
+  static replay<T>(path: string, visit: (record: T) => void, options?: ReplayOptions): Promise<ReplayReport> {
+    return replayLog(path, visit, options);
   }
 
   /** Bytes in the file once every queued append is written; segment roll and compaction decide on it. */
@@ -104,7 +77,10 @@ export class AppendLog<T> {
     return this.queuedBytes;
   }
 
-  /** True once a write or sync failed: nothing more is appended to this file (its tail is unknown). */
+  /**
+   * True once a write or sync failed and the failed bytes could not be cut off: nothing more is appended to this
+   * file (its tail is unknown). A failure that was cut off leaves the log usable (disk full, then space freed).
+   */
   get failed(): boolean {
     return this.failure !== undefined;
   }
@@ -157,14 +133,21 @@ export class AppendLog<T> {
       while (this.queue.length > 0 && this.failure === undefined) {
         const batch = this.queue;
         this.queue = []; // appends arriving from here on form the next batch
+        const data = Buffer.concat(batch.map((p) => p.frame));
         try {
-          await this.writeAndSync(Buffer.concat(batch.map((p) => p.frame)));
+          await this.writeAndSync(data);
         } catch (e) {
-          // After a failed write or fsync the file's tail is unknown (fsyncgate): reject this batch and all later ones.
-          this.failure = e;
+          // A record answered "failed" must never be replayed: cut the batch off again. After a failed fdatasync
+          // the unsynced pages are unknown (fsyncgate), but truncating to the synced size and fsyncing leaves a
+          // known file. If even that fails, the tail stays unknown and the log refuses every later append.
+          const cut = await this.cutBack();
+          if (!cut) this.failure = e;
+          this.queuedBytes -= data.length;
           for (const p of batch) p.reject(e);
-          break;
+          this.onWriteFailure?.({ path: this.path, error: e, cut });
+          continue;
         }
+        this.syncedBytes += data.length;
         this.stats.records += batch.length;
         this.stats.syncs++;
         for (const p of batch) p.resolve();
@@ -177,20 +160,38 @@ export class AppendLog<T> {
     }
   }
 
+  /** Truncates the file back to its last synced size; true when that is durable. */
+  private async cutBack(): Promise<boolean> {
+    if (this.file === undefined) return true; // never opened: nothing was written
+    try {
+      await this.file.truncate(this.syncedBytes);
+      await this.file.sync();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   private async writeAndSync(data: Buffer): Promise<void> {
     if (this.file === undefined) {
-      this.file = await open(this.path, 'a');
-      await syncDirectory(dirname(this.path)); // a new file's directory entry must be durable too
+      const file = await open(this.path, 'a');
+      try {
+        this.syncedBytes = (await file.stat()).size; // what is on disk, whatever `startBytes` said
+        await syncDirectory(dirname(this.path)); // a new file's directory entry must be durable too
+      } catch (e) {
+        await file.close().catch(() => undefined);
+        throw e;
+      }
+      this.file = file;
     }
-    let written = 0;
-    while (written < data.length) {
-      const { bytesWritten } = await this.file.write(data, written, data.length - written);
-      written += bytesWritten;
-    }
+    await writeAll(this.file, data);
     await this.datasync(this.file);
+    // A file unlinked under us (data dir deleted) still takes writes; they would vanish at the next restart.
+    if ((await this.file.stat()).nlink === 0) throw Object.assign(new Error(`${this.path} was deleted`), { code: 'ENOENT' });
   }
 }
 
+/** One frame: [u32 length][u32 crc32][msgpack body], little-endian (the format `replayLog` reads). */
 export function encodeFrame(record: unknown): Buffer {
   const body = packr.pack(record);
   const frame = Buffer.allocUnsafe(HEADER_BYTES + body.length);
@@ -198,24 +199,4 @@ export function encodeFrame(record: unknown): Buffer {
   frame.writeUInt32LE(crc32(body), 4);
   body.copy(frame, HEADER_BYTES); // msgpackr may reuse its output buffer: copy before the next pack
   return frame;
-}
-
-/** fsync on a directory makes renames, creations and unlinks in it durable (Linux). */
-export async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-async function truncateDurably(path: string, length: number): Promise<void> {
-  await truncate(path, length);
-  const handle = await open(path, 'r+');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }

@@ -2,7 +2,7 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DeviceRegistration, TokenRemovedReason } from '../protocol/index.js';
 import { SwitchboardError } from '../protocol/index.js';
-import { AppendLog, syncDirectory } from './append-log.js';
+import { AppendLog, syncDirectory, type AppendLogOptions, type ReplayReport } from './append-log.js';
 import { SEEN_RESOLUTION_MS, type DeviceRecord, type DeviceRegistry, type TokenRemoval, type TokenRemovalListener } from './types.js';
 
 export const DEFAULT_COMPACT_MIN_BYTES = 1024 * 1024;
@@ -14,6 +14,12 @@ export interface FileDeviceRegistryOptions {
   now?: () => number;
   /** Told of every token removed (moved, dead, unregistered, deleted, pruned) once the removal is durable. */
   onTokenRemoved?: TokenRemovalListener;
+  /** Passed to the log; tests inject disk failures with it. Default fdatasync. */
+  datasync?: AppendLogOptions['datasync'];
+  /** A write failed (the change was undone in memory and answered 503). For store health. */
+  onWriteFailure?: AppendLogOptions['onWriteFailure'];
+  /** The replay at open found damage or a torn tail in `devices.log`. For store health. */
+  onDamage?: (file: string, report: ReplayReport) => void;
 }
 
 /** Log records: a put carries the whole device record, so the last put of a device is its state. */
@@ -49,9 +55,11 @@ export class FileDeviceRegistry implements DeviceRegistry {
   private readonly compactMinBytes: number;
   private readonly now: () => number;
   private readonly onTokenRemoved: TokenRemovalListener;
+  private readonly logOptions: AppendLogOptions;
 
   private constructor(readonly dir: string, startBytes: number, options: FileDeviceRegistryOptions) {
-    this.log = new AppendLog(join(dir, LOG_FILE), { startBytes });
+    this.logOptions = { datasync: options.datasync, onWriteFailure: options.onWriteFailure };
+    this.log = this.newLog(join(dir, LOG_FILE), startBytes);
     this.compactMinBytes = options.compactMinBytes ?? DEFAULT_COMPACT_MIN_BYTES;
     this.now = options.now ?? Date.now;
     this.onTokenRemoved = options.onTokenRemoved ?? (() => {});
@@ -62,7 +70,9 @@ export class FileDeviceRegistry implements DeviceRegistry {
     await rm(join(dir, SNAPSHOT_TMP), { force: true }); // a compaction cut short before its rename
     const users = new Map<string, Map<string, DeviceRecord>>();
     const tokens = new Map<string, Holder>();
-    const report = await AppendLog.replay<DeviceLogRecord>(join(dir, LOG_FILE), (r) => applyRecord(users, tokens, r));
+    const path = join(dir, LOG_FILE);
+    const report = await AppendLog.replay<DeviceLogRecord>(path, (r) => applyRecord(users, tokens, r));
+    if (report.discardedBytes > 0) options.onDamage?.(path, report);
     const registry = new FileDeviceRegistry(dir, report.validBytes, options);
     for (const [user, devices] of users) registry.users.set(user, devices);
     for (const [token, holder] of tokens) registry.tokens.set(token, holder);
@@ -136,10 +146,20 @@ export class FileDeviceRegistry implements DeviceRegistry {
     await this.log.close();
   }
 
-  /** Applies the change in memory now and resolves once it is durable. */
+  /**
+   * Applies the change in memory now and resolves once it is durable. A failed write is undone in memory (unless a
+   * later call changed the device since), so a change answered 503 is neither used nor replayed (issue 8 part 3).
+   */
   private async write(record: DeviceLogRecord): Promise<void> {
     if (this.closed) throw new SwitchboardError('shutting_down', 'device registry is closed');
+    const device = record.t === 'put' ? record.rec.device : record.device;
+    const before = this.users.get(record.user)?.get(device);
+    const undo = before === undefined ? undefined : { ...before };
     applyRecord(this.users, this.tokens, record);
+    const after = this.users.get(record.user)?.get(device);
+    const afterState = after === undefined ? undefined : { ...after };
+    // A log whose failed tail could not be cut is replaced by a snapshot of memory first (see compact).
+    if (this.log.failed && this.compaction === undefined) this.compaction = this.compact().finally(() => (this.compaction = undefined));
     const durable =
       this.deferred !== undefined
         ? new Promise<void>((resolve, reject) => this.deferred!.push({ record, resolve, reject }))
@@ -148,8 +168,19 @@ export class FileDeviceRegistry implements DeviceRegistry {
     try {
       await durable;
     } catch (e) {
+      const now = this.users.get(record.user)?.get(device);
+      if (now === after && (now === undefined || sameRecord(now, afterState!))) this.restore(record.user, device, undo);
       throw new SwitchboardError('store_failed', (e as Error).message, { cause: e });
     }
+  }
+
+  /** Puts `rec` (a copy taken before a failed write) back, or removes the device when there was none. */
+  private restore(user: string, device: string, rec: DeviceRecord | undefined): void {
+    applyRecord(this.users, this.tokens, rec !== undefined ? { t: 'put', user, rec } : { t: 'remove', user, device });
+  }
+
+  private newLog(path: string, startBytes: number): AppendLog<DeviceLogRecord> {
+    return new AppendLog(path, { ...this.logOptions, startBytes });
   }
 
   private maybeCompact(): void {
@@ -180,21 +211,26 @@ export class FileDeviceRegistry implements DeviceRegistry {
     try {
       await old.close(); // its queued records are older than the snapshot and covered by it
       await rm(tmpPath, { force: true });
-      const tmp = new AppendLog<DeviceLogRecord>(tmpPath);
+      const tmp = new AppendLog<DeviceLogRecord>(tmpPath, { datasync: this.logOptions.datasync });
       await Promise.all(snapshot.map((r) => tmp.append(r))); // group commit: a couple of write + fdatasync rounds
       await tmp.close();
       await rename(tmpPath, logPath);
       await syncDirectory(this.dir);
-      next = new AppendLog(logPath, { startBytes: tmp.bytes });
+      next = this.newLog(logPath, tmp.bytes);
     } catch {
-      // Before the rename the old log is intact: keep appending to it, unless its own tail is unknown.
-      next = old.failed ? old : new AppendLog(logPath, { startBytes: old.bytes });
+      // Before the rename the old log is intact: keep appending to it, unless its own tail is unknown (then the next
+      // write tries another snapshot).
+      next = old.failed ? old : this.newLog(logPath, old.bytes);
     }
     this.log = next;
     const waiting = this.deferred;
     this.deferred = undefined;
     for (const w of waiting) next.append(w.record).then(w.resolve, w.reject);
   }
+}
+
+function sameRecord(a: DeviceRecord, b: DeviceRecord): boolean {
+  return a.token === b.token && a.updatedAt === b.updatedAt && a.os === b.os && a.app === b.app && a.seenAt === b.seenAt;
 }
 
 function applyRecord(users: Map<string, Map<string, DeviceRecord>>, tokens: Map<string, Holder>, record: DeviceLogRecord): void {

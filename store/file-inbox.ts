@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { ChatMessage } from '../protocol/index.js';
 import { SwitchboardError } from '../protocol/index.js';
 import { DedupeWindow } from './dedupe-window.js';
-import { AppendLog, syncDirectory, type AppendLogOptions } from './append-log.js';
+import { AppendLog, syncDirectory, type AppendLogOptions, type ReplayReport } from './append-log.js';
 import { InboxSegment, segmentFileName, segmentNumberOf, type InboxRecord } from './inbox-segment.js';
 
 export type { InboxRecord } from './inbox-segment.js';
@@ -23,6 +23,10 @@ export interface FileInboxOptions {
   onConsumerError?: (error: unknown, msg: ChatMessage) => void;
   /** Passed to each segment's AppendLog; tests inject disk failures with it. Default fdatasync. */
   datasync?: AppendLogOptions['datasync'];
+  /** A segment write failed (cut off or not): the accepts in it were answered 503. For store health. */
+  onWriteFailure?: AppendLogOptions['onWriteFailure'];
+  /** A segment replay found damage or a torn tail (report of AppendLog.replay). For store health. */
+  onDamage?: (file: string, report: ReplayReport) => void;
 }
 
 
@@ -54,6 +58,8 @@ export class FileInbox implements Ingress {
   private readonly now: () => number;
   private readonly onConsumerError: (error: unknown, msg: ChatMessage) => void;
   private readonly datasync: AppendLogOptions['datasync'];
+  private readonly onWriteFailure: AppendLogOptions['onWriteFailure'];
+  private readonly onDamage?: (file: string, report: ReplayReport) => void;
 
   private constructor(readonly dir: string, options: FileInboxOptions) {
     this.dedupeWindowMs = options.dedupeWindowMs ?? DEFAULT_DEDUPE_WINDOW_MS;
@@ -62,6 +68,8 @@ export class FileInbox implements Ingress {
     this.now = options.now ?? Date.now;
     this.onConsumerError = options.onConsumerError ?? ((e) => queueMicrotask(() => { throw e; }));
     this.datasync = options.datasync;
+    this.onWriteFailure = options.onWriteFailure;
+    this.onDamage = options.onDamage;
   }
 
   /** Opens (or creates) the inbox in `dir`, replaying every segment to rebuild the backlog and the dedupe window. */
@@ -171,7 +179,7 @@ export class FileInbox implements Ingress {
     const path = join(this.dir, segmentFileName(no));
     const segment = new InboxSegment(no, new AppendLog<InboxRecord>(path));
     this.segments.set(no, segment);
-    await AppendLog.replay<InboxRecord>(path, (record) => {
+    const report = await AppendLog.replay<InboxRecord>(path, (record) => {
       if (record.t === 'accepted') {
         const { msg } = record;
         const earlier = this.pending.get(msg.id);
@@ -187,10 +195,11 @@ export class FileInbox implements Ingress {
         segment.noteSettleRecordFor(entry.segment.no);
       }
     });
+    if (report.discardedBytes > 0) this.onDamage?.(path, report);
   }
 
   private addSegment(no: number): InboxSegment {
-    const segment = new InboxSegment(no, new AppendLog<InboxRecord>(join(this.dir, segmentFileName(no)), { datasync: this.datasync }));
+    const segment = new InboxSegment(no, new AppendLog<InboxRecord>(join(this.dir, segmentFileName(no)), { datasync: this.datasync, onWriteFailure: this.onWriteFailure }));
     this.segments.set(no, segment);
     return segment;
   }

@@ -1,13 +1,22 @@
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SwitchboardError, type UserPolicy } from '../protocol/index.js';
-import { AppendLog, syncDirectory } from './append-log.js';
+import { AppendLog, syncDirectory, type AppendLogOptions, type ReplayReport } from './append-log.js';
 import type { PolicyStore } from './types.js';
 
 /** Log record: the user's whole policy; the last record of a user is its policy. */
 export interface PolicyLogRecord {
   user: string;
   policy: UserPolicy;
+}
+
+export interface FilePolicyStoreOptions {
+  /** Passed to the log; tests inject disk failures with it. Default fdatasync. */
+  datasync?: AppendLogOptions['datasync'];
+  /** A write failed (the put was undone in memory and answered 503). For store health. */
+  onWriteFailure?: AppendLogOptions['onWriteFailure'];
+  /** The replay at open found damage or a torn tail in `policies.log`. For store health. */
+  onDamage?: (file: string, report: ReplayReport) => void;
 }
 
 const LOG_FILE = 'policies.log';
@@ -25,13 +34,14 @@ export class FilePolicyStore implements PolicyStore {
 
   private constructor(private readonly policies: Map<string, UserPolicy>, private readonly log: AppendLog<PolicyLogRecord>) {}
 
-  static async open(dir: string): Promise<FilePolicyStore> {
+  static async open(dir: string, options: FilePolicyStoreOptions = {}): Promise<FilePolicyStore> {
     await mkdir(dir, { recursive: true });
     const path = join(dir, LOG_FILE);
     const tmp = join(dir, SNAPSHOT_TMP);
     await rm(tmp, { force: true }); // a compaction cut short before its rename
     const policies = new Map<string, UserPolicy>();
     const report = await AppendLog.replay<PolicyLogRecord>(path, (r) => policies.set(r.user, r.policy));
+    if (report.discardedBytes > 0) options.onDamage?.(path, report);
     let bytes = report.validBytes;
     if (bytes > POLICY_COMPACT_MIN_BYTES && report.records > 2 * policies.size) {
       const snapshot = new AppendLog<PolicyLogRecord>(tmp);
@@ -41,7 +51,7 @@ export class FilePolicyStore implements PolicyStore {
       await syncDirectory(dir);
       bytes = snapshot.bytes;
     }
-    return new FilePolicyStore(policies, new AppendLog(path, { startBytes: bytes }));
+    return new FilePolicyStore(policies, new AppendLog(path, { startBytes: bytes, datasync: options.datasync, onWriteFailure: options.onWriteFailure }));
   }
 
   async get(user: string): Promise<UserPolicy | undefined> {
@@ -53,10 +63,16 @@ export class FilePolicyStore implements PolicyStore {
   async put(user: string, policy: UserPolicy): Promise<void> {
     if (this.closed) throw new SwitchboardError('shutting_down', 'policy store is closed');
     const copy = clone(policy);
+    const before = this.policies.get(user);
     this.policies.set(user, copy);
     try {
       await this.log.append({ user, policy: copy });
     } catch (e) {
+      // Answered 503: undone in memory too (the failed bytes were cut off the log), unless a later put replaced it.
+      if (this.policies.get(user) === copy) {
+        if (before === undefined) this.policies.delete(user);
+        else this.policies.set(user, before);
+      }
       throw new SwitchboardError('store_failed', (e as Error).message, { cause: e });
     }
   }

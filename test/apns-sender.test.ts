@@ -58,7 +58,7 @@ describe('ApnsSender against the local APNs stand-in', () => {
     const expiration = Number(req.headers['apns-expiration']);
     expect(expiration).toBeGreaterThanOrEqual(before + 600);
     expect(expiration).toBeLessThanOrEqual(after + 600);
-    expect(JSON.parse(req.body)).toEqual({ aps: { alert: { title: 'Alice', body: 'hello' } }, messageId: 'm1', from: 'alice', data: { chat: 'c1' } });
+    expect(JSON.parse(req.body)).toEqual({ aps: { alert: { title: 'Alice', body: 'hello' } }, messageId: 'm1', sender: 'alice', data: { chat: 'c1' } });
     expect(req.answer).toBe(200);
   });
 
@@ -160,13 +160,22 @@ describe('ApnsSender against the local APNs stand-in', () => {
     expect(second.headers['apns-id']).toBe(first.headers['apns-id']);
   });
 
-  it('is refused with InvalidProviderToken when signing with another key, and reports retry after one refresh', async () => {
+  it('fails at once on InvalidProviderToken, naming key id and team id, without signing again or retrying (section 5)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'apns-wrong-key-'));
     const wrongKey = join(dir, 'wrong.p8');
     writeFileSync(wrongKey, generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }));
     try {
-      expect(await make({}, wrongKey).send(job())).toEqual({ outcome: 'retry', reason: 'apns 403 InvalidProviderToken' });
-      expect(server.requests.map((r) => r.answer)).toEqual([403, 403]);
+      const s = make({}, wrongKey);
+      for (let i = 0; i < 4; i++) {
+        const outcome = await s.send(job({ id: `bad${i}` }));
+        expect(outcome).toMatchObject({ outcome: 'failed', config: true, reason: expect.stringContaining('apns 403 InvalidProviderToken') });
+        expect(outcome).toMatchObject({ reason: expect.stringContaining(`key id ${server.keyId} for team id ${server.teamId}`) });
+        expect(JSON.stringify(outcome)).not.toMatch(/BEGIN|PRIVATE|bearer|ey[A-Za-z0-9_-]{20}/);
+      }
+      // One request per push, one token for all of them (the old sender signed and sent twice per push, then retried).
+      expect(server.requests.map((r) => r.answer)).toEqual([403, 403, 403, 403]);
+      expect(s.tokensSigned).toBe(1);
+      expect(new Set(server.requests.map((r) => r.headers.authorization)).size).toBe(1);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

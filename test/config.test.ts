@@ -23,6 +23,7 @@ import {
   DEFAULT_PUSH_DELAY_MS,
   DEFAULT_SEND_BUFFER_BYTES,
   DEFAULT_SHUTDOWN_TIMEOUT_MS,
+  DEFAULT_NATS_CONNECT_TIMEOUT_MS,
   DEFAULT_SUMMARY_INTERVAL_MS,
   DEFAULT_SUBJECT_PREFIX,
   parseConfig,
@@ -55,6 +56,7 @@ const intVars: [name: string, field: string, min: number, max: number][] = [
   ['SWITCHBOARD_SEND_BUFFER_BYTES', 'sendBufferBytes', 65_536, 1 << 30],
   ['SWITCHBOARD_FRAME_RATE', 'frameRate', 1, 1_000_000],
   ['SWITCHBOARD_SHUTDOWN_TIMEOUT_MS', 'shutdownTimeoutMs', 100, 600_000],
+  ['SWITCHBOARD_NATS_CONNECT_TIMEOUT_MS', 'natsConnectTimeoutMs', 0, 3_600_000],
   ['SWITCHBOARD_SUMMARY_INTERVAL_MS', 'summaryIntervalMs', 0, 86_400_000],
 ];
 
@@ -233,6 +235,7 @@ describe('parseConfig: defaults', () => {
       frameRate: DEFAULT_FRAME_RATE,
       logLevel: DEFAULT_LOG_LEVEL,
       shutdownTimeoutMs: DEFAULT_SHUTDOWN_TIMEOUT_MS,
+      natsConnectTimeoutMs: DEFAULT_NATS_CONNECT_TIMEOUT_MS,
       summaryIntervalMs: DEFAULT_SUMMARY_INTERVAL_MS,
     });
   });

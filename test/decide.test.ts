@@ -38,6 +38,8 @@ interface Row {
   msg?: ChatMessage;
   /** Fallback rows: devices the decision already reached by the mobile path. */
   tried?: string[];
+  /** Vendors with credentials, as `vendor` or `vendor/app`; unset = every vendor (DecideOptions.canPush). */
+  pushOn?: string[];
 }
 
 const rows: Row[] = [
@@ -175,12 +177,35 @@ rows.push(
     failed: { via: 'mobile', device: 'iphone' }, route: 'mobile', reason: 'ack_timeout', targets: ['iphone:apns'], silent: ['iphone'] },
 );
 
+rows.push(
+  { claim: 'section 4: a device whose vendor has no credentials is not reachable by push -> connected PCs (pc_fallback)',
+    state: { pcs: [idle], mobiles: [phone('iphone', 'ios', { token: true })] }, pushOn: ['fcm'],
+    route: 'pc_fallback', reason: 'idle', targets: ['pc1:pc'] },
+  { claim: 'section 4: vendor without credentials, no PC session -> nobody reachable (held)',
+    state: { mobiles: [phone('iphone', 'ios', { token: true, session: 'bg' })] }, pushOn: [],
+    route: 'undeliverable', reason: 'no_pc', targets: [] },
+  { claim: 'section 4: only the devices whose vendor is configured are pushed; a foreground app still gets it directly',
+    state: { pcs: [idle], mobiles: [phone('a', 'ios', { token: true }), pixelOff, phone('w', 'web', { token: true, session: 'fg' })] }, pushOn: ['fcm'],
+    route: 'mobile', reason: 'idle', targets: ['pixel:fcm', 'w:mobile'] },
+  { claim: "section 4: credentials are per app: the device's app decides",
+    state: { mobiles: [{ ...phone('a', 'ios', { token: true }), app: 'beta' }, phone('b', 'ios', { token: true })] }, pushOn: ['apns/beta'],
+    route: 'mobile', reason: 'no_pc', targets: ['a:apns'] },
+  { claim: 'ack timeout, section 4: mobile direct not acked, its vendor has no credentials -> no push (resent directly while in the foreground)',
+    state: { mobiles: [iphoneFg] }, pushOn: ['fcm'],
+    failed: { via: 'mobile', device: 'iphone', mayRedeliver: true }, route: 'mobile', reason: 'ack_timeout', targets: ['iphone:mobile'] },
+);
+
+/** DecideOptions.canPush from a row's `pushOn`. */
+const canPushOf = (pushOn: string[] | undefined) => pushOn === undefined ? undefined
+  : (vendor: string, app: string | undefined) => pushOn.includes(app === undefined ? vendor : `${vendor}/${app}`);
+
 describe('decide: claims 1-8 and PROTOCOL.md section 4', () => {
   it.each(rows)('$claim', (row) => {
     const msg = row.msg ?? MSG;
+    const canPush = canPushOf(row.pushOn);
     const out = row.failed
-      ? decideFallback(row.state, 'm1', row.failed, NOW, { urgent: msg.urgent, tried: row.tried })
-      : decide(row.state, msg, NOW, { presenceTtlMs: TTL });
+      ? decideFallback(row.state, 'm1', row.failed, NOW, { urgent: msg.urgent, tried: row.tried, canPush })
+      : decide(row.state, msg, NOW, { presenceTtlMs: TTL, canPush });
     if (row.route === undefined) {
       expect(out).toBeUndefined();
       return;

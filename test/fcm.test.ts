@@ -47,7 +47,7 @@ describe('FCM HTTP v1 sender against the local FCM', () => {
       message: {
         token: 'fcm-token-1',
         notification: { title: 'Alice', body: 'hello' },
-        data: { room: 'r1', messageId: 'm1', from: 'alice' },
+        data: { room: 'r1', messageId: 'm1', sender: 'alice' },
         android: { priority: 'high', collapse_key: 'room-r1', ttl: '60s' },
       },
     });
@@ -67,7 +67,7 @@ describe('FCM HTTP v1 sender against the local FCM', () => {
 
   it('sends only strings as data, omits what the message lacks, and keeps our messageId over the chat server data', async () => {
     const { server, sender } = await start();
-    await sender.send(job({ title: undefined, from: undefined, collapseKey: undefined, ttlSeconds: undefined, priority: 'normal', data: { messageId: 'spoof', n: '1' } }));
+    await sender.send(job({ title: undefined, from: undefined, collapseKey: undefined, ttlSeconds: undefined, priority: 'normal', data: { messageId: 'spoof', sender: 'spoof', n: '1' } }));
     const sent = server.sends()[0].parsed as Sent;
     expect(sent.message.notification).toEqual({ body: 'hello' });
     expect(sent.message.data).toEqual({ messageId: 'm1', n: '1' });
@@ -116,12 +116,13 @@ describe('FCM HTTP v1 sender against the local FCM', () => {
     expect(await sender.send(job())).toMatchObject({ outcome: 'retry', reason: expect.stringContaining('no answer within 200 ms') });
   });
 
-  it('shortens an oversize text on a character boundary so the request body fits 4096 bytes', async () => {
+  it('shortens an oversize text on a character boundary so notification and data fit 4096 bytes', async () => {
     const { server, sender } = await start();
     const text = 'é😀'.repeat(3000);
     expect(await sender.send(job({ text }))).toMatchObject({ outcome: 'ok' });
     const [send] = server.sends();
-    expect(send.raw.length).toBeLessThanOrEqual(4096);
+    const { notification, data } = (send.parsed as Sent).message;
+    expect(Buffer.byteLength(JSON.stringify({ notification, data }))).toBeLessThanOrEqual(4096);
     const body = (send.parsed as Sent).message.notification!.body!;
     expect(body.endsWith('…')).toBe(true);
     expect(text.startsWith(body.slice(0, -1))).toBe(true);
@@ -186,6 +187,29 @@ describe('FCM HTTP v1 sender against the local FCM', () => {
 
   it('passes on what the local FCM rejects in a body (reserved data keys) as failed', async () => {
     const { sender } = await start();
-    expect(await sender.send(job({ data: { 'google.x': '1' } }))).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('Invalid data payload key') });
+    for (const key of ['from', 'message_type', 'notification', 'google.x', 'gcm.notification.title', 'gcm.x']) {
+      expect(await sender.send(job({ data: { [key]: '1' } }))).toMatchObject({ outcome: 'failed', reason: expect.stringContaining(`400 INVALID_ARGUMENT: Invalid data payload key: ${key}`) });
+    }
+  });
+
+  it('puts the sender in data.sender: FCM refuses the reserved data.from of the v1.0 body with 400 INVALID_ARGUMENT (PROTOCOL.md section 5)', async () => {
+    const { server, sender } = await start();
+    expect(await sender.send(job({ from: 'alice' }))).toMatchObject({ outcome: 'ok' });
+    const sent = server.sends()[0].parsed as Sent;
+    expect(sent.message.data.sender).toBe('alice');
+    expect(sent.message.data).not.toHaveProperty('from');
+    // What the sender used to send: the stand-in, like FCM, refuses it.
+    const oldBody = { message: { ...sent.message, data: { ...sent.message.data, from: 'alice' } } };
+    delete (oldBody.message.data as Record<string, string>).sender;
+    const tokenRes = await fetch(`${server.origin}/token`, {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(server.tokenRequests()[0].parsed as Record<string, string>).toString(),
+    });
+    const { access_token: accessToken } = await tokenRes.json() as { access_token: string };
+    const res = await fetch(`${server.origin}/v1/projects/${server.projectId}/messages:send`, {
+      method: 'POST', headers: { authorization: `Bearer ${accessToken}`, 'content-type': 'application/json' }, body: JSON.stringify(oldBody),
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: { status: 'INVALID_ARGUMENT', message: 'Invalid data payload key: from' } });
   });
 });

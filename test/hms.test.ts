@@ -48,7 +48,7 @@ describe('Huawei Push Kit sender against the local Push Kit', () => {
         android: { urgency: 'HIGH', ttl: '60s', notification: { title: 'Alice', body: 'hello', click_action: { type: 3 }, tag: 'room-r1' } },
       },
     });
-    expect(JSON.parse(sent.message.data)).toEqual({ messageId: 'm1', from: 'alice', data: { room: 'r1' } });
+    expect(JSON.parse(sent.message.data)).toEqual({ messageId: 'm1', sender: 'alice', data: { room: 'r1' } });
   });
 
   it('reaches an https endpoint and sends normal priority as urgency NORMAL', async () => {

@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../base/logger.js';
@@ -9,15 +10,15 @@ import { ManualClock } from './support/manual-clock.js';
 const workerFile = fileURLToPath(new URL('./support/scripted-worker.mjs', import.meta.url));
 const log = createLogger('silent');
 let seq = 0;
-const job = (script: string, ttlSeconds?: number, acceptedAt = 1_700_000_000_000): PushJob => ({
-  jobId: `j${++seq}`, user: 'u', device: 'd', vendor: 'fcm', token: script,
+const job = (script: string, ttlSeconds?: number, acceptedAt = 1_700_000_000_000, app?: string): PushJob => ({
+  jobId: `j${++seq}`, user: 'u', device: 'd', vendor: 'fcm', token: script, ...(app ? { app } : {}),
   message: { id: `m${seq}`, to: 'u', acceptedAt, ...(ttlSeconds !== undefined ? { ttlSeconds } : {}) },
 });
 
 /** Runs the push while moving the manual clock whenever the pool is waiting on a timer. */
-async function drive(clock: ManualClock, p: Promise<PushOutcome>, stepMs: number): Promise<{ outcome: PushOutcome; elapsed: number }> {
+async function drive<T = PushOutcome>(clock: ManualClock, p: Promise<T>, stepMs: number): Promise<{ outcome: T; elapsed: number }> {
   const start = clock.now();
-  let done: PushOutcome | undefined;
+  let done: T | undefined;
   p.then((o) => (done = o));
   while (!done) {
     await new Promise((r) => setImmediate(r));
@@ -71,11 +72,60 @@ describe('push retries', () => {
     pool = new PushPool({ config: { apps: { default: {} } }, log, workerFile, clock, random: () => 0, maxAttempts: 1, breaker: { failureThreshold: 3, openMs: 5000 } });
     for (let i = 0; i < 3; i++) await drive(clock, pool.push(job('retry')), 10);
     expect(pool.breakerState('fcm')).toBe('open');
+    // With one attempt allowed, a push arriving while the breaker is open waits for it instead of failing.
     const blocked = await drive(clock, pool.push(job('ok')), 10);
-    expect(blocked.outcome).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('circuit breaker is open') });
-    clock.advance(5000);
-    expect((await drive(clock, pool.push(job('ok')), 10)).outcome).toEqual({ outcome: 'ok' });
+    expect(blocked.outcome).toEqual({ outcome: 'ok' });
+    expect(blocked.elapsed).toBeGreaterThanOrEqual(5000);
     expect(pool.breakerState('fcm')).toBe('closed');
+  });
+
+  it("waiting behind an open breaker uses no attempt: a push is sent once it closes, and another app's pushes go on meanwhile", async () => {
+    const clock = new ManualClock();
+    pool = new PushPool({ config: { apps: { default: {} } }, log, workerFile, clock, random: () => 0, maxAttempts: 2, breaker: { failureThreshold: 2, openMs: 1000 } });
+    // App "bad" (a bad key, a failing vendor account): two failures open its breaker.
+    expect((await drive(clock, pool.push(job('retry', undefined, undefined, 'bad')), 10)).outcome).toMatchObject({ outcome: 'failed' });
+    expect(pool.breakerState('fcm', 'bad')).toBe('open');
+    // Behind it: the probe after 1 s fails (breaker open again, 2 s), the second attempt after that succeeds.
+    const t0 = clock.now();
+    const waiting = pool.push(job('retry,ok', undefined, undefined, 'bad'));
+    // Another app's push is not held up nor failed by the open breaker.
+    // (The clock does not move meanwhile: the push cannot have waited for a breaker.)
+    expect(await pool.push(job('ok', undefined, undefined, 'good'))).toEqual({ outcome: 'ok' });
+    expect(clock.now()).toBe(t0);
+    const behind = await drive(clock, waiting, 100);
+    expect(behind.outcome).toEqual({ outcome: 'ok' });
+    expect(clock.now() - t0).toBeGreaterThanOrEqual(1000 + 2000);
+    expect(pool.breakerState('fcm', 'bad')).toBe('closed');
+  });
+
+  it("bounds the wait for an open breaker by the message's TTL", async () => {
+    const clock = new ManualClock();
+    pool = new PushPool({ config: { apps: { default: {} } }, log, workerFile, clock, random: () => 0, maxAttempts: 100, breaker: { failureThreshold: 1, openMs: 10_000, maxOpenMs: 10_000 } });
+    await drive(clock, pool.push(job('retry', 1)), 10);
+    expect(pool.breakerState('fcm')).toBe('open');
+    const { outcome, elapsed } = await drive(clock, pool.push(job('retry', 30, clock.now())), 500);
+    expect(outcome).toMatchObject({ outcome: 'failed', reason: expect.stringContaining("TTL ends while the fcm circuit breaker is open") });
+    expect(elapsed).toBeLessThanOrEqual(30_000);
+  });
+});
+
+describe('vendor configuration errors', () => {
+  it('fail at once, never retried, and log one line per app and vendor naming key id and team id', async () => {
+    const clock = new ManualClock();
+    const lines: string[] = [];
+    const sink = new Writable({ write(chunk, _enc, done) { lines.push(String(chunk)); done(); } });
+    const pool = new PushPool({ config: { apps: { default: {} } }, log: createLogger('info', sink), workerFile, clock, random: () => 0, maxAttempts: 5 });
+    try {
+      for (let i = 0; i < 3; i++) {
+        expect((await drive(clock, pool.push(job('config,ok')), 10)).outcome).toMatchObject({ outcome: 'failed', config: true });
+      }
+      const logged = lines.filter((l) => l.includes('vendor refused the credentials'));
+      expect(logged).toHaveLength(1);
+      expect(logged[0]).toContain('key id K1 for team id T1');
+      expect(pool.breakerState('fcm')).toBe('closed');
+    } finally {
+      await pool.close();
+    }
   });
 });
 

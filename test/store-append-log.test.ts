@@ -1,15 +1,23 @@
-import { appendFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AppendLog } from '../store/append-log.js';
+import { AppendLog, type ReplayReport } from '../store/append-log.js';
 
 type Rec = { n: number; s?: string };
 
-async function replayAll(path: string): Promise<{ records: Rec[]; discardedBytes: number; validBytes: number }> {
+async function replayAll(path: string): Promise<Omit<ReplayReport, 'records'> & { records: Rec[] }> {
   const records: Rec[] = [];
-  const { validBytes, discardedBytes } = await AppendLog.replay<Rec>(path, (r) => records.push(r));
-  return { records, validBytes, discardedBytes };
+  const report = await AppendLog.replay<Rec>(path, (r) => records.push(r), { now: () => Date.UTC(2026, 0, 2, 3, 4, 5) });
+  return { ...report, records };
+}
+
+/** Five records of equal frame size; returns that size. */
+async function fiveRecords(path: string): Promise<number> {
+  const log = new AppendLog<Rec>(path);
+  for (let n = 0; n < 5; n++) await log.append({ n, s: 'payload-payload' });
+  await log.close();
+  return (await stat(path)).size / 5;
 }
 
 describe('AppendLog', () => {
@@ -84,17 +92,47 @@ describe('AppendLog', () => {
     expect((await replayAll(path)).records.map((r) => r.n)).toEqual([0, 1, 9]);
   });
 
-  it('stops at a record whose crc does not match', async () => {
-    const log = new AppendLog<Rec>(path);
-    for (let n = 0; n < 3; n++) await log.append({ n, s: 'payload' });
-    await log.close();
+  it('skips a record whose crc does not match and replays the ones after it; keeps the damaged file aside', async () => {
+    const frame = await fiveRecords(path);
     const data = await readFile(path);
-    const frame = data.length / 3;
-    data[frame + 8 + 2] ^= 0xff; // a body byte of the second record
+    data.writeUInt32LE((data.readUInt32LE(frame + 8 + 4) ^ 0xffffffff) >>> 0, frame + 8 + 4); // 4 body bytes of record 1
     await writeFile(path, data);
-    const { records, validBytes } = await replayAll(path);
-    expect(records.map((r) => r.n)).toEqual([0]);
-    expect(validBytes).toBe(frame);
+    const damaged = Buffer.from(data);
+
+    const first = await replayAll(path);
+    expect(first.records.map((r) => r.n)).toEqual([0, 2, 3, 4]);
+    expect(first.damage).toEqual([{ offset: frame, bytes: frame }]);
+    expect(first.tornTailBytes).toBe(0);
+    expect(first.discardedBytes).toBe(frame);
+    expect(first.keptAs).toBe(`${path}.damaged-2026-01-02T03-04-05-000Z`);
+    expect(await readFile(first.keptAs!)).toEqual(damaged); // the file as found, for inspection
+    expect((await stat(path)).size).toBe(4 * frame); // rewritten without the damage
+    const again = await replayAll(path);
+    expect(again.records.map((r) => r.n)).toEqual([0, 2, 3, 4]);
+    expect(again.damage).toEqual([]);
+  });
+
+  it('resyncs past a garbage length in the middle and past several damaged stretches', async () => {
+    const frame = await fiveRecords(path);
+    const data = await readFile(path);
+    data.writeUInt32LE(0x7fffffff, 0); // record 0: an absurd length
+    data.writeUInt32LE(frame, 2 * frame); // record 2: a length that fits but is wrong
+    await writeFile(path, data);
+    const { records, damage } = await replayAll(path);
+    expect(records.map((r) => r.n)).toEqual([1, 3, 4]);
+    expect(damage).toEqual([{ offset: 0, bytes: frame }, { offset: 2 * frame, bytes: frame }]);
+  });
+
+  it('cuts damage with no valid record after it as a torn tail, without keeping a copy', async () => {
+    const frame = await fiveRecords(path);
+    const data = await readFile(path);
+    data[4 * frame + 9] ^= 0xff;
+    await writeFile(path, data);
+    const r = await replayAll(path);
+    expect(r.records.map((x) => x.n)).toEqual([0, 1, 2, 3]);
+    expect(r).toMatchObject({ damage: [], tornTailBytes: frame });
+    expect(r.keptAs).toBeUndefined();
+    expect((await readdir(dir)).sort()).toEqual(['test.log']);
   });
 
   it('stops at a garbage header (an absurd length) and at a header without its body', async () => {
@@ -108,24 +146,54 @@ describe('AppendLog', () => {
   });
 
   it('treats a missing file as empty', async () => {
-    expect(await replayAll(join(dir, 'missing.log'))).toEqual({ records: [], validBytes: 0, discardedBytes: 0 });
+    expect(await replayAll(join(dir, 'missing.log'))).toEqual({ records: [], validBytes: 0, discardedBytes: 0, damage: [], tornTailBytes: 0 });
   });
 
-  it('rejects every append of a batch whose fdatasync failed, and all later ones', async () => {
+  it('cuts a batch whose fdatasync failed off the file, rejects it, and goes on (disk full, then freed)', async () => {
     let failSync = false;
+    const failures: { cut: boolean }[] = [];
     const log = new AppendLog<Rec>(path, {
       datasync: async (file) => {
-        if (failSync) throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+        if (failSync) throw Object.assign(new Error('ENOSPC: no space left on device, fdatasync'), { code: 'ENOSPC' });
         await file.datasync();
       },
+      onWriteFailure: (f) => failures.push({ cut: f.cut }),
     });
     await log.append({ n: 0 });
+    const synced = (await stat(path)).size;
     failSync = true;
     const outcomes = await Promise.allSettled(Array.from({ length: 20 }, (_, n) => log.append({ n: n + 1 })));
     expect(outcomes.every((o) => o.status === 'rejected')).toBe(true);
+    expect(failures.length).toBeGreaterThan(0);
+    expect(failures.every((f) => f.cut)).toBe(true);
+    expect((await stat(path)).size).toBe(synced); // nothing answered "failed" can be replayed
+    expect(log.failed).toBe(false);
+    expect(log.bytes).toBe(synced);
+    failSync = false;
+    await log.append({ n: 99 });
+    await log.close();
+    expect((await replayAll(path)).records.map((r) => r.n)).toEqual([0, 99]);
+  });
+
+  it('refuses every later append when the failed bytes cannot be cut off (tail unknown)', async () => {
+    const log = new AppendLog<Rec>(path, {
+      datasync: async (file) => {
+        await file.close(); // the cut (ftruncate on this handle) fails too
+        throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+      },
+    });
+    await expect(log.append({ n: 1 })).rejects.toThrow(/EIO/);
     expect(log.failed).toBe(true);
-    await expect(log.append({ n: 99 })).rejects.toThrow(/EIO/);
-    expect(log.stats).toEqual({ records: 1, syncs: 1 });
+    await expect(log.append({ n: 2 })).rejects.toThrow(/EIO/);
+    expect(log.stats).toEqual({ records: 0, syncs: 0 });
+    await log.close().catch(() => undefined);
+  });
+
+  it('fails appends to a file deleted under it (data dir removed), cutting them off', async () => {
+    const log = new AppendLog<Rec>(path);
+    await log.append({ n: 0 });
+    await unlink(path);
+    await expect(log.append({ n: 1 })).rejects.toThrow(/deleted/);
     await log.close();
   });
 

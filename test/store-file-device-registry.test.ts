@@ -1,7 +1,8 @@
-import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ReplayReport } from '../store/append-log.js';
 import { FileDeviceRegistry } from '../store/file-device-registry.js';
 
 describe('FileDeviceRegistry', () => {
@@ -59,5 +60,53 @@ describe('FileDeviceRegistry', () => {
     const registry = await FileDeviceRegistry.open(dir);
     await registry.close();
     await expect(registry.put('u', 'd', { os: 'ios', token: 't' })).rejects.toMatchObject({ code: 'shutting_down' });
+  });
+
+  it('undoes a change whose write failed, and takes writes again once the disk does (ENOSPC, then freed)', async () => {
+    let full = false;
+    const failures: boolean[] = [];
+    const registry = await FileDeviceRegistry.open(dir, {
+      datasync: async (file) => {
+        if (full) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+        await file.datasync();
+      },
+      onWriteFailure: (f) => failures.push(f.cut),
+    });
+    await registry.put('u', 'kept', { os: 'ios', token: 'a'.repeat(64) });
+    full = true;
+    await expect(registry.put('u', 'new', { os: 'android', token: 'fcm-new' })).rejects.toMatchObject({ code: 'store_failed', status: 503 });
+    await expect(registry.put('u', 'kept', { os: 'ios', token: 'b'.repeat(64) })).rejects.toMatchObject({ code: 'store_failed' });
+    await expect(registry.remove('u', 'kept')).rejects.toMatchObject({ code: 'store_failed' });
+    expect(failures).toEqual([true, true, true]);
+    // Nothing answered 503 is in effect: not in memory now, not on disk after a restart.
+    expect((await registry.list('u')).map((r) => [r.device, r.token])).toEqual([['kept', 'a'.repeat(64)]]);
+    full = false;
+    await registry.put('u', 'after', { os: 'android', token: 'fcm-after' });
+    await registry.close();
+    const again = await FileDeviceRegistry.open(dir);
+    expect((await again.list('u')).map((r) => [r.device, r.token]).sort()).toEqual([['after', 'fcm-after'], ['kept', 'a'.repeat(64)]]);
+    await again.close();
+  });
+
+  it('loses only the damaged record when devices.log is corrupted in the middle, and reports it', async () => {
+    const registry = await FileDeviceRegistry.open(dir);
+    for (let i = 0; i < 10; i++) await registry.put(`u${i}`, 'd', { os: 'android', token: `token-${i}-${'x'.repeat(40)}` });
+    await registry.close();
+    const path = join(dir, 'devices.log');
+    const data = await readFile(path);
+    const frame = data.length / 10;
+    for (let k = 0; k < 4; k++) data[4 * frame + 20 + k] ^= 0x5a; // 4 bytes of record 4
+    await writeFile(path, data);
+    const reports: ReplayReport[] = [];
+    const again = await FileDeviceRegistry.open(dir, { onDamage: (_file, r) => reports.push(r) });
+    for (let i = 0; i < 10; i++) expect((await again.list(`u${i}`)).length, `u${i}`).toBe(i === 4 ? 0 : 1);
+    expect(reports).toHaveLength(1);
+    expect(reports[0].damage).toEqual([{ offset: 4 * frame, bytes: frame }]);
+    expect((await readdir(dir)).filter((f) => f.startsWith('devices.log.damaged-'))).toHaveLength(1);
+    await again.put('u4', 'd', { os: 'android', token: 'token-4-again' }); // appends after the repaired file
+    await again.close();
+    const third = await FileDeviceRegistry.open(dir, { onDamage: () => expect.fail('repaired file reported again') });
+    expect((await third.list('u4'))[0].token).toBe('token-4-again');
+    await third.close();
   });
 });

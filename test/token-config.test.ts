@@ -16,7 +16,7 @@ describe('token configuration', () => {
   });
 
   it('SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS replaces the default list, as given', () => {
-    expect(parseConfig({}).webpush.allowedHosts).toBeUndefined();
+    expect(parseConfig({}).webpush.allowedHosts).toEqual(DEFAULT_WEBPUSH_HOSTS);
     expect(parseConfig({ SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS: 'push.example.com, *.Push.Example.org' }).webpush.allowedHosts).toEqual(['push.example.com', '*.push.example.org']);
     expect(() => parseConfig({ SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS: 'https://push.example.com' })).toThrow(/SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS/);
   });

@@ -58,6 +58,8 @@ beforeAll(async () => {
         hms: hmsBeta.creds,
         webpush: webpushBeta.creds,
       },
+      // "fcmonly" is a configured app with FCM only: APNs is off for it.
+      fcmonly: { fcm: { serviceAccountFile: fcmBeta.serviceAccountFile, endpoint: fcmBeta.origin } },
     },
   }));
   node = await NodeProcess.start({
@@ -77,12 +79,12 @@ beforeAll(async () => {
       SWITCHBOARD_HMS_CLIENT_SECRET: hms.creds.clientSecret,
       SWITCHBOARD_HMS_AUTH_ENDPOINT: hms.creds.authEndpoint,
       SWITCHBOARD_HMS_PUSH_ENDPOINT: hms.creds.pushEndpoint,
+      // The Web Push stand-ins listen on loopback: allowed by address, as an operator would list a private push service.
+      SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS: '127.0.0.1',
       SWITCHBOARD_WEBPUSH_VAPID_PUBLIC_KEY: webpush.creds.vapidPublicKey,
       SWITCHBOARD_WEBPUSH_VAPID_PRIVATE_KEY: webpush.creds.vapidPrivateKey,
       SWITCHBOARD_WEBPUSH_SUBJECT: webpush.creds.subject,
       SWITCHBOARD_APPS_FILE: appsFile,
-      // The Web Push stand-ins listen on loopback: an explicit list is taken as given (section 5).
-      SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS: '127.0.0.1',
     },
   });
 });
@@ -139,7 +141,7 @@ describe('a message to an offline user reaches the vendor and ends ok', () => {
         const [header, claims] = String(h.authorization).replace(/^bearer /, '').split('.').slice(0, 2).map((p) => JSON.parse(Buffer.from(p, 'base64url').toString()));
         expect(header).toEqual({ alg: 'ES256', kid: apns.keyId });
         expect(claims.iss).toBe(apns.teamId);
-        expect(push.body).toEqual({ aps: { alert: { title: 'Alice', body: 'lunch?' } }, messageId: id, from: 'alice', data: { thread: 't1' } });
+        expect(push.body).toEqual({ aps: { alert: { title: 'Alice', body: 'lunch?' } }, messageId: id, sender: 'alice', data: { thread: 't1' } });
         break;
       }
       case 'fcm': {
@@ -152,7 +154,7 @@ describe('a message to an offline user reaches the vendor and ends ok', () => {
         expect(h.authorization).toMatch(/^Bearer ya29\./);
         expect(push.body).toEqual({ message: {
           token, notification: { title: 'Alice', body: 'lunch?' },
-          data: { thread: 't1', messageId: id, from: 'alice' },
+          data: { thread: 't1', messageId: id, sender: 'alice' },
           android: { priority: 'normal', collapse_key: 'chat-t1', ttl: '600s' },
         } });
         break;
@@ -161,7 +163,7 @@ describe('a message to an offline user reaches the vendor and ends ok', () => {
         expect(hms.tokenRequests().length).toBeGreaterThanOrEqual(1);
         expect(h.authorization).toMatch(/^Bearer DQEBA/);
         expect(push.body.message.android).toMatchObject({ urgency: 'NORMAL', ttl: '600s', notification: { title: 'Alice', body: 'lunch?', tag: 'chat-t1' } });
-        expect(JSON.parse(push.body.message.data)).toEqual({ messageId: id, from: 'alice', data: { thread: 't1' } });
+        expect(JSON.parse(push.body.message.data)).toEqual({ messageId: id, sender: 'alice', data: { thread: 't1' } });
         break;
       }
       case 'webpush': {
@@ -169,7 +171,7 @@ describe('a message to an offline user reaches the vendor and ends ok', () => {
         expect(h.ttl).toBe('600');
         expect(h.urgency).toBe('normal');
         expect(h.topic).toBe('chat-t1');
-        expect(push.body).toEqual({ title: 'Alice', body: 'lunch?', messageId: id, from: 'alice', data: { thread: 't1' } });
+        expect(push.body).toEqual({ title: 'Alice', body: 'lunch?', messageId: id, sender: 'alice', data: { thread: 't1' } });
         break;
       }
     }
@@ -253,7 +255,11 @@ describe('oversize text is shortened so the push fits 4096 bytes', () => {
     const t = await awaitOutcome(node, user, id, 'phone');
     expect(t.outcome).toBe('ok');
     const [push] = r.seen(token);
-    expect(push.bytes).toBeLessThanOrEqual(4096);
+    // FCM's 4096 bytes count the notification and the data, not the token and options around them.
+    const counted = vendor === 'fcm'
+      ? Buffer.byteLength(JSON.stringify({ notification: push.body.message.notification, data: push.body.message.data }))
+      : push.bytes;
+    expect(counted).toBeLessThanOrEqual(4096);
     expect(push.text!.endsWith('…')).toBe(true);
     expect(text.startsWith(push.text!.slice(0, -1))).toBe(true);
     expect(push.text!).not.toContain('\uFFFD');
@@ -300,6 +306,17 @@ describe('several apps: a device registered with "app":"beta" is pushed with the
         expect(String(betaPush.headers.authorization)).toContain(`k=${webpushBeta.creds.vapidPublicKey}`);
         break;
     }
+  });
+
+  it("a device whose vendor has no credentials for its app is not reachable by push (section 4): no push, nobody reachable", async () => {
+    const token = rig('apns').newToken();
+    const user = await offlineUser([{ device: 'phone', os: 'ios', token, app: 'fcmonly' }]);
+    const id = msgId('fcmonly');
+    await accept(node, { id, to: user, text: 'nobody home' });
+    const d = await awaitDecision(node, user, id);
+    expect(d.route).not.toMatch(/^(mobile|pc|pc_fallback)$/); // undeliverable, or held where messages are held
+    expect(d.targets).toEqual([]);
+    expect(rig('apns').seen(token)).toEqual([]);
   });
 
   it('a device of an app that is not configured is refused when it registers (issue 9: 400 invalid_field)', async () => {

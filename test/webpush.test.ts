@@ -21,7 +21,8 @@ describe('Web Push sender against the local push service', () => {
 
   async function start(options: VendorClientOptions = {}): Promise<{ server: WebPushServer; sender: WebPushSender; token: string }> {
     server = await startWebPushServer();
-    sender = new WebPushSender(server.creds, { ca: server.ca, ...options });
+    // The stand-in listens on loopback: listed as an address, as SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS would list it.
+    sender = new WebPushSender(server.creds, { ca: server.ca, allowedHosts: ['127.0.0.1'], ...options });
     return { server, sender, token: server.subscribe() };
   }
 
@@ -37,7 +38,7 @@ describe('Web Push sender against the local push service', () => {
     expect(req.headers.topic).toBe('room-r1');
     expect(server.received).toHaveLength(1);
     expect(server.received[0].vapidSubject).toBe(server.creds.subject);
-    expect(req.parsed).toEqual({ title: 'Alice', body: 'hello', messageId: 'm1', from: 'alice', data: { room: 'r1' } });
+    expect(req.parsed).toEqual({ title: 'Alice', body: 'hello', messageId: 'm1', sender: 'alice', data: { room: 'r1' } });
   });
 
   it('sends normal urgency and turns a collapse key that is no valid topic into a 32-character one', async () => {
@@ -111,7 +112,7 @@ describe('Web Push sender against the local push service', () => {
 
   it('fails every send with the reason when the VAPID keys are invalid', async () => {
     server = await startWebPushServer();
-    sender = new WebPushSender({ ...server.creds, vapidPrivateKey: 'short' }, { ca: server.ca });
+    sender = new WebPushSender({ ...server.creds, vapidPrivateKey: 'short' }, { ca: server.ca, allowedHosts: ['127.0.0.1'] });
     expect(await sender.send(job(server.subscribe()))).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('VAPID') });
     expect(server.requests).toHaveLength(0);
   });

@@ -1,5 +1,5 @@
 // A sender worker whose answers are scripted by the job's token: "a,b,c" answers a, then b, then c (last repeats).
-// Each step: ok | dead | fail | retry | retry-after-<ms>.
+// Each step: ok | dead | fail | config | retry | retry-after-<ms>.
 const calls = new Map();
 export default async function scripted(jobs) {
   return jobs.map((job) => {
@@ -10,6 +10,7 @@ export default async function scripted(jobs) {
     if (step === 'ok') return { outcome: 'ok' };
     if (step === 'dead') return { outcome: 'dead_token', reason: 'Unregistered' };
     if (step === 'fail') return { outcome: 'failed', reason: 'BadRequest' };
+    if (step === 'config') return { outcome: 'failed', config: true, reason: 'apns 403 InvalidProviderToken: key id K1 for team id T1' };
     const m = /^retry(?:-after-(\d+))?$/.exec(step);
     if (m) return { outcome: 'retry', reason: '503 ServiceUnavailable', ...(m[1] ? { retryAfterMs: Number(m[1]) } : {}) };
     throw new Error(`bad script step ${step}`);

@@ -1,6 +1,10 @@
 import { verify, type KeyObject } from 'node:crypto';
 
-/** Apple refuses provider tokens issued more than an hour ago. */
+/**
+ * Apple refuses provider tokens issued more than an hour ago ("Establishing a token-based connection to APNs":
+ * "APNs rejects any request whose token contains a timestamp that is more than one hour old"), with 403
+ * ExpiredProviderToken ("Handling notification responses from APNs").
+ */
 const MAX_TOKEN_AGE_S = 3600;
 
 /**
@@ -11,7 +15,8 @@ const MAX_TOKEN_AGE_S = 3600;
 export class ProviderTokenVerifier {
   private readonly verified = new Map<string, number>();
 
-  constructor(private readonly publicKey: KeyObject, private readonly keyId: string, private readonly teamId: string) {}
+  /** `now`: the server's clock in epoch ms (tests pass a manual one to age tokens without waiting). */
+  constructor(private readonly publicKey: KeyObject, private readonly keyId: string, private readonly teamId: string, private readonly now: () => number = Date.now) {}
 
   check(authorization: string | undefined): string | undefined {
     if (!authorization) return 'MissingProviderToken';
@@ -24,7 +29,7 @@ export class ProviderTokenVerifier {
       iat = parsed;
       this.verified.set(jwt, iat);
     }
-    const now = Math.floor(Date.now() / 1000);
+    const now = Math.floor(this.now() / 1000);
     if (now - iat > MAX_TOKEN_AGE_S) return 'ExpiredProviderToken';
     if (iat > now + 60) return 'InvalidProviderToken';
     return undefined;

@@ -10,7 +10,18 @@ import { testTls } from './test-tls.js';
 /**
  * A local APNs stand-in speaking Apple's wire protocol (HTTP/2 over TLS, token auth), for sender tests and the
  * benchmark. It checks what Apple checks, records every request, and answers as told per device token or
- * globally: Apple's errors, slow answers, reset streams, dropped connections.
+ * globally: Apple's errors, slow answers, reset streams, dropped connections. As strict as Apple (reasons from
+ * "Handling notification responses from APNs"):
+ * - 403 ExpiredProviderToken for a provider token whose `iat` is over an hour old, by the server's clock
+ *   ("Establishing a token-based connection to APNs": "APNs rejects any request whose token contains a timestamp
+ *   that is more than one hour old");
+ * - 429 TooManyProviderTokenUpdates for a new provider token on a connection less than 20 minutes after the previous
+ *   new one (same page: "APNs reports an error if you recreate your tokens more than once every 20 minutes"; the
+ *   error is per connection, as Apple's engineers describe it on the developer forums), except right after this
+ *   connection was answered ExpiredProviderToken;
+ * - 413 PayloadTooLarge over 4096 bytes ("Generating a remote notification": "the maximum payload size is 4 KB");
+ * - GOAWAY now and then ("Sending notification requests to APNs": "If APNs decides to terminate an established
+ *   HTTP/2 connection, it sends a GOAWAY frame"), with a JSON `reason`: requests above its last-stream-id are refused.
  */
 
 export interface ApnsServerOptions {
@@ -22,7 +33,16 @@ export interface ApnsServerOptions {
   keyId?: string;
   /** Expected `iss` of the provider token. Default `TESTTEAM45`. */
   teamId?: string;
+  /** The server's clock (epoch ms) for token age and token updates; tests pass a manual one. Default Date.now. */
+  now?: () => number;
+  /** A connection is sent GOAWAY after this many requests (0 = never). Default DEFAULT_GOAWAY_EVERY. */
+  goawayEvery?: number;
 }
+
+/** Requests per connection before the stand-in sends GOAWAY, so every long test meets one. */
+export const DEFAULT_GOAWAY_EVERY = 1000;
+/** Apple's shortest interval between two new provider tokens on a connection. */
+const TOKEN_UPDATE_INTERVAL_MS = 20 * 60_000;
 
 /** What to do with a request once it has passed Apple's checks. `delayMs` holds the answer back that long. */
 export type ApnsBehavior =
@@ -59,6 +79,8 @@ export interface RecordedApnsRequest {
   session: number;
   /** The status sent, or what was done instead. */
   answer: number | 'drop' | 'reset';
+  /** Apple's reason for an error answer. */
+  reason?: string;
 }
 
 export interface ApnsServerStats {
@@ -70,6 +92,8 @@ export interface ApnsServerStats {
   maxActiveStreamsPerSession: number;
   /** Session and stream errors other than a client cancelling its own request. */
   errors: string[];
+  /** GOAWAY frames sent. */
+  goaways: number;
 }
 
 export interface ApnsServer {
@@ -110,11 +134,18 @@ export async function startApnsServer(opts: ApnsServerOptions = {}): Promise<Apn
   const keyId = opts.keyId ?? 'TESTKEY123';
   const teamId = opts.teamId ?? 'TESTTEAM45';
   const maxConcurrentStreams = opts.maxConcurrentStreams ?? 1000;
+  const now = opts.now ?? Date.now;
+  const goawayEvery = opts.goawayEvery ?? DEFAULT_GOAWAY_EVERY;
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const keyDir = mkdtempSync(join(tmpdir(), 'switchboard-apns-key-'));
   const keyFile = join(keyDir, `AuthKey_${keyId}.p8`);
   writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-  const verifier = new ProviderTokenVerifier(publicKey, keyId, teamId);
+  const verifier = new ProviderTokenVerifier(publicKey, keyId, teamId, now);
+  // Per connection: provider tokens seen on it, when the last new one came, and whether it was just told "expired".
+  const tokenUpdates = new WeakMap<Http2Session, { seen: Set<string>; changedAt: number; expiredSaid: boolean }>();
+  // Per connection: requests received, and the stream ids above a GOAWAY's last-stream-id (refused, not errors).
+  const received = new WeakMap<Http2Session, number>();
+  const refusedAbove = new WeakMap<Http2Session, number>();
 
   const requests: RecordedApnsRequest[] = [];
   const waiters: { n: number; resolve: () => void }[] = [];
@@ -126,7 +157,7 @@ export async function startApnsServer(opts: ApnsServerOptions = {}): Promise<Apn
   const timers = new Set<NodeJS.Timeout>();
   // Streams this server reset or dropped on purpose: their errors are the test's doing, not protocol errors.
   const ended = new WeakSet<ServerHttp2Stream>();
-  const stats: ApnsServerStats = { sessions: 0, activeStreams: 0, maxActiveStreams: 0, maxActiveStreamsPerSession: 0, errors: [] };
+  const stats: ApnsServerStats = { sessions: 0, activeStreams: 0, maxActiveStreams: 0, maxActiveStreamsPerSession: 0, errors: [], goaways: 0 };
 
   const server = http2.createSecureServer({ key: tls.keyPem, cert: tls.certPem, settings: { maxConcurrentStreams } });
   server.on('session', (session) => {
@@ -138,7 +169,8 @@ export async function startApnsServer(opts: ApnsServerOptions = {}): Promise<Apn
     session.on('error', (err) => stats.errors.push(`session ${id}: ${err.message}`));
   });
   server.on('stream', (stream, headers) => {
-    const session = sessionIds.get(stream.session!) ?? 0;
+    const conn = stream.session!;
+    const session = sessionIds.get(conn) ?? 0;
     stats.activeStreams++;
     stats.maxActiveStreams = Math.max(stats.maxActiveStreams, stats.activeStreams);
     const mine = perSession.get(session)! + 1;
@@ -149,19 +181,37 @@ export async function startApnsServer(opts: ApnsServerOptions = {}): Promise<Apn
       perSession.set(session, perSession.get(session)! - 1);
     });
     stream.on('error', (err: NodeJS.ErrnoException) => {
-      if (!ended.has(stream) && !/CANCEL/.test(err.message)) stats.errors.push(`stream: ${err.message}`);
+      const refused = (stream.id ?? 0) > (refusedAbove.get(conn) ?? Infinity) && /REFUSED_STREAM/.test(err.message);
+      if (!ended.has(stream) && !refused && !/CANCEL/.test(err.message)) stats.errors.push(`stream: ${err.message}`);
     });
-    readBody(stream, (body, tooLarge) => handle(stream, headers, body, tooLarge, session));
+    const count = (received.get(conn) ?? 0) + 1;
+    received.set(conn, count);
+    if (goawayEvery > 0 && count === goawayEvery) goaway(stream);
+    readBody(stream, (body, tooLarge) => handle(stream, headers, body, tooLarge, session, conn));
   });
 
-  function handle(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, body: string, tooLarge: boolean, session: number): void {
+  /** Ends the connection gracefully after `last`: later streams are refused, earlier ones are answered. */
+  function goaway(last: ServerHttp2Stream): void {
+    const session = last.session!;
+    refusedAbove.set(session, last.id!);
+    stats.goaways++;
+    session.goaway(http2.constants.NGHTTP2_NO_ERROR, last.id!, Buffer.from(JSON.stringify({ reason: 'Shutdown' })));
+    session.close();
+  }
+
+  function handle(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, body: string, tooLarge: boolean, session: number, conn: Http2Session): void {
     const path = String(headers[':path'] ?? '');
     const token = /^\/3\/device\/([^/?]+)$/.exec(path)?.[1] ?? '';
-    const rejection = check(headers, path, token, body, tooLarge);
+    const rejection = check(headers, path, token, body, tooLarge, conn);
     const behavior = rejection ?? pick(token);
+    // Apple's exception: after ExpiredProviderToken the provider signs a new token at once.
+    if (behavior.type === 'error' && behavior.reason === 'ExpiredProviderToken') updatesOf(conn).expiredSaid = true;
     const flat: Record<string, string> = {};
     for (const [k, v] of Object.entries(headers)) if (v !== undefined) flat[k] = Array.isArray(v) ? v.join(', ') : String(v);
-    requests.push({ token, headers: flat, body, session, answer: behavior.type === 'ok' ? 200 : behavior.type === 'error' ? behavior.status : behavior.type });
+    requests.push({
+      token, headers: flat, body, session, answer: behavior.type === 'ok' ? 200 : behavior.type === 'error' ? behavior.status : behavior.type,
+      ...(behavior.type === 'error' ? { reason: behavior.reason } : {}),
+    });
     for (const w of waiters.filter((x) => requests.length >= x.n)) {
       waiters.splice(waiters.indexOf(w), 1);
       w.resolve();
@@ -176,14 +226,34 @@ export async function startApnsServer(opts: ApnsServerOptions = {}): Promise<Apn
     timers.add(t);
   }
 
+  function updatesOf(session: Http2Session): { seen: Set<string>; changedAt: number; expiredSaid: boolean } {
+    let u = tokenUpdates.get(session);
+    if (!u) tokenUpdates.set(session, (u = { seen: new Set(), changedAt: Number.NEGATIVE_INFINITY, expiredSaid: false }));
+    return u;
+  }
+
+  /** 429 TooManyProviderTokenUpdates: a new provider token on this connection within 20 minutes of the last new one. */
+  function tokenUpdateProblem(authorization: string | undefined, session: Http2Session): string | undefined {
+    const jwt = String(authorization);
+    const u = updatesOf(session);
+    if (u.seen.has(jwt)) return undefined;
+    if (u.seen.size > 0 && !u.expiredSaid && now() - u.changedAt < TOKEN_UPDATE_INTERVAL_MS) return 'TooManyProviderTokenUpdates';
+    u.seen.add(jwt);
+    u.changedAt = now();
+    u.expiredSaid = false;
+    return undefined;
+  }
+
   /** Apple's request checks, in its order: method, path, provider token, topic, headers, payload. */
-  function check(h: IncomingHttpHeaders, path: string, token: string, body: string, tooLarge: boolean): ApnsBehavior | undefined {
+  function check(h: IncomingHttpHeaders, path: string, token: string, body: string, tooLarge: boolean, conn: Http2Session): ApnsBehavior | undefined {
     const err = (status: number, reason: string): ApnsBehavior => ({ type: 'error', status, reason });
     if (h[':method'] !== 'POST') return err(405, 'MethodNotAllowed');
     if (!path.startsWith('/3/device/')) return err(404, 'BadPath');
     if (!/^[0-9a-f]+$/i.test(token)) return err(400, 'BadDeviceToken');
     const tokenProblem = verifier.check(h.authorization);
     if (tokenProblem) return err(403, tokenProblem);
+    const updateProblem = tokenUpdateProblem(h.authorization, conn);
+    if (updateProblem) return err(429, updateProblem);
     if (!h['apns-topic']) return err(400, 'MissingTopic');
     if (h['apns-topic'] !== topic) return err(400, 'TopicDisallowed');
     if (h['apns-push-type'] !== undefined && !PUSH_TYPES.has(String(h['apns-push-type']))) return err(400, 'InvalidPushType');

@@ -216,8 +216,7 @@ function validateSend(body: unknown): string | undefined {
     if (!isObject(message.data)) return "Invalid value at 'message.data'";
     for (const [k, v] of Object.entries(message.data)) {
       if (typeof v !== 'string') return `Invalid value at 'message.data[0].value' (TYPE_STRING), ${JSON.stringify(v)}`;
-      // FCM also lists "from" as reserved, but the Switchboard contract (PROTOCOL.md section 5) sends it.
-      if (k === 'message_type' || /^(google|gcm)/i.test(k)) return `Invalid data payload key: ${k}`;
+      if (isReservedDataKey(k)) return `Invalid data payload key: ${k}`;
     }
   }
   if (message.android !== undefined) {
@@ -236,6 +235,16 @@ function validateSend(body: unknown): string | undefined {
   const payloadBytes = Buffer.byteLength(JSON.stringify({ notification: message.notification ?? {}, data: message.data ?? {} }));
   if (payloadBytes > 4096) return 'Android message is too big';
   return undefined;
+}
+
+/**
+ * Data keys FCM refuses with 400 INVALID_ARGUMENT. Google's HTTP v1 reference (projects.messages, Message.data):
+ * "The key should not be a reserved word ("from", "message_type", or any word starting with "google." or
+ * "gcm.notification.")"; the message-types guide (firebase.google.com/docs/cloud-messaging/concept-options,
+ * "Data messages") also reserves "notification" and any key starting with "gcm.".
+ */
+export function isReservedDataKey(key: string): boolean {
+  return key === 'from' || key === 'message_type' || key === 'notification' || /^(google|gcm)\./i.test(key);
 }
 
 /**

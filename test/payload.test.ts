@@ -1,0 +1,117 @@
+import { describe, expect, it } from 'vitest';
+import type { ChatMessage } from '../protocol/index.js';
+import { apnsBody } from '../senders/apns.js';
+import { buildFcmBody } from '../senders/fcm.js';
+import { buildHmsBody } from '../senders/hms.js';
+import { fitText, HMS_TOKEN_ALLOWANCE, payloadFits, utf8Length, payloadOverflow, WEBPUSH_MAX_PLAINTEXT_BYTES } from '../senders/payload.js';
+import { buildWebPushPayload } from '../senders/webpush.js';
+import type { PushJob } from '../senders/types.js';
+
+/** PROTOCOL.md sections 3 and 5: payloads never exceed 4096 bytes; text is cut at a grapheme boundary. */
+
+const msg = (over: Partial<ChatMessage> = {}): ChatMessage => ({ id: 'm1', to: 'u1', from: 'alice', title: 'Alice', text: 'hi', acceptedAt: 0, ...over });
+const job = (vendor: PushJob['vendor'], m: ChatMessage, token = 'tok'): PushJob => ({ jobId: 'm1:d', user: 'u1', device: 'd', vendor, token, message: m });
+
+// A family (man, woman, girl, boy joined by zero-width joiners: 7 code points, 11 UTF-16 units, one grapheme),
+// a flag (two regional indicators) and an e with a combining acute accent.
+const FAMILY = '👨‍👩‍👧‍👦';
+const FLAG = '🇩🇪';
+const E_ACUTE = 'e\u0301';
+const segmenter = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
+const clusters = (s: string) => Array.from(segmenter.segment(s), (x) => x.segment);
+
+describe('utf8Length', () => {
+  it('counts as Buffer.byteLength does, lone surrogates included', () => {
+    for (const s of ['', 'abc', 'é', '€', '😀', FAMILY, FLAG, E_ACUTE, '\ud83d', 'x\ude00y', '😀'.slice(0, 1) + 'a']) expect(utf8Length(s), s).toBe(Buffer.byteLength(s));
+  });
+});
+
+describe('fitText: cut at grapheme boundaries', () => {
+  it('keeps a text that fits as it is', () => {
+    expect(fitText('hello', (t) => Buffer.byteLength(t), 10)).toBe('hello');
+  });
+
+  it.each([
+    ['a family emoji of seven code points', FAMILY],
+    ['a flag of two regional indicators', FLAG],
+    ['a letter with a combining accent', E_ACUTE],
+  ])('never splits %s', (_name, unit) => {
+    const text = unit.repeat(400);
+    // Every limit from "one unit and the ellipsis" up: the cut text is whole units plus the ellipsis.
+    for (let limit = Buffer.byteLength(unit + '…'); limit < Buffer.byteLength(unit) * 20; limit += 3) {
+      const cut = fitText(text, (t) => Buffer.byteLength(t), limit)!;
+      expect(Buffer.byteLength(cut)).toBeLessThanOrEqual(limit);
+      expect(cut.endsWith('…')).toBe(true);
+      const kept = cut.slice(0, -1);
+      expect(clusters(kept).every((c) => c === unit)).toBe(true);
+      // The longest such prefix: one more unit would not fit.
+      expect(Buffer.byteLength(kept + unit + '…')).toBeGreaterThan(limit);
+    }
+  });
+
+  it('falls back to an empty text, and to undefined when not even that fits', () => {
+    expect(fitText(FAMILY, (t) => 100 + Buffer.byteLength(t), 101)).toBe('');
+    expect(fitText(FAMILY, (t) => 200 + Buffer.byteLength(t), 101)).toBeUndefined();
+  });
+
+  it('cuts every vendor body at a grapheme boundary (the old code-point cut split the family emoji)', () => {
+    const m = msg({ text: FAMILY.repeat(1000) });
+    const texts = [
+      JSON.parse(apnsBody(m)!).aps.alert.body,
+      JSON.parse(buildFcmBody(job('fcm', m))!).message.notification.body,
+      JSON.parse(buildHmsBody(job('hms', m))!).message.android.notification.body,
+      JSON.parse(buildWebPushPayload(job('webpush', m))!).body,
+    ] as string[];
+    for (const t of texts) {
+      expect(t.endsWith('…')).toBe(true);
+      expect(clusters(t.slice(0, -1)).every((c) => c === FAMILY)).toBe(true);
+    }
+  });
+});
+
+describe('payloadOverflow / payloadFits: can the message fit at all (413 payload_too_large at the edge)', () => {
+  it('fits when only the text is long: the text is shortened', () => {
+    expect(payloadOverflow(msg({ text: 'x'.repeat(100_000) }))).toBeUndefined();
+    expect(payloadFits(msg({ text: 'x'.repeat(100_000) }))).toBe(true);
+  });
+
+  it('does not fit when the title alone is too large for APNs', () => {
+    expect(payloadOverflow(msg({ title: 't'.repeat(4100) }))).toEqual({ vendor: 'apns', bytes: expect.any(Number), limit: 4096 });
+    expect(payloadFits(msg({ title: 't'.repeat(4100) }))).toBe(false);
+  });
+
+  it('does not fit when data alone is too large', () => {
+    const over = payloadOverflow(msg({ data: { blob: 'd'.repeat(4090) } }));
+    expect(over).toMatchObject({ limit: 4096 });
+    expect(over!.bytes).toBeGreaterThan(4096);
+  });
+
+  it('agrees with every sender: a message that fits is built by all four, one that does not is refused by at least one', () => {
+    // Around the limits: data from 3300 to 4100 bytes, with an oversize text that is always shortened.
+    let fits = 0;
+    let refused = 0;
+    for (let size = 3300; size <= 4100; size += 5) {
+      const m = msg({ text: 'y'.repeat(5000), data: { k: 'z'.repeat(size) } });
+      // Quiet hours make the larger bodies (silent variants): the edge's answer holds for them too.
+      const silent = (j: PushJob): PushJob => ({ ...j, silent: true });
+      const built = [apnsBody(m, true), buildFcmBody(silent(job('fcm', m))), buildHmsBody(silent(job('hms', m, 't'.repeat(HMS_TOKEN_ALLOWANCE)))), buildWebPushPayload(silent(job('webpush', m)))];
+      if (payloadFits(m)) {
+        fits++;
+        expect(built.every((b) => b !== undefined)).toBe(true);
+      } else {
+        refused++;
+        expect(built.some((b) => b === undefined)).toBe(true);
+        expect(payloadOverflow(m)!.bytes).toBeGreaterThan(payloadOverflow(m)!.limit);
+      }
+    }
+    expect(fits).toBeGreaterThan(0);
+    expect(refused).toBeGreaterThan(0);
+  });
+
+  it('holds Web Push to its own plaintext limit, lower than 4096 by the encryption overhead', () => {
+    expect(WEBPUSH_MAX_PLAINTEXT_BYTES).toBe(3993);
+    const m = msg({ title: undefined, from: undefined, data: { k: 'z'.repeat(3990) } });
+    expect(buildWebPushPayload(job('webpush', m))).toBeUndefined();
+    expect(payloadFits(m)).toBe(false);
+  });
+});
