@@ -39,6 +39,12 @@ interface Resident {
   stopped: boolean;
 }
 
+/**
+ * Messages all mailboxes together run in one turn of the event loop; the rest waits for the next turn, so timers
+ * (lease renewals, ack timeouts) and socket reads get their turn however large a burst a socket read brought.
+ */
+export const TURN_BUDGET = 256;
+
 /** Node ids are few and repeat in every session: one copy each (bounded in case ids churn). */
 const MAX_INTERNED_NODES = 1024;
 
@@ -70,6 +76,10 @@ export class UserDirectory {
   private readonly deps: DirectoryDeps;
   /** Every live actor's ack timeouts on one timer (issue 13), passed to the actors in `deps`. */
   private readonly ackDeadlines: DeadlineQueue<AckDue>;
+  /** Messages this turn may still run (TURN_BUDGET), and mailboxes waiting for the next turn. */
+  private budget = TURN_BUDGET;
+  private budgetResetArmed = false;
+  private deferred: Resident[] = [];
 
   constructor(deps: DirectoryDeps) {
     this.history = deps.history ?? new DecisionHistory(deps.decisionHistoryBytes);
@@ -111,6 +121,12 @@ export class UserDirectory {
   private async run(r: Resident, first: UserActorMessage): Promise<void> {
     let msg: UserActorMessage | undefined = first;
     while (msg !== undefined && !r.stopped) {
+      if (!this.spend()) {
+        // This turn's budget is spent: the mailbox goes on in a later turn, still `running`, order kept.
+        (r.queue ??= []).unshift(msg);
+        this.deferred.push(r);
+        return;
+      }
       try {
         await r.actor.handle(msg); // later messages queue meanwhile
       } catch (err) {
@@ -121,6 +137,30 @@ export class UserDirectory {
     }
     r.queue = undefined;
     r.running = false;
+  }
+
+  /** Takes one message from this turn's budget; false when it is spent (a `setImmediate` starts the next turn's). */
+  private spend(): boolean {
+    if (!this.budgetResetArmed) {
+      this.budgetResetArmed = true;
+      setImmediate(() => this.nextTurn());
+    }
+    if (this.budget === 0) return false;
+    this.budget--;
+    return true;
+  }
+
+  private nextTurn(): void {
+    this.budgetResetArmed = false;
+    this.budget = TURN_BUDGET;
+    const waiting = this.deferred;
+    this.deferred = [];
+    for (const r of waiting) {
+      if (r.stopped) continue;
+      const next = r.queue?.shift();
+      if (next === undefined) r.running = false;
+      else void this.run(r, next);
+    }
   }
 
   /** Asks the user's actor, timing out on the injected clock. */

@@ -132,12 +132,16 @@ async function main(): Promise<string> {
   if (warm.misrouted > 0 || (warm.lost > 0 && !goalsOnly)) throw new Error(`warm-up not clean: ${counts(warm)}`);
 
   if (relay) {
+    const maxFrom = Date.now();
     const max = await phase(() => sender.max(all, cfg.maxCount, cfg.window, clients));
+    const maxTo = Date.now();
     log(`max: ${fmt(max.rate)} msgs/s; p50 ${fmtMs(max.p50Ms)} p99 ${fmtMs(max.p99Ms)} ms; request retries ${sender.retries}; ${counts(max)}; ${cpuNote(max.cpu)}`);
     await sender.close();
     for (const n of nodes) {
       const bad = n.lines.filter((l) => /"level":(40|50|60)/.test(l));
-      if (bad.length) log(`${n.id}: ${bad.length} warnings (${bad.filter((l) => l.includes('lease lost')).length} leases lost), last: ${bad.slice(-2).join(' | ')}`);
+      const lost = bad.filter((l) => l.includes('lease lost')).map((l) => Number(/"time":(\d+)/.exec(l)?.[1]));
+      const during = lost.filter((t) => t >= maxFrom && t <= maxTo).length;
+      if (bad.length) log(`${n.id}: ${bad.length} warnings (${lost.length} leases lost, ${during} of them during the max phase), last: ${bad.slice(-2).join(' | ')}`);
     }
     const perMsg = (r: PhaseResult) => r.cpu.nodes / r.rate;
     const rows: Row[] = [

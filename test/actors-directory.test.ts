@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { actorName } from '../actors/directory.js';
+import { actorName, TURN_BUDGET } from '../actors/directory.js';
 import { harness, settle, until } from './support/actors-fakes.js';
 
 /** The directory: get-or-spawn, serialized mailboxes, passivation without losing a message, odd user ids, queries, many users, one ack timer. */
@@ -147,5 +147,17 @@ describe('user directory', () => {
     await vi.advanceTimersByTimeAsync(5000);
     await until(() => h.router.stats.liveActors === n && h.settled.length === n);
     expect((await h.metrics.ackTimeouts.get()).values).toMatchObject([{ labels: { kind: 'pc' }, value: n }]);
+  });
+
+  it('runs at most TURN_BUDGET messages per turn of the event loop, the rest in later turns, none lost', async () => {
+    h = harness({ passivateAfterMs: 3_600_000 });
+    const n = TURN_BUDGET * 2 + 10;
+    for (let i = 0; i < n; i++) h.openPc(`u${i}`, 'pc', `s${i}`);
+    await settle(h);
+    for (let i = 0; i < n; i++) h.route(`u${i}`, `m${i}`);
+    await new Promise((r) => setImmediate(r)); // one turn: timers and sockets would run here
+    expect(h.deliveries()).toHaveLength(TURN_BUDGET);
+    await until(() => h.deliveries().length === n);
+    expect(new Set(h.deliveries()).size).toBe(n);
   });
 });
