@@ -9,6 +9,7 @@ import { awaitedJetStreamRate, rawNatsRate } from './cluster-baselines.js';
 import { cpuMeter, settle, takeover, type CpuShare, type PhaseResult } from './cluster-phases.js';
 import { killAll, nodeState, startNats, startNode, startRelayNode, track, type NodeProc } from './cluster-procs.js';
 import { ChatSender, ClientsChild } from './cluster-sender.js';
+import { startKvProbe } from './kv-probe.js';
 import { userId } from './ipc.js';
 import { fmt, fmtMs, markdownTable, sleep, verdict, type Row } from './stats.js';
 
@@ -133,8 +134,11 @@ async function main(): Promise<string> {
 
   if (relay) {
     const maxFrom = Date.now();
+    const probe = await startKvProbe(nats.url);
     const max = await phase(() => sender.max(all, cfg.maxCount, cfg.window, clients));
+    const kvRtt = await probe.stop();
     const maxTo = Date.now();
+    log(`KV put round trips from the bench process during max: ${kvRtt.count}, p99 ${fmtMs(kvRtt.p99Ms)} ms, max ${fmtMs(kvRtt.maxMs)} ms`);
     log(`max: ${fmt(max.rate)} msgs/s; p50 ${fmtMs(max.p50Ms)} p99 ${fmtMs(max.p99Ms)} ms; request retries ${sender.retries}; ${counts(max)}; ${cpuNote(max.cpu)}`);
     await sender.close();
     for (const n of nodes) {
