@@ -4,7 +4,7 @@ import type { MobileDevice, PcSession, UserState } from './user-state.js';
 
 /**
  * The routing rule of PROTOCOL.md section 4 (patent claims 1-8) as pure functions: state + message + time in,
- * a decision and the commands that carry it out. No nact, no sockets, no bus; the user actor executes the commands.
+ * a decision and the commands that carry it out. No actor runtime, no sockets, no bus; the user actor executes the commands.
  */
 
 export interface DecideOptions {

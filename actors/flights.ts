@@ -3,6 +3,7 @@ import type { OwnerFence } from '../bus/fence.js';
 import type { Subjects } from '../bus/subjects.js';
 import type { ChatMessage, Decision, DecisionTarget, MessageFrame, OwnerMessage, OwnerQuery, OwnerReply, RoutedEvent, TargetOutcome } from '../protocol/index.js';
 import type { Clock, Timer } from '../base/clock.js';
+import type { Deadline, DeadlineQueue } from '../base/deadline-queue.js';
 import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
 import type { PushOutcome, PushSink } from '../protocol/push.js';
@@ -44,6 +45,15 @@ export interface UserActorDeps extends MailboxDeps {
   policies?: Pick<PolicyStore, 'get'>;
   /** Where decisions are kept for `GET …/decisions`, past passivation (the directory's). Absent: one per actor. */
   history?: DecisionHistory;
+  /** Ack timeouts of all actors on one timer (the directory's); without it each delivery gets its own clock timer. */
+  ackDeadlines?: DeadlineQueue<AckDue>;
+}
+
+/** An ack timeout owed to a user's actor: it comes back as `ack_due` through the user's mailbox. */
+export interface AckDue {
+  user: string;
+  id: string;
+  device: string;
 }
 
 /** Gateway traffic plus what the actor sends itself: timers and push outcomes come back as messages, never as callbacks that touch state. */
@@ -92,6 +102,8 @@ export interface Slot {
   /** `queued`: waiting for room in the session's window (flow control, section 2). */
   kind: 'ack' | 'delay' | 'push' | 'queued';
   timer?: Timer;
+  /** A sent delivery's ack timeout, when the directory keeps them on one timer. */
+  deadline?: Deadline<AckDue>;
   token?: string;
   /** A direct delivery's session. */
   session?: { node: string; id: string };
@@ -142,7 +154,7 @@ export abstract class Flights {
 
   /** Clears every timer; the node is stopping. */
   dispose(): void {
-    for (const slot of this.slotsTable?.values() ?? []) if (slot.timer) this.deps.clock.clearTimeout(slot.timer);
+    for (const slot of this.slotsTable?.values() ?? []) this.stopTimers(slot);
     this.slotsTable?.clear();
   }
 
@@ -194,7 +206,15 @@ export abstract class Flights {
     slot.kind = 'ack';
     this.deps.bus.publish(this.deps.subjects.gateway(session.node), { type: 'deliver', sessionId: session.id, frame: frameOf(slot.flight.msg), user: this.user });
     this.deps.metrics.deliveries.inc({ via: slot.target.via });
-    slot.timer = this.deps.clock.setTimeout(() => this.self({ type: 'ack_due', id, device }), this.deps.ackTimeoutMs);
+    if (this.deps.ackDeadlines) slot.deadline = this.deps.ackDeadlines.add({ user: this.user, id, device });
+    else slot.timer = this.deps.clock.setTimeout(() => this.self({ type: 'ack_due', id, device }), this.deps.ackTimeoutMs);
+  }
+
+  /** Clears a slot's push-delay timer or ack timeout, whichever it has. */
+  protected stopTimers(slot: Slot): void {
+    if (slot.timer) this.deps.clock.clearTimeout(slot.timer);
+    if (slot.deadline) this.deps.ackDeadlines?.cancel(slot.deadline);
+    slot.timer = slot.deadline = undefined;
   }
 
   /** A sent delivery is final (acked, timed out, read): room in the window for the next waiting one. */
@@ -247,7 +267,7 @@ export abstract class Flights {
   protected onAckTimeout(id: string, device: string, now: number): void {
     const slot = this.slots.get(slotKey(id, device));
     if (slot?.kind !== 'ack' && slot?.kind !== 'queued') return;
-    if (slot.timer) this.deps.clock.clearTimeout(slot.timer);
+    this.stopTimers(slot);
     this.slots.delete(slotKey(id, device));
     if (slot.kind === 'ack') this.freeWindow(slot);
     const via = slot.target.via as 'pc' | 'mobile';
@@ -301,7 +321,7 @@ export abstract class Flights {
   }
 
   protected release(slot: Slot, device: string): void {
-    if (slot.timer) this.deps.clock.clearTimeout(slot.timer);
+    this.stopTimers(slot);
     this.slots.delete(slotKey(slot.flight.msg.id, device));
   }
 

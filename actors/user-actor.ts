@@ -8,9 +8,9 @@ import {
   clearDeadToken, closeSession, deleteDevice, findMobile, findPc, mergeRegistry, newPcSession, openMobileSession, openPcSession, putDevice, type UserState,
 } from './user-state.js';
 
-export type { UserActorDeps, UserActorMessage } from './flights.js';
+export type { AckDue, UserActorDeps, UserActorMessage } from './flights.js';
 
-/** The behaviour of one user (PROTOCOL.md sections 2-4); the nact actor in directory.ts runs one message at a time through it. */
+/** The behaviour of one user (PROTOCOL.md sections 2-4); the directory's mailbox (directory.ts) runs one message at a time through it. */
 export class UserActor extends Flights {
   private replaying = false;
   private mailboxLoading = false;
@@ -273,7 +273,7 @@ export class UserActor extends Flights {
     const wanted = new Set(ids);
     for (const [key, slot] of [...(this.slotsTable ?? [])]) {
       if (!wanted.has(slot.flight.msg.id) || slot.kind === 'push') continue;
-      if (slot.timer) this.deps.clock.clearTimeout(slot.timer);
+      this.stopTimers(slot);
       this.slots.delete(key);
       if (slot.kind === 'queued') this.windows.unqueue(slot.session!.id, slot);
       else if (slot.kind === 'ack') this.freeWindow(slot);

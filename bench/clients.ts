@@ -124,7 +124,7 @@ process.on('message', (m: ToClients) => {
         return send({ type: 'stats', stats: stats(true) });
       case 'report': return send({ type: 'stats', stats: stats() });
       case 'http_paced': return send({ type: 'http_done', ...(await http!.paced(m.phase, m.rate, m.durationMs)) });
-      case 'http_max': return send({ type: 'http_done', ...(await http!.max(m.phase, m.count, m.window, m.concurrency, () => received)) });
+      case 'http_max': return send({ type: 'http_done', ...(await http!.max(m.phase, m.count, m.window, m.concurrency, () => received, m.batch)) });
       case 'exit':
         for (const ws of sockets) ws.terminate();
         http?.close();

@@ -90,6 +90,14 @@ export async function startNode(id: string, env: Record<string, string>): Promis
   return { id, port: value, proc, lines };
 }
 
+/** One node of the bare core-NATS relay (bench/relay-cluster-node.ts), the cluster's baseline in the same run. */
+export async function startRelayNode(id: string, natsUrl: string): Promise<NodeProc> {
+  const script = fileURLToPath(new URL('./relay-cluster-node.js', import.meta.url));
+  const { proc, value, lines } = await launch(process.execPath, [script, natsUrl], { PATH: process.env.PATH }, (l) =>
+    l.startsWith('relay listening ') ? (JSON.parse(l.slice('relay listening '.length)).port as number) : undefined);
+  return { id, port: value, proc, lines };
+}
+
 /** `switchboard_owned_partitions` and /readyz of one node; undefined when it does not answer. */
 export async function nodeState(port: number): Promise<{ ready: boolean; owned: number } | undefined> {
   try {

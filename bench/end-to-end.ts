@@ -7,6 +7,7 @@ import { Metrics } from '../base/metrics.js';
 import { startNode, type RunningNode } from '../runtime/start.js';
 import { monoMs, userId, type ClientStats } from './ipc.js';
 import { LoadGenerator } from './load-generator.js';
+import { startRelay } from './relay.js';
 import { loadMeter, monoNs, paced, type Load } from './stats.js';
 
 /**
@@ -28,7 +29,9 @@ export interface E2eOptions {
 }
 
 export interface PhaseResult {
-  entry: 'in-process' | 'http';
+  entry: 'in-process' | 'http' | 'http-batch';
+  /** What ran it: the node, or a bare relay of bench/relay.ts (`relay`, `relay-corked`). */
+  target: 'node' | 'relay' | 'relay-corked';
   /** Offered msgs/s, or undefined for the max-rate phase. */
   offered?: number;
   sent: number;
@@ -52,17 +55,25 @@ function message(phase: string, seq: number, users: number) {
   return { id: `${phase}-${seq}`, to: userId(seq % users), data: { t: monoNs() }, acceptedAt: Date.now() };
 }
 
+/** An in-process entry: takes a message, calls `failed` if it was refused (the node's durable accept, or a relay). */
+type Entry = (msg: ReturnType<typeof message>, failed: () => void) => void;
+
+const nodeEntry = (node: RunningNode): Entry => (msg, failed) => {
+  node.ingress.accept(msg).then((r) => r === 'accepted' || failed(), failed);
+};
+
 /** In-process entry at max rate: a window of accepted-but-not-received messages, refilled on every progress report. */
-async function inProcessMax(node: RunningNode, gen: LoadGenerator, o: E2eOptions): Promise<PhaseResult> {
+async function inProcessMax(entry: Entry, gen: LoadGenerator, o: E2eOptions, target: PhaseResult['target'] = 'node'): Promise<PhaseResult> {
   await gen.reset();
   const load = loadMeter();
   let sent = 0;
   let errors = 0;
+  const failed = (): void => void errors++;
   const start = monoMs();
   await new Promise<void>((resolve) => {
     const pump = (): void => {
       while (sent < o.maxCount && sent - gen.received < o.window) {
-        node.ingress.accept(message('ipmax', sent++, o.users)).then((r) => r === 'accepted' || errors++, () => errors++);
+        entry(message('ipmax', sent++, o.users), failed);
       }
       if (sent >= o.maxCount) resolve();
     };
@@ -73,36 +84,77 @@ async function inProcessMax(node: RunningNode, gen: LoadGenerator, o: E2eOptions
   await gen.waitReceived(sent - errors, 30_000);
   const nodeLoad = load();
   const stats = await gen.stats();
-  return { nodeLoad, entry: 'in-process', sent, errors, rate: stats.received / ((stats.lastAtMs - start) / 1000), stats };
+  return { nodeLoad, entry: 'in-process', target, sent, errors, rate: stats.received / ((stats.lastAtMs - start) / 1000), stats };
 }
 
-async function inProcessPaced(node: RunningNode, gen: LoadGenerator, o: E2eOptions, rate: number): Promise<PhaseResult> {
+async function inProcessPaced(entry: Entry, gen: LoadGenerator, o: E2eOptions, rate: number): Promise<PhaseResult> {
   await gen.reset();
   const load = loadMeter();
   let errors = 0;
   let seq = 0;
+  const failed = (): void => void errors++;
   const start = monoMs();
-  const sent = await paced(rate, o.loadMs, () => {
-    node.ingress.accept(message(`ip${rate}`, seq++, o.users)).then((r) => r === 'accepted' || errors++, () => errors++);
-  });
+  const sent = await paced(rate, o.loadMs, () => entry(message(`ip${rate}`, seq++, o.users), failed));
   await gen.waitReceived(sent - errors, 30_000);
   const nodeLoad = load();
   const stats = await gen.stats();
-  return { nodeLoad, entry: 'in-process', offered: rate, sent, errors, rate: stats.received / ((stats.lastAtMs - start) / 1000), stats };
+  return { nodeLoad, entry: 'in-process', target: 'node', offered: rate, sent, errors, rate: stats.received / ((stats.lastAtMs - start) / 1000), stats };
 }
 
-async function http(gen: LoadGenerator, o: E2eOptions, rate?: number): Promise<PhaseResult> {
+async function http(gen: LoadGenerator, o: E2eOptions, rate?: number, target: PhaseResult['target'] = 'node', batch?: number): Promise<PhaseResult> {
   await gen.reset();
   const load = loadMeter();
   const done = gen.reply('http_done');
-  if (rate === undefined) gen.send({ type: 'http_max', phase: 'hmax', count: o.maxCount, window: o.window, concurrency: o.httpConcurrency });
+  if (rate === undefined) gen.send({ type: 'http_max', phase: batch ? 'bmax' : 'hmax', count: o.maxCount, window: o.window, concurrency: batch ? Math.max(4, o.httpConcurrency / 8) : o.httpConcurrency, batch });
   else gen.send({ type: 'http_paced', phase: `h${rate}`, rate, durationMs: o.loadMs });
   const out = await done;
   await gen.waitReceived(out.sent - out.errors, 30_000);
   const nodeLoad = load();
   const stats = await gen.stats();
   const secs = (stats.lastAtMs - out.firstSendMs) / 1000;
-  return { nodeLoad, entry: 'http', offered: rate, sent: out.sent, errors: out.errors, rate: stats.received / secs, stats };
+  return { nodeLoad, entry: batch ? 'http-batch' : 'http', target, offered: rate, sent: out.sent, errors: out.errors, rate: stats.received / secs, stats };
+}
+
+/** Messages per batch request in the batch row (PROTOCOL.md allows 1-500). */
+export const BATCH_SIZE = 100;
+
+/** Whether the node serves POST /v1/messages/batch: an empty batch is refused (400), an unknown path is 404. */
+async function hasBatchEndpoint(node: RunningNode): Promise<boolean> {
+  const res = await fetch(`http://127.0.0.1:${node.port}/v1/messages/batch`, {
+    method: 'POST', headers: { authorization: `Bearer ${node.apiKey}`, 'content-type': 'application/json' }, body: '{"messages":[]}',
+  });
+  await res.arrayBuffer();
+  return res.status !== 404 && res.status !== 405;
+}
+
+/**
+ * The bare relays (bench/relay.ts) in this process, with the same clients: in-process max, the same corked, and
+ * the `node:http` relay at max. Their CPU per message is the baseline of the node's in the same run.
+ */
+export async function runRelays(o: E2eOptions, progress: (line: string) => void): Promise<PhaseResult[]> {
+  const relay = await startRelay();
+  let gen: LoadGenerator | undefined;
+  try {
+    gen = (await LoadGenerator.start({ port: relay.port, jwtSecret: 'relay-does-not-verify', apiKey: 'none', users: o.users })).gen;
+    const entry: Entry = (msg, failed) => void (relay.accept(msg) || failed());
+    await gen.reset();
+    for (let i = 0; i < o.users; i++) entry(message('warm', i, o.users), () => undefined);
+    await gen.waitReceived(o.users, 30_000);
+    const phases: PhaseResult[] = [];
+    const note = (p: PhaseResult) => {
+      phases.push(p);
+      progress(`  ${p.target} ${p.entry} max: ${Math.round(p.rate)} msgs/s, CPU ${((p.nodeLoad.cpuPct / 100 / p.rate) * 1e6).toFixed(1)} µs/msg, received ${p.stats.received}/${p.sent}, misrouted ${p.stats.misrouted}, others ${Math.round(othersPct(p))}%`);
+    };
+    note(await inProcessMax(entry, gen, o, 'relay'));
+    relay.corked = true;
+    note(await inProcessMax(entry, gen, o, 'relay-corked'));
+    relay.corked = false;
+    note(await http(gen, o, undefined, 'relay'));
+    return phases;
+  } finally {
+    await gen?.stop();
+    await relay.close();
+  }
 }
 
 /** CPU used on the machine by processes other than the node and the load generator, % of one core. */
@@ -135,12 +187,15 @@ export async function runEndToEnd(o: E2eOptions, progress: (line: string) => voi
     const phases: PhaseResult[] = [];
     const note = (p: PhaseResult) => {
       phases.push(p);
-      progress(`  ${p.entry} ${p.offered ?? 'max'}: ${Math.round(p.rate)} msgs/s, p50 ${p.stats.latency.p50Ms.toFixed(2)} ms, p99 ${p.stats.latency.p99Ms.toFixed(2)} ms, received ${p.stats.received}/${p.sent}, errors ${p.errors}, dupes ${p.stats.duplicates}, node cpu ${Math.round(p.nodeLoad.cpuPct)}% elu ${Math.round(p.nodeLoad.eluPct)}%, loadgen cpu ${Math.round(p.stats.load.cpuPct)}% elu ${Math.round(p.stats.load.eluPct)}%, others ${Math.round(othersPct(p))}%, node stalls p99/max ${p.nodeLoad.loopDelayP99Ms.toFixed(1)}/${p.nodeLoad.loopDelayMaxMs.toFixed(1)} ms, loadgen ${p.stats.load.loopDelayP99Ms.toFixed(1)}/${p.stats.load.loopDelayMaxMs.toFixed(1)} ms`);
+      progress(`  ${p.target} ${p.entry} ${p.offered ?? 'max'}: ${Math.round(p.rate)} msgs/s, p50 ${p.stats.latency.p50Ms.toFixed(2)} ms, p99 ${p.stats.latency.p99Ms.toFixed(2)} ms, received ${p.stats.received}/${p.sent}, errors ${p.errors}, dupes ${p.stats.duplicates}, node cpu ${Math.round(p.nodeLoad.cpuPct)}% elu ${Math.round(p.nodeLoad.eluPct)}%, loadgen cpu ${Math.round(p.stats.load.cpuPct)}% elu ${Math.round(p.stats.load.eluPct)}%, others ${Math.round(othersPct(p))}%, node stalls p99/max ${p.nodeLoad.loopDelayP99Ms.toFixed(1)}/${p.nodeLoad.loopDelayMaxMs.toFixed(1)} ms, loadgen ${p.stats.load.loopDelayP99Ms.toFixed(1)}/${p.stats.load.loopDelayMaxMs.toFixed(1)} ms`);
     };
-    note(await inProcessMax(node, gen, o));
-    for (const rate of o.loads) note(await inProcessPaced(node, gen, o, rate));
+    note(await inProcessMax(nodeEntry(node), gen, o));
+    for (const rate of o.loads) note(await inProcessPaced(nodeEntry(node), gen, o, rate));
     note(await http(gen, o));
     for (const rate of o.loads) note(await http(gen, o, rate));
+    // Another developer adds POST /v1/messages/batch; measured only once the node answers it.
+    if (await hasBatchEndpoint(node)) note(await http(gen, o, undefined, 'node', BATCH_SIZE));
+    else progress('  POST /v1/messages/batch: not served by this node, skipped');
     return { connectMs: started.ready.connectMs, sockets: started.ready.sockets, phases, warmup };
   } finally {
     await gen?.stop();

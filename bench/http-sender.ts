@@ -30,23 +30,44 @@ export class HttpSender {
     return { sent: 0, errors: 0, statuses: {}, firstSendMs: NaN, lastSendMs: NaN };
   }
 
-  private post(phase: string): Promise<void> {
+  private one(phase: string): { id: string; to: string; data: { t: string } } {
     const seq = this.next++;
-    const body = JSON.stringify({ id: `${phase}-${seq}`, to: userId(seq % this.users), data: { t: monoNs() } });
+    return { id: `${phase}-${seq}`, to: userId(seq % this.users), data: { t: monoNs() } };
+  }
+
+  /** One request: POST /v1/messages, or with `batch` > 1 POST /v1/messages/batch with that many messages. */
+  private post(phase: string, batch = 1): Promise<void> {
+    const messages = Array.from({ length: batch }, () => this.one(phase));
+    const body = JSON.stringify(batch === 1 ? messages[0] : { messages });
     const o = this.outcome;
     if (Number.isNaN(o.firstSendMs)) o.firstSendMs = monoMs();
     o.lastSendMs = monoMs();
-    o.sent++;
+    o.sent += batch;
     this.inFlight++;
     return new Promise((resolve) => {
       const req = request({
-        agent: this.agent, host: '127.0.0.1', port: this.port, method: 'POST', path: '/v1/messages',
+        agent: this.agent, host: '127.0.0.1', port: this.port, method: 'POST', path: batch === 1 ? '/v1/messages' : '/v1/messages/batch',
         headers: { authorization: this.auth, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
       }, (res) => {
         o.statuses[res.statusCode ?? 0] = (o.statuses[res.statusCode ?? 0] ?? 0) + 1;
-        if (res.statusCode !== 202) o.errors++;
-        res.resume();
-        res.on('end', done);
+        if (batch === 1) {
+          if (res.statusCode !== 202) o.errors++;
+          res.resume();
+          res.on('end', done);
+          return;
+        }
+        // Batch: one result per message; refused ones carry `error`.
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          try {
+            const results = (JSON.parse(Buffer.concat(chunks).toString()) as { results?: { error?: unknown }[] }).results;
+            o.errors += res.statusCode === 200 && Array.isArray(results) ? results.filter((r) => r.error !== undefined).length : batch;
+          } catch {
+            o.errors += batch;
+          }
+          done();
+        });
       });
       const done = (): void => {
         this.inFlight--;
@@ -74,14 +95,14 @@ export class HttpSender {
    * Closed loop: `count` messages, at most `concurrency` requests open and at most `window` messages accepted
    * but not yet received by a client (so the node's queues, not the client's patience, set the pace).
    */
-  async max(phase: string, count: number, window: number, concurrency: number, received: () => number): Promise<HttpOutcome> {
+  async max(phase: string, count: number, window: number, concurrency: number, received: () => number, batch = 1): Promise<HttpOutcome> {
     this.outcome = HttpSender.fresh();
     this.next = 0;
     const base = received();
     await new Promise<void>((resolve) => {
       const pump = (): void => {
-        while (this.outcome.sent < count && this.inFlight < concurrency && this.outcome.sent - (received() - base) < window) {
-          void this.post(phase).then(pump);
+        while (this.outcome.sent < count && this.inFlight < concurrency && this.outcome.sent + batch - (received() - base) <= window) {
+          void this.post(phase, Math.min(batch, count - this.outcome.sent)).then(pump);
         }
         if (this.outcome.sent >= count && this.inFlight === 0) return resolve();
         if (this.inFlight === 0) setTimeout(pump, 1); // window full: wait for receipts

@@ -27,7 +27,7 @@ export type ToClients =
   /** HTTP open loop: `rate` POST /v1/messages per second for `durationMs`; answered by `http_done`. */
   | { type: 'http_paced'; phase: string; rate: number; durationMs: number }
   /** HTTP closed loop: `count` messages with at most `window` not yet received; answered by `http_done`. */
-  | { type: 'http_max'; phase: string; count: number; window: number; concurrency: number }
+  | { type: 'http_max'; phase: string; count: number; window: number; concurrency: number; batch?: number }
   | { type: 'exit' };
 
 export interface ClientStats {

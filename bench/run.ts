@@ -1,7 +1,9 @@
-import { execSync } from 'node:child_process';
+import { execFileSync, execSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { cpus, totalmem } from 'node:os';
 import { decideCeiling } from './decide-ceiling.js';
-import { othersPct, runEndToEnd, type E2eOptions, type PhaseResult } from './end-to-end.js';
+import { othersPct, runEndToEnd, runRelays, type E2eOptions, type PhaseResult } from './end-to-end.js';
+import { goalLines, type Goal } from './goals.js';
 import { ingressAlone } from './ingress-alone.js';
 import { measureInChild, type MemoryResult } from './resident-memory.js';
 import { fmt, fmtBytes, fmtMs, markdownTable, verdict, type Row } from './stats.js';
@@ -26,7 +28,7 @@ const flag = (name: string): string | undefined => {
 };
 
 const e2e: E2eOptions = quick
-  ? { users: 500, maxCount: 30_000, window: 2000, loads: [1000, 5000, 10_000], loadMs: 2000, httpConcurrency: 64 }
+  ? { users: 500, maxCount: 20_000, window: 2000, loads: [1000, 5000, 10_000], loadMs: 2000, httpConcurrency: 64 }
   : { users: 2000, maxCount: 200_000, window: 4000, loads: [1000, 5000, 10_000], loadMs: 5000, httpConcurrency: 128 };
 if (flag('--users')) e2e.users = Number(flag('--users'));
 if (flag('--window')) e2e.window = Number(flag('--window'));
@@ -34,6 +36,19 @@ if (flag('--max-count')) e2e.maxCount = Number(flag('--max-count'));
 const memoryUsers = quick ? [20_000] : [100_000, 1_000_000];
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
+
+/** The cluster's goals from `bench/cluster.js --goals` in a child (it starts its own nats-server and nodes). */
+function clusterGoals(quickMode: boolean): { table: string; goals: Goal[] } {
+  try {
+    const script = fileURLToPath(new URL('./cluster.js', import.meta.url));
+    const out = execFileSync(process.execPath, [script, '--goals', '--no-readme', ...(quickMode ? ['--quick'] : [])], { stdio: ['ignore', 'pipe', 'inherit'], timeout: 300_000 }).toString();
+    const goals = [...out.matchAll(/^ratio (\S+) (\S+) (\S+)$/gm)].map((m): Goal => ({ name: m[1], value: Number(m[2]), goal: Number(m[3]) }));
+    return { table: out.replace(/^ratio .*$/gm, '').trim(), goals };
+  } catch (e) {
+    log(`cluster goals failed: ${(e as Error).message}`);
+    return { table: '', goals: [{ name: 'cluster_vs_nats_relay', value: NaN, goal: 4 }, { name: 'cluster_p99_ms_at_max', value: NaN, goal: 250 }] };
+  }
+}
 
 function machine(): string {
   const model = cpus()[0]?.model?.trim() ?? 'unknown CPU';
@@ -54,9 +69,11 @@ function ofCeiling(rate: number, ceiling: number): string {
 /** Rows measured while other processes used this much of a core are flagged: the machine was not quiet. */
 const NOISY_OTHERS_PCT = 20;
 
+const cpuPerMsg = (p: PhaseResult): number => (p.nodeLoad.cpuPct / 100 / p.rate) * 1e6;
+
 function phaseRows(phases: PhaseResult[], ceiling: number, users: number): Row[] {
   return phases.map((p) => {
-    const entry = p.entry === 'http' ? 'c. HTTP API' : 'b. in-process entry';
+    const entry = (p.target === 'node' ? '' : `r. bare ${p.target}, `) + (p.entry === 'http' ? 'c. HTTP API' : p.entry === 'http-batch' ? 'c. HTTP batch API' : 'b. in-process entry');
     const lost = p.sent - p.errors - p.stats.received;
     const others = othersPct(p);
     const note = [
@@ -69,6 +86,9 @@ function phaseRows(phases: PhaseResult[], ceiling: number, users: number): Row[]
       p.stats.misrouted ? `${p.stats.misrouted} misrouted` : '',
       Object.keys(p.stats.closes).length ? `sockets closed: ${JSON.stringify(p.stats.closes)}` : '',
     ].filter(Boolean).join(', ');
+    if (p.offered === undefined && p.target !== 'node') {
+      return { section: entry, what: `msgs/s at max rate (${users} users, ${users * 2} sockets)`, value: fmt(p.rate), ratio: 'baseline', note: [`process CPU ${fmt(cpuPerMsg(p), 1)} µs/msg`, note].join('; ') };
+    }
     if (p.offered === undefined) {
       return {
         section: entry, what: `routed msgs/s at max rate (${users} users, ${users * 2} sockets)`, value: fmt(p.rate),
@@ -120,11 +140,29 @@ async function main(): Promise<void> {
     });
   }
 
+  const goals: Goal[] = [];
   if (!args.includes('--skip-e2e')) {
+    log(`r. bare relays, ${e2e.users} users`);
+    let relays: PhaseResult[] = [];
+    try {
+      relays = await runRelays(e2e, log);
+      rows.push(...phaseRows(relays, ceiling.callsPerSec, e2e.users));
+    } catch (e) {
+      log(`relays failed: ${(e as Error).stack}`);
+    }
     log(`b/c. end to end, ${e2e.users} users`);
     try {
       const r = await runEndToEnd(e2e, log);
       rows.push(...phaseRows(r.phases, ceiling.callsPerSec, e2e.users));
+      const find = (target: PhaseResult['target'], entry: PhaseResult['entry'], offered?: number) =>
+        [...relays, ...r.phases].find((p) => p.target === target && p.entry === entry && p.offered === offered);
+      const ratio = (a?: PhaseResult, b?: PhaseResult) => (a && b ? cpuPerMsg(a) / cpuPerMsg(b) : NaN);
+      goals.push({ name: 'embedded_inprocess_vs_relay', value: ratio(find('node', 'in-process'), find('relay', 'in-process')), goal: 2 });
+      goals.push({ name: 'embedded_inprocess_vs_corked_relay', value: ratio(find('node', 'in-process'), find('relay-corked', 'in-process')), goal: 2, info: true });
+      goals.push({ name: 'embedded_p99_ms_at_10k', value: find('node', 'in-process', TARGET_P99_AT)?.stats.latency.p99Ms ?? NaN, goal: TARGET_P99_MS });
+      goals.push({ name: 'embedded_http_vs_relay', value: ratio(find('node', 'http'), find('relay', 'http')), goal: 1.3 });
+      const batch = find('node', 'http-batch');
+      if (batch) goals.push({ name: 'batch_vs_single_rate', value: batch.rate / (find('node', 'http')?.rate ?? NaN), goal: 3, atLeast: true });
     } catch (e) {
       log(`end to end failed: ${(e as Error).stack}`);
       rows.push({ section: 'b/c. end to end', what: 'FAILED', value: 'n/a', note: String((e as Error).message).slice(0, 200) });
@@ -136,7 +174,9 @@ async function main(): Promise<void> {
       for (const passivateAfterMs of [LIVE_MS, PASSIVATE_MS]) {
         log(`d. memory, ${users} users, passivate after ${passivateAfterMs} ms`);
         try {
-          rows.push(memoryRow(await measureInChild({ users, passivateAfterMs }, users > 200_000 ? 8192 : 4096)));
+          const m = await measureInChild({ users, passivateAfterMs }, users > 200_000 ? 8192 : 4096);
+          rows.push(memoryRow(m));
+          if (passivateAfterMs === LIVE_MS && users === memoryUsers[0]) goals.push({ name: 'live_actor_bytes', value: m.heapPerUser, goal: TARGET_HEAP_PER_USER });
         } catch (e) {
           log(`memory failed: ${(e as Error).stack}`);
           rows.push({ section: 'd. memory per resident user', what: `${fmt(users)} users`, value: 'n/a', note: String((e as Error).message).slice(0, 200) });
@@ -145,10 +185,20 @@ async function main(): Promise<void> {
     }
   }
 
+  let clusterTable = '';
+  if (!args.includes('--skip-cluster')) {
+    log('e. cluster goals: bare core-NATS relay, then 3 nodes, at max rate');
+    const out = clusterGoals(quick);
+    clusterTable = out.table;
+    goals.push(...out.goals);
+  }
+
   console.log(`\nSwitchboard bench, ${quick ? 'quick' : 'full'} mode: ${machine()}\n`);
   console.log(markdownTable(rows));
+  if (clusterTable) console.log(`\n${clusterTable}`);
   const noisy = rows.filter((r) => r.note?.includes('NOISY')).length;
   if (noisy > 0) console.log(`\n${noisy} row(s) ran while other processes used more than ${NOISY_OTHERS_PCT}% of a core: rerun on a quiet machine before trusting them.`);
+  console.log(`\n${goalLines(goals)}`);
 }
 
 main().then(

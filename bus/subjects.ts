@@ -18,6 +18,9 @@ export function partitionOf(user: string, partitions: number): number {
 }
 
 export class Subjects {
+  /** Gateway subjects by node id: few nodes, one subject per delivery (issue 13: no regex per message). */
+  private readonly gateways = new Map<string, string>();
+
   constructor(readonly prefix: string, readonly partitions: number) {}
 
   /** Gateway -> owner messages for a user's partition. */
@@ -40,7 +43,12 @@ export class Subjects {
 
   /** Owner -> the gateway node holding a session. */
   gateway(node: string): string {
-    return `${this.prefix}.gw.${subjectToken(node)}`;
+    let subject = this.gateways.get(node);
+    if (subject === undefined) {
+      if (this.gateways.size >= 1024) this.gateways.clear(); // node ids churning: stay bounded
+      this.gateways.set(node, (subject = `${this.prefix}.gw.${subjectToken(node)}`));
+    }
+    return subject;
   }
 
   /** Broadcast to every gateway: resend the sessions of a partition to its new owner. */

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { Writable } from 'node:stream';
 import { WebSocket, type RawData } from 'ws';
 import type { Bus } from '../bus/bus.js';
 import type { Subjects } from '../bus/subjects.js';
@@ -14,6 +15,7 @@ import { dispatchFrame, type SessionContext } from './handlers/index.js';
 import type { RegistrationRules } from './registration-rules.js';
 import { TokenBucket } from './token-bucket.js';
 import type { GatewayConfig } from './deps.js';
+import type { WriteCork } from './write-cork.js';
 
 export interface SessionDeps {
   config: GatewayConfig;
@@ -77,7 +79,11 @@ export class ClientSession {
   private helloTimer?: Timer;
   private terminateTimer?: Timer;
 
-  constructor(private readonly ws: WebSocket, private readonly deps: SessionDeps) {
+  /**
+   * `socket` and `cork` (optional): the connection under `ws` and the gateway's WriteCork, so frames sent in one
+   * turn of the event loop leave in one write (issue 13); without them every frame is its own write.
+   */
+  constructor(private readonly ws: WebSocket, private readonly deps: SessionDeps, private readonly socket?: Writable, private readonly cork?: WriteCork) {
     const { clock, config } = deps;
     this.bucket = new TokenBucket(config.frameRate, config.frameRate * 2, clock.now());
     this.helloTimer = clock.setTimeout(() => this.close(CLOSE.helloTimeout, 'no hello in time'), HELLO_TIMEOUT_MS);
@@ -264,6 +270,7 @@ export class ClientSession {
       this.deps.log.info({ session: this.id, user: this.identity?.user, buffered: this.ws.bufferedAmount }, 'slow client closed');
       return this.close(CLOSE_SLOW_CONSUMER, 'send buffer full');
     }
+    this.cork?.hold(this.socket);
     this.ws.send(JSON.stringify(frame));
   }
 

@@ -43,7 +43,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const path = (req.url ?? '/').split('?')[0];
     if (path !== WS_PATH) return refuseUpgrade(socket, 404, 'Not Found');
     if (stopping) return refuseUpgrade(socket, 503, 'Service Unavailable');
-    wss.handleUpgrade(req, socket, head, (ws) => sessions.open(ws));
+    wss.handleUpgrade(req, socket, head, (ws) => sessions.open(ws, socket));
   });
 
   const closeSessions = (code: number = CLOSE.goingAway) => sessions.closeAll(code, code === CLOSE.goingAway ? 'server shutting down' : 'closed by server');

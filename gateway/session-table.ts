@@ -1,3 +1,4 @@
+import type { Writable } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { Subscription } from '../bus/bus.js';
 import { partitionOf } from '../bus/subjects.js';
@@ -5,6 +6,7 @@ import { StaleOwnerFilter } from '../bus/fence.js';
 import type { Timer } from '../base/clock.js';
 import type { BusMessage } from '../protocol/index.js';
 import { ClientSession, type SessionDeps } from './client-session.js';
+import { WriteCork } from './write-cork.js';
 
 /**
  * The WebSocket sessions held by this gateway node, addressed by the owners through `subjects.gateway(node)`:
@@ -17,6 +19,7 @@ export class SessionTable {
   /** Cluster: deliveries from a replaced owner are dropped (bus/fence.ts). */
   private readonly fences = new StaleOwnerFilter();
   private heartbeatTimer?: Timer;
+  private readonly cork = new WriteCork();
 
   constructor(private readonly deps: SessionDeps) {}
 
@@ -42,8 +45,9 @@ export class SessionTable {
     this.heartbeatTimer = undefined;
   }
 
-  open(ws: WebSocket): ClientSession {
-    const session = new ClientSession(ws, this.deps);
+  /** `socket`: the connection under `ws`, whose writes are corked per turn (WriteCork). */
+  open(ws: WebSocket, socket?: Writable): ClientSession {
+    const session = new ClientSession(ws, this.deps, socket, this.cork);
     this.sessions.set(session.id, session);
     void session.closed.then(() => this.sessions.delete(session.id));
     return session;

@@ -48,9 +48,15 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   const ready = <T>(step: () => Promise<T>, what: string): Promise<T> => untilJetStreamReady(step, what, log);
 
   const nc = await connectNats(config, { log, clock });
-  void (async () => {
-    for await (const s of nc.status()) log.info({ nats: s.type }, 'nats connection status');
-  })().catch(() => undefined);
+  // Leases and membership on a connection of their own (issue 13): on a node saturated with messages, a lease
+  // renewal's answer would otherwise wait behind thousands of deliveries read from the same socket, come back after
+  // the local deadline, and the partition would be given up (seen as multi-second p99 under max rate).
+  const control = await connectNats(config, { log, clock, role: 'control' });
+  for (const [conn, name] of [[nc, 'data'], [control, 'control']] as const) {
+    void (async () => {
+      for await (const s of conn.status()) log.info({ nats: s.type, connection: name }, 'nats connection status');
+    })().catch(() => undefined);
+  }
   const natsBus = new NatsBus(nc, (err, subject) => log.warn({ err: String(err), subject }, 'bus message dropped'));
   const subjects = new Subjects(config.subjectPrefix, P);
   const jetStream = await ready(() => JetStreamIngress.open(nc, { prefix: config.subjectPrefix, partitions: P, replicas }), 'ingress stream');
@@ -65,12 +71,12 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   const policies = new KvPolicyStore(await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_policies`, { history: 1, replicas })), 'policies bucket'));
   const readsKv = await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_reads`, { history: 1, replicas })), 'reads bucket');
   const held = await ready(() => JetStreamHeldStore.open(nc, readsKv, { prefix, partitions: P, holdMax: config.holdMax, replicas }), 'held stream');
-  const membership = new Membership({ nc, prefix, replicas, nodeId: config.nodeId, clock, log, roles: config.roles });
+  const membership = new Membership({ nc: control, prefix, replicas, nodeId: config.nodeId, clock, log, roles: config.roles });
   // Every node answers the dashboard's cluster-wide metrics gather, whatever its roles.
   const metricsExchange = new MetricsExchange({ nc, subject: subjects.dashboardMetrics, metrics, nodeId: config.nodeId, liveNodes: () => membership.liveNodes() });
   metricsExchange.start();
 
-  const keeper = new LeaseKeeper({ nc, bucket: LeaseKeeper.bucketName(prefix), replicas, nodeId: config.nodeId, partitions: P, membership, clock, log });
+  const keeper = new LeaseKeeper({ nc: control, bucket: LeaseKeeper.bucketName(prefix), replicas, nodeId: config.nodeId, partitions: P, membership, clock, log });
   const fence = ownerFenceOf(keeper, P);
   const router = new UserDirectory({
     nodeId: config.nodeId, bus: new FencedBus(natsBus, fence, P), subjects, registry, policies, pushes, clock, metrics, log,
@@ -138,6 +144,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
       metricsExchange.stop();
       await natsBus.close();
       await nc.drain();
+      await control.drain();
       log.info('stopped');
     })());
 

@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { actorName } from '../actors/directory.js';
+import { actorName, TURN_BUDGET } from '../actors/directory.js';
 import { harness, settle, until } from './support/actors-fakes.js';
 
-/** The nact wrapper: get-or-spawn, passivation without losing a message, odd user ids, queries, many users. */
+/** The directory: get-or-spawn, serialized mailboxes, passivation without losing a message, odd user ids, queries, many users, one ack timer. */
 
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
@@ -106,5 +106,58 @@ describe('user directory', () => {
     expect(h.router.stats.liveActors).toBe(n);
     await vi.advanceTimersByTimeAsync(2000);
     expect(h.router.stats).toEqual({ liveActors: 0, residentUsers: n });
+  });
+
+  it('runs one message at a time per user, in order, never inside the caller', async () => {
+    h = harness();
+    h.openPc('u1', 'pc', 's1');
+    h.route('u1', 'm1');
+    h.route('u1', 'm2');
+    h.route('u1', 'm3');
+    // Dispatch is asynchronous: nothing ran within the calls above (the first message still awaits the registry).
+    expect(h.deliveries()).toEqual([]);
+    await until(() => h.deliveries().length === 3);
+    const ids = h.gateway.filter((g) => g.msg.type === 'deliver').map((g) => (g.msg as { frame: { id: string } }).frame.id);
+    expect(ids).toEqual(['m1', 'm2', 'm3']);
+  });
+
+  it('a user whose first message awaits a stuck registry holds its later messages, other users are not held', async () => {
+    h = harness();
+    h.registry.hang = true;
+    h.route('stuck', 'm1');
+    h.route('stuck', 'm2');
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    h.registry.hang = false;
+    h.openPc('free', 'pc', 's1');
+    h.route('free', 'm3');
+    await until(() => h.deliveries().length === 1);
+    expect(h.settled).toEqual([]);
+    expect(h.router.stats.liveActors).toBe(2);
+  });
+
+  it('ack timeouts of many deliveries share one timer, and each still times out', async () => {
+    h = harness({ ackTimeoutMs: 5000, passivateAfterMs: 3_600_000 });
+    const n = 200;
+    for (let i = 0; i < n; i++) h.openPc(`u${i}`, 'pc', `s${i}`);
+    await settle(h);
+    const timersBefore = vi.getTimerCount();
+    for (let i = 0; i < n; i++) h.route(`u${i}`, `m${i}`);
+    await until(() => h.deliveries().length === n);
+    expect(vi.getTimerCount() - timersBefore).toBe(1);
+    await vi.advanceTimersByTimeAsync(5000);
+    await until(() => h.router.stats.liveActors === n && h.settled.length === n);
+    expect((await h.metrics.ackTimeouts.get()).values).toMatchObject([{ labels: { kind: 'pc' }, value: n }]);
+  });
+
+  it('runs at most TURN_BUDGET messages per turn of the event loop, the rest in later turns, none lost', async () => {
+    h = harness({ passivateAfterMs: 3_600_000 });
+    const n = TURN_BUDGET * 2 + 10;
+    for (let i = 0; i < n; i++) h.openPc(`u${i}`, 'pc', `s${i}`);
+    await settle(h);
+    for (let i = 0; i < n; i++) h.route(`u${i}`, `m${i}`);
+    await new Promise((r) => setImmediate(r)); // one turn: timers and sockets would run here
+    expect(h.deliveries()).toHaveLength(TURN_BUDGET);
+    await until(() => h.deliveries().length === n);
+    expect(new Set(h.deliveries()).size).toBe(n);
   });
 });

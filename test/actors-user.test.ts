@@ -4,7 +4,7 @@ import { harness, settle, until } from './support/actors-fakes.js';
 /** A user actor's timers in virtual time: ack timeout, presence TTL, push delay (PROTOCOL.md section 4). */
 
 beforeEach(() => {
-  // setImmediate stays real: nact runs each message through it.
+  // setImmediate stays real: the helpers wait for mailboxes through it.
   vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
 });
 afterEach(() => {

@@ -61,6 +61,24 @@ export function describeBusContract(name: string, make: () => Promise<{ bus: Bus
       expect(a.got).toEqual([]);
     });
 
+    it('follows subscriptions made or dropped after a subject was already published to', async () => {
+      // The MemoryBus keeps each subject's resolved handlers (issue 13): a later subscription must still be seen.
+      const first = collect('sb.gw.b');
+      bus.publish('sb.gw.b', deliver(1));
+      await eventually(() => first.got.length === 1);
+      const star = collect('sb.gw.*');
+      const second = collect('sb.gw.b');
+      bus.publish('sb.gw.b', deliver(2));
+      await eventually(() => star.got.length === 1 && second.got.length === 1 && first.got.length === 2);
+      first.sub.unsubscribe();
+      star.sub.unsubscribe();
+      bus.publish('sb.gw.b', deliver(3));
+      bus.publish('sb.gw.c', deliver(4));
+      await eventually(() => second.got.length === 2);
+      expect(first.got.map((m) => (m as { sessionId: string }).sessionId)).toEqual(['s1', 's2']);
+      expect(star.got.map((m) => (m as { sessionId: string }).sessionId)).toEqual(['s2']);
+    });
+
     it('carries every field of a message unchanged', async () => {
       const { got } = collect('sb.p.1');
       const msg: BusMessage = {

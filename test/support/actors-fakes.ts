@@ -146,7 +146,7 @@ export function harness(overrides: Partial<DirectoryDeps> = {}) {
   };
 }
 
-/** Lets nact run: every message goes through setImmediate, which the fake timers leave real. */
+/** Lets the mailboxes run (microtasks) by waiting on setImmediate, which the fake timers leave real. */
 export async function until(cond: () => boolean, ticks = 2000): Promise<void> {
   for (let i = 0; i < ticks; i++) {
     if (cond()) return;
