@@ -185,6 +185,39 @@ export function minPushPayloadBytes(m: PayloadFields): number {
   return worst;
 }
 
+/**
+ * Worst case of a UTF-16 code unit inside a vendor payload, in UTF-8 bytes: Push Kit's `message.data` is a JSON string
+ * inside the JSON body, so a control character is escaped twice (`\u001f` becomes `\\u001f`, 7 bytes); a quote or
+ * backslash takes 4, a unit of a non-ASCII character at most 3 (a 4-byte character is 2 units).
+ */
+const MAX_BYTES_PER_UNIT = 7;
+/** Worst case of the quotes, colon and comma around one `data` entry, escaped twice (`\"k\":\"v\",`: 10 bytes). */
+const MAX_BYTES_PER_DATA_ENTRY = 16;
+/**
+ * The largest vendor payload (on the 4096-byte scale) of a message whose every string is empty but present, and whose
+ * `ttlSeconds` has 16 digits: what a payload holds besides the characters of the fields, plus a margin of 64 bytes.
+ */
+const FIXED_PAYLOAD_BYTES =
+  minPushPayloadBytes({ id: '', from: '', title: '', text: '', data: {}, collapseKey: '', priority: 'normal', ttlSeconds: 1e15 }) + 64;
+
+/**
+ * An upper bound of `minPushPayloadBytes(m)` from the fields' lengths alone, without building a payload: at least
+ * the exact figure for every message (test/payload.test.ts checks it on escape-heavy and non-ASCII messages). The edge
+ * computes the exact figure only when this bound is over MAX_PUSH_PAYLOAD_BYTES, i.e. for messages near the limit.
+ */
+export function pushPayloadBytesBound(m: PayloadFields): number {
+  let units = m.id.length + (m.from?.length ?? 0) + (m.title?.length ?? 0) + (m.collapseKey?.length ?? 0);
+  let entries = 0;
+  const data = m.data;
+  if (data !== undefined) {
+    for (const key in data) {
+      units += key.length + data[key].length;
+      entries++;
+    }
+  }
+  return FIXED_PAYLOAD_BYTES + MAX_BYTES_PER_UNIT * units + MAX_BYTES_PER_DATA_ENTRY * entries;
+}
+
 /** True when every vendor body of the message fits once its text is shortened (see `payloadOverflow`). */
 export function payloadFits(m: PayloadFields): boolean {
   return payloadOverflow(m) === undefined;

@@ -5,6 +5,7 @@ import { buildFcmBody } from '../senders/fcm.js';
 import { buildHmsBody } from '../senders/hms.js';
 import { fitText, HMS_TOKEN_ALLOWANCE, payloadFits, utf8Length, payloadOverflow, WEBPUSH_MAX_PLAINTEXT_BYTES } from '../senders/payload.js';
 import { buildWebPushPayload } from '../senders/webpush.js';
+import { MAX_PUSH_PAYLOAD_BYTES, minPushPayloadBytes, pushPayloadBytesBound } from '../protocol/push-payload.js';
 import type { PushJob } from '../senders/types.js';
 
 /** PROTOCOL.md sections 3 and 5: payloads never exceed 4096 bytes; text is cut at a grapheme boundary. */
@@ -113,5 +114,36 @@ describe('payloadOverflow / payloadFits: can the message fit at all (413 payload
     const m = msg({ title: undefined, from: undefined, data: { k: 'z'.repeat(3990) } });
     expect(buildWebPushPayload(job('webpush', m))).toBeUndefined();
     expect(payloadFits(m)).toBe(false);
+  });
+});
+
+describe('pushPayloadBytesBound: the edge skips building payloads for messages far from the limit', () => {
+  // Units that cost the most once escaped (control characters, quotes, backslashes, twice in Push Kit's data
+  // string), non-ASCII of 2, 3 and 4 UTF-8 bytes, and U+2028 (left raw by JSON.stringify).
+  const POOL = ['\u0001', '"', '\\', 'a', 'é', '中', '😀', '\u2028', '\u001f', '/'];
+  let seed = 13;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  const str = (max: number) => Array.from({ length: rand(max + 1) }, () => POOL[rand(POOL.length)]).join('');
+  const maybe = <T>(v: T) => (rand(3) === 0 ? undefined : v);
+
+  it('is never below the exact figure, on 2,000 random messages of escape-heavy and non-ASCII fields', () => {
+    let near = 0;
+    for (let i = 0; i < 2000; i++) {
+      const data: Record<string, string> = {};
+      for (let k = rand(6); k > 0; k--) data[`k${k}${str(8)}`] = str(200);
+      const m = msg({ id: `m${str(20)}`, from: maybe(str(30)), title: maybe(str(300)), collapseKey: maybe(str(20)), data: maybe(data), priority: maybe('normal'), ttlSeconds: maybe(rand(2_419_200)) });
+      const exact = minPushPayloadBytes(m);
+      expect(pushPayloadBytesBound(m)).toBeGreaterThanOrEqual(exact);
+      if (exact > MAX_PUSH_PAYLOAD_BYTES / 2) near++;
+    }
+    expect(near).toBeGreaterThan(0);
+  });
+
+  it('clears an ordinary chat message without the exact figure (it is far under the limit)', () => {
+    const m = msg({ id: 'msg-000123', from: 'alice', title: 'Alice in #general', text: 'see you at 5', data: { conversation: 'c-42', kind: 'text' } });
+    expect(pushPayloadBytesBound(m)).toBeLessThanOrEqual(MAX_PUSH_PAYLOAD_BYTES);
   });
 });
