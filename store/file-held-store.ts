@@ -140,7 +140,14 @@ export class FileHeldStore implements HeldStore {
   }
 
   async saveReads(user: string, state: ReadState, change: ReadChange, durable: boolean): Promise<void> {
-    this.setReads(user, { unread: [...state.unread], read: [...state.read] });
+    // A delivery's mark is applied to this store's copy by the same rule the log replay uses (read-state.ts), instead
+    // of copying the whole state (up to 1,500 ids) per delivered message; a copy whose lengths then differ from the
+    // actor's (it was never loaded from here) is replaced by a full copy.
+    const own = 'delivered' in change ? this.readStates.get(user) : undefined;
+    if (own !== undefined && 'delivered' in change) markDelivered(own, change.delivered);
+    if (own === undefined || own.unread.length !== state.unread.length || own.read.length !== state.read.length) {
+      this.setReads(user, { unread: [...state.unread], read: [...state.read] });
+    }
     const record: HeldLogRecord = 'delivered' in change ? { t: 'unread', user, id: change.delivered } : { t: 'read', user, ids: [...change.read] };
     if (durable) return this.write(record);
     if (this.deferred !== undefined) this.deferred.push({ record, resolve: () => {}, reject: () => {} });

@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FileHeldStore } from '../store/file-held-store.js';
+import { markDelivered, markRead, MAX_UNREAD_IDS } from '../store/read-state.js';
+import type { ReadState } from '../store/types.js';
 
 /** The embedded held store's own mechanics: offsets across compaction, expired messages compacted away, a torn tail. */
 
@@ -45,5 +47,30 @@ describe('FileHeldStore', () => {
     await again.hold('u', { msg: { id: 'b', to: 'u', acceptedAt: NOW + 1 }, expiresAt: NOW + 1000 });
     await again.close();
     expect((await (await open()).list('u', NOW)).map((h) => h.msg.id)).toEqual(['a', 'b']);
+  });
+
+  it('keeps the read state the actor saves, delivery by delivery past the unread cap, and the same after a restart', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sb-held-'));
+    const store = await open();
+    // The actor's copy, changed by the same rules; each delivery saved lazily, each read durably.
+    const actor: ReadState = await store.reads('u');
+    for (let i = 0; i < MAX_UNREAD_IDS + 50; i++) {
+      if (i % 97 === 0) {
+        markRead(actor, [`m${i - 3}`, `m${i + 1}`]);
+        await store.saveReads('u', actor, { read: [`m${i - 3}`, `m${i + 1}`] }, true);
+      }
+      if (markDelivered(actor, `m${i}`)) await store.saveReads('u', actor, { delivered: `m${i}` }, false);
+      if (i % 250 === 0) expect(await store.reads('u')).toEqual(actor);
+    }
+    expect(await store.reads('u')).toEqual(actor);
+    expect(actor.unread).toHaveLength(MAX_UNREAD_IDS);
+    // A state that does not follow from the store's (never loaded from it) is taken whole, not patched.
+    const other: ReadState = { unread: ['x0', 'x1', 'x2'], read: ['r'] };
+    await store.saveReads('v', { unread: ['x1'], read: [] }, { delivered: 'x1' }, false);
+    await store.saveReads('v', other, { delivered: 'x2' }, true);
+    expect(await store.reads('v')).toEqual(other);
+    await store.close();
+    const again = await open();
+    expect(await again.reads('u')).toEqual(actor);
   });
 });
