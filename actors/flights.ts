@@ -11,7 +11,7 @@ import type { DeviceRegistry, PolicyStore } from '../store/types.js';
 import { decide, decideFallback, MAX_DIRECT_REDELIVERIES, pcStatus, type Command, type DecideOptions, type Routed } from './decide.js';
 import { DeliveryWindows } from './delivery-window.js';
 import { DecisionHistory } from './decision-history.js';
-import { copyDecision, RecentIds } from './history.js';
+import { RecentIds } from './history.js';
 import { policyOf, pushDelayMsOf } from './policy.js';
 import { UserMailbox, type MailboxDeps } from './mailbox.js';
 import { clearDeadToken, type UserState } from './user-state.js';
@@ -40,6 +40,10 @@ export interface UserActorDeps extends MailboxDeps {
   done(messageId: string): void;
   /** Cluster: whether this node still owns the user's partition (bus/fence.ts). Absent: always (embedded). */
   fence?: OwnerFence;
+  /**
+   * Each decision as it is made, called synchronously: the event shares its `targets` with the decision, whose
+   * outcomes are filled in later, so a listener that keeps it (rather than logging or encoding it at once) copies it.
+   */
   onRouted?(e: RoutedEvent): void;
   /** Durable per-user policies (section 4, policy); read at load and on `policy_changed`. Absent: the default policy. */
   policies?: Pick<PolicyStore, 'get'>;
@@ -165,21 +169,29 @@ export abstract class Flights {
   protected carryOut(flight: Flight, routed: Routed, delayPushes: boolean): void {
     const { id } = flight.msg;
     if (this.deps.fence && !this.deps.fence.mayAct(this.user)) return; // fenced: a timer fired after the lease was lost
-    const commands: Command[] = [];
-    const targets: DecisionTarget[] = [];
-    routed.commands.forEach((c, i) => {
-      if (this.slots.has(slotKey(id, c.device))) return;
-      commands.push(c);
-      targets.push(routed.decision.targets[i]);
-    });
-    const decision: Decision = { ...routed.decision, targets };
+    let commands = routed.commands;
+    let decision = routed.decision;
+    // A first decision for a message (the common case) has no slot yet: its commands and decision are taken as they
+    // are; only a message with a device already in flight gets filtered copies.
+    const slots = this.slotsTable;
+    if (slots !== undefined && slots.size > 0 && commands.some((c) => slots.has(slotKey(id, c.device)))) {
+      const kept: Command[] = [];
+      const targets: DecisionTarget[] = [];
+      commands.forEach((c, i) => {
+        if (slots.has(slotKey(id, c.device))) return;
+        kept.push(c);
+        targets.push(routed.decision.targets[i]);
+      });
+      commands = kept;
+      decision = { ...routed.decision, targets };
+    }
     if (decision.route === 'held') flight.holdWanted = true;
     else if (commands.length > 0) this.mailbox.delivered(id); // section 4: unread counts messages delivered to the user
     this.history.add(this.user, decision);
     this.deps.metrics.messagesRouted.inc({ route: decision.route, reason: decision.reason });
-    this.deps.onRouted?.({ ...copyDecision(decision), user: this.user, node: this.deps.nodeId });
+    this.deps.onRouted?.({ ...decision, user: this.user, node: this.deps.nodeId });
     commands.forEach((c, i) => {
-      const slot: Slot = { flight, decision, target: targets[i], kind: 'ack' };
+      const slot: Slot = { flight, decision, target: decision.targets[i], kind: 'ack' };
       this.slots.set(slotKey(id, c.device), slot);
       flight.open++;
       if (c.type === 'deliver') {
