@@ -13,7 +13,7 @@ export type { Config, Role } from './runtime/config.js';
 // The wire: messages, frames, decisions and errors (PROTOCOL.md sections 2-4).
 export { CLOSE, ERRORS, MAX_FRAME_BYTES, SwitchboardError, decodeBatchRequest, decodeClientFrame, decodePolicy, decodeSendRequest } from './protocol/index.js';
 export type {
-  ChatMessage, ClientFrame, ClientKind, Decision, DecisionReason, DecisionTarget, DeviceRegistration, ErrorCode, InactiveReason,
+  ChatMessage, ClearFrame, ClientFrame, ClientKind, Decision, DecisionReason, DecisionTarget, DeviceRegistration, ErrorCode, InactiveReason,
   MessageFrame, MobileOs, MobilePresence, PcPresence, Priority, Route, RoutedEvent, ServerFrame, TargetOutcome, UserView, Vendor, Via,
   BatchResult, MobilePolicy, QuietHours, UserPolicy,
 } from './protocol/index.js';

@@ -79,10 +79,11 @@ export function decide(state: UserState, msg: ChatMessage, now: number, opts: De
   const mobile = mobilePath(state, policy.mobile !== 'never', silent, opts);
   const reason = mobile.withheld ? 'policy_never' : mobile.silenced ? 'quiet_hours' : pc.reason!;
   if (mobile.commands.length > 0) return routed(msg.id, 'mobile', reason, now, mobile.commands);
-  // Section 4: nothing reachable on mobile -> whatever PC sessions are connected, else nobody.
+  // Section 4: nothing reachable on mobile -> whatever PC sessions are connected, else held until the user is
+  // reachable; `ttlSeconds: 0` means now or never, so such a message is undeliverable instead.
   const fallback = pcDeliveries(state);
   if (fallback.length > 0) return routed(msg.id, 'pc_fallback', reason, now, fallback);
-  return routed(msg.id, 'undeliverable', reason, now, []);
+  return routed(msg.id, msg.ttlSeconds === 0 ? 'undeliverable' : 'held', reason, now, []);
 }
 
 /** What failed to ack within SWITCHBOARD_ACK_TIMEOUT_MS. */
@@ -109,8 +110,8 @@ export interface FallbackContext {
 /**
  * Section 4, ack timeout: a PC delivery falls back to the mobile path (never to a PC again); a mobile direct
  * delivery falls back to that device's vendor push; with no token, to a direct resend while its app is still in the
- * foreground (bounded by `mayRedeliver`). Undefined when nothing is left to try. The user's policy applies as in
- * decide(): "never" sends no vendor push, quiet hours make pushes silent.
+ * foreground (bounded by `mayRedeliver`). Undefined when nothing is left to try (the actor then holds the
+ * message). The user's policy applies as in decide(): "never" sends no vendor push, quiet hours make pushes silent.
  */
 export function decideFallback(state: UserState, msgId: string, failed: UnackedDelivery, now: number, ctx: FallbackContext = {}): Routed | undefined {
   const policy = policyOf(state.policy);
@@ -119,7 +120,7 @@ export function decideFallback(state: UserState, msgId: string, failed: UnackedD
   if (failed.via === 'pc') {
     const tried = ctx.tried ?? [];
     const mobile = mobilePath(state, pushes, silent, ctx).commands.filter((c) => !tried.includes(c.device));
-    return routed(msgId, mobile.length > 0 ? 'mobile' : 'undeliverable', 'ack_timeout', now, mobile);
+    return mobile.length > 0 ? routed(msgId, 'mobile', 'ack_timeout', now, mobile) : undefined; // nothing left: held
   }
   const m = state.mobiles?.find((d) => d.device === failed.device);
   if (pushes && m !== undefined && pushable(m, ctx)) return routed(msgId, 'mobile', 'ack_timeout', now, [pushCommand(m.device, m.os, m.token!, m.app, silent)]);

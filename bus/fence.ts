@@ -42,7 +42,7 @@ export class FencedBus implements Bus {
   constructor(private readonly inner: Bus, private readonly owner: OwnerFence, private readonly partitions: number) {}
 
   publish(subject: string, msg: BusMessage): void {
-    if (msg.type === 'deliver' && msg.user !== undefined) {
+    if ((msg.type === 'deliver' || msg.type === 'frame') && msg.user !== undefined) {
       const p = partitionOf(msg.user, this.partitions);
       const fence = this.owner.fence(p);
       if (!fence) return; // lease gone: the next owner delivers it

@@ -4,7 +4,7 @@ import { WebSocket, type RawData } from 'ws';
 import type { Bus } from '../bus/bus.js';
 import type { Subjects } from '../bus/subjects.js';
 import {
-  CLOSE, HELLO_TIMEOUT_MS, SwitchboardError, decodeClientFrame, idleAfterMsOf, type MessageFrame, type OwnerMessage, type ServerFrame,
+  CLOSE, HELLO_TIMEOUT_MS, SwitchboardError, decodeClientFrame, idleAfterMsOf, type ClearFrame, type ClientFrame, type Decoded, type MessageFrame, type OwnerMessage, type ServerFrame,
 } from '../protocol/index.js';
 import type { Clock, Timer } from '../base/clock.js';
 import type { Logger } from '../base/logger.js';
@@ -67,6 +67,11 @@ export class ClientSession {
   private context?: SessionContext;
   private readonly bucket: TokenBucket;
   private readonly heldFrames: string[] = [];
+  /**
+   * Ids of deliveries sent and not yet acked (section 2): an ack of one of them never counts against the frame rate.
+   * The owner's window keeps this near SWITCHBOARD_MAX_INFLIGHT; the bound only guards against a misbehaving owner.
+   */
+  private readonly sentIds = new Set<string>();
   private badFrames = 0;
   /** Something (a frame or a pong) came since the last heartbeat ping. */
   private alive = true;
@@ -89,6 +94,14 @@ export class ClientSession {
   }
 
   deliver(frame: MessageFrame): void {
+    if (this.state !== 'open') return;
+    this.sentIds.add(frame.id);
+    if (this.sentIds.size > maxSentIds(this.deps.config.maxInflight)) this.sentIds.delete(this.sentIds.values().next().value!);
+    this.send(frame);
+  }
+
+  /** A frame that is not a delivery (section 2 `clear`). */
+  sendFrame(frame: ClearFrame): void {
     if (this.state === 'open') this.send(frame);
   }
 
@@ -120,6 +133,13 @@ export class ClientSession {
 
   private onMessage(data: RawData, isBinary: boolean): void {
     if (this.state === 'closing') return;
+    if (this.state === 'open' && !isBinary) {
+      // Section 2: an ack of a delivery this session was sent never counts against the frame rate limit.
+      const decoded = decodeClientFrame(data.toString(), this.context);
+      if (decoded.ok && decoded.value.type === 'ack' && this.sentIds.delete(decoded.value.id)) return this.onFrame(decoded);
+      if (!this.bucket.take(this.deps.clock.now())) return this.close(CLOSE.rateLimited, 'too many frames');
+      return this.onFrame(decoded);
+    }
     if (!this.bucket.take(this.deps.clock.now())) return this.close(CLOSE.rateLimited, 'too many frames');
     if (isBinary) return this.close(CLOSE.protocolViolation, 'binary frames are not allowed');
     const text = data.toString();
@@ -131,7 +151,7 @@ export class ClientSession {
         this.heldFrames.push(text);
         return;
       case 'open':
-        return this.onFrame(text);
+        return this.onFrame(decodeClientFrame(text, this.context));
     }
   }
 
@@ -194,7 +214,7 @@ export class ClientSession {
     if (identity.kind === 'mobile') {
       registry.seen(identity.user, identity.device, clock.now()).catch((err: unknown) => log.warn({ err: String(err), user: identity.user, device: identity.device }, 'recording a token as seen failed'));
     }
-    for (const text of this.heldFrames.splice(0)) if (this.state === 'open') this.onFrame(text);
+    for (const text of this.heldFrames.splice(0)) if (this.state === 'open') this.onFrame(decodeClientFrame(text, this.context));
   }
 
   /** The user this session is for (after hello). */
@@ -220,9 +240,8 @@ export class ClientSession {
     return { type: 'session_open', user, device, kind, ...(os ? { os } : {}), ...(bot ? { bot } : {}), session: { node: this.deps.nodeId, id: this.id }, at };
   }
 
-  private onFrame(text: string): void {
+  private onFrame(decoded: Decoded<ClientFrame>): void {
     const ctx = this.context!;
-    const decoded = decodeClientFrame(text, ctx);
     if (!decoded.ok) {
       if (decoded.error.code === 'forbidden') return this.close(CLOSE.forbidden, 'frame names another user or device');
       this.reject(decoded.error);
@@ -283,6 +302,11 @@ export class ClientSession {
     if (this.terminateTimer) this.deps.clock.clearTimeout(this.terminateTimer);
     this.helloTimer = this.terminateTimer = undefined;
   }
+}
+
+/** Sent-and-unacked ids remembered per session: the window plus room for redeliveries after a takeover. */
+function maxSentIds(maxInflight: number): number {
+  return Math.max(1024, 4 * maxInflight);
 }
 
 /** `{"type":"hello"}` without a usable token is unauthenticated (4401), not a protocol violation. */

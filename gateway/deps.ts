@@ -18,6 +18,8 @@ export interface GatewayConfig {
   readonly frameRate: number;
   /** SWITCHBOARD_SEND_BUFFER_BYTES: a client whose unsent bytes exceed this is closed (1013), bytes. */
   readonly sendBufferBytes: number;
+  /** SWITCHBOARD_MAX_INFLIGHT: sizes the set of sent-and-unacked ids whose acks take no rate-limit token. */
+  readonly maxInflight: number;
   /** SWITCHBOARD_PLAYGROUND: whether `/playground` is served (issue 12). */
   readonly playground: PlaygroundMode;
   /** Which vendors have credentials (default app); the playground says which one a push would have used. */

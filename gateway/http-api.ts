@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
-  DEFAULT_POLICY, ERRORS, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, SwitchboardError, decodeBatchRequest, decodeDeviceRegistration, decodePolicy,
-  decodeSendRequest, invalid, type BusMessage, type ErrorCode,
+  DEFAULT_POLICY, ERRORS, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, SwitchboardError, asProtocolError, decodeBatchRequest, decodeDeviceRegistration, decodePolicy,
+  decodeSendRequest, invalid, isObject, readIds, type BusMessage, type ErrorCode,
 } from '../protocol/index.js';
 import type { Ingress } from '../store/types.js';
 import { bearerCheck } from './auth.js';
@@ -110,6 +110,21 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
     throw replyError(reply);
   };
 
+  /** Section 3 `POST /v1/users/{u}/read` `{"ids"}`: as the read frame; answered once the read is durable. */
+  const postRead: Handler = async (req, res, [rawUser]) => {
+    const user = pathId(rawUser, 'user');
+    const body = await readJsonBody(req, MAX_MESSAGE_BYTES);
+    let ids: string[];
+    try {
+      if (!isObject(body)) throw invalid('body', 'a JSON object');
+      ids = readIds(body);
+    } catch (e) {
+      throw asProtocolError(e);
+    }
+    const reply = await bus.request(subjects.query(user), { type: 'read_query', user, ids }, OWNER_QUERY_TIMEOUT_MS);
+    if (reply.type === 'read_done') return sendJson(res, 200, { user, read: ids.length, unread: reply.unread });
+    throw replyError(reply);
+  };
   const getDashboard: Handler = async (_req, res) => sendJson(res, 200, await deps.dashboard.figures(), { 'cache-control': 'no-store' });
   const streamDashboard: Handler = async (_req, res) => deps.dashboard.open(res);
 
@@ -124,6 +139,7 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
     { pattern: ['users', ':id', 'policy'], methods: { GET: getPolicy, PUT: putPolicy } },
     { pattern: ['users', ':id'], methods: { GET: getUser } },
     { pattern: ['users', ':id', 'decisions'], methods: { GET: getDecisions } },
+    { pattern: ['users', ':id', 'read'], methods: { POST: postRead } },
     { pattern: ['users', ':id', 'devices', ':id'], methods: { PUT: putDevice, DELETE: deleteDevice } },
     { pattern: ['ws'], methods: { GET: notAWebSocket } },
     { pattern: ['dashboard'], methods: { GET: getDashboard } },

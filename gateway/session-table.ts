@@ -88,7 +88,10 @@ export class SessionTable {
         }
         this.sessions.get(msg.sessionId)?.deliver(msg.frame);
         return;
-
+      case 'frame':
+        if (!this.fences.admits(msg.fence)) return;
+        this.sessions.get(msg.sessionId)?.sendFrame(msg.frame);
+        return;
       case 'close_session':
         this.sessions.get(msg.sessionId)?.close(msg.code, msg.reason);
         return;

@@ -29,7 +29,7 @@ export const VENDOR_OF: Record<string, Vendor>;
 export const VENDOR_NAME: Record<Vendor, string>;
 export const REASON_WORDS: Record<string, string>;
 export function clock(t: number): string;
-/** Route names beyond protocol/decision.ts (`held`) are taken as strings. */
-export type AnyDecision = Omit<Decision, 'route'> & { route: Decision['route'] | 'held' };
+/** A decision as `GET …/decisions` answers it. */
+export type AnyDecision = Decision;
 export function standInVendor(d: AnyDecision, ctx: TrailContext): Vendor | undefined;
 export function explain(d: AnyDecision, ctx: TrailContext): { words: string; tray?: TrayEntry };

@@ -1,6 +1,6 @@
 import { Packr } from 'msgpackr';
 import type { ChatMessage, DeviceRegistration, MobileOs } from './message.js';
-import type { ClientKind, InactiveReason, MessageFrame } from './frames.js';
+import type { ClearFrame, ClientKind, InactiveReason, MessageFrame } from './frames.js';
 import type { Decision, UserView } from './decision.js';
 
 /**
@@ -44,7 +44,9 @@ export type OwnerMessage =
   | { type: 'token_removed'; user: string; device: string; token: string }
   | { type: 'route'; user: string; msg: ChatMessage }
   /** The user's policy was stored anew (`PUT …/policy`): the owner reads it again from the policy store. */
-  | { type: 'policy_changed'; user: string };
+  | { type: 'policy_changed'; user: string }
+  /** Section 4 read sync: the `read` frame of session `sessionId` (left out for `POST …/read`). */
+  | { type: 'read'; user: string; ids: string[]; device?: string; sessionId?: string; at: number };
 
 /** Owner -> the gateway node holding a session. */
 export type GatewayMessage =
@@ -55,6 +57,8 @@ export type GatewayMessage =
       /** Cluster: the owner's lease fence for the user's partition; a gateway drops deliveries older than one it saw. */
       fence?: { partition: number; revision: number };
     }
+  /** A frame other than a delivery (section 2 `clear`): sent as it is, no ack expected. */
+  | { type: 'frame'; sessionId: string; frame: ClearFrame; user?: string; fence?: { partition: number; revision: number } }
   | { type: 'close_session'; sessionId: string; code: number; reason: string }
   /** A new owner of `partition` asks every gateway to send the sessions it holds there again (takeover). */
   | { type: 'resync'; partition: number; partitions: number };
@@ -62,11 +66,14 @@ export type GatewayMessage =
 /** Request/reply to the owner (answered on any node by forwarding, section 3). */
 export type OwnerQuery =
   | { type: 'user_query'; user: string }
-  | { type: 'decisions_query'; user: string; limit: number };
+  | { type: 'decisions_query'; user: string; limit: number }
+  /** `POST /v1/users/{u}/read`: answered once the read is durable. */
+  | { type: 'read_query'; user: string; ids: string[] };
 
 export type OwnerReply =
   | { type: 'user_view'; view: UserView }
   | { type: 'decisions'; decisions: Decision[] }
+  | { type: 'read_done'; unread: number }
   /** A gateway resent the sessions it holds in a partition (answer to `resync`). */
   | { type: 'resynced'; node: string; sessions: number }
   | { type: 'error'; code: string; message: string };

@@ -3,7 +3,8 @@ import type { UserPolicy } from './policy.js';
 
 /** Routing decisions, PROTOCOL.md sections 3 and 4. */
 
-export type Route = 'pc' | 'mobile' | 'pc_fallback' | 'undeliverable';
+/** `held`: nothing reachable; the message waits, durably, for the user to become reachable (section 4, held messages). */
+export type Route = 'pc' | 'mobile' | 'pc_fallback' | 'held' | 'undeliverable';
 export type Via = 'pc' | 'mobile' | Vendor;
 
 /**
@@ -45,6 +46,10 @@ export interface UserView {
   owner: string;
   pc: { state: 'active' | 'inactive'; reason?: DecisionReason; sessions: number };
   devices: { device: string; os: string; online: boolean; hasToken: boolean }[];
+  /** Messages held for the user (section 4, held messages). */
+  held: number;
+  /** Messages delivered to the user and not yet read (section 4, read sync): the badge. */
+  unread: number;
   /** The user's delivery policy (section 3, `…/policy`), defaults filled in. */
   policy?: UserPolicy;
 }

@@ -1,5 +1,5 @@
 import { SwitchboardError } from './errors.js';
-import { id, invalid, isObject, oneOf, str } from './fields.js';
+import { id, invalid, isObject, oneOf, str, type Json } from './fields.js';
 import { asProtocolError, readRegistration, type MobileOs } from './message.js';
 import { fail, ok, type Decoded } from './result.js';
 
@@ -20,6 +20,7 @@ export type ClientFrame =
   | ({ type: 'presence' } & (PcPresence | MobilePresence))
   | { type: 'register'; os: MobileOs; token: string; app?: string }
   | { type: 'ack'; id: string }
+  | { type: 'read'; ids: string[] }
   | { type: 'ping' }
   | { type: 'unregister' };
 
@@ -27,8 +28,8 @@ export type ClientFrameType = ClientFrame['type'];
 
 /** Frames each kind of client may send after hello (section 2's "who" column). */
 export const FRAMES_BY_KIND: Readonly<Record<ClientKind, ReadonlySet<string>>> = {
-  pc: new Set(['presence', 'ack', 'ping']),
-  mobile: new Set(['presence', 'register', 'ack', 'ping', 'unregister']),
+  pc: new Set(['presence', 'ack', 'read', 'ping']),
+  mobile: new Set(['presence', 'register', 'ack', 'read', 'ping', 'unregister']),
 };
 
 export interface MessageFrame {
@@ -46,9 +47,20 @@ export type ServerFrame =
   | { type: 'welcome'; user: string; device: string; kind: ClientKind; heartbeatMs: number; idleAfterMs: number }
   | MessageFrame
   | { type: 'error'; code: string; message: string }
+  | ClearFrame
   | { type: 'pong' }
   | { type: 'registered' }
   | { type: 'unregistered' };
+
+/** Section 2: these messages were read elsewhere; remove their notifications. `badge` = the user's unread count. */
+export interface ClearFrame {
+  type: 'clear';
+  ids: string[];
+  badge: number;
+}
+
+/** Section 2 `read` frame and `POST /v1/users/{u}/read`: 1-500 message ids. */
+export const MAX_READ_IDS = 500;
 
 /** Identity a frame may name; naming anyone else is a 4403 (section 2, close codes). */
 export interface FrameIdentity {
@@ -85,6 +97,8 @@ export function decodeClientFrame(text: string, identity?: FrameIdentity): Decod
         return ok({ type: 'register', ...readRegistration(parsed) });
       case 'ack':
         return ok({ type: 'ack', id: id(parsed, 'id') });
+      case 'read':
+        return ok({ type: 'read', ids: readIds(parsed) });
       case 'ping':
         return ok({ type: 'ping' });
       case 'unregister':
@@ -96,6 +110,14 @@ export function decodeClientFrame(text: string, identity?: FrameIdentity): Decod
   } catch (e) {
     return fail(asProtocolError(e));
   }
+}
+
+/** The `ids` of a read frame or body: 1-500 message ids, duplicates removed (section 2, read row). */
+export function readIds(body: Json): string[] {
+  const v = body.ids;
+  if (!Array.isArray(v) || v.length === 0 || v.length > MAX_READ_IDS) throw invalid('ids', `an array of 1-${MAX_READ_IDS} message ids`);
+  v.forEach((x, i) => id({ [`ids[${i}]`]: x }, `ids[${i}]`));
+  return [...new Set(v as string[])];
 }
 
 /** WebSocket close codes, section 2. */

@@ -66,9 +66,10 @@ export function fitText(text: string, size: (text: string) => number, limit = MA
  * `silent` (quiet hours): `interruption-level` `passive` and no `sound` key; Apple: a passive notification is added to
  * the list "without lighting up the screen or playing a sound" (Generating a remote notification, aps dictionary keys).
  */
-export function apnsPayload(m: PayloadFields, text: string, silent = false): string {
+export function apnsPayload(m: PayloadFields, text: string, silent = false, badge?: number): string {
   const alert = { title: m.title, body: text };
-  return JSON.stringify({ aps: silent ? { alert, 'interruption-level': 'passive' } : { alert }, messageId: m.id, sender: m.from, data: m.data });
+  // `badge` (section 4, read sync): the user's unread count; left out (undefined) when unknown.
+  return JSON.stringify({ aps: silent ? { alert, badge, 'interruption-level': 'passive' } : { alert, badge }, messageId: m.id, sender: m.from, data: m.data });
 }
 
 /** FCM `message.data`: the chat server's data plus `messageId` and `sender` (section 5; `from` is reserved by FCM). */

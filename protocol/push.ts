@@ -15,6 +15,13 @@ export interface PushJob {
   token: string;
   app?: string;
   message: ChatMessage;
+  /** Section 4 read sync: the user's unread count, sent as the badge of an alert push (APNs `aps.badge`). */
+  badge?: number;
+  /**
+   * Present on a silent clear push (read sync): no alert; the app removes these messages' notifications and sets
+   * `badge`. APNs: background push, FCM: data-only message. `message` is then only a stand-in carrying the TTL.
+   */
+  clear?: { ids: string[] };
   /**
    * Quiet hours (PROTOCOL.md section 4): show the notification without sound and at the lowest interruption level
    * (APNs `interruption-level: passive`, FCM `PRIORITY_MIN`, Push Kit importance `LOW`, Web Push `silent`).

@@ -5,6 +5,7 @@ import { FencedBus, ownerFenceOf } from '../bus/fence.js';
 import { subjectToken, Subjects } from '../bus/subjects.js';
 import { JetStreamIngress } from '../cluster/jetstream-ingress.js';
 import { KvDeviceRegistry } from '../cluster/kv-device-registry.js';
+import { JetStreamHeldStore } from '../cluster/jetstream-held-store.js';
 import { KvPolicyStore } from '../cluster/kv-policy-store.js';
 import { createConcurrently } from '../cluster/lease-bucket.js';
 import { LeaseKeeper } from '../cluster/lease-keeper.js';
@@ -68,6 +69,8 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   if (routes) logVendorsOn(senderConfig, log);
   const pushes = new PushPool({ config: senderConfig, log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
   const policies = new KvPolicyStore(await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_policies`, { history: 1, replicas })), 'policies bucket'));
+  const readsKv = await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_reads`, { history: 1, replicas })), 'reads bucket');
+  const held = await ready(() => JetStreamHeldStore.open(nc, readsKv, { prefix, partitions: P, holdMax: config.holdMax, replicas }), 'held stream');
   const membership = new Membership({ nc: control, prefix, replicas, nodeId: config.nodeId, clock, log, roles: config.roles });
   // Every node answers the dashboard's cluster-wide metrics gather, whatever its roles.
   const metricsExchange = new MetricsExchange({ nc, subject: subjects.dashboardMetrics, metrics, nodeId: config.nodeId, liveNodes: () => membership.liveNodes() });
@@ -79,6 +82,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
     nodeId: config.nodeId, bus: new FencedBus(natsBus, fence, P), subjects, registry, policies, pushes, clock, metrics, log,
     ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs, canPush: canPushWith(senderConfig),
     passivateAfterMs: config.passivateAfterMs, decisionHistoryBytes: config.decisionHistoryBytes,
+    held, holdTtlMs: config.holdTtlSeconds * 1000, holdMax: config.holdMax, maxInflight: config.maxInflight,
     done: (id) => ingress.done(id),
     fence,
     onRouted: (e) => {

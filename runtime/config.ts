@@ -34,6 +34,11 @@ export const DEFAULT_NATS_CONNECT_TIMEOUT_MS = 30_000;
 export const DEFAULT_HMS_AUTH_ENDPOINT = 'https://oauth-login.cloud.huawei.com';
 export const DEFAULT_HMS_PUSH_ENDPOINT = 'https://push-api.cloud.huawei.com';
 export const DEFAULT_SENDER_THREADS = 1;
+/** Section 4, held messages: 7 days. */
+export const DEFAULT_HOLD_TTL_SECONDS = 7 * 24 * 3600;
+export const DEFAULT_HOLD_MAX = 1000;
+/** Section 2, flow control. */
+export const DEFAULT_MAX_INFLIGHT = 256;
 /** FCM's own expiry of an unused registration token (firebase.google.com/docs/cloud-messaging/manage-tokens). */
 export const DEFAULT_TOKEN_MAX_AGE_DAYS = 270;
 
@@ -152,6 +157,12 @@ export interface Config {
   readonly pushMaxAttempts: number;
   /** SWITCHBOARD_SENDER_THREADS: Piscina worker threads, default 1. */
   readonly senderThreads: number;
+  /** SWITCHBOARD_HOLD_TTL_SECONDS: how long a message without `ttlSeconds` stays held, default 604800 (7 days). */
+  readonly holdTtlSeconds: number;
+  /** SWITCHBOARD_HOLD_MAX: held messages per user at most, the oldest dropped first, default 1000. */
+  readonly holdMax: number;
+  /** SWITCHBOARD_MAX_INFLIGHT: deliveries sent to one session and not yet acked, at most, default 256. */
+  readonly maxInflight: number;
   /** SWITCHBOARD_PLAYGROUND: `on`, `off`, or `auto` (default: served only while the listener is on a loopback address). */
   readonly playground: PlaygroundMode;
 }
@@ -318,6 +329,9 @@ export function parseConfig(env: Env = process.env): Config {
     appsFile: v('SWITCHBOARD_APPS_FILE'),
     pushMaxAttempts: int('SWITCHBOARD_PUSH_MAX_ATTEMPTS', DEFAULT_PUSH_MAX_ATTEMPTS, 1, 100),
     senderThreads: int('SWITCHBOARD_SENDER_THREADS', DEFAULT_SENDER_THREADS, 1, 64),
+    holdTtlSeconds: int('SWITCHBOARD_HOLD_TTL_SECONDS', DEFAULT_HOLD_TTL_SECONDS, 1, 28 * 24 * 3600),
+    holdMax: int('SWITCHBOARD_HOLD_MAX', DEFAULT_HOLD_MAX, 1, 1_000_000),
+    maxInflight: int('SWITCHBOARD_MAX_INFLIGHT', DEFAULT_MAX_INFLIGHT, 1, 100_000),
     playground: playground as PlaygroundMode,
   });
 }
@@ -325,7 +339,7 @@ export function parseConfig(env: Env = process.env): Config {
 /** The gateway's slice of the configuration: it gets the values it uses, not the whole Config. */
 export function gatewayConfigOf(config: Config): GatewayConfig {
   return {
-    clientHeartbeatMs: config.clientHeartbeatMs, frameRate: config.frameRate, sendBufferBytes: config.sendBufferBytes,
+    clientHeartbeatMs: config.clientHeartbeatMs, frameRate: config.frameRate, sendBufferBytes: config.sendBufferBytes, maxInflight: config.maxInflight,
     playground: config.playground,
     // Vendors with credentials for the default app: the playground says which one a push would have used.
     pushVendors: Object.freeze({

@@ -6,6 +6,7 @@ import { createGateway, type Gateway } from '../gateway/server.js';
 import { PushPool } from '../senders/pool.js';
 import { FileDeviceRegistry } from '../store/file-device-registry.js';
 import { FileInbox } from '../store/file-inbox.js';
+import { FileHeldStore } from '../store/file-held-store.js';
 import { FilePolicyStore } from '../store/file-policy-store.js';
 import { ConfigError, gatewayConfigOf, type Config } from './config.js';
 import type { DataDirLock } from '../store/data-dir-lock.js';
@@ -65,6 +66,10 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
   });
   // A data dir deleted or replaced under the node is noticed within a second: unready, accepts answered 503.
   health.watch(lock);
+  const held = await FileHeldStore.open(join(config.dataDir, 'held'), {
+    onWriteFailure: (f) => health.writeFailed('held', f), onDamage: (file, r) => health.damaged('held', file, r),
+  });
+  metrics.heldMessages.set(held.heldTotal);
   const pushes = new PushPool({ config: senderConfig, log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
 
   // Decorators: replays wait for clients to reconnect; accepts in flight are counted for a graceful stop.
@@ -74,6 +79,7 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
     nodeId: config.nodeId, bus, subjects, registry, policies, pushes, clock, metrics, log,
     ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs, canPush: canPushWith(senderConfig),
     passivateAfterMs: config.passivateAfterMs, decisionHistoryBytes: config.decisionHistoryBytes,
+    held, holdTtlMs: config.holdTtlSeconds * 1000, holdMax: config.holdMax, maxInflight: config.maxInflight,
     done: (id) => ingress.done(id),
     onRouted: (e) => logDecision(log, e),
   });
@@ -125,6 +131,7 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
       router.stop();
       await pushes.close();
       await ingress.close();
+      await held.close();
       await stopSweep();
       await registry.close();
       await policies.close();

@@ -4,6 +4,7 @@ import type { ChatMessage } from '../protocol/index.js';
 import { ApnsConnectionPool, type ApnsExchange } from './apns-connections.js';
 import { ProviderToken } from './apns-token.js';
 import { apnsPayload, fittedText } from './payload.js';
+import { fitIds } from './clear-payload.js';
 import type { PushJob, PushOutcome } from './types.js';
 import type { ApnsCredentials } from './vendor-config.js';
 import type { VendorSender } from './vendor.js';
@@ -75,7 +76,7 @@ export class ApnsSender implements VendorSender {
 
   async send(job: PushJob): Promise<PushOutcome> {
     if (!this.pool) return { outcome: 'failed', reason: this.setupError! };
-    const body = apnsBody(job.message, job.silent === true);
+    const body = job.clear ? apnsClearBody(job) : apnsBody(job.message, job.silent === true, job.badge);
     if (!body) return { outcome: 'failed', reason: 'apns payload exceeds 4096 bytes even with the text left out (title or data too large)' };
     let token: ProviderToken;
     try {
@@ -83,7 +84,7 @@ export class ApnsSender implements VendorSender {
     } catch (err) {
       return { outcome: 'failed', reason: (err as Error).message };
     }
-    const headers = apnsHeaders(job, this.creds.topic, this.now());
+    const headers = job.clear ? apnsClearHeaders(job, this.creds.topic, this.now()) : apnsHeaders(job, this.creds.topic, this.now());
     let jwt = token.current();
     let answer = await this.pool.exchange({ ...headers, authorization: `bearer ${jwt}` }, body);
     // Section 5: an expired token is the one case for signing again before 20 minutes, then resending at once.
@@ -118,12 +119,13 @@ export class ApnsSender implements VendorSender {
 }
 
 /**
- * `{"aps":{"alert":{"title","body"}},"messageId","sender","data"}` (section 5), text shortened to fit 4096 bytes.
- * `silent` (quiet hours): `interruption-level` `passive` and no `sound` key (see `apnsPayload`).
+ * `{"aps":{"alert":{"title","body"},"badge"},"messageId","sender","data"}` (section 5), text shortened to fit 4096
+ * bytes; `badge` is the user's unread count (section 4, read sync). `silent` (quiet hours): `interruption-level`
+ * `passive` and no `sound` key (see `apnsPayload`).
  */
-export function apnsBody(m: ChatMessage, silent = false): string | undefined {
-  const text = fittedText(m, 'apns', (t) => Buffer.byteLength(apnsPayload(m, t, silent)));
-  return text === undefined ? undefined : apnsPayload(m, text, silent);
+export function apnsBody(m: ChatMessage, silent = false, badge?: number): string | undefined {
+  const text = fittedText(m, 'apns', (t) => Buffer.byteLength(apnsPayload(m, t, silent, badge)));
+  return text === undefined ? undefined : apnsPayload(m, text, silent, badge);
 }
 
 export function apnsHeaders(job: PushJob, topic: string, now: number): OutgoingHttpHeaders {
@@ -140,6 +142,36 @@ export function apnsHeaders(job: PushJob, topic: string, now: number): OutgoingH
   // 0 = deliver now or never; unset = Apple's default storage.
   if (m.ttlSeconds !== undefined) headers['apns-expiration'] = String(m.ttlSeconds === 0 ? 0 : Math.floor(now / 1000) + m.ttlSeconds);
   return headers;
+}
+
+/** apns-collapse-id of clear pushes: a newer clear replaces an older one still queued at Apple. */
+export const APNS_CLEAR_COLLAPSE_ID = 'switchboard-clear';
+
+/**
+ * Section 4 read sync, a silent clear push: `{"aps":{"content-available":1,"badge":n},"type":"clear","ids":[…]}`,
+ * no alert or sound, so iOS wakes the app in the background to remove those notifications, and sets the badge.
+ * Ids that do not fit 4096 bytes are left out (newest kept); the badge is always exact.
+ */
+export function apnsClearBody(job: PushJob): string | undefined {
+  const build = (ids: string[]) => JSON.stringify({ aps: { 'content-available': 1, badge: job.badge ?? 0 }, type: 'clear', ids });
+  return fitIds(job.clear?.ids ?? [], build);
+}
+
+/**
+ * Headers of a clear push (Apple, "Sending notification requests to APNs" and "Pushing background updates to your
+ * App"): `apns-push-type: background`, `apns-priority: 5` (10 is an error for background pushes), the collapse id.
+ */
+export function apnsClearHeaders(job: PushJob, topic: string, now: number): OutgoingHttpHeaders {
+  return {
+    ':method': 'POST',
+    ':path': `/3/device/${encodeURIComponent(job.token)}`,
+    'apns-topic': topic,
+    'apns-push-type': 'background',
+    'apns-priority': '5',
+    'apns-id': randomUUID(),
+    'apns-collapse-id': APNS_CLEAR_COLLAPSE_ID,
+    'apns-expiration': String(Math.floor(now / 1000) + (job.message.ttlSeconds ?? 3600)),
+  };
 }
 
 /** A key over 64 bytes (possible with multi-byte characters) is replaced by its SHA-256, so keys stay distinct. */

@@ -12,6 +12,7 @@ import type { PushJob, PushOutcome } from './types.js';
 import type { FcmCredentials } from './vendor-config.js';
 import { networkOutcome, parseJson, retryOutcome, VendorHttp, type VendorClientOptions, type VendorResponse } from './vendor-http.js';
 import type { VendorSender } from './vendor.js';
+import { fitIds } from './clear-payload.js';
 
 /** Where sends go unless `FcmCredentials.endpoint` (SWITCHBOARD_FCM_ENDPOINT) overrides it. */
 export const FCM_ORIGIN = 'https://fcm.googleapis.com';
@@ -38,7 +39,7 @@ export class FcmSender implements VendorSender {
   async send(job: PushJob): Promise<PushOutcome> {
     const loaded = await this.loadAccount();
     if (!loaded.ok) return { outcome: 'failed', reason: loaded.reason };
-    const body = buildFcmBody(job);
+    const body = job.clear ? buildFcmClearBody(job) : buildFcmBody(job);
     if (body === undefined) return { outcome: 'failed', reason: 'fcm payload exceeds 4096 bytes even with the text removed' };
     const url = new URL(`${this.origin()}/v1/projects/${encodeURIComponent(loaded.account.projectId)}/messages:send`);
     // A 401 means the cached token was revoked or expired early: fetch a fresh one and resend, once.
@@ -102,8 +103,35 @@ export function buildFcmBody(job: PushJob): string | undefined {
   const notification = fcmNotification(m, text);
   if (notification !== undefined) message.notification = notification;
   message.data = fcmData(m);
-  message.android = android;
+  const badge = fcmBadge(job);
+  // The badge sits in android.notification, which FCM does not count against the 4096 bytes (notification + data).
+  message.android = badge ? { ...android, notification: { ...(android.notification as object | undefined), ...badge } } : android;
   return JSON.stringify({ message });
+}
+
+/** android.collapse_key of clear pushes: FCM keeps only the newest clear while the phone is offline. */
+export const FCM_CLEAR_COLLAPSE_KEY = 'switchboard-clear';
+
+/**
+ * Section 4 read sync, a silent clear push: a data-only message (no `notification`, so Android shows nothing and
+ * the app's onMessageReceived runs) `{"type":"clear","ids":"[…]","badge":"n"}`; FCM data values are strings, so
+ * `ids` is a JSON array in a string. Normal priority: Google deprioritizes high-priority messages that show nothing.
+ */
+export function buildFcmClearBody(job: PushJob): string | undefined {
+  const build = (ids: string[]) => JSON.stringify({
+    message: {
+      token: job.token,
+      data: { type: 'clear', ids: JSON.stringify(ids), badge: String(job.badge ?? 0) },
+      android: { priority: 'normal', collapse_key: FCM_CLEAR_COLLAPSE_KEY, ttl: `${job.message.ttlSeconds ?? 3600}s` },
+    },
+  });
+  return fitIds(job.clear?.ids ?? [], build);
+}
+
+/** Section 4: the unread count as the launcher badge of an alert (AndroidNotification.notification_count). */
+function fcmBadge(job: PushJob): { notification_count: number } | undefined {
+  if (job.badge === undefined || (job.message.title === undefined && job.message.text === undefined)) return undefined;
+  return { notification_count: job.badge };
 }
 
 interface FcmErrorBody {

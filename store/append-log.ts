@@ -68,7 +68,7 @@ export class AppendLog<T> {
    * Reads every valid record in order; damage in the middle costs only the damaged frames and a torn tail is cut
    * (see `replayLog` in log-replay.ts). Call before constructing the log on the same path.
    */
-  static replay<T>(path: string, visit: (record: T) => void, options?: ReplayOptions): Promise<ReplayReport> {
+  static replay<T>(path: string, visit: (record: T, offset: number, length: number) => void, options?: ReplayOptions): Promise<ReplayReport> {
     return replayLog(path, visit, options);
   }
 

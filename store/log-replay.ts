@@ -48,8 +48,11 @@ export interface ReplayOptions {
  *
  * Limits: a resync can in principle accept a frame-shaped byte run inside a damaged record's payload (the crc32 over
  * a msgpack map makes a random false match about 1 in 2^32 per candidate offset).
+ *
+ * `visit` also gets each record's frame offset and length in the file as read; when damage was found (`damage` not
+ * empty) the file is rewritten without it, so offsets after the first damage no longer hold: replay again to use them.
  */
-export async function replayLog<T>(path: string, visit: (record: T) => void, options: ReplayOptions = {}): Promise<ReplayReport> {
+export async function replayLog<T>(path: string, visit: (record: T, offset: number, length: number) => void, options: ReplayOptions = {}): Promise<ReplayReport> {
   await rm(repairPath(path), { force: true }); // a repair cut short before its rename
   let data: Buffer;
   try {
@@ -75,7 +78,7 @@ export async function replayLog<T>(path: string, visit: (record: T) => void, opt
       }
       damage.push({ offset, bytes: at - offset });
     }
-    visit(frame!.record);
+    visit(frame!.record, at, frame!.end - at);
     records++;
     good.push([at, frame!.end]);
     offset = frame!.end;

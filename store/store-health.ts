@@ -7,7 +7,7 @@ import type { ReplayReport, WriteFailure } from './append-log.js';
 import type { DataDirLock } from './data-dir-lock.js';
 
 /** Which embedded store a report is about (the metric label). */
-export type StoreName = 'inbox' | 'devices' | 'policies';
+export type StoreName = 'inbox' | 'devices' | 'policies' | 'held';
 
 export const DEFAULT_PROBE_INTERVAL_MS = 1000;
 export const DEFAULT_WATCH_INTERVAL_MS = 1000;

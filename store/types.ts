@@ -88,6 +88,55 @@ export interface Ingress {
   close(): Promise<void>;
 }
 
+/** One held message (PROTOCOL.md section 4, held messages) and when it stops being held, epoch ms. */
+export interface HeldMessage {
+  msg: ChatMessage;
+  expiresAt: number;
+}
+
+/**
+ * The read state of one user (section 4, read sync). `unread` is the badge: ids delivered and not read, oldest first.
+ * `read` remembers ids read recently, so a read that arrives before its delivery keeps that message out of `unread`.
+ * Changed only through store/read-state.ts, so both stores and the actor apply the same bounds.
+ */
+export interface ReadState {
+  unread: string[];
+  read: string[];
+}
+
+/** One change of a read state, as the file store logs it (the KV store writes the whole state instead). */
+export type ReadChange = { delivered: string } | { read: readonly string[] };
+
+/**
+ * Durable per-user mailbox state: held messages and the read state (badge). Written only by the owner of the user
+ * (the user actor), so no method needs compare-and-set. Embedded: `FileHeldStore` (an append-only checksummed log in
+ * the data dir); cluster: `JetStreamHeldStore` (a stream with one subject per user, plus a KV bucket for read states).
+ * One contract suite (test/contracts/held-store.contract.ts) runs against both.
+ */
+export interface HeldStore {
+  /** The user's held messages in accept order (`acceptedAt`, then hold order); expired ones (`expiresAt <= now`) left out. */
+  list(user: string, now: number): Promise<HeldMessage[]>;
+  /** How many unexpired messages are held for the user (`GET /v1/users/{u}` `held`). */
+  count(user: string, now: number): Promise<number>;
+  /**
+   * Holds `held.msg` for `user`; resolves once durable (before the ingress is told `done`). Holding an id already
+   * held keeps the first copy. Rejects with `SwitchboardError` `store_failed` when it could not be made durable.
+   */
+  hold(user: string, held: HeldMessage): Promise<void>;
+  /** These ids are no longer held (routed and reached, read, expired, over the cap); unknown ids are ignored. Resolves once durable. */
+  drop(user: string, ids: readonly string[]): Promise<void>;
+  /** The user's read state; empty for a user never seen. */
+  reads(user: string): Promise<ReadState>;
+  /**
+   * Stores `state` (already changed by `change`). `durable: true` resolves once it is on disk / in JetStream (a
+   * `read`); false lets it ride with the next synced write (a delivery's unread mark: a crash loses at most that mark).
+   */
+  saveReads(user: string, state: ReadState, change: ReadChange, durable: boolean): Promise<void>;
+  /** Messages held in this store, for the `switchboard_held_messages` gauge (cluster: those of users loaded here). */
+  readonly heldTotal: number;
+  close(): Promise<void>;
+}
+
 /**
  * Durable per-user delivery policies (PROTOCOL.md section 3, `GET`/`PUT /v1/users/{u}/policy`). Embedded:
  * `FilePolicyStore` in the data dir; cluster: `KvPolicyStore` in a JetStream KV bucket. One contract suite

@@ -27,8 +27,8 @@ describe('dashboard metrics from the user actor', () => {
     h.route('u2', 'm2');
     await until(() => h.routed.length === 2);
     expect((await h.metrics.messagesRouted.get()).values.map((v) => v.labels).sort((a, b) => String(a.route).localeCompare(String(b.route)))).toEqual([
+      { route: 'held', reason: 'no_pc' },
       { route: 'pc', reason: 'pc_active' },
-      { route: 'undeliverable', reason: 'no_pc' },
     ]);
   });
 

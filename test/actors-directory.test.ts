@@ -86,7 +86,7 @@ describe('user directory', () => {
   it('a query is answered by the actor, and times out when the actor is stuck', async () => {
     h = harness();
     h.openPc('u1', 'pc', 's1');
-    expect(await h.view('u1')).toEqual({ user: 'u1', owner: 'n1', pc: { state: 'active', sessions: 1 }, devices: [], policy: { mobile: 'when_away' } });
+    expect(await h.view('u1')).toEqual({ user: 'u1', owner: 'n1', pc: { state: 'active', sessions: 1 }, devices: [], policy: { mobile: 'when_away' }, held: 0, unread: 0 });
     h.registry.hang = true; // a new user's registry load never finishes
     const reply = h.router.answer({ type: 'user_query', user: 'stuck' });
     await vi.advanceTimersByTimeAsync(2000);

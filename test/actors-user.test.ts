@@ -129,9 +129,9 @@ describe('user actor', () => {
     expect(h.deliveries()).toEqual(['gw1:s1']);
   });
 
-  it('undeliverable settles at once; a dead token is cleared in the registry and the view', async () => {
+  it('undeliverable (ttlSeconds 0, nobody reachable) settles at once; a dead token is cleared in the registry and the view', async () => {
     h = harness();
-    h.route('u0', 'm0');
+    h.route('u0', 'm0', { ttlSeconds: 0 });
     await until(() => h.settled.length === 1);
     expect(h.routed[0]).toMatchObject({ route: 'undeliverable', reason: 'no_pc', targets: [] });
 

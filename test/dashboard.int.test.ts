@@ -76,7 +76,7 @@ describe('dashboard in a browser', () => {
 
     // Who the load goes to: user-0 on an active PC, user-1 on a phone in the foreground, user-2 on a phone that left
     // with an FCM token stored (pushed through the FCM stand-in: vendor outcome "ok"), user-3 on a phone that left
-    // with a token the stand-in says is unregistered (outcome "dead_token"), the rest to nobody.
+    // with a token the stand-in says is unregistered (outcome "dead_token"), the rest to nobody (held).
     const pc = await acking({ sub: 'user-0', dev: 'pc', kind: 'pc' });
     pc.send({ type: 'presence', state: 'active' });
     await acking({ sub: 'user-1', dev: 'phone', kind: 'mobile', os: 'ios' });
@@ -126,8 +126,7 @@ describe('dashboard in a browser', () => {
     expect(Math.abs(shown - expected)).toBeLessThanOrEqual(expected * 0.2);
     expect(await tile.textContent()).toMatch(/^\d+\.\d\/s$/);
     // The tables break it down: routes with reasons, deliveries and acks, vendor outcomes.
-    // Users with nothing reachable: "undeliverable" today, "held" with held messages (PROTOCOL v1.1 section 4).
-    await page.locator('#routes tbody tr').filter({ hasText: /(undeliverable|held)\s*no_pc/ }).waitFor();
+    await page.locator('#routes tbody tr').filter({ hasText: /held\s*no_pc/ }).waitFor(); // v1.1: nobody reachable -> held
     await page.locator('#routes tbody tr').filter({ hasText: /pc\s*pc_active/ }).waitFor();
     await page.locator('#routes tbody tr').filter({ hasText: /mobile\s*no_pc/ }).waitFor();
     await page.locator('#deliveries tbody tr').filter({ hasText: /^acked/ }).filter({ hasText: /[1-9]\d*$/ }).waitFor();

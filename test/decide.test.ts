@@ -34,8 +34,8 @@ interface Row {
   targets?: string[];
   /** Devices whose vendor push is silent (quiet hours); default none. */
   silent?: string[];
-  /** The message routed, when not MSG (e.g. urgent). */
-  msg?: ChatMessage;
+  /** What differs from MSG in the message routed (e.g. urgent, ttlSeconds). */
+  msg?: Partial<ChatMessage>;
   /** Fallback rows: devices the decision already reached by the mobile path. */
   tried?: string[];
   /** Vendors with credentials, as `vendor` or `vendor/app`; unset = every vendor (DecideOptions.canPush). */
@@ -82,25 +82,34 @@ const rows: Row[] = [
   { claim: 'section 4: inactive and nothing reachable on mobile -> connected PCs (pc_fallback)',
     state: { pcs: [idle, pc('pc2', 'active', { lastSeen: NOW - TTL - 10 })], mobiles: [phone('old', 'ios', { session: 'bg' })] },
     route: 'pc_fallback', reason: 'idle', targets: ['pc1:pc', 'pc2:pc'] },
-  { claim: 'section 4: no PC and no reachable phone -> undeliverable',
+  { claim: 'section 4 (v1.1): no PC and no reachable phone -> held until the user is reachable',
     state: { mobiles: [phone('old', 'ios')] },
-    route: 'undeliverable', reason: 'no_pc', targets: [] },
-  { claim: 'section 4: empty state -> undeliverable',
+    route: 'held', reason: 'no_pc', targets: [] },
+  { claim: 'section 4 (v1.1): empty state -> held',
     state: {},
+    route: 'held', reason: 'no_pc', targets: [] },
+  { claim: 'section 4 (v1.1): a PC idle, a phone backgrounded without a token -> held, reason idle',
+    state: { pcs: [], mobiles: [phone('tab', 'android', { session: 'bg' })] },
+    route: 'held', reason: 'no_pc', targets: [] },
+  { claim: 'section 4 (v1.1): ttlSeconds 0 means now or never -> undeliverable, not held',
+    state: { mobiles: [phone('old', 'ios')] }, msg: { ttlSeconds: 0 },
     route: 'undeliverable', reason: 'no_pc', targets: [] },
+  { claim: 'section 4 (v1.1): ttlSeconds 0 with a reachable phone -> routed as usual',
+    state: { mobiles: [iphoneFg] }, msg: { ttlSeconds: 0 },
+    route: 'mobile', reason: 'no_pc', targets: ['iphone:mobile'] },
 ];
 
 rows.push(
   { claim: 'ack timeout, section 4: PC not acked -> mobile path (direct + vendor), never back to a PC',
     state: { pcs: [pc('pc1', 'active'), pc('pc2', 'active')], mobiles: [iphoneFg, pixelOff] },
     failed: { via: 'pc', device: 'pc1' }, route: 'mobile', reason: 'ack_timeout', targets: ['iphone:mobile', 'pixel:fcm'] },
-  { claim: 'ack timeout, section 4: PC not acked and no phone reachable -> undeliverable, not the other PC',
+  { claim: 'ack timeout, section 4 (v1.1): PC not acked and no phone reachable -> nothing left (the actor holds it), not the other PC',
     state: { pcs: [pc('pc1', 'active'), pc('pc2', 'active')], mobiles: [phone('old', 'ios')] },
-    failed: { via: 'pc', device: 'pc1' }, route: 'undeliverable', reason: 'ack_timeout', targets: [] },
+    failed: { via: 'pc', device: 'pc1' } },
   { claim: 'ack timeout, claims 5/6: mobile direct not acked -> that device by its vendor',
     state: { pcs: [idle], mobiles: [iphoneFg, pixelOff] },
     failed: { via: 'mobile', device: 'iphone' }, route: 'mobile', reason: 'ack_timeout', targets: ['iphone:apns'] },
-  { claim: 'ack timeout, claim 6: mobile direct not acked, no token, no resend left -> nothing more',
+  { claim: 'ack timeout, claim 6 / section 4 (v1.1): mobile direct not acked, no token, no resend left -> nothing left (held)',
     state: { mobiles: [phone('web', 'web', { session: 'fg' })] },
     failed: { via: 'mobile', device: 'web', mayRedeliver: false } },
   { claim: 'ack timeout, claim 5: mobile direct not acked, no token, app still in the foreground -> sent directly again',
@@ -133,9 +142,9 @@ rows.push(
   { claim: 'policy never, section 4: only offline phones -> connected PCs get it (pc_fallback, policy_never)',
     state: { pcs: [idle], mobiles: [pixelOff], policy: policy({ mobile: 'never' }) },
     route: 'pc_fallback', reason: 'policy_never', targets: ['pc1:pc'] },
-  { claim: 'policy never, section 4: only offline phones, no PC -> nobody (policy_never)',
+  { claim: 'policy never, section 4 (v1.1): only offline phones, no PC -> held (policy_never)',
     state: { mobiles: [pixelOff], policy: policy({ mobile: 'never' }) },
-    route: 'undeliverable', reason: 'policy_never', targets: [] },
+    route: 'held', reason: 'policy_never', targets: [] },
   { claim: 'policy never, section 4: PC active -> PC, as always',
     state: { pcs: [active], mobiles: [pixelOff], policy: policy({ mobile: 'never' }) },
     route: 'pc', reason: 'pc_active', targets: ['pc1:pc'] },
@@ -169,9 +178,9 @@ rows.push(
   { claim: 'ack timeout + policy never: mobile direct not acked, has a token -> no vendor push, nothing more',
     state: { pcs: [idle], mobiles: [iphoneFg], policy: policy({ mobile: 'never' }) },
     failed: { via: 'mobile', device: 'iphone', mayRedeliver: false } },
-  { claim: 'ack timeout + policy always: PC not acked -> phones the decision already pushed are not pushed again',
+  { claim: 'ack timeout + policy always: PC not acked -> phones the decision already pushed are not pushed again (nothing left)',
     state: { pcs: [active], mobiles: [iphoneFg, pixelOff], policy: policy({ mobile: 'always' }) }, tried: ['iphone', 'pixel'],
-    failed: { via: 'pc', device: 'pc1' }, route: 'undeliverable', reason: 'ack_timeout', targets: [] },
+    failed: { via: 'pc', device: 'pc1' } },
   { claim: 'ack timeout + quiet hours: the fallback push is silent too',
     state: { pcs: [idle], mobiles: [iphoneFg], policy: policy({ quietHours: quiet }) },
     failed: { via: 'mobile', device: 'iphone' }, route: 'mobile', reason: 'ack_timeout', targets: ['iphone:apns'], silent: ['iphone'] },
@@ -183,7 +192,7 @@ rows.push(
     route: 'pc_fallback', reason: 'idle', targets: ['pc1:pc'] },
   { claim: 'section 4: vendor without credentials, no PC session -> nobody reachable (held)',
     state: { mobiles: [phone('iphone', 'ios', { token: true, session: 'bg' })] }, pushOn: [],
-    route: 'undeliverable', reason: 'no_pc', targets: [] },
+    route: 'held', reason: 'no_pc', targets: [] },
   { claim: 'section 4: only the devices whose vendor is configured are pushed; a foreground app still gets it directly',
     state: { pcs: [idle], mobiles: [phone('a', 'ios', { token: true }), pixelOff, phone('w', 'web', { token: true, session: 'fg' })] }, pushOn: ['fcm'],
     route: 'mobile', reason: 'idle', targets: ['pixel:fcm', 'w:mobile'] },
@@ -201,7 +210,7 @@ const canPushOf = (pushOn: string[] | undefined) => pushOn === undefined ? undef
 
 describe('decide: claims 1-8 and PROTOCOL.md section 4', () => {
   it.each(rows)('$claim', (row) => {
-    const msg = row.msg ?? MSG;
+    const msg = { ...MSG, ...row.msg };
     const canPush = canPushOf(row.pushOn);
     const out = row.failed
       ? decideFallback(row.state, 'm1', row.failed, NOW, { urgent: msg.urgent, tried: row.tried, canPush })

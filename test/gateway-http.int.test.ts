@@ -111,12 +111,25 @@ describe('gateway HTTP API', () => {
     expect(await g.http('PUT', '/v1/users/a/devices/d', { body })).toMatchObject({ status: 503, body: { error: { code: 'store_failed' } } });
   });
 
+  it('POST /v1/users/{u}/read: validates 1-500 ids, asks the owner, answers with the badge', async () => {
+    for (const body of ['{}', '{"ids":[]}', '{"ids":"a"}', '{"ids":[1]}', JSON.stringify({ ids: Array.from({ length: 501 }, (_, i) => `m${i}`) })]) {
+      expect(await g.http('POST', '/v1/users/alice/read', { body })).toMatchObject({ status: 400, body: { error: { code: 'invalid_request', message: expect.stringContaining('ids') } } });
+    }
+    const asked: unknown[] = [];
+    g.bus.serve(g.subjects.queryPartition('*'), (q) => {
+      asked.push(q);
+      return { type: 'read_done', unread: 4 };
+    });
+    expect(await g.http('POST', '/v1/users/alice/read', { body: '{"ids":["m1","m2"]}' })).toMatchObject({ status: 200, body: { user: 'alice', read: 2, unread: 4 } });
+    expect(asked).toEqual([{ type: 'read_query', user: 'alice', ids: ['m1', 'm2'] }]);
+  });
+
   it('answers user and decision queries from the owner, and 503 when nobody answers', async () => {
     expect(await g.http('GET', '/v1/users/alice')).toMatchObject({ status: 503, body: { error: { code: 'unavailable' } } });
     const queries: unknown[] = [];
     g.bus.serve(g.subjects.queryPartition('*'), (q) => {
       queries.push(q);
-      if (q.type === 'user_query') return { type: 'user_view', view: { user: q.user, owner: 'gw-test', pc: { state: 'inactive', sessions: 0 }, devices: [] } };
+      if (q.type === 'user_query') return { type: 'user_view', view: { user: q.user, owner: 'gw-test', pc: { state: 'inactive', sessions: 0 }, devices: [], held: 0, unread: 0 } };
       return { type: 'decisions', decisions: [] };
     });
     expect(await g.http('GET', '/v1/users/alice')).toMatchObject({ status: 200, body: { user: 'alice', owner: 'gw-test' } });

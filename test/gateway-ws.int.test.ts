@@ -133,6 +133,32 @@ describe('gateway WebSocket sessions', () => {
     await assertAlive(bob);
   });
 
+  it('section 2: acks of deliveries the session was sent never count against the frame rate (1,000 acked at once)', async () => {
+    const c = await session(pc);
+    const sessionId = (ofType('session_open')[0] as { session: { id: string } }).session.id;
+    for (let i = 0; i < 1000; i++) g.bus.publish(g.subjects.gateway('gw-test'), { type: 'deliver', sessionId, frame: { type: 'message', id: `m${i}`, ts: 1 } });
+    for (let i = 0; i < 1000; i++) c.send({ type: 'ack', id: (await c.message(`m${i}`)).id });
+    await until(() => ofType('ack').length === 1000);
+    await assertAlive(c);
+    // An ack of something never sent, and a second ack of the same id, still count.
+    for (let i = 0; i < 300; i++) c.send({ type: 'ack', id: 'm1' });
+    expect((await c.closed).code).toBe(4429);
+  });
+
+  it('section 2 read row: a read frame (1-500 ids) goes to the owner; a clear from the owner reaches the client', async () => {
+    const c = await session(phone);
+    const sessionId = (ofType('session_open')[0] as { session: { id: string } }).session.id;
+    c.send({ type: 'read', ids: ['a', 'b', 'a'] });
+    await until(() => ofType('read').length === 1);
+    expect(ofType('read')[0]).toEqual({ type: 'read', user: 'alice', ids: ['a', 'b'], device: 'phone', sessionId, at: expect.any(Number) });
+    c.send({ type: 'read', ids: [] });
+    expect(await c.next((f) => f.type === 'error')).toMatchObject({ code: 'invalid_request', message: expect.stringContaining('ids') });
+    c.send({ type: 'read', ids: Array.from({ length: 501 }, (_, i) => `x${i}`) });
+    expect(await c.next((f) => f.type === 'error')).toMatchObject({ code: 'invalid_request' });
+    g.bus.publish(g.subjects.gateway('gw-test'), { type: 'frame', sessionId, frame: { type: 'clear', ids: ['a'], badge: 3 } });
+    expect(await c.next((f) => f.type === 'clear')).toEqual({ type: 'clear', ids: ['a'], badge: 3 });
+  });
+
   it(`closes after ${MAX_CONSECUTIVE_BAD_FRAMES} rejected frames in a row (4400), not before`, async () => {
     const c = await session(pc);
     for (let i = 0; i < MAX_CONSECUTIVE_BAD_FRAMES - 1; i++) c.send('{bad');

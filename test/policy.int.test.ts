@@ -226,11 +226,13 @@ describe('quiet hours at the vendors (section 4; APNs, FCM, Push Kit, Web Push d
 
     const seen = (v: keyof typeof tokens, id: string) => rigs[v].seen(tokens[v]).find((p) => p.messageId === id)!.body;
     // APNs: interruption-level passive and no sound key (Apple, Generating a remote notification).
-    expect(seen('apns', quiet).aps).toEqual({ alert: { title: 'Night', body: 'shh' }, 'interruption-level': 'passive' });
-    expect(seen('apns', urgent).aps).toEqual({ alert: { title: 'Wake up', body: 'now' } });
-    // FCM: android.notification.notification_priority PRIORITY_MIN, no sound (FCM v1 AndroidNotification).
-    expect(seen('fcm', quiet).message.android.notification).toEqual({ notification_priority: 'PRIORITY_MIN', default_sound: false });
-    expect(seen('fcm', urgent).message.android.notification).toBeUndefined();
+    // Both carry the unread count as the badge (section 4, read sync).
+    expect(seen('apns', quiet).aps).toEqual({ alert: { title: 'Night', body: 'shh' }, badge: expect.any(Number), 'interruption-level': 'passive' });
+    expect(seen('apns', urgent).aps).toEqual({ alert: { title: 'Wake up', body: 'now' }, badge: expect.any(Number) });
+    // FCM: android.notification.notification_priority PRIORITY_MIN, no sound (FCM v1 AndroidNotification); the badge
+    // as notification_count.
+    expect(seen('fcm', quiet).message.android.notification).toEqual({ notification_priority: 'PRIORITY_MIN', default_sound: false, notification_count: expect.any(Number) });
+    expect(seen('fcm', urgent).message.android.notification).toEqual({ notification_count: expect.any(Number) });
     // Push Kit: android.notification.importance LOW.
     expect(seen('hms', quiet).message.android.notification.importance).toBe('LOW');
     expect(seen('hms', urgent).message.android.notification.importance).toBeUndefined();

@@ -298,15 +298,18 @@ describe('routing on one node with default timings', () => {
     expect(mob.received).toEqual([]);
   });
 
-  it('nothing reachable and no PC session -> "undeliverable"', async () => {
+  it('nothing reachable and no PC session -> "held" (v1.1); with ttlSeconds 0 -> "undeliverable"', async () => {
     const user = uniqueUser();
     const id = msgId();
     await accept(node, { id, to: user });
     const d = await awaitDecision(node, user, id);
-    expect(d).toMatchObject({ id, route: 'undeliverable', reason: 'no_pc', targets: [] });
+    expect(d).toMatchObject({ id, route: 'held', reason: 'no_pc', targets: [] });
+    const now = msgId();
+    await accept(node, { id: now, to: user, ttlSeconds: 0 });
+    expect(await awaitDecision(node, user, now)).toMatchObject({ id: now, route: 'undeliverable', reason: 'no_pc', targets: [] });
   });
 
-  it('a phone whose token was deleted is no longer pushed to -> "undeliverable"', async () => {
+  it('a phone whose token was deleted is no longer pushed to -> "held"', async () => {
     const user = uniqueUser();
     await putToken(node, user, 'mob', 'ios', TOKENS.ios);
     expect((await node.http('DELETE', `/v1/users/${enc(user)}/devices/mob`)).status).toBe(204);
@@ -314,7 +317,7 @@ describe('routing on one node with default timings', () => {
     const id = msgId();
     await accept(node, { id, to: user });
     const d = await awaitDecision(node, user, id);
-    expect(d).toMatchObject({ route: 'undeliverable', targets: [] });
+    expect(d).toMatchObject({ route: 'held', targets: [] });
   });
 
   it('PC active -> every connected PC session gets it (inactive ones too), no phone does', async () => {
@@ -354,14 +357,14 @@ describe('routing on one node with default timings', () => {
   it('GET /v1/users/{u}: owner, PC state, reason and sessions, devices online and hasToken', async () => {
     const user = uniqueUser();
     const empty = await userView(node, user);
-    expect(empty).toEqual({ user, owner: 'claims-node', pc: expect.objectContaining({ state: 'inactive', sessions: 0 }), devices: [], policy: { mobile: 'when_away' } });
+    expect(empty).toEqual({ user, owner: 'claims-node', pc: expect.objectContaining({ state: 'inactive', sessions: 0 }), devices: [], policy: { mobile: 'when_away' }, held: 0, unread: 0 });
 
     const desk = await pc(node, user, 'desk', 'screen_locked');
     const mob = await phone(node, user, 'mob', 'ios');
     await putToken(node, user, 'tab', 'android', TOKENS.android);
     let v = await userView(node, user);
     expect(v).toMatchObject({ user, owner: 'claims-node', pc: { state: 'inactive', reason: 'screen_locked', sessions: 1 } });
-    expect(Object.keys(v).sort()).toEqual(['devices', 'owner', 'pc', 'policy', 'user']);
+    expect(Object.keys(v).sort()).toEqual(['devices', 'held', 'owner', 'pc', 'policy', 'unread', 'user']);
     expect(device(v, 'mob')).toEqual({ device: 'mob', os: 'ios', online: true, hasToken: false });
     expect(device(v, 'tab')).toEqual({ device: 'tab', os: 'android', online: false, hasToken: true });
     expect(device(v, 'desk')).toBeUndefined();

@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileDeviceRegistry } from '../store/file-device-registry.js';
 import { FileInbox } from '../store/file-inbox.js';
+import { FileHeldStore } from '../store/file-held-store.js';
+import { describeHeldStoreContract } from './contracts/held-store.contract.js';
 import { describeDeviceRegistryContract } from './contracts/device-registry.contract.js';
 import { describeIngressContract } from './contracts/ingress.contract.js';
 import { describePolicyStoreContract } from './contracts/policy-store.contract.js';
@@ -29,6 +31,19 @@ describeIngressContract('FileInbox', async () => {
     reopen: async () => opened[opened.push(await FileInbox.open(dir)) - 1],
     cleanup: async () => {
       for (const i of opened) await i.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+describeHeldStoreContract('FileHeldStore', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'sb-held-'));
+  const opened: FileHeldStore[] = [await FileHeldStore.open(dir)];
+  return {
+    store: opened[0],
+    reopen: async () => opened[opened.push(await FileHeldStore.open(dir)) - 1],
+    cleanup: async () => {
+      for (const s of opened) await s.close();
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -141,7 +141,8 @@ describe('a message to an offline user reaches the vendor and ends ok', () => {
         const [header, claims] = String(h.authorization).replace(/^bearer /, '').split('.').slice(0, 2).map((p) => JSON.parse(Buffer.from(p, 'base64url').toString()));
         expect(header).toEqual({ alg: 'ES256', kid: apns.keyId });
         expect(claims.iss).toBe(apns.teamId);
-        expect(push.body).toEqual({ aps: { alert: { title: 'Alice', body: 'lunch?' } }, messageId: id, sender: 'alice', data: { thread: 't1' } });
+        // Section 5 (v1.1): aps.badge is the user's unread count (section 4), 1 for this fresh user.
+        expect(push.body).toEqual({ aps: { alert: { title: 'Alice', body: 'lunch?' }, badge: 1 }, messageId: id, sender: 'alice', data: { thread: 't1' } });
         break;
       }
       case 'fcm': {
@@ -155,7 +156,8 @@ describe('a message to an offline user reaches the vendor and ends ok', () => {
         expect(push.body).toEqual({ message: {
           token, notification: { title: 'Alice', body: 'lunch?' },
           data: { thread: 't1', messageId: id, sender: 'alice' },
-          android: { priority: 'normal', collapse_key: 'chat-t1', ttl: '600s' },
+          // The badge (section 4 unread count) as the launcher count: AndroidNotification.notification_count.
+          android: { priority: 'normal', collapse_key: 'chat-t1', ttl: '600s', notification: { notification_count: 1 } },
         } });
         break;
       }
@@ -195,7 +197,7 @@ describe('a dead token ends dead_token and the token is removed', () => {
     const next = msgId(`${vendor}-after`);
     await accept(node, { id: next, to: user, text: 'hello?' });
     const d = await awaitDecision(node, user, next);
-    expect(d).toMatchObject({ route: 'undeliverable', targets: [] });
+    expect(d).toMatchObject({ route: 'held', targets: [] });
     expect(r.seen(token)).toHaveLength(1);
   });
 });

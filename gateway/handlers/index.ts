@@ -3,6 +3,7 @@ import type { SessionContext } from './context.js';
 import { handleAck } from './ack.js';
 import { handlePing } from './ping.js';
 import { handlePresence } from './presence.js';
+import { handleRead } from './read.js';
 import { handleRegister } from './register.js';
 import { handleUnregister } from './unregister.js';
 
@@ -23,6 +24,7 @@ export function dispatchFrame(ctx: SessionContext, frame: ClientFrame): void | P
     case 'presence': return handlePresence(ctx, frame); // §2 presence rows; §4 PC active/inactive; claim 4 reasons
     case 'register': return handleRegister(ctx, frame); // §2 register row: durable push token, answered registered
     case 'ack': return handleAck(ctx, frame); // §2 ack row; §4 ack timeout fallback is the owner's
+    case 'read': return handleRead(ctx, frame); // §2 read row; §4 read sync is the owner's
     case 'ping': return handlePing(ctx); // §2 ping row: pong, and the session is refreshed
     case 'unregister': return handleUnregister(ctx); // §2 unregister row (v1.1): forget this device's push token, answered unregistered
   }

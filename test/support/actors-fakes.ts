@@ -6,7 +6,7 @@ import { systemClock } from '../../base/clock.js';
 import { createLogger } from '../../base/logger.js';
 import { Metrics } from '../../base/metrics.js';
 import type { PushJob, PushOutcome, PushSink } from '../../senders/types.js';
-import type { DeviceRecord, DeviceRegistry } from '../../store/types.js';
+import type { DeviceRecord, DeviceRegistry, HeldMessage, HeldStore, ReadChange, ReadState } from '../../store/types.js';
 import type { DeviceRegistration } from '../../protocol/index.js';
 
 /** In-memory DeviceRegistry; `hang` makes list() never resolve (a stuck store). */
@@ -43,6 +43,42 @@ export class FakeRegistry implements DeviceRegistry {
   async close(): Promise<void> {}
 }
 
+/** In-memory HeldStore for actor tests; `failing` makes holds reject (a store that cannot write). */
+export class FakeHeldStore implements HeldStore {
+  readonly held = new Map<string, HeldMessage[]>();
+  readonly readStates = new Map<string, ReadState>();
+  failing = false;
+
+  async list(user: string, now: number): Promise<HeldMessage[]> {
+    return (this.held.get(user) ?? []).filter((h) => h.expiresAt > now).sort((a, b) => a.msg.acceptedAt - b.msg.acceptedAt);
+  }
+  async count(user: string, now: number): Promise<number> {
+    return (await this.list(user, now)).length;
+  }
+  async hold(user: string, h: HeldMessage): Promise<void> {
+    if (this.failing) throw new Error('disk full');
+    const list = this.held.get(user) ?? [];
+    if (!list.some((x) => x.msg.id === h.msg.id)) list.push(h);
+    this.held.set(user, list);
+  }
+  async drop(user: string, ids: readonly string[]): Promise<void> {
+    this.held.set(user, (this.held.get(user) ?? []).filter((h) => !ids.includes(h.msg.id)));
+  }
+  async reads(user: string): Promise<ReadState> {
+    const s = this.readStates.get(user);
+    return s ? { unread: [...s.unread], read: [...s.read] } : { unread: [], read: [] };
+  }
+  async saveReads(user: string, state: ReadState, _c: ReadChange, _durable: boolean): Promise<void> {
+    this.readStates.set(user, { unread: [...state.unread], read: [...state.read] });
+  }
+  get heldTotal(): number {
+    let n = 0;
+    for (const l of this.held.values()) n += l.length;
+    return n;
+  }
+  async close(): Promise<void> {}
+}
+
 /** Records every push; answers with `auto` at once, or leaves it pending for `answer()` when auto is undefined. */
 export class FakePushes implements PushSink {
   readonly jobs: PushJob[] = [];
@@ -67,6 +103,7 @@ export function harness(overrides: Partial<DirectoryDeps> = {}) {
   const subjects = new Subjects('sb', 4);
   const registry = new FakeRegistry();
   const pushes = new FakePushes();
+  const held = new FakeHeldStore();
   const metrics = new Metrics({ defaultMetrics: false });
   const gateway: { node: string; msg: GatewayMessage }[] = [];
   for (const node of ['gw1', 'gw2']) bus.subscribe(subjects.gateway(node), (m) => gateway.push({ node, msg: m as GatewayMessage }));
@@ -75,12 +112,13 @@ export function harness(overrides: Partial<DirectoryDeps> = {}) {
   const router = new UserDirectory({
     nodeId: 'n1', bus, subjects, registry, pushes, clock: systemClock, metrics, log: createLogger('silent'),
     ackTimeoutMs: 5000, presenceTtlMs: 90_000, pushDelayMs: 0, passivateAfterMs: 60_000,
+    held, holdTtlMs: 7 * 24 * 3600_000, holdMax: 1000, maxInflight: 256,
     done: (id) => settled.push(id), onRouted: (e) => routed.push(e), ...overrides,
   });
   const send = (m: OwnerMessage): void => router.handle(m);
   const at = (): number => Date.now();
   return {
-    bus, registry, pushes, metrics, gateway, settled, routed, router, send,
+    bus, registry, pushes, held, metrics, gateway, settled, routed, router, send,
     deliveries: () => gateway.filter((g) => g.msg.type === 'deliver').map((g) => `${g.node}:${(g.msg as { sessionId: string }).sessionId}`),
     /** Opens a PC session and, unless `active` is false, reports it active (claim 4: no report = not active). */
     openPc: (user: string, device: string, sessionId: string, node = 'gw1', active = true) => {
@@ -92,6 +130,8 @@ export function harness(overrides: Partial<DirectoryDeps> = {}) {
     presence: (user: string, device: string, sessionId: string, state: 'active' | 'inactive' | 'foreground' | 'background', reason?: 'idle' | 'screen_locked' | 'client_locked') =>
       send({ type: 'presence', user, device, sessionId, state, ...(reason ? { reason } : {}), at: at() }),
     ack: (user: string, device: string, sessionId: string, id: string) => send({ type: 'ack', user, device, sessionId, id, at: at() }),
+    read: (user: string, ids: string[], sessionId?: string, device?: string) => send({ type: 'read', user, ids, ...(sessionId ? { sessionId, device } : {}), at: at() }),
+    close: (user: string, device: string, sessionId: string) => send({ type: 'session_close', user, device, sessionId, at: at() }),
     route: (user: string, id: string, extra: Partial<ChatMessage> = {}) => send({ type: 'route', user, msg: { id, to: user, text: 'hello', acceptedAt: at(), ...extra } }),
     async decisions(user: string) {
       const r = await router.answer({ type: 'decisions_query', user, limit: 10 });

@@ -28,6 +28,9 @@ export interface UserView {
   owner: string;
   pc: { state: 'active' | 'inactive'; reason?: string; sessions: number };
   devices: { device: string; os: string; online: boolean; hasToken: boolean }[];
+  /** PROTOCOL.md v1.1 section 3: messages held, and delivered-and-unread (the badge). */
+  held: number;
+  unread: number;
 }
 
 /** A unique user id per test, so tests on one node never see each other's state. */

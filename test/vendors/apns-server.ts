@@ -258,6 +258,9 @@ export async function startApnsServer(opts: ApnsServerOptions = {}): Promise<Apn
     if (h['apns-topic'] !== topic) return err(400, 'TopicDisallowed');
     if (h['apns-push-type'] !== undefined && !PUSH_TYPES.has(String(h['apns-push-type']))) return err(400, 'InvalidPushType');
     if (h['apns-priority'] !== undefined && !['1', '5', '10'].includes(String(h['apns-priority']))) return err(400, 'BadPriority');
+    // Apple, "Sending notification requests to APNs", apns-push-type background: "Always use priority 5. Using
+    // priority 10 is an error."
+    if (h['apns-push-type'] === 'background' && String(h['apns-priority']) === '10') return err(400, 'BadPriority');
     if (h['apns-id'] !== undefined && !UUID.test(String(h['apns-id']))) return err(400, 'BadMessageId');
     if (h['apns-collapse-id'] !== undefined && Buffer.byteLength(String(h['apns-collapse-id'])) > 64) return err(400, 'BadCollapseId');
     if (h['apns-expiration'] !== undefined && !/^\d+$/.test(String(h['apns-expiration']))) return err(400, 'BadExpirationDate');

@@ -1,0 +1,171 @@
+import type { ChatMessage } from '../protocol/index.js';
+import type { Logger } from '../base/logger.js';
+import type { Metrics } from '../base/metrics.js';
+import { emptyReadState, markDelivered, markRead, unreadCount } from '../store/read-state.js';
+import type { HeldStore, ReadChange, ReadState } from '../store/types.js';
+
+/** What a user's mailbox needs from the node. */
+export interface MailboxDeps {
+  held: HeldStore;
+  /** SWITCHBOARD_HOLD_TTL_SECONDS in ms: how long a message without `ttlSeconds` stays held (default 7 days). */
+  holdTtlMs: number;
+  /** SWITCHBOARD_HOLD_MAX: held messages per user at most, the oldest dropped first (default 1000). */
+  holdMax: number;
+  metrics: Metrics;
+  log: Logger;
+}
+
+/**
+ * One user's held messages and read state (PROTOCOL.md section 4: held messages, read sync) as the user actor sees
+ * them: the count and the badge in memory, the messages themselves in the HeldStore until a replay needs them.
+ */
+/** Longest a mailbox load may take before it counts as failed (tried again at the next trigger). */
+export const MAILBOX_LOAD_TIMEOUT_MS = 10_000;
+
+export class UserMailbox {
+  /** Held for this user (unexpired), as last counted plus holds since. */
+  heldCount = 0;
+  /** True once the count and the read state were read from the store. */
+  loaded = false;
+  private state: ReadState = emptyReadState();
+  /** Read-state changes made before the load finished, applied on top of what it read. */
+  private early: ReadChange[] = [];
+  private loading?: Promise<boolean>;
+  private trimming: Promise<void> = Promise.resolve();
+
+  constructor(readonly user: string, private readonly deps: MailboxDeps) {}
+
+  /**
+   * Reads the held count and the read state, in the background: routing never waits for it (a JetStream leader
+   * election must not stall a user's messages). Resolves true once loaded; false when the store failed or took
+   * longer than MAILBOX_LOAD_TIMEOUT_MS (the next call tries again).
+   */
+  load(now: number): Promise<boolean> {
+    if (this.loaded) return Promise.resolve(true);
+    this.loading ??= (async () => {
+      try {
+        const [count, reads] = await withTimeout(Promise.all([this.deps.held.count(this.user, now), this.deps.held.reads(this.user)]), MAILBOX_LOAD_TIMEOUT_MS);
+        if (!this.loaded) this.merge(count, reads);
+        return true;
+      } catch (err) {
+        this.deps.log.error({ err, user: this.user }, 'held store load failed');
+        return false;
+      } finally {
+        this.loading = undefined;
+      }
+    })();
+    return this.loading;
+  }
+
+  private merge(count: number, reads: ReadState): void {
+    this.heldCount += count; // holds made meanwhile were counted already
+    this.state = reads;
+    const early = this.early;
+    this.early = [];
+    this.loaded = true;
+    for (const change of early) {
+      if ('delivered' in change) this.delivered(change.delivered);
+      else {
+        markRead(this.state, change.read);
+        this.save(change, true).catch(() => undefined);
+      }
+    }
+  }
+
+  /** The badge: delivered and not read. */
+  get unread(): number {
+    return unreadCount(this.state);
+  }
+
+  /** When a held copy of `msg` stops being held; undefined when it must not be held (`ttlSeconds: 0`, or expired). */
+  expiresAt(msg: ChatMessage, now: number): number | undefined {
+    if (msg.ttlSeconds === 0) return undefined;
+    const at = msg.acceptedAt + (msg.ttlSeconds !== undefined ? msg.ttlSeconds * 1000 : this.deps.holdTtlMs);
+    return at > now ? at : undefined;
+  }
+
+  /** Holds `msg` durably; past SWITCHBOARD_HOLD_MAX the oldest held ones are dropped first. Rejects when not durable. */
+  async hold(msg: ChatMessage, expiresAt: number, now: number): Promise<void> {
+    this.heldCount++;
+    if (this.heldCount > this.deps.holdMax) this.trimming = this.trimming.then(() => this.trim(now));
+    try {
+      await this.deps.held.hold(this.user, { msg, expiresAt });
+    } catch (e) {
+      this.heldCount--;
+      throw e;
+    }
+    this.gauge();
+  }
+
+  /** Held messages in accept order, for a replay; the count follows what the store has. */
+  async list(now: number): Promise<ChatMessage[]> {
+    await this.trimming;
+    const held = await this.deps.held.list(this.user, now);
+    this.heldCount = held.length;
+    return held.map((h) => h.msg);
+  }
+
+  /** These held messages reached the user, were read or expired: no longer held. */
+  async drop(ids: readonly string[], why: 'delivered' | 'read'): Promise<void> {
+    await this.deps.held.drop(this.user, ids);
+    this.deps.metrics.heldReleased.inc({ why }, ids.length);
+    this.heldCount = await this.deps.held.count(this.user, Date.now());
+    this.gauge();
+  }
+
+  /** A message was delivered (routed to a device): it counts as unread unless read already. */
+  delivered(id: string): void {
+    if (!markDelivered(this.state, id)) return;
+    if (!this.loaded) {
+      this.early.push({ delivered: id }); // stored once the load has read what is there
+      return;
+    }
+    this.save({ delivered: id }, false).catch((err: unknown) => this.deps.log.error({ err, user: this.user }, 'unread mark not stored'));
+  }
+
+  /** Section 4 read sync: the ids leave `unread` (durably) and are no longer held. Returns the new badge. */
+  async read(ids: readonly string[]): Promise<number> {
+    if (!(await this.load(Date.now()))) throw new Error('the read state could not be loaded');
+    markRead(this.state, ids);
+    await this.save({ read: ids }, true);
+    if (this.heldCount > 0) {
+      const before = this.heldCount;
+      await this.deps.held.drop(this.user, ids);
+      this.heldCount = await this.deps.held.count(this.user, Date.now());
+      if (before > this.heldCount) this.deps.metrics.heldReleased.inc({ why: 'read' }, before - this.heldCount);
+      this.gauge();
+    }
+    return this.unread;
+  }
+
+  private save(change: ReadChange, durable: boolean): Promise<void> {
+    return this.deps.held.saveReads(this.user, this.state, change, durable);
+  }
+
+  private async trim(now: number): Promise<void> {
+    try {
+      const held = await this.deps.held.list(this.user, now);
+      const excess = held.length - this.deps.holdMax;
+      if (excess <= 0) return;
+      await this.deps.held.drop(this.user, held.slice(0, excess).map((h) => h.msg.id));
+      this.deps.metrics.heldReleased.inc({ why: 'over_cap' }, excess);
+      this.heldCount = held.length - excess;
+      this.gauge();
+    } catch (err) {
+      this.deps.log.error({ err, user: this.user }, 'dropping the oldest held messages failed');
+    }
+  }
+
+  private gauge(): void {
+    this.deps.metrics.heldMessages.set(this.deps.held.heldTotal);
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms);
+    timer.unref?.();
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}

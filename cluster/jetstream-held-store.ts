@@ -1,0 +1,165 @@
+import { DeliverPolicy, DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Packr } from 'msgpackr';
+import { partitionOf } from '../bus/subjects.js';
+import { SwitchboardError, MAX_TTL_SECONDS } from '../protocol/index.js';
+import { emptyReadState } from '../store/read-state.js';
+import type { HeldMessage, HeldStore, ReadChange, ReadState } from '../store/types.js';
+
+const packr = new Packr({ useRecords: false });
+
+export interface JetStreamHeldStoreOptions {
+  prefix: string;
+  partitions: number;
+  /** SWITCHBOARD_HOLD_MAX: the stream's `max_msgs_per_subject`, so JetStream itself drops a user's oldest first. */
+  holdMax: number;
+  replicas?: number;
+  /** Users whose held ids stay cached on this node; the least recently loaded go first. Default 10000. */
+  cachedUsers?: number;
+}
+
+/** What this node knows of one user's held messages: id -> stream sequence, expiry, accept time. */
+type UserIndex = Map<string, { seq: number; exp: number; at: number }>;
+
+/**
+ * Held messages for the cluster: the stream `<prefix>_held` with one subject per user,
+ * `<prefix>.held.<partition>.<base64url(user)>`, one JetStream message per held message; read states in the KV
+ * bucket `<prefix>_reads`, one key per user.
+ *
+ * A stream rather than a KV because a held backlog is a queue per user, and a stream gives that directly: the
+ * stream sequence is the accept order, `max_msgs_per_subject` = SWITCHBOARD_HOLD_MAX drops a user's oldest first on
+ * the server, `max_age` bounds every TTL, a user's backlog is read by one filtered ordered consumer, and each message
+ * is replicated and survives a node failover like the ingress. A KV would need one key per message plus our own
+ * ordering and cap, and a value per user would outgrow NATS's 1 MB message limit at 1,000 held messages.
+ * Only the owner of a user's partition writes; ids are cached per user and reloaded whenever a user actor starts.
+ */
+export class JetStreamHeldStore implements HeldStore {
+  readonly stream: string;
+  private readonly cache = new Map<string, UserIndex>();
+  private total = 0;
+
+  private constructor(private readonly js: JetStreamClient, private readonly jsm: JetStreamManager, private readonly kv: KV, private readonly opts: Required<JetStreamHeldStoreOptions>) {
+    this.stream = `${opts.prefix}_held`;
+  }
+
+  static async open(nc: NatsConnection, kv: KV, o: JetStreamHeldStoreOptions): Promise<JetStreamHeldStore> {
+    const opts: Required<JetStreamHeldStoreOptions> = { replicas: 1, cachedUsers: 10_000, ...o };
+    const jsm = await jetstreamManager(nc);
+    const store = new JetStreamHeldStore(jetstream(nc), jsm, kv, opts);
+    const config = {
+      name: store.stream,
+      subjects: [`${opts.prefix}.held.>`],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      num_replicas: opts.replicas,
+      max_msgs_per_subject: opts.holdMax,
+      discard: DiscardPolicy.Old,
+      max_age: MAX_TTL_SECONDS * 1_000_000_000,
+      duplicate_window: 120_000_000_000,
+    };
+    try {
+      await jsm.streams.add(config);
+    } catch (e) {
+      if (!/already in use|exists|subjects overlap/i.test(String(e))) throw e;
+      await jsm.streams.update(store.stream, config);
+    }
+    return store;
+  }
+
+  subject(user: string): string {
+    return `${this.opts.prefix}.held.${partitionOf(user, this.opts.partitions)}.${Buffer.from(user, 'utf8').toString('base64url')}`;
+  }
+
+  get heldTotal(): number {
+    return this.total;
+  }
+
+  async list(user: string, now: number): Promise<HeldMessage[]> {
+    const held = await this.load(user);
+    const live = held.filter((h) => h.expiresAt > now);
+    const expired = held.filter((h) => h.expiresAt <= now).map((h) => h.msg.id);
+    if (expired.length > 0) void this.drop(user, expired).catch(() => undefined);
+    return live.sort((a, b) => a.msg.acceptedAt - b.msg.acceptedAt);
+  }
+
+  async count(user: string, now: number): Promise<number> {
+    return (await this.list(user, now)).length;
+  }
+
+  async hold(user: string, held: HeldMessage): Promise<void> {
+    const index = this.cache.get(user) ?? (await this.load(user), this.cache.get(user)!);
+    if (index.has(held.msg.id)) return;
+    try {
+      const ack = await this.js.publish(this.subject(user), packr.pack(held), { msgID: `${this.subject(user)}:${held.msg.id}` });
+      if (!index.has(held.msg.id)) {
+        index.set(held.msg.id, { seq: ack.seq, exp: held.expiresAt, at: held.msg.acceptedAt });
+        this.total++;
+      }
+    } catch (e) {
+      throw new SwitchboardError('store_failed', `JetStream did not store the held message: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  async drop(user: string, ids: readonly string[]): Promise<void> {
+    const index = this.cache.get(user) ?? (await this.load(user), this.cache.get(user)!);
+    for (const id of ids) {
+      const e = index.get(id);
+      if (!e) continue;
+      try {
+        await this.jsm.streams.deleteMessage(this.stream, e.seq, false);
+      } catch (err) {
+        if (!/no message found|not found/i.test(String(err))) throw err; // already gone (max_msgs_per_subject, max_age)
+      }
+      if (index.delete(id)) this.total--;
+    }
+  }
+
+  async reads(user: string): Promise<ReadState> {
+    const e = await this.kv.get(readsKey(user));
+    if (!e || e.operation !== 'PUT' || e.value.length === 0) return emptyReadState();
+    return packr.unpack(e.value) as ReadState;
+  }
+
+  async saveReads(user: string, state: ReadState, _change: ReadChange, durable: boolean): Promise<void> {
+    const put = this.kv.put(readsKey(user), packr.pack({ unread: state.unread, read: state.read }));
+    if (durable) await put;
+    else put.catch(() => undefined);
+  }
+
+  async close(): Promise<void> {}
+
+  /** Reads the user's whole backlog through an ordered consumer filtered on the user's subject, and caches its ids. */
+  private async load(user: string): Promise<HeldMessage[]> {
+    const subject = this.subject(user);
+    const info = await this.jsm.streams.info(this.stream, { subjects_filter: subject });
+    const n = info.state.subjects?.[subject] ?? 0;
+    const index: UserIndex = new Map();
+    const out: HeldMessage[] = [];
+    if (n > 0) {
+      const consumer = await this.js.consumers.get(this.stream, { filter_subjects: subject, deliver_policy: DeliverPolicy.All });
+      const iter = await consumer.fetch({ max_messages: n, expires: 5000 });
+      for await (const m of iter) {
+        const held = packr.unpack(m.data) as HeldMessage;
+        if (!index.has(held.msg.id)) {
+          index.set(held.msg.id, { seq: m.seq, exp: held.expiresAt, at: held.msg.acceptedAt });
+          out.push(held);
+        }
+        if (m.info.pending === 0) break;
+      }
+    }
+    this.total += index.size - (this.cache.get(user)?.size ?? 0);
+    this.cache.delete(user);
+    this.cache.set(user, index);
+    if (this.cache.size > this.opts.cachedUsers) {
+      const [oldest, idx] = this.cache.entries().next().value!;
+      this.total -= idx.size;
+      this.cache.delete(oldest);
+    }
+    return out;
+  }
+}
+
+function readsKey(user: string): string {
+  return `u.${Buffer.from(user, 'utf8').toString('base64url')}`;
+}

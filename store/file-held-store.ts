@@ -1,0 +1,307 @@
+import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Packr } from 'msgpackr';
+import { SwitchboardError, type ChatMessage } from '../protocol/index.js';
+import { AppendLog, syncDirectory, type AppendLogOptions, type ReplayReport } from './append-log.js';
+import { emptyReadState, markDelivered, markRead } from './read-state.js';
+import type { HeldMessage, HeldStore, ReadChange, ReadState } from './types.js';
+
+export const DEFAULT_HELD_COMPACT_MIN_BYTES = 4 * 1024 * 1024;
+
+export interface FileHeldStoreOptions {
+  /** The log is rewritten once it is larger than this and more than twice the live records. Default 4 MiB. */
+  compactMinBytes?: number;
+  /** Epoch ms, for dropping expired messages at compaction. Default `Date.now`. */
+  now?: () => number;
+  /** A write failed (the hold rejected, answered by a retry). For store health. */
+  onWriteFailure?: AppendLogOptions['onWriteFailure'];
+  /** The replay at open found damage or a torn tail in `held.log`. For store health. */
+  onDamage?: (file: string, report: ReplayReport) => void;
+}
+
+/** Log records. A snapshot writes one `hold` per held message and one `reads` per user with a read state. */
+export type HeldLogRecord =
+  | { t: 'hold'; user: string; msg: ChatMessage; exp: number }
+  | { t: 'drop'; user: string; ids: string[] }
+  | { t: 'unread'; user: string; id: string }
+  | { t: 'read'; user: string; ids: string[] }
+  | { t: 'reads'; user: string; unread: string[]; read: string[] };
+
+/**
+ * Where a held message's record lies in the log: only this stays in memory, the message itself is read back from
+ * the file when the user's backlog is replayed (1M held messages cost tens of MB, not their bodies' size).
+ * `msg` is kept only until the record is durable, so a list() racing a hold() never reads unwritten bytes.
+ */
+interface HeldEntry {
+  off: number;
+  len: number;
+  exp: number;
+  at: number;
+  msg: ChatMessage | undefined;
+}
+
+const LOG_FILE = 'held.log';
+const SNAPSHOT_TMP = 'held.log.tmp';
+const packr = new Packr({ useRecords: false });
+/** Frame header of an AppendLog record (length + crc32); the body follows. */
+const HEADER_BYTES = 8;
+
+/**
+ * Embedded held messages and read states in `held.log` in the data dir: the inbox's guarantees (checksummed
+ * records, group-committed fdatasync, a torn tail cut at replay), memory holding only offsets. A hold resolves
+ * once its record is synced, so the inbox is told `done` only after the message is durable here.
+ */
+export class FileHeldStore implements HeldStore {
+  private readonly users = new Map<string, Map<string, HeldEntry>>();
+  private readonly readStates = new Map<string, ReadState>();
+  private log: AppendLog<HeldLogRecord>;
+  private reader: FileHandle | undefined;
+  private compaction: Promise<void> | undefined;
+  private deferred: { record: HeldLogRecord; entry?: HeldEntry; resolve: () => void; reject: (e: unknown) => void }[] | undefined;
+  private total = 0;
+  private closed = false;
+  private readonly compactMinBytes: number;
+  private readonly now: () => number;
+
+  private readonly onWriteFailure: FileHeldStoreOptions['onWriteFailure'];
+
+  private constructor(readonly dir: string, startBytes: number, options: FileHeldStoreOptions) {
+    this.onWriteFailure = options.onWriteFailure;
+    this.log = this.newLog(startBytes);
+    this.compactMinBytes = options.compactMinBytes ?? DEFAULT_HELD_COMPACT_MIN_BYTES;
+    this.now = options.now ?? Date.now;
+  }
+
+  static async open(dir: string, options: FileHeldStoreOptions = {}): Promise<FileHeldStore> {
+    await mkdir(dir, { recursive: true });
+    await rm(join(dir, SNAPSHOT_TMP), { force: true }); // a compaction cut short before its rename
+    const path = join(dir, LOG_FILE);
+    let store = new FileHeldStore(dir, 0, options);
+    // Applied as they are read: only offsets stay, each message body is garbage as soon as it is indexed.
+    let report = await AppendLog.replay<HeldLogRecord>(path, (r, off, len) => store.apply(r, off, len));
+    if (report.discardedBytes > 0) options.onDamage?.(path, report);
+    if (report.damage.length > 0) {
+      // The damaged stretch was cut out and the file rewritten: offsets past it moved, so read the clean file again.
+      store = new FileHeldStore(dir, 0, options);
+      report = await AppendLog.replay<HeldLogRecord>(path, (r, off, len) => store.apply(r, off, len));
+    }
+    store.log = store.newLog(report.validBytes);
+    store.maybeCompact();
+    return store;
+  }
+
+  private newLog(startBytes: number): AppendLog<HeldLogRecord> {
+    return new AppendLog(join(this.dir, LOG_FILE), { startBytes, onWriteFailure: this.onWriteFailure });
+  }
+
+  get heldTotal(): number {
+    return this.total;
+  }
+
+  async list(user: string, now: number): Promise<HeldMessage[]> {
+    await this.compaction; // offsets move when the log is rewritten
+    const entries = this.live(user, now);
+    const out: HeldMessage[] = [];
+    for (const e of entries) {
+      const msg = e.msg ?? (await this.readMessage(e));
+      if (msg !== undefined) out.push({ msg, expiresAt: e.exp });
+    }
+    return out;
+  }
+
+  async count(user: string, now: number): Promise<number> {
+    return this.live(user, now).length;
+  }
+
+  async hold(user: string, held: HeldMessage): Promise<void> {
+    if (this.users.get(user)?.has(held.msg.id)) return;
+    const record: HeldLogRecord = { t: 'hold', user, msg: held.msg, exp: held.expiresAt };
+    const entry: HeldEntry = { off: -1, len: 0, exp: held.expiresAt, at: held.msg.acceptedAt, msg: held.msg };
+    this.index(user, held.msg.id, entry);
+    try {
+      await this.write(record, entry);
+    } catch (e) {
+      this.unindex(user, [held.msg.id]);
+      throw e;
+    }
+    entry.msg = undefined;
+  }
+
+  async drop(user: string, ids: readonly string[]): Promise<void> {
+    const known = ids.filter((id) => this.users.get(user)?.has(id));
+    if (known.length === 0) return;
+    this.unindex(user, known);
+    await this.write({ t: 'drop', user, ids: known });
+  }
+
+  async reads(user: string): Promise<ReadState> {
+    const s = this.readStates.get(user);
+    return s ? { unread: [...s.unread], read: [...s.read] } : emptyReadState();
+  }
+
+  async saveReads(user: string, state: ReadState, change: ReadChange, durable: boolean): Promise<void> {
+    this.setReads(user, { unread: [...state.unread], read: [...state.read] });
+    const record: HeldLogRecord = 'delivered' in change ? { t: 'unread', user, id: change.delivered } : { t: 'read', user, ids: [...change.read] };
+    if (durable) return this.write(record);
+    if (this.deferred !== undefined) this.deferred.push({ record, resolve: () => {}, reject: () => {} });
+    else if (!this.closed) this.log.appendLazy(record);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.compaction;
+    await this.log.close();
+    await this.reader?.close();
+    this.reader = undefined;
+  }
+
+  /** Unexpired entries of a user, accept order. */
+  private live(user: string, now: number): HeldEntry[] {
+    const held = this.users.get(user);
+    if (held === undefined) return [];
+    return [...held.values()].filter((e) => e.exp > now).sort((a, b) => a.at - b.at);
+  }
+
+  private async readMessage(e: HeldEntry): Promise<ChatMessage | undefined> {
+    this.reader ??= await open(join(this.dir, LOG_FILE), 'r');
+    const buf = Buffer.allocUnsafe(e.len);
+    const { bytesRead } = await this.reader.read(buf, 0, e.len, e.off);
+    if (bytesRead !== e.len) return undefined;
+    const record = packr.unpack(buf.subarray(HEADER_BYTES)) as HeldLogRecord;
+    return record.t === 'hold' ? record.msg : undefined;
+  }
+
+  /** Replay: applies one record found at `off` in the log. */
+  private apply(r: HeldLogRecord, off: number, len: number): void {
+    switch (r.t) {
+      case 'hold':
+        if (!this.users.get(r.user)?.has(r.msg.id)) this.index(r.user, r.msg.id, { off, len, exp: r.exp, at: r.msg.acceptedAt, msg: undefined });
+        return;
+      case 'drop':
+        this.unindex(r.user, r.ids);
+        return;
+      case 'unread': {
+        const s = this.readStates.get(r.user) ?? emptyReadState();
+        markDelivered(s, r.id);
+        this.setReads(r.user, s);
+        return;
+      }
+      case 'read': {
+        const s = this.readStates.get(r.user) ?? emptyReadState();
+        markRead(s, r.ids);
+        this.setReads(r.user, s);
+        return;
+      }
+      case 'reads':
+        this.setReads(r.user, { unread: r.unread, read: r.read });
+    }
+  }
+
+  private setReads(user: string, s: ReadState): void {
+    if (s.unread.length === 0 && s.read.length === 0) this.readStates.delete(user);
+    else this.readStates.set(user, s);
+  }
+
+  private index(user: string, id: string, entry: HeldEntry): void {
+    let held = this.users.get(user);
+    if (held === undefined) this.users.set(user, (held = new Map()));
+    held.set(id, entry);
+    this.total++;
+  }
+
+  private unindex(user: string, ids: readonly string[]): void {
+    const held = this.users.get(user);
+    if (held === undefined) return;
+    for (const id of ids) if (held.delete(id)) this.total--;
+    if (held.size === 0) this.users.delete(user);
+  }
+
+  /** Appends (or defers during compaction) and resolves once durable; a hold's entry learns its offset here. */
+  private async write(record: HeldLogRecord, entry?: HeldEntry): Promise<void> {
+    if (this.closed) throw new SwitchboardError('shutting_down', 'held store is closed');
+    const durable = this.deferred !== undefined
+      ? new Promise<void>((resolve, reject) => this.deferred!.push({ record, entry, resolve, reject }))
+      : this.appendAt(this.log, record, entry);
+    this.maybeCompact();
+    try {
+      await durable;
+    } catch (e) {
+      throw new SwitchboardError('store_failed', (e as Error).message, { cause: e });
+    }
+  }
+
+  private appendAt(log: AppendLog<HeldLogRecord>, record: HeldLogRecord, entry?: HeldEntry): Promise<void> {
+    const off = log.bytes;
+    const done = log.append(record);
+    if (entry) {
+      entry.off = off;
+      entry.len = log.bytes - off;
+    }
+    return done;
+  }
+
+  private maybeCompact(): void {
+    if (this.compaction !== undefined || this.closed || this.log.bytes < this.compactMinBytes) return;
+    if (this.log.bytes <= 2 * this.liveBytes()) return;
+    this.compaction = this.compact().finally(() => (this.compaction = undefined));
+  }
+
+  private liveBytes(): number {
+    let bytes = 0;
+    for (const held of this.users.values()) for (const e of held.values()) bytes += e.len;
+    for (const [user, s] of this.readStates) bytes += 32 + user.length + 24 * (s.unread.length + s.read.length);
+    return bytes;
+  }
+
+  /**
+   * Rewrites the live records (unexpired holds, read states) into a temp file, syncs it, renames it over the log and
+   * syncs the directory; writes made meanwhile wait in `deferred` and go to the new log, in call order.
+   */
+  private async compact(): Promise<void> {
+    this.deferred = [];
+    const old = this.log;
+    const logPath = join(this.dir, LOG_FILE);
+    const tmpPath = join(this.dir, SNAPSHOT_TMP);
+    let next: AppendLog<HeldLogRecord>;
+    const moved: { entry: HeldEntry; off: number; len: number }[] = [];
+    try {
+      await old.close();
+      await rm(tmpPath, { force: true });
+      const tmp = new AppendLog<HeldLogRecord>(tmpPath);
+      const now = this.now();
+      const writes: Promise<void>[] = [];
+      for (const [user, held] of [...this.users]) {
+        for (const [id, e] of [...held]) {
+          if (e.exp <= now) {
+            this.unindex(user, [id]);
+            continue;
+          }
+          const msg = e.msg ?? (await this.readMessage(e));
+          if (msg === undefined) continue;
+          const slot = { entry: e, off: tmp.bytes, len: 0 };
+          writes.push(tmp.append({ t: 'hold', user, msg, exp: e.exp }));
+          slot.len = tmp.bytes - slot.off;
+          moved.push(slot);
+        }
+      }
+      for (const [user, s] of this.readStates) writes.push(tmp.append({ t: 'reads', user, unread: s.unread, read: s.read }));
+      await Promise.all(writes);
+      await tmp.close();
+      await this.reader?.close();
+      this.reader = undefined;
+      await rename(tmpPath, logPath);
+      await syncDirectory(this.dir);
+      for (const m of moved) {
+        m.entry.off = m.off;
+        m.entry.len = m.len;
+      }
+      next = this.newLog(tmp.bytes);
+    } catch {
+      next = old.failed ? old : this.newLog(old.bytes);
+    }
+    this.log = next;
+    const waiting = this.deferred;
+    this.deferred = undefined;
+    for (const w of waiting) this.appendAt(next, w.record, w.entry).then(w.resolve, w.reject);
+  }
+}

@@ -1,0 +1,206 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { harness, settle, until } from './support/actors-fakes.js';
+
+/**
+ * PROTOCOL.md v1.1 section 4 in the user actor, in virtual time: held messages (TTL, cap, replay in accept order,
+ * ack timeouts and closed sessions ending in held), flow control (section 2 window) and read sync with badges.
+ */
+
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+});
+afterEach(() => {
+  vi.useRealTimers();
+  h?.router.stop();
+});
+
+type H = ReturnType<typeof harness>;
+let h: H;
+const delivered = (node = 'gw1') => h.gateway.filter((g) => g.node === node && g.msg.type === 'deliver').map((g) => (g.msg as { frame: { id: string } }).frame.id);
+const frames = (type: string) => h.gateway.filter((g) => g.msg.type === type).map((g) => g.msg as any);
+const heldIds = (user: string) => (h.held.held.get(user) ?? []).map((x) => x.msg.id);
+
+describe('held messages', () => {
+  it('nothing reachable -> held durably before done; a PC session opening gets them in accept order; an ack drops them', async () => {
+    h = harness();
+    for (const id of ['m1', 'm2', 'm3']) h.route('u1', id);
+    await until(() => h.settled.length === 3);
+    expect(h.routed.map((r) => r.route)).toEqual(['held', 'held', 'held']);
+    expect(heldIds('u1')).toEqual(['m1', 'm2', 'm3']);
+    expect((await h.view('u1')).held).toBe(3);
+    h.openPc('u1', 'pc', 's1');
+    await until(() => delivered().length === 3);
+    expect(delivered()).toEqual(['m1', 'm2', 'm3']);
+    for (const id of ['m1', 'm2', 'm3']) h.ack('u1', 'pc', 's1', id);
+    await until(() => heldIds('u1').length === 0);
+    expect((await h.view('u1')).held).toBe(0);
+    expect((await h.metrics.heldReleased.get()).values).toMatchObject([{ labels: { why: 'delivered' }, value: 3 }]);
+  });
+
+  it('a stored push token makes the user reachable: held messages go out by the vendor', async () => {
+    h = harness();
+    h.route('u1', 'm1');
+    await until(() => heldIds('u1').length === 1);
+    h.send({ type: 'device_put', user: 'u1', device: 'pixel', os: 'android', token: 'tok' });
+    await until(() => h.pushes.jobs.length === 1);
+    expect(h.pushes.jobs[0]).toMatchObject({ jobId: 'm1:pixel', vendor: 'fcm' });
+    await until(() => heldIds('u1').length === 0);
+  });
+
+  it('a hold the store cannot write is never done (the ingress keeps it) and is tried again with backoff', async () => {
+    h = harness();
+    h.held.failing = true;
+    h.route('u1', 'm1');
+    await settle(h);
+    await vi.advanceTimersByTimeAsync(1500);
+    await settle(h);
+    expect(h.settled).toEqual([]);
+    h.held.failing = false;
+    await vi.advanceTimersByTimeAsync(2000);
+    await until(() => h.settled.length === 1);
+    expect(heldIds('u1')).toEqual(['m1']);
+  });
+
+  it('ttlSeconds 0 -> undeliverable, nothing held', async () => {
+    h = harness();
+    h.route('u1', 'm1', { ttlSeconds: 0 });
+    await until(() => h.settled.length === 1);
+    expect(h.routed[0].route).toBe('undeliverable');
+    expect(heldIds('u1')).toEqual([]);
+  });
+
+  it('TTL: the message ttlSeconds wins over SWITCHBOARD_HOLD_TTL_SECONDS; an expired one is never delivered', async () => {
+    h = harness({ holdTtlMs: 3600_000 });
+    h.route('u1', 'short', { ttlSeconds: 60 });
+    h.route('u1', 'long');
+    await until(() => heldIds('u1').length === 2);
+    await vi.advanceTimersByTimeAsync(61_000);
+    expect((await h.view('u1')).held).toBe(1);
+    await vi.advanceTimersByTimeAsync(3600_000);
+    expect((await h.view('u1')).held).toBe(0);
+    h.openPc('u1', 'pc', 's1');
+    await settle(h);
+    expect(delivered()).toEqual([]);
+  });
+
+  it('SWITCHBOARD_HOLD_MAX: the oldest are dropped first', async () => {
+    h = harness({ holdMax: 3 });
+    for (let i = 1; i <= 5; i++) {
+      h.route('u1', `m${i}`);
+      await until(() => h.settled.length === i);
+    }
+    await until(() => heldIds('u1').length === 3);
+    expect(heldIds('u1')).toEqual(['m3', 'm4', 'm5']);
+  });
+
+  it('an ack timeout with nothing left to try ends in held; the reconnecting PC gets it', async () => {
+    h = harness();
+    h.openPc('u1', 'pc', 's1');
+    h.route('u1', 'm1');
+    await until(() => delivered().length === 1);
+    await vi.advanceTimersByTimeAsync(5000);
+    await until(() => h.settled.length === 1);
+    expect(heldIds('u1')).toEqual(['m1']);
+    expect((await h.decisions('u1')).map((d) => d.route)).toEqual(['held', 'pc']);
+    h.openPc('u1', 'pc', 's2');
+    await until(() => delivered().length === 2);
+    expect(h.gateway.filter((g) => g.msg.type === 'deliver').map((g) => (g.msg as { sessionId: string }).sessionId)).toEqual(['s1', 's2']);
+  });
+
+  it('a session that closes with unacked deliveries counts them as timed out at once -> held, replayed to the new session', async () => {
+    h = harness();
+    h.openPc('u1', 'pc', 's1');
+    h.route('u1', 'm1');
+    h.route('u1', 'm2');
+    await until(() => delivered().length === 2);
+    h.openPc('u1', 'pc', 's2'); // the client reconnects first; its old socket closes after
+    h.close('u1', 'pc', 's1');
+    await until(() => delivered().length === 4);
+    expect(h.gateway.filter((g) => g.msg.type === 'deliver').map((g) => `${(g.msg as any).sessionId}:${(g.msg as any).frame.id}`)).toEqual(['s1:m1', 's1:m2', 's2:m1', 's2:m2']);
+    expect(h.settled).toEqual(['m1', 'm2']); // done once held, without waiting for the ack timeout
+    expect(Date.now() - h.routed[0].at).toBeLessThan(5000);
+  });
+});
+
+describe('flow control (section 2 window)', () => {
+  it('at most SWITCHBOARD_MAX_INFLIGHT unacked per session; the rest follow in order as acks come; the ack timeout starts at send', async () => {
+    h = harness({ maxInflight: 2 });
+    h.openPc('u1', 'pc', 's1');
+    for (let i = 1; i <= 5; i++) h.route('u1', `m${i}`);
+    await until(() => delivered().length === 2);
+    await settle(h);
+    expect(delivered()).toEqual(['m1', 'm2']);
+    await vi.advanceTimersByTimeAsync(4000);
+    h.ack('u1', 'pc', 's1', 'm1');
+    await until(() => delivered().length === 3);
+    expect(delivered()[2]).toBe('m3');
+    // m3 was sent 4 s after it was routed: its own ack timeout runs 5 s from then, m2's ends first.
+    await vi.advanceTimersByTimeAsync(1000);
+    await until(() => delivered().length === 4);
+    expect(delivered()[3]).toBe('m4');
+    for (const id of ['m3', 'm4']) h.ack('u1', 'pc', 's1', id);
+    await until(() => delivered().length === 5);
+    expect(delivered()).toEqual(['m1', 'm2', 'm3', 'm4', 'm5']);
+  });
+});
+
+describe('read sync and badges', () => {
+  it('alert pushes carry the unread count; a read lowers it durably, never below 0; clear goes to the other sessions and a silent push to offline phones', async () => {
+    h = harness();
+    await h.registry.put('u1', 'iphone', { os: 'ios', token: 'apns-tok' });
+    h.openPc('u1', 'pc', 's1', 'gw1', false); // connected, idle
+    h.presence('u1', 'pc', 's1', 'inactive', 'idle');
+    h.route('u1', 'm1');
+    h.route('u1', 'm2');
+    await until(() => h.pushes.jobs.length === 2);
+    expect(h.pushes.jobs.map((j) => j.badge)).toEqual([1, 2]);
+    expect((await h.view('u1')).unread).toBe(2);
+    h.openPhone('u1', 'tablet', 'android', 's3');
+    h.read('u1', ['m1', 'm1', 'unknown'], 's3', 'tablet');
+    await until(() => frames('frame').length === 1);
+    expect(frames('frame')).toEqual([{ type: 'frame', sessionId: 's1', user: 'u1', frame: { type: 'clear', ids: ['m1', 'm1', 'unknown'], badge: 1 } }]);
+    await until(() => h.pushes.jobs.length === 3);
+    expect(h.pushes.jobs[2]).toMatchObject({ vendor: 'apns', device: 'iphone', token: 'apns-tok', clear: { ids: ['m1', 'm1', 'unknown'] }, badge: 1 });
+    expect(h.held.readStates.get('u1')!.unread).toEqual(['m2']);
+    h.read('u1', ['m2']);
+    h.read('u1', ['m2']);
+    await settle(h);
+    expect((await h.view('u1')).unread).toBe(0);
+  });
+
+  it('a read that arrives before the delivery keeps the message out of the badge', async () => {
+    h = harness();
+    h.openPc('u1', 'pc', 's1');
+    h.read('u1', ['m1']);
+    h.route('u1', 'm1');
+    h.route('u1', 'm2');
+    await until(() => delivered().length === 2);
+    expect((await h.view('u1')).unread).toBe(1);
+  });
+
+  it('cancels a pending push in the push delay window and drops a held message', async () => {
+    h = harness({ pushDelayMs: 10_000 });
+    await h.registry.put('u1', 'iphone', { os: 'ios', token: 'apns-tok' });
+    h.route('u1', 'm1');
+    h.route('u2', 'h1');
+    await until(() => heldIds('u2').length === 1);
+    await settle(h);
+    h.read('u1', ['m1']);
+    h.read('u2', ['h1']);
+    await until(() => h.settled.length === 2);
+    await vi.advanceTimersByTimeAsync(10_000);
+    await settle(h);
+    expect(h.pushes.jobs.filter((j) => !j.clear)).toEqual([]);
+    expect(heldIds('u2')).toEqual([]);
+    expect(await h.decisions('u1')).toMatchObject([{ id: 'm1', targets: [{ device: 'iphone', via: 'apns', outcome: 'cancelled', detail: 'read' }] }]);
+  });
+
+  it('POST read (read_query) answers with the new badge once stored', async () => {
+    h = harness();
+    h.openPc('u1', 'pc', 's1');
+    h.route('u1', 'm1');
+    await until(() => delivered().length === 1);
+    expect(await h.router.answer({ type: 'read_query', user: 'u1', ids: ['m1'] })).toEqual({ type: 'read_done', unread: 0 });
+    expect(frames('frame')).toMatchObject([{ sessionId: 's1', frame: { type: 'clear', ids: ['m1'], badge: 0 } }]);
+  });
+});
