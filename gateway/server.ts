@@ -17,6 +17,8 @@ export interface Gateway {
   stopAccepting(): void;
   /** Closes every WebSocket session (default 1001 going away) and resolves once all are gone. */
   closeSessions(code?: number): Promise<void>;
+  /** Resends every session to its owner (cluster: after the bus reconnected); returns how many. */
+  resendSessions(): number;
   /** Stops accepting, closes the sessions and the listener. */
   close(): Promise<void>;
 }
@@ -67,6 +69,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       stopping = true;
     },
     closeSessions,
+    resendSessions: () => sessions.resendAll(),
     async close() {
       stopping = true;
       dashboard.close();
