@@ -52,16 +52,19 @@ describe('cluster freeze and kill under load (issue 8)', () => {
     }
     await Promise.all(users.map((u, i) => viewUntil(steady, u, (v) => v.devices.some((d) => d.online) && (!withPc(i) || v.pc.state === 'active'), `${u} connected`, 15_000)));
     const onFrozen = clients.filter((cl) => cl.on(frozen)).length;
+    const frozenUsers = new Set(clients.filter((cl) => cl.on(frozen)).map((cl) => cl.claims.sub));
     const onKilled = clients.filter((cl) => cl.on(killed)).length;
 
     const sender = load({ users, chat, httpNodes: live, ledger, natsTimeoutMs: 2000, maxInFlight: 150 });
     let phase = 'load before the freeze';
+    let forFrozenUsers = 0; // accepted during the freeze for users with a socket on the frozen gateway
     try {
       await until(() => ledger.accepted.size >= 500, 20_000, phase);
 
       // Freeze one node: its sessions stall, its partitions are taken over once its leases lapse.
       phase = 'freeze';
       down.add(frozen);
+      const atFreeze = ledger.accepted.size;
       const frozenAt = Date.now();
       frozen.proc.kill('SIGSTOP');
       try {
@@ -72,6 +75,7 @@ describe('cluster freeze and kill under load (issue 8)', () => {
         frozen.proc.kill('SIGCONT');
       }
       const acceptedInFreeze = ledger.accepted.size;
+      forFrozenUsers = [...ledger.accepted].slice(atFreeze, acceptedInFreeze).filter(([, u]) => frozenUsers.has(u)).length;
       down.delete(frozen);
       phase = 'the cluster to settle after SIGCONT';
       await c.awaitSettled(20_000);
@@ -98,7 +102,7 @@ describe('cluster freeze and kill under load (issue 8)', () => {
         const routes: Record<string, number> = {};
         for (const e of chat.events) if (ledger.accepted.has(e.id)) routes[`${e.route}/${e.reason}`] = (routes[`${e.route}/${e.reason}`] ?? 0) + 1;
         console.log(
-          `freeze+kill: accepted ${ledger.accepted.size} (${acceptedInFreeze} by the end of the freeze), not accepted ${ledger.rejected.length}, ` +
+          `freeze+kill: accepted ${ledger.accepted.size} (${forFrozenUsers} during the freeze for the ${frozenUsers.size} users on the frozen gateway), not accepted ${ledger.rejected.length}, ` +
             `delivered ${ledger.accepted.size - ledger.missing().length}, lost ${ledger.missing().length}, duplicates ${ledger.duplicates()}, ` +
             `sessions on the frozen / killed gateway ${onFrozen} / ${onKilled}, reconnects ${clients.reduce((n, cl) => n + cl.reconnects, 0)}, ` +
             `decisions by route ${JSON.stringify(routes)}, all delivered ${Date.now() - t0} ms after the load stopped`,
