@@ -55,7 +55,7 @@ describe('cluster freeze and kill under load (issue 8)', () => {
     const frozenUsers = new Set(clients.filter((cl) => cl.on(frozen)).map((cl) => cl.claims.sub));
     const onKilled = clients.filter((cl) => cl.on(killed)).length;
 
-    const sender = load({ users, chat, httpNodes: live, ledger, natsTimeoutMs: 2000, maxInFlight: 150 });
+    const sender = load({ users, chat, httpNodes: live, ledger, natsTimeoutMs: 2000, maxInFlight: 150, retries: 3 });
     let phase = 'load before the freeze';
     let forFrozenUsers = 0; // accepted during the freeze for users with a socket on the frozen gateway
     try {
@@ -102,7 +102,7 @@ describe('cluster freeze and kill under load (issue 8)', () => {
         const routes: Record<string, number> = {};
         for (const e of chat.events) if (ledger.accepted.has(e.id)) routes[`${e.route}/${e.reason}`] = (routes[`${e.route}/${e.reason}`] ?? 0) + 1;
         console.log(
-          `freeze+kill: accepted ${ledger.accepted.size} (${forFrozenUsers} during the freeze for the ${frozenUsers.size} users on the frozen gateway), not accepted ${ledger.rejected.length}, ` +
+          `freeze+kill: accepted ${ledger.accepted.size} (${forFrozenUsers} during the freeze for the ${frozenUsers.size} users on the frozen gateway), not accepted ${ledger.rejected.length} (attempts sent again with the same id ${sender.retried}), ` +
             `delivered ${ledger.accepted.size - ledger.missing().length}, lost ${ledger.missing().length}, duplicates ${ledger.duplicates()}, ` +
             `sessions on the frozen / killed gateway ${onFrozen} / ${onKilled}, reconnects ${clients.reduce((n, cl) => n + cl.reconnects, 0)}, ` +
             `decisions by route ${JSON.stringify(routes)}, all delivered ${Date.now() - t0} ms after the load stopped`,

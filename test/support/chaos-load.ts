@@ -7,31 +7,51 @@ import { until } from './ws-client.js';
 
 /**
  * A steady sender: `perTick` messages every 10 ms, spread over users, alternating NATS request/reply and HTTP on
- * `httpNodes`; at most `maxInFlight` outstanding. Only answers `accepted` go into the ledger; a NATS request
- * unanswered in `natsTimeoutMs` (default 5000) counts as not accepted.
+ * `httpNodes`; at most `maxInFlight` outstanding. A NATS request unanswered in `natsTimeoutMs` (default 5000), a
+ * failed HTTP call or a 503 is sent again with the same id up to `retries` times (default 0), as a chat server does
+ * (README, cluster: "Chat servers retry with the same id"). `accepted` (202) goes into the ledger, and so does
+ * `duplicate` (200), which says an earlier attempt was stored; everything else counts as not accepted.
  */
-export function load(opts: { users: string[]; chat: NatsClient; httpNodes: () => NodeProcess[]; ledger: Ledger; perTick?: number; maxInFlight?: number; natsTimeoutMs?: number }) {
+export function load(opts: {
+  users: string[];
+  chat: NatsClient;
+  httpNodes: () => NodeProcess[];
+  ledger: Ledger;
+  perTick?: number;
+  maxInFlight?: number;
+  natsTimeoutMs?: number;
+  retries?: number;
+}) {
   const { users, chat, ledger } = opts;
   let n = 0;
   let inFlight = 0;
+  let retried = 0;
   const pending = new Set<Promise<void>>();
+  const attempt = async (i: number, id: string, user: string, k: number): Promise<boolean> => {
+    try {
+      if (i % 2 === 0) {
+        const status = (await chat.send({ id, to: user, text: 'load' }, { timeoutMs: opts.natsTimeoutMs ?? 5000 })).status;
+        return status === 'accepted' || status === 'duplicate';
+      }
+      const nodes = opts.httpNodes();
+      const res = await nodes[(i + k) % nodes.length].send({ id, to: user, text: 'load' });
+      return res.status === 202 || (res.status === 200 && res.body?.status === 'duplicate');
+    } catch {
+      return false;
+    }
+  };
   const one = async (): Promise<void> => {
     const i = n++;
     const user = users[i % users.length];
     const id = `L${i}-${msgId()}`;
-    try {
-      let ok: boolean;
-      if (i % 2 === 0) {
-        ok = (await chat.send({ id, to: user, text: 'load' }, { timeoutMs: opts.natsTimeoutMs ?? 5000 })).status === 'accepted';
-      } else {
-        const nodes = opts.httpNodes();
-        ok = (await nodes[i % nodes.length].send({ id, to: user, text: 'load' })).status === 202;
+    for (let k = 0; k <= (opts.retries ?? 0); k++) {
+      if (k > 0) retried++;
+      if (await attempt(i, id, user, k)) {
+        ledger.accepted.set(id, user);
+        return;
       }
-      if (ok) ledger.accepted.set(id, user);
-      else ledger.rejected.push(id);
-    } catch {
-      ledger.rejected.push(id);
     }
+    ledger.rejected.push(id);
   };
   const timer = setInterval(() => {
     for (let k = 0; k < (opts.perTick ?? 3) && inFlight < (opts.maxInFlight ?? 100); k++) {
@@ -44,6 +64,10 @@ export function load(opts: { users: string[]; chat: NatsClient; httpNodes: () =>
     }
   }, 10);
   return {
+    /** Attempts after the first. */
+    get retried() {
+      return retried;
+    },
     async stop() {
       clearInterval(timer);
       await Promise.all(pending);
@@ -51,6 +75,10 @@ export function load(opts: { users: string[]; chat: NatsClient; httpNodes: () =>
   };
 }
 
+/**
+ * Awaits every accepted id of the ledger arriving at its user within `timeoutMs`; else throws naming how many are
+ * missing, the routes their decisions took (from `events.routed`) and a few examples.
+ */
 export async function expectAllDelivered(ledger: Ledger, chat: NatsClient, timeoutMs: number): Promise<void> {
   try {
     await until(() => ledger.missing().length === 0, timeoutMs, 'every accepted message delivered');

@@ -59,6 +59,7 @@ export class HeartbeatClient {
 
   private async connect(node: NodeProcess): Promise<void> {
     const client = await TestClient.session(node.wsUrl, node.jwtSecret, this.claims);
+    if (this.closed) return client.ws.terminate(); // closed by the test while this session opened
     this.client = client;
     this.node = node;
     this.lastFrameAt = Date.now();
@@ -99,8 +100,9 @@ export class HeartbeatClient {
       if (this.opts.reconnectDelayMs) await new Promise((r) => setTimeout(r, this.opts.reconnectDelayMs));
       for (let attempt = 0; !this.closed; attempt++) {
         const live = this.opts.gateways();
-        const choices = live.filter((n) => n !== stalled);
-        const pick = (choices.length > 0 ? choices : live)[this.nextPick++ % Math.max(1, (choices.length > 0 ? choices : live).length)];
+        const others = live.filter((n) => n !== stalled);
+        const choices = others.length > 0 ? others : live;
+        const pick = choices[this.nextPick++ % Math.max(1, choices.length)];
         try {
           if (!pick) throw new Error('no live gateway');
           await this.connect(pick);
