@@ -23,7 +23,7 @@ function soak(args: string[]): Promise<SoakReport> {
 }
 
 describe('soak with forced disconnects (short)', () => {
-  it('delivers every accepted message, also when the user's only client was reconnecting (held)', async () => {
+  it("delivers every accepted message, also when the user's only client was reconnecting (held)", async () => {
     const r = await soak(['--minutes', String(20 / 60), '--rate', '200', '--users', '100', '--churn', '20', '--disconnects', '3', '--sample-seconds', '5']);
     const summary = `sent ${r.sent}, accepted ${r.accepted} (refused ${JSON.stringify(r.refusedBy)}), delivered ${r.delivered}, lost ${r.lost} (${r.lostReachable} with both clients connected, ${r.lostNearDisconnect} around a forced disconnect), duplicated ${r.duplicated}, forced disconnects ${r.forcedDisconnects}; e.g. ${JSON.stringify(r.lostExamples)}`;
     console.log(`soak: ${summary}`);
