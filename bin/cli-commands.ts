@@ -15,19 +15,32 @@ export function parseTtl(text: string): number {
   return seconds;
 }
 
-/** `switchboard token …`: prints an HS256 client token with the claims of PROTOCOL.md section 2. */
+/**
+ * `switchboard token …`: prints an HS256 client token with the claims of PROTOCOL.md section 2; `--bot` adds
+ * `"bot": true` (PC tokens only). Throws `UsageError` (exit 2) naming a missing flag ("--device is required") or
+ * the rule a value breaks.
+ */
 export async function tokenCommand(args: string[], env: NodeJS.ProcessEnv, now = Date.now()): Promise<string> {
-  const { values } = parse(args, { user: { type: 'string' }, device: { type: 'string' }, kind: { type: 'string' }, os: { type: 'string' }, ttl: { type: 'string' } });
+  const { values } = parse(args, {
+    user: { type: 'string' }, device: { type: 'string' }, kind: { type: 'string' }, os: { type: 'string' }, ttl: { type: 'string' }, bot: { type: 'boolean' },
+  });
   const { user, device, kind, os } = values as Record<string, string | undefined>;
+  const bot = values.bot === true;
+  for (const [flag, value] of [['--user', user], ['--device', device], ['--kind', kind]] as const) {
+    if (value === undefined) throw new UsageError(`${flag} is required`);
+  }
   if (!isId(user)) throw new UsageError('--user must be 1-128 printable characters');
   if (!isId(device)) throw new UsageError('--device must be 1-128 printable characters');
   if (kind !== 'pc' && kind !== 'mobile') throw new UsageError('--kind must be pc or mobile');
+  if (kind === 'mobile' && os === undefined) throw new UsageError(`--os is required for --kind mobile (${MOBILE_OS.join(', ')})`);
   if (kind === 'mobile' && !(MOBILE_OS as readonly string[]).includes(os ?? '')) throw new UsageError(`--os must be one of ${MOBILE_OS.join(', ')} for a mobile`);
   if (kind === 'pc' && os !== undefined) throw new UsageError('--os is only for --kind mobile');
+  // The `bot` claim is a PC notion (gateway/auth.ts refuses it on a mobile token; README "Bots and bridges").
+  if (bot && kind !== 'pc') throw new UsageError('--bot is only for --kind pc');
   const ttl = parseTtl((values.ttl as string | undefined) ?? '1h');
   const secret = await readNodeSecret(env, 'SWITCHBOARD_JWT_SECRET');
   const iat = Math.floor(now / 1000);
-  return new SignJWT({ sub: user, dev: device, kind, ...(kind === 'mobile' ? { os: os as MobileOs } : {}) })
+  return new SignJWT({ sub: user, dev: device, kind, ...(kind === 'mobile' ? { os: os as MobileOs } : {}), ...(bot ? { bot: true } : {}) })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
     .setIssuedAt(iat)
     .setExpirationTime(iat + ttl)
@@ -56,7 +69,7 @@ export async function sendCommand(args: string[], env: NodeJS.ProcessEnv): Promi
   }
 }
 
-function parse(args: string[], options: Record<string, { type: 'string' }>) {
+function parse(args: string[], options: Record<string, { type: 'string' | 'boolean' }>) {
   try {
     return parseArgs({ args, options, strict: true, allowPositionals: false });
   } catch (e) {

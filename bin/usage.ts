@@ -3,10 +3,11 @@ export const USAGE = `usage: switchboard <command> [options]
 
 commands:
   start                       run one node (the default command)
-  token --user U --device D --kind pc|mobile [--os ios|android|harmony|web] [--ttl 1h]
+  token --user U --device D --kind pc|mobile [--os ios|android|harmony|web] [--ttl 1h] [--bot]
                               print a client token (HS256, PROTOCOL.md section 2) signed with
                               SWITCHBOARD_JWT_SECRET, else with <data dir>/jwt-secret;
-                              --ttl: seconds or a number with s, m, h or d (default 1h, at most 365d)
+                              --ttl: seconds or a number with s, m, h or d (default 1h, at most 365d);
+                              --bot: claim "bot": true (PC only: a bot or bridge never makes the PC active)
   send --to U --text T [--title T] [--from F] [--id ID] [--url URL]
                               send a message through the HTTP API (POST /v1/messages) with
                               SWITCHBOARD_API_KEY, else <data dir>/api-key; the URL defaults to

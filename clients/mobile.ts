@@ -40,6 +40,11 @@ export interface MobileSink {
 export class MobileSession {
   private token?: string;
   private registeredToken?: string;
+  /**
+   * Tokens of the register frames sent on this connection and not answered yet, oldest first: the gateway answers
+   * register frames in the order they came, so `registered` stores the oldest (a newer refresh is still pending).
+   */
+  private unanswered: string[] = [];
   private readonly offs: (() => void)[] = [];
 
   constructor(private readonly client: MobileSink, private readonly lifecycle: AppLifecycle, private readonly push?: PushTokenSource) {}
@@ -48,9 +53,15 @@ export class MobileSession {
   async start(): Promise<void> {
     this.client.setPresence({ state: this.lifecycle.current() });
     this.offs.push(this.lifecycle.onChange((state) => this.client.setPresence({ state })));
-    this.offs.push(this.client.on('registered', () => { this.registeredToken = this.token; }));
+    this.offs.push(this.client.on('registered', () => {
+      const token = this.unanswered.shift();
+      if (token !== undefined) this.registeredToken = token;
+    }));
     // Sent when a session is open; otherwise (and when a drop came before the answer) after the next welcome.
-    this.offs.push(this.client.on('welcome', () => { if (this.token && this.token !== this.registeredToken) this.sendRegister(); }));
+    this.offs.push(this.client.on('welcome', () => {
+      this.unanswered = []; // a new connection: answers to frames sent on the old one never come
+      if (this.token && this.token !== this.registeredToken) this.sendRegister();
+    }));
     if (!this.push) return;
     this.offs.push(this.push.onTokenRefresh((token) => this.register(token)));
     this.register(await this.push.getToken());
@@ -96,6 +107,7 @@ export class MobileSession {
 
   private sendRegister(): void {
     if (!this.push || !this.token || this.client.state !== 'open') return;
+    this.unanswered.push(this.token);
     this.client.send({ type: 'register', os: this.push.os, token: this.token, ...(this.push.app ? { app: this.push.app } : {}) });
   }
 }

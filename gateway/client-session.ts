@@ -4,7 +4,7 @@ import { WebSocket, type RawData } from 'ws';
 import type { Bus } from '../bus/bus.js';
 import type { Subjects } from '../bus/subjects.js';
 import {
-  CLOSE, HELLO_TIMEOUT_MS, SwitchboardError, decodeClientFrame, idleAfterMsOf, type ClearFrame, type ClientFrame, type Decoded, type MessageFrame, type OwnerMessage, type ServerFrame,
+  CLOSE, HELLO_TIMEOUT_MS, MAX_FRAME_BYTES, SwitchboardError, decodeClientFrame, idleAfterMsOf, type ClearFrame, type ClientFrame, type Decoded, type MessageFrame, type OwnerMessage, type ServerFrame,
 } from '../protocol/index.js';
 import type { Clock, Timer } from '../base/clock.js';
 import type { Logger } from '../base/logger.js';
@@ -76,6 +76,8 @@ export class ClientSession {
   /** Something (a frame or a pong) came since the last heartbeat ping. */
   private alive = true;
   private closeCode?: number;
+  /** The answer of the last register/unregister frame still in flight; later answers wait for it (in order). */
+  private registerTail?: Promise<void>;
   private helloTimer?: Timer;
   private terminateTimer?: Timer;
 
@@ -133,6 +135,9 @@ export class ClientSession {
 
   private onMessage(data: RawData, isBinary: boolean): void {
     if (this.state === 'closing') return;
+    // Section 2: frames over 64 KiB close with 1009. The gateway checks this itself (ws's own maxPayload is a
+    // higher backstop, see server.ts) so the client learns why: an error frame, then the close reason.
+    if (rawLength(data) > MAX_FRAME_BYTES) return this.tooLarge(rawLength(data));
     if (this.state === 'open' && !isBinary) {
       // Section 2: an ack of a delivery this session was sent never counts against the frame rate limit.
       const decoded = decodeClientFrame(data.toString(), this.context);
@@ -244,14 +249,39 @@ export class ClientSession {
     const ctx = this.context!;
     if (!decoded.ok) {
       if (decoded.error.code === 'forbidden') return this.close(CLOSE.forbidden, 'frame names another user or device');
-      this.reject(decoded.error);
       // Section 2: any JSON frame refreshes the session, even one we refuse.
       if (decoded.error.code !== 'bad_json') ctx.publish({ type: 'touch', user: ctx.user, device: ctx.device, sessionId: this.id, at: ctx.now() });
+      const error = decoded.error;
+      if (this.registerTail) this.afterRegisters(() => this.reject(error));
+      else this.reject(error);
       return;
     }
     this.badFrames = 0;
-    const done = dispatchFrame(ctx, decoded.value);
+    const frame = decoded.value;
+    if (frame.type === 'register' || frame.type === 'unregister') return this.afterRegisters(() => dispatchFrame(ctx, frame));
+    const done = dispatchFrame(ctx, frame);
     if (done) done.catch((e: unknown) => this.deps.log.error({ err: e, session: this.id }, 'frame handler failed'));
+  }
+
+  /**
+   * Answers to `register` / `unregister` frames (`registered`, `unregistered` or an error frame) leave in the order
+   * the frames came, so a client can tell which frame an answer belongs to (section 2 says nothing of order; this
+   * adds it). An error frame for any frame that comes while one is in flight waits too, for the same reason.
+   */
+  private afterRegisters(step: () => Promise<void> | void): void {
+    const tail: Promise<void> = (this.registerTail ?? Promise.resolve())
+      .then(step)
+      .catch((e: unknown) => this.deps.log.error({ err: e, session: this.id }, 'frame handler failed'))
+      .finally(() => { if (this.registerTail === tail) this.registerTail = undefined; });
+    this.registerTail = tail;
+  }
+
+  /** A frame over 64 KiB (section 2): error frame `frame_too_large`, then close 1009 with the reason "frame too large". */
+  private tooLarge(bytes: number): void {
+    this.deps.log.debug({ session: this.id, user: this.identity?.user, bytes }, 'frame too large');
+    this.deps.metrics.frameErrors.inc({ code: 'frame_too_large' });
+    this.send({ type: 'error', ...new SwitchboardError('frame_too_large', `${bytes} bytes; the limit is ${MAX_FRAME_BYTES}`).toBody() });
+    this.close(CLOSE.tooLarge, 'frame too large');
   }
 
   /** An error frame; the connection stays unless the client only ever sends rejected frames. */
@@ -307,6 +337,11 @@ export class ClientSession {
 /** Sent-and-unacked ids remembered per session: the window plus room for redeliveries after a takeover. */
 function maxSentIds(maxInflight: number): number {
   return Math.max(1024, 4 * maxInflight);
+}
+
+/** Bytes of a received WebSocket message, whatever form ws handed it in. */
+function rawLength(data: RawData): number {
+  return Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength;
 }
 
 /** `{"type":"hello"}` without a usable token is unauthenticated (4401), not a protocol violation. */

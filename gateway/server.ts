@@ -17,11 +17,16 @@ export interface Gateway {
   stopAccepting(): void;
   /** Closes every WebSocket session (default 1001 going away) and resolves once all are gone. */
   closeSessions(code?: number): Promise<void>;
+  /** Resends every session to its owner (cluster: after the bus reconnected); returns how many. */
+  resendSessions(): number;
   /** Stops accepting, closes the sessions and the listener. */
   close(): Promise<void>;
 }
 
 const WS_PATH = '/v1/ws';
+/** ws's own frame limit (bytes), above section 2's MAX_FRAME_BYTES, which the session enforces with a reason. */
+export const WS_MAX_PAYLOAD_BYTES = 4 * MAX_FRAME_BYTES;
+
 /** Slow or idle HTTP clients cannot hold a request open longer than this. */
 const REQUEST_TIMEOUT_MS = 30_000;
 
@@ -34,9 +39,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const dashboard = new DashboardFeed({ nodeId: deps.nodeId, metrics: deps.metrics, clock: deps.clock, cluster: deps.cluster });
   const api = createHttpApi({ ...deps, isStopping: () => stopping, dashboard, pages: new StaticPages(), listenHost: () => listenHost });
   const server = createServer({ requestTimeout: REQUEST_TIMEOUT_MS }, api);
-  // ws closes a frame over maxPayload with 1009 by itself (section 2). No compression: it would let a small
+  // Section 2's 64 KiB frame limit is checked by the session, which answers an error frame `frame_too_large` and
+  // closes 1009 "frame too large". ws's maxPayload is a backstop 4x higher: ws refuses a frame over it from its
+  // header alone (1009, no reason), so no connection ever buffers more. No compression: it would let a small
   // frame inflate past the limit checks and costs CPU per message.
-  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false, clientTracking: false });
+  const wss = new WebSocketServer({ noServer: true, maxPayload: WS_MAX_PAYLOAD_BYTES, perMessageDeflate: false, clientTracking: false });
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', (err) => log.debug({ err }, 'upgrade socket error'));
@@ -67,6 +74,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       stopping = true;
     },
     closeSessions,
+    resendSessions: () => sessions.resendAll(),
     async close() {
       stopping = true;
       dashboard.close();

@@ -60,6 +60,22 @@ export class SessionTable {
     await Promise.all(all.map((s) => s.closed));
   }
 
+  /**
+   * Resends every session, with its last presence, to its owner; returns how many. The cluster calls it after the
+   * bus reconnected: an owner that took a partition while this gateway was cut off got no answer to its resync
+   * request and would otherwise not know these sessions (their users' messages would wait as held while the
+   * clients are connected). Idempotent: an owner that knows a session keeps it as it is.
+   */
+  resendAll(): number {
+    let n = 0;
+    for (const s of this.sessions.values()) {
+      if (s.user === undefined) continue;
+      s.resync();
+      n++;
+    }
+    return n;
+  }
+
   /** Resends every session of a partition to its new owner; returns how many. */
   private resync(partition: number, partitions: number): number {
     let n = 0;

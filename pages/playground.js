@@ -6,15 +6,13 @@ import { SwitchboardClient } from '/pages/sdk/client.js';
 import { PcPresenceReporter } from '/pages/sdk/pc-presence.js';
 import { browserPresenceAdapter } from '/pages/sdk/adapters/browser.js';
 import { MobileSession } from '/pages/sdk/mobile.js';
+import { VENDOR_NAME, REASON_WORDS, clock, explain } from '/pages/playground-trail.js';
 
 const $ = (id) => document.getElementById(id);
 const USER = new URLSearchParams(location.search).get('user') ?? 'playground';
 const PC_DEVICE = 'playground-pc';
 const PHONE_DEVICE = 'playground-phone';
 const WS_URL = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/ws`;
-const VENDOR_OF = { ios: 'apns', android: 'fcm', harmony: 'hms', web: 'webpush' };
-const VENDOR_NAME = { apns: 'APNs', fcm: 'FCM', hms: 'Huawei Push Kit', webpush: 'Web Push' };
-const REASON_WORDS = { idle: 'idle', screen_locked: 'screen locked', client_locked: 'client locked' };
 
 let vendors = {};
 const sent = new Map(); // message id -> { text, at }
@@ -27,8 +25,6 @@ async function api(name, body) {
   if (!res.ok) throw new Error(json.error?.message ?? `HTTP ${res.status}`);
   return json;
 }
-
-const clock = (t) => new Date(t).toTimeString().slice(0, 8);
 
 // ---- PC: the SDK's presence reporter (real input detection), locks by hand, the threshold slider ----
 const pc = {
@@ -166,13 +162,21 @@ function showReceived(list, device, m) {
 }
 
 const trayShown = new Set();
-function showInTray(id, vendor, configured) {
+/** A push in the stand-in tray as the vendor would show it: who it is from, the text; marked when only a stand-in. */
+function showInTray(id, entry) {
   if (trayShown.has(id)) return;
   trayShown.add(id);
   const li = document.createElement('li');
   const head = document.createElement('strong');
-  head.textContent = `${VENDOR_NAME[vendor]} push${configured ? '' : ' (stand-in: not configured on this node)'}`;
-  li.append(head, sent.get(id)?.text ?? id);
+  const name = VENDOR_NAME[entry.vendor] ?? entry.vendor;
+  head.textContent = entry.configured ? `${name} push` : `${name} push (stand-in: ${name} not configured on this node)`;
+  const from = document.createElement('span');
+  from.className = 'tray-from';
+  from.textContent = sent.get(id)?.title ?? 'playground';
+  const body = document.createElement('span');
+  body.className = 'tray-body';
+  body.textContent = sent.get(id)?.text ?? id;
+  li.append(head, from, body);
   $('phone-tray').prepend(li);
 }
 
@@ -201,54 +205,21 @@ function latestBefore(history, at, test) {
   return found;
 }
 
-function phoneWords(at) {
-  const h = latestBefore(phone?.history ?? [], at, () => true);
-  return h?.mode === 'background' ? 'phone in the background' : 'phone offline';
-}
+/** What the trail needs to know of the panes (playground-trail.js `TrailContext`). */
+const trailContext = () => ({
+  vendors,
+  phoneOs: phone?.os ?? phoneOs(),
+  phoneRegistered: phone?.registered === true,
+  phoneModeAt: (at) => latestBefore(phone?.history ?? [], at, () => true)?.mode,
+  pcSince: (at, reason) => latestBefore(pc.history, at, (h) => h.reason === reason)?.at,
+  ackedAt: (device, id) => received.get(`${device}:${id}`),
+});
 
-function outcomeWords(t, d) {
-  const acked = received.get(`${t.device}:${d.id}`);
-  switch (t.outcome) {
-    case 'acked': return acked ? `acked in ${Math.max(0, acked - d.at)} ms` : 'acked';
-    case 'ok': return 'accepted by the vendor';
-    case 'ack_timeout': return 'not acked in time';
-    case 'failed': return `not sent (${t.detail ?? 'failed'})`;
-    case 'dead_token': return 'the vendor says the token is dead';
-    case 'cancelled': return `cancelled (${t.detail ?? ''})`;
-    default: return 'waiting for the outcome';
-  }
-}
-
-/** One decision in words: "PC screen locked since 10:42:01 -> phone in foreground -> delivered directly, acked in 3 ms". */
-function explain(d) {
-  const parts = [];
-  if (d.reason === 'pc_active') parts.push('PC active');
-  else if (d.reason === 'ack_timeout') parts.push('no ack in time, falling back');
-  else if (d.reason === 'no_pc') parts.push('no PC connected');
-  else if (d.reason === 'stale') parts.push('PC silent too long (stale)');
-  else {
-    const since = latestBefore(pc.history, d.at, (h) => h.reason === d.reason);
-    parts.push(`PC ${REASON_WORDS[d.reason] ?? d.reason}${since ? ` since ${clock(since.at)}` : ''}`);
-  }
-  if (d.route === 'pc_fallback') parts.push('no phone reachable');
-  for (const t of d.targets) {
-    if (t.via === 'pc') parts.push(`delivered to the PC, ${outcomeWords(t, d)}`);
-    else if (t.via === 'mobile') parts.push('phone in foreground', `delivered directly, ${outcomeWords(t, d)}`);
-    else {
-      const note = vendors[t.via] ? '' : ' (not configured here: see the stand-in tray)';
-      parts.push(phoneWords(d.at), `${VENDOR_NAME[t.via] ?? t.via} push${note}, ${outcomeWords(t, d)}`);
-      showInTray(d.id, t.via, vendors[t.via]);
-    }
-  }
-  if (d.targets.length === 0) {
-    const vendor = VENDOR_OF[phoneOs()];
-    if (phone?.registered && phone.mode !== 'foreground') {
-      parts.push(`${phoneWords(d.at)}`, `would have pushed via ${VENDOR_NAME[vendor]}${vendors[vendor] ? '' : ', which is not configured on this node'}`);
-      showInTray(d.id, vendor, vendors[vendor]);
-    }
-    parts.push(d.route === 'held' ? 'held until the user is reachable' : 'nothing reachable: undeliverable');
-  }
-  return parts.join(' → ');
+/** One decision in words, its push (real or stand-in) shown in the tray. */
+function explainAndShow(d) {
+  const { words, tray } = explain(d, trailContext());
+  if (tray) showInTray(d.id, tray);
+  return words;
 }
 
 function renderDecisions(decisions) {
@@ -266,7 +237,7 @@ function renderDecisions(decisions) {
       trailItems.set(id, li);
       $('trail').prepend(li);
     }
-    const words = ds.map(explain).join(' ⟶ then ');
+    const words = ds.map(explainAndShow).join(' ⟶ then ');
     const text = `${clock(ds[0].at)} “${sent.get(id)?.text ?? id}”: ${words}`;
     if (li.textContent !== text) li.textContent = text;
   }

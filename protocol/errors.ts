@@ -42,9 +42,13 @@ export class SwitchboardError extends Error {
   readonly status: number;
   readonly temporary: boolean;
 
-  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
+  /**
+   * The message is the code's registry message, then `: detail` when one is given; with `whole: true` the detail
+   * is the whole message instead (e.g. "frame is not valid JSON", not "body is not valid JSON: frame is …").
+   */
+  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown; whole?: boolean }) {
     const spec = ERRORS[code];
-    super(detail ? `${spec.message}: ${detail}` : spec.message, options);
+    super(detail ? (options?.whole ? detail : `${spec.message}: ${detail}`) : spec.message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'SwitchboardError';
     this.code = code;
     this.status = spec.status;

@@ -77,7 +77,7 @@ export function decodeClientFrame(text: string, identity?: FrameIdentity): Decod
   try {
     parsed = JSON.parse(text);
   } catch {
-    return fail(new SwitchboardError('bad_json', 'frame is not valid JSON'));
+    return fail(new SwitchboardError('bad_json', 'frame is not valid JSON', { whole: true }));
   }
   try {
     if (!isObject(parsed)) throw invalid('frame', 'a JSON object');

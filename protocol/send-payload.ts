@@ -32,7 +32,7 @@ export function parseSendBytes(bytes: Uint8Array, encoding: SendEncoding, limit 
     try {
       return { ok: true, value: unpackr.unpack(bytes) };
     } catch {
-      throw new SwitchboardError('bad_json', 'payload is not valid MessagePack (send JSON with Content-Type: application/json)');
+      throw new SwitchboardError('bad_json', 'payload is not valid MessagePack (send JSON with Content-Type: application/json)', { whole: true });
     }
   } catch (e) {
     return fail(e instanceof SwitchboardError ? e : new SwitchboardError('bad_json', String(e)));

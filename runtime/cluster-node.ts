@@ -52,9 +52,14 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   // renewal's answer would otherwise wait behind thousands of deliveries read from the same socket, come back after
   // the local deadline, and the partition would be given up (seen as multi-second p99 under max rate).
   const control = await connectNats(config, { log, clock, role: 'control' });
+  let gateway: Gateway | undefined;
   for (const [conn, name] of [[nc, 'data'], [control, 'control']] as const) {
     void (async () => {
-      for await (const s of conn.status()) log.info({ nats: s.type, connection: name }, 'nats connection status');
+      for await (const s of conn.status()) {
+        log.info({ nats: s.type, connection: name }, 'nats connection status');
+        // Owners that took partitions while we were cut off never heard of our sessions: tell them again.
+        if (s.type === 'reconnect' && name === 'data') log.info({ sessions: gateway?.resendSessions() ?? 0 }, 'sessions resent after reconnecting');
+      }
     })().catch(() => undefined);
   }
   const natsBus = new NatsBus(nc, (err, subject) => log.warn({ err: String(err), subject }, 'bus message dropped'));
@@ -95,7 +100,6 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
     drainTimeoutMs: config.shutdownTimeoutMs,
   }));
 
-  let gateway: Gateway | undefined;
   let sendListener: SendListener | undefined;
   let port = 0;
   let stoppingNow = false;

@@ -61,10 +61,14 @@ describe('switchboard token', () => {
   });
 
   it.each([
-    [['--device', 'd', '--kind', 'pc'], /--user must be/],
-    [['--user', 'u', '--kind', 'pc'], /--device must be/],
+    [['--device', 'd', '--kind', 'pc'], /--user is required/],
+    [['--user', 'u', '--kind', 'pc'], /--device is required/],
+    [['--user', 'u', '--device', 'd'], /--kind is required/],
+    [['--user', '', '--device', 'd', '--kind', 'pc'], /--user must be 1-128 printable characters/],
+    [['--user', 'u', '--device', 'd', '--kind', 'mobile', '--os', 'ios', '--bot'], /--bot is only for --kind pc/],
+    [['--user', 'u', '--device', 'd', '--kind', 'mobile', '--os', 'symbian'], /--os must be one of ios, android, harmony, web/],
     [['--user', 'u', '--device', 'd', '--kind', 'tablet'], /--kind must be pc or mobile/],
-    [['--user', 'u', '--device', 'd', '--kind', 'mobile'], /--os must be one of ios, android, harmony, web/],
+    [['--user', 'u', '--device', 'd', '--kind', 'mobile'], /--os is required for --kind mobile \(ios, android, harmony, web\)/],
     [['--user', 'u', '--device', 'd', '--kind', 'pc', '--ttl', 'forever'], /--ttl must be/],
     [['--user', 'u', '--device', 'd', '--kind', 'pc', '--colour', 'red'], /Unknown option '--colour'/],
   ])('refuses %j with exit 2 and one line', async (args, message) => {
@@ -73,6 +77,26 @@ describe('switchboard token', () => {
     expect(stdout).toBe('');
     expect(stderr.trim().split('\n')).toHaveLength(1);
     expect(stderr).toMatch(message);
+  });
+
+  it('--bot mints a PC token with "bot": true; the node takes it as a bridge that never makes the PC active', async () => {
+    const { code, stdout, stderr } = await runCli({ SWITCHBOARD_JWT_SECRET: node.jwtSecret }, ['token', '--user', 'botty', '--device', 'bridge', '--kind', 'pc', '--bot']);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const token = stdout.trim();
+    expect(decodeJwt(token)).toMatchObject({ sub: 'botty', dev: 'bridge', kind: 'pc', bot: true });
+    const plain = decodeJwt((await runCli({ SWITCHBOARD_JWT_SECRET: node.jwtSecret }, ['token', '--user', 'u', '--device', 'd', '--kind', 'pc'])).stdout.trim());
+    expect(plain).not.toHaveProperty('bot');
+    const c = await TestClient.connect(node.wsUrl);
+    c.send({ type: 'hello', token });
+    await c.next((f) => f.type === 'welcome');
+    c.send({ type: 'presence', state: 'active' });
+    await until(async () => (await node.http('GET', '/v1/users/botty')).body.pc.sessions === 1);
+    // Frames are handled in order: once the pong is back, the presence is on its way to the user actor ahead of this query.
+    c.send({ type: 'ping' });
+    await c.next((f) => f.type === 'pong');
+    expect((await node.http('GET', '/v1/users/botty')).body.pc).toEqual({ state: 'inactive', reason: 'no_pc', sessions: 1 });
+    c.close();
   });
 
   it('without any secret: says where it looked, exit 2, never prints a secret', async () => {

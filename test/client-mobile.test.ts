@@ -63,6 +63,20 @@ describe('MobileSession', () => {
     expect(c.registers()).toHaveLength(2);
   });
 
+  it('a refresh while the first register is unanswered: the first answer does not count for the new token', async () => {
+    const c = new FakeClient();
+    const push = tokens('t1');
+    const s = new MobileSession(c as unknown as MobileSink, lifecycle('foreground'), push);
+    await s.start();
+    push.refresh('t2');
+    c.emit('registered'); // answers t1 (the gateway answers in order); t2 is not stored yet
+    c.emit('welcome');    // the connection dropped before t2's answer
+    expect(c.registers().map((f) => f.type === 'register' && f.token)).toEqual(['t1', 't2', 't2']);
+    c.emit('registered');
+    c.emit('welcome');
+    expect(c.registers()).toHaveLength(3);
+  });
+
   it('launched while not connected: the token goes out once, after the first welcome', async () => {
     const c = new FakeClient();
     c.state = 'connecting';

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { expectAllDelivered, load } from './support/chaos-load.js';
 import { awaitJetStream, Cluster, Ledger, NatsClient } from './support/cluster.js';
 import type { NodeProcess } from './support/node-process.js';
 import { NatsServer } from './support/nats-server.js';
@@ -48,64 +49,6 @@ async function phones(users: string[], gateways: NodeProcess[], ledger: Ledger, 
   }
   await Promise.all(users.map((u) => viewUntil(viewVia, u, (v) => v.devices.some((d) => d.online), `${u} online`, 10_000)));
   return peers;
-}
-
-/**
- * A steady sender: `perTick` messages every 10 ms, spread over users, alternating NATS request/reply and HTTP on
- * `httpNodes`; at most `maxInFlight` outstanding. Only answers `accepted` go into the ledger.
- */
-function load(opts: { users: string[]; chat: NatsClient; httpNodes: () => NodeProcess[]; ledger: Ledger; perTick?: number; maxInFlight?: number }) {
-  const { users, chat, ledger } = opts;
-  let n = 0;
-  let inFlight = 0;
-  const pending = new Set<Promise<void>>();
-  const one = async (): Promise<void> => {
-    const i = n++;
-    const user = users[i % users.length];
-    const id = `L${i}-${msgId()}`;
-    try {
-      let ok: boolean;
-      if (i % 2 === 0) {
-        ok = (await chat.send({ id, to: user, text: 'load' }, { timeoutMs: 5000 })).status === 'accepted';
-      } else {
-        const nodes = opts.httpNodes();
-        ok = (await nodes[i % nodes.length].send({ id, to: user, text: 'load' })).status === 202;
-      }
-      if (ok) ledger.accepted.set(id, user);
-      else ledger.rejected.push(id);
-    } catch {
-      ledger.rejected.push(id);
-    }
-  };
-  const timer = setInterval(() => {
-    for (let k = 0; k < (opts.perTick ?? 3) && inFlight < (opts.maxInFlight ?? 100); k++) {
-      inFlight++;
-      const p: Promise<void> = one().finally(() => {
-        inFlight--;
-        pending.delete(p);
-      });
-      pending.add(p);
-    }
-  }, 10);
-  return {
-    async stop() {
-      clearInterval(timer);
-      await Promise.all(pending);
-    },
-  };
-}
-
-async function expectAllDelivered(ledger: Ledger, chat: NatsClient, timeoutMs: number): Promise<void> {
-  try {
-    await until(() => ledger.missing().length === 0, timeoutMs, 'every accepted message delivered');
-  } catch (e) {
-    const missing = ledger.missing();
-    const detail = missing.slice(0, 8).map((id) => ({ id, user: ledger.accepted.get(id), events: chat.eventsFor(id).map((ev) => `${ev.node}:${ev.route}/${ev.reason}`) }));
-    const routes: Record<string, number> = {};
-    for (const id of missing) for (const ev of chat.eventsFor(id)) routes[ev.route] = (routes[ev.route] ?? 0) + 1;
-    const noEvent = missing.filter((id) => chat.eventsFor(id).length === 0).length;
-    throw new Error(`${(e as Error).message}: ${missing.length}/${ledger.accepted.size} missing (routes of the missing: ${JSON.stringify(routes)}, without any routed event: ${noEvent}), e.g. ${JSON.stringify(detail)}`);
-  }
 }
 
 describe('cluster chaos', () => {

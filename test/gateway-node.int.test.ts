@@ -52,6 +52,14 @@ describe('gateway against the real node', () => {
       await stillServing();
     });
 
+    it('a frame over 64 KiB in a session: error frame frame_too_large, then 1009 "frame too large"', async () => {
+      const c = await session({ sub: 'fiona', dev: 'pc', kind: 'pc' });
+      c.send({ type: 'ping', pad: 'x'.repeat(65 * 1024) });
+      expect(await c.next()).toMatchObject({ type: 'error', code: 'frame_too_large' });
+      expect(await c.closed).toEqual({ code: 1009, reason: 'frame too large' });
+      await stillServing();
+    });
+
     it('closes 4408 when no hello comes within 5 s', async () => {
       const c = await connect();
       const closed = await c.closed;
@@ -100,6 +108,7 @@ describe('gateway against the real node', () => {
       const error = await c.next();
       expect(error).toMatchObject({ type: 'error', code });
       expect(error.message.length).toBeGreaterThan(5);
+      if (code === 'bad_json') expect(error.message).toBe('frame is not valid JSON');
       c.send({ type: 'ping' });
       expect(await c.next()).toEqual({ type: 'pong' });
       await stillServing();

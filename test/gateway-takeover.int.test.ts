@@ -45,6 +45,22 @@ describe('gateway on a partition takeover', () => {
     ]);
   });
 
+  it('after the bus reconnected, resends every session with its last presence to its owner', async () => {
+    const pc = await session({ sub: 'alice', dev: 'laptop', kind: 'pc' });
+    await session({ sub: 'bob', dev: 'phone', kind: 'mobile', os: 'ios' });
+    pc.send({ type: 'presence', state: 'active' });
+    await until(() => g.owned.some((m) => m.type === 'presence'));
+    g.owned.length = 0;
+
+    expect(g.gateway.resendSessions()).toBe(2);
+    await until(() => g.owned.filter((m) => m.type === 'session_open').length === 2);
+    const opens = g.owned.filter((m) => m.type === 'session_open') as Extract<OwnerMessage, { type: 'session_open' }>[];
+    expect(opens.map((m) => `${m.user}/${m.device}`).sort()).toEqual(['alice/laptop', 'bob/phone']);
+    expect(g.owned.filter((m) => m.type === 'presence')).toEqual([
+      expect.objectContaining({ user: 'alice', device: 'laptop', state: 'active', sessionId: sessionId('alice', 'laptop') }),
+    ]);
+  });
+
   it('drops a delivery stamped with an older fence than one already seen for the partition', async () => {
     const pc = await session({ sub: 'alice', dev: 'laptop', kind: 'pc' });
     const sid = g.owned.find((m) => m.type === 'session_open')!;

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CLOSE_GRACE_MS, MAX_CONSECUTIVE_BAD_FRAMES } from '../gateway/client-session.js';
-import { HELLO_TIMEOUT_MS, type OwnerMessage } from '../protocol/index.js';
+import { WS_MAX_PAYLOAD_BYTES } from '../gateway/server.js';
+import { HELLO_TIMEOUT_MS, MAX_FRAME_BYTES, type OwnerMessage } from '../protocol/index.js';
 import { TestClient, signToken, until, type Claims } from './support/ws-client.js';
 import { JWT_SECRET, startGateway, type GatewayFixture } from './gateway-fixture.js';
 
@@ -58,7 +59,7 @@ describe('gateway WebSocket sessions', () => {
   });
 
   it.each([
-    ['malformed JSON', '{"type":', 'bad_json', /JSON/],
+    ['malformed JSON', '{"type":', 'bad_json', /^frame is not valid JSON$/],
     ['a wrong type', JSON.stringify({ type: 'ack', id: 42 }), 'invalid_request', /\bid must be/],
     ['an unknown frame type', JSON.stringify({ type: 'subscribe' }), 'unknown_frame', /subscribe/],
     ['a frame not allowed for the kind', JSON.stringify({ type: 'register', os: 'ios', token: 'a'.repeat(64) }), 'frame_not_allowed', /register/],
@@ -96,6 +97,49 @@ describe('gateway WebSocket sessions', () => {
     await until(async () => (await g.metric('switchboard_ws_closes_total', { code: String(code) })) === 1);
     await assertAlive(bob);
     expect(ofType('session_open')).toHaveLength(1); // only bob's
+  });
+
+  it.each([
+    ['before hello', false],
+    ['in an open session', true],
+  ])('a frame over 64 KiB %s: an error frame frame_too_large, then close 1009 "frame too large"', async (_, opened) => {
+    const c = opened ? await session(pc) : await connect();
+    c.send({ type: 'ping', pad: 'x'.repeat(MAX_FRAME_BYTES) });
+    const error = await c.next();
+    expect(error).toMatchObject({ type: 'error', code: 'frame_too_large' });
+    expect(error.message).toMatch(/exceeds 64 KiB: \d+ bytes; the limit is 65536/);
+    expect(await c.closed).toEqual({ code: 1009, reason: 'frame too large' });
+    await until(async () => (await g.metric('switchboard_frame_errors_total', { code: 'frame_too_large' })) === 1);
+  });
+
+  it('a frame of exactly 64 KiB is taken; one over ws\'s backstop is closed 1009 by ws without reading it', async () => {
+    const c = await session(pc);
+    const frame = (n: number) => { const head = '{"type":"ping","pad":"'; return head + 'x'.repeat(n - head.length - 2) + '"}'; };
+    c.send(frame(MAX_FRAME_BYTES));
+    expect(await c.next()).toEqual({ type: 'pong' });
+    const d = await session({ sub: 'dora', dev: 'pc', kind: 'pc' });
+    d.send(frame(WS_MAX_PAYLOAD_BYTES + 1));
+    expect((await d.closed).code).toBe(1009);
+    await assertAlive(c);
+  });
+
+  it('answers register frames in the order they came, errors included, even when the first waits for the store', async () => {
+    const c = await session(phone);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => { release = r; });
+    const put = g.registry.put.bind(g.registry);
+    let puts = 0;
+    g.registry.put = async (...args: Parameters<typeof put>) => { if (++puts === 1) await gate; return put(...args); };
+    c.send({ type: 'register', os: 'ios', token: 'ab'.repeat(32) });               // waits for the gate
+    c.send({ type: 'register', os: 'android', token: 'x'.repeat(20) });              // refused at once (os of the JWT)
+    c.send({ type: 'register', os: 'ios', token: 'cd'.repeat(32) });                 // stored after the first
+    c.send({ type: 'ping' });                                                         // not a register: not held back
+    expect(await c.next()).toEqual({ type: 'pong' });
+    release();
+    expect(await c.next()).toEqual({ type: 'registered' });
+    expect(await c.next()).toMatchObject({ type: 'error', code: 'invalid_field', message: expect.stringContaining('os') });
+    expect(await c.next()).toEqual({ type: 'registered' });
+    expect(g.registry.devices.get('alice/phone')?.token).toBe('cd'.repeat(32));
   });
 
   it.each<[string, unknown, number]>([

@@ -87,9 +87,15 @@ describe('playground in a browser', () => {
     await page.getByRole('button', { name: 'Offline' }).click();
     await until('the node to see the phone go', async () => (await view())?.devices?.[0]?.online === false);
     await send('three: phone offline');
+    // No vendor is configured on this node, so the phone is not reachable by push (PROTOCOL section 4): the node
+    // falls back to the locked PC, and the page shows the FCM push it would have sent as a stand-in.
     await page.locator('#phone-tray li').filter({ hasText: 'three: phone offline' }).waitFor();
-    expect(await page.locator('#phone-tray li').first().textContent()).toContain('FCM push (stand-in: not configured on this node)');
-    await page.locator('#trail li').filter({ hasText: /three: phone offline.*PC screen locked since .* → phone offline → FCM push/ }).waitFor();
+    expect(await page.locator('#phone-tray li').first().textContent()).toContain('FCM push (stand-in: FCM not configured on this node)');
+    await page.locator('#trail li').filter({ hasText: /three: phone offline.*PC screen locked since \d\d:\d\d:\d\d → phone offline → FCM not configured here → delivered to the PC instead, acked in \d+ ms/ }).waitFor();
+    // The node's own record agrees (newest first): no vendor target, the PC instead.
+    const [latest] = (await node.http('GET', '/v1/users/playground/decisions')).body.decisions;
+    expect(latest).toMatchObject({ route: 'pc_fallback', reason: 'screen_locked', targets: [{ via: 'pc' }] });
+    await page.locator('#pc-inbox li').filter({ hasText: 'three: phone offline' }).waitFor();
     expect(await page.locator('#phone-inbox li').filter({ hasText: 'three' }).count()).toBe(0);
     await shot('3-phone-offline');
   });
