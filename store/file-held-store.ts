@@ -13,6 +13,8 @@ export interface FileHeldStoreOptions {
   compactMinBytes?: number;
   /** Epoch ms, for dropping expired messages at compaction. Default `Date.now`. */
   now?: () => number;
+  /** Passed to the log; tests inject disk failures with it. Default fdatasync. */
+  datasync?: AppendLogOptions['datasync'];
   /** A write failed (the hold rejected, answered by a retry). For store health. */
   onWriteFailure?: AppendLogOptions['onWriteFailure'];
   /** The replay at open found damage or a torn tail in `held.log`. For store health. */
@@ -64,9 +66,11 @@ export class FileHeldStore implements HeldStore {
   private readonly now: () => number;
 
   private readonly onWriteFailure: FileHeldStoreOptions['onWriteFailure'];
+  private readonly datasync: FileHeldStoreOptions['datasync'];
 
   private constructor(readonly dir: string, startBytes: number, options: FileHeldStoreOptions) {
     this.onWriteFailure = options.onWriteFailure;
+    this.datasync = options.datasync;
     this.log = this.newLog(startBytes);
     this.compactMinBytes = options.compactMinBytes ?? DEFAULT_HELD_COMPACT_MIN_BYTES;
     this.now = options.now ?? Date.now;
@@ -91,7 +95,7 @@ export class FileHeldStore implements HeldStore {
   }
 
   private newLog(startBytes: number): AppendLog<HeldLogRecord> {
-    return new AppendLog(join(this.dir, LOG_FILE), { startBytes, onWriteFailure: this.onWriteFailure });
+    return new AppendLog(join(this.dir, LOG_FILE), { startBytes, datasync: this.datasync, onWriteFailure: this.onWriteFailure });
   }
 
   get heldTotal(): number {

@@ -1,12 +1,17 @@
-import { mkdtemp, rm, stat, appendFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat, appendFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { ReplayReport, WriteFailure } from '../store/append-log.js';
 import { FileHeldStore } from '../store/file-held-store.js';
 import { markDelivered, markRead, MAX_UNREAD_IDS } from '../store/read-state.js';
 import type { ReadState } from '../store/types.js';
+import { flipBytes, readFrames } from './support/log-frames.js';
 
-/** The embedded held store's own mechanics: offsets across compaction, expired messages compacted away, a torn tail. */
+/**
+ * The embedded held store's own mechanics: offsets across compaction, expired messages compacted away, a torn tail,
+ * damage in the middle and failed writes reported to store health (issue 8 part 3) the way the inbox reports them.
+ */
 
 const NOW = 1_800_000_000_000;
 let dir: string;
@@ -72,5 +77,54 @@ describe('FileHeldStore', () => {
     await store.close();
     const again = await open();
     expect(await again.reads('u')).toEqual(actor);
+  });
+
+  it('loses only the damaged hold when held.log is corrupted in the middle, reports it and keeps the file aside', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sb-held-'));
+    const store = await open();
+    const ids = Array.from({ length: 10 }, (_, i) => `m${i}`);
+    for (const [i, id] of ids.entries()) await store.hold('u', { msg: { id, to: 'u', text: `text of ${id}`, acceptedAt: NOW + i }, expiresAt: NOW + 60_000 });
+    await store.close();
+    const log = join(dir, 'held.log');
+    const victim = (await readFrames(log))[5];
+    await flipBytes(log, victim);
+    const reports: [string, ReplayReport][] = [];
+    const again = await open({ onDamage: (file: string, r: ReplayReport) => reports.push([file, r]) });
+    expect(reports).toHaveLength(1);
+    expect(reports[0][0]).toBe(log);
+    expect(reports[0][1].damage).toEqual([{ offset: victim.offset, bytes: victim.length }]);
+    expect(reports[0][1].keptAs).toMatch(/held\.log\.damaged-/);
+    // Every other message reads back whole: the offsets are those of the repaired file, not of the damaged one.
+    const kept = ids.filter((id) => id !== 'm5');
+    expect((await again.list('u', NOW)).map((h) => [h.msg.id, h.msg.text])).toEqual(kept.map((id) => [id, `text of ${id}`]));
+    expect(again.heldTotal).toBe(9);
+    expect((await readdir(dir)).filter((f) => f.startsWith('held.log.damaged-'))).toHaveLength(1);
+    await again.close();
+    const third = await open({ onDamage: () => expect.fail('repaired file reported again') });
+    expect((await third.list('u', NOW)).map((h) => h.msg.id)).toEqual(kept);
+  });
+
+  it('reports a failed write, rejects the hold (store_failed) and never replays it; holds again once the disk takes writes', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sb-held-'));
+    let full = false;
+    const failures: WriteFailure[] = [];
+    const store = await open({
+      datasync: async (file: { datasync(): Promise<void> }) => {
+        if (full) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+        await file.datasync();
+      },
+      onWriteFailure: (f: WriteFailure) => failures.push(f),
+    });
+    const held = (id: string, i: number) => ({ msg: { id, to: 'u', acceptedAt: NOW + i }, expiresAt: NOW + 60_000 });
+    await store.hold('u', held('a', 0));
+    full = true;
+    await expect(store.hold('u', held('b', 1))).rejects.toMatchObject({ code: 'store_failed' });
+    expect(failures.map((f) => [f.path, f.cut, (f.error as NodeJS.ErrnoException).code])).toEqual([[join(dir, 'held.log'), true, 'ENOSPC']]);
+    expect((await store.list('u', NOW)).map((h) => h.msg.id)).toEqual(['a']);
+    expect(store.heldTotal).toBe(1);
+    full = false;
+    await store.hold('u', held('c', 2));
+    await store.close();
+    expect((await (await open()).list('u', NOW)).map((h) => h.msg.id)).toEqual(['a', 'c']);
   });
 });
