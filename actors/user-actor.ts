@@ -5,7 +5,7 @@ import { Flights, HOLD_RETRY_MAX_MS, HOLD_RETRY_MS, slotKey, type Flight, type U
 import { copyDecision } from './history.js';
 import { clearFrames, clearPushJobs } from './read-sync.js';
 import {
-  clearDeadToken, closeSession, deleteDevice, findMobile, findPc, mergeRegistry, newPcSession, openMobileSession, openPcSession, putDevice, type UserState,
+  clearDeadToken, closeSession, deleteDevice, findMobile, findPc, isOlderThanCurrent, mergeRegistry, newPcSession, openMobileSession, openPcSession, putDevice, type UserState,
 } from './user-state.js';
 
 export type { AckDue, UserActorDeps, UserActorMessage } from './flights.js';
@@ -34,9 +34,15 @@ export class UserActor extends Flights {
     switch (msg.type) {
       case 'session_open': {
         const session = { id: msg.session.id, node: this.intern(msg.session.node) };
+        if (isOlderThanCurrent(this.state, msg.kind, msg.device, session.id, msg.openedAt)) {
+          // A stale session resent by a gateway that was frozen or cut off: the newer connection stays (section 2).
+          this.deps.bus.publish(this.deps.subjects.gateway(session.node), { type: 'close_session', sessionId: session.id, code: 4409, reason: 'replaced' });
+          return;
+        }
+        const opened = msg.openedAt === undefined ? {} : { openedAt: msg.openedAt };
         const old = msg.kind === 'pc'
-          ? openPcSession(this.state, newPcSession(session.id, msg.device, session.node, Math.min(msg.at, now), msg.bot === true))
-          : openMobileSession(this.state, msg.device, msg.os, { sessionId: session.id, node: session.node, foreground: true });
+          ? openPcSession(this.state, { ...newPcSession(session.id, msg.device, session.node, Math.min(msg.at, now), msg.bot === true), ...opened })
+          : openMobileSession(this.state, msg.device, msg.os, { sessionId: session.id, node: session.node, foreground: true, ...opened });
         // Section 2: a second connection of the same device replaces the first (4409).
         if (old) this.deps.bus.publish(this.deps.subjects.gateway(old.node), { type: 'close_session', sessionId: old.sessionId, code: 4409, reason: 'replaced' });
         this.onPcMaybeActive(now);

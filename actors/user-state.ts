@@ -20,6 +20,8 @@ export interface PcSession {
   lastSeen: number;
   /** A bot or bridge (token claim `"bot": true`): never makes the PC state active (issue 10 part 5). */
   bot?: boolean;
+  /** Epoch ms the gateway accepted the connection: of two sessions of one device the newer one wins. */
+  openedAt?: number;
 }
 
 /** The live app session of a mobile device; `foreground` false counts as offline (section 2). */
@@ -27,6 +29,8 @@ export interface MobileSession {
   sessionId: string;
   node: string;
   foreground: boolean;
+  /** Epoch ms the gateway accepted the connection: of two sessions of one device the newer one wins. */
+  openedAt?: number;
 }
 
 /** A mobile device: registry record (token) merged with its live session, if any (claims 1, 5, 6). */
@@ -63,6 +67,17 @@ export function newPcSession(sessionId: string, device: string, node: string, la
 
 function mobileFromRecord(r: DeviceRecord): MobileDevice {
   return newMobile(r.device, r.os, r.token, r.app);
+}
+
+/**
+ * Section 2 ("a second connection of the same user and device replaces the first"), made safe against reordering:
+ * true when the device already has another session that opened later than `openedAt`. That happens when a gateway
+ * that was frozen or cut off resends a session its client has long left for a newer one on another gateway.
+ */
+export function isOlderThanCurrent(s: UserState, kind: 'pc' | 'mobile', device: string, sessionId: string, openedAt: number | undefined): boolean {
+  if (openedAt === undefined) return false;
+  const current = kind === 'pc' ? s.pcs?.find((p) => p.device === device) : findMobile(s, device)?.session;
+  return current !== undefined && current.sessionId !== sessionId && current.openedAt !== undefined && openedAt < current.openedAt;
 }
 
 /** True while any session is connected: such a state is kept across passivation (the registry cannot rebuild it). */

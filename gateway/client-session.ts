@@ -64,6 +64,8 @@ export class ClientSession {
   /** The last presence report and when the client was last heard, resent to a new owner after a takeover. */
   private lastPresence?: Extract<OwnerMessage, { type: 'presence' }>;
   private heardAt = 0;
+  /** When this connection was accepted (hello), by this gateway's clock: the owner keeps the newest session of a device. */
+  private openedAt = 0;
   private context?: SessionContext;
   private readonly bucket: TokenBucket;
   private readonly heldFrames: string[] = [];
@@ -212,7 +214,7 @@ export class ClientSession {
     metrics.sessions.inc({ kind: identity.kind });
     // Welcome goes first: opening may make the owner deliver to (or replace) sessions at once.
     this.send({ type: 'welcome', user: identity.user, device: identity.device, kind: identity.kind, heartbeatMs: config.clientHeartbeatMs, idleAfterMs });
-    this.heardAt = clock.now();
+    this.heardAt = this.openedAt = clock.now();
     bus.publish(owner, this.sessionOpen(this.heardAt));
     log.debug({ session: this.id, user: identity.user, device: identity.device, kind: identity.kind }, 'session open');
     // Issue 9: a session of the device opening counts as its token being seen (tokens unseen for long are pruned).
@@ -242,7 +244,7 @@ export class ClientSession {
   /** The `session_open` owner message for this session (at hello, and again on a takeover resync). */
   private sessionOpen(at: number): OwnerMessage {
     const { user, device, kind, os, bot } = this.identity!;
-    return { type: 'session_open', user, device, kind, ...(os ? { os } : {}), ...(bot ? { bot } : {}), session: { node: this.deps.nodeId, id: this.id }, at };
+    return { type: 'session_open', user, device, kind, ...(os ? { os } : {}), ...(bot ? { bot } : {}), session: { node: this.deps.nodeId, id: this.id }, at, openedAt: this.openedAt };
   }
 
   private onFrame(decoded: Decoded<ClientFrame>): void {

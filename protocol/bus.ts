@@ -33,7 +33,11 @@ export interface TokenRemovedEvent {
 /** Gateway -> owner of `user`'s partition. */
 export type OwnerMessage =
   /** `bot`: a PC session of a bot or bridge, which never makes the PC state active (section 4 is about a human). */
-  | { type: 'session_open'; user: string; device: string; kind: ClientKind; os?: MobileOs; bot?: true; session: SessionRef; at: number }
+  /**
+   * `at`: when the client was last heard (staleness carries over a resync); `openedAt`: when its connection was
+   * accepted by the gateway, so that an owner hearing of two sessions of one device keeps the newer one (section 2).
+   */
+  | { type: 'session_open'; user: string; device: string; kind: ClientKind; os?: MobileOs; bot?: true; session: SessionRef; at: number; openedAt?: number }
   | { type: 'session_close'; user: string; device: string; sessionId: string; at: number }
   | { type: 'presence'; user: string; device: string; sessionId: string; state: 'active' | 'inactive' | 'foreground' | 'background'; reason?: InactiveReason; at: number }
   | { type: 'touch'; user: string; device: string; sessionId: string; at: number }

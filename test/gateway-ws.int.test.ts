@@ -30,7 +30,7 @@ describe('gateway WebSocket sessions', () => {
     const c = await session(phone);
     expect(ofType('session_open')).toEqual([{
       type: 'session_open', user: 'alice', device: 'phone', kind: 'mobile', os: 'ios',
-      session: { node: 'gw-test', id: expect.any(String) }, at: expect.any(Number),
+      session: { node: 'gw-test', id: expect.any(String) }, at: expect.any(Number), openedAt: expect.any(Number),
     }]);
     expect(await g.metric('switchboard_sessions', { kind: 'mobile' })).toBe(1);
     c.close();
