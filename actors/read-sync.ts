@@ -1,4 +1,5 @@
 import type { ClearFrame, GatewayMessage } from '../protocol/index.js';
+import { VENDOR_OF } from '../protocol/index.js';
 import type { PushJob } from '../protocol/push.js';
 import type { DecideOptions } from './decide.js';
 import type { UserState } from './user-state.js';
@@ -8,8 +9,6 @@ import type { UserState } from './user-state.js';
  * the user actor publishes and pushes what they return.
  */
 
-/** Vendors with a silent "clear + badge" push: APNs background push and FCM data-only message. */
-const CLEAR_VENDORS = { ios: 'apns', android: 'fcm' } as const;
 
 /** A clear push never outlives this (Apple and Google drop stale background pushes anyway). */
 export const CLEAR_PUSH_TTL_SECONDS = 3600;
@@ -28,13 +27,14 @@ export function clearFrames(state: UserState, ids: string[], badge: number, read
 
 /**
  * Silent clear pushes for phones that are offline (no foreground session) and hold a push token of a vendor with a
- * silent clear (APNs, FCM) that has credentials (`canPush`). `now` makes the job id unique; the message is a stand-in for the pool's TTL bound.
+ * clear push (every vendor: APNs background push, FCM and Push Kit data message, Web Push for the service worker)
+ * that has credentials (`canPush`). `now` makes the job id unique; the message is a stand-in for the pool's TTL bound.
  */
 export function clearPushJobs(state: UserState, user: string, ids: string[], badge: number, now: number, canPush?: DecideOptions['canPush']): PushJob[] {
   const jobs: PushJob[] = [];
   for (const m of state.mobiles ?? []) {
-    if (m.session?.foreground || m.token === undefined || !(m.os in CLEAR_VENDORS)) continue;
-    const vendor = CLEAR_VENDORS[m.os as keyof typeof CLEAR_VENDORS];
+    if (m.session?.foreground || m.token === undefined) continue;
+    const vendor = VENDOR_OF[m.os];
     if (canPush && !canPush(vendor, m.app)) continue; // section 4: no credentials, not reachable by push
     const job: PushJob = {
       jobId: `clear:${now}:${m.device}`, user, device: m.device, vendor, token: m.token,

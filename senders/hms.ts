@@ -3,6 +3,7 @@
  * `${authEndpoint}/oauth2/v3/token`, then `POST ${pushEndpoint}/v1/{appId}/messages:send`. Push Kit answers with
  * a result code in the JSON body ("80000000" success); the HTTP status only matters for 401 and 5xx.
  */
+import { fitIds } from './clear-payload.js';
 import { fittedText, hmsBody } from './payload.js';
 import { AccessTokenCache, exchangeTokenForm, type TokenFetch } from './oauth-token.js';
 import type { PushJob, PushOutcome } from './types.js';
@@ -43,7 +44,7 @@ export class HmsSender implements VendorSender {
   }
 
   async send(job: PushJob): Promise<PushOutcome> {
-    const body = buildHmsBody(job);
+    const body = job.clear ? buildHmsClearBody(job) : buildHmsBody(job);
     if (body === undefined) return { outcome: 'failed', reason: 'hms payload exceeds 4096 bytes even with the text removed' };
     const url = new URL(`${trimSlash(this.creds.pushEndpoint)}/v1/${encodeURIComponent(this.creds.appId)}/messages:send`);
     // An expired or revoked token (HTTP 401, 80200003) gets one fresh token and one resend.
@@ -82,6 +83,35 @@ export function buildHmsBody(job: PushJob): string | undefined {
   const m = job.message;
   const text = fittedText(m, 'hms', (t) => Buffer.byteLength(hmsBody(m, t, job.token, job.silent === true)));
   return text === undefined ? undefined : hmsBody(m, text, job.token, job.silent === true);
+}
+
+/**
+ * android.collapse_key of clear pushes. Push Kit's collapse_key is a cache group, not a string ("1-100: message cache
+ * group ID; each group caches only the latest message for each app" while the device is offline, Push Kit server API,
+ * AndroidConfig.collapse_key). Alerts never set it (they use the notification tag), so group 100 holds only clears:
+ * a newer clear replaces an older one still queued at Huawei.
+ */
+export const HMS_CLEAR_COLLAPSE_KEY = 100;
+
+/**
+ * Section 4 read sync, a silent clear push for Push Kit: a data message (no `android.notification`, so the device
+ * shows nothing and the app's onMessageReceived gets it) whose `message.data` is the JSON string
+ * `{"type":"clear","ids":[…],"badge":n}`. The badge rides in the data on purpose: Push Kit's own badge field
+ * (`android.notification.badge`, BadgeNotification `set_num` with the mandatory entry-activity `class`) exists only
+ * on notification messages, which always show something, so the app sets the launcher badge itself from `badge`.
+ * Urgency NORMAL: Push Kit reserves HIGH for data messages to apps granted that permission. Ids that do not fit the
+ * 4096 bytes Push Kit allows per message body are left out (newest kept); the badge is always exact.
+ */
+export function buildHmsClearBody(job: PushJob): string | undefined {
+  const build = (ids: string[]) => JSON.stringify({
+    validate_only: false,
+    message: {
+      data: JSON.stringify({ type: 'clear', ids, badge: job.badge ?? 0 }),
+      android: { urgency: 'NORMAL', collapse_key: HMS_CLEAR_COLLAPSE_KEY, ttl: `${job.message.ttlSeconds ?? 3600}s` },
+      token: [job.token],
+    },
+  });
+  return fitIds(job.clear?.ids ?? [], build);
 }
 
 /** Maps a messages:send answer for the single `deviceToken` to an outcome. */

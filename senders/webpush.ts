@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import https from 'node:https';
 import webpush, { type PushSubscription } from 'web-push';
+import { fitIds } from './clear-payload.js';
 import { fittedText, webPushPayload, WEBPUSH_MAX_PLAINTEXT_BYTES } from './payload.js';
 import type { PushJob, PushOutcome } from './types.js';
 import type { WebPushCredentials } from './vendor-config.js';
@@ -48,16 +49,14 @@ export class WebPushSender implements VendorSender {
     if (!subscription) return { outcome: 'failed', reason: 'invalid subscription' };
     const where = checkPushEndpoint(subscription.endpoint, this.allowedHosts);
     if (!where.ok) return { outcome: 'failed', reason: `webpush endpoint refused: ${where.reason}` };
-    const payload = buildWebPushPayload(job);
+    if (job.clear && isApplePushService(subscription.endpoint)) return { outcome: 'failed', reason: APPLE_NO_CLEAR_REASON };
+    const payload = job.clear ? buildWebPushClearPayload(job) : buildWebPushPayload(job);
     if (payload === undefined) return { outcome: 'failed', reason: `webpush payload exceeds ${WEBPUSH_MAX_PLAINTEXT_BYTES} bytes even with the text removed` };
-    const m = job.message;
     try {
       const res = await webpush.sendNotification(subscription, payload, {
         vapidDetails: { subject: this.creds.subject, publicKey: this.creds.vapidPublicKey, privateKey: this.creds.vapidPrivateKey },
         contentEncoding: 'aes128gcm',
-        TTL: m.ttlSeconds ?? DEFAULT_WEBPUSH_TTL_SECONDS,
-        urgency: m.priority === 'normal' ? 'normal' : 'high',
-        ...(m.collapseKey !== undefined ? { topic: webPushTopic(m.collapseKey) } : {}),
+        ...(job.clear ? webPushClearHeaders(job) : webPushHeaders(job)),
         agent: this.agent,
         timeout: this.timeoutMs,
       });
@@ -114,6 +113,50 @@ export function buildWebPushPayload(job: PushJob): string | undefined {
   const silent = job.silent === true;
   const text = fittedText(job.message, 'webpush', (t) => Buffer.byteLength(webPushPayload(job.message, t, silent)));
   return text === undefined ? undefined : webPushPayload(job.message, text, silent);
+}
+
+/** TTL, Urgency and Topic of an alert push (RFC 8030 sections 5.2-5.4), as web-push options. */
+function webPushHeaders(job: PushJob): { TTL: number; urgency: 'normal' | 'high'; topic?: string } {
+  const m = job.message;
+  return {
+    TTL: m.ttlSeconds ?? DEFAULT_WEBPUSH_TTL_SECONDS,
+    urgency: m.priority === 'normal' ? 'normal' : 'high',
+    ...(m.collapseKey !== undefined ? { topic: webPushTopic(m.collapseKey) } : {}),
+  };
+}
+
+/** Topic of clear pushes: the push service keeps only the newest clear while the browser is offline (RFC 8030 5.4). */
+export const WEBPUSH_CLEAR_TOPIC = 'switchboard-clear';
+
+/**
+ * Headers of a clear push (section 4 read sync): `Topic: switchboard-clear` ("a push message that has been queued
+ * by the push service can be replaced with new content" by one with the same topic, RFC 8030 section 5.4) and
+ * `Urgency: low` (section 5.3: delivered "on either power and Wi-Fi", a clear is never worth waking a device on
+ * battery for), TTL that of the clear (one hour).
+ */
+export function webPushClearHeaders(job: PushJob): { TTL: number; urgency: 'low'; topic: string } {
+  return { TTL: job.message.ttlSeconds ?? 3600, urgency: 'low', topic: WEBPUSH_CLEAR_TOPIC };
+}
+
+/**
+ * The plaintext of a clear push, `{"type":"clear","ids":[…],"badge":n}`: the service worker closes the
+ * notifications whose tag (or data.messageId) is among `ids` (README, push guide). Ids that do not fit the
+ * plaintext limit are left out (newest kept); the badge is always exact.
+ */
+export function buildWebPushClearPayload(job: PushJob): string | undefined {
+  return fitIds(job.clear?.ids ?? [], (ids) => JSON.stringify({ type: 'clear', ids, badge: job.badge ?? 0 }), WEBPUSH_MAX_PLAINTEXT_BYTES);
+}
+
+/**
+ * Why Safari subscriptions get no clear push: Apple, "Sending web push notifications in web apps and browsers":
+ * Safari does not support invisible push notifications, and a push that shows none makes Safari revoke the site's
+ * push permission. Apple's push service is web.push.apple.com.
+ */
+export const APPLE_NO_CLEAR_REASON = 'webpush clear not sent: Safari (web.push.apple.com) revokes the permission of sites whose pushes show no notification';
+
+function isApplePushService(endpoint: string): boolean {
+  const host = new URL(endpoint).hostname.toLowerCase();
+  return host === 'push.apple.com' || host.endsWith('.push.apple.com');
 }
 
 /** RFC 8030 topics are at most 32 base64url characters; longer or other keys are hashed (same key, same topic). */
