@@ -9,7 +9,6 @@ import type { UserState } from './user-state.js';
  * the user actor publishes and pushes what they return.
  */
 
-
 /** A clear push never outlives this (Apple and Google drop stale background pushes anyway). */
 export const CLEAR_PUSH_TTL_SECONDS = 3600;
 

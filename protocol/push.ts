@@ -19,7 +19,8 @@ export interface PushJob {
   badge?: number;
   /**
    * Present on a silent clear push (read sync): no alert; the app removes these messages' notifications and sets
-   * `badge`. APNs: background push, FCM and Push Kit: data message, Web Push: a payload for the service worker. `message` is then only a stand-in carrying the TTL.
+   * `badge`. APNs: background push, FCM and Push Kit: data message, Web Push: a payload for the service worker.
+   * `message` is then only a stand-in carrying the TTL.
    */
   clear?: { ids: string[] };
   /**

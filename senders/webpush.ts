@@ -129,10 +129,10 @@ function webPushHeaders(job: PushJob): { TTL: number; urgency: 'normal' | 'high'
 export const WEBPUSH_CLEAR_TOPIC = 'switchboard-clear';
 
 /**
- * Headers of a clear push (section 4 read sync): `Topic: switchboard-clear` ("a push message that has been queued
- * by the push service can be replaced with new content" by one with the same topic, RFC 8030 section 5.4) and
- * `Urgency: low` (section 5.3: delivered "on either power and Wi-Fi", a clear is never worth waking a device on
- * battery for), TTL that of the clear (one hour).
+ * Headers of a clear push (section 4 read sync): `Topic: switchboard-clear` ("a push message that has been stored
+ * by the push service can be replaced with new content" with the same topic, RFC 8030 section 5.4) and `Urgency:
+ * low` (section 5.3: for a device "on either power or Wi-Fi"; a clear never needs to wake one on battery and
+ * cellular), TTL that of the clear (one hour).
  */
 export function webPushClearHeaders(job: PushJob): { TTL: number; urgency: 'low'; topic: string } {
   return { TTL: job.message.ttlSeconds ?? 3600, urgency: 'low', topic: WEBPUSH_CLEAR_TOPIC };
