@@ -1,4 +1,5 @@
-import { DEFAULT_POLICY, type ChatMessage, type QuietHours, type UserPolicy } from '../protocol/index.js';
+import { DEFAULT_POLICY, idleAfterMsOf, type ChatMessage, type GatewayMessage, type QuietHours, type UserPolicy } from '../protocol/index.js';
+import type { UserState } from './user-state.js';
 
 /**
  * The user's policy (PROTOCOL.md section 4, policy) as pure functions for decide(): which mobile rule applies,
@@ -51,6 +52,16 @@ export function pushesSilent(policy: UserPolicy, msg: Pick<ChatMessage, 'urgent'
 /** Grace before a vendor push, ms: the user's `pushDelaySeconds`, else the node's SWITCHBOARD_PUSH_DELAY_MS. */
 export function pushDelayMsOf(policy: UserPolicy | undefined, nodeDefaultMs: number): number {
   return policy?.pushDelaySeconds !== undefined ? policy.pushDelaySeconds * 1000 : nodeDefaultMs;
+}
+
+/**
+ * `policy` frames ({type:'policy', idleAfterMs}) for every connected PC session of the user, sent when `PUT …/policy`
+ * stored a new policy, so open PC clients apply the new idle threshold at once instead of at their next `welcome`.
+ * Phones get none (the threshold is the PC's). An addition where PROTOCOL.md section 2 is silent.
+ */
+export function policyFrames(state: UserState, user: string): { node: string; msg: GatewayMessage }[] {
+  const idleAfterMs = idleAfterMsOf(state.policy);
+  return (state.pcs ?? []).map((pc) => ({ node: pc.node, msg: { type: 'frame', sessionId: pc.sessionId, frame: { type: 'policy', idleAfterMs }, user } }));
 }
 
 function hhmm(s: string): number {

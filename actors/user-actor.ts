@@ -1,6 +1,6 @@
 import type { ChatMessage, Decision, OwnerQuery, OwnerReply, UserView } from '../protocol/index.js';
 import { decide, pcStatus } from './decide.js';
-import { policyOf } from './policy.js';
+import { policyFrames, policyOf } from './policy.js';
 import { Flights, HOLD_RETRY_MAX_MS, HOLD_RETRY_MS, slotKey, type Flight, type UserActorDeps, type UserActorMessage } from './flights.js';
 import { copyDecision } from './history.js';
 import { clearFrames, clearPushJobs } from './read-sync.js';
@@ -134,13 +134,18 @@ export class UserActor extends Flights {
     }
   }
 
-  /** `PUT …/policy` stored a new policy: read it back (the store orders concurrent writers, not the bus). */
+  /**
+   * `PUT …/policy` stored a new policy: read it back (the store orders concurrent writers, not the bus), then tell
+   * the user's open PC sessions its idle threshold in a `policy` frame (they would otherwise learn it at the next hello).
+   */
   private async reloadPolicy(): Promise<void> {
     try {
       this.state.policy = await this.deps.policies?.get(this.user);
     } catch (err) {
       this.deps.log.error({ err, user: this.user }, 'policy load failed');
+      return;
     }
+    for (const { node, msg } of policyFrames(this.state, this.user)) this.deps.bus.publish(this.deps.subjects.gateway(node), msg);
   }
 
   /** Held count and badge load in the background; once known, held messages may go to sessions already open. */

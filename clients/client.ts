@@ -2,12 +2,12 @@ import { backoffDelay, rateLimitedDelay, type BackoffOptions } from './backoff.j
 import { ClientError, classifyClose, type CloseAction } from './close-codes.js';
 import { Emitter } from './emitter.js';
 import { RecentIds } from './recent-ids.js';
-import { MAX_READ_IDS, type ClearFrame, type ClientFrameV11, type ErrorFrame, type MessageFrame, type MobileState, type PcPresence, type ServerFrameV11, type Welcome } from './wire.js';
+import { MAX_READ_IDS, type ClearFrame, type ClientFrameV11, type ErrorFrame, type MessageFrame, type MobileState, type PcPresence, type PolicyFrame, type ServerFrameV11, type Welcome } from './wire.js';
 
 /**
  * The client core (PROTOCOL.md section 2) for browsers, Electron, Node and React Native: hello with a token,
  * reconnect with jittered backoff, ping every `welcome.heartbeatMs`, presence sent again after every reconnect,
- * every message acked, ids deduplicated across reconnects, `clear` frames, and close codes turned into errors.
+ * every message acked, ids deduplicated across reconnects, `clear` and `policy` frames, and close codes turned into errors.
  * It uses only what a browser has; Node 20 has no global WebSocket, so pass `WebSocket` from the `ws` package there.
  */
 
@@ -59,6 +59,8 @@ export interface ClientEvents {
   message: (message: MessageFrame) => void;
   /** These messages were read elsewhere: remove their notifications (section 4, read sync). */
   clear: (clear: ClearFrame) => void;
+  /** PC sessions: the user's policy changed; apply the new idle threshold (`welcome.idleAfterMs` is updated too). */
+  policy: (policy: PolicyFrame) => void;
   /** The server refused a frame; the connection stays. */
   serverError: (error: ErrorFrame) => void;
   disconnect: (disconnect: Disconnect) => void;
@@ -102,7 +104,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     return this.connState;
   }
 
-  /** The current session's welcome, while open. */
+  /** The current session's welcome, while open; its `idleAfterMs` follows later `policy` frames. */
   get welcome(): Welcome | undefined {
     return this.connState === 'open' ? this.welcomeFrame : undefined;
   }
@@ -203,6 +205,9 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
         return;
       case 'clear':
         return this.emit('clear', frame);
+      case 'policy':
+        if (this.welcomeFrame) this.welcomeFrame = { ...this.welcomeFrame, idleAfterMs: frame.idleAfterMs };
+        return this.emit('policy', frame);
       case 'error':
         return this.emit('serverError', frame);
       case 'registered':

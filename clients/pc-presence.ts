@@ -1,7 +1,7 @@
 import {
   DEFAULT_PRESENCE_OPTIONS, INITIAL_PRESENCE_MEMORY, nextPresence, type PresenceMemory, type PresenceOptions, type PresenceSignals,
 } from './pc-presence-machine.js';
-import { DEFAULT_IDLE_AFTER_MS, type PcPresence, type Welcome } from './wire.js';
+import { DEFAULT_IDLE_AFTER_MS, type PcPresence, type PolicyFrame, type Welcome } from './wire.js';
 
 export { DEFAULT_PRESENCE_OPTIONS, nextPresence, presenceFor } from './pc-presence-machine.js';
 export type { PresenceMemory, PresenceOptions, PresenceSignals, PresenceStep } from './pc-presence-machine.js';
@@ -9,7 +9,8 @@ export type { PresenceMemory, PresenceOptions, PresenceSignals, PresenceStep } f
 /**
  * PC presence (claim 4) on top of the client core: platform adapters report input, screen lock and suspend;
  * the app reports its own lock; the pure `nextPresence` decides; the client sends the result and resends it
- * after every reconnect. The idle threshold comes from `welcome.idleAfterMs` (PROTOCOL.md v1.1 section 2).
+ * after every reconnect. The idle threshold comes from `welcome.idleAfterMs` (PROTOCOL.md v1.1 section 2) and
+ * changes with a `policy` frame (the user's policy changed while the session was open).
  */
 
 /** A change a platform adapter saw. Fields left out are unchanged. */
@@ -29,7 +30,7 @@ export interface PresenceAdapter {
    * `page`: only input inside this page plus its visibility: a weaker signal (a user typing in another app is idle).
    */
   readonly signal: 'system' | 'page';
-  /** Starts reporting. Called again with a new threshold when `welcome.idleAfterMs` changes (after `stop()`). */
+  /** Starts reporting. Called again with a new threshold when `welcome` or `policy` changes it (after `stop()`). */
   start(update: (u: PresenceUpdate) => void, opts: { idleAfterMs: number }): void | Promise<void>;
   stop(): void;
 }
@@ -40,6 +41,8 @@ export interface PresenceSink {
   /** The current session's welcome, if one is open already (its `idleAfterMs` is used at start). */
   readonly welcome?: Welcome;
   on(event: 'welcome', listener: (welcome: Welcome) => void): () => void;
+  /** A `policy` frame: the user's policy changed while the session was open. */
+  on(event: 'policy', listener: (policy: PolicyFrame) => void): () => void;
 }
 
 export interface PcPresenceOptions extends Partial<Omit<PresenceOptions, 'idleAfterMs'>> {
@@ -64,6 +67,7 @@ export class PcPresenceReporter {
   private readonly states: AdapterState[];
   private tick?: ReturnType<typeof setInterval>;
   private offWelcome?: () => void;
+  private offPolicy?: () => void;
   private readonly now: () => number;
 
   constructor(private readonly sink: PresenceSink, private readonly adapters: PresenceAdapter[], private readonly opts: PcPresenceOptions = {}) {
@@ -84,7 +88,8 @@ export class PcPresenceReporter {
   async start(): Promise<void> {
     this.startedAt = this.now();
     this.idleAfterMs = this.sink.welcome?.idleAfterMs ?? DEFAULT_IDLE_AFTER_MS;
-    this.offWelcome = this.sink.on('welcome', (w) => void this.onWelcome(w));
+    this.offWelcome = this.sink.on('welcome', (w) => void this.onThreshold(w.idleAfterMs));
+    this.offPolicy = this.sink.on('policy', (p) => void this.onThreshold(p.idleAfterMs));
     await this.startAdapters();
     this.tick = setInterval(() => this.evaluate(), this.opts.tickMs ?? 1000);
     this.evaluate();
@@ -93,6 +98,7 @@ export class PcPresenceReporter {
   stop(): void {
     clearInterval(this.tick);
     this.offWelcome?.();
+    this.offPolicy?.();
     for (const a of this.adapters) a.stop();
   }
 
@@ -116,8 +122,9 @@ export class PcPresenceReporter {
     };
   }
 
-  private async onWelcome(welcome: Welcome): Promise<void> {
-    const threshold = welcome.idleAfterMs ?? DEFAULT_IDLE_AFTER_MS;
+  /** A threshold from `welcome.idleAfterMs` or a `policy` frame: restart the adapters with it if it changed. */
+  private async onThreshold(idleAfterMs: number | undefined): Promise<void> {
+    const threshold = idleAfterMs ?? DEFAULT_IDLE_AFTER_MS;
     if (threshold === this.idleAfterMs) return;
     this.idleAfterMs = threshold;
     for (const a of this.adapters) a.stop();

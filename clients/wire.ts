@@ -28,6 +28,15 @@ export interface ClearFrame {
   badge?: number;
 }
 
+/**
+ * `policy`: the user's policy changed while this PC session was open; apply `idleAfterMs` now, as `welcome.idleAfterMs`.
+ * An addition where section 2 is silent (servers that predate it never send it).
+ */
+export interface PolicyFrame {
+  type: 'policy';
+  idleAfterMs: number;
+}
+
 /** `error` frame: a rejected frame, the connection stays. `code` is from the server's error registry. */
 export interface ErrorFrame {
   type: 'error';
@@ -39,6 +48,7 @@ export type ServerFrameV11 =
   | Welcome
   | MessageFrame
   | ClearFrame
+  | PolicyFrame
   | ErrorFrame
   | { type: 'pong' }
   | { type: 'registered' }

@@ -4,7 +4,7 @@ import { WebSocket, type RawData } from 'ws';
 import type { Bus } from '../bus/bus.js';
 import type { Subjects } from '../bus/subjects.js';
 import {
-  CLOSE, HELLO_TIMEOUT_MS, MAX_FRAME_BYTES, SwitchboardError, decodeClientFrame, idleAfterMsOf, type ClearFrame, type ClientFrame, type Decoded, type MessageFrame, type OwnerMessage, type ServerFrame,
+  CLOSE, HELLO_TIMEOUT_MS, MAX_FRAME_BYTES, SwitchboardError, decodeClientFrame, idleAfterMsOf, type ClearFrame, type ClientFrame, type Decoded, type MessageFrame, type OwnerMessage, type PolicyFrame, type ServerFrame,
 } from '../protocol/index.js';
 import type { Clock, Timer } from '../base/clock.js';
 import type { Logger } from '../base/logger.js';
@@ -104,8 +104,8 @@ export class ClientSession {
     this.send(frame);
   }
 
-  /** A frame that is not a delivery (section 2 `clear`). */
-  sendFrame(frame: ClearFrame): void {
+  /** A frame that is not a delivery (section 2 `clear`, `policy`). */
+  sendFrame(frame: ClearFrame | PolicyFrame): void {
     if (this.state === 'open') this.send(frame);
   }
 

@@ -1,6 +1,6 @@
 import { Packr } from 'msgpackr';
 import type { ChatMessage, DeviceRegistration, MobileOs } from './message.js';
-import type { ClearFrame, ClientKind, InactiveReason, MessageFrame } from './frames.js';
+import type { ClearFrame, ClientKind, InactiveReason, MessageFrame, PolicyFrame } from './frames.js';
 import type { Decision, UserView } from './decision.js';
 
 /**
@@ -61,8 +61,8 @@ export type GatewayMessage =
       /** Cluster: the owner's lease fence for the user's partition; a gateway drops deliveries older than one it saw. */
       fence?: { partition: number; revision: number };
     }
-  /** A frame other than a delivery (section 2 `clear`): sent as it is, no ack expected. */
-  | { type: 'frame'; sessionId: string; frame: ClearFrame; user?: string; fence?: { partition: number; revision: number } }
+  /** A frame other than a delivery (section 2 `clear`, `policy`): sent as it is, no ack expected. */
+  | { type: 'frame'; sessionId: string; frame: ClearFrame | PolicyFrame; user?: string; fence?: { partition: number; revision: number } }
   | { type: 'close_session'; sessionId: string; code: number; reason: string }
   /** A new owner of `partition` asks every gateway to send the sessions it holds there again (takeover). */
   | { type: 'resync'; partition: number; partitions: number };

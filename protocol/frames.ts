@@ -48,6 +48,7 @@ export type ServerFrame =
   | MessageFrame
   | { type: 'error'; code: string; message: string }
   | ClearFrame
+  | PolicyFrame
   | { type: 'pong' }
   | { type: 'registered' }
   | { type: 'unregistered' };
@@ -57,6 +58,15 @@ export interface ClearFrame {
   type: 'clear';
   ids: string[];
   badge: number;
+}
+
+/**
+ * The user's policy changed while this PC session was open (`PUT /v1/users/{u}/policy`): apply `idleAfterMs` now,
+ * as if a new `welcome` had carried it. An addition where section 2 is silent; older clients ignore unknown types.
+ */
+export interface PolicyFrame {
+  type: 'policy';
+  idleAfterMs: number;
 }
 
 /** Section 2 `read` frame and `POST /v1/users/{u}/read`: 1-500 message ids. */

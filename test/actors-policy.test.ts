@@ -48,6 +48,21 @@ describe('policy in the user actor', () => {
     expect((await h.decisions('u1'))[0]).toMatchObject({ id: 'm2', route: 'pc_fallback', reason: 'policy_never', targets: [{ device: 'pc', via: 'pc' }] });
   });
 
+  it('policy_changed sends the new idleAfterMs in a policy frame to each open PC session, on its gateway; phones none', async () => {
+    h = withPolicies();
+    h.openPc('u1', 'pc', 's1', 'gw1');
+    h.openPc('u1', 'laptop', 's2', 'gw2');
+    h.openPhone('u1', 'pixel', 'android', 's3', 'gw1');
+    await settle(h);
+    h.setPolicy('u1', { mobile: 'when_away', idleAfterSeconds: 300 });
+    await until(() => h!.gateway.filter((g) => g.msg.type === 'frame').length === 2);
+    await settle(h);
+    expect(h.gateway.filter((g) => g.msg.type === 'frame')).toEqual([
+      { node: 'gw1', msg: { type: 'frame', sessionId: 's1', user: 'u1', frame: { type: 'policy', idleAfterMs: 300_000 } } },
+      { node: 'gw2', msg: { type: 'frame', sessionId: 's2', user: 'u1', frame: { type: 'policy', idleAfterMs: 300_000 } } },
+    ]);
+  });
+
   it('always: a PC that does not ack falls back without pushing the phone a second time', async () => {
     h = withPolicies({ ackTimeoutMs: 1000 });
     h.stored.set('u1', { mobile: 'always' });

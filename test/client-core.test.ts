@@ -92,6 +92,20 @@ describe('client core', () => {
     c.stop();
   });
 
+  it('a policy frame is emitted as `policy` and updates welcome.idleAfterMs; unknown frame types are ignored', async () => {
+    const { c } = client();
+    const policies: unknown[] = [];
+    c.on('policy', (p) => policies.push(p));
+    c.start();
+    await connectOpen();
+    last().frame({ type: 'policy', idleAfterMs: 300_000 });
+    last().frame({ type: 'from_the_future', x: 1 });
+    expect(policies).toEqual([{ type: 'policy', idleAfterMs: 300_000 }]);
+    expect(c.welcome?.idleAfterMs).toBe(300_000);
+    expect(c.state).toBe('open');
+    c.stop();
+  });
+
   it('read() sends at most 500 ids per frame (section 2)', async () => {
     const { c } = client();
     c.start();

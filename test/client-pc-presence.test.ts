@@ -3,7 +3,7 @@ import {
   INITIAL_PRESENCE_MEMORY, nextPresence, type PresenceMemory, type PresenceOptions, type PresenceSignals,
 } from '../clients/pc-presence-machine.js';
 import { PcPresenceReporter, type PresenceAdapter, type PresenceUpdate } from '../clients/pc-presence.js';
-import type { PcPresence, Welcome } from '../clients/wire.js';
+import type { PcPresence, PolicyFrame, Welcome } from '../clients/wire.js';
 
 /** Claim 4 on the PC: the pure state machine, as a table, then the reporter that drives it. */
 
@@ -84,12 +84,17 @@ class FakeSink {
   sent: PcPresence[] = [];
   welcome?: Welcome;
   private onWelcome?: (w: Welcome) => void;
+  private onPolicy?: (p: PolicyFrame) => void;
   setPresence(p: PcPresence) {
     this.sent.push(p);
   }
-  on(_: 'welcome', l: (w: Welcome) => void) {
-    this.onWelcome = l;
-    return () => { this.onWelcome = undefined; };
+  on(event: 'welcome' | 'policy', l: ((w: Welcome) => void) | ((p: PolicyFrame) => void)) {
+    if (event === 'welcome') this.onWelcome = l as (w: Welcome) => void;
+    else this.onPolicy = l as (p: PolicyFrame) => void;
+    return () => { if (event === 'welcome') this.onWelcome = undefined; else this.onPolicy = undefined; };
+  }
+  sendPolicy(idleAfterMs: number) {
+    this.onPolicy?.({ type: 'policy', idleAfterMs });
   }
   sendWelcome(idleAfterMs?: number) {
     this.onWelcome?.({ type: 'welcome', user: 'u', device: 'd', kind: 'pc', heartbeatMs: 30_000, ...(idleAfterMs ? { idleAfterMs } : {}) });
@@ -131,6 +136,27 @@ describe('PcPresenceReporter', () => {
     sink.sendWelcome(120_000); // same threshold: no restart
     expect(adapter.starts).toHaveLength(2);
     r.stop();
+  });
+
+  it('a policy frame mid-session applies its idleAfterMs at once (the user changed the policy), like a welcome', async () => {
+    const sink = new FakeSink();
+    const adapter = new FakeAdapter();
+    const r = new PcPresenceReporter(sink, [adapter]);
+    await r.start();
+    await vi.advanceTimersByTimeAsync(20_000);
+    sink.sendPolicy(30_000); // 20 s without input already: idle 10 s later, not at the 60 s default
+    await vi.advanceTimersByTimeAsync(0);
+    expect(adapter.starts).toEqual([60_000, 30_000]);
+    expect(adapter.stops).toBe(1);
+    await vi.advanceTimersByTimeAsync(9000);
+    expect(sink.sent).toEqual([active]);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(sink.sent).toEqual([active, inactive('idle')]);
+    sink.sendPolicy(30_000); // same threshold: no restart
+    expect(adapter.starts).toHaveLength(2);
+    r.stop();
+    sink.sendPolicy(90_000); // stopped: the listener is gone
+    expect(adapter.starts).toHaveLength(2);
   });
 
   it('a session already open when the reporter starts: its welcome.idleAfterMs is used', async () => {

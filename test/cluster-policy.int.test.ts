@@ -9,7 +9,8 @@ import { signToken, TestClient, until } from './support/ws-client.js';
 /**
  * Issue 10 in the cluster: two nodes on a real nats-server. The policy is stored in the JetStream KV bucket by
  * whichever node takes the PUT, the owner of the user's partition (possibly the other node) reads it again on
- * `policy_changed`, and the welcome on any gateway carries its idleAfterMs. Batches over `switchboard.send.batch`.
+ * `policy_changed` and sends a `policy` frame to the PC on the other node's gateway, and the welcome on any
+ * gateway carries its idleAfterMs. Batches over `switchboard.send.batch`.
  */
 
 const packr = new Packr({ useRecords: false });
@@ -56,6 +57,8 @@ describe('policy in the cluster', () => {
       expect(put.status).toBe(200);
       for (const n of cluster.nodes) expect((await n.http('GET', `/v1/users/${enc(user)}/policy`)).body).toEqual({ mobile: 'always', idleAfterSeconds: 30 });
       await until(async () => ((await userView(ownerNode, user)) as any).policy?.mobile === 'always', 5000, 'the owner read the new policy');
+      // The open PC learns the new threshold at once, through the gateway that holds it (not the owner's).
+      expect(await pc.client.next((f) => f.type === 'policy')).toEqual({ type: 'policy', idleAfterMs: 30_000 });
 
       const m2 = msgId('c');
       expect(await chat.send({ id: m2, to: user, text: 'after' })).toEqual({ id: m2, status: 'accepted' });
@@ -65,6 +68,7 @@ describe('policy in the cluster', () => {
       expect(d).toMatchObject({ route: 'pc', reason: 'policy_always' });
       expect(d.targets.map((t) => `${t.device}:${t.via}:${t.outcome}`)).toEqual(['pc:pc:acked', 'phone:mobile:acked']);
       expect(phone.count(m1)).toBe(0);
+      expect(phone.client.frames.filter((f) => f.type === 'policy')).toEqual([]); // m2 left the owner after any policy frame
 
       // Welcome on either gateway carries the stored idle threshold.
       for (const n of cluster.nodes) {
