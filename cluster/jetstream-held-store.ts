@@ -3,6 +3,7 @@ import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Packr } from 'msgpackr';
 import { partitionOf } from '../bus/subjects.js';
+import { ensureStream } from './jetstream-setup.js';
 import { SwitchboardError, MAX_TTL_SECONDS } from '../protocol/index.js';
 import { emptyReadState } from '../store/read-state.js';
 import type { HeldMessage, HeldStore, ReadChange, ReadState } from '../store/types.js';
@@ -58,12 +59,7 @@ export class JetStreamHeldStore implements HeldStore {
       max_age: MAX_TTL_SECONDS * 1_000_000_000,
       duplicate_window: 120_000_000_000,
     };
-    try {
-      await jsm.streams.add(config);
-    } catch (e) {
-      if (!/already in use|exists|subjects overlap/i.test(String(e))) throw e;
-      await jsm.streams.update(store.stream, config);
-    }
+    await ensureStream(jsm, config);
     return store;
   }
 

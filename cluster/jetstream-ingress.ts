@@ -4,6 +4,7 @@ import { Packr } from 'msgpackr';
 import { SwitchboardError, type ChatMessage } from '../protocol/index.js';
 import type { AcceptResult, Ingress } from '../store/types.js';
 import { partitionOf } from '../bus/subjects.js';
+import { ensureStream } from './jetstream-setup.js';
 
 const packr = new Packr({ useRecords: false });
 
@@ -57,13 +58,7 @@ export class JetStreamIngress implements Ingress {
       num_replicas: opts.replicas,
       duplicate_window: opts.duplicateWindowMs * 1_000_000,
     };
-    try {
-      await jsm.streams.add(config);
-    } catch (e) {
-      // Another node created it first (2.9 may say "subjects overlap" for that race): make ours match.
-      if (!/already in use|exists|subjects overlap/i.test(String(e))) throw e;
-      await jsm.streams.update(ingress.stream, config);
-    }
+    await ensureStream(jsm, config);
     return ingress;
   }
 

@@ -3,7 +3,7 @@ import type { KV, KvEntry } from '@nats-io/kv';
 import { systemClock, type Clock, type Timer } from '../base/clock.js';
 import { assignPartitions } from './assignment.js';
 import { planRound, type HeldLease } from './lease-plan.js';
-import { openBucket, openLeaderReads } from './lease-bucket.js';
+import { openBucket, openLeaderReads } from './jetstream-setup.js';
 import { followWatch } from './lease-watch.js';
 import { noLog, type ClusterLog } from './lease-log.js';
 import { isConflict, isFree, leaseKey, partitionOfKey, toLeaseEntry, writeLease, type LeaseEntry, type LeaseValue } from './lease-value.js';

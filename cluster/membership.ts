@@ -4,7 +4,7 @@ import type { KV, KvEntry } from '@nats-io/kv';
 import { systemClock, type Clock, type Timer } from '../base/clock.js';
 import { subjectToken } from '../bus/subjects.js';
 import { noLog, type ClusterLog } from './lease-log.js';
-import { openBucket } from './lease-bucket.js';
+import { openBucket } from './jetstream-setup.js';
 import { followWatch } from './lease-watch.js';
 
 export const DEFAULT_BEAT_MS = 500;

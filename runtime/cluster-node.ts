@@ -7,7 +7,7 @@ import { JetStreamIngress } from '../cluster/jetstream-ingress.js';
 import { KvDeviceRegistry } from '../cluster/kv-device-registry.js';
 import { JetStreamHeldStore } from '../cluster/jetstream-held-store.js';
 import { KvPolicyStore } from '../cluster/kv-policy-store.js';
-import { createConcurrently } from '../cluster/lease-bucket.js';
+import { createConcurrently } from '../cluster/jetstream-setup.js';
 import { LeaseKeeper } from '../cluster/lease-keeper.js';
 import { Membership } from '../cluster/membership.js';
 import { NatsBus } from '../cluster/nats-bus.js';

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { DEFAULT_PLAYGROUND_MODE, PLAYGROUND_MODES, type PlaygroundMode } from '../gateway/playground-access.js';
 import type { GatewayConfig } from '../gateway/server.js';
-import { DEFAULT_MAX_ATTEMPTS as DEFAULT_PUSH_MAX_ATTEMPTS } from '../senders/pool.js';
+import { DEFAULT_MAX_ATTEMPTS as DEFAULT_PUSH_MAX_ATTEMPTS } from '../senders/circuit-breaker.js';
 import { DEFAULT_DEDUPE_WINDOW_MS } from '../store/file-inbox.js';
 import { allowedHostProblem, DEFAULT_WEBPUSH_HOSTS } from '../protocol/push-endpoint.js';
 

@@ -1,5 +1,8 @@
 import type { Clock } from '../base/clock.js';
 
+/** Vendor attempts per push before it is reported failed (SWITCHBOARD_PUSH_MAX_ATTEMPTS). */
+export const DEFAULT_MAX_ATTEMPTS = 5;
+
 export type BreakerState = 'closed' | 'open' | 'half_open';
 
 export interface BreakerOptions {

@@ -3,13 +3,13 @@ import { systemClock } from '../base/clock.js';
 import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
 import { BatchRunner, DEFAULT_BATCH_SIZE } from './batch-runner.js';
-import { CircuitBreaker, backoffMs, type BreakerOptions } from './circuit-breaker.js';
+import { CircuitBreaker, DEFAULT_MAX_ATTEMPTS, backoffMs, type BreakerOptions } from './circuit-breaker.js';
 import type { PushJob, PushOutcome, PushSink } from './types.js';
 import type { SenderConfig } from './vendor-config.js';
 
 export { DEFAULT_BATCH_SIZE };
 /** Attempts per push before it is reported failed. */
-export const DEFAULT_MAX_ATTEMPTS = 5;
+export { DEFAULT_MAX_ATTEMPTS };
 /** Without a message TTL, retries and waits for an open circuit breaker stop after this long. */
 export const DEFAULT_RETRY_WINDOW_MS = 10 * 60_000;
 /** A vendor's refusal of an app's credentials is logged at most this often per (app, vendor). */

@@ -1,4 +1,4 @@
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvOptions } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 
@@ -36,5 +36,18 @@ export async function createConcurrently<T>(create: () => Promise<T>): Promise<T
       if (attempt >= CREATE_TRIES || !/subjects overlap|already in use/i.test(String((err as Error)?.message ?? err))) throw err;
       await new Promise((r) => setTimeout(r, 20 * attempt));
     }
+  }
+}
+
+/**
+ * Creates a stream, or makes an existing one match `config`: another node may have created it first, and
+ * nats-server 2.9 may answer that race with "subjects overlap" instead of "already in use".
+ */
+export async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
+  try {
+    await jsm.streams.add(config);
+  } catch (e) {
+    if (!/already in use|exists|subjects overlap/i.test(String(e))) throw e;
+    await jsm.streams.update(config.name, config);
   }
 }
