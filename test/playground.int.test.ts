@@ -4,6 +4,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium } from './support/browser.js';
 import { NodeProcess } from './support/node-process.js';
+import { until as untilCondition } from './support/ws-client.js';
 
 /**
  * Issue 12, playground: the seed's claims walked by clicking in headless Chromium, against a real node in a child
@@ -18,13 +19,7 @@ describe('playground in a browser', () => {
   const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
   /** The node's own view of the user, through the operator API (the page never sees this key). */
   const view = async () => (await node.http('GET', '/v1/users/playground')).body;
-  const until = async (what: string, check: () => Promise<boolean>) => {
-    const deadline = Date.now() + 15_000;
-    while (!(await check())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
+  const until = (what: string, check: () => Promise<boolean>) => untilCondition(check, 15_000, what);
   const send = async (text: string) => {
     await page.getByLabel('Message to playground').fill(text);
     await page.getByLabel('Message to playground').press('Enter'); // keyboard: Enter submits
