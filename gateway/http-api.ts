@@ -1,13 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   DEFAULT_POLICY, ERRORS, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, SwitchboardError, asProtocolError, decodeBatchRequest, decodeDeviceRegistration, decodePolicy,
-  decodeSendRequest, invalid, isObject, readIds, type BusMessage, type ErrorCode,
+  decodeSendRequest, invalid, isObject, readIds, type BusMessage, type ChatMessage, type ErrorCode,
 } from '../protocol/index.js';
-import type { Ingress } from '../store/types.js';
+import type { AcceptResult } from '../store/types.js';
 import { bearerCheck } from './auth.js';
 import { acceptBatch } from './batch.js';
 import type { HttpApiDeps } from './deps.js';
-import { pathId, readJsonBody, sendError, sendJson } from './http-io.js';
+import { pathId, readJson, readJsonBody, sendError, sendJson, sendJsonText } from './http-io.js';
 import { createPageRoutes } from './page-routes.js';
 import { checkRegistration } from './registration-rules.js';
 
@@ -20,43 +20,87 @@ export const MAX_DECISIONS_LIMIT = 100;
 /** Largest `PUT …/policy` body. */
 const MAX_POLICY_BYTES = 4096;
 
-type Handler = (req: IncomingMessage, res: ServerResponse, params: string[], query: URLSearchParams) => Promise<void>;
+/** Answers the request, or throws / rejects with the error to answer; the message endpoints answer through callbacks. */
+type Handler = (req: IncomingMessage, res: ServerResponse, params: string[], query: URLSearchParams) => Promise<void> | void;
+
+/** Label of the messages accepted over HTTP (one object, not one per request). */
+const FROM_HTTP = { source: 'http' } as const;
+/** The query of a URL without one; handlers only read it. */
+const NO_QUERY = new URLSearchParams();
 
 /** The HTTP API of PROTOCOL.md section 3, plus the operator endpoints that need no key. */
 export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { bus, subjects, ingress, registry, policies, metrics, clock } = deps;
   const authorized = bearerCheck(deps.apiKey);
 
-  const postMessage: Handler = async (req, res) => {
-    if (!deps.isReady()) throw new SwitchboardError('unavailable');
-    const decoded = decodeSendRequest(await readJsonBody(req, MAX_MESSAGE_BYTES), clock.now());
-    if (!decoded.ok) throw decoded.error;
-    const msg = decoded.value;
-    let result: Awaited<ReturnType<Ingress['accept']>>;
+  /** `ingress.accept`, with a synchronous throw turned into a rejection (as `await` did). */
+  const accept = (msg: ChatMessage): Promise<AcceptResult> => {
     try {
-      result = await ingress.accept(msg);
+      return ingress.accept(msg);
     } catch (e) {
-      throw e instanceof SwitchboardError ? e : new SwitchboardError('store_failed', undefined, { cause: e });
+      return Promise.reject(e);
     }
-    if (result === 'duplicate') {
-      metrics.messagesDuplicate.inc();
-      return sendJson(res, 200, { id: msg.id, status: 'duplicate' });
-    }
-    metrics.messagesAccepted.inc({ source: 'http' });
-    sendJson(res, 202, { id: msg.id, status: 'accepted' });
+  };
+
+  /**
+   * Section 3 `POST /v1/messages`: 202 once durable, 200 `duplicate`. The hottest path of the node, written with
+   * callbacks: one body read, one decode, one accept promise, one write per request.
+   */
+  const postMessage: Handler = (req, res) => {
+    if (!deps.isReady()) throw new SwitchboardError('unavailable');
+    withBody(req, res, MAX_MESSAGE_BYTES, (body) => {
+      const decoded = decodeSendRequest(body, clock.now());
+      if (!decoded.ok) return answerFailure(req, res, decoded.error);
+      const { id } = decoded.value;
+      accept(decoded.value).then((result) => {
+        try {
+          if (result === 'duplicate') {
+            metrics.messagesDuplicate.inc();
+            sendJsonText(res, 200, statusBody(id, 'duplicate'));
+          } else {
+            metrics.messagesAccepted.inc(FROM_HTTP);
+            sendJsonText(res, 202, statusBody(id, 'accepted'));
+          }
+        } catch (e) {
+          answerFailure(req, res, e);
+        }
+      }, (e: unknown) => answerFailure(req, res, storeFailure(e)));
+    });
   };
 
   /** Section 3: 1-500 messages, one result each in order, answered once every accepted one is durable. */
-  const postBatch: Handler = async (req, res) => {
+  const postBatch: Handler = (req, res) => {
     if (!deps.isReady()) throw new SwitchboardError('unavailable');
-    const decoded = decodeBatchRequest(await readJsonBody(req, MAX_BATCH_BYTES), clock.now());
-    if (!decoded.ok) throw decoded.error;
-    const results = await acceptBatch(decoded.value, (m) => ingress.accept(m), (status) => {
-      if (status === 'duplicate') metrics.messagesDuplicate.inc();
-      else metrics.messagesAccepted.inc({ source: 'http' });
+    withBody(req, res, MAX_BATCH_BYTES, (body) => {
+      const decoded = decodeBatchRequest(body, clock.now());
+      if (!decoded.ok) return answerFailure(req, res, decoded.error);
+      // Counted once per request, not once per message.
+      let accepted = 0;
+      let duplicates = 0;
+      acceptBatch(decoded.value, accept, (status) => (status === 'duplicate' ? duplicates++ : accepted++))
+        .then((results) => {
+          if (accepted > 0) metrics.messagesAccepted.inc(FROM_HTTP, accepted);
+          if (duplicates > 0) metrics.messagesDuplicate.inc(duplicates);
+          sendJson(res, 200, { results });
+        })
+        .catch((e: unknown) => answerFailure(req, res, e));
     });
-    sendJson(res, 200, { results });
   };
+
+  /**
+   * Reads the JSON body, then runs `handle` on it; a body error or anything `handle` throws is answered. The message
+   * endpoints use this instead of async functions: one body read, one decode, one accept promise, one write.
+   */
+  function withBody(req: IncomingMessage, res: ServerResponse, limit: number, handle: (body: unknown) => void): void {
+    readJson(req, limit, (error, body) => {
+      if (error !== undefined) return answerFailure(req, res, error);
+      try {
+        handle(body);
+      } catch (e) {
+        answerFailure(req, res, e);
+      }
+    });
+  }
 
   /** Section 3/4: the user's policy, the default when none was stored. */
   const getPolicy: Handler = async (_req, res, [rawUser]) => {
@@ -146,7 +190,8 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
     { pattern: ['dashboard', 'stream'], methods: { GET: streamDashboard } },
   ];
 
-  async function serveV1(req: IncomingMessage, res: ServerResponse, segments: string[], query: URLSearchParams): Promise<void> {
+  /** Throws (or rejects) with the error to answer. */
+  function serveV1(req: IncomingMessage, res: ServerResponse, segments: string[], query: URLSearchParams): Promise<void> | void {
     if (deps.isStopping()) throw new SwitchboardError('shutting_down');
     if (!authorized(req.headers.authorization)) {
       return sendError(res, new SwitchboardError('unauthorized'), { 'www-authenticate': 'Bearer' });
@@ -159,6 +204,14 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
       return handler(req, res, params, query);
     }
     throw new SwitchboardError('not_found');
+  }
+
+  /** Any failure of a request: its SwitchboardError answered, anything else a logged 500 (or a cut connection once headers went out). */
+  function answerFailure(req: IncomingMessage, res: ServerResponse, e: unknown): void {
+    const error = e instanceof SwitchboardError ? e : new SwitchboardError('internal', undefined, { cause: e });
+    if (error.code === 'internal') deps.log.error({ err: e, method: req.method, path: (req.url ?? '/').split('?')[0] }, 'request failed');
+    if (!res.headersSent) sendError(res, error);
+    else res.destroy();
   }
 
   async function serveOperator(req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
@@ -184,18 +237,22 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
-    const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
-    const served = path.startsWith('/v1/')
-      ? serveV1(req, res, path.slice('/v1/'.length).split('/'), query)
-      : serveOperator(req, res, path)
-        .then((done) => done || servePage(req, res, path, query))
-        .then((done) => { if (!done) throw new SwitchboardError('not_found'); });
-    served.catch((e: unknown) => {
-      const error = e instanceof SwitchboardError ? e : new SwitchboardError('internal', undefined, { cause: e });
-      if (error.code === 'internal') deps.log.error({ err: e, method: req.method, path }, 'request failed');
-      if (!res.headersSent) sendError(res, error);
-      else res.destroy();
-    });
+    const query = q < 0 ? NO_QUERY : new URLSearchParams(url.slice(q + 1));
+    const failed = (e: unknown): void => answerFailure(req, res, e);
+    if (path.startsWith('/v1/')) {
+      let served: Promise<void> | void;
+      try {
+        served = serveV1(req, res, path.slice('/v1/'.length).split('/'), query);
+      } catch (e) {
+        return failed(e);
+      }
+      if (served !== undefined) served.catch(failed);
+      return;
+    }
+    serveOperator(req, res, path)
+      .then((done) => done || servePage(req, res, path, query))
+      .then((done) => { if (!done) throw new SwitchboardError('not_found'); })
+      .catch(failed);
   };
 }
 
@@ -221,8 +278,18 @@ async function storeWrite<T>(write: () => Promise<T>): Promise<T> {
   try {
     return await write();
   } catch (e) {
-    throw e instanceof SwitchboardError ? e : new SwitchboardError('store_failed', undefined, { cause: e });
+    throw storeFailure(e);
   }
+}
+
+/** What a failed store call is answered with: its own SwitchboardError (e.g. `shutting_down`), else 503 store_failed. */
+function storeFailure(e: unknown): SwitchboardError {
+  return e instanceof SwitchboardError ? e : new SwitchboardError('store_failed', undefined, { cause: e });
+}
+
+/** `{"id":…,"status":…}` exactly as JSON.stringify writes it, without building the object. */
+function statusBody(id: string, status: 'accepted' | 'duplicate'): string {
+  return `{"id":${JSON.stringify(id)},"status":"${status}"}`;
 }
 
 function replyError(reply: BusMessage): SwitchboardError {

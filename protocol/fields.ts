@@ -18,11 +18,12 @@ export function invalidField(field: string, must: string): SwitchboardError {
   return new SwitchboardError('invalid_field', `${field} must be ${must}`);
 }
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/** ES2024's String.prototype.isWellFormed: in V8 since 11.1 (every Node `engines` allows), not in the ES2023 lib types. */
+type WellFormedCheck = { isWellFormed(): boolean };
 
 /** True when `s` has no lone surrogate, i.e. it can be encoded as UTF-8 (String.prototype.isWellFormed). */
 export function isWellFormed(s: string): boolean {
-  return !LONE_SURROGATE.test(s);
+  return (s as unknown as WellFormedCheck).isWellFormed();
 }
 
 export function isObject(v: unknown): v is Json {
@@ -38,9 +39,19 @@ export function id(obj: Json, field: string): string {
 
 export function isId(v: unknown): v is string {
   if (typeof v !== 'string' || v.length === 0 || v.length > MAX_ID_CHARS * 2) return false;
+  if (isPrintableAscii(v)) return v.length <= MAX_ID_CHARS;
   let n = 0;
   for (const _ of v) if (++n > MAX_ID_CHARS) return false;
   return PRINTABLE.test(v);
+}
+
+/** Every character is in U+0020-U+007E (none of those is in \p{C}): most ids, checked without the Unicode regex. */
+function isPrintableAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
 }
 
 export function optionalId(obj: Json, field: string): string | undefined {
