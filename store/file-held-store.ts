@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Packr } from 'msgpackr';
 import { SwitchboardError, type ChatMessage } from '../protocol/index.js';
 import { AppendLog, syncDirectory, type AppendLogOptions, type ReplayReport } from './append-log.js';
-import { emptyReadState, markDelivered, markRead } from './read-state.js';
+import { copyReadState, emptyReadState, fromRecord, isEmptyReadState, markDelivered, markRead, toRecord } from './read-state.js';
 import type { HeldMessage, HeldStore, ReadChange, ReadState } from './types.js';
 
 export const DEFAULT_HELD_COMPACT_MIN_BYTES = 4 * 1024 * 1024;
@@ -140,7 +140,7 @@ export class FileHeldStore implements HeldStore {
 
   async reads(user: string): Promise<ReadState> {
     const s = this.readStates.get(user);
-    return s ? { unread: [...s.unread], read: [...s.read] } : emptyReadState();
+    return s ? copyReadState(s) : emptyReadState();
   }
 
   async saveReads(user: string, state: ReadState, change: ReadChange, durable: boolean): Promise<void> {
@@ -149,8 +149,8 @@ export class FileHeldStore implements HeldStore {
     // actor's (it was never loaded from here) is replaced by a full copy.
     const own = 'delivered' in change ? this.readStates.get(user) : undefined;
     if (own !== undefined && 'delivered' in change) markDelivered(own, change.delivered);
-    if (own === undefined || own.unread.length !== state.unread.length || own.read.length !== state.read.length) {
-      this.setReads(user, { unread: [...state.unread], read: [...state.read] });
+    if (own === undefined || own.unread.size !== state.unread.size || own.read.size !== state.read.size) {
+      this.setReads(user, copyReadState(state));
     }
     const record: HeldLogRecord = 'delivered' in change ? { t: 'unread', user, id: change.delivered } : { t: 'read', user, ids: [...change.read] };
     if (durable) return this.write(record);
@@ -204,12 +204,12 @@ export class FileHeldStore implements HeldStore {
         return;
       }
       case 'reads':
-        this.setReads(r.user, { unread: r.unread, read: r.read });
+        this.setReads(r.user, fromRecord(r));
     }
   }
 
   private setReads(user: string, s: ReadState): void {
-    if (s.unread.length === 0 && s.read.length === 0) this.readStates.delete(user);
+    if (isEmptyReadState(s)) this.readStates.delete(user);
     else this.readStates.set(user, s);
   }
 
@@ -260,7 +260,7 @@ export class FileHeldStore implements HeldStore {
   private liveBytes(): number {
     let bytes = 0;
     for (const held of this.users.values()) for (const e of held.values()) bytes += e.len;
-    for (const [user, s] of this.readStates) bytes += 32 + user.length + 24 * (s.unread.length + s.read.length);
+    for (const [user, s] of this.readStates) bytes += 32 + user.length + 24 * (s.unread.size + s.read.size);
     return bytes;
   }
 
@@ -295,7 +295,7 @@ export class FileHeldStore implements HeldStore {
           moved.push(slot);
         }
       }
-      for (const [user, s] of this.readStates) writes.push(tmp.append({ t: 'reads', user, unread: s.unread, read: s.read }));
+      for (const [user, s] of this.readStates) writes.push(tmp.append({ t: 'reads', user, ...toRecord(s) }));
       await Promise.all(writes);
       await tmp.close();
       await this.reader?.close();
