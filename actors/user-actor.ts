@@ -27,8 +27,16 @@ export class UserActor extends Flights {
     super(user, state, deps, self);
   }
 
-  async handle(msg: UserActorMessage): Promise<void> {
-    if (!this.loaded) await this.load();
+  /**
+   * One message of the mailbox. Returns a promise only when it must wait (the first load, a read, a query), so the
+   * directory runs the common messages (route, ack, presence) without a promise and a microtask each (issue 13).
+   */
+  handle(msg: UserActorMessage): void | Promise<void> {
+    if (!this.loaded) return this.load().then(() => this.handleLoaded(msg));
+    return this.handleLoaded(msg);
+  }
+
+  private handleLoaded(msg: UserActorMessage): void | Promise<void> {
     if (!this.mailbox.loaded) this.loadMailbox();
     const now = this.deps.clock.now();
     switch (msg.type) {
@@ -115,10 +123,9 @@ export class UserActor extends Flights {
       case 'mailbox_loaded':
         return this.replayHeld(); // sessions that opened before the held count was known
       case 'read':
-        await this.onRead(msg.ids, msg.sessionId, now);
-        return;
+        return this.onRead(msg.ids, msg.sessionId, now).then(() => undefined);
       case 'ask':
-        return msg.reply(await this.answer(msg.query, now));
+        return this.answer(msg.query, now).then(msg.reply);
     }
   }
 
