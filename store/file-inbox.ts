@@ -91,35 +91,36 @@ export class FileInbox implements Ingress {
     return inbox;
   }
 
-  async accept(msg: ChatMessage): Promise<AcceptResult> {
-    if (this.closed) throw new SwitchboardError('shutting_down', 'inbox is closed');
-    this.pruneSeen(this.now());
+  accept(msg: ChatMessage): Promise<AcceptResult> {
+    if (this.closed) return Promise.reject(new SwitchboardError('shutting_down', 'inbox is closed'));
+    const now = this.now();
+    this.pruneSeen(now);
     const earlier = this.inflight.get(msg.id);
-    if (earlier !== undefined) {
-      // A duplicate of a message not yet durable answers as the original does: duplicate, or store_failed.
-      await earlier.catch((e: unknown) => Promise.reject(storeFailed(e)));
-      return 'duplicate';
-    }
+    // A duplicate of a message not yet durable answers as the original does: duplicate, or store_failed.
+    if (earlier !== undefined) return earlier.then(() => 'duplicate', (e: unknown) => Promise.reject(storeFailed(e)));
     const seenAt = this.seen.seenAt(msg.id);
-    if (this.pending.has(msg.id) || (seenAt !== undefined && this.now() - seenAt < this.dedupeWindowMs)) return 'duplicate';
+    if (this.pending.has(msg.id) || (seenAt !== undefined && now - seenAt < this.dedupeWindowMs)) return Promise.resolve('duplicate');
 
     if (this.current.log.failed || this.current.log.bytes >= this.segmentBytes) this.roll();
     const segment = this.current;
     segment.noteAccepted(msg.acceptedAt);
     const durable = segment.log.append({ t: 'accepted', msg } satisfies InboxRecord);
     this.inflight.set(msg.id, durable);
-    try {
-      await durable;
-    } catch (e) {
-      segment.forgetAccepted(); // never acknowledged; a retry of the same id goes through
-      throw storeFailed(e);
-    } finally {
-      this.inflight.delete(msg.id);
-    }
-    this.seen.add(msg.id, msg.acceptedAt);
-    this.pending.set(msg.id, { msg, segment });
-    if (this.handler !== undefined) this.deliver(msg);
-    return 'accepted';
+    // One derived promise per accept, no async frame (issue 13: this runs for every message).
+    return durable.then(
+      (): AcceptResult => {
+        this.inflight.delete(msg.id);
+        this.seen.add(msg.id, msg.acceptedAt);
+        this.pending.set(msg.id, { msg, segment });
+        if (this.handler !== undefined) this.deliver(msg);
+        return 'accepted';
+      },
+      (e: unknown) => {
+        this.inflight.delete(msg.id);
+        segment.forgetAccepted(); // never acknowledged; a retry of the same id goes through
+        throw storeFailed(e);
+      },
+    );
   }
 
   /** The embedded node owns every partition, so `partition` is ignored. */
