@@ -75,10 +75,11 @@ export class UserActor extends Flights {
       case 'touch':
         return this.touch(msg.sessionId, msg.at, now);
       case 'ack': {
-        this.touch(msg.sessionId, msg.at, now);
         const slot = this.slots.get(slotKey(msg.id, msg.device));
-        if (slot?.kind !== 'ack') return;
+        if (slot?.kind !== 'ack') return this.touch(msg.sessionId, msg.at, now);
         this.release(slot, msg.device);
+        // After the release: with nothing else in flight, the PC's refresh has no push delay to cancel (no scan).
+        this.touch(msg.sessionId, msg.at, now);
         this.freeWindow(slot);
         this.deps.metrics.acks.inc();
         this.deps.metrics.deliverySeconds.observe({ via: slot.target.via }, Math.max(0, now - slot.flight.msg.acceptedAt) / 1000);
