@@ -5,8 +5,8 @@ import { Packr } from 'msgpackr';
 import { partitionOf } from '../bus/subjects.js';
 import { ensureStream } from './jetstream-setup.js';
 import { SwitchboardError, MAX_TTL_SECONDS } from '../protocol/index.js';
-import { emptyReadState } from '../store/read-state.js';
-import type { HeldMessage, HeldStore, ReadChange, ReadState } from '../store/types.js';
+import { emptyReadState, fromRecord, toRecord } from '../store/read-state.js';
+import type { HeldMessage, HeldStore, ReadChange, ReadState, ReadStateRecord } from '../store/types.js';
 
 const packr = new Packr({ useRecords: false });
 
@@ -114,11 +114,11 @@ export class JetStreamHeldStore implements HeldStore {
   async reads(user: string): Promise<ReadState> {
     const e = await this.kv.get(readsKey(user));
     if (!e || e.operation !== 'PUT' || e.value.length === 0) return emptyReadState();
-    return packr.unpack(e.value) as ReadState;
+    return fromRecord(packr.unpack(e.value) as ReadStateRecord);
   }
 
   async saveReads(user: string, state: ReadState, _change: ReadChange, durable: boolean): Promise<void> {
-    const put = this.kv.put(readsKey(user), packr.pack({ unread: state.unread, read: state.read }));
+    const put = this.kv.put(readsKey(user), packr.pack(toRecord(state)));
     if (durable) await put;
     else put.catch(() => undefined);
   }
