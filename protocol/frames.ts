@@ -1,5 +1,5 @@
 import { SwitchboardError } from './errors.js';
-import { id, invalid, isObject, oneOf, str, type Json } from './fields.js';
+import { id, invalid, isId, isObject, oneOf, str, type Json } from './fields.js';
 import { asProtocolError, readRegistration, type MobileOs } from './message.js';
 import { fail, ok, type Decoded } from './result.js';
 
@@ -126,7 +126,8 @@ export function decodeClientFrame(text: string, identity?: FrameIdentity): Decod
 export function readIds(body: Json): string[] {
   const v = body.ids;
   if (!Array.isArray(v) || v.length === 0 || v.length > MAX_READ_IDS) throw invalid('ids', `an array of 1-${MAX_READ_IDS} message ids`);
-  v.forEach((x, i) => id({ [`ids[${i}]`]: x }, `ids[${i}]`));
+  // Checked in place; only a bad entry builds the object that names it in the error.
+  for (let i = 0; i < v.length; i++) if (!isId(v[i])) id({ [`ids[${i}]`]: v[i] }, `ids[${i}]`);
   return [...new Set(v as string[])];
 }
 

@@ -1,0 +1,102 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { bearerMatches } from '../gateway/auth.js';
+import { decodeClientFrame, decodeSendRequest, isId, isWellFormed, MAX_ID_CHARS } from '../protocol/index.js';
+
+/**
+ * Issue 13 (HTTP entry): the shortcuts of the hot path answer exactly as the rules they stand for. Each is checked
+ * against the plain definition it replaced, on the edges and on random strings of every kind of character.
+ */
+
+/** The definitions before the shortcuts: 1-128 code points, none in \p{C}; no lone surrogate. */
+const referenceIsId = (v: unknown): boolean => typeof v === 'string' && [...v].length >= 1 && [...v].length <= MAX_ID_CHARS && /^[^\p{C}]+$/u.test(v);
+const referenceWellFormed = (s: string): boolean => !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
+
+const anyString = fc.oneof(
+  fc.string({ maxLength: 140 }),
+  fc.string({ unit: 'binary', maxLength: 140 }),
+  fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)), maxLength: 140 }),
+  fc.string({ unit: fc.constantFrom('a', ' ', '~', '\u007f', '\u001f', '\u0080', '\u00ad', 'é', '😀', '\ud800', '\udc00'), maxLength: 140 }),
+);
+
+describe('isId: the printable-ASCII shortcut', () => {
+  it('draws the line at 128 characters and at the controls around the printable range', () => {
+    expect(isId('a'.repeat(MAX_ID_CHARS))).toBe(true);
+    expect(isId('a'.repeat(MAX_ID_CHARS + 1))).toBe(false);
+    expect(isId(' ~')).toBe(true);
+    for (const c of ['\u001f', '\u007f', '\u0080', '\u00ad']) expect(isId(`a${c}b`)).toBe(false);
+    expect(isId('😀'.repeat(MAX_ID_CHARS))).toBe(true); // 256 UTF-16 units, 128 characters
+    expect(isId('😀'.repeat(MAX_ID_CHARS) + 'a')).toBe(false);
+    expect(isId('é'.repeat(MAX_ID_CHARS))).toBe(true);
+    expect(isId('')).toBe(false);
+  });
+
+  it('agrees with the plain definition on any string', () => {
+    fc.assert(fc.property(anyString, (s) => isId(s) === referenceIsId(s)), { numRuns: 3000 });
+  });
+});
+
+describe('isWellFormed: the native check', () => {
+  it('agrees with the lone-surrogate pattern on any string', () => {
+    expect(isWellFormed('a\ud800')).toBe(false);
+    expect(isWellFormed('\udc00a')).toBe(false);
+    expect(isWellFormed('😀')).toBe(true);
+    fc.assert(fc.property(anyString, (s) => isWellFormed(s) === referenceWellFormed(s)), { numRuns: 3000 });
+  });
+});
+
+describe('decodeSendRequest: the message it builds', () => {
+  it('holds exactly the fields sent, in the contract order, acceptedAt last, no undefined values', () => {
+    const full = decodeSendRequest({
+      urgent: true, ttlSeconds: 60, priority: 'high', collapseKey: 'c', data: { k: 'v' }, text: 't', title: 'T', from: 'f', to: 'u', id: 'm',
+    }, 5);
+    if (!full.ok) throw full.error;
+    expect(Object.keys(full.value)).toEqual(['id', 'to', 'from', 'title', 'text', 'data', 'collapseKey', 'priority', 'ttlSeconds', 'urgent', 'acceptedAt']);
+    const lean = decodeSendRequest({ to: 'u', id: 'm', text: 't', urgent: false, priority: undefined }, 5);
+    if (!lean.ok) throw lean.error;
+    expect(Object.entries(lean.value)).toEqual([['id', 'm'], ['to', 'u'], ['text', 't'], ['acceptedAt', 5]]);
+  });
+
+  it('reports the first bad field in contract order (id, to, from, title, …)', () => {
+    const bad = { id: '', to: '', from: 7, title: 7 };
+    const first = (body: object) => {
+      const d = decodeSendRequest(body, 0);
+      return d.ok ? '' : d.error.message;
+    };
+    expect(first(bad)).toMatch(/^[^:]+: id must/);
+    expect(first({ ...bad, id: 'm' })).toMatch(/: to must/);
+    expect(first({ ...bad, id: 'm', to: 'u' })).toMatch(/: from must/);
+    expect(first({ ...bad, id: 'm', to: 'u', from: 'f' })).toMatch(/: title must/);
+  });
+
+  it('refuses a lone surrogate in each text field and in data, naming the field', () => {
+    for (const field of ['title', 'text', 'collapseKey']) {
+      const d = decodeSendRequest({ id: 'm', to: 'u', [field]: 'x\ud800' }, 0);
+      expect(d.ok ? undefined : d.error.toBody()).toMatchObject({ code: 'invalid_field', message: expect.stringContaining(field) });
+    }
+    for (const data of [{ k: 'x\udc00' }, { 'k\ud800': 'v' }]) {
+      const d = decodeSendRequest({ id: 'm', to: 'u', data }, 0);
+      expect(d.ok ? undefined : d.error.toBody()).toMatchObject({ code: 'invalid_field', message: expect.stringContaining('data') });
+    }
+  });
+});
+
+describe('read ids: checked in place', () => {
+  it('names the first bad entry by its index, and drops duplicates of good ones', () => {
+    const bad = decodeClientFrame(JSON.stringify({ type: 'read', ids: ['a', 'b', '', 7] }));
+    expect(bad.ok ? undefined : bad.error.toBody()).toEqual({ code: 'invalid_request', message: 'request does not match the contract: ids[2] must be a string of 1-128 printable characters' });
+    expect(decodeClientFrame(JSON.stringify({ type: 'read', ids: ['a', 'b', 'a'] }))).toEqual({ ok: true, value: { type: 'read', ids: ['a', 'b'] } });
+  });
+});
+
+describe('bearer check: one-shot digests compared in full', () => {
+  it('lets in exactly the key, whatever it is made of', () => {
+    fc.assert(fc.property(fc.string({ minLength: 1, maxLength: 60 }).filter((k) => /^\S+$/.test(k)), anyString, (key, other) => {
+      expect(bearerMatches(`Bearer ${key}`, key)).toBe(true);
+      const token = /^Bearer +(\S+) *$/.exec(`Bearer ${other}`)?.[1]; // the header's token, as section 3 reads it
+      expect(bearerMatches(`Bearer ${other}`, key)).toBe(token === key);
+    }), { numRuns: 500 });
+    expect(bearerMatches('Bearer clé-😀', 'clé-😀')).toBe(true);
+    expect(bearerMatches('Bearer clé-😀', 'cle-😀')).toBe(false);
+  });
+});
