@@ -42,7 +42,7 @@ function launch<T>(cmd: string, args: string[], env: NodeJS.ProcessEnv, ready: (
       buf = parts.pop()!;
       for (const l of parts) {
         lines.push(l);
-        if (lines.length > 200) lines.shift();
+        if (lines.length > 1000) lines.shift();
         const v = done ? undefined : ready(l);
         if (v !== undefined) (done = true), resolve({ proc, value: v, lines });
       }
@@ -77,11 +77,14 @@ export interface NodeProc {
   lines: string[];
 }
 
-/** One cluster node (SWITCHBOARD_PORT=0); resolves with the port from its 'switchboard listening' line. */
-export async function startNode(id: string, env: Record<string, string>): Promise<NodeProc> {
+/**
+ * One cluster node (SWITCHBOARD_PORT=0); resolves with the port from its 'switchboard listening' line. `nodeArgs`
+ * go to node itself (e.g. `--cpu-prof`; a profile is written only on a graceful exit: see stopGracefully).
+ */
+export async function startNode(id: string, env: Record<string, string>, nodeArgs: string[] = []): Promise<NodeProc> {
   const data = await mkdtemp(join(tmpdir(), 'sb-bench-node-'));
   dirs.add(data);
-  const { proc, value, lines } = await launch(process.execPath, [BIN, 'start'], {
+  const { proc, value, lines } = await launch(process.execPath, [...nodeArgs, BIN, 'start'], {
     PATH: process.env.PATH, SWITCHBOARD_PORT: '0', SWITCHBOARD_DATA_DIR: data, SWITCHBOARD_NODE_ID: id, SWITCHBOARD_LOG_LEVEL: 'info', ...env,
   }, (l) => {
     if (!l.includes('switchboard listening')) return undefined;
@@ -124,6 +127,16 @@ export function cpuMs(pid: number | undefined): number {
 export function track(proc: ChildProcess): void {
   children.add(proc);
   proc.on('exit', () => children.delete(proc));
+}
+
+/** SIGTERM, then waits up to `timeoutMs` for the exit (a node writes its CPU profile then); SIGKILL after. */
+export function stopGracefully(proc: ChildProcess, timeoutMs = 15_000): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+    proc.once('exit', () => (clearTimeout(timer), resolve()));
+    proc.kill('SIGTERM');
+  });
 }
 
 /** SIGKILLs every child still running and removes the temp dirs. */
