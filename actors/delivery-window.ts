@@ -33,6 +33,10 @@ export class DeliveryWindows<T> {
     const w = this.table?.get(session);
     if (w === undefined) return [];
     w.sent = Math.max(0, w.sent - 1);
+    if (w.queue.length === 0) {
+      if (w.sent === 0) this.sessions.delete(session);
+      return []; // the common case (nothing waits): no queue to walk
+    }
     const out: T[] = [];
     while (w.sent < this.max && w.queue.length > 0) {
       out.push(w.queue.shift()!);

@@ -128,7 +128,8 @@ export class UserDirectory {
         return;
       }
       try {
-        await r.actor.handle(msg); // later messages queue meanwhile
+        const waiting = r.actor.handle(msg);
+        if (waiting !== undefined) await waiting; // later messages queue meanwhile
       } catch (err) {
         this.deps.log.error({ err, user: r.actor.user, type: msg.type }, 'user actor failed on a message');
       }

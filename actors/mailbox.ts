@@ -1,7 +1,7 @@
 import type { ChatMessage } from '../protocol/index.js';
 import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
-import { emptyReadState, markDelivered, markRead, unreadCount } from '../store/read-state.js';
+import { emptyReadState, isEmptyReadState, markDelivered, markRead, unreadCount } from '../store/read-state.js';
 import type { HeldStore, ReadChange, ReadState } from '../store/types.js';
 
 /** What a user's mailbox needs from the node. */
@@ -27,7 +27,8 @@ export class UserMailbox {
   heldCount = 0;
   /** True once the count and the read state were read from the store. */
   loaded = false;
-  private state: ReadState = emptyReadState();
+  /** Created with the first delivery or read: a live actor of a user with no read state pays for no sets. */
+  private state: ReadState | undefined;
   /** Read-state changes made before the load finished, applied on top of what it read. */
   private early: ReadChange[] = [];
   private loading?: Promise<boolean>;
@@ -59,14 +60,14 @@ export class UserMailbox {
 
   private merge(count: number, reads: ReadState): void {
     this.heldCount += count; // holds made meanwhile were counted already
-    this.state = reads;
+    this.state = isEmptyReadState(reads) ? undefined : reads;
     const early = this.early;
     this.early = [];
     this.loaded = true;
     for (const change of early) {
       if ('delivered' in change) this.delivered(change.delivered);
       else {
-        markRead(this.state, change.read);
+        markRead((this.state ??= emptyReadState()), change.read);
         this.save(change, true).catch(() => undefined);
       }
     }
@@ -74,7 +75,7 @@ export class UserMailbox {
 
   /** The badge: delivered and not read. */
   get unread(): number {
-    return unreadCount(this.state);
+    return this.state === undefined ? 0 : unreadCount(this.state);
   }
 
   /** When a held copy of `msg` stops being held; undefined when it must not be held (`ttlSeconds: 0`, or expired). */
@@ -115,7 +116,7 @@ export class UserMailbox {
 
   /** A message was delivered (routed to a device): it counts as unread unless read already. */
   delivered(id: string): void {
-    if (!markDelivered(this.state, id)) return;
+    if (!markDelivered((this.state ??= emptyReadState()), id)) return;
     if (!this.loaded) {
       this.early.push({ delivered: id }); // stored once the load has read what is there
       return;
@@ -126,7 +127,7 @@ export class UserMailbox {
   /** Section 4 read sync: the ids leave `unread` (durably) and are no longer held. Returns the new badge. */
   async read(ids: readonly string[]): Promise<number> {
     if (!(await this.load(Date.now()))) throw new Error('the read state could not be loaded');
-    markRead(this.state, ids);
+    markRead((this.state ??= emptyReadState()), ids);
     await this.save({ read: ids }, true);
     if (this.heldCount > 0) {
       const before = this.heldCount;
@@ -139,7 +140,7 @@ export class UserMailbox {
   }
 
   private save(change: ReadChange, durable: boolean): Promise<void> {
-    return this.deps.held.saveReads(this.user, this.state, change, durable);
+    return this.deps.held.saveReads(this.user, (this.state ??= emptyReadState()), change, durable);
   }
 
   private async trim(now: number): Promise<void> {

@@ -27,8 +27,16 @@ export class UserActor extends Flights {
     super(user, state, deps, self);
   }
 
-  async handle(msg: UserActorMessage): Promise<void> {
-    if (!this.loaded) await this.load();
+  /**
+   * One message of the mailbox. Returns a promise only when it must wait (the first load, a read, a query), so the
+   * directory runs the common messages (route, ack, presence) without a promise and a microtask each (issue 13).
+   */
+  handle(msg: UserActorMessage): void | Promise<void> {
+    if (!this.loaded) return this.load().then(() => this.handleLoaded(msg));
+    return this.handleLoaded(msg);
+  }
+
+  private handleLoaded(msg: UserActorMessage): void | Promise<void> {
     if (!this.mailbox.loaded) this.loadMailbox();
     const now = this.deps.clock.now();
     switch (msg.type) {
@@ -67,10 +75,11 @@ export class UserActor extends Flights {
       case 'touch':
         return this.touch(msg.sessionId, msg.at, now);
       case 'ack': {
-        this.touch(msg.sessionId, msg.at, now);
         const slot = this.slots.get(slotKey(msg.id, msg.device));
-        if (slot?.kind !== 'ack') return;
+        if (slot?.kind !== 'ack') return this.touch(msg.sessionId, msg.at, now);
         this.release(slot, msg.device);
+        // After the release: with nothing else in flight, the PC's refresh has no push delay to cancel (no scan).
+        this.touch(msg.sessionId, msg.at, now);
         this.freeWindow(slot);
         this.deps.metrics.acks.inc();
         this.deps.metrics.deliverySeconds.observe({ via: slot.target.via }, Math.max(0, now - slot.flight.msg.acceptedAt) / 1000);
@@ -115,10 +124,9 @@ export class UserActor extends Flights {
       case 'mailbox_loaded':
         return this.replayHeld(); // sessions that opened before the held count was known
       case 'read':
-        await this.onRead(msg.ids, msg.sessionId, now);
-        return;
+        return this.onRead(msg.ids, msg.sessionId, now).then(() => undefined);
       case 'ask':
-        return msg.reply(await this.answer(msg.query, now));
+        return this.answer(msg.query, now).then(msg.reply);
     }
   }
 

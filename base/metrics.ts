@@ -1,4 +1,45 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type CounterConfiguration } from 'prom-client';
+
+/**
+ * A prom-client `Counter` bumped on every routed message (issue 13). prom-client hashes and validates the label
+ * object on each `inc` (~560 ns with two labels on the bench machine, against ~60 ns for a map bump); here the
+ * counts add up per label set in plain numbers and reach the prom-client counter whenever it is read (its
+ * `collect`, which every scrape and `get()` runs), so every read sees the same values a plain counter would have.
+ * Label values must be strings (they are the map key, joined by U+0001, which no label value of ours holds).
+ */
+export class HotCounter<L extends string> {
+  readonly counter: Counter<L>;
+  private readonly pending = new Map<string, { labels: Partial<Record<L, string>>; n: number }>();
+  private readonly labelNames: readonly L[];
+
+  constructor(config: CounterConfiguration<L>) {
+    this.labelNames = config.labelNames ?? [];
+    const flush = (): void => this.flush();
+    this.counter = new Counter<L>({ ...config, collect: flush });
+  }
+
+  /** Adds `n` (default 1) to the count of this label set. */
+  inc(labels: Partial<Record<L, string>>, n = 1): void {
+    let key = '';
+    for (const name of this.labelNames) key += `${labels[name]}\u0001`;
+    const slot = this.pending.get(key);
+    if (slot !== undefined) slot.n += n;
+    else this.pending.set(key, { labels: { ...labels }, n });
+  }
+
+  /** The prom-client counter's values, counts so far included. */
+  get(): ReturnType<Counter<L>['get']> {
+    return this.counter.get();
+  }
+
+  private flush(): void {
+    for (const slot of this.pending.values()) {
+      if (slot.n === 0) continue;
+      this.counter.inc(slot.labels, slot.n);
+      slot.n = 0;
+    }
+  }
+}
 
 /** Prometheus metrics of one node (`GET /metrics`). One registry per node so tests can run several. */
 export class Metrics {
@@ -6,8 +47,8 @@ export class Metrics {
 
   readonly messagesAccepted = new Counter({ name: 'switchboard_messages_accepted_total', help: 'Messages durably accepted', labelNames: ['source'] as const, registers: [this.registry] });
   readonly messagesDuplicate = new Counter({ name: 'switchboard_messages_duplicate_total', help: 'Messages refused as duplicates', registers: [this.registry] });
-  readonly messagesRouted = new Counter({ name: 'switchboard_messages_routed_total', help: 'Routing decisions by route and reason (the PC state, or ack_timeout)', labelNames: ['route', 'reason'] as const, registers: [this.registry] });
-  readonly deliveries = new Counter({ name: 'switchboard_deliveries_total', help: 'Deliveries by channel: direct sends to sessions (pc, mobile) and vendor pushes the vendor accepted (apns, fcm, hms, webpush)', labelNames: ['via'] as const, registers: [this.registry] });
+  readonly messagesRouted = new HotCounter({ name: 'switchboard_messages_routed_total', help: 'Routing decisions by route and reason (the PC state, or ack_timeout)', labelNames: ['route', 'reason'] as const, registers: [this.registry] });
+  readonly deliveries = new HotCounter({ name: 'switchboard_deliveries_total', help: 'Deliveries by channel: direct sends to sessions (pc, mobile) and vendor pushes the vendor accepted (apns, fcm, hms, webpush)', labelNames: ['via'] as const, registers: [this.registry] });
   readonly acks = new Counter({ name: 'switchboard_acks_total', help: 'Direct deliveries acked by the client', registers: [this.registry] });
   readonly ackTimeouts = new Counter({ name: 'switchboard_ack_timeouts_total', help: 'Direct deliveries that fell back after the ack timeout', labelNames: ['kind'] as const, registers: [this.registry] });
   readonly pushOutcomes = new Counter({ name: 'switchboard_push_outcomes_total', help: 'Final vendor push outcomes by result (ok, dead_token, failed)', labelNames: ['vendor', 'outcome'] as const, registers: [this.registry] });

@@ -7,8 +7,8 @@ import { ensureStream } from './jetstream-setup.js';
 import { JetStreamPublisher } from './jetstream-publisher.js';
 import { ReadStateWriter } from './read-state-writer.js';
 import { SwitchboardError, MAX_TTL_SECONDS } from '../protocol/index.js';
-import { emptyReadState } from '../store/read-state.js';
-import type { HeldMessage, HeldStore, ReadChange, ReadState } from '../store/types.js';
+import { emptyReadState, fromRecord, toRecord } from '../store/read-state.js';
+import type { HeldMessage, HeldStore, ReadChange, ReadState, ReadStateRecord } from '../store/types.js';
 
 const packr = new Packr({ useRecords: false });
 
@@ -57,7 +57,7 @@ export class JetStreamHeldStore implements HeldStore {
   ) {
     this.stream = `${opts.prefix}_held`;
     this.readsWriter = new ReadStateWriter(async (user, state) => {
-      const data = packr.pack({ unread: state.unread, read: state.read }); // before the first await: state keeps changing
+      const data = packr.pack(toRecord(state)); // before the first await: state keeps changing
       try {
         await publisher.publish(readsSubject + readsKey(user), data);
       } catch (e) {
@@ -144,10 +144,10 @@ export class JetStreamHeldStore implements HeldStore {
   async reads(user: string): Promise<ReadState> {
     // A state still being written here is newer than what the bucket has (only this node writes the user).
     const pending = this.readsWriter.pending(user);
-    if (pending) return { unread: [...pending.unread], read: [...pending.read] };
+    if (pending) return { unread: new Set(pending.unread), read: new Set(pending.read) };
     const e = await this.kv.get(readsKey(user));
     if (!e || e.operation !== 'PUT' || e.value.length === 0) return emptyReadState();
-    return packr.unpack(e.value) as ReadState;
+    return fromRecord(packr.unpack(e.value) as ReadStateRecord);
   }
 
   /**

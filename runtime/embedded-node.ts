@@ -81,7 +81,8 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
     passivateAfterMs: config.passivateAfterMs, decisionHistoryBytes: config.decisionHistoryBytes,
     held, holdTtlMs: config.holdTtlSeconds * 1000, holdMax: config.holdMax, maxInflight: config.maxInflight,
     done: (id) => ingress.done(id),
-    onRouted: (e) => logDecision(log, e),
+    // The only listener here is the debug line; without it no event is built per message (the level is fixed at start).
+    onRouted: log.isLevelEnabled('debug') ? (e) => logDecision(log, e) : undefined,
   });
   // Embedded: this node owns every partition.
   metrics.ownedPartitions.set(config.partitions);

@@ -1,9 +1,13 @@
+import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { HEADER_BYTES, packr, replayLog, syncDirectory, writeAll, type ReplayOptions, type ReplayReport } from './log-replay.js';
 
 export { MAX_RECORD_BYTES, syncDirectory, type LogDamage, type ReplayReport } from './log-replay.js';
+
+/** `O_DSYNC` where the platform has it (Linux, macOS); Windows has none. */
+const O_DSYNC: number | undefined = (constants as { O_DSYNC?: number }).O_DSYNC;
 
 /** What became of a batch whose write or fdatasync failed (its appends are rejected either way). */
 export interface WriteFailure {
@@ -16,7 +20,11 @@ export interface WriteFailure {
 export interface AppendLogOptions {
   /** Bytes already in the file (from `AppendLog.replay`), so `bytes` counts the whole file. Default 0. */
   startBytes?: number;
-  /** How a batch is made durable; replaceable so tests can inject disk failures. Default `fh.datasync()`. */
+  /**
+   * How a batch is made durable; replaceable so tests can inject disk failures. Default: the file is opened with
+   * `O_DSYNC`, so each batch's one `write` returns once its data is on disk (PostgreSQL's `open_datasync`); where the
+   * platform has no `O_DSYNC`, `fh.datasync()` after the write.
+   */
   datasync?: (file: FileHandle) => Promise<void>;
   /** Called once per failed batch, after the cut was tried (store health: log, metric, readiness). */
   onWriteFailure?: (failure: WriteFailure) => void;
@@ -46,6 +54,10 @@ export class AppendLog<T> {
   readonly stats: AppendLogStats = { records: 0, syncs: 0 };
   private file: FileHandle | undefined;
   private queue: PendingAppend[] = [];
+  /** Appends in `queue` that wait for durability (not lazy): a batch of lazy records alone waits for the timer. */
+  private eager = 0;
+  /** Set by the lazy timer and by close: write the queue even if it holds only lazy records. */
+  private flushLazy = false;
   private lazyTimer?: ReturnType<typeof setTimeout>;
   private flushing: Promise<void> | undefined;
   private failure: unknown;
@@ -53,14 +65,15 @@ export class AppendLog<T> {
   private queuedBytes: number;
   /** File size after the last successful write + fdatasync: where a failed batch is cut back to. */
   private syncedBytes: number;
-  private readonly datasync: (file: FileHandle) => Promise<void>;
+  /** Undefined: the file is opened `O_DSYNC` and a write is durable when it returns. */
+  private readonly datasync: ((file: FileHandle) => Promise<void>) | undefined;
   private readonly onWriteFailure?: (failure: WriteFailure) => void;
 
   /** The file is opened (created if missing) lazily by the first flush, so constructing never blocks. */
   constructor(readonly path: string, options: AppendLogOptions = {}) {
     this.queuedBytes = options.startBytes ?? 0;
     this.syncedBytes = this.queuedBytes;
-    this.datasync = options.datasync ?? ((f) => f.datasync());
+    this.datasync = options.datasync ?? (O_DSYNC === undefined ? (f) => f.datasync() : undefined);
     this.onWriteFailure = options.onWriteFailure;
   }
 
@@ -93,6 +106,7 @@ export class AppendLog<T> {
     this.queuedBytes += frame.length;
     return new Promise((resolve, reject) => {
       this.queue.push({ frame, resolve, reject });
+      this.eager++;
       this.flushing ??= this.flushLoop();
     });
   }
@@ -107,10 +121,17 @@ export class AppendLog<T> {
     const frame = encodeFrame(record);
     this.queuedBytes += frame.length;
     this.queue.push({ frame, resolve: () => {}, reject: () => {} });
-    if (this.flushing !== undefined || this.lazyTimer !== undefined) return;
+    this.armLazyTimer();
+  }
+
+  /** Lazy records never start a write of their own before LAZY_FLUSH_MS: they ride with the next synced batch. */
+  private armLazyTimer(): void {
+    if (this.lazyTimer !== undefined || this.closed) return;
     this.lazyTimer = setTimeout(() => {
       this.lazyTimer = undefined;
-      if (this.queue.length > 0) this.flushing ??= this.flushLoop();
+      if (this.queue.length === 0) return;
+      this.flushLazy = true;
+      this.flushing ??= this.flushLoop();
     }, LAZY_FLUSH_MS);
     this.lazyTimer.unref();
   }
@@ -120,8 +141,10 @@ export class AppendLog<T> {
     this.closed = true;
     if (this.lazyTimer !== undefined) clearTimeout(this.lazyTimer);
     this.lazyTimer = undefined;
+    this.flushLazy = true;
     if (this.queue.length > 0) this.flushing ??= this.flushLoop();
     await this.flushing;
+    if (this.queue.length > 0) await (this.flushing ??= this.flushLoop()); // lazy records left by a loop that ended before close
     await this.file?.close();
     this.file = undefined;
   }
@@ -130,9 +153,11 @@ export class AppendLog<T> {
     // One microtask first: appends made in the same synchronous run (a batch of accepts) join the first write.
     await Promise.resolve();
     try {
-      while (this.queue.length > 0 && this.failure === undefined) {
+      while (this.queue.length > 0 && this.failure === undefined && (this.eager > 0 || this.flushLazy)) {
         const batch = this.queue;
         this.queue = []; // appends arriving from here on form the next batch
+        this.eager = 0;
+        this.flushLazy = this.closed;
         const data = Buffer.concat(batch.map((p) => p.frame));
         try {
           await this.writeAndSync(data);
@@ -152,9 +177,14 @@ export class AppendLog<T> {
         this.stats.syncs++;
         for (const p of batch) p.resolve();
       }
-      const rest = this.queue;
-      this.queue = [];
-      for (const p of rest) p.reject(this.failure);
+      if (this.failure === undefined) {
+        if (this.queue.length > 0) this.armLazyTimer(); // only lazy records are left: they wait for company or the timer
+      } else {
+        const rest = this.queue;
+        this.queue = [];
+        this.eager = 0;
+        for (const p of rest) p.reject(this.failure);
+      }
     } finally {
       this.flushing = undefined;
     }
@@ -174,7 +204,7 @@ export class AppendLog<T> {
 
   private async writeAndSync(data: Buffer): Promise<void> {
     if (this.file === undefined) {
-      const file = await open(this.path, 'a');
+      const file = await open(this.path, this.datasync === undefined ? constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | O_DSYNC! : 'a');
       try {
         this.syncedBytes = (await file.stat()).size; // what is on disk, whatever `startBytes` said
         await syncDirectory(dirname(this.path)); // a new file's directory entry must be durable too
@@ -184,10 +214,15 @@ export class AppendLog<T> {
       }
       this.file = file;
     }
-    await writeAll(this.file, data);
-    await this.datasync(this.file);
-    // A file unlinked under us (data dir deleted) still takes writes; they would vanish at the next restart.
-    if ((await this.file.stat()).nlink === 0) throw Object.assign(new Error(`${this.path} was deleted`), { code: 'ENOENT' });
+    // A file unlinked under us (data dir deleted) still takes writes; they would vanish at the next restart. The
+    // check runs beside the write, so a batch costs one trip to the thread pool, not three (issue 13: each trip waits
+    // for a busy event loop to pick its answer up, which is what the send-to-receive tail was made of).
+    const file = this.file;
+    const [, stat] = await Promise.all([
+      this.datasync === undefined ? writeAll(file, data) : writeAll(file, data).then(() => this.datasync!(file)),
+      file.stat(),
+    ]);
+    if (stat.nlink === 0) throw Object.assign(new Error(`${this.path} was deleted`), { code: 'ENOENT' });
   }
 }
 

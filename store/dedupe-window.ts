@@ -45,8 +45,13 @@ export class DedupeWindow {
   }
 }
 
+/**
+ * FNV-1a over the id's last 8 UTF-16 units and its length: ids differ at the end (counters, UUIDs, timestamps), and
+ * this runs twice per accept, so the whole id (up to 128 characters) is not worth hashing. A skewed spread only
+ * makes one shard larger, never an answer wrong.
+ */
 function shardOf(id: string, shards: number): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  let h = Math.imul(0x811c9dc5 ^ id.length, 0x01000193);
+  for (let i = Math.max(0, id.length - 8); i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
   return (h >>> 0) % shards;
 }

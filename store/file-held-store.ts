@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Packr } from 'msgpackr';
 import { SwitchboardError, type ChatMessage } from '../protocol/index.js';
 import { AppendLog, syncDirectory, type AppendLogOptions, type ReplayReport } from './append-log.js';
-import { emptyReadState, markDelivered, markRead } from './read-state.js';
+import { copyReadState, emptyReadState, fromRecord, isEmptyReadState, markDelivered, markRead, toRecord } from './read-state.js';
 import type { HeldMessage, HeldStore, ReadChange, ReadState } from './types.js';
 
 export const DEFAULT_HELD_COMPACT_MIN_BYTES = 4 * 1024 * 1024;
@@ -25,7 +25,10 @@ export interface FileHeldStoreOptions {
 export type HeldLogRecord =
   | { t: 'hold'; user: string; msg: ChatMessage; exp: number }
   | { t: 'drop'; user: string; ids: string[] }
+  /** One delivery's unread mark (written by earlier versions; still read). */
   | { t: 'unread'; user: string; id: string }
+  /** The unread marks of one event-loop turn, in delivery order: `users[i]` got `ids[i]`. */
+  | { t: 'unreads'; users: string[]; ids: string[] }
   | { t: 'read'; user: string; ids: string[] }
   | { t: 'reads'; user: string; unread: string[]; read: string[] };
 
@@ -60,6 +63,8 @@ export class FileHeldStore implements HeldStore {
   private reader: FileHandle | undefined;
   private compaction: Promise<void> | undefined;
   private deferred: { record: HeldLogRecord; entry?: HeldEntry; resolve: () => void; reject: (e: unknown) => void }[] | undefined;
+  /** Unread marks of this turn, written as one lazy `unreads` record (issue 13: one record per delivery was 2-3% of the node's CPU). */
+  private marks: { users: string[]; ids: string[] } | undefined;
   private total = 0;
   private closed = false;
   private readonly compactMinBytes: number;
@@ -140,7 +145,7 @@ export class FileHeldStore implements HeldStore {
 
   async reads(user: string): Promise<ReadState> {
     const s = this.readStates.get(user);
-    return s ? { unread: [...s.unread], read: [...s.read] } : emptyReadState();
+    return s ? copyReadState(s) : emptyReadState();
   }
 
   async saveReads(user: string, state: ReadState, change: ReadChange, durable: boolean): Promise<void> {
@@ -149,16 +154,41 @@ export class FileHeldStore implements HeldStore {
     // actor's (it was never loaded from here) is replaced by a full copy.
     const own = 'delivered' in change ? this.readStates.get(user) : undefined;
     if (own !== undefined && 'delivered' in change) markDelivered(own, change.delivered);
-    if (own === undefined || own.unread.length !== state.unread.length || own.read.length !== state.read.length) {
-      this.setReads(user, { unread: [...state.unread], read: [...state.read] });
+    if (own === undefined || own.unread.size !== state.unread.size || own.read.size !== state.read.size) {
+      this.setReads(user, copyReadState(state));
     }
-    const record: HeldLogRecord = 'delivered' in change ? { t: 'unread', user, id: change.delivered } : { t: 'read', user, ids: [...change.read] };
+    if ('delivered' in change && !durable) return this.queueMark(user, change.delivered);
+    const record: HeldLogRecord = 'delivered' in change ? { t: 'unreads', users: [user], ids: [change.delivered] } : { t: 'read', user, ids: [...change.read] };
     if (durable) return this.write(record);
+    this.appendLazy(record);
+  }
+
+  /** A delivery's unread mark joins this turn's `unreads` record (lazy: a crash loses at most these marks). */
+  private queueMark(user: string, id: string): void {
+    if (this.closed) return;
+    if (this.marks === undefined) {
+      this.marks = { users: [], ids: [] };
+      setImmediate(() => this.flushMarks());
+    }
+    this.marks.users.push(user);
+    this.marks.ids.push(id);
+  }
+
+  /** Queues this turn's marks; called before any other write too, so the log keeps every user's changes in order. */
+  private flushMarks(): void {
+    const marks = this.marks;
+    if (marks === undefined) return;
+    this.marks = undefined;
+    this.appendLazy({ t: 'unreads', users: marks.users, ids: marks.ids });
+  }
+
+  private appendLazy(record: HeldLogRecord): void {
     if (this.deferred !== undefined) this.deferred.push({ record, resolve: () => {}, reject: () => {} });
     else if (!this.closed) this.log.appendLazy(record);
   }
 
   async close(): Promise<void> {
+    this.flushMarks();
     this.closed = true;
     await this.compaction;
     await this.log.close();
@@ -191,12 +221,11 @@ export class FileHeldStore implements HeldStore {
       case 'drop':
         this.unindex(r.user, r.ids);
         return;
-      case 'unread': {
-        const s = this.readStates.get(r.user) ?? emptyReadState();
-        markDelivered(s, r.id);
-        this.setReads(r.user, s);
+      case 'unread':
+        return this.applyMark(r.user, r.id);
+      case 'unreads':
+        for (let i = 0; i < r.users.length; i++) this.applyMark(r.users[i], r.ids[i]);
         return;
-      }
       case 'read': {
         const s = this.readStates.get(r.user) ?? emptyReadState();
         markRead(s, r.ids);
@@ -204,12 +233,18 @@ export class FileHeldStore implements HeldStore {
         return;
       }
       case 'reads':
-        this.setReads(r.user, { unread: r.unread, read: r.read });
+        this.setReads(r.user, fromRecord(r));
     }
   }
 
+  private applyMark(user: string, id: string): void {
+    const s = this.readStates.get(user) ?? emptyReadState();
+    markDelivered(s, id);
+    this.setReads(user, s);
+  }
+
   private setReads(user: string, s: ReadState): void {
-    if (s.unread.length === 0 && s.read.length === 0) this.readStates.delete(user);
+    if (isEmptyReadState(s)) this.readStates.delete(user);
     else this.readStates.set(user, s);
   }
 
@@ -230,6 +265,7 @@ export class FileHeldStore implements HeldStore {
   /** Appends (or defers during compaction) and resolves once durable; a hold's entry learns its offset here. */
   private async write(record: HeldLogRecord, entry?: HeldEntry): Promise<void> {
     if (this.closed) throw new SwitchboardError('shutting_down', 'held store is closed');
+    this.flushMarks();
     const durable = this.deferred !== undefined
       ? new Promise<void>((resolve, reject) => this.deferred!.push({ record, entry, resolve, reject }))
       : this.appendAt(this.log, record, entry);
@@ -260,7 +296,7 @@ export class FileHeldStore implements HeldStore {
   private liveBytes(): number {
     let bytes = 0;
     for (const held of this.users.values()) for (const e of held.values()) bytes += e.len;
-    for (const [user, s] of this.readStates) bytes += 32 + user.length + 24 * (s.unread.length + s.read.length);
+    for (const [user, s] of this.readStates) bytes += 32 + user.length + 24 * (s.unread.size + s.read.size);
     return bytes;
   }
 
@@ -295,7 +331,7 @@ export class FileHeldStore implements HeldStore {
           moved.push(slot);
         }
       }
-      for (const [user, s] of this.readStates) writes.push(tmp.append({ t: 'reads', user, unread: s.unread, read: s.read }));
+      for (const [user, s] of this.readStates) writes.push(tmp.append({ t: 'reads', user, ...toRecord(s) }));
       await Promise.all(writes);
       await tmp.close();
       await this.reader?.close();

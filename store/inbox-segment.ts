@@ -2,7 +2,12 @@ import type { AppendLog } from './append-log.js';
 import type { ChatMessage } from '../protocol/index.js';
 
 /** On-disk records of a segment. */
-export type InboxRecord = { t: 'accepted'; msg: ChatMessage } | { t: 'settled'; id: string };
+export type InboxRecord =
+  | { t: 'accepted'; msg: ChatMessage }
+  /** One settled message (written by earlier versions; still read). */
+  | { t: 'settled'; id: string }
+  /** The messages settled in one event-loop turn. */
+  | { t: 'settled'; ids: string[] };
 
 const SEGMENT_NAME = /^inbox-(\d{6,})\.log$/;
 

@@ -1,8 +1,9 @@
-import type { ReadState } from './types.js';
+import type { ReadState, ReadStateRecord } from './types.js';
 
 /**
  * The read state's rules in one place (PROTOCOL.md section 4, read sync), applied by the user actor and again by
- * the file store when it replays its log, so both end in the same state. Pure functions over a `ReadState`.
+ * the file store when it replays its log, so both end in the same state. Pure functions over a `ReadState`; each
+ * change is O(1) per id (sets), whatever the number of ids kept.
  */
 
 /** Unread ids kept per user; past this the oldest is forgotten, so the badge saturates here. */
@@ -11,26 +12,58 @@ export const MAX_UNREAD_IDS = 1000;
 export const MAX_READ_IDS_REMEMBERED = 500;
 
 export function emptyReadState(): ReadState {
-  return { unread: [], read: [] };
+  return { unread: new Set(), read: new Set() };
+}
+
+/** A read state from its stored form; the bounds are applied again (a record written with larger ones). */
+export function fromRecord(r: ReadStateRecord): ReadState {
+  const s: ReadState = { unread: new Set(r.unread), read: new Set(r.read) };
+  trimOldest(s.unread, MAX_UNREAD_IDS);
+  trimOldest(s.read, MAX_READ_IDS_REMEMBERED);
+  return s;
+}
+
+/** The stored form of a read state: fresh arrays, oldest first. */
+export function toRecord(s: ReadState): ReadStateRecord {
+  return { unread: [...s.unread], read: [...s.read] };
+}
+
+/** An independent copy (a store keeps its own, the actor changes its own). */
+export function copyReadState(s: ReadState): ReadState {
+  return { unread: new Set(s.unread), read: new Set(s.read) };
 }
 
 /** A message was delivered: it counts as unread unless it was read already. Returns false when nothing changed. */
 export function markDelivered(s: ReadState, id: string): boolean {
-  if (s.read.includes(id) || s.unread.includes(id)) return false;
-  s.unread.push(id);
-  if (s.unread.length > MAX_UNREAD_IDS) s.unread.splice(0, s.unread.length - MAX_UNREAD_IDS);
+  if (s.read.has(id) || s.unread.has(id)) return false;
+  s.unread.add(id);
+  trimOldest(s.unread, MAX_UNREAD_IDS);
   return true;
 }
 
 /** Messages were read: they leave `unread` (never below 0) and are remembered in case their delivery comes later. */
 export function markRead(s: ReadState, ids: readonly string[]): void {
-  const gone = new Set(ids);
-  if (s.unread.length > 0) s.unread = s.unread.filter((id) => !gone.has(id));
-  for (const id of gone) if (!s.read.includes(id)) s.read.push(id);
-  if (s.read.length > MAX_READ_IDS_REMEMBERED) s.read.splice(0, s.read.length - MAX_READ_IDS_REMEMBERED);
+  for (const id of ids) {
+    s.unread.delete(id);
+    s.read.add(id); // an id read again keeps its place: Set.add of a present value changes nothing
+  }
+  trimOldest(s.read, MAX_READ_IDS_REMEMBERED);
 }
 
 /** The badge: messages delivered to the user and not read. */
 export function unreadCount(s: ReadState): number {
-  return s.unread.length;
+  return s.unread.size;
+}
+
+/** Whether the state holds nothing (a store forgets such a user). */
+export function isEmptyReadState(s: ReadState): boolean {
+  return s.unread.size === 0 && s.read.size === 0;
+}
+
+function trimOldest(ids: Set<string>, max: number): void {
+  if (ids.size <= max) return;
+  for (const id of ids) {
+    ids.delete(id);
+    if (ids.size <= max) return;
+  }
 }

@@ -161,7 +161,7 @@ describe('read sync and badges', () => {
     expect(frames('frame')).toEqual([{ type: 'frame', sessionId: 's1', user: 'u1', frame: { type: 'clear', ids: ['m1', 'm1', 'unknown'], badge: 1 } }]);
     await until(() => h.pushes.jobs.length === 3);
     expect(h.pushes.jobs[2]).toMatchObject({ vendor: 'apns', device: 'iphone', token: 'apns-tok', clear: { ids: ['m1', 'm1', 'unknown'] }, badge: 1 });
-    expect(h.held.readStates.get('u1')!.unread).toEqual(['m2']);
+    expect([...h.held.readStates.get('u1')!.unread]).toEqual(['m2']);
     h.read('u1', ['m2']);
     h.read('u1', ['m2']);
     await settle(h);

@@ -51,6 +51,20 @@ describe('AppendLog', () => {
     expect((await replayAll(path)).records.map((r) => r.n)).toEqual([0, 1, 2, 3]);
   });
 
+  it('never writes lazy records queued during a sync on their own: they wait for the next synced append', async () => {
+    const log = new AppendLog<Rec>(path);
+    const first = log.append({ n: 0 });
+    await Promise.resolve(); // the first write is under way
+    log.appendLazy({ n: 1 }); // e.g. a settle made while that write syncs
+    await first;
+    await new Promise((r) => setImmediate(r));
+    expect(log.stats.syncs).toBe(1); // no round for the lazy record alone
+    await log.append({ n: 2 });
+    expect(log.stats.syncs).toBe(2);
+    await log.close();
+    expect((await replayAll(path)).records.map((r) => r.n)).toEqual([0, 1, 2]);
+  });
+
   it('flushes a lone lazy record on close', async () => {
     const log = new AppendLog<Rec>(path);
     log.appendLazy({ n: 7 });

@@ -61,7 +61,7 @@ describe('corruption in the middle of store files', () => {
     // from the inbox and only held.log decides what heldUser gets.
     await until(async () => {
       const settled = new Set<string>();
-      for (const f of await inboxFrames(before.dataDir)) if (f.record.t === 'settled') settled.add(f.record.id);
+      for (const f of await inboxFrames(before.dataDir)) if (f.record.t === 'settled') for (const id of f.record.ids ?? [f.record.id]) settled.add(id);
       return heldIds.every((id) => settled.has(id));
     }, 10_000, 'held messages settled in the inbox');
     for (const [i, u] of policyUsers.entries()) expect((await before.http('PUT', `/v1/users/${enc(u)}/policy`, policyOf(i))).status).toBe(200);

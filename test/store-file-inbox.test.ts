@@ -1,10 +1,12 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SwitchboardError } from '../protocol/index.js';
 import { FileInbox, type FileInboxOptions } from '../store/file-inbox.js';
 import { chatMessage, collector } from './contracts/ingress.contract.js';
+import { encodeFrame } from '../store/append-log.js';
+import { readFrames } from './support/log-frames.js';
 
 const WINDOW = 120_000;
 
@@ -36,6 +38,19 @@ describe('FileInbox', () => {
   afterEach(async () => {
     for (const inbox of open.splice(0)) await inbox.close();
     await rm(dir, { recursive: true, force: true });
+  });
+
+  it("writes one turn's settles as one record, and still reads the older one-id records", async () => {
+    const inbox = await openInbox();
+    for (const id of ['a', 'b', 'c', 'd']) expect(await inbox.accept(chatMessage(id, clock))).toBe('accepted');
+    for (const id of ['a', 'b', 'c']) inbox.done(id);
+    await inbox.close();
+    const [file] = await segmentFiles();
+    const records = (await readFrames(join(dir, file))).map((f) => f.record);
+    expect(records.filter((r) => r.t === 'settled')).toEqual([{ t: 'settled', ids: ['a', 'b', 'c'] }]);
+    // A segment written before settles were batched: one `settled` record per message.
+    await appendFile(join(dir, file), encodeFrame({ t: 'settled', id: 'd' }));
+    expect(await replayedIds()).toEqual([]);
   });
 
   it('refuses an id within the dedupe window and accepts it again after, once settled', async () => {

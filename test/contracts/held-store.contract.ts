@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ChatMessage } from '../../protocol/index.js';
-import { emptyReadState, markDelivered, markRead } from '../../store/read-state.js';
+import { emptyReadState, markDelivered, markRead, toRecord } from '../../store/read-state.js';
 import type { HeldStore } from '../../store/types.js';
 
 export interface HeldStoreFixture {
@@ -28,7 +28,7 @@ export function describeHeldStoreContract(name: string, make: () => Promise<Held
       const { store } = await open();
       expect(await store.list('nobody', NOW)).toEqual([]);
       expect(await store.count('nobody', NOW)).toBe(0);
-      expect(await store.reads('nobody')).toEqual({ unread: [], read: [] });
+      expect(toRecord(await store.reads('nobody'))).toEqual({ unread: [], read: [] });
     });
 
     it('lists held messages whole, in accept order, per user; a second hold of an id keeps the first', async () => {
@@ -74,7 +74,7 @@ export function describeHeldStoreContract(name: string, make: () => Promise<Held
       await f.store.close();
       const again = await f.reopen();
       expect(ids(await again.list('u1', NOW))).toEqual(['b', 'c']);
-      expect(await again.reads('u1')).toEqual({ unread: ['b'], read: ['a', 'early'] });
+      expect(toRecord(await again.reads('u1'))).toEqual({ unread: ['b'], read: ['a', 'early'] });
       await again.drop('u1', ['b']);
       expect(ids(await again.list('u1', NOW))).toEqual(['c']);
     });

@@ -7,6 +7,7 @@ import { createLogger } from '../../base/logger.js';
 import { Metrics } from '../../base/metrics.js';
 import type { PushJob, PushOutcome, PushSink } from '../../senders/types.js';
 import type { DeviceRecord, DeviceRegistry, HeldMessage, HeldStore, ReadChange, ReadState } from '../../store/types.js';
+import { copyReadState, emptyReadState } from '../../store/read-state.js';
 import type { DeviceRegistration } from '../../protocol/index.js';
 
 /** In-memory DeviceRegistry; `hang` makes list() never resolve (a stuck store). */
@@ -66,10 +67,10 @@ export class FakeHeldStore implements HeldStore {
   }
   async reads(user: string): Promise<ReadState> {
     const s = this.readStates.get(user);
-    return s ? { unread: [...s.unread], read: [...s.read] } : { unread: [], read: [] };
+    return s ? copyReadState(s) : emptyReadState();
   }
   async saveReads(user: string, state: ReadState, _c: ReadChange, _durable: boolean): Promise<void> {
-    this.readStates.set(user, { unread: [...state.unread], read: [...state.read] });
+    this.readStates.set(user, copyReadState(state));
   }
   get heldTotal(): number {
     let n = 0;
