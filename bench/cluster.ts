@@ -207,7 +207,8 @@ async function main(): Promise<string> {
     await sender.close();
     for (const n of nodes) {
       const bad = n.lines.filter((l) => /"level":(40|50|60)/.test(l));
-      const lost = bad.filter((l) => l.includes('lease lost')).map((l) => Number(/"time":(\d+)/.exec(l)?.[1]));
+      // One line per lost lease (the partition host's "partition lease lost: …" line says the same again).
+      const lost = bad.filter((l) => l.includes('"msg":"lease lost"')).map((l) => Number(/"time":(\d+)/.exec(l)?.[1]));
       const during = lost.filter((t) => t >= maxFrom && t <= maxTo).length;
       const kinds = new Map<string, number>();
       for (const l of bad) {
