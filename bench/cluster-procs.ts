@@ -77,6 +77,9 @@ export interface NodeProc {
   lines: string[];
 }
 
+/** The V8 flags `npm start` gives a node, given alike to the cluster's nodes and to the bare relay's (same heap rules). */
+const NODE_FLAGS = ['--max-semi-space-size=32'];
+
 /**
  * One cluster node (SWITCHBOARD_PORT=0); resolves with the port from its 'switchboard listening' line. `nodeArgs`
  * go to node itself (e.g. `--cpu-prof`; a profile is written only on a graceful exit: see stopGracefully).
@@ -84,7 +87,7 @@ export interface NodeProc {
 export async function startNode(id: string, env: Record<string, string>, nodeArgs: string[] = []): Promise<NodeProc> {
   const data = await mkdtemp(join(tmpdir(), 'sb-bench-node-'));
   dirs.add(data);
-  const { proc, value, lines } = await launch(process.execPath, [...nodeArgs, BIN, 'start'], {
+  const { proc, value, lines } = await launch(process.execPath, [...NODE_FLAGS, ...nodeArgs, BIN, 'start'], {
     PATH: process.env.PATH, SWITCHBOARD_PORT: '0', SWITCHBOARD_DATA_DIR: data, SWITCHBOARD_NODE_ID: id, SWITCHBOARD_LOG_LEVEL: 'info', ...env,
   }, (l) => {
     if (!l.includes('switchboard listening')) return undefined;
@@ -96,7 +99,7 @@ export async function startNode(id: string, env: Record<string, string>, nodeArg
 /** One node of the bare core-NATS relay (bench/relay-cluster-node.ts), the cluster's baseline in the same run. */
 export async function startRelayNode(id: string, natsUrl: string): Promise<NodeProc> {
   const script = fileURLToPath(new URL('./relay-cluster-node.js', import.meta.url));
-  const { proc, value, lines } = await launch(process.execPath, [script, natsUrl], { PATH: process.env.PATH }, (l) =>
+  const { proc, value, lines } = await launch(process.execPath, [...NODE_FLAGS, script, natsUrl], { PATH: process.env.PATH }, (l) =>
     l.startsWith('relay listening ') ? (JSON.parse(l.slice('relay listening '.length)).port as number) : undefined);
   return { id, port: value, proc, lines };
 }
