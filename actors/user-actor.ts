@@ -13,6 +13,8 @@ export type { AckDue, UserActorDeps, UserActorMessage } from './flights.js';
 /** The behaviour of one user (PROTOCOL.md sections 2-4); the directory's mailbox (directory.ts) runs one message at a time through it. */
 export class UserActor extends Flights {
   private replaying = false;
+  /** replayHeld was asked for while a listing was under way: list again when it is routed. */
+  private replayAgain = false;
   private mailboxLoading = false;
 
   constructor(
@@ -258,7 +260,13 @@ export class UserActor extends Flights {
 
   /** Section 4: the user became reachable; held messages are routed again, in accept order, through the window. */
   private replayHeld(): void {
-    if (this.replaying || this.mailbox.heldCount === 0) return;
+    if (this.replaying) {
+      // A reason to replay came while a listing is under way (a message held meanwhile, a session opened): that
+      // listing may not hold it, so list again once it is routed rather than leave it held until the next trigger.
+      this.replayAgain = true;
+      return;
+    }
+    if (this.mailbox.heldCount === 0) return;
     if (this.deps.fence && !this.deps.fence.mayAct(this.user)) return;
     this.replaying = true;
     this.mailbox.list(this.deps.clock.now()).then(
@@ -272,6 +280,8 @@ export class UserActor extends Flights {
 
   private routeHeld(messages: ChatMessage[], now: number): void {
     this.replaying = false;
+    const again = this.replayAgain;
+    this.replayAgain = false;
     for (const msg of messages) {
       if (this.flights.has(msg.id)) continue;
       const routed = decide(this.state, msg, now, this.deps);
@@ -281,6 +291,7 @@ export class UserActor extends Flights {
       this.carryOut(flight, routed, true);
       this.settleIfDone(flight);
     }
+    if (again) this.replayHeld();
   }
 
   /**

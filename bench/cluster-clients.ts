@@ -28,7 +28,7 @@ export type FromClusterClients =
   | { type: 'ready'; sockets: number; connectMs: number }
   | { type: 'progress'; received: number }
   /** For seq from..to-1: monotonic ms of the first receipt and latency ms (NaN = not received). */
-  | { type: 'receipts'; recvAt: number[]; latencyMs: number[] }
+  | { type: 'receipts'; recvAt: number[]; latencyMs: number[]; fromAcceptMs: number[] }
   | { type: 'stats'; stats: ClusterClientStats }
   | { type: 'failed'; error: string };
 
@@ -39,6 +39,8 @@ let duplicates = 0;
 let misrouted = 0;
 let recvAt: Float64Array = new Float64Array(1 << 16).fill(NaN);
 let latency: Float64Array = new Float64Array(1 << 16).fill(NaN);
+/** Per seq: ms from the node's accept stamp (the frame's `ts`, wall clock) to the receipt: the part after the send listener. */
+let fromAccept: Float64Array = new Float64Array(1 << 16).fill(NaN);
 const closes: Record<string, number> = {};
 const sockets: WebSocket[] = [];
 const load = loadMeter();
@@ -57,10 +59,11 @@ function onMessage(raw: WebSocket.RawData, user: number, kind: 'pc' | 'mobile', 
   const lat = typeof frame.data?.t === 'string' ? sinceNs(frame.data.t) / 1e6 : NaN;
   ws.send(`{"type":"ack","id":${JSON.stringify(frame.id)}}`);
   const seq = Number(frame.id.slice(frame.id.lastIndexOf('-') + 1));
-  if (seq >= recvAt.length) (recvAt = grow(recvAt, seq)), (latency = grow(latency, seq));
+  if (seq >= recvAt.length) (recvAt = grow(recvAt, seq)), (latency = grow(latency, seq)), (fromAccept = grow(fromAccept, seq));
   if (!Number.isNaN(recvAt[seq])) return void duplicates++;
   recvAt[seq] = now;
   latency[seq] = lat;
+  fromAccept[seq] = typeof frame.ts === 'number' ? Date.now() - frame.ts : NaN;
   received++;
   if ((kind === 'pc') !== pcActive(user)) misrouted++;
 }
@@ -108,8 +111,13 @@ process.on('message', (m: ToClusterClients) => {
       case 'receipts': {
         const at: number[] = [];
         const lat: number[] = [];
-        for (let s = m.from; s < m.to; s++) at.push(s < recvAt.length ? recvAt[s] : NaN), lat.push(s < latency.length ? latency[s] : NaN);
-        return send({ type: 'receipts', recvAt: at, latencyMs: lat });
+        const acc: number[] = [];
+        for (let s = m.from; s < m.to; s++) {
+          at.push(s < recvAt.length ? recvAt[s] : NaN);
+          lat.push(s < latency.length ? latency[s] : NaN);
+          acc.push(s < fromAccept.length ? fromAccept[s] : NaN);
+        }
+        return send({ type: 'receipts', recvAt: at, latencyMs: lat, fromAcceptMs: acc });
       }
       case 'report': return send({ type: 'stats', stats: { received, duplicates, misrouted, closes: { ...closes }, load: load() } });
       case 'exit':

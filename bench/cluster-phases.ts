@@ -23,6 +23,10 @@ export interface PhaseResult {
   maxMs: number;
   cpu: CpuShare;
   recvAt: (number | null)[];
+  /** Send-to-receive ms per seq from..to-1 (null: not received). */
+  latencyMs: (number | null)[];
+  /** Accept-stamp-to-receive ms per seq (wall clock): the part after the send listener decoded the request. */
+  fromAcceptMs: (number | null)[];
   from: number;
 }
 
@@ -89,7 +93,7 @@ export async function settle(sender: ChatSender, clients: ClientsChild, from: nu
   return {
     sent: to - from, accepted, failed, received, lost, duplicates: stats.duplicates - dupsBefore, misrouted: stats.misrouted - misBefore,
     rate: received / ((last - first) / 1000), p50Ms: quantile(sorted, 0.5), p99Ms: quantile(sorted, 0.99), maxMs: quantile(sorted, 1),
-    cpu, recvAt: r.recvAt, from,
+    cpu, recvAt: r.recvAt, latencyMs: r.latencyMs, fromAcceptMs: r.fromAcceptMs, from,
   };
 }
 

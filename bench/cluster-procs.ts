@@ -42,7 +42,7 @@ function launch<T>(cmd: string, args: string[], env: NodeJS.ProcessEnv, ready: (
       buf = parts.pop()!;
       for (const l of parts) {
         lines.push(l);
-        if (lines.length > 200) lines.shift();
+        if (lines.length > 1000) lines.shift();
         const v = done ? undefined : ready(l);
         if (v !== undefined) (done = true), resolve({ proc, value: v, lines });
       }
@@ -77,11 +77,17 @@ export interface NodeProc {
   lines: string[];
 }
 
-/** One cluster node (SWITCHBOARD_PORT=0); resolves with the port from its 'switchboard listening' line. */
-export async function startNode(id: string, env: Record<string, string>): Promise<NodeProc> {
+/** The V8 flags `npm start` gives a node, given alike to the cluster's nodes and to the bare relay's (same heap rules). */
+const NODE_FLAGS = ['--max-semi-space-size=32'];
+
+/**
+ * One cluster node (SWITCHBOARD_PORT=0); resolves with the port from its 'switchboard listening' line. `nodeArgs`
+ * go to node itself (e.g. `--cpu-prof`; a profile is written only on a graceful exit: see stopGracefully).
+ */
+export async function startNode(id: string, env: Record<string, string>, nodeArgs: string[] = []): Promise<NodeProc> {
   const data = await mkdtemp(join(tmpdir(), 'sb-bench-node-'));
   dirs.add(data);
-  const { proc, value, lines } = await launch(process.execPath, [BIN, 'start'], {
+  const { proc, value, lines } = await launch(process.execPath, [...NODE_FLAGS, ...nodeArgs, BIN, 'start'], {
     PATH: process.env.PATH, SWITCHBOARD_PORT: '0', SWITCHBOARD_DATA_DIR: data, SWITCHBOARD_NODE_ID: id, SWITCHBOARD_LOG_LEVEL: 'info', ...env,
   }, (l) => {
     if (!l.includes('switchboard listening')) return undefined;
@@ -93,7 +99,7 @@ export async function startNode(id: string, env: Record<string, string>): Promis
 /** One node of the bare core-NATS relay (bench/relay-cluster-node.ts), the cluster's baseline in the same run. */
 export async function startRelayNode(id: string, natsUrl: string): Promise<NodeProc> {
   const script = fileURLToPath(new URL('./relay-cluster-node.js', import.meta.url));
-  const { proc, value, lines } = await launch(process.execPath, [script, natsUrl], { PATH: process.env.PATH }, (l) =>
+  const { proc, value, lines } = await launch(process.execPath, [...NODE_FLAGS, script, natsUrl], { PATH: process.env.PATH }, (l) =>
     l.startsWith('relay listening ') ? (JSON.parse(l.slice('relay listening '.length)).port as number) : undefined);
   return { id, port: value, proc, lines };
 }
@@ -124,6 +130,16 @@ export function cpuMs(pid: number | undefined): number {
 export function track(proc: ChildProcess): void {
   children.add(proc);
   proc.on('exit', () => children.delete(proc));
+}
+
+/** SIGTERM, then waits up to `timeoutMs` for the exit (a node writes its CPU profile then); SIGKILL after. */
+export function stopGracefully(proc: ChildProcess, timeoutMs = 15_000): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+    proc.once('exit', () => (clearTimeout(timer), resolve()));
+    proc.kill('SIGTERM');
+  });
 }
 
 /** SIGKILLs every child still running and removes the temp dirs. */

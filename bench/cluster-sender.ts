@@ -47,7 +47,7 @@ export class ClientsChild {
   }
 
   /** Receipt times and latencies of seq from..to-1 (null/NaN: not received). */
-  async receipts(from: number, to: number): Promise<{ recvAt: (number | null)[]; latencyMs: (number | null)[] }> {
+  async receipts(from: number, to: number): Promise<{ recvAt: (number | null)[]; latencyMs: (number | null)[]; fromAcceptMs: (number | null)[] }> {
     return this.ask({ type: 'receipts', from, to }, 'receipts');
   }
 

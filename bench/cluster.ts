@@ -1,4 +1,5 @@
 import { execSync } from 'node:child_process';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -7,14 +8,14 @@ import { partitionOf } from '../bus/subjects.js';
 import { DEFAULT_PARTITIONS } from '../runtime/config.js';
 import { awaitedJetStreamRate, rawNatsRate } from './cluster-baselines.js';
 import { cpuMeter, settle, takeover, type CpuShare, type PhaseResult } from './cluster-phases.js';
-import { killAll, nodeState, startNats, startNode, startRelayNode, track, type NodeProc } from './cluster-procs.js';
+import { killAll, nodeState, startNats, startNode, startRelayNode, stopGracefully, track, type NodeProc } from './cluster-procs.js';
 import { ChatSender, ClientsChild } from './cluster-sender.js';
 import { startKvProbe } from './kv-probe.js';
 import { userId } from './ipc.js';
 import { fmt, fmtMs, markdownTable, sleep, verdict, type Row } from './stats.js';
 
 /**
- * `node dist/bench/cluster.js [--quick] [--no-readme]` (issue 4): three cluster nodes and a nats-server on this
+ * `node dist/bench/cluster.js [--quick] [--no-readme] [--goals] [--node-prof <dir>]` (issue 4): three cluster nodes and a nats-server on this
  * machine, clients over WebSocket spread over the gateways (never on the owner of their partition), sends over NATS
  * request/reply on `switchboard.send`. End to end against raw core NATS publish -> subscribe and single awaited
  * JetStream publishes measured in the same run, latency at fixed loads, and a SIGKILL takeover with every message
@@ -25,6 +26,8 @@ const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 /** Only the issue-13 goals: the bare core-NATS relay at max, then the cluster at max; prints `ratio` lines. */
 const goalsOnly = args.includes('--goals');
+/** `--node-prof <dir>`: the three cluster nodes run with `--cpu-prof` into <dir>, stopped with SIGTERM to write it. */
+const profDir = args.includes('--node-prof') ? args[args.indexOf('--node-prof') + 1] : undefined;
 const cfg = quick
   ? { users: 300, maxCount: 20_000, window: 1000, loads: [1000, 3000], loadMs: 4000, rawCount: 200_000, jsMs: 2000, takeoverMs: 9000 }
   : { users: 600, maxCount: 60_000, window: 2000, loads: [1000, 3000], loadMs: 10_000, rawCount: 1_000_000, jsMs: 5000, takeoverMs: 15_000 };
@@ -66,6 +69,59 @@ function machine(): string {
   return `${execSync('nproc').toString().trim()} cores (${model}), Node ${process.version}, nats-server ${execSync('nats-server --version').toString().trim().replace(/^nats-server: /, '')}, ${new Date().toISOString().slice(0, 16)}Z`;
 }
 
+/**
+ * Where a phase's tail is (stderr only): p50/p99/max per second of send time, and how the messages above 250 ms
+ * spread over owner nodes and partitions. A tail in every second and partition is queueing; one in a few seconds or
+ * partitions is a stall (a lost lease, a pull waiting for its expiry).
+ */
+function tailReport(r: PhaseResult, sender: ChatSender, ownerOf: Map<number, number>): void {
+  const q = (xs: number[], f: number) => xs[Math.min(xs.length - 1, Math.max(0, Math.ceil(f * xs.length) - 1))];
+  const t0 = sender.sentAt[r.from];
+  const bySecond: number[][] = [];
+  const slowBy = { node: [0, 0, 0], partition: new Map<number, number>() };
+  let slow = 0;
+  for (let i = 0; i < r.latencyMs.length; i++) {
+    const l = r.latencyMs[i];
+    if (l == null) continue;
+    const sec = Math.floor((sender.sentAt[r.from + i] - t0) / 1000);
+    (bySecond[sec] ??= []).push(l);
+    if (l > CLUSTER_GOAL_P99_MS) {
+      slow++;
+      const p = partitionOf(userId(sender.user[r.from + i]), P);
+      slowBy.node[ownerOf.get(p) ?? 0]++;
+      slowBy.partition.set(p, (slowBy.partition.get(p) ?? 0) + 1);
+    }
+  }
+  const before = r.latencyMs.flatMap((l, i) => (l == null || r.fromAcceptMs[i] == null ? [] : [l - r.fromAcceptMs[i]!])).sort((a, b) => a - b);
+  const after = r.fromAcceptMs.flatMap((l) => (l == null || Number.isNaN(l) ? [] : [l])).sort((a, b) => a - b);
+  log(`send -> accept stamp p50/p99 ${fmt(q(before, 0.5))}/${fmt(q(before, 0.99))} ms; accept stamp -> receive p50/p99 ${fmt(q(after, 0.5))}/${fmt(q(after, 0.99))} ms`);
+  const secs = bySecond.map((xs, i) => {
+    const s = xs.sort((a, b) => a - b);
+    return `${i}s:${s.length}/${fmt(q(s, 0.5))}/${fmt(q(s, 0.99))}/${fmt(s[s.length - 1])}`;
+  });
+  log(`tail by send second (count/p50/p99/max ms): ${secs.join(' ')}`);
+  const parts = [...slowBy.partition].sort((a, b) => b[1] - a[1]);
+  log(`above ${CLUSTER_GOAL_P99_MS} ms: ${slow} (${fmt((slow / r.received) * 100, 1)}%), by owner node ${slowBy.node.join('/')}, in ${parts.length} partitions, most: ${parts.slice(0, 8).map(([p, n]) => `p${p}:${n}`).join(' ')}`);
+}
+
+/**
+ * One node's event-loop delay (max and p99, ms) and GC time (s) from its /metrics. prom-client resets the loop
+ * histogram on every scrape, so a scrape before a phase and one after give the phase's figures.
+ */
+async function loopStats(port: number): Promise<{ maxMs: number; p99Ms: number; gcS: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text().catch(() => '');
+  const one = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(text)?.[1] ?? NaN);
+  let gcS = 0;
+  for (const m of text.matchAll(/^nodejs_gc_duration_seconds_sum\{[^}]*\} ([0-9.e+-]+)$/gm)) gcS += Number(m[1]);
+  return { maxMs: one('nodejs_eventloop_lag_max_seconds') * 1000, p99Ms: one('nodejs_eventloop_lag_p99_seconds') * 1000, gcS };
+}
+
+/** Messages ever put in the nodes' read-state bucket (its stream's last sequence; the default subject prefix). */
+async function readStatePuts(sender: ChatSender): Promise<number> {
+  const jsm = await jetstreamManager(sender.nc);
+  return (await jsm.streams.info('KV_switchboard_reads')).state.last_seq;
+}
+
 /** Goals of issue 13 for the cluster: node CPU per message against the bare relay's, and p99 at max rate. */
 export const CLUSTER_GOAL_RATIO = 4;
 export const CLUSTER_GOAL_P99_MS = 250;
@@ -105,7 +161,8 @@ async function main(): Promise<string> {
   const relay = goalsOnly ? await relayMax(nats) : undefined;
   if (relay) log(`bare core-NATS relay max: ${fmt(relay.rate)} msgs/s, nodes ${usPerMsg(relay.cpu.nodes, relay.rate)} µs/msg, nats-server ${usPerMsg(relay.cpu.nats, relay.rate)} µs/msg; ${counts(relay)}; ${cpuNote(relay.cpu)}`);
   const env = { SWITCHBOARD_NATS_URL: nats.url, SWITCHBOARD_JWT_SECRET: jwtSecret, SWITCHBOARD_API_KEY: apiKey };
-  const nodes = await Promise.all([0, 1, 2].map((i) => startNode(`bench-n${i}`, env)));
+  const nodeArgs = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
+  const nodes = await Promise.all([0, 1, 2].map((i) => startNode(`bench-n${i}`, env, nodeArgs)));
   await awaitSettled(nodes);
   const ownerOf = await owners(nodes, apiKey);
   // Each user on one of the two gateways that do not own its partition: every delivery crosses nodes.
@@ -133,6 +190,8 @@ async function main(): Promise<string> {
   if (warm.misrouted > 0 || (warm.lost > 0 && !goalsOnly)) throw new Error(`warm-up not clean: ${counts(warm)}`);
 
   if (relay) {
+    const loopsBefore = await Promise.all(nodes.map((n) => loopStats(n.port)));
+    const putsBefore = await readStatePuts(sender);
     const maxFrom = Date.now();
     const probe = await startKvProbe(nats.url);
     const max = await phase(() => sender.max(all, cfg.maxCount, cfg.window, clients));
@@ -140,13 +199,26 @@ async function main(): Promise<string> {
     const maxTo = Date.now();
     log(`KV put round trips from the bench process during max: ${kvRtt.count}, p99 ${fmtMs(kvRtt.p99Ms)} ms, max ${fmtMs(kvRtt.maxMs)} ms`);
     log(`max: ${fmt(max.rate)} msgs/s; p50 ${fmtMs(max.p50Ms)} p99 ${fmtMs(max.p99Ms)} ms; request retries ${sender.retries}; ${counts(max)}; ${cpuNote(max.cpu)}`);
+    tailReport(max, sender, ownerOf);
+    const puts = (await readStatePuts(sender)) - putsBefore;
+    log(`read-state KV puts during max: ${fmt(puts)} (${(puts / max.received).toFixed(2)} per message); Little's law: ${cfg.window} in flight at ${fmt(max.rate)} msgs/s is a mean of ${fmt((cfg.window / max.rate) * 1000)} ms send to receive`);
+    const loops = await Promise.all(nodes.map((n) => loopStats(n.port)));
+    log(`nodes' event-loop delay during max (p99/max ms) and GC s: ${loops.map((l, i) => `${nodes[i].id} ${fmt(l.p99Ms)}/${fmt(l.maxMs)}, gc ${(l.gcS - loopsBefore[i].gcS).toFixed(2)}`).join('; ')}`);
     await sender.close();
     for (const n of nodes) {
       const bad = n.lines.filter((l) => /"level":(40|50|60)/.test(l));
-      const lost = bad.filter((l) => l.includes('lease lost')).map((l) => Number(/"time":(\d+)/.exec(l)?.[1]));
+      // One line per lost lease (the partition host's "partition lease lost: …" line says the same again).
+      const lost = bad.filter((l) => l.includes('"msg":"lease lost"')).map((l) => Number(/"time":(\d+)/.exec(l)?.[1]));
       const during = lost.filter((t) => t >= maxFrom && t <= maxTo).length;
-      if (bad.length) log(`${n.id}: ${bad.length} warnings (${lost.length} leases lost, ${during} of them during the max phase), last: ${bad.slice(-2).join(' | ')}`);
+      const kinds = new Map<string, number>();
+      for (const l of bad) {
+        const k = `${/"msg":"([^"]*)"/.exec(l)?.[1] ?? '?'}${/"reason":"([^"]*)"/.exec(l) ? ` (${/"reason":"([^"]*)"/.exec(l)![1]})` : ''}`;
+        kinds.set(k, (kinds.get(k) ?? 0) + 1);
+      }
+      const first = during > 0 ? `, the first ${fmt(Math.min(...lost.filter((t) => t >= maxFrom)) - maxFrom)} ms into it` : '';
+      if (bad.length) log(`${n.id}: ${bad.length} warnings (${lost.length} leases lost, ${during} of them during the max phase${first}): ${[...kinds].map(([k, c]) => `${c}x ${k}`).join('; ')}`);
     }
+    if (profDir) await Promise.all(nodes.map((n) => stopGracefully(n.proc)));
     const perMsg = (r: PhaseResult) => r.cpu.nodes / r.rate;
     const rows: Row[] = [
       { section: 'bare relay', what: `core NATS relay, 3 processes: max msgs/s (${cfg.users} users, window ${cfg.window})`, value: `${fmt(relay.rate)} msgs/s`, ratio: 'baseline', note: `CPU per message: nodes ${usPerMsg(relay.cpu.nodes, relay.rate)} µs, nats-server ${usPerMsg(relay.cpu.nats, relay.rate)} µs; p99 ${fmtMs(relay.p99Ms)} ms; ${counts(relay)}; ${cpuNote(relay.cpu)}` },

@@ -4,6 +4,8 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { Packr } from 'msgpackr';
 import { partitionOf } from '../bus/subjects.js';
 import { ensureStream } from './jetstream-setup.js';
+import { JetStreamPublisher } from './jetstream-publisher.js';
+import { ReadStateWriter } from './read-state-writer.js';
 import { SwitchboardError, MAX_TTL_SECONDS } from '../protocol/index.js';
 import { emptyReadState, fromRecord, toRecord } from '../store/read-state.js';
 import type { HeldMessage, HeldStore, ReadChange, ReadState, ReadStateRecord } from '../store/types.js';
@@ -18,6 +20,8 @@ export interface JetStreamHeldStoreOptions {
   replicas?: number;
   /** Users whose held ids stay cached on this node; the least recently loaded go first. Default 10000. */
   cachedUsers?: number;
+  /** How long a hold or a read-state write waits for JetStream's answer, ms. Default 5000 (nats.js's default). */
+  publishTimeoutMs?: number;
 }
 
 /** What this node knows of one user's held messages: id -> stream sequence, expiry, accept time. */
@@ -39,15 +43,41 @@ export class JetStreamHeldStore implements HeldStore {
   readonly stream: string;
   private readonly cache = new Map<string, UserIndex>();
   private total = 0;
+  /** Read states are put whole, coalesced per user and capped per node (issue 13; see ReadStateWriter). */
+  private readonly readsWriter: ReadStateWriter;
 
-  private constructor(private readonly js: JetStreamClient, private readonly jsm: JetStreamManager, private readonly kv: KV, private readonly opts: Required<JetStreamHeldStoreOptions>) {
+  private constructor(
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    private readonly kv: KV,
+    private readonly publisher: JetStreamPublisher,
+    /** `$KV.<bucket>.`: a read state is put as a plain JetStream publish to this + key. */
+    private readonly readsSubject: string,
+    private readonly opts: Required<JetStreamHeldStoreOptions>,
+  ) {
     this.stream = `${opts.prefix}_held`;
+    this.readsWriter = new ReadStateWriter(async (user, state) => {
+      const data = packr.pack(toRecord(state)); // before the first await: state keeps changing
+      try {
+        await publisher.publish(readsSubject + readsKey(user), data);
+      } catch (e) {
+        throw new SwitchboardError('store_failed', `JetStream did not store the read state: ${(e as Error).message}`, { cause: e });
+      }
+    });
+  }
+
+  /** KV puts of read states sent since the store opened (tests and benches: how well saves coalesce). */
+  get readsPuts(): number {
+    return this.readsWriter.puts;
   }
 
   static async open(nc: NatsConnection, kv: KV, o: JetStreamHeldStoreOptions): Promise<JetStreamHeldStore> {
-    const opts: Required<JetStreamHeldStoreOptions> = { replicas: 1, cachedUsers: 10_000, ...o };
+    const opts: Required<JetStreamHeldStoreOptions> = { replicas: 1, cachedUsers: 10_000, publishTimeoutMs: 5000, ...o };
     const jsm = await jetstreamManager(nc);
-    const store = new JetStreamHeldStore(jetstream(nc), jsm, kv, opts);
+    // The bucket's own subject (`$KV.<bucket>.>`), read from its stream rather than assumed.
+    const kvSubject = (await kv.status()).streamInfo.config.subjects?.[0] ?? '';
+    if (!kvSubject.endsWith('.>')) throw new Error(`reads bucket has an unexpected subject: ${kvSubject}`);
+    const store = new JetStreamHeldStore(jetstream(nc), jsm, kv, new JetStreamPublisher(nc, opts.publishTimeoutMs), kvSubject.slice(0, -1), opts);
     const config = {
       name: store.stream,
       subjects: [`${opts.prefix}.held.>`],
@@ -87,7 +117,7 @@ export class JetStreamHeldStore implements HeldStore {
     const index = this.cache.get(user) ?? (await this.load(user), this.cache.get(user)!);
     if (index.has(held.msg.id)) return;
     try {
-      const ack = await this.js.publish(this.subject(user), packr.pack(held), { msgID: `${this.subject(user)}:${held.msg.id}` });
+      const ack = await this.publisher.publish(this.subject(user), packr.pack(held), `${this.subject(user)}:${held.msg.id}`);
       if (!index.has(held.msg.id)) {
         index.set(held.msg.id, { seq: ack.seq, exp: held.expiresAt, at: held.msg.acceptedAt });
         this.total++;
@@ -112,18 +142,29 @@ export class JetStreamHeldStore implements HeldStore {
   }
 
   async reads(user: string): Promise<ReadState> {
+    // A state still being written here is newer than what the bucket has (only this node writes the user).
+    const pending = this.readsWriter.pending(user);
+    if (pending) return { unread: new Set(pending.unread), read: new Set(pending.read) };
     const e = await this.kv.get(readsKey(user));
     if (!e || e.operation !== 'PUT' || e.value.length === 0) return emptyReadState();
     return fromRecord(packr.unpack(e.value) as ReadStateRecord);
   }
 
-  async saveReads(user: string, state: ReadState, _change: ReadChange, durable: boolean): Promise<void> {
-    const put = this.kv.put(readsKey(user), packr.pack(toRecord(state)));
-    if (durable) await put;
-    else put.catch(() => undefined);
+  /**
+   * Puts the user's whole read state in the KV bucket. Every delivery changes it (its unread mark), and a put per
+   * delivery cost the node and nats-server about as much as the message itself (issue 13), so puts are coalesced:
+   * one in flight per user, READ_PUTS_IN_FLIGHT per node, the latest state sent when a slot frees
+   * (cluster/read-state-writer.ts). A durable save (a `read`) resolves once its state or a newer one is stored.
+   */
+  saveReads(user: string, state: ReadState, _change: ReadChange, durable: boolean): Promise<void> {
+    return this.readsWriter.save(user, state, durable);
   }
 
-  async close(): Promise<void> {}
+  /** Waits until every read-state put was answered, then stops. */
+  async close(): Promise<void> {
+    await this.readsWriter.settled();
+    await this.publisher.close();
+  }
 
   /** Reads the user's whole backlog through an ordered consumer filtered on the user's subject, and caches its ids. */
   private async load(user: string): Promise<HeldMessage[]> {

@@ -1,10 +1,12 @@
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { AckPolicy, DeliverPolicy, jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
+import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { Packr } from 'msgpackr';
 import { SwitchboardError, type ChatMessage } from '../protocol/index.js';
 import type { AcceptResult, Ingress } from '../store/types.js';
 import { partitionOf } from '../bus/subjects.js';
 import { ensureStream } from './jetstream-setup.js';
+import { JetStreamPublisher } from './jetstream-publisher.js';
+import { jsAck, PullLoop } from './jetstream-pull.js';
 
 const packr = new Packr({ useRecords: false });
 
@@ -24,7 +26,9 @@ export interface JetStreamIngressOptions {
 /** A message handed to the owner and not yet `done`: every delivery of it (redeliveries too) is acked together. */
 interface Unacked {
   partition: number;
-  deliveries: JsMsg[];
+  deliveries: Msg[];
+  /** Date.now() of the last delivery or `+WPI`: what JetStream's ack_wait counts from (give or take the socket). */
+  since: number;
 }
 
 /**
@@ -37,19 +41,26 @@ interface Unacked {
  */
 export class JetStreamIngress implements Ingress {
   readonly stream: string;
-  private readonly consumers = new Map<number, ConsumerMessages>();
+  private readonly consumers = new Map<number, PullLoop>();
+  /** Partitions whose consumer is being created (see consume). */
+  private readonly starting = new Map<number, symbol>();
   private readonly unacked = new Map<string, Unacked>();
   private keepAlive?: ReturnType<typeof setInterval>;
   private closed = false;
 
-  private constructor(private readonly js: JetStreamClient, private readonly jsm: JetStreamManager, private readonly opts: Required<JetStreamIngressOptions>) {
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly jsm: JetStreamManager,
+    private readonly publisher: JetStreamPublisher,
+    private readonly opts: Required<JetStreamIngressOptions>,
+  ) {
     this.stream = `${opts.prefix}_ingress`;
   }
 
   static async open(nc: NatsConnection, o: JetStreamIngressOptions): Promise<JetStreamIngress> {
     const opts: Required<JetStreamIngressOptions> = { replicas: 1, duplicateWindowMs: 120_000, ackWaitMs: 10_000, publishTimeoutMs: 5000, ...o };
     const jsm = await jetstreamManager(nc);
-    const ingress = new JetStreamIngress(jetstream(nc, { timeout: opts.publishTimeoutMs }), jsm, opts);
+    const ingress = new JetStreamIngress(nc, jsm, new JetStreamPublisher(nc, opts.publishTimeoutMs), opts);
     const config = {
       name: ingress.stream,
       subjects: [`${opts.prefix}.in.*`],
@@ -70,7 +81,7 @@ export class JetStreamIngress implements Ingress {
   async accept(msg: ChatMessage): Promise<AcceptResult> {
     if (this.closed) throw new SwitchboardError('shutting_down', 'ingress is closed');
     try {
-      const ack = await this.js.publish(this.subject(partitionOf(msg.to, this.opts.partitions)), packr.pack(msg), { msgID: msg.id });
+      const ack = await this.publisher.publish(this.subject(partitionOf(msg.to, this.opts.partitions)), packr.pack(msg), msg.id);
       return ack.duplicate ? 'duplicate' : 'accepted';
     } catch (e) {
       throw new SwitchboardError('unavailable', `JetStream did not store the message: ${(e as Error).message}`, { cause: e });
@@ -83,7 +94,38 @@ export class JetStreamIngress implements Ingress {
       for (let p = 0; p < this.opts.partitions; p++) await this.consume(handler, p);
       return;
     }
-    if (this.consumers.has(partition)) return;
+    if (this.consumers.has(partition) || this.starting.has(partition)) return;
+    // A release while the consumer is being set up wins: no loop is started for a partition let go meanwhile.
+    const start = Symbol(`p${partition}`);
+    this.starting.set(partition, start);
+    try {
+      await this.createConsumer(partition);
+    } catch (e) {
+      if (this.starting.get(partition) === start) this.starting.delete(partition);
+      throw e;
+    }
+    if (this.starting.get(partition) !== start) return; // released meanwhile
+    this.starting.delete(partition);
+    const loop = new PullLoop(this.nc, { stream: this.stream, consumer: `p${partition}` }, (m) => {
+      let msg: ChatMessage;
+      try {
+        msg = packr.unpack(m.data) as ChatMessage;
+      } catch {
+        jsAck.term(this.nc, m); // not ours to route: never redeliver garbage forever
+        return;
+      }
+      const known = this.unacked.get(msg.id);
+      if (known) known.deliveries.push(m), (known.since = Date.now());
+      else this.unacked.set(msg.id, { partition, deliveries: [m], since: Date.now() });
+      handler(msg);
+    });
+    this.consumers.set(partition, loop);
+    this.keepAlive ??= setInterval(() => this.working(), Math.max(250, Math.floor(this.opts.ackWaitMs / 3)));
+    this.keepAlive.unref();
+  }
+
+  /** A fresh durable consumer `p<partition>` for this tenure. */
+  private async createConsumer(partition: number): Promise<void> {
     const name = `p${partition}`;
     const config = {
       durable_name: name,
@@ -102,60 +144,51 @@ export class JetStreamIngress implements Ingress {
       if (!/not found/i.test(String(e))) throw e;
     }
     await this.jsm.consumers.add(this.stream, config);
-    const consumer = await this.js.consumers.get(this.stream, name);
-    const messages = await consumer.consume({
-      max_messages: 2000,
-      // Short pulls: after a server restart a stale pull request is replaced within a second, not the default 30 s.
-      // Issue 13: the max-rate tail followed the expiry (p99 4.7-7.2 s with 5 s pulls, 2.5-3.8 s with 1 s, quick
-      // cluster bench on a loaded machine); the cost is one pull and two idle heartbeats per partition a second.
-      expires: 1000,
-      callback: (m: JsMsg) => {
-        let msg: ChatMessage;
-        try {
-          msg = packr.unpack(m.data) as ChatMessage;
-        } catch {
-          m.term(); // not ours to route: never redeliver garbage forever
-          return;
-        }
-        const known = this.unacked.get(msg.id);
-        if (known) known.deliveries.push(m);
-        else this.unacked.set(msg.id, { partition, deliveries: [m] });
-        handler(msg);
-      },
-    });
-    this.consumers.set(partition, messages);
-    this.keepAlive ??= setInterval(() => this.working(), Math.max(250, Math.floor(this.opts.ackWaitMs / 3)));
-    this.keepAlive.unref();
   }
 
   done(id: string): void {
     const entry = this.unacked.get(id);
     if (!entry) return;
     this.unacked.delete(id);
-    for (const m of entry.deliveries) m.ack();
+    for (const m of entry.deliveries) jsAck.ack(this.nc, m);
   }
 
   /** Stops consuming a partition (handoff or lost lease), or all; its unacked messages go to the next owner. */
   async release(partition?: number): Promise<void> {
     if (partition === undefined) {
+      this.starting.clear();
       await Promise.all([...this.consumers.keys()].map((p) => this.release(p)));
       return;
     }
+    this.starting.delete(partition);
     const c = this.consumers.get(partition);
     for (const [id, e] of this.unacked) if (e.partition === partition) this.unacked.delete(id);
     if (!c) return;
     this.consumers.delete(partition);
-    await c.close();
+    c.stop();
   }
 
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.keepAlive);
+    await this.publisher.close(); // pending accepts are answered (or time out) first
     await this.release();
   }
 
-  /** Tells JetStream that messages still in flight are being worked on, so `ack_wait` does not redeliver them. */
+  /**
+   * Tells JetStream that messages in flight for a while are being worked on, so `ack_wait` does not redeliver them.
+   * Only those older than a sixth of ack_wait: at max rate most messages are done within a second, and a `+WPI`
+   * for each of them every ack_wait/3 was a tenth as many publishes as there were messages (issue 13). Runs every
+   * ack_wait/3, so a message gets its first `+WPI` at most ack_wait/2 after its delivery reached this node.
+   */
   private working(): void {
-    for (const e of this.unacked.values()) e.deliveries[e.deliveries.length - 1].working();
+    const now = Date.now();
+    const due = now - this.opts.ackWaitMs / 6;
+    for (const e of this.unacked.values()) {
+      if (e.since > due) continue;
+      jsAck.working(this.nc, e.deliveries[e.deliveries.length - 1]);
+      e.since = now;
+    }
   }
 }
+

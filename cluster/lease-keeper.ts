@@ -13,6 +13,8 @@ import type { Fence } from '../bus/fence.js';
 
 export const DEFAULT_LEASE_MS = 2000;
 export const DEFAULT_RENEW_MS = 500;
+/** Shortest wait for a renewal's answer, ms (the wait is otherwise what is left of the local deadline). */
+export const MIN_RENEW_TIMEOUT_MS = 250;
 /** How long after winning a lease the keeper re-reads it to detect a double grant (see confirmWon). */
 export const DEFAULT_CONFIRM_WAIT_MS = 50;
 
@@ -294,8 +296,12 @@ export class LeaseKeeper {
     const sentAt = this.clock.now();
     const value: LeaseValue = { owner: this.nodeId, expiresAt: sentAt + this.leaseMs, epoch: h.fence.epoch };
     const run = (async () => {
+      let confirmed = false;
       try {
-        const rev = await writeLease(this.kv!, p, value, h.revision);
+        // Wait for the answer until the local deadline, not the bucket's 1 s API timeout (issue 13): on a saturated
+        // machine renewals were answered after 1-1.3 s, still in time, and a timed-out renewal that the server did
+        // store made the next compare-and-set fail as if the lease had been taken.
+        const rev = await writeLease(this.kv!, p, value, h.revision, Math.max(MIN_RENEW_TIMEOUT_MS, h.validUntil - sentAt));
         h.revision = rev;
         h.sentAt = sentAt;
         this.note(p, { value, revision: rev });
@@ -305,16 +311,42 @@ export class LeaseKeeper {
         // racing writes can both "succeed". Only a renewal confirmed in time extends the lease.
         if (this.clock.now() >= h.validUntil) return this.lose(p, 'renewal confirmed after the local deadline');
         h.validUntil = Math.max(h.validUntil, sentAt + this.leaseMs - this.margin);
+        confirmed = true;
       } catch (err) {
         if (this.held.get(p) !== h) return;
-        if (isConflict(err)) this.lose(p, 'renewal refused: the lease was taken');
+        if (isConflict(err)) await this.afterConflict(p, h);
         else this.log.warn({ err, partition: p }, 'lease renewal failed; retrying until the local deadline');
       } finally {
         h.inflight = undefined;
       }
+      // A slow answer used up part of the lease already: renew again now, not at the next round (up to renewMs
+      // later, and later still when the event loop is busy). Only after a success, so errors are not retried in a loop.
+      if (confirmed && this.active && this.held.get(p) === h && this.clock.now() - h.sentAt >= this.renewMs / 2) void this.renew(p, h);
     })();
     h.inflight = run;
     return run;
+  }
+
+  /**
+   * A renewal was refused. Either another node wrote the key (the lease is lost), or an earlier renewal of ours was
+   * stored although its answer never came (a timeout): then the key holds our own value, same epoch, and its
+   * revision is the one to renew from. No other node can have written in between: its write would carry its id.
+   */
+  private async afterConflict(p: number, h: Held): Promise<void> {
+    let e: LeaseEntry | undefined;
+    try {
+      const got = await this.kv!.get(leaseKey(p));
+      e = got ? toLeaseEntry(got) : undefined;
+    } catch (err) {
+      this.log.warn({ err, partition: p }, 'could not read a lease after a refused renewal');
+    }
+    if (this.held.get(p) !== h) return;
+    if (e?.value?.owner === this.nodeId && e.value.epoch === h.fence.epoch && e.revision > h.revision) {
+      h.revision = e.revision;
+      this.note(p, e);
+      return;
+    }
+    this.lose(p, 'renewal refused: the lease was taken');
   }
 
   private async acquire(p: number): Promise<void> {

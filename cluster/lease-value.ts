@@ -55,9 +55,10 @@ export function isConflict(err: unknown): boolean {
 
 /**
  * Writes `value` only if the key is still at `revision` (0 = the key must be absent or deleted).
- * Resolves to the new revision; rejects with a conflict (see isConflict) when someone wrote first.
+ * Resolves to the new revision; rejects with a conflict (see isConflict) when someone wrote first. `timeoutMs`
+ * (updates only) replaces the bucket's API timeout: a renewal is worth waiting for until the local deadline.
  */
-export function writeLease(kv: KV, p: number, value: LeaseValue, revision: number): Promise<number> {
+export function writeLease(kv: KV, p: number, value: LeaseValue, revision: number, timeoutMs?: number): Promise<number> {
   const data = encodeLease(value);
-  return revision === 0 ? kv.create(leaseKey(p), data) : kv.update(leaseKey(p), data, revision);
+  return revision === 0 ? kv.create(leaseKey(p), data) : kv.update(leaseKey(p), data, revision, timeoutMs);
 }

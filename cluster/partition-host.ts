@@ -44,14 +44,19 @@ export class PartitionHost {
   /** The lease of `p` was won with `fence`: start serving it. */
   async acquire(p: number, fence: Fence): Promise<void> {
     const { bus, subjects, directory, ingress, log } = this.deps;
-    this.subs.set(p, [
+    const tenure = [
       bus.subscribe(subjects.ownerPartition(p), (m) => directory.handle(m as OwnerMessage)),
       bus.serve(subjects.queryPartition(p), (q) => directory.answer(q as OwnerQuery)),
-    ]);
+    ];
+    this.subs.set(p, tenure);
     // Presence first: gateways resend this partition's sessions, and only once they answered (or a short wait
     // passed) does routing start, so queued messages do not meet an empty presence table.
     const answered = await this.askGateways(p);
     log.debug({ partition: p, gateways: answered }, 'sessions resent by gateways');
+    // Lost or handed off while waiting (a loaded node can lose a lease within a second of winning it): consuming
+    // now would leave a consumer loop running for a partition another node owns, taking its messages. (A loss
+    // during consume() itself is the ingress's to handle: its release() wins over a consumer being set up.)
+    if (this.subs.get(p) !== tenure) return;
     await ingress.consume((msg) => directory.handle({ type: 'route', user: msg.to, msg }), p);
     this.deps.metrics.ownedPartitions.set(this.subs.size);
     log.info({ partition: p, revision: fence.revision }, 'partition acquired');

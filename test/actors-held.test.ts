@@ -37,6 +37,26 @@ describe('held messages', () => {
     expect((await h.metrics.heldReleased.get()).values).toMatchObject([{ labels: { why: 'delivered' }, value: 3 }]);
   });
 
+  it('a message held while a replay is being read is replayed too, not left until the next session', async () => {
+    h = harness();
+    h.route('u1', 'm1');
+    await until(() => heldIds('u1').length === 1);
+    let open!: () => void;
+    h.held.listGate = new Promise((r) => (open = r));
+    h.openPc('u1', 'pc', 's1'); // replay starts: its listing holds m1 only, and waits
+    await settle(h);
+    h.route('u1', 'm2');
+    await until(() => delivered().includes('m2')); // straight to s1
+    h.close('u1', 'pc', 's1'); // m2 unacked: held at once (section 4)
+    await until(() => heldIds('u1').includes('m2'));
+    h.openPc('u1', 'pc', 's2'); // asks for a replay while the first one is still being read
+    await settle(h);
+    h.held.listGate = undefined;
+    open();
+    await until(() => delivered().filter((id) => id === 'm2').length === 2);
+    expect(delivered().filter((id) => id === 'm1')).toHaveLength(1);
+  });
+
   it('a stored push token makes the user reachable: held messages go out by the vendor', async () => {
     h = harness();
     h.route('u1', 'm1');

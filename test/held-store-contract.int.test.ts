@@ -1,8 +1,10 @@
 import { Kvm } from '@nats-io/kv';
+import { Packr } from 'msgpackr';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JetStreamHeldStore } from '../cluster/jetstream-held-store.js';
 import { describeHeldStoreContract } from './contracts/held-store.contract.js';
+import { emptyReadState, markDelivered, markRead } from '../store/read-state.js';
 import { NatsServer } from './support/nats-server.js';
 
 let server: NatsServer;
@@ -45,6 +47,51 @@ describe('JetStreamHeldStore', () => {
       expect((await again.list('u@x', now)).map((h) => h.msg.id)).toEqual(['m3', 'm4', 'm5']);
     } finally {
       await nc.close();
+    }
+  });
+
+  it('coalesces unread marks: one put in flight per user, the latest state goes out when it is answered', async () => {
+    const nc = await connect({ servers: server.url });
+    const other = await connect({ servers: server.url });
+    try {
+      const store = await openStore(nc, 'coalesce');
+      const state = emptyReadState();
+      for (let i = 0; i < 200; i++) {
+        markDelivered(state, `m${i}`);
+        await store.saveReads('u@x', state, { delivered: `m${i}` }, false); // resolves at once: no put awaited
+      }
+      expect(store.readsPuts).toBe(1); // the first; the other 199 marks wait as one dirty state
+      // Until the writes are done, this node answers from its latest state, not the bucket's older one.
+      expect((await store.reads('u@x')).unread.size).toBe(200);
+      await store.close(); // waits for the writes in flight
+      expect(store.readsPuts).toBe(2);
+      const again = await openStore(other, 'coalesce');
+      expect(await again.reads('u@x')).toEqual({ unread: state.unread, read: new Set() });
+    } finally {
+      await nc.close();
+      await other.close();
+    }
+  });
+
+  it('a durable save behind a put in flight resolves only once a put holding its own state is stored', async () => {
+    const nc = await connect({ servers: server.url });
+    const other = await connect({ servers: server.url });
+    try {
+      const store = await openStore(nc, 'durable');
+      const kv = await new Kvm(other).open('durable_reads');
+      const state = emptyReadState();
+      markDelivered(state, 'a');
+      void store.saveReads('u@x', state, { delivered: 'a' }, false); // put 1 in flight: unread [a]
+      markDelivered(state, 'b');
+      markRead(state, ['a']);
+      await store.saveReads('u@x', state, { read: ['a'] }, true); // must not resolve on put 1's answer
+      const stored = await kv.get(`u.${Buffer.from('u@x').toString('base64url')}`);
+      expect(new Packr({ useRecords: false }).unpack(stored!.value)).toEqual({ unread: ['b'], read: ['a'] });
+      expect(store.readsPuts).toBe(2);
+      await store.close();
+    } finally {
+      await nc.close();
+      await other.close();
     }
   });
 });

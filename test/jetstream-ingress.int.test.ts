@@ -1,3 +1,4 @@
+import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JetStreamIngress } from '../cluster/jetstream-ingress.js';
@@ -59,6 +60,22 @@ describe('JetStream ingress', () => {
     expect(Date.now() - t0).toBeLessThan(5000); // a consumer per tenure: no wait for the 30 s ack_wait
     await second.close();
     await nc2.close();
+  });
+
+  it('a partition released while its consumer is being set up is not consumed: no loop left pulling for another owner', async () => {
+    const ingress = await JetStreamIngress.open(nc, { prefix: 'sb4', partitions: 2 });
+    const got: string[] = [];
+    const consuming = ingress.consume((m) => got.push(m.id), 0);
+    await ingress.release(0); // the lease was lost while the consumer was created
+    await consuming;
+    const jsm = await jetstreamManager(nc);
+    const to = ['u0', 'u1', 'u2', 'u3', 'u4'].find((u) => partitionOf(u, 2) === 0)!;
+    await ingress.accept(msg('z1', to));
+    // Nobody asked for the message: it stays waiting for the next owner, and no pull request is open for it.
+    await until(async () => (await jsm.consumers.info(ingress.stream, 'p0')).num_pending === 1, 5000, 'message waiting');
+    expect((await jsm.consumers.info(ingress.stream, 'p0')).num_waiting).toBe(0);
+    expect(got).toEqual([]);
+    await ingress.close();
   });
 
   it('refuses with a clear temporary error while NATS is down, and accepts again after', async () => {

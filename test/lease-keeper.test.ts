@@ -19,6 +19,10 @@ class FakeKv {
   /** While set, every call hangs until released (a server that stopped answering). */
   hang?: Promise<void>;
   watchMuted = false;
+  /** The `timeout` argument of each update (ms; undefined = the bucket's API timeout). */
+  readonly updateTimeouts: (number | undefined)[] = [];
+  /** The next update is stored but its answer is lost (the client times out). */
+  loseNextAnswer = false;
 
   private async enter(): Promise<void> {
     this.calls++;
@@ -41,11 +45,17 @@ class FakeKv {
     return this.write(k, v);
   }
 
-  async update(k: string, v: Uint8Array, revision: number): Promise<number> {
+  async update(k: string, v: Uint8Array, revision: number, timeout?: number): Promise<number> {
+    this.updateTimeouts.push(timeout);
     await this.enter();
     const cur = this.data.get(k);
     if ((cur?.revision ?? 0) !== revision) throw conflict(cur?.revision ?? 0);
-    return this.write(k, v);
+    const written = this.write(k, v);
+    if (this.loseNextAnswer) {
+      this.loseNextAnswer = false;
+      throw Object.assign(new Error('timeout'), { name: 'TimeoutError' });
+    }
+    return written;
   }
 
   async get(k: string): Promise<KvEntry | null> {
@@ -239,6 +249,41 @@ describe('LeaseKeeper (virtual time)', () => {
     kv.hang = new Promise(() => {});
     for (let i = 0; i < 3; i++) await tick(500);
     expect(kv.calls - calls).toBe(4); // one renewal per held partition, not one per round
+  });
+
+  it('waits for a renewal until the local deadline; one answered after 1.2 s still extends the lease, and the next goes out at once', async () => {
+    const { kv, keeper, log, tick } = setup({ partitions: 1, safetyMarginMs: 200 });
+    await keeper.start();
+    await tick(); // acquired at t=0: valid until 1800
+    let answer!: () => void;
+    kv.hang = new Promise<void>((r) => (answer = r));
+    await tick(500); // the renewal of t=500 hangs
+    expect(kv.updateTimeouts.at(-1)).toBe(1300); // until the local deadline, not the bucket's 1 s API timeout
+    await tick(1200);
+    const calls = kv.calls;
+    kv.hang = undefined;
+    answer(); // answered at t=1700, before the deadline of 1800
+    await flush();
+    expect(keeper.isValid(0)).toBe(true);
+    expect(kv.calls - calls).toBe(1); // the next renewal left on the answer, not at the next round
+    await tick(550); // t=2250: past the first deadline, within the one of the t=500 renewal (2300)
+    expect(keeper.isValid(0)).toBe(true);
+    expect(log.filter((l) => l.startsWith('lost'))).toEqual([]);
+  });
+
+  it('a renewal stored whose answer was lost is not mistaken for a taken lease: the next one renews from its revision', async () => {
+    const { kv, keeper, log, tick } = setup({ partitions: 1 });
+    await keeper.start();
+    await tick();
+    kv.loseNextAnswer = true;
+    await tick(500); // stored, but the keeper saw a timeout and still holds the older revision
+    await tick(500); // this renewal's compare-and-set fails on that older revision
+    await tick(500);
+    expect(log.filter((l) => l.startsWith('lost'))).toEqual([]);
+    expect(keeper.isValid(0)).toBe(true);
+    await tick(1500);
+    expect(keeper.isValid(0)).toBe(true);
+    expect(kv.lease(0)).toMatchObject({ owner: 'a', epoch: 1 });
   });
 
   it('hands off when the assignment moves: onRelease first, then the release write, renewing meanwhile', async () => {

@@ -49,12 +49,19 @@ export class FakeHeldStore implements HeldStore {
   readonly held = new Map<string, HeldMessage[]>();
   readonly readStates = new Map<string, ReadState>();
   failing = false;
+  /** When set, `list` answers only once it resolves, with what was held when it was called (a slow store read). */
+  listGate?: Promise<void>;
 
   async list(user: string, now: number): Promise<HeldMessage[]> {
-    return (this.held.get(user) ?? []).filter((h) => h.expiresAt > now).sort((a, b) => a.msg.acceptedAt - b.msg.acceptedAt);
+    const out = this.snapshot(user, now);
+    if (this.listGate) await this.listGate;
+    return out;
   }
   async count(user: string, now: number): Promise<number> {
-    return (await this.list(user, now)).length;
+    return this.snapshot(user, now).length;
+  }
+  private snapshot(user: string, now: number): HeldMessage[] {
+    return (this.held.get(user) ?? []).filter((h) => h.expiresAt > now).sort((a, b) => a.msg.acceptedAt - b.msg.acceptedAt);
   }
   async hold(user: string, h: HeldMessage): Promise<void> {
     if (this.failing) throw new Error('disk full');

@@ -1,0 +1,66 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import { describe, expect, it } from 'vitest';
+import type { UserDirectory } from '../actors/directory.js';
+import { createLogger } from '../base/logger.js';
+import { Metrics } from '../base/metrics.js';
+import type { Bus } from '../bus/bus.js';
+import { Subjects } from '../bus/subjects.js';
+import { PartitionHost } from '../cluster/partition-host.js';
+import type { Ingress } from '../store/types.js';
+
+/** The gateways' resync answers come when the test says so (a loaded cluster can take up to RESYNC_WAIT_MS). */
+function fakeNats() {
+  const waiting: (() => void)[] = [];
+  const nc = {
+    publish: () => undefined,
+    subscribe: () => {
+      let end!: () => void;
+      const ended = new Promise<void>((r) => (end = r));
+      waiting.push(end);
+      return {
+        unsubscribe: end,
+        async *[Symbol.asyncIterator]() {
+          await ended;
+        },
+      };
+    },
+  };
+  return { nc: nc as unknown as NatsConnection, answerAll: () => waiting.splice(0).forEach((end) => end()) };
+}
+
+function setup() {
+  const { nc, answerAll } = fakeNats();
+  const calls: string[] = [];
+  const ingress = {
+    consume: async (_h: unknown, p: number) => void calls.push(`consume ${p}`),
+    release: async (p: number) => void calls.push(`release ${p}`),
+  } as unknown as Ingress;
+  const bus = { subscribe: () => ({ unsubscribe() {} }), serve: () => ({ unsubscribe() {} }) } as unknown as Bus;
+  const directory = { evict: () => 0, drain: async () => undefined } as unknown as UserDirectory;
+  const host = new PartitionHost({
+    nc, bus, subjects: new Subjects('sb', 8), ingress, directory, liveGateways: () => 2, metrics: new Metrics({ defaultMetrics: false }),
+    log: createLogger('silent'), drainTimeoutMs: 1000,
+  });
+  return { host, calls, answerAll };
+}
+
+describe('PartitionHost', () => {
+  it('a partition lost while the gateways resend its sessions is never consumed', async () => {
+    const { host, calls, answerAll } = setup();
+    const acquiring = host.acquire(3, { revision: 7, epoch: 1 });
+    host.lost(3); // the lease lapsed during the resync wait
+    answerAll();
+    await acquiring;
+    expect(calls).toEqual(['release 3']); // the loss's release only: no consumer started afterwards
+    expect(host.size).toBe(0);
+  });
+
+  it('a partition kept is consumed once', async () => {
+    const { host, calls, answerAll } = setup();
+    const acquiring = host.acquire(1, { revision: 3, epoch: 1 });
+    answerAll();
+    await acquiring;
+    expect(calls).toEqual(['consume 1']);
+    expect(host.size).toBe(1);
+  });
+});
