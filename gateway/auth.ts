@@ -77,8 +77,8 @@ export function bearerMatches(header: string | undefined, apiKey: string): boole
 const BEARER = /^Bearer +(\S+) *$/i;
 
 /**
- * The key's digest is computed once; each request hashes only its own header value, with the one-shot `hash()` (a
- * third of `createHash().update().digest()`'s cost, which was the largest item of a request's own work), and the
+ * The key's digest is computed once; each request hashes only its own header value, with the one-shot `hash()` (less
+ * than half the cost of `createHash().update().digest()`, the largest item of a request's own work), and the
  * two fixed-length digests are compared without an early exit.
  */
 export function bearerCheck(apiKey: string): (header: string | undefined) => boolean {
