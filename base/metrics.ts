@@ -45,7 +45,7 @@ export class HotCounter<L extends string> {
 export class Metrics {
   readonly registry = new Registry();
 
-  readonly messagesAccepted = new Counter({ name: 'switchboard_messages_accepted_total', help: 'Messages durably accepted', labelNames: ['source'] as const, registers: [this.registry] });
+  readonly messagesAccepted = new HotCounter({ name: 'switchboard_messages_accepted_total', help: 'Messages durably accepted', labelNames: ['source'] as const, registers: [this.registry] });
   readonly messagesDuplicate = new Counter({ name: 'switchboard_messages_duplicate_total', help: 'Messages refused as duplicates', registers: [this.registry] });
   readonly messagesRouted = new HotCounter({ name: 'switchboard_messages_routed_total', help: 'Routing decisions by route and reason (the PC state, or ack_timeout)', labelNames: ['route', 'reason'] as const, registers: [this.registry] });
   readonly deliveries = new HotCounter({ name: 'switchboard_deliveries_total', help: 'Deliveries by channel: direct sends to sessions (pc, mobile) and vendor pushes the vendor accepted (apns, fcm, hms, webpush)', labelNames: ['via'] as const, registers: [this.registry] });
