@@ -1,29 +1,20 @@
 import { jetstreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect } from '@nats-io/transport-node';
+import { describe, expect, it } from 'vitest';
 import { JetStreamIngress } from '../cluster/jetstream-ingress.js';
 import { partitionOf } from '../bus/subjects.js';
 import type { ChatMessage } from '../protocol/index.js';
-import { NatsServer } from './support/nats-server.js';
+import { NatsServer, natsForFile } from './support/nats-server.js';
 import { until } from './support/ws-client.js';
 import { describeIngressContract } from './contracts/ingress.contract.js';
 
-let server: NatsServer;
-let nc: NatsConnection;
-beforeAll(async () => {
-  server = await NatsServer.start();
-  nc = await connect({ servers: server.url });
-});
-afterAll(async () => {
-  await nc?.close();
-  await server?.dispose();
-});
+const nats = natsForFile();
 
 const msg = (id: string, to: string): ChatMessage => ({ id, to, text: `text of ${id}`, acceptedAt: Date.now() });
 
 describe('JetStream ingress', () => {
   it('stores a message once per id and hands each partition its own messages in order', async () => {
-    const ingress = await JetStreamIngress.open(nc, { prefix: 'sb1', partitions: 4 });
+    const ingress = await JetStreamIngress.open(nats.nc, { prefix: 'sb1', partitions: 4 });
     expect(await ingress.accept(msg('a1', 'alice'))).toBe('accepted');
     expect(await ingress.accept(msg('a1', 'alice'))).toBe('duplicate');
     for (let i = 2; i <= 50; i++) await ingress.accept(msg(`a${i}`, 'alice'));
@@ -39,7 +30,7 @@ describe('JetStream ingress', () => {
   });
 
   it('hands an unacked message to the next owner of the partition at once, not after ack_wait', async () => {
-    const first = await JetStreamIngress.open(nc, { prefix: 'sb2', partitions: 2, ackWaitMs: 30_000 });
+    const first = await JetStreamIngress.open(nats.nc, { prefix: 'sb2', partitions: 2, ackWaitMs: 30_000 });
     await first.accept(msg('m1', 'bob'));
     const p = partitionOf('bob', 2);
     const seen: string[] = [];
@@ -47,7 +38,7 @@ describe('JetStream ingress', () => {
     await until(() => seen.length === 1);
     await first.release(p);
 
-    const nc2 = await connect({ servers: server.url });
+    const nc2 = await connect({ servers: nats.server.url });
     const second = await JetStreamIngress.open(nc2, { prefix: 'sb2', partitions: 2, ackWaitMs: 30_000 });
     const again: string[] = [];
     const t0 = Date.now();
@@ -63,12 +54,12 @@ describe('JetStream ingress', () => {
   });
 
   it('a partition released while its consumer is being set up is not consumed: no loop left pulling for another owner', async () => {
-    const ingress = await JetStreamIngress.open(nc, { prefix: 'sb4', partitions: 2 });
+    const ingress = await JetStreamIngress.open(nats.nc, { prefix: 'sb4', partitions: 2 });
     const got: string[] = [];
     const consuming = ingress.consume((m) => got.push(m.id), 0);
     await ingress.release(0); // the lease was lost while the consumer was created
     await consuming;
-    const jsm = await jetstreamManager(nc);
+    const jsm = await jetstreamManager(nats.nc);
     const to = ['u0', 'u1', 'u2', 'u3', 'u4'].find((u) => partitionOf(u, 2) === 0)!;
     await ingress.accept(msg('z1', to));
     // Nobody asked for the message: it stays waiting for the next owner, and no pull request is open for it.
@@ -94,7 +85,7 @@ describe('JetStream ingress', () => {
 let contractRun = 0;
 describeIngressContract('JetStream (real nats-server)', async () => {
   const prefix = `sbc${++contractRun}`;
-  const open = (): Promise<JetStreamIngress> => JetStreamIngress.open(nc, { prefix, partitions: 4 });
+  const open = (): Promise<JetStreamIngress> => JetStreamIngress.open(nats.nc, { prefix, partitions: 4 });
   const ingress = await open();
   const opened: JetStreamIngress[] = [ingress];
   return {

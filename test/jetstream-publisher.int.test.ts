@@ -1,28 +1,20 @@
 import { jetstreamManager, DiscardPolicy, StorageType } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { JetStreamPublisher } from '../cluster/jetstream-publisher.js';
-import { NatsServer } from './support/nats-server.js';
+import { natsForFile } from './support/nats-server.js';
 
-let server: NatsServer;
-let nc: NatsConnection;
+const nats = natsForFile();
 beforeAll(async () => {
-  server = await NatsServer.start();
-  nc = await connect({ servers: server.url });
-  const jsm = await jetstreamManager(nc);
+  const jsm = await jetstreamManager(nats.nc);
   await jsm.streams.add({ name: 'pubtest', subjects: ['pubtest.>'], storage: StorageType.File, duplicate_window: 60_000_000_000 });
   await jsm.streams.add({ name: 'pubfull', subjects: ['pubfull.>'], storage: StorageType.File, max_msgs: 1, discard: DiscardPolicy.New });
-});
-afterAll(async () => {
-  await nc?.close();
-  await server?.dispose();
 });
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 
 describe('JetStreamPublisher', () => {
   it('resolves each publish with its own PubAck, in the stream order, and tells duplicates by Nats-Msg-Id', async () => {
-    const pub = new JetStreamPublisher(nc, 5000);
+    const pub = new JetStreamPublisher(nats.nc, 5000);
     const acks = await Promise.all(Array.from({ length: 50 }, (_, i) => pub.publish('pubtest.a', bytes(`m${i}`), `id${i}`)));
     expect(acks.map((a) => a.stream)).toEqual(Array(50).fill('pubtest'));
     const seqs = acks.map((a) => a.seq);
@@ -31,13 +23,13 @@ describe('JetStreamPublisher', () => {
     expect(acks.every((a) => !a.duplicate)).toBe(true);
     const again = await pub.publish('pubtest.a', bytes('m3 again'), 'id3');
     expect(again).toEqual({ stream: 'pubtest', seq: acks[3].seq, duplicate: true });
-    const jsm = await jetstreamManager(nc);
+    const jsm = await jetstreamManager(nats.nc);
     expect((await jsm.streams.getMessage('pubtest', { seq: acks[7].seq }))?.string()).toBe('m7');
     await pub.close();
   });
 
   it('rejects what JetStream refuses (with its error code), and a subject no stream takes', async () => {
-    const pub = new JetStreamPublisher(nc, 5000);
+    const pub = new JetStreamPublisher(nats.nc, 5000);
     await pub.publish('pubfull.x', bytes('1'));
     await expect(pub.publish('pubfull.x', bytes('2'))).rejects.toMatchObject({ name: 'JetStreamPublishError', code: 10077 });
     await expect(pub.publish('nostream.x', bytes('3'))).rejects.toThrow(/no responders/);
@@ -46,8 +38,8 @@ describe('JetStreamPublisher', () => {
   });
 
   it('fails a publish nobody answers after the timeout, and close() waits for those in flight', async () => {
-    const silent = nc.subscribe('pubsilent.x'); // takes the message, never answers
-    const pub = new JetStreamPublisher(nc, 150);
+    const silent = nats.nc.subscribe('pubsilent.x'); // takes the message, never answers
+    const pub = new JetStreamPublisher(nats.nc, 150);
     const t0 = Date.now();
     const lost = pub.publish('pubsilent.x', bytes('?'));
     const closed = pub.close();

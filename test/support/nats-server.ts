@@ -3,6 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { afterAll, beforeAll } from 'vitest';
 
 /** A free TCP port on loopback, chosen by the kernel. */
 export function freePort(): Promise<number> {
@@ -89,4 +91,29 @@ export class NatsServer {
     await this.stop('SIGKILL');
     await rm(this.storeDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * One nats-server of the test's own (free port) and one client connection to it for a whole test file: started in
+ * `beforeAll`, closed and stopped in `afterAll`. Read `server` and `nc` inside tests and hooks, not at import time.
+ */
+export function natsForFile(): { readonly server: NatsServer; readonly nc: NatsConnection } {
+  let server: NatsServer | undefined;
+  let nc: NatsConnection | undefined;
+  beforeAll(async () => {
+    server = await NatsServer.start();
+    nc = await connect({ servers: server.url });
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await server?.dispose();
+  });
+  return {
+    get server() {
+      return server!;
+    },
+    get nc() {
+      return nc!;
+    },
+  };
 }
