@@ -144,7 +144,6 @@ export class AppendLog<T> {
     this.flushLazy = true;
     if (this.queue.length > 0) this.flushing ??= this.flushLoop();
     await this.flushing;
-    if (this.queue.length > 0) await (this.flushing ??= this.flushLoop()); // lazy records left by a loop that ended before close
     await this.file?.close();
     this.file = undefined;
   }
