@@ -1,5 +1,5 @@
 import type { ChatMessage } from '../protocol/index.js';
-import type { AcceptResult, Ingress } from './types.js';
+import type { AcceptOutcome, AcceptResult, Ingress } from './types.js';
 
 /**
  * An Ingress decorator that counts accepts still in flight, so a graceful stop can wait for every message already
@@ -29,6 +29,15 @@ export class AcceptTracker implements Ingress {
   accept(msg: ChatMessage): Promise<AcceptResult> {
     const p = this.ingress.accept(msg);
     // One derived promise per accept (`catch` + `finally` made three and their microtasks).
+    const untrack = (): void => void this.inFlight.delete(tracked);
+    const tracked: Promise<void> = p.then(untrack, untrack);
+    this.inFlight.add(tracked);
+    return p;
+  }
+
+  /** One tracked promise for the whole batch (it never rejects). */
+  acceptMany(msgs: readonly ChatMessage[]): Promise<AcceptOutcome[]> {
+    const p = this.ingress.acceptMany(msgs);
     const untrack = (): void => void this.inFlight.delete(tracked);
     const tracked: Promise<void> = p.then(untrack, untrack);
     this.inFlight.add(tracked);
