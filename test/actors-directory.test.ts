@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { actorName, TURN_BUDGET } from '../actors/directory.js';
+import { createLogger } from '../base/logger.js';
 import { harness, settle, until } from './support/actors-fakes.js';
 
 /** The directory: get-or-spawn, serialized mailboxes, passivation without losing a message, odd user ids, queries, many users, one ack timer. */
@@ -159,5 +160,33 @@ describe('user directory', () => {
     expect(h.deliveries()).toHaveLength(TURN_BUDGET);
     await until(() => h.deliveries().length === n);
     expect(new Set(h.deliveries()).size).toBe(n);
+  });
+
+  it('a message that throws, or whose handling rejects, is logged with its user and type; the mailbox goes on', async () => {
+    const lines: { msg: string; user?: string; type?: string }[] = [];
+    const settled: string[] = [];
+    const log = createLogger('error', { write: (l: string) => void lines.push(JSON.parse(l)) } as unknown as NodeJS.WritableStream);
+    h = harness({
+      log, passivateAfterMs: 3_600_000,
+      done: (id) => {
+        if (id === 'boom') throw new Error('done failed');
+        settled.push(id);
+      },
+    });
+    h.openPc('u1', 'pc', 's1');
+    h.openPc('u2', 'pc', 's2');
+    await settle(h);
+    // Synchronous throw: `done` of a message for a user with no session and no device (now or never: done at once).
+    h.route('u3', 'boom', { ttlSeconds: 0 });
+    h.route('u3', 'after-throw', { ttlSeconds: 0 });
+    // A rejection: the read state cannot be saved.
+    vi.spyOn(h.held, 'saveReads').mockRejectedValueOnce(new Error('disk full'));
+    h.read('u2', ['x']);
+    h.route('u2', 'after-reject');
+    await until(() => settled.includes('after-throw') && h.deliveries().includes('gw1:s2'));
+    await settle(h);
+    expect(lines.filter((l) => l.msg === 'user actor failed on a message').map((l) => [l.user, l.type])).toEqual([['u3', 'route'], ['u2', 'read']]);
+    expect(settled).toContain('after-throw');
+    expect(h.router.stats.liveActors).toBe(3);
   });
 });
