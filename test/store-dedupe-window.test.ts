@@ -8,9 +8,9 @@ describe('dedupe window', () => {
     w.add('b', 60_000);
     expect(w.seenAt('a')).toBe(1_000);
     expect(w.seenAt('zzz')).toBeUndefined();
-    w.prune(120_999); // horizon 999: a's generation [0, 7500) still overlaps the window
+    w.prune(120_999); // horizon 999: a's generation [0, 30000) still overlaps the window
     expect(w.seenAt('a')).toBe(1_000);
-    w.prune(1_000 + 120_000 + 7_500);
+    w.prune(120_000 + 30_000); // horizon 30000: [0, 30000) wholly before it
     expect(w.seenAt('a')).toBeUndefined();
     expect(w.seenAt('b')).toBe(60_000);
   });
