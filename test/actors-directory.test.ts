@@ -150,14 +150,16 @@ describe('user directory', () => {
     expect((await h.metrics.ackTimeouts.get()).values).toMatchObject([{ labels: { kind: 'pc' }, value: n }]);
   });
 
-  it('runs at most TURN_BUDGET messages per turn of the event loop, the rest in later turns, none lost', async () => {
+  it('runs at most TURN_BUDGET messages per turn of the event loop (at least half of it), the rest in later turns, none lost', async () => {
     h = harness({ passivateAfterMs: 3_600_000 });
     const n = TURN_BUDGET * 2 + 10;
     for (let i = 0; i < n; i++) h.openPc(`u${i}`, 'pc', `s${i}`);
     await settle(h);
     for (let i = 0; i < n; i++) h.route(`u${i}`, `m${i}`);
     await new Promise((r) => setImmediate(r)); // one turn: timers and sockets would run here
-    expect(h.deliveries()).toHaveLength(TURN_BUDGET);
+    // The budget is refilled once half of it was spent: what the session messages left of it, then refills.
+    expect(h.deliveries().length).toBeLessThanOrEqual(TURN_BUDGET);
+    expect(h.deliveries().length).toBeGreaterThanOrEqual(TURN_BUDGET / 2);
     await until(() => h.deliveries().length === n);
     expect(new Set(h.deliveries()).size).toBe(n);
   });
