@@ -143,6 +143,7 @@ export class UserDirectory {
   private run(r: Resident): void {
     for (let q = r.queue; !r.stopped && q !== undefined && r.head < q.length; q = r.queue) {
       if (!this.spend()) {
+        compact(r); // a mailbox that never empties under load must not keep every message it ever took as a hole
         this.deferred.push(r);
         return;
       }
@@ -155,6 +156,7 @@ export class UserDirectory {
         this.failed(r, msg, err);
       }
       if (waiting instanceof Promise) {
+        compact(r);
         waiting.then(() => this.resume(r), (err: unknown) => {
           this.failed(r, msg, err);
           this.resume(r);
@@ -339,6 +341,13 @@ export class UserDirectory {
     this.deps.metrics.liveActors.set(this.live.size);
     this.deps.metrics.residentUsers.set(this.residentUsers);
   }
+}
+
+/** Drops the taken messages from the front of a mailbox's queue (at most once per budget or wait: amortized O(1)). */
+function compact(r: Resident): void {
+  if (r.head === 0 || r.queue === undefined) return;
+  r.queue.splice(0, r.head);
+  r.head = 0;
 }
 
 /** A user id as an actor name of [a-z0-9-$_.+!*'(),] (nact's rule, kept for logs): user ids may hold ':', '@', '/', spaces, any unicode. */

@@ -164,6 +164,23 @@ describe('user directory', () => {
     expect(new Set(h.deliveries()).size).toBe(n);
   });
 
+  it('a mailbox deferred to a later turn keeps only the messages still waiting, not holes for those it took', async () => {
+    h = harness({ passivateAfterMs: 3_600_000, maxInflight: 10_000 });
+    h.openPc('u1', 'pc', 's1');
+    await settle(h);
+    const n = TURN_BUDGET * 3 + 5;
+    for (let i = 0; i < n; i++) h.route('u1', `m${i}`);
+    await new Promise((r) => setImmediate(r));
+    const taken = h.deliveries().length;
+    expect(taken).toBeGreaterThan(0);
+    expect(taken).toBeLessThan(n);
+    const mailbox = (h.router as unknown as { live: Map<string, { queue?: unknown[]; head: number }> }).live.get('u1')!;
+    expect(mailbox.head).toBe(0);
+    expect(mailbox.queue).toHaveLength(n - taken);
+    await until(() => h.deliveries().length === n);
+    expect(mailbox.queue).toBeUndefined();
+  });
+
   it('a message that throws, or whose handling rejects, is logged with its user and type; the mailbox goes on', async () => {
     const lines: { msg: string; user?: string; type?: string }[] = [];
     const settled: string[] = [];
