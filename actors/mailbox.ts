@@ -68,7 +68,7 @@ export class UserMailbox {
       if ('delivered' in change) this.delivered(change.delivered);
       else {
         markRead((this.state ??= emptyReadState()), change.read);
-        this.save(change, true).catch(() => undefined);
+        this.save(change, true)?.catch(() => undefined);
       }
     }
   }
@@ -121,7 +121,7 @@ export class UserMailbox {
       this.early.push({ delivered: id }); // stored once the load has read what is there
       return;
     }
-    this.save({ delivered: id }, false).catch((err: unknown) => this.deps.log.error({ err, user: this.user }, 'unread mark not stored'));
+    this.save({ delivered: id }, false)?.catch((err: unknown) => this.deps.log.error({ err, user: this.user }, 'unread mark not stored'));
   }
 
   /** Section 4 read sync: the ids leave `unread` (durably) and are no longer held. Returns the new badge. */
@@ -139,7 +139,7 @@ export class UserMailbox {
     return this.unread;
   }
 
-  private save(change: ReadChange, durable: boolean): Promise<void> {
+  private save(change: ReadChange, durable: boolean): Promise<void> | undefined {
     return this.deps.held.saveReads(this.user, (this.state ??= emptyReadState()), change, durable);
   }
 

@@ -125,6 +125,12 @@ async function readStatePuts(sender: ChatSender): Promise<number> {
 /** Goals of issue 13 for the cluster: node CPU per message against the bare relay's, and p99 at max rate. */
 export const CLUSTER_GOAL_RATIO = 4;
 export const CLUSTER_GOAL_P99_MS = 250;
+/**
+ * Messages of the warm-up phase at max rate before every measured max phase, the relay's and the cluster's alike:
+ * half a max phase, so the measured phase starts with compiled code and filled pipelines (the first seconds after
+ * start-up run at ~60% of the later rate; bench/README.md, "Steady state: a warm-up before every max phase").
+ */
+const WARM_COUNT = Math.max(cfg.users * 4, cfg.maxCount / 2);
 
 /**
  * The bare core-NATS relay (bench/relay-cluster-node.ts) in three processes on the same nats-server, with the same
@@ -144,7 +150,7 @@ async function relayMax(nats: { url: string; proc: import('node:child_process').
       const range = await sender.max(all, count, cfg.window, clients);
       return settle(sender, clients, range.from, range.to, WAIT_MS, cpu(), before.duplicates, before.misrouted);
     };
-    await phase(cfg.users * 4);
+    await phase(WARM_COUNT);
     const r = await phase(cfg.maxCount);
     await sender.close();
     return r;
@@ -184,7 +190,7 @@ async function main(): Promise<string> {
     return settle(sender, clients, range.from, range.to, WAIT_MS, share, before.duplicates, before.misrouted);
   };
 
-  const warm = await phase(() => sender.max(all, cfg.users * 4, cfg.window, clients));
+  const warm = await phase(() => sender.max(all, WARM_COUNT, cfg.window, clients));
   log(`warm-up: ${counts(warm)}`);
   // The goals run reports what it measured even when a starved machine delays a warm-up message past the wait.
   if (warm.misrouted > 0 || (warm.lost > 0 && !goalsOnly)) throw new Error(`warm-up not clean: ${counts(warm)}`);

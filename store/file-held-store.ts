@@ -148,7 +148,8 @@ export class FileHeldStore implements HeldStore {
     return s ? copyReadState(s) : emptyReadState();
   }
 
-  async saveReads(user: string, state: ReadState, change: ReadChange, durable: boolean): Promise<void> {
+  /** Returns a promise only for a durable save; a lazy mark or record is queued and returns `undefined`. */
+  saveReads(user: string, state: ReadState, change: ReadChange, durable: boolean): Promise<void> | undefined {
     // A delivery's mark is applied to this store's copy by the same rule the log replay uses (read-state.ts), instead
     // of copying the whole state (up to 1,500 ids) per delivered message; a copy whose lengths then differ from the
     // actor's (it was never loaded from here) is replaced by a full copy.
@@ -157,10 +158,14 @@ export class FileHeldStore implements HeldStore {
     if (own === undefined || own.unread.size !== state.unread.size || own.read.size !== state.read.size) {
       this.setReads(user, copyReadState(state));
     }
-    if ('delivered' in change && !durable) return this.queueMark(user, change.delivered);
+    if ('delivered' in change && !durable) {
+      this.queueMark(user, change.delivered);
+      return undefined;
+    }
     const record: HeldLogRecord = 'delivered' in change ? { t: 'unreads', users: [user], ids: [change.delivered] } : { t: 'read', user, ids: [...change.read] };
     if (durable) return this.write(record);
     this.appendLazy(record);
+    return undefined;
   }
 
   /** A delivery's unread mark joins this turn's `unreads` record (lazy: a crash loses at most these marks). */

@@ -150,8 +150,10 @@ export interface HeldStore {
   /**
    * Stores `state` (already changed by `change`). `durable: true` resolves once it is on disk / in JetStream (a
    * `read`); false lets it ride with the next synced write (a delivery's unread mark: a crash loses at most that mark).
+   * A store may return `undefined` when there is nothing to wait for (a lazy mark queued in memory): this runs for
+   * every delivered message, and a promise plus the caller's `catch` per delivery showed in issue 13's profiles.
    */
-  saveReads(user: string, state: ReadState, change: ReadChange, durable: boolean): Promise<void>;
+  saveReads(user: string, state: ReadState, change: ReadChange, durable: boolean): Promise<void> | undefined;
   /** Messages held in this store, for the `switchboard_held_messages` gauge (cluster: those of users loaded here). */
   readonly heldTotal: number;
   close(): Promise<void>;

@@ -8,9 +8,9 @@ describe('dedupe window', () => {
     w.add('b', 60_000);
     expect(w.seenAt('a')).toBe(1_000);
     expect(w.seenAt('zzz')).toBeUndefined();
-    w.prune(120_999); // horizon 999: a's generation [0, 7500) still overlaps the window
+    w.prune(120_999); // horizon 999: a's generation [0, 30000) still overlaps the window
     expect(w.seenAt('a')).toBe(1_000);
-    w.prune(1_000 + 120_000 + 7_500);
+    w.prune(120_000 + 30_000); // horizon 30000: [0, 30000) wholly before it
     expect(w.seenAt('a')).toBeUndefined();
     expect(w.seenAt('b')).toBe(60_000);
   });
@@ -18,7 +18,7 @@ describe('dedupe window', () => {
   it('answers an id accepted again after the window with its latest time, not the expired one', () => {
     const w = new DedupeWindow(120_000);
     w.add('x', 0);
-    w.add('x', 121_000); // the first acceptance left the window; its generation [0, 7500) is still kept
+    w.add('x', 121_000); // the first acceptance left the window; its generation [0, 30000) is still kept
     w.prune(122_000);
     expect(w.seenAt('x')).toBe(121_000); // so a third copy a second later is a duplicate
     w.add('y', 50_000);
@@ -28,7 +28,7 @@ describe('dedupe window', () => {
   });
 
   it('takes ids out of time order (replay) and drops each generation by its own times', () => {
-    const w = new DedupeWindow(16_000); // generations of 1 s
+    const w = new DedupeWindow(16_000, 16); // generations of 1 s
     w.add('late', 10_500);
     w.add('early', 2_500);
     w.add('middle', 5_500);
@@ -42,11 +42,11 @@ describe('dedupe window', () => {
 
   it('finds every one of a million ids in one window and none other, each table a fraction of them', () => {
     const w = new DedupeWindow(120_000);
-    const at = (i: number) => Math.floor(i * 0.12); // 1M ids over 120 s: 16 generations of ~62,500
+    const at = (i: number) => Math.floor(i * 0.12); // 1M ids over 120 s: 4 generations of 250,000
     for (let i = 0; i < 1_000_000; i++) w.add(`msg-${i}`, at(i));
     expect(w.size).toBe(1_000_000);
     // Grown (or sized from the previous generation) to at most 4 slots per id of one generation.
-    expect(w.largestTable).toBeLessThanOrEqual(262_144);
+    expect(w.largestTable).toBeLessThanOrEqual(1_048_576);
     for (let i = 0; i < 1_000_000; i += 997) expect(w.seenAt(`msg-${i}`)).toBe(at(i));
     for (let i = 0; i < 1_000; i++) expect(w.seenAt(`msg-${1_000_000 + i}`)).toBeUndefined();
     expect(w.seenAt('')).toBeUndefined();
