@@ -44,4 +44,20 @@ describe('PullLoop', () => {
     await nats.nc.flush();
     expect(got).toEqual([]);
   });
+
+  it('says when its consumer is missing (pulls never answered), but not when another owner deleted it', async () => {
+    await workQueue('pull3');
+    let goneReported = 0;
+    let neverReported = 0;
+    const gone = new PullLoop(nats.nc, { stream: 'pull3', consumer: 'c', expiresMs: 400, onMissing: () => goneReported++ }, () => undefined);
+    const jsm = await jetstreamManager(nats.nc);
+    await until(async () => (await jsm.consumers.info('pull3', 'c')).num_waiting >= 1, 5000, 'a waiting pull');
+    await jsm.consumers.delete('pull3', 'c'); // its open requests are answered 409 Consumer Deleted
+    // From now on no pull of either loop is answered; only the loop whose consumer was never deleted reports it.
+    const never = new PullLoop(nats.nc, { stream: 'pull3', consumer: 'never', expiresMs: 400, onMissing: () => neverReported++ }, () => undefined);
+    await until(() => neverReported >= 3, 8000, 'a missing consumer reported');
+    expect(goneReported).toBe(0);
+    never.stop();
+    gone.stop();
+  });
 });
