@@ -1,5 +1,5 @@
 import { AckPolicy, DeliverPolicy, jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
-import type { Msg, NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { Packr } from 'msgpackr';
 import { SwitchboardError, type ChatMessage } from '../protocol/index.js';
 import type { AcceptResult, Ingress } from '../store/types.js';
@@ -26,7 +26,8 @@ export interface JetStreamIngressOptions {
 /** A message handed to the owner and not yet `done`: every delivery of it (redeliveries too) is acked together. */
 interface Unacked {
   partition: number;
-  deliveries: Msg[];
+  /** The reply subject of each delivery (see jsAck). */
+  deliveries: (string | undefined)[];
   /** Date.now() of the last delivery or `+WPI`: what JetStream's ack_wait counts from (give or take the socket). */
   since: number;
 }
@@ -113,12 +114,12 @@ export class JetStreamIngress implements Ingress {
       try {
         msg = packr.unpack(m.data) as ChatMessage;
       } catch {
-        jsAck.term(this.nc, m); // not ours to route: never redeliver garbage forever
+        jsAck.term(this.nc, m.reply); // not ours to route: never redeliver garbage forever
         return;
       }
       const known = this.unacked.get(msg.id);
-      if (known) known.deliveries.push(m), (known.since = Date.now());
-      else this.unacked.set(msg.id, { partition, deliveries: [m], since: Date.now() });
+      if (known) known.deliveries.push(m.reply), (known.since = Date.now());
+      else this.unacked.set(msg.id, { partition, deliveries: [m.reply], since: Date.now() });
       handler(msg);
     });
     this.consumers.set(partition, loop);
@@ -178,7 +179,7 @@ export class JetStreamIngress implements Ingress {
     const entry = this.unacked.get(id);
     if (!entry) return;
     this.unacked.delete(id);
-    for (const m of entry.deliveries) jsAck.ack(this.nc, m);
+    for (const reply of entry.deliveries) jsAck.ack(this.nc, reply);
   }
 
   /** Stops consuming a partition (handoff or lost lease), or all; its unacked messages go to the next owner. */

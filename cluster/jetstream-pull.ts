@@ -37,11 +37,15 @@ const ACK = new TextEncoder().encode('+ACK');
 const WORKING = new TextEncoder().encode('+WPI');
 const TERM = new TextEncoder().encode('+TERM');
 
-/** Acks, keeps alive and refuses one delivered message through its reply subject. */
+/**
+ * Acks, keeps alive and refuses one delivered message through its reply subject (`Msg.reply`). The subject alone is
+ * enough, so a consumer keeping messages until they are done keeps that string, not the `Msg`: a `Msg`'s data is a
+ * view of the whole socket read it came in, which stays in memory as long as one of its messages does.
+ */
 export const jsAck = {
-  ack: (nc: NatsConnection, m: Msg): void => void (m.reply && nc.publish(m.reply, ACK)),
-  working: (nc: NatsConnection, m: Msg): void => void (m.reply && nc.publish(m.reply, WORKING)),
-  term: (nc: NatsConnection, m: Msg): void => void (m.reply && nc.publish(m.reply, TERM)),
+  ack: (nc: NatsConnection, reply: string | undefined): void => void (reply && nc.publish(reply, ACK)),
+  working: (nc: NatsConnection, reply: string | undefined): void => void (reply && nc.publish(reply, WORKING)),
+  term: (nc: NatsConnection, reply: string | undefined): void => void (reply && nc.publish(reply, TERM)),
 };
 
 interface Request {

@@ -24,7 +24,7 @@ describe('PullLoop', () => {
     // Well before the 5 s expiry: the two filled requests were followed by new ones at once, not at the next tick.
     await until(() => got.length === 250, 2000, '250 messages');
     expect(new Set(got.map((m) => m.string())).size).toBe(250);
-    for (const m of got) jsAck.ack(nats.nc, m);
+    for (const m of got) jsAck.ack(nats.nc, m.reply);
     const jsm = await jetstreamManager(nats.nc);
     await until(async () => (await jsm.streams.info('pull1')).state.messages === 0, 5000, 'acked messages removed');
     loop.stop();
