@@ -94,12 +94,14 @@ export interface Flight {
   read?: boolean;
   /** Routed again from the held store (its ingress `done` was long ago); dropped from there once it reached the user. */
   fromHeld?: boolean;
-  /** Sessions this message was sent to: a hold re-routes at once only to a session not tried. */
-  tried?: Set<string>;
+  /** Sessions this message was sent to (an array: nearly always one, and a Set per message was 2% of the garbage): a hold re-routes at once only to a session not tried. */
+  tried?: string[];
 }
 
 /** One target in flight: awaiting an ack, a push delay, or a vendor answer. */
 export interface Slot {
+  /** Its key in the slots table (`slotKey`), made once: the ack, the release and the window look it up. */
+  key: string;
   flight: Flight;
   decision: Decision;
   target: DecisionTarget;
@@ -191,12 +193,13 @@ export abstract class Flights {
     this.deps.metrics.messagesRouted.inc({ route: decision.route, reason: decision.reason });
     this.deps.onRouted?.(routedEvent(decision, this.user, this.deps.nodeId));
     commands.forEach((c, i) => {
-      const slot: Slot = { flight, decision, target: decision.targets[i], kind: 'ack' };
-      this.slots.set(slotKey(id, c.device), slot);
+      const slot: Slot = { key: slotKey(id, c.device), flight, decision, target: decision.targets[i], kind: 'ack' };
+      this.slots.set(slot.key, slot);
       flight.open++;
       if (c.type === 'deliver') {
         slot.session = c.session;
-        (flight.tried ??= new Set()).add(c.session.id);
+        const tried = (flight.tried ??= []);
+        if (!tried.includes(c.session.id)) tried.push(c.session.id);
         // Section 2 flow control: past SWITCHBOARD_MAX_INFLIGHT unacked, it waits in the session's window.
         if (this.windows.admit(c.session.id, slot)) this.send(slot);
         else slot.kind = 'queued';
@@ -232,7 +235,7 @@ export abstract class Flights {
   /** A sent delivery is final (acked, timed out, read): room in the window for the next waiting one. */
   protected freeWindow(slot: Slot): void {
     if (!slot.session) return;
-    for (const next of this.windows.release(slot.session.id)) if (this.slots.get(slotKey(next.flight.msg.id, next.target.device)) === next) this.send(next);
+    for (const next of this.windows.release(slot.session.id)) if (this.slots.get(next.key) === next) this.send(next);
   }
 
   protected startPush(slot: Slot, token: string, app: string | undefined): void {
@@ -256,7 +259,7 @@ export abstract class Flights {
   protected onPushDone(id: string, device: string, o: PushOutcome): void {
     const slot = this.slots.get(slotKey(id, device));
     if (slot?.kind !== 'push') return;
-    this.release(slot, device);
+    this.release(slot);
     this.deps.metrics.pushOutcomes.inc({ vendor: slot.target.via, outcome: o.outcome });
     if (o.outcome === 'ok') {
       slot.flight.reached = true;
@@ -316,9 +319,10 @@ export abstract class Flights {
   protected onPcMaybeActive(now: number): void {
     if ((this.slotsTable?.size ?? 0) === 0 || !pcStatus(this.state, now, this.deps).active) return;
     if (policyOf(this.state.policy).mobile === 'always') return; // the phone gets it while the PC is active too
-    const replaced = new Set<Flight>();
+    let replaced: Set<Flight> | undefined; // made only when a push delay is found: this runs on every ack of an active PC
     for (const [key, slot] of this.slots) {
       if (slot.kind !== 'delay') continue;
+      replaced ??= new Set();
       this.deps.clock.clearTimeout(slot.timer!);
       this.slots.delete(key);
       slot.target.outcome = 'cancelled';
@@ -326,15 +330,15 @@ export abstract class Flights {
       slot.flight.open--;
       replaced.add(slot.flight);
     }
-    for (const flight of replaced) {
+    for (const flight of replaced ?? []) {
       this.carryOut(flight, decide(this.state, flight.msg, now, this.deps), false);
       this.settleIfDone(flight);
     }
   }
 
-  protected release(slot: Slot, device: string): void {
+  protected release(slot: Slot): void {
     this.stopTimers(slot);
-    this.slots.delete(slotKey(slot.flight.msg.id, device));
+    this.slots.delete(slot.key);
   }
 
   protected finish(slot: Slot, outcome: TargetOutcome, detail?: string): void {

@@ -79,7 +79,7 @@ export class UserActor extends Flights {
       case 'ack': {
         const slot = this.slots.get(slotKey(msg.id, msg.device));
         if (slot?.kind !== 'ack') return this.touch(msg.sessionId, msg.at, now);
-        this.release(slot, msg.device);
+        this.release(slot);
         // After the release: with nothing else in flight, the PC's refresh has no push delay to cancel (no scan).
         this.touch(msg.sessionId, msg.at, now);
         this.freeWindow(slot);
@@ -107,7 +107,7 @@ export class UserActor extends Flights {
         if (slot?.kind !== 'delay') return;
         const m = findMobile(this.state, msg.device);
         if (m?.token === undefined) {
-          this.release(slot, msg.device);
+          this.release(slot);
           return this.finish(slot, 'failed', 'no_token');
         }
         return this.startPush(slot, m.token, m.app);
@@ -182,7 +182,7 @@ export class UserActor extends Flights {
     const flight: Flight = { msg, open: 0 };
     this.flights.set(msg.id, flight);
     this.carryOut(flight, decide(this.state, msg, now, this.deps), true);
-    this.deps.metrics.decisionSeconds.observe(Math.max(0, this.deps.clock.now() - msg.acceptedAt) / 1000);
+    this.deps.metrics.decisionSeconds.observe(Math.max(0, now - msg.acceptedAt) / 1000); // `now` of this message: the decision took microseconds
     this.settleIfDone(flight);
   }
 
@@ -245,7 +245,7 @@ export class UserActor extends Flights {
     }
     if (flight.tried !== undefined) this.logHeld(flight, 'held', now);
     // A session that was not tried opened meanwhile (a PC reconnecting while its old socket timed out): go now.
-    const fresh = decide(this.state, flight.msg, now, this.deps).commands.some((c) => c.type === 'deliver' && !flight.tried?.has(c.session.id));
+    const fresh = decide(this.state, flight.msg, now, this.deps).commands.some((c) => c.type === 'deliver' && !flight.tried?.includes(c.session.id));
     if (fresh) this.replayHeld();
   }
 

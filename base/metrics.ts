@@ -20,8 +20,9 @@ export class HotCounter<L extends string> {
 
   /** Adds `n` (default 1) to the count of this label set. */
   inc(labels: Partial<Record<L, string>>, n = 1): void {
-    let key = '';
-    for (const name of this.labelNames) key += `${labels[name]}\u0001`;
+    // One label (most of ours): its value is the key, no string built per call.
+    let key = this.labelNames.length === 1 ? String(labels[this.labelNames[0]]) : '';
+    if (this.labelNames.length > 1) for (const name of this.labelNames) key += `${labels[name]}\u0001`;
     const slot = this.pending.get(key);
     if (slot !== undefined) slot.n += n;
     else this.pending.set(key, { labels: { ...labels }, n });

@@ -128,7 +128,7 @@ export const CLUSTER_GOAL_P99_MS = 250;
 /**
  * Messages of the warm-up phase at max rate before every measured max phase, the relay's and the cluster's alike:
  * half a max phase, so the measured phase starts with compiled code and filled pipelines (the first seconds after
- * start-up run at ~60% of the later rate; bench/README.md, "Cluster tail").
+ * start-up run at ~60% of the later rate; bench/README.md, "Steady state: a warm-up before every max phase").
  */
 const WARM_COUNT = Math.max(cfg.users * 4, cfg.maxCount / 2);
 

@@ -27,6 +27,20 @@ describe('HotCounter', () => {
     await same();
     expect((await hot.get()).values.find((v) => v.labels.route === 'pc')?.value).toBe(7);
   });
+
+  it('keys a one-label counter by the value alone and reads the same as a plain counter', async () => {
+    const registry = new Registry();
+    const hot = new HotCounter({ name: 'hot_total', help: 'h', labelNames: ['via'] as const, registers: [registry] });
+    const plain = new Counter({ name: 'plain_total', help: 'h', labelNames: ['via'] as const, registers: [registry] });
+    for (const [via, n] of [['pc', 1], ['mobile', 2], ['pc', 3], ['apns', 1]] as const) {
+      hot.inc({ via }, n);
+      plain.inc({ via }, n);
+    }
+    const text = await registry.metrics();
+    const lines = (name: string) => text.split('\n').filter((l) => l.startsWith(name)).map((l) => l.slice(name.length)).sort();
+    expect(lines('hot_total')).toEqual(lines('plain_total'));
+    expect(lines('hot_total')).toContain('{via="pc"} 4');
+  });
 });
 
 describe('HotHistogram', () => {

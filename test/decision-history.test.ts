@@ -85,6 +85,24 @@ describe('DecisionHistory', () => {
     expect(h.newest('user-1', 100).length).toBeGreaterThan(0);
   });
 
+  it('a user written again after the others were counts as recently written: the bound drops the others first', () => {
+    const h = new DecisionHistory(1_000_000);
+    const users = Array.from({ length: 10 }, (_, u) => `user-${u}`);
+    for (const u of users) h.add(u, typical(1));
+    for (let round = 0; round < 3; round++) for (const u of users.slice(1)) h.add(u, typical(2)); // user-0 is left alone
+    h.add('user-0', typical(3)); // written again after a round of everyone else's writes: moves to the end
+    // Shrink the bound by filling one more user: the least recently written go first, user-0 stays.
+    const small = new DecisionHistory(20_000); // ten users of two open entries fit; 'big' pushes it over
+    for (const u of users) small.add(u, typical(1));
+    for (const u of users.slice(1)) small.add(u, typical(2));
+    small.add('user-0', typical(3));
+    for (let i = 0; i < 60; i++) small.add('big', typical(i));
+    expect(small.stats.bytes).toBeLessThanOrEqual(20_000);
+    expect(small.newest('user-0', 100).length).toBeGreaterThan(0);
+    expect(small.newest('user-1', 100)).toEqual([]);
+    expect(h.newest('user-0', 100)).toHaveLength(2);
+  });
+
   it('drops the users of a partition that moved away', () => {
     const h = new DecisionHistory();
     h.add('a', typical(1));

@@ -100,3 +100,33 @@ describe('bearer check: one-shot digests compared in full', () => {
     expect(bearerMatches('Bearer clé-😀', 'cle-😀')).toBe(false);
   });
 });
+
+describe('ack frames: the plain-ack shortcut', () => {
+  /** The same frame with a space after the comma: valid JSON alike, but never the shortcut's exact shape. */
+  const general = (text: string) => decodeClientFrame(text.replace('"ack","id"', '"ack", "id"'));
+  const identity = { user: 'u', device: 'd' };
+
+  it('answers as the general path for acks as clients write them, any id', () => {
+    fc.assert(fc.property(anyString, (id) => {
+      const text = JSON.stringify({ type: 'ack', id });
+      expect(decodeClientFrame(text, identity)).toEqual(general(text));
+    }), { numRuns: 3000 });
+  });
+
+  it('answers as the general path when the id is pasted in raw (quotes, backslashes, controls: bad JSON or a bad id)', () => {
+    fc.assert(fc.property(anyString, (raw) => {
+      const text = `{"type":"ack","id":"${raw}"}`;
+      expect(decodeClientFrame(text, identity)).toEqual(general(text));
+    }), { numRuns: 3000 });
+  });
+
+  it('takes the id as it is on the edges of the shape and of the length', () => {
+    expect(decodeClientFrame('{"type":"ack","id":"m-1"}')).toEqual({ ok: true, value: { type: 'ack', id: 'm-1' } });
+    const longest = 'a'.repeat(MAX_ID_CHARS);
+    expect(decodeClientFrame(`{"type":"ack","id":"${longest}"}`)).toEqual({ ok: true, value: { type: 'ack', id: longest } });
+    for (const text of ['{"type":"ack","id":""}', `{"type":"ack","id":"${longest}a"}`, '{"type":"ack","id":"a"}x', '{"type":"ack","id":"a\\"b"}', '{"type":"ack","id":"a"b"}']) {
+      expect(decodeClientFrame(text)).toEqual(general(text));
+      expect(decodeClientFrame(text).ok).toBe(text === '{"type":"ack","id":"a\\"b"}'); // an escaped quote is a valid id
+    }
+  });
+});
