@@ -2,7 +2,8 @@ import { AckPolicy, DeliverPolicy, jetstreamManager, RetentionPolicy, StorageTyp
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Packr } from 'msgpackr';
 import { SwitchboardError, type ChatMessage } from '../protocol/index.js';
-import type { AcceptResult, Ingress } from '../store/types.js';
+import { acceptEach } from '../store/accept-each.js';
+import type { AcceptOutcome, AcceptResult, Ingress } from '../store/types.js';
 import { partitionOf } from '../bus/subjects.js';
 import { ensureStream } from './jetstream-setup.js';
 import { JetStreamPublisher } from './jetstream-publisher.js';
@@ -89,6 +90,11 @@ export class JetStreamIngress implements Ingress {
     } catch (e) {
       throw new SwitchboardError('unavailable', `JetStream did not store the message: ${(e as Error).message}`, { cause: e });
     }
+  }
+
+  /** One publish per message, all in flight together, each PubAck checked alone (nats-server 2.9 has no atomic batch). */
+  acceptMany(msgs: readonly ChatMessage[]): Promise<AcceptOutcome[]> {
+    return acceptEach((msg) => this.accept(msg), msgs);
   }
 
   /** Consumes one partition, or every partition when `partition` is left out. */

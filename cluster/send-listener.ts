@@ -4,7 +4,7 @@ import {
   SwitchboardError, decodeBatchRequest, decodeSendRequest, parseSendBytes, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, type BatchResult, type ChatMessage,
 } from '../protocol/index.js';
 import { acceptBatch } from '../gateway/batch.js';
-import type { AcceptResult } from '../store/types.js';
+import type { AcceptOutcome, AcceptResult } from '../store/types.js';
 
 const packr = new Packr({ useRecords: false });
 
@@ -16,6 +16,8 @@ export interface SendListenerDeps {
   batchSubject?: string;
   /** Durable acceptance (JetStream); rejects with a SwitchboardError when it could not store the message. */
   accept(msg: ChatMessage): Promise<AcceptResult>;
+  /** The batch subject's acceptance (`Ingress.acceptMany`): one outcome per message, never rejects. */
+  acceptMany(msgs: readonly ChatMessage[]): Promise<AcceptOutcome[]>;
   now(): number;
   onAccepted?(source: 'nats'): void;
   onDuplicate?(): void;
@@ -71,7 +73,7 @@ export class SendListener {
   private async handleBatch(m: Msg, json: boolean): Promise<{ results: BatchResult[] }> {
     const decoded = decodeBatchRequest(parse(m, json, MAX_BATCH_BYTES), this.deps.now());
     if (!decoded.ok) throw decoded.error;
-    const results = await acceptBatch(decoded.value, (msg) => this.deps.accept(msg), (status) => {
+    const results = await acceptBatch(decoded.value, (msgs) => this.deps.acceptMany(msgs), (status) => {
       if (status === 'accepted') this.deps.onAccepted?.('nats');
       else this.deps.onDuplicate?.();
     });

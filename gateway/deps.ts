@@ -31,8 +31,8 @@ export interface GatewayDeps {
   nodeId: string;
   bus: Bus;
   subjects: Subjects;
-  /** Durable acceptance of `POST /v1/messages`; the composition root wires its consumer to the router. */
-  ingress: Pick<Ingress, 'accept'>;
+  /** Durable acceptance of `POST /v1/messages` (and `…/batch`); the composition root wires its consumer to the router. */
+  ingress: Pick<Ingress, 'accept' | 'acceptMany'>;
   registry: DeviceRegistry;
   /** Configured apps and allowed Web Push hosts, for device registrations (section 3). */
   registration: RegistrationRules;

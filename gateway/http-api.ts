@@ -77,7 +77,7 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
       // Counted once per request, not once per message.
       let accepted = 0;
       let duplicates = 0;
-      acceptBatch(decoded.value, accept, (status) => (status === 'duplicate' ? duplicates++ : accepted++))
+      acceptBatch(decoded.value, (msgs) => ingress.acceptMany(msgs), (status) => (status === 'duplicate' ? duplicates++ : accepted++))
         .then((results) => {
           if (accepted > 0) metrics.messagesAccepted.inc(FROM_HTTP, accepted);
           if (duplicates > 0) metrics.messagesDuplicate.inc(duplicates);

@@ -120,7 +120,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
     });
     port = await gateway.listen(config.host, config.port);
     sendListener = new SendListener({
-      nc, subject: subjects.send, batchSubject: subjects.sendBatch, accept: (m) => ingress.accept(m), now: () => clock.now(),
+      nc, subject: subjects.send, batchSubject: subjects.sendBatch, accept: (m) => ingress.accept(m), acceptMany: (msgs) => ingress.acceptMany(msgs), now: () => clock.now(),
       onAccepted: (source) => metrics.messagesAccepted.inc({ source }),
       onDuplicate: () => metrics.messagesDuplicate.inc(),
       onError: (err) => log.warn({ err: String(err) }, 'switchboard.send request failed'),

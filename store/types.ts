@@ -1,4 +1,4 @@
-import type { ChatMessage, DeviceRegistration, MobileOs, TokenRemovedReason, UserPolicy } from '../protocol/index.js';
+import type { ChatMessage, DeviceRegistration, MobileOs, SwitchboardError, TokenRemovedReason, UserPolicy } from '../protocol/index.js';
 
 /** A mobile device as the registry keeps it. `token` is absent once removed (dead, moved, unregistered, pruned). */
 export interface DeviceRecord {
@@ -56,6 +56,9 @@ export interface DeviceRegistry {
 
 export type AcceptResult = 'accepted' | 'duplicate';
 
+/** What `Ingress.acceptMany` answers for one message: its `AcceptResult`, or the error its `accept` would have rejected with. */
+export type AcceptOutcome = AcceptResult | SwitchboardError;
+
 /**
  * Durable ingress, one shape for both modes (STYLE.md "one shape per port"): a message is accepted (202) only once it
  * is on disk (embedded `FileInbox`) or stored by JetStream (cluster `JetStreamIngress`), and it stays there until
@@ -68,6 +71,14 @@ export interface Ingress {
    * `shutting_down` once closed.
    */
   accept(msg: ChatMessage): Promise<AcceptResult>;
+  /**
+   * `accept` for the messages of one batch (section 3, `POST /v1/messages/batch`). Resolves, never rejects, with one
+   * outcome per message in order, once each is durable or refused: exactly what `accept` of each message, called in
+   * this order, would have resolved or rejected with (an id repeated within the batch is `duplicate` of its first
+   * copy; a refused message does not affect the others). Embedded: one log write for the batch; JetStream: one
+   * `accept` per message (store/accept-each.ts).
+   */
+  acceptMany(msgs: readonly ChatMessage[]): Promise<AcceptOutcome[]>;
   /**
    * Starts handing accepted messages to `handler`: first those accepted earlier and not yet `done` (after a restart,
    * or left by a previous owner), then each new one, in accept order per partition. `partition` limits it to one

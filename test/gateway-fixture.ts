@@ -7,7 +7,8 @@ import type { Clock, Timer } from '../base/clock.js';
 import { gatewayConfigOf, parseConfig } from '../runtime/config.js';
 import { Metrics } from '../base/metrics.js';
 import { isAllowedPushEndpoint } from '../senders/webpush-hosts.js';
-import type { AcceptResult, DeviceRecord, DeviceRegistry, PolicyStore } from '../store/types.js';
+import { acceptEach } from '../store/accept-each.js';
+import type { AcceptOutcome, AcceptResult, DeviceRecord, DeviceRegistry, PolicyStore } from '../store/types.js';
 
 /** Real wall time for `now`, but timers only fire when a test advances them (hello timeout, close grace). */
 export class ManualTimers implements Clock {
@@ -85,6 +86,9 @@ export async function startGateway(env: Record<string, string> = {}) {
       if (accepted.some((m) => m.id === msg.id)) return 'duplicate';
       accepted.push(msg);
       return 'accepted';
+    },
+    acceptMany(msgs: readonly ChatMessage[]): Promise<AcceptOutcome[]> {
+      return acceptEach((m) => this.accept(m), msgs);
     },
   };
   const owned: OwnerMessage[] = [];

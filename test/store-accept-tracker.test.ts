@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ChatMessage } from '../protocol/index.js';
+import { acceptEach } from '../store/accept-each.js';
 import { AcceptTracker } from '../store/accept-tracker.js';
 import type { AcceptResult, Ingress } from '../store/types.js';
 
@@ -7,8 +8,10 @@ import type { AcceptResult, Ingress } from '../store/types.js';
 
 function ingressWithManualAccepts() {
   const waiting = new Map<string, { resolve: (r: AcceptResult) => void; reject: (e: Error) => void }>();
+  const accept = (msg: ChatMessage): Promise<AcceptResult> => new Promise((resolve, reject) => waiting.set(msg.id, { resolve, reject }));
   const ingress: Ingress = {
-    accept: (msg) => new Promise((resolve, reject) => waiting.set(msg.id, { resolve, reject })),
+    accept,
+    acceptMany: (msgs) => acceptEach(accept, msgs),
     consume: async () => {},
     release: async () => {},
     done: () => {},
@@ -37,5 +40,21 @@ describe('AcceptTracker', () => {
     expect(settled).toBe(true);
     // Nothing in flight: at once.
     await tracker.settled();
+  });
+
+  it('waits for a batch in flight until its last message is answered', async () => {
+    const { ingress, waiting } = ingressWithManualAccepts();
+    const tracker = new AcceptTracker(ingress);
+    const batch = tracker.acceptMany([msg('a'), msg('b')]);
+    let settled = false;
+    const done = tracker.settled().then(() => (settled = true));
+    waiting.get('a')!.resolve('accepted');
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(settled).toBe(false);
+    waiting.get('b')!.reject(new Error('disk full'));
+    expect((await batch).map((o) => (typeof o === 'string' ? o : o.code))).toEqual(['accepted', 'store_failed']);
+    await done;
+    expect(settled).toBe(true);
   });
 });

@@ -44,13 +44,14 @@ describe('stores survive kill -9', () => {
   });
   afterAll(async () => rm(dataDir, { recursive: true, force: true }));
 
-  it('loses no acknowledged accept and no acknowledged device put', async () => {
+  it('loses no acknowledged accept (single or batch) and no acknowledged device put', async () => {
     const child = spawn(process.execPath, [childScript, dist, dataDir], { stdio: ['ignore', 'pipe', 'inherit'] });
     const count = (lines: string[], kind: string): number => lines.filter((l) => l.startsWith(kind)).length;
     const lines = await runUntilKilled(child, (l) => count(l, 'accepted ') >= 3000 && count(l, 'device ') >= 200);
     expect(child.signalCode).toBe('SIGKILL');
 
     const acknowledged = lines.filter((l) => l.startsWith('accepted ')).map((l) => l.split(' ')[1]);
+    expect(acknowledged.filter((id) => id.startsWith('bat-')).length).toBeGreaterThan(0); // batch-written records too
     // The child settles even-numbered messages; only those may be missing from the replay.
     const mustReplay = acknowledged.filter((id) => Number(id.slice(4)) % 2 === 1);
     const inbox = await FileInbox.open(join(dataDir, 'inbox'), { segmentBytes: 64 * 1024 });

@@ -15,15 +15,40 @@ describe('dedupe window', () => {
     expect(w.seenAt('b')).toBe(60_000);
   });
 
-  it('keeps every map small: a million ids in one window spread over shards and generations', () => {
+  it('answers an id accepted again after the window with its latest time, not the expired one', () => {
     const w = new DedupeWindow(120_000);
-    const at = (i: number) => Math.floor(i * 0.12); // 1M ids over 120 s
+    w.add('x', 0);
+    w.add('x', 121_000); // the first acceptance left the window; its generation [0, 30000) is still kept
+    w.prune(122_000);
+    expect(w.seenAt('x')).toBe(121_000); // so a third copy a second later is a duplicate
+    w.add('y', 50_000);
+    w.add('y', 51_000); // same generation: the time moves, no second entry
+    expect(w.seenAt('y')).toBe(51_000);
+    expect(w.size).toBe(3);
+  });
+
+  it('takes ids out of time order (replay) and drops each generation by its own times', () => {
+    const w = new DedupeWindow(16_000, 16); // generations of 1 s
+    w.add('late', 10_500);
+    w.add('early', 2_500);
+    w.add('middle', 5_500);
+    w.prune(2_999 + 16_000);
+    expect([w.seenAt('early'), w.seenAt('middle'), w.seenAt('late')]).toEqual([2_500, 5_500, 10_500]);
+    w.prune(3_000 + 16_000);
+    expect([w.seenAt('early'), w.seenAt('middle'), w.seenAt('late')]).toEqual([undefined, 5_500, 10_500]);
+    w.prune(11_000 + 16_000);
+    expect(w.size).toBe(0);
+  });
+
+  it('finds every one of a million ids in one window and none other, each table a fraction of them', () => {
+    const w = new DedupeWindow(120_000);
+    const at = (i: number) => Math.floor(i * 0.12); // 1M ids over 120 s: 4 generations of 250,000
     for (let i = 0; i < 1_000_000; i++) w.add(`msg-${i}`, at(i));
     expect(w.size).toBe(1_000_000);
-    const gens = (w as unknown as { gens: Map<number, Map<string, number>[]> }).gens;
-    let largest = 0;
-    for (const gen of gens.values()) for (const m of gen) largest = Math.max(largest, m.size);
-    expect(largest).toBeLessThan(10_000);
-    expect(w.seenAt('msg-999999')).toBe(at(999_999));
+    // 16 tables per generation, each grown (or sized from the previous generation) to at most 4 slots per id.
+    expect(w.largestTable).toBeLessThanOrEqual(65_536);
+    for (let i = 0; i < 1_000_000; i += 997) expect(w.seenAt(`msg-${i}`)).toBe(at(i));
+    for (let i = 0; i < 1_000; i++) expect(w.seenAt(`msg-${1_000_000 + i}`)).toBeUndefined();
+    expect(w.seenAt('')).toBeUndefined();
   });
 });

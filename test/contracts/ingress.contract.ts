@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ChatMessage } from '../../protocol/index.js';
-import type { Ingress } from '../../store/types.js';
+import type { AcceptOutcome, Ingress } from '../../store/types.js';
 
 export interface IngressFixture {
   ingress: Ingress;
@@ -88,6 +88,55 @@ export function describeIngressContract(name: string, make: () => Promise<Ingres
       const { ingress } = await open();
       await ingress.close();
       await expect(ingress.accept(chatMessage('late'))).rejects.toThrow();
+    });
+
+    it('acceptMany answers each message in order as accept would: new, repeated within the batch, seen before', async () => {
+      const { ingress } = await open();
+      const got = collector();
+      await ingress.consume(got.handler);
+      expect(await ingress.accept(chatMessage('before'))).toBe('accepted');
+      const outcomes = await ingress.acceptMany(['b1', 'before', 'b2', 'b1', 'b3'].map((id) => chatMessage(id)));
+      expect(outcomes).toEqual(['accepted', 'duplicate', 'accepted', 'duplicate', 'accepted']);
+      expect(await ingress.acceptMany([chatMessage('b2'), chatMessage('b4')])).toEqual(['duplicate', 'accepted']);
+      expect(await ingress.accept(chatMessage('b3'))).toBe('duplicate');
+      await got.until(5);
+      expect(got.ids).toEqual(['before', 'b1', 'b2', 'b3', 'b4']);
+      expect(got.messages[1]).toEqual(chatMessage('b1', got.messages[1].acceptedAt));
+    });
+
+    it('accepts exactly one copy of an id sent by acceptMany and accept at the same time', async () => {
+      const { ingress } = await open();
+      const [many, single, again] = await Promise.all([
+        ingress.acceptMany([chatMessage('x'), chatMessage('y')]),
+        ingress.accept(chatMessage('x')),
+        ingress.acceptMany([chatMessage('y')]),
+      ]);
+      expect([many[0], single].sort()).toEqual(['accepted', 'duplicate']);
+      expect([many[1], again[0]].sort()).toEqual(['accepted', 'duplicate']);
+    });
+
+    it('acceptMany after close answers every message shutting_down', async () => {
+      const { ingress } = await open();
+      await ingress.close();
+      const outcomes: AcceptOutcome[] = await ingress.acceptMany([chatMessage('late1'), chatMessage('late2')]);
+      expect(outcomes.map((o) => (typeof o === 'string' ? o : o.code))).toEqual(['shutting_down', 'shutting_down']);
+    });
+
+    it('replays messages accepted by acceptMany after a reopen, in order, and still refuses their ids', async (ctx) => {
+      const f = await open();
+      if (f.reopen === undefined) return ctx.skip();
+      expect(await f.ingress.acceptMany(['r1', 'r2', 'r3'].map((id) => chatMessage(id)))).toEqual(['accepted', 'accepted', 'accepted']);
+      await f.ingress.close();
+
+      const again = await f.reopen();
+      const got = collector();
+      await again.consume(got.handler);
+      expect(await again.accept(chatMessage('marker'))).toBe('accepted');
+      await got.until(4);
+      expect(got.ids).toEqual(['r1', 'r2', 'r3', 'marker']);
+      expect(got.messages[0]).toEqual(chatMessage('r1', got.messages[0].acceptedAt));
+      expect(await again.acceptMany([chatMessage('r2'), chatMessage('r4')])).toEqual(['duplicate', 'accepted']);
+      await again.close();
     });
   });
 }

@@ -28,6 +28,17 @@ async function acceptLoop() {
     if (result === 'accepted') say(`accepted ${id}`);
   }
 }
+// Batches too (POST /v1/messages/batch): one log write per batch, each id printed once its batch is durable.
+async function batchLoop() {
+  for (;;) {
+    const msgs = Array.from({ length: 20 }, () => {
+      const id = `bat-${next++}`; // the number after the 4-character prefix decides settling, as for `msg-`
+      return { id, to: 'user-1', text: `body ${id}`, acceptedAt: Date.now() };
+    });
+    const outcomes = await inbox.acceptMany(msgs);
+    outcomes.forEach((outcome, i) => outcome === 'accepted' && say(`accepted ${msgs[i].id}`));
+  }
+}
 async function deviceLoop() {
   for (let n = 0; ; n++) {
     const device = `dev-${n % 50}`;
@@ -37,4 +48,4 @@ async function deviceLoop() {
   }
 }
 // Several writers in parallel, so group commit batches their accepts as the gateway's would.
-await Promise.all([...Array.from({ length: 16 }, acceptLoop), deviceLoop()]);
+await Promise.all([...Array.from({ length: 16 }, acceptLoop), ...Array.from({ length: 4 }, batchLoop), deviceLoop()]);
