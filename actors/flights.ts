@@ -1,7 +1,7 @@
 import type { Bus } from '../bus/bus.js';
 import type { OwnerFence } from '../bus/fence.js';
 import type { Subjects } from '../bus/subjects.js';
-import type { ChatMessage, Decision, DecisionTarget, MessageFrame, OwnerMessage, OwnerQuery, OwnerReply, RoutedEvent, TargetOutcome } from '../protocol/index.js';
+import { routedEvent, type ChatMessage, type Decision, type DecisionTarget, type MessageFrame, type OwnerMessage, type OwnerQuery, type OwnerReply, type RoutedEvent, type TargetOutcome } from '../protocol/index.js';
 import type { Clock, Timer } from '../base/clock.js';
 import type { Deadline, DeadlineQueue } from '../base/deadline-queue.js';
 import type { Logger } from '../base/logger.js';
@@ -191,7 +191,7 @@ export abstract class Flights {
     else if (commands.length > 0) this.mailbox.delivered(id); // section 4: unread counts messages delivered to the user
     this.history.add(this.user, decision);
     this.deps.metrics.messagesRouted.inc({ route: decision.route, reason: decision.reason });
-    this.deps.onRouted?.({ ...decision, user: this.user, node: this.deps.nodeId });
+    this.deps.onRouted?.(routedEvent(decision, this.user, this.deps.nodeId));
     commands.forEach((c, i) => {
       const slot: Slot = { key: slotKey(id, c.device), flight, decision, target: decision.targets[i], kind: 'ack' };
       this.slots.set(slot.key, slot);

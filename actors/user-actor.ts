@@ -1,4 +1,4 @@
-import type { ChatMessage, Decision, OwnerQuery, OwnerReply, UserView } from '../protocol/index.js';
+import { routedEvent, type ChatMessage, type Decision, type OwnerQuery, type OwnerReply, type UserView } from '../protocol/index.js';
 import { decide, pcStatus } from './decide.js';
 import { policyFrames, policyOf } from './policy.js';
 import { Flights, HOLD_RETRY_MAX_MS, HOLD_RETRY_MS, slotKey, type Flight, type UserActorDeps, type UserActorMessage } from './flights.js';
@@ -255,7 +255,7 @@ export class UserActor extends Flights {
     const decision: Decision = { id: flight.msg.id, route, reason: 'ack_timeout', targets: [], at: now };
     this.history.add(this.user, decision);
     this.deps.metrics.messagesRouted.inc({ route, reason: 'ack_timeout' });
-    this.deps.onRouted?.({ ...copyDecision(decision), user: this.user, node: this.deps.nodeId });
+    this.deps.onRouted?.(routedEvent(copyDecision(decision), this.user, this.deps.nodeId));
   }
 
   /** Section 4: the user became reachable; held messages are routed again, in accept order, through the window. */

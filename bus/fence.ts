@@ -46,7 +46,12 @@ export class FencedBus implements Bus {
       const p = partitionOf(msg.user, this.partitions);
       const fence = this.owner.fence(p);
       if (!fence) return; // lease gone: the next owner delivers it
-      msg = { ...msg, fence: { partition: p, revision: fence.revision } };
+      // Built field by field, not `{ ...msg, fence }`: that copy made each delivery ~2 µs dearer to build and encode
+      // (issue 13; see routedEvent in protocol/decision.ts).
+      const stamped = { partition: p, revision: fence.revision };
+      msg = msg.type === 'deliver'
+        ? { type: 'deliver', sessionId: msg.sessionId, frame: msg.frame, user: msg.user, fence: stamped }
+        : { type: 'frame', sessionId: msg.sessionId, frame: msg.frame, user: msg.user, fence: stamped };
     }
     this.inner.publish(subject, msg);
   }

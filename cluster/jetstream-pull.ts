@@ -11,6 +11,13 @@ export interface PullLoopOptions {
   expiresMs?: number;
   /** JetStream API prefix. Default `$JS.API`. */
   apiPrefix?: string;
+  /**
+   * Called when a pull request was never answered (an existing consumer answers every one: messages, or a 408 when
+   * it expires) and nobody deleted the consumer while this loop read it (no `409 Consumer Deleted` came): the
+   * consumer is gone, as a restarted nats-server loses a memory-stored one, or the answer was lost with a
+   * reconnect. The owner may add it again; pulling goes on either way.
+   */
+  onMissing?: () => void;
 }
 
 /**
@@ -30,11 +37,15 @@ const ACK = new TextEncoder().encode('+ACK');
 const WORKING = new TextEncoder().encode('+WPI');
 const TERM = new TextEncoder().encode('+TERM');
 
-/** Acks, keeps alive and refuses one delivered message through its reply subject. */
+/**
+ * Acks, keeps alive and refuses one delivered message through its reply subject (`Msg.reply`). The subject alone is
+ * enough, so a consumer keeping messages until they are done keeps that string, not the `Msg`: a `Msg`'s data is a
+ * view of the whole socket read it came in, which stays in memory as long as one of its messages does.
+ */
 export const jsAck = {
-  ack: (nc: NatsConnection, m: Msg): void => void (m.reply && nc.publish(m.reply, ACK)),
-  working: (nc: NatsConnection, m: Msg): void => void (m.reply && nc.publish(m.reply, WORKING)),
-  term: (nc: NatsConnection, m: Msg): void => void (m.reply && nc.publish(m.reply, TERM)),
+  ack: (nc: NatsConnection, reply: string | undefined): void => void (reply && nc.publish(reply, ACK)),
+  working: (nc: NatsConnection, reply: string | undefined): void => void (reply && nc.publish(reply, WORKING)),
+  term: (nc: NatsConnection, reply: string | undefined): void => void (reply && nc.publish(reply, TERM)),
 };
 
 interface Request {
@@ -52,7 +63,8 @@ interface Request {
  * cluster bench). Here a pull goes out every `expiresMs / 2` whatever happened, and another at once when one fills,
  * so there is always an open request at the server. Each request has its own reply subject, on which its status
  * (408 expired, 409) comes; messages are counted against the oldest open request, the one the server fills first.
- * Requests not heard of for `expiresMs + 1 s` (lost over a reconnect) are forgotten.
+ * Requests not heard of for `expiresMs + 1 s` (lost over a reconnect, or no consumer to answer them: `onMissing`)
+ * are forgotten.
  */
 export class PullLoop {
   private readonly prefix: string;
@@ -65,9 +77,13 @@ export class PullLoop {
   private timer?: ReturnType<typeof setInterval>;
   private next = 0;
   private stopped = false;
+  /** A `409 Consumer Deleted` came: another owner took the consumer away, so a missing consumer is not ours to recreate. */
+  private deleted = false;
+  private readonly onMissing?: () => void;
 
   /** Starts pulling at once; `onMessage` gets every delivered message (acked by the caller, see jsAck). */
   constructor(private readonly nc: NatsConnection, opts: PullLoopOptions, private readonly onMessage: (m: Msg) => void) {
+    this.onMissing = opts.onMissing;
     this.batch = opts.batch ?? PULL_BATCH;
     this.expiresMs = opts.expiresMs ?? PULL_EXPIRES_MS;
     this.nextSubject = `${opts.apiPrefix ?? API}.CONSUMER.MSG.NEXT.${opts.stream}.${opts.consumer}`;
@@ -101,7 +117,13 @@ export class PullLoop {
 
   private tick(): void {
     const stale = Date.now() - this.expiresMs - 1000;
-    for (const [token, r] of this.requests) if (r.at < stale) this.requests.delete(token);
+    let unanswered = false;
+    for (const [token, r] of this.requests) {
+      if (r.at >= stale) continue;
+      this.requests.delete(token);
+      unanswered = true;
+    }
+    if (unanswered && !this.deleted) this.onMissing?.();
     this.pull();
   }
 
@@ -110,7 +132,9 @@ export class PullLoop {
     if (m.data.length === 0 && m.headers?.code) {
       // A status, sent to the request's own reply subject: 408 it expired, 409 it was cut short (consumer
       // deleted, leadership change, limits), 100 a heartbeat (never asked for). Either way it brings nothing more.
-      if (m.headers.code !== 100) this.requests.delete(m.subject.slice(this.prefix.length));
+      const { code, description } = m.headers;
+      if (code !== 100) this.requests.delete(m.subject.slice(this.prefix.length));
+      if (code === 409 && /consumer deleted/i.test(description)) this.deleted = true;
       return;
     }
     // A message carries its stream subject, not the request's; the server fills waiting requests oldest first.

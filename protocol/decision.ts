@@ -59,3 +59,13 @@ export interface RoutedEvent extends Decision {
   user: string;
   node: string;
 }
+
+/**
+ * The routed event of `d`: its fields (the same objects, `targets` included) plus `user` and `node`, as
+ * `{ ...d, user, node }` would give them. Built field by field (issue 13): a spread copy with fields added after it
+ * cost ~1.2 µs per routed message and gave an object msgpackr encodes ~4x slower than a literal (3.0 against 0.7
+ * µs), at every message of a cluster node. A field added to Decision must be added here too (a test compares).
+ */
+export function routedEvent(d: Decision, user: string, node: string): RoutedEvent {
+  return { id: d.id, route: d.route, reason: d.reason, targets: d.targets, at: d.at, user, node };
+}

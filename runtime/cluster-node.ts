@@ -3,6 +3,7 @@ import { Packr } from 'msgpackr';
 import { UserDirectory } from '../actors/directory.js';
 import { FencedBus, ownerFenceOf } from '../bus/fence.js';
 import { subjectToken, Subjects } from '../bus/subjects.js';
+import { TurnBatchedBus } from '../bus/turn-batched-bus.js';
 import { JetStreamIngress } from '../cluster/jetstream-ingress.js';
 import { KvDeviceRegistry } from '../cluster/kv-device-registry.js';
 import { JetStreamHeldStore } from '../cluster/jetstream-held-store.js';
@@ -110,8 +111,10 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
     ? startTokenSweep({ registry, clock, log, maxAgeDays: config.tokenMaxAgeDays, shouldRun: () => keeper.isValid(0) })
     : async () => {};
   if (config.roles.includes('gateway')) {
+    // A gateway's owner messages (acks, mostly) of one event-loop turn share one NATS write (bus/turn-batched-bus.ts).
+    const gatewayBus = new TurnBatchedBus(natsBus, (err, subject) => log.warn({ err: String(err), subject }, 'bus message dropped'));
     gateway = createGateway({
-      config: gatewayConfigOf(config), nodeId: config.nodeId, bus: natsBus, subjects, ingress, registry, policies, metrics, log, clock,
+      config: gatewayConfigOf(config), nodeId: config.nodeId, bus: gatewayBus, subjects, ingress, registry, policies, metrics, log, clock,
       registration: registrationRules(config, senderConfig), jwtSecret: config.jwtSecret!, apiKey: config.apiKey!, isReady: () => !stoppingNow && (!routes || keeper.settled()),
       cluster: new LeaseOwnershipView(membership, keeper, metricsExchange),
     });

@@ -80,6 +80,32 @@ describe('JetStream ingress', () => {
     await c.close();
     await own.dispose();
   });
+
+  it('adds its memory-stored consumer again after nats-server restarts: what is accepted after is consumed', async () => {
+    const own = await NatsServer.start();
+    const c = await connect({ servers: own.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    try {
+      const ingress = await JetStreamIngress.open(c, { prefix: 'sb5', partitions: 2 });
+      const p = partitionOf('erin', 2);
+      const got: string[] = [];
+      await ingress.consume((m) => {
+        got.push(m.id);
+        ingress.done(m.id);
+      }, p);
+      const jsm = await jetstreamManager(c);
+      expect((await jsm.consumers.info(ingress.stream, `p${p}`)).config.mem_storage).toBe(true);
+      await ingress.accept(msg('before', 'erin'));
+      await until(() => got.includes('before'), 5000, 'consumed before the restart');
+      await own.restart(); // the stream is on file, the consumer was in memory: gone
+      await until(async () => (await ingress.accept(msg('after', 'erin')).catch(() => 'no')) === 'accepted', 10_000, 'accept after restart');
+      await until(() => got.includes('after'), 10_000, 'consumed after the restart');
+      expect(got.filter((id) => id === 'before')).toHaveLength(1); // acked before the restart: not redelivered
+      await ingress.close();
+    } finally {
+      await c.close();
+      await own.dispose();
+    }
+  });
 });
 
 let contractRun = 0;

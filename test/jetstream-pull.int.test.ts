@@ -24,7 +24,7 @@ describe('PullLoop', () => {
     // Well before the 5 s expiry: the two filled requests were followed by new ones at once, not at the next tick.
     await until(() => got.length === 250, 2000, '250 messages');
     expect(new Set(got.map((m) => m.string())).size).toBe(250);
-    for (const m of got) jsAck.ack(nats.nc, m);
+    for (const m of got) jsAck.ack(nats.nc, m.reply);
     const jsm = await jetstreamManager(nats.nc);
     await until(async () => (await jsm.streams.info('pull1')).state.messages === 0, 5000, 'acked messages removed');
     loop.stop();
@@ -43,5 +43,21 @@ describe('PullLoop', () => {
     await nats.nc.request('pull2.x', new TextEncoder().encode('late'));
     await nats.nc.flush();
     expect(got).toEqual([]);
+  });
+
+  it('says when its consumer is missing (pulls never answered), but not when another owner deleted it', async () => {
+    await workQueue('pull3');
+    let goneReported = 0;
+    let neverReported = 0;
+    const gone = new PullLoop(nats.nc, { stream: 'pull3', consumer: 'c', expiresMs: 400, onMissing: () => goneReported++ }, () => undefined);
+    const jsm = await jetstreamManager(nats.nc);
+    await until(async () => (await jsm.consumers.info('pull3', 'c')).num_waiting >= 1, 5000, 'a waiting pull');
+    await jsm.consumers.delete('pull3', 'c'); // its open requests are answered 409 Consumer Deleted
+    // From now on no pull of either loop is answered; only the loop whose consumer was never deleted reports it.
+    const never = new PullLoop(nats.nc, { stream: 'pull3', consumer: 'never', expiresMs: 400, onMissing: () => neverReported++ }, () => undefined);
+    await until(() => neverReported >= 3, 8000, 'a missing consumer reported');
+    expect(goneReported).toBe(0);
+    never.stop();
+    gone.stop();
   });
 });
