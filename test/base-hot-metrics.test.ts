@@ -65,7 +65,8 @@ describe('HotHistogram', () => {
     expect(lines(text, 'hot_seconds')).toContain('_count{via="mobile"} 6');
     expect(text).toContain('# TYPE hot_seconds histogram');
     const json = await registry.getMetricsAsJSON();
-    const values = (name: string) => json.find((m) => m.name === name)!.values.map((v) => ({ labels: v.labels, value: v.value, metricName: v.metricName?.replace(name, '') }));
+    // A histogram's JSON values carry `metricName` (`<name>_bucket`, `_sum`, `_count`), which prom-client's type omits.
+    const values = (name: string) => json.find((m) => m.name === name)!.values.map((v) => ({ labels: v.labels, value: v.value, metricName: (v as { metricName?: string }).metricName?.replace(name, '') }));
     expect(values('hot_seconds')).toEqual(values('plain_seconds'));
   });
 
