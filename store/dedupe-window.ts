@@ -183,8 +183,9 @@ class IdTable {
 
 /**
  * FNV-1a over every UTF-16 unit of the id, then murmur3's finalizer so the low bits (the slot) depend on all of it;
- * never 0 (the empty slot). Ids come from API-key holders, so a deliberately colliding set is not defended against:
- * it would only make its own lookups slower.
+ * never 0 (the empty slot). Not keyed: ids come only from API-key holders (the chat servers, trusted), so a
+ * deliberately colliding set is not defended against; it would lengthen the probes of one table of one generation
+ * (every lookup landing there, until the generation leaves the window), never change an answer.
  */
 function hashId(id: string): number {
   let h = 0x811c9dc5 ^ id.length;
