@@ -35,16 +35,16 @@ export class AcceptTracker implements Ingress {
   }
 
   accept(msg: ChatMessage): Promise<AcceptResult> {
-    const p = this.ingress.accept(msg);
-    this.inFlight++;
-    // One derived promise per accept (`catch` + `finally` made three and their microtasks).
-    p.then(this.finished, this.finished);
-    return p;
+    return this.track(this.ingress.accept(msg));
   }
 
   /** The batch counts once (its promise never rejects). */
   acceptMany(msgs: readonly ChatMessage[]): Promise<AcceptOutcome[]> {
-    const p = this.ingress.acceptMany(msgs);
+    return this.track(this.ingress.acceptMany(msgs));
+  }
+
+  /** Counts `p` in flight until it settles; one derived promise (`catch` + `finally` made three and their microtasks). */
+  private track<T>(p: Promise<T>): Promise<T> {
     this.inFlight++;
     p.then(this.finished, this.finished);
     return p;
