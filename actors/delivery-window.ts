@@ -1,3 +1,5 @@
+import { withoutKey } from '../base/young-tables.js';
+
 /**
  * Flow control per client session (PROTOCOL.md section 2): at most `max` deliveries sent and not yet acked; further
  * ones wait in order and go out as acks (or timeouts) come in. Replays after a restart and held backlogs pass the same
@@ -34,7 +36,7 @@ export class DeliveryWindows<T> {
     if (w === undefined) return [];
     w.sent = Math.max(0, w.sent - 1);
     if (w.queue.length === 0) {
-      if (w.sent === 0) this.sessions.delete(session);
+      if (w.sent === 0) this.forget(session);
       return []; // the common case (nothing waits): no queue to walk
     }
     const out: T[] = [];
@@ -42,7 +44,7 @@ export class DeliveryWindows<T> {
       out.push(w.queue.shift()!);
       w.sent++;
     }
-    if (w.sent === 0 && w.queue.length === 0) this.sessions.delete(session);
+    if (w.sent === 0 && w.queue.length === 0) this.forget(session);
     return out;
   }
 
@@ -52,14 +54,19 @@ export class DeliveryWindows<T> {
     if (!w) return;
     const i = w.queue.indexOf(item);
     if (i >= 0) w.queue.splice(i, 1);
-    if (w.sent === 0 && w.queue.length === 0) this.sessions.delete(session);
+    if (w.sent === 0 && w.queue.length === 0) this.forget(session);
   }
 
   /** The session closed: forgets it and returns what still waited (never sent). */
   close(session: string): T[] {
     const w = this.table?.get(session);
-    this.table?.delete(session);
+    this.forget(session);
     return w?.queue ?? [];
+  }
+
+  /** An emptied table is dropped rather than shrunk (base/young-tables.ts: no old-space garbage per delivery). */
+  private forget(session: string): void {
+    if (this.table !== undefined) this.table = withoutKey(this.table, session);
   }
 
   /** Deliveries in flight for `session` (tests, metrics). */

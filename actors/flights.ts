@@ -4,6 +4,7 @@ import type { Subjects } from '../bus/subjects.js';
 import { routedEvent, type ChatMessage, type Decision, type DecisionTarget, type MessageFrame, type OwnerMessage, type OwnerQuery, type OwnerReply, type RoutedEvent, type TargetOutcome } from '../protocol/index.js';
 import type { Clock, Timer } from '../base/clock.js';
 import type { Deadline, DeadlineQueue } from '../base/deadline-queue.js';
+import { withoutKey } from '../base/young-tables.js';
 import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
 import type { PushOutcome, PushSink } from '../protocol/push.js';
@@ -153,6 +154,16 @@ export abstract class Flights {
     return (this.slotsTable ??= new Map());
   }
 
+  /** Forgets a flight; an emptied table is dropped rather than shrunk (base/young-tables.ts: no old-space garbage per message). */
+  protected dropFlight(id: string): void {
+    if (this.flightsTable !== undefined) this.flightsTable = withoutKey(this.flightsTable, id);
+  }
+
+  /** Forgets a slot, as `dropFlight` does a flight. */
+  protected dropSlot(key: string): void {
+    if (this.slotsTable !== undefined) this.slotsTable = withoutKey(this.slotsTable, key);
+  }
+
   /** Pending acks, push delays or vendor answers: such an actor must not passivate. */
   get busy(): boolean {
     return (this.slotsTable?.size ?? 0) > 0 || (this.flightsTable?.size ?? 0) > 0;
@@ -283,7 +294,7 @@ export abstract class Flights {
     const slot = this.slots.get(slotKey(id, device));
     if (slot?.kind !== 'ack' && slot?.kind !== 'queued') return;
     this.stopTimers(slot);
-    this.slots.delete(slotKey(id, device));
+    this.dropSlot(slotKey(id, device));
     if (slot.kind === 'ack') this.freeWindow(slot);
     const via = slot.target.via as 'pc' | 'mobile';
     this.deps.metrics.ackTimeouts.inc({ kind: via });
@@ -324,7 +335,7 @@ export abstract class Flights {
       if (slot.kind !== 'delay') continue;
       replaced ??= new Set();
       this.deps.clock.clearTimeout(slot.timer!);
-      this.slots.delete(key);
+      this.dropSlot(key);
       slot.target.outcome = 'cancelled';
       slot.target.detail = 'pc';
       slot.flight.open--;
@@ -338,7 +349,7 @@ export abstract class Flights {
 
   protected release(slot: Slot): void {
     this.stopTimers(slot);
-    this.slots.delete(slot.key);
+    this.dropSlot(slot.key);
   }
 
   protected finish(slot: Slot, outcome: TargetOutcome, detail?: string): void {

@@ -191,12 +191,12 @@ export class UserActor extends Flights {
     const { id } = flight.msg;
     if (flight.fromHeld) {
       // Routed again from the held store: it stays held until it reached the user (or was read).
-      this.flights.delete(id);
+      this.dropFlight(id);
       if (flight.reached) this.mailbox.drop([id], 'delivered').catch((err: unknown) => this.deps.log.error({ err, user: this.user }, 'held message not dropped'));
       return;
     }
     if (flight.holdWanted && !flight.reached && !flight.read) return this.startHold(flight);
-    this.flights.delete(id);
+    this.dropFlight(id);
     this.recent.add(id);
     this.deps.done(id);
     this.history.seal(this.user); // its decisions are final: pack them
@@ -210,7 +210,7 @@ export class UserActor extends Flights {
     if (expiresAt === undefined) {
       // `ttlSeconds: 0` (now or never) or already past its TTL: nothing to keep.
       this.logHeld(flight, 'undeliverable', now);
-      this.flights.delete(msg.id);
+      this.dropFlight(msg.id);
       this.recent.add(msg.id);
       return this.deps.done(msg.id);
     }
@@ -236,7 +236,7 @@ export class UserActor extends Flights {
       this.deps.clock.setTimeout(() => this.self({ type: 'hold_retry', id }), delay);
       return;
     }
-    this.flights.delete(id);
+    this.dropFlight(id);
     this.recent.add(id);
     this.deps.done(id);
     if (flight.read) {
@@ -304,7 +304,7 @@ export class UserActor extends Flights {
     for (const [key, slot] of [...(this.slotsTable ?? [])]) {
       if (!wanted.has(slot.flight.msg.id) || slot.kind === 'push') continue;
       this.stopTimers(slot);
-      this.slots.delete(key);
+      this.dropSlot(key);
       if (slot.kind === 'queued') this.windows.unqueue(slot.session!.id, slot);
       else if (slot.kind === 'ack') this.freeWindow(slot);
       slot.target.outcome = 'cancelled';

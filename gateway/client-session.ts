@@ -9,6 +9,7 @@ import {
 import type { Clock, Timer } from '../base/clock.js';
 import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
+import { freshWhenEmptied } from '../base/young-tables.js';
 import type { DeviceRegistry, PolicyStore } from '../store/types.js';
 import { verifyClientToken, type ClientIdentity } from './auth.js';
 import { dispatchFrame, type SessionContext } from './handlers/index.js';
@@ -73,7 +74,7 @@ export class ClientSession {
    * Ids of deliveries sent and not yet acked (section 2): an ack of one of them never counts against the frame rate.
    * The owner's window keeps this near SWITCHBOARD_MAX_INFLIGHT; the bound only guards against a misbehaving owner.
    */
-  private readonly sentIds = new Set<string>();
+  private sentIds = new Set<string>();
   private badFrames = 0;
   /** Something (a frame or a pong) came since the last heartbeat ping. */
   private alive = true;
@@ -102,6 +103,13 @@ export class ClientSession {
     this.sentIds.add(frame.id);
     if (this.sentIds.size > maxSentIds(this.deps.config.maxInflight)) this.sentIds.delete(this.sentIds.values().next().value!);
     this.send(frame);
+  }
+
+  /** An ack of a sent delivery: true once. An emptied set is replaced rather than shrunk (base/young-tables.ts). */
+  private forgetSent(id: string): boolean {
+    if (!this.sentIds.has(id)) return false;
+    this.sentIds = freshWhenEmptied(this.sentIds, id);
+    return true;
   }
 
   /** A frame that is not a delivery (section 2 `clear`, `policy`). */
@@ -143,7 +151,7 @@ export class ClientSession {
     if (this.state === 'open' && !isBinary) {
       // Section 2: an ack of a delivery this session was sent never counts against the frame rate limit.
       const decoded = decodeClientFrame(data.toString(), this.context);
-      if (decoded.ok && decoded.value.type === 'ack' && this.sentIds.delete(decoded.value.id)) return this.onFrame(decoded);
+      if (decoded.ok && decoded.value.type === 'ack' && this.forgetSent(decoded.value.id)) return this.onFrame(decoded);
       if (!this.bucket.take(this.deps.clock.now())) return this.close(CLOSE.rateLimited, 'too many frames');
       return this.onFrame(decoded);
     }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { ChatMessage } from '../protocol/index.js';
 import { SwitchboardError } from '../protocol/index.js';
 import { DedupeWindow } from './dedupe-window.js';
+import { freshWhenEmptied } from '../base/young-tables.js';
 import { AppendLog, syncDirectory, type AppendLogOptions, type ReplayReport } from './append-log.js';
 import { InboxSegment, segmentFileName, segmentNumberOf, type InboxRecord } from './inbox-segment.js';
 
@@ -42,10 +43,10 @@ interface PendingMessage {
  */
 export class FileInbox implements Ingress {
   /** Unsettled messages in acceptance order: the replay backlog. */
-  private readonly pending = new Map<string, PendingMessage>();
+  private pending = new Map<string, PendingMessage>();
   /** Recently accepted ids with their `acceptedAt`. */
   private readonly seen: DedupeWindow;
-  private readonly inflight = new Map<string, Promise<void>>();
+  private inflight = new Map<string, Promise<void>>();
   private readonly segments = new Map<number, InboxSegment>();
   private current!: InboxSegment;
   private handler: ((msg: ChatMessage) => void) | undefined;
@@ -109,14 +110,14 @@ export class FileInbox implements Ingress {
     // One derived promise per accept, no async frame (issue 13: this runs for every message).
     return durable.then(
       (): AcceptResult => {
-        this.inflight.delete(msg.id);
+        this.inflight = freshWhenEmptied(this.inflight, msg.id);
         this.seen.add(msg.id, msg.acceptedAt);
         this.pending.set(msg.id, { msg, segment });
         if (this.handler !== undefined) this.deliver(msg);
         return 'accepted';
       },
       (e: unknown) => {
-        this.inflight.delete(msg.id);
+        this.inflight = freshWhenEmptied(this.inflight, msg.id);
         segment.forgetAccepted(); // never acknowledged; a retry of the same id goes through
         throw storeFailed(e);
       },
@@ -168,7 +169,7 @@ export class FileInbox implements Ingress {
       () => {
         for (const i of fresh) {
           const msg = msgs[i];
-          this.inflight.delete(msg.id);
+          this.inflight = freshWhenEmptied(this.inflight, msg.id);
           this.seen.add(msg.id, msg.acceptedAt);
           this.pending.set(msg.id, { msg, segment });
           if (this.handler !== undefined) this.deliver(msg);
@@ -181,7 +182,7 @@ export class FileInbox implements Ingress {
       (e: unknown) => {
         const failed = storeFailed(e);
         for (const i of fresh) {
-          this.inflight.delete(msgs[i].id);
+          this.inflight = freshWhenEmptied(this.inflight, msgs[i].id);
           segment.forgetAccepted(); // never acknowledged; a retry of the same id goes through
           outcomes[i] = failed;
         }
@@ -207,7 +208,7 @@ export class FileInbox implements Ingress {
   done(id: string): void {
     const entry = this.pending.get(id);
     if (entry === undefined || this.closed) return;
-    this.pending.delete(id);
+    this.pending = freshWhenEmptied(this.pending, id);
     entry.segment.noteSettled();
     if (this.current.log.failed) this.roll();
     this.current.noteSettleRecordFor(entry.segment.no);
@@ -269,7 +270,7 @@ export class FileInbox implements Ingress {
   private replaySettled(id: string, segment: InboxSegment): void {
     const entry = this.pending.get(id);
     if (entry === undefined) return; // its accepted record lives in a deleted segment
-    this.pending.delete(id);
+    this.pending = freshWhenEmptied(this.pending, id);
     entry.segment.noteSettled();
     segment.noteSettleRecordFor(entry.segment.no);
   }
