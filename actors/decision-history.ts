@@ -9,17 +9,20 @@ export const DEFAULT_DECISION_HISTORY_BYTES = 128 * 1024 * 1024;
 const ENTRY_OVERHEAD = 24;
 /** Accounted per decision still in object form (targets not final yet). */
 const OPEN_ENTRY_BYTES = 256;
-/** Accounted per user: the ring object, its array and the map entry. */
-const RING_OVERHEAD = 160;
+/** Accounted per user: the ring object, its array, its list links and the map entry. */
+const RING_OVERHEAD = 176;
 
 /** One user's last decisions, oldest overwritten first; an entry is an object while it may change, then packed. */
 class Ring {
   readonly entries: (string | Decision)[] = [];
-  /** `DecisionHistory.writes` when this ring last moved to the end of the map. */
-  movedAt = 0;
+  /** Neighbours in the least-recently-written list of `DecisionHistory`. */
+  older?: Ring;
+  newer?: Ring;
   next = 0;
   open = 0;
   bytes = RING_OVERHEAD;
+
+  constructor(readonly user: string) {}
 
   add(d: Decision, capacity: number): number {
     const before = this.bytes;
@@ -70,34 +73,32 @@ class Ring {
 /**
  * Every user's recent decisions on this node, kept apart from the user actors so history outlives passivation
  * (issue 10 part 4). Memory is bounded twice: at most DECISIONS_PER_USER per user, and `maxBytes` for all users
- * together, past which the least recently written users' histories are dropped whole. Not durable: a restart or a
+ * together, past which the least recently written users' histories are dropped whole (exact LRU order). Not durable: a restart or a
  * partition moving to another node starts the history anew there.
  */
 export class DecisionHistory {
   /** Insertion order = least recently written first (a write moves the user to the end). */
   private readonly rings = new Map<string, Ring>();
   private total = 0;
-  /** Decisions added so far: the clock of `Ring.movedAt`. */
-  private writes = 0;
+  /** Every ring in a list from `lruHead` (least recently written) to `lruTail` (a classic LRU: a map for lookup, a list for order). */
+  private lruHead?: Ring;
+  private lruTail?: Ring;
 
   constructor(private readonly maxBytes = DEFAULT_DECISION_HISTORY_BYTES, private readonly perUser = DECISIONS_PER_USER) {}
 
   add(user: string, d: Decision): void {
     let ring = this.rings.get(user);
     if (ring === undefined) {
-      ring = new Ring();
-      ring.movedAt = this.writes;
+      ring = new Ring(user);
       this.total += ring.bytes;
       this.rings.set(user, ring);
-    } else if (this.writes - ring.movedAt > this.rings.size >> 1) {
-      // Moved to the end (most recently written) at most once per half a round of all users' writes: a delete and
-      // a set of the map per decision were ~1% of the node's CPU (issue 13). The order stays least recently written
-      // first to within half a round, which is what the bound's eviction needs.
-      this.rings.delete(user);
-      this.rings.set(user, ring);
-      ring.movedAt = this.writes;
+      this.append(ring);
+    } else if (ring !== this.lruTail) {
+      // To the newest end of the list: pointer updates only. (Reordering the map itself, a delete and a set, left a
+      // deleted entry per move that made V8 rehash the whole table in old space every few hundred moves, issue 13.)
+      this.unlink(ring);
+      this.append(ring);
     }
-    this.writes++;
     this.total += ring.add(d, this.perUser);
     this.enforce(user);
   }
@@ -117,8 +118,7 @@ export class DecisionHistory {
   drop(match: (user: string) => boolean): void {
     for (const [user, ring] of this.rings) {
       if (!match(user)) continue;
-      this.rings.delete(user);
-      this.total -= ring.bytes;
+      this.forget(ring);
     }
   }
 
@@ -129,13 +129,33 @@ export class DecisionHistory {
 
   /** Drops least recently written users (never `keep`, the one just written) until under the bound. */
   private enforce(keep: string): void {
-    if (this.total <= this.maxBytes) return;
-    for (const [user, ring] of this.rings) {
-      if (this.total <= this.maxBytes) return;
-      if (user === keep) continue;
-      this.rings.delete(user);
-      this.total -= ring.bytes;
+    for (let ring = this.lruHead; ring !== undefined && this.total > this.maxBytes; ) {
+      const newer = ring.newer;
+      if (ring.user !== keep) this.forget(ring);
+      ring = newer;
     }
+  }
+
+  private forget(ring: Ring): void {
+    this.unlink(ring);
+    this.rings.delete(ring.user);
+    this.total -= ring.bytes;
+  }
+
+  private append(ring: Ring): void {
+    ring.older = this.lruTail;
+    ring.newer = undefined;
+    if (this.lruTail !== undefined) this.lruTail.newer = ring;
+    else this.lruHead = ring;
+    this.lruTail = ring;
+  }
+
+  private unlink(ring: Ring): void {
+    if (ring.older !== undefined) ring.older.newer = ring.newer;
+    else this.lruHead = ring.newer;
+    if (ring.newer !== undefined) ring.newer.older = ring.older;
+    else this.lruTail = ring.older;
+    ring.older = ring.newer = undefined;
   }
 }
 

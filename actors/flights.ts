@@ -110,7 +110,7 @@ export interface Slot {
   kind: 'ack' | 'delay' | 'push' | 'queued';
   timer?: Timer;
   /** A sent delivery's ack timeout, when the directory keeps them on one timer. */
-  deadline?: Deadline<AckDue>;
+  deadline?: Deadline;
   token?: string;
   /** A direct delivery's session. */
   session?: { node: string; id: string };

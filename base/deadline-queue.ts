@@ -1,26 +1,19 @@
 import type { Clock, Timer } from './clock.js';
 
-/** A pending deadline; pass it to `cancel`. */
-export interface Deadline<T> {
-  /** Undefined once it fired or was cancelled. */
-  item: T | undefined;
-  readonly due: number;
-}
-
 /**
- * Many deadlines of one fixed delay (the ack timeout) on one clock timer (issue 13: one timer per delivery cost
- * 2-3 µs of node CPU per message). With a fixed delay, deadlines come due in the order they were added, so a FIFO
- * queue is enough: `add` appends, `cancel` only clears the entry (no search), and the single timer is armed for the
- * oldest live entry. When it fires, everything due within `resolutionMs` of now fires with it, so at most one timer
- * runs per `resolutionMs` however many deliveries are in flight; a deadline may thus fire up to `resolutionMs`
- * early, never late beyond the clock's own lateness.
- *
- * Memory: a cancelled entry stays in the queue until its due time passes (one small object each); the array is
- * compacted as the head moves on.
+ * A pending deadline's handle (its sequence number in the queue), to pass to `cancel`. A plain number, not an
+ * object: a deadline lives for the whole delay (the ack timeout, seconds), long enough to be promoted out of the
+ * young generation, so an object per deadline became old-space garbage per delivery (issue 13).
  */
+export type Deadline = number;
+
 export class DeadlineQueue<T> {
-  private entries: Deadline<T>[] = [];
+  private items: (T | undefined)[] = [];
+  /** Due times (epoch ms) of `items`, index for index. */
+  private dues: number[] = [];
   private head = 0;
+  /** The handle of `items[0]`: handles count every deadline ever added, so compaction never changes one. */
+  private base = 0;
   private live = 0;
   private timer?: Timer;
   private firing = false;
@@ -36,24 +29,28 @@ export class DeadlineQueue<T> {
     return this.live;
   }
 
-  add(item: T): Deadline<T> {
-    const d: Deadline<T> = { item, due: this.clock.now() + this.delayMs };
-    this.entries.push(d);
+  add(item: T): Deadline {
+    const due = this.clock.now() + this.delayMs;
+    this.items.push(item);
+    this.dues.push(due);
     this.live++;
-    if (this.timer === undefined && !this.firing) this.arm(d.due);
-    return d;
+    if (this.timer === undefined && !this.firing) this.arm(due);
+    return this.base + this.items.length - 1;
   }
 
-  cancel(d: Deadline<T>): void {
-    if (d.item === undefined) return;
-    d.item = undefined;
+  /** Cancels a deadline; one that fired, was cancelled or was stopped already is ignored. */
+  cancel(d: Deadline): void {
+    const i = d - this.base;
+    if (i < this.head || i >= this.items.length || this.items[i] === undefined) return;
+    this.items[i] = undefined;
     this.live--;
   }
 
   /** Cancels everything and stops the timer. */
   stop(): void {
-    for (let i = this.head; i < this.entries.length; i++) this.entries[i].item = undefined;
-    this.entries = [];
+    this.base += this.items.length;
+    this.items = [];
+    this.dues = [];
     this.head = 0;
     this.live = 0;
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
@@ -70,28 +67,32 @@ export class DeadlineQueue<T> {
     const horizon = this.clock.now() + this.resolutionMs;
     this.firing = true; // deadlines added by onDue go to the tail; the timer is re-armed once, below
     try {
-      while (this.head < this.entries.length) {
-        const d = this.entries[this.head];
-        if (d.item !== undefined && d.due > horizon) break;
-        this.head++;
-        const item = d.item;
+      while (this.head < this.items.length) {
+        const item = this.items[this.head];
+        if (item !== undefined && this.dues[this.head] > horizon) break;
+        this.items[this.head++] = undefined;
         if (item === undefined) continue;
-        d.item = undefined;
         this.live--;
         this.onDue(item);
       }
     } finally {
       this.firing = false;
     }
-    if (this.head > 1024 && this.head * 2 > this.entries.length) {
-      this.entries = this.entries.slice(this.head);
+    if (this.head === this.items.length) {
+      this.base += this.items.length;
+      this.items.length = 0;
+      this.dues.length = 0;
       this.head = 0;
-    }
-    if (this.head === this.entries.length) {
-      this.entries = [];
-      this.head = 0;
-    } else if (this.timer === undefined) {
-      this.arm(this.entries[this.head].due);
+    } else {
+      if (this.head > 1024 && this.head * 2 > this.items.length) {
+        const n = this.items.length - this.head;
+        this.items.copyWithin(0, this.head);
+        this.dues.copyWithin(0, this.head);
+        this.items.length = this.dues.length = n;
+        this.base += this.head;
+        this.head = 0;
+      }
+      if (this.timer === undefined) this.arm(this.dues[this.head]);
     }
   }
 }

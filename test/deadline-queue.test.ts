@@ -67,4 +67,41 @@ describe('DeadlineQueue (issue 13: one timer for every ack timeout)', () => {
     expect(fired).toEqual([]);
     expect(q.size).toBe(0);
   });
+
+  it('keeps every handle valid across compaction, firing and stop (handles are sequence numbers, not objects)', () => {
+    const fired: number[] = [];
+    const q = new DeadlineQueue<number>(systemClock, 100, (x) => fired.push(x), 1);
+    // 3,000 deadlines 1 ms apart: the head passes 1,024 and the arrays are compacted while later ones are pending.
+    const handles: number[] = [];
+    for (let i = 0; i < 3000; i++) {
+      handles.push(q.add(i));
+      vi.advanceTimersByTime(1);
+    }
+    // Cancel every third of the last 50 (pending: due 100 ms after their add), and once more each: a second cancel is ignored.
+    const pending = q.size;
+    expect(pending).toBeGreaterThan(90);
+    const cancelled = new Set<number>();
+    for (let i = 2950; i < 3000; i += 3) {
+      q.cancel(handles[i]);
+      q.cancel(handles[i]);
+      cancelled.add(i);
+    }
+    // Cancelling handles that fired long ago changes nothing.
+    q.cancel(handles[0]);
+    q.cancel(handles[1500]);
+    expect(q.size).toBe(pending - cancelled.size);
+    vi.advanceTimersByTime(200);
+    const want = Array.from({ length: 3000 }, (_, i) => i).filter((i) => !cancelled.has(i));
+    expect(fired).toEqual(want);
+    expect(q.size).toBe(0);
+    // After stop, an old handle never cancels a new deadline that happens to sit at the same place.
+    const before = q.add(-1);
+    q.stop();
+    const after = q.add(-2);
+    q.cancel(before);
+    expect(q.size).toBe(1);
+    vi.advanceTimersByTime(200);
+    expect(fired.at(-1)).toBe(-2);
+    expect(after).not.toBe(before);
+  });
 });

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DecisionHistory, DECISIONS_PER_USER } from '../actors/decision-history.js';
 import { MAX_DETAIL_CHARS, packDecision, unpackDecision } from '../actors/decision-pack.js';
@@ -101,6 +102,25 @@ describe('DecisionHistory', () => {
     expect(small.newest('user-0', 100).length).toBeGreaterThan(0);
     expect(small.newest('user-1', 100)).toEqual([]);
     expect(h.newest('user-0', 100)).toHaveLength(2);
+  });
+
+  it('evicts in exact least-recently-written order: every user kept was written after every user dropped', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 39 }), { minLength: 1, maxLength: 600 }), fc.integer({ min: 600, max: 12_000 }), (writes, bound) => {
+        const h = new DecisionHistory(bound);
+        const lastWrite = new Map<string, number>();
+        writes.forEach((u, i) => {
+          h.add(`user-${u}`, typical(i));
+          h.seal(`user-${u}`);
+          lastWrite.set(`user-${u}`, i);
+        });
+        expect(h.stats.bytes).toBeLessThanOrEqual(Math.max(bound, 6000)); // one user alone may exceed a tiny bound
+        const kept = [...lastWrite.keys()].filter((u) => h.newest(u, 1).length > 0);
+        const dropped = [...lastWrite.keys()].filter((u) => h.newest(u, 1).length === 0);
+        expect(kept).toContain(`user-${writes[writes.length - 1]}`); // the user just written is never dropped
+        for (const k of kept) for (const d of dropped) expect(lastWrite.get(k)!).toBeGreaterThan(lastWrite.get(d)!);
+      }),
+    );
   });
 
   it('drops the users of a partition that moved away', () => {
