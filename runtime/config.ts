@@ -29,6 +29,8 @@ export const DEFAULT_FRAME_RATE = 200;
 export const DEFAULT_LOG_LEVEL = 'info';
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 export const DEFAULT_SUMMARY_INTERVAL_MS = 60_000;
+/** V8's old generation may grow to (1 + this/100) times what the last full GC left live before the next one (runtime/heap-growth.ts). */
+export const DEFAULT_HEAP_GROWTH_PERCENT = 300;
 export const DEFAULT_REPLAY_GRACE_MS = 3000;
 export const DEFAULT_NATS_CONNECT_TIMEOUT_MS = 30_000;
 export const DEFAULT_HMS_AUTH_ENDPOINT = 'https://oauth-login.cloud.huawei.com';
@@ -113,6 +115,8 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** SWITCHBOARD_SUMMARY_INTERVAL_MS: one `summary` info line per interval (0 = none), default 60000. */
   readonly summaryIntervalMs: number;
+  /** SWITCHBOARD_HEAP_GROWTH_PERCENT: V8 heap growth between full GCs, % (0 = V8's own choice), default 300 (runtime/heap-growth.ts). */
+  readonly heapGrowthPercent: number;
   readonly apns: {
     /** SWITCHBOARD_APNS_ENDPOINT, default https://api.push.apple.com. */
     readonly endpoint: string;
@@ -307,6 +311,7 @@ export function parseConfig(env: Env = process.env): Config {
     logLevel: logLevel as Config['logLevel'],
     shutdownTimeoutMs: int('SWITCHBOARD_SHUTDOWN_TIMEOUT_MS', DEFAULT_SHUTDOWN_TIMEOUT_MS, 100, 600_000),
     summaryIntervalMs: int('SWITCHBOARD_SUMMARY_INTERVAL_MS', DEFAULT_SUMMARY_INTERVAL_MS, 0, 86_400_000),
+    heapGrowthPercent: int('SWITCHBOARD_HEAP_GROWTH_PERCENT', DEFAULT_HEAP_GROWTH_PERCENT, 0, 1000),
     apns: Object.freeze(apns),
     fcm: Object.freeze({
       serviceAccountFile: v('SWITCHBOARD_FCM_SERVICE_ACCOUNT_FILE'),

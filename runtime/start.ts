@@ -4,6 +4,7 @@ import { Metrics } from '../base/metrics.js';
 import { startClusterNode } from './cluster-node.js';
 import type { Config } from './config.js';
 import { startEmbeddedNode } from './embedded-node.js';
+import { applyHeapGrowth } from './heap-growth.js';
 import type { RunningNode, StartOptions } from './running-node.js';
 
 export type { RunningNode, StartOptions } from './running-node.js';
@@ -13,6 +14,7 @@ export type { RunningNode, StartOptions } from './running-node.js';
  * (PROTOCOL.md section 1). Rejects when start-up fails (data dir, NATS, listener); the error names the cause.
  */
 export function startNode(config: Config, opts: StartOptions = {}): Promise<RunningNode> {
+  applyHeapGrowth(config.heapGrowthPercent);
   const resolved = {
     log: opts.log ?? createLogger(config.logLevel),
     clock: opts.clock ?? systemClock,

@@ -1,3 +1,5 @@
+import { hashId } from '../base/id-hash.js';
+
 /**
  * Message ids seen within a sliding time window, for `duplicate` answers. Ids live in generations (time slices of
  * the window): a whole generation is dropped when it leaves the window, so there is no per-id pruning.
@@ -179,21 +181,4 @@ class IdTable {
     this.table = table;
     this.mask = mask;
   }
-}
-
-/**
- * FNV-1a over every UTF-16 unit of the id, then murmur3's finalizer so the low bits (the slot) depend on all of it;
- * never 0 (the empty slot). Not keyed: ids come only from API-key holders (the chat servers, trusted), so a
- * deliberately colliding set is not defended against; it would lengthen the probes of one table of one generation
- * (every lookup landing there, until the generation leaves the window), never change an answer.
- */
-function hashId(id: string): number {
-  let h = 0x811c9dc5 ^ id.length;
-  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h === 0 ? 1 : h;
 }

@@ -61,6 +61,7 @@ const intVars: [name: string, field: string, min: number, max: number][] = [
   ['SWITCHBOARD_MAX_INFLIGHT', 'maxInflight', 1, 100_000],
   ['SWITCHBOARD_NATS_CONNECT_TIMEOUT_MS', 'natsConnectTimeoutMs', 0, 3_600_000],
   ['SWITCHBOARD_SUMMARY_INTERVAL_MS', 'summaryIntervalMs', 0, 86_400_000],
+  ['SWITCHBOARD_HEAP_GROWTH_PERCENT', 'heapGrowthPercent', 0, 1000],
 ];
 
 describe('parseConfig: integer variables', () => {

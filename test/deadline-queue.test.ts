@@ -104,4 +104,18 @@ describe('DeadlineQueue (issue 13: one timer for every ack timeout)', () => {
     expect(fired.at(-1)).toBe(-2);
     expect(after).not.toBe(before);
   });
+
+  it('grows its ring when more deadlines are pending than it has slots, keeping order and handles', () => {
+    const fired: number[] = [];
+    const q = new DeadlineQueue<number>(systemClock, 1000, (x) => fired.push(x), 1);
+    const handles: number[] = [];
+    // 5,000 pending at once (the ring starts at 1,024 slots), added after the ring already wrapped once.
+    for (let i = 0; i < 1500; i++) q.cancel(q.add(-1));
+    for (let i = 0; i < 5000; i++) handles.push(q.add(i));
+    for (let i = 0; i < 5000; i += 7) q.cancel(handles[i]);
+    expect(q.size).toBe(5000 - Math.ceil(5000 / 7));
+    vi.advanceTimersByTime(1000);
+    expect(fired).toEqual(Array.from({ length: 5000 }, (_, i) => i).filter((i) => i % 7 !== 0));
+    expect(q.size).toBe(0);
+  });
 });
