@@ -81,7 +81,7 @@ function phaseRows(phases: PhaseResult[], ceiling: number, users: number): Row[]
     const others = othersPct(p);
     const note = [
       others > NOISY_OTHERS_PCT ? `NOISY: other processes used ${Math.round(others)}% of a core` : '',
-      `node stalls p99 ${fmtMs(p.nodeLoad.loopDelayP99Ms)} / max ${fmtMs(p.nodeLoad.loopDelayMaxMs)} ms, loadgen ${fmtMs(p.stats.load.loopDelayP99Ms)} / ${fmtMs(p.stats.load.loopDelayMaxMs)} ms`,
+      `node stalls p99 ${fmtMs(p.nodeLoad.loopDelayP99Ms)} / max ${fmtMs(p.nodeLoad.loopDelayMaxMs)} ms, loadgen ${fmtMs(p.stats.load.loopDelayP99Ms)} / ${fmtMs(p.stats.load.loopDelayMaxMs)} ms, full GCs node ${p.nodeLoad.fullGcs} / loadgen ${p.stats.load.fullGcs}`,
       `node cpu ${Math.round(p.nodeLoad.cpuPct)}% (loop ${Math.round(p.nodeLoad.eluPct)}%), loadgen cpu ${Math.round(p.stats.load.cpuPct)}% (loop ${Math.round(p.stats.load.eluPct)}%), others ${Math.round(others)}%`,
       p.errors ? `${p.errors} send errors` : '',
       lost > 0 ? `${lost} not received` : '',

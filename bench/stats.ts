@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { constants as perfConstants, monitorEventLoopDelay, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 /** Small numeric helpers and the markdown table the benchmark prints. */
 
 /** Latencies collected in nanoseconds; quantiles answered in milliseconds. */
@@ -138,6 +138,33 @@ export interface Load {
   /** Event-loop delay (how late a 1 ms timer fired): p99 and max in ms, i.e. the stalls this process had. */
   loopDelayP99Ms: number;
   loopDelayMaxMs: number;
+  /** V8 full GCs (mark-compact) in this process, and their summed duration in ms (Node's `gc` performance entries). */
+  fullGcs: number;
+  fullGcMs: number;
+}
+
+/** Full GCs of this process so far, counted from Node's `gc` performance entries (issue 13: they made the p99). */
+const fullGc = { count: 0, ms: 0 };
+const gcObserver = new PerformanceObserver((list) => countFullGcs(list.getEntries()));
+gcObserver.observe({ entryTypes: ['gc'] });
+
+function countFullGcs(entries: PerformanceEntry[]): void {
+  for (const e of entries) {
+    if ((e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind !== perfConstants.NODE_PERFORMANCE_GC_MAJOR) continue;
+    fullGc.count++;
+    fullGc.ms += e.duration;
+  }
+}
+
+function fullGcsSince(start: { count: number; ms: number }): { fullGcs: number; fullGcMs: number } {
+  const now = fullGcsNow();
+  return { fullGcs: now.count - start.count, fullGcMs: now.ms - start.ms };
+}
+
+/** The counts up to now, including entries not yet handed to the observer's callback. */
+function fullGcsNow(): { count: number; ms: number } {
+  countFullGcs(gcObserver.takeRecords());
+  return { ...fullGc };
 }
 
 /** From now on: CPU of this process, its event-loop utilisation and the machine's CPU, all in %. */
@@ -148,6 +175,7 @@ export function loadMeter(): (stop?: boolean) => Load {
   const at = performance.now();
   const delay = monitorEventLoopDelay({ resolution: 1 });
   delay.enable();
+  const gcs = fullGcsNow();
   return (stop = true) => {
     if (stop) delay.disable(); // a peek leaves the delay histogram running
     const u = process.cpuUsage(usage);
@@ -158,6 +186,7 @@ export function loadMeter(): (stop?: boolean) => Load {
     return {
       cpuPct, eluPct: performance.eventLoopUtilization(elu).utilization * 100, machinePct,
       loopDelayP99Ms: delay.percentile(99) / 1e6, loopDelayMaxMs: delay.max / 1e6,
+      ...fullGcsSince(gcs),
     };
   };
 }
