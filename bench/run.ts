@@ -4,6 +4,7 @@ import { cpus, totalmem } from 'node:os';
 import { decideCeiling } from './decide-ceiling.js';
 import { othersPct, runEndToEnd, runRelays, type E2eOptions, type PhaseResult } from './end-to-end.js';
 import { goalLines, type Goal } from './goals.js';
+import { parseConfig } from '../runtime/config.js';
 import { ingressAlone } from './ingress-alone.js';
 import { measureInChild, type MemoryResult } from './resident-memory.js';
 import { fmt, fmtBytes, fmtMs, markdownTable, verdict, type Row } from './stats.js';
@@ -60,7 +61,10 @@ function machine(): string {
   }
   // The node and the bare relays run in this process: both get the same V8 flags (npm run bench sets the young
   // generation's semi-space to 32 MiB, as npm start does; without it, scavenges cost the node ~10% more CPU).
-  const flags = process.execArgv.filter((a) => a.startsWith('--max-semi-space-size')).join(' ') || 'default V8 heap flags';
+  const cli = process.execArgv.filter((a) => a.startsWith('--max-semi-space-size')).join(' ') || 'default V8 heap flags';
+  // The node sets V8's heap growth itself at start (runtime/heap-growth.ts); the relays in this process share it.
+  const growth = parseConfig({}).heapGrowthPercent;
+  const flags = growth > 0 ? `${cli}, --heap-growing-percent=${growth} set by the node` : cli;
   return `${nproc} cores (${model}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version} (${flags}), ${process.platform}, ${new Date().toISOString().slice(0, 16)}Z`;
 }
 
