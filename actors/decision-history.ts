@@ -77,7 +77,7 @@ class Ring {
  * partition moving to another node starts the history anew there.
  */
 export class DecisionHistory {
-  /** Insertion order = least recently written first (a write moves the user to the end). */
+  /** Each user's ring, for lookup; the order of writes is kept in the list below. */
   private readonly rings = new Map<string, Ring>();
   private total = 0;
   /** Every ring in a list from `lruHead` (least recently written) to `lruTail` (a classic LRU: a map for lookup, a list for order). */

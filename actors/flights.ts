@@ -239,7 +239,7 @@ export abstract class Flights {
   /** Clears a slot's push-delay timer or ack timeout, whichever it has. */
   protected stopTimers(slot: Slot): void {
     if (slot.timer) this.deps.clock.clearTimeout(slot.timer);
-    if (slot.deadline) this.deps.ackDeadlines?.cancel(slot.deadline);
+    if (slot.deadline !== undefined) this.deps.ackDeadlines?.cancel(slot.deadline); // 0 is a handle like any other
     slot.timer = slot.deadline = undefined;
   }
 

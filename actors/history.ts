@@ -28,7 +28,7 @@ export class RecentIds {
 
   /** `capacity`: ids remembered (1-32767). */
   constructor(capacity = 256) {
-    this.capacity = Math.max(1, Math.min(32_767, capacity));
+    this.capacity = Math.max(1, Math.min(32_767, Math.floor(capacity) || 1));
   }
 
   has(id: string): boolean {

@@ -3,7 +3,8 @@ import type { Clock, Timer } from './clock.js';
 /**
  * A pending deadline's handle (its sequence number in the queue), to pass to `cancel`. A plain number, not an
  * object: a deadline lives for the whole delay (the ack timeout, seconds), long enough to be promoted out of the
- * young generation, so an object per deadline became old-space garbage per delivery (issue 13).
+ * young generation, so an object per deadline became old-space garbage per delivery (issue 13). Handles start at 0:
+ * test a stored one with `!== undefined`, never for truthiness.
  */
 export type Deadline = number;
 

@@ -208,4 +208,30 @@ describe('user directory', () => {
     expect(settled).toContain('after-throw');
     expect(h.router.stats.liveActors).toBe(3);
   });
+
+  it("cancels the node's very first ack deadline too: a redelivery to the same device is not timed out early", async () => {
+    // The first deadline a directory ever sets has handle 0; a truthiness check once left it live after its ack.
+    h = harness({ ackTimeoutMs: 5000, passivateAfterMs: 3_600_000 });
+    h.openPhone('u1', 'phone', 'ios', 's1');
+    h.presence('u1', 'phone', 's1', 'foreground');
+    await settle(h);
+    h.route('u1', 'm1');
+    await until(() => h.deliveries().length === 1);
+    // One second later the phone reconnects: the unacked m1 goes to the new session, due 5 s from now.
+    await vi.advanceTimersByTimeAsync(1000);
+    h.openPhone('u1', 'phone', 'ios', 's2');
+    h.presence('u1', 'phone', 's2', 'foreground');
+    h.close('u1', 'phone', 's1');
+    await until(() => h.deliveries().length === 2);
+    const timeouts = async () => (await h.metrics.ackTimeouts.get()).values.reduce((n, v) => n + v.value, 0);
+    expect(await timeouts()).toBe(1); // the closed session's delivery, counted at the close
+    // Past the first delivery's due time, before the redelivery's: nothing may fire.
+    await vi.advanceTimersByTimeAsync(4100);
+    await settle(h);
+    expect(await timeouts()).toBe(1);
+    expect(h.deliveries()).toEqual(['gw2:s1', 'gw2:s2']);
+    h.ack('u1', 'phone', 's2', 'm1');
+    await until(() => h.settled.length === 1);
+  });
 });
+
