@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Packr } from 'msgpackr';
 import { SwitchboardError, type ChatMessage } from '../protocol/index.js';
 import { AppendLog, syncDirectory, type AppendLogOptions, type ReplayReport } from './append-log.js';
-import { copyReadState, emptyReadState, fromRecord, isEmptyReadState, markDelivered, markRead, toRecord } from './read-state.js';
+import { emptyReadState, fromRecord, isEmptyReadState, markDelivered, markRead, toRecord } from './read-state.js';
 import type { HeldMessage, HeldStore, ReadChange, ReadState } from './types.js';
 
 export const DEFAULT_HELD_COMPACT_MIN_BYTES = 4 * 1024 * 1024;
@@ -143,21 +143,20 @@ export class FileHeldStore implements HeldStore {
     await this.write({ t: 'drop', user, ids: known });
   }
 
+  /**
+   * The user's read state itself, not a copy: the actor that loads it changes it and saves it back (`saveReads`), so
+   * a user has one set of ids in memory, not two (issue 13: keeping and updating a second copy cost ~0.65 µs and
+   * ~65 B of old-space garbage per delivery, and at 1,000 unread per user half of the node's live heap).
+   */
   async reads(user: string): Promise<ReadState> {
-    const s = this.readStates.get(user);
-    return s ? copyReadState(s) : emptyReadState();
+    return this.readStates.get(user) ?? emptyReadState();
   }
 
   /** Returns a promise only for a durable save; a lazy mark or record is queued and returns `undefined`. */
   saveReads(user: string, state: ReadState, change: ReadChange, durable: boolean): Promise<void> | undefined {
-    // A delivery's mark is applied to this store's copy by the same rule the log replay uses (read-state.ts), instead
-    // of copying the whole state (up to 1,500 ids) per delivered message; a copy whose lengths then differ from the
-    // actor's (it was never loaded from here) is replaced by a full copy.
-    const own = 'delivered' in change ? this.readStates.get(user) : undefined;
-    if (own !== undefined && 'delivered' in change) markDelivered(own, change.delivered);
-    if (own === undefined || own.unread.size !== state.unread.size || own.read.size !== state.read.size) {
-      this.setReads(user, copyReadState(state));
-    }
+    // The actor's object is the user's state from now on (see `reads`): already changed, nothing to apply here; a
+    // state the actor did not load from this store (a first delivery, a test) is taken whole.
+    if (this.readStates.get(user) !== state) this.setReads(user, state);
     if ('delivered' in change && !durable) {
       this.queueMark(user, change.delivered);
       return undefined;

@@ -90,6 +90,8 @@ describe('FileHeldStore', () => {
     }
     expect(toRecord(await store.reads('u'))).toEqual(toRecord(actor));
     expect(actor.unread.size).toBe(MAX_UNREAD_IDS);
+    // One set of ids per user in memory (issue 13): the store keeps the very object the actor changes.
+    expect(await store.reads('u')).toBe(actor);
     // A state that does not follow from the store's (never loaded from it) is taken whole, not patched.
     const other: ReadState = fromRecord({ unread: ['x0', 'x1', 'x2'], read: ['r'] });
     await store.saveReads('v', fromRecord({ unread: ['x1'], read: [] }), { delivered: 'x1' }, false);
