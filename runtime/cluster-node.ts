@@ -9,7 +9,7 @@ import { KvDeviceRegistry } from '../cluster/kv-device-registry.js';
 import { JetStreamHeldStore } from '../cluster/jetstream-held-store.js';
 import { KvPolicyStore } from '../cluster/kv-policy-store.js';
 import { createConcurrently } from '../cluster/jetstream-setup.js';
-import { LeaseKeeper } from '../cluster/lease-keeper.js';
+import { DEFAULT_LEASE_MS, LeaseKeeper } from '../cluster/lease-keeper.js';
 import { Membership } from '../cluster/membership.js';
 import { NatsBus } from '../cluster/nats-bus.js';
 import { LeaseOwnershipView } from '../cluster/ownership-view.js';
@@ -30,6 +30,9 @@ import { startTokenSweep } from '../store/token-sweep.js';
 import { natsEventPublisher, registrationRules, tokenRemovalListener } from './token-removals.js';
 
 const packr = new Packr({ useRecords: false });
+
+/** Sessions are resent a second time this long after the bus reconnected: two lease periods and a margin. */
+const RESEND_AFTER_RECONNECT_MS = 2 * DEFAULT_LEASE_MS + 1000;
 
 /**
  * The cluster composition root (SWITCHBOARD_NATS_URL set). It only chooses and wires: gateways forward over core
@@ -58,8 +61,15 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
     void (async () => {
       for await (const s of conn.status()) {
         log.info({ nats: s.type, connection: name }, 'nats connection status');
-        // Owners that took partitions while we were cut off never heard of our sessions: tell them again.
-        if (s.type === 'reconnect' && name === 'data') log.info({ sessions: gateway?.resendSessions() ?? 0 }, 'sessions resent after reconnecting');
+        // Owners that took partitions while we were cut off never heard of our sessions: tell them again, now and
+        // once more when every lease lost in the outage has lapsed and been won again (an owner that notices its loss
+        // only after this resend forgets the sessions; its resync request after winning the partition back can
+        // reach us before our subscriptions are back). Idempotent at the owner.
+        if (s.type === 'reconnect' && name === 'data') {
+          log.info({ sessions: gateway?.resendSessions() ?? 0 }, 'sessions resent after reconnecting');
+          const again = clock.setTimeout(() => log.info({ sessions: gateway?.resendSessions() ?? 0 }, 'sessions resent once leases settled'), RESEND_AFTER_RECONNECT_MS);
+          (again as { unref?: () => void }).unref?.();
+        }
       }
     })().catch(() => undefined);
   }
