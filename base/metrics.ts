@@ -20,9 +20,7 @@ export class HotCounter<L extends string> {
 
   /** Adds `n` (default 1) to the count of this label set. */
   inc(labels: Partial<Record<L, string>>, n = 1): void {
-    // One label (most of ours): its value is the key, no string built per call.
-    let key = this.labelNames.length === 1 ? String(labels[this.labelNames[0]]) : '';
-    if (this.labelNames.length > 1) for (const name of this.labelNames) key += `${labels[name]}\u0001`;
+    const key = seriesKey(this.labelNames, labels);
     const slot = this.pending.get(key);
     if (slot !== undefined) slot.n += n;
     else this.pending.set(key, { labels: { ...labels }, n });
@@ -40,6 +38,17 @@ export class HotCounter<L extends string> {
       slot.n = 0;
     }
   }
+}
+
+/**
+ * The key of a label set among a hot metric's series: with one label (most of ours) its value itself, so no string
+ * is built per call; else the values joined by U+0001.
+ */
+function seriesKey<L extends string>(labelNames: readonly L[], labels: Partial<Record<L, string>>): string {
+  if (labelNames.length === 1) return String(labels[labelNames[0]]);
+  let key = '';
+  for (const name of labelNames) key += `${labels[name]}\u0001`;
+  return key;
 }
 
 /** One exported value of a HotHistogram, as prom-client's metrics give it (`labels.le`: a bound, or '+Inf'). */
@@ -96,7 +105,7 @@ export class HotHistogram<L extends string = never> {
     } else {
       v = value!;
       named = labels;
-      for (const name of this.labelNames) key += `${labels[name]}\u0001`;
+      key = seriesKey(this.labelNames, labels);
     }
     if (!Number.isFinite(v)) throw new TypeError(`Value is not a valid number: ${v}`);
     let s = this.series.get(key);

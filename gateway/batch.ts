@@ -1,5 +1,4 @@
-import type { BatchItem, BatchResult, ChatMessage } from '../protocol/index.js';
-import { asAcceptError } from '../store/accept-each.js';
+import { asStoreFailure, type BatchItem, type BatchResult, type ChatMessage } from '../protocol/index.js';
 import type { AcceptOutcome, AcceptResult } from '../store/types.js';
 
 /**
@@ -26,7 +25,7 @@ export function acceptBatch(
   return accepting.then(
     (outcomes) => batchResults(items, outcomes, counted),
     // `acceptMany` never rejects; a bug that makes it do so still answers every message (503), not the request.
-    (e: unknown) => batchResults(items, msgs.map(() => asAcceptError(e)), counted),
+    (e: unknown) => batchResults(items, msgs.map(() => asStoreFailure(e)), counted),
   );
 }
 

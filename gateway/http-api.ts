@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
-  DEFAULT_POLICY, ERRORS, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, SwitchboardError, asProtocolError, decodeBatchRequest, decodeDeviceRegistration, decodePolicy,
+  DEFAULT_POLICY, ERRORS, asStoreFailure, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, SwitchboardError, asProtocolError, decodeBatchRequest, decodeDeviceRegistration, decodePolicy,
   decodeSendRequest, invalid, isObject, readIds, type BusMessage, type ChatMessage, type ErrorCode,
 } from '../protocol/index.js';
 import type { AcceptResult } from '../store/types.js';
@@ -64,7 +64,7 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
         } catch (e) {
           answerFailure(req, res, e);
         }
-      }, (e: unknown) => answerFailure(req, res, storeFailure(e)));
+      }, (e: unknown) => answerFailure(req, res, asStoreFailure(e)));
     });
   };
 
@@ -278,13 +278,8 @@ async function storeWrite<T>(write: () => Promise<T>): Promise<T> {
   try {
     return await write();
   } catch (e) {
-    throw storeFailure(e);
+    throw asStoreFailure(e);
   }
-}
-
-/** What a failed store call is answered with: its own SwitchboardError (e.g. `shutting_down`), else 503 store_failed. */
-function storeFailure(e: unknown): SwitchboardError {
-  return e instanceof SwitchboardError ? e : new SwitchboardError('store_failed', undefined, { cause: e });
 }
 
 /** `{"id":…,"status":…}` exactly as JSON.stringify writes it, without building the object. */

@@ -60,3 +60,11 @@ export class SwitchboardError extends Error {
     return { code: this.code, message: this.message };
   }
 }
+
+/**
+ * What a failed store call (an accept, a registry or policy write) is answered with: its own `SwitchboardError`
+ * (e.g. `shutting_down`, `unavailable`), anything else as 503 `store_failed` with the cause kept for the log.
+ */
+export function asStoreFailure(e: unknown): SwitchboardError {
+  return e instanceof SwitchboardError ? e : new SwitchboardError('store_failed', undefined, { cause: e });
+}

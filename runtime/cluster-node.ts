@@ -62,9 +62,9 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
       for await (const s of conn.status()) {
         log.info({ nats: s.type, connection: name }, 'nats connection status');
         // Owners that took partitions while we were cut off never heard of our sessions: tell them again, now and
-        // once more when every lease lost in the outage has lapsed and been won again (an owner that notices its loss
-        // only after this resend forgets the sessions; its resync request after winning the partition back can
-        // reach us before our subscriptions are back). Idempotent at the owner.
+        // once more when every lease lost in the outage has lapsed and been won again (a CI run once saw an owner
+        // without a connected session after an outage; the path was not found, the second resend covers it).
+        // Idempotent at the owner.
         if (s.type === 'reconnect' && name === 'data') {
           log.info({ sessions: gateway?.resendSessions() ?? 0 }, 'sessions resent after reconnecting');
           const again = clock.setTimeout(() => log.info({ sessions: gateway?.resendSessions() ?? 0 }, 'sessions resent once leases settled'), RESEND_AFTER_RECONNECT_MS);
@@ -73,7 +73,8 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
       }
     })().catch(() => undefined);
   }
-  const natsBus = new NatsBus(nc, (err, subject) => log.warn({ err: String(err), subject }, 'bus message dropped'));
+  const dropped = (err: unknown, subject: string): void => log.warn({ err: String(err), subject }, 'bus message dropped');
+  const natsBus = new NatsBus(nc, dropped);
   const subjects = new Subjects(config.subjectPrefix, P);
   const jetStream = await ready(() => JetStreamIngress.open(nc, { prefix: config.subjectPrefix, partitions: P, replicas }), 'ingress stream');
   const ingress = new AcceptTracker(jetStream);
@@ -122,7 +123,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
     : async () => {};
   if (config.roles.includes('gateway')) {
     // A gateway's owner messages (acks, mostly) of one event-loop turn share one NATS write (bus/turn-batched-bus.ts).
-    const gatewayBus = new TurnBatchedBus(natsBus, (err, subject) => log.warn({ err: String(err), subject }, 'bus message dropped'));
+    const gatewayBus = new TurnBatchedBus(natsBus, dropped);
     gateway = createGateway({
       config: gatewayConfigOf(config), nodeId: config.nodeId, bus: gatewayBus, subjects, ingress, registry, policies, metrics, log, clock,
       registration: registrationRules(config, senderConfig), jwtSecret: config.jwtSecret!, apiKey: config.apiKey!, isReady: () => !stoppingNow && (!routes || keeper.settled()),

@@ -1,11 +1,11 @@
-import { SwitchboardError, type ChatMessage } from '../protocol/index.js';
+import { asStoreFailure, type ChatMessage } from '../protocol/index.js';
 import type { AcceptOutcome, AcceptResult } from './types.js';
 
 /**
  * `Ingress.acceptMany` from one `accept` per message, all started at once (so they share the ingress's durable
  * writes) and each answered on its own: for an ingress without a batch write of its own (JetStream: nats-server 2.9
- * has no atomic batch, every PubAck is checked alone). A rejection that is not a `SwitchboardError` (or a synchronous
- * throw) is answered `store_failed`.
+ * has no atomic batch, every PubAck is checked alone). A rejection or a synchronous throw is answered as
+ * `asStoreFailure` gives it.
  */
 export function acceptEach(accept: (msg: ChatMessage) => Promise<AcceptResult>, msgs: readonly ChatMessage[]): Promise<AcceptOutcome[]> {
   return Promise.all(msgs.map((msg) => {
@@ -13,13 +13,8 @@ export function acceptEach(accept: (msg: ChatMessage) => Promise<AcceptResult>, 
     try {
       accepting = accept(msg);
     } catch (e) {
-      return asAcceptError(e);
+      return asStoreFailure(e);
     }
-    return accepting.then(undefined, asAcceptError);
+    return accepting.then(undefined, asStoreFailure);
   }));
-}
-
-/** The outcome of an accept that threw or rejected with `e`: `e` itself when it is a `SwitchboardError`, else 503 `store_failed`. */
-export function asAcceptError(e: unknown): SwitchboardError {
-  return e instanceof SwitchboardError ? e : new SwitchboardError('store_failed', undefined, { cause: e });
 }

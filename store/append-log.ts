@@ -249,10 +249,16 @@ export class AppendLog<T> {
 export function encodeFrame(record: unknown): Buffer {
   const body = packr.pack(record);
   const frame = Buffer.allocUnsafe(HEADER_BYTES + body.length);
-  frame.writeUInt32LE(body.length, 0);
-  frame.writeUInt32LE(crc32(body), 4);
-  body.copy(frame, HEADER_BYTES); // msgpackr may reuse its output buffer: copy before the next pack
+  putFrame(frame, 0, body);
   return frame;
+}
+
+/** Writes `body` as one frame into `out` at `at` (room checked by the caller); returns where the frame ends. */
+function putFrame(out: Buffer, at: number, body: Uint8Array): number {
+  out.writeUInt32LE(body.length, at);
+  out.writeUInt32LE(crc32(body), at + 4);
+  out.set(body, at + HEADER_BYTES); // msgpackr may reuse its output buffer: copy before the next pack
+  return at + HEADER_BYTES + body.length;
 }
 
 /** Bytes guessed per record for the first buffer of `encodeFrames` (an inbox `accepted` record of a short message). */
@@ -270,10 +276,7 @@ export function encodeFrames(records: readonly unknown[]): Buffer {
       out.copy(bigger, 0, 0, at);
       out = bigger;
     }
-    out.writeUInt32LE(body.length, at);
-    out.writeUInt32LE(crc32(body), at + 4);
-    body.copy(out, at + HEADER_BYTES); // before the next pack, which may reuse msgpackr's buffer
-    at = end;
+    at = putFrame(out, at, body);
   }
   return out.subarray(0, at);
 }

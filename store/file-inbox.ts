@@ -99,26 +99,20 @@ export class FileInbox implements Ingress {
     const earlier = this.inflight.get(msg.id);
     // A duplicate of a message not yet durable answers as the original does: duplicate, or store_failed.
     if (earlier !== undefined) return earlier.then(() => 'duplicate', (e: unknown) => Promise.reject(storeFailed(e)));
-    const seenAt = this.seen.seenAt(msg.id);
-    if (this.pending.has(msg.id) || (seenAt !== undefined && now - seenAt < this.dedupeWindowMs)) return Promise.resolve('duplicate');
+    if (this.seenRecently(msg.id, now)) return Promise.resolve('duplicate');
 
-    if (this.current.log.failed || this.current.log.bytes >= this.segmentBytes) this.roll();
-    const segment = this.current;
+    const segment = this.writableSegment();
     segment.noteAccepted(msg.acceptedAt);
     const durable = segment.log.append({ t: 'accepted', msg } satisfies InboxRecord);
     this.inflight.set(msg.id, durable);
     // One derived promise per accept, no async frame (issue 13: this runs for every message).
     return durable.then(
       (): AcceptResult => {
-        this.inflight = freshWhenEmptied(this.inflight, msg.id);
-        this.seen.add(msg.id, msg.acceptedAt);
-        this.pending.set(msg.id, { msg, segment });
-        if (this.handler !== undefined) this.deliver(msg);
+        this.durable(msg, segment);
         return 'accepted';
       },
       (e: unknown) => {
-        this.inflight = freshWhenEmptied(this.inflight, msg.id);
-        segment.forgetAccepted(); // never acknowledged; a retry of the same id goes through
+        this.notDurable(msg, segment);
         throw storeFailed(e);
       },
     );
@@ -135,8 +129,7 @@ export class FileInbox implements Ingress {
     if (this.closed) return Promise.resolve(outcomes.fill(new SwitchboardError('shutting_down', 'inbox is closed')));
     const now = this.now();
     this.pruneSeen(now);
-    if (this.current.log.failed || this.current.log.bytes >= this.segmentBytes) this.roll();
-    const segment = this.current;
+    const segment = this.writableSegment();
     // `written` stands in `inflight` for this batch's ids: it settles as their write does, for later accepts of them.
     let write!: { resolve: () => void; reject: (e: unknown) => void };
     const written = new Promise<void>((resolve, reject) => (write = { resolve, reject }));
@@ -152,8 +145,7 @@ export class FileInbox implements Ingress {
         // As in `accept`: a duplicate of a message not yet durable answers as the original does.
         (waits ??= []).push(earlier.then(() => void (outcomes[i] = 'duplicate'), (e: unknown) => void (outcomes[i] = storeFailed(e))));
       } else {
-        const seenAt = this.seen.seenAt(msg.id);
-        if (this.pending.has(msg.id) || (seenAt !== undefined && now - seenAt < this.dedupeWindowMs)) outcomes[i] = 'duplicate';
+        if (this.seenRecently(msg.id, now)) outcomes[i] = 'duplicate';
         else {
           segment.noteAccepted(msg.acceptedAt);
           this.inflight.set(msg.id, written);
@@ -168,11 +160,7 @@ export class FileInbox implements Ingress {
     return segment.log.appendMany(records).then(
       () => {
         for (const i of fresh) {
-          const msg = msgs[i];
-          this.inflight = freshWhenEmptied(this.inflight, msg.id);
-          this.seen.add(msg.id, msg.acceptedAt);
-          this.pending.set(msg.id, { msg, segment });
-          if (this.handler !== undefined) this.deliver(msg);
+          this.durable(msgs[i], segment);
           outcomes[i] = 'accepted';
         }
         if (repeats !== undefined) for (const i of repeats) outcomes[i] = 'duplicate';
@@ -182,8 +170,7 @@ export class FileInbox implements Ingress {
       (e: unknown) => {
         const failed = storeFailed(e);
         for (const i of fresh) {
-          this.inflight = freshWhenEmptied(this.inflight, msgs[i].id);
-          segment.forgetAccepted(); // never acknowledged; a retry of the same id goes through
+          this.notDurable(msgs[i], segment);
           outcomes[i] = failed;
         }
         if (repeats !== undefined) for (const i of repeats) outcomes[i] = failed;
@@ -191,6 +178,33 @@ export class FileInbox implements Ingress {
         return answered();
       },
     );
+  }
+
+  /** Accepted within the dedupe window, or still unsettled: a new accept of `id` is a duplicate. */
+  private seenRecently(id: string, now: number): boolean {
+    if (this.pending.has(id)) return true;
+    const seenAt = this.seen.seenAt(id);
+    return seenAt !== undefined && now - seenAt < this.dedupeWindowMs;
+  }
+
+  /** The segment new accepts go to: a fresh one once the current failed or is full. */
+  private writableSegment(): InboxSegment {
+    if (this.current.log.failed || this.current.log.bytes >= this.segmentBytes) this.roll();
+    return this.current;
+  }
+
+  /** `msg`'s accepted record is durable: remembered for dedupe, unsettled until `done`, handed to the consumer. */
+  private durable(msg: ChatMessage, segment: InboxSegment): void {
+    this.inflight = freshWhenEmptied(this.inflight, msg.id);
+    this.seen.add(msg.id, msg.acceptedAt);
+    this.pending.set(msg.id, { msg, segment });
+    if (this.handler !== undefined) this.deliver(msg);
+  }
+
+  /** `msg`'s write failed: never acknowledged, so a retry of the same id goes through. */
+  private notDurable(msg: ChatMessage, segment: InboxSegment): void {
+    this.inflight = freshWhenEmptied(this.inflight, msg.id);
+    segment.forgetAccepted();
   }
 
   /** The embedded node owns every partition, so `partition` is ignored. */

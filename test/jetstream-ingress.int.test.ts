@@ -12,6 +12,16 @@ const nats = natsForFile();
 
 const msg = (id: string, to: string): ChatMessage => ({ id, to, text: `text of ${id}`, acceptedAt: Date.now() });
 
+/** Consumes partition `p`, marking each message done at once; the ids arrive in the returned array. */
+async function consumeDone(ingress: JetStreamIngress, p: number): Promise<string[]> {
+  const got: string[] = [];
+  await ingress.consume((m) => {
+    got.push(m.id);
+    ingress.done(m.id);
+  }, p);
+  return got;
+}
+
 describe('JetStream ingress', () => {
   it('stores a message once per id and hands each partition its own messages in order', async () => {
     const ingress = await JetStreamIngress.open(nats.nc, { prefix: 'sb1', partitions: 4 });
@@ -19,11 +29,7 @@ describe('JetStream ingress', () => {
     expect(await ingress.accept(msg('a1', 'alice'))).toBe('duplicate');
     for (let i = 2; i <= 50; i++) await ingress.accept(msg(`a${i}`, 'alice'));
     const p = partitionOf('alice', 4);
-    const got: string[] = [];
-    await ingress.consume((m) => {
-      got.push(m.id);
-      ingress.done(m.id);
-    }, p);
+    const got = await consumeDone(ingress, p);
     await until(() => got.length === 50);
     expect(got).toEqual(Array.from({ length: 50 }, (_, i) => `a${i + 1}`));
     await ingress.close();
@@ -87,11 +93,7 @@ describe('JetStream ingress', () => {
     try {
       const ingress = await JetStreamIngress.open(c, { prefix: 'sb5', partitions: 2 });
       const p = partitionOf('erin', 2);
-      const got: string[] = [];
-      await ingress.consume((m) => {
-        got.push(m.id);
-        ingress.done(m.id);
-      }, p);
+      const got = await consumeDone(ingress, p);
       const jsm = await jetstreamManager(c);
       expect((await jsm.consumers.info(ingress.stream, `p${p}`)).config.mem_storage).toBe(true);
       await ingress.accept(msg('before', 'erin'));
