@@ -18,6 +18,8 @@ export interface IngressResult {
   p99Ms: number;
   /** write + fdatasync rounds per accepted message (settle records share the same group commit). */
   syncsPerMessage: number;
+  /** Process CPU (all threads: this one, the thread pool's, GC helpers) per accept, µs. */
+  cpuUsPerAccept: number;
 }
 
 export async function ingressAlone(count: number, concurrency: number): Promise<IngressResult> {
@@ -27,6 +29,7 @@ export async function ingressAlone(count: number, concurrency: number): Promise<
   const latency = new LatencySample();
   let next = 0;
   const start = performance.now();
+  const cpu = process.cpuUsage();
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (next < count) {
       const seq = next++;
@@ -36,10 +39,11 @@ export async function ingressAlone(count: number, concurrency: number): Promise<
     }
   }));
   const secs = (performance.now() - start) / 1000;
+  const used = process.cpuUsage(cpu);
   // The log's counters are not part of the Ingress interface; read them when this implementation has them.
   const log = (inbox as unknown as { current?: { log?: { stats?: { syncs: number } } } }).current?.log;
   const syncs = log?.stats?.syncs ?? NaN;
   await inbox.close();
   await rm(dir, { recursive: true, force: true });
-  return { concurrency, acceptsPerSec: count / secs, p50Ms: latency.quantileMs(0.5), p99Ms: latency.quantileMs(0.99), syncsPerMessage: syncs / count };
+  return { concurrency, acceptsPerSec: count / secs, p50Ms: latency.quantileMs(0.5), p99Ms: latency.quantileMs(0.99), syncsPerMessage: syncs / count, cpuUsPerAccept: (used.user + used.system) / count };
 }

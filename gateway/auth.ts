@@ -1,4 +1,3 @@
-import { hash } from 'node:crypto';
 import { errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import { MOBILE_OS, isId, type ClientKind, type MobileOs } from '../protocol/index.js';
 
@@ -69,7 +68,10 @@ export function readClaims(claims: Record<string, unknown>): TokenCheck {
   return { ok: true, identity: { user: sub, device: dev, kind, os: os as MobileOs } };
 }
 
-/** Constant-time bearer check: both sides are hashed first so their lengths cannot leak either. */
+/**
+ * Constant-time bearer check (PROTOCOL.md section 3, `Authorization: Bearer <api key>`): the presented token is
+ * compared with the key character by character without an early exit.
+ */
 export function bearerMatches(header: string | undefined, apiKey: string): boolean {
   return bearerCheck(apiKey)(header);
 }
@@ -77,27 +79,25 @@ export function bearerMatches(header: string | undefined, apiKey: string): boole
 const BEARER = /^Bearer +(\S+) *$/i;
 
 /**
- * The key's digest is computed once; each request hashes only its own header value, with the one-shot `hash()` (less
- * than half the cost of `createHash().update().digest()`, the largest item of a request's own work), and the
- * two fixed-length digests are compared without an early exit.
+ * The check of every `/v1` request. It takes the same number of steps, the key's length, whatever token is presented
+ * (shorter, longer, wrong from the first or the last character), so its time tells nothing about the key. It used to
+ * hash both sides with SHA-256 first to hide lengths; a loop whose length never depends on the token hides them too,
+ * and the hash was the largest item of a request's own work (issue 13).
  */
 export function bearerCheck(apiKey: string): (header: string | undefined) => boolean {
-  const expected = sha256(apiKey);
   return (header) => {
     if (header === undefined) return false;
     const m = BEARER.exec(header);
-    return m !== null && sameDigest(sha256(m[1]), expected);
+    return m !== null && sameSecret(m[1], apiKey);
   };
 }
 
-/** Base64 SHA-256 of the UTF-8 bytes of `s`: always 44 characters. */
-function sha256(s: string): string {
-  return hash('sha256', s, 'base64');
-}
-
-/** Constant time in the contents: every character is compared, whatever the first difference. */
-function sameDigest(a: string, b: string): boolean {
-  let diff = a.length ^ b.length;
-  for (let i = 0; i < b.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+/**
+ * Whether `given` is `secret`, comparing every UTF-16 code unit of `secret` whatever the first difference. Past the
+ * end of `given`, `charCodeAt` is NaN, which the bitwise operators read as 0; the length check covers that case.
+ */
+function sameSecret(given: string, secret: string): boolean {
+  let diff = given.length ^ secret.length;
+  for (let i = 0; i < secret.length; i++) diff |= given.charCodeAt(i) ^ secret.charCodeAt(i);
   return diff === 0;
 }

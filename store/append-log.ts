@@ -1,4 +1,4 @@
-import { constants } from 'node:fs';
+import { constants, fstatSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -234,13 +234,13 @@ export class AppendLog<T> {
       this.file = file;
     }
     // A file unlinked under us (data dir deleted) still takes writes; they would vanish at the next restart. The
-    // check runs beside the write, so a batch costs one trip to the thread pool, not three (issue 13: each trip waits
-    // for a busy event loop to pick its answer up, which is what the send-to-receive tail was made of).
+    // check is an `fstat` on this thread once the write is through: it reads the open file's in-memory inode (no disk
+    // I/O on a local file system, ~2 µs), and it also sees an unlink that came during the write. It used to be a second
+    // thread-pool request beside the write, and a trip to the pool is what a group commit costs most (issue 13: with
+    // 8 writers, 296 -> 198 µs of CPU per commit on a 2-core VM, bench/README.md "One trip to the thread pool").
     const file = this.file;
-    const [, stat] = await Promise.all([
-      this.datasync === undefined ? writeAll(file, data) : writeAll(file, data).then(() => this.datasync!(file)),
-      file.stat(),
-    ]);
+    await (this.datasync === undefined ? writeAll(file, data) : writeAll(file, data).then(() => this.datasync!(file)));
+    const stat = fstatSync(file.fd);
     if (stat.nlink === 0) throw Object.assign(new Error(`${this.path} was deleted`), { code: 'ENOENT' });
   }
 }

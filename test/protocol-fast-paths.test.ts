@@ -89,7 +89,7 @@ describe('read ids: checked in place', () => {
   });
 });
 
-describe('bearer check: one-shot digests compared in full', () => {
+describe('bearer check: the key compared in full, in as many steps whatever the token', () => {
   it('lets in exactly the key, whatever it is made of', () => {
     fc.assert(fc.property(fc.string({ minLength: 1, maxLength: 60 }).filter((k) => /^\S+$/.test(k)), anyString, (key, other) => {
       expect(bearerMatches(`Bearer ${key}`, key)).toBe(true);
@@ -98,6 +98,14 @@ describe('bearer check: one-shot digests compared in full', () => {
     }), { numRuns: 500 });
     expect(bearerMatches('Bearer clé-😀', 'clé-😀')).toBe(true);
     expect(bearerMatches('Bearer clé-😀', 'cle-😀')).toBe(false);
+    // Prefixes, extensions and a last-character difference: the length check and the full loop both matter.
+    const key = 'k3y-0123456789';
+    for (const token of [key.slice(0, -1), `${key}x`, `${key}${key}`, `${key.slice(0, -1)}Y`, 'k', key.toUpperCase()]) {
+      expect(bearerMatches(`Bearer ${token}`, key)).toBe(false);
+    }
+    expect(bearerMatches(`bearer   ${key}  `, key)).toBe(true);
+    expect(bearerMatches(undefined, key)).toBe(false);
+    expect(bearerMatches(`Basic ${key}`, key)).toBe(false);
   });
 });
 

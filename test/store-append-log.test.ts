@@ -211,6 +211,17 @@ describe('AppendLog', () => {
     await log.close();
   });
 
+  it('sees a file deleted while its batch was being written (the check follows the write)', async () => {
+    const log = new AppendLog<Rec>(path, {
+      datasync: async (file) => {
+        await file.sync();
+        await unlink(path); // the data dir goes away between the write and the answer
+      },
+    });
+    await expect(log.append({ n: 0 })).rejects.toThrow(/deleted/);
+    await log.close();
+  });
+
   it('rejects appends after close, and close waits for queued appends to be synced', async () => {
     const log = new AppendLog<Rec>(path);
     const queued = Array.from({ length: 50 }, (_, n) => log.append({ n }));
