@@ -145,7 +145,7 @@ async function main(): Promise<void> {
     rows.push({
       section: 'b0. durable entry alone', what: `FileInbox.accept, ${concurrency} concurrent, no routing: accepts/s`, value: fmt(r.acceptsPerSec),
       ratio: ofCeiling(r.acceptsPerSec, ceiling.callsPerSec),
-      note: `p50 ${fmtMs(r.p50Ms)} ms, p99 ${fmtMs(r.p99Ms)} ms per accept; ${r.syncsPerMessage.toFixed(3)} fdatasync per message; process CPU ${r.cpuUsPerAccept.toFixed(1)} µs per accept, ${(r.cpuUsPerAccept / r.syncsPerMessage).toFixed(0)} µs per group commit`,
+      note: `p50 ${fmtMs(r.p50Ms)} ms, p99 ${fmtMs(r.p99Ms)} ms per accept; ${r.syncsPerMessage.toFixed(3)} fdatasync per message; process CPU ${r.cpuUsPerAccept.toFixed(1)} µs per accept (${(r.cpuUsPerAccept / r.syncsPerMessage).toFixed(0)} µs per group commit with its accepts)`,
     });
   }
 

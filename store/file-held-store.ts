@@ -7,11 +7,17 @@ import { emptyReadState, fromRecord, isEmptyReadState, markDelivered, markRead, 
 import type { HeldMessage, HeldStore, ReadChange, ReadState } from './types.js';
 
 export const DEFAULT_HELD_COMPACT_MIN_BYTES = 4 * 1024 * 1024;
+/**
+ * A log that failed for good (a failed fdatasync whose bytes could not be cut off: its tail is unknown) is replaced
+ * by a snapshot of what memory holds, tried at the next write and then at most once per this many ms while the
+ * disk keeps failing.
+ */
+export const HELD_RECOVERY_INTERVAL_MS = 1000;
 
 export interface FileHeldStoreOptions {
   /** The log is rewritten once it is larger than this and more than twice the live records. Default 4 MiB. */
   compactMinBytes?: number;
-  /** Epoch ms, for dropping expired messages at compaction. Default `Date.now`. */
+  /** Epoch ms, for dropping expired messages at compaction and spacing recovery attempts. Default `Date.now`. */
   now?: () => number;
   /** Passed to the log; tests inject disk failures with it. Default fdatasync. */
   datasync?: AppendLogOptions['datasync'];
@@ -67,6 +73,8 @@ export class FileHeldStore implements HeldStore {
   private marks: { users: string[]; ids: string[] } | undefined;
   private total = 0;
   private closed = false;
+  /** When the last snapshot meant to replace a failed log started (epoch ms); see HELD_RECOVERY_INTERVAL_MS. */
+  private lastRecovery = -Infinity;
   private readonly compactMinBytes: number;
   private readonly now: () => number;
 
@@ -270,6 +278,7 @@ export class FileHeldStore implements HeldStore {
   private async write(record: HeldLogRecord, entry?: HeldEntry): Promise<void> {
     if (this.closed) throw new SwitchboardError('shutting_down', 'held store is closed');
     this.flushMarks();
+    this.recoverIfFailed();
     const durable = this.deferred !== undefined
       ? new Promise<void>((resolve, reject) => this.deferred!.push({ record, entry, resolve, reject }))
       : this.appendAt(this.log, record, entry);
@@ -289,6 +298,20 @@ export class FileHeldStore implements HeldStore {
       entry.len = log.bytes - off;
     }
     return done;
+  }
+
+  /**
+   * A failed log takes no more appends (AppendLog: its tail is unknown), and the memory here is the truth: every write
+   * the log refused was undone in memory (a hold unindexed, a drop kept dropped, a read state as the actor has it).
+   * So the same rewrite as a compaction replaces it, and this write waits for it in `deferred`. Without it the store
+   * refused every hold until a restart.
+   */
+  private recoverIfFailed(): void {
+    if (!this.log.failed || this.compaction !== undefined || this.closed) return;
+    const now = this.now();
+    if (now - this.lastRecovery < HELD_RECOVERY_INTERVAL_MS) return;
+    this.lastRecovery = now;
+    this.compaction = this.compact().finally(() => (this.compaction = undefined));
   }
 
   private maybeCompact(): void {
@@ -314,11 +337,14 @@ export class FileHeldStore implements HeldStore {
     const logPath = join(this.dir, LOG_FILE);
     const tmpPath = join(this.dir, SNAPSHOT_TMP);
     let next: AppendLog<HeldLogRecord>;
+    let tmp: AppendLog<HeldLogRecord> | undefined;
     const moved: { entry: HeldEntry; off: number; len: number }[] = [];
     try {
-      await old.close();
+      // A failed log's file may not even close cleanly; the snapshot replaces it either way.
+      await (old.failed ? old.close().catch(() => undefined) : old.close());
       await rm(tmpPath, { force: true });
-      const tmp = new AppendLog<HeldLogRecord>(tmpPath);
+      const snapshot = new AppendLog<HeldLogRecord>(tmpPath, { datasync: this.datasync, onWriteFailure: this.onWriteFailure });
+      tmp = snapshot;
       const now = this.now();
       const writes: Promise<void>[] = [];
       for (const [user, held] of [...this.users]) {
@@ -329,15 +355,15 @@ export class FileHeldStore implements HeldStore {
           }
           const msg = e.msg ?? (await this.readMessage(e));
           if (msg === undefined) continue;
-          const slot = { entry: e, off: tmp.bytes, len: 0 };
-          writes.push(tmp.append({ t: 'hold', user, msg, exp: e.exp }));
-          slot.len = tmp.bytes - slot.off;
+          const slot = { entry: e, off: snapshot.bytes, len: 0 };
+          writes.push(snapshot.append({ t: 'hold', user, msg, exp: e.exp }));
+          slot.len = snapshot.bytes - slot.off;
           moved.push(slot);
         }
       }
-      for (const [user, s] of this.readStates) writes.push(tmp.append({ t: 'reads', user, ...toRecord(s) }));
+      for (const [user, s] of this.readStates) writes.push(snapshot.append({ t: 'reads', user, ...toRecord(s) }));
       await Promise.all(writes);
-      await tmp.close();
+      await snapshot.close();
       await this.reader?.close();
       this.reader = undefined;
       await rename(tmpPath, logPath);
@@ -346,8 +372,9 @@ export class FileHeldStore implements HeldStore {
         m.entry.off = m.off;
         m.entry.len = m.len;
       }
-      next = this.newLog(tmp.bytes);
+      next = this.newLog(snapshot.bytes);
     } catch {
+      await tmp?.close().catch(() => undefined); // its file handle, whatever state it is in
       next = old.failed ? old : this.newLog(old.bytes);
     }
     this.log = next;
