@@ -93,11 +93,13 @@ export function bearerCheck(apiKey: string): (header: string | undefined) => boo
 }
 
 /**
- * Whether `given` is `secret`, comparing every UTF-16 code unit of `secret` whatever the first difference. Past the
- * end of `given`, `charCodeAt` is NaN, which the bitwise operators read as 0; the length check covers that case.
+ * Whether `given` is `secret`, comparing every UTF-16 code unit of `secret` whatever the first difference. A token of
+ * another length is refused by the length check, and `secret` is then compared with itself, so every read stays in
+ * bounds and the loop runs the same code either way.
  */
 function sameSecret(given: string, secret: string): boolean {
+  const probe = given.length === secret.length ? given : secret;
   let diff = given.length ^ secret.length;
-  for (let i = 0; i < secret.length; i++) diff |= given.charCodeAt(i) ^ secret.charCodeAt(i);
+  for (let i = 0; i < secret.length; i++) diff |= probe.charCodeAt(i) ^ secret.charCodeAt(i);
   return diff === 0;
 }

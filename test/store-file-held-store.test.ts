@@ -150,45 +150,4 @@ describe('FileHeldStore', () => {
     await store.close();
     expect((await (await open()).list('u', NOW)).map((h) => h.msg.id)).toEqual(['a', 'c']);
   });
-
-  it('replaces a log that failed for good (its tail could not be cut off) by a snapshot of memory, at most once a second', async () => {
-    dir = await mkdtemp(join(tmpdir(), 'sb-held-'));
-    let broken = false;
-    let now = NOW;
-    const failures: WriteFailure[] = [];
-    const store = await open({
-      now: () => now,
-      datasync: async (file: { datasync(): Promise<void>; close(): Promise<void> }) => {
-        if (!broken) return file.datasync();
-        await file.close(); // the cut (ftruncate + fsync on this handle) fails too: the tail is unknown
-        throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
-      },
-      onWriteFailure: (f: WriteFailure) => failures.push(f),
-    });
-    const held = (id: string, i: number) => ({ msg: { id, to: 'u', text: `t-${id}`, acceptedAt: NOW + i }, expiresAt: NOW + 60_000 });
-    await store.hold('u', held('a', 0));
-    await store.hold('v', held('v1', 0));
-    await store.drop('v', ['v1']);
-    broken = true;
-    await expect(store.hold('u', held('b', 1))).rejects.toMatchObject({ code: 'store_failed' });
-    expect(failures.map((f) => [f.path, f.cut])).toEqual([[join(dir, 'held.log'), false]]);
-    // The next write tries a snapshot at once; the disk still fails it, so the log stays failed.
-    await expect(store.hold('u', held('c', 2))).rejects.toMatchObject({ code: 'store_failed' });
-    expect(failures.map((f) => [f.path, f.cut])).toEqual([[join(dir, 'held.log'), false], [join(dir, 'held.log.tmp'), false]]);
-    // Within the second: refused without another attempt.
-    broken = false;
-    now += 999;
-    await expect(store.hold('u', held('d', 3))).rejects.toMatchObject({ code: 'store_failed' });
-    expect(failures).toHaveLength(2);
-    // A second after the last attempt, with the disk well: the snapshot replaces the log and the hold is written.
-    now += 1;
-    await store.hold('u', held('e', 4));
-    await store.hold('u', held('f', 5));
-    expect((await store.list('u', NOW)).map((h) => [h.msg.id, h.msg.text])).toEqual([['a', 't-a'], ['e', 't-e'], ['f', 't-f']]);
-    expect(await store.count('v', NOW)).toBe(0);
-    await store.close();
-    const again = await open();
-    expect((await again.list('u', NOW)).map((h) => [h.msg.id, h.msg.text])).toEqual([['a', 't-a'], ['e', 't-e'], ['f', 't-f']]);
-    expect(await again.count('v', NOW)).toBe(0);
-  });
 });
