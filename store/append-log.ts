@@ -235,9 +235,10 @@ export class AppendLog<T> {
     }
     // A file unlinked under us (data dir deleted) still takes writes; they would vanish at the next restart. The
     // check is an `fstat` on this thread once the write is through: it reads the open file's in-memory inode (no disk
-    // I/O on a local file system, ~2 µs), and it also sees an unlink that came during the write. It used to be a second
-    // thread-pool request beside the write, and a trip to the pool is what a group commit costs most (issue 13: with
-    // 8 writers, 296 -> 198 µs of CPU per commit on a 2-core VM, bench/README.md "One trip to the thread pool").
+    // I/O on a local file system, ~2 µs; the README asks for a local data dir), and it also sees an unlink
+    // that came during the write. It used to be a second thread-pool request beside the write, and a trip to the pool
+    // is what a group commit costs most (issue 13: with 8 writers, 30-48 -> 19-28 µs of CPU per append on a 2-core VM,
+    // bench/README.md "This session's VM, and one trip to the thread pool per group commit").
     const file = this.file;
     await (this.datasync === undefined ? writeAll(file, data) : writeAll(file, data).then(() => this.datasync!(file)));
     const stat = fstatSync(file.fd);
