@@ -348,11 +348,10 @@ export class FileHeldStore implements HeldStore {
       tmp = snapshot;
       const now = this.now();
       const writes: Promise<void>[] = [];
-      const queue = (record: HeldLogRecord): Promise<void> => {
+      const queue = (record: HeldLogRecord): void => {
         const written = snapshot.append(record);
         written.catch(() => undefined); // awaited below with the rest; until then a failed batch must not go unhandled
         writes.push(written);
-        return written;
       };
       for (const [user, held] of [...this.users]) {
         for (const [id, e] of [...held]) {
@@ -392,8 +391,6 @@ export class FileHeldStore implements HeldStore {
       }
     } catch {
       await tmp?.close().catch(() => undefined); // its file handle, whatever state it is in
-      await this.reader?.close().catch(() => undefined);
-      this.reader = undefined;
     }
     next ??= old.failed ? old : this.newLog(old.bytes);
     this.log = next;
