@@ -102,7 +102,27 @@ export function hmsData(m: PayloadFields): string {
  * small integer group (-1..100), not a string, so `collapseKey` becomes the notification `tag`: a newer
  * notification with the same tag replaces the older one on the device.
  */
-export function hmsBody(m: PayloadFields, text: string, token: string, silent = false): string {
+/**
+ * Push Kit's launcher badge on a notification message, `android.notification.badge` (Push Kit server API,
+ * AndroidNotification.badge / BadgeNotification): `class` is the app's entry activity (required for any badge),
+ * `set_num` the number shown, 0-99. Section 4: the badge of an alert is the user's unread count, capped at 99 here.
+ */
+export interface HmsBadge {
+  /** Fully qualified class name of the app's entry activity, e.g. `com.example.chat.MainActivity`. */
+  class: string;
+  /** The user's unread count (set as is up to HMS_MAX_BADGE). */
+  count: number;
+}
+
+/** Push Kit BadgeNotification.set_num range: 0-99. */
+export const HMS_MAX_BADGE = 99;
+
+/** Whether `s` is an entry activity's class name as Push Kit's `badge.class` takes it: a package-qualified Java name. */
+export function isHmsBadgeClass(s: string): boolean {
+  return s.length <= 255 && /^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)+$/.test(s);
+}
+
+export function hmsBody(m: PayloadFields, text: string, token: string, silent = false, badge?: HmsBadge): string {
   const android: Record<string, unknown> = { urgency: m.priority === 'normal' ? 'NORMAL' : 'HIGH' };
   if (m.ttlSeconds !== undefined) android.ttl = `${m.ttlSeconds}s`;
   if (m.title !== undefined || m.text !== undefined) {
@@ -113,6 +133,7 @@ export function hmsBody(m: PayloadFields, text: string, token: string, silent = 
       ...(m.collapseKey !== undefined ? { tag: m.collapseKey } : {}),
       // Quiet hours: Push Kit's AndroidNotification.importance LOW is a silent notification (no sound, no banner).
       ...(silent ? { importance: 'LOW' } : {}),
+      ...(badge !== undefined ? { badge: { class: badge.class, set_num: Math.min(Math.max(0, Math.trunc(badge.count)), HMS_MAX_BADGE) } } : {}),
     };
   }
   return JSON.stringify({ validate_only: false, message: { data: hmsData(m), android, token: [token] } });

@@ -4,6 +4,7 @@ import type { GatewayConfig } from '../gateway/server.js';
 import { DEFAULT_MAX_ATTEMPTS as DEFAULT_PUSH_MAX_ATTEMPTS } from '../senders/circuit-breaker.js';
 import { DEFAULT_DEDUPE_WINDOW_MS } from '../store/file-inbox.js';
 import { allowedHostProblem, DEFAULT_WEBPUSH_HOSTS } from '../protocol/push-endpoint.js';
+import { isHmsBadgeClass } from '../protocol/push-payload.js';
 
 // Defaults owned by the module that uses them, re-exported here so the configuration reads in one place.
 export { DEFAULT_DEDUPE_WINDOW_MS, DEFAULT_PUSH_MAX_ATTEMPTS };
@@ -140,6 +141,8 @@ export interface Config {
     readonly authEndpoint: string;
     /** SWITCHBOARD_HMS_PUSH_ENDPOINT, default https://push-api.cloud.huawei.com. */
     readonly pushEndpoint: string;
+    /** SWITCHBOARD_HMS_BADGE_CLASS: the app's entry activity; set, alert pushes carry the unread count as badge. */
+    readonly badgeClass?: string;
   };
   readonly webpush: {
     /** SWITCHBOARD_WEBPUSH_VAPID_PUBLIC_KEY, _VAPID_PRIVATE_KEY, _SUBJECT (all three or none). */
@@ -204,6 +207,12 @@ export function parseConfig(env: Env = process.env): Config {
     }
     if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new ConfigError(name, 'an https:// or http:// URL');
     return u.origin;
+  };
+  /** Push Kit's BadgeNotification.class: the app's entry activity, a package-qualified Java class name. */
+  const hmsBadgeClass = (): string | undefined => {
+    const raw = v('SWITCHBOARD_HMS_BADGE_CLASS');
+    if (raw !== undefined && !isHmsBadgeClass(raw)) throw new ConfigError('SWITCHBOARD_HMS_BADGE_CLASS', "the app's entry activity class, like com.example.chat.MainActivity");
+    return raw;
   };
   const secret = (name: string): string | undefined => {
     const raw = v(name);
@@ -323,6 +332,7 @@ export function parseConfig(env: Env = process.env): Config {
       clientSecret: v('SWITCHBOARD_HMS_CLIENT_SECRET'),
       authEndpoint: url('SWITCHBOARD_HMS_AUTH_ENDPOINT', DEFAULT_HMS_AUTH_ENDPOINT)!,
       pushEndpoint: url('SWITCHBOARD_HMS_PUSH_ENDPOINT', DEFAULT_HMS_PUSH_ENDPOINT)!,
+      badgeClass: hmsBadgeClass(),
     }),
     webpush: Object.freeze({
       vapidPublicKey: v('SWITCHBOARD_WEBPUSH_VAPID_PUBLIC_KEY'),

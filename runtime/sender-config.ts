@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { isObject } from '../protocol/fields.js';
+import { isHmsBadgeClass } from '../protocol/push-payload.js';
 import type { Logger } from '../base/logger.js';
 import { DEFAULT_APP, vendorsOn, type AppCredentials, type SenderConfig } from '../senders/vendor-config.js';
 import { ConfigError, DEFAULT_APNS_ENDPOINT, DEFAULT_HMS_AUTH_ENDPOINT, DEFAULT_HMS_PUSH_ENDPOINT, type Config } from './config.js';
@@ -9,7 +10,7 @@ const FILE_VAR = 'SWITCHBOARD_APPS_FILE';
 /**
  * The senders' credentials by app: `default` from the environment, others from SWITCHBOARD_APPS_FILE:
  * `{"apps":{"<name>":{"apns":{"keyFile","keyId","teamId","topic","endpoint"?},"fcm":{"serviceAccountFile","endpoint"?},
- * "hms":{"appId","clientId","clientSecret","authEndpoint"?,"pushEndpoint"?},"webpush":{"vapidPublicKey","vapidPrivateKey","subject"}}}}`.
+ * "hms":{"appId","clientId","clientSecret","authEndpoint"?,"pushEndpoint"?,"badgeClass"?},"webpush":{"vapidPublicKey","vapidPrivateKey","subject"}}}}`.
  * Validated at start like every other setting (ConfigError -> exit 2).
  */
 export function loadSenderConfig(config: Config): SenderConfig {
@@ -48,7 +49,10 @@ function fromEnv(c: Config): AppCredentials {
   }
   if (c.fcm.serviceAccountFile) app.fcm = { serviceAccountFile: c.fcm.serviceAccountFile, endpoint: c.fcm.endpoint };
   if (c.hms.appId && c.hms.clientId && c.hms.clientSecret) {
-    app.hms = { appId: c.hms.appId, clientId: c.hms.clientId, clientSecret: c.hms.clientSecret, authEndpoint: c.hms.authEndpoint, pushEndpoint: c.hms.pushEndpoint };
+    app.hms = {
+      appId: c.hms.appId, clientId: c.hms.clientId, clientSecret: c.hms.clientSecret, authEndpoint: c.hms.authEndpoint, pushEndpoint: c.hms.pushEndpoint,
+      ...(c.hms.badgeClass !== undefined ? { badgeClass: c.hms.badgeClass } : {}),
+    };
   }
   if (c.webpush.vapidPublicKey && c.webpush.vapidPrivateKey && c.webpush.subject) {
     app.webpush = { vapidPublicKey: c.webpush.vapidPublicKey, vapidPrivateKey: c.webpush.vapidPrivateKey, subject: c.webpush.subject };
@@ -78,6 +82,11 @@ function readApp(name: string, e: Record<string, unknown>): AppCredentials {
       authEndpoint: field('hms', e.hms, 'authEndpoint', true) ?? DEFAULT_HMS_AUTH_ENDPOINT,
       pushEndpoint: field('hms', e.hms, 'pushEndpoint', true) ?? DEFAULT_HMS_PUSH_ENDPOINT,
     };
+    const badge = field('hms', e.hms, 'badgeClass', true);
+    if (badge !== undefined && !isHmsBadgeClass(badge)) {
+      throw new ConfigError(FILE_VAR, `a file where apps.${name}.hms.badgeClass is the app's entry activity class, like com.example.chat.MainActivity`);
+    }
+    if (badge !== undefined) app.hms.badgeClass = badge;
   }
   if (e.webpush !== undefined) {
     app.webpush = {

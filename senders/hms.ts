@@ -4,7 +4,7 @@
  * a result code in the JSON body ("80000000" success); the HTTP status only matters for 401 and 5xx.
  */
 import { fitIds } from './clear-payload.js';
-import { fittedText, hmsBody } from './payload.js';
+import { fittedText, hmsBody, type HmsBadge } from './payload.js';
 import { AccessTokenCache, exchangeTokenForm, type TokenFetch } from './oauth-token.js';
 import type { PushJob, PushOutcome } from './types.js';
 import type { HmsCredentials } from './vendor-config.js';
@@ -44,7 +44,7 @@ export class HmsSender implements VendorSender {
   }
 
   async send(job: PushJob): Promise<PushOutcome> {
-    const body = job.clear ? buildHmsClearBody(job) : buildHmsBody(job);
+    const body = job.clear ? buildHmsClearBody(job) : buildHmsBody(job, this.creds.badgeClass);
     if (body === undefined) return { outcome: 'failed', reason: 'hms payload exceeds 4096 bytes even with the text removed' };
     const url = new URL(`${trimSlash(this.creds.pushEndpoint)}/v1/${encodeURIComponent(this.creds.appId)}/messages:send`);
     // An expired or revoked token (HTTP 401, 80200003) gets one fresh token and one resend.
@@ -78,11 +78,20 @@ export class HmsSender implements VendorSender {
   }
 }
 
-/** The Push Kit v1 body for one token (see `hmsBody`), text shortened so the whole body fits 4096 bytes. */
-export function buildHmsBody(job: PushJob): string | undefined {
+/**
+ * The Push Kit v1 body for one token (see `hmsBody`), text shortened so the whole body fits 4096 bytes. With
+ * `badgeClass` (HmsCredentials) an alert carries `job.badge`, the unread count (section 4), as its launcher badge;
+ * a badge never costs the message: when even no text fits beside it, the push goes without it.
+ */
+export function buildHmsBody(job: PushJob, badgeClass?: string): string | undefined {
   const m = job.message;
-  const text = fittedText(m, 'hms', (t) => Buffer.byteLength(hmsBody(m, t, job.token, job.silent === true)));
-  return text === undefined ? undefined : hmsBody(m, text, job.token, job.silent === true);
+  const silent = job.silent === true;
+  const build = (badge?: HmsBadge): string | undefined => {
+    const text = fittedText(m, 'hms', (t) => Buffer.byteLength(hmsBody(m, t, job.token, silent, badge)));
+    return text === undefined ? undefined : hmsBody(m, text, job.token, silent, badge);
+  };
+  const badge = badgeClass !== undefined && job.badge !== undefined ? { class: badgeClass, count: job.badge } : undefined;
+  return (badge !== undefined ? build(badge) : undefined) ?? build();
 }
 
 /**

@@ -31,6 +31,11 @@ export interface HmsCredentials {
   authEndpoint: string;
   /** Push Kit origin, default https://push-api.cloud.huawei.com (POST /v1/{appId}/messages:send). */
   pushEndpoint: string;
+  /**
+   * The app's entry activity (`com.example.chat.MainActivity`): when set, alert pushes carry the user's unread count
+   * as the launcher badge (`android.notification.badge`, which Push Kit refuses without this class). Unset: no badge.
+   */
+  badgeClass?: string;
 }
 
 export interface WebPushCredentials {

@@ -6,7 +6,9 @@ vi.mock('node:os', async (importOriginal) => {
   const os = await importOriginal<typeof import('node:os')>();
   return { ...os, hostname: () => host.name ?? os.hostname() };
 });
-const { hostname } = await import('node:os');
+const { hostname, tmpdir } = await import('node:os');
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   ConfigError,
   DEFAULT_ACK_TIMEOUT_MS,
@@ -28,6 +30,7 @@ import {
   DEFAULT_SUBJECT_PREFIX,
   parseConfig,
 } from '../runtime/config.js';
+import { loadSenderConfig } from '../runtime/sender-config.js';
 
 /** PROTOCOL.md section 1: every value validated at start, one message naming the variable and what it must be. */
 
@@ -132,6 +135,7 @@ describe('parseConfig: string and list variables', () => {
     ['SWITCHBOARD_API_KEY', ['short', 'x'.repeat(15)], 'SWITCHBOARD_API_KEY must be at least 16 characters'],
     ['SWITCHBOARD_APNS_ENDPOINT', ['not a url', 'ftp://apns.example', 'api.push.apple.com'], 'SWITCHBOARD_APNS_ENDPOINT must be an https:// or http:// URL'],
     ['SWITCHBOARD_FCM_ENDPOINT', ['not a url', 'ws://fcm.example', 'localhost:8443'], 'SWITCHBOARD_FCM_ENDPOINT must be an https:// or http:// URL'],
+    ['SWITCHBOARD_HMS_BADGE_CLASS', ['MainActivity', 'com.example.', 'com example.Main', '.com.Main', `com.${'a'.repeat(252)}`], "SWITCHBOARD_HMS_BADGE_CLASS must be the app's entry activity class, like com.example.chat.MainActivity"],
   ];
   for (const [name, bad, message] of cases) {
     it.each(bad)(`${name}=%j -> "${message}"`, (raw) => {
@@ -197,6 +201,29 @@ describe('parseConfig: string and list variables', () => {
       teamId: 'TEAMID1234',
       topic: 'com.example.chat',
     });
+  });
+});
+
+describe('HMS launcher badge class (SWITCHBOARD_HMS_BADGE_CLASS, apps file hms.badgeClass)', () => {
+  const hms = { SWITCHBOARD_HMS_APP_ID: '1234', SWITCHBOARD_HMS_CLIENT_ID: 'client', SWITCHBOARD_HMS_CLIENT_SECRET: 'secret' };
+  it('reaches the default app\'s HMS credentials from the environment, and only when set', () => {
+    expect(loadSenderConfig(parseConfig({ ...hms, SWITCHBOARD_HMS_BADGE_CLASS: 'com.example.chat.MainActivity' })).apps.default.hms?.badgeClass).toBe('com.example.chat.MainActivity');
+    expect(loadSenderConfig(parseConfig(hms)).apps.default.hms).not.toHaveProperty('badgeClass');
+  });
+  it('is read per app from the apps file, and refused there when it is not a class name', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-apps-'));
+    try {
+      const file = join(dir, 'apps.json');
+      const app = (badgeClass?: string) => ({ apps: { beta: { hms: { appId: '9', clientId: 'c', clientSecret: 's', ...(badgeClass !== undefined ? { badgeClass } : {}) } } } });
+      writeFileSync(file, JSON.stringify(app('com.example.beta.Main')));
+      expect(loadSenderConfig(parseConfig({ SWITCHBOARD_APPS_FILE: file })).apps.beta.hms?.badgeClass).toBe('com.example.beta.Main');
+      writeFileSync(file, JSON.stringify(app('Main')));
+      expect(() => loadSenderConfig(parseConfig({ SWITCHBOARD_APPS_FILE: file }))).toThrow(
+        "SWITCHBOARD_APPS_FILE must be a file where apps.beta.hms.badgeClass is the app's entry activity class, like com.example.chat.MainActivity",
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

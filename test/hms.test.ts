@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ChatMessage } from '../protocol/index.js';
-import { HmsSender } from '../senders/hms.js';
+import { buildHmsBody, HmsSender } from '../senders/hms.js';
+import { hmsBody } from '../senders/payload.js';
 import type { PushJob } from '../senders/types.js';
 import type { VendorClientOptions } from '../senders/vendor-http.js';
 import { startHmsServer, type HmsServer } from './vendors/hms-server.js';
@@ -49,6 +50,53 @@ describe('Huawei Push Kit sender against the local Push Kit', () => {
       },
     });
     expect(JSON.parse(sent.message.data)).toEqual({ messageId: 'm1', sender: 'alice', data: { room: 'r1' } });
+  });
+
+  it('puts the unread count on alerts as the launcher badge when the entry activity is configured, capped at 99', async () => {
+    server = await startHmsServer();
+    sender = new HmsSender({ ...server.creds, badgeClass: 'com.example.chat.MainActivity' });
+    const badgeOf = (i: number) => (server!.sends()[i].parsed as { message: { android: { notification?: { badge?: unknown } } } }).message.android.notification?.badge;
+    expect(await sender.send({ ...job(), badge: 7 })).toMatchObject({ outcome: 'ok' });
+    expect(badgeOf(0)).toEqual({ class: 'com.example.chat.MainActivity', set_num: 7 });
+    expect(await sender.send({ ...job(), badge: 1000 })).toMatchObject({ outcome: 'ok' });
+    expect(badgeOf(1)).toEqual({ class: 'com.example.chat.MainActivity', set_num: 99 }); // Push Kit refuses set_num over 99
+    expect(await sender.send({ ...job(), badge: 0 })).toMatchObject({ outcome: 'ok' });
+    expect(badgeOf(2)).toEqual({ class: 'com.example.chat.MainActivity', set_num: 0 });
+    // No unread count on the job, or a data-only message (no notification to carry it): no badge.
+    expect(await sender.send(job())).toMatchObject({ outcome: 'ok' });
+    expect(badgeOf(3)).toBeUndefined();
+    expect(await sender.send({ ...job({ title: undefined, text: undefined }), badge: 3 })).toMatchObject({ outcome: 'ok' });
+    expect(badgeOf(4)).toBeUndefined();
+  });
+
+  it('sends no badge without the entry activity (Push Kit refuses a badge without class), and the local Push Kit refuses one', async () => {
+    const { server, sender } = await start();
+    expect(await sender.send({ ...job(), badge: 4 })).toMatchObject({ outcome: 'ok' });
+    const sent = server.sends()[0].parsed as { message: { android: { notification?: Record<string, unknown> } } };
+    expect(sent.message.android.notification).not.toHaveProperty('badge');
+    const raw = JSON.parse(server.sends()[0].body) as { message: { android: { notification: Record<string, unknown> } } };
+    raw.message.android.notification.badge = { set_num: 4 };
+    const refused = await fetch(`${server.creds.pushEndpoint}/v1/${server.creds.appId}/messages:send`, {
+      method: 'POST', headers: { authorization: server.sends()[0].headers.authorization as string, 'content-type': 'application/json' }, body: JSON.stringify(raw),
+    });
+    expect(await refused.json()).toMatchObject({ code: '80100003', msg: expect.stringContaining('badge.class is required') });
+  });
+
+  it('keeps the message when the badge is what would not fit: the text is shortened first, then the badge goes', async () => {
+    server = await startHmsServer();
+    const badgeClass = `com.example.${'a'.repeat(200)}.MainActivity`;
+    sender = new HmsSender({ ...server.creds, badgeClass });
+    // Data sized so that the body with no text leaves ~100 bytes: room for the envelope, not for this badge.
+    const base = job({ data: { blob: '' } });
+    const empty = Buffer.byteLength(hmsBody(base.message, '', base.token));
+    const tight = { ...job({ data: { blob: 'x'.repeat(4096 - 100 - empty) } }), badge: 2 };
+    expect(Buffer.byteLength(hmsBody(tight.message, '', tight.token, false, { class: badgeClass, count: 2 }))).toBeGreaterThan(4096);
+    expect(await sender.send(tight)).toMatchObject({ outcome: 'ok' });
+    const sent = server.sends()[0];
+    expect(Buffer.byteLength(sent.body)).toBeLessThanOrEqual(4096);
+    expect((sent.parsed as { message: { android: { notification: Record<string, unknown> } } }).message.android.notification).not.toHaveProperty('badge');
+    // With room for it, the same class rides along.
+    expect(buildHmsBody({ ...job(), badge: 2 }, badgeClass)).toContain(`"badge":{"class":"${badgeClass}","set_num":2}`);
   });
 
   it('reaches an https endpoint and sends normal priority as urgency NORMAL', async () => {

@@ -26,6 +26,7 @@ beforeAll(async () => {
       SWITCHBOARD_HMS_CLIENT_SECRET: hms.creds.clientSecret,
       SWITCHBOARD_HMS_AUTH_ENDPOINT: hms.creds.authEndpoint,
       SWITCHBOARD_HMS_PUSH_ENDPOINT: hms.creds.pushEndpoint,
+      SWITCHBOARD_HMS_BADGE_CLASS: 'com.example.chat.MainActivity',
       SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS: '127.0.0.1',
       SWITCHBOARD_WEBPUSH_VAPID_PUBLIC_KEY: webpush.creds.vapidPublicKey,
       SWITCHBOARD_WEBPUSH_VAPID_PRIVATE_KEY: webpush.creds.vapidPrivateKey,
@@ -62,6 +63,10 @@ describe('read sync for Huawei Push Kit and Web Push', () => {
     for (const id of [m1, m2, m3]) expect((await node.send({ id, to: user, title: 'T', text: id })).status).toBe(202);
     await until(() => hmsFor(hmsToken).length === 3 && webFor(endpointId).length === 3, 10_000, 'alert pushes');
     expect((await userView(node, user)).unread).toBe(3);
+    // Section 4: an alert's badge is the unread count; Push Kit's is android.notification.badge with the entry activity.
+    const alertBadges = hmsFor(hmsToken).map((s) => (s.message.android.notification as { badge?: { class: string; set_num: number } }).badge);
+    expect(alertBadges.map((b) => b?.class)).toEqual(Array(3).fill('com.example.chat.MainActivity'));
+    expect(alertBadges.map((b) => b?.set_num).sort()).toEqual([1, 2, 3]);
 
     // The PC reads m1: a silent clear push to each offline device.
     desk.send({ type: 'read', ids: [m1] });

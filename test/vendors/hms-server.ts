@@ -156,6 +156,15 @@ function validateSend(body: unknown): string | undefined {
       if (n.tag !== undefined && typeof n.tag !== 'string') return 'android.notification.tag must be a string';
       // Push Kit server API, AndroidNotification.importance: LOW (silent), NORMAL, HIGH (needs approval).
       if (n.importance !== undefined && !['LOW', 'NORMAL', 'HIGH'].includes(n.importance as string)) return 'android.notification.importance must be LOW, NORMAL or HIGH';
+      // Push Kit server API, AndroidNotification.badge (BadgeNotification): `class`, the app's entry activity, is
+      // required for any badge; add_num 1-99; set_num 0-99 (it overrides add_num).
+      if (n.badge !== undefined) {
+        const badge = n.badge as Record<string, unknown> | null;
+        if (typeof badge !== 'object' || badge === null || typeof badge.class !== 'string' || badge.class === '') return 'android.notification.badge.class is required';
+        const num = (v: unknown, min: number) => Number.isInteger(v) && (v as number) >= min && (v as number) <= 99;
+        if (badge.add_num !== undefined && !num(badge.add_num, 1)) return 'android.notification.badge.add_num must be an integer 1-99';
+        if (badge.set_num !== undefined && !num(badge.set_num, 0)) return 'android.notification.badge.set_num must be an integer 0-99';
+      }
     }
   }
   return undefined;
