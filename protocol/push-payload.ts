@@ -98,11 +98,6 @@ export function hmsData(m: PayloadFields): string {
 }
 
 /**
- * The Push Kit request body (Push Kit limits the whole message body to 4096 bytes). Its `android.collapse_key` is a
- * small integer group (-1..100), not a string, so `collapseKey` becomes the notification `tag`: a newer
- * notification with the same tag replaces the older one on the device.
- */
-/**
  * Push Kit's launcher badge on a notification message, `android.notification.badge` (Push Kit server API,
  * AndroidNotification.badge / BadgeNotification): `class` is the app's entry activity (required for any badge),
  * `set_num` the number shown, 0-99. Section 4: the badge of an alert is the user's unread count, capped at 99 here.
@@ -117,11 +112,16 @@ export interface HmsBadge {
 /** Push Kit BadgeNotification.set_num range: 0-99. */
 export const HMS_MAX_BADGE = 99;
 
-/** Whether `s` is an entry activity's class name as Push Kit's `badge.class` takes it: a package-qualified Java name. */
+/** Whether `s` is an entry activity's class name as Push Kit's `badge.class` takes it: a package-qualified Java name, at most 255 characters. */
 export function isHmsBadgeClass(s: string): boolean {
   return s.length <= 255 && /^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)+$/.test(s);
 }
 
+/**
+ * The Push Kit request body (Push Kit limits the whole message body to 4096 bytes). Its `android.collapse_key` is a
+ * small integer group (-1..100), not a string, so `collapseKey` becomes the notification `tag`: a newer
+ * notification with the same tag replaces the older one on the device. `badge` goes on notification messages only.
+ */
 export function hmsBody(m: PayloadFields, text: string, token: string, silent = false, badge?: HmsBadge): string {
   const android: Record<string, unknown> = { urgency: m.priority === 'normal' ? 'NORMAL' : 'HIGH' };
   if (m.ttlSeconds !== undefined) android.ttl = `${m.ttlSeconds}s`;

@@ -211,7 +211,7 @@ export function parseConfig(env: Env = process.env): Config {
   /** Push Kit's BadgeNotification.class: the app's entry activity, a package-qualified Java class name. */
   const hmsBadgeClass = (): string | undefined => {
     const raw = v('SWITCHBOARD_HMS_BADGE_CLASS');
-    if (raw !== undefined && !isHmsBadgeClass(raw)) throw new ConfigError('SWITCHBOARD_HMS_BADGE_CLASS', "the app's entry activity class, like com.example.chat.MainActivity");
+    if (raw !== undefined && !isHmsBadgeClass(raw)) throw new ConfigError('SWITCHBOARD_HMS_BADGE_CLASS', "the app's entry activity class (at most 255 characters), like com.example.chat.MainActivity");
     return raw;
   };
   const secret = (name: string): string | undefined => {

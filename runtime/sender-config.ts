@@ -84,7 +84,7 @@ function readApp(name: string, e: Record<string, unknown>): AppCredentials {
     };
     const badge = field('hms', e.hms, 'badgeClass', true);
     if (badge !== undefined && !isHmsBadgeClass(badge)) {
-      throw new ConfigError(FILE_VAR, `a file where apps.${name}.hms.badgeClass is the app's entry activity class, like com.example.chat.MainActivity`);
+      throw new ConfigError(FILE_VAR, `a file where apps.${name}.hms.badgeClass is the app's entry activity class (at most 255 characters), like com.example.chat.MainActivity`);
     }
     if (badge !== undefined) app.hms.badgeClass = badge;
   }

@@ -80,18 +80,18 @@ export class HmsSender implements VendorSender {
 
 /**
  * The Push Kit v1 body for one token (see `hmsBody`), text shortened so the whole body fits 4096 bytes. With
- * `badgeClass` (HmsCredentials) an alert carries `job.badge`, the unread count (section 4), as its launcher badge;
- * a badge never costs the message: when even no text fits beside it, the push goes without it.
+ * `badgeClass` (HmsCredentials) an alert carries `job.badge`, the unread count (section 4), as its launcher badge,
+ * but the badge never costs the message any of its text: when the text would have to be cut further to make room
+ * for it, the push goes without it.
  */
 export function buildHmsBody(job: PushJob, badgeClass?: string): string | undefined {
   const m = job.message;
   const silent = job.silent === true;
-  const build = (badge?: HmsBadge): string | undefined => {
-    const text = fittedText(m, 'hms', (t) => Buffer.byteLength(hmsBody(m, t, job.token, silent, badge)));
-    return text === undefined ? undefined : hmsBody(m, text, job.token, silent, badge);
-  };
+  const fit = (badge?: HmsBadge): string | undefined => fittedText(m, 'hms', (t) => Buffer.byteLength(hmsBody(m, t, job.token, silent, badge)));
+  const text = fit();
+  if (text === undefined) return undefined;
   const badge = badgeClass !== undefined && job.badge !== undefined ? { class: badgeClass, count: job.badge } : undefined;
-  return (badge !== undefined ? build(badge) : undefined) ?? build();
+  return hmsBody(m, text, job.token, silent, badge !== undefined && fit(badge) === text ? badge : undefined);
 }
 
 /**

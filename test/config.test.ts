@@ -135,7 +135,7 @@ describe('parseConfig: string and list variables', () => {
     ['SWITCHBOARD_API_KEY', ['short', 'x'.repeat(15)], 'SWITCHBOARD_API_KEY must be at least 16 characters'],
     ['SWITCHBOARD_APNS_ENDPOINT', ['not a url', 'ftp://apns.example', 'api.push.apple.com'], 'SWITCHBOARD_APNS_ENDPOINT must be an https:// or http:// URL'],
     ['SWITCHBOARD_FCM_ENDPOINT', ['not a url', 'ws://fcm.example', 'localhost:8443'], 'SWITCHBOARD_FCM_ENDPOINT must be an https:// or http:// URL'],
-    ['SWITCHBOARD_HMS_BADGE_CLASS', ['MainActivity', 'com.example.', 'com example.Main', '.com.Main', `com.${'a'.repeat(252)}`], "SWITCHBOARD_HMS_BADGE_CLASS must be the app's entry activity class, like com.example.chat.MainActivity"],
+    ['SWITCHBOARD_HMS_BADGE_CLASS', ['MainActivity', 'com.example.', 'com example.Main', '.com.Main', `com.${'a'.repeat(252)}`], "SWITCHBOARD_HMS_BADGE_CLASS must be the app's entry activity class (at most 255 characters), like com.example.chat.MainActivity"],
   ];
   for (const [name, bad, message] of cases) {
     it.each(bad)(`${name}=%j -> "${message}"`, (raw) => {
@@ -219,7 +219,7 @@ describe('HMS launcher badge class (SWITCHBOARD_HMS_BADGE_CLASS, apps file hms.b
       expect(loadSenderConfig(parseConfig({ SWITCHBOARD_APPS_FILE: file })).apps.beta.hms?.badgeClass).toBe('com.example.beta.Main');
       writeFileSync(file, JSON.stringify(app('Main')));
       expect(() => loadSenderConfig(parseConfig({ SWITCHBOARD_APPS_FILE: file }))).toThrow(
-        "SWITCHBOARD_APPS_FILE must be a file where apps.beta.hms.badgeClass is the app's entry activity class, like com.example.chat.MainActivity",
+        "SWITCHBOARD_APPS_FILE must be a file where apps.beta.hms.badgeClass is the app's entry activity class (at most 255 characters), like com.example.chat.MainActivity",
       );
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -82,21 +82,34 @@ describe('Huawei Push Kit sender against the local Push Kit', () => {
     expect(await refused.json()).toMatchObject({ code: '80100003', msg: expect.stringContaining('badge.class is required') });
   });
 
-  it('keeps the message when the badge is what would not fit: the text is shortened first, then the badge goes', async () => {
+  it('never gives up text for the badge: without room for both, the push keeps its text and goes without the badge', async () => {
     server = await startHmsServer();
     const badgeClass = `com.example.${'a'.repeat(200)}.MainActivity`;
+    const badge = { class: badgeClass, count: 2 };
     sender = new HmsSender({ ...server.creds, badgeClass });
-    // Data sized so that the body with no text leaves ~100 bytes: room for the envelope, not for this badge.
-    const base = job({ data: { blob: '' } });
-    const empty = Buffer.byteLength(hmsBody(base.message, '', base.token));
-    const tight = { ...job({ data: { blob: 'x'.repeat(4096 - 100 - empty) } }), badge: 2 };
-    expect(Buffer.byteLength(hmsBody(tight.message, '', tight.token, false, { class: badgeClass, count: 2 }))).toBeGreaterThan(4096);
+    const text = 'y'.repeat(300);
+    // Data sized so that the body with the whole text leaves 100 bytes: not enough for this badge (~250 bytes).
+    const base = job({ data: { blob: '' }, text });
+    const room = 4096 - Buffer.byteLength(hmsBody(base.message, text, base.token));
+    const tight = { ...job({ data: { blob: 'x'.repeat(room - 100) }, text }), badge: 2 };
+    expect(Buffer.byteLength(hmsBody(tight.message, text, tight.token))).toBe(4096 - 100);
+    expect(Buffer.byteLength(hmsBody(tight.message, '', tight.token, false, badge))).toBeLessThanOrEqual(4096); // a shorter text would make room
     expect(await sender.send(tight)).toMatchObject({ outcome: 'ok' });
-    const sent = server.sends()[0];
-    expect(Buffer.byteLength(sent.body)).toBeLessThanOrEqual(4096);
-    expect((sent.parsed as { message: { android: { notification: Record<string, unknown> } } }).message.android.notification).not.toHaveProperty('badge');
-    // With room for it, the same class rides along.
-    expect(buildHmsBody({ ...job(), badge: 2 }, badgeClass)).toContain(`"badge":{"class":"${badgeClass}","set_num":2}`);
+    const sent = server.sends()[0].parsed as { message: { android: { notification: Record<string, unknown> } } };
+    expect(sent.message.android.notification).not.toHaveProperty('badge');
+    expect(sent.message.android.notification.body).toBe(text);
+    // Even no text leaves no room: still sent, whole text, no badge.
+    const short = job({ data: { blob: '' }, text: 'hi' });
+    const roomShort = 4096 - Buffer.byteLength(hmsBody(short.message, 'hi', short.token));
+    const tighter = { ...job({ data: { blob: 'x'.repeat(roomShort - 20) }, text: 'hi' }), badge: 2 };
+    expect(Buffer.byteLength(hmsBody(tighter.message, '', tighter.token, false, badge))).toBeGreaterThan(4096);
+    expect(await sender.send(tighter)).toMatchObject({ outcome: 'ok' });
+    expect((server.sends()[1].parsed as typeof sent).message.android.notification).toMatchObject({ body: 'hi' });
+    expect((server.sends()[1].parsed as typeof sent).message.android.notification).not.toHaveProperty('badge');
+    // With room for both, the same class rides along with the whole text.
+    const roomy = buildHmsBody({ ...job({ text }), badge: 2 }, badgeClass)!;
+    expect(roomy).toContain(`"badge":{"class":"${badgeClass}","set_num":2}`);
+    expect(roomy).toContain(`"body":"${text}"`);
   });
 
   it('reaches an https endpoint and sends normal priority as urgency NORMAL', async () => {
