@@ -38,7 +38,12 @@ export interface SoakSample {
   accepted: number;
   delivered: number;
   rssMiB: number;
+  /** JS heap in use (`heapUsed`). */
   heapMiB: number;
+  /** JS heap committed by V8 (`heapTotal`): part of RSS, up to several times `heapMiB` between full GCs. */
+  heapTotalMiB: number;
+  /** Memory of C++ objects tied to JS ones, Buffers and ArrayBuffers included (`external`). */
+  externalMiB: number;
   openSockets: number;
 }
 
@@ -51,7 +56,7 @@ export interface SoakReport {
   accepted: number;
   /** Answers other than 202 (503 while not ready, connection errors). */
   refused: number;
-  /** `refused` by HTTP status ('error' for a failed request). */
+  /** `refused` by HTTP status (`error <code>` for a failed request). */
   refusedBy: Record<string, number>;
   delivered: number;
   lost: number;
@@ -115,7 +120,8 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
         res.resume();
         answering--;
       });
-      req.on('error', () => (refuse('error'), answering--));
+      // A failed request names its cause (e.g. `error ECONNRESET`: a keep-alive socket the node closed as it was reused).
+      req.on('error', (e: NodeJS.ErrnoException) => (refuse(`error ${e.code ?? e.message}`), answering--));
       req.end(body);
     };
 
@@ -125,9 +131,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     const sample = async (): Promise<void> => {
       const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text()).catch(() => '');
       const metric = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, 'm').exec(text)?.[1] ?? NaN);
-      const s = { atS: Math.round((Date.now() - started) / 1000), accepted: accepted.size, delivered: delivered(), rssMiB: metric('process_resident_memory_bytes') / 2 ** 20, heapMiB: metric('nodejs_heap_size_used_bytes') / 2 ** 20, openSockets: clients!.openSockets() };
+      const s = { atS: Math.round((Date.now() - started) / 1000), accepted: accepted.size, delivered: delivered(), rssMiB: metric('process_resident_memory_bytes') / 2 ** 20, heapMiB: metric('nodejs_heap_size_used_bytes') / 2 ** 20, heapTotalMiB: metric('nodejs_heap_size_total_bytes') / 2 ** 20, externalMiB: metric('nodejs_external_memory_bytes') / 2 ** 20, openSockets: clients!.openSockets() };
       samples.push(s);
-      log(`soak: ${s.atS} s accepted ${s.accepted} delivered ${s.delivered} rss ${fmt(s.rssMiB, 1)} MiB heap ${fmt(s.heapMiB, 1)} MiB sockets ${s.openSockets}`);
+      log(`soak: ${s.atS} s accepted ${s.accepted} delivered ${s.delivered} rss ${fmt(s.rssMiB, 1)} MiB heap ${fmt(s.heapMiB, 1)} / ${fmt(s.heapTotalMiB, 1)} MiB external ${fmt(s.externalMiB, 1)} MiB sockets ${s.openSockets}`);
     };
 
     // Open loop: messages, churn and cuts each at their own fixed rate, ticked every 10 ms.
@@ -181,8 +187,8 @@ export function soakTable(o: SoakOptions, r: SoakReport): string {
     ['duplicated', fmt(r.duplicated), 'received more than once (at least once delivery)'],
     ['forced disconnects', fmt(r.forcedDisconnects), `closes seen by clients ${JSON.stringify(r.closes)}`],
   ].map(([what, value, note]) => ({ section: 'soak', what, value, ratio: '', target: what === 'lost' ? '0' : '', verdict: what === 'lost' ? verdict(r.lost === 0) : '', note }));
-  const timeline = ['| s | accepted | delivered | RSS MiB | heap MiB | open sockets |', '| ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...r.samples.map((s) => `| ${s.atS} | ${fmt(s.accepted)} | ${fmt(s.delivered)} | ${fmt(s.rssMiB, 1)} | ${fmt(s.heapMiB, 1)} | ${s.openSockets} |`)];
+  const timeline = ['| s | accepted | delivered | RSS MiB | heap used / committed MiB | external MiB | open sockets |', '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...r.samples.map((s) => `| ${s.atS} | ${fmt(s.accepted)} | ${fmt(s.delivered)} | ${fmt(s.rssMiB, 1)} | ${fmt(s.heapMiB, 1)} / ${fmt(s.heapTotalMiB, 1)} | ${fmt(s.externalMiB, 1)} | ${s.openSockets} |`)];
   return `${markdownTable(rows)}\n\n${timeline.join('\n')}\n`;
 }
 

@@ -30,7 +30,7 @@ describe('soak with forced disconnects (short)', () => {
     expect(r.accepted).toBeGreaterThan(r.sent * 0.9);
     expect(r.forcedDisconnects).toBeGreaterThan(30);
     expect(r.samples.length).toBeGreaterThanOrEqual(3);
-    expect(r.samples.every((s) => s.rssMiB > 0 && s.heapMiB > 0)).toBe(true);
+    expect(r.samples.every((s) => s.rssMiB > 0 && s.heapMiB > 0 && s.heapTotalMiB >= s.heapMiB && s.externalMiB > 0)).toBe(true);
     // Section 4: a message whose user's only client was reconnecting is held and delivered on reconnect.
     expect(r.lostReachable, summary).toBe(0);
     expect(r.lost, summary).toBe(0);
