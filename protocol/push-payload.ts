@@ -112,6 +112,9 @@ export interface HmsBadge {
 /** Push Kit BadgeNotification.set_num range: 0-99. */
 export const HMS_MAX_BADGE = 99;
 
+/** What `isHmsBadgeClass` accepts, as configuration errors say it ("<setting> must be " + this). */
+export const HMS_BADGE_CLASS_RULE = "the app's entry activity class (at most 255 characters), like com.example.chat.MainActivity";
+
 /** Whether `s` is an entry activity's class name as Push Kit's `badge.class` takes it: a package-qualified Java name, at most 255 characters. */
 export function isHmsBadgeClass(s: string): boolean {
   return s.length <= 255 && /^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)+$/.test(s);

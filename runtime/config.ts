@@ -4,7 +4,7 @@ import type { GatewayConfig } from '../gateway/server.js';
 import { DEFAULT_MAX_ATTEMPTS as DEFAULT_PUSH_MAX_ATTEMPTS } from '../senders/circuit-breaker.js';
 import { DEFAULT_DEDUPE_WINDOW_MS } from '../store/file-inbox.js';
 import { allowedHostProblem, DEFAULT_WEBPUSH_HOSTS } from '../protocol/push-endpoint.js';
-import { isHmsBadgeClass } from '../protocol/push-payload.js';
+import { HMS_BADGE_CLASS_RULE, isHmsBadgeClass } from '../protocol/push-payload.js';
 
 // Defaults owned by the module that uses them, re-exported here so the configuration reads in one place.
 export { DEFAULT_DEDUPE_WINDOW_MS, DEFAULT_PUSH_MAX_ATTEMPTS };
@@ -211,7 +211,7 @@ export function parseConfig(env: Env = process.env): Config {
   /** Push Kit's BadgeNotification.class: the app's entry activity, a package-qualified Java class name. */
   const hmsBadgeClass = (): string | undefined => {
     const raw = v('SWITCHBOARD_HMS_BADGE_CLASS');
-    if (raw !== undefined && !isHmsBadgeClass(raw)) throw new ConfigError('SWITCHBOARD_HMS_BADGE_CLASS', "the app's entry activity class (at most 255 characters), like com.example.chat.MainActivity");
+    if (raw !== undefined && !isHmsBadgeClass(raw)) throw new ConfigError('SWITCHBOARD_HMS_BADGE_CLASS', HMS_BADGE_CLASS_RULE);
     return raw;
   };
   const secret = (name: string): string | undefined => {

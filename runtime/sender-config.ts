@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { isObject } from '../protocol/fields.js';
-import { isHmsBadgeClass } from '../protocol/push-payload.js';
+import { HMS_BADGE_CLASS_RULE, isHmsBadgeClass } from '../protocol/push-payload.js';
 import type { Logger } from '../base/logger.js';
 import { DEFAULT_APP, vendorsOn, type AppCredentials, type SenderConfig } from '../senders/vendor-config.js';
 import { ConfigError, DEFAULT_APNS_ENDPOINT, DEFAULT_HMS_AUTH_ENDPOINT, DEFAULT_HMS_PUSH_ENDPOINT, type Config } from './config.js';
@@ -83,10 +83,10 @@ function readApp(name: string, e: Record<string, unknown>): AppCredentials {
       pushEndpoint: field('hms', e.hms, 'pushEndpoint', true) ?? DEFAULT_HMS_PUSH_ENDPOINT,
     };
     const badge = field('hms', e.hms, 'badgeClass', true);
-    if (badge !== undefined && !isHmsBadgeClass(badge)) {
-      throw new ConfigError(FILE_VAR, `a file where apps.${name}.hms.badgeClass is the app's entry activity class (at most 255 characters), like com.example.chat.MainActivity`);
+    if (badge !== undefined) {
+      if (!isHmsBadgeClass(badge)) throw new ConfigError(FILE_VAR, `a file where apps.${name}.hms.badgeClass is ${HMS_BADGE_CLASS_RULE}`);
+      app.hms.badgeClass = badge;
     }
-    if (badge !== undefined) app.hms.badgeClass = badge;
   }
   if (e.webpush !== undefined) {
     app.webpush = {
