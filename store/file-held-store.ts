@@ -359,6 +359,10 @@ export class FileHeldStore implements HeldStore {
             this.unindex(user, [id]);
             continue;
           }
+          // A hold made during this compaction waits in `deferred` for its own write to the new log. Copied here
+          // too, it would outlive a refusal of that write (the caller told `store_failed`, memory undone) and come
+          // back at the next restart.
+          if (e.off < 0) continue;
           const msg = e.msg ?? (await this.readMessage(e));
           if (msg === undefined) {
             this.unindex(user, [id]); // its bytes are not in the log (a short read): nothing to carry over

@@ -128,3 +128,36 @@ describe('FileHeldStore recovery from a log that failed for good', () => {
     expect(await ids(again, 'w')).toEqual([['w1', 't-w1'], ['w2', 't-w2']]);
   });
 });
+
+describe('FileHeldStore compaction meeting a failed write', () => {
+  it('does not copy a hold still waiting for its own write into the snapshot: refused, it stays gone after a restart', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sb-held-'));
+    // Each log file gets its own handle: the first the log, the second the snapshot, the third the log after the
+    // rename. Only the third fails its fdatasync (the cut then succeeds): the write made during the compaction.
+    const handles: unknown[] = [];
+    const failures: WriteFailure[] = [];
+    const store = await open({
+      compactMinBytes: 1,
+      onWriteFailure: (f: WriteFailure) => failures.push(f),
+      datasync: async (file: { datasync(): Promise<void> }) => {
+        if (!handles.includes(file)) handles.push(file);
+        if (handles.indexOf(file) === 2) throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+        return file.datasync();
+      },
+    });
+    await store.hold('u', held('a', 0));
+    await store.hold('w', held('w1', 1, 'w'));
+    await store.hold('x', { msg: { id: 'big', to: 'x', text: 'x'.repeat(2000), acceptedAt: NOW }, expiresAt: NOW + 60_000 });
+    const dropped = store.drop('x', ['big']); // the log is now mostly garbage: this write starts a compaction
+    const late = store.hold('w', held('w2', 2, 'w')); // waits for the compaction, then for its own write, which fails
+    await dropped;
+    await expect(late).rejects.toMatchObject({ code: 'store_failed' });
+    expect(failures.map((f) => [f.path, f.cut])).toEqual([[join(dir, 'held.log'), true]]);
+    expect(await ids(store, 'w')).toEqual([['w1', 't-w1']]);
+    await store.close();
+    const again = await open();
+    expect(await ids(again, 'w')).toEqual([['w1', 't-w1']]);
+    expect(await ids(again, 'u')).toEqual([['a', 't-a']]);
+    expect(await again.count('x', NOW)).toBe(0);
+  });
+});
