@@ -56,9 +56,17 @@ export class FileDeviceRegistry implements DeviceRegistry {
   private readonly now: () => number;
   private readonly onTokenRemoved: TokenRemovalListener;
   private readonly logOptions: AppendLogOptions;
+  /** Failed log writes so far: a compaction whose snapshot saw a write that then failed gives up (see compact). */
+  private writeFailures = 0;
 
   private constructor(readonly dir: string, startBytes: number, options: FileDeviceRegistryOptions) {
-    this.logOptions = { datasync: options.datasync, onWriteFailure: options.onWriteFailure };
+    this.logOptions = {
+      datasync: options.datasync,
+      onWriteFailure: (f) => {
+        this.writeFailures++;
+        options.onWriteFailure?.(f);
+      },
+    };
     this.log = this.newLog(join(dir, LOG_FILE), startBytes);
     this.compactMinBytes = options.compactMinBytes ?? DEFAULT_COMPACT_MIN_BYTES;
     this.now = options.now ?? Date.now;
@@ -209,7 +217,11 @@ export class FileDeviceRegistry implements DeviceRegistry {
     const tmpPath = join(this.dir, SNAPSHOT_TMP);
     let next: AppendLog<DeviceLogRecord>;
     try {
-      await old.close(); // its queued records are older than the snapshot and covered by it
+      const failuresBefore = this.writeFailures;
+      await old.close(); // its queued records are older than the snapshot and covered by it...
+      // ...unless one of them failed: that change is undone in memory and answered 503, but the snapshot has it, and
+      // would make it durable after all. Give this snapshot up; the next write that finds the log big takes another.
+      if (this.writeFailures !== failuresBefore) throw new Error('a write the snapshot holds failed');
       await rm(tmpPath, { force: true });
       const tmp = new AppendLog<DeviceLogRecord>(tmpPath, { datasync: this.logOptions.datasync });
       await Promise.all(snapshot.map((r) => tmp.append(r))); // group commit: a couple of write + fdatasync rounds

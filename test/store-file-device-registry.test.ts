@@ -88,6 +88,38 @@ describe('FileDeviceRegistry', () => {
     await again.close();
   });
 
+  it('keeps a change refused while a compaction ran out of the snapshot: answered 503, it is gone after a restart too', async () => {
+    // One device registered over and over: a log of garbage, one byte short of the compaction threshold.
+    const first = await FileDeviceRegistry.open(dir, { compactMinBytes: Number.MAX_SAFE_INTEGER });
+    for (let i = 0; i < 20; i++) await first.put('u', 'kept', { os: 'ios', token: `${'a'.repeat(60)}${i}` });
+    await first.close();
+    const logBytes = (await stat(join(dir, 'devices.log'))).size;
+    let failNext = false;
+    const failures: boolean[] = [];
+    const registry = await FileDeviceRegistry.open(dir, {
+      compactMinBytes: logBytes + 1,
+      datasync: async (file) => {
+        if (failNext) {
+          failNext = false;
+          throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+        }
+        await file.datasync();
+      },
+      onWriteFailure: (f) => failures.push(f.cut),
+    });
+    // This write starts a compaction while its own record is still on its way to the old log, and that write fails.
+    failNext = true;
+    await expect(registry.put('u', 'new', { os: 'android', token: 'fcm-new' })).rejects.toMatchObject({ code: 'store_failed' });
+    expect(failures).toEqual([true]);
+    await registry.put('u', 'after', { os: 'android', token: 'fcm-after' });
+    const expected = [['after', 'fcm-after'], ['kept', `${'a'.repeat(60)}19`]];
+    expect((await registry.list('u')).map((r) => [r.device, r.token]).sort()).toEqual(expected);
+    await registry.close();
+    const again = await FileDeviceRegistry.open(dir);
+    expect((await again.list('u')).map((r) => [r.device, r.token]).sort()).toEqual(expected);
+    await again.close();
+  });
+
   it('loses only the damaged record when devices.log is corrupted in the middle, and reports it', async () => {
     const registry = await FileDeviceRegistry.open(dir);
     for (let i = 0; i < 10; i++) await registry.put(`u${i}`, 'd', { os: 'android', token: `token-${i}-${'x'.repeat(40)}` });
