@@ -56,7 +56,12 @@ export async function sendCommand(args: string[], env: NodeJS.ProcessEnv): Promi
   if (!isId(v.to)) throw new UsageError('--to must be a user id (1-128 printable characters)');
   if (v.text === undefined && v.title === undefined) throw new UsageError('--text or --title is required');
   const apiKey = await readNodeSecret(env, 'SWITCHBOARD_API_KEY');
-  const client = new ChatServerClient({ http: { url: v.url ?? nodeUrl(env), apiKey }, retry: { attempts: 3 } });
+  let client: ChatServerClient;
+  try {
+    client = new ChatServerClient({ http: { url: v.url ?? nodeUrl(env), apiKey }, retry: { attempts: 3 } });
+  } catch (e) {
+    throw new UsageError(`--url: ${(e as Error).message}`);
+  }
   try {
     const result = await client.send({
       id: v.id ?? randomUUID(), to: v.to,

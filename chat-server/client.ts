@@ -63,6 +63,12 @@ const packr = new Packr({ useRecords: false });
 export class ChatServerClient {
   constructor(private readonly opts: ChatServerOptions) {
     if (!opts.http && !opts.nats) throw new TypeError('ChatServerClient needs http or nats options');
+    if (opts.http) {
+      // fetch refuses such a URL on every call, with the password in its error message: refuse it once, here.
+      const url = URL.canParse(opts.http.url) ? new URL(opts.http.url) : undefined;
+      if (url === undefined || !/^https?:$/.test(url.protocol)) throw new TypeError('http.url must be an http(s) URL, e.g. http://127.0.0.1:7400');
+      if (url.username !== '' || url.password !== '') throw new TypeError('http.url must not hold a user name or password (the API key authenticates)');
+    }
   }
 
   /** Sends one message (NATS when configured, else HTTP); retries temporary failures with the same id. */
@@ -122,7 +128,7 @@ export class ChatServerClient {
       ({ data } = await connection.request(`${subjectPrefix}.${suffix}`, packr.pack(payload), { timeout: timeoutMs }));
     } catch (e) {
       // Timeout or no responders: the message may or may not be accepted; a retry with the same id finds out.
-      throw new SwitchboardApiError('transport', `NATS request failed: ${e instanceof Error ? e.message : String(e)}`, undefined, true, { cause: e });
+      throw new SwitchboardApiError('transport', `NATS request on ${subjectPrefix}.${suffix} failed: ${causeChain(e)}`, undefined, true, { cause: e });
     }
     const body = packr.unpack(data) as { error?: unknown };
     if (body.error) throw errorFromAnswer(body);
@@ -141,7 +147,7 @@ export class ChatServerClient {
         signal: AbortSignal.timeout(http.timeoutMs ?? 10_000),
       });
     } catch (e) {
-      throw new SwitchboardApiError('transport', `HTTP ${method} ${path} failed: ${e instanceof Error ? e.message : String(e)}`, undefined, true, { cause: e });
+      throw new SwitchboardApiError('transport', `HTTP ${method} ${http.url.replace(/\/$/, '')}${path} failed: ${causeChain(e)}`, undefined, true, { cause: e });
     }
     const text = await res.text().catch(() => '');
     let parsed: unknown;
@@ -180,3 +186,17 @@ function asApiError(e: unknown): SwitchboardApiError {
   if (e instanceof SwitchboardApiError) return e;
   return new SwitchboardApiError('internal', e instanceof Error ? e.message : String(e), undefined, false, { cause: e });
 }
+
+/**
+ * An error's message with those of its causes: `fetch failed (connect ECONNREFUSED 127.0.0.1:7400)`, where
+ * undici's own message alone says nothing of what went wrong. At most 3 levels.
+ */
+function causeChain(e: unknown): string {
+  const parts: string[] = [];
+  for (let cur: unknown = e, depth = 0; cur !== undefined && cur !== null && depth < 3; depth++) {
+    parts.push(cur instanceof Error ? cur.message : String(cur));
+    cur = cur instanceof Error ? cur.cause : undefined;
+  }
+  return parts[0] + parts.slice(1).map((p) => ` (${p})`).join('');
+}
+

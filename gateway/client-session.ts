@@ -4,7 +4,7 @@ import { WebSocket, type RawData } from 'ws';
 import type { Bus } from '../bus/bus.js';
 import type { Subjects } from '../bus/subjects.js';
 import {
-  CLOSE, HELLO_TIMEOUT_MS, MAX_FRAME_BYTES, SwitchboardError, decodeClientFrame, idleAfterMsOf, type ClearFrame, type ClientFrame, type Decoded, type MessageFrame, type OwnerMessage, type PolicyFrame, type ServerFrame,
+  CLOSE, HELLO_TIMEOUT_MS, MAX_FRAME_BYTES, SwitchboardError, decodeClientFrame, idleAfterMsOf, type ClearFrame, type ClientFrame, type Decoded, type ErrorCode, type MessageFrame, type OwnerMessage, type PolicyFrame, type ServerFrame,
 } from '../protocol/index.js';
 import type { Clock, Timer } from '../base/clock.js';
 import type { Logger } from '../base/logger.js';
@@ -43,6 +43,14 @@ export const CLOSE_GRACE_MS = 3000;
 export const CLOSE_SLOW_CONSUMER = 1013;
 
 type State = 'awaiting_hello' | 'authenticating' | 'open' | 'closing';
+
+/** The error code a refusing close code stands for (section 2 close codes; README "Error codes"). */
+const REFUSALS = new Map<number, ErrorCode>([
+  [CLOSE.protocolViolation, 'protocol_violation'],
+  [CLOSE.unauthenticated, 'unauthorized'],
+  [CLOSE.forbidden, 'forbidden'],
+  [CLOSE.rateLimited, 'rate_limited'],
+]);
 
 // A random prefix per process keeps ids from an earlier run of the same node id apart from this run's.
 const BOOT = randomBytes(6).toString('base64url');
@@ -133,8 +141,17 @@ export class ClientSession {
     this.ws.ping();
   }
 
+  /**
+   * Closes with `code` and `reason`. A refusal (4400, 4401, 4403, 4429) first sends its error frame, so the client
+   * reads the same `{"code","message"}` as every other rejection (README "Error codes"), then the close code.
+   */
   close(code: number, reason: string): void {
     if (this.state === 'closing') return;
+    const refusal = REFUSALS.get(code);
+    if (refusal !== undefined && this.ws.readyState === WebSocket.OPEN && this.ws.bufferedAmount <= this.deps.config.sendBufferBytes) {
+      this.cork?.hold(this.socket);
+      this.ws.send(JSON.stringify({ type: 'error', code: refusal, message: reason } satisfies ServerFrame));
+    }
     this.state = 'closing';
     this.closeCode = code;
     this.clearTimers();

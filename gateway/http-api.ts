@@ -176,8 +176,12 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
     throw new SwitchboardError('invalid_request', 'GET /v1/ws needs a WebSocket upgrade');
   };
 
-  /** Routes under /v1, by path shape; `:id` segments are passed to the handler still percent-encoded. */
-  const routes: { pattern: string[]; methods: Record<string, Handler> }[] = [
+  /**
+   * Routes under /v1, by path shape; `:id` segments are passed to the handler still percent-encoded. Every route
+   * needs the API key but `ws`: WebSocket clients authenticate with the hello's JWT (section 2), so a plain GET there
+   * learns that it needs an upgrade, not that it lacks a key it never needs.
+   */
+  const routes: { pattern: string[]; methods: Record<string, Handler>; noApiKey?: true }[] = [
     { pattern: ['messages'], methods: { POST: postMessage } },
     { pattern: ['messages', 'batch'], methods: { POST: postBatch } },
     { pattern: ['users', ':id', 'policy'], methods: { GET: getPolicy, PUT: putPolicy } },
@@ -185,7 +189,7 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
     { pattern: ['users', ':id', 'decisions'], methods: { GET: getDecisions } },
     { pattern: ['users', ':id', 'read'], methods: { POST: postRead } },
     { pattern: ['users', ':id', 'devices', ':id'], methods: { PUT: putDevice, DELETE: deleteDevice } },
-    { pattern: ['ws'], methods: { GET: notAWebSocket } },
+    { pattern: ['ws'], methods: { GET: notAWebSocket }, noApiKey: true },
     { pattern: ['dashboard'], methods: { GET: getDashboard } },
     { pattern: ['dashboard', 'stream'], methods: { GET: streamDashboard } },
   ];
@@ -193,16 +197,17 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
   /** Throws (or rejects) with the error to answer. */
   function serveV1(req: IncomingMessage, res: ServerResponse, segments: string[], query: URLSearchParams): Promise<void> | void {
     if (deps.isStopping()) throw new SwitchboardError('shutting_down');
-    if (!authorized(req.headers.authorization)) {
-      return sendError(res, new SwitchboardError('unauthorized'), { 'www-authenticate': 'Bearer' });
-    }
+    const keyed = authorized(req.headers.authorization);
     for (const route of routes) {
       const params = matchRoute(route.pattern, segments);
       if (!params) continue;
+      if (!keyed && !route.noApiKey) break;
       const handler = route.methods[req.method ?? ''];
       if (!handler) return sendError(res, new SwitchboardError('method_not_allowed'), { allow: Object.keys(route.methods).join(', ') });
       return handler(req, res, params, query);
     }
+    // Without the key, a path that is no route is answered 401 as well: what exists under /v1 is not told to strangers.
+    if (!keyed) return sendError(res, new SwitchboardError('unauthorized'), { 'www-authenticate': 'Bearer' });
     throw new SwitchboardError('not_found');
   }
 

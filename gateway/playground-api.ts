@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SignJWT } from 'jose';
 import { MOBILE_OS, SwitchboardError, decodeSendRequest, invalid, isObject, type BusMessage } from '../protocol/index.js';
 import type { HttpApiDeps } from './deps.js';
-import { readJsonBody, sendJson } from './http-io.js';
+import { readJsonBody, sendError, sendJson } from './http-io.js';
 import { PLAYGROUND_USER, isLoopbackAddress, isLoopbackHostHeader } from './playground-access.js';
 
 /** Lifetime of a playground client token. */
@@ -67,19 +67,23 @@ export function createPlaygroundApi(deps: PlaygroundApiDeps): (req: IncomingMess
     sendJson(res, 200, pick(reply), { 'cache-control': 'no-store' });
   };
 
+  /** Each call and its one method (README "Pages"): a known call with another method is 405, not 404. */
+  const calls = new Map<string, { method: 'GET' | 'POST'; run: (req: IncomingMessage, res: ServerResponse, query: URLSearchParams) => Promise<void> | void }>([
+    ['info', { method: 'GET', run: (_req, res) => sendJson(res, 200, { user: 'playground', vendors }) }],
+    ['token', { method: 'POST', run: (req, res) => token(req, res) }],
+    ['send', { method: 'POST', run: (req, res) => send(req, res) }],
+    ['decisions', { method: 'GET', run: (_req, res, query) => ask(res, query, (user) => ({ type: 'decisions_query', user, limit: 50 }), (r) => ({ decisions: r.type === 'decisions' ? r.decisions : [] })) }],
+    ['user', { method: 'GET', run: (_req, res, query) => ask(res, query, (user) => ({ type: 'user_query', user }), (r) => (r.type === 'user_view' ? r.view : {})) }],
+  ]);
+
   return async (req, res, name, query) => {
     // The remote address of the socket, not a header: a proxy in front would make every caller look local.
     if (!isLoopbackAddress(req.socket.remoteAddress)) throw new SwitchboardError('loopback_only', 'the playground API answers only clients on this machine');
     if (!isLoopbackHostHeader(req.headers.host)) throw new SwitchboardError('loopback_only', 'the Host header must name localhost or a loopback address');
-    const route = `${req.method} ${name}`;
-    switch (route) {
-      case 'GET info': return sendJson(res, 200, { user: 'playground', vendors });
-      case 'POST token': return token(req, res);
-      case 'POST send': return send(req, res);
-      case 'GET decisions': return ask(res, query, (user) => ({ type: 'decisions_query', user, limit: 50 }), (r) => ({ decisions: r.type === 'decisions' ? r.decisions : [] }));
-      case 'GET user': return ask(res, query, (user) => ({ type: 'user_query', user }), (r) => (r.type === 'user_view' ? r.view : {}));
-      default: throw new SwitchboardError('not_found', `no playground call ${route}`);
-    }
+    const call = calls.get(name);
+    if (call === undefined) throw new SwitchboardError('not_found', `no playground call ${name}`);
+    if (req.method !== call.method) return sendError(res, new SwitchboardError('method_not_allowed', `${name} takes ${call.method}`), { allow: call.method });
+    return call.run(req, res, query);
   };
 }
 

@@ -118,9 +118,31 @@ describe('ChatServerClient over HTTP', () => {
     }
   });
 
+  it('refuses at construction what could never be sent: no transport, an http.url that is no http(s) URL or holds a password', () => {
+    expect(() => new ChatServerClient({})).toThrow('needs http or nats options');
+    expect(() => new ChatServerClient({ http: { url: '127.0.0.1:7400', apiKey: 'k' } })).toThrow('must be an http(s) URL');
+    expect(() => new ChatServerClient({ http: { url: 'ftp://127.0.0.1', apiKey: 'k' } })).toThrow('must be an http(s) URL');
+    let refusal = '';
+    try {
+      new ChatServerClient({ http: { url: 'http://user:hunter2@127.0.0.1:7400', apiKey: 'k' } });
+    } catch (e) {
+      refusal = (e as Error).message;
+    }
+    expect(refusal).toBe('http.url must not hold a user name or password (the API key authenticates)');
+    expect(new ChatServerClient({ http: { url: 'https://switchboard.example:7400/', apiKey: 'k' } })).toBeInstanceOf(ChatServerClient);
+  });
+
   it('a node that is down: a transport error, temporary, after the retries', async () => {
-    const sdk = new ChatServerClient({ http: { url: 'http://127.0.0.1:1', apiKey: 'k' }, retry: { attempts: 2, initialMs: 10 } });
-    expect(await sdk.send({ id: msgId(), to: 'u' }).catch((e: unknown) => e)).toMatchObject({ code: 'transport', temporary: true });
+    // A port that was free a moment ago: nothing listens there.
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    const sdk = new ChatServerClient({ http: { url: `http://127.0.0.1:${port}/`, apiKey: 'k' }, retry: { attempts: 2, initialMs: 10 } });
+    const e = (await sdk.send({ id: msgId(), to: 'u' }).catch((err: unknown) => err)) as Error;
+    expect(e).toMatchObject({ code: 'transport', temporary: true });
+    // Where it went and why it failed, not undici's bare "fetch failed".
+    expect(e.message).toBe(`HTTP POST http://127.0.0.1:${port}/v1/messages failed: fetch failed (connect ECONNREFUSED 127.0.0.1:${port})`);
   });
 
   it('batch, read and policy against the node', async () => {
@@ -209,6 +231,8 @@ describe('ChatServerClient over NATS (a cluster node)', () => {
 
   it('no responders (a wrong subject prefix): temporary transport error after the retries', async () => {
     const sdk = new ChatServerClient({ nats: { connection: nc, subjectPrefix: 'nobody-listens', timeoutMs: 500 }, retry: { attempts: 2, initialMs: 10 } });
-    expect(await sdk.send({ id: msgId(), to: 'u' }).catch((e: unknown) => e)).toMatchObject({ code: 'transport', temporary: true });
+    const e = (await sdk.send({ id: msgId(), to: 'u' }).catch((err: unknown) => err)) as Error;
+    expect(e).toMatchObject({ code: 'transport', temporary: true });
+    expect(e.message).toMatch(/^NATS request on nobody-listens\.send failed: /);
   });
 });

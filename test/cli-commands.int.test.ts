@@ -134,6 +134,15 @@ describe('switchboard send', () => {
     expect(stderr).toMatch(/send failed: unauthorized/);
     expect(stderr).not.toContain('wrong-key-0123456789');
   });
+
+  it('a node that is down (port 2: nothing listens, and fetch does not bar it): exit 1 naming the URL and the cause; a --url that is no http(s) URL: exit 2', async () => {
+    const down = await runCli({ SWITCHBOARD_API_KEY: node.apiKey, SWITCHBOARD_URL: 'http://127.0.0.1:2' }, ['send', '--to', 'carol', '--text', 'x']);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toMatch(/send failed: transport: HTTP POST http:\/\/127\.0\.0\.1:2\/v1\/messages failed: fetch failed \(connect ECONNREFUSED 127\.0\.0\.1:2\)/);
+    const bad = await runCli({ SWITCHBOARD_API_KEY: node.apiKey }, ['send', '--to', 'carol', '--text', 'x', '--url', '127.0.0.1:7400']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--url: http\.url must be an http\(s\) URL/);
+  });
 });
 
 describe('switchboard --help', () => {

@@ -45,10 +45,20 @@ describe('gateway against the real node', () => {
       ['an expired token', async (c) => c.send({ type: 'hello', token: await signToken(node.jwtSecret, { sub: 'u', dev: 'd', kind: 'pc' }, -60) }), 4401],
       ['a token with an id over 128 characters', async (c) => c.send({ type: 'hello', token: await signToken(node.jwtSecret, { sub: 'u'.repeat(129), dev: 'd', kind: 'pc' }) }), 4401],
     ];
-    it.each(cases)('closes on %s', async (_, act, code) => {
+    /** The error frame each refusal sends before its close (README "Error codes"). */
+    const refusalCode: Record<number, string> = { 1009: 'frame_too_large', 4400: 'protocol_violation', 4401: 'unauthorized', 4403: 'forbidden', 4429: 'rate_limited' };
+    /** The close, after an error frame with the code it stands for (the close reason is the frame's message, or starts it). */
+    const refused = async (c: TestClient, code: number) => {
+      const closed = await c.closed;
+      expect(closed.code).toBe(code);
+      const errors = c.frames.filter((f) => f.type === 'error');
+      expect(errors.map((f) => f.code)).toEqual([refusalCode[code]]);
+      if (code !== 1009) expect(errors[0].message).toBe(closed.reason);
+    };
+    it.each(cases)('closes on %s, after an error frame with its code', async (_, act, code) => {
       const c = await connect();
       await act(c);
-      expect((await c.closed).code).toBe(code);
+      await refused(c, code);
       await stillServing();
     });
 
@@ -70,13 +80,13 @@ describe('gateway against the real node', () => {
     it('closes 4400 on a second hello and 4403 on a frame claiming another user or device', async () => {
       const a = await session({ sub: 'carol', dev: 'pc1', kind: 'pc' });
       a.send({ type: 'hello', token: await signToken(node.jwtSecret, { sub: 'carol', dev: 'pc1', kind: 'pc' }) });
-      expect((await a.closed).code).toBe(4400);
+      await refused(a, 4400);
       const b = await session({ sub: 'carol', dev: 'pc1', kind: 'pc' });
       b.send({ type: 'ack', id: 'm1', user: 'bystander' });
-      expect((await b.closed).code).toBe(4403);
+      await refused(b, 4403);
       const m = await session({ sub: 'carol', dev: 'phone', kind: 'mobile', os: 'android' });
       m.send({ type: 'register', os: 'android', token: 't', device: 'someone-elses' });
-      expect((await m.closed).code).toBe(4403);
+      await refused(m, 4403);
       await stillServing();
     });
 
@@ -91,7 +101,7 @@ describe('gateway against the real node', () => {
     it('closes 4429 when a client sends faster than SWITCHBOARD_FRAME_RATE', async () => {
       const c = await session({ sub: 'erin', dev: 'pc', kind: 'pc' });
       for (let i = 0; i < 400; i++) c.send({ type: 'ping' });
-      expect((await c.closed).code).toBe(4429);
+      await refused(c, 4429);
       await stillServing();
     });
   });
@@ -119,7 +129,16 @@ describe('gateway against the real node', () => {
     it('refuses unauthenticated calls with 401', async () => {
       expect(await node.http('POST', '/v1/messages', { id: 'm', to: 'u' }, { auth: false })).toMatchObject({ status: 401, body: { error: { code: 'unauthorized' } } });
       expect((await node.http('GET', '/v1/users/u', undefined, { auth: 'wrong-key-0123456789' })).status).toBe(401);
+      // Without the key, a path that is no route says nothing more than 401 either.
+      expect((await node.http('GET', '/v1/no-such-route', undefined, { auth: false })).status).toBe(401);
       await stillServing();
+    });
+
+    it('answers a plain GET /v1/ws 400 "needs a WebSocket upgrade" with or without the API key (clients use the hello JWT)', async () => {
+      for (const auth of [false, undefined] as const) {
+        expect(await node.http('GET', '/v1/ws', undefined, { auth })).toMatchObject({ status: 400, body: { error: { code: 'invalid_request', message: expect.stringContaining('needs a WebSocket upgrade') } } });
+      }
+      expect((await node.http('POST', '/v1/ws', undefined, { auth: false })).status).toBe(405);
     });
 
     it('refuses a body over 64 KiB with 413, malformed JSON with 400, and keeps serving', async () => {

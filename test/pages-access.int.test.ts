@@ -77,6 +77,11 @@ describe('pages: access', () => {
     const alice = await call(node.port, { ...token, body: { user: 'alice', device: 'pc-1', kind: 'pc' } });
     expect(alice.status).toBe(400);
     expect(alice.body.error.message).toContain('user');
+    // A known call with the other method is 405 naming the one it takes; an unknown call is 404.
+    const wrongMethod = await call(node.port, { method: 'GET', path: '/playground/api/token' });
+    expect(wrongMethod).toMatchObject({ status: 405, body: { error: { code: 'method_not_allowed', message: expect.stringContaining('token takes POST') } } });
+    expect((await call(node.port, { method: 'POST', path: '/playground/api/info' })).status).toBe(405);
+    expect((await call(node.port, { path: '/playground/api/nothing' })).body.error.code).toBe('not_found');
     if (!outside) return; // no non-loopback address on this machine: the unit test of isLoopbackAddress covers it
     for (const call_ of [token, { method: 'POST', path: '/playground/api/send', body: { text: 'hi' } }, { path: '/playground/api/decisions' }]) {
       // The Host header says localhost; the socket says otherwise, and the socket wins.
