@@ -12,7 +12,7 @@ const section = readme.slice(readme.indexOf('## HTTP endpoints'), readme.indexOf
 
 /** `{ pattern: ['users', ':id', 'devices', ':id'], methods: { PUT: …, DELETE: … } }` -> `/v1/users/{u}/devices/{d}`, [PUT, DELETE]. */
 function routes(source: string): [string, string[]][] {
-  const re = /\{ pattern: \[([^\]]*)\], methods: \{([^}]*)\} \}/g;
+  const re = /\{ pattern: \[([^\]]*)\], methods: \{([^}]*)\}(?:, \w+: \w+)* \}/g; // a flag may follow (`noApiKey: true`)
   return [...source.matchAll(re)].map((m) => {
     const names = ['{u}', '{d}'];
     const segments = m[1].split(',').map((s) => s.trim().replace(/'/g, '')).map((s) => (s === ':id' ? names.shift()! : s));
