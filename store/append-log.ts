@@ -238,7 +238,7 @@ export class AppendLog<T> {
     // I/O on a local file system, ~2 µs; the README asks for a local data dir), and it also sees an unlink
     // that came during the write. It used to be a second thread-pool request beside the write, and a trip to the pool
     // is what a group commit costs most (issue 13: with 8 writers, 30-48 -> 19-28 µs of CPU per append on a 2-core VM,
-    // bench/README.md "This session's VM, and one trip to the thread pool per group commit").
+    // bench/README.md "A slower VM, and one trip to the thread pool per group commit").
     const file = this.file;
     await (this.datasync === undefined ? writeAll(file, data) : writeAll(file, data).then(() => this.datasync!(file)));
     const stat = fstatSync(file.fd);
