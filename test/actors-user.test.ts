@@ -179,6 +179,32 @@ describe('user actor', () => {
     expect(h.deliveries()).toEqual(['gw2:s2']);
   });
 
+  it('section 2: deliveries the replaced session never acked go to the new session at once (its gateway died), not after the ack timeout', async () => {
+    h = harness();
+    h.openPc('u1', 'pc', 's1', 'gw1');
+    h.openPhone('u1', 'iphone', 'ios', 'p1', 'gw1');
+    h.route('u1', 'm1');
+    h.route('u1', 'm2');
+    await until(() => h.deliveries().length === 2);
+    // gw1 died (no session_close ever comes from it); both devices reconnect through gw2.
+    h.openPc('u1', 'pc', 's2', 'gw2');
+    h.openPhone('u1', 'iphone', 'ios', 'p2', 'gw2');
+    await until(() => h.deliveries().length === 4);
+    expect(h.deliveries()).toEqual(['gw1:s1', 'gw1:s1', 'gw2:s2', 'gw2:s2']);
+    h.ack('u1', 'pc', 's2', 'm1');
+    h.ack('u1', 'pc', 's2', 'm2');
+    await until(() => h.settled.length === 2);
+    // The same decision, acked through the new session: no fallback, nothing sent to the phone, no virtual time spent.
+    expect(await outcomes('u1', 'm1')).toEqual(['pc/pc_active: pc:pc=acked']);
+    expect(await outcomes('u1', 'm2')).toEqual(['pc/pc_active: pc:pc=acked']);
+    expect(h.pushes.jobs).toHaveLength(0);
+    // No ack timeout is left behind for the old session's sends.
+    await vi.advanceTimersByTimeAsync(10_000);
+    await settle(h);
+    expect(h.deliveries()).toHaveLength(4);
+    expect((await h.metrics.ackTimeouts.get()).values).toEqual([]);
+  });
+
   it('a backgrounded phone gets the vendor push, not a direct delivery', async () => {
     h = harness();
     h.send({ type: 'device_put', user: 'u1', device: 'iphone', os: 'ios', token: 'a' });
