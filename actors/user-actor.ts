@@ -15,6 +15,8 @@ export class UserActor extends Flights {
   private replaying = false;
   /** replayHeld was asked for while a listing was under way: list again when it is routed. */
   private replayAgain = false;
+  /** A message was held after its acks timed out on every session then open (see signOfLife). */
+  private heldAfterTimeouts = false;
   private mailboxLoading = false;
 
   constructor(
@@ -174,6 +176,7 @@ export class UserActor extends Flights {
   }
 
   private touch(sessionId: string, at: number, now: number): void {
+    this.signOfLife();
     const pc = findPc(this.state, sessionId);
     if (!pc) return;
     pc.lastSeen = Math.min(at, now);
@@ -252,6 +255,18 @@ export class UserActor extends Flights {
     // A session that was not tried opened meanwhile (a PC reconnecting while its old socket timed out): go now.
     const fresh = decide(this.state, flight.msg, now, this.deps).commands.some((c) => c.type === 'deliver' && !flight.tried?.includes(c.session.id));
     if (fresh) this.replayHeld();
+    else if (flight.tried !== undefined) this.heldAfterTimeouts = true; // see signOfLife
+  }
+
+  /**
+   * A session acked or pinged. Messages held because their acks timed out on sessions that are still open (a
+   * gateway frozen for a while: the client never noticed, never reconnects, so no session opens to replay them) are
+   * routed again now that a session answers; without it they waited for the user's next connection.
+   */
+  private signOfLife(): void {
+    if (!this.heldAfterTimeouts) return;
+    this.heldAfterTimeouts = false;
+    this.replayHeld();
   }
 
   /** A fallback decision that ended in held or undeliverable, for the decision history. */
