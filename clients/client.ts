@@ -28,8 +28,11 @@ export type WebSocketConstructor = new (url: string) => WebSocketLike;
 export type TokenSource = string | (() => string | Promise<string>);
 
 export interface ClientOptions {
-  /** `ws://host:port/v1/ws` or `wss://…`. */
-  url: string;
+  /**
+   * `ws://host:port/v1/ws` or `wss://…`; or several (the gateways of a cluster, when no load balancer is in front of
+   * them): each connection tries the next after one that failed or was lost, and stays with one that opened.
+   */
+  url: string | readonly string[];
   /** The HS256 client token of section 2. A function lets the client recover from 4401 (expired token). */
   token: TokenSource;
   /** WebSocket constructor; default `globalThis.WebSocket` (absent in Node 20: pass `ws`'s). */
@@ -84,6 +87,9 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   private readonly pending: ClientFrameV11[] = [];
   private readonly seen: RecentIds;
   private attempt = 0;
+  private readonly urls: string[];
+  /** Which of `urls` the next connection uses; moves on after a connection that failed or was lost. */
+  private urlIndex = 0;
   /** Bumped by every connect, reconnect and stop, so a token fetch that finishes late is dropped. */
   private generation = 0;
   private retryTimer?: ReturnType<typeof setTimeout>;
@@ -97,6 +103,8 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     const WS = opts.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (!WS) throw new TypeError('no global WebSocket here (Node 20): pass the `ws` package\'s WebSocket as options.WebSocket');
     this.WS = WS;
+    this.urls = typeof opts.url === 'string' ? [opts.url] : [...opts.url];
+    if (this.urls.length === 0) throw new TypeError('options.url: give at least one URL');
     this.seen = new RecentIds(opts.dedupeSize ?? 10_000);
   }
 
@@ -163,7 +171,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       return this.retry(new ClientError('token_failed', `the token provider failed: ${e instanceof Error ? e.message : String(e)}`), 'backoff');
     }
     if (generation !== this.generation || this.connState !== 'connecting') return; // stopped or reconnected meanwhile
-    const ws = new this.WS(this.opts.url);
+    const ws = new this.WS(this.urls[this.urlIndex % this.urls.length]);
     this.ws = ws;
     this.welcomeTimer = setTimeout(() => {
       if (this.ws !== ws) return;
@@ -239,6 +247,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   private retry(error: ClientError, action: CloseAction): void {
     if (this.connState === 'stopped') return;
     if (action === 'never') return this.finish(error);
+    this.urlIndex = (this.urlIndex + 1) % this.urls.length; // another gateway may serve where this one failed
     const random = this.opts.random ?? Math.random;
     const delay = action === 'rate_limited'
       ? rateLimitedDelay(this.opts.backoff, random)

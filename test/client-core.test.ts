@@ -151,6 +151,28 @@ describe('client core', () => {
     c.stop();
   });
 
+  it('several URLs (gateways without a load balancer): the next one after a lost or failed connection, the same while it holds', async () => {
+    const urls = ['ws://a/v1/ws', 'ws://b/v1/ws', 'ws://c/v1/ws'];
+    const { c } = client('tok', { url: urls });
+    c.start();
+    await connectOpen();
+    expect(last().url).toBe(urls[0]);
+    last().serverClose(1001, 'shutting down'); // a node going away: try the next
+    await vi.advanceTimersByTimeAsync(500);
+    expect(last().url).toBe(urls[1]);
+    last().serverClose(1006, ''); // never opened (that gateway is down too)
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(last().url).toBe(urls[2]);
+    last().open();
+    last().welcome();
+    expect(c.state).toBe('open');
+    last().serverClose(1006, ''); // lost: around the ring to the first again
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(FakeSocket.all.map((sock) => sock.url)).toEqual([urls[0], urls[1], urls[2], urls[0]]);
+    c.stop();
+    expect(() => client('tok', { url: [] })).toThrow('give at least one URL');
+  });
+
   it('pings every welcome.heartbeatMs and reconnects when nothing comes back for two intervals', async () => {
     const { c, disconnects } = client();
     c.start();
