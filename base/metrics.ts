@@ -180,7 +180,7 @@ export class Metrics {
   readonly storeWriteFailures = new Counter({ name: 'switchboard_store_write_failures_total', help: 'Failed durable writes (write or fdatasync) by store (inbox, devices) and whether the failed bytes were cut off', labelNames: ['store', 'cut'] as const, registers: [this.registry] });
   readonly storeDamage = new Counter({ name: 'switchboard_store_damage_total', help: 'Damaged stretches found by a log replay, by store and kind (corrupt: in the middle, torn_tail: at the end)', labelNames: ['store', 'kind'] as const, registers: [this.registry] });
   readonly storeDamagedBytes = new Counter({ name: 'switchboard_store_damaged_bytes_total', help: 'Bytes skipped by log replays because they were damaged or torn', labelNames: ['store'] as const, registers: [this.registry] });
-  readonly storeDurable = new Gauge({ name: 'switchboard_store_durable', help: '1 while accepts can be made durable (data dir in place, last write or probe succeeded), else 0', registers: [this.registry] });
+  readonly storeDurable = new Gauge({ name: 'switchboard_store_durable', help: '1 while accepts can be made durable (embedded: data dir in place, last write or probe succeeded; cluster: connected to NATS, whose JetStream stores them), else 0', registers: [this.registry] });
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { KV, KvEntry } from '@nats-io/kv';
@@ -43,9 +44,26 @@ export interface MembershipOptions {
   roles?: readonly string[];
 }
 
+/**
+ * Another live process heartbeats under this node id (SWITCHBOARD_NODE_ID). Two processes with one id would take
+ * each other's leases in turn (an operator's review saw 84 and 63 acquisitions in 5 s and the node never ready), so
+ * the second one is refused at start.
+ */
+export class NodeIdInUseError extends Error {
+  /** Start-up does not retry it (cluster/startup.ts): waiting does not make the other process go away. */
+  readonly permanent = true;
+
+  constructor(readonly nodeId: string) {
+    super(`node id ${nodeId} is in use by another live node (its heartbeats keep coming): give each node its own SWITCHBOARD_NODE_ID`);
+    this.name = 'NodeIdInUseError';
+  }
+}
+
 interface Beat {
   node: string;
   at: number;
+  /** The writing process, random per start: tells a live duplicate of our node id from our own beats. */
+  instance?: string;
   /** Absent in beats of nodes that predate roles: all three. */
   roles?: string[];
 }
@@ -72,6 +90,9 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
   private staleTimer?: Timer;
   private watcher?: { stop(): void };
   private running = false;
+  private readonly instance = randomBytes(6).toString('base64url');
+  /** When a beat of another process under our node id was last logged (at most one line a minute). */
+  private duplicateLoggedAt = -Infinity;
 
   constructor(private readonly opts: MembershipOptions) {
     super();
@@ -101,6 +122,7 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
       };
       this.kv = await openBucket(this.opts.nc, Membership.bucketName(this.opts.prefix), opts, Math.max(1000, this.beatMs * 2));
     }
+    await this.refuseDuplicate(this.kv);
     this.running = true;
     const kv = this.kv;
     this.watcher = followWatch(() => kv.watch(), (e) => this.observe(e), {
@@ -110,6 +132,22 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
     });
     await this.beat();
     this.schedule();
+  }
+
+  /**
+   * Throws NodeIdInUseError when another process heartbeats under our node id. A fresh beat alone may be our own
+   * id's last one before a crash and a quick restart (kill -9, then start at once), so it waits two beat periods: a
+   * live process has written again by then, a dead one has not.
+   */
+  private async refuseDuplicate(kv: KV): Promise<void> {
+    const key = nodeKey(this.nodeId);
+    const first = await kv.get(key);
+    const beat = first?.operation === 'PUT' ? parseBeat(first) : undefined;
+    if (first === null || beat === undefined || beat.instance === this.instance) return;
+    if (this.clock.now() - beat.at >= this.deadAfterMs) return; // its writer is gone
+    await new Promise<void>((resolve) => this.clock.setTimeout(resolve, this.beatMs * 2));
+    const again = await kv.get(key);
+    if (again !== null && again.operation === 'PUT' && again.revision !== first.revision) throw new NodeIdInUseError(this.nodeId);
   }
 
   /** The live nodes with the `router` role, sorted: the ones partitions are assigned to. */
@@ -168,16 +206,24 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
 
   private async beat(): Promise<void> {
     if (!this.running || !this.kv) return;
-    const beat: Beat = { node: this.nodeId, at: this.clock.now(), ...(this.opts.roles ? { roles: [...this.opts.roles] } : {}) };
+    const beat: Beat = { node: this.nodeId, at: this.clock.now(), instance: this.instance, ...(this.opts.roles ? { roles: [...this.opts.roles] } : {}) };
     try {
       const revision = await this.kv.put(nodeKey(this.nodeId), new TextEncoder().encode(JSON.stringify(beat)));
       // Our own beat counts at once, even if the watch lags or is being reopened.
       const known = this.beats.get(this.nodeId);
       if (this.running && (!known || known.revision < revision)) this.beats.set(this.nodeId, { ...beat, revision });
     } catch (err) {
-      this.log.warn({ err }, 'heartbeat failed');
+      this.log.warn({ err: String(err) }, 'heartbeat failed'); // the cause, not a stack: it repeats every beat of an outage
     }
     this.recompute();
+  }
+
+  /** Another process writes beats under our node id (started at the same moment, so neither refused the other). */
+  private duplicateSeen(): void {
+    const now = this.clock.now();
+    if (now - this.duplicateLoggedAt < 60_000) return;
+    this.duplicateLoggedAt = now;
+    this.log.warn({ node: this.nodeId }, 'another process heartbeats under this node id: give each node its own SWITCHBOARD_NODE_ID');
   }
 
   private observe(e: KvEntry): void {
@@ -188,6 +234,7 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
     } else {
       try {
         const b = e.json<Beat>();
+        if (b.node === this.nodeId && b.instance !== undefined && b.instance !== this.instance) this.duplicateSeen();
         if (typeof b.node === 'string' && typeof b.at === 'number' && (b.roles === undefined || Array.isArray(b.roles))) {
           const known = this.beats.get(b.node);
           if (!known || known.revision < e.revision) this.beats.set(b.node, { ...b, revision: e.revision });
@@ -224,6 +271,16 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
  * A node id as a KV key, one-to-one: letters, digits and `-` stay, every other UTF-16 code unit becomes `_xxxx`
  * (four hex digits), so `a.b` and `a_b` cannot collide.
  */
+/** A PUT entry's beat, or undefined when it is not one. */
+function parseBeat(e: KvEntry): Beat | undefined {
+  try {
+    const b = e.json<Beat>();
+    return typeof b.node === 'string' && typeof b.at === 'number' ? b : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function nodeKey(node: string): string {
   return 'n.' + node.replace(/[^A-Za-z0-9-]/g, (c) => '_' + c.charCodeAt(0).toString(16).padStart(4, '0'));
 }

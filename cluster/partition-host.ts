@@ -74,7 +74,7 @@ export class PartitionHost {
   /** `p` was won from `from`, a node that let its lease lapse (a crash or a pause, not a handoff): counted for operators. */
   takenOver(p: number, from: string): void {
     this.deps.metrics.leaseTakeovers.inc();
-    this.deps.log.info({ partition: p, from }, 'partition taken over from a node whose lease lapsed');
+    this.deps.log.warn({ partition: p, from }, 'partition taken over from a node whose lease lapsed'); // a crash or a pause: operators want to see it
   }
 
   /** The lease of `p` lapsed or was taken: stop acting for it now; its unacked messages go to the next owner. */

@@ -3,7 +3,8 @@ export const STARTUP_RETRY_MS = 30_000;
 
 /**
  * Retries a start-up step against JetStream (a JetStream cluster that just formed may have no meta leader yet) with
- * doubling waits (200 ms to 2 s) for up to STARTUP_RETRY_MS; then rejects with `<what>: <last error>`.
+ * doubling waits (200 ms to 2 s) for up to STARTUP_RETRY_MS; then rejects with `<what>: <last error>`. An error
+ * marked `permanent` (e.g. membership's NodeIdInUseError) is rethrown at once.
  */
 export async function untilJetStreamReady<T>(step: () => Promise<T>, what: string, log: { warn(o: object, m: string): void }): Promise<T> {
   const deadline = Date.now() + STARTUP_RETRY_MS;
@@ -11,6 +12,7 @@ export async function untilJetStreamReady<T>(step: () => Promise<T>, what: strin
     try {
       return await step();
     } catch (err) {
+      if ((err as { permanent?: unknown }).permanent === true) throw err;
       if (Date.now() + wait > deadline) throw new Error(`${what}: ${(err as Error).message}`);
       log.warn({ err: (err as Error).message, what }, 'JetStream not ready yet; retrying');
       await new Promise((r) => setTimeout(r, wait));

@@ -10,7 +10,8 @@ import { JetStreamHeldStore } from '../cluster/jetstream-held-store.js';
 import { KvPolicyStore } from '../cluster/kv-policy-store.js';
 import { createConcurrently } from '../cluster/jetstream-setup.js';
 import { DEFAULT_LEASE_MS, LeaseKeeper } from '../cluster/lease-keeper.js';
-import { Membership } from '../cluster/membership.js';
+import { Membership, NodeIdInUseError } from '../cluster/membership.js';
+import { StartError } from './start-error.js';
 import { NatsBus } from '../cluster/nats-bus.js';
 import { LeaseOwnershipView } from '../cluster/ownership-view.js';
 import { MetricsExchange } from '../cluster/metrics-exchange.js';
@@ -33,6 +34,17 @@ const packr = new Packr({ useRecords: false });
 
 /** Sessions are resent a second time this long after the bus reconnected: two lease periods and a margin. */
 const RESEND_AFTER_RECONNECT_MS = 2 * DEFAULT_LEASE_MS + 1000;
+
+/** Log level of each nats.js connection status (`conn.status()` types); any other is info. */
+const NATS_STATUS_LEVEL: Partial<Record<string, 'debug' | 'warn'>> = {
+  ping: 'debug', reconnecting: 'debug', forceReconnect: 'debug',
+  disconnect: 'warn', error: 'warn', staleConnection: 'warn', slowConsumer: 'warn', ldm: 'warn',
+};
+
+/** The level a nats.js connection status is logged at: a lost or failing connection warns, pings are debug. */
+export function natsStatusLevel(type: string): 'debug' | 'info' | 'warn' {
+  return NATS_STATUS_LEVEL[type] ?? 'info';
+}
 
 /**
  * The cluster composition root (SWITCHBOARD_NATS_URL set). It only chooses and wires: gateways forward over core
@@ -60,7 +72,10 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   for (const [conn, name] of [[nc, 'data'], [control, 'control']] as const) {
     void (async () => {
       for await (const s of conn.status()) {
-        log.info({ nats: s.type, connection: name }, 'nats connection status');
+        // A lost or failing connection is worth a warning; pings (every few seconds) and reconnect attempts are not
+        // worth a line at info (an operator's review counted ~35k a day per node).
+        log[natsStatusLevel(s.type)]({ nats: s.type, connection: name }, 'nats connection status');
+        if (name === 'data' && (s.type === 'disconnect' || s.type === 'reconnect')) metrics.storeDurable.set(s.type === 'reconnect' ? 1 : 0);
         // Owners that took partitions while we were cut off never heard of our sessions: tell them again, now and
         // once more when every lease lost in the outage has lapsed and been won again (a CI run once saw an owner
         // without a connected session after an outage; the path was not found, the second resend covers it).
@@ -77,6 +92,9 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   const natsBus = new NatsBus(nc, dropped);
   const subjects = new Subjects(config.subjectPrefix, P);
   const jetStream = await ready(() => JetStreamIngress.open(nc, { prefix: config.subjectPrefix, partitions: P, replicas }), 'ingress stream');
+  // Accepts are made durable by JetStream here: the gauge follows the data connection (see the status loop below),
+  // not an embedded store's health (it read 0 on every healthy cluster node before).
+  metrics.storeDurable.set(1);
   const ingress = new AcceptTracker(jetStream);
   // Token removals: the owner hears of it on the bus, chat servers on NATS (section 3, token_removed).
   const onTokenRemoved = tokenRemovalListener({ bus: natsBus, subjects, log, publishEvent: natsEventPublisher(nc, subjects) });
@@ -115,7 +133,13 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   let sendListener: SendListener | undefined;
   let port = 0;
   let stoppingNow = false;
-  await ready(() => membership.start(), 'membership bucket');
+  try {
+    await ready(() => membership.start(), 'membership bucket');
+  } catch (e) {
+    // A second process under one node id is refused (exit 2), not retried as if JetStream were not ready.
+    if (e instanceof NodeIdInUseError) throw new StartError(e.message, 2, { cause: e });
+    throw e;
+  }
   if (routes) await ready(() => keeper.start(), 'leases bucket');
   // Stale tokens (issue 9): one sweeper at a time, the owner of partition 0 (a second one is harmless: compare-and-set).
   const stopSweep = routes

@@ -186,6 +186,9 @@ describe('cluster chaos', () => {
     expect((await entry.send({ id: before, to: user, text: 'x' })).status).toBe(202);
     ledger.accepted.set(before, user);
     await until(() => ledger.arrivals.has(before), 5000, 'delivery before the outage');
+    // switchboard_store_durable follows the NATS connection in a cluster (JetStream makes accepts durable).
+    const durable = async () => Number(/\nswitchboard_store_durable (\d)/.exec((await entry.http('GET', '/metrics', undefined, { auth: false })).body as string)?.[1]);
+    expect(await durable()).toBe(1);
 
     await server.stop();
     const stoppedAt = Date.now();
@@ -201,6 +204,7 @@ describe('cluster chaos', () => {
       inflight.push(post());
       return answers.filter((a) => a.status === 503).length >= 3;
     }, 15_000, 'three 503 answers during the outage');
+    await until(async () => (await durable()) === 0, 10_000, 'switchboard_store_durable 0 while NATS is down');
     const restartAt = Date.now();
     await server.restart().catch(async () => undefined);
     await Promise.all(inflight);
@@ -214,6 +218,7 @@ describe('cluster chaos', () => {
     for (const a of answers) if (a.status === 202) ledger.accepted.set(a.id, user);
 
     await c.awaitSettled(20_000);
+    await until(async () => (await durable()) === 1, 10_000, 'switchboard_store_durable 1 once NATS is back');
     const after = [msgId('after-1'), msgId('after-2')];
     for (const id of after) {
       const res = await entry.send({ id, to: user, text: 'after' });

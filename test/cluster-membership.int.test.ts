@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster, Ledger, NatsClient } from './support/cluster.js';
+import { NodeProcess, runCli } from './support/node-process.js';
 import { NatsServer } from './support/nats-server.js';
 import { msgId, Peer, viewUntil } from './support/scenario.js';
 import { until } from './support/ws-client.js';
@@ -106,4 +107,25 @@ describe('cluster membership', () => {
       for (const p of peers) p.close();
     }
   }, 90_000);
+
+  it('refuses a second live process under a node id (exit 2); a node killed and restarted at once under its id starts', async () => {
+    const [first] = cluster.alive;
+    const id = cluster.id(first);
+    const env = {
+      SWITCHBOARD_NATS_URL: server.url, SWITCHBOARD_NODE_ID: id, SWITCHBOARD_PARTITIONS: String(P), SWITCHBOARD_PORT: '0',
+      SWITCHBOARD_JWT_SECRET: cluster.jwtSecret, SWITCHBOARD_API_KEY: cluster.apiKey,
+    };
+    const twin = await runCli(env);
+    expect(twin.code).toBe(2);
+    expect(twin.stderr).toContain(`node id ${id} is in use by another live node`);
+    expect(await cluster.awaitSettled(10_000)).toHaveProperty('size', cluster.alive.length); // the first one kept its share
+    // kill -9 and start again under the same id at once: its last heartbeat is fresh, but nobody writes another.
+    await first.kill('SIGKILL');
+    const again = await NodeProcess.start({ apiKey: cluster.apiKey, jwtSecret: cluster.jwtSecret, env: { SWITCHBOARD_NATS_URL: server.url, SWITCHBOARD_NODE_ID: id, SWITCHBOARD_PARTITIONS: String(P) } });
+    try {
+      await until(async () => (await again.http('GET', '/readyz', undefined, { auth: false })).status === 200, 15_000, 'the restarted node ready');
+    } finally {
+      await again.stop();
+    }
+  }, 60_000);
 });
