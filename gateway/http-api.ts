@@ -219,6 +219,9 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
     else res.destroy();
   }
 
+  /** `/readyz` answered ready once: a later 503 says `unready`. */
+  let wasReady = false;
+
   async function serveOperator(req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
     if (path !== '/healthz' && path !== '/readyz' && path !== '/metrics') return false;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -227,7 +230,10 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
     }
     if (path === '/healthz') sendJson(res, 200, { status: 'ok' });
     else if (path === '/readyz') {
-      const status = deps.isStopping() ? 'stopping' : deps.isReady() ? 'ready' : 'starting';
+      const ready = deps.isReady();
+      if (ready) wasReady = true;
+      // `unready`: it was ready and is not now (a failing disk, NATS lost, partitions moving), not `starting`.
+      const status = deps.isStopping() ? 'stopping' : ready ? 'ready' : wasReady ? 'unready' : 'starting';
       sendJson(res, status === 'ready' ? 200 : 503, { status });
     } else {
       const text = await metrics.registry.metrics();

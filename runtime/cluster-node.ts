@@ -69,13 +69,18 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   // the local deadline, and the partition would be given up (seen as multi-second p99 under max rate).
   const control = await connectNats(config, { log, clock, role: 'control' });
   let gateway: Gateway | undefined;
+  /** The data connection is lost: nothing can be stored, so accepts answer 503 at once instead of after the 5 s publish timeout. */
+  let natsDown = false;
   for (const [conn, name] of [[nc, 'data'], [control, 'control']] as const) {
     void (async () => {
       for await (const s of conn.status()) {
         // A lost or failing connection is worth a warning; pings (every few seconds) and reconnect attempts are not
         // worth a line at info (an operator's review counted ~35k a day per node).
         log[natsStatusLevel(s.type)]({ nats: s.type, connection: name }, 'nats connection status');
-        if (name === 'data' && (s.type === 'disconnect' || s.type === 'reconnect')) metrics.storeDurable.set(s.type === 'reconnect' ? 1 : 0);
+        if (name === 'data' && (s.type === 'disconnect' || s.type === 'reconnect')) {
+          natsDown = s.type === 'disconnect';
+          metrics.storeDurable.set(natsDown ? 0 : 1);
+        }
         // Owners that took partitions while we were cut off never heard of our sessions: tell them again, now and
         // once more when every lease lost in the outage has lapsed and been won again (a CI run once saw an owner
         // without a connected session after an outage; the path was not found, the second resend covers it).
@@ -150,7 +155,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
     const gatewayBus = new TurnBatchedBus(natsBus, dropped);
     gateway = createGateway({
       config: gatewayConfigOf(config), nodeId: config.nodeId, bus: gatewayBus, subjects, ingress, registry, policies, metrics, log, clock,
-      registration: registrationRules(config, senderConfig), jwtSecret: config.jwtSecret!, apiKey: config.apiKey!, isReady: () => !stoppingNow && (!routes || keeper.settled()),
+      registration: registrationRules(config, senderConfig), jwtSecret: config.jwtSecret!, apiKey: config.apiKey!, isReady: () => !stoppingNow && !natsDown && (!routes || keeper.settled()),
       cluster: new LeaseOwnershipView(membership, keeper, metricsExchange),
     });
     port = await gateway.listen(config.host, config.port);

@@ -205,6 +205,10 @@ describe('cluster chaos', () => {
       return answers.filter((a) => a.status === 503).length >= 3;
     }, 15_000, 'three 503 answers during the outage');
     await until(async () => (await durable()) === 0, 10_000, 'switchboard_store_durable 0 while NATS is down');
+    expect((await entry.http('GET', '/readyz', undefined, { auth: false })).body).toEqual({ status: 'unready' });
+    const fast = Date.now();
+    expect((await entry.send({ id: msgId('while-down'), to: user, text: 'x' })).status).toBe(503);
+    expect(Date.now() - fast).toBeLessThan(1000); // at once, not after the 5 s publish timeout
     const restartAt = Date.now();
     await server.restart().catch(async () => undefined);
     await Promise.all(inflight);

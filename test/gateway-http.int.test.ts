@@ -14,9 +14,12 @@ describe('gateway HTTP API', () => {
 
   it('serves /healthz, /readyz and /metrics without a key', async () => {
     expect(await g.http('GET', '/healthz', { key: null })).toMatchObject({ status: 200, body: { status: 'ok' } });
-    expect(await g.http('GET', '/readyz', { key: null })).toMatchObject({ status: 200, body: { status: 'ready' } });
     g.state.ready = false;
     expect(await g.http('GET', '/readyz', { key: null })).toMatchObject({ status: 503, body: { status: 'starting' } });
+    g.state.ready = true;
+    expect(await g.http('GET', '/readyz', { key: null })).toMatchObject({ status: 200, body: { status: 'ready' } });
+    g.state.ready = false; // ready once, not now: a failing disk, NATS lost
+    expect(await g.http('GET', '/readyz', { key: null })).toMatchObject({ status: 503, body: { status: 'unready' } });
     const metrics = await g.http('GET', '/metrics', { key: null });
     expect(metrics.status).toBe(200);
     expect(metrics.body).toContain('switchboard_sessions');
