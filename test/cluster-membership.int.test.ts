@@ -64,6 +64,8 @@ describe('cluster membership', () => {
 
       let sending = true;
       let n = 0;
+      /** HTTP sends go to the two nodes that stay: they stay ready through the handoff and refuse nothing. */
+      const refusedByStayingNodes: string[] = [];
       const trickle = (async () => {
         while (sending) {
           const user = users[n % users.length];
@@ -75,6 +77,7 @@ describe('cluster membership', () => {
               : (await chat.send({ id, to: user, text: 'x' }, { timeoutMs: 3000 })).status === 'accepted';
             if (ok) ledger.accepted.set(id, user);
             else ledger.rejected.push(id);
+            if (!ok && useHttp) refusedByStayingNodes.push(id);
           } catch {
             ledger.rejected.push(id);
           }
@@ -103,6 +106,7 @@ describe('cluster membership', () => {
         throw new Error(`${(e as Error).message}: ${missing.length}/${ledger.accepted.size} missing, e.g. ${JSON.stringify(detail)}`);
       }
       console.log(`leave: accepted ${ledger.accepted.size}, not accepted ${ledger.rejected.length}, duplicates ${ledger.duplicates()}`);
+      expect(refusedByStayingNodes).toEqual([]);
     } finally {
       for (const p of peers) p.close();
     }
