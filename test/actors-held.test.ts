@@ -113,8 +113,8 @@ describe('held messages', () => {
     expect(heldIds('u1')).toEqual(['m3', 'm4', 'm5']);
   });
 
-  it('held after its ack timed out on a session that stays: the next sign of life of a session (an ack, a ping) replays it', async () => {
-    // A gateway frozen for a while: its sessions miss their acks, the message ends held, the client never reconnects.
+  /** m1 sent to the PC's session s1, never acked: held once its ack timed out, with nothing else to try. */
+  async function heldAfterAckTimeout(): Promise<void> {
     h = harness();
     h.openPc('u1', 'pc', 's1');
     h.route('u1', 'm1');
@@ -122,6 +122,11 @@ describe('held messages', () => {
     await vi.advanceTimersByTimeAsync(5000);
     await until(() => h.settled.length === 1);
     expect(heldIds('u1')).toEqual(['m1']);
+  }
+
+  it('held after its ack timed out on a session that stays: the next sign of life of a session (an ack, a ping) replays it', async () => {
+    // A gateway frozen for a while: its sessions miss their acks, the message ends held, the client never reconnects.
+    await heldAfterAckTimeout();
     h.route('u1', 'm2'); // the gateway is back: a new message gets through and is acked
     await until(() => delivered().length === 2);
     h.ack('u1', 'pc', 's1', 'm2');
@@ -136,13 +141,7 @@ describe('held messages', () => {
   });
 
   it('an ack timeout with nothing left to try ends in held; the reconnecting PC gets it', async () => {
-    h = harness();
-    h.openPc('u1', 'pc', 's1');
-    h.route('u1', 'm1');
-    await until(() => delivered().length === 1);
-    await vi.advanceTimersByTimeAsync(5000);
-    await until(() => h.settled.length === 1);
-    expect(heldIds('u1')).toEqual(['m1']);
+    await heldAfterAckTimeout();
     expect((await h.decisions('u1')).map((d) => d.route)).toEqual(['held', 'pc']);
     h.openPc('u1', 'pc', 's2');
     await until(() => delivered().length === 2);
