@@ -93,6 +93,8 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
   private readonly instance = randomBytes(6).toString('base64url');
   /** When a beat of another process under our node id was last logged (at most one line a minute). */
   private duplicateLoggedAt = -Infinity;
+  /** When start() began beating (clock ms). */
+  private startedAt = Infinity;
 
   constructor(private readonly opts: MembershipOptions) {
     super();
@@ -123,6 +125,7 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
       this.kv = await openBucket(this.opts.nc, Membership.bucketName(this.opts.prefix), opts, Math.max(1000, this.beatMs * 2));
     }
     await this.refuseDuplicate(this.kv);
+    this.startedAt = this.clock.now();
     this.running = true;
     const kv = this.kv;
     this.watcher = followWatch(() => kv.watch(), (e) => this.observe(e), {
@@ -234,7 +237,8 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
     } else {
       try {
         const b = e.json<Beat>();
-        if (b.node === this.nodeId && b.instance !== undefined && b.instance !== this.instance) this.duplicateSeen();
+        // A beat of the process this one replaced (kill -9, restart) is older than our start: not a duplicate.
+        if (b.node === this.nodeId && b.instance !== undefined && b.instance !== this.instance && b.at > this.startedAt) this.duplicateSeen();
         if (typeof b.node === 'string' && typeof b.at === 'number' && (b.roles === undefined || Array.isArray(b.roles))) {
           const known = this.beats.get(b.node);
           if (!known || known.revision < e.revision) this.beats.set(b.node, { ...b, revision: e.revision });
@@ -267,10 +271,6 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
   }
 }
 
-/**
- * A node id as a KV key, one-to-one: letters, digits and `-` stay, every other UTF-16 code unit becomes `_xxxx`
- * (four hex digits), so `a.b` and `a_b` cannot collide.
- */
 /** A PUT entry's beat, or undefined when it is not one. */
 function parseBeat(e: KvEntry): Beat | undefined {
   try {
@@ -281,6 +281,10 @@ function parseBeat(e: KvEntry): Beat | undefined {
   }
 }
 
+/**
+ * A node id as a KV key, one-to-one: letters, digits and `-` stay, every other UTF-16 code unit becomes `_xxxx`
+ * (four hex digits), so `a.b` and `a_b` cannot collide.
+ */
 export function nodeKey(node: string): string {
   return 'n.' + node.replace(/[^A-Za-z0-9-]/g, (c) => '_' + c.charCodeAt(0).toString(16).padStart(4, '0'));
 }

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { KV, KvEntry } from '@nats-io/kv';
 import { describe, expect, it } from 'vitest';
 import { LeaseKeeper, type LeaseKeeperOptions } from '../cluster/lease-keeper.js';
-import { Membership, type MembershipView } from '../cluster/membership.js';
+import { Membership, NodeIdInUseError, type MembershipView } from '../cluster/membership.js';
 import { ManualClock } from './support/manual-clock.js';
 
 /**
@@ -346,6 +346,38 @@ describe('LeaseKeeper (virtual time)', () => {
 });
 
 describe('Membership (virtual time)', () => {
+  it('refuses a second live process under a node id; one that replaces a crashed process starts', async () => {
+    const clock = new ManualClock();
+    const kv = new FakeKv();
+    const warnings: string[] = [];
+    const log = { debug() {}, info() {}, warn: (_o: object, m?: string) => void warnings.push(m ?? '') };
+    const first = new Membership({ kv: kv as unknown as KV, nodeId: 'a', clock, beatMs: 500, deadAfterMs: 2000 });
+    await first.start();
+    const twin = new Membership({ kv: kv as unknown as KV, nodeId: 'a', clock, beatMs: 500, deadAfterMs: 2000, log });
+    const refused = twin.start().then(() => 'started', (e: unknown) => e);
+    await flush(); // it read the fresh beat and waits two beat periods
+    for (let t = 0; t < 1000; t += 500) {
+      clock.advance(500); // the first one beats on
+      await flush();
+    }
+    expect(await refused).toBeInstanceOf(NodeIdInUseError);
+    expect(String(await refused)).toContain('node id a is in use by another live node');
+
+    first.halt(); // kill -9: its last beat is fresh, but no other comes
+    const restarted = new Membership({ kv: kv as unknown as KV, nodeId: 'a', clock, beatMs: 500, deadAfterMs: 2000, log });
+    const started = restarted.start().then(() => 'started', (e: unknown) => e);
+    await flush();
+    for (let t = 0; t < 1000; t += 500) {
+      clock.advance(500);
+      await flush();
+    }
+    expect(await started).toBe('started');
+    expect(restarted.live()).toEqual(['a']);
+    expect(warnings).toEqual([]); // the crashed process's beat is older than this start: not a duplicate
+    restarted.halt();
+  });
+
+
   it('counts a node live while its own heartbeat timestamp is fresh, and drops it at once when it leaves', async () => {
     const clock = new ManualClock();
     const kv = new FakeKv();
