@@ -326,27 +326,6 @@ export abstract class Flights {
     }
   }
 
-  /**
-   * Section 2: a device's new session replaced `oldId`. What the old one was sent and never acked, or still had
-   * waiting in its window, goes to the new session now, in order, through its window: the old session's gateway may
-   * be gone (killed, cut off), so no `session_close` and no ack would ever come, and the device is connected again.
-   * Not a new decision (the message was for this device; a PC that has not reported yet on its new connection is no
-   * reason to send it to the phone instead); the client ignores an id it has seen.
-   */
-  protected onSessionReplaced(oldId: string, session: { node: string; id: string }): void {
-    this.windows.close(oldId);
-    if ((this.slotsTable?.size ?? 0) === 0) return;
-    const moved = [...this.slots.values()].filter((s) => s.session?.id === oldId && (s.kind === 'ack' || s.kind === 'queued'));
-    for (const slot of moved) {
-      this.stopTimers(slot);
-      slot.session = session;
-      const tried = (slot.flight.tried ??= []);
-      if (!tried.includes(session.id)) tried.push(session.id);
-      if (this.windows.admit(session.id, slot)) this.send(slot);
-      else slot.kind = 'queued';
-    }
-  }
-
   /** Section 4 / push delay: a PC turned active, so pushes still waiting are cancelled and those messages go to the PC. */
   protected onPcMaybeActive(now: number): void {
     if ((this.slotsTable?.size ?? 0) === 0 || !pcStatus(this.state, now, this.deps).active) return;

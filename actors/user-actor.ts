@@ -55,12 +55,13 @@ export class UserActor extends Flights {
         const old = msg.kind === 'pc'
           ? openPcSession(this.state, { ...newPcSession(session.id, msg.device, session.node, Math.min(msg.at, now), msg.bot === true), ...opened })
           : openMobileSession(this.state, msg.device, msg.os, { sessionId: session.id, node: session.node, foreground: true, ...opened });
-        // Section 2: a second connection of the same device replaces the first (4409), and takes over what the first
-        // was sent and never acked (onSessionReplaced): before, that waited out the ack timeout (5 s) when the first
-        // connection's gateway had died.
+        // Section 2: a second connection of the same device replaces the first (4409). The replaced one counts as
+        // closed (section 4: what it was sent and never acked times out at once, and the fallback is a new decision):
+        // its gateway may be gone (killed, cut off), so no close would ever come, and waiting out the ack timeout held
+        // those messages back for 5 s while the device was connected again.
         if (old) {
           this.deps.bus.publish(this.deps.subjects.gateway(old.node), { type: 'close_session', sessionId: old.sessionId, code: 4409, reason: 'replaced' });
-          this.onSessionReplaced(old.sessionId, session);
+          this.onSessionClosed(old.sessionId, now);
         }
         this.onPcMaybeActive(now);
         return this.replayHeld(); // section 4: a session of the user opened

@@ -60,7 +60,8 @@ export async function sendCommand(args: string[], env: NodeJS.ProcessEnv): Promi
   try {
     client = new ChatServerClient({ http: { url: v.url ?? nodeUrl(env), apiKey }, retry: { attempts: 3 } });
   } catch (e) {
-    throw new UsageError(`--url: ${(e as Error).message}`);
+    // Say where the URL came from: the flag, or the environment (SWITCHBOARD_URL, else SWITCHBOARD_HOST and _PORT).
+    throw new UsageError(`${v.url !== undefined ? '--url' : env.SWITCHBOARD_URL !== undefined ? 'SWITCHBOARD_URL' : 'SWITCHBOARD_HOST/SWITCHBOARD_PORT'}: ${(e as Error).message}`);
   }
   try {
     const result = await client.send({

@@ -194,9 +194,20 @@ function asApiError(e: unknown): SwitchboardApiError {
 function causeChain(e: unknown): string {
   const parts: string[] = [];
   for (let cur: unknown = e, depth = 0; cur !== undefined && cur !== null && depth < 3; depth++) {
-    parts.push(cur instanceof Error ? cur.message : String(cur));
+    parts.push(describeError(cur));
     cur = cur instanceof Error ? cur.cause : undefined;
   }
   return parts[0] + parts.slice(1).map((p) => ` (${p})`).join('');
+}
+
+/**
+ * One error's text. A dual-stack `localhost` fails as an `AggregateError` with an empty message (one error per
+ * address tried, Node's happy eyeballs): its errors' messages, else its code.
+ */
+function describeError(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  if (e.message !== '') return e.message;
+  const inner = e instanceof AggregateError ? e.errors.map((x) => (x instanceof Error ? x.message : String(x))).filter(Boolean) : [];
+  return inner.length > 0 ? inner.join('; ') : String((e as { code?: unknown }).code ?? e.name);
 }
 

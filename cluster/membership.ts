@@ -139,18 +139,21 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
 
   /**
    * Throws NodeIdInUseError when another process heartbeats under our node id. A fresh beat alone may be our own
-   * id's last one before a crash and a quick restart (kill -9, then start at once), so it waits two beat periods: a
-   * live process has written again by then, a dead one has not.
+   * id's last one before a crash and a quick restart (kill -9, then start at once), so it waits two beat periods and
+   * refuses only a beat stamped after the wait began: a live process has written one by then, a dead one cannot
+   * have (its last write may still land, or a lagging replica answer first: both are older).
    */
   private async refuseDuplicate(kv: KV): Promise<void> {
     const key = nodeKey(this.nodeId);
     const first = await kv.get(key);
     const beat = first?.operation === 'PUT' ? parseBeat(first) : undefined;
-    if (first === null || beat === undefined || beat.instance === this.instance) return;
-    if (this.clock.now() - beat.at >= this.deadAfterMs) return; // its writer is gone
+    if (beat === undefined || beat.instance === this.instance) return;
+    const waitFrom = this.clock.now();
+    if (waitFrom - beat.at >= this.deadAfterMs) return; // its writer is gone
     await new Promise<void>((resolve) => this.clock.setTimeout(resolve, this.beatMs * 2));
     const again = await kv.get(key);
-    if (again !== null && again.operation === 'PUT' && again.revision !== first.revision) throw new NodeIdInUseError(this.nodeId);
+    const newer = again?.operation === 'PUT' ? parseBeat(again) : undefined;
+    if (newer !== undefined && newer.instance !== this.instance && newer.at > waitFrom) throw new NodeIdInUseError(this.nodeId);
   }
 
   /** The live nodes with the `router` role, sorted: the ones partitions are assigned to. */

@@ -105,7 +105,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   const jetStream = await ready(() => JetStreamIngress.open(nc, { prefix: config.subjectPrefix, partitions: P, replicas }), 'ingress stream');
   // Accepts are made durable by JetStream here: the gauge follows the data connection (see the status loop below),
   // not an embedded store's health (it read 0 on every healthy cluster node before).
-  metrics.storeDurable.set(1);
+  metrics.storeDurable.set(natsDown ? 0 : 1);
   const ingress = new AcceptTracker(jetStream);
   // Token removals: the owner hears of it on the bus, chat servers on NATS (section 3, token_removed).
   const onTokenRemoved = tokenRemovalListener({ bus: natsBus, subjects, log, publishEvent: natsEventPublisher(nc, subjects) });

@@ -142,6 +142,9 @@ describe('switchboard send', () => {
     const bad = await runCli({ SWITCHBOARD_API_KEY: node.apiKey }, ['send', '--to', 'carol', '--text', 'x', '--url', '127.0.0.1:7400']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--url: http\.url must be an http\(s\) URL/);
+    const badEnv = await runCli({ SWITCHBOARD_API_KEY: node.apiKey, SWITCHBOARD_URL: 'ftp://127.0.0.1' }, ['send', '--to', 'carol', '--text', 'x']);
+    expect(badEnv.code).toBe(2);
+    expect(badEnv.stderr).toMatch(/SWITCHBOARD_URL: http\.url must be an http\(s\) URL/);
   });
 });
 
