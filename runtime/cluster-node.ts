@@ -11,7 +11,6 @@ import { KvPolicyStore } from '../cluster/kv-policy-store.js';
 import { createConcurrently } from '../cluster/jetstream-setup.js';
 import { DEFAULT_LEASE_MS, LeaseKeeper } from '../cluster/lease-keeper.js';
 import { Membership, NodeIdInUseError } from '../cluster/membership.js';
-import { StartError } from './start-error.js';
 import { NatsBus } from '../cluster/nats-bus.js';
 import { LeaseOwnershipView } from '../cluster/ownership-view.js';
 import { MetricsExchange } from '../cluster/metrics-exchange.js';
@@ -28,6 +27,7 @@ import { loadSenderConfig, logVendorsOn } from './sender-config.js';
 import { canPushWith } from '../senders/vendor-config.js';
 import { RoutingSummary, logDecision } from '../base/routing-log.js';
 import { startTokenSweep } from '../store/token-sweep.js';
+import { StartError } from './start-error.js';
 import { natsEventPublisher, registrationRules, tokenRemovalListener } from './token-removals.js';
 
 const packr = new Packr({ useRecords: false });
