@@ -63,18 +63,13 @@ export class HeartbeatClient {
     this.client = client;
     this.node = node;
     this.lastFrameAt = Date.now();
-    const take = (f: { type: string; id: string }): void => {
+    client.onEachFrame((f) => {
+      if (client !== this.client) return;
+      this.lastFrameAt = Date.now();
       if (f.type !== 'message') return;
       this.received.push(f.id);
       this.opts.ledger.arrive(f.id);
       client.send({ type: 'ack', id: f.id });
-    };
-    // Deliveries that came in the same socket read as the welcome arrived before the listener below: the client kept them.
-    for (const f of client.frames) take(f);
-    client.ws.on('message', (data, isBinary) => {
-      if (client !== this.client) return;
-      this.lastFrameAt = Date.now();
-      if (!isBinary) take(JSON.parse(data.toString()));
     });
     client.ws.on('close', () => {
       if (client === this.client) void this.reconnect();

@@ -52,16 +52,10 @@ export class Peer {
 
   private constructor(readonly client: TestClient, readonly claims: Claims, autoAck: boolean) {
     this.autoAck = autoAck;
-    const take = (f: { type: string; id: string }): void => {
+    client.onEachFrame((f) => {
       if (f.type !== 'message') return;
       this.received.push(f.id);
       if (this.autoAck) client.send({ type: 'ack', id: f.id });
-    };
-    // Deliveries that came in the same socket read as the welcome arrived before this listener: the client kept them
-    // (a node replaying held messages right after the welcome, a slow reader under load).
-    for (const f of client.frames) take(f);
-    client.ws.on('message', (data, isBinary) => {
-      if (!isBinary) take(JSON.parse(data.toString()));
     });
   }
 

@@ -28,12 +28,14 @@ export class TestClient {
   readonly frames: any[] = [];
   readonly closed: Promise<Closed>;
   private waiters: { match: (f: any) => boolean; resolve: (f: any) => void }[] = [];
+  private readonly listeners: ((f: any) => void)[] = [];
   private consumed = 0;
 
   private constructor(readonly ws: WebSocket) {
     ws.on('message', (data, isBinary) => {
       const frame = isBinary ? { binary: data } : JSON.parse(data.toString());
       this.frames.push(frame);
+      for (const l of this.listeners) l(frame);
       this.waiters = this.waiters.filter((w) => {
         if (!w.match(frame)) return true;
         w.resolve(frame);
@@ -66,6 +68,16 @@ export class TestClient {
 
   send(frame: unknown): void {
     this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
+  }
+
+  /**
+   * Calls `handler` with every frame received so far and not taken by `next`, then with each later one, in order.
+   * Frames that came in the same socket read as the welcome arrive before a listener attached after `session()`
+   * (a node replaying held messages right after the welcome, a slow reader under load): this way none is missed.
+   */
+  onEachFrame(handler: (f: any) => void): void {
+    for (const f of this.frames) handler(f);
+    this.listeners.push(handler);
   }
 
   /** The first frame received (already or later) that matches and has not been returned by `next` before. */
