@@ -32,6 +32,13 @@ const NO_QUERY = new URLSearchParams();
 export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { bus, subjects, ingress, registry, policies, metrics, clock } = deps;
   const authorized = bearerCheck(deps.apiKey);
+  /** The node answered ready once (to an accept or to `/readyz`): a later 503 from `/readyz` says `unready`. */
+  let wasReady = false;
+  const isReady = (): boolean => {
+    const ready = deps.isReady();
+    if (ready) wasReady = true;
+    return ready;
+  };
 
   /** `ingress.accept`, with a synchronous throw turned into a rejection (as `await` did). */
   const accept = (msg: ChatMessage): Promise<AcceptResult> => {
@@ -47,7 +54,7 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
    * callbacks: one body read, one decode, one accept promise, one write per request.
    */
   const postMessage: Handler = (req, res) => {
-    if (!deps.isReady()) throw new SwitchboardError('unavailable');
+    if (!isReady()) throw new SwitchboardError('unavailable');
     withBody(req, res, MAX_MESSAGE_BYTES, (body) => {
       const decoded = decodeSendRequest(body, clock.now());
       if (!decoded.ok) return answerFailure(req, res, decoded.error);
@@ -70,7 +77,7 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
 
   /** Section 3: 1-500 messages, one result each in order, answered once every accepted one is durable. */
   const postBatch: Handler = (req, res) => {
-    if (!deps.isReady()) throw new SwitchboardError('unavailable');
+    if (!isReady()) throw new SwitchboardError('unavailable');
     withBody(req, res, MAX_BATCH_BYTES, (body) => {
       const decoded = decodeBatchRequest(body, clock.now());
       if (!decoded.ok) return answerFailure(req, res, decoded.error);
@@ -219,9 +226,6 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
     else res.destroy();
   }
 
-  /** `/readyz` answered ready once: a later 503 says `unready`. */
-  let wasReady = false;
-
   async function serveOperator(req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
     if (path !== '/healthz' && path !== '/readyz' && path !== '/metrics') return false;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -230,8 +234,7 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
     }
     if (path === '/healthz') sendJson(res, 200, { status: 'ok' });
     else if (path === '/readyz') {
-      const ready = deps.isReady();
-      if (ready) wasReady = true;
+      const ready = isReady();
       // `unready`: it was ready and is not now (a failing disk, NATS lost, partitions moving), not `starting`.
       const status = deps.isStopping() ? 'stopping' : ready ? 'ready' : wasReady ? 'unready' : 'starting';
       sendJson(res, status === 'ready' ? 200 : 503, { status });
