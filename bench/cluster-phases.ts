@@ -56,7 +56,8 @@ export function cpuMeter(procs: { nats: ChildProcess; nodes: ChildProcess[]; cli
   };
 }
 
-function quantile(sorted: Float64Array, q: number): number {
+/** The `q`-quantile (0..1) of ascending `sorted` values, nearest rank; NaN when there are none. */
+export function quantile(sorted: Float64Array, q: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
 }

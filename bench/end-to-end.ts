@@ -78,6 +78,12 @@ async function warmed(o: E2eOptions, phase: (o: E2eOptions) => Promise<PhaseResu
   return phase(o);
 }
 
+/**
+ * Max phases run in this process so far: part of every max phase's message ids, so a phase run again (`abba` runs
+ * each measured phase twice) never sends an id the node has seen (it would answer `duplicate` and deliver nothing).
+ */
+let maxPhases = 0;
+
 /** In-process entry at max rate: a window of accepted-but-not-received messages, refilled on every progress report. */
 async function inProcessMax(entry: Entry, gen: LoadGenerator, o: E2eOptions, target: PhaseResult['target'] = 'node'): Promise<PhaseResult> {
   await gen.reset();
@@ -86,10 +92,11 @@ async function inProcessMax(entry: Entry, gen: LoadGenerator, o: E2eOptions, tar
   let errors = 0;
   const failed = (): void => void errors++;
   const start = monoMs();
+  const phase = `${o.warm ? 'ipwarm' : 'ipmax'}${++maxPhases}`;
   await new Promise<void>((resolve) => {
     const pump = (): void => {
       while (sent < o.maxCount && sent - gen.received < o.window) {
-        entry(message(o.warm ? 'ipwarm' : 'ipmax', sent++, o.users), failed);
+        entry(message(phase, sent++, o.users), failed);
       }
       if (sent >= o.maxCount) resolve();
     };
@@ -103,7 +110,7 @@ async function inProcessMax(entry: Entry, gen: LoadGenerator, o: E2eOptions, tar
   return { nodeLoad, entry: 'in-process', target, sent, errors, rate: stats.received / ((stats.lastAtMs - start) / 1000), stats };
 }
 
-async function inProcessPaced(entry: Entry, gen: LoadGenerator, o: E2eOptions, rate: number): Promise<PhaseResult> {
+async function inProcessPaced(entry: Entry, gen: LoadGenerator, o: E2eOptions, rate: number, target: PhaseResult['target'] = 'node'): Promise<PhaseResult> {
   await gen.reset();
   const load = loadMeter();
   let errors = 0;
@@ -114,14 +121,14 @@ async function inProcessPaced(entry: Entry, gen: LoadGenerator, o: E2eOptions, r
   await gen.waitReceived(sent - errors, 30_000);
   const nodeLoad = load();
   const stats = await gen.stats();
-  return { nodeLoad, entry: 'in-process', target: 'node', offered: rate, sent, errors, rate: stats.received / ((stats.lastAtMs - start) / 1000), stats };
+  return { nodeLoad, entry: 'in-process', target, offered: rate, sent, errors, rate: stats.received / ((stats.lastAtMs - start) / 1000), stats };
 }
 
 async function http(gen: LoadGenerator, o: E2eOptions, rate?: number, target: PhaseResult['target'] = 'node', batch?: number): Promise<PhaseResult> {
   await gen.reset();
   const load = loadMeter();
   const done = gen.reply('http_done');
-  if (rate === undefined) gen.send({ type: 'http_max', phase: (batch ? 'bmax' : 'hmax') + (o.warm ? 'warm' : ''), count: o.maxCount, window: o.window, concurrency: batch ? Math.max(4, o.httpConcurrency / 8) : o.httpConcurrency, batch });
+  if (rate === undefined) gen.send({ type: 'http_max', phase: (batch ? 'bmax' : 'hmax') + (o.warm ? 'warm' : '') + ++maxPhases, count: o.maxCount, window: o.window, concurrency: batch ? Math.max(4, o.httpConcurrency / 8) : o.httpConcurrency, batch });
   else gen.send({ type: 'http_paced', phase: `h${rate}`, rate, durationMs: o.loadMs });
   const out = await done;
   await gen.waitReceived(out.sent - out.errors, 30_000);
@@ -143,35 +150,40 @@ async function hasBatchEndpoint(node: RunningNode): Promise<boolean> {
   return res.status !== 404 && res.status !== 405;
 }
 
-/**
- * The bare relays (bench/relay.ts) in this process, with the same clients: in-process max, the same corked, and
- * the `node:http` relay at max. Their CPU per message is the baseline of the node's in the same run.
- */
-export async function runRelays(o: E2eOptions, progress: (line: string) => void): Promise<PhaseResult[]> {
+/** A bare relay of bench/relay.ts in this process with its own load generator (the same clients as the node's). */
+interface RelayBench {
+  relay: Awaited<ReturnType<typeof startRelay>>;
+  gen: LoadGenerator;
+  entry: Entry;
+}
+
+async function startRelayBench(o: E2eOptions): Promise<RelayBench> {
   const relay = await startRelay();
-  let gen: LoadGenerator | undefined;
   try {
-    const g = (await LoadGenerator.start({ port: relay.port, jwtSecret: 'relay-does-not-verify', apiKey: 'none', users: o.users })).gen;
-    gen = g;
+    const { gen } = await LoadGenerator.start({ port: relay.port, jwtSecret: 'relay-does-not-verify', apiKey: 'none', users: o.users });
     const entry: Entry = (msg, failed) => void (relay.accept(msg) || failed());
     await gen.reset();
     for (let i = 0; i < o.users; i++) entry(message('warm', i, o.users), () => undefined);
     await gen.waitReceived(o.users, 30_000);
-    const phases: PhaseResult[] = [];
-    const note = (p: PhaseResult) => {
-      phases.push(p);
-      progress(`  ${p.target} ${p.entry} max: ${Math.round(p.rate)} msgs/s, CPU ${((p.nodeLoad.cpuPct / 100 / p.rate) * 1e6).toFixed(1)} µs/msg, received ${p.stats.received}/${p.sent}, misrouted ${p.stats.misrouted}, others ${Math.round(othersPct(p))}%`);
-    };
-    note(await warmed(o, (w) => inProcessMax(entry, g, w, 'relay')));
-    relay.corked = true;
-    note(await warmed(o, (w) => inProcessMax(entry, g, w, 'relay-corked')));
-    relay.corked = false;
-    note(await warmed(o, (w) => http(g, w, undefined, 'relay')));
-    return phases;
-  } finally {
-    await gen?.stop();
+    return { relay, gen, entry };
+  } catch (e) {
     await relay.close();
+    throw e;
   }
+}
+
+/**
+ * Runs a relay's max phase and the node's counterpart in the order relay, node, node, relay (ABBA), after one
+ * unmeasured warm-up of each. Both servers are alive in this process the whole time, so the two relay phases
+ * bracket the node's: a drift of the machine's speed during the four phases (this 2-core VM's neighbours come and
+ * go; the same node phase measured a minute apart moved 87 -> 122 µs/msg) weighs on both sides alike, where a
+ * relay measured minutes before the node carried it into the ratio whole.
+ */
+async function abba(o: E2eOptions, relay: (w: E2eOptions) => Promise<PhaseResult>, node: (w: E2eOptions) => Promise<PhaseResult>, note: (p: PhaseResult) => void): Promise<void> {
+  const warm = { ...o, maxCount: Math.max(1, Math.round(o.maxCount * WARM_SHARE)), warm: true };
+  await relay(warm);
+  await node(warm);
+  for (const run of [relay, node, node, relay]) note(await run(o));
 }
 
 /** CPU used on the machine by processes other than the node and the load generator, % of one core. */
@@ -179,7 +191,13 @@ export function othersPct(p: PhaseResult): number {
   return Math.max(0, p.nodeLoad.machinePct - p.nodeLoad.cpuPct - p.stats.load.cpuPct);
 }
 
-export async function runEndToEnd(o: E2eOptions, progress: (line: string) => void): Promise<E2eResult> {
+/**
+ * Rows r, b and c in one go: the bare relays (bench/relay.ts, their CPU per message the baseline of the node's) and
+ * the node, each with its own load generator, alive together. Max phases alternate with the relay's (`abba`); with
+ * `pacedAt` (msgs/s) the in-process relay also runs paced at that load: its p99 is what this machine and these
+ * clients give a relay that does nothing but write and read the sockets, the floor under the node's p99 there.
+ */
+export async function runEndToEnd(o: E2eOptions, progress: (line: string) => void, pacedAt?: number): Promise<E2eResult> {
   const dataDir = await mkdtemp(join(tmpdir(), 'switchboard-bench-'));
   const config = parseConfig({
     SWITCHBOARD_PORT: '0',
@@ -189,7 +207,10 @@ export async function runEndToEnd(o: E2eOptions, progress: (line: string) => voi
   });
   const node = await startNode(config, { log: createLogger('warn'), metrics: new Metrics() });
   let gen: LoadGenerator | undefined;
+  let rb: RelayBench | undefined;
   try {
+    rb = await startRelayBench(o);
+    const { relay, entry: relayEntry, gen: relayGen } = rb;
     const started = await LoadGenerator.start({ port: node.port, jwtSecret: node.jwtSecret, apiKey: node.apiKey, users: o.users });
     const g = started.gen;
     gen = g;
@@ -205,11 +226,15 @@ export async function runEndToEnd(o: E2eOptions, progress: (line: string) => voi
     const phases: PhaseResult[] = [];
     const note = (p: PhaseResult) => {
       phases.push(p);
-      progress(`  ${p.target} ${p.entry} ${p.offered ?? 'max'}: ${Math.round(p.rate)} msgs/s, p50 ${p.stats.latency.p50Ms.toFixed(2)} ms, p99 ${p.stats.latency.p99Ms.toFixed(2)} ms, received ${p.stats.received}/${p.sent}, errors ${p.errors}, dupes ${p.stats.duplicates}, node cpu ${Math.round(p.nodeLoad.cpuPct)}% elu ${Math.round(p.nodeLoad.eluPct)}%, loadgen cpu ${Math.round(p.stats.load.cpuPct)}% elu ${Math.round(p.stats.load.eluPct)}%, others ${Math.round(othersPct(p))}%, node stalls p99/max ${p.nodeLoad.loopDelayP99Ms.toFixed(1)}/${p.nodeLoad.loopDelayMaxMs.toFixed(1)} ms, loadgen ${p.stats.load.loopDelayP99Ms.toFixed(1)}/${p.stats.load.loopDelayMaxMs.toFixed(1)} ms, full GCs node ${p.nodeLoad.fullGcs} (${p.nodeLoad.fullGcMs.toFixed(0)} ms) loadgen ${p.stats.load.fullGcs}`);
+      progress(`  ${p.target} ${p.entry} ${p.offered ?? 'max'}: ${Math.round(p.rate)} msgs/s, CPU ${((p.nodeLoad.cpuPct / 100 / p.rate) * 1e6).toFixed(1)} µs/msg, p50 ${p.stats.latency.p50Ms.toFixed(2)} ms, p99 ${p.stats.latency.p99Ms.toFixed(2)} ms, received ${p.stats.received}/${p.sent}, errors ${p.errors}, dupes ${p.stats.duplicates}, node cpu ${Math.round(p.nodeLoad.cpuPct)}% elu ${Math.round(p.nodeLoad.eluPct)}%, loadgen cpu ${Math.round(p.stats.load.cpuPct)}% elu ${Math.round(p.stats.load.eluPct)}%, others ${Math.round(othersPct(p))}%, node stalls p99/max ${p.nodeLoad.loopDelayP99Ms.toFixed(1)}/${p.nodeLoad.loopDelayMaxMs.toFixed(1)} ms, loadgen ${p.stats.load.loopDelayP99Ms.toFixed(1)}/${p.stats.load.loopDelayMaxMs.toFixed(1)} ms, full GCs node ${p.nodeLoad.fullGcs} (${p.nodeLoad.fullGcMs.toFixed(0)} ms) loadgen ${p.stats.load.fullGcs}`);
     };
-    note(await warmed(o, (w) => inProcessMax(nodeEntry(node), g, w)));
+    await abba(o, (w) => inProcessMax(relayEntry, relayGen, w, 'relay'), (w) => inProcessMax(nodeEntry(node), g, w), note);
+    relay.corked = true;
+    note(await warmed(o, (w) => inProcessMax(relayEntry, relayGen, w, 'relay-corked')));
+    relay.corked = false;
+    if (pacedAt !== undefined) note(await inProcessPaced(relayEntry, relayGen, o, pacedAt, 'relay'));
     for (const rate of o.loads) note(await inProcessPaced(nodeEntry(node), gen, o, rate));
-    note(await warmed(o, (w) => http(g, w)));
+    await abba(o, (w) => http(relayGen, w, undefined, 'relay'), (w) => http(g, w), note);
     for (const rate of o.loads) note(await http(gen, o, rate));
     // Another developer adds POST /v1/messages/batch; measured only once the node answers it.
     if (await hasBatchEndpoint(node)) note(await warmed(o, (w) => http(g, w, undefined, 'node', BATCH_SIZE)));
@@ -217,6 +242,8 @@ export async function runEndToEnd(o: E2eOptions, progress: (line: string) => voi
     return { connectMs: started.ready.connectMs, sockets: started.ready.sockets, phases, warmup };
   } finally {
     await gen?.stop();
+    await rb?.gen.stop();
+    await rb?.relay.close();
     await node.stop();
     await rm(dataDir, { recursive: true, force: true });
   }

@@ -2,7 +2,7 @@ import { execFileSync, execSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { cpus, totalmem } from 'node:os';
 import { decideCeiling } from './decide-ceiling.js';
-import { othersPct, runEndToEnd, runRelays, type E2eOptions, type PhaseResult } from './end-to-end.js';
+import { othersPct, runEndToEnd, type E2eOptions, type PhaseResult } from './end-to-end.js';
 import { goalLines, type Goal } from './goals.js';
 import { parseConfig } from '../runtime/config.js';
 import { ingressAlone } from './ingress-alone.js';
@@ -43,8 +43,8 @@ function clusterGoals(quickMode: boolean): { table: string; goals: Goal[] } {
   try {
     const script = fileURLToPath(new URL('./cluster.js', import.meta.url));
     const out = execFileSync(process.execPath, [script, '--goals', '--no-readme', ...(quickMode ? ['--quick'] : [])], { stdio: ['ignore', 'pipe', 'inherit'], timeout: 300_000 }).toString();
-    const goals = [...out.matchAll(/^ratio (\S+) (\S+) (\S+)$/gm)].map((m): Goal => ({ name: m[1], value: Number(m[2]), goal: Number(m[3]) }));
-    return { table: out.replace(/^ratio .*$/gm, '').trim(), goals };
+    const goals = [...out.matchAll(/^(ratio|context) (\S+) (\S+) (\S+)$/gm)].map((m): Goal => ({ name: m[2], value: Number(m[3]), goal: Number(m[4]), info: m[1] === 'context' }));
+    return { table: out.replace(/^(ratio|context) .*$/gm, '').trim(), goals };
   } catch (e) {
     log(`cluster goals failed: ${(e as Error).message}`);
     return { table: '', goals: [{ name: 'cluster_vs_nats_relay', value: NaN, goal: 4 }, { name: 'cluster_p99_ms_at_max', value: NaN, goal: 250 }] };
@@ -104,7 +104,7 @@ function phaseRows(phases: PhaseResult[], ceiling: number, users: number): Row[]
         note: [`node CPU ${fmt((p.nodeLoad.cpuPct / 100 / p.rate) * 1e6)} µs/msg`, `p50 ${fmtMs(p.stats.latency.p50Ms)} ms, p99 ${fmtMs(p.stats.latency.p99Ms)} ms under saturation`, note].filter(Boolean).join('; '),
       };
     }
-    const judged = p.offered === TARGET_P99_AT;
+    const judged = p.offered === TARGET_P99_AT && p.target === 'node';
     return {
       section: entry, what: `p50 / p99 send-to-receive at ${fmt(p.offered)} msgs/s offered`,
       value: `${fmtMs(p.stats.latency.p50Ms)} / ${fmtMs(p.stats.latency.p99Ms)} ms`,
@@ -140,8 +140,11 @@ async function main(): Promise<void> {
   log('b0. durable entry alone');
   // 8: about what one group commit carries at the HTTP row's max rate (64 open requests), where a commit's fixed
   // cost (one trip to the thread pool) weighs most per message.
+  /** p99 of one accept (write + fdatasync) with 8 concurrent, about what a group commit carries at 10k msgs/s. */
+  let acceptP99Ms = NaN;
   for (const concurrency of [1, 8, 64, 512]) {
     const r = await ingressAlone(concurrency === 1 ? 2000 : concurrency === 8 ? 10_000 : quick ? 30_000 : 100_000, concurrency);
+    if (concurrency === 8) acceptP99Ms = r.p99Ms;
     rows.push({
       section: 'b0. durable entry alone', what: `FileInbox.accept, ${concurrency} concurrent, no routing: accepts/s`, value: fmt(r.acceptsPerSec),
       ratio: ofCeiling(r.acceptsPerSec, ceiling.callsPerSec),
@@ -151,27 +154,28 @@ async function main(): Promise<void> {
 
   const goals: Goal[] = [];
   if (!args.includes('--skip-e2e')) {
-    log(`r. bare relays, ${e2e.users} users`);
-    let relays: PhaseResult[] = [];
+    log(`r, b, c. bare relays and the node, ${e2e.users} users each, max phases in the order relay, node, node, relay`);
     try {
-      relays = await runRelays(e2e, log);
-      rows.push(...phaseRows(relays, ceiling.callsPerSec, e2e.users));
-    } catch (e) {
-      log(`relays failed: ${(e as Error).stack}`);
-    }
-    log(`b/c. end to end, ${e2e.users} users`);
-    try {
-      const r = await runEndToEnd(e2e, log);
+      const r = await runEndToEnd(e2e, log, TARGET_P99_AT);
       rows.push(...phaseRows(r.phases, ceiling.callsPerSec, e2e.users));
-      const find = (target: PhaseResult['target'], entry: PhaseResult['entry'], offered?: number) =>
-        [...relays, ...r.phases].find((p) => p.target === target && p.entry === entry && p.offered === offered);
-      const ratio = (a?: PhaseResult, b?: PhaseResult) => (a && b ? cpuPerMsg(a) / cpuPerMsg(b) : NaN);
-      goals.push({ name: 'embedded_inprocess_vs_relay', value: ratio(find('node', 'in-process'), find('relay', 'in-process')), goal: 2 });
-      goals.push({ name: 'embedded_inprocess_vs_corked_relay', value: ratio(find('node', 'in-process'), find('relay-corked', 'in-process')), goal: 2, info: true });
+      const all = (target: PhaseResult['target'], entry: PhaseResult['entry'], offered?: number) =>
+        r.phases.filter((p) => p.target === target && p.entry === entry && p.offered === offered);
+      const find = (target: PhaseResult['target'], entry: PhaseResult['entry'], offered?: number) => all(target, entry, offered)[0];
+      /** Mean CPU µs per message of every run of a phase (the ABBA runs). */
+      const meanCpu = (ps: PhaseResult[]) => (ps.length ? ps.reduce((a, p) => a + cpuPerMsg(p), 0) / ps.length : NaN);
+      const ratio = (node: PhaseResult[], relay: PhaseResult[]) => meanCpu(node) / meanCpu(relay);
+      goals.push({ name: 'embedded_inprocess_vs_relay', value: ratio(all('node', 'in-process'), all('relay', 'in-process')), goal: 2 });
+      goals.push({ name: 'embedded_inprocess_vs_corked_relay', value: ratio(all('node', 'in-process'), all('relay-corked', 'in-process')), goal: 2, info: true });
       goals.push({ name: 'embedded_p99_ms_at_10k', value: find('node', 'in-process', TARGET_P99_AT)?.stats.latency.p99Ms ?? NaN, goal: TARGET_P99_MS });
-      goals.push({ name: 'embedded_http_vs_relay', value: ratio(find('node', 'http'), find('relay', 'http')), goal: 1.3 });
+      // Context, the floors under that p99 on this machine: the bare relay's own p99 at the same load (sockets,
+      // clients, scheduler), and the p99 of the durable accept alone (write + fdatasync, row b0), which every
+      // message waits for before it is routed (the contract's 202 means stored).
+      goals.push({ name: 'relay_p99_ms_at_10k', value: find('relay', 'in-process', TARGET_P99_AT)?.stats.latency.p99Ms ?? NaN, goal: TARGET_P99_MS, info: true });
+      goals.push({ name: 'durable_accept_p99_ms', value: acceptP99Ms, goal: TARGET_P99_MS, info: true });
+      goals.push({ name: 'embedded_http_vs_relay', value: ratio(all('node', 'http'), all('relay', 'http')), goal: 1.3 });
       const batch = find('node', 'http-batch');
-      if (batch) goals.push({ name: 'batch_vs_single_rate', value: batch.rate / (find('node', 'http')?.rate ?? NaN), goal: 3, atLeast: true });
+      const single = all('node', 'http');
+      if (batch) goals.push({ name: 'batch_vs_single_rate', value: batch.rate / (single.reduce((a, p) => a + p.rate, 0) / single.length), goal: 3, atLeast: true });
     } catch (e) {
       log(`end to end failed: ${(e as Error).stack}`);
       rows.push({ section: 'b/c. end to end', what: 'FAILED', value: 'n/a', note: String((e as Error).message).slice(0, 200) });

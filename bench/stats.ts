@@ -190,3 +190,29 @@ export function loadMeter(): (stop?: boolean) => Load {
     };
   };
 }
+
+/** One max-rate phase of a window sweep: the window (messages in flight at most), the rate reached and its p99. */
+export interface WindowPoint {
+  window: number;
+  /** msgs/s received. */
+  rate: number;
+  p99Ms: number;
+}
+
+/**
+ * Share of the best rate of a sweep that still counts as the max rate: run-to-run spread of one phase's rate on a
+ * 2-core VM is ~10% (bench/README.md, "The cluster's max rate: the window at the knee").
+ */
+export const KNEE_RATE_SHARE = 0.9;
+
+/**
+ * The knee of a closed-loop window sweep: the smallest window whose rate is at least `share` of the best rate of
+ * the sweep. A closed loop at the max rate holds `window` messages in flight, so past the knee a larger window adds
+ * only queueing (Little's law: mean latency = in flight / rate), latency of the load generator's own making; the
+ * knee is the max-rate point with the least of it. Throws on an empty sweep.
+ */
+export function kneeOf(points: WindowPoint[], share = KNEE_RATE_SHARE): WindowPoint {
+  if (points.length === 0) throw new Error('kneeOf: no points');
+  const best = Math.max(...points.map((p) => p.rate));
+  return [...points].sort((a, b) => a.window - b.window).find((p) => p.rate >= share * best)!;
+}
