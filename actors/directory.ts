@@ -88,7 +88,7 @@ export class UserDirectory {
 
   constructor(deps: DirectoryDeps) {
     this.history = deps.history ?? new DecisionHistory(deps.decisionHistoryBytes);
-    this.ackDeadlines = new DeadlineQueue<AckDue>(deps.clock, deps.ackTimeoutMs, (due) => this.tell(due.user, { type: 'ack_due', id: due.id, device: due.device }));
+    this.ackDeadlines = new DeadlineQueue<AckDue>(deps.clock, deps.ackTimeoutMs, (due) => this.tell(due.user, { type: 'ack_due', id: due.id, device: due.device, seq: due.seq }));
     this.deps = { ...deps, history: this.history, ackDeadlines: this.ackDeadlines };
     this.scheduleSweep();
   }

@@ -59,12 +59,23 @@ export interface AckDue {
   user: string;
   id: string;
   device: string;
+  /** The sent delivery it times (`Slot.sent`): a later delivery of the same message to the same device is not it. */
+  seq: number;
 }
+
+/**
+ * Numbers every sent delivery of this process (`Slot.sent`, `AckDue.seq`). A timeout that already fired waits in the
+ * mailbox and cannot be cancelled; if, before it is read, a replaced or closed session timed that delivery out and
+ * the fallback sent the message to the same device again, the slot key (message, device) is the same: the number
+ * tells the old timeout from the new delivery's (issue 13 review; PROTOCOL.md section 4: each delivery has its own
+ * ack timeout). One counter for the process, not one per actor: a live actor stays as small as it was.
+ */
+let sentDeliveries = 0;
 
 /** Gateway traffic plus what the actor sends itself: timers and push outcomes come back as messages, never as callbacks that touch state. */
 export type UserActorMessage =
   | OwnerMessage
-  | { type: 'ack_due'; id: string; device: string }
+  | { type: 'ack_due'; id: string; device: string; seq: number }
   | { type: 'push_due'; id: string; device: string }
   | { type: 'push_done'; id: string; device: string; outcome: PushOutcome }
   | { type: 'held_done'; id: string; ok: boolean }
@@ -111,6 +122,8 @@ export interface Slot {
   timer?: Timer;
   /** A sent delivery's ack timeout, when the directory keeps them on one timer. */
   deadline?: Deadline;
+  /** Set when the delivery is sent: which send its `ack_due` belongs to (AckDue.seq). */
+  sent?: number;
   token?: string;
   /** A direct delivery's session. */
   session?: { node: string; id: string };
@@ -232,8 +245,9 @@ export abstract class Flights {
     slot.kind = 'ack';
     this.deps.bus.publish(this.deps.subjects.gateway(session.node), { type: 'deliver', sessionId: session.id, frame: frameOf(slot.flight.msg), user: this.user });
     this.deps.metrics.deliveries.inc({ via: slot.target.via });
-    if (this.deps.ackDeadlines) slot.deadline = this.deps.ackDeadlines.add({ user: this.user, id, device });
-    else slot.timer = this.deps.clock.setTimeout(() => this.self({ type: 'ack_due', id, device }), this.deps.ackTimeoutMs);
+    const seq = (slot.sent = ++sentDeliveries);
+    if (this.deps.ackDeadlines) slot.deadline = this.deps.ackDeadlines.add({ user: this.user, id, device, seq });
+    else slot.timer = this.deps.clock.setTimeout(() => this.self({ type: 'ack_due', id, device, seq }), this.deps.ackTimeoutMs);
   }
 
   /** Clears a slot's push-delay timer or ack timeout, whichever it has. */
@@ -290,9 +304,14 @@ export abstract class Flights {
     this.finish(slot, 'failed', o.reason);
   }
 
-  protected onAckTimeout(id: string, device: string, now: number): void {
+  /**
+   * A delivery was not acked in time (`seq`: the send its `ack_due` timed, see AckDue), or its session closed or
+   * was replaced (no `seq`: whatever is in flight to that device now). Falls back per section 4.
+   */
+  protected onAckTimeout(id: string, device: string, now: number, seq?: number): void {
     const slot = this.slots.get(slotKey(id, device));
     if (slot?.kind !== 'ack' && slot?.kind !== 'queued') return;
+    if (seq !== undefined && slot.sent !== seq) return; // the timeout of an earlier delivery, already timed out
     this.stopTimers(slot);
     this.dropSlot(slotKey(id, device));
     if (slot.kind === 'ack') this.freeWindow(slot);

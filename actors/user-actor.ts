@@ -109,7 +109,7 @@ export class UserActor extends Flights {
       case 'policy_changed':
         return this.reloadPolicy();
       case 'ack_due':
-        return this.onAckTimeout(msg.id, msg.device, now);
+        return this.onAckTimeout(msg.id, msg.device, now, msg.seq);
       case 'push_due': {
         const slot = this.slots.get(slotKey(msg.id, msg.device));
         if (slot?.kind !== 'delay') return;

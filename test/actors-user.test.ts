@@ -198,6 +198,28 @@ describe('user actor', () => {
     expect(await outcomes('u1', 'm1')).toEqual(['pc/pc_active: pc:pc=ack_timeout', 'held/ack_timeout: ', 'pc_fallback/unreported: pc:pc=acked']);
   });
 
+  it('section 4: an ack timeout that fired for a replaced delivery does not time out the fresh one to the same device', async () => {
+    h = harness();
+    h.openPhone('u1', 'iphone', 'ios', 's1', 'gw1');
+    h.route('u1', 'm1');
+    await until(() => h.deliveries().length === 1);
+    // The phone (no push token) reconnects through gw2 just as m1's ack timeout on s1 fires: both wait in the
+    // actor's mailbox, the session first. The replaced session counts as closed: m1 times out and the fallback sends
+    // it again, at once, to the same phone on s2. Then the old timeout, for the same message and device, comes in.
+    h.openPhone('u1', 'iphone', 'ios', 's2', 'gw2');
+    vi.advanceTimersByTime(5000);
+    await until(() => h.deliveries().length === 2);
+    await settle(h);
+    expect(h.deliveries()).toEqual(['gw1:s1', 'gw2:s2']);
+    expect((await h.metrics.ackTimeouts.get()).values).toMatchObject([{ labels: { kind: 'mobile' }, value: 1 }]);
+    // The delivery to s2 has its own full ack timeout.
+    await vi.advanceTimersByTimeAsync(4999);
+    expect((await h.metrics.ackTimeouts.get()).values).toMatchObject([{ labels: { kind: 'mobile' }, value: 1 }]);
+    h.ack('u1', 'iphone', 's2', 'm1');
+    await until(() => h.settled.length === 1);
+    expect(await outcomes('u1', 'm1')).toEqual(['mobile/no_pc: iphone:mobile=ack_timeout', 'mobile/ack_timeout: iphone:mobile=acked']);
+  });
+
   it('a backgrounded phone gets the vendor push, not a direct delivery', async () => {
     h = harness();
     h.send({ type: 'device_put', user: 'u1', device: 'iphone', os: 'ios', token: 'a' });
