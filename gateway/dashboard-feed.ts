@@ -93,6 +93,7 @@ export class DashboardFeed {
       'cache-control': 'no-cache, no-store',
       'x-accel-buffering': 'no',
     });
+    if (res.req?.method === 'HEAD') return void res.end(); // the headers of the stream, and no stream
     res.write(`retry: ${this.intervalMs * 2}\n\n`);
     this.streams.add(res);
     res.on('close', () => {

@@ -209,8 +209,9 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
       const params = matchRoute(route.pattern, segments);
       if (!params) continue;
       if (!keyed && !route.noApiKey) break;
-      const handler = route.methods[req.method ?? ''];
-      if (!handler) return sendError(res, new SwitchboardError('method_not_allowed'), { allow: Object.keys(route.methods).join(', ') });
+      // HEAD is GET without the body (RFC 9110 section 9.3.2; node:http sends no body on a HEAD response itself).
+      const handler = route.methods[req.method === 'HEAD' ? 'GET' : req.method ?? ''];
+      if (!handler) return sendError(res, new SwitchboardError('method_not_allowed'), { allow: allowedMethods(route.methods) });
       return handler(req, res, params, query);
     }
     // Without the key, a path that is no route is answered 401 as well: what exists under /v1 is not told to strangers.
@@ -268,6 +269,12 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
       .then((done) => { if (!done) throw new SwitchboardError('not_found'); })
       .catch(failed);
   };
+}
+
+/** The `Allow` header of a route: its methods, with HEAD wherever GET is (served as GET without the body). */
+function allowedMethods(methods: Record<string, unknown>): string {
+  const names = Object.keys(methods);
+  return (names.includes('GET') ? [...names, 'HEAD'] : names).join(', ');
 }
 
 function matchRoute(pattern: string[], segments: string[]): string[] | undefined {

@@ -82,7 +82,9 @@ export function createPlaygroundApi(deps: PlaygroundApiDeps): (req: IncomingMess
     if (!isLoopbackHostHeader(req.headers.host)) throw new SwitchboardError('loopback_only', 'the Host header must name localhost or a loopback address');
     const call = calls.get(name);
     if (call === undefined) throw new SwitchboardError('not_found', `no playground call ${name}`);
-    if (req.method !== call.method) return sendError(res, new SwitchboardError('method_not_allowed', `${name} takes ${call.method}`), { allow: call.method });
+    // HEAD is GET without the body (RFC 9110 section 9.3.2), as on every other GET of the node.
+    const method = req.method === 'HEAD' && call.method === 'GET' ? 'GET' : req.method;
+    if (method !== call.method) return sendError(res, new SwitchboardError('method_not_allowed', `${name} takes ${call.method}`), { allow: call.method === 'GET' ? 'GET, HEAD' : call.method });
     return call.run(req, res, query);
   };
 }

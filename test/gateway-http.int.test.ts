@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { startGateway, type GatewayFixture } from './gateway-fixture.js';
+import { API_KEY, startGateway, type GatewayFixture } from './gateway-fixture.js';
 
 const SECRET_TOKEN = '5ec7e7'.repeat(12);
 
@@ -45,6 +45,21 @@ describe('gateway HTTP API', () => {
     expect(res.status).toBe(405);
     expect(res.body.error.code).toBe('method_not_allowed');
     expect(res.headers.get('allow')).toBe('POST');
+    // A GET route answers HEAD too, and says so (RFC 9110 section 9.3.2: HEAD is GET without the body).
+    const users = await g.http('DELETE', '/v1/users/alice');
+    expect(users.status).toBe(405);
+    expect(users.headers.get('allow')).toBe('GET, HEAD');
+  });
+
+  it('answers HEAD wherever GET is served: the same status and headers, no body', async () => {
+    for (const path of ['/v1/users/alice', '/v1/users/alice/decisions', '/v1/dashboard', '/v1/dashboard/stream', '/healthz']) {
+      const get = await fetch(`${g.url}${path}`, { headers: { authorization: `Bearer ${API_KEY}` } });
+      const getType = get.headers.get('content-type');
+      await get.body?.cancel(); // the stream never ends by itself
+      const head = await g.http('HEAD', path);
+      expect({ path, status: head.status, type: head.headers.get('content-type'), body: head.body }).toEqual({ path, status: get.status, type: getType, body: undefined });
+    }
+    expect((await g.http('HEAD', '/v1/messages')).status).toBe(405);
   });
 
   it('accepts a message (202), then calls the same id a duplicate (200)', async () => {

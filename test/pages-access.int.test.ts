@@ -81,6 +81,9 @@ describe('pages: access', () => {
     const wrongMethod = await call(node.port, { method: 'GET', path: '/playground/api/token' });
     expect(wrongMethod).toMatchObject({ status: 405, body: { error: { code: 'method_not_allowed', message: expect.stringContaining('token takes POST') } } });
     expect((await call(node.port, { method: 'POST', path: '/playground/api/info' })).status).toBe(405);
+    // A GET call answers HEAD as GET without the body (RFC 9110 section 9.3.2).
+    expect(await call(node.port, { method: 'HEAD', path: '/playground/api/info' })).toMatchObject({ status: 200, text: '' });
+    expect((await call(node.port, { method: 'HEAD', path: '/playground/api/token' })).status).toBe(405);
     expect((await call(node.port, { path: '/playground/api/nothing' })).body.error.code).toBe('not_found');
     if (!outside) return; // no non-loopback address on this machine: the unit test of isLoopbackAddress covers it
     for (const call_ of [token, { method: 'POST', path: '/playground/api/send', body: { text: 'hi' } }, { path: '/playground/api/decisions' }]) {
