@@ -210,19 +210,23 @@ async function main(): Promise<string> {
     log(`read-state KV puts during max: ${fmt(puts)} (${(puts / max.received).toFixed(2)} per message); Little's law: ${cfg.window} in flight at ${fmt(max.rate)} msgs/s is a mean of ${fmt((cfg.window / max.rate) * 1000)} ms send to receive`);
     const loops = await Promise.all(nodes.map((n) => loopStats(n.port)));
     log(`nodes' event-loop delay during max (p99/max ms) and GC s: ${loops.map((l, i) => `${nodes[i].id} ${fmt(l.p99Ms)}/${fmt(l.maxMs)}, gc ${(l.gcS - loopsBefore[i].gcS).toFixed(2)}`).join('; ')}`);
-    // The p99 goal is read at the max rate's knee: max phases with a quarter, a half and all of the window, each run
+    // A window sweep (context, not the goal): max phases with a quarter, a half and all of the window, each run
     // twice in the order A B C C B A (one phase's rate moves 10-20% between runs here, and later phases run faster:
-    // the order gives every window the same mean position); the smallest window whose mean rate is within
-    // KNEE_RATE_SHARE of the best is the knee (past it, more in flight is only queueing).
+    // the order gives every window the same mean position). The goal stays the p99 at the full window, now over all
+    // three of its runs (the max phase above and the sweep's two); the sweep shows what the same rate costs with
+    // fewer messages in flight, and its knee (`kneeOf`) is a `context` line. A message accepted and never received
+    // counts as infinitely late in every p99 here: a phase that loses messages never reads better for it.
     const windows = [cfg.window / 4, cfg.window / 2, cfg.window];
     const runs = new Map<number, PhaseResult[]>(windows.map((w) => [w, []]));
     for (const w of [...windows, ...[...windows].reverse()]) runs.get(w)!.push(await phase(() => sender.max(all, cfg.maxCount, w, clients)));
+    runs.get(cfg.window)!.unshift(max);
     const points = [...runs].map(([window, rs]) => {
-      const pooled = Float64Array.from(rs.flatMap((r) => r.latencyMs.filter((l): l is number => l != null))).sort();
+      const pooled = Float64Array.from(rs.flatMap((r) => [...r.latencyMs.filter((l): l is number => l != null), ...Array<number>(r.lost).fill(Infinity)])).sort();
       return { window, rate: rs.reduce((a, r) => a + r.rate, 0) / rs.length, p50Ms: quantile(pooled, 0.5), p99Ms: quantile(pooled, 0.99), runs: rs };
     });
+    const full = points.find((p) => p.window === cfg.window)!;
     const knee = kneeOf(points) as (typeof points)[number];
-    log(`window sweep (window: msgs/s of each run, p50/p99 ms of both): ${points.map((p) => `${p.window}: ${p.runs.map((r) => fmt(r.rate)).join(' & ')}, ${fmtMs(p.p50Ms)}/${fmtMs(p.p99Ms)}${p.runs.some((r) => r.lost || r.failed) ? ` (${p.runs.map(counts).join('; ')})` : ''}`).join('; ')}; knee ${knee.window}`);
+    log(`window sweep (window: msgs/s of each run, p50/p99 ms of all its runs): ${points.map((p) => `${p.window}: ${p.runs.map((r) => fmt(r.rate)).join(' & ')}, ${fmtMs(p.p50Ms)}/${fmtMs(p.p99Ms)}${p.runs.some((r) => r.lost || r.failed) ? ` (${p.runs.map(counts).join('; ')})` : ''}`).join('; ')}; knee ${knee.window}`);
     await sender.close();
     for (const n of nodes) {
       const bad = n.lines.filter((l) => /"level":(40|50|60)/.test(l));
@@ -242,12 +246,13 @@ async function main(): Promise<string> {
     const rows: Row[] = [
       { section: 'bare relay', what: `core NATS relay, 3 processes: max msgs/s (${cfg.users} users, window ${cfg.window})`, value: `${fmt(relay.rate)} msgs/s`, ratio: 'baseline', note: `CPU per message: nodes ${usPerMsg(relay.cpu.nodes, relay.rate)} µs, nats-server ${usPerMsg(relay.cpu.nats, relay.rate)} µs; p99 ${fmtMs(relay.p99Ms)} ms; ${counts(relay)}; ${cpuNote(relay.cpu)}` },
       { section: 'end to end', what: `cluster, 3 nodes: max msgs/s (same clients and window)`, value: `${fmt(max.rate)} msgs/s`, ratio: `${(perMsg(max) / perMsg(relay)).toFixed(1)}x relay CPU/msg`, target: `<= ${CLUSTER_GOAL_RATIO}x`, verdict: verdict(perMsg(max) / perMsg(relay) <= CLUSTER_GOAL_RATIO), note: `CPU per message: nodes ${usPerMsg(max.cpu.nodes, max.rate)} µs, nats-server ${usPerMsg(max.cpu.nats, max.rate)} µs; p50 ${fmtMs(max.p50Ms)} ms, p99 ${fmtMs(max.p99Ms)} ms; ${counts(max)}; ${cpuNote(max.cpu)}` },
-      { section: 'end to end', what: `cluster, 3 nodes: p50 / p99 at max rate, window at the knee (${points.map((p) => p.window).join(', ')} swept)`, value: `${fmtMs(knee.p50Ms)} / ${fmtMs(knee.p99Ms)} ms`, ratio: `window ${knee.window}, ${fmt(knee.rate)} msgs/s`, target: `p99 <= ${CLUSTER_GOAL_P99_MS} ms`, verdict: verdict(knee.p99Ms <= CLUSTER_GOAL_P99_MS), note: `two interleaved runs per window (mean rate, pooled latencies): ${points.map((p) => `window ${p.window}: ${fmt(p.rate)} msgs/s, p99 ${fmtMs(p.p99Ms)} ms`).join('; ')}; the knee is the smallest window within ${KNEE_RATE_SHARE * 100}% of the best rate; at the knee ${knee.runs.map(counts).join('; ')}; ${cpuNote(knee.runs[0].cpu)}` },
+      { section: 'end to end', what: `cluster, 3 nodes: p50 / p99 at max rate (window ${cfg.window}, all ${full.runs.length} runs)`, value: `${fmtMs(full.p50Ms)} / ${fmtMs(full.p99Ms)} ms`, ratio: `${fmt(full.rate)} msgs/s (mean)`, target: `p99 <= ${CLUSTER_GOAL_P99_MS} ms`, verdict: verdict(full.p99Ms <= CLUSTER_GOAL_P99_MS), note: `each run: ${full.runs.map((r) => `${fmt(r.rate)} msgs/s, p99 ${fmtMs(r.p99Ms)} ms`).join('; ')}; lost ${full.runs.reduce((a, r) => a + r.lost, 0)} (counted as infinitely late)` },
+      { section: 'end to end (context)', what: `cluster, 3 nodes: window sweep (${windows.join(', ')}), two runs each`, value: `knee ${knee.window}: p99 ${fmtMs(knee.p99Ms)} ms`, ratio: `${fmt(knee.rate)} msgs/s`, note: `${points.map((p) => `window ${p.window}: ${fmt(p.rate)} msgs/s, p50 ${fmtMs(p.p50Ms)} ms, p99 ${fmtMs(p.p99Ms)} ms`).join('; ')}; the knee is the smallest window within ${KNEE_RATE_SHARE * 100}% of the best mean rate; lost ${points.reduce((a, p) => a + p.runs.reduce((b, r) => b + r.lost, 0), 0)}` },
     ];
     const lines = [
       `ratio cluster_vs_nats_relay ${(perMsg(max) / perMsg(relay)).toFixed(2)} ${CLUSTER_GOAL_RATIO}`,
-      `ratio cluster_p99_ms_at_max ${knee.p99Ms.toFixed(1)} ${CLUSTER_GOAL_P99_MS}`,
-      `context cluster_p99_ms_at_window_${cfg.window} ${points.find((p) => p.window === cfg.window)!.p99Ms.toFixed(1)} ${CLUSTER_GOAL_P99_MS}`,
+      `ratio cluster_p99_ms_at_max ${full.p99Ms.toFixed(1)} ${CLUSTER_GOAL_P99_MS}`,
+      `context cluster_p99_ms_at_knee ${knee.p99Ms.toFixed(1)} ${CLUSTER_GOAL_P99_MS}`,
     ];
     return `${markdownTable(rows)}\n\n${lines.join('\n')}`;
   }

@@ -8,7 +8,7 @@ import { startNode, type RunningNode } from '../runtime/start.js';
 import { monoMs, userId, type ClientStats } from './ipc.js';
 import { LoadGenerator } from './load-generator.js';
 import { startRelay } from './relay.js';
-import { loadMeter, monoNs, paced, type Load } from './stats.js';
+import { loadMeter, monoNs, paced, quiesce, type Load } from './stats.js';
 
 /**
  * Sections b and c: a node started in this process, its users' PCs and phones on real WebSockets in the
@@ -79,8 +79,8 @@ async function warmed(o: E2eOptions, phase: (o: E2eOptions) => Promise<PhaseResu
 }
 
 /**
- * Max phases run in this process so far: part of every max phase's message ids, so a phase run again (`abba` runs
- * each measured phase twice) never sends an id the node has seen (it would answer `duplicate` and deliver nothing).
+ * Max phases run in this process so far: part of every max phase's message ids, so a phase run again (`alternate` runs
+ * each measured phase four times) never sends an id the node has seen (it would answer `duplicate` and deliver nothing).
  */
 let maxPhases = 0;
 
@@ -106,6 +106,7 @@ async function inProcessMax(entry: Entry, gen: LoadGenerator, o: E2eOptions, tar
   gen.onProgress = undefined;
   await gen.waitReceived(sent - errors, 30_000);
   const nodeLoad = load();
+  nodeLoad.cpuUs += await quiesce();
   const stats = await gen.stats();
   return { nodeLoad, entry: 'in-process', target, sent, errors, rate: stats.received / ((stats.lastAtMs - start) / 1000), stats };
 }
@@ -120,6 +121,7 @@ async function inProcessPaced(entry: Entry, gen: LoadGenerator, o: E2eOptions, r
   const sent = await paced(rate, o.loadMs, () => entry(message(`ip${rate}`, seq++, o.users), failed));
   await gen.waitReceived(sent - errors, 30_000);
   const nodeLoad = load();
+  nodeLoad.cpuUs += await quiesce();
   const stats = await gen.stats();
   return { nodeLoad, entry: 'in-process', target, offered: rate, sent, errors, rate: stats.received / ((stats.lastAtMs - start) / 1000), stats };
 }
@@ -133,6 +135,7 @@ async function http(gen: LoadGenerator, o: E2eOptions, rate?: number, target: Ph
   const out = await done;
   await gen.waitReceived(out.sent - out.errors, 30_000);
   const nodeLoad = load();
+  nodeLoad.cpuUs += await quiesce();
   const stats = await gen.stats();
   const secs = (stats.lastAtMs - out.firstSendMs) / 1000;
   return { nodeLoad, entry: batch ? 'http-batch' : 'http', target, offered: rate, sent: out.sent, errors: out.errors, rate: stats.received / secs, stats };
@@ -161,29 +164,54 @@ async function startRelayBench(o: E2eOptions): Promise<RelayBench> {
   const relay = await startRelay();
   try {
     const { gen } = await LoadGenerator.start({ port: relay.port, jwtSecret: 'relay-does-not-verify', apiKey: 'none', users: o.users });
-    const entry: Entry = (msg, failed) => void (relay.accept(msg) || failed());
-    await gen.reset();
-    for (let i = 0; i < o.users; i++) entry(message('warm', i, o.users), () => undefined);
-    await gen.waitReceived(o.users, 30_000);
-    return { relay, gen, entry };
+    try {
+      const entry: Entry = (msg, failed) => void (relay.accept(msg) || failed());
+      await gen.reset();
+      for (let i = 0; i < o.users; i++) entry(message('warm', i, o.users), () => undefined);
+      if (!(await gen.waitReceived(o.users, 30_000))) throw new Error(`relay warm-up: only ${gen.received}/${o.users} received`);
+      return { relay, gen, entry };
+    } catch (e) {
+      await gen.stop().catch(() => undefined);
+      throw e;
+    }
   } catch (e) {
     await relay.close();
     throw e;
   }
 }
 
+/** Least time each side's unmeasured warm-up runs before the first measured phase of `alternate`, ms. */
+const ALTERNATE_WARM_MS = 1500;
+
 /**
- * Runs a relay's max phase and the node's counterpart in the order relay, node, node, relay (ABBA), after one
- * unmeasured warm-up of each. Both servers are alive in this process the whole time, so the two relay phases
- * bracket the node's: a drift of the machine's speed during the four phases (this 2-core VM's neighbours come and
- * go; the same node phase measured a minute apart moved 87 -> 122 µs/msg) weighs on both sides alike, where a
- * relay measured minutes before the node carried it into the ratio whole.
+ * Runs a relay's max phase and the node's counterpart four times each in the order relay, node, node, relay, node,
+ * relay, relay, node (ABBA then BAAB), after warm-ups of at least ALTERNATE_WARM_MS each. Both servers are alive in
+ * this process the whole time and every phase ends quiet (`quiesce`), so a drift of the machine's speed (this 2-core
+ * VM's neighbours come and go: the same node phase measured a minute apart moved 87 -> 122 µs/msg) weighs on both
+ * sides alike, as does a first measured run that is still dearer than the later ones. Logs each pair's ratio.
  */
-async function abba(o: E2eOptions, relay: (w: E2eOptions) => Promise<PhaseResult>, node: (w: E2eOptions) => Promise<PhaseResult>, note: (p: PhaseResult) => void): Promise<void> {
+async function alternate(o: E2eOptions, relay: (w: E2eOptions) => Promise<PhaseResult>, node: (w: E2eOptions) => Promise<PhaseResult>, note: (p: PhaseResult) => void, progress: (line: string) => void): Promise<void> {
   const warm = { ...o, maxCount: Math.max(1, Math.round(o.maxCount * WARM_SHARE)), warm: true };
-  await relay(warm);
-  await node(warm);
-  for (const run of [relay, node, node, relay]) note(await run(o));
+  for (const side of [relay, node]) {
+    const until = performance.now() + ALTERNATE_WARM_MS;
+    do await side(warm); while (performance.now() < until);
+  }
+  const runs: PhaseResult[] = [];
+  for (const run of [relay, node, node, relay, node, relay, relay, node]) {
+    const p = await run(o);
+    runs.push(p);
+    note(p);
+  }
+  const pairs = [[0, 1], [3, 2], [5, 4], [6, 7]].map(([r, n]) => cpuPerMsg(runs[n]) / cpuPerMsg(runs[r]));
+  progress(`  node/relay CPU per message, pair by pair: ${pairs.map((x) => x.toFixed(2)).join(', ')}`);
+}
+
+/**
+ * CPU µs of this process per message received in a phase, its tail included (`quiesce`): the baseline unit of the
+ * `embedded_*_vs_relay` goals. Time over messages, not a % over one span divided by a rate over another.
+ */
+export function cpuPerMsg(p: PhaseResult): number {
+  return p.nodeLoad.cpuUs / p.stats.received;
 }
 
 /** CPU used on the machine by processes other than the node and the load generator, % of one core. */
@@ -193,7 +221,7 @@ export function othersPct(p: PhaseResult): number {
 
 /**
  * Rows r, b and c in one go: the bare relays (bench/relay.ts, their CPU per message the baseline of the node's) and
- * the node, each with its own load generator, alive together. Max phases alternate with the relay's (`abba`); with
+ * the node, each with its own load generator, alive together. Max phases alternate with the relay's (`alternate`); with
  * `pacedAt` (msgs/s) the in-process relay also runs paced at that load: its p99 is what this machine and these
  * clients give a relay that does nothing but write and read the sockets, the floor under the node's p99 there.
  */
@@ -226,25 +254,24 @@ export async function runEndToEnd(o: E2eOptions, progress: (line: string) => voi
     const phases: PhaseResult[] = [];
     const note = (p: PhaseResult) => {
       phases.push(p);
-      progress(`  ${p.target} ${p.entry} ${p.offered ?? 'max'}: ${Math.round(p.rate)} msgs/s, CPU ${((p.nodeLoad.cpuPct / 100 / p.rate) * 1e6).toFixed(1)} µs/msg, p50 ${p.stats.latency.p50Ms.toFixed(2)} ms, p99 ${p.stats.latency.p99Ms.toFixed(2)} ms, received ${p.stats.received}/${p.sent}, errors ${p.errors}, dupes ${p.stats.duplicates}, node cpu ${Math.round(p.nodeLoad.cpuPct)}% elu ${Math.round(p.nodeLoad.eluPct)}%, loadgen cpu ${Math.round(p.stats.load.cpuPct)}% elu ${Math.round(p.stats.load.eluPct)}%, others ${Math.round(othersPct(p))}%, node stalls p99/max ${p.nodeLoad.loopDelayP99Ms.toFixed(1)}/${p.nodeLoad.loopDelayMaxMs.toFixed(1)} ms, loadgen ${p.stats.load.loopDelayP99Ms.toFixed(1)}/${p.stats.load.loopDelayMaxMs.toFixed(1)} ms, full GCs node ${p.nodeLoad.fullGcs} (${p.nodeLoad.fullGcMs.toFixed(0)} ms) loadgen ${p.stats.load.fullGcs}`);
+      progress(`  ${p.target} ${p.entry} ${p.offered ?? 'max'}: ${Math.round(p.rate)} msgs/s, CPU ${cpuPerMsg(p).toFixed(1)} µs/msg, p50 ${p.stats.latency.p50Ms.toFixed(2)} ms, p99 ${p.stats.latency.p99Ms.toFixed(2)} ms, received ${p.stats.received}/${p.sent}, errors ${p.errors}, dupes ${p.stats.duplicates}, node cpu ${Math.round(p.nodeLoad.cpuPct)}% elu ${Math.round(p.nodeLoad.eluPct)}%, loadgen cpu ${Math.round(p.stats.load.cpuPct)}% elu ${Math.round(p.stats.load.eluPct)}%, others ${Math.round(othersPct(p))}%, node stalls p99/max ${p.nodeLoad.loopDelayP99Ms.toFixed(1)}/${p.nodeLoad.loopDelayMaxMs.toFixed(1)} ms, loadgen ${p.stats.load.loopDelayP99Ms.toFixed(1)}/${p.stats.load.loopDelayMaxMs.toFixed(1)} ms, full GCs node ${p.nodeLoad.fullGcs} (${p.nodeLoad.fullGcMs.toFixed(0)} ms) loadgen ${p.stats.load.fullGcs}`);
     };
-    await abba(o, (w) => inProcessMax(relayEntry, relayGen, w, 'relay'), (w) => inProcessMax(nodeEntry(node), g, w), note);
+    await alternate(o, (w) => inProcessMax(relayEntry, relayGen, w, 'relay'), (w) => inProcessMax(nodeEntry(node), g, w), note, progress);
     relay.corked = true;
     note(await warmed(o, (w) => inProcessMax(relayEntry, relayGen, w, 'relay-corked')));
     relay.corked = false;
     if (pacedAt !== undefined) note(await inProcessPaced(relayEntry, relayGen, o, pacedAt, 'relay'));
     for (const rate of o.loads) note(await inProcessPaced(nodeEntry(node), gen, o, rate));
-    await abba(o, (w) => http(relayGen, w, undefined, 'relay'), (w) => http(g, w), note);
+    await alternate(o, (w) => http(relayGen, w, undefined, 'relay'), (w) => http(g, w), note, progress);
     for (const rate of o.loads) note(await http(gen, o, rate));
     // Another developer adds POST /v1/messages/batch; measured only once the node answers it.
     if (await hasBatchEndpoint(node)) note(await warmed(o, (w) => http(g, w, undefined, 'node', BATCH_SIZE)));
     else progress('  POST /v1/messages/batch: not served by this node, skipped');
     return { connectMs: started.ready.connectMs, sockets: started.ready.sockets, phases, warmup };
   } finally {
-    await gen?.stop();
-    await rb?.gen.stop();
-    await rb?.relay.close();
-    await node.stop();
-    await rm(dataDir, { recursive: true, force: true });
+    // Each one whatever the others do: a relay or node left running would skew the sections after this one.
+    for (const stop of [() => gen?.stop(), () => rb?.gen.stop(), () => rb?.relay.close(), () => node.stop(), () => rm(dataDir, { recursive: true, force: true })]) {
+      await Promise.resolve().then(stop).catch((e: unknown) => progress(`  cleanup failed: ${String(e)}`));
+    }
   }
 }

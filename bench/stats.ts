@@ -131,6 +131,8 @@ export function machineJiffies(): { busy: number; total: number } | undefined {
 export interface Load {
   /** This process, all threads, % of one core. */
   cpuPct: number;
+  /** This process, all threads: CPU time in µs over the same span (a phase adds its tail, see `quiesce`). */
+  cpuUs: number;
   /** Main-thread event-loop utilisation, %. */
   eluPct: number;
   /** The whole machine, % of one core (200 = both cores busy); NaN off Linux. */
@@ -184,11 +186,31 @@ export function loadMeter(): (stop?: boolean) => Load {
     const cores = availableParallelism();
     const machinePct = m && machine ? ((m.busy - machine.busy) / (m.total - machine.total)) * 100 * cores : NaN;
     return {
-      cpuPct, eluPct: performance.eventLoopUtilization(elu).utilization * 100, machinePct,
+      cpuPct, cpuUs: u.user + u.system, eluPct: performance.eventLoopUtilization(elu).utilization * 100, machinePct,
       loopDelayP99Ms: delay.percentile(99) / 1e6, loopDelayMaxMs: delay.max / 1e6,
       ...fullGcsSince(gcs),
     };
   };
+}
+
+/**
+ * Waits until this process has been quiet (under 10% of a core for 20 ms; at most `maxMs`) and returns the CPU µs it
+ * used meanwhile: the tail of the phase that just ended (acks still coming in, settles, timers). A phase adds it to
+ * its own CPU, and the next phase starts without it: the relays and the node share this process, so without it one
+ * phase's tail was billed to whichever ran next.
+ */
+export async function quiesce(maxMs = 1000): Promise<number> {
+  const start = process.cpuUsage();
+  const t0 = performance.now();
+  let last = process.cpuUsage();
+  for (;;) {
+    await sleep(20);
+    const d = process.cpuUsage(last);
+    last = process.cpuUsage();
+    if (d.user + d.system < 2000 || performance.now() - t0 > maxMs) break;
+  }
+  const u = process.cpuUsage(start);
+  return u.user + u.system;
 }
 
 /** One max-rate phase of a window sweep: the window (messages in flight at most), the rate reached and its p99. */
@@ -201,7 +223,7 @@ export interface WindowPoint {
 
 /**
  * Share of the best rate of a sweep that still counts as the max rate: run-to-run spread of one phase's rate on a
- * 2-core VM is ~10% (bench/README.md, "The cluster's max rate: the window at the knee").
+ * 2-core VM is ~10-20% (bench/README.md, "A fourth VM": the window sweep).
  */
 export const KNEE_RATE_SHARE = 0.9;
 
@@ -212,7 +234,8 @@ export const KNEE_RATE_SHARE = 0.9;
  * knee is the max-rate point with the least of it. Throws on an empty sweep.
  */
 export function kneeOf(points: WindowPoint[], share = KNEE_RATE_SHARE): WindowPoint {
-  if (points.length === 0) throw new Error('kneeOf: no points');
-  const best = Math.max(...points.map((p) => p.rate));
-  return [...points].sort((a, b) => a.window - b.window).find((p) => p.rate >= share * best)!;
+  const measured = points.filter((p) => Number.isFinite(p.rate)); // a phase that received nothing has no rate
+  if (measured.length === 0) throw new Error('kneeOf: no points');
+  const best = Math.max(...measured.map((p) => p.rate));
+  return [...measured].sort((a, b) => a.window - b.window).find((p) => p.rate >= share * best)!;
 }
