@@ -51,3 +51,18 @@ export async function ensureStream(jsm: JetStreamManager, config: Partial<Stream
     await jsm.streams.update(config.name, config);
   }
 }
+
+/** JetStream API error codes of a failed compare-and-set: "wrong last sequence" and its unknown-sequence variant. */
+const CAS_CONFLICT_CODES = new Set([10071, 10164]);
+
+/**
+ * Whether `err` is a failed KV compare-and-set (`update` with a stale revision, `create` of a key that exists, a put
+ * with `previousSeq`): someone else wrote the key since the revision we hold. nats-server answers "wrong last
+ * sequence" (JetStream API error 10071, or 10164 when it cannot tell the sequence); nats.js's `create` of a key
+ * that exists says "key exists". Any other error (timeout, no responders) is not a conflict.
+ */
+export function isCasConflict(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | undefined;
+  if (typeof e?.code === 'number' && CAS_CONFLICT_CODES.has(e.code)) return true;
+  return /wrong last sequence|key exists/i.test(typeof e?.message === 'string' ? e.message : String(err));
+}

@@ -4,6 +4,7 @@ import type { KV } from '@nats-io/kv';
 import { Packr } from 'msgpackr';
 import type { DeviceRegistration, TokenRemovedReason } from '../protocol/index.js';
 import { SEEN_RESOLUTION_MS, type DeviceRecord, type DeviceRegistry, type TokenRemoval, type TokenRemovalListener } from '../store/types.js';
+import { isCasConflict } from './jetstream-setup.js';
 
 const packr = new Packr({ useRecords: false });
 /** CAS retries before a write gives up; contention on one user's devices is rare. */
@@ -222,8 +223,3 @@ export function indexKeyOf(token: string): string {
   return `t.${createHash('sha256').update(token, 'utf8').digest('base64url')}`;
 }
 
-/** nats-server answers a failed compare-and-set with "wrong last sequence" (10071) or "key exists". */
-function isCasConflict(e: unknown): boolean {
-  const s = String((e as Error)?.message ?? e);
-  return /wrong last sequence|key exists|10071/i.test(s);
-}

@@ -3,10 +3,10 @@ import type { KV, KvEntry } from '@nats-io/kv';
 import { systemClock, type Clock, type Timer } from '../base/clock.js';
 import { assignPartitions } from './assignment.js';
 import { planRound, type HeldLease } from './lease-plan.js';
-import { openBucket, openLeaderReads } from './jetstream-setup.js';
+import { isCasConflict, openBucket, openLeaderReads } from './jetstream-setup.js';
 import { followWatch } from './lease-watch.js';
 import { noLog, type ClusterLog } from './lease-log.js';
-import { isConflict, isFree, leaseKey, partitionOfKey, toLeaseEntry, writeLease, type LeaseEntry, type LeaseValue } from './lease-value.js';
+import { isFree, leaseKey, partitionOfKey, toLeaseEntry, writeLease, type LeaseEntry, type LeaseValue } from './lease-value.js';
 import type { MembershipView } from './membership.js';
 import { subjectToken } from '../bus/subjects.js';
 import type { Fence } from '../bus/fence.js';
@@ -314,7 +314,7 @@ export class LeaseKeeper {
         confirmed = true;
       } catch (err) {
         if (this.held.get(p) !== h) return;
-        if (isConflict(err)) await this.afterConflict(p, h);
+        if (isCasConflict(err)) await this.afterConflict(p, h);
         else this.log.warn({ err, partition: p }, 'lease renewal failed; retrying until the local deadline');
       } finally {
         h.inflight = undefined;
@@ -385,8 +385,8 @@ export class LeaseKeeper {
         .catch((err) => this.log.warn({ err, partition: p }, 'acquire handler failed'));
     } catch (err) {
       // Our view was stale (another node won, or the watch lags): read the key afresh next round.
-      if (isConflict(err)) this.cache.delete(p);
-      if (isConflict(err)) this.log.debug({ partition: p }, 'lease taken first by another node');
+      if (isCasConflict(err)) this.cache.delete(p);
+      if (isCasConflict(err)) this.log.debug({ partition: p }, 'lease taken first by another node');
       else this.log.warn({ err, partition: p }, 'lease acquisition failed');
     } finally {
       this.acquiring.delete(p);

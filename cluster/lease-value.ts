@@ -47,15 +47,10 @@ export function isFree(entry: LeaseEntry | undefined, now: number): boolean {
   return !entry?.value || entry.value.owner === '' || entry.value.expiresAt <= now;
 }
 
-/** JetStream's "wrong last sequence" (10071): someone else wrote the key since the revision we hold. */
-export function isConflict(err: unknown): boolean {
-  const e = err as { code?: unknown; message?: unknown } | undefined;
-  return e?.code === 10071 || (typeof e?.message === 'string' && e.message.includes('wrong last sequence'));
-}
 
 /**
  * Writes `value` only if the key is still at `revision` (0 = the key must be absent or deleted).
- * Resolves to the new revision; rejects with a conflict (see isConflict) when someone wrote first. `timeoutMs`
+ * Resolves to the new revision; rejects with a conflict (`isCasConflict`, cluster/jetstream-setup.ts) when someone wrote first. `timeoutMs`
  * (updates only) replaces the bucket's API timeout: a renewal is worth waiting for until the local deadline.
  */
 export function writeLease(kv: KV, p: number, value: LeaseValue, revision: number, timeoutMs?: number): Promise<number> {

@@ -5,7 +5,7 @@ import type { KV, KvEntry } from '@nats-io/kv';
 import { systemClock, type Clock, type Timer } from '../base/clock.js';
 import { subjectToken } from '../bus/subjects.js';
 import { noLog, type ClusterLog } from './lease-log.js';
-import { openBucket } from './jetstream-setup.js';
+import { isCasConflict, openBucket } from './jetstream-setup.js';
 import { followWatch } from './lease-watch.js';
 
 export const DEFAULT_BEAT_MS = 500;
@@ -68,6 +68,13 @@ interface Beat {
   roles?: string[];
 }
 
+/**
+ * Rounds of check-then-compare-and-set at start (`claimNodeId`). A conflict means another write to our key came in
+ * between: a twin (refused by the next round's check) or a dead process's last write landing late (the next round
+ * passes); a third conflict in a row is thrown as it is, and start-up retries the start.
+ */
+const CLAIM_TRIES = 3;
+
 const isRouter = (b: Beat): boolean => b.roles === undefined || b.roles.includes('router');
 const isGateway = (b: Beat): boolean => b.roles === undefined || b.roles.includes('gateway');
 
@@ -124,7 +131,7 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
       };
       this.kv = await openBucket(this.opts.nc, Membership.bucketName(this.opts.prefix), opts, Math.max(1000, this.beatMs * 2));
     }
-    await this.refuseDuplicate(this.kv);
+    await this.claimNodeId(this.kv);
     this.startedAt = this.clock.now();
     this.running = true;
     const kv = this.kv;
@@ -138,22 +145,34 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
   }
 
   /**
-   * Throws NodeIdInUseError when another process heartbeats under our node id. A fresh beat alone may be our own
-   * id's last one before a crash and a quick restart (kill -9, then start at once), so it waits two beat periods and
-   * refuses only a beat stamped after the wait began: a live process has written one by then, a dead one cannot
-   * have (its last write may still land, or a lagging replica answer first: both are older).
+   * Throws NodeIdInUseError when another process heartbeats under our node id, then writes our first beat by
+   * compare-and-set. A fresh beat alone may be our own id's last one before a crash and a quick restart (kill -9,
+   * then start at once), so it waits two beat periods and refuses only a beat stamped after the wait began: a live
+   * process has written one by then, a dead one cannot have (its last write may still land, or a lagging replica
+   * answer first: both are older). The first beat goes in only if the key is still at the revision this check read:
+   * two processes started at the same moment both find no live beat, but only one of them can write first; the
+   * other sees its conflict, checks again, and is refused once the winner's next beat comes.
    */
-  private async refuseDuplicate(kv: KV): Promise<void> {
+  private async claimNodeId(kv: KV): Promise<void> {
     const key = nodeKey(this.nodeId);
-    const first = await kv.get(key);
-    const beat = first?.operation === 'PUT' ? parseBeat(first) : undefined;
-    if (beat === undefined || beat.instance === this.instance) return;
-    const waitFrom = this.clock.now();
-    if (waitFrom - beat.at >= this.deadAfterMs) return; // its writer is gone
-    await new Promise<void>((resolve) => this.clock.setTimeout(resolve, this.beatMs * 2));
-    const again = await kv.get(key);
-    const newer = again?.operation === 'PUT' ? parseBeat(again) : undefined;
-    if (newer !== undefined && newer.instance !== this.instance && newer.at > waitFrom) throw new NodeIdInUseError(this.nodeId);
+    for (let attempt = 1; ; attempt++) {
+      let seen = await kv.get(key);
+      const beat = seen?.operation === 'PUT' ? parseBeat(seen) : undefined;
+      const waitFrom = this.clock.now();
+      if (beat !== undefined && beat.instance !== this.instance && waitFrom - beat.at < this.deadAfterMs) {
+        await new Promise<void>((resolve) => this.clock.setTimeout(resolve, this.beatMs * 2));
+        seen = await kv.get(key);
+        const newer = seen?.operation === 'PUT' ? parseBeat(seen) : undefined;
+        if (newer !== undefined && newer.instance !== this.instance && newer.at > waitFrom) throw new NodeIdInUseError(this.nodeId);
+      }
+      try {
+        // previousSeq 0: the key must not exist (JetStream's expected last subject sequence).
+        await kv.put(key, this.beatBytes(), { previousSeq: seen?.revision ?? 0 });
+        return;
+      } catch (err) {
+        if (!isCasConflict(err) || attempt >= CLAIM_TRIES) throw err;
+      }
+    }
   }
 
   /** The live nodes with the `router` role, sorted: the ones partitions are assigned to. */
@@ -210,11 +229,20 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
     }, this.beatMs);
   }
 
+  /** Our heartbeat as of now. */
+  private beatOf(): Beat {
+    return { node: this.nodeId, at: this.clock.now(), instance: this.instance, ...(this.opts.roles ? { roles: [...this.opts.roles] } : {}) };
+  }
+
+  private beatBytes(): Uint8Array {
+    return encodeBeat(this.beatOf());
+  }
+
   private async beat(): Promise<void> {
     if (!this.running || !this.kv) return;
-    const beat: Beat = { node: this.nodeId, at: this.clock.now(), instance: this.instance, ...(this.opts.roles ? { roles: [...this.opts.roles] } : {}) };
+    const beat = this.beatOf();
     try {
-      const revision = await this.kv.put(nodeKey(this.nodeId), new TextEncoder().encode(JSON.stringify(beat)));
+      const revision = await this.kv.put(nodeKey(this.nodeId), encodeBeat(beat));
       // Our own beat counts at once, even if the watch lags or is being reopened.
       const known = this.beats.get(this.nodeId);
       if (this.running && (!known || known.revision < revision)) this.beats.set(this.nodeId, { ...beat, revision });
@@ -275,6 +303,10 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
 }
 
 /** A PUT entry's beat, or undefined when it is not one. */
+function encodeBeat(b: Beat): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(b));
+}
+
 function parseBeat(e: KvEntry): Beat | undefined {
   try {
     const b = e.json<Beat>();

@@ -4,7 +4,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Clock, Timer } from '../base/clock.js';
 import { maxShare } from '../cluster/assignment.js';
 import { LeaseKeeper, type Fence } from '../cluster/lease-keeper.js';
-import { isConflict, leaseKey } from '../cluster/lease-value.js';
+import { leaseKey } from '../cluster/lease-value.js';
+import { isCasConflict } from '../cluster/jetstream-setup.js';
 import { Membership } from '../cluster/membership.js';
 import { NatsServer } from './support/nats-server.js';
 
@@ -318,7 +319,7 @@ describe('LeaseKeeper on a real nats-server', () => {
       () => undefined,
       (e: unknown) => e,
     );
-    expect(isConflict(stale)).toBe(true);
+    expect(isCasConflict(stale)).toBe(true);
 
     // It rejoins and the cluster rebalances gracefully around it, with fresh (higher) fences.
     await waitFor('four keepers to resettle', () => balanced(all));

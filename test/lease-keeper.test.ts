@@ -64,8 +64,11 @@ class FakeKv {
     return cur ? entry(k, cur.value, cur.revision) : null;
   }
 
-  async put(k: string, v: Uint8Array): Promise<number> {
+  /** With `previousSeq`, a compare-and-set as JetStream does it: the key's last revision must be that (0: no key). */
+  async put(k: string, v: Uint8Array, opts?: { previousSeq?: number }): Promise<number> {
     await this.enter();
+    const cur = this.data.get(k);
+    if (opts?.previousSeq !== undefined && (cur?.revision ?? 0) !== opts.previousSeq) throw conflict(cur?.revision ?? 0);
     return this.write(k, v);
   }
 
@@ -377,6 +380,22 @@ describe('Membership (virtual time)', () => {
     restarted.halt();
   });
 
+  it('two processes started at the same moment under one node id: the first beat is a compare-and-set, the loser is refused', async () => {
+    const clock = new ManualClock();
+    const kv = new FakeKv();
+    const twins = [0, 1].map(() => new Membership({ kv: kv as unknown as KV, nodeId: 'a', clock, beatMs: 500, deadAfterMs: 2000 }));
+    // Both read the key before either writes: neither finds a live beat.
+    const results = twins.map((m) => m.start().then(() => 'started', (e: unknown) => e));
+    await flush();
+    for (let t = 0; t < 1500; t += 500) {
+      clock.advance(500); // the winner beats on
+      await flush();
+    }
+    const outcomes = await Promise.all(results);
+    expect(outcomes.filter((o) => o === 'started')).toHaveLength(1);
+    expect(outcomes.find((o) => o !== 'started')).toBeInstanceOf(NodeIdInUseError);
+    for (const m of twins) m.halt();
+  });
 
   it('counts a node live while its own heartbeat timestamp is fresh, and drops it at once when it leaves', async () => {
     const clock = new ManualClock();
