@@ -59,24 +59,26 @@ export interface AckDue {
   user: string;
   id: string;
   device: string;
-  /** The sent delivery it times (`Slot.sent`): a later delivery of the same message to the same device is not it. */
+  /** The timer it comes from (`Slot.timed`): a later delivery of the same message to the same device is not it. */
   seq: number;
 }
 
 /**
- * Numbers every sent delivery of this process (`Slot.sent`, `AckDue.seq`). A timeout that already fired waits in the
- * mailbox and cannot be cancelled; if, before it is read, a replaced or closed session timed that delivery out and
- * the fallback sent the message to the same device again, the slot key (message, device) is the same: the number
- * tells the old timeout from the new delivery's (issue 13 review; PROTOCOL.md section 4: each delivery has its own
- * ack timeout). One counter for the process, not one per actor: a live actor stays as small as it was.
+ * Numbers every slot timer of this process, ack timeouts and push delays (`Slot.timed`, `AckDue.seq`, `push_due`'s
+ * `seq`). A timer that already fired waits in the mailbox as a message and cannot be cancelled; if, before it is
+ * read, the slot was replaced by another for the same message and device (a replaced or closed session timed the
+ * delivery out and the fallback sent the message to the same device again; a held replay with a push delay), the
+ * slot key is the same: the number tells the old timer from the new slot's (issue 13 review; PROTOCOL.md section 4:
+ * each delivery has its own ack timeout and push delay). One counter for the process, not one per actor: a live
+ * actor stays as small as it was.
  */
-let sentDeliveries = 0;
+let slotTimers = 0;
 
 /** Gateway traffic plus what the actor sends itself: timers and push outcomes come back as messages, never as callbacks that touch state. */
 export type UserActorMessage =
   | OwnerMessage
   | { type: 'ack_due'; id: string; device: string; seq: number }
-  | { type: 'push_due'; id: string; device: string }
+  | { type: 'push_due'; id: string; device: string; seq: number }
   | { type: 'push_done'; id: string; device: string; outcome: PushOutcome }
   | { type: 'held_done'; id: string; ok: boolean }
   | { type: 'held_loaded'; messages: ChatMessage[] }
@@ -122,8 +124,8 @@ export interface Slot {
   timer?: Timer;
   /** A sent delivery's ack timeout, when the directory keeps them on one timer. */
   deadline?: Deadline;
-  /** Set when the delivery is sent: which send its `ack_due` belongs to (AckDue.seq). */
-  sent?: number;
+  /** Its current timer's number (`slotTimers`): the `ack_due` or `push_due` that belongs to this slot carries it. */
+  timed?: number;
   token?: string;
   /** A direct delivery's session. */
   session?: { node: string; id: string };
@@ -230,7 +232,8 @@ export abstract class Flights {
       } else if (delayPushes && pushDelayMsOf(this.state.policy, this.deps.pushDelayMs) > 0) {
         // Grace before a vendor push (the user's pushDelaySeconds, else the node's): cancelled if a PC turns active meanwhile (onPcMaybeActive).
         slot.kind = 'delay';
-        slot.timer = this.deps.clock.setTimeout(() => this.self({ type: 'push_due', id, device: c.device }), pushDelayMsOf(this.state.policy, this.deps.pushDelayMs));
+        const seq = (slot.timed = ++slotTimers);
+        slot.timer = this.deps.clock.setTimeout(() => this.self({ type: 'push_due', id, device: c.device, seq }), pushDelayMsOf(this.state.policy, this.deps.pushDelayMs));
       } else {
         this.startPush(slot, c.token, c.app);
       }
@@ -245,7 +248,7 @@ export abstract class Flights {
     slot.kind = 'ack';
     this.deps.bus.publish(this.deps.subjects.gateway(session.node), { type: 'deliver', sessionId: session.id, frame: frameOf(slot.flight.msg), user: this.user });
     this.deps.metrics.deliveries.inc({ via: slot.target.via });
-    const seq = (slot.sent = ++sentDeliveries);
+    const seq = (slot.timed = ++slotTimers);
     if (this.deps.ackDeadlines) slot.deadline = this.deps.ackDeadlines.add({ user: this.user, id, device, seq });
     else slot.timer = this.deps.clock.setTimeout(() => this.self({ type: 'ack_due', id, device, seq }), this.deps.ackTimeoutMs);
   }
@@ -311,7 +314,7 @@ export abstract class Flights {
   protected onAckTimeout(id: string, device: string, now: number, seq?: number): void {
     const slot = this.slots.get(slotKey(id, device));
     if (slot?.kind !== 'ack' && slot?.kind !== 'queued') return;
-    if (seq !== undefined && slot.sent !== seq) return; // the timeout of an earlier delivery, already timed out
+    if (seq !== undefined && slot.timed !== seq) return; // the timeout of an earlier delivery, already timed out
     this.stopTimers(slot);
     this.dropSlot(slotKey(id, device));
     if (slot.kind === 'ack') this.freeWindow(slot);

@@ -112,7 +112,7 @@ export class UserActor extends Flights {
         return this.onAckTimeout(msg.id, msg.device, now, msg.seq);
       case 'push_due': {
         const slot = this.slots.get(slotKey(msg.id, msg.device));
-        if (slot?.kind !== 'delay') return;
+        if (slot?.kind !== 'delay' || slot.timed !== msg.seq) return; // not this slot's delay: an earlier one's
         const m = findMobile(this.state, msg.device);
         if (m?.token === undefined) {
           this.release(slot);

@@ -52,17 +52,31 @@ export async function ensureStream(jsm: JetStreamManager, config: Partial<Stream
   }
 }
 
-/** JetStream API error codes of a failed compare-and-set: "wrong last sequence" and its unknown-sequence variant. */
-const CAS_CONFLICT_CODES = new Set([10071, 10164]);
+/** JetStream API error 10071, "wrong last sequence": the compare-and-set lost, the key has another last revision. */
+const CAS_CONFLICT = 10071;
+/**
+ * JetStream API error 10164, "wrong last sequence unknown": another write to the key was still being applied, so the
+ * server could not check the expected revision. The outcome is not known yet: it is not a conflict.
+ */
+const CAS_UNKNOWN = 10164;
 
 /**
- * Whether `err` is a failed KV compare-and-set (`update` with a stale revision, `create` of a key that exists, a put
- * with `previousSeq`): someone else wrote the key since the revision we hold. nats-server answers "wrong last
- * sequence" (JetStream API error 10071, or 10164 when it cannot tell the sequence); nats.js's `create` of a key
- * that exists says "key exists". Any other error (timeout, no responders) is not a conflict.
+ * Whether `err` is a failed KV compare-and-set (`update` with a stale revision, a put with `previousSeq`, `create` of
+ * a key that exists): someone else wrote the key since the revision we hold. nats-server answers JetStream API error
+ * 10071 "wrong last sequence" (older clients also said "key exists" for `create`). 10164 is not one
+ * (`isCasOutcomeUnknown`), nor is a timeout or "no responders": a caller that treats a conflict as lost (a lease)
+ * must not do so on those.
  */
 export function isCasConflict(err: unknown): boolean {
   const e = err as { code?: unknown; message?: unknown } | undefined;
-  if (typeof e?.code === 'number' && CAS_CONFLICT_CODES.has(e.code)) return true;
-  return /wrong last sequence|key exists/i.test(typeof e?.message === 'string' ? e.message : String(err));
+  if (e?.code === CAS_UNKNOWN) return false;
+  if (e?.code === CAS_CONFLICT) return true;
+  const text = typeof e?.message === 'string' ? e.message : String(err);
+  return /wrong last sequence|key exists/i.test(text) && !/unknown/i.test(text);
+}
+
+/** JetStream API error 10164: the server could not check the expected revision yet; read again, then retry. */
+export function isCasOutcomeUnknown(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | undefined;
+  return e?.code === CAS_UNKNOWN || (typeof e?.message === 'string' && /wrong last sequence unknown/i.test(e.message));
 }

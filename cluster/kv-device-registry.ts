@@ -4,7 +4,7 @@ import type { KV } from '@nats-io/kv';
 import { Packr } from 'msgpackr';
 import type { DeviceRegistration, TokenRemovedReason } from '../protocol/index.js';
 import { SEEN_RESOLUTION_MS, type DeviceRecord, type DeviceRegistry, type TokenRemoval, type TokenRemovalListener } from '../store/types.js';
-import { isCasConflict } from './jetstream-setup.js';
+import { isCasConflict, isCasOutcomeUnknown } from './jetstream-setup.js';
 
 const packr = new Packr({ useRecords: false });
 /** CAS retries before a write gives up; contention on one user's devices is rare. */
@@ -151,7 +151,7 @@ export class KvDeviceRegistry implements DeviceRegistry {
           const revision = e ? await this.kv.update(key, data, e.revision) : await this.kv.create(key, data);
           return { prev: cur && { u: cur.u, d: cur.d }, revision };
         } catch (err) {
-          if (!isCasConflict(err)) throw err;
+          if (!isCasConflict(err) && !isCasOutcomeUnknown(err)) throw err; // both: read again and retry
         }
       }
       await sleep(Math.min(2 + attempt * 2, 50));
@@ -194,7 +194,7 @@ export class KvDeviceRegistry implements DeviceRegistry {
         else await this.kv.update(keyOf(user), data, revision);
         return;
       } catch (e) {
-        if (!isCasConflict(e)) throw e;
+        if (!isCasConflict(e) && !isCasOutcomeUnknown(e)) throw e;
       }
     }
     throw new Error(`device registry: too much contention on one user's devices`);

@@ -47,7 +47,6 @@ export function isFree(entry: LeaseEntry | undefined, now: number): boolean {
   return !entry?.value || entry.value.owner === '' || entry.value.expiresAt <= now;
 }
 
-
 /**
  * Writes `value` only if the key is still at `revision` (0 = the key must be absent or deleted).
  * Resolves to the new revision; rejects with a conflict (`isCasConflict`, cluster/jetstream-setup.ts) when someone wrote first. `timeoutMs`

@@ -5,7 +5,7 @@ import type { KV, KvEntry } from '@nats-io/kv';
 import { systemClock, type Clock, type Timer } from '../base/clock.js';
 import { subjectToken } from '../bus/subjects.js';
 import { noLog, type ClusterLog } from './lease-log.js';
-import { isCasConflict, openBucket } from './jetstream-setup.js';
+import { isCasConflict, openBucket, openLeaderReads } from './jetstream-setup.js';
 import { followWatch } from './lease-watch.js';
 
 export const DEFAULT_BEAT_MS = 500;
@@ -40,6 +40,11 @@ export interface MembershipOptions {
   deadAfterMs?: number;
   /** Default: no logging. */
   log?: ClusterLog;
+  /**
+   * How long after its first heartbeat's compare-and-set a start re-reads the key on the stream leader (see
+   * `claimNodeId`). Default 50 ms with the bucket opened on `nc`; 0 with a `kv` passed in, read back as it is.
+   */
+  confirmWaitMs?: number;
   /** This node's SWITCHBOARD_ROLES, announced in its beat; default all three. Only routers are assigned partitions. */
   roles?: readonly string[];
 }
@@ -75,6 +80,9 @@ interface Beat {
  */
 const CLAIM_TRIES = 3;
 
+/** How long after the first beat's compare-and-set start re-reads the key on the stream leader (see claimNodeId). */
+const DEFAULT_CONFIRM_WAIT_MS = 50;
+
 const isRouter = (b: Beat): boolean => b.roles === undefined || b.roles.includes('router');
 const isGateway = (b: Beat): boolean => b.roles === undefined || b.roles.includes('gateway');
 
@@ -87,6 +95,8 @@ const isGateway = (b: Beat): boolean => b.roles === undefined || b.roles.include
 export class Membership extends EventEmitter<{ change: [live: readonly string[]] }> implements MembershipView {
   readonly nodeId: string;
   private kv?: KV;
+  /** The bucket read through the stream leader (start's node id check); `kv` itself when the caller passed it. */
+  private leaderKv?: KV;
   private readonly clock: Clock;
   private readonly beatMs: number;
   private readonly deadAfterMs: number;
@@ -130,6 +140,7 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
         ttl: Math.max(5000, this.deadAfterMs * 3),
       };
       this.kv = await openBucket(this.opts.nc, Membership.bucketName(this.opts.prefix), opts, Math.max(1000, this.beatMs * 2));
+      this.leaderKv = await openLeaderReads(this.opts.nc, Membership.bucketName(this.opts.prefix), Math.max(1000, this.beatMs * 2));
     }
     await this.claimNodeId(this.kv);
     this.startedAt = this.clock.now();
@@ -148,31 +159,42 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
    * Throws NodeIdInUseError when another process heartbeats under our node id, then writes our first beat by
    * compare-and-set. A fresh beat alone may be our own id's last one before a crash and a quick restart (kill -9,
    * then start at once), so it waits two beat periods and refuses only a beat stamped after the wait began: a live
-   * process has written one by then, a dead one cannot have (its last write may still land, or a lagging replica
-   * answer first: both are older). The first beat goes in only if the key is still at the revision this check read:
-   * two processes started at the same moment both find no live beat, but only one of them can write first; the
-   * other sees its conflict, checks again, and is refused once the winner's next beat comes.
+   * process has written one by then, a dead one cannot have (its last write may still land: it is older). The first
+   * beat goes in only if the key is still at the revision this check read, and counts only if, `confirmWaitMs` later,
+   * the stream leader still has it as the key's last write: nats-server 2.9 checks the expected revision before
+   * consensus (nats-server#4320), so two processes started at the same moment can both see their compare-and-set
+   * succeed on a replicated bucket; the leader keeps one of them. The other goes round again, finds the winner's
+   * fresh beat, and is refused once the winner's next beat comes. Reads go to the leader too (a lagging replica could
+   * hide a live twin).
    */
   private async claimNodeId(kv: KV): Promise<void> {
     const key = nodeKey(this.nodeId);
+    const reads = this.leaderKv ?? kv;
     for (let attempt = 1; ; attempt++) {
-      let seen = await kv.get(key);
+      let seen = await reads.get(key);
       const beat = seen?.operation === 'PUT' ? parseBeat(seen) : undefined;
       const waitFrom = this.clock.now();
       if (beat !== undefined && beat.instance !== this.instance && waitFrom - beat.at < this.deadAfterMs) {
-        await new Promise<void>((resolve) => this.clock.setTimeout(resolve, this.beatMs * 2));
-        seen = await kv.get(key);
+        await this.sleep(this.beatMs * 2);
+        seen = await reads.get(key);
         const newer = seen?.operation === 'PUT' ? parseBeat(seen) : undefined;
         if (newer !== undefined && newer.instance !== this.instance && newer.at > waitFrom) throw new NodeIdInUseError(this.nodeId);
       }
       try {
         // previousSeq 0: the key must not exist (JetStream's expected last subject sequence).
-        await kv.put(key, this.beatBytes(), { previousSeq: seen?.revision ?? 0 });
-        return;
+        const revision = await kv.put(key, this.beatBytes(), { previousSeq: seen?.revision ?? 0 });
+        const confirmWait = this.opts.confirmWaitMs ?? (this.leaderKv ? DEFAULT_CONFIRM_WAIT_MS : 0);
+        if (confirmWait > 0) await this.sleep(confirmWait);
+        if ((await reads.get(key))?.revision === revision) return;
+        if (attempt >= CLAIM_TRIES) throw new Error(`node id ${this.nodeId}: another write to its key came after ours ${attempt} times`);
       } catch (err) {
         if (!isCasConflict(err) || attempt >= CLAIM_TRIES) throw err;
       }
     }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => this.clock.setTimeout(resolve, ms));
   }
 
   /** The live nodes with the `router` role, sorted: the ones partitions are assigned to. */
@@ -302,11 +324,12 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
   }
 }
 
-/** A PUT entry's beat, or undefined when it is not one. */
+/** A beat as stored under a node's key: JSON. */
 function encodeBeat(b: Beat): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(b));
 }
 
+/** A PUT entry's beat, or undefined when it is not one. */
 function parseBeat(e: KvEntry): Beat | undefined {
   try {
     const b = e.json<Beat>();

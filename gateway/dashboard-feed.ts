@@ -86,7 +86,10 @@ export class DashboardFeed {
     return { ...totals, answered: byNode.size };
   }
 
-  /** Starts an SSE response on `res`; it gets figures at once and then every interval until the client goes. */
+  /**
+   * Starts an SSE response on `res`; it gets figures at once and then every interval until the client goes. A HEAD
+   * request gets the stream's headers and an ended response, and is never registered as a stream.
+   */
   open(res: ServerResponse): void {
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',

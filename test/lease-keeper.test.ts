@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { KV, KvEntry } from '@nats-io/kv';
 import { describe, expect, it } from 'vitest';
 import { LeaseKeeper, type LeaseKeeperOptions } from '../cluster/lease-keeper.js';
-import { Membership, NodeIdInUseError, type MembershipView } from '../cluster/membership.js';
+import { Membership, NodeIdInUseError, nodeKey, type MembershipView } from '../cluster/membership.js';
 import { ManualClock } from './support/manual-clock.js';
 
 /**
@@ -23,6 +23,8 @@ class FakeKv {
   readonly updateTimeouts: (number | undefined)[] = [];
   /** The next update is stored but its answer is lost (the client times out). */
   loseNextAnswer = false;
+  /** The next update is refused with this error, nothing stored. */
+  nextUpdateError?: Error;
 
   private async enter(): Promise<void> {
     this.calls++;
@@ -48,6 +50,9 @@ class FakeKv {
   async update(k: string, v: Uint8Array, revision: number, timeout?: number): Promise<number> {
     this.updateTimeouts.push(timeout);
     await this.enter();
+    const refused = this.nextUpdateError;
+    this.nextUpdateError = undefined;
+    if (refused) throw refused;
     const cur = this.data.get(k);
     if ((cur?.revision ?? 0) !== revision) throw conflict(cur?.revision ?? 0);
     const written = this.write(k, v);
@@ -64,11 +69,23 @@ class FakeKv {
     return cur ? entry(k, cur.value, cur.revision) : null;
   }
 
+  /**
+   * Compare-and-sets made with `previousSeq` are checked when the put arrives (`casChecked`: as nats-server 2.9 does
+   * it, before consensus, nats-server#4320: two racing ones may both pass, the last applied keeps the key).
+   */
+  casChecked: 'on-apply' | 'before-consensus' = 'on-apply';
+  /** Runs once just before the next `put` is applied (another write landing between a read and a compare-and-set). */
+  beforeNextPut?: () => void;
+
   /** With `previousSeq`, a compare-and-set as JetStream does it: the key's last revision must be that (0: no key). */
   async put(k: string, v: Uint8Array, opts?: { previousSeq?: number }): Promise<number> {
+    const before = this.data.get(k)?.revision ?? 0;
     await this.enter();
-    const cur = this.data.get(k);
-    if (opts?.previousSeq !== undefined && (cur?.revision ?? 0) !== opts.previousSeq) throw conflict(cur?.revision ?? 0);
+    const hook = this.beforeNextPut;
+    this.beforeNextPut = undefined;
+    hook?.();
+    const now = this.casChecked === 'on-apply' ? this.data.get(k)?.revision ?? 0 : before;
+    if (opts?.previousSeq !== undefined && now !== opts.previousSeq) throw conflict(now);
     return this.write(k, v);
   }
 
@@ -289,6 +306,18 @@ describe('LeaseKeeper (virtual time)', () => {
     expect(kv.lease(0)).toMatchObject({ owner: 'a', epoch: 1 });
   });
 
+  it('a renewal answered "wrong last sequence unknown" (10164: another write still being applied) is retried, not taken as a loss', async () => {
+    const { kv, keeper, log, tick } = setup({ partitions: 1 });
+    await keeper.start();
+    await tick();
+    kv.nextUpdateError = Object.assign(new Error('wrong last sequence unknown'), { code: 10164 });
+    await tick(500);
+    await tick(500);
+    expect(log.filter((l) => l.startsWith('lost'))).toEqual([]);
+    expect(keeper.isValid(0)).toBe(true);
+    expect(kv.lease(0)).toMatchObject({ owner: 'a' });
+  });
+
   it('hands off when the assignment moves: onRelease first, then the release write, renewing meanwhile', async () => {
     const drains: (() => void)[] = [];
     const { clock, kv, keeper, membership, log, tick } = setup();
@@ -395,6 +424,51 @@ describe('Membership (virtual time)', () => {
     expect(outcomes.filter((o) => o === 'started')).toHaveLength(1);
     expect(outcomes.find((o) => o !== 'started')).toBeInstanceOf(NodeIdInUseError);
     for (const m of twins) m.halt();
+  });
+
+  it('two twins whose racing compare-and-sets both succeed (nats-server 2.9 on a replicated bucket): the leader keeps one, the other is refused', async () => {
+    const clock = new ManualClock();
+    const kv = new FakeKv();
+    kv.casChecked = 'before-consensus';
+    const twins = [0, 1].map(() => new Membership({ kv: kv as unknown as KV, nodeId: 'a', clock, beatMs: 500, deadAfterMs: 2000, confirmWaitMs: 50 }));
+    const results = twins.map((m) => m.start().then(() => 'started', (e: unknown) => e));
+    await flush();
+    for (let t = 0; t < 2000; t += 50) {
+      clock.advance(50);
+      await flush();
+    }
+    const outcomes = await Promise.all(results);
+    expect(outcomes.filter((o) => o === 'started')).toHaveLength(1);
+    expect(outcomes.find((o) => o !== 'started')).toBeInstanceOf(NodeIdInUseError);
+    for (const m of twins) m.halt();
+  });
+
+  it('a restart after a graceful leave (the key deleted) and one whose crashed predecessor\'s last beat lands late both start', async () => {
+    const clock = new ManualClock();
+    const kv = new FakeKv();
+    const first = new Membership({ kv: kv as unknown as KV, nodeId: 'a', clock, beatMs: 500, deadAfterMs: 2000 });
+    await first.start();
+    await first.leave(); // a DEL marker is the key's last entry
+    const second = new Membership({ kv: kv as unknown as KV, nodeId: 'a', clock, beatMs: 500, deadAfterMs: 2000 });
+    const started = second.start().then(() => 'started', (e: unknown) => e);
+    for (let t = 0; t < 500; t += 50) {
+      clock.advance(50);
+      await flush();
+    }
+    expect(await started).toBe('started');
+    second.halt(); // kill -9
+    const third = new Membership({ kv: kv as unknown as KV, nodeId: 'a', clock, beatMs: 500, deadAfterMs: 2000 });
+    const restarted = third.start().then(() => 'started', (e: unknown) => e);
+    // The dead process's last beat, stamped before it died, lands between the check and the compare-and-set: the
+    // compare-and-set fails once, and the next round (that beat is older than its wait) starts.
+    const diedAt = clock.now();
+    kv.beforeNextPut = () => void kv.overwrite(nodeKey('a'), { node: 'a', at: diedAt, instance: 'dead' });
+    for (let t = 0; t < 3000; t += 50) {
+      clock.advance(50);
+      await flush();
+    }
+    expect(await restarted).toBe('started');
+    third.halt();
   });
 
   it('counts a node live while its own heartbeat timestamp is fresh, and drops it at once when it leaves', async () => {
