@@ -182,28 +182,38 @@ async function startRelayBench(o: E2eOptions): Promise<RelayBench> {
 
 /** Least time each side's unmeasured warm-up runs before the first measured phase of `alternate`, ms. */
 const ALTERNATE_WARM_MS = 1500;
+/**
+ * Least time one measured phase of `alternate` lasts, s: a phase gets at least its side's warm-up rate times this many
+ * messages. 20,000 messages took the bare relay 0.3 s, a handful of scavenges, and one pair's ratio then moved
+ * 1.33-3.09 within one run on this round's VM.
+ */
+const ALTERNATE_PHASE_S = 1.5;
 
 /**
  * Runs a relay's max phase and the node's counterpart four times each in the order relay, node, node, relay, node,
- * relay, relay, node (ABBA then BAAB), after warm-ups of at least ALTERNATE_WARM_MS each. Both servers are alive in
- * this process the whole time and every phase ends quiet (`quiesce`), so a drift of the machine's speed (this 2-core
- * VM's neighbours come and go: the same node phase measured a minute apart moved 87 -> 122 µs/msg) weighs on both
- * sides alike, as does a first measured run that is still dearer than the later ones. Logs each pair's ratio.
+ * relay, relay, node (ABBA then BAAB), after warm-ups of at least ALTERNATE_WARM_MS each, each measured phase long
+ * enough to last ALTERNATE_PHASE_S at its side's warm-up rate. Both servers are alive in this process the whole time
+ * and every phase ends quiet (`quiesce`), so a drift of the machine's speed (this 2-core VM's neighbours come and go:
+ * the same node phase measured a minute apart moved 87 -> 122 µs/msg) weighs on both sides alike, as does a first
+ * measured run that is still dearer than the later ones. Logs each pair's ratio.
  */
 async function alternate(o: E2eOptions, relay: (w: E2eOptions) => Promise<PhaseResult>, node: (w: E2eOptions) => Promise<PhaseResult>, note: (p: PhaseResult) => void, progress: (line: string) => void): Promise<void> {
   const warm = { ...o, maxCount: Math.max(1, Math.round(o.maxCount * WARM_SHARE)), warm: true };
+  const measured = new Map<typeof relay, E2eOptions>();
   for (const side of [relay, node]) {
     const until = performance.now() + ALTERNATE_WARM_MS;
-    do await side(warm); while (performance.now() < until);
+    let rate = 0;
+    do rate = (await side(warm)).rate; while (performance.now() < until);
+    measured.set(side, { ...o, maxCount: Math.max(o.maxCount, Math.round((Number.isFinite(rate) ? rate : 0) * ALTERNATE_PHASE_S)) });
   }
   const runs: PhaseResult[] = [];
   for (const run of [relay, node, node, relay, node, relay, relay, node]) {
-    const p = await run(o);
+    const p = await run(measured.get(run)!);
     runs.push(p);
     note(p);
   }
   const pairs = [[0, 1], [3, 2], [5, 4], [6, 7]].map(([r, n]) => cpuPerMsg(runs[n]) / cpuPerMsg(runs[r]));
-  progress(`  node/relay CPU per message, pair by pair: ${pairs.map((x) => x.toFixed(2)).join(', ')}`);
+  progress(`  node/relay CPU per message, pair by pair: ${pairs.map((x) => x.toFixed(2)).join(', ')} (${runs.map((p) => p.sent).join('/')} messages per run)`);
 }
 
 /**
