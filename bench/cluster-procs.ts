@@ -142,12 +142,17 @@ export function stopGracefully(proc: ChildProcess, timeoutMs = 15_000): Promise<
   });
 }
 
-/** SIGKILLs every child still running and removes the temp dirs. */
-export async function killAll(): Promise<void> {
-  await Promise.all([...children].map((p) => new Promise<void>((r) => {
+/** SIGKILL, resolved once the process has exited (at once if it had). */
+export function killNow(p: ChildProcess): Promise<void> {
+  return new Promise<void>((r) => {
     if (p.exitCode !== null || p.signalCode !== null) return r();
     p.once('exit', () => r());
     p.kill('SIGKILL');
-  })));
+  });
+}
+
+/** SIGKILLs every child still running and removes the temp dirs. */
+export async function killAll(): Promise<void> {
+  await Promise.all([...children].map(killNow));
   await Promise.all([...dirs].map((d) => rm(d, { recursive: true, force: true })));
 }
