@@ -52,6 +52,13 @@ export async function ensureStream(jsm: JetStreamManager, config: Partial<Stream
   }
 }
 
+/**
+ * How long after a compare-and-set that won a writer re-reads the key on the stream leader before acting on it
+ * (a lease, a node id): nats-server 2.9 checks the expected revision before consensus (nats-server#4320), so two
+ * racing writes can both be answered as won; by then the leader has applied both and keeps the later one.
+ */
+export const LEADER_CONFIRM_WAIT_MS = 50;
+
 /** JetStream API error 10071, "wrong last sequence": the compare-and-set lost, the key has another last revision. */
 const CAS_CONFLICT = 10071;
 /**

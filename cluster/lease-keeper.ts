@@ -3,7 +3,7 @@ import type { KV, KvEntry } from '@nats-io/kv';
 import { systemClock, type Clock, type Timer } from '../base/clock.js';
 import { assignPartitions } from './assignment.js';
 import { planRound, type HeldLease } from './lease-plan.js';
-import { isCasConflict, openBucket, openLeaderReads } from './jetstream-setup.js';
+import { isCasConflict, LEADER_CONFIRM_WAIT_MS, openBucket, openLeaderReads } from './jetstream-setup.js';
 import { followWatch } from './lease-watch.js';
 import { noLog, type ClusterLog } from './lease-log.js';
 import { isFree, leaseKey, partitionOfKey, toLeaseEntry, writeLease, type LeaseEntry, type LeaseValue } from './lease-value.js';
@@ -15,8 +15,6 @@ export const DEFAULT_LEASE_MS = 2000;
 export const DEFAULT_RENEW_MS = 500;
 /** Shortest wait for a renewal's answer, ms (the wait is otherwise what is left of the local deadline). */
 export const MIN_RENEW_TIMEOUT_MS = 250;
-/** How long after winning a lease the keeper re-reads it to detect a double grant (see confirmWon). */
-export const DEFAULT_CONFIRM_WAIT_MS = 50;
 
 /** Proof of ownership stamped on what the owner sends; the fencing rules live in bus/fence.ts. */
 export type { Fence } from '../bus/fence.js';
@@ -396,7 +394,7 @@ export class LeaseKeeper {
 
   /** After CONFIRM_WAIT_MS, is `rev` still the last write of p's key, as the stream leader sees it? */
   private async confirmWon(p: number, rev: number): Promise<boolean> {
-    const wait = this.opts.confirmWaitMs ?? DEFAULT_CONFIRM_WAIT_MS;
+    const wait = this.opts.confirmWaitMs ?? LEADER_CONFIRM_WAIT_MS;
     if (wait > 0) await new Promise<void>((resolve) => this.clock.setTimeout(resolve, wait));
     try {
       if (this.opts.nc && !this.opts.kv) {

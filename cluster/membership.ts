@@ -5,7 +5,7 @@ import type { KV, KvEntry } from '@nats-io/kv';
 import { systemClock, type Clock, type Timer } from '../base/clock.js';
 import { subjectToken } from '../bus/subjects.js';
 import { noLog, type ClusterLog } from './lease-log.js';
-import { isCasConflict, openBucket, openLeaderReads } from './jetstream-setup.js';
+import { isCasConflict, LEADER_CONFIRM_WAIT_MS, openBucket, openLeaderReads } from './jetstream-setup.js';
 import { followWatch } from './lease-watch.js';
 
 export const DEFAULT_BEAT_MS = 500;
@@ -79,9 +79,6 @@ interface Beat {
  * passes); a third conflict in a row is thrown as it is, and start-up retries the start.
  */
 const CLAIM_TRIES = 3;
-
-/** How long after the first beat's compare-and-set start re-reads the key on the stream leader (see claimNodeId). */
-const DEFAULT_CONFIRM_WAIT_MS = 50;
 
 const isRouter = (b: Beat): boolean => b.roles === undefined || b.roles.includes('router');
 const isGateway = (b: Beat): boolean => b.roles === undefined || b.roles.includes('gateway');
@@ -183,7 +180,7 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
       try {
         // previousSeq 0: the key must not exist (JetStream's expected last subject sequence).
         const revision = await kv.put(key, this.beatBytes(), { previousSeq: seen?.revision ?? 0 });
-        const confirmWait = this.opts.confirmWaitMs ?? (this.leaderKv ? DEFAULT_CONFIRM_WAIT_MS : 0);
+        const confirmWait = this.opts.confirmWaitMs ?? (this.leaderKv ? LEADER_CONFIRM_WAIT_MS : 0);
         if (confirmWait > 0) await this.sleep(confirmWait);
         if ((await reads.get(key))?.revision === revision) return;
         if (attempt >= CLAIM_TRIES) throw new Error(`node id ${this.nodeId}: another write to its key came after ours ${attempt} times`);
