@@ -64,6 +64,22 @@ export class NodeIdInUseError extends Error {
   }
 }
 
+/**
+ * The first beat lost its compare-and-set (or the leader's confirmation) CLAIM_TRIES times in a row: another process
+ * is writing our node id's key right now, most likely one started under the same SWITCHBOARD_NODE_ID at the same
+ * moment. Not permanent: start-up retries the start (cluster/startup.ts), and the retry either finds the other
+ * process's beats (NodeIdInUseError) or, if it was a dead process's last write landing late, gets through.
+ */
+export class NodeIdContendedError extends Error {
+  /** What start-up's retry warning says instead of its generic "JetStream not ready yet" (cluster/startup.ts). */
+  readonly retryNote = 'node id contended: another process may be starting under the same SWITCHBOARD_NODE_ID; retrying';
+
+  constructor(readonly nodeId: string, attempts: number, options?: { cause?: unknown }) {
+    super(`node id ${nodeId}: another write to its key came in before ours was confirmed, ${attempts} times in a row`, options);
+    this.name = 'NodeIdContendedError';
+  }
+}
+
 interface Beat {
   node: string;
   at: number;
@@ -76,7 +92,7 @@ interface Beat {
 /**
  * Rounds of check-then-compare-and-set at start (`claimNodeId`). A conflict means another write to our key came in
  * between: a twin (refused by the next round's check) or a dead process's last write landing late (the next round
- * passes); a third conflict in a row is thrown as it is, and start-up retries the start.
+ * passes); a third conflict in a row is thrown as NodeIdContendedError, and start-up retries the start.
  */
 const CLAIM_TRIES = 3;
 
@@ -183,10 +199,12 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
         const confirmWait = this.opts.confirmWaitMs ?? (this.leaderKv ? LEADER_CONFIRM_WAIT_MS : 0);
         if (confirmWait > 0) await this.sleep(confirmWait);
         if ((await reads.get(key))?.revision === revision) return;
-        if (attempt >= CLAIM_TRIES) throw new Error(`node id ${this.nodeId}: another write to its key came after ours ${attempt} times`);
       } catch (err) {
-        if (!isCasConflict(err) || attempt >= CLAIM_TRIES) throw err;
+        if (!isCasConflict(err)) throw err;
+        if (attempt >= CLAIM_TRIES) throw new NodeIdContendedError(this.nodeId, attempt, { cause: err });
+        continue;
       }
+      if (attempt >= CLAIM_TRIES) throw new NodeIdContendedError(this.nodeId, attempt);
     }
   }
 

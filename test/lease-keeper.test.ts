@@ -1,8 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { KV, KvEntry } from '@nats-io/kv';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { LeaseKeeper, type LeaseKeeperOptions } from '../cluster/lease-keeper.js';
-import { Membership, NodeIdInUseError, nodeKey, type MembershipView } from '../cluster/membership.js';
+import { Membership, NodeIdContendedError, NodeIdInUseError, nodeKey, type MembershipView } from '../cluster/membership.js';
+import { untilJetStreamReady } from '../cluster/startup.js';
 import { ManualClock } from './support/manual-clock.js';
 
 /**
@@ -456,6 +457,47 @@ describe('Membership (virtual time)', () => {
     }
     expect(await restarted).toBe('started');
     third.halt();
+  });
+
+  it('a claim that loses its compare-and-set three times in a row says so, and start-up names the cause while it retries', async () => {
+    const clock = new ManualClock();
+    const kv = new FakeKv();
+    const m = new Membership({ kv: kv as unknown as KV, nodeId: 'a', clock, beatMs: 500, deadAfterMs: 2000 });
+    // Before each of our puts another write to the key lands (stamped long ago, so the check never refuses): three
+    // lost compare-and-sets in a row.
+    const lateWrite = (): void => {
+      kv.overwrite(nodeKey('a'), { node: 'a', at: clock.now() - 10_000, instance: 'other' });
+      kv.beforeNextPut = lateWrite;
+    };
+    kv.beforeNextPut = lateWrite;
+    const claimed = m.start().then(() => 'started', (e: unknown) => e);
+    for (let t = 0; t < 1000 && !(await Promise.race([claimed, Promise.resolve(undefined)])); t += 50) {
+      clock.advance(50);
+      await flush();
+    }
+    const err = await claimed;
+    expect(err).toBeInstanceOf(NodeIdContendedError);
+    expect(String(err)).toContain('node id a: another write to its key came in before ours was confirmed, 3 times in a row');
+    m.halt();
+
+    // untilJetStreamReady's warning names the contention, not JetStream; a plain error keeps the generic one.
+    const warnings: string[] = [];
+    const log = { warn: (_o: object, msg: string) => void warnings.push(msg) };
+    const errors = [err as Error, new Error('no responders')];
+    vi.useFakeTimers();
+    try {
+      const up = untilJetStreamReady(async () => {
+        const next = errors.shift();
+        if (next) throw next;
+        return 'up';
+      }, 'membership', log);
+      await vi.advanceTimersByTimeAsync(200 + 400); // its two waits
+      expect(await up).toBe('up');
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(warnings).toEqual([(err as NodeIdContendedError).retryNote, 'JetStream not ready yet; retrying']);
+    expect(warnings[0]).toContain('another process may be starting under the same SWITCHBOARD_NODE_ID');
   });
 
   it('counts a node live while its own heartbeat timestamp is fresh, and drops it at once when it leaves', async () => {
