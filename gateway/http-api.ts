@@ -7,7 +7,7 @@ import type { AcceptResult } from '../store/types.js';
 import { bearerCheck } from './auth.js';
 import { acceptBatch } from './batch.js';
 import type { HttpApiDeps } from './deps.js';
-import { pathId, readJson, readJsonBody, sendError, sendJson, sendJsonText } from './http-io.js';
+import { pathId, readJson, readJsonBody, sendError, sendJson, sendJsonHead, sendJsonText } from './http-io.js';
 import { createPageRoutes } from './page-routes.js';
 import { checkRegistration } from './registration-rules.js';
 
@@ -25,6 +25,7 @@ type Handler = (req: IncomingMessage, res: ServerResponse, params: string[], que
 
 /** Label of the messages accepted over HTTP (one object, not one per request). */
 const FROM_HTTP = { source: 'http' } as const;
+const NO_STORE = { 'cache-control': 'no-store' };
 /** The query of a URL without one; handlers only read it. */
 const NO_QUERY = new URLSearchParams();
 
@@ -176,7 +177,11 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
     if (reply.type === 'read_done') return sendJson(res, 200, { user, read: ids.length, unread: reply.unread });
     throw replyError(reply);
   };
-  const getDashboard: Handler = async (_req, res) => sendJson(res, 200, await deps.dashboard.figures(), { 'cache-control': 'no-store' });
+  /** HEAD answers the headers alone: the figures are a metrics sample (and, in a cluster, a gather from every node). */
+  const getDashboard: Handler = async (req, res) => {
+    if (req.method === 'HEAD') return sendJsonHead(res, 200, NO_STORE);
+    sendJson(res, 200, await deps.dashboard.figures(), NO_STORE);
+  };
   const streamDashboard: Handler = async (_req, res) => deps.dashboard.open(res);
 
   const notAWebSocket: Handler = async () => {

@@ -85,6 +85,15 @@ export function sendJsonText(res: ServerResponse, status: number, text: string, 
   res.end(text);
 }
 
+/**
+ * The head of a JSON answer without its body, for a HEAD request whose body would cost work to build only to be
+ * dropped: `Content-Length` is left out, as RFC 9110 section 9.3.2 allows for HEAD (the length is not known unbuilt).
+ */
+export function sendJsonHead(res: ServerResponse, status: number, headers?: Record<string, string>): void {
+  res.writeHead(status, { 'content-type': JSON_TYPE, ...headers });
+  res.end();
+}
+
 /** Section 3 error body `{"error":{"code","message"}}` with the code's status. */
 export function sendError(res: ServerResponse, error: SwitchboardError, headers?: Record<string, string>): void {
   // The rest of an oversize body is never read, so the connection cannot be reused.

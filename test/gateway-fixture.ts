@@ -71,7 +71,8 @@ export const API_KEY = 'in-process-api-key-0123456789';
  * A gateway in this process on a free loopback port, with a MemoryBus and a fake owner that records every
  * owner message and replaces an older session of the same user and device (4409), as the user directory does.
  */
-export async function startGateway(env: Record<string, string> = {}) {
+/** `overrides`: gateway deps to replace (a cluster view, say). */
+export async function startGateway(env: Record<string, string> = {}, overrides: Partial<Parameters<typeof createGateway>[0]> = {}) {
   const config = parseConfig({ SWITCHBOARD_NODE_ID: 'gw-test', SWITCHBOARD_LOG_LEVEL: 'silent', ...env });
   const bus = new MemoryBus();
   const subjects = new Subjects(config.subjectPrefix, config.partitions);
@@ -108,6 +109,7 @@ export async function startGateway(env: Record<string, string> = {}) {
     config: gatewayConfigOf(config), nodeId: config.nodeId, bus, subjects, ingress, registry, policies: mapPolicies(), metrics, clock,
     registration: { apps: new Set(['default', 'chat', 'beta']), isAllowedPushEndpoint: (u) => isAllowedPushEndpoint(u) },
     log: pino({ level: 'silent' }), jwtSecret: JWT_SECRET, apiKey: API_KEY, isReady: () => state.ready,
+    ...overrides,
   });
   const port = await gateway.listen('127.0.0.1', 0);
   const url = `http://127.0.0.1:${port}`;

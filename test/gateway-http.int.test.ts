@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import type { ClusterFigures } from '../gateway/dashboard-figures.js';
 import { API_KEY, startGateway, type GatewayFixture } from './gateway-fixture.js';
 
 const SECRET_TOKEN = '5ec7e7'.repeat(12);
@@ -60,6 +61,23 @@ describe('gateway HTTP API', () => {
       expect({ path, status: head.status, type: head.headers.get('content-type'), body: head.body }).toEqual({ path, status: get.status, type: getType, body: undefined });
     }
     expect((await g.http('HEAD', '/v1/messages')).status).toBe(405);
+  });
+
+  it('answers HEAD /v1/dashboard without gathering the figures a GET gathers', async () => {
+    await g.gateway.close();
+    let gathers = 0;
+    const cluster = {
+      figures: () => ({ nodes: [], partitions: 0, owners: {} }) as unknown as ClusterFigures,
+      gather: async () => (gathers++, new Map()),
+    };
+    g = await startGateway({}, { cluster });
+    const get = await g.http('GET', '/v1/dashboard');
+    expect(get.status).toBe(200);
+    expect(gathers).toBe(1);
+    const head = await g.http('HEAD', '/v1/dashboard');
+    expect({ status: head.status, type: head.headers.get('content-type'), cache: head.headers.get('cache-control'), body: head.body })
+      .toEqual({ status: 200, type: get.headers.get('content-type'), cache: 'no-store', body: undefined });
+    expect(gathers).toBe(1);
   });
 
   it('accepts a message (202), then calls the same id a duplicate (200)', async () => {
