@@ -7,7 +7,7 @@ import { ensureStream } from './jetstream-setup.js';
 import { JetStreamPublisher } from './jetstream-publisher.js';
 import { ReadStateWriter } from './read-state-writer.js';
 import { SwitchboardError, MAX_TTL_SECONDS } from '../protocol/index.js';
-import { emptyReadState, fromRecord, toRecord } from '../store/read-state.js';
+import { copyReadState, emptyReadState, fromRecord, toRecord } from '../store/read-state.js';
 import type { HeldMessage, HeldStore, ReadChange, ReadState, ReadStateRecord } from '../store/types.js';
 
 const packr = new Packr({ useRecords: false });
@@ -144,7 +144,7 @@ export class JetStreamHeldStore implements HeldStore {
   async reads(user: string): Promise<ReadState> {
     // A state still being written here is newer than what the bucket has (only this node writes the user).
     const pending = this.readsWriter.pending(user);
-    if (pending) return { unread: new Set(pending.unread), read: new Set(pending.read) };
+    if (pending) return copyReadState(pending);
     const e = await this.kv.get(readsKey(user));
     if (!e || e.operation !== 'PUT' || e.value.length === 0) return emptyReadState();
     return fromRecord(packr.unpack(e.value) as ReadStateRecord);

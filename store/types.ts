@@ -1,3 +1,4 @@
+import type { BoundedIdSet } from './bounded-id-set.js';
 import type { ChatMessage, DeviceRegistration, MobileOs, SwitchboardError, TokenRemovedReason, UserPolicy } from '../protocol/index.js';
 
 /** A mobile device as the registry keeps it. `token` is absent once removed (dead, moved, unregistered, pruned). */
@@ -106,16 +107,17 @@ export interface HeldMessage {
 }
 
 /**
- * The read state of one user (section 4, read sync). `unread` is the badge: ids delivered and not read, oldest first
- * (a `Set` keeps insertion order). `read` remembers ids read recently, so a read that arrives before its delivery
- * keeps that message out of `unread`. Sets, not arrays: every delivery asks "read or unread already?" of up to
- * 1,500 ids, which an array answers by a scan (issue 13: 8% of the node's CPU once users had ~400 unread).
+ * The read state of one user (section 4, read sync). `unread` is the badge: ids delivered and not read, oldest first.
+ * `read` remembers ids read recently, so a read that arrives before its delivery keeps that message out of `unread`.
+ * Hashed sets, not arrays: every delivery asks "read or unread already?" of up to 1,500 ids, which an array answers by
+ * a scan (issue 13: 8% of the node's CPU once users had ~400 unread); bounded ones (`BoundedIdSet`), not `Set`s: a
+ * full `Set` changed by every delivery cost ~12% of the node's CPU per message (see bounded-id-set.ts).
  * Changed only through store/read-state.ts, so both stores and the actor apply the same bounds; stored as arrays
  * (`ReadStateRecord`, read-state.ts `toRecord` / `fromRecord`).
  */
 export interface ReadState {
-  unread: Set<string>;
-  read: Set<string>;
+  unread: BoundedIdSet;
+  read: BoundedIdSet;
 }
 
 /** A read state as the stores write it (msgpack has no sets): both lists oldest first. */

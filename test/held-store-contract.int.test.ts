@@ -4,7 +4,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JetStreamHeldStore } from '../cluster/jetstream-held-store.js';
 import { describeHeldStoreContract } from './contracts/held-store.contract.js';
-import { emptyReadState, markDelivered, markRead } from '../store/read-state.js';
+import { emptyReadState, markDelivered, markRead, toRecord } from '../store/read-state.js';
 import { NatsServer } from './support/nats-server.js';
 
 let server: NatsServer;
@@ -66,7 +66,7 @@ describe('JetStreamHeldStore', () => {
       await store.close(); // waits for the writes in flight
       expect(store.readsPuts).toBe(2);
       const again = await openStore(other, 'coalesce');
-      expect(await again.reads('u@x')).toEqual({ unread: state.unread, read: new Set() });
+      expect(toRecord(await again.reads('u@x'))).toEqual({ unread: [...state.unread], read: [] });
     } finally {
       await nc.close();
       await other.close();
