@@ -38,6 +38,23 @@ class Writer {
   }
 
   text(s: string): void {
+    // Most ids and device names are ASCII: their UTF-8 bytes are their char codes, copied here without the two calls
+    // into C++ (`byteLength`, `write`) that the general path makes; ~0.25 us of the ~0.55 us a pack took (issue 13).
+    if (s.length < 255) {
+      this.ensure(s.length + 1);
+      let n = this.n + 1;
+      let i = 0;
+      for (; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        scratch[n++] = c;
+      }
+      if (i === s.length) {
+        scratch[this.n] = s.length;
+        this.n = n;
+        return;
+      }
+    }
     const len = Buffer.byteLength(s, 'utf8');
     this.ensure(len + 3);
     if (len < 255) scratch[this.n++] = len;
@@ -56,6 +73,9 @@ class Writer {
     this.text(v);
   }
 }
+
+/** The one writer: packing is synchronous, so every pack can start it over (`n = 0`) instead of allocating one. */
+const writer = new Writer();
 
 class Reader {
   i = 0;
@@ -83,9 +103,19 @@ class Reader {
 }
 
 export function packDecision(d: Decision): string {
-  const w = new Writer();
+  const w = writer;
+  w.n = 0;
   w.ensure(8);
-  scratch.writeUIntLE(Math.max(0, Math.min(d.at, 2 ** 48 - 1)), 0, 6);
+  // u48 LE by hand: Buffer#writeUIntLE checks its arguments and loops per byte (the pack runs once per message).
+  const at = Math.max(0, Math.min(Math.floor(d.at), 2 ** 48 - 1));
+  const low = at % 2 ** 32;
+  const high = (at - low) / 2 ** 32;
+  scratch[0] = low & 0xff;
+  scratch[1] = (low >>> 8) & 0xff;
+  scratch[2] = (low >>> 16) & 0xff;
+  scratch[3] = low >>> 24;
+  scratch[4] = high & 0xff;
+  scratch[5] = (high >>> 8) & 0xff;
   w.n = 6;
   w.code(ROUTES, d.route);
   w.code(REASONS, d.reason);

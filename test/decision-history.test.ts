@@ -33,6 +33,19 @@ describe('packed decisions', () => {
     expect(back.targets[0].detail).toBe('r'.repeat(MAX_DETAIL_CHARS));
   });
 
+  it('round-trips any text, ASCII or not, short or past 255 bytes, and any instant', () => {
+    // Text of whole characters (a lone surrogate has no UTF-8 form), from the ASCII fast path to the general one and
+    // switching between them mid-string; ids up to 300 characters cross the one-byte length.
+    const text = fc.oneof(fc.string({ unit: 'grapheme', maxLength: 40 }), fc.string({ maxLength: 300 }), fc.string({ unit: 'grapheme-ascii', minLength: 250, maxLength: 300 }));
+    fc.assert(
+      fc.property(text, text, fc.integer({ min: 0, max: 2 ** 48 - 1 }), (id, device, at) => {
+        const d: Decision = { id, route: 'pc', reason: 'pc_active', at, targets: [{ device, via: 'pc', outcome: 'acked' }] };
+        expect(unpackDecision(packDecision(d))).toEqual(d);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('a typical one-target decision packs into about 30 bytes (measured, not assumed)', () => {
     const bytes = packDecision(typical(1)).length;
     // at 6 + route 1 + reason 1 + id 1+12 + count 1 + device 1+6 + via 1 + outcome 1 + flags 1 = 32
