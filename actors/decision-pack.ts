@@ -106,7 +106,8 @@ export function packDecision(d: Decision): string {
   const w = writer;
   w.n = 0;
   w.ensure(8);
-  // u48 LE by hand: Buffer#writeUIntLE checks its arguments and loops per byte (the pack runs once per message).
+  // u48 LE by hand, as `writeUIntLE` would write it, without its argument checks (the pack runs once per message);
+  // a fraction is cut, a negative or NaN instant is 0, one past 2^48 - 1 is 2^48 - 1.
   const at = Math.max(0, Math.min(Math.floor(d.at), 2 ** 48 - 1));
   const low = at % 2 ** 32;
   const high = (at - low) / 2 ** 32;

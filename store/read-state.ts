@@ -4,7 +4,7 @@ import type { ReadState, ReadStateRecord } from './types.js';
 /**
  * The read state's rules in one place (PROTOCOL.md section 4, read sync), applied by the user actor and again by
  * the file store when it replays its log, so both end in the same state. Pure functions over a `ReadState`; each
- * change is O(1) per id (`BoundedIdSet`), whatever the number of ids kept.
+ * change is O(1) per id, amortized (`BoundedIdSet`), whatever the number of ids kept.
  */
 
 /** Unread ids kept per user; past this the oldest is forgotten, so the badge saturates here. */
@@ -16,19 +16,23 @@ export function emptyReadState(): ReadState {
   return { unread: new BoundedIdSet(MAX_UNREAD_IDS), read: new BoundedIdSet(MAX_READ_IDS_REMEMBERED) };
 }
 
+function bounded(unread: Iterable<string>, read: Iterable<string>): ReadState {
+  return { unread: new BoundedIdSet(MAX_UNREAD_IDS, unread), read: new BoundedIdSet(MAX_READ_IDS_REMEMBERED, read) };
+}
+
 /** A read state from its stored form; the bounds are applied again (a record written with larger ones). */
 export function fromRecord(r: ReadStateRecord): ReadState {
-  return { unread: new BoundedIdSet(MAX_UNREAD_IDS, r.unread), read: new BoundedIdSet(MAX_READ_IDS_REMEMBERED, r.read) };
+  return bounded(r.unread, r.read);
 }
 
 /** The stored form of a read state: fresh arrays, oldest first. */
 export function toRecord(s: ReadState): ReadStateRecord {
-  return { unread: [...s.unread], read: [...s.read] };
+  return { unread: s.unread.toArray(), read: s.read.toArray() };
 }
 
 /** An independent copy (a store keeps its own, the actor changes its own). */
 export function copyReadState(s: ReadState): ReadState {
-  return { unread: new BoundedIdSet(MAX_UNREAD_IDS, s.unread), read: new BoundedIdSet(MAX_READ_IDS_REMEMBERED, s.read) };
+  return bounded(s.unread, s.read);
 }
 
 /**

@@ -46,6 +46,14 @@ describe('packed decisions', () => {
     );
   });
 
+  it('round-trips the edges of the ASCII fast path, and keeps any instant within 0..2^48 - 1', () => {
+    const one = (id: string, at = AT): Decision => ({ id, route: 'pc', reason: 'pc_active', at, targets: [{ device: 'd', via: 'pc' }] });
+    for (const id of ['\x7f', '\x80', '\x00\x01\x1f', 'a'.repeat(254), 'a'.repeat(255), `${'a'.repeat(200)}é${'b'.repeat(60)}`, `é${'a'.repeat(300)}`]) {
+      expect(unpackDecision(packDecision(one(id))).id).toBe(id);
+    }
+    expect([-5, 1.7, Number.NaN, 2 ** 49].map((at) => unpackDecision(packDecision(one('m', at))).at)).toEqual([0, 1, 0, 2 ** 48 - 1]);
+  });
+
   it('a typical one-target decision packs into about 30 bytes (measured, not assumed)', () => {
     const bytes = packDecision(typical(1)).length;
     // at 6 + route 1 + reason 1 + id 1+12 + count 1 + device 1+6 + via 1 + outcome 1 + flags 1 = 32

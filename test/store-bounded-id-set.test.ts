@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { hashId } from '../base/id-hash.js';
 import { BoundedIdSet } from '../store/bounded-id-set.js';
 
-/** The rules over an array (a scan per call): insertion order, an id added again keeps its place, the oldest goes first. */
+/** The rules over an array (a scan per call): insertion order, an id added again keeps its place, oldest out first. */
 function model(max: number) {
   let ids: string[] = [];
   const trim = (): void => void (ids.length > max && ids.splice(0, ids.length - max));
@@ -70,8 +70,8 @@ describe('BoundedIdSet', () => {
   });
 
   it('agrees with the array rules over any sequence of adds, batches and deletes, across many rebuilds', () => {
-    // Few distinct ids against small bounds: adds of ids already there, deletes in the middle, the ring wrapping
-    // round and the table filling with deletion marks all come often.
+    // Few distinct ids against small bounds: adds of ids already there, deletes in the middle and of the oldest,
+    // rebuilds in the same arrays and into larger or smaller ones, all come often.
     const id = fc.integer({ min: 0, max: 60 }).map((n) => `m${n}`);
     const step = fc.oneof(
       { arbitrary: id.map((x) => ({ add: x })), weight: 5 },
@@ -107,10 +107,19 @@ describe('BoundedIdSet', () => {
     }
     expect(s.size).toBe(1000);
     expect([...s].at(-1)).toBe('id-49999');
-    // The ring and its table never grow past twice (ring) and four times (table) the ids they hold, rounded up to a
-    // power of two, whatever went through.
-    const inner = s as unknown as { ids: unknown[]; slots: unknown[] };
+    // The positions and the table never grow past twice and four times the ids they hold, rounded up to a power of
+    // two, whatever went through; at the bound a rebuild reuses its arrays.
+    const inner = s as unknown as { ids: unknown[]; slots: Int32Array };
     expect(inner.ids.length).toBeLessThanOrEqual(2048);
     expect(inner.slots.length).toBeLessThanOrEqual(4096);
+    const { ids, slots } = inner;
+    for (let i = 0; i < 5000; i++) s.add(`more-${i}`);
+    expect([inner.ids === ids, inner.slots === slots]).toEqual([true, true]);
+    // Emptied by deletes, then used again: it shrinks back.
+    for (const id of [...s]) s.delete(id);
+    expect(s.size).toBe(0);
+    s.add('again');
+    expect([...s]).toEqual(['again']);
+    expect(inner.ids.length).toBeLessThanOrEqual(8);
   });
 });
