@@ -5,7 +5,7 @@ import { Packr } from 'msgpackr';
 import { partitionOf } from '../bus/subjects.js';
 import { ensureStream } from './jetstream-setup.js';
 import { JetStreamPublisher } from './jetstream-publisher.js';
-import { ReadStateWriter } from './read-state-writer.js';
+import { READ_PUT_DELAY_MS, ReadStateWriter } from './read-state-writer.js';
 import { SwitchboardError, MAX_TTL_SECONDS } from '../protocol/index.js';
 import { copyReadState, emptyReadState, fromRecord, toRecord } from '../store/read-state.js';
 import type { HeldMessage, HeldStore, ReadChange, ReadState, ReadStateRecord } from '../store/types.js';
@@ -22,6 +22,8 @@ export interface JetStreamHeldStoreOptions {
   cachedUsers?: number;
   /** How long a hold or a read-state write waits for JetStream's answer, ms. Default 5000 (nats.js's default). */
   publishTimeoutMs?: number;
+  /** How long unread marks wait to be put together, ms (cluster/read-state-writer.ts). Default READ_PUT_DELAY_MS. */
+  readPutDelayMs?: number;
 }
 
 /** What this node knows of one user's held messages: id -> stream sequence, expiry, accept time. */
@@ -63,7 +65,7 @@ export class JetStreamHeldStore implements HeldStore {
       } catch (e) {
         throw new SwitchboardError('store_failed', `JetStream did not store the read state: ${(e as Error).message}`, { cause: e });
       }
-    });
+    }, { delayMs: opts.readPutDelayMs });
   }
 
   /** KV puts of read states sent since the store opened (tests and benches: how well saves coalesce). */
@@ -72,7 +74,7 @@ export class JetStreamHeldStore implements HeldStore {
   }
 
   static async open(nc: NatsConnection, kv: KV, o: JetStreamHeldStoreOptions): Promise<JetStreamHeldStore> {
-    const opts: Required<JetStreamHeldStoreOptions> = { replicas: 1, cachedUsers: 10_000, publishTimeoutMs: 5000, ...o };
+    const opts: Required<JetStreamHeldStoreOptions> = { replicas: 1, cachedUsers: 10_000, publishTimeoutMs: 5000, readPutDelayMs: READ_PUT_DELAY_MS, ...o };
     const jsm = await jetstreamManager(nc);
     // The bucket's own subject (`$KV.<bucket>.>`), read from its stream rather than assumed.
     const kvSubject = (await kv.status()).streamInfo.config.subjects?.[0] ?? '';
@@ -161,7 +163,24 @@ export class JetStreamHeldStore implements HeldStore {
   }
 
   /** Waits until every read-state put was answered, then stops. */
+  /**
+   * The read-state puts of the users matching `match` go out now, and this resolves once they are answered: a
+   * partition handed off (cluster/partition-host.ts), so its next owner reads what this node wrote.
+   */
+  flushReads(match: (user: string) => boolean): Promise<void> {
+    return this.readsWriter.flush(match);
+  }
+
+  /**
+   * Forgets the read-state puts still waiting for the users matching `match`: a partition whose lease was lost; its
+   * next owner writes those users now, and a late put from here would overwrite a newer state with an older one.
+   */
+  discardReads(match: (user: string) => boolean): void {
+    this.readsWriter.discard(match, new SwitchboardError('store_failed', 'the partition moved to another node before the read state was stored'));
+  }
+
   async close(): Promise<void> {
+    await this.readsWriter.flush();
     await this.readsWriter.settled();
     await this.publisher.close();
   }

@@ -24,6 +24,14 @@ export interface PartitionHostDeps {
   log: Logger;
   /** Longest wait for in-flight work of a partition being handed off, ms (SWITCHBOARD_SHUTDOWN_TIMEOUT_MS). */
   drainTimeoutMs: number;
+  /**
+   * The read states written behind (cluster/jetstream-held-store.ts): flushed for a partition handed off, so its next
+   * owner reads them; discarded for one whose lease was lost, so no late put overwrites the next owner's.
+   */
+  reads?: {
+    flushReads(match: (user: string) => boolean): Promise<void>;
+    discardReads(match: (user: string) => boolean): void;
+  };
 }
 
 /**
@@ -67,6 +75,7 @@ export class PartitionHost {
     await this.deps.ingress.release(p);
     this.unsubscribe(p);
     await this.deps.directory.drain(this.deps.drainTimeoutMs);
+    await this.deps.reads?.flushReads(this.inPartition(p));
     this.forget(p);
     this.deps.log.info({ partition: p }, 'partition handed off');
   }
@@ -81,6 +90,7 @@ export class PartitionHost {
   lost(p: number): void {
     void this.deps.ingress.release(p);
     this.unsubscribe(p);
+    this.deps.reads?.discardReads(this.inPartition(p));
     this.forget(p);
     this.deps.log.warn({ partition: p }, 'partition lease lost: stopped acting for it');
   }
@@ -90,9 +100,13 @@ export class PartitionHost {
     this.subs.delete(p);
   }
 
-  private forget(p: number): void {
+  private inPartition(p: number): (user: string) => boolean {
     const partitions = this.deps.subjects.partitions;
-    this.deps.directory.evict((u) => partitionOf(u, partitions) === p);
+    return (u) => partitionOf(u, partitions) === p;
+  }
+
+  private forget(p: number): void {
+    this.deps.directory.evict(this.inPartition(p));
     this.deps.metrics.ownedPartitions.set(this.subs.size);
   }
 

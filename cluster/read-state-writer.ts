@@ -1,3 +1,4 @@
+import { systemClock, type Clock, type Timer } from '../base/clock.js';
 import type { ReadState } from '../store/types.js';
 
 /**
@@ -9,6 +10,25 @@ import type { ReadState } from '../store/types.js';
  */
 export const READ_PUTS_IN_FLIGHT = 16;
 
+/**
+ * How long a user's unread marks (non-durable saves) wait before their put, ms: the user's later marks within it ride
+ * along. A put carries the whole state (up to 1,500 ids), so one per mark was ~20% of a cluster node's CPU per routed
+ * message at max rate (issue 13, bench/README.md "A fifth VM": 0.37 puts per message; nodes 115 against 91-93
+ * µs/msg without them). A crash loses at most this much of the marks more than before (the badge undercounts those
+ * messages; the messages themselves are not lost); the file store's lazy records wait up to 200 ms the same way
+ * (store/append-log.ts LAZY_FLUSH_MS). Reads (durable saves) never wait.
+ */
+export const READ_PUT_DELAY_MS = 250;
+
+export interface ReadStateWriterOptions {
+  /** Default READ_PUTS_IN_FLIGHT. */
+  maxInFlight?: number;
+  /** Default READ_PUT_DELAY_MS; 0 puts every non-durable save as soon as the user has no put in flight. */
+  delayMs?: number;
+  /** Default the system clock (tests pass virtual time). */
+  clock?: Clock;
+}
+
 interface Writer {
   /** The newest state given to save (the caller's own object: encoded when its put is sent). */
   latest: ReadState;
@@ -17,6 +37,8 @@ interface Writer {
   inFlight: boolean;
   /** Durable saves waiting for the next put (their state or a newer one goes out with it). */
   waiting: { resolve(): void; reject(e: unknown): void }[];
+  /** Waiting out READ_PUT_DELAY_MS in `delayed` (not yet queued). */
+  delayedUntil?: number;
 }
 
 /**
@@ -27,24 +49,36 @@ interface Writer {
  * a durable save first. So a burst of deliveries to one user (a held backlog replayed) is a few puts, and at
  * saturation the puts per message fall instead of competing with the messages.
  *
- * A durable save resolves once a put holding its state, or a newer one, is stored, and rejects with that put's
- * error; a non-durable one resolves at once and is lost only when the process stops before its put is stored.
+ * A non-durable save (an unread mark) first waits `delayMs` (READ_PUT_DELAY_MS) for the user's next marks, then
+ * queues like the rest. A durable save resolves once a put holding its state, or a newer one, is stored, and rejects
+ * with that put's error; a non-durable one resolves at once and is lost only when the process stops before its put is
+ * stored. `flush` sends what waits (a partition handed off, the node stopping); `discard` forgets it (a lease lost:
+ * the next owner writes the user now, and a late put from here would overwrite its state with an older one).
  */
 export class ReadStateWriter {
   private readonly writers = new Map<string, Writer>();
   /** Dirty users not in flight, in the order they became dirty; `urgent` have a durable save waiting. */
   private readonly queued = new Set<string>();
   private readonly urgent = new Set<string>();
+  /** Users waiting out the delay, in the order they started it (the delay is the same for all: also due order). */
+  private delayed: { user: string; until: number }[] = [];
+  private timer?: Timer;
   private inFlight = 0;
   private idle: (() => void)[] = [];
+  /** Called whenever a put is answered (flush waits on them). */
+  private answered: (() => void)[] = [];
+  private readonly maxInFlight: number;
+  private readonly delayMs: number;
+  private readonly clock: Clock;
   /** Puts sent since construction (tests and benches: how well saves coalesce). */
   puts = 0;
 
   /** `put` stores one user's state; it must encode `state` before returning (the caller keeps changing that object). */
-  constructor(
-    private readonly put: (user: string, state: ReadState) => Promise<void>,
-    private readonly maxInFlight = READ_PUTS_IN_FLIGHT,
-  ) {}
+  constructor(private readonly put: (user: string, state: ReadState) => Promise<void>, options: ReadStateWriterOptions = {}) {
+    this.maxInFlight = options.maxInFlight ?? READ_PUTS_IN_FLIGHT;
+    this.delayMs = options.delayMs ?? READ_PUT_DELAY_MS;
+    this.clock = options.clock ?? systemClock;
+  }
 
   /** Records `state` as the user's newest; see the class comment for when it is stored and when this resolves. */
   save(user: string, state: ReadState, durable: boolean): Promise<void> {
@@ -53,9 +87,44 @@ export class ReadStateWriter {
     w.latest = state;
     w.dirty = true;
     const stored = durable ? new Promise<void>((resolve, reject) => w.waiting.push({ resolve, reject })) : Promise.resolve();
-    if (!w.inFlight) this.enqueue(user, w);
+    if (!w.inFlight) this.queueOrDelay(user, w);
     this.pump();
     return stored;
+  }
+
+  /**
+   * Sends now what waits out the delay for the users matching `match` (all by default), and resolves once none of
+   * them has a put waiting or in flight: their states are stored, or their puts failed.
+   */
+  async flush(match: (user: string) => boolean = () => true): Promise<void> {
+    const delayed = this.delayed;
+    this.delayed = [];
+    for (const d of delayed) {
+      const w = this.writers.get(d.user);
+      if (w?.delayedUntil !== d.until) continue; // queued, sent or discarded since
+      if (match(d.user)) this.enqueue(d.user, w);
+      else this.delayed.push(d);
+    }
+    this.pump();
+    while ([...this.writers.keys()].some(match)) await new Promise<void>((resolve) => this.answered.push(resolve));
+  }
+
+  /**
+   * Forgets the waiting and queued states of the users matching `match` (their durable saves reject with `reason`);
+   * a put already in flight is answered as it will be.
+   */
+  discard(match: (user: string) => boolean, reason: Error): void {
+    for (const [user, w] of this.writers) {
+      if (!match(user)) continue;
+      for (const x of w.waiting.splice(0)) x.reject(reason);
+      w.dirty = false;
+      w.delayedUntil = undefined;
+      this.queued.delete(user);
+      this.urgent.delete(user);
+      if (!w.inFlight) this.writers.delete(user);
+    }
+    this.delayed = this.delayed.filter((d) => this.writers.get(d.user)?.delayedUntil === d.until);
+    this.wakeIdle();
   }
 
   /** The newest state saved for `user` and not yet known stored; undefined when every save of the user was answered. */
@@ -69,7 +138,32 @@ export class ReadStateWriter {
     return new Promise<void>((resolve) => this.idle.push(resolve));
   }
 
+  /** A user with a durable save waiting, or with no delay configured, is queued now; one with marks only waits first. */
+  private queueOrDelay(user: string, w: Writer): void {
+    if (w.waiting.length > 0 || this.delayMs === 0) return this.enqueue(user, w);
+    if (w.delayedUntil !== undefined || this.queued.has(user) || this.urgent.has(user)) return;
+    w.delayedUntil = this.clock.now() + this.delayMs;
+    this.delayed.push({ user, until: w.delayedUntil });
+    this.timer ??= this.clock.setTimeout(this.due, this.delayMs);
+  }
+
+  /** The timer: queues every user whose delay is over, and waits for the next one's. */
+  private readonly due = (): void => {
+    this.timer = undefined;
+    const now = this.clock.now();
+    let i = 0;
+    for (; i < this.delayed.length && this.delayed[i].until <= now; i++) {
+      const { user, until } = this.delayed[i];
+      const w = this.writers.get(user);
+      if (w?.delayedUntil === until) this.enqueue(user, w); // else queued, sent or discarded meanwhile
+    }
+    this.delayed = this.delayed.slice(i);
+    this.pump();
+    if (this.delayed.length > 0) this.timer = this.clock.setTimeout(this.due, Math.max(0, this.delayed[0].until - now));
+  };
+
   private enqueue(user: string, w: Writer): void {
+    w.delayedUntil = undefined;
     if (w.waiting.length > 0) {
       this.queued.delete(user);
       this.urgent.add(user);
@@ -111,14 +205,19 @@ export class ReadStateWriter {
     ).finally(() => {
       w.inFlight = false;
       this.inFlight--;
-      if (w.dirty) this.enqueue(user, w);
-      else this.writers.delete(user);
+      if (w.dirty) this.queueOrDelay(user, w);
+      else if (this.writers.get(user) === w) this.writers.delete(user);
       this.pump();
-      if (this.writers.size > 0) return;
-      const idle = this.idle;
-      this.idle = [];
-      for (const f of idle) f();
+      for (const f of this.answered.splice(0)) f();
+      this.wakeIdle();
     });
+  }
+
+  private wakeIdle(): void {
+    if (this.writers.size > 0) return;
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    for (const f of this.idle.splice(0)) f();
   }
 }
 

@@ -138,7 +138,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   });
   keeper.host(new PartitionHost({
     nc, bus: natsBus, subjects, ingress, directory: router, liveGateways: () => membership.liveGateways(), metrics, log,
-    drainTimeoutMs: config.shutdownTimeoutMs,
+    drainTimeoutMs: config.shutdownTimeoutMs, reads: held,
   }));
 
   let sendListener: SendListener | undefined;

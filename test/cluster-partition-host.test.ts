@@ -4,7 +4,7 @@ import type { UserDirectory } from '../actors/directory.js';
 import { createLogger } from '../base/logger.js';
 import { Metrics } from '../base/metrics.js';
 import type { Bus } from '../bus/bus.js';
-import { Subjects } from '../bus/subjects.js';
+import { partitionOf, Subjects } from '../bus/subjects.js';
 import { PartitionHost } from '../cluster/partition-host.js';
 import type { Ingress } from '../store/types.js';
 
@@ -28,6 +28,9 @@ function fakeNats() {
   return { nc: nc as unknown as NatsConnection, answerAll: () => waiting.splice(0).forEach((end) => end()) };
 }
 
+/** Users spread over the 8 partitions of `setup` (which partition each is in comes from subjects.partitionOf). */
+const users = Array.from({ length: 40 }, (_, i) => `user-${i}`);
+
 function setup() {
   const { nc, answerAll } = fakeNats();
   const calls: string[] = [];
@@ -36,12 +39,20 @@ function setup() {
     release: async (p: number) => void calls.push(`release ${p}`),
   } as unknown as Ingress;
   const bus = { subscribe: () => ({ unsubscribe() {} }), serve: () => ({ unsubscribe() {} }) } as unknown as Bus;
-  const directory = { evict: () => 0, drain: async () => undefined } as unknown as UserDirectory;
+  const directory = {
+    evict: () => void calls.push('evict'),
+    drain: async () => void calls.push('drain'),
+  } as unknown as UserDirectory;
+  const subjects = new Subjects('sb', 8);
+  const reads = {
+    flushReads: async (match: (u: string) => boolean) => void calls.push(`flush ${users.filter(match).join(',')}`),
+    discardReads: (match: (u: string) => boolean) => void calls.push(`discard ${users.filter(match).join(',')}`),
+  };
   const host = new PartitionHost({
-    nc, bus, subjects: new Subjects('sb', 8), ingress, directory, liveGateways: () => 2, metrics: new Metrics({ defaultMetrics: false }),
-    log: createLogger('silent'), drainTimeoutMs: 1000,
+    nc, bus, subjects, ingress, directory, liveGateways: () => 2, metrics: new Metrics({ defaultMetrics: false }),
+    log: createLogger('silent'), drainTimeoutMs: 1000, reads,
   });
-  return { host, calls, answerAll };
+  return { host, calls, answerAll, subjects };
 }
 
 describe('PartitionHost', () => {
@@ -51,7 +62,7 @@ describe('PartitionHost', () => {
     host.lost(3); // the lease lapsed during the resync wait
     answerAll();
     await acquiring;
-    expect(calls).toEqual(['release 3']); // the loss's release only: no consumer started afterwards
+    expect(calls.filter((c) => /^(consume|release)/.test(c))).toEqual(['release 3']); // the loss's release only: no consumer started afterwards
     expect(host.size).toBe(0);
   });
 
@@ -62,5 +73,20 @@ describe('PartitionHost', () => {
     await acquiring;
     expect(calls).toEqual(['consume 1']);
     expect(host.size).toBe(1);
+  });
+
+  it('flushes the read states of a partition handed off once its work drained, and discards those of a partition lost', async () => {
+    const { host, calls, answerAll } = setup();
+    const acquiring = [host.acquire(2, { revision: 1, epoch: 1 }), host.acquire(5, { revision: 2, epoch: 1 })];
+    answerAll();
+    await Promise.all(acquiring);
+    calls.length = 0;
+    const inP = (p: number) => users.filter((u) => partitionOf(u, 8) === p).join(',');
+    expect(inP(2)).not.toBe('');
+    await host.release(2);
+    expect(calls).toEqual(['release 2', 'drain', `flush ${inP(2)}`, 'evict']);
+    calls.length = 0;
+    host.lost(5);
+    expect(calls).toEqual(['release 5', `discard ${inP(5)}`, 'evict']);
   });
 });

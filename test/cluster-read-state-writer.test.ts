@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ReadStateWriter } from '../cluster/read-state-writer.js';
+import { READ_PUT_DELAY_MS, ReadStateWriter } from '../cluster/read-state-writer.js';
+import { ManualClock } from './support/manual-clock.js';
 import { emptyReadState, fromRecord, markDelivered, markRead, toRecord } from '../store/read-state.js';
 import type { ReadState, ReadStateRecord } from '../store/types.js';
 
@@ -17,7 +18,7 @@ const turn = () => new Promise<void>((r) => setImmediate(r));
 describe('ReadStateWriter', () => {
   it('one put in flight per user: 100 deliveries are 2 puts, the second with the latest state', async () => {
     const { puts, put } = fakeStore();
-    const w = new ReadStateWriter(put);
+    const w = new ReadStateWriter(put, { delayMs: 0 });
     const s = emptyReadState();
     for (let i = 0; i < 100; i++) {
       markDelivered(s, `m${i}`);
@@ -37,7 +38,7 @@ describe('ReadStateWriter', () => {
 
   it('at most maxInFlight puts across users; dirty users wait in order, those with a durable save first', async () => {
     const { puts, put } = fakeStore();
-    const w = new ReadStateWriter(put, 2);
+    const w = new ReadStateWriter(put, { maxInFlight: 2, delayMs: 0 });
     for (const u of ['a', 'b', 'c', 'd']) void w.save(u, rs([u]), false);
     void w.save('c', rs(['c', 'c2']), false); // c still waits: no second entry for it
     const read = w.save('e', rs([], ['x']), true);
@@ -55,7 +56,7 @@ describe('ReadStateWriter', () => {
 
   it('a durable save behind a put in flight resolves with the put holding its state, and fails with it', async () => {
     const { puts, put } = fakeStore();
-    const w = new ReadStateWriter(put);
+    const w = new ReadStateWriter(put, { delayMs: 0 });
     const s = emptyReadState();
     markDelivered(s, 'a');
     void w.save('u', s, false);
@@ -73,6 +74,63 @@ describe('ReadStateWriter', () => {
     const failing = w.save('u', rs([], ['a', 'b']), true);
     puts[2].reject(new Error('JetStream down'));
     await expect(failing).rejects.toThrow('JetStream down');
+    await w.settled();
+  });
+
+  it('unread marks wait READ_PUT_DELAY_MS for more and go out as one put; a read does not wait', async () => {
+    const clock = new ManualClock();
+    const { puts, put } = fakeStore();
+    const w = new ReadStateWriter(put, { clock });
+    const s = emptyReadState();
+    for (let i = 0; i < 5; i++) {
+      markDelivered(s, `m${i}`);
+      await w.save('u', s, false);
+      clock.advance(READ_PUT_DELAY_MS / 10);
+    }
+    expect(puts).toHaveLength(0);
+    clock.advance(READ_PUT_DELAY_MS / 2); // the first mark's delay is over
+    expect(puts.map((p) => p.state.unread.length)).toEqual([5]);
+    // Marks during that put wait for its answer and then the delay again; a read goes out as soon as it can.
+    markDelivered(s, 'm5');
+    void w.save('u', s, false);
+    puts[0].resolve();
+    await turn();
+    expect(puts).toHaveLength(1);
+    const read = w.save('v', rs([], ['x']), true);
+    expect(puts.map((p) => p.user)).toEqual(['u', 'v']);
+    puts[1].resolve();
+    await read;
+    clock.advance(READ_PUT_DELAY_MS);
+    expect(puts.map((p) => p.state.unread.length)).toEqual([5, 0, 6]);
+    puts[2].resolve();
+    await w.settled();
+    expect(clock.pending).toBe(0);
+  });
+
+  it('flush sends what waits for the matching users now and resolves once it is stored; discard forgets it', async () => {
+    const clock = new ManualClock();
+    const { puts, put } = fakeStore();
+    const w = new ReadStateWriter(put, { clock });
+    for (const u of ['a1', 'a2', 'b1']) void w.save(u, rs([u]), false);
+    let flushed = false;
+    const flushing = w.flush((u) => u.startsWith('a')).then(() => (flushed = true));
+    await turn();
+    expect(puts.map((p) => p.user)).toEqual(['a1', 'a2']);
+    puts[0].resolve();
+    await turn();
+    expect(flushed).toBe(false);
+    puts[1].resolve();
+    await flushing;
+    // b1 still waits out its delay; discarded (its partition's lease was lost), it is never put, and a durable save
+    // of it rejects.
+    const readB = w.save('b2', rs([], ['r']), true);
+    void w.save('b1', rs(['b1', 'b1x']), false);
+    expect(puts.map((p) => p.user)).toEqual(['a1', 'a2', 'b2']);
+    w.discard((u) => u.startsWith('b'), new Error('moved'));
+    clock.advance(READ_PUT_DELAY_MS * 2);
+    expect(puts.map((p) => p.user)).toEqual(['a1', 'a2', 'b2']); // b2's put was in flight already: answered as it is
+    puts[2].resolve();
+    await readB;
     await w.settled();
   });
 });
