@@ -41,10 +41,7 @@ async function phones(users: string[], gateways: NodeProcess[], ledger: Ledger, 
   cleanups.push(async () => peers.forEach((p) => p.close()));
   for (const [i, user] of users.entries()) {
     const peer = await Peer.open(gateways[i % gateways.length], { sub: user, dev: 'phone', kind: 'mobile', os: 'android' });
-    peer.client.ws.on('message', (data) => {
-      const f = JSON.parse(data.toString());
-      if (f.type === 'message') ledger.arrive(f.id);
-    });
+    peer.onMessage((id) => ledger.arrive(id)); // held replays right after the welcome included
     peers.push(peer);
   }
   await Promise.all(users.map((u) => viewUntil(viewVia, u, (v) => v.devices.some((d) => d.online), `${u} online`, 10_000)));

@@ -36,10 +36,7 @@ describe('kill -9 under load, 5 times', () => {
       first ??= node;
       for (const user of users) {
         const phone = await Peer.open(node, { sub: user, dev: 'mob', kind: 'mobile', os: 'ios' }, { autoAck: true });
-        phone.client.ws.on('message', (data) => {
-          const f = JSON.parse(data.toString());
-          if (f.type === 'message') received.set(f.id, (received.get(f.id) ?? 0) + 1);
-        });
+        phone.onMessage((id) => received.set(id, (received.get(id) ?? 0) + 1)); // held replays right after the welcome included
         peers.push(phone);
       }
       return node;

@@ -68,6 +68,17 @@ export class Peer {
     return this.claims.dev;
   }
 
+  /**
+   * Calls `handler` with the id of every `message` frame since the connection opened, those already received first:
+   * held messages replayed right after the welcome arrive before `open` returns, and a listener added on the socket
+   * then would miss them (they are acked all the same, so the node counts them delivered).
+   */
+  onMessage(handler: (id: string) => void): void {
+    this.client.onEachFrame((f) => {
+      if (f.type === 'message') handler(f.id);
+    });
+  }
+
   send(frame: unknown): void {
     this.client.send(frame);
   }
