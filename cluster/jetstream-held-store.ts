@@ -162,7 +162,11 @@ export class JetStreamHeldStore implements HeldStore {
     return this.readsWriter.save(user, state, durable);
   }
 
-  /** Waits until every read-state put was answered, then stops. */
+  /** Read-state puts are sent only for users `mayWrite` allows when they go out (the cluster's lease fence). */
+  fenceReads(mayWrite: (user: string) => boolean): void {
+    this.readsWriter.mayWrite = mayWrite;
+  }
+
   /**
    * The read-state puts of the users matching `match` go out now, and this resolves once they are answered: a
    * partition handed off (cluster/partition-host.ts), so its next owner reads what this node wrote.
@@ -179,6 +183,7 @@ export class JetStreamHeldStore implements HeldStore {
     this.readsWriter.discard(match, new SwitchboardError('store_failed', 'the partition moved to another node before the read state was stored'));
   }
 
+  /** Puts what waits, waits until every read-state put was answered, then stops. */
   async close(): Promise<void> {
     await this.readsWriter.flush();
     await this.readsWriter.settled();

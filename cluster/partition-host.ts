@@ -76,6 +76,8 @@ export class PartitionHost {
     this.unsubscribe(p);
     await this.deps.directory.drain(this.deps.drainTimeoutMs);
     await this.deps.reads?.flushReads(this.inPartition(p));
+    // Won back while this waited (lost meanwhile, then acquired again): its users are live here again.
+    if (this.subs.has(p)) return;
     this.forget(p);
     this.deps.log.info({ partition: p }, 'partition handed off');
   }

@@ -39,6 +39,8 @@ interface Writer {
   waiting: { resolve(): void; reject(e: unknown): void }[];
   /** Waiting out READ_PUT_DELAY_MS in `delayed` (not yet queued). */
   delayedUntil?: number;
+  /** Discarded while its put was in flight: its state is not this node's to serve (`pending`) or to put again. */
+  discarded?: boolean;
 }
 
 /**
@@ -60,8 +62,14 @@ export class ReadStateWriter {
   /** Dirty users not in flight, in the order they became dirty; `urgent` have a durable save waiting. */
   private readonly queued = new Set<string>();
   private readonly urgent = new Set<string>();
-  /** Users waiting out the delay, in the order they started it (the delay is the same for all: also due order). */
+  /**
+   * Users waiting out the delay from `delayedHead` on, in the order they started it (the delay is the same for all:
+   * also due order); entries before the head are done, and dropped once they are half the list.
+   */
   private delayed: { user: string; until: number }[] = [];
+  private delayedHead = 0;
+  /** The matchers of the flushes under way: their users' puts are never delayed. */
+  private readonly flushing: ((user: string) => boolean)[] = [];
   private timer?: Timer;
   private inFlight = 0;
   private idle: (() => void)[] = [];
@@ -72,6 +80,12 @@ export class ReadStateWriter {
   private readonly clock: Clock;
   /** Puts sent since construction (tests and benches: how well saves coalesce). */
   puts = 0;
+  /**
+   * Whether this node may still write `user` (the cluster passes its lease fence, bus/fence.ts `mayAct`), asked when
+   * a put is sent: a mark made after a partition moved (a mailbox load that finished late) is dropped, not put over
+   * the next owner's state. Default: always.
+   */
+  mayWrite: (user: string) => boolean = () => true;
 
   /** `put` stores one user's state; it must encode `state` before returning (the caller keeps changing that object). */
   constructor(private readonly put: (user: string, state: ReadState) => Promise<void>, options: ReadStateWriterOptions = {}) {
@@ -84,6 +98,7 @@ export class ReadStateWriter {
   save(user: string, state: ReadState, durable: boolean): Promise<void> {
     let w = this.writers.get(user);
     if (!w) this.writers.set(user, (w = { latest: state, dirty: true, inFlight: false, waiting: [] }));
+    w.discarded = false;
     w.latest = state;
     w.dirty = true;
     const stored = durable ? new Promise<void>((resolve, reject) => w.waiting.push({ resolve, reject })) : Promise.resolve();
@@ -97,16 +112,24 @@ export class ReadStateWriter {
    * them has a put waiting or in flight: their states are stored, or their puts failed.
    */
   async flush(match: (user: string) => boolean = () => true): Promise<void> {
-    const delayed = this.delayed;
-    this.delayed = [];
-    for (const d of delayed) {
-      const w = this.writers.get(d.user);
-      if (w?.delayedUntil !== d.until) continue; // queued, sent or discarded since
-      if (match(d.user)) this.enqueue(d.user, w);
-      else this.delayed.push(d);
+    this.flushing.push(match);
+    try {
+      const delayed = this.delayed.slice(this.delayedHead);
+      this.delayed = [];
+      this.delayedHead = 0;
+      for (const d of delayed) {
+        const w = this.writers.get(d.user);
+        if (w?.delayedUntil !== d.until) continue; // queued, sent or discarded since
+        if (match(d.user)) this.enqueue(d.user, w);
+        else this.delayed.push(d);
+      }
+      this.pump();
+      // Re-checked whenever a put is answered or states are discarded; users answered meanwhile with new marks are
+      // queued at once while this runs (`queueOrDelay`).
+      while ([...this.writers.keys()].some(match)) await new Promise<void>((resolve) => this.answered.push(resolve));
+    } finally {
+      this.flushing.splice(this.flushing.indexOf(match), 1);
     }
-    this.pump();
-    while ([...this.writers.keys()].some(match)) await new Promise<void>((resolve) => this.answered.push(resolve));
   }
 
   /**
@@ -121,15 +144,22 @@ export class ReadStateWriter {
       w.delayedUntil = undefined;
       this.queued.delete(user);
       this.urgent.delete(user);
-      if (!w.inFlight) this.writers.delete(user);
+      if (w.inFlight) w.discarded = true;
+      else this.writers.delete(user);
     }
-    this.delayed = this.delayed.filter((d) => this.writers.get(d.user)?.delayedUntil === d.until);
+    this.delayed = this.delayed.slice(this.delayedHead).filter((d) => this.writers.get(d.user)?.delayedUntil === d.until);
+    this.delayedHead = 0;
+    for (const f of this.answered.splice(0)) f(); // a flush waiting on these users looks again
     this.wakeIdle();
   }
 
-  /** The newest state saved for `user` and not yet known stored; undefined when every save of the user was answered. */
+  /**
+   * The newest state saved for `user` and not yet known stored; undefined when every save of the user was answered,
+   * or it was discarded.
+   */
   pending(user: string): ReadState | undefined {
-    return this.writers.get(user)?.latest;
+    const w = this.writers.get(user);
+    return w === undefined || w.discarded === true ? undefined : w.latest;
   }
 
   /** Resolves once every save made so far was answered (stored or failed). */
@@ -140,7 +170,7 @@ export class ReadStateWriter {
 
   /** A user with a durable save waiting, or with no delay configured, is queued now; one with marks only waits first. */
   private queueOrDelay(user: string, w: Writer): void {
-    if (w.waiting.length > 0 || this.delayMs === 0) return this.enqueue(user, w);
+    if (w.waiting.length > 0 || this.delayMs === 0 || this.flushing.some((match) => match(user))) return this.enqueue(user, w);
     if (w.delayedUntil !== undefined || this.queued.has(user) || this.urgent.has(user)) return;
     w.delayedUntil = this.clock.now() + this.delayMs;
     this.delayed.push({ user, until: w.delayedUntil });
@@ -151,15 +181,20 @@ export class ReadStateWriter {
   private readonly due = (): void => {
     this.timer = undefined;
     const now = this.clock.now();
-    let i = 0;
+    let i = this.delayedHead;
     for (; i < this.delayed.length && this.delayed[i].until <= now; i++) {
       const { user, until } = this.delayed[i];
       const w = this.writers.get(user);
       if (w?.delayedUntil === until) this.enqueue(user, w); // else queued, sent or discarded meanwhile
     }
-    this.delayed = this.delayed.slice(i);
+    this.delayedHead = i;
+    if (i === this.delayed.length || i > this.delayed.length / 2) {
+      this.delayed = this.delayed.slice(i);
+      this.delayedHead = 0;
+    }
     this.pump();
-    if (this.delayed.length > 0) this.timer = this.clock.setTimeout(this.due, Math.max(0, this.delayed[0].until - now));
+    const next = this.delayed[this.delayedHead];
+    if (next !== undefined) this.timer = this.clock.setTimeout(this.due, Math.max(0, next.until - now));
   };
 
   private enqueue(user: string, w: Writer): void {
@@ -185,6 +220,15 @@ export class ReadStateWriter {
   private send(user: string, w: Writer): void {
     const waiting = w.waiting;
     w.waiting = [];
+    if (!this.mayWrite(user)) {
+      // No longer ours (a partition moved, a lease lost): the next owner writes this user now.
+      const err = new Error(`read state of ${user} not stored: this node no longer owns the user's partition`);
+      for (const x of waiting) x.reject(err);
+      this.writers.delete(user);
+      for (const f of this.answered.splice(0)) f();
+      this.wakeIdle();
+      return;
+    }
     w.dirty = false;
     w.inFlight = true;
     this.inFlight++;
@@ -205,7 +249,7 @@ export class ReadStateWriter {
     ).finally(() => {
       w.inFlight = false;
       this.inFlight--;
-      if (w.dirty) this.queueOrDelay(user, w);
+      if (w.dirty && !w.discarded) this.queueOrDelay(user, w);
       else if (this.writers.get(user) === w) this.writers.delete(user);
       this.pump();
       for (const f of this.answered.splice(0)) f();

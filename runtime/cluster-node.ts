@@ -124,6 +124,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
 
   const keeper = new LeaseKeeper({ nc: control, bucket: LeaseKeeper.bucketName(prefix), replicas, nodeId: config.nodeId, partitions: P, membership, clock, log });
   const fence = ownerFenceOf(keeper, P);
+  held.fenceReads((user) => fence.mayAct(user));
   const router = new UserDirectory({
     nodeId: config.nodeId, bus: new FencedBus(natsBus, fence, P), subjects, registry, policies, pushes, clock, metrics, log,
     ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs, canPush: canPushWith(senderConfig),
@@ -190,6 +191,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
       else await membership.leave();
       await gateway?.closeSessions(1001);
       router.stop();
+      await held.close(); // what marks still wait (handoffs put their own)
       await stopSweep();
       await pushes.close();
       await jetStream.close();

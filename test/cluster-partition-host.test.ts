@@ -44,15 +44,19 @@ function setup() {
     drain: async () => void calls.push('drain'),
   } as unknown as UserDirectory;
   const subjects = new Subjects('sb', 8);
+  const flushGate = { wait: Promise.resolve() };
   const reads = {
-    flushReads: async (match: (u: string) => boolean) => void calls.push(`flush ${users.filter(match).join(',')}`),
+    flushReads: async (match: (u: string) => boolean) => {
+      calls.push(`flush ${users.filter(match).join(',')}`);
+      await flushGate.wait;
+    },
     discardReads: (match: (u: string) => boolean) => void calls.push(`discard ${users.filter(match).join(',')}`),
   };
   const host = new PartitionHost({
     nc, bus, subjects, ingress, directory, liveGateways: () => 2, metrics: new Metrics({ defaultMetrics: false }),
     log: createLogger('silent'), drainTimeoutMs: 1000, reads,
   });
-  return { host, calls, answerAll, subjects };
+  return { host, calls, answerAll, subjects, flushGate };
 }
 
 describe('PartitionHost', () => {
@@ -88,5 +92,25 @@ describe('PartitionHost', () => {
     calls.length = 0;
     host.lost(5);
     expect(calls).toEqual(['release 5', `discard ${inP(5)}`, 'evict']);
+  });
+
+  it('a partition lost and won back while its handoff flushed is not forgotten by that handoff', async () => {
+    const { host, calls, answerAll, flushGate } = setup();
+    const first = host.acquire(2, { revision: 1, epoch: 1 });
+    answerAll();
+    await first;
+    let open!: () => void;
+    flushGate.wait = new Promise<void>((r) => (open = r));
+    const releasing = host.release(2);
+    await new Promise((r) => setImmediate(r)); // it waits in the flush
+    host.lost(2);
+    const again = host.acquire(2, { revision: 5, epoch: 2 });
+    answerAll();
+    await again;
+    calls.length = 0;
+    open();
+    await releasing;
+    expect(calls).toEqual([]); // no evict of the users it owns again
+    expect(host.size).toBe(1);
   });
 });

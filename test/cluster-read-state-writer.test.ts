@@ -129,8 +129,67 @@ describe('ReadStateWriter', () => {
     w.discard((u) => u.startsWith('b'), new Error('moved'));
     clock.advance(READ_PUT_DELAY_MS * 2);
     expect(puts.map((p) => p.user)).toEqual(['a1', 'a2', 'b2']); // b2's put was in flight already: answered as it is
+    expect(w.pending('b2')).toBeUndefined(); // not this node's state to serve any more
     puts[2].resolve();
     await readB;
+    await w.settled();
+  });
+
+  it('a read of a user whose marks wait goes at once; discarded, it rejects', async () => {
+    const clock = new ManualClock();
+    const { puts, put } = fakeStore();
+    const w = new ReadStateWriter(put, { clock });
+    void w.save('u', rs(['m1']), false);
+    const read = w.save('u', rs([], ['m1']), true);
+    expect(puts.map((p) => p.state)).toEqual([{ unread: [], read: ['m1'] }]);
+    puts[0].resolve();
+    await read;
+    void w.save('u', rs(['m2']), false);
+    const second = w.save('v', rs([], ['x']), true);
+    w.discard(() => true, new Error('lease lost'));
+    // v's read was already in flight: answered as its put is; u's mark waited and is gone.
+    puts[1].resolve();
+    await second;
+    clock.advance(READ_PUT_DELAY_MS * 2);
+    expect(puts.map((p) => p.user)).toEqual(['u', 'v']);
+    const queued = new ReadStateWriter(put, { clock, maxInFlight: 1 });
+    void queued.save('a', rs(['a']), true);
+    const waiting = queued.save('b', rs([], ['b']), true); // queued behind a's put
+    queued.discard((u) => u === 'b', new Error('lease lost'));
+    await expect(waiting).rejects.toThrow('lease lost');
+  });
+
+  it('a flush ends when the users it waits on are discarded, and sends a user answered meanwhile at once', async () => {
+    const clock = new ManualClock();
+    const { puts, put } = fakeStore();
+    const w = new ReadStateWriter(put, { clock });
+    void w.save('a', rs(['a1']), true); // in flight
+    void w.save('a', rs(['a1', 'a2']), false); // a mark behind it
+    let flushed = false;
+    const flushing = w.flush((u) => u === 'a').then(() => (flushed = true));
+    puts[0].resolve();
+    await turn();
+    expect(puts.map((p) => p.state.unread)).toEqual([['a1'], ['a1', 'a2']]); // not after READ_PUT_DELAY_MS: now
+    void w.save('a', rs(['a1', 'a2', 'a3']), false); // dirty again behind that put
+    w.discard((u) => u === 'a', new Error('lease lost')); // the lease went while the handoff flushed
+    puts[1].resolve();
+    await flushing;
+    expect(flushed).toBe(true);
+    expect(puts).toHaveLength(2);
+  });
+
+  it('sends no put for a user this node no longer owns when the put would go out', async () => {
+    const clock = new ManualClock();
+    const { puts, put } = fakeStore();
+    const w = new ReadStateWriter(put, { clock });
+    let owned = true;
+    w.mayWrite = () => owned;
+    void w.save('u', rs(['late']), false); // a mark made as the partition moves away
+    owned = false;
+    clock.advance(READ_PUT_DELAY_MS);
+    const read = w.save('u', rs([], ['x']), true);
+    await expect(read).rejects.toThrow('no longer owns');
+    expect(puts).toHaveLength(0);
     await w.settled();
   });
 });
