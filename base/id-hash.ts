@@ -2,8 +2,9 @@
  * A 32-bit hash of a message id, for the id tables over typed arrays (store/dedupe-window.ts, actors/history.ts,
  * store/bounded-id-set.ts; they compare the id itself on a hash match, so a collision costs a probe, never a wrong
  * answer). FNV-1a over every UTF-16 unit of the id, then murmur3's finalizer so the low bits (the slot) depend on all
- * of it; never 0 (the empty slot of the tables that store hashes). Not keyed: ids come only from API-key holders (the chat servers, trusted), so a deliberately colliding set
- * is not defended against; it would lengthen the probes of the tables it lands in, never change an answer.
+ * of it; never 0 (the empty slot of the tables that store hashes). Not keyed: ids come only from API-key holders (the
+ * chat servers, trusted), so a deliberately colliding set is not defended against; it would lengthen the probes of
+ * the tables it lands in, never change an answer.
  */
 export function hashId(id: string): number {
   let h = 0x811c9dc5 ^ id.length;

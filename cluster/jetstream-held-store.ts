@@ -183,10 +183,9 @@ export class JetStreamHeldStore implements HeldStore {
     this.readsWriter.discard(match, new SwitchboardError('store_failed', 'the partition moved to another node before the read state was stored'));
   }
 
-  /** Puts what waits, waits until every read-state put was answered, then stops. */
+  /** Puts what waits, waits until every read-state put was answered (`flush` of every user), then stops. */
   async close(): Promise<void> {
     await this.readsWriter.flush();
-    await this.readsWriter.settled();
     await this.publisher.close();
   }
 

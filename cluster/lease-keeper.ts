@@ -383,9 +383,10 @@ export class LeaseKeeper {
         .catch((err) => this.log.warn({ err, partition: p }, 'acquire handler failed'));
     } catch (err) {
       // Our view was stale (another node won, or the watch lags): read the key afresh next round.
-      if (isCasConflict(err)) this.cache.delete(p);
-      if (isCasConflict(err)) this.log.debug({ partition: p }, 'lease taken first by another node');
-      else this.log.warn({ err, partition: p }, 'lease acquisition failed');
+      if (isCasConflict(err)) {
+        this.cache.delete(p);
+        this.log.debug({ partition: p }, 'lease taken first by another node');
+      } else this.log.warn({ err, partition: p }, 'lease acquisition failed');
     } finally {
       this.acquiring.delete(p);
       this.checkStopped();

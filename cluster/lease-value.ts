@@ -48,9 +48,9 @@ export function isFree(entry: LeaseEntry | undefined, now: number): boolean {
 }
 
 /**
- * Writes `value` only if the key is still at `revision` (0 = the key must be absent or deleted).
- * Resolves to the new revision; rejects with a conflict (`isCasConflict`, cluster/jetstream-setup.ts) when someone wrote first. `timeoutMs`
- * (updates only) replaces the bucket's API timeout: a renewal is worth waiting for until the local deadline.
+ * Writes `value` only if the key is still at `revision` (0 = the key must be absent or deleted). Resolves to the new
+ * revision; rejects with a conflict (`isCasConflict`, cluster/jetstream-setup.ts) when someone wrote first.
+ * `timeoutMs` (updates only) replaces the bucket's API timeout: a renewal is worth waiting for until the local deadline.
  */
 export function writeLease(kv: KV, p: number, value: LeaseValue, revision: number, timeoutMs?: number): Promise<number> {
   const data = encodeLease(value);

@@ -184,6 +184,7 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
     const key = nodeKey(this.nodeId);
     const reads = this.leaderKv ?? kv;
     for (let attempt = 1; ; attempt++) {
+      let lost: unknown; // this round's compare-and-set conflict, if that is how it lost
       let seen = await reads.get(key);
       const beat = seen?.operation === 'PUT' ? parseBeat(seen) : undefined;
       const waitFrom = this.clock.now();
@@ -201,10 +202,9 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
         if ((await reads.get(key))?.revision === revision) return;
       } catch (err) {
         if (!isCasConflict(err)) throw err;
-        if (attempt >= CLAIM_TRIES) throw new NodeIdContendedError(this.nodeId, attempt, { cause: err });
-        continue;
+        lost = err;
       }
-      if (attempt >= CLAIM_TRIES) throw new NodeIdContendedError(this.nodeId, attempt);
+      if (attempt >= CLAIM_TRIES) throw new NodeIdContendedError(this.nodeId, attempt, { cause: lost });
     }
   }
 
