@@ -33,6 +33,12 @@ export class UserMailbox {
   private early: ReadChange[] = [];
   private loading?: Promise<boolean>;
   private trimming: Promise<void> = Promise.resolve();
+  /**
+   * One set per listing being read: the ids that stopped being held meanwhile (reached the user, read, trimmed).
+   * A listing is a snapshot and its messages are read one by one; without this, a message acked while it was read
+   * came back in it and was sent a second time (a replay asked for again while one was under way).
+   */
+  private listings: Set<string>[] = [];
 
   constructor(readonly user: string, private readonly deps: MailboxDeps) {}
 
@@ -98,16 +104,32 @@ export class UserMailbox {
     this.gauge();
   }
 
-  /** Held messages in accept order, for a replay; the count follows what the store has. */
+  /**
+   * Held messages in accept order, for a replay: what is still held when the listing ends (those dropped while it
+   * was read are left out); the count follows what the store has.
+   */
   async list(now: number): Promise<ChatMessage[]> {
-    await this.trimming;
-    const held = await this.deps.held.list(this.user, now);
-    this.heldCount = held.length;
-    return held.map((h) => h.msg);
+    const gone = new Set<string>();
+    this.listings.push(gone);
+    try {
+      await this.trimming;
+      const held = await this.deps.held.list(this.user, now);
+      const still = gone.size === 0 ? held : held.filter((h) => !gone.has(h.msg.id));
+      this.heldCount = still.length;
+      return still.map((h) => h.msg);
+    } finally {
+      this.listings.splice(this.listings.indexOf(gone), 1);
+    }
+  }
+
+  /** Tells the listings under way that these ids are no longer held. */
+  private gone(ids: readonly string[]): void {
+    for (const listing of this.listings) for (const id of ids) listing.add(id);
   }
 
   /** These held messages reached the user, were read or expired: no longer held. */
   async drop(ids: readonly string[], why: 'delivered' | 'read'): Promise<void> {
+    this.gone(ids);
     await this.deps.held.drop(this.user, ids);
     this.deps.metrics.heldReleased.inc({ why }, ids.length);
     this.heldCount = await this.deps.held.count(this.user, Date.now());
@@ -128,6 +150,7 @@ export class UserMailbox {
   async read(ids: readonly string[]): Promise<number> {
     if (!(await this.load(Date.now()))) throw new Error('the read state could not be loaded');
     markRead((this.state ??= emptyReadState()), ids);
+    this.gone(ids);
     await this.save({ read: ids }, true);
     if (this.heldCount > 0) {
       const before = this.heldCount;
@@ -148,7 +171,9 @@ export class UserMailbox {
       const held = await this.deps.held.list(this.user, now);
       const excess = held.length - this.deps.holdMax;
       if (excess <= 0) return;
-      await this.deps.held.drop(this.user, held.slice(0, excess).map((h) => h.msg.id));
+      const oldest = held.slice(0, excess).map((h) => h.msg.id);
+      this.gone(oldest);
+      await this.deps.held.drop(this.user, oldest);
       this.deps.metrics.heldReleased.inc({ why: 'over_cap' }, excess);
       this.heldCount = held.length - excess;
       this.gauge();

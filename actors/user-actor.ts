@@ -202,6 +202,11 @@ export class UserActor extends Flights {
       // Routed again from the held store: it stays held until it reached the user (or was read).
       this.dropFlight(id);
       if (flight.reached) this.mailbox.drop([id], 'delivered').catch((err: unknown) => this.deps.log.error({ err, user: this.user }, 'held message not dropped'));
+      // Reached the user, or durably held still: either way finished for the ingress. A copy it hands out again (a
+      // settle lost to kill -9, replayed after the reconnect grace) is settled at once instead of sent a second
+      // time, and one that came while this flight was under way (route() left it to this flight) is settled now.
+      this.recent.add(id);
+      this.deps.done(id);
       return;
     }
     if (flight.holdWanted && !flight.reached && !flight.read) return this.startHold(flight);

@@ -57,6 +57,52 @@ describe('held messages', () => {
     expect(delivered().filter((id) => id === 'm1')).toHaveLength(1);
   });
 
+  it('a listing read before a held message reached the user (acked) or was read does not send it again', async () => {
+    h = harness();
+    for (const id of ['m1', 'm2', 'm3']) h.route('u1', id);
+    await until(() => heldIds('u1').length === 3);
+    let open!: () => void;
+    h.held.listGate = new Promise((r) => (open = r));
+    h.openPc('u1', 'pc', 's1'); // a replay starts and its listing waits (a slow store read)
+    await settle(h);
+    h.openPc('u1', 'pc', 's1b'); // the PC reconnects and asks again while it is read: a second listing follows the first
+    await settle(h);
+    let openSecond!: () => void;
+    h.held.listGate = new Promise((r) => (openSecond = r));
+    open(); // the first listing answers; its messages go out, and the second listing (all three, still held) waits
+    await until(() => delivered().length === 3);
+    h.ack('u1', 'pc', 's1b', 'm1'); // reached the user: no longer held
+    await until(() => !heldIds('u1').includes('m1'));
+    h.read('u1', ['m2']); // read elsewhere: no longer held
+    await until(() => !heldIds('u1').includes('m2'));
+    h.held.listGate = undefined;
+    openSecond();
+    await settle(h);
+    await vi.advanceTimersByTimeAsync(100);
+    await settle(h);
+    expect(delivered().filter((id) => id === 'm1')).toHaveLength(1);
+    expect(delivered().filter((id) => id === 'm2')).toHaveLength(1);
+  });
+
+  it('after a restart, an unsettled copy of a held message (its settle lost to kill -9) is settled, not sent again', async () => {
+    // The store held m1 and m2 before the crash; the inbox hands both out again (replayed after the reconnect grace).
+    h = harness();
+    const msg = (id: string) => ({ id, to: 'u1', text: 'hello', acceptedAt: Date.now() });
+    h.held.held.set('u1', [{ msg: msg('m1'), expiresAt: Date.now() + 60_000 }, { msg: msg('m2'), expiresAt: Date.now() + 60_000 }]);
+    h.openPc('u1', 'pc', 's1'); // within the grace: the held copies go out
+    await until(() => delivered().length === 2);
+    h.ack('u1', 'pc', 's1', 'm1');
+    await until(() => !heldIds('u1').includes('m1'));
+    h.route('u1', 'm1'); // the grace ends: m1 reached the user already
+    h.route('u1', 'm2'); // m2 is still on its way (unacked): this copy waits for it
+    await settle(h);
+    h.ack('u1', 'pc', 's1', 'm2');
+    await until(() => h.settled.includes('m2'));
+    expect(h.settled).toContain('m1');
+    expect(delivered()).toEqual(['m1', 'm2']);
+    expect(heldIds('u1')).toEqual([]);
+  });
+
   it('a stored push token makes the user reachable: held messages go out by the vendor', async () => {
     h = harness();
     h.route('u1', 'm1');
