@@ -38,7 +38,7 @@ export class UserMailbox {
    * A listing is a snapshot and its messages are read one by one; without this, a message acked while it was read
    * came back in it and was sent a second time (a replay asked for again while one was under way).
    */
-  private listings: Set<string>[] = [];
+  private listings?: Set<string>[];
 
   constructor(readonly user: string, private readonly deps: MailboxDeps) {}
 
@@ -110,7 +110,7 @@ export class UserMailbox {
    */
   async list(now: number): Promise<ChatMessage[]> {
     const gone = new Set<string>();
-    this.listings.push(gone);
+    (this.listings ??= []).push(gone);
     try {
       await this.trimming;
       const held = await this.deps.held.list(this.user, now);
@@ -118,12 +118,14 @@ export class UserMailbox {
       this.heldCount = still.length;
       return still.map((h) => h.msg);
     } finally {
-      this.listings.splice(this.listings.indexOf(gone), 1);
+      this.listings!.splice(this.listings!.indexOf(gone), 1);
+      if (this.listings!.length === 0) this.listings = undefined; // a live actor with no replay under way pays for no array
     }
   }
 
   /** Tells the listings under way that these ids are no longer held. */
   private gone(ids: readonly string[]): void {
+    if (this.listings === undefined) return;
     for (const listing of this.listings) for (const id of ids) listing.add(id);
   }
 
