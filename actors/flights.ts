@@ -14,7 +14,7 @@ import { DeliveryWindows } from './delivery-window.js';
 import { DecisionHistory } from './decision-history.js';
 import { RecentIds } from './history.js';
 import { policyOf, pushDelayMsOf } from './policy.js';
-import { UserMailbox, type MailboxDeps } from './mailbox.js';
+import { UserMailbox, type HeldListing, type MailboxDeps } from './mailbox.js';
 import { clearDeadToken, type UserState } from './user-state.js';
 
 /** What one user actor needs from the node; the directory's deps minus what only the directory uses. */
@@ -81,7 +81,7 @@ export type UserActorMessage =
   | { type: 'push_due'; id: string; device: string; seq: number }
   | { type: 'push_done'; id: string; device: string; outcome: PushOutcome }
   | { type: 'held_done'; id: string; ok: boolean }
-  | { type: 'held_loaded'; messages: ChatMessage[] }
+  | { type: 'held_loaded'; listing: HeldListing }
   | { type: 'mailbox_loaded' }
   | { type: 'hold_retry'; id: string }
   | { type: 'ask'; query: OwnerQuery; reply: (r: OwnerReply) => void };

@@ -34,11 +34,13 @@ export class UserMailbox {
   private loading?: Promise<boolean>;
   private trimming: Promise<void> = Promise.resolve();
   /**
-   * One set per listing being read: the ids that stopped being held meanwhile (reached the user, read, trimmed).
-   * A listing is a snapshot and its messages are read one by one; without this, a message acked while it was read
-   * came back in it and was sent a second time (a replay asked for again while one was under way).
+   * One set per listing not yet routed: the ids that stopped being held since it began (reached the user, read,
+   * trimmed). A listing is a snapshot, read message by message and routed a turn later; without this, a message
+   * acked meanwhile came back in it and was sent a second time (a replay asked for again while one was under way).
    */
   private listings?: Set<string>[];
+  /** Ids whose drop from the store is under way, with how many drops: a listing read meanwhile may still hold them. */
+  private dropping?: Map<string, number>;
 
   constructor(readonly user: string, private readonly deps: MailboxDeps) {}
 
@@ -105,36 +107,75 @@ export class UserMailbox {
   }
 
   /**
-   * Held messages in accept order, for a replay: what is still held when the listing ends (those dropped while it
-   * was read are left out); the count follows what the store has.
+   * Held messages in accept order, for a replay; the count follows what the store has. The listing stays open until
+   * `routed(listing)`: route only the messages `stillHeld` says are, so none that stopped being held since the
+   * listing began (acked, read, trimmed, or being dropped) goes out again. Rejects when the store cannot be read.
    */
-  async list(now: number): Promise<ChatMessage[]> {
-    const gone = new Set<string>();
-    (this.listings ??= []).push(gone);
+  async list(now: number): Promise<HeldListing> {
+    const listing: HeldListing = { messages: [], gone: new Set() };
+    (this.listings ??= []).push(listing.gone);
     try {
       await this.trimming;
       const held = await this.deps.held.list(this.user, now);
-      const still = gone.size === 0 ? held : held.filter((h) => !gone.has(h.msg.id));
-      this.heldCount = still.length;
-      return still.map((h) => h.msg);
-    } finally {
-      this.listings!.splice(this.listings!.indexOf(gone), 1);
-      if (this.listings!.length === 0) this.listings = undefined; // a live actor with no replay under way pays for no array
+      this.heldCount = held.length;
+      listing.messages = held.map((h) => h.msg);
+      return listing;
+    } catch (e) {
+      this.routed(listing);
+      throw e;
     }
   }
 
-  /** Tells the listings under way that these ids are no longer held. */
-  private gone(ids: readonly string[]): void {
-    if (this.listings === undefined) return;
-    for (const listing of this.listings) for (const id of ids) listing.add(id);
+  /** False when `id` stopped being held since `listing` began, or its drop from the store is under way. */
+  stillHeld(listing: HeldListing, id: string): boolean {
+    return !listing.gone.has(id) && !this.dropping?.has(id);
+  }
+
+  /** The listing was routed (or given up): it no longer needs to hear of drops. */
+  routed(listing: HeldListing): void {
+    const i = this.listings?.indexOf(listing.gone) ?? -1;
+    if (i < 0) return;
+    this.listings!.splice(i, 1);
+    if (this.listings!.length === 0) this.listings = undefined; // a live actor with no replay under way pays for no array
+  }
+
+  /**
+   * Drops `ids` from the store, telling the open listings first; while the drop is under way a listing read
+   * meanwhile (the cluster's store answers from JetStream) is filtered too. Rejects as the store's drop does.
+   */
+  private async dropFromStore(ids: readonly string[]): Promise<void> {
+    if (this.listings !== undefined) for (const gone of this.listings) for (const id of ids) gone.add(id);
+    const dropping = (this.dropping ??= new Map());
+    for (const id of ids) dropping.set(id, (dropping.get(id) ?? 0) + 1);
+    try {
+      await this.deps.held.drop(this.user, ids);
+    } finally {
+      for (const id of ids) {
+        const n = dropping.get(id)! - 1;
+        if (n === 0) dropping.delete(id);
+        else dropping.set(id, n);
+      }
+      if (dropping.size === 0 && this.dropping === dropping) this.dropping = undefined;
+    }
   }
 
   /** These held messages reached the user, were read or expired: no longer held. */
   async drop(ids: readonly string[], why: 'delivered' | 'read'): Promise<void> {
-    this.gone(ids);
-    await this.deps.held.drop(this.user, ids);
+    await this.dropFromStore(ids);
     this.deps.metrics.heldReleased.inc({ why }, ids.length);
     this.heldCount = await this.deps.held.count(this.user, Date.now());
+    this.gauge();
+  }
+
+  /**
+   * `id` reached the user through its ingress copy (a settle lost to kill -9 hands out a message that is held too):
+   * no longer held if it was. Only called while something is held, so it costs nothing otherwise.
+   */
+  async dropIfHeld(id: string): Promise<void> {
+    const before = this.heldCount;
+    await this.dropFromStore([id]);
+    this.heldCount = await this.deps.held.count(this.user, Date.now());
+    if (before > this.heldCount) this.deps.metrics.heldReleased.inc({ why: 'delivered' }, before - this.heldCount);
     this.gauge();
   }
 
@@ -152,11 +193,10 @@ export class UserMailbox {
   async read(ids: readonly string[]): Promise<number> {
     if (!(await this.load(Date.now()))) throw new Error('the read state could not be loaded');
     markRead((this.state ??= emptyReadState()), ids);
-    this.gone(ids);
     await this.save({ read: ids }, true);
     if (this.heldCount > 0) {
       const before = this.heldCount;
-      await this.deps.held.drop(this.user, ids);
+      await this.dropFromStore(ids);
       this.heldCount = await this.deps.held.count(this.user, Date.now());
       if (before > this.heldCount) this.deps.metrics.heldReleased.inc({ why: 'read' }, before - this.heldCount);
       this.gauge();
@@ -173,9 +213,7 @@ export class UserMailbox {
       const held = await this.deps.held.list(this.user, now);
       const excess = held.length - this.deps.holdMax;
       if (excess <= 0) return;
-      const oldest = held.slice(0, excess).map((h) => h.msg.id);
-      this.gone(oldest);
-      await this.deps.held.drop(this.user, oldest);
+      await this.dropFromStore(held.slice(0, excess).map((h) => h.msg.id));
       this.deps.metrics.heldReleased.inc({ why: 'over_cap' }, excess);
       this.heldCount = held.length - excess;
       this.gauge();
@@ -196,4 +234,12 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
     timer.unref?.();
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** A listing of held messages for one replay (`UserMailbox.list`), open until `UserMailbox.routed`. */
+export interface HeldListing {
+  /** In accept order, as the store had them when read. */
+  messages: ChatMessage[];
+  /** Ids that stopped being held since the listing began. */
+  readonly gone: Set<string>;
 }

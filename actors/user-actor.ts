@@ -3,6 +3,7 @@ import { decide, pcStatus } from './decide.js';
 import { policyFrames, policyOf } from './policy.js';
 import { Flights, HOLD_RETRY_MAX_MS, HOLD_RETRY_MS, slotKey, type Flight, type UserActorDeps, type UserActorMessage } from './flights.js';
 import { copyDecision } from './history.js';
+import type { HeldListing } from './mailbox.js';
 import { clearFrames, clearPushJobs } from './read-sync.js';
 import {
   clearDeadToken, closeSession, deleteDevice, findMobile, findPc, isOlderThanCurrent, mergeRegistry, newPcSession, openMobileSession, openPcSession, putDevice, type UserState,
@@ -125,7 +126,7 @@ export class UserActor extends Flights {
       case 'held_done':
         return this.onHeld(msg.id, msg.ok, now);
       case 'held_loaded':
-        return this.routeHeld(msg.messages, now);
+        return this.routeHeld(msg.listing, now);
       case 'hold_retry': {
         const flight = this.flights.get(msg.id);
         if (flight && !flight.holding && flight.holdWanted) this.startHold(flight);
@@ -210,6 +211,9 @@ export class UserActor extends Flights {
       return;
     }
     if (flight.holdWanted && !flight.reached && !flight.read) return this.startHold(flight);
+    // Its ingress copy reached the user while a held copy waits (a settle lost to kill -9 hands out a message held
+    // too, and a replay skips what is in flight): the held copy goes, or the next replay would send it again.
+    if (flight.reached && this.mailbox.heldCount > 0) this.mailbox.dropIfHeld(id).catch((err: unknown) => this.deps.log.error({ err, user: this.user }, 'held message not dropped'));
     this.dropFlight(id);
     this.recent.add(id);
     this.deps.done(id);
@@ -296,26 +300,31 @@ export class UserActor extends Flights {
     if (this.deps.fence && !this.deps.fence.mayAct(this.user)) return;
     this.replaying = true;
     this.mailbox.list(this.deps.clock.now()).then(
-      (messages) => this.self({ type: 'held_loaded', messages }),
+      (listing) => this.self({ type: 'held_loaded', listing }),
       (err: unknown) => {
         this.deps.log.error({ err, user: this.user }, 'held messages could not be read');
-        this.self({ type: 'held_loaded', messages: [] });
+        this.self({ type: 'held_loaded', listing: { messages: [], gone: new Set() } });
       },
     );
   }
 
-  private routeHeld(messages: ChatMessage[], now: number): void {
+  private routeHeld(listing: HeldListing, now: number): void {
     this.replaying = false;
     const again = this.replayAgain;
     this.replayAgain = false;
-    for (const msg of messages) {
-      if (this.flights.has(msg.id)) continue;
-      const routed = decide(this.state, msg, now, this.deps);
-      if (routed.decision.route === 'held' || routed.decision.route === 'undeliverable') return; // still nobody: they stay held
-      const flight: Flight = { msg, open: 0, fromHeld: true };
-      this.flights.set(msg.id, flight);
-      this.carryOut(flight, routed, true);
-      this.settleIfDone(flight);
+    try {
+      for (const msg of listing.messages) {
+        // In flight already (its ingress copy, a hold being written), or no longer held since the listing was read.
+        if (this.flights.has(msg.id) || !this.mailbox.stillHeld(listing, msg.id)) continue;
+        const routed = decide(this.state, msg, now, this.deps);
+        if (routed.decision.route === 'held' || routed.decision.route === 'undeliverable') return; // still nobody: they stay held
+        const flight: Flight = { msg, open: 0, fromHeld: true };
+        this.flights.set(msg.id, flight);
+        this.carryOut(flight, routed, true);
+        this.settleIfDone(flight);
+      }
+    } finally {
+      this.mailbox.routed(listing);
     }
     if (again) this.replayHeld();
   }

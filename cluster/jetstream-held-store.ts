@@ -120,8 +120,12 @@ export class JetStreamHeldStore implements HeldStore {
     if (index.has(held.msg.id)) return;
     try {
       const ack = await this.publisher.publish(this.subject(user), packr.pack(held), `${this.subject(user)}:${held.msg.id}`);
-      if (!index.has(held.msg.id)) {
-        index.set(held.msg.id, { seq: ack.seq, exp: held.expiresAt, at: held.msg.acceptedAt });
+      // The index in the cache now, not the one read before the publish: a list() meanwhile replaced it (load), and
+      // an entry written to the old one would be missing from the new, so a later drop would leave the message held.
+      // A user evicted from the cache meanwhile is read from the stream again at the next call.
+      const current = this.cache.get(user);
+      if (current !== undefined && !current.has(held.msg.id)) {
+        current.set(held.msg.id, { seq: ack.seq, exp: held.expiresAt, at: held.msg.acceptedAt });
         this.total++;
       }
     } catch (e) {
@@ -139,7 +143,10 @@ export class JetStreamHeldStore implements HeldStore {
       } catch (err) {
         if (!/no message found|not found/i.test(String(err))) throw err; // already gone (max_msgs_per_subject, max_age)
       }
-      if (index.delete(id)) this.total--;
+      // Both indexes: a list() during the delete may have put in the cache a new one that still holds it.
+      const current = this.cache.get(user);
+      if (index.delete(id) && current === index) this.total--;
+      if (current !== undefined && current !== index && current.delete(id)) this.total--;
     }
   }
 

@@ -73,7 +73,8 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
   const pushes = new PushPool({ config: senderConfig, log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
 
   // Decorators: replays wait for clients to reconnect; accepts in flight are counted for a graceful stop.
-  const gated = new GatedIngress(inbox, clock.now(), config.replayGraceMs, clock);
+  // A replayed copy of a message the held store holds is settled, not routed: the held store's replay delivers it.
+  const gated = new GatedIngress(inbox, clock.now(), config.replayGraceMs, clock, (msg) => held.holds(msg.to, msg.id));
   const ingress = new AcceptTracker(gated);
   const router = new UserDirectory({
     nodeId: config.nodeId, bus, subjects, registry, policies, pushes, clock, metrics, log,

@@ -126,6 +126,14 @@ export class FileHeldStore implements HeldStore {
     return out;
   }
 
+  /**
+   * Whether `user`'s message `id` is held, from memory (no I/O). At start-up every entry is one read back from the
+   * log, so durable; later ones may still be writing (the inbox's replay check asks only about the former).
+   */
+  holds(user: string, id: string): boolean {
+    return this.users.get(user)?.has(id) === true;
+  }
+
   async count(user: string, now: number): Promise<number> {
     return this.live(user, now).length;
   }

@@ -51,11 +51,22 @@ export class ReplayGate {
  * An Ingress decorator: what `consume` hands out passes through a ReplayGate, so messages accepted before this
  * process started wait `graceMs` (SWITCHBOARD_REPLAY_GRACE_MS) for clients to reconnect. Call `startGrace()` once
  * the listener is up, and `cancelGrace()` on stop (held replays stay unsettled for the next start).
+ *
+ * `isHeld(msg)`: true when the held store holds `msg` (section 4) durably. A message accepted before this process
+ * started and held then was settled lazily (`FileInbox.done`); a settle lost to kill -9 hands it out again, and routed
+ * it would reach the user twice, once from the held store's replay and once as this copy (past the actor's recent
+ * ids when more than 256 were held). Such a copy is settled at once instead: the held store delivers it.
  */
 export class GatedIngress implements Ingress {
   private gate?: ReplayGate;
 
-  constructor(private readonly inner: Ingress, private readonly startedAt: number, private readonly graceMs: number, private readonly clock: Clock) {}
+  constructor(
+    private readonly inner: Ingress,
+    private readonly startedAt: number,
+    private readonly graceMs: number,
+    private readonly clock: Clock,
+    private readonly isHeld?: (msg: ChatMessage) => boolean,
+  ) {}
 
   accept(msg: ChatMessage): Promise<AcceptResult> {
     return this.inner.accept(msg);
@@ -67,7 +78,11 @@ export class GatedIngress implements Ingress {
 
   async consume(handler: (msg: ChatMessage) => void, partition?: number): Promise<void> {
     const gate = (this.gate = new ReplayGate(this.startedAt, this.graceMs, this.clock, handler));
-    await this.inner.consume((m) => gate.take(m), partition);
+    const isHeld = this.isHeld;
+    await this.inner.consume((m) => {
+      if (isHeld !== undefined && m.acceptedAt < this.startedAt && isHeld(m)) return this.inner.done(m.id);
+      gate.take(m);
+    }, partition);
   }
 
   /** Starts the reconnect grace; returns how many replayed messages wait for it. */

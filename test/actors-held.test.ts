@@ -84,6 +84,58 @@ describe('held messages', () => {
     expect(delivered().filter((id) => id === 'm2')).toHaveLength(1);
   });
 
+  it('an ack handled after a listing was read but before it was routed keeps that message out of it', async () => {
+    h = harness();
+    for (const id of ['m1', 'm2']) h.route('u1', id);
+    await until(() => heldIds('u1').length === 2);
+    let open!: () => void;
+    h.held.listGate = new Promise((r) => (open = r));
+    h.openPc('u1', 'pc', 's1');
+    await settle(h);
+    h.openPc('u1', 'pc', 's1b'); // a second listing follows the first
+    await settle(h);
+    let openSecond!: () => void;
+    h.held.listGate = new Promise((r) => (openSecond = r));
+    open();
+    await until(() => delivered().length === 2);
+    // The actor is busy with a query whose store read is slow: the ack and the second listing queue behind it.
+    let answer!: () => void;
+    const slow = new Promise<void>((r) => (answer = r));
+    const count = h.held.count.bind(h.held);
+    h.held.count = async (u, n) => (await slow, count(u, n));
+    const view = h.view('u1');
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    h.ack('u1', 'pc', 's1b', 'm1');
+    h.held.listGate = undefined;
+    openSecond(); // read now: m1 is still in it, and its ack is handled before it is routed
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    h.held.count = count;
+    answer();
+    await view;
+    await settle(h);
+    expect(delivered().filter((id) => id === 'm1')).toHaveLength(1);
+  });
+
+  it('an ingress copy that reaches the user while its held copy is listed drops the held copy', async () => {
+    h = harness();
+    h.held.held.set('u1', [{ msg: { id: 'm1', to: 'u1', text: 'hello', acceptedAt: Date.now() }, expiresAt: Date.now() + 60_000 }]);
+    let open!: () => void;
+    h.held.listGate = new Promise((r) => (open = r));
+    h.openPc('u1', 'pc', 's1');
+    await settle(h);
+    h.route('u1', 'm1'); // the ingress copy (cluster: redelivered by JetStream) comes while the listing is read
+    await until(() => delivered().length === 1);
+    h.held.listGate = undefined;
+    open();
+    await settle(h);
+    h.ack('u1', 'pc', 's1', 'm1');
+    await until(() => heldIds('u1').length === 0);
+    h.close('u1', 'pc', 's1');
+    h.openPc('u1', 'pc', 's2');
+    await settle(h);
+    expect(delivered()).toEqual(['m1']);
+  });
+
   it('after a restart, an unsettled copy of a held message (its settle lost to kill -9) is settled, not sent again', async () => {
     // The store held m1 and m2 before the crash; the inbox hands both out again (replayed after the reconnect grace).
     h = harness();

@@ -50,6 +50,34 @@ describe('JetStreamHeldStore', () => {
     }
   });
 
+  it('a hold stored after a list() re-read the user is in the index that list left: a drop then removes it', async () => {
+    const nc = await connect({ servers: server.url });
+    try {
+      const store = await openStore(nc, 'holdrace');
+      const now = Date.now();
+      const held = (id: string, at: number) => ({ msg: { id, to: 'u@x', acceptedAt: now + at }, expiresAt: now + 60_000 });
+      await store.hold('u@x', held('m0', 0)); // the user's index is cached
+      // The publish of the next hold waits until a list() has read the stream (without it) and replaced the index.
+      const publisher = (store as unknown as { publisher: { publish: (...a: unknown[]) => Promise<unknown> } }).publisher;
+      const publish = publisher.publish.bind(publisher);
+      let listed!: () => void;
+      const afterList = new Promise<void>((r) => (listed = r));
+      publisher.publish = async (...a: unknown[]) => {
+        await afterList;
+        return publish(...a);
+      };
+      const holding = store.hold('u@x', held('m1', 1));
+      expect((await store.list('u@x', now)).map((h) => h.msg.id)).toEqual(['m0']);
+      listed();
+      await holding;
+      publisher.publish = publish;
+      await store.drop('u@x', ['m1']);
+      expect((await store.list('u@x', now)).map((h) => h.msg.id)).toEqual(['m0']);
+    } finally {
+      await nc.close();
+    }
+  });
+
   it('coalesces unread marks: they wait to be put together, and close puts what waits', async () => {
     const nc = await connect({ servers: server.url });
     const other = await connect({ servers: server.url });
