@@ -39,6 +39,11 @@ export class UserMailbox {
    * acked meanwhile came back in it and was sent a second time (a replay asked for again while one was under way).
    */
   private listings?: Set<string>[];
+  /**
+   * Holds not yet stored: a count read from the store meanwhile (the cluster's lists only what JetStream has) misses
+   * them, and a count of 0 would stop replays while they are held (see `counted`).
+   */
+  private holding = 0;
   /** Ids whose drop from the store is under way, with how many drops: a listing read meanwhile may still hold them. */
   private dropping?: Map<string, number>;
 
@@ -96,12 +101,15 @@ export class UserMailbox {
   /** Holds `msg` durably; past SWITCHBOARD_HOLD_MAX the oldest held ones are dropped first. Rejects when not durable. */
   async hold(msg: ChatMessage, expiresAt: number, now: number): Promise<void> {
     this.heldCount++;
+    this.holding++;
     if (this.heldCount > this.deps.holdMax) this.trimming = this.trimming.then(() => this.trim(now));
     try {
       await this.deps.held.hold(this.user, { msg, expiresAt });
     } catch (e) {
       this.heldCount--;
       throw e;
+    } finally {
+      this.holding--;
     }
     this.gauge();
   }
@@ -117,7 +125,7 @@ export class UserMailbox {
     try {
       await this.trimming;
       const held = await this.deps.held.list(this.user, now);
-      this.heldCount = held.length;
+      this.heldCount = this.counted(held.length);
       listing.messages = held.map((h) => h.msg);
       return listing;
     } catch (e) {
@@ -129,6 +137,11 @@ export class UserMailbox {
   /** False when `id` stopped being held since `listing` began, or its drop from the store is under way. */
   stillHeld(listing: HeldListing, id: string): boolean {
     return !listing.gone.has(id) && !this.dropping?.has(id);
+  }
+
+  /** A count read from the store, plus the holds it cannot have yet: an over-count costs a replay that finds less. */
+  private counted(stored: number): number {
+    return stored + this.holding;
   }
 
   /** The listing was routed (or given up): it no longer needs to hear of drops. */
@@ -163,7 +176,7 @@ export class UserMailbox {
   async drop(ids: readonly string[], why: 'delivered' | 'read'): Promise<void> {
     await this.dropFromStore(ids);
     this.deps.metrics.heldReleased.inc({ why }, ids.length);
-    this.heldCount = await this.deps.held.count(this.user, Date.now());
+    this.heldCount = this.counted(await this.deps.held.count(this.user, Date.now()));
     this.gauge();
   }
 
@@ -174,7 +187,7 @@ export class UserMailbox {
   async dropIfHeld(id: string): Promise<void> {
     const before = this.heldCount;
     await this.dropFromStore([id]);
-    this.heldCount = await this.deps.held.count(this.user, Date.now());
+    this.heldCount = this.counted(await this.deps.held.count(this.user, Date.now()));
     if (before > this.heldCount) this.deps.metrics.heldReleased.inc({ why: 'delivered' }, before - this.heldCount);
     this.gauge();
   }
@@ -197,7 +210,7 @@ export class UserMailbox {
     if (this.heldCount > 0) {
       const before = this.heldCount;
       await this.dropFromStore(ids);
-      this.heldCount = await this.deps.held.count(this.user, Date.now());
+      this.heldCount = this.counted(await this.deps.held.count(this.user, Date.now()));
       if (before > this.heldCount) this.deps.metrics.heldReleased.inc({ why: 'read' }, before - this.heldCount);
       this.gauge();
     }
@@ -215,7 +228,7 @@ export class UserMailbox {
       if (excess <= 0) return;
       await this.dropFromStore(held.slice(0, excess).map((h) => h.msg.id));
       this.deps.metrics.heldReleased.inc({ why: 'over_cap' }, excess);
-      this.heldCount = held.length - excess;
+      this.heldCount = this.counted(held.length - excess);
       this.gauge();
     } catch (err) {
       this.deps.log.error({ err, user: this.user }, 'dropping the oldest held messages failed');

@@ -127,11 +127,13 @@ export class FileHeldStore implements HeldStore {
   }
 
   /**
-   * Whether `user`'s message `id` is held, from memory (no I/O). At start-up every entry is one read back from the
-   * log, so durable; later ones may still be writing (the inbox's replay check asks only about the former).
+   * Whether `user`'s message `id` is held and unexpired at `now` (epoch ms), from memory (no I/O). At start-up every
+   * entry is one read back from the log, so durable; later ones may still be writing (the inbox's replay check asks
+   * only about the former). An expired one is not: `list` would not hand it out.
    */
-  holds(user: string, id: string): boolean {
-    return this.users.get(user)?.has(id) === true;
+  holds(user: string, id: string, now: number): boolean {
+    const e = this.users.get(user)?.get(id);
+    return e !== undefined && e.exp > now;
   }
 
   async count(user: string, now: number): Promise<number> {

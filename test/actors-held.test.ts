@@ -136,6 +136,27 @@ describe('held messages', () => {
     expect(delivered()).toEqual(['m1']);
   });
 
+  it('a hold still being stored when the store is counted again keeps the count above 0: the next session gets it', async () => {
+    h = harness();
+    h.route('u1', 'm1');
+    await until(() => heldIds('u1').length === 1);
+    let stored!: () => void;
+    const slow = new Promise<void>((r) => (stored = r));
+    const hold = h.held.hold.bind(h.held);
+    h.held.hold = async (u, m) => (await slow, hold(u, m)); // the cluster's store: not listed before JetStream has it
+    h.route('u1', 'm2');
+    await settle(h);
+    h.read('u1', ['m1']); // drops m1 and counts again: the store has nothing yet
+    await until(() => heldIds('u1').length === 0);
+    await settle(h);
+    stored();
+    await until(() => heldIds('u1').includes('m2'));
+    await settle(h);
+    h.openPc('u1', 'pc', 's1');
+    await until(() => delivered().includes('m2'));
+    expect(delivered()).toEqual(['m2']);
+  });
+
   it('after a restart, an unsettled copy of a held message (its settle lost to kill -9) is settled, not sent again', async () => {
     // The store held m1 and m2 before the crash; the inbox hands both out again (replayed after the reconnect grace).
     h = harness();

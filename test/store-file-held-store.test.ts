@@ -62,6 +62,17 @@ describe('FileHeldStore', () => {
     expect(toRecord(await again.reads('u2'))).toEqual({ unread: ['c', 'd'], read: [] });
   });
 
+  it('holds(): from memory, only what is held and unexpired', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sb-held-'));
+    const store = await open({ now: () => NOW });
+    await store.hold('u', { msg: { id: 'live', to: 'u', acceptedAt: NOW }, expiresAt: NOW + 1000 });
+    await store.hold('u', { msg: { id: 'old', to: 'u', acceptedAt: NOW - 5000 }, expiresAt: NOW - 1 });
+    expect([store.holds('u', 'live', NOW), store.holds('u', 'old', NOW), store.holds('u', 'none', NOW), store.holds('v', 'live', NOW)]).toEqual([true, false, false, false]);
+    expect(store.holds('u', 'live', NOW + 1000)).toBe(false);
+    await store.drop('u', ['live']);
+    expect(store.holds('u', 'live', NOW)).toBe(false);
+  });
+
   it('a torn tail after kill -9 costs only the unsynced record', async () => {
     dir = await mkdtemp(join(tmpdir(), 'sb-held-'));
     const store = await open();
