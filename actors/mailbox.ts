@@ -156,12 +156,12 @@ export class UserMailbox {
    * Drops `ids` from the store, telling the open listings first; while the drop is under way a listing read
    * meanwhile (the cluster's store answers from JetStream) is filtered too. Rejects as the store's drop does.
    */
-  private async dropFromStore(ids: readonly string[]): Promise<void> {
+  private async dropFromStore(ids: readonly string[]): Promise<number> {
     if (this.listings !== undefined) for (const gone of this.listings) for (const id of ids) gone.add(id);
     const dropping = (this.dropping ??= new Map());
     for (const id of ids) dropping.set(id, (dropping.get(id) ?? 0) + 1);
     try {
-      await this.deps.held.drop(this.user, ids);
+      return await this.deps.held.drop(this.user, ids);
     } finally {
       for (const id of ids) {
         const n = dropping.get(id)! - 1;
@@ -174,8 +174,8 @@ export class UserMailbox {
 
   /** These held messages reached the user, were read or expired: no longer held. */
   async drop(ids: readonly string[], why: 'delivered' | 'read'): Promise<void> {
-    await this.dropFromStore(ids);
-    this.deps.metrics.heldReleased.inc({ why }, ids.length);
+    const dropped = await this.dropFromStore(ids);
+    if (dropped > 0) this.deps.metrics.heldReleased.inc({ why }, dropped);
     this.heldCount = this.counted(await this.deps.held.count(this.user, Date.now()));
     this.gauge();
   }
@@ -185,10 +185,9 @@ export class UserMailbox {
    * no longer held if it was. Only called while something is held, so it costs nothing otherwise.
    */
   async dropIfHeld(id: string): Promise<void> {
-    const before = this.heldCount;
-    await this.dropFromStore([id]);
+    if ((await this.dropFromStore([id])) === 0) return; // not held: nothing to count again (the cluster's count reads JetStream)
+    this.deps.metrics.heldReleased.inc({ why: 'delivered' });
     this.heldCount = this.counted(await this.deps.held.count(this.user, Date.now()));
-    if (before > this.heldCount) this.deps.metrics.heldReleased.inc({ why: 'delivered' }, before - this.heldCount);
     this.gauge();
   }
 
@@ -208,11 +207,12 @@ export class UserMailbox {
     markRead((this.state ??= emptyReadState()), ids);
     await this.save({ read: ids }, true);
     if (this.heldCount > 0) {
-      const before = this.heldCount;
-      await this.dropFromStore(ids);
-      this.heldCount = this.counted(await this.deps.held.count(this.user, Date.now()));
-      if (before > this.heldCount) this.deps.metrics.heldReleased.inc({ why: 'read' }, before - this.heldCount);
-      this.gauge();
+      const dropped = await this.dropFromStore(ids);
+      if (dropped > 0) {
+        this.deps.metrics.heldReleased.inc({ why: 'read' }, dropped);
+        this.heldCount = this.counted(await this.deps.held.count(this.user, Date.now()));
+        this.gauge();
+      }
     }
     return this.unread;
   }

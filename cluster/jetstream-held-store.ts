@@ -133,11 +133,13 @@ export class JetStreamHeldStore implements HeldStore {
     }
   }
 
-  async drop(user: string, ids: readonly string[]): Promise<void> {
+  async drop(user: string, ids: readonly string[]): Promise<number> {
     const index = this.cache.get(user) ?? (await this.load(user), this.cache.get(user)!);
+    let dropped = 0;
     for (const id of ids) {
       const e = index.get(id);
       if (!e) continue;
+      dropped++;
       try {
         await this.jsm.streams.deleteMessage(this.stream, e.seq, false);
       } catch (err) {
@@ -148,6 +150,7 @@ export class JetStreamHeldStore implements HeldStore {
       if (index.delete(id) && current === index) this.total--;
       if (current !== undefined && current !== index && current.delete(id)) this.total--;
     }
+    return dropped;
   }
 
   async reads(user: string): Promise<ReadState> {
@@ -215,7 +218,12 @@ export class JetStreamHeldStore implements HeldStore {
         if (m.info.pending === 0) break;
       }
     }
-    this.total += index.size - (this.cache.get(user)?.size ?? 0);
+    // A hold confirmed while this read was under way went into the index cached then; one published after the
+    // stream's state was read (seq past its last_seq) may be missing from what the fetch saw: keep it, or a drop of it
+    // would find nothing and leave it held.
+    const before = this.cache.get(user);
+    if (before !== undefined) for (const [id, e] of before) if (e.seq > info.state.last_seq && !index.has(id)) index.set(id, e);
+    this.total += index.size - (before?.size ?? 0);
     this.cache.delete(user);
     this.cache.set(user, index);
     if (this.cache.size > this.opts.cachedUsers) {

@@ -154,11 +154,12 @@ export class FileHeldStore implements HeldStore {
     entry.msg = undefined;
   }
 
-  async drop(user: string, ids: readonly string[]): Promise<void> {
+  async drop(user: string, ids: readonly string[]): Promise<number> {
     const known = ids.filter((id) => this.users.get(user)?.has(id));
-    if (known.length === 0) return;
+    if (known.length === 0) return 0;
     this.unindex(user, known);
     await this.write({ t: 'drop', user, ids: known });
+    return known.length;
   }
 
   /**

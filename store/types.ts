@@ -145,8 +145,11 @@ export interface HeldStore {
    * held keeps the first copy. Rejects with `SwitchboardError` `store_failed` when it could not be made durable.
    */
   hold(user: string, held: HeldMessage): Promise<void>;
-  /** These ids are no longer held (routed and reached, read, expired, over the cap); unknown ids are ignored. Resolves once durable. */
-  drop(user: string, ids: readonly string[]): Promise<void>;
+  /**
+   * These ids are no longer held (routed and reached, read, expired, over the cap); unknown ids are ignored. Resolves
+   * once durable, with how many of `ids` were held (so a caller recounts only when something went).
+   */
+  drop(user: string, ids: readonly string[]): Promise<number>;
   /** The user's read state; empty for a user never seen. */
   reads(user: string): Promise<ReadState>;
   /**

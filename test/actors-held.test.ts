@@ -157,6 +157,27 @@ describe('held messages', () => {
     expect(delivered()).toEqual(['m2']);
   });
 
+  it('a delivery acked while something is held counts the store again only when it dropped a held copy', async () => {
+    h = harness();
+    h.route('u1', 'm1');
+    await until(() => heldIds('u1').length === 1);
+    h.openPc('u1', 'pc', 's1');
+    await until(() => delivered().includes('m1')); // m1 replayed, not acked yet: still held
+    h.route('u1', 'm2');
+    await until(() => delivered().includes('m2'));
+    let counts = 0;
+    const count = h.held.count.bind(h.held);
+    h.held.count = async (u, n) => (counts++, count(u, n)); // the cluster's count reads the user's backlog from JetStream
+    h.ack('u1', 'pc', 's1', 'm2'); // not held: nothing to count
+    await until(() => h.settled.includes('m2'));
+    await settle(h);
+    expect(counts).toBe(0);
+    h.ack('u1', 'pc', 's1', 'm1'); // held: dropped, counted again
+    await until(() => heldIds('u1').length === 0);
+    await settle(h);
+    expect(counts).toBe(1);
+  });
+
   it('after a restart, an unsettled copy of a held message (its settle lost to kill -9) is settled, not sent again', async () => {
     // The store held m1 and m2 before the crash; the inbox hands both out again (replayed after the reconnect grace).
     h = harness();

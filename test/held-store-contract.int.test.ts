@@ -78,6 +78,38 @@ describe('JetStreamHeldStore', () => {
     }
   });
 
+  it('a hold confirmed while a list() was reading the stream stays in the index that list leaves: a drop removes it', async () => {
+    const nc = await connect({ servers: server.url });
+    try {
+      const store = await openStore(nc, 'loadrace');
+      const now = Date.now();
+      const held = (id: string, at: number) => ({ msg: { id, to: 'u@x', acceptedAt: now + at }, expiresAt: now + 60_000 });
+      await store.hold('u@x', held('m0', 0));
+      // The list's fetch waits (a slow JetStream) after it read the stream's state, while the next hold is stored.
+      const consumers = (store as unknown as { js: { consumers: { get: (...a: unknown[]) => Promise<unknown> } } }).js.consumers;
+      const get = consumers.get.bind(consumers);
+      let stored!: () => void;
+      const afterHold = new Promise<void>((r) => (stored = r));
+      let reading!: () => void;
+      const readStarted = new Promise<void>((r) => (reading = r));
+      consumers.get = async (...a: unknown[]) => {
+        reading();
+        await afterHold;
+        return get(...a);
+      };
+      const listing = store.list('u@x', now);
+      await readStarted;
+      await store.hold('u@x', held('m1', 1));
+      stored();
+      expect((await listing).map((h) => h.msg.id)).toEqual(['m0']);
+      consumers.get = get;
+      expect(await store.drop('u@x', ['m1'])).toBe(1);
+      expect((await store.list('u@x', now)).map((h) => h.msg.id)).toEqual(['m0']);
+    } finally {
+      await nc.close();
+    }
+  });
+
   it('coalesces unread marks: they wait to be put together, and close puts what waits', async () => {
     const nc = await connect({ servers: server.url });
     const other = await connect({ servers: server.url });

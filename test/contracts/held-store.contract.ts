@@ -52,11 +52,12 @@ export function describeHeldStoreContract(name: string, make: () => Promise<Held
       expect(await store.count('u1', NOW + 10)).toBe(1);
     });
 
-    it('drops ids, ignoring unknown ones', async () => {
+    it('drops ids, ignoring unknown ones, and says how many were held', async () => {
       const { store } = await open();
       for (const id of ['a', 'b', 'c']) await store.hold('u1', { msg: msg(id), expiresAt: NOW + 1000 });
-      await store.drop('u1', ['b', 'nope']);
-      await store.drop('u9', ['a']);
+      expect(await store.drop('u1', ['b', 'nope'])).toBe(1);
+      expect(await store.drop('u9', ['a'])).toBe(0);
+      expect(await store.drop('u1', ['b'])).toBe(0);
       expect(ids(await store.list('u1', NOW))).toEqual(['a', 'c']);
     });
 

@@ -69,8 +69,11 @@ export class FakeHeldStore implements HeldStore {
     if (!list.some((x) => x.msg.id === h.msg.id)) list.push(h);
     this.held.set(user, list);
   }
-  async drop(user: string, ids: readonly string[]): Promise<void> {
-    this.held.set(user, (this.held.get(user) ?? []).filter((h) => !ids.includes(h.msg.id)));
+  async drop(user: string, ids: readonly string[]): Promise<number> {
+    const before = this.held.get(user) ?? [];
+    const after = before.filter((h) => !ids.includes(h.msg.id));
+    this.held.set(user, after);
+    return before.length - after.length;
   }
   async reads(user: string): Promise<ReadState> {
     const s = this.readStates.get(user);
