@@ -36,27 +36,33 @@ describeHeldStoreContract('JetStreamHeldStore on a real nats-server', async () =
   };
 });
 
+/** Runs `fn` on a fresh connection to the test's server, closed whatever `fn` does. */
+async function withNats(fn: (nc: NatsConnection) => Promise<void>): Promise<void> {
+  const nc = await connect({ servers: server.url });
+  try {
+    await fn(nc);
+  } finally {
+    await nc.close();
+  }
+}
+const heldAt = (now: number, id: string, at: number) => ({ msg: { id, to: 'u@x', acceptedAt: now + at }, expiresAt: now + 60_000 });
+const idsOf = (held: { msg: { id: string } }[]) => held.map((h) => h.msg.id);
+
 describe('JetStreamHeldStore', () => {
-  it('max_msgs_per_subject = SWITCHBOARD_HOLD_MAX: JetStream itself drops a user\'s oldest first', async () => {
-    const nc = await connect({ servers: server.url });
-    try {
+  it('max_msgs_per_subject = SWITCHBOARD_HOLD_MAX: JetStream itself drops a user\'s oldest first', () =>
+    withNats(async (nc) => {
       const store = await openStore(nc, 'heldcap', 3);
       const now = Date.now();
-      for (let i = 1; i <= 5; i++) await store.hold('u@x', { msg: { id: `m${i}`, to: 'u@x', acceptedAt: now + i }, expiresAt: now + 60_000 });
+      for (let i = 1; i <= 5; i++) await store.hold('u@x', heldAt(now, `m${i}`, i));
       const again = await openStore(nc, 'heldcap', 3);
-      expect((await again.list('u@x', now)).map((h) => h.msg.id)).toEqual(['m3', 'm4', 'm5']);
-    } finally {
-      await nc.close();
-    }
-  });
+      expect(idsOf(await again.list('u@x', now))).toEqual(['m3', 'm4', 'm5']);
+    }));
 
-  it('a hold stored after a list() re-read the user is in the index that list left: a drop then removes it', async () => {
-    const nc = await connect({ servers: server.url });
-    try {
+  it('a hold stored after a list() re-read the user is in the index that list left: a drop then removes it', () =>
+    withNats(async (nc) => {
       const store = await openStore(nc, 'holdrace');
       const now = Date.now();
-      const held = (id: string, at: number) => ({ msg: { id, to: 'u@x', acceptedAt: now + at }, expiresAt: now + 60_000 });
-      await store.hold('u@x', held('m0', 0)); // the user's index is cached
+      await store.hold('u@x', heldAt(now, 'm0', 0)); // the user's index is cached
       // The publish of the next hold waits until a list() has read the stream (without it) and replaced the index.
       const publisher = (store as unknown as { publisher: { publish: (...a: unknown[]) => Promise<unknown> } }).publisher;
       const publish = publisher.publish.bind(publisher);
@@ -66,25 +72,20 @@ describe('JetStreamHeldStore', () => {
         await afterList;
         return publish(...a);
       };
-      const holding = store.hold('u@x', held('m1', 1));
-      expect((await store.list('u@x', now)).map((h) => h.msg.id)).toEqual(['m0']);
+      const holding = store.hold('u@x', heldAt(now, 'm1', 1));
+      expect(idsOf(await store.list('u@x', now))).toEqual(['m0']);
       listed();
       await holding;
       publisher.publish = publish;
       await store.drop('u@x', ['m1']);
-      expect((await store.list('u@x', now)).map((h) => h.msg.id)).toEqual(['m0']);
-    } finally {
-      await nc.close();
-    }
-  });
+      expect(idsOf(await store.list('u@x', now))).toEqual(['m0']);
+    }));
 
-  it('a hold confirmed while a list() was reading the stream stays in the index that list leaves: a drop removes it', async () => {
-    const nc = await connect({ servers: server.url });
-    try {
+  it('a hold confirmed while a list() was reading the stream stays in the index that list leaves: a drop removes it', () =>
+    withNats(async (nc) => {
       const store = await openStore(nc, 'loadrace');
       const now = Date.now();
-      const held = (id: string, at: number) => ({ msg: { id, to: 'u@x', acceptedAt: now + at }, expiresAt: now + 60_000 });
-      await store.hold('u@x', held('m0', 0));
+      await store.hold('u@x', heldAt(now, 'm0', 0));
       // The list's fetch waits (a slow JetStream) after it read the stream's state, while the next hold is stored.
       const consumers = (store as unknown as { js: { consumers: { get: (...a: unknown[]) => Promise<unknown> } } }).js.consumers;
       const get = consumers.get.bind(consumers);
@@ -99,16 +100,13 @@ describe('JetStreamHeldStore', () => {
       };
       const listing = store.list('u@x', now);
       await readStarted;
-      await store.hold('u@x', held('m1', 1));
+      await store.hold('u@x', heldAt(now, 'm1', 1));
       stored();
-      expect((await listing).map((h) => h.msg.id)).toEqual(['m0']);
+      expect(idsOf(await listing)).toEqual(['m0']);
       consumers.get = get;
       expect(await store.drop('u@x', ['m1'])).toBe(1);
-      expect((await store.list('u@x', now)).map((h) => h.msg.id)).toEqual(['m0']);
-    } finally {
-      await nc.close();
-    }
-  });
+      expect(idsOf(await store.list('u@x', now))).toEqual(['m0']);
+    }));
 
   it('coalesces unread marks: they wait to be put together, and close puts what waits', async () => {
     const nc = await connect({ servers: server.url });
