@@ -37,6 +37,23 @@ interface PendingMessage {
 }
 
 /**
+ * Messages per `accepted_many` record. A message is at most MAX_MESSAGE_BYTES (64 KiB) of JSON and its MessagePack can
+ * be larger (a number written `1.5` takes 9 bytes), so 64 of them stay well under the 16 MiB frame limit of the log
+ * (MAX_RECORD_BYTES), and per-record costs are already shared 64 ways.
+ */
+export const MAX_MESSAGES_PER_RECORD = 64;
+
+/** The accepts of the current synchronous run, written as one record once it ends (`FileInbox.sealTurn`). */
+interface TurnBatch {
+  segment: InboxSegment;
+  msgs: ChatMessage[];
+  /** Settles as the record's append does; every accept of the batch derives its answer from it. */
+  written: Promise<void>;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+/**
  * Embedded durable ingress: accepted-but-unsettled messages in segment files `inbox-NNNNNN.log` under one directory.
  * A segment is deleted once everything accepted in it is settled and out of the dedupe window, so disk follows the
  * backlog; the rules that keep replay correct across deletions live in `InboxSegment`.
@@ -53,6 +70,9 @@ export class FileInbox implements Ingress {
   private collecting: Promise<void> = Promise.resolve();
   /** Ids settled this turn, written as one lazy `settled` record (issue 13: one record per message cost ~2% of the node's CPU). */
   private settling: string[] = [];
+  /** Accepts of the current synchronous run not yet handed to the log (see `joinTurn`). */
+  private turn: TurnBatch | undefined;
+  private readonly sealTurnBound = (): void => this.sealTurn();
   /** Segments also become deletable as time moves their ids out of the dedupe window. */
   private collectTimer?: ReturnType<typeof setInterval>;
   private closed = false;
@@ -103,7 +123,7 @@ export class FileInbox implements Ingress {
 
     const segment = this.writableSegment();
     segment.noteAccepted(msg.acceptedAt);
-    const durable = segment.log.append({ t: 'accepted', msg } satisfies InboxRecord);
+    const durable = this.joinTurn(segment, msg);
     this.inflight.set(msg.id, durable);
     // One derived promise per accept, no async frame (issue 13: this runs for every message).
     return durable.then(
@@ -120,9 +140,10 @@ export class FileInbox implements Ingress {
 
   /**
    * `accept` of each message in order, answered as those calls would be (the shared contract suite and
-   * test/store-file-inbox-batch.test.ts compare both), with the new ones appended as one log write with one promise
-   * (issue 13: one `accept` per message, each with its promise chain, tracker entry and frame buffer, made a batched
-   * message cost ~7.9 µs of CPU from body to answer in a loop of 100-message batches; this path ~6.4 µs, medians).
+   * test/store-file-inbox-batch.test.ts compare both): the new ones join this run's records as accepts do
+   * (`joinTurn`), with one answer per record instead of a promise chain per message (issue 13: one `accept` per message,
+   * each with its promise chain and tracker entry, made a batched message cost ~7.9 µs of CPU from body to answer in a
+   * loop of 100-message batches; batched, ~6.4 µs, medians).
    */
   acceptMany(msgs: readonly ChatMessage[]): Promise<AcceptOutcome[]> {
     const outcomes = new Array<AcceptOutcome>(msgs.length);
@@ -130,54 +151,86 @@ export class FileInbox implements Ingress {
     const now = this.now();
     this.pruneSeen(now);
     const segment = this.writableSegment();
-    // `written` stands in `inflight` for this batch's ids: it settles as their write does, for later accepts of them.
-    let write!: { resolve: () => void; reject: (e: unknown) => void };
-    const written = new Promise<void>((resolve, reject) => (write = { resolve, reject }));
-    const fresh: number[] = [];
-    const records: InboxRecord[] = [];
-    let repeats: number[] | undefined;
-    let waits: Promise<void>[] | undefined;
-    for (let i = 0; i < msgs.length; i++) {
-      const msg = msgs[i];
-      const earlier = this.inflight.get(msg.id);
-      if (earlier === written) (repeats ??= []).push(i);
-      else if (earlier !== undefined) {
-        // As in `accept`: a duplicate of a message not yet durable answers as the original does.
-        (waits ??= []).push(earlier.then(() => void (outcomes[i] = 'duplicate'), (e: unknown) => void (outcomes[i] = storeFailed(e))));
-      } else {
-        if (this.seenRecently(msg.id, now)) outcomes[i] = 'duplicate';
-        else {
-          segment.noteAccepted(msg.acceptedAt);
-          this.inflight.set(msg.id, written);
-          fresh.push(i);
-          records.push({ t: 'accepted', msg });
-        }
-      }
-    }
-    const answered = (): AcceptOutcome[] | Promise<AcceptOutcome[]> => (waits === undefined ? outcomes : Promise.all(waits).then(() => outcomes));
-    if (fresh.length === 0) return Promise.resolve(answered());
-    written.catch(() => undefined); // its failure is answered through `outcomes`; waiters attach their own handlers
-    return segment.log.appendMany(records).then(
+    const waits: Promise<void>[] = [];
+    /** The write of the record the messages of `group` (indices into `msgs`) joined. */
+    let written: Promise<void> | undefined;
+    let group: number[] = [];
+    const answer = (write: Promise<void>, indices: number[]): Promise<void> => write.then(
       () => {
-        for (const i of fresh) {
+        for (const i of indices) {
           this.durable(msgs[i], segment);
           outcomes[i] = 'accepted';
         }
-        if (repeats !== undefined) for (const i of repeats) outcomes[i] = 'duplicate';
-        write.resolve();
-        return answered();
       },
       (e: unknown) => {
         const failed = storeFailed(e);
-        for (const i of fresh) {
+        for (const i of indices) {
           this.notDurable(msgs[i], segment);
           outcomes[i] = failed;
         }
-        if (repeats !== undefined) for (const i of repeats) outcomes[i] = failed;
-        write.reject(e);
-        return answered();
       },
     );
+    for (let i = 0; i < msgs.length; i++) {
+      const msg = msgs[i];
+      const earlier = this.inflight.get(msg.id);
+      if (earlier !== undefined) {
+        // As in `accept`: a duplicate of a message not yet durable (earlier in this batch too) answers as the original does.
+        waits.push(earlier.then(() => void (outcomes[i] = 'duplicate'), (e: unknown) => void (outcomes[i] = storeFailed(e))));
+      } else if (this.seenRecently(msg.id, now)) outcomes[i] = 'duplicate';
+      else {
+        segment.noteAccepted(msg.acceptedAt);
+        const write = this.joinTurn(segment, msg);
+        if (write !== written) {
+          if (written !== undefined) waits.push(answer(written, group));
+          written = write;
+          group = [];
+        }
+        group.push(i);
+        this.inflight.set(msg.id, write);
+      }
+    }
+    if (written !== undefined) waits.push(answer(written, group));
+    return waits.length === 0 ? Promise.resolve(outcomes) : Promise.all(waits).then(() => outcomes);
+  }
+
+
+  /**
+   * Adds `msg` to the accepts of this synchronous run, which reach the log as one `accepted_many` record when the run
+   * ends (a microtask), and returns the promise of that record's write. Issue 13: an `append` per accept (its frame,
+   * MessagePack call, checksum, promise and queue entry) was ~1 µs of the ~3.5-4.5 µs a durable accept cost alone
+   * (`FileInbox.accept` in a loop of 200 concurrent, 2-core VM); one record per run is read back as the same accepts.
+   */
+  private joinTurn(segment: InboxSegment, msg: ChatMessage): Promise<void> {
+    let turn = this.turn;
+    if (turn !== undefined && (turn.segment !== segment || turn.msgs.length >= MAX_MESSAGES_PER_RECORD)) {
+      this.sealTurn();
+      turn = undefined;
+    }
+    if (turn === undefined) {
+      let settle!: Pick<TurnBatch, 'resolve' | 'reject'>;
+      const written = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+      turn = this.turn = { segment, msgs: [], written, ...settle };
+      queueMicrotask(this.sealTurnBound);
+    }
+    turn.msgs.push(msg);
+    return turn.written;
+  }
+
+  /**
+   * Hands the current run's accepts to their segment's log as one record (a lone one as a plain `accepted`).
+   * Called at the end of the run, before a roll closes the segment, and when the batch is full. An append that throws
+   * (a log closed meanwhile) fails the batch's accepts like a failed write: `store_failed`, nothing acknowledged.
+   */
+  private sealTurn(): void {
+    const turn = this.turn;
+    if (turn === undefined) return;
+    this.turn = undefined;
+    const record: InboxRecord = turn.msgs.length === 1 ? { t: 'accepted', msg: turn.msgs[0] } : { t: 'accepted_many', msgs: turn.msgs };
+    try {
+      turn.segment.log.append(record).then(turn.resolve, turn.reject);
+    } catch (e) {
+      turn.reject(e);
+    }
   }
 
   /** Accepted within the dedupe window, or still unsettled: a new accept of `id` is a duplicate. */
@@ -235,6 +288,7 @@ export class FileInbox implements Ingress {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    this.sealTurn();
     this.flushSettles();
     this.closed = true;
     clearInterval(this.collectTimer);
@@ -268,17 +322,19 @@ export class FileInbox implements Ingress {
     const segment = new InboxSegment(no, new AppendLog<InboxRecord>(path));
     this.segments.set(no, segment);
     const report = await AppendLog.replay<InboxRecord>(path, (record) => {
-      if (record.t === 'accepted') {
-        const { msg } = record;
-        const earlier = this.pending.get(msg.id);
-        if (earlier !== undefined) return; // already pending from an earlier segment
-        segment.noteAccepted(msg.acceptedAt);
-        this.pending.set(msg.id, { msg, segment });
-        this.seen.add(msg.id, msg.acceptedAt);
-      } else if ('ids' in record) for (const id of record.ids) this.replaySettled(id, segment);
+      if (record.t === 'accepted') this.replayAccepted(record.msg, segment);
+      else if (record.t === 'accepted_many') for (const msg of record.msgs) this.replayAccepted(msg, segment);
+      else if ('ids' in record) for (const id of record.ids) this.replaySettled(id, segment);
       else this.replaySettled(record.id, segment);
     });
     if (report.discardedBytes > 0) this.onDamage?.(path, report);
+  }
+
+  private replayAccepted(msg: ChatMessage, segment: InboxSegment): void {
+    if (this.pending.has(msg.id)) return; // already pending from an earlier segment
+    segment.noteAccepted(msg.acceptedAt);
+    this.pending.set(msg.id, { msg, segment });
+    this.seen.add(msg.id, msg.acceptedAt);
   }
 
   private replaySettled(id: string, segment: InboxSegment): void {
@@ -305,6 +361,7 @@ export class FileInbox implements Ingress {
 
   /** Later records go to a new file; the old one is closed once its queued appends are synced. */
   private roll(): void {
+    this.sealTurn(); // the run's accepts so far belong to the old segment (`noteAccepted` counted them there)
     this.flushSettles();
     const old = this.current;
     this.current = this.addSegment(old.no + 1);

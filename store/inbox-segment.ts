@@ -4,6 +4,11 @@ import type { ChatMessage } from '../protocol/index.js';
 /** On-disk records of a segment. */
 export type InboxRecord =
   | { t: 'accepted'; msg: ChatMessage }
+  /**
+   * The messages accepted in one synchronous run (a burst of `FileInbox.accept` calls, or a batch), at most
+   * MAX_MESSAGES_PER_RECORD, in accept order: read as that many `accepted` records.
+   */
+  | { t: 'accepted_many'; msgs: ChatMessage[] }
   /** One settled message (written by earlier versions; still read). */
   | { t: 'settled'; id: string }
   /** The messages settled in one event-loop turn. */

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ChatMessage } from '../protocol/index.js';
 import { acceptEach } from '../store/accept-each.js';
-import { FileInbox, type FileInboxOptions } from '../store/file-inbox.js';
+import { FileInbox, MAX_MESSAGES_PER_RECORD, type FileInboxOptions } from '../store/file-inbox.js';
 import type { AcceptOutcome } from '../store/types.js';
 import { chatMessage, collector } from './contracts/ingress.contract.js';
 import { readFrames } from './support/log-frames.js';
@@ -59,7 +59,8 @@ describe('FileInbox.acceptMany against one accept per message', () => {
       { id: 'm1', to: 'alice', acceptedAt: clock },
       { id: 'm2', to: 'bob', from: 'chat', title: 'Grüße', text: '😀 ünïcödé', data: { k: 'v', t: '123' }, collapseKey: 'c', priority: 'high', ttlSeconds: 60, urgent: true, acceptedAt: clock },
       { id: 'm3', to: 'carol', text: 'x'.repeat(6000), acceptedAt: clock + 1 }, // larger than encodeFrames' first buffer
-      ...Array.from({ length: 40 }, (_, i) => chatMessage(`n${i}`, clock + 2)),
+      // 73 in all: past MAX_MESSAGES_PER_RECORD, so both paths split them the same way
+      ...Array.from({ length: MAX_MESSAGES_PER_RECORD + 6 }, (_, i) => chatMessage(`n${i}`, clock + 2)),
     ];
     await Promise.all(msgs.map((m) => each.accept(m)));
     await many.acceptMany(msgs);
@@ -67,7 +68,9 @@ describe('FileInbox.acceptMany against one accept per message', () => {
     const [bytesEach, bytesMany] = await Promise.all([readFile(join(a, SEGMENT)), readFile(join(b, SEGMENT))]);
     expect(bytesMany.length).toBeGreaterThan(6000);
     expect(bytesMany.equals(bytesEach)).toBe(true);
-    expect((await readFrames(join(b, SEGMENT))).map((f) => f.record.msg.id)).toEqual(msgs.map((m) => m.id));
+    const frames = await readFrames(join(b, SEGMENT));
+    expect(frames.map((f) => [f.record.t, f.record.msgs.length])).toEqual([['accepted_many', MAX_MESSAGES_PER_RECORD], ['accepted_many', 9]]);
+    expect(frames.flatMap((f) => f.record.msgs.map((m: ChatMessage) => m.id))).toEqual(msgs.map((m) => m.id));
     const ids = msgs.map((m) => m.id);
     expect(await replayedIds(b)).toEqual(ids);
     expect(await replayedIds(a)).toEqual(ids);
@@ -129,19 +132,30 @@ describe('FileInbox.acceptMany against one accept per message', () => {
 
   it('replays a batch whose write a crash cut short up to its last whole record, and accepts the rest again', async () => {
     const { many, dirs: [, b] } = await twoInboxes();
-    const batch = Array.from({ length: 5 }, (_, i) => chatMessage(`c${i}`, clock));
-    expect(await many.acceptMany(batch)).toEqual(Array(5).fill('accepted'));
+    const size = MAX_MESSAGES_PER_RECORD + 5;
+    const batch = Array.from({ length: size }, (_, i) => chatMessage(`c${i}`, clock));
+    expect(await many.acceptMany(batch)).toEqual(Array(size).fill('accepted'));
     await many.close();
     const path = join(b, SEGMENT);
     const frames = await readFrames(path);
-    expect(frames).toHaveLength(5);
-    await truncate(path, frames[3].offset + 7); // the write stopped inside the fourth record
+    expect(frames).toHaveLength(2);
+    await truncate(path, frames[1].offset + 7); // the write stopped inside the second record
     const again = await openInbox(b);
     const got = collector();
     await again.consume(got.handler);
-    await got.until(3);
-    expect(got.ids).toEqual(['c0', 'c1', 'c2']);
-    expect((await stat(path)).size).toBe(frames[3].offset); // the torn tail is cut
-    expect(await again.acceptMany(batch)).toEqual(['duplicate', 'duplicate', 'duplicate', 'accepted', 'accepted']);
+    await got.until(MAX_MESSAGES_PER_RECORD);
+    expect(got.ids).toEqual(batch.slice(0, MAX_MESSAGES_PER_RECORD).map((m) => m.id));
+    expect((await stat(path)).size).toBe(frames[1].offset); // the torn tail is cut
+    expect(await again.acceptMany(batch)).toEqual([...Array(MAX_MESSAGES_PER_RECORD).fill('duplicate'), ...Array(5).fill('accepted')]);
+  });
+
+  it('writes the accepts of one run before a batch that follows them in the same run', async () => {
+    const { many, dirs: [, b] } = await twoInboxes();
+    const first = many.accept(chatMessage('first', clock));
+    const batch = many.acceptMany([chatMessage('second', clock), chatMessage('third', clock)]);
+    expect(await first).toBe('accepted');
+    expect(await batch).toEqual(['accepted', 'accepted']);
+    await many.close();
+    expect(await replayedIds(b)).toEqual(['first', 'second', 'third']);
   });
 });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SwitchboardError } from '../protocol/index.js';
-import { FileInbox, type FileInboxOptions } from '../store/file-inbox.js';
+import { FileInbox, MAX_MESSAGES_PER_RECORD, type FileInboxOptions } from '../store/file-inbox.js';
 import { chatMessage, collector } from './contracts/ingress.contract.js';
 import { encodeFrame } from '../store/append-log.js';
 import { readFrames } from './support/log-frames.js';
@@ -51,6 +51,31 @@ describe('FileInbox', () => {
     // A segment written before settles were batched: one `settled` record per message.
     await appendFile(join(dir, file), encodeFrame({ t: 'settled', id: 'd' }));
     expect(await replayedIds()).toEqual([]);
+  });
+
+  it('writes the accepts of one synchronous run as one record, and still reads the older one-message records', async () => {
+    const inbox = await openInbox();
+    const ids = ['a', 'b', 'c'];
+    expect(await Promise.all(ids.map((id) => inbox.accept(chatMessage(id, clock))))).toEqual(['accepted', 'accepted', 'accepted']);
+    expect(await inbox.accept(chatMessage('alone', clock))).toBe('accepted');
+    await inbox.close();
+    const [file] = await segmentFiles();
+    const records = (await readFrames(join(dir, file))).map((f) => f.record);
+    expect(records.map((r) => (r.t === 'accepted' ? r.msg.id : r.msgs.map((m: { id: string }) => m.id)))).toEqual([ids, 'alone']);
+    // A segment written before accepts were batched: one `accepted` record per message.
+    await appendFile(join(dir, file), encodeFrame({ t: 'accepted', msg: chatMessage('older', clock) }));
+    expect(await replayedIds()).toEqual([...ids, 'alone', 'older']);
+  });
+
+  it('keeps every accept of a run that fills records and rolls segments meanwhile, in order, across a restart', async () => {
+    const inbox = await openInbox({ segmentBytes: 1 }); // every sealed record fills its segment
+    const count = 2 * MAX_MESSAGES_PER_RECORD + 2;
+    const ids = Array.from({ length: count }, (_, i) => `r${i}`);
+    const results = await Promise.all(ids.map((id) => inbox.accept(chatMessage(id, clock))));
+    expect(results).toEqual(Array(count).fill('accepted'));
+    expect((await segmentFiles()).length).toBeGreaterThan(1);
+    await inbox.close();
+    expect(await replayedIds({ segmentBytes: 1 })).toEqual(ids);
   });
 
   it('refuses an id within the dedupe window and accepts it again after, once settled', async () => {
