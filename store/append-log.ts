@@ -2,7 +2,7 @@ import { constants, fstatSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { HEADER_BYTES, packr, replayLog, syncDirectory, writeAll, type ReplayOptions, type ReplayReport } from './log-replay.js';
+import { HEADER_BYTES, MAX_RECORD_BYTES, packr, replayLog, syncDirectory, writeAll, type ReplayOptions, type ReplayReport } from './log-replay.js';
 
 export { MAX_RECORD_BYTES, syncDirectory, type LogDamage, type ReplayReport } from './log-replay.js';
 
@@ -246,9 +246,12 @@ export class AppendLog<T> {
   }
 }
 
-/** One frame: [u32 length][u32 crc32][msgpack body], little-endian (the format `replayLog` reads). */
+/**
+ * One frame: [u32 length][u32 crc32][msgpack body], little-endian (the format `replayLog` reads). Throws when the body
+ * is over MAX_RECORD_BYTES: replay would take such a frame for garbage, so it must never be written (and answered).
+ */
 export function encodeFrame(record: unknown): Buffer {
-  const body = packr.pack(record);
+  const body = checkedBody(packr.pack(record));
   const frame = Buffer.allocUnsafe(HEADER_BYTES + body.length);
   putFrame(frame, 0, body);
   return frame;
@@ -270,7 +273,7 @@ export function encodeFrames(records: readonly unknown[]): Buffer {
   let out = Buffer.allocUnsafe(records.length * GUESSED_FRAME_BYTES);
   let at = 0;
   for (const record of records) {
-    const body = packr.pack(record);
+    const body = checkedBody(packr.pack(record));
     const end = at + HEADER_BYTES + body.length;
     if (end > out.length) {
       const bigger = Buffer.allocUnsafe(Math.max(end, out.length * 2));
@@ -280,4 +283,10 @@ export function encodeFrames(records: readonly unknown[]): Buffer {
     at = putFrame(out, at, body);
   }
   return out.subarray(0, at);
+}
+
+/** `body` if replay would read it back (at most MAX_RECORD_BYTES), else a RangeError. */
+function checkedBody(body: Buffer): Buffer {
+  if (body.length > MAX_RECORD_BYTES) throw new RangeError(`a log record of ${body.length} bytes is over the ${MAX_RECORD_BYTES}-byte limit`);
+  return body;
 }

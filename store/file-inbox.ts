@@ -37,9 +37,9 @@ interface PendingMessage {
 }
 
 /**
- * Messages per `accepted_many` record. A message is at most MAX_MESSAGE_BYTES (64 KiB) of JSON and its MessagePack can
- * be larger (a number written `1.5` takes 9 bytes), so 64 of them stay well under the 16 MiB frame limit of the log
- * (MAX_RECORD_BYTES), and per-record costs are already shared 64 ways.
+ * Messages per `accepted_many` record. A message is at most MAX_MESSAGE_BYTES (64 KiB) of JSON whose values are
+ * strings, and its MessagePack is no larger, so a full record is ~4 MiB, well under the log's 16 MiB frame limit
+ * (MAX_RECORD_BYTES, which `encodeFrame` enforces), and per-record costs are already shared 64 ways.
  */
 export const MAX_MESSAGES_PER_RECORD = 64;
 
@@ -193,7 +193,6 @@ export class FileInbox implements Ingress {
     return waits.length === 0 ? Promise.resolve(outcomes) : Promise.all(waits).then(() => outcomes);
   }
 
-
   /**
    * Adds `msg` to the accepts of this synchronous run, which reach the log as one `accepted_many` record when the run
    * ends (a microtask), and returns the promise of that record's write. Issue 13: an `append` per accept (its frame,
@@ -218,7 +217,7 @@ export class FileInbox implements Ingress {
 
   /**
    * Hands the current run's accepts to their segment's log as one record (a lone one as a plain `accepted`).
-   * Called at the end of the run, before a roll closes the segment, and when the batch is full. An append that throws
+   * Called at the end of the run, before a roll closes the segment, at close, and when the batch is full. An append that throws
    * (a log closed meanwhile) fails the batch's accepts like a failed write: `store_failed`, nothing acknowledged.
    */
   private sealTurn(): void {
@@ -322,10 +321,20 @@ export class FileInbox implements Ingress {
     const segment = new InboxSegment(no, new AppendLog<InboxRecord>(path));
     this.segments.set(no, segment);
     const report = await AppendLog.replay<InboxRecord>(path, (record) => {
-      if (record.t === 'accepted') this.replayAccepted(record.msg, segment);
-      else if (record.t === 'accepted_many') for (const msg of record.msgs) this.replayAccepted(msg, segment);
-      else if ('ids' in record) for (const id of record.ids) this.replaySettled(id, segment);
-      else this.replaySettled(record.id, segment);
+      switch (record.t) {
+        case 'accepted':
+          return this.replayAccepted(record.msg, segment);
+        case 'accepted_many':
+          for (const msg of record.msgs) this.replayAccepted(msg, segment);
+          return;
+        case 'settled':
+          for (const id of 'ids' in record ? record.ids : [record.id]) this.replaySettled(id, segment);
+          return;
+        default:
+          // A record this version does not know (a newer one wrote it): taking it for something else could delete a
+          // segment of unsettled messages, so the inbox does not open (the data dir is left as it is).
+          throw new Error(`${path} holds an inbox record of unknown type ${JSON.stringify((record as { t: unknown }).t)}, written by a newer version: run that version, or move the file away to drop its messages`);
+      }
     });
     if (report.discardedBytes > 0) this.onDamage?.(path, report);
   }

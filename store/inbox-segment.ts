@@ -1,12 +1,14 @@
 import type { AppendLog } from './append-log.js';
 import type { ChatMessage } from '../protocol/index.js';
 
-/** On-disk records of a segment. */
+/** On-disk records of a segment. A record of any other type makes `FileInbox.open` fail (a newer version wrote it). */
 export type InboxRecord =
+  /** One accepted message (what versions before `accepted_many` wrote for every accept; now a lone one). */
   | { t: 'accepted'; msg: ChatMessage }
   /**
    * The messages accepted in one synchronous run (a burst of `FileInbox.accept` calls, or a batch), at most
-   * MAX_MESSAGES_PER_RECORD, in accept order: read as that many `accepted` records.
+   * MAX_MESSAGES_PER_RECORD, in accept order: read as that many `accepted` records. Versions before it cannot read
+   * a segment that holds one (README, "Durable state").
    */
   | { t: 'accepted_many'; msgs: ChatMessage[] }
   /** One settled message (written by earlier versions; still read). */

@@ -2,7 +2,7 @@ import { appendFile, mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AppendLog, encodeFrame, encodeFrames, type ReplayReport } from '../store/append-log.js';
+import { AppendLog, MAX_RECORD_BYTES, encodeFrame, encodeFrames, type ReplayReport } from '../store/append-log.js';
 
 type Rec = { n: number; s?: string };
 
@@ -229,6 +229,17 @@ describe('AppendLog', () => {
     await Promise.all(queued);
     await expect(log.append({ n: 51 })).rejects.toThrow(/closed/);
     expect((await replayAll(path)).records).toHaveLength(50);
+  });
+
+  it('refuses to encode a record over the frame limit replay reads (so it is never written and answered), and writes nothing for it', async () => {
+    const big = { n: 1, s: 'x'.repeat(MAX_RECORD_BYTES) };
+    expect(() => encodeFrame(big)).toThrow(RangeError);
+    expect(() => encodeFrames([{ n: 0 }, big])).toThrow(/over the 16777216-byte limit/);
+    const log = new AppendLog<Rec>(path);
+    expect(() => log.append(big)).toThrow(RangeError);
+    await log.append({ n: 2 });
+    await log.close();
+    expect((await replayAll(path)).records).toEqual([{ n: 2 }]);
   });
 
   it('encodeFrames is byte for byte the single frames back to back, past its first buffer too', () => {

@@ -72,6 +72,7 @@ describe('corruption in the middle of store files', () => {
     const segments = (await readdir(inboxDir)).filter((f) => /^inbox-\d+\.log$/.test(f)).sort();
     segment = join(inboxDir, segments[segments.length - 1]);
     const frames = await readFrames(segment);
+    // One frame per HTTP send, as each arrives in its own run (a run's accepts would share an `accepted_many`).
     const accepted = frames.filter((f) => f.record.t === 'accepted' && f.record.msg.to === user);
     expect(accepted).toHaveLength(MESSAGES);
     const victim = accepted[MESSAGES / 2];

@@ -149,6 +149,23 @@ describe('FileInbox.acceptMany against one accept per message', () => {
     expect(await again.acceptMany(batch)).toEqual([...Array(MAX_MESSAGES_PER_RECORD).fill('duplicate'), ...Array(5).fill('accepted')]);
   });
 
+  it('a failed write of a run that mixes single accepts and a batch answers all of them store_failed, and the retry goes through', async () => {
+    let failSync = false;
+    const { many, dirs: [, b] } = await twoInboxes({ datasync: async (file) => {
+      if (failSync) throw new Error('EIO: i/o error, fdatasync');
+      await file.datasync();
+    } });
+    failSync = true;
+    const single = many.accept(chatMessage('s1', clock)).catch((e: unknown) => e);
+    const batch = many.acceptMany([chatMessage('b1', clock), chatMessage('s1', clock), chatMessage('b2', clock)]);
+    expect(await single).toMatchObject({ code: 'store_failed' });
+    expect((await batch).map((o) => (typeof o === 'string' ? o : o.code))).toEqual(['store_failed', 'store_failed', 'store_failed']);
+    failSync = false;
+    expect(await many.acceptMany([chatMessage('s1', clock), chatMessage('b1', clock), chatMessage('b2', clock)])).toEqual(['accepted', 'accepted', 'accepted']);
+    await many.close();
+    expect(await replayedIds(b)).toEqual(['s1', 'b1', 'b2']);
+  });
+
   it('writes the accepts of one run before a batch that follows them in the same run', async () => {
     const { many, dirs: [, b] } = await twoInboxes();
     const first = many.accept(chatMessage('first', clock));

@@ -1,4 +1,4 @@
-import { appendFile, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -6,7 +6,7 @@ import type { SwitchboardError } from '../protocol/index.js';
 import { FileInbox, MAX_MESSAGES_PER_RECORD, type FileInboxOptions } from '../store/file-inbox.js';
 import { chatMessage, collector } from './contracts/ingress.contract.js';
 import { encodeFrame } from '../store/append-log.js';
-import { readFrames } from './support/log-frames.js';
+import { flipBytes, readFrames } from './support/log-frames.js';
 
 const WINDOW = 120_000;
 
@@ -76,6 +76,45 @@ describe('FileInbox', () => {
     expect((await segmentFiles()).length).toBeGreaterThan(1);
     await inbox.close();
     expect(await replayedIds({ segmentBytes: 1 })).toEqual(ids);
+  });
+
+  it('loses only the messages of a damaged accepted_many record, reports it, and accepts them again', async () => {
+    const inbox = await openInbox();
+    for (const run of [['a', 'b'], ['c', 'd', 'e'], ['f']]) await Promise.all(run.map((id) => inbox.accept(chatMessage(id, clock))));
+    await inbox.close();
+    const [file] = await segmentFiles();
+    const frames = await readFrames(join(dir, file));
+    expect(frames.map((f) => f.record.t)).toEqual(['accepted_many', 'accepted_many', 'accepted']);
+    await flipBytes(join(dir, file), frames[1]);
+    const damaged: string[] = [];
+    const again = await openInbox({ onDamage: (path) => damaged.push(path) });
+    expect(damaged).toEqual([join(dir, file)]);
+    const got = collector();
+    await again.consume(got.handler);
+    await got.until(3);
+    expect(got.ids).toEqual(['a', 'b', 'f']);
+    expect(await again.accept(chatMessage('d', clock))).toBe('accepted'); // its record is gone: not a duplicate
+    expect(await again.accept(chatMessage('a', clock))).toBe('duplicate');
+  });
+
+  it('refuses to open a segment that holds a record type it does not know, and leaves the file as it is', async () => {
+    const inbox = await openInbox();
+    expect(await inbox.accept(chatMessage('a', clock))).toBe('accepted');
+    await inbox.close();
+    const [file] = await segmentFiles();
+    await appendFile(join(dir, file), encodeFrame({ t: 'accepted_zstd', blob: 'x' }));
+    const before = await readFile(join(dir, file));
+    await expect(FileInbox.open(dir, { now: () => clock, dedupeWindowMs: WINDOW })).rejects.toThrow(/unknown type "accepted_zstd"/);
+    expect((await readFile(join(dir, file))).equals(before)).toBe(true);
+    expect(await segmentFiles()).toEqual([file]);
+  });
+
+  it('writes accepts not yet awaited when closed, and answers them accepted', async () => {
+    const inbox = await openInbox();
+    const answers = ['p', 'q', 'r'].map((id) => inbox.accept(chatMessage(id, clock)));
+    await inbox.close();
+    expect(await Promise.all(answers)).toEqual(['accepted', 'accepted', 'accepted']);
+    expect(await replayedIds()).toEqual(['p', 'q', 'r']);
   });
 
   it('refuses an id within the dedupe window and accepts it again after, once settled', async () => {
