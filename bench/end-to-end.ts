@@ -44,8 +44,10 @@ export interface PhaseResult {
   /** The node's process during the phase: CPU (all threads) and main-thread event-loop utilisation, %. */
   nodeLoad: Load;
   /**
-   * A single-message HTTP run measured beside the batch runs (they alternate, see `runEndToEnd`): the baseline of
-   * `batch_vs_single_rate` only, kept out of `embedded_http_vs_relay` (whose node runs alternate with the relay's).
+   * Set (always `true`) on the node's single-message HTTP max phases (`entry` 'http', `target` 'node') run beside the
+   * batch phases (they alternate, see `runEndToEnd`): their mean `rate` (msgs/s) is the baseline of
+   * `batch_vs_single_rate`, and they are kept out of `embedded_http_vs_relay` (whose node runs alternate with the
+   * relay's). The pair ratios logged for them are CPU per message, batch over single.
    */
   batchBaseline?: true;
 }
@@ -281,7 +283,8 @@ export async function runEndToEnd(o: E2eOptions, progress: (line: string) => voi
     for (const rate of o.loads) note(await http(gen, o, rate));
     // POST /v1/messages/batch, measured only once the node answers it. Its runs alternate with single-message runs
     // (ABBA then BAAB, as the relays' do) and `batch_vs_single_rate` compares those: measured once after everything
-    // else, a batch run met whatever speed the VM had drifted to by then (this round: 2.43 and 3.10 a minute apart).
+    // else, a batch run met whatever speed the VM had drifted to by then (2.43 and 3.10 five minutes apart on one
+    // build; bench/README.md, "A seventh VM").
     if (await hasBatchEndpoint(node)) {
       const single = async (w: E2eOptions): Promise<PhaseResult> => ({ ...(await http(g, w)), batchBaseline: true });
       // The pair ratio `alternate` logs is CPU per message, batch over single: the other side of the rate ratio.

@@ -247,8 +247,9 @@ export class AppendLog<T> {
 }
 
 /**
- * One frame: [u32 length][u32 crc32][msgpack body], little-endian (the format `replayLog` reads). Throws when the body
- * is over MAX_RECORD_BYTES: replay would take such a frame for garbage, so it must never be written (and answered).
+ * One frame: [u32 body length][u32 crc32 of the body][body], little-endian, the body `record` as MessagePack with no
+ * shared record structures (`packr`, `useRecords: false`): the format `replayLog` reads. Throws a RangeError when the
+ * body is over MAX_RECORD_BYTES (16 MiB): replay would take such a frame for garbage, so it must never be written.
  */
 export function encodeFrame(record: unknown): Buffer {
   const body = checkedBody(packr.pack(record));

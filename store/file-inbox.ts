@@ -37,9 +37,10 @@ interface PendingMessage {
 }
 
 /**
- * Messages per `accepted_many` record. A message is at most MAX_MESSAGE_BYTES (64 KiB) of JSON whose values are
- * strings, and its MessagePack is no larger, so a full record is ~4 MiB, well under the log's 16 MiB frame limit
- * (MAX_RECORD_BYTES, which `encodeFrame` enforces), and per-record costs are already shared 64 ways.
+ * Messages per `accepted_many` record. A message is at most MAX_MESSAGE_BYTES (64 KiB) of JSON, nearly all of it
+ * strings (`data` holds strings only; the numbers are a few small fields), and its MessagePack is no larger, so a full
+ * record is at most ~4 MiB, well under the log's 16 MiB frame limit (MAX_RECORD_BYTES, which `encodeFrame` enforces).
+ * Per-record costs are shared 64 ways already; a damaged record loses its messages, so it is kept this small.
  */
 export const MAX_MESSAGES_PER_RECORD = 64;
 
@@ -112,6 +113,12 @@ export class FileInbox implements Ingress {
     return inbox;
   }
 
+  /**
+   * `Ingress.accept`: resolves `accepted` once the record holding `msg` (this run's, see `joinTurn`) is written and
+   * synced, `duplicate` for an id accepted within the dedupe window or still unsettled; rejects with `store_failed`
+   * (503, temporary) when that record's write fails or it cannot be encoded, and `shutting_down` once closed. A copy
+   * of an id whose write is still under way answers as that write does.
+   */
   accept(msg: ChatMessage): Promise<AcceptResult> {
     if (this.closed) return Promise.reject(new SwitchboardError('shutting_down', 'inbox is closed'));
     const now = this.now();
@@ -140,10 +147,12 @@ export class FileInbox implements Ingress {
 
   /**
    * `accept` of each message in order, answered as those calls would be (the shared contract suite and
-   * test/store-file-inbox-batch.test.ts compare both): the new ones join this run's records as accepts do
-   * (`joinTurn`), with one answer per record instead of a promise chain per message (issue 13: one `accept` per message,
-   * each with its promise chain and tracker entry, made a batched message cost ~7.9 µs of CPU from body to answer in a
-   * loop of 100-message batches; batched, ~6.4 µs, medians).
+   * test/store-file-inbox-batch.test.ts compare both): one outcome per message, never a rejection. The new ones join
+   * this run's records as accepts do (`joinTurn`: more than MAX_MESSAGES_PER_RECORD make several records), with one
+   * answer per record instead of a promise chain per message (issue 13: one `accept` per message, each with its
+   * promise chain and tracker entry, made a batched message cost ~7.9 µs of CPU from body to answer in a loop of
+   * 100-message batches on the 2-core bench VM of that round; batched, ~6.4 µs, medians; bench/README.md, "Batch
+   * accept pass").
    */
   acceptMany(msgs: readonly ChatMessage[]): Promise<AcceptOutcome[]> {
     const outcomes = new Array<AcceptOutcome>(msgs.length);
@@ -194,10 +203,11 @@ export class FileInbox implements Ingress {
   }
 
   /**
-   * Adds `msg` to the accepts of this synchronous run, which reach the log as one `accepted_many` record when the run
-   * ends (a microtask), and returns the promise of that record's write. Issue 13: an `append` per accept (its frame,
-   * MessagePack call, checksum, promise and queue entry) was ~1 µs of the ~3.5-4.5 µs a durable accept cost alone
-   * (`FileInbox.accept` in a loop of 200 concurrent, 2-core VM); one record per run is read back as the same accepts.
+   * Adds `msg` to the accepts of this synchronous run (the code that runs before the next microtask: one socket
+   * read's requests, one batch, one loop of in-process accepts), which reach the log as one `accepted_many` record
+   * when the run ends, and returns the promise of that record's write. Issue 13: an `append` per accept (its frame,
+   * MessagePack call, checksum, promise and queue entry) cost ~1 µs of CPU per accept: `FileInbox.accept` alone, 200
+   * concurrent, 5.45-5.69 -> 3.39-3.81 µs of process CPU per accept on a 2-core VM (bench/README.md, "A seventh VM").
    */
   private joinTurn(segment: InboxSegment, msg: ChatMessage): Promise<void> {
     let turn = this.turn;
@@ -217,14 +227,15 @@ export class FileInbox implements Ingress {
 
   /**
    * Hands the current run's accepts to their segment's log as one record (a lone one as a plain `accepted`).
-   * Called at the end of the run, before a roll closes the segment, at close, and when the batch is full. An append that throws
-   * (a log closed meanwhile) fails the batch's accepts like a failed write: `store_failed`, nothing acknowledged.
+   * Called at the end of the run, before a roll closes the segment, at close, and when the record is full. A log that
+   * refuses the record (closed, failed: a rejected promise) or an encoding that throws (`encodeFrame`'s RangeError
+   * over MAX_RECORD_BYTES) fails every accept of the record like a failed write: `store_failed`, nothing acknowledged.
    */
   private sealTurn(): void {
     const turn = this.turn;
     if (turn === undefined) return;
     this.turn = undefined;
-    const record: InboxRecord = turn.msgs.length === 1 ? { t: 'accepted', msg: turn.msgs[0] } : { t: 'accepted_many', msgs: turn.msgs };
+    const record: InboxRecord = turn.msgs.length === 1 ? { t: 'accepted', msg: turn.msgs[0] } : { t: 'accepted_many', msgs: turn.msgs, ids: 0 };
     try {
       turn.segment.log.append(record).then(turn.resolve, turn.reject);
     } catch (e) {
@@ -333,7 +344,7 @@ export class FileInbox implements Ingress {
         default:
           // A record this version does not know (a newer one wrote it): taking it for something else could delete a
           // segment of unsettled messages, so the inbox does not open (the data dir is left as it is).
-          throw new Error(`${path} holds an inbox record of unknown type ${JSON.stringify((record as { t: unknown }).t)}, written by a newer version: run that version, or move the file away to drop its messages`);
+          throw new Error(`${path} holds an inbox record of unknown type ${JSON.stringify((record as { t: unknown }).t)}, written by a newer version: run that version, or move the file away to drop its messages (and its settles of older segments' messages, which are then delivered again)`);
       }
     });
     if (report.discardedBytes > 0) this.onDamage?.(path, report);

@@ -7,10 +7,12 @@ export type InboxRecord =
   | { t: 'accepted'; msg: ChatMessage }
   /**
    * The messages accepted in one synchronous run (a burst of `FileInbox.accept` calls, or a batch), at most
-   * MAX_MESSAGES_PER_RECORD, in accept order: read as that many `accepted` records. Versions before it cannot read
-   * a segment that holds one (README, "Durable state").
+   * MAX_MESSAGES_PER_RECORD, in accept order: read as that many `accepted` records. `ids: 0` is a downgrade guard:
+   * versions before this record read any record with `ids` as a settle and iterate it, so a number stops their
+   * `FileInbox.open` with a TypeError, where a record without it would have been taken for a settle of nothing, the
+   * segment counted empty and deleted with its unsettled messages (README, "Durable state").
    */
-  | { t: 'accepted_many'; msgs: ChatMessage[] }
+  | { t: 'accepted_many'; msgs: ChatMessage[]; ids: 0 }
   /** One settled message (written by earlier versions; still read). */
   | { t: 'settled'; id: string }
   /** The messages settled in one event-loop turn. */

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SwitchboardError } from '../protocol/index.js';
 import { FileInbox, MAX_MESSAGES_PER_RECORD, type FileInboxOptions } from '../store/file-inbox.js';
 import { chatMessage, collector } from './contracts/ingress.contract.js';
-import { encodeFrame } from '../store/append-log.js';
+import { AppendLog, encodeFrame } from '../store/append-log.js';
 import { flipBytes, readFrames } from './support/log-frames.js';
 
 const WINDOW = 120_000;
@@ -95,6 +95,23 @@ describe('FileInbox', () => {
     expect(got.ids).toEqual(['a', 'b', 'f']);
     expect(await again.accept(chatMessage('d', clock))).toBe('accepted'); // its record is gone: not a duplicate
     expect(await again.accept(chatMessage('a', clock))).toBe('duplicate');
+  });
+
+  it('stops a version from before accepted_many at open instead of letting it take the record for a settle', async () => {
+    const inbox = await openInbox();
+    await Promise.all(['a', 'b'].map((id) => inbox.accept(chatMessage(id, clock))));
+    await inbox.close();
+    const [file] = await segmentFiles();
+    // The replay visitor of those versions (store/file-inbox.ts at 79cf588), reduced to what it does with a record.
+    const settled: unknown[] = [];
+    const olderVisit = (record: any): void => {
+      if (record.t === 'accepted') return;
+      if ('ids' in record) for (const id of record.ids) settled.push(id);
+      else settled.push(record.id);
+    };
+    await expect(AppendLog.replay(join(dir, file), olderVisit)).rejects.toThrow(TypeError);
+    expect(settled).toEqual([]);
+    expect(await replayedIds()).toEqual(['a', 'b']); // this version still reads it
   });
 
   it('refuses to open a segment that holds a record type it does not know, and leaves the file as it is', async () => {
