@@ -4,17 +4,20 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { userId } from './ipc.js';
 import { LoadGenerator } from './load-generator.js';
-import { monoNs, quiesce } from './stats.js';
+import { monoNs, paced, quiesce } from './stats.js';
 import type * as ConfigModule from '../runtime/config.js';
 import type * as LoggerModule from '../base/logger.js';
 import type * as MetricsModule from '../base/metrics.js';
 import type * as StartModule from '../runtime/start.js';
 
 /**
- * `node dist/bench/side-by-side.js --a <dist dir> --b <dist dir> [--mode in-process|http|batch] [--rounds N]
- * [--count N] [--users N]`: two builds of the node (two `dist` folders, e.g. a copy of main's and the change's) in one
- * process, each with its own load generator (this build's `bench/clients.ts`), their max-rate phases alternating
- * A B B A, then B A A B, and so on. Prints each side's process CPU µs per message, phase by phase, and B over A.
+ * `node dist/bench/side-by-side.js --a <dist dir> --b <dist dir> [--mode in-process|http|batch|paced] [--rounds N]
+ * [--count N] [--rate N] [--users N]`: two builds of the node (two `dist` folders, e.g. a copy of main's and the
+ * change's) in one process, each with its own load generator (this build's `bench/clients.ts`), their phases
+ * alternating A B B A, then B A A B, and so on: max-rate phases of `--count` messages, or with `--mode paced` the
+ * in-process entry at `--rate` msgs/s (default 10,000) for `--count` messages (the bench's row b at 10k, where the
+ * node's cost per message is 2-3x its cost at max). Prints each side's process CPU µs per message, phase by phase, and
+ * B over A.
  *
  * What it is for: a change worth a few percent of the node's CPU cannot be seen in two bench runs minutes apart on a
  * VM whose speed drifts 2x within minutes (bench/README.md, "A seventh VM"); side by side, with phases alternating,
@@ -25,7 +28,7 @@ import type * as StartModule from '../runtime/start.js';
  * build's.
  */
 
-type Mode = 'in-process' | 'http' | 'batch';
+type Mode = 'in-process' | 'http' | 'batch' | 'paced';
 
 interface Side {
   name: 'A' | 'B';
@@ -50,7 +53,7 @@ async function importFrom<T>(dist: string, file: string): Promise<T> {
   return (await import(pathToFileURL(join(dist, file)).href)) as T;
 }
 
-async function startSide(name: Side['name'], dist: string, mode: Mode, users: number): Promise<Side> {
+async function startSide(name: Side['name'], dist: string, mode: Mode, users: number, rate: number): Promise<Side> {
   const { parseConfig } = await importFrom<typeof ConfigModule>(dist, 'runtime/config.js');
   const { createLogger } = await importFrom<typeof LoggerModule>(dist, 'base/logger.js');
   const { Metrics } = await importFrom<typeof MetricsModule>(dist, 'base/metrics.js');
@@ -74,7 +77,10 @@ async function startSide(name: Side['name'], dist: string, mode: Mode, users: nu
       await gen.reset();
       const start = process.cpuUsage();
       let expected = count;
-      if (mode === 'in-process') {
+      if (mode === 'paced') {
+        let seq = 0;
+        expected = await paced(rate, (count / rate) * 1000, () => void node.ingress.accept(message(tag, seq++)));
+      } else if (mode === 'in-process') {
         let sent = 0;
         await new Promise<void>((done) => {
           const pump = (): void => {
@@ -108,16 +114,17 @@ async function startSide(name: Side['name'], dist: string, mode: Mode, users: nu
 async function main(): Promise<void> {
   const a = flag('--a');
   const b = flag('--b');
-  if (a === undefined || b === undefined) throw new Error('usage: side-by-side --a <dist dir> --b <dist dir> [--mode in-process|http|batch] [--rounds N] [--count N] [--users N]');
+  if (a === undefined || b === undefined) throw new Error('usage: side-by-side --a <dist dir> --b <dist dir> [--mode in-process|http|batch|paced] [--rounds N] [--count N] [--rate N] [--users N]');
   const mode = (flag('--mode') ?? 'in-process') as Mode;
-  if (!['in-process', 'http', 'batch'].includes(mode)) throw new Error(`--mode: in-process, http or batch, not ${mode}`);
+  if (!['in-process', 'http', 'batch', 'paced'].includes(mode)) throw new Error(`--mode: in-process, http, batch or paced, not ${mode}`);
+  const rate = Number(flag('--rate') ?? 10_000);
   const rounds = Number(flag('--rounds') ?? 4);
-  const count = Number(flag('--count') ?? (mode === 'http' ? 10_000 : 30_000));
+  const count = Number(flag('--count') ?? (mode === 'http' ? 10_000 : mode === 'paced' ? 2 * rate : 30_000));
   const users = Number(flag('--users') ?? 500);
   const sides: Side[] = [];
   try {
-    sides.push(await startSide('A', resolve(a), mode, users));
-    sides.push(await startSide('B', resolve(b), mode, users));
+    sides.push(await startSide('A', resolve(a), mode, users, rate));
+    sides.push(await startSide('B', resolve(b), mode, users, rate));
     const [A, B] = sides;
     for (const s of [A, B, A, B]) await s.phase(count); // warm-up: the JIT's tiers and the tables' first growth
     const cpu: Record<Side['name'], number[]> = { A: [], B: [] };
