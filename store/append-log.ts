@@ -39,8 +39,6 @@ export interface AppendLogStats {
 
 interface PendingAppend {
   frame: Buffer;
-  /** Records in `frame` (one, or an `appendMany`'s). */
-  records: number;
   resolve: () => void;
   reject: (e: unknown) => void;
 }
@@ -106,26 +104,12 @@ export class AppendLog<T> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     const frame = encodeFrame(record);
     this.queuedBytes += frame.length;
-    return this.enqueue(frame, 1);
+    return this.enqueue(frame);
   }
 
-  /**
-   * `append` of each record in order, as one queued write with one promise: the same frames, so replay reads them
-   * as records appended one by one, and the same group commit; they are durable, or fail, together. For a batch of
-   * inbox accepts (issue 13, see `FileInbox.acceptMany`): one buffer and one promise, not one of each per record.
-   */
-  appendMany(records: readonly T[]): Promise<void> {
-    if (this.closed) return Promise.reject(new Error(`append log ${this.path} is closed`));
-    if (this.failure !== undefined) return Promise.reject(this.failure);
-    if (records.length === 0) return Promise.resolve();
-    const frames = encodeFrames(records);
-    this.queuedBytes += frames.length;
-    return this.enqueue(frames, records.length);
-  }
-
-  private enqueue(frame: Buffer, records: number): Promise<void> {
+  private enqueue(frame: Buffer): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ frame, records, resolve, reject });
+      this.queue.push({ frame, resolve, reject });
       this.eager++;
       this.flushing ??= this.flushLoop();
     });
@@ -140,7 +124,7 @@ export class AppendLog<T> {
     if (this.closed || this.failure !== undefined) return;
     const frame = encodeFrame(record);
     this.queuedBytes += frame.length;
-    this.queue.push({ frame, records: 1, resolve: () => {}, reject: () => {} });
+    this.queue.push({ frame, resolve: () => {}, reject: () => {} });
     this.armLazyTimer();
   }
 
@@ -192,7 +176,7 @@ export class AppendLog<T> {
           continue;
         }
         this.syncedBytes += data.length;
-        for (const p of batch) this.stats.records += p.records;
+        this.stats.records += batch.length;
         this.stats.syncs++;
         for (const p of batch) p.resolve();
       }
@@ -264,26 +248,6 @@ function putFrame(out: Buffer, at: number, body: Uint8Array): number {
   out.writeUInt32LE(crc32(body), at + 4);
   out.set(body, at + HEADER_BYTES); // msgpackr may reuse its output buffer: copy before the next pack
   return at + HEADER_BYTES + body.length;
-}
-
-/** Bytes guessed per record for the first buffer of `encodeFrames` (an inbox `accepted` record of a short message). */
-const GUESSED_FRAME_BYTES = 160;
-
-/** `encodeFrame` of each record, back to back in one buffer: byte for byte the concatenation of the single frames. */
-export function encodeFrames(records: readonly unknown[]): Buffer {
-  let out = Buffer.allocUnsafe(records.length * GUESSED_FRAME_BYTES);
-  let at = 0;
-  for (const record of records) {
-    const body = checkedBody(packr.pack(record));
-    const end = at + HEADER_BYTES + body.length;
-    if (end > out.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(end, out.length * 2));
-      out.copy(bigger, 0, 0, at);
-      out = bigger;
-    }
-    at = putFrame(out, at, body);
-  }
-  return out.subarray(0, at);
 }
 
 /** `body` if replay would read it back (at most MAX_RECORD_BYTES), else a RangeError. */

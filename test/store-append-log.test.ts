@@ -2,7 +2,7 @@ import { appendFile, mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AppendLog, MAX_RECORD_BYTES, encodeFrame, encodeFrames, type ReplayReport } from '../store/append-log.js';
+import { AppendLog, MAX_RECORD_BYTES, encodeFrame, type ReplayReport } from '../store/append-log.js';
 
 type Rec = { n: number; s?: string };
 
@@ -234,57 +234,11 @@ describe('AppendLog', () => {
   it('refuses to encode a record over the frame limit replay reads (so it is never written and answered), and writes nothing for it', async () => {
     const big = { n: 1, s: 'x'.repeat(MAX_RECORD_BYTES) };
     expect(() => encodeFrame(big)).toThrow(RangeError);
-    expect(() => encodeFrames([{ n: 0 }, big])).toThrow(/over the 16777216-byte limit/);
+    expect(() => encodeFrame(big)).toThrow(/over the 16777216-byte limit/);
     const log = new AppendLog<Rec>(path);
     expect(() => log.append(big)).toThrow(RangeError);
     await log.append({ n: 2 });
     await log.close();
     expect((await replayAll(path)).records).toEqual([{ n: 2 }]);
-  });
-
-  it('encodeFrames is byte for byte the single frames back to back, past its first buffer too', () => {
-    const records: Rec[] = [{ n: 0 }, { n: 1, s: 'ü€😀'.repeat(10) }, { n: 2, s: 'x'.repeat(5000) }, { n: 3, s: '' }];
-    for (let k = 0; k <= records.length; k++) {
-      const some = records.slice(0, k);
-      expect(encodeFrames(some).equals(Buffer.concat(some.map((r) => encodeFrame(r))))).toBe(true);
-    }
-  });
-
-  it('appendMany writes what one append per record writes, counts its records, and replays them in order', async () => {
-    const many = new AppendLog<Rec>(path);
-    const singlePath = join(dir, 'single.log');
-    const single = new AppendLog<Rec>(singlePath);
-    const batch: Rec[] = Array.from({ length: 30 }, (_, n) => ({ n, s: 'p'.repeat(n * 20) }));
-    await single.append({ n: -1 });
-    await many.append({ n: -1 });
-    await Promise.all(batch.map((r) => single.append(r)));
-    await many.appendMany(batch);
-    await many.appendMany([]);
-    expect(many.stats).toEqual({ records: 31, syncs: 2 });
-    expect(many.bytes).toBe(single.bytes);
-    await Promise.all([single.close(), many.close()]);
-    expect((await readFile(path)).equals(await readFile(singlePath))).toBe(true);
-    expect((await replayAll(path)).records.map((r) => r.n)).toEqual([-1, ...batch.map((r) => r.n)]);
-  });
-
-  it('a failed appendMany rejects as a whole and is cut off; the log goes on', async () => {
-    let failSync = false;
-    const log = new AppendLog<Rec>(path, {
-      datasync: async (file) => {
-        if (failSync) throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
-        await file.datasync();
-      },
-    });
-    await log.appendMany([{ n: 0 }, { n: 1 }]);
-    const synced = (await stat(path)).size;
-    failSync = true;
-    await expect(log.appendMany([{ n: 2 }, { n: 3 }, { n: 4 }])).rejects.toThrow(/EIO/);
-    expect((await stat(path)).size).toBe(synced);
-    expect(log.bytes).toBe(synced);
-    failSync = false;
-    await log.appendMany([{ n: 5 }]);
-    await log.close();
-    await expect(log.appendMany([{ n: 6 }])).rejects.toThrow(/closed/);
-    expect((await replayAll(path)).records.map((r) => r.n)).toEqual([0, 1, 5]);
   });
 });

@@ -58,7 +58,7 @@ describe('FileInbox.acceptMany against one accept per message', () => {
     const msgs: ChatMessage[] = [
       { id: 'm1', to: 'alice', acceptedAt: clock },
       { id: 'm2', to: 'bob', from: 'chat', title: 'Grüße', text: '😀 ünïcödé', data: { k: 'v', t: '123' }, collapseKey: 'c', priority: 'high', ttlSeconds: 60, urgent: true, acceptedAt: clock },
-      { id: 'm3', to: 'carol', text: 'x'.repeat(6000), acceptedAt: clock + 1 }, // larger than encodeFrames' first buffer
+      { id: 'm3', to: 'carol', text: 'x'.repeat(6000), acceptedAt: clock + 1 }, // a large one among small ones
       // 73 in all: past MAX_MESSAGES_PER_RECORD, so both paths split them the same way
       ...Array.from({ length: MAX_MESSAGES_PER_RECORD + 6 }, (_, i) => chatMessage(`n${i}`, clock + 2)),
     ];
