@@ -98,7 +98,10 @@ export class AppendLog<T> {
     return this.failure !== undefined;
   }
 
-  /** Resolves once the record is written and fdatasync'ed; rejects if it may not be. */
+  /**
+   * Resolves once the record is written and fdatasync'ed; rejects if it may not be (log closed or failed, the write or
+   * sync failed). Throws, synchronously, `encodeFrame`'s RangeError for a record over MAX_RECORD_BYTES.
+   */
   append(record: T): Promise<void> {
     if (this.closed) return Promise.reject(new Error(`append log ${this.path} is closed`));
     if (this.failure !== undefined) return Promise.reject(this.failure);
