@@ -380,8 +380,9 @@ type SessionActions = Pick<SessionContext, 'send' | 'reject' | 'close'>;
  *
  * Issue 13: it replaced a spread copy of the identity plus one closure per method, which left half the fields in a
  * separate property store and `now()` / `publish()` each behind a per-session closure and its context. At 10,000
- * msgs/s over 500 users every ack finds its session cold, and reading four fields and `now()` took ~2.2 µs of the
- * ~5.5 µs an ack cost in `dispatchFrame` (timed in an instrumented build; bench/README.md, "A seventh VM").
+ * msgs/s over 500 users every ack finds its session cold, and reading four fields and `now()` took 2.3-2.7 µs of the
+ * 5.8-6.9 µs an ack cost in `dispatchFrame`; with this class an ack costs 2.7-2.8 µs there (timed in an instrumented
+ * build; bench/README.md, "A seventh VM").
  */
 class OpenSession implements SessionContext {
   readonly user: string;
