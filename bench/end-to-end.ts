@@ -60,14 +60,16 @@ export interface E2eResult {
   warmup: ClientStats;
 }
 
-function message(phase: string, seq: number, users: number) {
+/** The bench's message `seq` of a phase: id `<phase>-<seq>`, users in turn, the send time in `data.t` (ns, monotonic). */
+export function message(phase: string, seq: number, users: number) {
   return { id: `${phase}-${seq}`, to: userId(seq % users), data: { t: monoNs() }, acceptedAt: Date.now() };
 }
 
 /** An in-process entry: takes a message, calls `failed` if it was refused (the node's durable accept, or a relay). */
-type Entry = (msg: ReturnType<typeof message>, failed: () => void) => void;
+export type Entry = (msg: ReturnType<typeof message>, failed: () => void) => void;
 
-const nodeEntry = (node: RunningNode): Entry => (msg, failed) => {
+/** The node's in-process entry (`RunningNode.ingress.accept`, the durable accept), as an `Entry`. */
+export const nodeEntry = (node: Pick<RunningNode, 'ingress'>): Entry => (msg, failed) => {
   node.ingress.accept(msg).then((r) => r === 'accepted' || failed(), failed);
 };
 
@@ -92,7 +94,7 @@ async function warmed(o: E2eOptions, phase: (o: E2eOptions) => Promise<PhaseResu
 let maxPhases = 0;
 
 /** In-process entry at max rate: a window of accepted-but-not-received messages, refilled on every progress report. */
-async function inProcessMax(entry: Entry, gen: LoadGenerator, o: E2eOptions, target: PhaseResult['target'] = 'node'): Promise<PhaseResult> {
+export async function inProcessMax(entry: Entry, gen: LoadGenerator, o: E2eOptions, target: PhaseResult['target'] = 'node'): Promise<PhaseResult> {
   await gen.reset();
   const load = loadMeter();
   let sent = 0;
@@ -118,14 +120,16 @@ async function inProcessMax(entry: Entry, gen: LoadGenerator, o: E2eOptions, tar
   return { nodeLoad, entry: 'in-process', target, sent, errors, rate: stats.received / ((stats.lastAtMs - start) / 1000), stats };
 }
 
-async function inProcessPaced(entry: Entry, gen: LoadGenerator, o: E2eOptions, rate: number, target: PhaseResult['target'] = 'node'): Promise<PhaseResult> {
+/** The in-process entry at `rate` msgs/s for `o.loadMs` ms (row b at 1k, 5k, 10k); every run has ids of its own. */
+export async function inProcessPaced(entry: Entry, gen: LoadGenerator, o: E2eOptions, rate: number, target: PhaseResult['target'] = 'node'): Promise<PhaseResult> {
   await gen.reset();
   const load = loadMeter();
   let errors = 0;
   let seq = 0;
   const failed = (): void => void errors++;
   const start = monoMs();
-  const sent = await paced(rate, o.loadMs, () => entry(message(`ip${rate}`, seq++, o.users), failed));
+  const phase = `ip${rate}-${++maxPhases}`;
+  const sent = await paced(rate, o.loadMs, () => entry(message(phase, seq++, o.users), failed));
   await gen.waitReceived(sent - errors, 30_000);
   const nodeLoad = load();
   nodeLoad.cpuUs += await quiesce();
@@ -133,7 +137,11 @@ async function inProcessPaced(entry: Entry, gen: LoadGenerator, o: E2eOptions, r
   return { nodeLoad, entry: 'in-process', target, offered: rate, sent, errors, rate: stats.received / ((stats.lastAtMs - start) / 1000), stats };
 }
 
-async function http(gen: LoadGenerator, o: E2eOptions, rate?: number, target: PhaseResult['target'] = 'node', batch?: number): Promise<PhaseResult> {
+/**
+ * An HTTP phase sent by the load generator: at max rate (`rate` undefined; `POST /v1/messages` over
+ * `o.httpConcurrency` sockets, or `/v1/messages/batch` of `batch` messages over an eighth of them) or paced at `rate`.
+ */
+export async function http(gen: LoadGenerator, o: E2eOptions, rate?: number, target: PhaseResult['target'] = 'node', batch?: number): Promise<PhaseResult> {
   await gen.reset();
   const load = loadMeter();
   const done = gen.reply('http_done');

@@ -2,9 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { userId } from './ipc.js';
+import { BATCH_SIZE, cpuPerMsg, http, inProcessMax, inProcessPaced, message, nodeEntry, type E2eOptions } from './end-to-end.js';
 import { LoadGenerator } from './load-generator.js';
-import { monoNs, paced, quiesce } from './stats.js';
 import type * as ConfigModule from '../runtime/config.js';
 import type * as LoggerModule from '../base/logger.js';
 import type * as MetricsModule from '../base/metrics.js';
@@ -24,25 +23,22 @@ import type * as StartModule from '../runtime/start.js';
  * the drift weighs on both builds alike. The same build on both sides reads ~1.00 +- a few percent: that spread is the
  * noise a result must clear. Each node gets its own temp data dir (removed at the end), port 0 and log level warn.
  * The builds must keep the exports used here (`runtime/start.js` `startNode`, `runtime/config.js` `parseConfig`,
- * `base/logger.js` `createLogger`, `base/metrics.js` `Metrics`); only the A/B harness, not the measured code, is this
- * build's.
+ * `base/logger.js` `createLogger`, `base/metrics.js` `Metrics`); the harness and its phases (bench/end-to-end.ts's
+ * own), not the measured code, are this build's.
  */
 
 type Mode = 'in-process' | 'http' | 'batch' | 'paced';
 
 interface Side {
   name: 'A' | 'B';
-  /** Runs one max-rate phase of `count` messages; resolves with process CPU µs per message, its tail included. */
+  /** Runs one phase of `count` messages (end-to-end.ts's own phases); resolves with process CPU µs per message received. */
   phase(count: number): Promise<number>;
   stop(): Promise<void>;
 }
 
-/** Messages in flight at most (the in-process window and the HTTP sender's), as in `npm run bench -- --quick`. */
+/** Messages in flight at most and open requests, as in `npm run bench -- --quick` (end-to-end.ts: rows b and c). */
 const WINDOW = 1000;
-/** Open requests of the HTTP sender: single messages, and batches of BATCH_SIZE (bench/end-to-end.ts's row c). */
 const HTTP_CONCURRENCY = 64;
-const BATCH_CONCURRENCY = 8;
-const BATCH_SIZE = 100;
 
 function flag(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -59,56 +55,36 @@ async function startSide(name: Side['name'], dist: string, mode: Mode, users: nu
   const { Metrics } = await importFrom<typeof MetricsModule>(dist, 'base/metrics.js');
   const { startNode } = await importFrom<typeof StartModule>(dist, 'runtime/start.js');
   const dataDir = await mkdtemp(join(tmpdir(), `switchboard-side-${name}-`));
-  const config = parseConfig({ SWITCHBOARD_PORT: '0', SWITCHBOARD_DATA_DIR: dataDir, SWITCHBOARD_LOG_LEVEL: 'warn', SWITCHBOARD_NODE_ID: `side-${name}` });
-  const node = await startNode(config, { log: createLogger('warn'), metrics: new Metrics() });
-  const { gen } = await LoadGenerator.start({ port: node.port, jwtSecret: node.jwtSecret, apiKey: node.apiKey, users }).catch(async (e: unknown) => {
-    await node.stop();
-    throw e;
-  });
-  const message = (phase: string, seq: number) => ({ id: `${phase}-${seq}`, to: userId(seq % users), data: { t: monoNs() }, acceptedAt: Date.now() });
-  await gen.reset();
-  for (let i = 0; i < users; i++) void node.ingress.accept(message('warm', i));
-  if (!(await gen.waitReceived(users, 30_000))) throw new Error(`side ${name}: the warm-up round did not arrive`);
-  let phases = 0;
-  return {
-    name,
-    async phase(count) {
-      const tag = `${name}${++phases}`;
-      await gen.reset();
-      const start = process.cpuUsage();
-      let expected = count;
-      if (mode === 'paced') {
-        let seq = 0;
-        expected = await paced(rate, (count / rate) * 1000, () => void node.ingress.accept(message(tag, seq++)));
-      } else if (mode === 'in-process') {
-        let sent = 0;
-        await new Promise<void>((done) => {
-          const pump = (): void => {
-            while (sent < count && sent - gen.received < WINDOW) void node.ingress.accept(message(tag, sent++));
-            if (sent >= count) done();
-          };
-          gen.onProgress = pump;
-          pump();
-        });
-        gen.onProgress = undefined;
-      } else {
-        const batch = mode === 'batch' ? BATCH_SIZE : undefined;
-        const reply = gen.reply('http_done');
-        gen.send({ type: 'http_max', phase: tag, count, window: WINDOW, concurrency: batch ? BATCH_CONCURRENCY : HTTP_CONCURRENCY, batch });
-        const out = await reply;
-        expected = out.sent - out.errors;
-      }
-      if (!(await gen.waitReceived(expected, 60_000))) throw new Error(`side ${name}: ${gen.received}/${expected} received`);
-      await quiesce();
-      const used = process.cpuUsage(start);
-      return (used.user + used.system) / expected;
-    },
-    async stop() {
-      await gen.stop().catch(() => undefined);
-      await node.stop().catch(() => undefined);
-      await rm(dataDir, { recursive: true, force: true });
-    },
+  const stops: (() => Promise<unknown>)[] = [() => rm(dataDir, { recursive: true, force: true })];
+  const stop = async (): Promise<void> => {
+    for (const s of stops.splice(0).reverse()) await s().catch(() => undefined);
   };
+  try {
+    const config = parseConfig({ SWITCHBOARD_PORT: '0', SWITCHBOARD_DATA_DIR: dataDir, SWITCHBOARD_LOG_LEVEL: 'warn', SWITCHBOARD_NODE_ID: `side-${name}` });
+    const node = await startNode(config, { log: createLogger('warn'), metrics: new Metrics() });
+    stops.push(() => node.stop());
+    const { gen } = await LoadGenerator.start({ port: node.port, jwtSecret: node.jwtSecret, apiKey: node.apiKey, users });
+    stops.push(() => gen.stop());
+    const entry = nodeEntry(node);
+    await gen.reset();
+    for (let i = 0; i < users; i++) entry(message(`warm${name}`, i, users), () => undefined);
+    if (!(await gen.waitReceived(users, 30_000))) throw new Error(`side ${name}: the warm-up round did not arrive`);
+    return {
+      name,
+      async phase(count) {
+        const o: E2eOptions = { users, maxCount: count, window: WINDOW, loads: [], loadMs: (count / rate) * 1000, httpConcurrency: HTTP_CONCURRENCY };
+        const p = mode === 'paced' ? await inProcessPaced(entry, gen, o, rate)
+          : mode === 'in-process' ? await inProcessMax(entry, gen, o)
+            : await http(gen, o, undefined, 'node', mode === 'batch' ? BATCH_SIZE : undefined);
+        if (p.stats.received < p.sent - p.errors) throw new Error(`side ${name}: ${p.stats.received}/${p.sent - p.errors} received`);
+        return cpuPerMsg(p);
+      },
+      stop,
+    };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
 }
 
 async function main(): Promise<void> {
