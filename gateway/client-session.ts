@@ -69,10 +69,9 @@ export class ClientSession {
   /** Resolves once the socket is closed and the owner told. */
   readonly closed: Promise<void>;
   private state: State = 'awaiting_hello';
-  private identity?: ClientIdentity;
   /** When this connection was accepted (hello), by this gateway's clock: the owner keeps the newest session of a device. */
   private openedAt = 0;
-  /** What the frame handlers get once the session is open; it also keeps when the client was last heard. */
+  /** Who the session is for and what the frame handlers get, once it is open; it also keeps when the client was last heard. */
   private context?: OpenSession;
   private readonly bucket: TokenBucket;
   private readonly heldFrames: string[] = [];
@@ -130,7 +129,7 @@ export class ClientSession {
   heartbeat(): void {
     if (this.state === 'closing') return;
     if (!this.alive) {
-      this.deps.log.debug({ session: this.id, user: this.identity?.user }, 'dead connection cut off');
+      this.deps.log.debug({ session: this.id, user: this.context?.user }, 'dead connection cut off');
       this.state = 'closing';
       this.ws.terminate();
       return;
@@ -216,7 +215,6 @@ export class ClientSession {
 
   private open(identity: ClientIdentity, idleAfterMs: number): void {
     const { config, bus, subjects, metrics, clock, registry, log } = this.deps;
-    this.identity = identity;
     this.state = 'open';
     const owner = subjects.owner(identity.user);
     const actions: SessionActions = {
@@ -240,7 +238,7 @@ export class ClientSession {
 
   /** The user this session is for (after hello). */
   get user(): string | undefined {
-    return this.state === 'open' ? this.identity?.user : undefined;
+    return this.state === 'open' ? this.context?.user : undefined;
   }
 
   /**
@@ -257,7 +255,7 @@ export class ClientSession {
 
   /** The `session_open` owner message for this session (at hello, and again on a takeover resync). */
   private sessionOpen(at: number): OwnerMessage {
-    const { user, device, kind, os, bot } = this.identity!;
+    const { user, device, kind, os, bot } = this.context!;
     return { type: 'session_open', user, device, kind, ...(os ? { os } : {}), ...(bot ? { bot } : {}), session: { node: this.deps.nodeId, id: this.id }, at, openedAt: this.openedAt };
   }
 
@@ -294,7 +292,7 @@ export class ClientSession {
 
   /** A frame over 64 KiB (section 2): error frame `frame_too_large`, then close 1009 with the reason "frame too large". */
   private tooLarge(bytes: number): void {
-    this.deps.log.debug({ session: this.id, user: this.identity?.user, bytes }, 'frame too large');
+    this.deps.log.debug({ session: this.id, user: this.context?.user, bytes }, 'frame too large');
     this.deps.metrics.frameErrors.inc({ code: 'frame_too_large' });
     this.send({ type: 'error', ...new SwitchboardError('frame_too_large', `${bytes} bytes; the limit is ${MAX_FRAME_BYTES}`).toBody() });
     this.close(CLOSE.tooLarge, 'frame too large');
@@ -313,7 +311,7 @@ export class ClientSession {
   private send(frame: ServerFrame): void {
     if (this.state === 'closing' || this.ws.readyState !== WebSocket.OPEN) return;
     if (this.ws.bufferedAmount > this.deps.config.sendBufferBytes) {
-      this.deps.log.info({ session: this.id, user: this.identity?.user, buffered: this.ws.bufferedAmount }, 'slow client closed');
+      this.deps.log.info({ session: this.id, user: this.context?.user, buffered: this.ws.bufferedAmount }, 'slow client closed');
       return this.close(CLOSE_SLOW_CONSUMER, 'send buffer full');
     }
     this.cork?.hold(this.socket);
@@ -333,13 +331,14 @@ export class ClientSession {
   private onClosed(peerCode: number): void {
     this.clearTimers();
     this.state = 'closing';
-    const { metrics, bus, subjects, clock, log } = this.deps;
+    const { metrics, bus, clock, log } = this.deps;
     const code = this.closeCode ?? peerCode;
     metrics.closes.inc({ code: String(code) });
-    if (!this.identity) return;
-    metrics.sessions.dec({ kind: this.identity.kind });
-    const { user, device } = this.identity;
-    bus.publish(subjects.owner(user), { type: 'session_close', user, device, sessionId: this.id, at: clock.now() });
+    const context = this.context;
+    if (context === undefined) return;
+    metrics.sessions.dec({ kind: context.kind });
+    const { user, device } = context;
+    bus.publish(context.owner, { type: 'session_close', user, device, sessionId: this.id, at: clock.now() });
     log.debug({ session: this.id, user, device, code }, 'session closed');
   }
 
@@ -389,6 +388,8 @@ class OpenSession implements SessionContext {
   readonly device: string;
   readonly kind: ClientKind;
   readonly os: MobileOs | undefined;
+  /** The PC token's `bot` claim (issue 10 part 5). */
+  readonly bot: true | undefined;
   readonly registry: DeviceRegistry;
   readonly registration: RegistrationRules;
   /** Epoch ms the client was last heard: the `at` of the last owner message published for it (its frames' time). */
@@ -410,6 +411,7 @@ class OpenSession implements SessionContext {
     this.device = identity.device;
     this.kind = identity.kind;
     this.os = identity.os;
+    this.bot = identity.bot;
     this.registry = deps.registry;
     this.registration = deps.registration;
     this.clock = deps.clock;
