@@ -90,12 +90,7 @@ export function decide(state: UserState, msg: ChatMessage, now: number, opts: De
 export interface UnackedDelivery {
   via: 'pc' | 'mobile';
   device: string;
-  /** A phone with no token may be sent the message directly once more while its app is still in the foreground. */
-  mayRedeliver?: boolean;
 }
-
-/** Direct resends per message after ack timeouts, for phones with no push token (a lost frame must not lose the message). */
-export const MAX_DIRECT_REDELIVERIES = 2;
 
 /** What a fallback must know of the message besides its id. */
 export interface FallbackContext {
@@ -109,9 +104,11 @@ export interface FallbackContext {
 
 /**
  * Section 4, ack timeout: a PC delivery falls back to the mobile path (never to a PC again); a mobile direct
- * delivery falls back to that device's vendor push; with no token, to a direct resend while its app is still in the
- * foreground (bounded by `mayRedeliver`). Undefined when nothing is left to try (the actor then holds the
- * message). The user's policy applies as in decide(): "never" sends no vendor push, quiet hours make pushes silent.
+ * delivery falls back to that device's vendor push, never to the same device directly again (the contract names no
+ * resend, and "with nothing left, the message is held": it comes back when the user is reachable again, a session
+ * opening, the phone coming to the foreground, a token stored). Undefined when nothing is left to try (the actor then
+ * holds the message). The user's policy applies as in decide(): "never" sends no vendor push, quiet hours make
+ * pushes silent.
  */
 export function decideFallback(state: UserState, msgId: string, failed: UnackedDelivery, now: number, ctx: FallbackContext = {}): Routed | undefined {
   const policy = policyOf(state.policy);
@@ -124,10 +121,7 @@ export function decideFallback(state: UserState, msgId: string, failed: UnackedD
   }
   const m = state.mobiles?.find((d) => d.device === failed.device);
   if (pushes && m !== undefined && pushable(m, ctx)) return routed(msgId, 'mobile', 'ack_timeout', now, [pushCommand(m.device, m.os, m.token!, m.app, silent)]);
-  if (failed.mayRedeliver && m?.session?.foreground) {
-    return routed(msgId, 'mobile', 'ack_timeout', now, [{ type: 'deliver', via: 'mobile', device: m.device, session: { node: m.session.node, id: m.session.sessionId } }]);
-  }
-  return undefined;
+  return undefined; // nothing left: held
 }
 
 /** Every connected PC session, one per device (a message reaches each device at most once per decision). */

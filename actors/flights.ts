@@ -9,7 +9,7 @@ import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
 import type { PushOutcome, PushSink } from '../protocol/push.js';
 import type { DeviceRegistry, PolicyStore } from '../store/types.js';
-import { decide, decideFallback, MAX_DIRECT_REDELIVERIES, pcStatus, type Command, type DecideOptions, type Routed } from './decide.js';
+import { decide, decideFallback, pcStatus, type Command, type DecideOptions, type Routed } from './decide.js';
 import { DeliveryWindows } from './delivery-window.js';
 import { DecisionHistory } from './decision-history.js';
 import { RecentIds } from './history.js';
@@ -94,8 +94,6 @@ export const HOLD_RETRY_MAX_MS = 30_000;
 export interface Flight {
   msg: ChatMessage;
   open: number;
-  /** Direct resends after ack timeouts so far (MAX_DIRECT_REDELIVERIES). */
-  resent?: number;
   /** Some target acked it or a vendor took it: the user has it. */
   reached?: boolean;
   /** Nothing was reachable, or an ack timeout left nothing to try: hold it unless a target reached the user. */
@@ -325,11 +323,9 @@ export abstract class Flights {
     // A PC falls back once, when the last PC of its decision timed out and none acked (section 4).
     const pcs = slot.decision.targets.filter((t) => t.via === 'pc');
     const fallBack = via === 'mobile' || pcs.every((t) => t.outcome === 'ack_timeout');
-    const mayRedeliver = (slot.flight.resent ?? 0) < MAX_DIRECT_REDELIVERIES;
     // Devices the decision already reached by the mobile path (policy "always") are not sent to again.
     const tried = slot.decision.targets.filter((t) => t.via !== 'pc').map((t) => t.device);
-    const routed = fallBack ? decideFallback(this.state, id, { via, device, mayRedeliver }, now, { urgent: slot.flight.msg.urgent, tried, canPush: this.deps.canPush }) : undefined;
-    if (routed?.commands.some((c) => c.type === 'deliver' && c.via === 'mobile' && via === 'mobile')) slot.flight.resent = (slot.flight.resent ?? 0) + 1;
+    const routed = fallBack ? decideFallback(this.state, id, { via, device }, now, { urgent: slot.flight.msg.urgent, tried, canPush: this.deps.canPush }) : undefined;
     if (routed) this.carryOut(slot.flight, routed, false);
     else if (fallBack) slot.flight.holdWanted = true; // section 4: nothing left to try -> held
     this.settleIfDone(slot.flight);

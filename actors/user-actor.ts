@@ -73,7 +73,12 @@ export class UserActor extends Flights {
       case 'presence': {
         if (msg.state === 'foreground' || msg.state === 'background') {
           const m = findMobile(this.state, msg.device);
-          if (m?.session?.sessionId === msg.sessionId) m.session.foreground = msg.state === 'foreground';
+          if (m?.session?.sessionId !== msg.sessionId) return;
+          const cameBack = msg.state === 'foreground' && !m.session.foreground;
+          m.session.foreground = msg.state === 'foreground';
+          // Section 4: a held message is routed again as soon as the user becomes reachable; a backgrounded app counts
+          // as offline for direct delivery, so coming back to the foreground is one of those moments.
+          if (cameBack) this.replayHeld();
           return;
         }
         const pc = findPc(this.state, msg.sessionId);

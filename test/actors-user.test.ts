@@ -204,8 +204,9 @@ describe('user actor', () => {
     h.route('u1', 'm1');
     await until(() => h.deliveries().length === 1);
     // The phone (no push token) reconnects through gw2 just as m1's ack timeout on s1 fires: both wait in the
-    // actor's mailbox, the session first. The replaced session counts as closed: m1 times out and the fallback sends
-    // it again, at once, to the same phone on s2. Then the old timeout, for the same message and device, comes in.
+    // actor's mailbox, the session first. The replaced session counts as closed: m1 times out, nothing is left to try
+    // (no token), so it is held, and routed again at once to the session that opened (s2). Then the old timeout, for
+    // the same message and device, comes in.
     h.openPhone('u1', 'iphone', 'ios', 's2', 'gw2');
     vi.advanceTimersByTime(5000);
     await until(() => h.deliveries().length === 2);
@@ -217,7 +218,38 @@ describe('user actor', () => {
     expect((await h.metrics.ackTimeouts.get()).values).toMatchObject([{ labels: { kind: 'mobile' }, value: 1 }]);
     h.ack('u1', 'iphone', 's2', 'm1');
     await until(() => h.settled.length === 1);
-    expect(await outcomes('u1', 'm1')).toEqual(['mobile/no_pc: iphone:mobile=ack_timeout', 'mobile/ack_timeout: iphone:mobile=acked']);
+    expect(await outcomes('u1', 'm1')).toEqual(['mobile/no_pc: iphone:mobile=ack_timeout', 'held/ack_timeout: ', 'mobile/no_pc: iphone:mobile=acked']);
+  });
+
+  it('section 4: a foreground phone with no token that never acks gets the message once; after one ack timeout it is held', async () => {
+    h = harness();
+    h.openPhone('u1', 'iphone', 'ios', 's1');
+    h.route('u1', 'm1');
+    await until(() => h.deliveries().length === 1);
+    await vi.advanceTimersByTimeAsync(5000);
+    await until(async () => (await h.view('u1')).held === 1);
+    // "falls back: a mobile device to its vendor push ... with nothing left, the message is held": no direct resend.
+    await vi.advanceTimersByTimeAsync(20_000);
+    await settle(h);
+    expect(h.deliveries()).toEqual(['gw2:s1']);
+    expect(h.pushes.jobs).toHaveLength(0);
+    expect(await outcomes('u1', 'm1')).toEqual(['mobile/no_pc: iphone:mobile=ack_timeout', 'held/ack_timeout: ']);
+  });
+
+  it('section 4: a message held while the only phone was in the background is routed when it comes back to the foreground', async () => {
+    h = harness();
+    h.openPhone('u1', 'iphone', 'ios', 's1');
+    h.presence('u1', 'iphone', 's1', 'background');
+    h.route('u1', 'm1');
+    await until(() => h.settled.length === 1); // held durably: its ingress copy is settled
+    await settle(h);
+    expect(h.deliveries()).toEqual([]);
+    expect((await h.view('u1')).held).toBe(1);
+    h.presence('u1', 'iphone', 's1', 'foreground');
+    await until(() => h.deliveries().length === 1);
+    h.ack('u1', 'iphone', 's1', 'm1');
+    await until(async () => (await h.view('u1')).held === 0);
+    expect(await outcomes('u1', 'm1')).toEqual(['held/no_pc: ', 'mobile/no_pc: iphone:mobile=acked']);
   });
 
   it('a backgrounded phone gets the vendor push, not a direct delivery', async () => {

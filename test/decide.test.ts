@@ -109,12 +109,12 @@ rows.push(
   { claim: 'ack timeout, claims 5/6: mobile direct not acked -> that device by its vendor',
     state: { pcs: [idle], mobiles: [iphoneFg, pixelOff] },
     failed: { via: 'mobile', device: 'iphone' }, route: 'mobile', reason: 'ack_timeout', targets: ['iphone:apns'] },
-  { claim: 'ack timeout, claim 6 / section 4 (v1.1): mobile direct not acked, no token, no resend left -> nothing left (held)',
+  { claim: 'ack timeout, section 4 (v1.1): mobile direct not acked, no token, app still in the foreground -> nothing left (held), not sent directly again',
     state: { mobiles: [phone('web', 'web', { session: 'fg' })] },
-    failed: { via: 'mobile', device: 'web', mayRedeliver: false } },
-  { claim: 'ack timeout, claim 5: mobile direct not acked, no token, app still in the foreground -> sent directly again',
-    state: { mobiles: [phone('web', 'web', { session: 'fg' })] },
-    failed: { via: 'mobile', device: 'web', mayRedeliver: true }, route: 'mobile', reason: 'ack_timeout', targets: ['web:mobile'] },
+    failed: { via: 'mobile', device: 'web' } },
+  { claim: 'ack timeout, section 4: mobile direct not acked, no token, an idle PC connected -> nothing left (held), not the PC',
+    state: { pcs: [idle], mobiles: [phone('web', 'web', { session: 'fg' })] },
+    failed: { via: 'mobile', device: 'web' } },
 );
 
 // NOW is 1970-01-01 00:16:40 UTC = 01:16 in Europe/Berlin (CET): inside 01:00-02:00 there, outside 22:00-01:00.
@@ -177,7 +177,7 @@ rows.push(
     failed: { via: 'pc', device: 'pc1' }, route: 'mobile', reason: 'ack_timeout', targets: ['iphone:mobile'] },
   { claim: 'ack timeout + policy never: mobile direct not acked, has a token -> no vendor push, nothing more',
     state: { pcs: [idle], mobiles: [iphoneFg], policy: policy({ mobile: 'never' }) },
-    failed: { via: 'mobile', device: 'iphone', mayRedeliver: false } },
+    failed: { via: 'mobile', device: 'iphone' } },
   { claim: 'ack timeout + policy always: PC not acked -> phones the decision already pushed are not pushed again (nothing left)',
     state: { pcs: [active], mobiles: [iphoneFg, pixelOff], policy: policy({ mobile: 'always' }) }, tried: ['iphone', 'pixel'],
     failed: { via: 'pc', device: 'pc1' } },
@@ -199,9 +199,9 @@ rows.push(
   { claim: "section 4: credentials are per app: the device's app decides",
     state: { mobiles: [{ ...phone('a', 'ios', { token: true }), app: 'beta' }, phone('b', 'ios', { token: true })] }, pushOn: ['apns/beta'],
     route: 'mobile', reason: 'no_pc', targets: ['a:apns'] },
-  { claim: 'ack timeout, section 4: mobile direct not acked, its vendor has no credentials -> no push (resent directly while in the foreground)',
+  { claim: 'ack timeout, section 4: mobile direct not acked, its vendor has no credentials -> no push, nothing left (held)',
     state: { mobiles: [iphoneFg] }, pushOn: ['fcm'],
-    failed: { via: 'mobile', device: 'iphone', mayRedeliver: true }, route: 'mobile', reason: 'ack_timeout', targets: ['iphone:mobile'] },
+    failed: { via: 'mobile', device: 'iphone' } },
 );
 
 /** DecideOptions.canPush from a row's `pushOn`. */
