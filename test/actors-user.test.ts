@@ -15,6 +15,15 @@ type H = ReturnType<typeof harness>;
 let h: H;
 afterEach(() => h?.router.stop());
 
+/** `until` for a condition that needs a query of the actor. */
+async function untilView(user: string, cond: (view: Awaited<ReturnType<H['view']>>) => boolean): Promise<void> {
+  for (let i = 0; i < 2000; i++) {
+    if (cond(await h.view(user))) return;
+    await new Promise((r) => setImmediate(r));
+  }
+  throw new Error('condition not reached');
+}
+
 const outcomes = async (user: string, id: string) =>
   (await h.decisions(user)).filter((d) => d.id === id).reverse().map((d) => `${d.route}/${d.reason}: ${d.targets.map((t) => `${t.device}:${t.via}=${t.outcome ?? '…'}`).join(',')}`);
 
@@ -227,7 +236,7 @@ describe('user actor', () => {
     h.route('u1', 'm1');
     await until(() => h.deliveries().length === 1);
     await vi.advanceTimersByTimeAsync(5000);
-    await until(async () => (await h.view('u1')).held === 1);
+    await untilView('u1', (v) => v.held === 1);
     // "falls back: a mobile device to its vendor push ... with nothing left, the message is held": no direct resend.
     await vi.advanceTimersByTimeAsync(20_000);
     await settle(h);
@@ -248,7 +257,7 @@ describe('user actor', () => {
     h.presence('u1', 'iphone', 's1', 'foreground');
     await until(() => h.deliveries().length === 1);
     h.ack('u1', 'iphone', 's1', 'm1');
-    await until(async () => (await h.view('u1')).held === 0);
+    await untilView('u1', (v) => v.held === 0);
     expect(await outcomes('u1', 'm1')).toEqual(['held/no_pc: ', 'mobile/no_pc: iphone:mobile=acked']);
   });
 
