@@ -23,6 +23,7 @@ import { AcceptTracker } from '../store/accept-tracker.js';
 import { ConfigError, gatewayConfigOf, type Config } from './config.js';
 import { connectNats } from './nats-connect.js';
 import type { RunningNode, StartOptions } from './running-node.js';
+import { listenOn } from './listen.js';
 import { loadSenderConfig, logVendorsOn } from './sender-config.js';
 import { canPushWith } from '../senders/vendor-config.js';
 import { RoutingSummary, logDecision } from '../base/routing-log.js';
@@ -165,7 +166,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
       registration: registrationRules(config, senderConfig), jwtSecret: config.jwtSecret!, apiKey: config.apiKey!, isReady: () => !stoppingNow && !natsDown && (!routes || (settledOnce ||= keeper.settled())),
       cluster: new LeaseOwnershipView(membership, keeper, metricsExchange),
     });
-    port = await gateway.listen(config.host, config.port);
+    port = await listenOn(gateway, config.host, config.port);
     sendListener = new SendListener({
       nc, subject: subjects.send, batchSubject: subjects.sendBatch, accept: (m) => ingress.accept(m), acceptMany: (msgs) => ingress.acceptMany(msgs), now: () => clock.now(),
       onAccepted: (source) => metrics.messagesAccepted.inc({ source }),

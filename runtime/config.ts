@@ -5,6 +5,7 @@ import { DEFAULT_MAX_ATTEMPTS as DEFAULT_PUSH_MAX_ATTEMPTS } from '../senders/ci
 import { DEFAULT_DEDUPE_WINDOW_MS } from '../store/file-inbox.js';
 import { allowedHostProblem, DEFAULT_WEBPUSH_HOSTS } from '../protocol/push-endpoint.js';
 import { HMS_BADGE_CLASS_RULE, isHmsBadgeClass } from '../protocol/push-payload.js';
+import { isHostOrAddress, NATS_WEBSOCKET_PROBLEM, natsServerProblem } from './address-rules.js';
 
 // Defaults owned by the module that uses them, re-exported here so the configuration reads in one place.
 export { DEFAULT_DEDUPE_WINDOW_MS, DEFAULT_PUSH_MAX_ATTEMPTS };
@@ -221,12 +222,15 @@ export function parseConfig(env: Env = process.env): Config {
   };
 
   const host = v('SWITCHBOARD_HOST') ?? DEFAULT_HOST;
-  if (!/^[A-Za-z0-9.:[\]-]+$/.test(host)) throw new ConfigError('SWITCHBOARD_HOST', 'a host name or IP address');
+  if (!isHostOrAddress(host)) throw new ConfigError('SWITCHBOARD_HOST', 'a host name or IP address');
 
   const natsServers = (v('SWITCHBOARD_NATS_URL') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   for (const s of natsServers) {
-    if (!/^(nats|tls|wss?):\/\/[^\s,]+$|^[A-Za-z0-9.-]+(:\d+)?$/.test(s)) {
-      throw new ConfigError('SWITCHBOARD_NATS_URL', 'a comma-separated list of NATS URLs (nats://host:port)');
+    // Only the syntax: a server that does not answer (yet) is retried at start (SWITCHBOARD_NATS_CONNECT_TIMEOUT_MS).
+    const problem = natsServerProblem(s);
+    if (problem !== undefined) {
+      const why = problem === NATS_WEBSOCKET_PROBLEM ? `; ${problem}` : '';
+      throw new ConfigError('SWITCHBOARD_NATS_URL', `a comma-separated list of NATS URLs (nats://host:port)${why}`);
     }
   }
 

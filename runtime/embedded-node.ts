@@ -20,6 +20,7 @@ import { AcceptTracker } from '../store/accept-tracker.js';
 import { StoreHealth } from '../store/store-health.js';
 import { openDataDir } from './data-dir.js';
 import type { RunningNode, StartOptions } from './running-node.js';
+import { listenOn } from './listen.js';
 import { RoutingSummary, logDecision } from '../base/routing-log.js';
 
 /**
@@ -101,7 +102,7 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
       // /readyz and POST /v1/messages: false while accepts cannot be made durable (issue 8 part 5).
       isReady: () => ready && health.durable(),
     });
-    port = await gateway.listen(config.host, config.port);
+    port = await listenOn(gateway, config.host, config.port);
   }
   // Replays what was accepted before a restart and never settled (held for the reconnect grace), then follows new accepts.
   await ingress.consume((msg) => router.handle({ type: 'route', user: msg.to, msg }));

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { StartError } from './start-error.js';
 
 /** Files in the data dir that hold the single-node secrets generated at first start (PROTOCOL.md section 1). */
 export const JWT_SECRET_FILE = 'jwt-secret';
@@ -15,12 +16,13 @@ export interface NodeSecrets {
 
 /**
  * The configured secrets win; otherwise each is read from the data dir, or generated there (mode 0600)
- * the first time, so `npm start` needs no setup step and a restart keeps clients' tokens valid.
+ * the first time, so `npm start` needs no setup step and a restart keeps clients' tokens valid. A secret file that
+ * exists but cannot be read (EACCES, EISDIR, …) is a `StartError` (exit 1) naming it and the variable that replaces it.
  */
 export async function loadSecrets(dataDir: string, configured: { jwtSecret?: string; apiKey?: string }): Promise<NodeSecrets> {
   await mkdir(dataDir, { recursive: true });
   const files: string[] = [];
-  const get = async (value: string | undefined, file: string): Promise<string> => {
+  const get = async (value: string | undefined, file: string, variable: string): Promise<string> => {
     if (value) return value;
     const path = resolve(join(dataDir, file));
     files.push(path);
@@ -28,11 +30,17 @@ export async function loadSecrets(dataDir: string, configured: { jwtSecret?: str
       const existing = (await readFile(path, 'utf8')).trim();
       if (existing.length >= 16) return existing;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      const code = (e as NodeJS.ErrnoException).code;
+      // Not regenerated over a file that exists: clients' tokens signed with it would all stop working.
+      if (code !== 'ENOENT') throw new StartError(`cannot read the generated secret ${path} (${code ?? (e as Error).message}); make it readable by this user or set ${variable}`, 1, { cause: e });
     }
     const fresh = randomBytes(32).toString('base64url');
     await writeFile(path, fresh + '\n', { mode: 0o600 });
     return fresh;
   };
-  return { jwtSecret: await get(configured.jwtSecret, JWT_SECRET_FILE), apiKey: await get(configured.apiKey, API_KEY_FILE), files };
+  return {
+    jwtSecret: await get(configured.jwtSecret, JWT_SECRET_FILE, 'SWITCHBOARD_JWT_SECRET'),
+    apiKey: await get(configured.apiKey, API_KEY_FILE, 'SWITCHBOARD_API_KEY'),
+    files,
+  };
 }

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { parseJsonText } from '../base/json-text.js';
 import { isObject } from '../protocol/fields.js';
 import { HMS_BADGE_CLASS_RULE, isHmsBadgeClass } from '../protocol/push-payload.js';
 import type { Logger } from '../base/logger.js';
@@ -11,18 +12,23 @@ const FILE_VAR = 'SWITCHBOARD_APPS_FILE';
  * The senders' credentials by app: `default` from the environment, others from SWITCHBOARD_APPS_FILE:
  * `{"apps":{"<name>":{"apns":{"keyFile","keyId","teamId","topic","endpoint"?},"fcm":{"serviceAccountFile","endpoint"?},
  * "hms":{"appId","clientId","clientSecret","authEndpoint"?,"pushEndpoint"?,"badgeClass"?},"webpush":{"vapidPublicKey","vapidPrivateKey","subject"}}}}`.
- * Validated at start like every other setting (ConfigError -> exit 2).
+ * Validated at start like every other setting (ConfigError -> exit 2); the credential files it names are read and
+ * checked by runtime/config-files.ts.
  */
 export function loadSenderConfig(config: Config): SenderConfig {
   const apps: Record<string, AppCredentials> = { [DEFAULT_APP]: fromEnv(config) };
   const webpushAllowedHosts = config.webpush.allowedHosts;
   if (!config.appsFile) return { apps, webpushAllowedHosts };
-  let parsed: unknown;
+  let text: string;
   try {
-    parsed = JSON.parse(readFileSync(config.appsFile, 'utf8'));
+    text = readFileSync(config.appsFile, 'utf8');
   } catch (e) {
-    throw new ConfigError(FILE_VAR, `a readable JSON file (${(e as Error).message})`);
+    throw new ConfigError(FILE_VAR, `a readable JSON file (${config.appsFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
+  // The file holds client secrets and private keys: a parse error says where, never quotes the text.
+  const json = parseJsonText(text);
+  if (!json.ok) throw new ConfigError(FILE_VAR, `a readable JSON file (${config.appsFile}: ${json.problem})`);
+  const parsed = json.value;
   if (!isObject(parsed) || !isObject(parsed.apps)) throw new ConfigError(FILE_VAR, 'a JSON file of the form {"apps":{"<name>":{...}}}');
   for (const [name, entry] of Object.entries(parsed.apps)) {
     if (!/^[A-Za-z0-9._-]{1,64}$/.test(name)) throw new ConfigError(FILE_VAR, `a file whose app names are 1-64 characters A-Z a-z 0-9 . _ - ("${name}" is not)`);

@@ -3,6 +3,7 @@ import { createLogger } from '../base/logger.js';
 import { Metrics } from '../base/metrics.js';
 import { startClusterNode } from './cluster-node.js';
 import type { Config } from './config.js';
+import { checkConfigFiles } from './config-files.js';
 import { startEmbeddedNode } from './embedded-node.js';
 import { applyHeapGrowth } from './heap-growth.js';
 import type { RunningNode, StartOptions } from './running-node.js';
@@ -11,9 +12,12 @@ export type { RunningNode, StartOptions } from './running-node.js';
 
 /**
  * Starts one node: the cluster composition root when `SWITCHBOARD_NATS_URL` is set, else the embedded one
- * (PROTOCOL.md section 1). Rejects when start-up fails (data dir, NATS, listener); the error names the cause.
+ * (PROTOCOL.md section 1). First reads and checks every file the configuration names (credentials, NATS and TLS
+ * files): a bad one rejects with a `ConfigError` before anything is opened. Rejects when start-up fails (data dir,
+ * NATS, listener); the error names the cause.
  */
-export function startNode(config: Config, opts: StartOptions = {}): Promise<RunningNode> {
+export async function startNode(config: Config, opts: StartOptions = {}): Promise<RunningNode> {
+  checkConfigFiles(config);
   applyHeapGrowth(config.heapGrowthPercent);
   const resolved = {
     log: opts.log ?? createLogger(config.logLevel),

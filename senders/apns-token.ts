@@ -37,22 +37,16 @@ export class ProviderToken {
   ) {}
 
   /**
-   * Reads the .p8 key; the error names the file and the problem, never the key material. `refreshMs` is clamped to
-   * Apple's window [20 min, 59 min].
+   * Reads the .p8 key (`readApnsKey`); the error names the file and the problem, never the key material. `refreshMs`
+   * is clamped to Apple's window [20 min, 59 min].
    */
   static load(keyFile: string, keyId: string, teamId: string, now: () => number, refreshMs = DEFAULT_TOKEN_REFRESH_MS): ProviderToken {
-    let key: KeyObject;
-    try {
-      key = createPrivateKey(readFileSync(keyFile));
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      throw new Error(`cannot read the APNs key file ${keyFile}: ${code ?? 'not a PEM private key'}`);
-    }
-    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
-      throw new Error(`the APNs key file ${keyFile} must hold a P-256 (ES256) key`);
+    const read = readApnsKey(keyFile);
+    if (!read.ok) {
+      throw new Error(read.unreadable ? `cannot read the APNs key file ${keyFile}: ${read.problem}` : `the APNs key file ${keyFile} must hold a P-256 (ES256) key (${read.problem})`);
     }
     const refresh = Math.min(MAX_TOKEN_AGE_MS - 60_000, Math.max(MIN_TOKEN_RENEWAL_MS, refreshMs));
-    return new ProviderToken(key, keyId, teamId, now, refresh);
+    return new ProviderToken(read.key, keyId, teamId, now, refresh);
   }
 
   /** The token to send now: the current one, or a new one once the current one is `refreshMs` old. */
@@ -89,4 +83,31 @@ export class ProviderToken {
 
 function b64url(value: object): string {
   return Buffer.from(JSON.stringify(value)).toString('base64url');
+}
+
+/**
+ * The APNs signing key in `keyFile` (SWITCHBOARD_APNS_KEY_FILE, `apns.keyFile` of an app), or the problem: the file
+ * cannot be read (`unreadable`, problem `ENOENT`, … or "not a PEM private key") or holds another kind of key. Apple,
+ * "Establishing a token-based connection to APNs": the .p8 key signs ES256 tokens, so it must be an EC private key on
+ * P-256 (Apple issues it as PKCS#8 PEM; any PEM form `crypto.createPrivateKey` loads is taken). The problem never
+ * quotes the file.
+ */
+export function readApnsKey(keyFile: string): { ok: true; key: KeyObject } | { ok: false; unreadable: boolean; problem: string } {
+  let pem: Buffer;
+  try {
+    pem = readFileSync(keyFile);
+  } catch (err) {
+    return { ok: false, unreadable: true, problem: (err as NodeJS.ErrnoException).code ?? String(err) };
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(pem);
+  } catch {
+    return { ok: false, unreadable: true, problem: 'not a PEM private key' };
+  }
+  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+    const kind = key.asymmetricKeyType === 'ec' ? `an EC key on ${key.asymmetricKeyDetails?.namedCurve ?? 'another curve'}` : `a key of type ${key.asymmetricKeyType ?? 'unknown'}`;
+    return { ok: false, unreadable: false, problem: `it holds ${kind}` };
+  }
+  return { ok: true, key };
 }

@@ -4,7 +4,7 @@
  * JSON string. VAPID details go with each send, never into web-push's global state, because one worker can serve
  * several apps.
  */
-import { createHash } from 'node:crypto';
+import { createECDH, createHash } from 'node:crypto';
 import https from 'node:https';
 import webpush, { type PushSubscription } from 'web-push';
 import { fitIds } from './clear-payload.js';
@@ -74,18 +74,36 @@ export class WebPushSender implements VendorSender {
     this.agent.destroy();
   }
 
-  /** Validates the VAPID keys once, with web-push's own checks; a bad key fails every send with the reason. */
+  /** Validates the VAPID keys once (`vapidProblem`); a bad key fails every send with the reason. */
   private checkVapid(): string | null {
     if (this.vapidProblem === undefined) {
-      try {
-        webpush.getVapidHeaders('https://push.example', this.creds.subject, this.creds.vapidPublicKey, this.creds.vapidPrivateKey, 'aes128gcm');
-        this.vapidProblem = null;
-      } catch (err) {
-        this.vapidProblem = `webpush VAPID configuration is invalid: ${err instanceof Error ? err.message : String(err)}`;
-      }
+      const problem = vapidProblem(this.creds);
+      this.vapidProblem = problem === undefined ? null : `webpush VAPID configuration is invalid: ${problem}`;
     }
     return this.vapidProblem;
   }
+}
+
+/**
+ * Why these VAPID details cannot sign (RFC 8292), or undefined: web-push's own checks (subject a `mailto:` or https
+ * URL, the public key 65 and the private key 32 bytes of URL-safe base64), then that the public key is the private
+ * key's (P-256; push services answer 403 to a pair that does not match). Start-up refuses such credentials
+ * (runtime/config-files.ts); the message never quotes a key.
+ */
+export function vapidProblem(creds: WebPushCredentials): string | undefined {
+  try {
+    webpush.getVapidHeaders('https://push.example', creds.subject, creds.vapidPublicKey, creds.vapidPrivateKey, 'aes128gcm');
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+  try {
+    const ecdh = createECDH('prime256v1');
+    ecdh.setPrivateKey(Buffer.from(creds.vapidPrivateKey, 'base64url'));
+    if (!ecdh.getPublicKey().equals(Buffer.from(creds.vapidPublicKey, 'base64url'))) return 'the VAPID public key is not the private key\'s';
+  } catch {
+    return 'the VAPID private key is not a P-256 private key';
+  }
+  return undefined;
 }
 
 /** The PushSubscription JSON a browser produced, or undefined when it is not one web-push can encrypt to. */

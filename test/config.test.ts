@@ -31,21 +31,12 @@ import {
   parseConfig,
 } from '../runtime/config.js';
 import { loadSenderConfig } from '../runtime/sender-config.js';
+import { configError } from './support/config-error.js';
 
 /** PROTOCOL.md section 1: every value validated at start, one message naming the variable and what it must be. */
 
 const SECRET = 'x'.repeat(16);
 
-/** The ConfigError parseConfig throws for `env`, or fails the test when it does not throw one. */
-function configError(env: Record<string, string>): ConfigError {
-  try {
-    parseConfig(env);
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return e as ConfigError;
-  }
-  throw new Error(`parseConfig accepted ${JSON.stringify(env)}`);
-}
 
 const intVars: [name: string, field: string, min: number, max: number][] = [
   ['SWITCHBOARD_PORT', 'port', 0, 65535],

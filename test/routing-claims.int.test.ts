@@ -1,3 +1,7 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NodeProcess } from './support/node-process.js';
 import {
@@ -16,6 +20,8 @@ import {
   type UserView,
 } from './support/scenario.js';
 import { TestClient, until } from './support/ws-client.js';
+import { startApnsServer } from './vendors/apns-server.js';
+import { startFcmServer } from './vendors/fcm-server.js';
 
 /**
  * The routing rule (PROTOCOL.md section 4) and the seed's claims 1-6, end to end: one real compiled node,
@@ -29,20 +35,48 @@ const nodes: NodeProcess[] = [];
 const peers: Peer[] = [];
 
 /**
- * APNs and FCM are on, with credentials that cannot work (files that do not exist): pushes to iOS and Android devices
- * are attempted and fail at once with the reason, so routing to a vendor shows in the decisions without a vendor.
+ * APNs and FCM are on, with credentials that are well formed (start-up reads and checks them) but that the vendors do
+ * not know: keys of their own, not the stand-ins'. Pushes to iOS and Android devices are attempted and fail at once
+ * with the vendor's refusal (APNs 403 InvalidProviderToken, FCM's token exchange 400 invalid_grant: configuration
+ * errors, not retried), so routing to a vendor shows in the decisions without a working vendor.
  * Huawei Push Kit and Web Push are off: their devices are not reachable by push (section 4).
  */
-const BROKEN_VENDORS: Record<string, string> = {
-  SWITCHBOARD_APNS_KEY_FILE: '/nonexistent/AuthKey_CLAIMS1234.p8',
-  SWITCHBOARD_APNS_KEY_ID: 'CLAIMS1234',
-  SWITCHBOARD_APNS_TEAM_ID: 'CLAIMSTEAM',
-  SWITCHBOARD_APNS_TOPIC: 'com.example.claims',
-  SWITCHBOARD_FCM_SERVICE_ACCOUNT_FILE: '/nonexistent/service-account.json',
-};
+let refusingVendors: Promise<{ env: Record<string, string>; close: () => Promise<void> }> | undefined;
+
+function brokenVendors(): Promise<Record<string, string>> {
+  refusingVendors ??= (async () => {
+    const [apns, fcm] = await Promise.all([startApnsServer(), startFcmServer({ tls: true })]);
+    const dir = mkdtempSync(join(tmpdir(), 'switchboard-claims-keys-'));
+    const keyFile = join(dir, 'AuthKey_CLAIMS1234.p8');
+    writeFileSync(keyFile, generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    const serviceAccountFile = join(dir, 'service-account.json');
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' });
+    writeFileSync(serviceAccountFile, JSON.stringify({ project_id: 'claims', client_email: 'claims@claims.iam.gserviceaccount.com', private_key: rsa }), { mode: 0o600 });
+    return {
+      env: {
+        NODE_EXTRA_CA_CERTS: apns.caFile,
+        SWITCHBOARD_APNS_ENDPOINT: apns.origin,
+        SWITCHBOARD_APNS_KEY_FILE: keyFile,
+        SWITCHBOARD_APNS_KEY_ID: 'CLAIMS1234',
+        SWITCHBOARD_APNS_TEAM_ID: 'CLAIMSTEAM',
+        SWITCHBOARD_APNS_TOPIC: 'com.example.claims',
+        SWITCHBOARD_FCM_SERVICE_ACCOUNT_FILE: serviceAccountFile,
+        SWITCHBOARD_FCM_ENDPOINT: fcm.origin,
+      },
+      close: async () => {
+        await Promise.all([apns.close(), fcm.close()]);
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  })();
+  return refusingVendors.then((v) => v.env);
+}
+
+/** What each vendor answers those credentials (the failed push's detail). */
+const REFUSAL: Record<'ios' | 'android', string> = { ios: 'InvalidProviderToken', android: 'invalid_grant' };
 
 async function startNode(env: Record<string, string>): Promise<NodeProcess> {
-  const node = await NodeProcess.start({ env: { ...BROKEN_VENDORS, ...env } });
+  const node = await NodeProcess.start({ env: { ...(await brokenVendors()), ...env } });
   nodes.push(node);
   return node;
 }
@@ -53,6 +87,7 @@ afterAll(async () => {
     await n.stop();
     await n.removeData();
   }));
+  await (await refusingVendors)?.close();
 });
 
 /** A PC session; `presence` reported and seen by the node before it returns. */
@@ -247,7 +282,7 @@ describe('routing on one node with default timings', () => {
       expect(d.targets).toHaveLength(1);
       const t = d.targets[0];
       expect(t).toMatchObject({ device: 'mob', via: VENDOR[os], outcome: 'failed' });
-      expect(t.detail).toEqual(expect.stringContaining('/nonexistent/'));
+      expect(t.detail).toEqual(expect.stringContaining(REFUSAL[os]));
       // Claim 2: the inactive PC does not get it, not even as a fallback for a failed push.
       expect(desk.received).toEqual([]);
       // The token is not dead (the vendor never answered), so it stays.
