@@ -1,7 +1,7 @@
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { Packr } from 'msgpackr';
 import {
-  SwitchboardError, decodeBatchRequest, decodeSendRequest, parseSendBytes, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, type BatchResult, type ChatMessage,
+  SwitchboardError, decodeBatchRequest, decodeSendBytes, parseSendBytes, MAX_BATCH_BYTES, type BatchResult, type ChatMessage,
 } from '../protocol/index.js';
 import { acceptBatch } from '../gateway/batch.js';
 import type { AcceptOutcome, AcceptResult } from '../store/types.js';
@@ -62,7 +62,8 @@ export class SendListener {
   }
 
   private async handle(m: Msg, json: boolean): Promise<{ id: string; status: AcceptResult }> {
-    const decoded = decodeSendRequest(parse(m, json, MAX_MESSAGE_BYTES), this.deps.now());
+    // As `POST /v1/messages` decodes its body (section 3: answered like the HTTP call), 413s included.
+    const decoded = decodeSendBytes(m.data, json ? 'json' : 'msgpack', this.deps.now());
     if (!decoded.ok) throw decoded.error;
     const status = await this.deps.accept(decoded.value);
     if (status === 'accepted') this.deps.onAccepted?.('nats');

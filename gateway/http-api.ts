@@ -1,13 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
-  DEFAULT_POLICY, ERRORS, asStoreFailure, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, SwitchboardError, asProtocolError, decodeBatchRequest, decodeDeviceRegistration, decodePolicy,
-  decodeSendRequest, invalid, isObject, readIds, type BusMessage, type ChatMessage, type ErrorCode,
+  DEFAULT_POLICY, ERRORS, asStoreFailure, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, MAX_SEND_READ_BYTES, SwitchboardError, asProtocolError, decodeBatchRequest,
+  decodeDeviceRegistration, decodePolicy, decodeSendBytes, invalid, isObject, readIds, type BusMessage, type ChatMessage, type ErrorCode,
 } from '../protocol/index.js';
 import type { AcceptResult } from '../store/types.js';
 import { bearerCheck } from './auth.js';
 import { acceptBatch } from './batch.js';
 import type { HttpApiDeps } from './deps.js';
-import { pathId, readJson, readJsonBody, sendError, sendJson, sendJsonHead, sendJsonText } from './http-io.js';
+import { pathId, readBody, readJson, readJsonBody, sendError, sendJson, sendJsonHead, sendJsonText, type BodyOptions } from './http-io.js';
 import { createPageRoutes } from './page-routes.js';
 import { checkRegistration } from './registration-rules.js';
 
@@ -28,6 +28,8 @@ const FROM_HTTP = { source: 'http' } as const;
 const NO_STORE = { 'cache-control': 'no-store' };
 /** The query of a URL without one; handlers only read it. */
 const NO_QUERY = new URLSearchParams();
+/** Every body under /v1 is read with this: those calls need the bearer key, so `text/plain` is JSON too (BodyOptions). */
+const KEYED: BodyOptions = { textPlain: true };
 
 /** The HTTP API of PROTOCOL.md section 3, plus the operator endpoints that need no key. */
 export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
@@ -52,12 +54,14 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
 
   /**
    * Section 3 `POST /v1/messages`: 202 once durable, 200 `duplicate`. The hottest path of the node, written with
-   * callbacks: one body read, one decode, one accept promise, one write per request.
+   * callbacks: one body read, one decode, one accept promise, one write per request. Decoded as a NATS send is
+   * (`decodeSendBytes`): a body over MAX_MESSAGE_BYTES is still read up to MAX_SEND_READ_BYTES, to answer 413
+   * payload_too_large rather than body_too_large when the message in it could never be pushed (`oversizeSendError`).
    */
   const postMessage: Handler = (req, res) => {
     if (!isReady()) throw new SwitchboardError('unavailable');
-    withBody(req, res, MAX_MESSAGE_BYTES, (body) => {
-      const decoded = decodeSendRequest(body, clock.now());
+    readBody(req, MAX_SEND_READ_BYTES, answered<Buffer>(req, res, (bytes) => {
+      const decoded = decodeSendBytes(bytes, 'json', clock.now());
       if (!decoded.ok) return answerFailure(req, res, decoded.error);
       const { id } = decoded.value;
       accept(decoded.value).then((result) => {
@@ -73,13 +77,13 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
           answerFailure(req, res, e);
         }
       }, (e: unknown) => answerFailure(req, res, asStoreFailure(e)));
-    });
+    }), KEYED);
   };
 
   /** Section 3: 1-500 messages, one result each in order, answered once every accepted one is durable. */
   const postBatch: Handler = (req, res) => {
     if (!isReady()) throw new SwitchboardError('unavailable');
-    withBody(req, res, MAX_BATCH_BYTES, (body) => {
+    readJson(req, MAX_BATCH_BYTES, answered<unknown>(req, res, (body) => {
       const decoded = decodeBatchRequest(body, clock.now());
       if (!decoded.ok) return answerFailure(req, res, decoded.error);
       // Counted once per request, not once per message.
@@ -92,22 +96,23 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
           sendJson(res, 200, { results });
         })
         .catch((e: unknown) => answerFailure(req, res, e));
-    });
+    }), KEYED);
   };
 
   /**
-   * Reads the JSON body, then runs `handle` on it; a body error or anything `handle` throws is answered. The message
-   * endpoints use this instead of async functions: one body read, one decode, one accept promise, one write.
+   * The callback of a body reader that runs `handle` on the body; a read error or anything `handle` throws is
+   * answered. The message endpoints use this instead of async functions: one body read, one decode, one accept
+   * promise, one write.
    */
-  function withBody(req: IncomingMessage, res: ServerResponse, limit: number, handle: (body: unknown) => void): void {
-    readJson(req, limit, (error, body) => {
+  function answered<T>(req: IncomingMessage, res: ServerResponse, handle: (body: T) => void): (error: Error | undefined, body?: T) => void {
+    return (error, body) => {
       if (error !== undefined) return answerFailure(req, res, error);
       try {
-        handle(body);
+        handle(body as T);
       } catch (e) {
         answerFailure(req, res, e);
       }
-    });
+    };
   }
 
   /** Section 3/4: the user's policy, the default when none was stored. */
@@ -119,7 +124,7 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
   /** Replaces the policy (durable), then tells the owner to read it again; answers the policy as stored. */
   const putPolicy: Handler = async (req, res, [rawUser]) => {
     const user = pathId(rawUser, 'user');
-    const decoded = decodePolicy(await readJsonBody(req, MAX_POLICY_BYTES));
+    const decoded = decodePolicy(await readJsonBody(req, MAX_POLICY_BYTES, KEYED));
     if (!decoded.ok) throw decoded.error;
     await storeWrite(() => policies.put(user, decoded.value));
     bus.publish(subjects.owner(user), { type: 'policy_changed', user });
@@ -129,7 +134,7 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
   const putDevice: Handler = async (req, res, [rawUser, rawDevice]) => {
     const user = pathId(rawUser, 'user');
     const device = pathId(rawDevice, 'device');
-    const decoded = decodeDeviceRegistration(await readJsonBody(req, MAX_MESSAGE_BYTES));
+    const decoded = decodeDeviceRegistration(await readJsonBody(req, MAX_MESSAGE_BYTES, KEYED));
     if (!decoded.ok) throw decoded.error;
     const reg = decoded.value;
     checkRegistration(reg, deps.registration);
@@ -165,7 +170,7 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
   /** Section 3 `POST /v1/users/{u}/read` `{"ids"}`: as the read frame; answered once the read is durable. */
   const postRead: Handler = async (req, res, [rawUser]) => {
     const user = pathId(rawUser, 'user');
-    const body = await readJsonBody(req, MAX_MESSAGE_BYTES);
+    const body = await readJsonBody(req, MAX_MESSAGE_BYTES, KEYED);
     let ids: string[];
     try {
       if (!isObject(body)) throw invalid('body', 'a JSON object');

@@ -1,24 +1,58 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SwitchboardError, invalid, isId, parseJsonUtf8 } from '../protocol/index.js';
 
+/** Which declared media types a body reader takes; a body without a Content-Type is always taken as JSON. */
+export interface BodyOptions {
+  /**
+   * Also take `text/plain` (any parameters) as JSON: what `fetch` declares for a string body, and section 3 lists no
+   * 415 among the answers of its calls. Only for calls that need the bearer key: a cross-site form or no-cors fetch
+   * (the requests that may carry `text/plain` without a CORS preflight) cannot set an `Authorization` header, and the
+   * preflight that would allow one is never granted here, so no other site can make a browser post one of these keyed.
+   * Default false: the playground API, which has no key, keeps refusing `text/plain` (415).
+   */
+  readonly textPlain?: boolean;
+}
+
 /**
  * Reads a JSON body of at most `limit` bytes. Past the limit it stops reading at once (the connection is
  * closed after the 413), so a huge or endless body never sits in memory.
  */
-export function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
-  return new Promise((resolve, reject) => readJson(req, limit, (error, body) => (error === undefined ? resolve(body) : reject(error))));
+export function readJsonBody(req: IncomingMessage, limit: number, options?: BodyOptions): Promise<unknown> {
+  return new Promise((resolve, reject) => readJson(req, limit, (error, body) => (error === undefined ? resolve(body) : reject(error)), options));
 }
 
 /** Called once with the parsed body, or with the error (`SwitchboardError`, or the request stream's own error). */
 export type BodyCallback = (error: Error | undefined, body?: unknown) => void;
 
 /**
- * `readJsonBody` without a promise, for the message endpoints: errors as `readJsonBody`'s (415, 413, `invalid_field`
- * for text that is not UTF-8, `bad_json`); `done` is called exactly once, never synchronously.
+ * `readJsonBody` without a promise: errors as `readBody`'s, then `invalid_field` for text that is not UTF-8 (section 3)
+ * and `bad_json`; `done` is called exactly once, never synchronously.
  */
-export function readJson(req: IncomingMessage, limit: number, done: BodyCallback): void {
+export function readJson(req: IncomingMessage, limit: number, done: BodyCallback, options?: BodyOptions): void {
+  readBody(req, limit, (error, bytes) => {
+    if (error !== undefined) return done(error);
+    let body: unknown;
+    try {
+      // Strict UTF-8 (section 3: a body that is not valid UTF-8 is refused with invalid_field), then JSON.
+      body = parseJsonUtf8(bytes!);
+    } catch (e) {
+      return done(e as Error);
+    }
+    done(undefined, body);
+  }, options);
+}
+
+/** Called once with the body's bytes, or with the error (`SwitchboardError`, or the request stream's own error). */
+export type BytesCallback = (error: Error | undefined, bytes?: Buffer) => void;
+
+/**
+ * The raw body of at most `limit` bytes, for the message endpoints (which decode it as section 3 says): 415
+ * `unsupported_media_type` for a declared type that is not JSON (`isJsonMediaType`), 413 `body_too_large` past the
+ * limit, declared or streamed. `done` is called exactly once, never synchronously.
+ */
+export function readBody(req: IncomingMessage, limit: number, done: BytesCallback, options?: BodyOptions): void {
   const contentType = req.headers['content-type'];
-  if (contentType !== undefined && !isJsonMediaType(contentType)) {
+  if (contentType !== undefined && !isJsonMediaType(contentType, options?.textPlain === true)) {
     return void process.nextTick(done, new SwitchboardError('unsupported_media_type', `got ${JSON.stringify(contentType.slice(0, 64))}`));
   }
   const declared = Number(req.headers['content-length']);
@@ -27,10 +61,10 @@ export function readJson(req: IncomingMessage, limit: number, done: BodyCallback
   let chunks: Buffer[] | undefined;
   let size = 0;
   let settled = false;
-  const settle = (error: Error | undefined, body?: unknown): void => {
+  const settle = (error: Error | undefined, bytes?: Buffer): void => {
     settled = true;
     req.off('data', onData);
-    done(error, body);
+    done(error, bytes);
   };
   const onData = (chunk: Buffer): void => {
     size += chunk.length;
@@ -43,15 +77,7 @@ export function readJson(req: IncomingMessage, limit: number, done: BodyCallback
   };
   req.on('data', onData);
   req.once('end', () => {
-    if (settled) return;
-    let body: unknown;
-    try {
-      // Strict UTF-8 (section 3: a body that is not valid UTF-8 is refused with invalid_field), then JSON.
-      body = parseJsonUtf8(chunks !== undefined ? Buffer.concat(chunks, size) : (first ?? EMPTY));
-    } catch (e) {
-      return settle(e as Error);
-    }
-    settle(undefined, body);
+    if (!settled) settle(undefined, chunks !== undefined ? Buffer.concat(chunks, size) : (first ?? EMPTY));
   });
   // Stays attached once settled: a late error of the request stream must not go unhandled.
   req.on('error', (e) => {
@@ -61,11 +87,14 @@ export function readJson(req: IncomingMessage, limit: number, done: BodyCallback
 
 const EMPTY = Buffer.alloc(0);
 
-/** A missing content type is taken as JSON (simple clients); a declared other type is refused (415). */
-function isJsonMediaType(header: string): boolean {
+/**
+ * A declared JSON type: `application/json`, `application/*+json` (RFC 6839), and with `textPlain` also `text/plain`
+ * (see BodyOptions). A missing content type is taken as JSON (simple clients); a declared other type is refused (415).
+ */
+function isJsonMediaType(header: string, textPlain: boolean): boolean {
   if (header === 'application/json') return true; // what nearly every client sends
   const type = header.split(';')[0].trim().toLowerCase();
-  return type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'));
+  return type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json')) || (textPlain && type === 'text/plain');
 }
 
 function tooLarge(limit: number): SwitchboardError {
@@ -96,7 +125,7 @@ export function sendJsonHead(res: ServerResponse, status: number, headers?: Reco
 
 /** Section 3 error body `{"error":{"code","message"}}` with the code's status. */
 export function sendError(res: ServerResponse, error: SwitchboardError, headers?: Record<string, string>): void {
-  // The rest of an oversize body is never read, so the connection cannot be reused.
+  // The rest of an oversize body may not have been read, so the connection cannot be reused.
   const extra = error.code === 'body_too_large' ? { connection: 'close', ...headers } : headers;
   sendJson(res, error.status, { error: error.toBody() }, extra);
 }

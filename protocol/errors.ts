@@ -26,7 +26,7 @@ export const ERRORS = {
   body_too_large: { status: 413, message: 'body exceeds the size limit', temporary: false },
   frame_too_large: { status: 413, message: 'frame exceeds 64 KiB', temporary: false },
   payload_too_large: { status: 413, message: 'push payload would exceed 4096 bytes even without text', temporary: false },
-  unsupported_media_type: { status: 415, message: 'body must be application/json', temporary: false },
+  unsupported_media_type: { status: 415, message: 'body must be JSON (application/json)', temporary: false },
   rate_limited: { status: 429, message: 'too many frames', temporary: true },
   unavailable: { status: 503, message: 'not ready to accept messages', temporary: true },
   shutting_down: { status: 503, message: 'node is shutting down', temporary: true },

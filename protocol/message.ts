@@ -1,6 +1,6 @@
 import { SwitchboardError } from './errors.js';
-import { id, invalid, invalidField, isObject, isWellFormed, oneOf, optionalId, optionalInt, optionalStr, optionalStringMap, str, type Json } from './fields.js';
-import { MAX_PUSH_PAYLOAD_BYTES, minPushPayloadBytes, pushPayloadBytesBound } from './push-payload.js';
+import { id, invalid, invalidField, isId, isObject, isWellFormed, MAX_ID_CHARS, oneOf, optionalString, optionalStringMap, type Json } from './fields.js';
+import { MAX_PUSH_PAYLOAD_BYTES, minPushPayloadBytes, pushPayloadBytesBound, pushPayloadBytesFloor } from './push-payload.js';
 import { checkPushToken } from './push-token.js';
 import { fail, ok, type Decoded } from './result.js';
 
@@ -32,14 +32,18 @@ export interface ChatMessage {
 
 /** Largest accepted `POST /v1/messages` body and NATS `switchboard.send` payload. */
 export const MAX_MESSAGE_BYTES = 64 * 1024;
+/*
+ * Our own limits on a message's fields, where section 3 is silent (lengths in UTF-16 code units). They are checked
+ * after section 3's push payload rule: a message over one of them whose push payload cannot fit is 413
+ * payload_too_large, the answer the contract names for it; one that could fit is 400 invalid_request.
+ */
 export const MAX_TITLE_CHARS = 1024;
 export const MAX_TEXT_CHARS = 32 * 1024;
 export const MAX_DATA_KEYS = 64;
+export const MAX_DATA_KEY_CHARS = 256;
 export const MAX_COLLAPSE_KEY_CHARS = 64;
 /** FCM's and APNs' longest time to live: 28 days. */
 export const MAX_TTL_SECONDS = 28 * 24 * 3600;
-/** Longest vendor push token; a Web Push subscription JSON is the largest kind. */
-export const MAX_PUSH_TOKEN_CHARS = 4096;
 
 /**
  * `data` keys a chat server may not use (section 3): FCM reserves `from`, `message_type`, `notification` and keys
@@ -54,16 +58,22 @@ export function checkDataKeys(data: Readonly<Record<string, string>> | undefined
   if (data === undefined) return;
   for (const k of Object.keys(data)) {
     if (RESERVED_DATA_KEYS.has(k) || RESERVED_DATA_PREFIXES.some((p) => k.startsWith(p))) {
-      throw invalidField(`data.${k}`, 'a key no vendor reserves and Switchboard does not set (section 3)');
+      throw invalidField(`data.${k.slice(0, 64)}`, 'a key no vendor reserves and Switchboard does not set (section 3)');
     }
   }
 }
 
 /**
- * Validates a send request (HTTP body or NATS payload, already parsed). Errors: `invalid_request` (missing or
- * mistyped field), `invalid_field` (reserved `data` key, `__proto__` key, a string that is not well-formed
- * Unicode, i.e. not encodable as UTF-8), `payload_too_large` (section 3: the push payload would exceed 4096 bytes
- * even with `text` cut to nothing).
+ * Validates a send request (HTTP body or NATS payload, already parsed; a batch's messages one by one), in three
+ * steps, each reporting the first bad field in contract order:
+ * 1. the contract's shape and values (section 3): `invalid_request` for a missing or mistyped field or an `id`/`to`
+ *    that is not 1-128 characters; `invalid_field` for a reserved `data` key, a `__proto__` key, or a string that is
+ *    not well-formed Unicode (not encodable as UTF-8);
+ * 2. section 3's push payload rule: `payload_too_large` (413) when the push payload would exceed 4096 bytes even with
+ *    `text` cut to nothing;
+ * 3. our own limits where the contract is silent (MAX_TITLE_CHARS and the rest above, `from` 1-128 printable
+ *    characters, `ttlSeconds` an integer 0-MAX_TTL_SECONDS): `invalid_request`. After step 2, so that a message over
+ *    both gets the answer the contract names for it.
  */
 export function decodeSendRequest(body: unknown, acceptedAt: number): Decoded<ChatMessage> {
   try {
@@ -74,13 +84,13 @@ export function decodeSendRequest(body: unknown, acceptedAt: number): Decoded<Ch
     // ones (as before) turned each message into a slow dictionary object for the whole routing path.
     const msgId = id(body, 'id');
     const to = id(body, 'to');
-    const from = optionalId(body, 'from');
-    const title = optionalStr(body, 'title', MAX_TITLE_CHARS);
-    const text = optionalStr(body, 'text', MAX_TEXT_CHARS);
-    const data = optionalStringMap(body, 'data', MAX_DATA_KEYS, MAX_TEXT_CHARS);
-    const collapseKey = optionalStr(body, 'collapseKey', MAX_COLLAPSE_KEY_CHARS);
+    const from = optionalString(body, 'from');
+    const title = optionalString(body, 'title');
+    const text = optionalString(body, 'text');
+    const data = optionalStringMap(body, 'data');
+    const collapseKey = optionalString(body, 'collapseKey');
     const priority = body.priority === undefined ? undefined : oneOf(body, 'priority', ['high', 'normal'] as const);
-    const ttlSeconds = optionalInt(body, 'ttlSeconds', 0, MAX_TTL_SECONDS);
+    const ttlSeconds = optionalNumber(body, 'ttlSeconds', TTL_RULE);
     const urgent = optionalUrgent(body);
     const msg = { id: msgId, to } as Mutable<ChatMessage>; // acceptedAt is set last, as the key order always was
     if (from !== undefined) msg.from = from;
@@ -94,11 +104,8 @@ export function decodeSendRequest(body: unknown, acceptedAt: number): Decoded<Ch
     msg.acceptedAt = acceptedAt;
     checkDataKeys(data);
     checkWellFormed(msg);
-    // The exact figure builds every vendor's payload; the bound from lengths clears ordinary messages without that.
-    const bytes = pushPayloadBytesBound(msg) > MAX_PUSH_PAYLOAD_BYTES ? minPushPayloadBytes(msg) : 0;
-    if (bytes > MAX_PUSH_PAYLOAD_BYTES) {
-      throw new SwitchboardError('payload_too_large', `title and data alone make a ${bytes}-byte push payload; the limit is ${MAX_PUSH_PAYLOAD_BYTES}`);
-    }
+    checkPushPayload(msg);
+    checkOwnLimits(msg);
     return ok(msg);
   } catch (e) {
     return fail(asProtocolError(e));
@@ -122,13 +129,31 @@ export function decodeDeviceRegistration(body: unknown): Decoded<DeviceRegistrat
   }
 }
 
+/**
+ * The registration in a `PUT …/devices/{d}` body or a `register` frame. Errors: `invalid_request` for an `os` that is
+ * not one of MOBILE_OS; `invalid_field` for a token that does not fit its OS, whatever is wrong with it (absent,
+ * mistyped, empty, too long, bad characters: `checkPushToken`) and for an `app` that cannot be a configured app's name
+ * (section 3: "else 400 invalid_field"; whether a well-formed name is configured is the gateway's check).
+ */
 export function readRegistration(body: Json): DeviceRegistration {
   const os = oneOf(body, 'os', MOBILE_OS);
-  const token = str(body, 'token', MAX_PUSH_TOKEN_CHARS);
-  if (token.length === 0) throw invalid('token', 'a non-empty string');
+  const token = body.token;
   checkPushToken(os, token);
-  const app = optionalId(body, 'app');
-  return app === undefined ? { os, token } : { os, token, app };
+  const app = body.app;
+  if (app === undefined) return { os, token };
+  if (!isId(app)) throw invalidField('app', `the name of a configured app (a string of 1-${MAX_ID_CHARS} printable characters)`);
+  return { os, token, app };
+}
+
+/** The rule `ttlSeconds` is checked against (type in step 1, value in step 3 of `decodeSendRequest`). */
+const TTL_RULE = `an integer 0-${MAX_TTL_SECONDS}`;
+
+/** A number (-0 read as 0: it would not survive a round trip through JSON), or undefined when absent. */
+function optionalNumber(obj: Json, field: string, must: string): number | undefined {
+  const v = obj[field];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number') throw invalid(field, must);
+  return v === 0 ? 0 : v;
 }
 
 function optionalUrgent(body: Json): true | undefined {
@@ -140,6 +165,45 @@ function optionalUrgent(body: Json): true | undefined {
 
 export function asProtocolError(e: unknown): SwitchboardError {
   return e instanceof SwitchboardError ? e : new SwitchboardError('invalid_request', String(e), { cause: e });
+}
+
+/**
+ * Section 3: 413 payload_too_large when the message's push payload would exceed 4096 bytes even with `text` cut to
+ * nothing. Two cheap figures from the fields' lengths settle nearly every message: under the upper bound it fits
+ * (ordinary messages); over the lower bound it cannot (a title or `data` far too large, which the body limits let
+ * reach megabytes, is never serialised). Only between the two are the vendor payloads built and measured.
+ */
+function checkPushPayload(msg: ChatMessage): void {
+  if (pushPayloadBytesBound(msg) <= MAX_PUSH_PAYLOAD_BYTES) return;
+  const floor = pushPayloadBytesFloor(msg);
+  if (floor > MAX_PUSH_PAYLOAD_BYTES) throw payloadTooLarge(`at least ${floor}`);
+  const bytes = minPushPayloadBytes(msg);
+  if (bytes > MAX_PUSH_PAYLOAD_BYTES) throw payloadTooLarge(String(bytes));
+}
+
+function payloadTooLarge(bytes: string): SwitchboardError {
+  return new SwitchboardError('payload_too_large', `title and data alone make a push payload of ${bytes} bytes; the limit is ${MAX_PUSH_PAYLOAD_BYTES}`);
+}
+
+/** Step 3 of `decodeSendRequest`: our own limits (see MAX_TITLE_CHARS), `invalid_request` naming the field. */
+function checkOwnLimits(msg: ChatMessage): void {
+  if (msg.from !== undefined && !isId(msg.from)) throw invalid('from', `a string of 1-${MAX_ID_CHARS} printable characters`);
+  if (msg.title !== undefined && msg.title.length > MAX_TITLE_CHARS) throw invalid('title', `a string of at most ${MAX_TITLE_CHARS} characters`);
+  if (msg.text !== undefined && msg.text.length > MAX_TEXT_CHARS) throw invalid('text', `a string of at most ${MAX_TEXT_CHARS} characters`);
+  const data = msg.data;
+  if (data !== undefined) {
+    const keys = Object.keys(data);
+    if (keys.length > MAX_DATA_KEYS) throw invalid('data', `an object of at most ${MAX_DATA_KEYS} keys`);
+    for (const k of keys) {
+      if (k.length > MAX_DATA_KEY_CHARS) throw invalid('data', `an object whose keys are at most ${MAX_DATA_KEY_CHARS} characters`);
+      if (data[k].length > MAX_TEXT_CHARS) throw invalid(`data.${k}`, `a string of at most ${MAX_TEXT_CHARS} characters`);
+    }
+  }
+  if (msg.collapseKey !== undefined && msg.collapseKey.length > MAX_COLLAPSE_KEY_CHARS) {
+    throw invalid('collapseKey', `a string of at most ${MAX_COLLAPSE_KEY_CHARS} characters`);
+  }
+  const ttl = msg.ttlSeconds;
+  if (ttl !== undefined && !(Number.isInteger(ttl) && ttl >= 0 && ttl <= MAX_TTL_SECONDS)) throw invalid('ttlSeconds', TTL_RULE);
 }
 
 /** A ChatMessage while it is being built (its fields are readonly once it leaves the decoder). */

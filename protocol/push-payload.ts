@@ -242,6 +242,19 @@ export function pushPayloadBytesBound(m: PayloadFields): number {
   return FIXED_PAYLOAD_BYTES + MAX_BYTES_PER_UNIT * units + MAX_BYTES_PER_DATA_ENTRY * entries;
 }
 
+/**
+ * A lower bound of `minPushPayloadBytes(m)` from the fields' lengths alone: the UTF-16 code units of `id`, `from`,
+ * `title` and every `data` key and value. The APNs body carries each of them (section 5), every code unit is at least
+ * one UTF-8 byte and JSON escaping only adds bytes. Over MAX_PUSH_PAYLOAD_BYTES means the message cannot fit, without
+ * serialising fields that may be megabytes long (test/payload.test.ts checks the bound).
+ */
+export function pushPayloadBytesFloor(m: PayloadFields): number {
+  let units = m.id.length + (m.from?.length ?? 0) + (m.title?.length ?? 0);
+  const data = m.data;
+  if (data !== undefined) for (const key in data) units += key.length + data[key].length;
+  return units;
+}
+
 /** True when every vendor body of the message fits once its text is shortened (see `payloadOverflow`). */
 export function payloadFits(m: PayloadFields): boolean {
   return payloadOverflow(m) === undefined;

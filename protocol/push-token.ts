@@ -1,25 +1,37 @@
 import { SwitchboardError } from './errors.js';
 import { isObject } from './fields.js';
 
+/** Longest vendor push token, in UTF-16 code units: FCM and Push Kit tokens (section 3), and a Web Push subscription JSON. */
+export const MAX_PUSH_TOKEN_CHARS = 4096;
+const IOS_TOKEN = /^[0-9A-Fa-f]{64,200}$/;
+const FCM_TOKEN = /^[A-Za-z0-9_:.-]{1,4096}$/;
+
 /**
  * Push token rules of PROTOCOL.md section 3 (`PUT …/devices/{d}` row, and the `register` frame of section 2):
  * - `ios`: an APNs device token, 64-200 hex digits (Apple's tokens are 32 bytes today, longer ones are announced);
  * - `android`, `harmony`: an FCM registration token / Push Kit token, 1-4096 characters of `[A-Za-z0-9_:.-]`;
- * - `web`: a PushSubscription JSON (W3C Push API, `PushSubscription.toJSON()`) with an `https:` `endpoint` and
- *   `keys.p256dh`, `keys.auth` in base64url. Whether the endpoint's host is an allowed push service is the
- *   gateway's check (it knows the configured list), see `webPushEndpoint`.
- * Anything else throws `SwitchboardError('invalid_field')` naming `token`; the token itself is never echoed.
+ * - `web`: a PushSubscription JSON (W3C Push API, `PushSubscription.toJSON()`) in a string (section 4: "the token is
+ *   the browser's PushSubscription as a JSON string"), at most MAX_PUSH_TOKEN_CHARS characters, with an `https:`
+ *   `endpoint` and `keys.p256dh`, `keys.auth` in base64url. Whether the endpoint's host is an allowed push service is
+ *   the gateway's check (it knows the configured list), see `webPushEndpoint`.
+ * `token` is the request's value as it came: whatever does not fit (absent, not a string, a subscription sent as a
+ * JSON object, empty, too long, a character outside the OS's alphabet) throws `SwitchboardError('invalid_field')`
+ * naming `token` (section 3: "else 400 invalid_field"); the token itself is never echoed.
  */
-export function checkPushToken(os: string, token: string): void {
+export function checkPushToken(os: string, token: unknown): asserts token is string {
   switch (os) {
     case 'ios':
-      if (!/^[0-9A-Fa-f]{64,200}$/.test(token)) throw badToken('64-200 hex digits for ios');
+      if (typeof token !== 'string' || token.length > 200 || !IOS_TOKEN.test(token)) throw badToken('a string of 64-200 hex digits for ios');
       return;
     case 'android':
     case 'harmony':
-      if (!/^[A-Za-z0-9_:.-]{1,4096}$/.test(token)) throw badToken(`1-4096 characters of A-Z a-z 0-9 _ : . - for ${os}`);
+      if (typeof token !== 'string' || token.length > MAX_PUSH_TOKEN_CHARS || !FCM_TOKEN.test(token)) {
+        throw badToken(`a string of 1-${MAX_PUSH_TOKEN_CHARS} characters of A-Z a-z 0-9 _ : . - for ${os}`);
+      }
       return;
     case 'web':
+      if (typeof token !== 'string') throw badToken('a PushSubscription JSON in a string (JSON.stringify(subscription)) for web');
+      if (token.length > MAX_PUSH_TOKEN_CHARS) throw badToken(`a PushSubscription JSON of at most ${MAX_PUSH_TOKEN_CHARS} characters for web`);
       webPushEndpoint(token);
       return;
     default: // the decoders refuse an unknown os first (MOBILE_OS in protocol/message.ts)

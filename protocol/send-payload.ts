@@ -1,4 +1,5 @@
 import { Unpackr } from 'msgpackr';
+import { MAX_BATCH_BYTES } from './batch.js';
 import { SwitchboardError } from './errors.js';
 import { decodeSendRequest, MAX_MESSAGE_BYTES, type ChatMessage } from './message.js';
 import { checkMessagePackText } from './msgpack-check.js';
@@ -11,13 +12,39 @@ const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 export type SendEncoding = 'json' | 'msgpack';
 
 /**
+ * How much of one send request is read and decoded although only MAX_MESSAGE_BYTES are accepted: enough to tell a
+ * message whose push payload cannot fit (413 payload_too_large, section 3) from a body that is only over our own
+ * size limit (413 body_too_large). As much as a batch body may hold, so no message endpoint reads more than the batch
+ * endpoint already does.
+ */
+export const MAX_SEND_READ_BYTES = MAX_BATCH_BYTES;
+
+/**
  * Decodes the raw bytes of one send request (`POST /v1/messages` body, `switchboard.send` payload) into a message.
- * Errors, never thrown: `body_too_large` (over 64 KiB), `invalid_field` (text that is not valid UTF-8, section 3;
- * a `__proto__` key), `bad_json` (not JSON / not MessagePack), then whatever `decodeSendRequest` refuses.
+ * Errors, never thrown: `invalid_field` (text that is not valid UTF-8, section 3; a `__proto__` key), `bad_json` (not
+ * JSON / not MessagePack), then whatever `decodeSendRequest` refuses; over MAX_MESSAGE_BYTES, see `oversizeSendError`.
  */
 export function decodeSendBytes(bytes: Uint8Array, encoding: SendEncoding, acceptedAt: number): Decoded<ChatMessage> {
+  if (bytes.length > MAX_MESSAGE_BYTES) return fail(oversizeSendError(bytes, encoding));
   const parsed = parseSendBytes(bytes, encoding);
   return parsed.ok ? decodeSendRequest(parsed.value, acceptedAt) : parsed;
+}
+
+/**
+ * The answer to a send request over MAX_MESSAGE_BYTES (64 KiB, our own limit: section 3 sets none for a message body):
+ * 413 `payload_too_large` when it holds a message whose push payload would exceed 4096 bytes even with `text` cut to
+ * nothing, the answer section 3 names for exactly that message whatever else is wrong with it; else 413
+ * `body_too_large`, the code of every other body over its limit (batch, policy, device bodies, README "Error codes").
+ * Not `payload_too_large` for every oversize body: one that is mostly `text` (cut to fit at send time) or whitespace
+ * may hold a message whose payload fits, and that code would send its author to shorten the wrong fields. A body over
+ * MAX_SEND_READ_BYTES was not read to its end (HTTP) and is not decoded: `body_too_large`.
+ */
+export function oversizeSendError(bytes: Uint8Array, encoding: SendEncoding): SwitchboardError {
+  const tooLarge = new SwitchboardError('body_too_large', `${bytes.length} bytes; the limit is ${MAX_MESSAGE_BYTES}`);
+  if (bytes.length > MAX_SEND_READ_BYTES) return tooLarge;
+  const parsed = parseSendBytes(bytes, encoding, MAX_SEND_READ_BYTES);
+  const decoded = parsed.ok ? decodeSendRequest(parsed.value, 0) : parsed;
+  return !decoded.ok && decoded.error.code === 'payload_too_large' ? decoded.error : tooLarge;
 }
 
 /**

@@ -95,8 +95,8 @@ describe('gateway HTTP API', () => {
     expect(wrongType.body.error.message).toMatch(/\bto\b/);
     const longId = await g.http('POST', '/v1/messages', { body: msg('x'.repeat(129)) });
     expect(longId.body.error.message).toMatch(/\bid must be/);
-    const text = await g.http('POST', '/v1/messages', { body: msg('m1'), headers: { 'content-type': 'text/plain' } });
-    expect(text).toMatchObject({ status: 415, body: { error: { code: 'unsupported_media_type' } } });
+    const form = await g.http('POST', '/v1/messages', { body: msg('m1'), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(form).toMatchObject({ status: 415, body: { error: { code: 'unsupported_media_type' } } });
     expect(g.accepted).toEqual([]);
     expect((await g.http('POST', '/v1/messages', { body: msg('m2'), headers: { 'content-type': 'application/json; charset=utf-8' } })).status).toBe(202);
   });

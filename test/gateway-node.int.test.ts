@@ -142,8 +142,11 @@ describe('gateway against the real node', () => {
     });
 
     it('refuses a body over 64 KiB with 413, malformed JSON with 400, and keeps serving', async () => {
+      // Section 3 names payload_too_large for a message that could never be pushed, over our body limit or not.
       const big = await node.send({ id: 'big', to: 'u', text: 'x'.repeat(30_000), data: { a: 'y'.repeat(40_000) } });
-      expect(big).toMatchObject({ status: 413, body: { error: { code: 'body_too_large' } } });
+      expect(big).toMatchObject({ status: 413, body: { error: { code: 'payload_too_large' } } });
+      const longText = await node.send({ id: 'long', to: 'u', text: 'x'.repeat(70_000) });
+      expect(longText).toMatchObject({ status: 413, body: { error: { code: 'body_too_large' } } });
       expect(await node.http('POST', '/v1/messages', undefined, { raw: '{"id":' })).toMatchObject({ status: 400, body: { error: { code: 'bad_json' } } });
       expect((await node.send({ id: 'ok-after-bad', to: 'nobody' })).status).toBe(202);
       await stillServing();

@@ -5,7 +5,7 @@ import { buildFcmBody } from '../senders/fcm.js';
 import { buildHmsBody } from '../senders/hms.js';
 import { fitText, HMS_TOKEN_ALLOWANCE, payloadFits, utf8Length, payloadOverflow, WEBPUSH_MAX_PLAINTEXT_BYTES } from '../senders/payload.js';
 import { buildWebPushPayload } from '../senders/webpush.js';
-import { MAX_PUSH_PAYLOAD_BYTES, minPushPayloadBytes, pushPayloadBytesBound } from '../protocol/push-payload.js';
+import { MAX_PUSH_PAYLOAD_BYTES, minPushPayloadBytes, pushPayloadBytesBound, pushPayloadBytesFloor } from '../protocol/push-payload.js';
 import type { PushJob } from '../senders/types.js';
 
 /** PROTOCOL.md sections 3 and 5: payloads never exceed 4096 bytes; text is cut at a grapheme boundary. */
@@ -117,7 +117,7 @@ describe('payloadOverflow / payloadFits: can the message fit at all (413 payload
   });
 });
 
-describe('pushPayloadBytesBound: the edge skips building payloads for messages far from the limit', () => {
+describe('pushPayloadBytesBound and pushPayloadBytesFloor: the edge skips building payloads for messages far from the limit', () => {
   // Units that cost the most once escaped (control characters, quotes, backslashes, twice in Push Kit's data
   // string), non-ASCII of 2, 3 and 4 UTF-8 bytes, and U+2028 (left raw by JSON.stringify).
   const POOL = ['\u0001', '"', '\\', 'a', 'é', '中', '😀', '\u2028', '\u001f', '/'];
@@ -129,7 +129,7 @@ describe('pushPayloadBytesBound: the edge skips building payloads for messages f
   const str = (max: number) => Array.from({ length: rand(max + 1) }, () => POOL[rand(POOL.length)]).join('');
   const maybe = <T>(v: T) => (rand(3) === 0 ? undefined : v);
 
-  it('is never below the exact figure, on 2,000 random messages of escape-heavy and non-ASCII fields', () => {
+  it('are never below (bound) or above (floor) the exact figure, on 2,000 random messages of escape-heavy and non-ASCII fields', () => {
     let near = 0;
     for (let i = 0; i < 2000; i++) {
       const data: Record<string, string> = {};
@@ -137,6 +137,7 @@ describe('pushPayloadBytesBound: the edge skips building payloads for messages f
       const m = msg({ id: `m${str(20)}`, from: maybe(str(30)), title: maybe(str(300)), collapseKey: maybe(str(20)), data: maybe(data), priority: maybe('normal'), ttlSeconds: maybe(rand(2_419_200)) });
       const exact = minPushPayloadBytes(m);
       expect(pushPayloadBytesBound(m)).toBeGreaterThanOrEqual(exact);
+      expect(pushPayloadBytesFloor(m)).toBeLessThanOrEqual(exact);
       if (exact > MAX_PUSH_PAYLOAD_BYTES / 2) near++;
     }
     expect(near).toBeGreaterThan(0);

@@ -58,4 +58,10 @@ describe('push tokens in the cluster (issue 9)', () => {
     expect(await chat.sendRaw(json, { json: true })).toMatchObject({ error: { code: 'invalid_field' } });
     expect(await chat.send({ id: 'x5', to: 'bob', text: 'ok', urgent: true })).toEqual({ id: 'x5', status: 'accepted' });
   });
+
+  it('switchboard.send answers payload_too_large for a message that could never be pushed, over our own limits too', async () => {
+    expect(await chat.send({ id: 'y1', to: 'bob', title: 'x'.repeat(4096) })).toMatchObject({ error: { code: 'payload_too_large' } });
+    expect(await chat.send({ id: 'y2', to: 'bob', title: 'x'.repeat(70_000) }, { json: true })).toMatchObject({ error: { code: 'payload_too_large' } });
+    expect(await chat.send({ id: 'y3', to: 'bob', title: 'x'.repeat(1025) })).toMatchObject({ error: { code: 'invalid_request' } });
+  });
 });
