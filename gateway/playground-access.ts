@@ -42,5 +42,23 @@ export function isLoopbackHostHeader(host: string | undefined): boolean {
   return name === 'localhost' || isLoopbackAddress(name);
 }
 
+/**
+ * Whether a request's `Origin` header allows a playground call: absent (curl, scripts, same-origin GETs), or an origin
+ * whose host is this machine (the playground page itself, on whichever loopback name it was opened). A browser sends
+ * `Origin` on every cross-site POST, also `no-cors` ones without a Content-Type, which need no CORS preflight and
+ * would otherwise let any web page open in the operator's browser make the playground send (the Host check stops DNS
+ * rebinding, not this). `null` (sandboxed frames, `file:` pages) is refused.
+ */
+export function isLoopbackOrigin(origin: string | undefined): boolean {
+  if (origin === undefined) return true;
+  let url: URL;
+  try {
+    url = new URL(origin);
+  } catch {
+    return false;
+  }
+  return (url.protocol === 'http:' || url.protocol === 'https:') && isLoopbackHostHeader(url.host);
+}
+
 /** The playground's users: `playground` or `playground-<suffix>`, so its tokens and sends never reach real users. */
 export const PLAYGROUND_USER = /^playground(?:-[A-Za-z0-9_.-]{1,64})?$/;

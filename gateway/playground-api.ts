@@ -4,7 +4,7 @@ import { SignJWT } from 'jose';
 import { MOBILE_OS, SwitchboardError, decodeSendRequest, invalid, isObject, type BusMessage } from '../protocol/index.js';
 import type { HttpApiDeps } from './deps.js';
 import { readJsonBody, sendError, sendJson } from './http-io.js';
-import { PLAYGROUND_USER, isLoopbackAddress, isLoopbackHostHeader } from './playground-access.js';
+import { PLAYGROUND_USER, isLoopbackAddress, isLoopbackHostHeader, isLoopbackOrigin } from './playground-access.js';
 
 /** Lifetime of a playground client token. */
 export const PLAYGROUND_TOKEN_SECONDS = 3600;
@@ -16,7 +16,8 @@ export type PlaygroundApiDeps = Pick<HttpApiDeps, 'bus' | 'subjects' | 'ingress'
 /**
  * The playground's loopback-only endpoints under `/playground/api/` (issue 12): they mint client tokens and send
  * messages on the page's behalf, so the page never holds the API key or the JWT secret. Each call is refused with
- * 403 `loopback_only` unless the socket's remote address is loopback and the Host header names this machine.
+ * 403 `loopback_only` unless the socket's remote address is loopback, the Host header names this machine and an
+ * `Origin` header, if any, is a page of this machine (`isLoopbackOrigin`: no other site's page can make it send).
  *
  * | call | answer |
  * | --- | --- |
@@ -80,6 +81,7 @@ export function createPlaygroundApi(deps: PlaygroundApiDeps): (req: IncomingMess
     // The remote address of the socket, not a header: a proxy in front would make every caller look local.
     if (!isLoopbackAddress(req.socket.remoteAddress)) throw new SwitchboardError('loopback_only', 'the playground API answers only clients on this machine');
     if (!isLoopbackHostHeader(req.headers.host)) throw new SwitchboardError('loopback_only', 'the Host header must name localhost or a loopback address');
+    if (!isLoopbackOrigin(req.headers.origin)) throw new SwitchboardError('loopback_only', 'the playground API answers only pages served by this machine (Origin)');
     const call = calls.get(name);
     if (call === undefined) throw new SwitchboardError('not_found', `no playground call ${name}`);
     // HEAD is GET without the body (RFC 9110 section 9.3.2), as on every other GET of the node.

@@ -11,12 +11,13 @@ import { NodeProcess } from './support/node-process.js';
 const outside = Object.values(networkInterfaces()).flat().find((i) => i && i.family === 'IPv4' && !i.internal)?.address;
 
 interface Answer { status: number; body: any; text: string }
-function call(port: number, opts: { method?: string; path: string; from?: string; to?: string; host?: string; body?: unknown; key?: string }): Promise<Answer> {
+function call(port: number, opts: { method?: string; path: string; from?: string; to?: string; host?: string; origin?: string; type?: string | null; body?: unknown; key?: string }): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
     const headers: Record<string, string> = {};
-    if (payload !== undefined) headers['content-type'] = 'application/json';
+    if (payload !== undefined && opts.type !== null) headers['content-type'] = opts.type ?? 'application/json';
     if (opts.host) headers.host = opts.host;
+    if (opts.origin) headers.origin = opts.origin;
     if (opts.key) headers.authorization = `Bearer ${opts.key}`;
     const req = request({ host: opts.to ?? '127.0.0.1', port, path: opts.path, method: opts.method ?? 'GET', localAddress: opts.from, headers }, (res) => {
       let text = '';
@@ -73,6 +74,14 @@ describe('pages: access', () => {
     const rebound = await call(node.port, { ...token, host: `evil.example:${node.port}` });
     expect(rebound.status).toBe(403);
     expect(rebound.body.error.code).toBe('loopback_only');
+    // Another site's page in the operator's browser: a no-cors POST without a Content-Type (no CORS preflight) still
+    // carries its Origin, and the playground does not send for it; its own page (a loopback origin) does.
+    const send = { method: 'POST', path: '/playground/api/send', body: { text: 'hi' }, type: null };
+    const crossSite = await call(node.port, { ...send, origin: 'https://evil.example' });
+    expect(crossSite.status).toBe(403);
+    expect(crossSite.body.error).toEqual({ code: 'loopback_only', message: expect.stringContaining('Origin') });
+    expect((await call(node.port, { ...send, origin: 'null' })).status).toBe(403);
+    expect((await call(node.port, { ...send, origin: `http://localhost:${node.port}` })).status).toBe(202);
     // Not for users outside the playground.
     const alice = await call(node.port, { ...token, body: { user: 'alice', device: 'pc-1', kind: 'pc' } });
     expect(alice.status).toBe(400);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_PLAYGROUND_MODE, isLoopbackAddress, isLoopbackHostHeader, playgroundEnabled, PLAYGROUND_USER } from '../gateway/playground-access.js';
+import { DEFAULT_PLAYGROUND_MODE, isLoopbackAddress, isLoopbackHostHeader, isLoopbackOrigin, playgroundEnabled, PLAYGROUND_USER } from '../gateway/playground-access.js';
 import { ConfigError, parseConfig } from '../runtime/config.js';
 
 describe('playground: when it is served (issue 12)', () => {
@@ -28,6 +28,13 @@ describe('playground: when it is served (issue 12)', () => {
     for (const h of ['localhost', 'localhost:7400', '127.0.0.1:7400', '[::1]:7400', '[::1]']) expect(isLoopbackHostHeader(h), h).toBe(true);
     for (const h of [undefined, '', 'evil.example:7400', '192.0.2.2:7400', 'localhost.evil.example', '127.0.0.1.nip.io']) {
       expect(isLoopbackHostHeader(h), String(h)).toBe(false);
+    }
+  });
+
+  it("accepts an Origin only when it is a page of this machine (another site's page cannot make it send)", () => {
+    for (const o of [undefined, 'http://localhost:7400', 'http://127.0.0.1:7400', 'http://[::1]:7400', 'https://localhost']) expect(isLoopbackOrigin(o), String(o)).toBe(true);
+    for (const o of ['null', '', 'https://evil.example', 'http://localhost.evil.example', 'http://127.0.0.1.nip.io:7400', 'file://', 'chrome-extension://abc']) {
+      expect(isLoopbackOrigin(o), o).toBe(false);
     }
   });
 
