@@ -33,11 +33,11 @@ const NATS_SCHEMES = ['nats', 'tls'];
 /**
  * Why one SWITCHBOARD_NATS_URL entry cannot be a NATS server for @nats-io/transport-node 3.x, or undefined when it
  * can. Accepted: `host`, `host:port`, `nats://host:port`, `tls://host:port` (port 1-65535, default 4222), the host a
- * name or address as `isHostOrAddress` has it (IPv6 in brackets when a port follows), an optional `user@` part and
- * one trailing `/`. Refused, because `connect` refuses them or cannot parse them (nats-core `servers.ts` hostPort,
- * transport-node `connect.ts`) and start-up would retry them until SWITCHBOARD_NATS_CONNECT_TIMEOUT_MS:
- * `ws://`/`wss://` (only the separate `wsconnect` client speaks WebSocket), other schemes, ports out of range, paths,
- * queries, IPv6 zone ids, and `user:password@host:port` without a dot (hostPort takes it for IPv6).
+ * name or address as `isHostOrAddress` has it (IPv6 in brackets when a port follows), an optional `user:password@` or
+ * `token@` part (taken out before the client sees the URL: runtime/config.ts `natsUrlCredentials`) and one trailing
+ * `/`. Refused, because `connect` refuses them or cannot parse them (nats-core `servers.ts` hostPort, transport-node
+ * `connect.ts`) and start-up would retry them until SWITCHBOARD_NATS_CONNECT_TIMEOUT_MS: `ws://`/`wss://` (only the
+ * separate `wsconnect` client speaks WebSocket), other schemes, ports out of range, paths, queries, IPv6 zone ids.
  */
 export function natsServerProblem(entry: string): string | undefined {
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(entry);
@@ -51,9 +51,6 @@ export function natsServerProblem(entry: string): string | undefined {
   if (/[/?#\s]/.test(rest)) return 'a path, query or space follows the host';
   const at = rest.lastIndexOf('@');
   const hostPort = at >= 0 ? rest.slice(at + 1) : rest;
-  // hostPort's own test (isIPV4OrHostname): no bracket, and `::` or no dot with more than one colon, reads as IPv6.
-  const readAsIpv6 = !rest.includes('[') && (rest.includes('::') || (!rest.includes('.') && rest.split(':').length > 2));
-  if (at >= 0 && readAsIpv6) return 'the NATS client reads user:password@host:port without a dot in it as an IPv6 address';
   if (!scheme && isIPv6(hostPort) && !hostPort.includes('%')) return undefined; // bare IPv6, default port
   const m = /^(\[[^\]]*\]|[^:[\]]*)(?::(\d{1,5}))?$/.exec(hostPort);
   if (!m) return 'not host:port';

@@ -275,6 +275,10 @@ export function parseConfig(env: Env = process.env): Config {
   allOrNone(['SWITCHBOARD_NATS_TLS_CERT_FILE', 'SWITCHBOARD_NATS_TLS_KEY_FILE']);
   const natsAuth = ['SWITCHBOARD_NATS_USER', 'SWITCHBOARD_NATS_TOKEN', 'SWITCHBOARD_NATS_CREDS_FILE', 'SWITCHBOARD_NATS_NKEY_SEED_FILE'].filter((n) => v(n) !== undefined);
   if (natsAuth.length > 1) throw new ConfigError(natsAuth[1], `unset when ${natsAuth[0]} is set (one NATS authentication method)`);
+  const urlAuth = natsUrlCredentials(natsServers);
+  if (urlAuth !== undefined && natsAuth.length > 0) {
+    throw new ConfigError(natsAuth[0], 'unset when SWITCHBOARD_NATS_URL carries credentials (one NATS authentication method)');
+  }
   allOrNone(['SWITCHBOARD_HMS_APP_ID', 'SWITCHBOARD_HMS_CLIENT_ID', 'SWITCHBOARD_HMS_CLIENT_SECRET']);
   allOrNone(['SWITCHBOARD_WEBPUSH_VAPID_PUBLIC_KEY', 'SWITCHBOARD_WEBPUSH_VAPID_PRIVATE_KEY', 'SWITCHBOARD_WEBPUSH_SUBJECT']);
   const allowedHostsRaw = v('SWITCHBOARD_WEBPUSH_ALLOWED_HOSTS');
@@ -293,9 +297,9 @@ export function parseConfig(env: Env = process.env): Config {
     port: int('SWITCHBOARD_PORT', DEFAULT_PORT, 0, 65535),
     natsServers: Object.freeze(natsServers),
     nats: Object.freeze({
-      user: v('SWITCHBOARD_NATS_USER'),
-      password: v('SWITCHBOARD_NATS_PASSWORD'),
-      token: v('SWITCHBOARD_NATS_TOKEN'),
+      user: v('SWITCHBOARD_NATS_USER') ?? urlAuth?.user,
+      password: v('SWITCHBOARD_NATS_PASSWORD') ?? urlAuth?.password,
+      token: v('SWITCHBOARD_NATS_TOKEN') ?? urlAuth?.token,
       credsFile: v('SWITCHBOARD_NATS_CREDS_FILE'),
       nkeySeedFile: v('SWITCHBOARD_NATS_NKEY_SEED_FILE'),
       tlsCaFile: v('SWITCHBOARD_NATS_TLS_CA_FILE'),
@@ -368,4 +372,29 @@ export function gatewayConfigOf(config: Config): GatewayConfig {
       webpush: config.webpush.vapidPublicKey !== undefined,
     }),
   };
+}
+
+/**
+ * The credentials written in SWITCHBOARD_NATS_URL's entries (`nats://user:password@host`, or `nats://token@host`, the
+ * NATS URL forms), percent-decoded, or undefined when no entry has any. The NATS client ignores credentials in a
+ * server URL (a server that requires them answers "Authorization Violation"), so they are passed on as its `user` /
+ * `pass` or `token` options instead (runtime/nats-connect.ts), and the URLs go to it without them. Every entry that
+ * carries credentials must carry the same: ConfigError otherwise.
+ */
+export function natsUrlCredentials(servers: readonly string[]): { user?: string; password?: string; token?: string } | undefined {
+  const found = new Set<string>();
+  for (const s of servers) {
+    const m = /^(?:[a-z][a-z0-9+.-]*:\/\/)?([^@/]*)@/i.exec(s);
+    if (m !== null) found.add(m[1]);
+  }
+  if (found.size === 0) return undefined;
+  if (found.size > 1) throw new ConfigError('SWITCHBOARD_NATS_URL', 'a list whose entries carry the same credentials, if any');
+  const [info] = found;
+  const colon = info.indexOf(':');
+  try {
+    if (colon < 0) return { token: decodeURIComponent(info) };
+    return { user: decodeURIComponent(info.slice(0, colon)), password: decodeURIComponent(info.slice(colon + 1)) };
+  } catch {
+    throw new ConfigError('SWITCHBOARD_NATS_URL', 'a list whose credentials are percent-encoded UTF-8');
+  }
 }

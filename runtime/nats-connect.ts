@@ -7,12 +7,14 @@ import { StartError } from './start-error.js';
 
 /**
  * Connects to NATS with the operator's authentication and TLS settings passed through unchanged
- * (user/password, token, creds file, nkey seed file, TLS CA and client certificate).
+ * (user/password, token, creds file, nkey seed file, TLS CA and client certificate). Credentials written in the URLs
+ * arrive as user/password or token (`natsUrlCredentials`: the client ignores them in a URL) and the URLs go to the
+ * client without them, so none of its messages can carry them.
  */
 export function natsOptions(config: Config): NodeConnectionOptions {
   const n = config.nats;
   const opts: NodeConnectionOptions = {
-    servers: [...config.natsServers],
+    servers: config.natsServers.map(withoutCredentials),
     name: `switchboard-${config.nodeId}`,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
@@ -71,5 +73,5 @@ export async function connectNats(
 
 /** A server URL as it may be logged: user and password removed. */
 export function withoutCredentials(server: string): string {
-  return server.replace(/^([a-z]+:\/\/)[^@/]*@/i, '$1');
+  return server.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^@/]*@/i, '$1');
 }

@@ -27,17 +27,21 @@ export class NatsServer {
   private proc?: ChildProcess;
   readonly log: string[] = [];
 
-  private constructor(readonly port: number, readonly clusterPort: number, readonly storeDir: string, private readonly routes: number[], readonly name: string) {}
+  private constructor(
+    readonly port: number, readonly clusterPort: number, readonly storeDir: string, private readonly routes: number[], readonly name: string,
+    /** More nats-server flags (e.g. `--user`, `--pass`, `--auth` for a server that requires credentials). */
+    private readonly extraArgs: readonly string[] = [],
+  ) {}
 
   get url(): string {
     return `nats://127.0.0.1:${this.port}`;
   }
 
-  static async start(opts: { routes?: number[]; clusterPort?: number; name?: string } = {}): Promise<NatsServer> {
+  static async start(opts: { routes?: number[]; clusterPort?: number; name?: string; args?: readonly string[] } = {}): Promise<NatsServer> {
     const port = await freePort();
     const clusterPort = opts.clusterPort ?? (opts.routes ? await freePort() : 0);
     const storeDir = await mkdtemp(join(tmpdir(), 'switchboard-nats-'));
-    const s = new NatsServer(port, clusterPort, storeDir, opts.routes ?? [], opts.name ?? `n${port}`);
+    const s = new NatsServer(port, clusterPort, storeDir, opts.routes ?? [], opts.name ?? `n${port}`, opts.args);
     await s.launch();
     return s;
   }
@@ -49,7 +53,7 @@ export class NatsServer {
   }
 
   private launch(): Promise<void> {
-    const args = ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.storeDir, '-n', this.name];
+    const args = ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.storeDir, '-n', this.name, ...this.extraArgs];
     if (this.clusterPort) {
       args.push('--cluster_name', 'sbtest', '--cluster', `nats://127.0.0.1:${this.clusterPort}`,
         '--routes', this.routes.filter((p) => p !== this.clusterPort).map((p) => `nats://127.0.0.1:${p}`).join(','));
