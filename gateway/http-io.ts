@@ -11,6 +11,12 @@ export interface BodyOptions {
    * Default false: the playground API, which has no key, keeps refusing `text/plain` (415).
    */
   readonly textPlain?: boolean;
+  /**
+   * A body must declare a JSON type: a missing Content-Type is refused (415) instead of taken as JSON. For calls without
+   * a key that a browser page may reach (the playground API): declaring `application/json` from another origin needs a
+   * CORS preflight, which is never granted here.
+   */
+  readonly declared?: boolean;
 }
 
 /**
@@ -52,6 +58,9 @@ export type BytesCallback = (error: Error | undefined, bytes?: Buffer) => void;
  */
 export function readBody(req: IncomingMessage, limit: number, done: BytesCallback, options?: BodyOptions): void {
   const contentType = req.headers['content-type'];
+  if (contentType === undefined && options?.declared === true) {
+    return void process.nextTick(done, new SwitchboardError('unsupported_media_type', 'no Content-Type; declare application/json'));
+  }
   if (contentType !== undefined && !isJsonMediaType(contentType, options?.textPlain === true)) {
     return void process.nextTick(done, new SwitchboardError('unsupported_media_type', `got ${JSON.stringify(contentType.slice(0, 64))}`));
   }

@@ -43,21 +43,22 @@ export function isLoopbackHostHeader(host: string | undefined): boolean {
 }
 
 /**
- * Whether a request's `Origin` header allows a playground call: absent (curl, scripts, same-origin GETs), or an origin
- * whose host is this machine (the playground page itself, on whichever loopback name it was opened). A browser sends
- * `Origin` on every cross-site POST, also `no-cors` ones without a Content-Type, which need no CORS preflight and
- * would otherwise let any web page open in the operator's browser make the playground send (the Host check stops DNS
- * rebinding, not this). `null` (sandboxed frames, `file:` pages) is refused.
+ * Whether a request's `Origin` header allows a playground call: absent (curl, scripts, same-origin GETs), or the very
+ * origin the request was sent to (its Host header: the playground page itself, on whichever loopback name and port it
+ * was opened). A browser sends `Origin` on every cross-origin POST, also `no-cors` ones without a Content-Type, which
+ * need no CORS preflight and would otherwise let any page open in the operator's browser make the playground send,
+ * another local app's or dev server's page on another port included (the Host check stops DNS rebinding, not this).
+ * `null` (sandboxed frames, `file:` pages) is refused.
  */
-export function isLoopbackOrigin(origin: string | undefined): boolean {
+export function isSameOrigin(origin: string | undefined, host: string | undefined): boolean {
   if (origin === undefined) return true;
-  let url: URL;
+  if (host === undefined) return false;
   try {
-    url = new URL(origin);
+    const url = new URL(origin);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.host === new URL(`${url.protocol}//${host}`).host;
   } catch {
     return false;
   }
-  return (url.protocol === 'http:' || url.protocol === 'https:') && isLoopbackHostHeader(url.host);
 }
 
 /** The playground's users: `playground` or `playground-<suffix>`, so its tokens and sends never reach real users. */

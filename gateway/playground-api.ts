@@ -3,13 +3,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SignJWT } from 'jose';
 import { MOBILE_OS, SwitchboardError, decodeSendRequest, invalid, isObject, type BusMessage } from '../protocol/index.js';
 import type { HttpApiDeps } from './deps.js';
-import { readJsonBody, sendError, sendJson } from './http-io.js';
-import { PLAYGROUND_USER, isLoopbackAddress, isLoopbackHostHeader, isLoopbackOrigin } from './playground-access.js';
+import { readJsonBody, sendError, sendJson, type BodyOptions } from './http-io.js';
+import { PLAYGROUND_USER, isLoopbackAddress, isLoopbackHostHeader, isSameOrigin } from './playground-access.js';
 
 /** Lifetime of a playground client token. */
 export const PLAYGROUND_TOKEN_SECONDS = 3600;
 const MAX_BODY_BYTES = 16 * 1024;
 const QUERY_TIMEOUT_MS = 5000;
+/** The playground's POST bodies must say they are JSON (BodyOptions.declared): see createPlaygroundApi. */
+const DECLARED_JSON: BodyOptions = { declared: true };
 
 export type PlaygroundApiDeps = Pick<HttpApiDeps, 'bus' | 'subjects' | 'ingress' | 'metrics' | 'clock' | 'jwtSecret' | 'config' | 'isReady'>;
 
@@ -17,7 +19,9 @@ export type PlaygroundApiDeps = Pick<HttpApiDeps, 'bus' | 'subjects' | 'ingress'
  * The playground's loopback-only endpoints under `/playground/api/` (issue 12): they mint client tokens and send
  * messages on the page's behalf, so the page never holds the API key or the JWT secret. Each call is refused with
  * 403 `loopback_only` unless the socket's remote address is loopback, the Host header names this machine and an
- * `Origin` header, if any, is a page of this machine (`isLoopbackOrigin`: no other site's page can make it send).
+ * `Origin` header, if any, is the playground's own (`isSameOrigin`: no other page can make it send); a POST must
+ * declare its JSON body (`Content-Type: application/json`, 415 otherwise), which a cross-origin page cannot do without
+ * a CORS preflight that is never granted.
  *
  * | call | answer |
  * | --- | --- |
@@ -32,7 +36,7 @@ export function createPlaygroundApi(deps: PlaygroundApiDeps): (req: IncomingMess
   const vendors = deps.config.pushVendors;
 
   const token = async (req: IncomingMessage, res: ServerResponse) => {
-    const body = await readJsonBody(req, MAX_BODY_BYTES);
+    const body = await readJsonBody(req, MAX_BODY_BYTES, DECLARED_JSON);
     if (!isObject(body)) throw invalid('body', 'a JSON object');
     const user = playgroundUser(body.user);
     const device = body.device;
@@ -51,7 +55,7 @@ export function createPlaygroundApi(deps: PlaygroundApiDeps): (req: IncomingMess
 
   const send = async (req: IncomingMessage, res: ServerResponse) => {
     if (!deps.isReady()) throw new SwitchboardError('unavailable');
-    const body = await readJsonBody(req, MAX_BODY_BYTES);
+    const body = await readJsonBody(req, MAX_BODY_BYTES, DECLARED_JSON);
     if (!isObject(body)) throw invalid('body', 'a JSON object');
     const user = playgroundUser(body.user);
     const decoded = decodeSendRequest({ id: `pg-${randomUUID()}`, to: user, from: 'playground', text: body.text, title: body.title }, deps.clock.now());
@@ -81,7 +85,7 @@ export function createPlaygroundApi(deps: PlaygroundApiDeps): (req: IncomingMess
     // The remote address of the socket, not a header: a proxy in front would make every caller look local.
     if (!isLoopbackAddress(req.socket.remoteAddress)) throw new SwitchboardError('loopback_only', 'the playground API answers only clients on this machine');
     if (!isLoopbackHostHeader(req.headers.host)) throw new SwitchboardError('loopback_only', 'the Host header must name localhost or a loopback address');
-    if (!isLoopbackOrigin(req.headers.origin)) throw new SwitchboardError('loopback_only', 'the playground API answers only pages served by this machine (Origin)');
+    if (!isSameOrigin(req.headers.origin, req.headers.host)) throw new SwitchboardError('loopback_only', 'the playground API answers only its own page (Origin)');
     const call = calls.get(name);
     if (call === undefined) throw new SwitchboardError('not_found', `no playground call ${name}`);
     // HEAD is GET without the body (RFC 9110 section 9.3.2), as on every other GET of the node.

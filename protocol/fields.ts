@@ -81,15 +81,24 @@ export function oneOf<T extends string>(obj: Json, field: string, allowed: reado
  * silently drop it.
  */
 export function optionalStringMap(obj: Json, field: string): Record<string, string> | undefined {
+  const v = checkStringMap(obj, field);
+  if (v === undefined) return undefined;
+  const out: Record<string, string> = {};
+  for (const k of Object.keys(v)) out[k] = v[k] as string;
+  return out;
+}
+
+/**
+ * `optionalStringMap`'s checks without the copy (same errors): the object as it came, or undefined when absent. For
+ * a decoder that wants to refuse on other grounds before it copies what may be a very large object.
+ */
+export function checkStringMap(obj: Json, field: string): Json | undefined {
   const v = obj[field];
   if (v === undefined) return undefined;
   if (!isObject(v)) throw invalid(field, 'an object of string values');
-  const out: Record<string, string> = {};
   for (const k of Object.keys(v)) {
     if (k === '__proto__') throw invalidField(`${field}.__proto__`, 'absent (it cannot be carried as a key)');
-    const s = v[k];
-    if (typeof s !== 'string') throw invalid(`${field}.${k.slice(0, 64)}`, 'a string');
-    out[k] = s;
+    if (typeof v[k] !== 'string') throw invalid(`${field}.${k.slice(0, 64)}`, 'a string');
   }
-  return out;
+  return v;
 }

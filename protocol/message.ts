@@ -1,6 +1,6 @@
 import { SwitchboardError } from './errors.js';
-import { id, invalid, invalidField, isId, isObject, isWellFormed, MAX_ID_CHARS, oneOf, optionalString, optionalStringMap, type Json } from './fields.js';
-import { MAX_PUSH_PAYLOAD_BYTES, minPushPayloadBytes, pushPayloadBytesBound, pushPayloadBytesFloor } from './push-payload.js';
+import { checkStringMap, id, invalid, invalidField, isId, isObject, isWellFormed, MAX_ID_CHARS, oneOf, optionalString, optionalStringMap, type Json } from './fields.js';
+import { MAX_PUSH_PAYLOAD_BYTES, minPushPayloadBytes, pushPayloadBytesBound, pushPayloadBytesFloor, pushPayloadFloorOver } from './push-payload.js';
 import { checkPushToken } from './push-token.js';
 import { fail, ok, type Decoded } from './result.js';
 
@@ -70,7 +70,8 @@ export function checkDataKeys(data: Readonly<Record<string, string>> | undefined
  *    that is not 1-128 characters; `invalid_field` for a reserved `data` key, a `__proto__` key, or a string that is
  *    not well-formed Unicode (not encodable as UTF-8);
  * 2. section 3's push payload rule: `payload_too_large` (413) when the push payload would exceed 4096 bytes even with
- *    `text` cut to nothing;
+ *    `text` cut to nothing (checked before `data` is copied when `id`, `from`, `title` and `data` alone certainly
+ *    exceed it: `pushPayloadFloorOver`);
  * 3. our own limits where the contract is silent (MAX_TITLE_CHARS and the rest above, `from` 1-128 printable
  *    characters, `ttlSeconds` an integer 0-MAX_TTL_SECONDS): `invalid_request`. After step 2, so that a message over
  *    both gets the answer the contract names for it.
@@ -87,11 +88,16 @@ export function decodeSendRequest(body: unknown, acceptedAt: number): Decoded<Ch
     const from = optionalString(body, 'from');
     const title = optionalString(body, 'title');
     const text = optionalString(body, 'text');
-    const data = optionalStringMap(body, 'data');
+    checkDataKeys(checkStringMap(body, 'data') as Record<string, string> | undefined);
     const collapseKey = optionalString(body, 'collapseKey');
     const priority = body.priority === undefined ? undefined : oneOf(body, 'priority', ['high', 'normal'] as const);
     const ttlSeconds = optionalNumber(body, 'ttlSeconds', TTL_RULE);
     const urgent = optionalUrgent(body);
+    // Step 2 early for a message that certainly cannot fit: its `data` (maybe a hundred thousand keys in a body of up
+    // to 1 MiB, see MAX_SEND_READ_BYTES) is then never copied.
+    const floor = pushPayloadFloorOver(body, MAX_PUSH_PAYLOAD_BYTES);
+    if (floor !== undefined) throw payloadTooLarge(`at least ${floor}`);
+    const data = optionalStringMap(body, 'data');
     const msg = { id: msgId, to } as Mutable<ChatMessage>; // acceptedAt is set last, as the key order always was
     if (from !== undefined) msg.from = from;
     if (title !== undefined) msg.title = title;
@@ -102,7 +108,6 @@ export function decodeSendRequest(body: unknown, acceptedAt: number): Decoded<Ch
     if (ttlSeconds !== undefined) msg.ttlSeconds = ttlSeconds;
     if (urgent !== undefined) msg.urgent = urgent;
     msg.acceptedAt = acceptedAt;
-    checkDataKeys(data);
     checkWellFormed(msg);
     checkPushPayload(msg);
     checkOwnLimits(msg);

@@ -242,17 +242,44 @@ export function pushPayloadBytesBound(m: PayloadFields): number {
   return FIXED_PAYLOAD_BYTES + MAX_BYTES_PER_UNIT * units + MAX_BYTES_PER_DATA_ENTRY * entries;
 }
 
+/** Bytes every `data` entry adds to the APNs body at the least besides its key and value: `"k":"v"`'s quotes and colon. */
+const MIN_DATA_ENTRY_BYTES = 5;
+
 /**
  * A lower bound of `minPushPayloadBytes(m)` from the fields' lengths alone: the UTF-16 code units of `id`, `from`,
- * `title` and every `data` key and value. The APNs body carries each of them (section 5), every code unit is at least
- * one UTF-8 byte and JSON escaping only adds bytes. Over MAX_PUSH_PAYLOAD_BYTES means the message cannot fit, without
- * serialising fields that may be megabytes long (test/payload.test.ts checks the bound).
+ * `title` and every `data` key and value, plus MIN_DATA_ENTRY_BYTES per entry. The APNs body carries each of them
+ * (section 5), every code unit is at least one UTF-8 byte and JSON escaping only adds bytes. Over
+ * MAX_PUSH_PAYLOAD_BYTES means the message cannot fit, without serialising fields that may be megabytes long
+ * (test/payload.test.ts checks the bound).
  */
 export function pushPayloadBytesFloor(m: PayloadFields): number {
   let units = m.id.length + (m.from?.length ?? 0) + (m.title?.length ?? 0);
   const data = m.data;
-  if (data !== undefined) for (const key in data) units += key.length + data[key].length;
+  if (data !== undefined) for (const key in data) units += key.length + data[key].length + MIN_DATA_ENTRY_BYTES;
   return units;
+}
+
+/**
+ * `pushPayloadBytesFloor(body)` once it passes `limit` (bytes), for a send request not yet copied (a parsed JSON or
+ * MessagePack object), or undefined when it stays within: fields of the wrong type count nothing (their own check
+ * refuses them), and the count stops as soon as it passes `limit`, after at most ~limit / MIN_DATA_ENTRY_BYTES `data`
+ * entries, so a request with a hundred thousand keys is refused (413 payload_too_large) without each being copied.
+ */
+export function pushPayloadFloorOver(body: Readonly<Record<string, unknown>>, limit: number): number | undefined {
+  let units = 0;
+  for (const field of ['id', 'from', 'title'] as const) {
+    const v = body[field];
+    if (typeof v === 'string') units += v.length;
+  }
+  if (units > limit) return units;
+  const data = body.data;
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) return undefined;
+  for (const key in data) {
+    const v = (data as Record<string, unknown>)[key];
+    units += key.length + MIN_DATA_ENTRY_BYTES + (typeof v === 'string' ? v.length : 0);
+    if (units > limit) return units;
+  }
+  return undefined;
 }
 
 /** True when every vendor body of the message fits once its text is shortened (see `payloadOverflow`). */

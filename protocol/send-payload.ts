@@ -1,7 +1,8 @@
 import { Unpackr } from 'msgpackr';
-import { MAX_BATCH_BYTES } from './batch.js';
 import { SwitchboardError } from './errors.js';
+import { isId, isObject } from './fields.js';
 import { decodeSendRequest, MAX_MESSAGE_BYTES, type ChatMessage } from './message.js';
+import { MAX_PUSH_PAYLOAD_BYTES, pushPayloadFloorOver } from './push-payload.js';
 import { checkMessagePackText } from './msgpack-check.js';
 import { fail, type Decoded } from './result.js';
 
@@ -12,12 +13,13 @@ const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 export type SendEncoding = 'json' | 'msgpack';
 
 /**
- * How much of one send request is read and decoded although only MAX_MESSAGE_BYTES are accepted: enough to tell a
+ * How much of one send request is read and parsed although only MAX_MESSAGE_BYTES are accepted: enough to tell a
  * message whose push payload cannot fit (413 payload_too_large, section 3) from a body that is only over our own
- * size limit (413 body_too_large). As much as a batch body may hold, so no message endpoint reads more than the batch
- * endpoint already does.
+ * size limit (413 body_too_large), for the bodies a chat server sends by mistake (a big `data` value, an attachment
+ * inlined). 1 MiB, NATS's default max_payload, so HTTP and `switchboard.send` answer alike; a larger body is refused
+ * unread (body_too_large).
  */
-export const MAX_SEND_READ_BYTES = MAX_BATCH_BYTES;
+export const MAX_SEND_READ_BYTES = 1024 * 1024;
 
 /**
  * Decodes the raw bytes of one send request (`POST /v1/messages` body, `switchboard.send` payload) into a message.
@@ -36,15 +38,19 @@ export function decodeSendBytes(bytes: Uint8Array, encoding: SendEncoding, accep
  * nothing, the answer section 3 names for exactly that message whatever else is wrong with it; else 413
  * `body_too_large`, the code of every other body over its limit (batch, policy, device bodies, README "Error codes").
  * Not `payload_too_large` for every oversize body: one that is mostly `text` (cut to fit at send time) or whitespace
- * may hold a message whose payload fits, and that code would send its author to shorten the wrong fields. A body over
- * MAX_SEND_READ_BYTES was not read to its end (HTTP) and is not decoded: `body_too_large`.
+ * may hold a message whose payload fits, and that code would send its author to shorten the wrong fields. Told by
+ * `pushPayloadFloorOver` on the parsed body (a lower bound: a body it cannot tell is `body_too_large`, a 413 too).
+ * A body over MAX_SEND_READ_BYTES was not read to its end (HTTP) and is not parsed: `body_too_large`.
  */
 export function oversizeSendError(bytes: Uint8Array, encoding: SendEncoding): SwitchboardError {
   const tooLarge = new SwitchboardError('body_too_large', `${bytes.length} bytes; the limit is ${MAX_MESSAGE_BYTES}`);
   if (bytes.length > MAX_SEND_READ_BYTES) return tooLarge;
   const parsed = parseSendBytes(bytes, encoding, MAX_SEND_READ_BYTES);
-  const decoded = parsed.ok ? decodeSendRequest(parsed.value, 0) : parsed;
-  return !decoded.ok && decoded.error.code === 'payload_too_large' ? decoded.error : tooLarge;
+  // A message at all (an object with a valid `id` and `to`, section 3's first checks) whose floor passes the limit.
+  const m = parsed.ok && isObject(parsed.value) && isId(parsed.value.id) && isId(parsed.value.to) ? parsed.value : undefined;
+  const floor = m === undefined ? undefined : pushPayloadFloorOver(m, MAX_PUSH_PAYLOAD_BYTES);
+  if (floor === undefined) return tooLarge;
+  return new SwitchboardError('payload_too_large', `title and data alone make a push payload of at least ${floor} bytes; the limit is ${MAX_PUSH_PAYLOAD_BYTES}`);
 }
 
 /**

@@ -6,12 +6,16 @@ import { isIP, isIPv6 } from 'node:net';
  * (a NATS name may resolve only once its pods are up), a name that cannot be one is refused at start (exit 2).
  */
 
-/** RFC 1123 section 2.1: letters, digits and hyphens, 1-63 characters, neither first nor last a hyphen. */
-const LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+/**
+ * RFC 1123 section 2.1: letters, digits and hyphens, 1-63 characters, neither first nor last a hyphen; and `_`, which
+ * that RFC leaves out but resolvers take and container runtimes put in service names (`switchboard_nats_1` of Docker
+ * Compose v1), which NATS URLs name.
+ */
+const LABEL = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
 
 /**
  * True for an IPv4 address (dotted quad), an IPv6 address (bare or in brackets, `[::1]`) or a DNS host name: labels
- * as RFC 1123 section 2.1 has them, at most 253 characters, one trailing dot allowed. A name whose last label is all
+ * as RFC 1123 section 2.1 has them (`_` too, see LABEL), at most 253 characters, one trailing dot allowed. A name whose last label is all
  * digits is an IPv4 address or nothing (RFC 3696 section 2: top-level labels are never all-numeric), so `999.1.1.1`
  * and `10.1.1` are refused instead of failing later in getaddrinfo.
  */
@@ -51,7 +55,7 @@ export function natsServerProblem(entry: string): string | undefined {
   if (/[/?#\s]/.test(rest)) return 'a path, query or space follows the host';
   const at = rest.lastIndexOf('@');
   const hostPort = at >= 0 ? rest.slice(at + 1) : rest;
-  if (!scheme && isIPv6(hostPort) && !hostPort.includes('%')) return undefined; // bare IPv6, default port
+  if (isIPv6(hostPort) && !hostPort.includes('%')) return undefined; // bare IPv6 (`::1`, `nats://::1`), default port
   const m = /^(\[[^\]]*\]|[^:[\]]*)(?::(\d{1,5}))?$/.exec(hostPort);
   if (!m) return 'not host:port';
   const [, host, port] = m;

@@ -3,8 +3,9 @@ import { StartError } from './start-error.js';
 
 /**
  * Why the listener could not be opened on SWITCHBOARD_HOST:SWITCHBOARD_PORT, by the `listen` error's code, and what
- * to change. Each of these is the configured address not being usable on this machine, so it is refused like a bad
- * value (exit 2, PROTOCOL.md section 1); any other error stays what it is (exit 1, "failed to start").
+ * to change. Each of these but EAI_AGAIN is the configured address not being usable on this machine, so it is refused
+ * like a bad value (exit 2, PROTOCOL.md section 1); EAI_AGAIN (DNS not answering) may pass, so it keeps exit 1 (a
+ * supervisor retries it) with the same kind of line; any other error stays what it is (exit 1, "failed to start").
  */
 const LISTEN_FAILURES: Record<string, (host: string, port: number) => string> = {
   ENOTFOUND: (host) => `SWITCHBOARD_HOST ${host} does not resolve to an address (ENOTFOUND); set SWITCHBOARD_HOST to a host name or IP address of this machine`,
@@ -14,10 +15,11 @@ const LISTEN_FAILURES: Record<string, (host: string, port: number) => string> = 
   EACCES: (host, port) => `cannot listen on ${host}:${port}: permission denied (EACCES; ports below 1024 need privileges); change SWITCHBOARD_PORT or SWITCHBOARD_HOST`,
 };
 
-/** The StartError (exit 2) naming SWITCHBOARD_HOST / SWITCHBOARD_PORT for an address failure of `listen`, else `err` itself. */
+/** The StartError (exit 2; 1 for EAI_AGAIN) naming SWITCHBOARD_HOST / SWITCHBOARD_PORT for an address failure of `listen`, else `err` itself. */
 export function listenFailure(err: unknown, host: string, port: number): unknown {
-  const message = LISTEN_FAILURES[(err as NodeJS.ErrnoException)?.code ?? ''];
-  return message ? new StartError(message(host, port), 2, { cause: err }) : err;
+  const code = (err as NodeJS.ErrnoException)?.code ?? '';
+  const message = LISTEN_FAILURES[code];
+  return message ? new StartError(message(host, port), code === 'EAI_AGAIN' ? 1 : 2, { cause: err }) : err;
 }
 
 /**

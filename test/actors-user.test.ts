@@ -230,7 +230,7 @@ describe('user actor', () => {
     expect(await outcomes('u1', 'm1')).toEqual(['mobile/no_pc: iphone:mobile=ack_timeout', 'held/ack_timeout: ', 'mobile/no_pc: iphone:mobile=acked']);
   });
 
-  it('section 4: a foreground phone with no token that never acks gets the message once; after one ack timeout it is held', async () => {
+  it('section 4: a foreground phone with no token that never acks is not sent the message again at its ack timeout: it is held, and goes out again on a sign of life', async () => {
     h = harness();
     h.openPhone('u1', 'iphone', 'ios', 's1');
     h.route('u1', 'm1');
@@ -243,6 +243,10 @@ describe('user actor', () => {
     expect(h.deliveries()).toEqual(['gw2:s1']);
     expect(h.pushes.jobs).toHaveLength(0);
     expect(await outcomes('u1', 'm1')).toEqual(['mobile/no_pc: iphone:mobile=ack_timeout', 'held/ack_timeout: ']);
+    // A ping from that session: it is alive after all (a gateway that was frozen), so what is held goes to it again.
+    h.send({ type: 'touch', user: 'u1', device: 'iphone', sessionId: 's1', at: Date.now() });
+    await until(() => h.deliveries().length === 2);
+    expect(h.deliveries()).toEqual(['gw2:s1', 'gw2:s1']);
   });
 
   it('section 4: a message held while the only phone was in the background is routed when it comes back to the foreground', async () => {

@@ -116,7 +116,7 @@ describe('parseConfig: integer variables', () => {
 
 describe('parseConfig: string and list variables', () => {
   const cases: [name: string, bad: string[], message: string][] = [
-    ['SWITCHBOARD_HOST', ['bad host', 'a/b', 'h_ost'], 'SWITCHBOARD_HOST must be a host name or IP address'],
+    ['SWITCHBOARD_HOST', ['bad host', 'a/b', '-h.example'], 'SWITCHBOARD_HOST must be a host name or IP address'],
     ['SWITCHBOARD_NATS_URL', ['http://x:4222', 'nats://a:1,https://b', 'a b'], 'SWITCHBOARD_NATS_URL must be a comma-separated list of NATS URLs (nats://host:port)'],
     ['SWITCHBOARD_NODE_ID', ['has space', 'a/b', 'x'.repeat(65), 'ünïcode'], 'SWITCHBOARD_NODE_ID must be 1-64 characters of A-Z a-z 0-9 . _ -'],
     ['SWITCHBOARD_ROLES', ['gateway,foo', 'router;sender', ',', 'Gateway'], 'SWITCHBOARD_ROLES must be a comma list of gateway, router, sender'],

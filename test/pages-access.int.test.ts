@@ -81,7 +81,11 @@ describe('pages: access', () => {
     expect(crossSite.status).toBe(403);
     expect(crossSite.body.error).toEqual({ code: 'loopback_only', message: expect.stringContaining('Origin') });
     expect((await call(node.port, { ...send, origin: 'null' })).status).toBe(403);
-    expect((await call(node.port, { ...send, origin: `http://localhost:${node.port}` })).status).toBe(202);
+    // Another local app's page (another port) is another origin too.
+    expect((await call(node.port, { ...send, origin: 'http://localhost:3000', host: `localhost:${node.port}` })).status).toBe(403);
+    // Its own page's origin, but without declaring JSON: a POST the page itself never sends, refused (415).
+    expect((await call(node.port, { ...send, origin: `http://localhost:${node.port}`, host: `localhost:${node.port}` })).body.error.code).toBe('unsupported_media_type');
+    expect((await call(node.port, { ...send, type: 'application/json', origin: `http://localhost:${node.port}`, host: `localhost:${node.port}` })).status).toBe(202);
     // Not for users outside the playground.
     const alice = await call(node.port, { ...token, body: { user: 'alice', device: 'pc-1', kind: 'pc' } });
     expect(alice.status).toBe(400);

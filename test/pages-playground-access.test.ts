@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_PLAYGROUND_MODE, isLoopbackAddress, isLoopbackHostHeader, isLoopbackOrigin, playgroundEnabled, PLAYGROUND_USER } from '../gateway/playground-access.js';
+import { DEFAULT_PLAYGROUND_MODE, isLoopbackAddress, isLoopbackHostHeader, isSameOrigin, playgroundEnabled, PLAYGROUND_USER } from '../gateway/playground-access.js';
 import { ConfigError, parseConfig } from '../runtime/config.js';
 
 describe('playground: when it is served (issue 12)', () => {
@@ -31,11 +31,14 @@ describe('playground: when it is served (issue 12)', () => {
     }
   });
 
-  it("accepts an Origin only when it is a page of this machine (another site's page cannot make it send)", () => {
-    for (const o of [undefined, 'http://localhost:7400', 'http://127.0.0.1:7400', 'http://[::1]:7400', 'https://localhost']) expect(isLoopbackOrigin(o), String(o)).toBe(true);
-    for (const o of ['null', '', 'https://evil.example', 'http://localhost.evil.example', 'http://127.0.0.1.nip.io:7400', 'file://', 'chrome-extension://abc']) {
-      expect(isLoopbackOrigin(o), o).toBe(false);
-    }
+  it("accepts an Origin only when it is the very origin the request went to (no other page, local or not, can make it send)", () => {
+    const same: [string | undefined, string | undefined][] = [[undefined, 'localhost:7400'], [undefined, undefined], ['http://localhost:7400', 'localhost:7400'],
+      ['http://127.0.0.1:7400', '127.0.0.1:7400'], ['http://[::1]:7400', '[::1]:7400'], ['http://localhost', 'localhost:80'], ['http://LOCALHOST:7400', 'localhost:7400']];
+    for (const [o, h] of same) expect(isSameOrigin(o, h), `${o} on ${h}`).toBe(true);
+    const other: [string, string | undefined][] = [['null', 'localhost:7400'], ['', 'localhost:7400'], ['https://evil.example', 'localhost:7400'],
+      ['http://localhost:3000', 'localhost:7400'], ['http://127.0.0.2:7400', '127.0.0.1:7400'], ['http://127.0.0.1:7400', 'localhost:7400'],
+      ['http://localhost:7400', undefined], ['file://', 'localhost:7400'], ['chrome-extension://abc', 'localhost:7400']];
+    for (const [o, h] of other) expect(isSameOrigin(o, h), `${o} on ${h}`).toBe(false);
   });
 
   it('keeps its tokens and sends to playground users', () => {

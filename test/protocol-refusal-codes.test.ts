@@ -131,6 +131,18 @@ describe('413 payload_too_large wins over our own field limits (section 3)', () 
     expect(errorOf(decodeSendRequest({ id: 'm', to: 'u', ...big, data: { from: 'x' } }, 0))).toMatchObject({ code: 'invalid_field', message: expect.stringContaining('data.from') });
   });
 
+  it('a data object of 50,000 short keys is payload_too_large (counted until past the limit, never copied), in a body and in a batch', () => {
+    const many: Record<string, string> = {};
+    for (let i = 0; i < 50_000; i++) many[`k${i}`] = '';
+    expect(errorOf(decodeSendRequest({ id: 'm', to: 'u', data: many }, 0))).toMatchObject({ code: 'payload_too_large', message: expect.stringMatching(/at least \d+ bytes/) });
+    const bytes = encode({ id: 'm', to: 'u', data: many }, 'json');
+    expect(bytes.length).toBeGreaterThan(MAX_MESSAGE_BYTES);
+    expect(errorOf(decodeSendBytes(bytes, 'json', 0)).code).toBe('payload_too_large');
+    const d = decodeBatchRequest({ messages: [{ id: 'a', to: 'u', data: many }, { id: 'b', to: 'u' }] }, 1);
+    if (!d.ok) throw d.error;
+    expect(d.value.map((i) => (i.ok ? `${i.msg.id}:ok` : `${i.id}:${i.error.code}`))).toEqual(['a:payload_too_large', 'b:ok']);
+  });
+
   it('answers each message of a batch the same way', () => {
     const d = decodeBatchRequest({ messages: [
       { id: 'a', to: 'u', title: 'x'.repeat(4096) },

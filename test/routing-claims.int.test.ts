@@ -285,7 +285,7 @@ describe('routing on one node with default timings', () => {
       expect(t.detail).toEqual(expect.stringContaining(REFUSAL[os]));
       // Claim 2: the inactive PC does not get it, not even as a fallback for a failed push.
       expect(desk.received).toEqual([]);
-      // The token is not dead (the vendor never answered), so it stays.
+      // The vendor refused our credentials (REFUSAL above), not the token: the token stays.
       expect(device(await userView(node, user), 'mob')?.hasToken).toBe(true);
     });
   }
