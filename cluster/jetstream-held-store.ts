@@ -44,6 +44,8 @@ type UserIndex = Map<string, { seq: number; exp: number; at: number }>;
 export class JetStreamHeldStore implements HeldStore {
   readonly stream: string;
   private readonly cache = new Map<string, UserIndex>();
+  /** Reads of a user's index under way for `hold` and `drop` (loadIndex). */
+  private readonly indexLoads = new Map<string, Promise<UserIndex>>();
   private total = 0;
   /** Read states are put whole, coalesced per user and capped per node (issue 13; see ReadStateWriter). */
   private readonly readsWriter: ReadStateWriter;
@@ -116,7 +118,7 @@ export class JetStreamHeldStore implements HeldStore {
   }
 
   async hold(user: string, held: HeldMessage): Promise<void> {
-    const index = this.cache.get(user) ?? (await this.load(user), this.cache.get(user)!);
+    const index = this.cache.get(user) ?? (await this.loadIndex(user));
     if (index.has(held.msg.id)) return;
     try {
       const ack = await this.publisher.publish(this.subject(user), packr.pack(held), `${this.subject(user)}:${held.msg.id}`);
@@ -134,7 +136,7 @@ export class JetStreamHeldStore implements HeldStore {
   }
 
   async drop(user: string, ids: readonly string[]): Promise<number> {
-    const index = this.cache.get(user) ?? (await this.load(user), this.cache.get(user)!);
+    const index = this.cache.get(user) ?? (await this.loadIndex(user));
     let dropped = 0;
     for (const id of ids) {
       const e = index.get(id);
@@ -200,6 +202,21 @@ export class JetStreamHeldStore implements HeldStore {
   }
 
   /** Reads the user's whole backlog through an ordered consumer filtered on the user's subject, and caches its ids. */
+  /**
+   * The user's index, read from the stream once for all the calls that find it missing meanwhile: they wait on one read
+   * and go on in the order they came. Separate reads finish in any order, and holds that each waited for their own
+   * read published out of accept order, so `max_msgs_per_subject` dropped a newer message and kept an older one
+   * (section 4: "the oldest dropping first"; seen on a node started with its nats-server, where first reads are slow).
+   */
+  private loadIndex(user: string): Promise<UserIndex> {
+    let loading = this.indexLoads.get(user);
+    if (loading === undefined) {
+      loading = this.load(user).then(() => this.cache.get(user)!).finally(() => this.indexLoads.delete(user));
+      this.indexLoads.set(user, loading);
+    }
+    return loading;
+  }
+
   private async load(user: string): Promise<HeldMessage[]> {
     const subject = this.subject(user);
     const info = await this.jsm.streams.info(this.stream, { subjects_filter: subject });

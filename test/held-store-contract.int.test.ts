@@ -58,6 +58,25 @@ describe('JetStreamHeldStore', () => {
       expect(idsOf(await again.list('u@x', now))).toEqual(['m3', 'm4', 'm5']);
     }));
 
+  it('holds issued together for a user not read yet reach the stream in the order they came, so the cap drops the oldest', () =>
+    withNats(async (nc) => {
+      const store = await openStore(nc, 'heldorder', 3);
+      // Each read of the user's index takes less time than the one before it: reads of their own would finish in
+      // reverse order, and their holds publish in reverse (m5 first, so the cap kept m1-m3).
+      const internals = store as unknown as { load: (user: string) => Promise<unknown> };
+      const load = internals.load.bind(store);
+      let reads = 0;
+      internals.load = async (user) => {
+        const delay = Math.max(0, 100 - 20 * reads++);
+        await new Promise((r) => setTimeout(r, delay));
+        return load(user);
+      };
+      const now = Date.now();
+      await Promise.all([1, 2, 3, 4, 5].map((i) => store.hold('u@x', heldAt(now, `m${i}`, i))));
+      const again = await openStore(nc, 'heldorder', 3);
+      expect(idsOf(await again.list('u@x', now))).toEqual(['m3', 'm4', 'm5']);
+    }));
+
   it('a hold stored after a list() re-read the user is in the index that list left: a drop then removes it', () =>
     withNats(async (nc) => {
       const store = await openStore(nc, 'holdrace');
