@@ -106,9 +106,9 @@ export interface FallbackContext {
  * Section 4, ack timeout: a PC delivery falls back to the mobile path (never to a PC again); a mobile direct
  * delivery falls back to that device's vendor push, never to the same device directly again (the contract names no
  * resend, and "with nothing left, the message is held": it comes back when the user is reachable again, a session
- * opening, the phone coming to the foreground, a token stored, or when a session whose deliveries timed out shows a
- * sign of life, an ack or a ping: the user actor's `signOfLife`). Undefined when nothing is left to try (the actor
- * then holds the message). The user's policy applies as in decide(): "never" sends no vendor push, quiet hours make
+ * opening, the phone coming to the foreground, a token stored; while the session it timed out on is still open,
+ * once more an ack timeout later and whenever that session acks or pings: the user actor's `armSessionReplay` and
+ * `signOfLife`). Undefined when nothing is left to try (the actor then holds the message). The user's policy applies as in decide(): "never" sends no vendor push, quiet hours make
  * pushes silent.
  */
 export function decideFallback(state: UserState, msgId: string, failed: UnackedDelivery, now: number, ctx: FallbackContext = {}): Routed | undefined {

@@ -84,6 +84,8 @@ export type UserActorMessage =
   | { type: 'held_loaded'; listing: HeldListing }
   | { type: 'mailbox_loaded' }
   | { type: 'hold_retry'; id: string }
+  /** UserActor.armSessionReplay's timer: what was held after ack timeouts on sessions still open goes out once more. */
+  | { type: 'replay_due' }
   | { type: 'ask'; query: OwnerQuery; reply: (r: OwnerReply) => void };
 
 /** A hold that could not be written is tried again after this long, doubling up to HOLD_RETRY_MAX_MS. */

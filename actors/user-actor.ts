@@ -18,6 +18,8 @@ export class UserActor extends Flights {
   private replayAgain = false;
   /** A message was held after its acks timed out on every session then open (see signOfLife). */
   private heldAfterTimeouts = false;
+  /** armSessionReplay's timer is set, or has fired with no sign of life since: it is not set again until one. */
+  private sessionReplay: 'armed' | 'spent' | undefined;
   private mailboxLoading = false;
 
   constructor(
@@ -132,6 +134,8 @@ export class UserActor extends Flights {
         return this.onHeld(msg.id, msg.ok, now);
       case 'held_loaded':
         return this.routeHeld(msg.listing, now);
+      case 'replay_due':
+        return this.onSessionReplayDue();
       case 'hold_retry': {
         const flight = this.flights.get(msg.id);
         if (flight && !flight.holding && flight.holdWanted) this.startHold(flight);
@@ -208,6 +212,10 @@ export class UserActor extends Flights {
       // Routed again from the held store: it stays held until it reached the user (or was read).
       this.dropFlight(id);
       if (flight.reached) this.mailbox.drop([id], 'delivered').catch((err: unknown) => this.deps.log.error({ err, user: this.user }, 'held message not dropped'));
+      else if (flight.tried !== undefined) {
+        this.heldAfterTimeouts = true; // its deliveries timed out again: the next sign of life replays it (signOfLife)
+        this.armSessionReplay(flight, this.deps.clock.now());
+      }
       // Reached the user, or durably held still: either way finished for the ingress. A copy it hands out again (a
       // settle lost to kill -9, replayed after the reconnect grace) is settled at once instead of sent a second
       // time, and one that came while this flight was under way (route() left it to this flight) is settled now.
@@ -270,7 +278,10 @@ export class UserActor extends Flights {
     // A session that was not tried opened meanwhile (a PC reconnecting while its old socket timed out): go now.
     const fresh = decide(this.state, flight.msg, now, this.deps).commands.some((c) => c.type === 'deliver' && !flight.tried?.includes(c.session.id));
     if (fresh) this.replayHeld();
-    else if (flight.tried !== undefined) this.heldAfterTimeouts = true; // see signOfLife
+    else if (flight.tried !== undefined) {
+      this.heldAfterTimeouts = true; // see signOfLife
+      this.armSessionReplay(flight, now);
+    }
   }
 
   /**
@@ -279,7 +290,33 @@ export class UserActor extends Flights {
    * routed again now that a session answers; without it they waited for the user's next connection.
    */
   private signOfLife(): void {
+    if (this.sessionReplay === 'spent') this.sessionReplay = undefined;
     if (!this.heldAfterTimeouts) return;
+    this.heldAfterTimeouts = false;
+    this.replayHeld();
+  }
+
+  /**
+   * `flight` was held after its deliveries timed out, and a session it was sent to is still open: in a cluster the
+   * owner's frame to the gateway goes over core NATS, at most once, and one lost in a NATS server restart times out
+   * like a client that never acked, while the client, still connected, never notices. Such a session is the user
+   * being reachable still (section 4: a held message is routed again "as soon as the user becomes reachable"), so
+   * what is held goes out to it once more after SWITCHBOARD_ACK_TIMEOUT_MS, without waiting for its next ping. Once
+   * per sign of life (an ack or a ping resets it): a client that never acks gets the message twice, then it waits.
+   */
+  private armSessionReplay(flight: Flight, now: number): void {
+    if (this.sessionReplay !== undefined) return;
+    const tried = flight.tried ?? [];
+    const stillOpen = decide(this.state, flight.msg, now, this.deps).commands.some((c) => c.type === 'deliver' && tried.includes(c.session.id));
+    if (!stillOpen) return;
+    this.sessionReplay = 'armed';
+    this.deps.clock.setTimeout(() => this.self({ type: 'replay_due' }), this.deps.ackTimeoutMs);
+  }
+
+  private onSessionReplayDue(): void {
+    if (this.sessionReplay !== 'armed') return;
+    this.sessionReplay = 'spent';
+    if (!this.heldAfterTimeouts) return; // a sign of life replayed them meanwhile
     this.heldAfterTimeouts = false;
     this.replayHeld();
   }

@@ -230,23 +230,48 @@ describe('user actor', () => {
     expect(await outcomes('u1', 'm1')).toEqual(['mobile/no_pc: iphone:mobile=ack_timeout', 'held/ack_timeout: ', 'mobile/no_pc: iphone:mobile=acked']);
   });
 
-  it('section 4: a foreground phone with no token that never acks is not sent the message again at its ack timeout: it is held, and goes out again on a sign of life', async () => {
+  it('section 4: a foreground phone with no token that never acks is not sent the message again at its ack timeout: it is held, goes to the still open session once more, then waits for a sign of life', async () => {
     h = harness();
     h.openPhone('u1', 'iphone', 'ios', 's1');
     h.route('u1', 'm1');
     await until(() => h.deliveries().length === 1);
     await vi.advanceTimersByTimeAsync(5000);
-    await untilView('u1', (v) => v.held === 1);
     // "falls back: a mobile device to its vendor push ... with nothing left, the message is held": no direct resend.
-    await vi.advanceTimersByTimeAsync(20_000);
+    await untilView('u1', (v) => v.held === 1);
+    expect(h.deliveries()).toEqual(['gw2:s1']);
+    expect(await outcomes('u1', 'm1')).toEqual(['mobile/no_pc: iphone:mobile=ack_timeout', 'held/ack_timeout: ']);
+    // Its session is still open (a frame lost between owner and gateway looks just like this): one more ack timeout
+    // later, what is held is routed to it again, as a held message.
+    await vi.advanceTimersByTimeAsync(5000);
+    await until(() => h.deliveries().length === 2);
+    expect(await outcomes('u1', 'm1')).toEqual(['mobile/no_pc: iphone:mobile=ack_timeout', 'held/ack_timeout: ', 'mobile/no_pc: iphone:mobile=…']);
+    // Not acked again: held again, and no timer sends it a third time.
+    await vi.advanceTimersByTimeAsync(5000);
+    await untilView('u1', (v) => v.held === 1);
+    await vi.advanceTimersByTimeAsync(30_000);
+    await settle(h);
+    expect(h.deliveries()).toEqual(['gw2:s1', 'gw2:s1']);
+    expect(h.pushes.jobs).toHaveLength(0);
+    // A ping from that session: it is alive after all, so what is held goes to it again.
+    h.send({ type: 'touch', user: 'u1', device: 'iphone', sessionId: 's1', at: Date.now() });
+    await until(() => h.deliveries().length === 3);
+    h.ack('u1', 'iphone', 's1', 'm1');
+    await untilView('u1', (v) => v.held === 0);
+  });
+
+  it('section 4: a message held after an ack timeout on a session that closed since waits for the next session, no timer', async () => {
+    h = harness();
+    h.openPhone('u1', 'iphone', 'ios', 's1');
+    h.route('u1', 'm1');
+    await until(() => h.deliveries().length === 1);
+    h.close('u1', 'iphone', 's1'); // counted as timed out at once (section 4)
+    await untilView('u1', (v) => v.held === 1);
+    await vi.advanceTimersByTimeAsync(60_000);
     await settle(h);
     expect(h.deliveries()).toEqual(['gw2:s1']);
-    expect(h.pushes.jobs).toHaveLength(0);
-    expect(await outcomes('u1', 'm1')).toEqual(['mobile/no_pc: iphone:mobile=ack_timeout', 'held/ack_timeout: ']);
-    // A ping from that session: it is alive after all (a gateway that was frozen), so what is held goes to it again.
-    h.send({ type: 'touch', user: 'u1', device: 'iphone', sessionId: 's1', at: Date.now() });
+    h.openPhone('u1', 'iphone', 'ios', 's2');
     await until(() => h.deliveries().length === 2);
-    expect(h.deliveries()).toEqual(['gw2:s1', 'gw2:s1']);
+    expect(h.deliveries()).toEqual(['gw2:s1', 'gw2:s2']);
   });
 
   it('section 4: a message held while the only phone was in the background is routed when it comes back to the foreground', async () => {
