@@ -1,4 +1,4 @@
-import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { Packr } from 'msgpackr';
 import {
   SwitchboardError, decodeBatchRequest, decodeSendBytes, parseSendBytes, MAX_BATCH_BYTES, type BatchResult, type ChatMessage,
@@ -48,7 +48,7 @@ export class SendListener {
   }
 
   private take(m: Msg, batch: boolean): void {
-    const json = (m.headers?.get('Content-Type') ?? '').toLowerCase().startsWith('application/json');
+    const json = declaresJson(m.headers);
     const p = (batch ? this.handleBatch(m, json) : this.handle(m, json)).then(
       (body) => this.reply(m, json, body),
       (e: unknown) => {
@@ -92,4 +92,19 @@ function parse(m: Msg, json: boolean, limit: number): unknown {
   const parsed = parseSendBytes(m.data, json ? 'json' : 'msgpack', limit);
   if (!parsed.ok) throw parsed.error;
   return parsed.value;
+}
+
+/**
+ * Section 3: a `switchboard.send` payload is JSON when its `Content-Type` header says so, else MessagePack. The header's
+ * name is matched in any case (NATS headers are case-sensitive and clients write `content-type` too) and its type as
+ * HTTP's is: `application/json` or `application/*+json` (RFC 6839), parameters such as `charset` allowed.
+ */
+export function declaresJson(h: MsgHdrs | undefined): boolean {
+  if (h === undefined) return false;
+  for (const [name, values] of h) {
+    if (name.toLowerCase() !== 'content-type') continue;
+    const type = (values[0] ?? '').split(';')[0].trim().toLowerCase();
+    return type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'));
+  }
+  return false;
 }

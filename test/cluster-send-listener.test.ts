@@ -1,7 +1,7 @@
-import type { Msg, NatsConnection } from '@nats-io/transport-node';
+import { headers, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { SendListener } from '../cluster/send-listener.js';
+import { declaresJson, SendListener } from '../cluster/send-listener.js';
 import type { ChatMessage } from '../protocol/index.js';
 import { acceptEach } from '../store/accept-each.js';
 
@@ -26,9 +26,11 @@ function fakeListener() {
   new SendListener({ nc, subject: 'switchboard.send', batchSubject: 'switchboard.send.batch', accept, acceptMany: (msgs) => acceptEach(accept, msgs), now: () => 1 });
   /** One request in MessagePack (the default) or JSON; resolves with the decoded reply. */
   const request = (subject: string, body: unknown, json = false): Promise<any> => new Promise((resolve) => {
+    const h = headers();
+    h.set('Content-Type', 'application/json');
     const m = {
       subject, reply: '_INBOX.x', data: json ? new TextEncoder().encode(JSON.stringify(body)) : packr.pack(body),
-      headers: json ? { get: (k: string) => (k.toLowerCase() === 'content-type' ? 'application/json' : '') } : undefined,
+      headers: json ? h : undefined,
       respond: (bytes: Uint8Array) => (resolve(json ? JSON.parse(new TextDecoder().decode(bytes)) : packr.unpack(bytes)), true),
     };
     callbacks.get(subject)!(null, m as unknown as Msg);
@@ -55,5 +57,22 @@ describe('switchboard.send: the refusal codes of section 3', () => {
     const { request } = fakeListener();
     const reply = await request('switchboard.send.batch', { messages: [{ id: 'a', to: 'bob', title: 'x'.repeat(4096) }, { id: 'b', to: 'bob', data: keys(400) }, { id: 'c', to: 'bob' }] });
     expect(reply.results.map((r: any) => r.status ?? r.error.code)).toEqual(['payload_too_large', 'payload_too_large', 'accepted']);
+  });
+});
+
+describe('declaresJson (section 3: JSON with Content-Type: application/json, else MessagePack)', () => {
+  const with_ = (name: string, value: string) => {
+    const h = headers();
+    h.set(name, value);
+    return h;
+  };
+  it('takes the header in any case and JSON types as HTTP does', () => {
+    for (const [name, value] of [['Content-Type', 'application/json'], ['content-type', 'application/json'], ['CONTENT-TYPE', 'Application/JSON; charset=utf-8'], ['Content-Type', 'application/problem+json']]) {
+      expect(declaresJson(with_(name, value)), `${name}: ${value}`).toBe(true);
+    }
+    for (const [name, value] of [['Content-Type', 'application/msgpack'], ['Content-Type', 'text/plain'], ['X-Type', 'application/json']]) {
+      expect(declaresJson(with_(name, value)), `${name}: ${value}`).toBe(false);
+    }
+    expect(declaresJson(undefined)).toBe(false);
   });
 });
