@@ -78,7 +78,7 @@ export function checkDataKeys(data: Readonly<Record<string, string>> | undefined
  */
 export function decodeSendRequest(body: unknown, acceptedAt: number): Decoded<ChatMessage> {
   try {
-    if (!isObject(body)) throw invalid('body', 'a JSON object');
+    if (!isObject(body)) throw invalid('body', 'an object (a JSON object, or a MessagePack map on NATS)');
     if (Object.hasOwn(body, '__proto__')) throw invalidField('__proto__', 'absent (it cannot be carried as a field)');
     // Read in contract order (the first bad field is the one reported), then built with only the fields present:
     // assigning in a fixed order keeps every message of one shape on one hidden class, where deleting the absent

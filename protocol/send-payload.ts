@@ -61,6 +61,8 @@ export function parseSendBytes(bytes: Uint8Array, encoding: SendEncoding, limit 
   if (bytes.length > limit) return fail(new SwitchboardError('body_too_large', `${bytes.length} bytes; the limit is ${limit}`));
   try {
     if (encoding === 'json') return { ok: true, value: parseJsonUtf8(bytes) };
+    // 0xc1 is "never used" (MessagePack spec); msgpackr decodes it to an object of its own instead of refusing it.
+    if (bytes[0] === 0xc1) throw new SwitchboardError('bad_json', 'payload is not valid MessagePack (send JSON with Content-Type: application/json)', { whole: true });
     checkMessagePackText(bytes);
     try {
       return { ok: true, value: unpackr.unpack(bytes) };

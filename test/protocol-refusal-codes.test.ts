@@ -178,6 +178,11 @@ describe('a send request over 64 KiB (MAX_MESSAGE_BYTES), HTTP body or NATS payl
     expect(errorOf(decodeSendBytes(encode({ id: 5, to: 'u', title: 'x'.repeat(70_000) }, 'json'), 'json', 0)).code).toBe('body_too_large');
   });
 
+  it('msgpack: a payload that is not MessagePack is bad_json, also the one byte MessagePack never uses (0xc1); a value that is not a map says what it must be', () => {
+    expect(errorOf(decodeSendBytes(Uint8Array.of(0xc1), 'msgpack', 0)).code).toBe('bad_json');
+    expect(errorOf(decodeSendBytes(Uint8Array.from(new Packr({ useRecords: false }).pack(['m', 'u'])), 'msgpack', 0))).toMatchObject({ code: 'invalid_request', message: expect.stringContaining('MessagePack map') });
+  });
+
   it('does not decode more than MAX_SEND_READ_BYTES: body_too_large', () => {
     const huge = encode({ id: 'm', to: 'u', title: 'x'.repeat(MAX_SEND_READ_BYTES) }, 'json');
     expect(errorOf(decodeSendBytes(huge, 'json', 0))).toMatchObject({ code: 'body_too_large', message: expect.stringContaining(`the limit is ${MAX_MESSAGE_BYTES}`) });
