@@ -76,23 +76,12 @@ export function oneOf<T extends string>(obj: Json, field: string, allowed: reado
 }
 
 /**
- * `{string: string}` (section 3's `data`), copied; key count and sizes are the caller's to limit. A `__proto__` key
- * (JSON.parse keeps it as an own property) is refused with `invalid_field`: copying it into a plain object would
- * silently drop it.
+ * `{string: string}` (section 3's `data`) as it came, once every key and value is checked, or undefined when absent.
+ * A `__proto__` key (JSON.parse keeps it as an own property) is refused with `invalid_field`: a copy into a plain
+ * object (`copyStringMap`) would silently drop it. Key count and sizes are the caller's to limit; checked before the
+ * copy, so a decoder may refuse on other grounds first without copying what may be a very large object.
  */
-export function optionalStringMap(obj: Json, field: string): Record<string, string> | undefined {
-  const v = checkStringMap(obj, field);
-  if (v === undefined) return undefined;
-  const out: Record<string, string> = {};
-  for (const k of Object.keys(v)) out[k] = v[k] as string;
-  return out;
-}
-
-/**
- * `optionalStringMap`'s checks without the copy (same errors): the object as it came, or undefined when absent. For
- * a decoder that wants to refuse on other grounds before it copies what may be a very large object.
- */
-export function checkStringMap(obj: Json, field: string): Json | undefined {
+export function checkStringMap(obj: Json, field: string): Readonly<Record<string, string>> | undefined {
   const v = obj[field];
   if (v === undefined) return undefined;
   if (!isObject(v)) throw invalid(field, 'an object of string values');
@@ -100,5 +89,12 @@ export function checkStringMap(obj: Json, field: string): Json | undefined {
     if (k === '__proto__') throw invalidField(`${field}.__proto__`, 'absent (it cannot be carried as a key)');
     if (typeof v[k] !== 'string') throw invalid(`${field}.${k.slice(0, 64)}`, 'a string');
   }
-  return v;
+  return v as Readonly<Record<string, string>>;
+}
+
+/** A plain-object copy of a map `checkStringMap` passed (the message keeps its own, not the parsed body's). */
+export function copyStringMap(map: Readonly<Record<string, string>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of Object.keys(map)) out[k] = map[k];
+  return out;
 }

@@ -1,5 +1,5 @@
 import { SwitchboardError } from './errors.js';
-import { checkStringMap, id, invalid, invalidField, isId, isObject, isWellFormed, MAX_ID_CHARS, oneOf, optionalString, optionalStringMap, type Json } from './fields.js';
+import { checkStringMap, copyStringMap, id, invalid, invalidField, isId, isObject, isWellFormed, MAX_ID_CHARS, oneOf, optionalString, type Json } from './fields.js';
 import { MAX_PUSH_PAYLOAD_BYTES, minPushPayloadBytes, pushPayloadBytesBound, pushPayloadBytesFloor, pushPayloadFloorOver } from './push-payload.js';
 import { checkPushToken } from './push-token.js';
 import { fail, ok, type Decoded } from './result.js';
@@ -88,7 +88,8 @@ export function decodeSendRequest(body: unknown, acceptedAt: number): Decoded<Ch
     const from = optionalString(body, 'from');
     const title = optionalString(body, 'title');
     const text = optionalString(body, 'text');
-    checkDataKeys(checkStringMap(body, 'data') as Record<string, string> | undefined);
+    const rawData = checkStringMap(body, 'data');
+    checkDataKeys(rawData);
     const collapseKey = optionalString(body, 'collapseKey');
     const priority = body.priority === undefined ? undefined : oneOf(body, 'priority', ['high', 'normal'] as const);
     const ttlSeconds = optionalNumber(body, 'ttlSeconds', TTL_RULE);
@@ -97,7 +98,7 @@ export function decodeSendRequest(body: unknown, acceptedAt: number): Decoded<Ch
     // to 1 MiB, see MAX_SEND_READ_BYTES) is then never copied.
     const floor = pushPayloadFloorOver(body, MAX_PUSH_PAYLOAD_BYTES);
     if (floor !== undefined) throw payloadTooLarge(`at least ${floor}`);
-    const data = optionalStringMap(body, 'data');
+    const data = rawData === undefined ? undefined : copyStringMap(rawData);
     const msg = { id: msgId, to } as Mutable<ChatMessage>; // acceptedAt is set last, as the key order always was
     if (from !== undefined) msg.from = from;
     if (title !== undefined) msg.title = title;

@@ -15,8 +15,8 @@ const LABEL = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
 
 /**
  * True for an IPv4 address (dotted quad), an IPv6 address (bare or in brackets, `[::1]`) or a DNS host name: labels
- * as RFC 1123 section 2.1 has them (`_` too, see LABEL), at most 253 characters, one trailing dot allowed. A name whose last label is all
- * digits is an IPv4 address or nothing (RFC 3696 section 2: top-level labels are never all-numeric), so `999.1.1.1`
+ * as RFC 1123 section 2.1 has them (`_` too, see LABEL), at most 253 characters, one trailing dot allowed. A name
+ * whose last label is all digits is an IPv4 address or nothing (RFC 3696 section 2: top-level labels are never all-numeric), so `999.1.1.1`
  * and `10.1.1` are refused instead of failing later in getaddrinfo.
  */
 export function isHostOrAddress(host: string): boolean {
@@ -27,6 +27,13 @@ export function isHostOrAddress(host: string): boolean {
   const labels = name.split('.');
   return labels.every((l) => LABEL.test(l)) && !/^\d+$/.test(labels[labels.length - 1]);
 }
+
+/**
+ * The credentials part of a SWITCHBOARD_NATS_URL entry: group 1 its scheme (`nats://`, optional), group 2 what comes
+ * before the first `@` (`user:password` or a token; an `@` in them is percent-encoded, RFC 3986 section 3.2.1). The
+ * one reading of it that the syntax check, `natsUrlCredentials` and `withoutCredentials` share.
+ */
+export const NATS_URL_CREDENTIALS = /^([a-z][a-z0-9+.-]*:\/\/)?([^@/]*)@/i;
 
 /** natsServerProblem's answer for `ws://` and `wss://`, the one refusal that the value alone does not explain. */
 export const NATS_WEBSOCKET_PROBLEM = 'ws:// and wss:// are WebSocket URLs, which the Node NATS client does not connect to';
@@ -50,11 +57,10 @@ export function natsServerProblem(entry: string): string | undefined {
     if (s === 'ws' || s === 'wss') return NATS_WEBSOCKET_PROBLEM;
     if (!NATS_SCHEMES.includes(s)) return `${s}:// is not a NATS scheme`;
   }
-  let rest = scheme ? entry.slice(scheme[0].length) : entry;
-  if (rest.endsWith('/')) rest = rest.slice(0, -1);
-  if (/[/?#\s]/.test(rest)) return 'a path, query or space follows the host';
-  const at = rest.lastIndexOf('@');
-  const hostPort = at >= 0 ? rest.slice(at + 1) : rest;
+  const withoutCredentials = entry.replace(NATS_URL_CREDENTIALS, '$1');
+  let hostPort = scheme ? withoutCredentials.slice(scheme[0].length) : withoutCredentials;
+  if (hostPort.endsWith('/')) hostPort = hostPort.slice(0, -1);
+  if (/[/?#\s]/.test(hostPort)) return 'a path, query or space follows the host';
   if (isIPv6(hostPort) && !hostPort.includes('%')) return undefined; // bare IPv6 (`::1`, `nats://::1`), default port
   const m = /^(\[[^\]]*\]|[^:[\]]*)(?::(\d{1,5}))?$/.exec(hostPort);
   if (!m) return 'not host:port';

@@ -7,6 +7,7 @@ import { DEFAULT_APP, type AppCredentials, type SenderConfig } from '../senders/
 import { vapidProblem } from '../senders/webpush.js';
 import { ConfigError, type Config } from './config.js';
 import { loadSenderConfig } from './sender-config.js';
+import { fileErrorCode } from '../base/file-errors.js';
 
 const APPS_FILE_VAR = 'SWITCHBOARD_APPS_FILE';
 
@@ -88,7 +89,7 @@ function checkApp(config: Config, app: string, creds: AppCredentials): void {
       const parsed = parseServiceAccount(readFileSync(file, 'utf8'));
       if (!parsed.ok) problem = parsed.problem;
     } catch (e) {
-      problem = `is unreadable (${errorCode(e)})`;
+      problem = `is unreadable (${fileErrorCode(e)})`;
     }
     if (problem !== undefined) {
       throw env && file === config.fcm.serviceAccountFile
@@ -124,7 +125,7 @@ function read(variable: string, file: string, must: string): Buffer {
   try {
     return readFileSync(file);
   } catch (e) {
-    throw new ConfigError(variable, `${must} (${file}: ${errorCode(e)})`);
+    throw new ConfigError(variable, `${must} (${file}: ${fileErrorCode(e)})`);
   }
 }
 
@@ -144,9 +145,4 @@ function privateKey(variable: string, file: string, must: string): KeyObject {
   } catch {
     throw new ConfigError(variable, `${must} (${file}: not an unencrypted PEM private key)`);
   }
-}
-
-/** `ENOENT`, `EACCES`, `EISDIR`, … (the message would only repeat the path). */
-function errorCode(e: unknown): string {
-  return (e as NodeJS.ErrnoException).code ?? (e instanceof Error ? e.message : String(e));
 }

@@ -5,7 +5,7 @@ import { DEFAULT_MAX_ATTEMPTS as DEFAULT_PUSH_MAX_ATTEMPTS } from '../senders/ci
 import { DEFAULT_DEDUPE_WINDOW_MS } from '../store/file-inbox.js';
 import { allowedHostProblem, DEFAULT_WEBPUSH_HOSTS } from '../protocol/push-endpoint.js';
 import { HMS_BADGE_CLASS_RULE, isHmsBadgeClass } from '../protocol/push-payload.js';
-import { isHostOrAddress, NATS_WEBSOCKET_PROBLEM, natsServerProblem } from './address-rules.js';
+import { isHostOrAddress, NATS_URL_CREDENTIALS, NATS_WEBSOCKET_PROBLEM, natsServerProblem } from './address-rules.js';
 
 // Defaults owned by the module that uses them, re-exported here so the configuration reads in one place.
 export { DEFAULT_DEDUPE_WINDOW_MS, DEFAULT_PUSH_MAX_ATTEMPTS };
@@ -384,8 +384,8 @@ export function gatewayConfigOf(config: Config): GatewayConfig {
 export function natsUrlCredentials(servers: readonly string[]): { user?: string; password?: string; token?: string } | undefined {
   const found = new Set<string>();
   for (const s of servers) {
-    const m = /^(?:[a-z][a-z0-9+.-]*:\/\/)?([^@/]*)@/i.exec(s);
-    if (m !== null) found.add(m[1]);
+    const m = NATS_URL_CREDENTIALS.exec(s);
+    if (m !== null) found.add(m[2]);
   }
   if (found.size === 0) return undefined;
   if (found.size > 1) throw new ConfigError('SWITCHBOARD_NATS_URL', 'a list whose entries carry the same credentials, if any');

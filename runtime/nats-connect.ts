@@ -4,6 +4,7 @@ import type { Clock } from '../base/clock.js';
 import type { Logger } from '../base/logger.js';
 import type { Config } from './config.js';
 import { StartError } from './start-error.js';
+import { NATS_URL_CREDENTIALS } from './address-rules.js';
 
 /**
  * Connects to NATS with the operator's authentication and TLS settings passed through unchanged
@@ -73,5 +74,5 @@ export async function connectNats(
 
 /** A server URL as it may be logged: user and password removed. */
 export function withoutCredentials(server: string): string {
-  return server.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^@/]*@/i, '$1');
+  return server.replace(NATS_URL_CREDENTIALS, '$1');
 }

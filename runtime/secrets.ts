@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { StartError } from './start-error.js';
+import { fileErrorCode } from '../base/file-errors.js';
 
 /** Files in the data dir that hold the single-node secrets generated at first start (PROTOCOL.md section 1). */
 export const JWT_SECRET_FILE = 'jwt-secret';
@@ -30,9 +31,10 @@ export async function loadSecrets(dataDir: string, configured: { jwtSecret?: str
       const existing = (await readFile(path, 'utf8')).trim();
       if (existing.length >= 16) return existing;
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
       // Not regenerated over a file that exists: clients' tokens signed with it would all stop working.
-      if (code !== 'ENOENT') throw new StartError(`cannot read the generated secret ${path} (${code ?? (e as Error).message}); make it readable by this user or set ${variable}`, 1, { cause: e });
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw new StartError(`cannot read the generated secret ${path} (${fileErrorCode(e)}); make it readable by this user or set ${variable}`, 1, { cause: e });
+      }
     }
     const fresh = randomBytes(32).toString('base64url');
     await writeFile(path, fresh + '\n', { mode: 0o600 });

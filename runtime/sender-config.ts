@@ -5,6 +5,7 @@ import { HMS_BADGE_CLASS_RULE, isHmsBadgeClass } from '../protocol/push-payload.
 import type { Logger } from '../base/logger.js';
 import { DEFAULT_APP, vendorsOn, type AppCredentials, type SenderConfig } from '../senders/vendor-config.js';
 import { ConfigError, DEFAULT_APNS_ENDPOINT, DEFAULT_HMS_AUTH_ENDPOINT, DEFAULT_HMS_PUSH_ENDPOINT, type Config } from './config.js';
+import { fileErrorCode } from '../base/file-errors.js';
 
 const FILE_VAR = 'SWITCHBOARD_APPS_FILE';
 
@@ -23,7 +24,7 @@ export function loadSenderConfig(config: Config): SenderConfig {
   try {
     text = readFileSync(config.appsFile, 'utf8');
   } catch (e) {
-    throw new ConfigError(FILE_VAR, `a readable JSON file (${config.appsFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new ConfigError(FILE_VAR, `a readable JSON file (${config.appsFile}: ${fileErrorCode(e)})`);
   }
   // The file holds client secrets and private keys: a parse error says where, never quotes the text.
   const json = parseJsonText(text);

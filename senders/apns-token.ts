@@ -1,5 +1,6 @@
 import { createPrivateKey, sign, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { fileErrorCode } from '../base/file-errors.js';
 
 /*
  * Apple, "Establishing a token-based connection to APNs" (Refresh your token regularly): "Refresh your token no more
@@ -97,7 +98,7 @@ export function readApnsKey(keyFile: string): { ok: true; key: KeyObject } | { o
   try {
     pem = readFileSync(keyFile);
   } catch (err) {
-    return { ok: false, unreadable: true, problem: (err as NodeJS.ErrnoException).code ?? String(err) };
+    return { ok: false, unreadable: true, problem: fileErrorCode(err) };
   }
   let key: KeyObject;
   try {

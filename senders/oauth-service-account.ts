@@ -2,6 +2,7 @@ import { createPrivateKey, sign, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { parseJsonText } from '../base/json-text.js';
 import { isObject } from '../protocol/fields.js';
+import { fileErrorCode } from '../base/file-errors.js';
 
 /** The only scope the FCM sender asks for. */
 export const FCM_SCOPE = 'https://www.googleapis.com/auth/firebase.messaging';
@@ -83,9 +84,4 @@ function isHttpUrl(s: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** `ENOENT`, `EACCES`, … of a failed read (its message would repeat the path). */
-function fileErrorCode(err: unknown): string {
-  return (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
 }

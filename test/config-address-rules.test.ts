@@ -67,6 +67,7 @@ describe('natsServerProblem (SWITCHBOARD_NATS_URL entries)', () => {
     ['nats://h:4222/path', /path/],
     ['nats://h:4222?x=1', /query/],
     ['nats://[fe80::1%eth0]:4222', /host/],
+    ['nats://u:p@ss@h:4222', /host/], // an `@` in credentials is percent-encoded: the first one ends them
   ];
   it.each(bad)('refuses %j', (entry, why) => {
     expect(natsServerProblem(entry)).toMatch(why);
