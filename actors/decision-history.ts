@@ -1,5 +1,5 @@
 import type { Decision } from '../protocol/index.js';
-import { packDecision, unpackDecision } from './decision-pack.js';
+import { packDecision, packedAt, unpackDecision } from './decision-pack.js';
 
 /** Decisions kept per user for `GET …/decisions` (PROTOCOL.md section 3: at least the last 100). */
 export const DECISIONS_PER_USER = 100;
@@ -38,11 +38,16 @@ class Ring {
     return this.bytes - before;
   }
 
-  /** Packs the entries whose targets are all final (all of them with `force`); returns the change in bytes. */
-  seal(force: boolean): number {
+  /**
+   * Packs the entries whose targets are all final (all of them with `force`), handing each packed one to `sink`;
+   * returns the change in bytes.
+   */
+  seal(force: boolean, sink: DecisionSink | undefined): number {
     if (this.open === 0) return 0;
     const before = this.bytes;
     const n = this.entries.length;
+    // Packed newest first, handed to the sink oldest first (decisions of one millisecond keep their order on disk).
+    let sunk: string[] | undefined;
     // Newest first, stopping once every open entry was seen: open entries are nearly always the last few.
     for (let k = 1, seen = 0, open = this.open; k <= n && seen < open; k++) {
       const i = (this.next - k + n) % n;
@@ -52,9 +57,34 @@ class Ring {
       if (!force && e.targets.some((t) => t.outcome === undefined)) continue;
       const packed = packDecision(e);
       this.entries[i] = packed;
+      if (sink !== undefined) (sunk ??= []).push(packed);
       this.open--;
       this.bytes += sizeOf(packed) - OPEN_ENTRY_BYTES;
     }
+    if (sunk !== undefined) for (let k = sunk.length - 1; k >= 0; k--) sink!(this.user, sunk[k]);
+    return this.bytes - before;
+  }
+
+  /** The packed entries, oldest first (open ones left out). */
+  packed(): string[] {
+    const out: string[] = [];
+    const n = this.entries.length;
+    // Once the ring is full the oldest entry sits at `next`, else at 0.
+    for (let k = 0; k < n; k++) {
+      const e = this.entries[(this.next + k) % n];
+      if (typeof e === 'string') out.push(e);
+    }
+    return out;
+  }
+
+  /** Fills an empty ring with packed entries, oldest first, at most `capacity` of them; returns the change in bytes. */
+  fill(packed: readonly string[], capacity: number): number {
+    const before = this.bytes;
+    for (const e of packed.slice(-capacity)) {
+      this.entries.push(e);
+      this.bytes += sizeOf(e);
+    }
+    this.next = 0; // full or not, the oldest is at 0
     return this.bytes - before;
   }
 
@@ -71,10 +101,18 @@ class Ring {
 }
 
 /**
+ * Where each decision goes once it is packed (its targets final, or the actor passivating or stopping): the embedded
+ * node's decision log (store/decision-log.ts), so the history outlives a restart. Called synchronously, in the order
+ * the decisions were packed; must not throw.
+ */
+export type DecisionSink = (user: string, packed: string) => void;
+
+/**
  * Every user's recent decisions on this node, kept apart from the user actors so history outlives passivation
  * (issue 10 part 4). Memory is bounded twice: at most DECISIONS_PER_USER per user, and `maxBytes` for all users
- * together, past which the least recently written users' histories are dropped whole (exact LRU order). Not durable: a restart or a
- * partition moving to another node starts the history anew there.
+ * together, past which the least recently written users' histories are dropped whole (exact LRU order). With a
+ * `sink` (the embedded node) every packed decision is also written to disk and `restore` reads them back at start;
+ * without one (a cluster node) a restart or a partition moving to another node starts the history anew there.
  */
 export class DecisionHistory {
   /** Each user's ring, for lookup; the order of writes is kept in the list below. */
@@ -84,7 +122,11 @@ export class DecisionHistory {
   private lruHead?: Ring;
   private lruTail?: Ring;
 
-  constructor(private readonly maxBytes = DEFAULT_DECISION_HISTORY_BYTES, private readonly perUser = DECISIONS_PER_USER) {}
+  constructor(
+    private readonly maxBytes = DEFAULT_DECISION_HISTORY_BYTES,
+    private readonly perUser = DECISIONS_PER_USER,
+    private readonly sink?: DecisionSink,
+  ) {}
 
   add(user: string, d: Decision): void {
     let ring = this.rings.get(user);
@@ -106,7 +148,48 @@ export class DecisionHistory {
   /** Packs `user`'s settled decisions (after a message finished); `force` packs all (the actor passivates). */
   seal(user: string, force = false): void {
     const ring = this.rings.get(user);
-    if (ring !== undefined) this.total += ring.seal(force);
+    if (ring !== undefined) this.total += ring.seal(force, this.sink);
+  }
+
+  /** Packs every open decision of every user (the node is stopping: what is still open is written as it stands). */
+  sealAll(): void {
+    for (let ring = this.lruHead; ring !== undefined; ring = ring.newer) this.total += ring.seal(true, this.sink);
+  }
+
+  /**
+   * Every user's packed decisions, oldest first, users from the least recently written: what a snapshot of the
+   * decision log holds (open decisions are left out; they reach the sink when packed).
+   */
+  *packedEntries(): Generator<[user: string, packed: string[]]> {
+    for (let ring = this.lruHead; ring !== undefined; ring = ring.newer) {
+      const packed = ring.packed();
+      if (packed.length > 0) yield [ring.user, packed];
+    }
+  }
+
+  /**
+   * Puts back histories read from the decision log at start, before any decision is added: per user the packed
+   * decisions in any order (sorted here by their `at`, stably, and only the newest `perUser` kept; a string that is
+   * no packed decision is skipped), users ordered by their newest decision, so the LRU bound drops the quietest
+   * first. Users already holding a history keep it.
+   */
+  restore(histories: Iterable<[user: string, packed: string[]]>): void {
+    const users: { user: string; packed: string[]; newest: number }[] = [];
+    for (const [user, packed] of histories) {
+      if (this.rings.has(user)) continue;
+      const keyed = packed.map((s, i) => ({ s, i, at: packedAt(s) })).filter((e) => !Number.isNaN(e.at));
+      if (keyed.length === 0) continue;
+      keyed.sort((a, b) => a.at - b.at || a.i - b.i);
+      users.push({ user, packed: keyed.map((e) => e.s), newest: keyed[keyed.length - 1].at });
+    }
+    users.sort((a, b) => a.newest - b.newest);
+    for (const { user, packed } of users) {
+      const ring = new Ring(user);
+      this.total += ring.bytes + ring.fill(packed, this.perUser);
+      this.rings.set(user, ring);
+      this.append(ring);
+      this.enforce(user);
+    }
   }
 
   /** Newest first, at most `limit`, as fresh objects (later outcome updates never race a reply being encoded). */

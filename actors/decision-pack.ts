@@ -155,3 +155,14 @@ export function unpackDecision(s: string): Decision {
   }
   return { id, route, reason, targets, at };
 }
+
+/**
+ * The `at` (epoch ms) of a packed decision, read from its first six chars (u48 LE) without unpacking the rest: what
+ * a restored history is ordered by (`DecisionHistory.restore`). NaN for a string too short to be a packed decision.
+ */
+export function packedAt(s: string): number {
+  if (s.length < 7) return NaN;
+  let at = 0;
+  for (let k = 5; k >= 0; k--) at = at * 256 + (s.charCodeAt(k) & 0xff);
+  return at;
+}

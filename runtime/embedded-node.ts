@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { DecisionHistory, DECISIONS_PER_USER } from '../actors/decision-history.js';
 import { UserDirectory } from '../actors/directory.js';
 import { MemoryBus } from '../bus/memory-bus.js';
 import { Subjects } from '../bus/subjects.js';
@@ -8,6 +9,7 @@ import { FileDeviceRegistry } from '../store/file-device-registry.js';
 import { FileInbox } from '../store/file-inbox.js';
 import { FileHeldStore } from '../store/file-held-store.js';
 import { FilePolicyStore } from '../store/file-policy-store.js';
+import { FileDecisionLog } from '../store/decision-log.js';
 import { ConfigError, gatewayConfigOf, type Config } from './config.js';
 import type { DataDirLock } from '../store/data-dir-lock.js';
 import { GatedIngress } from '../store/replay-gate.js';
@@ -72,6 +74,14 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
   });
   metrics.heldMessages.set(held.heldTotal);
   const pushes = new PushPool({ config: senderConfig, log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
+  // Section 3: the last decisions per user outlive a restart (store/decision-log.ts).
+  const decisionLog = await FileDecisionLog.open(join(config.dataDir, 'decisions'), {
+    perUser: DECISIONS_PER_USER,
+    onWriteFailure: (f) => health.sideWriteFailed('decisions', f), onDamage: (file, r) => health.damaged('decisions', file, r),
+  });
+  const history = new DecisionHistory(config.decisionHistoryBytes, DECISIONS_PER_USER, (user, packed) => decisionLog.add(user, packed));
+  history.restore(decisionLog.restored());
+  decisionLog.snapshotFrom({ entries: () => history.packedEntries() });
 
   // Decorators: replays wait for clients to reconnect; accepts in flight are counted for a graceful stop.
   // A replayed copy of a message the held store holds is settled, not routed: the held store's replay delivers it.
@@ -80,7 +90,7 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
   const router = new UserDirectory({
     nodeId: config.nodeId, bus, subjects, registry, policies, pushes, clock, metrics, log,
     ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs, canPush: canPushWith(senderConfig),
-    passivateAfterMs: config.passivateAfterMs, decisionHistoryBytes: config.decisionHistoryBytes,
+    passivateAfterMs: config.passivateAfterMs, history,
     held, holdTtlMs: config.holdTtlSeconds * 1000, holdMax: config.holdMax, maxInflight: config.maxInflight,
     done: (id) => ingress.done(id),
     // The only listener here is the debug line; without it no event is built per message (the level is fixed at start).
@@ -132,6 +142,9 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
       // Actors stop before the pool, so a push cut short leaves its message unsettled (sent again at the next
       // start) instead of reporting it failed.
       router.stop();
+      // What is still open (a delivery that never got its ack) is written as it stands.
+      history.sealAll();
+      await decisionLog.close();
       await pushes.close();
       await ingress.close();
       await held.close();

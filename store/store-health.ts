@@ -7,7 +7,7 @@ import type { ReplayReport, WriteFailure } from './append-log.js';
 import type { DataDirLock } from './data-dir-lock.js';
 
 /** Which embedded store a report is about (the metric label). */
-export type StoreName = 'inbox' | 'devices' | 'policies' | 'held';
+export type StoreName = 'inbox' | 'devices' | 'policies' | 'held' | 'decisions';
 
 export const DEFAULT_PROBE_INTERVAL_MS = 1000;
 export const DEFAULT_WATCH_INTERVAL_MS = 1000;
@@ -65,28 +65,40 @@ export class StoreHealth {
     return this.lost ?? (this.writable ? undefined : 'store writes are failing');
   }
 
-  /** A batch of `store` failed to write or sync (AppendLog `onWriteFailure`). */
+  /** A batch of `store` failed to write or sync (AppendLog `onWriteFailure`): unready until a probe write succeeds. */
   writeFailed(store: StoreName, failure: WriteFailure): void {
+    this.failuresSinceWritable++;
+    this.report(store, failure, failure.cut ? 'store write failed; the failed records were cut off and answered 503' : 'store write failed and could not be cut off; this file takes no more writes');
+    if (this.writable) {
+      this.writable = false;
+      this.update();
+      this.scheduleProbe();
+    }
+  }
+
+  /**
+   * A write of a store whose loss costs no message failed (the decision log: its decisions stay in memory): counted
+   * and logged like any write failure (at most once per `failureLogEveryMs` per store), readiness unchanged.
+   */
+  sideWriteFailed(store: StoreName, failure: WriteFailure): void {
+    this.report(store, failure, 'store write failed; no message depends on it (the records stay in memory)');
+  }
+
+  private report(store: StoreName, failure: WriteFailure, what: string): void {
     const { log, metrics, clock } = this.options;
     metrics.storeWriteFailures.inc({ store, cut: String(failure.cut) });
-    this.failuresSinceWritable++;
     const now = clock.now();
     const last = this.lastLogAt.get(store);
     if (last === undefined || now - last >= this.failureLogEveryMs) {
       const err = failure.error as NodeJS.ErrnoException;
       log.error(
         { store, file: failure.path, code: err?.code, err: err?.message ?? String(err), cut: failure.cut, suppressed: this.suppressed.get(store) ?? 0 },
-        failure.cut ? 'store write failed; the failed records were cut off and answered 503' : 'store write failed and could not be cut off; this file takes no more writes',
+        what,
       );
       this.lastLogAt.set(store, now);
       this.suppressed.set(store, 0);
     } else {
       this.suppressed.set(store, (this.suppressed.get(store) ?? 0) + 1);
-    }
-    if (this.writable) {
-      this.writable = false;
-      this.update();
-      this.scheduleProbe();
     }
   }
 

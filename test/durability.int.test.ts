@@ -1,6 +1,8 @@
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NodeProcess } from './support/node-process.js';
-import { accept, decisionsFor, enc, msgId, Peer, uniqueUser, userView, viewUntil } from './support/scenario.js';
+import { accept, awaitOutcome, decisions, decisionsFor, enc, msgId, Peer, uniqueUser, userView, viewUntil } from './support/scenario.js';
 import { until } from './support/ws-client.js';
 
 /**
@@ -162,5 +164,40 @@ describe('graceful SIGTERM', () => {
     expect(lost(), `accepted ${accepted.length}, delivered before stop ${accepted.length - notYet.length}; ${JSON.stringify(fates)}`).toEqual([]);
     // Each accepted id was delivered, and none of them twice to the first phone.
     for (const id of accepted) expect(phone.count(id)).toBeLessThanOrEqual(1);
+  }, 60_000);
+});
+
+describe('the decision trail (section 3: at least the last 100 decisions are kept)', () => {
+  const logBytes = async (node: NodeProcess): Promise<number> => (await stat(join(node.dataDir, 'decisions', 'decisions.log')).catch(() => ({ size: 0 }))).size;
+
+  it('survives a graceful SIGTERM and a kill -9: the same decisions, newest first, after each restart', async () => {
+    const user = uniqueUser('trail');
+    const first = await start({});
+    const phone = await open(first, user, 'mob', true);
+    const early = Array.from({ length: 3 }, (_, i) => msgId(`trail${i}`));
+    for (const id of early) await accept(first, { id, to: user });
+    for (const id of early) expect((await awaitOutcome(first, user, id, 'mob')).outcome).toBe('acked');
+    const beforeStop = await decisions(first, user);
+    expect(beforeStop.map((d) => d.id)).toEqual([...early].reverse());
+    expect(await first.stop()).toEqual({ code: 0, signal: null });
+    phone.close();
+
+    const second = await start({ dataDir: first.dataDir, apiKey: first.apiKey, jwtSecret: first.jwtSecret });
+    expect(await decisions(second, user)).toEqual(beforeStop);
+    const phone2 = await open(second, user, 'mob', true);
+    const late = Array.from({ length: 2 }, (_, i) => msgId(`trail-late${i}`));
+    const sizeAtStart = await logBytes(second);
+    for (const id of late) await accept(second, { id, to: user });
+    for (const id of late) expect((await awaitOutcome(second, user, id, 'mob')).outcome).toBe('acked');
+    const beforeKill = await decisions(second, user);
+    expect(beforeKill.map((d) => d.id)).toEqual([...late].reverse().concat([...early].reverse()));
+    // Written behind, within DECISION_FLUSH_MS: the kill comes once the file has grown by those decisions.
+    await until(async () => (await logBytes(second)) > sizeAtStart, 5000, 'the late decisions written to the decision log');
+    expect((await second.kill('SIGKILL')).signal).toBe('SIGKILL');
+    phone2.close();
+
+    // A settle still unwritten at the kill would replay a late message after the reconnect grace, a decision more: long grace.
+    const third = await start({ env: { SWITCHBOARD_REPLAY_GRACE_MS: '60000' }, dataDir: first.dataDir, apiKey: first.apiKey, jwtSecret: first.jwtSecret });
+    expect(await decisions(third, user)).toEqual(beforeKill);
   }, 60_000);
 });
