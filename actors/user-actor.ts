@@ -6,7 +6,7 @@ import { copyDecision } from './history.js';
 import type { HeldListing } from './mailbox.js';
 import { clearFrames, clearPushJobs } from './read-sync.js';
 import {
-  clearDeadToken, closeSession, deleteDevice, findMobile, findPc, isOlderThanCurrent, mergeRegistry, newPcSession, openMobileSession, openPcSession, putDevice, type UserState,
+  clearDeadToken, closeSession, deleteDevice, findMobile, findPc, isOlderThanCurrent, mergeRegistry, newPcSession, openMobileSession, openPcSession, putDevice, takeOtherKindSession, type UserState,
 } from './user-state.js';
 
 export type { AckDue, UserActorDeps, UserActorMessage } from './flights.js';
@@ -62,9 +62,12 @@ export class UserActor extends Flights {
         // closed (section 4: what it was sent and never acked times out at once, and the fallback is a new decision):
         // its gateway may be gone (killed, cut off), so no close would ever come, and waiting out the ack timeout held
         // those messages back for 5 s while the device was connected again.
-        if (old) {
-          this.deps.bus.publish(this.deps.subjects.gateway(old.node), { type: 'close_session', sessionId: old.sessionId, code: 4409, reason: 'replaced' });
-          this.onSessionClosed(old.sessionId, now);
+        // The same device id under the other kind (a PC token and a mobile token naming one device) is the same device.
+        const other = takeOtherKindSession(this.state, msg.kind, msg.device);
+        for (const replaced of [old, other]) {
+          if (!replaced) continue;
+          this.deps.bus.publish(this.deps.subjects.gateway(replaced.node), { type: 'close_session', sessionId: replaced.sessionId, code: 4409, reason: 'replaced' });
+          this.onSessionClosed(replaced.sessionId, now);
         }
         this.onPcMaybeActive(now);
         return this.replayHeld(); // section 4: a session of the user opened

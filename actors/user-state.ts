@@ -125,6 +125,25 @@ export function openMobileSession(s: UserState, device: string, os: MobileOs | u
   return old && old.sessionId !== session.sessionId ? old : undefined;
 }
 
+/**
+ * Section 2: "a second connection of the same user and device replaces the first", whatever kind either claims: a
+ * session of `device` of the other kind than `kind` is taken out of the state and returned (the caller closes it
+ * with 4409 and times out what it was sent), else undefined.
+ */
+export function takeOtherKindSession(s: UserState, kind: 'pc' | 'mobile', device: string): { sessionId: string; node: string } | undefined {
+  if (kind === 'pc') {
+    const m = findMobile(s, device);
+    const old = m?.session;
+    if (old === undefined) return undefined;
+    m!.session = undefined;
+    return old;
+  }
+  const pc = s.pcs?.find((p) => p.device === device);
+  if (pc === undefined) return undefined;
+  closeSession(s, device, pc.sessionId);
+  return pc;
+}
+
 /** Removes a session only when the id matches: a close that arrives after a replacement must not drop the new one. */
 export function closeSession(s: UserState, device: string, sessionId: string): boolean {
   if (s.pcs) {

@@ -2,7 +2,7 @@ import { backoffDelay, rateLimitedDelay, type BackoffOptions } from './backoff.j
 import { ClientError, classifyClose, type CloseAction } from './close-codes.js';
 import { Emitter } from './emitter.js';
 import { RecentIds } from './recent-ids.js';
-import { MAX_READ_IDS, type ClearFrame, type ClientFrameV11, type ErrorFrame, type MessageFrame, type MobileState, type PcPresence, type PolicyFrame, type ServerFrameV11, type Welcome } from './wire.js';
+import { MAX_CLIENT_FRAME_BYTES, MAX_READ_IDS, type ClearFrame, type ClientFrameV11, type ErrorFrame, type MessageFrame, type MobileState, type PcPresence, type PolicyFrame, type ServerFrameV11, type Welcome } from './wire.js';
 
 /**
  * The client core (PROTOCOL.md section 2) for browsers, Electron, Node and React Native: hello with a token,
@@ -148,10 +148,11 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   /**
    * Read sync (section 4): the user read these messages; the server clears them on the user's other devices.
-   * Sent in frames of at most 500 ids (section 2), now or after the next welcome.
+   * Sent in frames of at most 500 ids and 64 KiB (section 2: 500 ids of 128 non-ASCII characters would be ~125 KB,
+   * a frame the server refuses with 1009), now or after the next welcome.
    */
   read(ids: readonly string[]): void {
-    for (let i = 0; i < ids.length; i += MAX_READ_IDS) this.send({ type: 'read', ids: ids.slice(i, i + MAX_READ_IDS) });
+    for (const chunk of readChunks(ids)) this.send({ type: 'read', ids: chunk });
   }
 
   /** Sends a frame when the session is open (at once, or after the next welcome). */
@@ -296,4 +297,33 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.connState = state;
     this.emit('state', state);
   }
+}
+
+/** `{"type":"read","ids":[]}` and room to spare: what a read frame costs besides its ids, bytes. */
+const READ_FRAME_OVERHEAD = 64;
+
+/** Ids cut into runs that each fit one `read` frame: at most MAX_READ_IDS, and under MAX_CLIENT_FRAME_BYTES as JSON. */
+export function readChunks(ids: readonly string[]): string[][] {
+  const chunks: string[][] = [];
+  let chunk: string[] = [];
+  let bytes = READ_FRAME_OVERHEAD;
+  for (const id of ids) {
+    const size = utf8Length(JSON.stringify(id)) + 1; // the quoted, escaped id and its comma
+    if (chunk.length > 0 && (chunk.length === MAX_READ_IDS || bytes + size > MAX_CLIENT_FRAME_BYTES)) {
+      chunks.push(chunk);
+      chunk = [];
+      bytes = READ_FRAME_OVERHEAD;
+    }
+    chunk.push(id);
+    bytes += size;
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
+}
+
+const utf8 = new TextEncoder();
+
+/** UTF-8 bytes of `s` (TextEncoder: in every browser and in Node). */
+function utf8Length(s: string): number {
+  return utf8.encode(s).length;
 }

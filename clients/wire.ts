@@ -69,3 +69,5 @@ export type ClientFrameV11 =
 export const DEFAULT_IDLE_AFTER_MS = 60_000;
 /** Section 2: at most 500 ids per `read` frame. */
 export const MAX_READ_IDS = 500;
+/** Section 2: a client frame is at most 64 KiB (65,536 bytes of UTF-8); a larger one closes the connection (1009). */
+export const MAX_CLIENT_FRAME_BYTES = 64 * 1024;

@@ -188,6 +188,25 @@ describe('user actor', () => {
     expect(h.deliveries()).toEqual(['gw2:s2']);
   });
 
+  it('section 2: the same device id under the other kind is the same device: the newer connection replaces it (4409)', async () => {
+    h = harness();
+    h.openPhone('u1', 'd1', 'android', 's1');
+    h.openPc('u1', 'd1', 's2', 'gw2');
+    await settle(h);
+    expect(h.gateway).toEqual([{ node: 'gw2', msg: { type: 'close_session', sessionId: 's1', code: 4409, reason: 'replaced' } }]);
+    const v = await h.view('u1');
+    expect(v.pc).toEqual({ state: 'active', sessions: 1 });
+    expect(v.devices.find((d) => d.device === 'd1')?.online).toBe(false);
+    // And back: a phone connection of d1 replaces the PC session.
+    h.openPhone('u1', 'd1', 'android', 's3');
+    await settle(h);
+    expect(h.gateway.at(-1)).toEqual({ node: 'gw2', msg: { type: 'close_session', sessionId: 's2', code: 4409, reason: 'replaced' } });
+    expect((await h.view('u1')).pc).toMatchObject({ state: 'inactive', sessions: 0 });
+    h.route('u1', 'm1');
+    await until(() => h.deliveries().length === 1);
+    expect(h.deliveries()).toEqual(['gw2:s3']);
+  });
+
   it('section 2/4: a replaced session counts as closed: what it never acked times out at once (its gateway died), not after 5 s', async () => {
     h = harness();
     h.openPc('u1', 'pc', 's1', 'gw1');

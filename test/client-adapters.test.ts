@@ -27,7 +27,8 @@ class FakeTarget {
 }
 
 /** The Idle Detection API as WICG specifies it: permission, threshold >= 60 s, change events. */
-function fakeIdleDetector(permission: 'granted' | 'denied') {
+/** `prompt`: refused until `requestPermission()` is called, which grants it (the user clicks "Allow"). */
+function fakeIdleDetector(permission: 'granted' | 'denied' | 'prompt') {
   const instances: (FakeTarget & { userState: 'active' | 'idle' | null; screenState: 'locked' | 'unlocked' | null; threshold?: number; signal?: AbortSignal })[] = [];
   const Class = class extends FakeTarget implements IdleDetectorLike {
     userState: 'active' | 'idle' | null = null;
@@ -38,7 +39,8 @@ function fakeIdleDetector(permission: 'granted' | 'denied') {
       super();
       instances.push(this);
     }
-    static async requestPermission() {
+    static async requestPermission(): Promise<'granted' | 'denied'> {
+      if (permission === 'prompt') permission = 'granted';
       return permission;
     }
     async start(opts: { threshold: number; signal?: AbortSignal }) {
@@ -125,6 +127,37 @@ describe('browser: page input + Page Visibility (the weaker signal)', () => {
     const missing = browserPresenceAdapter({ IdleDetector: undefined, window: new FakeTarget(), document: Object.assign(new FakeTarget(), { visibilityState: 'visible' }) });
     await missing.start(() => {}, { idleAfterMs: 60_000 });
     expect(missing.signal).toBe('page');
+  });
+
+  it('browserPresenceAdapter started before the permission switches to IdleDetector once it is granted (the README order)', async () => {
+    const { Class, instances } = fakeIdleDetector('prompt');
+    const win = new FakeTarget();
+    const a = browserPresenceAdapter({ IdleDetector: Class, window: win, document: Object.assign(new FakeTarget(), { visibilityState: 'visible' }) });
+    const { updates, update } = collect();
+    await a.start(update, { idleAfterMs: 60_000 });
+    expect(a.signal).toBe('page');
+    expect(await requestIdleDetectionPermission(Class)).toBe(true); // the click
+    await vi.waitFor(() => expect(a.signal).toBe('system'));
+    expect(win.count()).toBe(0); // the page adapter stopped
+    const d = instances.at(-1)!;
+    d.userState = 'idle';
+    d.fire('change');
+    expect(updates.at(-1)).toEqual({ idle: true, screenLocked: false });
+    a.stop();
+    expect(d.signal!.aborted).toBe(true);
+  });
+
+  it('a stopped browserPresenceAdapter does not switch on a later grant', async () => {
+    const { Class, instances } = fakeIdleDetector('prompt');
+    const win = new FakeTarget();
+    const a = browserPresenceAdapter({ IdleDetector: Class, window: win, document: Object.assign(new FakeTarget(), { visibilityState: 'visible' }) });
+    await a.start(() => {}, { idleAfterMs: 60_000 });
+    a.stop();
+    const before = instances.length;
+    expect(await requestIdleDetectionPermission(Class)).toBe(true);
+    await Promise.resolve();
+    expect(instances.length).toBe(before); // no detector started for it
+    expect(win.count()).toBe(0);
   });
 });
 

@@ -2,7 +2,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { backoffDelay, rateLimitedDelay } from '../clients/backoff.js';
 import { SwitchboardClient, type Disconnect, type WebSocketLike } from '../clients/client.js';
 import { ClientError, classifyClose } from '../clients/close-codes.js';
-import type { MessageFrame } from '../clients/wire.js';
+import { MAX_CLIENT_FRAME_BYTES, type MessageFrame } from '../clients/wire.js';
+import { MAX_FRAME_BYTES } from '../protocol/frames.js';
 
 /**
  * The client core against a scripted WebSocket (the real node is in clients.int.test.ts): what it sends, how it
@@ -114,6 +115,21 @@ describe('client core', () => {
     const reads = last().sent.filter((f) => f.type === 'read');
     expect(reads.map((r) => r.ids.length)).toEqual([500, 500, 201]);
     expect(reads[2].ids.at(-1)).toBe('m1200');
+    c.stop();
+  });
+
+  it('read() also keeps each frame under the 64 KiB frame limit: 500 long non-ASCII ids go in several frames', async () => {
+    const { c } = client();
+    c.start();
+    await connectOpen();
+    // 128 characters, the longest id the server takes; UTF-8 makes each ~250 bytes: 500 of them would be ~125 KB.
+    const ids = Array.from({ length: 500 }, (_, i) => `${'é'.repeat(120)}${String(i).padStart(8, '0')}`);
+    c.read(ids);
+    const reads = last().sent.filter((f) => f.type === 'read');
+    expect(reads.length).toBeGreaterThan(1);
+    for (const r of reads) expect(Buffer.byteLength(JSON.stringify(r))).toBeLessThanOrEqual(MAX_FRAME_BYTES);
+    expect(reads.flatMap((r) => r.ids)).toEqual(ids);
+    expect(MAX_CLIENT_FRAME_BYTES).toBe(MAX_FRAME_BYTES); // the client's copy of the server's limit
     c.stop();
   });
 

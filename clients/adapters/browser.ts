@@ -31,17 +31,24 @@ function globalIdleDetector(): IdleDetectorClass | undefined {
   return (globalThis as { IdleDetector?: IdleDetectorClass }).IdleDetector;
 }
 
+/** Running `browserPresenceAdapter`s on the page signal: told when the permission is granted, to switch to the system one. */
+const onGranted = new Set<() => void>();
+
 /**
  * Asks for the `idle-detection` permission. Browsers only show the prompt from a user gesture (a click handler).
- * Resolves false where the API does not exist or the user declined.
+ * Resolves false where the API does not exist or the user declined. Once granted, every `browserPresenceAdapter`
+ * already started on the page signal switches to the Idle Detection API (no restart needed).
  */
 export async function requestIdleDetectionPermission(IdleDetector: IdleDetectorClass | undefined = globalIdleDetector()): Promise<boolean> {
   if (!IdleDetector) return false;
+  let granted: boolean;
   try {
-    return (await IdleDetector.requestPermission()) === 'granted';
+    granted = (await IdleDetector.requestPermission()) === 'granted';
   } catch {
     return false;
   }
+  if (granted) for (const retry of [...onGranted]) retry();
+  return granted;
 }
 
 /**
@@ -116,17 +123,27 @@ export function pageInputAdapter(targets: PageTargets = {}): PresenceAdapter {
 
 /**
  * IdleDetector where it is granted, else the page adapter. `signal` tells which one runs (after `start`):
- * `system` or `page` (weaker; say so in the UI if it matters).
+ * `system` or `page` (weaker; say so in the UI if it matters). Started on the page signal, it switches to the system
+ * one when `requestIdleDetectionPermission` is granted later (the usual order: the page starts, the user clicks).
  */
 export function browserPresenceAdapter(opts: { IdleDetector?: IdleDetectorClass } & PageTargets = {}): PresenceAdapter {
   const system = idleDetectorAdapter('IdleDetector' in opts ? opts.IdleDetector : globalIdleDetector());
   const page = pageInputAdapter(opts);
   let active: PresenceAdapter = page;
+  /** Bumped by every start and stop: a switch that finishes after one is dropped. */
+  let run = 0;
+  let retry: (() => void) | undefined;
+  const forget = (): void => {
+    if (retry !== undefined) onGranted.delete(retry);
+    retry = undefined;
+  };
   return {
     get signal() {
       return active.signal;
     },
     async start(update, o) {
+      const mine = ++run;
+      forget();
       try {
         await system.start(update, o);
         active = system;
@@ -134,9 +151,24 @@ export function browserPresenceAdapter(opts: { IdleDetector?: IdleDetectorClass 
         system.stop();
         active = page;
         await page.start(update, o);
+        if (mine !== run) return;
+        retry = () => {
+          Promise.resolve(system.start(update, o)).then(
+            () => {
+              if (mine !== run || active !== page) return system.stop();
+              forget();
+              page.stop();
+              active = system;
+            },
+            () => system.stop(), // still refused: stays on the page signal, and waits for the next grant
+          );
+        };
+        onGranted.add(retry);
       }
     },
     stop() {
+      run++;
+      forget();
       active.stop();
     },
   };
