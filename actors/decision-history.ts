@@ -88,6 +88,25 @@ class Ring {
     return this.bytes - before;
   }
 
+  /** Puts `earlier` (oldest first) before the entries held, keeping the newest `capacity`; returns the change in bytes. */
+  prepend(earlier: readonly string[], capacity: number): number {
+    const before = this.bytes;
+    const n = this.entries.length;
+    const held: (string | Decision)[] = [];
+    for (let k = 0; k < n; k++) held.push(this.entries[(this.next + k) % n]);
+    const all = [...earlier, ...held].slice(-capacity);
+    this.entries.length = 0;
+    this.entries.push(...all);
+    this.next = 0;
+    this.open = 0;
+    this.bytes = RING_OVERHEAD;
+    for (const e of all) {
+      if (typeof e !== 'string') this.open++;
+      this.bytes += sizeOf(e);
+    }
+    return this.bytes - before;
+  }
+
   newest(limit: number): Decision[] {
     const out: Decision[] = [];
     const n = this.entries.length;
@@ -195,6 +214,38 @@ export class DecisionHistory {
   /** Newest first, at most `limit`, as fresh objects (later outcome updates never race a reply being encoded). */
   newest(user: string, limit: number): Decision[] {
     return this.rings.get(user)?.newest(limit) ?? [];
+  }
+
+  /**
+   * The packed decisions, oldest first, of every user matching `match`, their open ones packed first (cluster: a
+   * partition handed off gracefully, its history saved for the next owner; see `merge`).
+   */
+  packedOf(match: (user: string) => boolean): [user: string, packed: string[]][] {
+    const out: [string, string[]][] = [];
+    for (let ring = this.lruHead; ring !== undefined; ring = ring.newer) {
+      if (!match(ring.user)) continue;
+      this.total += ring.seal(true, this.sink);
+      const packed = ring.packed();
+      if (packed.length > 0) out.push([ring.user, packed]);
+    }
+    return out;
+  }
+
+  /**
+   * Adds decisions taken elsewhere before this node's (cluster: the previous owner's, saved at a handoff) in front of
+   * the user's history: sorted by `at`, the ones already held left out, the newest `perUser` of both kept.
+   */
+  merge(user: string, older: readonly string[]): void {
+    const ring = this.rings.get(user);
+    if (ring === undefined) return this.restore([[user, [...older]]]);
+    const held = new Set(ring.entries.filter((e): e is string => typeof e === 'string'));
+    const earlier = older.filter((s) => !held.has(s) && !Number.isNaN(packedAt(s)))
+      .map((s, i) => ({ s, i, at: packedAt(s) }))
+      .sort((a, b) => a.at - b.at || a.i - b.i)
+      .map((e) => e.s);
+    if (earlier.length === 0) return;
+    this.total += ring.prepend(earlier, this.perUser);
+    this.enforce(user);
   }
 
   /** Forgets the users matching `match` (cluster: their partition moved away). */

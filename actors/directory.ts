@@ -17,6 +17,12 @@ export interface DirectoryDeps extends UserActorDeps {
   queryTimeoutMs?: number;
   /** Bound of all users' decision histories together, bytes (SWITCHBOARD_DECISION_HISTORY_BYTES, default 128 MiB). */
   decisionHistoryBytes?: number;
+  /**
+   * Cluster: the decisions a previous owner saved for `user` at a graceful handoff (cluster/decision-handoff.ts), read
+   * once per user and node before its first `decisions_query` is answered, and merged in front of this node's. Must
+   * not reject (an empty list when there is none or it cannot be read in time).
+   */
+  loadDecisions?: (user: string) => Promise<string[]>;
 }
 
 /** How long `answer` waits for a user actor before answering `unavailable`. */
@@ -75,6 +81,8 @@ export class UserDirectory {
   private stopped = false;
   /** Decisions outlive the actors (issue 10 part 4); one bounded store for every user of this node. */
   readonly history: DecisionHistory;
+  /** Users whose previous owner's decisions were looked up (`loadDecisions`); forgotten with their partition. */
+  private decisionsLoaded = new Set<string>();
   private readonly deps: DirectoryDeps;
   /** Every live actor's ack timeouts on one timer (issue 13), passed to the actors in `deps`. */
   private readonly ackDeadlines: DeadlineQueue<AckDue>;
@@ -100,7 +108,14 @@ export class UserDirectory {
 
   /** `GET /v1/users/{user}` and `GET /v1/users/{user}/decisions` (section 3), answered by the user's actor. */
   answer(q: OwnerQuery): Promise<OwnerReply> {
-    return this.ask(q.user, q, this.deps.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS);
+    const timeoutMs = this.deps.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
+    const load = this.deps.loadDecisions;
+    if (q.type !== 'decisions_query' || load === undefined || this.decisionsLoaded.has(q.user)) return this.ask(q.user, q, timeoutMs);
+    return load(q.user).then((older) => {
+      this.decisionsLoaded.add(q.user);
+      if (older.length > 0) this.history.merge(q.user, older);
+      return this.ask(q.user, q, timeoutMs);
+    });
   }
 
   /** Spawned actors and users held in memory (also exported as gauges). */
@@ -275,6 +290,7 @@ export class UserDirectory {
     }
     for (const user of this.kept.keys()) if (match(user) && this.kept.delete(user)) n++;
     this.history.drop(match);
+    for (const user of this.decisionsLoaded) if (match(user)) this.decisionsLoaded.delete(user);
     if (this.inFlightTotal === 0) for (const w of this.idleWaiters.splice(0)) w();
     this.updateGauges();
     return n;

@@ -5,6 +5,7 @@ import { FencedBus, ownerFenceOf } from '../bus/fence.js';
 import { subjectToken, Subjects } from '../bus/subjects.js';
 import { TurnBatchedBus } from '../bus/turn-batched-bus.js';
 import { JetStreamIngress } from '../cluster/jetstream-ingress.js';
+import { DECISION_HANDOFF_MAX_AGE_MS, KvDecisionHandoff } from '../cluster/decision-handoff.js';
 import { KvDeviceRegistry } from '../cluster/kv-device-registry.js';
 import { JetStreamHeldStore } from '../cluster/jetstream-held-store.js';
 import { KvPolicyStore } from '../cluster/kv-policy-store.js';
@@ -117,6 +118,8 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   const pushes = new PushPool({ config: senderConfig, log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
   const policies = new KvPolicyStore(await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_policies`, { history: 1, replicas })), 'policies bucket'));
   const readsKv = await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_reads`, { history: 1, replicas })), 'reads bucket');
+  // Section 3's decision history across a graceful partition handoff (cluster/decision-handoff.ts); bucket max_age a week.
+  const decisions = new KvDecisionHandoff(await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_decisions`, { history: 1, replicas, ttl: DECISION_HANDOFF_MAX_AGE_MS })), 'decisions bucket'));
   const held = await ready(() => JetStreamHeldStore.open(nc, readsKv, { prefix, partitions: P, holdMax: config.holdMax, replicas }), 'held stream');
   const membership = new Membership({ nc: control, prefix, replicas, nodeId: config.nodeId, clock, log, roles: config.roles });
   // Every node answers the dashboard's cluster-wide metrics gather, whatever its roles.
@@ -133,6 +136,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
     held, holdTtlMs: config.holdTtlSeconds * 1000, holdMax: config.holdMax, maxInflight: config.maxInflight,
     done: (id) => ingress.done(id),
     fence,
+    loadDecisions: (user) => decisions.load(user),
     onRouted: (e) => {
       logDecision(log, e);
       nc.publish(subjects.routedEvents, packr.pack(e));
@@ -141,6 +145,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   keeper.host(new PartitionHost({
     nc, bus: natsBus, subjects, ingress, directory: router, liveGateways: () => membership.liveGateways(), metrics, log,
     drainTimeoutMs: config.shutdownTimeoutMs, reads: held,
+    saveDecisions: (match) => decisions.save(router.history.packedOf(match)),
   }));
 
   let sendListener: SendListener | undefined;

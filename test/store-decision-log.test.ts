@@ -267,6 +267,34 @@ describe('DecisionHistory with a sink and restore', () => {
     expect(restored.stats).toEqual(built.stats);
   });
 
+  it('merge puts a previous owner\'s decisions in front, leaves out the ones held, keeps the newest per user', () => {
+    const h = new DecisionHistory(1_000_000, 5);
+    h.add('alice', decision(10));
+    h.add('alice', { ...decision(11), targets: [{ device: 'phone', via: 'mobile' }] }); // still open
+    h.seal('alice');
+    h.merge('alice', [packed(3), packed(1), packed(2), packed(10), packed(4)]); // packed(10): already held here
+    expect(h.newest('alice', 10).map((d) => d.at - AT)).toEqual([11, 10, 4, 3, 2]);
+    // The bytes are those of the same history built in one go (the open one counts as open).
+    const same = new DecisionHistory(1_000_000, 5);
+    same.restore([['alice', [packed(2), packed(3), packed(4), packed(10)]]]);
+    same.add('alice', { ...decision(11), targets: [{ device: 'phone', via: 'mobile' }] });
+    expect(h.stats).toEqual(same.stats);
+    // A user with no history here gets the saved one as it was.
+    h.merge('bob', [packed(7)]);
+    expect(h.newest('bob', 5).map((d) => d.at - AT)).toEqual([7]);
+  });
+
+  it('packedOf packs the open decisions of the users asked for and hands out theirs only', () => {
+    const sunk: string[] = [];
+    const h = new DecisionHistory(1_000_000, 100, (u) => sunk.push(u));
+    h.add('alice', { ...decision(1), targets: [{ device: 'phone', via: 'mobile' }] });
+    h.add('bob', decision(2));
+    h.seal('bob');
+    const out = h.packedOf((u) => u === 'alice');
+    expect(out.map(([u, p]) => [u, p.length])).toEqual([['alice', 1]]);
+    expect(sunk).toEqual(['bob', 'alice']);
+  });
+
   it('packedAt reads the instant of a packed decision', () => {
     expect(packedAt(packDecision({ ...decision(0), at: 2 ** 47 + 12345 }))).toBe(2 ** 47 + 12345);
     expect(packedAt('short')).toBeNaN();

@@ -1,0 +1,48 @@
+import type { KV } from '@nats-io/kv';
+import { Packr } from 'msgpackr';
+import { keyOf } from './kv-device-registry.js';
+
+const packr = new Packr({ useRecords: false });
+
+/** How long a saved history waits for its next owner in the bucket (`max_age`), ms: a week. */
+export const DECISION_HANDOFF_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
+/** Longest a partition's handoff waits for its histories to be saved, ms; past it the rest is not waited for. */
+export const SAVE_WAIT_MS = 2000;
+/** Longest a `GET …/decisions` waits for the previous owner's saved history, ms; past it it answers without. */
+export const LOAD_WAIT_MS = 1000;
+
+/**
+ * A cluster node's decision history across a graceful partition handoff (PROTOCOL.md section 3: "at least the last
+ * 100 decisions are kept"): the owner handing a partition off (a node joining, SIGTERM) saves each of its users'
+ * packed decisions as one KV value (`u.<base64url(user)>`, MessagePack array of the packed strings, ~4 KiB for a
+ * full history), and the next owner reads a user's value the first time that user's decisions are asked for, merging
+ * them in front of its own (`DecisionHistory.merge`). A lease lost to a crash or a pause saves nothing: that
+ * history starts anew, as before. Values expire after DECISION_HANDOFF_MAX_AGE_MS (the bucket's `max_age`).
+ */
+export class KvDecisionHandoff {
+  constructor(private readonly kv: KV) {}
+
+  /** Saves each user's packed decisions; resolves when all are written or after `waitMs`, never rejects. */
+  async save(histories: readonly [user: string, packed: string[]][], waitMs = SAVE_WAIT_MS): Promise<void> {
+    if (histories.length === 0) return;
+    const puts = Promise.allSettled(histories.map(([user, packed]) => this.kv.put(keyOf(user), packr.pack(packed))));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([puts, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+    clearTimeout(timer);
+  }
+
+  /** The user's saved decisions (packed, as saved), or an empty list: none saved, unreadable, or not within `waitMs`. */
+  async load(user: string, waitMs = LOAD_WAIT_MS): Promise<string[]> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const get = this.kv.get(keyOf(user)).then((e) => {
+      if (e === null || e.operation !== 'PUT' || e.value.length === 0) return [];
+      const value: unknown = packr.unpack(e.value);
+      return Array.isArray(value) ? value.filter((s): s is string => typeof s === 'string') : [];
+    }).catch((): string[] => []); // also when it fails after the wait ended: never an unhandled rejection
+    try {
+      return await Promise.race([get, new Promise<string[]>((resolve) => (timer = setTimeout(() => resolve([]), waitMs)))]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
