@@ -131,7 +131,8 @@ export type DecisionSink = (user: string, packed: string) => void;
  * (issue 10 part 4). Memory is bounded twice: at most DECISIONS_PER_USER per user, and `maxBytes` for all users
  * together, past which the least recently written users' histories are dropped whole (exact LRU order). With a
  * `sink` (the embedded node) every packed decision is also written to disk and `restore` reads them back at start;
- * without one (a cluster node) a restart or a partition moving to another node starts the history anew there.
+ * a cluster node has none: `packedOf` and `merge` carry a user's history across a graceful partition handoff
+ * (cluster/decision-handoff.ts), and a crash there starts it anew.
  */
 export class DecisionHistory {
   /** Each user's ring, for lookup; the order of writes is kept in the list below. */
@@ -196,10 +197,9 @@ export class DecisionHistory {
     const users: { user: string; packed: string[]; newest: number }[] = [];
     for (const [user, packed] of histories) {
       if (this.rings.has(user)) continue;
-      const keyed = packed.map((s, i) => ({ s, i, at: packedAt(s) })).filter((e) => !Number.isNaN(e.at));
-      if (keyed.length === 0) continue;
-      keyed.sort((a, b) => a.at - b.at || a.i - b.i);
-      users.push({ user, packed: keyed.map((e) => e.s), newest: keyed[keyed.length - 1].at });
+      const sorted = byAt(packed);
+      if (sorted.length === 0) continue;
+      users.push({ user, packed: sorted, newest: packedAt(sorted[sorted.length - 1]) });
     }
     users.sort((a, b) => a.newest - b.newest);
     for (const { user, packed } of users) {
@@ -239,10 +239,7 @@ export class DecisionHistory {
     const ring = this.rings.get(user);
     if (ring === undefined) return this.restore([[user, [...older]]]);
     const held = new Set(ring.entries.filter((e): e is string => typeof e === 'string'));
-    const earlier = older.filter((s) => !held.has(s) && !Number.isNaN(packedAt(s)))
-      .map((s, i) => ({ s, i, at: packedAt(s) }))
-      .sort((a, b) => a.at - b.at || a.i - b.i)
-      .map((e) => e.s);
+    const earlier = byAt(older.filter((s) => !held.has(s)));
     if (earlier.length === 0) return;
     this.total += ring.prepend(earlier, this.perUser);
     this.enforce(user);
@@ -291,6 +288,14 @@ export class DecisionHistory {
     else this.lruTail = ring.older;
     ring.older = ring.newer = undefined;
   }
+}
+
+/** Packed decisions sorted by their `at`, stably (ties keep their order); a string that is no packed decision is left out. */
+function byAt(packed: readonly string[]): string[] {
+  return packed.map((s, i) => ({ s, i, at: packedAt(s) }))
+    .filter((e) => !Number.isNaN(e.at))
+    .sort((a, b) => a.at - b.at || a.i - b.i)
+    .map((e) => e.s);
 }
 
 function sizeOf(e: string | Decision): number {

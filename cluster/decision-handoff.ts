@@ -25,24 +25,23 @@ export class KvDecisionHandoff {
   /** Saves each user's packed decisions; resolves when all are written or after `waitMs`, never rejects. */
   async save(histories: readonly [user: string, packed: string[]][], waitMs = SAVE_WAIT_MS): Promise<void> {
     if (histories.length === 0) return;
-    const puts = Promise.allSettled(histories.map(([user, packed]) => this.kv.put(keyOf(user), packr.pack(packed))));
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([puts, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
-    clearTimeout(timer);
+    await within(Promise.allSettled(histories.map(([user, packed]) => this.kv.put(keyOf(user), packr.pack(packed)))).then(() => undefined), waitMs, undefined);
   }
 
   /** The user's saved decisions (packed, as saved), or an empty list: none saved, unreadable, or not within `waitMs`. */
-  async load(user: string, waitMs = LOAD_WAIT_MS): Promise<string[]> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
+  load(user: string, waitMs = LOAD_WAIT_MS): Promise<string[]> {
     const get = this.kv.get(keyOf(user)).then((e) => {
       if (e === null || e.operation !== 'PUT' || e.value.length === 0) return [];
       const value: unknown = packr.unpack(e.value);
       return Array.isArray(value) ? value.filter((s): s is string => typeof s === 'string') : [];
     }).catch((): string[] => []); // also when it fails after the wait ended: never an unhandled rejection
-    try {
-      return await Promise.race([get, new Promise<string[]>((resolve) => (timer = setTimeout(() => resolve([]), waitMs)))]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return within(get, waitMs, []);
   }
+}
+
+/** `work`'s value, or `fallback` once `ms` passed first (`work` must not reject: it is not awaited past that). */
+function within<T>(work: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<T>((resolve) => (timer = setTimeout(() => resolve(fallback), ms)));
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }
