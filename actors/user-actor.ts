@@ -224,7 +224,7 @@ export class UserActor extends Flights {
       // time, and one that came while this flight was under way (route() left it to this flight) is settled now.
       this.recent.add(id);
       this.deps.done(id);
-      return;
+      return this.history.seal(this.user);
     }
     if (flight.holdWanted && !flight.reached && !flight.read) return this.startHold(flight);
     // Its ingress copy reached the user while a held copy waits (a settle lost to kill -9 hands out a message held
@@ -246,7 +246,8 @@ export class UserActor extends Flights {
       this.logHeld(flight, 'undeliverable', now);
       this.dropFlight(msg.id);
       this.recent.add(msg.id);
-      return this.deps.done(msg.id);
+      this.deps.done(msg.id);
+      return this.history.seal(this.user); // its decisions are final: pack them (and write them, embedded)
     }
     flight.holding = true;
     this.deps.metrics.messagesHeld.inc({ why: flight.tried ? 'ack_timeout' : 'unreachable' });
@@ -275,9 +276,11 @@ export class UserActor extends Flights {
     this.deps.done(id);
     if (flight.read) {
       this.mailbox.drop([id], 'read').catch(() => undefined);
-      return;
+      return this.history.seal(this.user);
     }
     if (flight.tried !== undefined) this.logHeld(flight, 'held', now);
+    // Durably held: its decisions are final, packed now (and written, embedded) rather than at passivation.
+    this.history.seal(this.user);
     // A session that was not tried opened meanwhile (a PC reconnecting while its old socket timed out): go now.
     const fresh = decide(this.state, flight.msg, now, this.deps).commands.some((c) => c.type === 'deliver' && !flight.tried?.includes(c.session.id));
     if (fresh) this.replayHeld();

@@ -80,7 +80,9 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
     onWriteFailure: (f) => health.sideWriteFailed('decisions', f), onDamage: (file, r) => health.damaged('decisions', file, r),
   });
   const history = new DecisionHistory(config.decisionHistoryBytes, DECISIONS_PER_USER, (user, packed) => decisionLog.add(user, packed));
-  history.restore(decisionLog.restored());
+  const restored = decisionLog.restored();
+  history.restore(restored);
+  if (restored.size > 0) log.info({ users: history.stats.users, bytes: history.stats.bytes }, 'decision history read back');
   decisionLog.snapshotFrom({ entries: () => history.packedEntries() });
 
   // Decorators: replays wait for clients to reconnect; accepts in flight are counted for a graceful stop.

@@ -45,11 +45,11 @@ export const DECISION_COMPACT_MIN_BYTES = 16 * 1024 * 1024;
 /** Ms after a failed compaction before the next try (appends go on meanwhile). */
 export const COMPACT_RETRY_MS = 60_000;
 /**
- * Decisions per record at most: ~100 KiB for typical ones, and under the log's 16 MiB frame limit even for the
- * largest (a user id of 128 chars and a decision of 255 targets with vendor details, ~70 KiB: 2048 of those would not
- * fit, so a record also stops at RECORD_CHARS).
+ * Decisions per record at most: ~12 KiB for typical ones, so a damaged record (a bad checksum costs its whole record)
+ * loses at most 256 decisions, not a whole flush; and under the log's 16 MiB frame limit even for the largest (a user
+ * id of 128 chars and a decision of 255 targets with vendor details, ~70 KiB), as a record also stops at RECORD_CHARS.
  */
-const RECORD_DECISIONS = 2048;
+const RECORD_DECISIONS = 256;
 /** UTF-16 code units per record at most (4 Mi: at most ~8 MiB of MessagePack, as a char may take 2 bytes). */
 const RECORD_CHARS = 4 * 1024 * 1024;
 

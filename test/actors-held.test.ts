@@ -1,4 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { DecisionHistory } from '../actors/decision-history.js';
+import { unpackDecision } from '../actors/decision-pack.js';
 import { harness, settle, until } from './support/actors-fakes.js';
 
 /**
@@ -35,6 +37,22 @@ describe('held messages', () => {
     await until(() => heldIds('u1').length === 0);
     expect((await h.view('u1')).held).toBe(0);
     expect((await h.metrics.heldReleased.get()).values).toMatchObject([{ labels: { why: 'delivered' }, value: 3 }]);
+  });
+
+  it('a held or undeliverable decision is packed (written, embedded) once the hold is durable, not at passivation', async () => {
+    const sunk: string[] = [];
+    h = harness({ history: new DecisionHistory(1_000_000, 100, (_u, p) => sunk.push(unpackDecision(p).id)) });
+    h.route('u1', 'm1'); // no session: held
+    h.send({ type: 'route', user: 'u1', msg: { id: 'm2', to: 'u1', ttlSeconds: 0, acceptedAt: Date.now() } as never }); // now or never: undeliverable
+    await until(() => h.settled.length === 2);
+    await until(() => sunk.length === 2);
+    expect(sunk.sort()).toEqual(['m1', 'm2']);
+    // Routed again from the held store and acked: that decision too.
+    h.openPc('u1', 'pc', 's1');
+    await until(() => delivered().includes('m1'));
+    h.ack('u1', 'pc', 's1', 'm1');
+    await until(() => sunk.length === 3);
+    expect(sunk[2]).toBe('m1');
   });
 
   it('a message held while a replay is being read is replayed too, not left until the next session', async () => {

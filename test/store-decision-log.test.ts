@@ -1,4 +1,4 @@
-import { appendFile, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -177,6 +177,23 @@ describe('FileDecisionLog', () => {
     expect(failures).toEqual([]);
     const again = await FileDecisionLog.open(dir);
     expect(again.restored().size).toBe(0);
+    await again.close();
+  });
+
+  it('a damaged record in the middle costs that record (one flush, at most 256 decisions); the ones after it are kept', async () => {
+    const log = await FileDecisionLog.open(dir);
+    for (let i = 0; i < 300; i++) log.add('alice', packed(i)); // two records: 256 + 44
+    await log.flush();
+    log.add('alice', packed(300));
+    await log.close();
+    const path = join(dir, 'decisions.log');
+    const bytes = await readFile(path);
+    bytes[40] ^= 0xff; // inside the first record's body
+    await writeFile(path, bytes);
+    const reports: { damage: number; records: number }[] = [];
+    const again = await FileDecisionLog.open(dir, { onDamage: (_f, r) => reports.push({ damage: r.damage.length, records: r.records }) });
+    expect(reports).toEqual([{ damage: 1, records: 2 }]);
+    expect(again.restored().get('alice')).toEqual(Array.from({ length: 45 }, (_, i) => packed(256 + i)));
     await again.close();
   });
 
