@@ -222,18 +222,24 @@ export class UserActor extends Flights {
       // Reached the user, or durably held still: either way finished for the ingress. A copy it hands out again (a
       // settle lost to kill -9, replayed after the reconnect grace) is settled at once instead of sent a second
       // time, and one that came while this flight was under way (route() left it to this flight) is settled now.
-      this.recent.add(id);
-      this.deps.done(id);
-      return this.history.seal(this.user);
+      return this.finished(id);
     }
     if (flight.holdWanted && !flight.reached && !flight.read) return this.startHold(flight);
     // Its ingress copy reached the user while a held copy waits (a settle lost to kill -9 hands out a message held
     // too, and a replay skips what is in flight): the held copy goes, or the next replay would send it again.
     if (flight.reached && this.mailbox.heldCount > 0) this.mailbox.dropIfHeld(id).catch((err: unknown) => this.deps.log.error({ err, user: this.user }, 'held message not dropped'));
     this.dropFlight(id);
+    this.finished(id);
+  }
+
+  /**
+   * `id` is finished for the ingress (`done`; a copy handed out again is settled at once: `recent`), and its decisions
+   * are final: packed now (and so written, embedded: store/decision-log.ts), not when the actor passivates.
+   */
+  private finished(id: string): void {
     this.recent.add(id);
     this.deps.done(id);
-    this.history.seal(this.user); // its decisions are final: pack them
+    this.history.seal(this.user);
   }
 
   /** Section 4: holds the message durably, and only then tells the ingress `done` (held_done). */
@@ -245,9 +251,7 @@ export class UserActor extends Flights {
       // `ttlSeconds: 0` (now or never) or already past its TTL: nothing to keep.
       this.logHeld(flight, 'undeliverable', now);
       this.dropFlight(msg.id);
-      this.recent.add(msg.id);
-      this.deps.done(msg.id);
-      return this.history.seal(this.user); // its decisions are final: pack them (and write them, embedded)
+      return this.finished(msg.id);
     }
     flight.holding = true;
     this.deps.metrics.messagesHeld.inc({ why: flight.tried ? 'ack_timeout' : 'unreachable' });
@@ -272,15 +276,12 @@ export class UserActor extends Flights {
       return;
     }
     this.dropFlight(id);
-    this.recent.add(id);
-    this.deps.done(id);
     if (flight.read) {
       this.mailbox.drop([id], 'read').catch(() => undefined);
-      return this.history.seal(this.user);
+      return this.finished(id);
     }
     if (flight.tried !== undefined) this.logHeld(flight, 'held', now);
-    // Durably held: its decisions are final, packed now (and written, embedded) rather than at passivation.
-    this.history.seal(this.user);
+    this.finished(id); // durably held
     // A session that was not tried opened meanwhile (a PC reconnecting while its old socket timed out): go now.
     const fresh = decide(this.state, flight.msg, now, this.deps).commands.some((c) => c.type === 'deliver' && !flight.tried?.includes(c.session.id));
     if (fresh) this.replayHeld();

@@ -303,7 +303,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 const READ_FRAME_OVERHEAD = 64;
 
 /** Ids cut into runs that each fit one `read` frame: at most MAX_READ_IDS, and under MAX_CLIENT_FRAME_BYTES as JSON. */
-export function readChunks(ids: readonly string[]): string[][] {
+function readChunks(ids: readonly string[]): string[][] {
   const chunks: string[][] = [];
   let chunk: string[] = [];
   let bytes = READ_FRAME_OVERHEAD;

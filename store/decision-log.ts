@@ -110,7 +110,7 @@ export class FileDecisionLog {
       }
     });
     if (report.discardedBytes > 0) options.onDamage?.(path, report);
-    const log = new AppendLog<DecisionLogRecord>(path, { startBytes: report.validBytes, datasync: options.datasync, onWriteFailure: options.onWriteFailure });
+    const log = appendLogAt(path, report.validBytes, options);
     const decisionLog = new FileDecisionLog(dir, log, histories, options);
     decisionLog.timer = setInterval(() => decisionLog.flush(), options.flushMs ?? DECISION_FLUSH_MS);
     decisionLog.timer.unref();
@@ -205,29 +205,38 @@ export class FileDecisionLog {
     } catch (e) {
       await snapshot.close().catch(() => undefined);
       await rm(tmp, { force: true }).catch(() => undefined);
-      this.options.onWriteFailure?.({ path: tmp, error: e, cut: true });
-      this.compactNotBefore = Date.now() + COMPACT_RETRY_MS;
-      // The old log stays; what was buffered for it goes to it, ahead of what was packed meanwhile.
-      this.pending = carried.concat(this.pending);
-      return this.write();
+      return this.keepOldLog(tmp, e, carried);
     }
     await this.log.close().catch(() => undefined);
     try {
       await rename(tmp, path);
     } catch (e) {
       await rm(tmp, { force: true }).catch(() => undefined);
-      this.options.onWriteFailure?.({ path, error: e, cut: true });
-      this.compactNotBefore = Date.now() + COMPACT_RETRY_MS;
-      this.log = new AppendLog<DecisionLogRecord>(path, { startBytes: this.log.bytes, datasync: this.options.datasync, onWriteFailure: this.options.onWriteFailure });
-      this.pending = carried.concat(this.pending);
-      return this.write();
+      this.log = appendLogAt(path, this.log.bytes, this.options);
+      return this.keepOldLog(path, e, carried);
     }
     // The rename stands even if its directory entry is not synced yet: a crash then leaves the old log, also whole.
     await syncDirectory(this.dir).catch((e: unknown) => this.options.onWriteFailure?.({ path, error: e, cut: true }));
     this.compactAtBytes = Math.max(this.compactMinBytes, 2 * snapshot.bytes);
     this.stats.compactions++;
-    this.log = new AppendLog<DecisionLogRecord>(path, { startBytes: snapshot.bytes, datasync: this.options.datasync, onWriteFailure: this.options.onWriteFailure });
+    this.log = appendLogAt(path, snapshot.bytes, this.options);
   }
+
+  /**
+   * A compaction failed at `path`: reported, not tried again for COMPACT_RETRY_MS, and what was buffered when its
+   * snapshot was taken goes to the old log, ahead of what was packed meanwhile.
+   */
+  private keepOldLog(path: string, error: unknown, carried: string[]): Promise<void> {
+    this.options.onWriteFailure?.({ path, error, cut: true });
+    this.compactNotBefore = Date.now() + COMPACT_RETRY_MS;
+    this.pending = carried.concat(this.pending);
+    return this.write();
+  }
+}
+
+/** The log the decisions are appended to, `startBytes` already in the file (after a replay or a snapshot). */
+function appendLogAt(path: string, startBytes: number, options: FileDecisionLogOptions): AppendLog<DecisionLogRecord> {
+  return new AppendLog<DecisionLogRecord>(path, { startBytes, datasync: options.datasync, onWriteFailure: options.onWriteFailure });
 }
 
 /** `[user, packed, …]` cut into records of at most RECORD_DECISIONS decisions and about RECORD_CHARS characters. */
