@@ -77,6 +77,8 @@ export interface ClientEvents {
 const OPEN = 1;
 /** Our own close codes (browsers allow 1000 and 3000-4999 from scripts). */
 const CLOSE_NORMAL = 1000;
+/** The 4401 close reason of a token whose `nbf` is still ahead (gateway/auth.ts): the same token may pass later. */
+const NOT_YET_VALID = 'not yet valid';
 const CLOSE_RECONNECT = 4000;
 
 export class SwitchboardClient extends Emitter<ClientEvents> {
@@ -92,6 +94,12 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   private urlIndex = 0;
   /** Bumped by every connect, reconnect and stop, so a token fetch that finishes late is dropped. */
   private generation = 0;
+  /**
+   * The token the server last refused with 4401 for a reason time cannot cure (not `not yet valid`), and that
+   * reason. Were the token function to return it again, the client would reconnect forever with a token that can
+   * never pass; it stops instead. Forgotten at the next welcome.
+   */
+  private refused?: { token: string; reason?: string };
   private retryTimer?: ReturnType<typeof setTimeout>;
   private welcomeTimer?: ReturnType<typeof setTimeout>;
   private heartbeatTimer?: ReturnType<typeof setInterval>;
@@ -172,6 +180,10 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       return this.retry(new ClientError('token_failed', `the token provider failed: ${e instanceof Error ? e.message : String(e)}`), 'backoff');
     }
     if (generation !== this.generation || this.connState !== 'connecting') return; // stopped or reconnected meanwhile
+    if (this.refused && this.refused.token === token) {
+      const why = this.refused.reason ? ` (${this.refused.reason})` : '';
+      return this.finish(new ClientError('unauthenticated', `the token function returned the token the server just refused${why}; not reconnecting: return a new token, then call start()`, 4401, this.refused.reason));
+    }
     const ws = new this.WS(this.urls[this.urlIndex % this.urls.length]);
     this.ws = ws;
     this.welcomeTimer = setTimeout(() => {
@@ -192,6 +204,8 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       if (action === 'new_token' && typeof this.opts.token === 'string') {
         return this.finish(new ClientError(error.code, `${error.message} (pass a token function to get new tokens)`, error.closeCode, error.reason));
       }
+      // A token refused as not yet valid may pass later (clock skew); any other refusal is final for that token.
+      if (action === 'new_token' && error.reason !== NOT_YET_VALID) this.refused = { token, reason: error.reason };
       this.retry(error, action);
     };
   }
@@ -230,6 +244,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     if (this.welcomeTimer) clearTimeout(this.welcomeTimer);
     this.welcomeFrame = welcome;
     this.attempt = 0;
+    this.refused = undefined;
     this.setState('open');
     if (this.presence) this.sendNow(this.presence);
     for (const frame of this.pending.splice(0)) this.sendNow(frame);

@@ -235,6 +235,37 @@ describe('client core', () => {
     c.stop();
   });
 
+  it('4401 and the token function returns the refused token again: stops instead of reconnecting forever', async () => {
+    let calls = 0;
+    const { c, disconnects, stopped } = client(async () => (++calls, 'stale'));
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+    last().open();
+    last().serverClose(4401, 'expired');
+    await vi.advanceTimersByTimeAsync(disconnects[0].retryInMs!);
+    expect(calls).toBe(2);
+    expect(FakeSocket.all).toHaveLength(1); // no second connection with a token that cannot pass
+    expect(c.state).toBe('stopped');
+    expect(stopped[0]).toMatchObject({ code: 'unauthenticated', closeCode: 4401, reason: 'expired' });
+    expect(stopped[0]!.message).toMatch(/returned the token the server just refused \(expired\)/);
+    await vi.advanceTimersByTimeAsync(120_000);
+    expect(calls).toBe(2);
+  });
+
+  it('4401 "not yet valid": the same token is tried again after backoff (it may pass once its nbf is reached)', async () => {
+    const { c, disconnects, stopped } = client(async () => 'early');
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+    last().open();
+    last().serverClose(4401, 'not yet valid');
+    await vi.advanceTimersByTimeAsync(disconnects[0].retryInMs!);
+    expect(FakeSocket.all).toHaveLength(2);
+    last().open();
+    expect(last().sent[0]).toEqual({ type: 'hello', token: 'early' });
+    expect(stopped).toEqual([]);
+    c.stop();
+  });
+
   it('4401 with a fixed token: stops with the reason, since only a new token could help', async () => {
     const { c, stopped } = client('fixed');
     c.start();
