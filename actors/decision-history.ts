@@ -231,6 +231,13 @@ export class DecisionHistory {
     return out;
   }
 
+  /** The users matching `match` that have a history here, least recently written first. */
+  usersOf(match: (user: string) => boolean): string[] {
+    const out: string[] = [];
+    for (let ring = this.lruHead; ring !== undefined; ring = ring.newer) if (match(ring.user)) out.push(ring.user);
+    return out;
+  }
+
   /**
    * Adds decisions taken elsewhere before this node's (cluster: the previous owner's, saved at a handoff) in front of
    * the user's history: sorted by `at`, the ones already held left out, the newest `perUser` of both kept.

@@ -19,7 +19,8 @@ export interface DirectoryDeps extends UserActorDeps {
   decisionHistoryBytes?: number;
   /**
    * Cluster: the decisions a previous owner saved for `user` at a graceful handoff (cluster/decision-handoff.ts), read
-   * once per user and node before its first `decisions_query` is answered, and merged in front of this node's. Must
+   * once per user and node, before its first `decisions_query` is answered or its history is saved at a handoff
+   * (`mergePreviousDecisions`), and merged in front of this node's. Must
    * not reject (an empty list when there is none or it cannot be read in time).
    */
   loadDecisions?: (user: string) => Promise<string[]>;
@@ -81,8 +82,11 @@ export class UserDirectory {
   private stopped = false;
   /** Decisions outlive the actors (issue 10 part 4); one bounded store for every user of this node. */
   readonly history: DecisionHistory;
-  /** Users whose previous owner's decisions were looked up (`loadDecisions`); forgotten with their partition. */
-  private decisionsLoaded = new Set<string>();
+  /**
+   * Per user, the lookup of the previous owner's decisions (`loadDecisions`), started once and merged once, however
+   * many queries and handoffs wait on it; forgotten with the user's partition.
+   */
+  private readonly previousLoads = new Map<string, Promise<void>>();
   private readonly deps: DirectoryDeps;
   /** Every live actor's ack timeouts on one timer (issue 13), passed to the actors in `deps`. */
   private readonly ackDeadlines: DeadlineQueue<AckDue>;
@@ -109,13 +113,33 @@ export class UserDirectory {
   /** `GET /v1/users/{user}` and `GET /v1/users/{user}/decisions` (section 3), answered by the user's actor. */
   answer(q: OwnerQuery): Promise<OwnerReply> {
     const timeoutMs = this.deps.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
-    const load = this.deps.loadDecisions;
-    if (q.type !== 'decisions_query' || load === undefined || this.decisionsLoaded.has(q.user)) return this.ask(q.user, q, timeoutMs);
-    return load(q.user).then((older) => {
-      this.decisionsLoaded.add(q.user);
-      if (older.length > 0) this.history.merge(q.user, older);
-      return this.ask(q.user, q, timeoutMs);
-    });
+    if (q.type !== 'decisions_query' || this.deps.loadDecisions === undefined) return this.ask(q.user, q, timeoutMs);
+    return this.mergePrevious(q.user).then(() => this.ask(q.user, q, timeoutMs));
+  }
+
+  /**
+   * Cluster, before the histories of a partition handed off are saved for its next owner: merges in what the
+   * previous owner saved for each of its users that has a history here and was never looked up. Without this a
+   * chain of handoffs (A to B to C) lost A's decisions, as B's save of only its own replaced them in the bucket.
+   * Resolves once every lookup ended (each within `LOAD_WAIT_MS`, cluster/decision-handoff.ts); never rejects.
+   */
+  mergePreviousDecisions(match: (user: string) => boolean): Promise<void> {
+    if (this.deps.loadDecisions === undefined) return Promise.resolve();
+    return Promise.all(this.history.usersOf(match).map((user) => this.mergePrevious(user))).then(() => undefined);
+  }
+
+  /** Looks up `user`'s previous owner's decisions once and merges them in front of this node's; never rejects. */
+  private mergePrevious(user: string): Promise<void> {
+    const load = this.deps.loadDecisions!;
+    let loading = this.previousLoads.get(user);
+    if (loading === undefined) {
+      loading = load(user).then((older) => {
+        // Evicted while loading (the partition moved on): the next owner looks the user up itself.
+        if (this.previousLoads.get(user) === loading && older.length > 0) this.history.merge(user, older);
+      }, () => undefined);
+      this.previousLoads.set(user, loading);
+    }
+    return loading;
   }
 
   /** Spawned actors and users held in memory (also exported as gauges). */
@@ -290,7 +314,7 @@ export class UserDirectory {
     }
     for (const user of this.kept.keys()) if (match(user) && this.kept.delete(user)) n++;
     this.history.drop(match);
-    for (const user of this.decisionsLoaded) if (match(user)) this.decisionsLoaded.delete(user);
+    for (const user of this.previousLoads.keys()) if (match(user)) this.previousLoads.delete(user);
     if (this.inFlightTotal === 0) for (const w of this.idleWaiters.splice(0)) w();
     this.updateGauges();
     return n;

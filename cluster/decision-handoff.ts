@@ -16,7 +16,8 @@ export const LOAD_WAIT_MS = 1000;
  * 100 decisions are kept"): the owner handing a partition off (a node joining, SIGTERM) saves each of its users'
  * packed decisions as one KV value (`u.<base64url(user)>`, MessagePack array of the packed strings, ~4 KiB for a
  * full history), and the next owner reads a user's value the first time that user's decisions are asked for, merging
- * them in front of its own (`DecisionHistory.merge`). A lease lost to a crash or a pause saves nothing: that
+ * them in front of its own (`DecisionHistory.merge`), or, if it never was asked, when it hands the partition on in
+ * turn, so a chain of handoffs keeps the oldest owner's decisions too. A lease lost to a crash or a pause saves nothing: that
  * history starts anew, as before. Values expire after DECISION_HANDOFF_MAX_AGE_MS (the bucket's `max_age`).
  */
 export class KvDecisionHandoff {

@@ -145,7 +145,10 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   keeper.host(new PartitionHost({
     nc, bus: natsBus, subjects, ingress, directory: router, liveGateways: () => membership.liveGateways(), metrics, log,
     drainTimeoutMs: config.shutdownTimeoutMs, reads: held,
-    saveDecisions: (match) => decisions.save(router.history.packedOf(match)),
+    saveDecisions: async (match) => {
+      await router.mergePreviousDecisions(match);
+      await decisions.save(router.history.packedOf(match));
+    },
   }));
 
   let sendListener: SendListener | undefined;

@@ -53,4 +53,47 @@ describe('router cluster hooks', () => {
     expect((await h.view('a')).pc.sessions).toBe(0); // a's state went with its partition
     expect((await h.view('b')).pc.sessions).toBe(1);
   });
+
+  it('looks up a previous owner\'s decisions once per user, for a query and a handoff alike, and merges them in front', async () => {
+    const before = harness();
+    before.route('u1', 'm0'); // no session, no device: one decision
+    await until(() => before.settled.length === 1);
+    const saved = before.router.history.packedOf(() => true);
+    before.router.stop();
+    expect(saved.map(([u, p]) => [u, p.length])).toEqual([['u1', 1]]);
+
+    let loads = 0;
+    let release!: (packed: string[]) => void;
+    h = harness({ loadDecisions: () => (loads++, new Promise((r) => (release = r))) });
+    h.route('u1', 'm1');
+    await until(() => h.settled.length === 1);
+    const handoff = h.router.mergePreviousDecisions(() => true);
+    const query = h.decisions('u1');
+    expect(loads).toBe(1);
+    release(saved[0][1]);
+    await handoff;
+    expect((await query).map((d) => d.id)).toEqual(['m1', 'm0']);
+    await h.router.mergePreviousDecisions(() => true);
+    expect((await h.decisions('u1')).map((d) => d.id)).toEqual(['m1', 'm0']);
+    expect(loads).toBe(1);
+  });
+
+  it('drops a previous owner\'s decisions that arrive after the user\'s partition was evicted', async () => {
+    let release!: (packed: string[]) => void;
+    const older = harness();
+    older.route('u1', 'm0');
+    await until(() => older.settled.length === 1);
+    const saved = older.router.history.packedOf(() => true)[0][1];
+    older.router.stop();
+
+    h = harness({ loadDecisions: () => new Promise((r) => (release = r)) });
+    h.route('u1', 'm1');
+    await until(() => h.settled.length === 1);
+    const handoff = h.router.mergePreviousDecisions(() => true);
+    h.router.evict(() => true);
+    release(saved);
+    await handoff;
+    expect(h.router.history.stats.users).toBe(0);
+  });
 });
+

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster } from './support/cluster.js';
 import { NatsServer } from './support/nats-server.js';
-import { accept, awaitDecision, decisions, msgId, uniqueUser } from './support/scenario.js';
+import { accept, awaitDecision, decisions, msgId, uniqueUser, viewUntil } from './support/scenario.js';
 
 /**
  * PROTOCOL.md section 3 (`GET …/decisions`: at least the last 100 kept) across a graceful partition handoff: the
@@ -47,4 +47,39 @@ describe('cluster decision history', () => {
     expect(now[0].id).toBe(after);
     expect(now.slice(1)).toEqual(atOwner);
   }, 60_000);
+
+  it('outlives a chain of handoffs (A to B to C) where B was never asked for the decisions', async () => {
+    // A cluster (and NATS server) of its own: A and B now, C later.
+    const own = await NatsServer.start();
+    const chain = await Cluster.start({ natsUrls: [own.url], nodes: 2, partitions: 4 }).catch(async (e) => {
+      await own.dispose();
+      throw e;
+    });
+    try {
+      const [a, b] = chain.nodes;
+      const { user } = await chain.userOwnedBy((owner) => owner === chain.id(a), uniqueUser('chain'));
+      const atA = [msgId('a0'), msgId('a1')];
+      for (const id of atA) await accept(b, { id, to: user });
+      await awaitDecision(a, user, atA[1]);
+
+      expect(await a.stop()).toEqual({ code: 0, signal: null });
+      await chain.awaitSettled(20_000, [b]);
+      const atB = msgId('b0');
+      await accept(b, { id: atB, to: user });
+      // Awaited through the user's view, not GET …/decisions: B must never look up A's saved history itself.
+      await viewUntil(b, user, (v) => v.held === 3, 'three messages held at B', 10_000);
+
+      const c = await chain.add();
+      await chain.awaitSettled(20_000, [b, c]);
+      expect(await b.stop()).toEqual({ code: 0, signal: null });
+      await chain.awaitSettled(20_000, [c]);
+      expect(await chain.ownerOf(user, c)).toBe(chain.id(c));
+
+      const ids = (await decisions(c, user)).map((d) => d.id);
+      for (const id of [...atA, atB]) expect(ids).toContain(id);
+    } finally {
+      await chain.dispose();
+      await own.dispose();
+    }
+  }, 90_000);
 });
