@@ -21,6 +21,8 @@ class Ring {
   next = 0;
   open = 0;
   bytes = RING_OVERHEAD;
+  /** Cluster: the previous owner's saved decisions were merged in (`merge`); a ring dropped and made anew looks again. */
+  merged = false;
 
   constructor(readonly user: string) {}
 
@@ -244,12 +246,23 @@ export class DecisionHistory {
    */
   merge(user: string, older: readonly string[]): void {
     const ring = this.rings.get(user);
-    if (ring === undefined) return this.restore([[user, [...older]]]);
+    if (ring === undefined) {
+      this.restore([[user, [...older]]]);
+      const made = this.rings.get(user);
+      if (made !== undefined) made.merged = true;
+      return;
+    }
+    ring.merged = true;
     const held = new Set(ring.entries.filter((e): e is string => typeof e === 'string'));
     const earlier = byAt(older.filter((s) => !held.has(s)));
     if (earlier.length === 0) return;
     this.total += ring.prepend(earlier, this.perUser);
     this.enforce(user);
+  }
+
+  /** Whether `merge` ran for the user's current history (false with no history: there is nothing to keep yet). */
+  merged(user: string): boolean {
+    return this.rings.get(user)?.merged === true;
   }
 
   /** Forgets the users matching `match` (cluster: their partition moved away). */

@@ -82,11 +82,8 @@ export class UserDirectory {
   private stopped = false;
   /** Decisions outlive the actors (issue 10 part 4); one bounded store for every user of this node. */
   readonly history: DecisionHistory;
-  /**
-   * Per user, the lookup of the previous owner's decisions (`loadDecisions`), started once and merged once, however
-   * many queries and handoffs wait on it; forgotten with the user's partition.
-   */
-  private readonly previousLoads = new Map<string, Promise<void>>();
+  /** Partition evictions so far: a previous owner's decisions that arrive after one are not merged (`mergePrevious`). */
+  private evictions = 0;
   private readonly deps: DirectoryDeps;
   /** Every live actor's ack timeouts on one timer (issue 13), passed to the actors in `deps`. */
   private readonly ackDeadlines: DeadlineQueue<AckDue>;
@@ -128,18 +125,18 @@ export class UserDirectory {
     return Promise.all(this.history.usersOf(match).map((user) => this.mergePrevious(user))).then(() => undefined);
   }
 
-  /** Looks up `user`'s previous owner's decisions once and merges them in front of this node's; never rejects. */
+  /**
+   * Looks up `user`'s previous owner's decisions and merges them in front of this node's, unless its history here
+   * has them already (the mark lives with the history: one dropped by the memory bound and made anew looks again);
+   * never rejects. Two lookups at once merge the same decisions once (`DecisionHistory.merge` leaves out those held).
+   */
   private mergePrevious(user: string): Promise<void> {
-    const load = this.deps.loadDecisions!;
-    let loading = this.previousLoads.get(user);
-    if (loading === undefined) {
-      loading = load(user).then((older) => {
-        // Evicted while loading (the partition moved on): the next owner looks the user up itself.
-        if (this.previousLoads.get(user) === loading && older.length > 0) this.history.merge(user, older);
-      }, () => undefined);
-      this.previousLoads.set(user, loading);
-    }
-    return loading;
+    if (this.history.merged(user)) return Promise.resolve();
+    const evictions = this.evictions;
+    return this.deps.loadDecisions!(user).then((older) => {
+      // A partition evicted meanwhile (maybe this user's): its next owner looks the user up itself.
+      if (this.evictions === evictions) this.history.merge(user, older);
+    }, () => undefined);
   }
 
   /** Spawned actors and users held in memory (also exported as gauges). */
@@ -314,7 +311,7 @@ export class UserDirectory {
     }
     for (const user of this.kept.keys()) if (match(user) && this.kept.delete(user)) n++;
     this.history.drop(match);
-    for (const user of this.previousLoads.keys()) if (match(user)) this.previousLoads.delete(user);
+    this.evictions++;
     if (this.inFlightTotal === 0) for (const w of this.idleWaiters.splice(0)) w();
     this.updateGauges();
     return n;

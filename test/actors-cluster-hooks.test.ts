@@ -54,28 +54,33 @@ describe('router cluster hooks', () => {
     expect((await h.view('b')).pc.sessions).toBe(1);
   });
 
-  it('looks up a previous owner\'s decisions once per user, for a query and a handoff alike, and merges them in front', async () => {
+  it('merges a previous owner\'s decisions in front once, for a query or a handoff alike; two lookups at once merge them once', async () => {
     const before = harness();
     before.route('u1', 'm0'); // no session, no device: one decision
-    await until(() => before.settled.length === 1);
-    const saved = before.router.history.packedOf(() => true);
+    before.route('u2', 'n0');
+    await until(() => before.settled.length === 2);
+    const saved = new Map(before.router.history.packedOf(() => true));
     before.router.stop();
-    expect(saved.map(([u, p]) => [u, p.length])).toEqual([['u1', 1]]);
+    expect([...saved.keys()].sort()).toEqual(['u1', 'u2']);
 
-    let loads = 0;
-    let release!: (packed: string[]) => void;
-    h = harness({ loadDecisions: () => (loads++, new Promise((r) => (release = r))) });
+    const loads: string[] = [];
+    const waiting: (() => void)[] = [];
+    h = harness({ loadDecisions: (user) => (loads.push(user), new Promise((r) => waiting.push(() => r(saved.get(user)!)))) });
     h.route('u1', 'm1');
-    await until(() => h.settled.length === 1);
+    h.route('u2', 'n1');
+    await until(() => h.settled.length === 2);
+    // A handoff and a query at once: two lookups of u1, merged once.
     const handoff = h.router.mergePreviousDecisions(() => true);
     const query = h.decisions('u1');
-    expect(loads).toBe(1);
-    release(saved[0][1]);
+    for (const release of waiting.splice(0)) release();
     await handoff;
     expect((await query).map((d) => d.id)).toEqual(['m1', 'm0']);
+    expect((await h.decisions('u2')).map((d) => d.id)).toEqual(['n1', 'n0']);
+    expect(loads.sort()).toEqual(['u1', 'u1', 'u2']);
+    // Merged: neither a query nor a handoff looks again.
     await h.router.mergePreviousDecisions(() => true);
     expect((await h.decisions('u1')).map((d) => d.id)).toEqual(['m1', 'm0']);
-    expect(loads).toBe(1);
+    expect(loads).toHaveLength(3);
   });
 
   it('drops a previous owner\'s decisions that arrive after the user\'s partition was evicted', async () => {

@@ -72,6 +72,23 @@ describe('DecisionHistory', () => {
     expect(got[99].id).toBe(typical(150).id);
   });
 
+  it('marks a history merged (cluster) until it is dropped: one made anew after the memory bound dropped it is not', () => {
+    const h = new DecisionHistory(4096);
+    h.add('a', typical(1));
+    h.seal('a');
+    expect(h.merged('a')).toBe(false);
+    h.merge('a', [packDecision(typical(0))]);
+    expect(h.merged('a')).toBe(true);
+    expect(h.newest('a', 10).map((d) => d.id)).toEqual([typical(1).id, typical(0).id]);
+    for (let i = 0; i < 200; i++) h.add(`other${i}`, typical(i)); // past 4 KiB: 'a', least recently written, goes
+    h.add('a', typical(2));
+    expect(h.newest('a', 10).map((d) => d.id)).toEqual([typical(2).id]);
+    expect(h.merged('a')).toBe(false);
+    h.merge('b', []); // nothing here, nothing saved: no history made, so none marked
+    expect(h.merged('b')).toBe(false);
+    expect(h.stats.users).toBeLessThan(202);
+  });
+
   it('accounts about 60 bytes per settled decision, ~6 KiB for a user with a full history', () => {
     const h = new DecisionHistory();
     for (let i = 0; i < 100; i++) h.add('u', typical(i));
