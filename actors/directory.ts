@@ -82,8 +82,12 @@ export class UserDirectory {
   private stopped = false;
   /** Decisions outlive the actors (issue 10 part 4); one bounded store for every user of this node. */
   readonly history: DecisionHistory;
-  /** Partition evictions so far: a previous owner's decisions that arrive after one are not merged (`mergePrevious`). */
-  private evictions = 0;
+  /**
+   * The partitions (their user matchers) evicted while a lookup of `mergePrevious` was under way: a previous owner's
+   * decisions that arrive after their user's partition left are not merged. Emptied when no lookup is under way.
+   */
+  private evictedDuringLoads: ((user: string) => boolean)[] = [];
+  private loadsUnderWay = 0;
   private readonly deps: DirectoryDeps;
   /** Every live actor's ack timeouts on one timer (issue 13), passed to the actors in `deps`. */
   private readonly ackDeadlines: DeadlineQueue<AckDue>;
@@ -132,11 +136,14 @@ export class UserDirectory {
    */
   private mergePrevious(user: string): Promise<void> {
     if (this.history.merged(user)) return Promise.resolve();
-    const evictions = this.evictions;
+    const from = this.evictedDuringLoads.length;
+    this.loadsUnderWay++;
     return this.deps.loadDecisions!(user).then((older) => {
-      // A partition evicted meanwhile (maybe this user's): its next owner looks the user up itself.
-      if (this.evictions === evictions) this.history.merge(user, older);
-    }, () => undefined);
+      // The user's partition evicted meanwhile: its next owner looks the user up itself.
+      if (!this.evictedDuringLoads.slice(from).some((match) => match(user))) this.history.merge(user, older);
+    }, () => undefined).finally(() => {
+      if (--this.loadsUnderWay === 0) this.evictedDuringLoads = [];
+    });
   }
 
   /** Spawned actors and users held in memory (also exported as gauges). */
@@ -311,7 +318,7 @@ export class UserDirectory {
     }
     for (const user of this.kept.keys()) if (match(user) && this.kept.delete(user)) n++;
     this.history.drop(match);
-    this.evictions++;
+    if (this.loadsUnderWay > 0) this.evictedDuringLoads.push(match);
     if (this.inFlightTotal === 0) for (const w of this.idleWaiters.splice(0)) w();
     this.updateGauges();
     return n;

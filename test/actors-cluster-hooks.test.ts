@@ -83,22 +83,25 @@ describe('router cluster hooks', () => {
     expect(loads).toHaveLength(3);
   });
 
-  it('drops a previous owner\'s decisions that arrive after the user\'s partition was evicted', async () => {
-    let release!: (packed: string[]) => void;
+  it('drops a previous owner\'s decisions that arrive after the user\'s partition was evicted, and only those', async () => {
     const older = harness();
     older.route('u1', 'm0');
-    await until(() => older.settled.length === 1);
-    const saved = older.router.history.packedOf(() => true)[0][1];
+    older.route('u2', 'n0');
+    await until(() => older.settled.length === 2);
+    const saved = new Map(older.router.history.packedOf(() => true));
     older.router.stop();
 
-    h = harness({ loadDecisions: () => new Promise((r) => (release = r)) });
+    const waiting: (() => void)[] = [];
+    h = harness({ loadDecisions: (user) => new Promise((r) => waiting.push(() => r(saved.get(user)!))) });
     h.route('u1', 'm1');
-    await until(() => h.settled.length === 1);
+    h.route('u2', 'n1');
+    await until(() => h.settled.length === 2);
     const handoff = h.router.mergePreviousDecisions(() => true);
-    h.router.evict(() => true);
-    release(saved);
+    h.router.evict((u) => u === 'u2'); // u2's partition moves on; u1's stays (another partition released meanwhile)
+    for (const release of waiting.splice(0)) release();
     await handoff;
-    expect(h.router.history.stats.users).toBe(0);
+    expect(h.router.history.usersOf(() => true)).toEqual(['u1']);
+    expect(h.router.history.newest('u1', 10).map((d) => d.id)).toEqual(['m1', 'm0']);
   });
 });
 
