@@ -232,7 +232,16 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
   /** Any failure of a request: its SwitchboardError answered, anything else a logged 500 (or a cut connection once headers went out). */
   function answerFailure(req: IncomingMessage, res: ServerResponse, e: unknown): void {
     const error = e instanceof SwitchboardError ? e : new SwitchboardError('internal', undefined, { cause: e });
-    if (error.code === 'internal') deps.log.error({ err: e, method: req.method, path: (req.url ?? '/').split('?')[0] }, 'request failed');
+    if (error.code === 'internal') {
+      const where = { err: e, method: req.method, path: (req.url ?? '/').split('?')[0] };
+      // The client went away mid-body (the request stream's `aborted`, ECONNRESET): not a fault of the node, and no
+      // one is left to answer. Debug, so operators' alerts on errors do not fire for every dropped client.
+      if (clientGone(e)) {
+        deps.log.debug(where, 'request aborted by the client');
+        return void res.destroy();
+      }
+      deps.log.error(where, 'request failed');
+    }
     if (!res.headersSent) sendError(res, error);
     else res.destroy();
   }
@@ -322,4 +331,10 @@ function replyError(reply: BusMessage): SwitchboardError {
   if (reply.type !== 'error') return new SwitchboardError('internal', `unexpected owner reply ${reply.type}`);
   const code = (reply.code in ERRORS ? reply.code : 'unavailable') as ErrorCode;
   return new SwitchboardError(code, reply.message);
+}
+
+/** The request failed because its client closed the connection (the request stream's `aborted` error is ECONNRESET). */
+function clientGone(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ECONNRESET' || code === 'ECONNABORTED' || code === 'EPIPE';
 }

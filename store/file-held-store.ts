@@ -66,7 +66,11 @@ export class FileHeldStore implements HeldStore {
   private readonly users = new Map<string, Map<string, HeldEntry>>();
   private readonly readStates = new Map<string, ReadState>();
   private log: AppendLog<HeldLogRecord>;
-  private reader: FileHandle | undefined;
+  /**
+   * The read handle of held.log, opened by the first read: the promise is kept, not the handle, so reads that start
+   * together share one open (two opens raced, and the handle that lost was left to the garbage collector).
+   */
+  private reader: Promise<FileHandle> | undefined;
   private compaction: Promise<void> | undefined;
   private deferred: { record: HeldLogRecord; entry?: HeldEntry; resolve: () => void; reject: (e: unknown) => void }[] | undefined;
   /** Unread marks of this turn, written as one lazy `unreads` record (issue 13: one record per delivery was 2-3% of the node's CPU). */
@@ -215,8 +219,13 @@ export class FileHeldStore implements HeldStore {
     this.closed = true;
     await this.compaction;
     await this.log.close();
-    await this.reader?.close();
+    await this.closeReader();
+  }
+
+  private async closeReader(): Promise<void> {
+    const reader = this.reader;
     this.reader = undefined;
+    await (await reader?.catch(() => undefined))?.close();
   }
 
   /** Unexpired entries of a user, accept order. */
@@ -227,9 +236,16 @@ export class FileHeldStore implements HeldStore {
   }
 
   private async readMessage(e: HeldEntry): Promise<ChatMessage | undefined> {
-    this.reader ??= await open(join(this.dir, LOG_FILE), 'r');
+    const opening = (this.reader ??= open(join(this.dir, LOG_FILE), 'r'));
+    let reader: FileHandle;
+    try {
+      reader = await opening;
+    } catch (err) {
+      if (this.reader === opening) this.reader = undefined; // the next read tries again
+      throw err;
+    }
     const buf = Buffer.allocUnsafe(e.len);
-    const { bytesRead } = await this.reader.read(buf, 0, e.len, e.off);
+    const { bytesRead } = await reader.read(buf, 0, e.len, e.off);
     if (bytesRead !== e.len) return undefined;
     const record = packr.unpack(buf.subarray(HEADER_BYTES)) as HeldLogRecord;
     return record.t === 'hold' ? record.msg : undefined;
@@ -388,8 +404,7 @@ export class FileHeldStore implements HeldStore {
       for (const [user, s] of this.readStates) queue({ t: 'reads', user, ...toRecord(s) });
       await Promise.all(writes);
       await snapshot.close();
-      await this.reader?.close();
-      this.reader = undefined;
+      await this.closeReader();
       await rename(tmpPath, logPath);
       // From here the snapshot is held.log: its offsets are the ones that count, whatever follows.
       for (const m of moved) {

@@ -1,7 +1,10 @@
+import { connect } from 'node:net';
+import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { ClusterFigures } from '../gateway/dashboard-figures.js';
 import { API_KEY, startGateway, type GatewayFixture } from './gateway-fixture.js';
+import { until } from './support/ws-client.js';
 
 const SECRET_TOKEN = '5ec7e7'.repeat(12);
 
@@ -12,6 +15,19 @@ describe('gateway HTTP API', () => {
   afterEach(async () => { await g.gateway.close(); });
 
   const msg = (id: string, extra: Record<string, unknown> = {}) => JSON.stringify({ id, to: 'alice', text: 'hi', ...extra });
+
+  it('a client that drops mid-body is logged at debug, not as an error; the next request is served', async () => {
+    await g.gateway.close();
+    const lines: { level: number; msg: string }[] = [];
+    g = await startGateway({}, { log: pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line)) }) });
+    const socket = connect(g.port, '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write(`POST /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${API_KEY}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"id":"m1"`);
+    socket.end(); // gone with 991 bytes of the body unsent
+    await until(() => lines.some((l) => l.msg === 'request aborted by the client' || l.level >= 50));
+    expect(lines.filter((l) => l.level >= 50)).toEqual([]);
+    expect((await g.http('POST', '/v1/messages', { body: msg('m2') })).status).toBe(202);
+  });
 
   it('serves /healthz, /readyz and /metrics without a key', async () => {
     expect(await g.http('GET', '/healthz', { key: null })).toMatchObject({ status: 200, body: { status: 'ok' } });

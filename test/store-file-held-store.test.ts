@@ -41,6 +41,20 @@ describe('FileHeldStore', () => {
     expect(again.heldTotal).toBe(expected(0).length + 1 + expected(1).length + expected(2).length);
   });
 
+  it('reads held messages back from the log through one file handle, however many reads start together', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sb-held-'));
+    const first = await open({ now: () => NOW });
+    for (let i = 0; i < 20; i++) await first.hold(`u${i}`, { msg: { id: `m${i}`, to: `u${i}`, text: 't', acceptedAt: NOW + i }, expiresAt: NOW + 60_000 });
+    await first.close();
+    opened.splice(0);
+    const store = await open({ now: () => NOW }); // replayed: the messages are read from the log, not memory
+    const fds = async () => (await readdir('/proc/self/fd')).length;
+    const before = await fds();
+    const lists = await Promise.all(Array.from({ length: 20 }, (_, i) => store.list(`u${i}`, NOW)));
+    expect(lists.map((l) => l.map((h) => h.msg.id))).toEqual(Array.from({ length: 20 }, (_, i) => [`m${i}`]));
+    expect(await fds()).toBe(before + 1); // before: one handle per read that started before the first open finished
+  });
+
   it("writes one turn's unread marks as one record, before a later read of the same user, and still reads the older one-mark records", async () => {
     dir = await mkdtemp(join(tmpdir(), 'sb-held-'));
     const store = await open();
