@@ -51,13 +51,17 @@ export const MAX_TTL_SECONDS = 28 * 24 * 3600;
  * FCM answers 400 INVALID_ARGUMENT), and Switchboard sets `messageId` and `sender` itself (section 5).
  */
 export const RESERVED_DATA_KEYS: ReadonlySet<string> = new Set(['from', 'message_type', 'notification', 'messageId', 'sender']);
+/**
+ * Reserved prefixes, matched in any case: FCM refuses `GOOGLE.x` and `Gcm.x` as it does `google.x` (a key accepted
+ * here and refused there was a message answered 202 whose push could only fail).
+ */
 export const RESERVED_DATA_PREFIXES = ['google.', 'gcm.'] as const;
 
-/** Throws `invalid_field` naming the first reserved key of `data` (see RESERVED_DATA_KEYS). */
+/** Throws `invalid_field` naming the first reserved key of `data` (see RESERVED_DATA_KEYS, RESERVED_DATA_PREFIXES). */
 export function checkDataKeys(data: Readonly<Record<string, string>> | undefined): void {
   if (data === undefined) return;
   for (const k of Object.keys(data)) {
-    if (RESERVED_DATA_KEYS.has(k) || RESERVED_DATA_PREFIXES.some((p) => k.startsWith(p))) {
+    if (RESERVED_DATA_KEYS.has(k) || RESERVED_DATA_PREFIXES.some((p) => k.length >= p.length && k.slice(0, p.length).toLowerCase() === p)) {
       throw invalidField(`data.${k.slice(0, 64)}`, 'a key no vendor reserves and Switchboard does not set (section 3)');
     }
   }

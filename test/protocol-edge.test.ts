@@ -1,6 +1,8 @@
+import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { decodeDeviceRegistration, decodeSendBytes, decodeSendRequest, type Decoded } from '../protocol/index.js';
+import { isReservedDataKey } from './vendors/fcm-server.js';
 
 /** Issue 9, edge rules of PROTOCOL.md v1.1 section 3: what the vendors refuse is refused before it is accepted. */
 
@@ -17,6 +19,19 @@ describe('send requests: reserved data keys (section 3, FCM reserved words)', ()
     const e = errorOf(decodeSendRequest({ id: 'm', to: 'u', data: { [key]: 'x' } }, 0));
     expect(e.code).toBe('invalid_field');
     expect(e.message).toContain(`data.${key}`);
+  });
+
+  it.each(['GOOGLE.x', 'Gcm.x', 'gCm.notification.title', 'Google.c.a.e'])('refuses data.%s: the reserved prefixes in any case, as FCM does', (key) => {
+    expect(errorOf(decodeSendRequest({ id: 'm', to: 'u', data: { [key]: 'x' } }, 0)).code).toBe('invalid_field');
+  });
+
+  it('accepts no data key that the FCM stand-in refuses (a 202 whose push could only fail)', () => {
+    const word = fc.constantFrom('from', 'message_type', 'notification', 'google', 'gcm', 'Google', 'GCM', 'x', 'sender');
+    const key = fc.tuple(word, fc.constantFrom('', '.', '.n', 'X.'), fc.string({ maxLength: 4 })).map(([a, b, c]) => a + b + c);
+    fc.assert(fc.property(key, (k) => {
+      const r = decodeSendRequest({ id: 'm', to: 'u', data: { [k]: 'v' } }, 0);
+      return !(r.ok && isReservedDataKey(k));
+    }), { numRuns: 2000 });
   });
 
   it('accepts keys that only look alike', () => {
