@@ -47,24 +47,24 @@ export function idleAfterMsOf(policy: UserPolicy | undefined): number {
 }
 
 /**
- * Validates a `PUT …/policy` body. The body replaces the whole policy: a left-out field takes its default
- * (`mobile` `when_away`). Errors are 400 `invalid_field` naming the field (an unknown key too, so a typo such as
+ * Validates a `PUT …/policy` body. The body replaces the whole policy: `mobile` is required (section 3 gives it no
+ * `?`; a body without it, `{}` say, was a partial update that silently reset the rest), a left-out optional field
+ * takes its default. Errors are 400 `invalid_field` naming the field (an unknown key too, so a typo such as
  * `quiethours` is not silently ignored).
  */
 export function decodePolicy(body: unknown): Decoded<UserPolicy> {
   try {
     if (!isObject(body)) throw bad('body', 'a JSON object');
     for (const k of Object.keys(body)) if (!FIELDS.has(k)) throw new SwitchboardError('invalid_field', `${k.slice(0, 64)} is not a policy field (mobile, idleAfterSeconds, pushDelaySeconds, quietHours)`);
-    const policy: UserPolicy = { mobile: 'when_away' };
-    if (body.mobile !== undefined) {
-      if (!(MOBILE_POLICIES as readonly unknown[]).includes(body.mobile)) throw bad('mobile', 'one of "when_away", "always", "never"');
-      policy.mobile = body.mobile as MobilePolicy;
-    }
+    if (body.mobile !== undefined && !(MOBILE_POLICIES as readonly unknown[]).includes(body.mobile)) throw bad('mobile', 'one of "when_away", "always", "never"');
+    const policy: UserPolicy = { mobile: body.mobile as MobilePolicy };
     const idle = seconds(body.idleAfterSeconds, 'idleAfterSeconds', MIN_IDLE_AFTER_SECONDS, MAX_IDLE_AFTER_SECONDS);
     if (idle !== undefined) policy.idleAfterSeconds = idle;
     const delay = seconds(body.pushDelaySeconds, 'pushDelaySeconds', 0, MAX_PUSH_DELAY_SECONDS);
     if (delay !== undefined) policy.pushDelaySeconds = delay;
     if (body.quietHours !== undefined && body.quietHours !== null) policy.quietHours = quietHours(body.quietHours);
+    // Missing, checked last: a body with a bad value as well is told about that value first.
+    if (body.mobile === undefined) throw bad('mobile', 'given (the body replaces the whole policy): one of "when_away", "always", "never"');
     return ok(policy);
   } catch (e) {
     return fail(e instanceof SwitchboardError ? e : new SwitchboardError('invalid_field', String(e)));

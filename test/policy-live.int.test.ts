@@ -52,7 +52,7 @@ describe('policy frame on a policy change', () => {
       await reporter.start();
       await viewUntil(node, user, (v) => v.pc.state === 'active' && v.devices.some((d) => d.online), 'PC active, phone online');
 
-      const put = await node.http('PUT', `/v1/users/${enc(user)}/policy`, { idleAfterSeconds: 120 });
+      const put = await node.http('PUT', `/v1/users/${enc(user)}/policy`, { mobile: 'when_away', idleAfterSeconds: 120 });
       expect(put.status).toBe(200);
       await until(() => policies.length === 1, 5000, 'policy frame at the PC');
       expect(policies).toEqual([{ type: 'policy', idleAfterMs: 120_000 }]);

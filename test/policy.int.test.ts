@@ -114,7 +114,7 @@ describe('policy endpoints (section 3)', () => {
   it('welcome carries idleAfterMs: 60000 by default, the policy value once set', async () => {
     const user = uniqueUser('idle');
     expect((await welcome(user)).idleAfterMs).toBe(60_000);
-    await putPolicy(user, { idleAfterSeconds: 300 });
+    await putPolicy(user, { mobile: 'when_away', idleAfterSeconds: 300 });
     expect(await welcome(user)).toMatchObject({ type: 'welcome', user, kind: 'pc', idleAfterMs: 300_000 });
     expect((await welcome(user, 'mobile')).idleAfterMs).toBe(300_000);
   });
@@ -187,7 +187,7 @@ describe('policy modes on real sessions (section 4)', () => {
   it('pushDelaySeconds: the push waits, and a PC turning active meanwhile cancels it (section 4, push delay)', async () => {
     const user = uniqueUser('delay');
     const token = await withDevice(user, 'pixel', rigs.fcm);
-    await putPolicy(user, { pushDelaySeconds: 30 });
+    await putPolicy(user, { mobile: 'when_away', pushDelaySeconds: 30 });
     const id = msgId('delay');
     await accept(node, { id, to: user, text: 'later' });
     await awaitDecision(node, user, id);
@@ -212,7 +212,7 @@ describe('quiet hours at the vendors (section 4; APNs, FCM, Push Kit, Web Push d
       hms: await withDevice(user, 'mate', rigs.hms),
       webpush: await withDevice(user, 'browser', rigs.webpush),
     };
-    await putPolicy(user, { quietHours: { start: utcClock(-60), end: utcClock(60), tz: 'UTC' } });
+    await putPolicy(user, { mobile: 'when_away', quietHours: { start: utcClock(-60), end: utcClock(60), tz: 'UTC' } });
     const quiet = msgId('quiet');
     await accept(node, { id: quiet, to: user, title: 'Night', text: 'shh' });
     const d = await awaitDecision(node, user, quiet, settled, 15_000);
@@ -244,7 +244,7 @@ describe('quiet hours at the vendors (section 4; APNs, FCM, Push Kit, Web Push d
   it('outside the window pushes are normal', async () => {
     const user = uniqueUser('daytime');
     const token = await withDevice(user, 'iphone', rigs.apns);
-    await putPolicy(user, { quietHours: { start: utcClock(120), end: utcClock(180), tz: 'UTC' } });
+    await putPolicy(user, { mobile: 'when_away', quietHours: { start: utcClock(120), end: utcClock(180), tz: 'UTC' } });
     const id = msgId('day');
     await accept(node, { id, to: user, text: 'hi' });
     expect(await awaitDecision(node, user, id, settled)).toMatchObject({ reason: 'no_pc', targets: [{ device: 'iphone', via: 'apns', outcome: 'ok' }] });

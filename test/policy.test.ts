@@ -12,11 +12,17 @@ import { decodePolicy, idleAfterMsOf, type QuietHours, type UserPolicy } from '.
 const MINUTE = 60_000;
 
 describe('policy validation (section 3: 400 invalid_field naming the field)', () => {
-  it('accepts a full policy and fills the default mobile rule', () => {
+  it('accepts a full policy, and one with only the required mobile rule', () => {
     const full = { mobile: 'always', idleAfterSeconds: 120, pushDelaySeconds: 30, quietHours: { start: '22:00', end: '07:00', tz: 'Europe/Berlin' } };
     expect(decodePolicy(full)).toEqual({ ok: true, value: full });
-    expect(decodePolicy({})).toEqual({ ok: true, value: { mobile: 'when_away' } });
-    expect(decodePolicy({ quietHours: null })).toEqual({ ok: true, value: { mobile: 'when_away' } });
+    expect(decodePolicy({ mobile: 'when_away' })).toEqual({ ok: true, value: { mobile: 'when_away' } });
+    expect(decodePolicy({ mobile: 'never', quietHours: null })).toEqual({ ok: true, value: { mobile: 'never' } });
+  });
+
+  it.each([[{}], [{ idleAfterSeconds: 30 }], [{ quietHours: null }]])('refuses %j: mobile is required (section 3), so a partial body cannot reset the rest', (body) => {
+    const d = decodePolicy(body);
+    expect(d.ok).toBe(false);
+    if (!d.ok) expect(d.error.toBody()).toMatchObject({ code: 'invalid_field', message: expect.stringContaining('mobile must be given') });
   });
 
   it.each([
