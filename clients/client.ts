@@ -11,6 +11,10 @@ import { MAX_CLIENT_FRAME_BYTES, MAX_READ_IDS, type ClearFrame, type ClientFrame
  * It uses only what a browser has; Node 20 has no global WebSocket, so pass `WebSocket` from the `ws` package there.
  */
 
+// What an app handles through this entry point (`switchboard/client`): errors and the frames its events carry.
+export { ClientError, type ClientErrorCode, type CloseAction } from './close-codes.js';
+export type { ClearFrame, ClientFrameV11, ErrorFrame, InactiveReason, MessageFrame, MobileOs, MobileState, PcPresence, PolicyFrame, ServerFrameV11, Welcome } from './wire.js';
+
 /** The part of the WHATWG WebSocket this client uses; the browser's, React Native's and `ws`'s all fit. */
 export interface WebSocketLike {
   readonly readyState: number;
@@ -43,6 +47,11 @@ export interface ClientOptions {
   dedupeSize?: number;
   /** A connection that gets no `welcome` within this many ms is dropped and retried. Default 10000. */
   welcomeTimeoutMs?: number;
+  /**
+   * A token function that gives no token within this many ms counts as failed (`token_failed`, retried with backoff):
+   * a `fetch` to an auth server that never answers would otherwise leave the client `connecting` for good. Default 10000.
+   */
+  tokenTimeoutMs?: number;
   /** Source of jitter, in [0, 1). Default `Math.random`. */
   random?: () => number;
 }
@@ -174,7 +183,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.setState('connecting');
     let token: string;
     try {
-      token = typeof this.opts.token === 'string' ? this.opts.token : await this.opts.token();
+      token = typeof this.opts.token === 'string' ? this.opts.token : await this.fetchToken(this.opts.token);
     } catch (e) {
       if (generation !== this.generation) return;
       return this.retry(new ClientError('token_failed', `the token provider failed: ${e instanceof Error ? e.message : String(e)}`), 'backoff');
@@ -208,6 +217,16 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       if (action === 'new_token' && error.reason !== NOT_YET_VALID) this.refused = { token, reason: error.reason };
       this.retry(error, action);
     };
+  }
+
+  /** The token function's token, or a rejection once `tokenTimeoutMs` passed without one. */
+  private fetchToken(get: () => string | Promise<string>): Promise<string> {
+    const ms = this.opts.tokenTimeoutMs ?? 10_000;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no token within ${ms} ms`)), ms);
+    });
+    return Promise.race([Promise.resolve().then(get), late]).finally(() => clearTimeout(timer));
   }
 
   private onFrame(text: string): void {

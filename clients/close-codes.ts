@@ -17,7 +17,9 @@ export type ClientErrorCode =
   | 'slow_consumer'
   | 'going_away'
   | 'connection_lost'
-  | 'token_failed';
+  | 'token_failed'
+  | 'register_refused'
+  | 'unregister_refused';
 
 interface CloseSpec {
   code: ClientErrorCode;

@@ -245,6 +245,32 @@ describe('Linux: logind LockedHint / org.freedesktop.ScreenSaver over D-Bus', ()
     expect(signal).toBeUndefined();
   });
 
+  it('a lost unlock signal: the next GetActive answer ends the lock; a signal newer than a poll in flight wins over its answer', async () => {
+    let saver = false;
+    let answer: ((v: boolean) => void) | undefined;
+    let slow = false;
+    let signal: ((active: boolean) => void) | undefined;
+    const a = linuxLockAdapter({
+      screenSaverActive: () => (slow ? new Promise<boolean>((r) => (answer = r)) : Promise.resolve(saver)),
+      onScreenSaverActiveChanged: (l) => { signal = l; return () => { signal = undefined; }; },
+    }, { pollMs: 2000 });
+    const { updates, update } = collect();
+    await a.start(update, { idleAfterMs: 60_000 });
+    saver = true;
+    signal!(true); // locked
+    saver = false; // unlocked, and the ActiveChanged(false) signal was lost
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(updates.at(-1)).toEqual({ screenLocked: false });
+    // A poll asks while unlocked; the lock signal comes before its (now stale) answer.
+    slow = true;
+    await vi.advanceTimersByTimeAsync(2000);
+    signal!(true);
+    answer!(false);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(updates.at(-1)).toEqual({ screenLocked: true });
+    a.stop();
+  });
+
   it('where D-Bus is not reachable: no signal at all, reachable false (screen lock not detected)', async () => {
     const a = linuxLockAdapter({ lockedHint: () => Promise.reject(new Error('org.freedesktop.DBus.Error.ServiceUnknown')) });
     const { updates, update } = collect();

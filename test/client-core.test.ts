@@ -266,6 +266,22 @@ describe('client core', () => {
     c.stop();
   });
 
+  it('a token function that never settles counts as failed after tokenTimeoutMs and is asked again after backoff', async () => {
+    let calls = 0;
+    const { c, disconnects } = client(() => (++calls === 1 ? new Promise<string>(() => {}) : Promise.resolve('late-but-good')));
+    c.start();
+    await vi.advanceTimersByTimeAsync(9_999);
+    expect(c.state).toBe('connecting');
+    expect(disconnects).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(disconnects[0].error).toMatchObject({ code: 'token_failed', message: expect.stringContaining('no token within 10000 ms') });
+    await vi.advanceTimersByTimeAsync(disconnects[0].retryInMs!);
+    last().open();
+    expect(calls).toBe(2);
+    expect(last().sent[0]).toEqual({ type: 'hello', token: 'late-but-good' });
+    c.stop();
+  });
+
   it('4401 with a fixed token: stops with the reason, since only a new token could help', async () => {
     const { c, stopped } = client('fixed');
     c.start();

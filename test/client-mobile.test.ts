@@ -93,6 +93,7 @@ describe('MobileSession', () => {
     const life = lifecycle('foreground');
     const s = new MobileSession(c as unknown as MobileSink, life, tokens('t1'));
     await s.start();
+    c.emit('registered'); // the launch's register answered
     const out = s.logOut();
     expect(c.sent.at(-1)).toEqual({ type: 'unregister' });
     c.emit('unregistered');
@@ -106,10 +107,58 @@ describe('MobileSession', () => {
     const c = new FakeClient();
     const s = new MobileSession(c as unknown as MobileSink, lifecycle('foreground'), tokens('t1'));
     await s.start();
+    c.emit('registered');
     const out = s.logOut();
     c.emit('serverError', { type: 'error', code: 'unknown_frame', message: 'unknown frame type: "unregister"' });
-    await expect(out).rejects.toThrow(/unregister refused: unknown_frame/);
+    await expect(out).rejects.toMatchObject({ code: 'unregister_refused', message: expect.stringMatching(/unregister refused: unknown_frame/) });
     expect(c.stopped).toBe(true);
+  });
+
+  it('a refused register is told (registerRefused) and not taken for the answer of a logOut that follows', async () => {
+    const c = new FakeClient();
+    const s = new MobileSession(c as unknown as MobileSink, lifecycle('foreground'), tokens('bad'));
+    const refused: { code: string; message: string }[] = [];
+    const stored: unknown[] = [];
+    s.on('registerRefused', (e) => refused.push(e));
+    s.on('registered', (e) => stored.push(e));
+    await s.start();
+    const out = s.logOut(); // register and unregister both unanswered, answered in order
+    c.emit('serverError', { type: 'error', code: 'invalid_field', message: 'token must be a PushSubscription whose endpoint is on an allowed push service host' });
+    expect(refused).toMatchObject([{ code: 'register_refused', message: expect.stringContaining('push token not stored: invalid_field') }]);
+    c.emit('unregistered');
+    await out; // resolves: the unregister was accepted
+    expect(stored).toEqual([]);
+  });
+
+  it('register answers follow the frames: refused t1, stored t2; an error of another frame is not taken for one', async () => {
+    const c = new FakeClient();
+    const push = tokens('t1');
+    const s = new MobileSession(c as unknown as MobileSink, lifecycle('foreground'), push);
+    const events: string[] = [];
+    s.on('registerRefused', (e) => events.push(e.code));
+    s.on('registered', () => events.push('registered'));
+    await s.start();
+    push.refresh('t2');
+    c.emit('serverError', { type: 'error', code: 'rate_limited', message: 'slow down' }); // not a registration answer
+    c.emit('serverError', { type: 'error', code: 'store_failed', message: 'push token not stored' }); // t1
+    c.emit('registered'); // t2
+    expect(events).toEqual(['register_refused', 'registered']);
+    c.emit('welcome'); // t2 is stored: nothing sent again
+    expect(c.registers()).toHaveLength(2);
+  });
+
+  it('logOut while not connected: the queued unregister goes out with the welcome once; one lost in a drop goes again', async () => {
+    const c = new FakeClient();
+    const s = new MobileSession(c as unknown as MobileSink, lifecycle('foreground'));
+    c.state = 'connecting';
+    const out = s.logOut();
+    c.state = 'open';
+    c.emit('welcome'); // the client sent its queue (the unregister) before this
+    expect(c.sent.filter((f) => f.type === 'unregister')).toHaveLength(1);
+    c.emit('welcome'); // dropped before the answer: sent again
+    expect(c.sent.filter((f) => f.type === 'unregister')).toHaveLength(2);
+    c.emit('unregistered');
+    await out;
   });
 
   it('lifecycles: React Native AppState (active = foreground) and page visibility', () => {

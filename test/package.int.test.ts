@@ -58,8 +58,8 @@ describe('npm pack', () => {
     expect((JSON.parse(stdout) as string[]).length).toBeGreaterThan(0);
   });
 
-  it('the client core is what README "Clients" imports', async () => {
-    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', "const { SwitchboardClient } = await import('switchboard/client'); console.log(typeof SwitchboardClient.prototype.setPresence)"], { cwd: join(dir, 'consumer') });
-    expect(stdout.trim()).toBe('function');
+  it('the client core is what README "Clients" imports, with the error class its events carry', async () => {
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', "const { SwitchboardClient, ClientError } = await import('switchboard/client'); console.log(typeof SwitchboardClient.prototype.setPresence, new ClientError('token_failed', 'x') instanceof Error)"], { cwd: join(dir, 'consumer') });
+    expect(stdout.trim()).toBe('function true');
   });
 });

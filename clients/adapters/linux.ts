@@ -22,7 +22,10 @@ export interface LinuxLockAdapter extends PresenceAdapter {
   readonly reachable: boolean;
 }
 
-/** Polls the given sources every `pollMs` (default 2000); locked when any says locked. */
+/**
+ * Polls the given sources every `pollMs` (default 2000); locked when logind's hint or the screen saver's newest state
+ * (signal or poll) says locked.
+ */
 export function linuxLockAdapter(source: LinuxLockSource, opts: { pollMs?: number } = {}): LinuxLockAdapter {
   let reachable = false;
   let off: (() => void) | undefined;
@@ -42,15 +45,22 @@ export function linuxLockAdapter(source: LinuxLockSource, opts: { pollMs?: numbe
       return reachable;
     },
     async start(update) {
-      let signalled: boolean | undefined;
+      // The screen saver's state: the last `ActiveChanged` or `GetActive` answer, whichever is newer. A poll's answer
+      // replaces a signal's, so a lost unlock signal is caught at the next poll as a lost lock signal is.
+      let saverActive: boolean | undefined;
+      let signals = 0;
       const poll = async () => {
+        const seen = signals;
         const [hint, saver] = await Promise.all([ask(source.lockedHint?.bind(source)), ask(source.screenSaverActive?.bind(source))]);
-        if (hint === undefined && saver === undefined && signalled === undefined) return;
-        update({ screenLocked: hint === true || saver === true || signalled === true });
+        // A signal that came while GetActive was on its way is newer than its answer.
+        if (saver !== undefined && signals === seen) saverActive = saver;
+        if (hint === undefined && saverActive === undefined) return;
+        update({ screenLocked: hint === true || saverActive === true });
       };
       const unsubscribe = source.onScreenSaverActiveChanged?.((active) => {
         reachable = true;
-        signalled = active;
+        signals++;
+        saverActive = active;
         update({ screenLocked: active });
       });
       const timer = setInterval(() => void poll(), opts.pollMs ?? 2000);
