@@ -7,7 +7,11 @@ import type { Decision } from '../protocol/index.js';
 const FIRST_SLOTS = 8;
 
 /**
- * Last message ids routed to this user: a redelivered `route` is settled again instead of delivered twice.
+ * Last message ids routed to this user, each with its `acceptedAt` (epoch ms): a redelivered `route` (the same
+ * accepted message handed out again: a JetStream redelivery, an inbox replay after a crash) is settled again instead
+ * of delivered twice. The same id accepted anew, after the dedupe window (SWITCHBOARD_DEDUPE_WINDOW_MS) let it be
+ * answered 202 again, has another `acceptedAt` and is routed: a message answered accepted reaches the user (it was
+ * answered 202 and then dropped without a decision).
  *
  * A ring of ids found through an open-addressing table over typed arrays (linear probing, at most half full,
  * backward-shift deletion), not a Set: a Set that drops its oldest id for every new one fills with deleted entries
@@ -18,6 +22,8 @@ const FIRST_SLOTS = 8;
 export class RecentIds {
   /** The ring: ids in arrival order until full, then `next` is the oldest, overwritten by the next add. */
   private readonly ids: string[] = [];
+  /** `acceptedAt` of `ids[i]`, index for index (a plain array of doubles: no typed array's header per actor). */
+  private readonly stamps: number[] = [];
   /** `hashId` of `ids[i]`, index for index; its length is the ring's allocated slots. */
   private hashes?: Int32Array;
   /** Open addressing: ring index + 1 per slot, 0 for empty. */
@@ -31,23 +37,35 @@ export class RecentIds {
     this.capacity = Math.max(1, Math.min(32_767, Math.floor(capacity) || 1));
   }
 
-  has(id: string): boolean {
-    return this.table !== undefined && this.slotOf(id, hashId(id)) >= 0;
+  /** Whether `id` was added with this `acceptedAt` (and not pushed out since). */
+  has(id: string, acceptedAt: number): boolean {
+    if (this.table === undefined) return false;
+    const slot = this.slotOf(id, hashId(id));
+    return slot >= 0 && this.stamps[this.table[slot] - 1] === acceptedAt;
   }
 
-  add(id: string): void {
+  /** Remembers `id` as routed with `acceptedAt`; an id remembered already takes the newer `acceptedAt`. */
+  add(id: string, acceptedAt: number): void {
     const hash = hashId(id);
-    if (this.table !== undefined && this.slotOf(id, hash) >= 0) return;
+    if (this.table !== undefined) {
+      const slot = this.slotOf(id, hash);
+      if (slot >= 0) {
+        this.stamps[this.table[slot] - 1] = acceptedAt;
+        return;
+      }
+    }
     let i: number;
     if (this.ids.length < this.capacity) {
       i = this.ids.length;
       this.ids.push(id);
+      this.stamps.push(acceptedAt);
       if (this.hashes === undefined || i >= this.hashes.length) this.grow(i + 1);
     } else {
       i = this.next;
       this.next = (i + 1) % this.capacity;
       this.unplace(i);
       this.ids[i] = id;
+      this.stamps[i] = acceptedAt;
     }
     this.hashes![i] = hash;
     this.place(i, hash);

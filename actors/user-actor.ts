@@ -200,7 +200,9 @@ export class UserActor extends Flights {
   private route(msg: ChatMessage, now: number): void {
     if (this.deps.fence && !this.deps.fence.mayAct(this.user)) return; // fenced: the next owner routes it
     if (this.flights.has(msg.id)) return; // redelivered while in flight: done when it finishes
-    if (this.recent.has(msg.id)) return this.deps.done(msg.id); // redelivered after it finished: done again, delivered never
+    // Redelivered after it finished (the same acceptedAt): done again, delivered never. The id accepted anew after the
+    // dedupe window has another acceptedAt and is routed (actors/history.ts).
+    if (this.recent.has(msg.id, msg.acceptedAt)) return this.deps.done(msg.id);
     const flight: Flight = { msg, open: 0 };
     this.flights.set(msg.id, flight);
     this.carryOut(flight, decide(this.state, msg, now, this.deps), true);
@@ -222,22 +224,23 @@ export class UserActor extends Flights {
       // Reached the user, or durably held still: either way finished for the ingress. A copy it hands out again (a
       // settle lost to kill -9, replayed after the reconnect grace) is settled at once instead of sent a second
       // time, and one that came while this flight was under way (route() left it to this flight) is settled now.
-      return this.finished(id);
+      return this.finished(flight.msg);
     }
     if (flight.holdWanted && !flight.reached && !flight.read) return this.startHold(flight);
     // Its ingress copy reached the user while a held copy waits (a settle lost to kill -9 hands out a message held
     // too, and a replay skips what is in flight): the held copy goes, or the next replay would send it again.
     if (flight.reached && this.mailbox.heldCount > 0) this.mailbox.dropIfHeld(id).catch((err: unknown) => this.deps.log.error({ err, user: this.user }, 'held message not dropped'));
     this.dropFlight(id);
-    this.finished(id);
+    this.finished(flight.msg);
   }
 
   /**
    * `id` is finished for the ingress (`done`; a copy handed out again is settled at once: `recent`), and its decisions
    * are final: packed now (and so written, embedded: store/decision-log.ts), not when the actor passivates.
    */
-  private finished(id: string): void {
-    this.recent.add(id);
+  private finished(msg: ChatMessage): void {
+    const { id } = msg;
+    this.recent.add(id, msg.acceptedAt);
     this.deps.done(id);
     this.history.seal(this.user);
   }
@@ -251,7 +254,7 @@ export class UserActor extends Flights {
       // `ttlSeconds: 0` (now or never) or already past its TTL: nothing to keep.
       this.logHeld(flight, 'undeliverable', now);
       this.dropFlight(msg.id);
-      return this.finished(msg.id);
+      return this.finished(msg);
     }
     flight.holding = true;
     this.deps.metrics.messagesHeld.inc({ why: flight.tried ? 'ack_timeout' : 'unreachable' });
@@ -278,10 +281,10 @@ export class UserActor extends Flights {
     this.dropFlight(id);
     if (flight.read) {
       this.mailbox.drop([id], 'read').catch(() => undefined);
-      return this.finished(id);
+      return this.finished(flight.msg);
     }
     if (flight.tried !== undefined) this.logHeld(flight, 'held', now);
-    this.finished(id); // durably held
+    this.finished(flight.msg); // durably held
     // A session that was not tried opened meanwhile (a PC reconnecting while its old socket timed out): go now.
     const fresh = decide(this.state, flight.msg, now, this.deps).commands.some((c) => c.type === 'deliver' && !flight.tried?.includes(c.session.id));
     if (fresh) this.replayHeld();

@@ -11,17 +11,33 @@ describe('router cluster hooks', () => {
   it('reports a message done once it reached a final outcome; a redelivery in flight is done with it, one after is done again', async () => {
     h = harness();
     h.openPc('u1', 'pc', 's1');
-    h.route('u1', 'm1');
-    h.route('u1', 'm1'); // a JetStream redelivery while the first is in flight
+    const accepted = { acceptedAt: Date.now() }; // a redelivery is the same accepted message
+    h.route('u1', 'm1', accepted);
+    h.route('u1', 'm1', accepted); // a JetStream redelivery while the first is in flight
     await until(() => h.deliveries().length === 1);
     await settle(h);
     expect(h.settled).toEqual([]);
     h.send({ type: 'ack', user: 'u1', device: 'pc', sessionId: 's1', id: 'm1', at: Date.now() });
     await until(() => h.settled.length === 1);
-    h.route('u1', 'm1'); // redelivered after it finished
+    h.route('u1', 'm1', accepted); // redelivered after it finished
     await until(() => h.settled.length === 2);
     expect(h.settled).toEqual(['m1', 'm1']);
     expect(h.deliveries()).toEqual(['gw1:s1']);
+  });
+
+  it('the same id accepted anew (another acceptedAt: past the dedupe window) is routed and delivered, not dropped', async () => {
+    h = harness();
+    h.openPc('u1', 'pc', 's1');
+    h.route('u1', 'm1', { acceptedAt: 1000 });
+    await until(() => h.deliveries().length === 1);
+    h.ack('u1', 'pc', 's1', 'm1');
+    await until(() => h.settled.length === 1);
+    h.route('u1', 'm1', { acceptedAt: 1000 }); // the same accepted message handed out again: settled, not sent
+    await until(() => h.settled.length === 2);
+    expect(h.deliveries()).toHaveLength(1);
+    h.route('u1', 'm1', { acceptedAt: 200_000 }); // answered 202 again after the window: a new message
+    await until(() => h.deliveries().length === 2);
+    expect((await h.decisions('u1')).map((d) => d.id)).toEqual(['m1', 'm1']);
   });
 
   it('does not act, nor ack, for a user whose lease is gone (fence)', async () => {
