@@ -108,6 +108,11 @@ export interface Flight {
   read?: boolean;
   /** Routed again from the held store (its ingress `done` was long ago); dropped from there once it reached the user. */
   fromHeld?: boolean;
+  /**
+   * A vendor push of it failed for good (a dead token, a refusal): with no target reaching the user it is held, like a
+   * message with nothing left to try after an ack timeout (section 4), and the held decision says `push_failed`.
+   */
+  pushFailed?: boolean;
   /** Sessions this message was sent to (an array: nearly always one, and a Set per message was 2% of the garbage): a hold re-routes at once only to a session not tried. */
   tried?: string[];
 }
@@ -301,10 +306,21 @@ export abstract class Flights {
       const token = slot.token!;
       clearDeadToken(this.state, device, token);
       this.deps.registry.clearToken(this.user, device, token).catch((err: unknown) => this.deps.log.error({ err, user: this.user, device }, 'clearing a dead token failed'));
+      this.pushFailedFor(slot.flight);
       return this.finish(slot, 'dead_token', o.reason);
     }
     // Retries belong to the sender pool; whatever comes back here is final.
+    this.pushFailedFor(slot.flight);
     this.finish(slot, 'failed', o.reason);
+  }
+
+  /**
+   * "Nothing is missed": a message whose push failed for good is held unless another target reaches the user (its
+   * flight settles once every target is final; `settleIfDone` holds it only if none reached). It was answered 202.
+   */
+  protected pushFailedFor(flight: Flight): void {
+    flight.pushFailed = true;
+    flight.holdWanted = true;
   }
 
   /**

@@ -1,7 +1,7 @@
 import type { ChatMessage } from '../protocol/index.js';
 import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
-import { emptyReadState, isEmptyReadState, markDelivered, markRead, unreadCount } from '../store/read-state.js';
+import { emptyReadState, isEmptyReadState, markDelivered, markRead, unmarkDelivered, unreadCount } from '../store/read-state.js';
 import type { HeldStore, ReadChange, ReadState } from '../store/types.js';
 
 /** What a user's mailbox needs from the node. */
@@ -79,6 +79,7 @@ export class UserMailbox {
     this.loaded = true;
     for (const change of early) {
       if ('delivered' in change) this.delivered(change.delivered);
+      else if ('undelivered' in change) this.undelivered(change.undelivered);
       else {
         markRead((this.state ??= emptyReadState()), change.read);
         this.save(change, true)?.catch(() => undefined);
@@ -191,7 +192,10 @@ export class UserMailbox {
     this.gauge();
   }
 
-  /** A message was delivered (routed to a device): it counts as unread unless read already. */
+  /**
+   * A message was routed to a device: it counts as unread unless read already (at once, so the badge of a push sent
+   * meanwhile counts it; `undelivered` takes it back if it reached no device).
+   */
   delivered(id: string): void {
     if (!markDelivered((this.state ??= emptyReadState()), id)) return;
     if (!this.loaded) {
@@ -199,6 +203,19 @@ export class UserMailbox {
       return;
     }
     this.save({ delivered: id }, false)?.catch((err: unknown) => this.deps.log.error({ err, user: this.user }, 'unread mark not stored'));
+  }
+
+  /**
+   * A message counted by `delivered` reached no device in the end (every push failed, so it is held instead): it
+   * leaves `unread` and the badge. Costs one lookup when it was not counted (the common case: it reached the user).
+   */
+  undelivered(id: string): void {
+    if (!this.loaded) {
+      this.early.push({ undelivered: id });
+      return;
+    }
+    if (this.state === undefined || !unmarkDelivered(this.state, id)) return;
+    this.save({ undelivered: id }, false)?.catch((err: unknown) => this.deps.log.error({ err, user: this.user }, 'unread mark not stored'));
   }
 
   /** Section 4 read sync: the ids leave `unread` (durably) and are no longer held. Returns the new badge. */

@@ -127,6 +127,7 @@ export class UserActor extends Flights {
         const m = findMobile(this.state, msg.device);
         if (m?.token === undefined) {
           this.release(slot);
+          this.pushFailedFor(slot.flight); // the token went during the push delay: held unless another target reached
           return this.finish(slot, 'failed', 'no_token');
         }
         return this.startPush(slot, m.token, m.app);
@@ -170,6 +171,7 @@ export class UserActor extends Flights {
    * the user's open PC sessions its idle threshold in a `policy` frame (they would otherwise learn it at the next hello).
    */
   private async reloadPolicy(): Promise<void> {
+    const before = policyOf(this.state.policy).mobile;
     try {
       this.state.policy = await this.deps.policies?.get(this.user);
     } catch (err) {
@@ -177,6 +179,9 @@ export class UserActor extends Flights {
       return;
     }
     for (const { node, msg } of policyFrames(this.state, this.user)) this.deps.bus.publish(this.deps.subjects.gateway(node), msg);
+    // Vendor pushes allowed again (`never` lifted): the user may be reachable now, as when a push token is stored
+    // (section 4 routes held messages again then), so what `never` held goes out instead of waiting for a session.
+    if (before === 'never' && policyOf(this.state.policy).mobile !== 'never') this.replayHeld();
   }
 
   /** Held count and badge load in the background; once known, held messages may go to sessions already open. */
@@ -213,6 +218,8 @@ export class UserActor extends Flights {
   protected settleIfDone(flight: Flight): void {
     if (flight.open > 0 || flight.holding || this.flights.get(flight.msg.id) !== flight) return;
     const { id } = flight.msg;
+    // Counted as unread when routed to a device; it reached none (pushes failed, timed out): not delivered after all.
+    if (!flight.reached) this.mailbox.undelivered(id);
     if (flight.fromHeld) {
       // Routed again from the held store: it stays held until it reached the user (or was read).
       this.dropFlight(id);
@@ -257,7 +264,7 @@ export class UserActor extends Flights {
       return this.finished(msg);
     }
     flight.holding = true;
-    this.deps.metrics.messagesHeld.inc({ why: flight.tried ? 'ack_timeout' : 'unreachable' });
+    this.deps.metrics.messagesHeld.inc({ why: flight.tried ? 'ack_timeout' : flight.pushFailed ? 'push_failed' : 'unreachable' });
     this.mailbox.hold(msg, expiresAt, now).then(
       () => this.self({ type: 'held_done', id: msg.id, ok: true }),
       (err: unknown) => {
@@ -283,7 +290,7 @@ export class UserActor extends Flights {
       this.mailbox.drop([id], 'read').catch(() => undefined);
       return this.finished(flight.msg);
     }
-    if (flight.tried !== undefined) this.logHeld(flight, 'held', now);
+    if (flight.tried !== undefined || flight.pushFailed) this.logHeld(flight, 'held', now);
     this.finished(flight.msg); // durably held
     // A session that was not tried opened meanwhile (a PC reconnecting while its old socket timed out): go now.
     const fresh = decide(this.state, flight.msg, now, this.deps).commands.some((c) => c.type === 'deliver' && !flight.tried?.includes(c.session.id));
@@ -333,10 +340,11 @@ export class UserActor extends Flights {
 
   /** A fallback decision that ended in held or undeliverable, for the decision history. */
   private logHeld(flight: Flight, route: 'held' | 'undeliverable', now: number): void {
-    if (flight.tried === undefined) return; // the first decision already said so
-    const decision: Decision = { id: flight.msg.id, route, reason: 'ack_timeout', targets: [], at: now };
+    if (flight.tried === undefined && !flight.pushFailed) return; // the first decision already said so
+    const reason = flight.tried !== undefined ? 'ack_timeout' : 'push_failed';
+    const decision: Decision = { id: flight.msg.id, route, reason, targets: [], at: now };
     this.history.add(this.user, decision);
-    this.deps.metrics.messagesRouted.inc({ route, reason: 'ack_timeout' });
+    this.deps.metrics.messagesRouted.inc({ route, reason });
     this.deps.onRouted?.(routedEvent(copyDecision(decision), this.user, this.deps.nodeId));
   }
 

@@ -10,12 +10,14 @@ export type Via = 'pc' | 'mobile' | Vendor;
 /**
  * Why a route was chosen: the PC's state (`pc_active`, the inactive reasons of claim 4, `unreported` for a PC that
  * connected but has sent no presence yet, `stale`, `no_pc`),
- * `ack_timeout` for a fallback decision, or the user's policy when it changed the route (section 4, policy):
+ * `ack_timeout` for a fallback decision, `push_failed` for a message held because every vendor push of its decision
+ * failed for good (a dead token, a refusal; extends the contract, which holds a message with nothing left to try),
+ * or the user's policy when it changed the route (section 4, policy):
  * `policy_always` (the mobile path too while the PC is active), `policy_never` (vendor pushes left out),
  * `quiet_hours` (vendor pushes sent silently).
  */
 export type DecisionReason =
-  | 'pc_active' | 'idle' | 'screen_locked' | 'client_locked' | 'unreported' | 'stale' | 'no_pc' | 'ack_timeout'
+  | 'pc_active' | 'idle' | 'screen_locked' | 'client_locked' | 'unreported' | 'stale' | 'no_pc' | 'ack_timeout' | 'push_failed'
   | 'policy_always' | 'policy_never' | 'quiet_hours';
 
 /** Final state of one target; absent while it is in flight. Extends the contract (section 3 is silent). */

@@ -184,6 +184,12 @@ export class FileHeldStore implements HeldStore {
       this.queueMark(user, change.delivered);
       return undefined;
     }
+    if ('undelivered' in change) {
+      // Rare (a delivery whose pushes all failed): the user's whole state, after the marks queued before it.
+      this.flushMarks();
+      this.appendLazy({ t: 'reads', user, ...toRecord(state) });
+      return undefined;
+    }
     const record: HeldLogRecord = 'delivered' in change ? { t: 'unreads', users: [user], ids: [change.delivered] } : { t: 'read', user, ids: [...change.read] };
     if (durable) return this.write(record);
     this.appendLazy(record);

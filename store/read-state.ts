@@ -44,6 +44,14 @@ export function markDelivered(s: ReadState, id: string): boolean {
   return s.unread.add(id);
 }
 
+/**
+ * A message counted as delivered reached no device in the end (its pushes failed; it is held instead): it leaves
+ * `unread` (section 4: unread counts messages delivered to the user). Returns false when it was not counted.
+ */
+export function unmarkDelivered(s: ReadState, id: string): boolean {
+  return s.unread.delete(id);
+}
+
 /** Messages were read: they leave `unread` (never below 0) and are remembered in case their delivery comes later. */
 export function markRead(s: ReadState, ids: readonly string[]): void {
   for (const id of ids) s.unread.delete(id);

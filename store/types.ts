@@ -127,7 +127,11 @@ export interface ReadStateRecord {
 }
 
 /** One change of a read state, as the file store logs it (the KV store writes the whole state instead). */
-export type ReadChange = { delivered: string } | { read: readonly string[] };
+/**
+ * What changed in a read state (section 4): a delivery counted as unread, a counted one that in the end reached no
+ * device (`undelivered`: its pushes failed, it was held instead), or ids read.
+ */
+export type ReadChange = { delivered: string } | { undelivered: string } | { read: readonly string[] };
 
 /**
  * Durable per-user mailbox state: held messages and the read state (badge). Written only by the owner of the user

@@ -369,6 +369,30 @@ describe('read sync and badges', () => {
     expect((await h.view('u1')).unread).toBe(0);
   });
 
+  it('a push that fails for good (dead token, refusal) is held, not counted unread; the next session gets it', async () => {
+    h = harness();
+    await h.registry.put('u1', 'pixel', { os: 'android', token: 'dead-tok' });
+    await h.registry.put('u1', 'iphone', { os: 'ios', token: 'apns-tok' });
+    h.pushes.auto = undefined;
+    h.route('u1', 'm1');
+    h.route('u1', 'm2');
+    await until(() => h.pushes.jobs.length === 4);
+    expect(h.pushes.jobs.map((j) => j.badge)).toEqual([1, 1, 2, 2]); // each push counts its own message
+    // m1: one device takes it, so it reached the user; m2: both fail, so it did not.
+    h.pushes.answer('m1:pixel', { outcome: 'dead_token', reason: 'UNREGISTERED' });
+    h.pushes.answer('m1:iphone', { outcome: 'ok' });
+    h.pushes.answer('m2:pixel', { outcome: 'dead_token', reason: 'UNREGISTERED' });
+    h.pushes.answer('m2:iphone', { outcome: 'failed', reason: 'apns 400 BadTopic' });
+    await until(() => h.settled.length === 2);
+    expect(heldIds('u1')).toEqual(['m2']);
+    const view = await h.view('u1');
+    expect(view).toMatchObject({ held: 1, unread: 1 });
+    expect((await h.decisions('u1'))[0]).toMatchObject({ id: 'm2', route: 'held', reason: 'push_failed' });
+    expect((await h.metrics.messagesHeld.get()).values).toMatchObject([{ labels: { why: 'push_failed' }, value: 1 }]);
+    h.openPc('u1', 'pc', 's1');
+    await until(() => delivered().includes('m2'));
+  });
+
   it('a read that arrives before the delivery keeps the message out of the badge', async () => {
     h = harness();
     h.openPc('u1', 'pc', 's1');

@@ -48,6 +48,20 @@ describe('policy in the user actor', () => {
     expect((await h.decisions('u1'))[0]).toMatchObject({ id: 'm2', route: 'pc_fallback', reason: 'policy_never', targets: [{ device: 'pc', via: 'pc' }] });
   });
 
+  it('never lifted: what never held goes to the phone by push at once, not at the next session', async () => {
+    h = withPolicies();
+    h.stored.set('u1', { mobile: 'never' });
+    await h.registry.put('u1', 'pixel', { os: 'android', token: 't' });
+    h.route('u1', 'm1');
+    await until(() => h!.settled.length === 1);
+    expect((await h.decisions('u1'))[0]).toMatchObject({ id: 'm1', route: 'held', reason: 'policy_never' });
+    expect(h.pushes.jobs).toHaveLength(0);
+    h.setPolicy('u1', { mobile: 'always' }); // still never -> never would not replay; always does
+    await until(() => h!.pushes.jobs.length === 1);
+    expect(h.pushes.jobs[0]).toMatchObject({ jobId: 'm1:pixel', vendor: 'fcm' });
+    await until(() => (h!.held.held.get('u1') ?? []).length === 0); // reached the user: no longer held
+  });
+
   it('policy_changed sends the new idleAfterMs in a policy frame to each open PC session, on its gateway; phones none', async () => {
     h = withPolicies();
     h.openPc('u1', 'pc', 's1', 'gw1');

@@ -150,7 +150,7 @@ describe('user actor', () => {
     await until(() => h.settled.length === 2);
     expect(h.registry.cleared).toEqual(['u1/iphone/old']);
     expect((await h.view('u1')).devices).toEqual([{ device: 'iphone', os: 'ios', online: false, hasToken: false }]);
-    expect(await outcomes('u1', 'm1')).toEqual(['mobile/no_pc: iphone:apns=dead_token']);
+    expect(await outcomes('u1', 'm1')).toEqual(['mobile/no_pc: iphone:apns=dead_token', 'held/push_failed: ']); // reached nobody: held
   });
 
   it('a failed push is final with the vendor reason; the outcome comes back through the mailbox', async () => {
@@ -162,7 +162,9 @@ describe('user actor', () => {
     expect(h.settled).toEqual([]);
     h.pushes.answer('m1:tab', { outcome: 'retry', reason: 'throttled' });
     await until(() => h.settled.length === 1);
-    expect((await h.decisions('u1'))[0].targets).toEqual([{ device: 'tab', via: 'hms', outcome: 'failed', detail: 'throttled' }]);
+    const [held, pushed] = await h.decisions('u1');
+    expect(pushed.targets).toEqual([{ device: 'tab', via: 'hms', outcome: 'failed', detail: 'throttled' }]);
+    expect(held).toMatchObject({ id: 'm1', route: 'held', reason: 'push_failed', targets: [] }); // nothing missed: held
   });
 
   it('claim 4: a PC that has reported nothing yet is not active, shown as "unreported"', async () => {

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ChatMessage } from '../../protocol/index.js';
-import { emptyReadState, markDelivered, markRead, toRecord } from '../../store/read-state.js';
+import { emptyReadState, markDelivered, markRead, toRecord, unmarkDelivered } from '../../store/read-state.js';
 import type { HeldStore } from '../../store/types.js';
 
 export interface HeldStoreFixture {
@@ -78,6 +78,24 @@ export function describeHeldStoreContract(name: string, make: () => Promise<Held
       expect(toRecord(await again.reads('u1'))).toEqual({ unread: ['b'], read: ['a', 'early'] });
       await again.drop('u1', ['b']);
       expect(ids(await again.list('u1', NOW))).toEqual(['c']);
+    });
+
+    it('keeps a delivery taken back (undelivered: its pushes failed) out of unread across a reopen', async () => {
+      const f = await open();
+      const s = emptyReadState();
+      for (const id of ['a', 'b', 'c']) {
+        markDelivered(s, id);
+        await f.store.saveReads('u2', s, { delivered: id }, false);
+      }
+      unmarkDelivered(s, 'b');
+      await f.store.saveReads('u2', s, { undelivered: 'b' }, false);
+      markDelivered(s, 'd');
+      await f.store.saveReads('u2', s, { delivered: 'd' }, false);
+      markRead(s, ['a']);
+      await f.store.saveReads('u2', s, { read: ['a'] }, true); // durable: what came before it is stored too
+      await f.store.close();
+      const again = await f.reopen();
+      expect(toRecord(await again.reads('u2'))).toEqual({ unread: ['c', 'd'], read: ['a'] });
     });
   });
 }
