@@ -40,6 +40,14 @@ describe('send requests: reserved data keys (section 3, FCM reserved words)', ()
   });
 });
 
+describe('send requests: payload_too_large says which vendor and what it counted', () => {
+  it('a message over only with room for an HMS token names Push Kit and the token allowance', () => {
+    const e = errorOf(decodeSendRequest({ id: 'm', to: 'u', data: { k: 'v'.repeat(3730) } }, 0));
+    expect(e.code).toBe('payload_too_large');
+    expect(e.message).toMatch(/Huawei Push Kit push payload of \d+ bytes \(counting a device token of 256 characters, which Push Kit counts in\); the limit is 4096/);
+  });
+});
+
 describe('send requests: __proto__ is an error, not dropped', () => {
   it('refuses a JSON data key __proto__', () => {
     const body = JSON.parse('{"id":"m","to":"u","data":{"__proto__":"x","a":"b"}}');
