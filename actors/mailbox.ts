@@ -2,7 +2,7 @@ import type { ChatMessage } from '../protocol/index.js';
 import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
 import { emptyReadState, isEmptyReadState, markDelivered, markRead, unmarkDelivered, unreadCount } from '../store/read-state.js';
-import type { HeldStore, ReadChange, ReadState } from '../store/types.js';
+import type { HeldMessage, HeldStore, ReadChange, ReadState } from '../store/types.js';
 
 /** What a user's mailbox needs from the node. */
 export interface MailboxDeps {
@@ -125,7 +125,9 @@ export class UserMailbox {
     (this.listings ??= []).push(listing.gone);
     try {
       await this.trimming;
-      const held = await this.deps.held.list(this.user, now);
+      // Capped here too (section 4: at most SWITCHBOARD_HOLD_MAX, the oldest dropping first): a trim is started by a
+      // hold only once the count says the cap is passed, and before the mailbox loaded that count is short.
+      const held = await this.capped(await this.deps.held.list(this.user, now));
       this.heldCount = this.counted(held.length);
       listing.messages = held.map((h) => h.msg);
       return listing;
@@ -240,16 +242,21 @@ export class UserMailbox {
 
   private async trim(now: number): Promise<void> {
     try {
-      const held = await this.deps.held.list(this.user, now);
-      const excess = held.length - this.deps.holdMax;
-      if (excess <= 0) return;
-      await this.dropFromStore(held.slice(0, excess).map((h) => h.msg.id));
-      this.deps.metrics.heldReleased.inc({ why: 'over_cap' }, excess);
-      this.heldCount = this.counted(held.length - excess);
-      this.gauge();
+      const held = await this.capped(await this.deps.held.list(this.user, now));
+      this.heldCount = this.counted(held.length);
     } catch (err) {
       this.deps.log.error({ err, user: this.user }, 'dropping the oldest held messages failed');
     }
+  }
+
+  /** `held` (accept order) without its oldest past SWITCHBOARD_HOLD_MAX, which are dropped from the store first. */
+  private async capped(held: HeldMessage[]): Promise<HeldMessage[]> {
+    const excess = held.length - this.deps.holdMax;
+    if (excess <= 0) return held;
+    await this.dropFromStore(held.slice(0, excess).map((h) => h.msg.id));
+    this.deps.metrics.heldReleased.inc({ why: 'over_cap' }, excess);
+    this.gauge();
+    return held.slice(excess);
   }
 
   private gauge(): void {

@@ -271,6 +271,18 @@ describe('held messages', () => {
     expect(heldIds('u1')).toEqual(['m3', 'm4', 'm5']);
   });
 
+  it('SWITCHBOARD_HOLD_MAX holds at once for a session opening: more held than the cap (held before this actor ran) replay only the newest', async () => {
+    h = harness({ holdMax: 3 });
+    const now = Date.now();
+    // Held by an earlier owner or life of the actor: the store has 5, this actor counted none of them.
+    h.held.held.set('u1', [1, 2, 3, 4, 5].map((i) => ({ msg: { id: `m${i}`, to: 'u1', text: 't', acceptedAt: now + i }, expiresAt: now + 3_600_000 })));
+    h.openPc('u1', 'pc', 's1');
+    await until(() => delivered().length === 3);
+    await settle(h);
+    expect(delivered()).toEqual(['m3', 'm4', 'm5']);
+    expect((await h.metrics.heldReleased.get()).values).toMatchObject([{ labels: { why: 'over_cap' }, value: 2 }]);
+  });
+
   /** m1 sent to the PC's session s1, never acked: held once its ack timed out, with nothing else to try. */
   async function heldAfterAckTimeout(): Promise<void> {
     h = harness();
