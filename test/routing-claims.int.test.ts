@@ -261,12 +261,16 @@ describe('routing on one node with default timings', () => {
     expect(d2).toMatchObject({ route: 'mobile', reason: 'screen_locked' });
     expect(d2.targets.map((t) => [t.device, t.via])).toEqual([['mob', 'fcm']]);
 
-    // Back in the foreground, a marker arrives directly; the backgrounded message never did.
+    // The vendor refuses this node's credentials (see above), so that push failed: the message is held, not lost.
+    expect(d2.targets[0].outcome).toBe('failed');
+    await awaitDecision(node, user, second, (d) => d.route === 'held' && d.reason === 'push_failed');
+    // Back in the foreground, a marker arrives directly, and so does the held message: nothing missed.
     await foreground(node, user, mob);
     const marker = msgId('marker');
     await accept(node, { id: marker, to: user });
     await mob.message(marker);
-    expect(mob.received).toEqual([first, marker]);
+    await mob.message(second);
+    expect([...mob.received].sort()).toEqual([first, second, marker].sort());
     expect(desk.received).toEqual([]);
   });
 
