@@ -15,7 +15,10 @@ import { partitionOf } from './subjects.js';
 export interface Fence {
   /** KV revision that won the lease: fixed for the tenure, increasing across tenures. */
   revision: number;
+  /** The tenure's lease epoch (cluster/lease-value.ts `LeaseValue.epoch`). */
   epoch: number;
+  /** `LeaseValue.since`: the first epoch of the run of graceful handoffs this tenure continues; absent = `epoch`. */
+  since?: number;
 }
 
 /** The owner side of the fence. */

@@ -19,25 +19,50 @@ export const LOAD_WAIT_MS = 1000;
  * them in front of its own (`DecisionHistory.merge`), or, if it never was asked, when it hands the partition on in
  * turn, so a chain of handoffs keeps the oldest owner's decisions too. A lease lost to a crash or a pause saves nothing: that
  * history starts anew, as before. Values expire after DECISION_HANDOFF_MAX_AGE_MS (the bucket's `max_age`).
+ *
+ * Each value carries the lease epoch of the tenure that saved it (`{ epoch, decisions }`; `LeaseValue.epoch`, +1 per
+ * acquisition), and a reader takes only a value saved within its own run of graceful handoffs (`LeaseValue.since` up
+ * to its own epoch): a tenure in between may never have touched the user and saved nothing for it (A to B to C keeps
+ * A's value), but a lease that lapsed (a crash, a pause) breaks the run. A value left by an earlier handoff was
+ * otherwise still in the bucket after a later owner crashed, and taken for that owner's history: older decisions
+ * shown as the latest, the crashed tenure's gap hidden.
  */
 export class KvDecisionHandoff {
   constructor(private readonly kv: KV) {}
 
-  /** Saves each user's packed decisions; resolves when all are written or after `waitMs`, never rejects. */
-  async save(histories: readonly [user: string, packed: string[]][], waitMs = SAVE_WAIT_MS): Promise<void> {
+  /**
+   * Saves each user's packed decisions, stamped with `epoch`, the saving tenure's lease epoch; resolves when all are
+   * written or after `waitMs`, never rejects.
+   */
+  async save(histories: readonly [user: string, packed: string[]][], epoch: number, waitMs = SAVE_WAIT_MS): Promise<void> {
     if (histories.length === 0) return;
-    await within(Promise.allSettled(histories.map(([user, packed]) => this.kv.put(keyOf(user), packr.pack(packed)))).then(() => undefined), waitMs, undefined);
+    const put = ([user, decisions]: [string, string[]]) => this.kv.put(keyOf(user), packr.pack({ epoch, decisions } satisfies SavedDecisions));
+    await within(Promise.allSettled(histories.map(put)).then(() => undefined), waitMs, undefined);
   }
 
-  /** The user's saved decisions (packed, as saved), or an empty list: none saved, unreadable, or not within `waitMs`. */
-  load(user: string, waitMs = LOAD_WAIT_MS): Promise<string[]> {
+  /**
+   * The user's decisions (packed, as saved) if a tenure of lease epoch `since` <= epoch < `before` saved them, else an
+   * empty list: none saved, saved before the run of graceful handoffs began (the owner in between crashed),
+   * unreadable, or not within `waitMs`.
+   */
+  load(user: string, epochs: { since: number; before: number }, waitMs = LOAD_WAIT_MS): Promise<string[]> {
     const get = this.kv.get(keyOf(user)).then((e) => {
       if (e === null || e.operation !== 'PUT' || e.value.length === 0) return [];
-      const value: unknown = packr.unpack(e.value);
-      return Array.isArray(value) ? value.filter((s): s is string => typeof s === 'string') : [];
+      const value = packr.unpack(e.value) as Partial<SavedDecisions> | null;
+      const epoch = value?.epoch;
+      if (typeof epoch !== 'number' || epoch < epochs.since || epoch >= epochs.before || !Array.isArray(value!.decisions)) return [];
+      return value!.decisions.filter((s): s is string => typeof s === 'string');
     }).catch((): string[] => []); // also when it fails after the wait ended: never an unhandled rejection
     return within(get, waitMs, []);
   }
+}
+
+/** One user's saved value (MessagePack map). */
+interface SavedDecisions {
+  /** Lease epoch of the tenure that saved it (cluster/lease-value.ts). */
+  epoch: number;
+  /** Packed decisions, newest first (actors/decision-pack.ts). */
+  decisions: string[];
 }
 
 /** `work`'s value, or `fallback` once `ms` passed first (`work` must not reject: it is not awaited past that). */

@@ -6,7 +6,7 @@ import { planRound, type HeldLease } from './lease-plan.js';
 import { isCasConflict, LEADER_CONFIRM_WAIT_MS, openBucket, openLeaderReads } from './jetstream-setup.js';
 import { followWatch } from './lease-watch.js';
 import { noLog, type ClusterLog } from './lease-log.js';
-import { isFree, leaseKey, partitionOfKey, toLeaseEntry, writeLease, type LeaseEntry, type LeaseValue } from './lease-value.js';
+import { isFree, leaseKey, partitionOfKey, sinceAfter, toLeaseEntry, writeLease, type LeaseEntry, type LeaseValue } from './lease-value.js';
 import type { MembershipView } from './membership.js';
 import { subjectToken } from '../bus/subjects.js';
 import type { Fence } from '../bus/fence.js';
@@ -292,7 +292,7 @@ export class LeaseKeeper {
 
   private renew(p: number, h: Held): Promise<void> {
     const sentAt = this.clock.now();
-    const value: LeaseValue = { owner: this.nodeId, expiresAt: sentAt + this.leaseMs, epoch: h.fence.epoch };
+    const value: LeaseValue = { owner: this.nodeId, expiresAt: sentAt + this.leaseMs, epoch: h.fence.epoch, since: h.fence.since };
     const run = (async () => {
       let confirmed = false;
       try {
@@ -360,7 +360,8 @@ export class LeaseKeeper {
       if (!isFree(e, sentAt) && e.value?.owner !== this.nodeId) return;
       if (this.state !== 'running' || this.target()?.[p] !== this.nodeId) return;
       const epoch = (e.value?.epoch ?? 0) + 1;
-      const value: LeaseValue = { owner: this.nodeId, expiresAt: sentAt + this.leaseMs, epoch };
+      const since = sinceAfter(e.value, epoch);
+      const value: LeaseValue = { owner: this.nodeId, expiresAt: sentAt + this.leaseMs, epoch, since };
       const rev = await writeLease(this.kv!, p, value, e.value ? e.revision : 0);
       this.note(p, { value, revision: rev });
       // nats-server 2.9 checks the expected revision before consensus (nats-server#4320): two nodes racing for a
@@ -371,7 +372,7 @@ export class LeaseKeeper {
         return;
       }
       if (this.clock.now() >= sentAt + this.leaseMs - this.margin) return; // confirmed too late to be of use
-      const fence: Fence = { revision: rev, epoch };
+      const fence: Fence = { revision: rev, epoch, since };
       const h: Held = { fence, revision: rev, sentAt, validUntil: sentAt + this.leaseMs - this.margin, ready: Promise.resolve(), releasing: false };
       this.held.set(p, h);
       this.log.debug({ partition: p, revision: rev }, 'lease acquired');
@@ -427,7 +428,7 @@ export class LeaseKeeper {
     }
     await h.inflight;
     try {
-      const value: LeaseValue = { owner: '', expiresAt: 0, epoch: h.fence.epoch };
+      const value: LeaseValue = { owner: '', expiresAt: 0, epoch: h.fence.epoch, since: h.fence.since };
       const rev = await writeLease(this.kv!, p, value, h.revision);
       this.note(p, { value, revision: rev });
       this.log.debug({ partition: p }, 'lease released');

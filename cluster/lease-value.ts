@@ -10,6 +10,12 @@ export interface LeaseValue {
   expiresAt: number;
   /** Counts tenures of this partition: +1 on every acquisition, unchanged by renewals. */
   epoch: number;
+  /**
+   * The first epoch of the run of graceful handoffs this tenure continues: carried over from a released lease, this
+   * tenure's own epoch after a lapsed one (a crash, a pause, a lost lease: that tenure's state is gone). What a tenure
+   * saved for the next (cluster/decision-handoff.ts) counts only from it. Absent in values of earlier versions.
+   */
+  since?: number;
 }
 
 /** The last known state of one lease key: `value` null when the key is absent or deleted. */
@@ -35,12 +41,23 @@ export function toLeaseEntry(e: KvEntry): LeaseEntry {
   try {
     const v = e.json<Partial<LeaseValue>>();
     if (typeof v?.owner === 'string' && typeof v.expiresAt === 'number' && typeof v.epoch === 'number') {
-      return { value: { owner: v.owner, expiresAt: v.expiresAt, epoch: v.epoch }, revision: e.revision };
+      const value: LeaseValue = { owner: v.owner, expiresAt: v.expiresAt, epoch: v.epoch };
+      if (typeof v.since === 'number') value.since = v.since;
+      return { value, revision: e.revision };
     }
   } catch {
     // fall through
   }
   return { value: { owner: '', expiresAt: 0, epoch: 0 }, revision: e.revision };
+}
+
+/**
+ * `LeaseValue.since` for the tenure that takes a lease last seen as `prev`, with epoch `epoch`: `prev.since` when
+ * `prev` was released (owner ''), so a run of graceful handoffs goes on; `epoch` itself when it lapsed, was never
+ * held, or was released by a version that kept no `since`.
+ */
+export function sinceAfter(prev: LeaseValue | null, epoch: number): number {
+  return prev !== null && prev.owner === '' && prev.epoch > 0 && typeof prev.since === 'number' ? prev.since : epoch;
 }
 
 export function isFree(entry: LeaseEntry | undefined, now: number): boolean {

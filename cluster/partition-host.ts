@@ -32,8 +32,11 @@ export interface PartitionHostDeps {
     flushReads(match: (user: string) => boolean): Promise<void>;
     discardReads(match: (user: string) => boolean): void;
   };
-  /** Saves the decision histories of a partition handed off, for its next owner (cluster/decision-handoff.ts). */
-  saveDecisions?: (match: (user: string) => boolean) => Promise<void>;
+  /**
+   * Saves the decision histories of partition `p` handed off (its users: `match`), for its next owner
+   * (cluster/decision-handoff.ts); called while the lease is still held.
+   */
+  saveDecisions?: (p: number, match: (user: string) => boolean) => Promise<void>;
 }
 
 /**
@@ -80,7 +83,7 @@ export class PartitionHost {
     await this.deps.reads?.flushReads(this.inPartition(p));
     // Won back while this waited (lost meanwhile, then acquired again): its users are live here again.
     if (this.subs.has(p)) return;
-    await this.deps.saveDecisions?.(this.inPartition(p));
+    await this.deps.saveDecisions?.(p, this.inPartition(p));
     if (this.subs.has(p)) return;
     this.forget(p);
     this.deps.log.info({ partition: p }, 'partition handed off');

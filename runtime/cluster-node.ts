@@ -2,7 +2,7 @@ import { Kvm } from '@nats-io/kv';
 import { Packr } from 'msgpackr';
 import { UserDirectory } from '../actors/directory.js';
 import { FencedBus, ownerFenceOf } from '../bus/fence.js';
-import { subjectToken, Subjects } from '../bus/subjects.js';
+import { partitionOf, subjectToken, Subjects } from '../bus/subjects.js';
 import { TurnBatchedBus } from '../bus/turn-batched-bus.js';
 import { JetStreamIngress } from '../cluster/jetstream-ingress.js';
 import { DECISION_HANDOFF_MAX_AGE_MS, KvDecisionHandoff } from '../cluster/decision-handoff.js';
@@ -136,7 +136,11 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
     held, holdTtlMs: config.holdTtlSeconds * 1000, holdMax: config.holdMax, maxInflight: config.maxInflight,
     done: (id) => ingress.done(id),
     fence,
-    loadDecisions: (user) => decisions.load(user),
+    // Only what a tenure of this run of graceful handoffs saved (cluster/decision-handoff.ts); no lease, nothing to merge into.
+    loadDecisions: (user) => {
+      const held = fence.fence(partitionOf(user, P));
+      return held ? decisions.load(user, { since: held.since ?? held.epoch, before: held.epoch }) : Promise.resolve([]);
+    },
     onRouted: (e) => {
       logDecision(log, e);
       nc.publish(subjects.routedEvents, packr.pack(e));
@@ -145,9 +149,11 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   keeper.host(new PartitionHost({
     nc, bus: natsBus, subjects, ingress, directory: router, liveGateways: () => membership.liveGateways(), metrics, log,
     drainTimeoutMs: config.shutdownTimeoutMs, reads: held,
-    saveDecisions: async (match) => {
+    saveDecisions: async (p, match) => {
       await router.mergePreviousDecisions(match);
-      await decisions.save(router.history.packedOf(match));
+      // Stamped with this tenure's epoch, read while the lease is still held (the keeper renews it through a handoff).
+      const held = fence.fence(p);
+      if (held) await decisions.save(router.history.packedOf(match), held.epoch);
     },
   }));
 

@@ -82,4 +82,46 @@ describe('cluster decision history', () => {
       await own.dispose();
     }
   }, 90_000);
+
+  it('starts anew after a crash takeover: an older handoff\'s saved history is not shown as the latest', async () => {
+    // A graceful handoff (A stops) leaves a saved value; the next owner then dies with SIGKILL. Its tenure's decisions
+    // are gone, and the value from the handoff before it must not come back as if it were the user's latest history.
+    const own = await NatsServer.start();
+    const chain = await Cluster.start({ natsUrls: [own.url], nodes: 2, partitions: 4 }).catch(async (e) => {
+      await own.dispose();
+      throw e;
+    });
+    try {
+      const [a, b] = chain.nodes;
+      const { user } = await chain.userOwnedBy((owner) => owner === chain.id(a), uniqueUser('crash'));
+      const atA = msgId('a0');
+      await accept(b, { id: atA, to: user });
+      await awaitDecision(a, user, atA);
+      expect(await a.stop()).toEqual({ code: 0, signal: null });
+      const c = await chain.add();
+      await chain.awaitSettled(20_000, [b, c]);
+
+      // Whoever owns the user now (B, or C after a graceful rebalance) shows A's decision, then routes one more.
+      const owner = (await chain.ownerOf(user, b)) === chain.id(b) ? b : c;
+      const survivor = owner === b ? c : b;
+      const beforeCrash = msgId('x0');
+      await accept(survivor, { id: beforeCrash, to: user });
+      await awaitDecision(owner, user, beforeCrash);
+      expect((await decisions(owner, user)).map((d) => d.id)).toEqual([beforeCrash, atA]);
+
+      await owner.kill('SIGKILL');
+      await chain.awaitSettled(20_000, [survivor]);
+      expect(await chain.ownerOf(user, survivor)).toBe(chain.id(survivor));
+      const afterCrash = msgId('y0');
+      await accept(survivor, { id: afterCrash, to: user });
+      await awaitDecision(survivor, user, afterCrash);
+      // The crashed tenure took its history with it; A's saved value, older than that tenure, stays out.
+      const ids = (await decisions(survivor, user)).map((d) => d.id);
+      expect(ids).toContain(afterCrash);
+      expect(ids).not.toContain(atA);
+    } finally {
+      await chain.dispose();
+      await own.dispose();
+    }
+  }, 90_000);
 });

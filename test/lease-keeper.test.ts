@@ -125,7 +125,7 @@ class FakeKv {
     };
   }
 
-  lease(p: number): { owner: string; expiresAt: number; epoch: number } | null {
+  lease(p: number): { owner: string; expiresAt: number; epoch: number; since?: number } | null {
     const v = this.data.get(`p.${p}`)?.value;
     return v ? JSON.parse(new TextDecoder().decode(v)) : null;
   }
@@ -214,6 +214,27 @@ describe('LeaseKeeper (virtual time)', () => {
     await tick(1);
     expect(keeper.owned().has(2)).toBe(true);
     expect(kv.lease(2)).toMatchObject({ owner: 'a', epoch: 8 });
+  });
+
+  it('since: a released lease carries its run of graceful handoffs on, a lapsed or unknown one starts a new run', async () => {
+    const { clock, kv, keeper, tick } = setup();
+    kv.overwrite('p.0', { owner: '', expiresAt: 0, epoch: 4, since: 2 }); // released by b: the run from 2 goes on
+    kv.overwrite('p.1', { owner: 'b', expiresAt: clock.now() - 1, epoch: 6, since: 3 }); // b lapsed: its state is gone
+    kv.overwrite('p.2', { owner: '', expiresAt: 0, epoch: 5 }); // released by a version that kept no since
+    await keeper.start();
+    await tick();
+    expect(kv.lease(0)).toMatchObject({ owner: 'a', epoch: 5, since: 2 });
+    expect(kv.lease(1)).toMatchObject({ owner: 'a', epoch: 7, since: 7 });
+    expect(kv.lease(2)).toMatchObject({ owner: 'a', epoch: 6, since: 6 });
+    expect(kv.lease(3)).toMatchObject({ owner: 'a', epoch: 1, since: 1 });
+    expect(keeper.fence(0)).toMatchObject({ epoch: 5, since: 2 });
+    await tick(500); // renewals keep it
+    expect(kv.lease(0)).toMatchObject({ epoch: 5, since: 2 });
+    const stopped = keeper.stop(); // and the release hands it on
+    await flush();
+    await tick();
+    await stopped;
+    expect(kv.lease(0)).toMatchObject({ owner: '', epoch: 5, since: 2 });
   });
 
   it('a lease taken under it is lost at once: the watch shows a newer writer', async () => {
