@@ -298,7 +298,7 @@ export abstract class Flights {
       slot.flight.reached = true;
       // A push counts as a delivery once the vendor accepted it, never when it failed.
       this.deps.metrics.deliveries.inc({ via: slot.target.via });
-      this.deps.metrics.deliverySeconds.observe({ via: slot.target.via }, Math.max(0, this.deps.clock.now() - slot.flight.msg.acceptedAt) / 1000);
+      this.observeDelivery(slot, this.deps.clock.now());
       return this.finish(slot, 'ok');
     }
     if (o.outcome === 'dead_token') {
@@ -318,6 +318,12 @@ export abstract class Flights {
    * "Nothing is missed": a message whose push failed for good is held unless another target reaches the user (its
    * flight settles once every target is final; `settleIfDone` holds it only if none reached). It was answered 202.
    */
+  /** Delivery latency of `slot`'s message, reached at `now` (ms): held ones apart (metrics.heldDeliverySeconds). */
+  protected observeDelivery(slot: Slot, now: number): void {
+    const seconds = Math.max(0, now - slot.flight.msg.acceptedAt) / 1000;
+    (slot.flight.fromHeld ? this.deps.metrics.heldDeliverySeconds : this.deps.metrics.deliverySeconds).observe({ via: slot.target.via }, seconds);
+  }
+
   protected pushFailedFor(flight: Flight): void {
     flight.pushFailed = true;
     flight.holdWanted = true;

@@ -103,7 +103,7 @@ export class UserActor extends Flights {
         this.touch(msg.sessionId, msg.at, now);
         this.freeWindow(slot);
         this.deps.metrics.acks.inc();
-        this.deps.metrics.deliverySeconds.observe({ via: slot.target.via }, Math.max(0, now - slot.flight.msg.acceptedAt) / 1000);
+        this.observeDelivery(slot, now);
         slot.flight.reached = true;
         return this.finish(slot, 'acked');
       }

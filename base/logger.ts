@@ -12,9 +12,13 @@ export const REDACT_PATHS = [
 
 export type { Logger };
 
-export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
+/**
+ * A pino logger at `level` writing JSON lines to `destination` (default stdout). `bindings` go on every line next to
+ * `pid`: a node passes `{ node: SWITCHBOARD_NODE_ID }`, so a cluster's merged logs tell which node wrote a line.
+ */
+export function createLogger(level: string, destination?: NodeJS.WritableStream, bindings: Record<string, string> = {}): Logger {
   return pino(
-    { level, base: { pid: process.pid }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } },
+    { level, base: { pid: process.pid, ...bindings }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } },
     destination as pino.DestinationStream | undefined,
   );
 }

@@ -38,7 +38,7 @@ async function main(argv: string[]): Promise<void> {
     throw e;
   }
 
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, undefined, { node: config.nodeId });
   // Loaded here so that `token`, `send` and `--help` do not load the whole node.
   const { startNode } = await import('../runtime/start.js');
   const node = await startNode(config, { log });

@@ -188,7 +188,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
       onError: (err) => log.warn({ err: String(err) }, 'switchboard.send request failed'),
     });
   }
-  log.info({ node: config.nodeId, host: config.host, port, nats: config.natsServers, partitions: P }, 'switchboard listening');
+  log.info({ host: config.host, port, nats: config.natsServers, partitions: P }, 'switchboard listening');
   const summary = new RoutingSummary(metrics, log, clock, config.summaryIntervalMs);
   summary.start();
 

@@ -122,7 +122,7 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
   if (holding > 0) log.info({ messages: holding, graceMs: config.replayGraceMs }, 'replaying unsettled messages after the reconnect grace');
   const stopSweep = startTokenSweep({ registry, clock, log, maxAgeDays: config.tokenMaxAgeDays });
   ready = true;
-  log.info({ node: config.nodeId, host: config.host, port, dataDir: config.dataDir, secretFiles: secrets.files }, 'switchboard listening');
+  log.info({ host: config.host, port, dataDir: config.dataDir, secretFiles: secrets.files }, 'switchboard listening');
   const summary = new RoutingSummary(metrics, log, clock, config.summaryIntervalMs);
   summary.start();
 

@@ -20,7 +20,7 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
   checkConfigFiles(config);
   applyHeapGrowth(config.heapGrowthPercent);
   const resolved = {
-    log: opts.log ?? createLogger(config.logLevel),
+    log: opts.log ?? createLogger(config.logLevel, undefined, { node: config.nodeId }),
     clock: opts.clock ?? systemClock,
     metrics: opts.metrics ?? new Metrics(),
   };

@@ -11,11 +11,12 @@ afterEach(() => vi.useRealTimers());
 let h: ReturnType<typeof harness>;
 afterEach(() => h?.router.stop());
 
-const histogram = async (via: string) => {
-  const values = (await h.metrics.deliverySeconds.get()).values.filter((v) => v.labels.via === via);
+const histogram = async (via: string, of: 'deliverySeconds' | 'heldDeliverySeconds' = 'deliverySeconds') => {
+  const metric = h.metrics[of];
+  const values = (await metric.get()).values.filter((v) => v.labels.via === via);
   return {
-    count: values.find((v) => v.metricName === 'switchboard_delivery_seconds_count')?.value ?? 0,
-    sum: values.find((v) => v.metricName === 'switchboard_delivery_seconds_sum')?.value ?? 0,
+    count: values.find((v) => v.metricName === `${metric.name}_count`)?.value ?? 0,
+    sum: values.find((v) => v.metricName === `${metric.name}_sum`)?.value ?? 0,
   };
 };
 
@@ -43,6 +44,21 @@ describe('dashboard metrics from the user actor', () => {
     const pc = await histogram('pc');
     expect(pc.count).toBe(1);
     expect(pc.sum).toBeCloseTo(0.04, 2);
+  });
+
+  it('a message held first counts apart, from acceptance to its ack after the replay', async () => {
+    h = harness();
+    h.route('u1', 'm1'); // nobody there: held
+    await until(() => h.routed.length === 1);
+    await vi.advanceTimersByTimeAsync(120_000);
+    h.openPc('u1', 'pc', 's1'); // section 4: a session opened, the held message is replayed
+    await until(() => h.deliveries().length === 1);
+    const observed = vi.spyOn(h.metrics.heldDeliverySeconds, 'observe');
+    h.ack('u1', 'pc', 's1', 'm1');
+    await until(() => observed.mock.calls.length === 1);
+    expect((await histogram('pc', 'heldDeliverySeconds')).count).toBe(1);
+    expect((await histogram('pc', 'heldDeliverySeconds')).sum).toBeCloseTo(120, 0);
+    expect((await histogram('pc')).count).toBe(0); // live latency stays what a healthy system shows
   });
 
   it('a vendor push counts once the vendor accepted it', async () => {

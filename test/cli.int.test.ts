@@ -153,8 +153,13 @@ describe('single node without SWITCHBOARD_JWT_SECRET / SWITCHBOARD_API_KEY', () 
       SWITCHBOARD_DATA_DIR: dataDir,
       SWITCHBOARD_API_KEY: apiKey,
       SWITCHBOARD_JWT_SECRET: 'configured-jwt-secret-0123456789',
+      SWITCHBOARD_NODE_ID: 'cli-node-7',
     });
     procs.push(n.proc);
+    // Every line names the node that wrote it (a cluster's logs are read merged).
+    const logged = n.lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { node?: string });
+    expect(logged.length).toBeGreaterThan(0);
+    for (const line of logged) expect(line.node).toBe('cli-node-7');
     await expect(stat(join(dataDir, 'jwt-secret'))).rejects.toThrow(/ENOENT/);
     await expect(stat(join(dataDir, 'api-key'))).rejects.toThrow(/ENOENT/);
     expect((await fetch(`http://127.0.0.1:${n.port}/v1/users/bob`, { headers: { authorization: `Bearer ${apiKey}` } })).status).toBe(200);
