@@ -36,7 +36,7 @@ export function isHostOrAddress(host: string): boolean {
 export const NATS_URL_CREDENTIALS = /^([a-z][a-z0-9+.-]*:\/\/)?([^@/]*)@/i;
 
 /** natsServerProblem's answer for `ws://` and `wss://`, the one refusal that the value alone does not explain. */
-export const NATS_WEBSOCKET_PROBLEM = 'ws:// and wss:// are WebSocket URLs, which the Node NATS client does not connect to';
+const NATS_WEBSOCKET_PROBLEM = 'ws:// and wss:// are WebSocket URLs, which the Node NATS client does not connect to';
 
 /** Schemes of a SWITCHBOARD_NATS_URL entry that @nats-io/transport-node's `connect` takes (none = `nats://`). */
 const NATS_SCHEMES = ['nats', 'tls'];

@@ -5,7 +5,7 @@ import { DEFAULT_MAX_ATTEMPTS as DEFAULT_PUSH_MAX_ATTEMPTS } from '../senders/ci
 import { DEFAULT_DEDUPE_WINDOW_MS } from '../store/file-inbox.js';
 import { allowedHostProblem, DEFAULT_WEBPUSH_HOSTS } from '../protocol/push-endpoint.js';
 import { HMS_BADGE_CLASS_RULE, isHmsBadgeClass } from '../protocol/push-payload.js';
-import { isHostOrAddress, NATS_URL_CREDENTIALS, NATS_WEBSOCKET_PROBLEM, natsServerProblem } from './address-rules.js';
+import { isHostOrAddress, NATS_URL_CREDENTIALS, natsServerProblem } from './address-rules.js';
 
 // Defaults owned by the module that uses them, re-exported here so the configuration reads in one place.
 export { DEFAULT_DEDUPE_WINDOW_MS, DEFAULT_PUSH_MAX_ATTEMPTS };
@@ -225,12 +225,13 @@ export function parseConfig(env: Env = process.env): Config {
   if (!isHostOrAddress(host)) throw new ConfigError('SWITCHBOARD_HOST', 'a host name or IP address');
 
   const natsServers = (v('SWITCHBOARD_NATS_URL') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-  for (const s of natsServers) {
+  for (const [i, s] of natsServers.entries()) {
     // Only the syntax: a server that does not answer (yet) is retried at start (SWITCHBOARD_NATS_CONNECT_TIMEOUT_MS).
+    // The entry is named by its place, not quoted: it may carry credentials.
     const problem = natsServerProblem(s);
     if (problem !== undefined) {
-      const why = problem === NATS_WEBSOCKET_PROBLEM ? `; ${problem}` : '';
-      throw new ConfigError('SWITCHBOARD_NATS_URL', `a comma-separated list of NATS URLs (nats://host:port)${why}`);
+      const which = natsServers.length > 1 ? `entry ${i + 1}: ` : '';
+      throw new ConfigError('SWITCHBOARD_NATS_URL', `a comma-separated list of NATS URLs (nats://host:port); ${which}${problem}`);
     }
   }
 

@@ -73,11 +73,18 @@ describe('natsServerProblem (SWITCHBOARD_NATS_URL entries)', () => {
     expect(natsServerProblem(entry)).toMatch(why);
   });
 
-  it('parseConfig refuses a bad entry anywhere in the list, naming SWITCHBOARD_NATS_URL', () => {
-    for (const url of ['nats://a:4222,nats://b:99999', 'nats://999.1.1.1:4222', 'nats://a:4222, host:port']) {
+  it('parseConfig refuses a bad entry anywhere in the list, naming SWITCHBOARD_NATS_URL, the entry by place and why', () => {
+    const prefix = 'SWITCHBOARD_NATS_URL must be a comma-separated list of NATS URLs (nats://host:port);';
+    for (const [url, why] of [
+      ['nats://a:4222,nats://b:99999', 'entry 2: the port is not 1-65535'],
+      ['nats://999.1.1.1:4222', 'the host is not a host name or IP address'],
+      ['nats://a:4222, host:port', 'entry 2: not host:port'],
+      ['nats://user:s3cret@a:4222,nats://user:s3cret@b:0', 'entry 2: the port is not 1-65535'],
+    ]) {
       const e = configError({ ...SECRETS, SWITCHBOARD_NATS_URL: url });
       expect(e.variable).toBe('SWITCHBOARD_NATS_URL');
-      expect(e.message).toBe('SWITCHBOARD_NATS_URL must be a comma-separated list of NATS URLs (nats://host:port)');
+      expect(e.message).toBe(`${prefix} ${why}`);
+      expect(e.message).not.toContain('s3cret'); // the entry is named by place: it may carry credentials
     }
   });
 

@@ -117,7 +117,6 @@ describe('parseConfig: integer variables', () => {
 describe('parseConfig: string and list variables', () => {
   const cases: [name: string, bad: string[], message: string][] = [
     ['SWITCHBOARD_HOST', ['bad host', 'a/b', '-h.example'], 'SWITCHBOARD_HOST must be a host name or IP address'],
-    ['SWITCHBOARD_NATS_URL', ['http://x:4222', 'nats://a:1,https://b', 'a b'], 'SWITCHBOARD_NATS_URL must be a comma-separated list of NATS URLs (nats://host:port)'],
     ['SWITCHBOARD_NODE_ID', ['has space', 'a/b', 'x'.repeat(65), 'ünïcode'], 'SWITCHBOARD_NODE_ID must be 1-64 characters of A-Z a-z 0-9 . _ -'],
     ['SWITCHBOARD_ROLES', ['gateway,foo', 'router;sender', ',', 'Gateway'], 'SWITCHBOARD_ROLES must be a comma list of gateway, router, sender'],
     ['SWITCHBOARD_SUBJECT_PREFIX', ['a.b', 'a*', 'x'.repeat(33), 'sp ace'], 'SWITCHBOARD_SUBJECT_PREFIX must be one subject token of 1-32 characters A-Z a-z 0-9 _ -'],
@@ -128,11 +127,21 @@ describe('parseConfig: string and list variables', () => {
     ['SWITCHBOARD_FCM_ENDPOINT', ['not a url', 'ws://fcm.example', 'localhost:8443'], 'SWITCHBOARD_FCM_ENDPOINT must be an https:// or http:// URL'],
     ['SWITCHBOARD_HMS_BADGE_CLASS', ['MainActivity', 'com.example.', 'com example.Main', '.com.Main', `com.${'a'.repeat(252)}`], "SWITCHBOARD_HMS_BADGE_CLASS must be the app's entry activity class (at most 255 characters), like com.example.chat.MainActivity"],
   ];
+  const nats = 'SWITCHBOARD_NATS_URL must be a comma-separated list of NATS URLs (nats://host:port);';
+  it.each([
+    ['http://x:4222', `${nats} http:// is not a NATS scheme`],
+    ['nats://a:1,https://b', `${nats} entry 2: https:// is not a NATS scheme`],
+    ['a b', `${nats} a path, query or space follows the host`],
+  ])('SWITCHBOARD_NATS_URL=%j -> %j', (raw, message) => {
+    const e = configError({ SWITCHBOARD_JWT_SECRET: SECRET, SWITCHBOARD_API_KEY: SECRET, SWITCHBOARD_NATS_URL: raw });
+    expect(e.message).toBe(message);
+    expect(e.variable).toBe('SWITCHBOARD_NATS_URL');
+  });
+
   for (const [name, bad, message] of cases) {
     it.each(bad)(`${name}=%j -> "${message}"`, (raw) => {
       // Cluster-only requirements are satisfied so that only `name` can be at fault.
-      const base: Record<string, string> = name === 'SWITCHBOARD_NATS_URL' ? { SWITCHBOARD_JWT_SECRET: SECRET, SWITCHBOARD_API_KEY: SECRET } : {};
-      const e = configError({ ...base, [name]: raw });
+      const e = configError({ [name]: raw });
       expect(e.message).toBe(message);
       expect(e.variable).toBe(name);
     });
