@@ -22,6 +22,21 @@ afterAll(async () => {
   await server?.dispose();
 });
 
+/** Runs `test` on a two-node cluster with a NATS server of its own (its nodes stopped, added and killed at will). */
+async function withOwnCluster(test: (chain: Cluster) => Promise<void>): Promise<void> {
+  const own = await NatsServer.start();
+  const chain = await Cluster.start({ natsUrls: [own.url], nodes: 2, partitions: 4 }).catch(async (e) => {
+    await own.dispose();
+    throw e;
+  });
+  try {
+    await test(chain);
+  } finally {
+    await chain.dispose();
+    await own.dispose();
+  }
+}
+
 describe('cluster decision history', () => {
   it('outlives a graceful handoff: the next owner answers with the previous owner\'s decisions', async () => {
     const [first, second] = cluster.nodes;
@@ -50,12 +65,7 @@ describe('cluster decision history', () => {
 
   it('outlives a chain of handoffs (A to B to C) where B was never asked for the decisions', async () => {
     // A cluster (and NATS server) of its own: A and B now, C later.
-    const own = await NatsServer.start();
-    const chain = await Cluster.start({ natsUrls: [own.url], nodes: 2, partitions: 4 }).catch(async (e) => {
-      await own.dispose();
-      throw e;
-    });
-    try {
+    await withOwnCluster(async (chain) => {
       const [a, b] = chain.nodes;
       const { user } = await chain.userOwnedBy((owner) => owner === chain.id(a), uniqueUser('chain'));
       const atA = [msgId('a0'), msgId('a1')];
@@ -77,21 +87,13 @@ describe('cluster decision history', () => {
 
       const ids = (await decisions(c, user)).map((d) => d.id);
       for (const id of [...atA, atB]) expect(ids).toContain(id);
-    } finally {
-      await chain.dispose();
-      await own.dispose();
-    }
+    });
   }, 90_000);
 
   it('starts anew after a crash takeover: an older handoff\'s saved history is not shown as the latest', async () => {
     // A graceful handoff (A stops) leaves a saved value; the next owner then dies with SIGKILL. Its tenure's decisions
     // are gone, and the value from the handoff before it must not come back as if it were the user's latest history.
-    const own = await NatsServer.start();
-    const chain = await Cluster.start({ natsUrls: [own.url], nodes: 2, partitions: 4 }).catch(async (e) => {
-      await own.dispose();
-      throw e;
-    });
-    try {
+    await withOwnCluster(async (chain) => {
       const [a, b] = chain.nodes;
       const { user } = await chain.userOwnedBy((owner) => owner === chain.id(a), uniqueUser('crash'));
       const atA = msgId('a0');
@@ -119,9 +121,6 @@ describe('cluster decision history', () => {
       const ids = (await decisions(survivor, user)).map((d) => d.id);
       expect(ids).toContain(afterCrash);
       expect(ids).not.toContain(atA);
-    } finally {
-      await chain.dispose();
-      await own.dispose();
-    }
+    });
   }, 90_000);
 });
