@@ -147,8 +147,14 @@ export class UserActor extends Flights {
       }
       case 'mailbox_loaded':
         return this.replayHeld(); // sessions that opened before the held count was known
-      case 'read':
-        return this.onRead(msg.ids, msg.sessionId, now).then(() => undefined);
+      case 'read': {
+        // Section 2: any JSON frame refreshes the session, a `read` frame too (a PC reading without a ping stayed
+        // active only until the presence TTL). After the read, as an ack touches after its release.
+        const { sessionId, at } = msg;
+        return this.onRead(msg.ids, sessionId, now).then(() => {
+          if (sessionId !== undefined) this.touch(sessionId, at, this.deps.clock.now());
+        });
+      }
       case 'ask':
         return this.answer(msg.query, now).then(msg.reply);
     }

@@ -89,6 +89,25 @@ describe('user actor', () => {
     expect((await h.view('u1')).pc).toEqual({ state: 'active', sessions: 1 });
   });
 
+  it('presence TTL: read frames refresh the PC session as any frame does (section 2), an HTTP read does not', async () => {
+    h = harness();
+    h.openPc('u1', 'pc', 's1');
+    h.openPhone('u1', 'iphone', 'ios', 's2');
+    await settle(h);
+    for (let i = 0; i < 4; i++) {
+      await vi.advanceTimersByTimeAsync(60_000); // each under the 90 s TTL, four together well past it
+      h.read('u1', [`seen${i}`], 's1', 'pc');
+    }
+    await settle(h);
+    expect((await h.view('u1')).pc).toEqual({ state: 'active', sessions: 1 });
+    for (let i = 0; i < 2; i++) {
+      await vi.advanceTimersByTimeAsync(60_000);
+      h.read('u1', [`http${i}`]); // POST …/read: no session behind it
+    }
+    await settle(h);
+    expect((await h.view('u1')).pc).toEqual({ state: 'inactive', reason: 'stale', sessions: 1 });
+  });
+
   it('push delay: the vendor push goes out only after the delay', async () => {
     h = harness({ pushDelayMs: 1000 });
     await h.registry.put('u1', 'pixel', { os: 'android', token: 't' });
