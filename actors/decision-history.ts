@@ -1,8 +1,7 @@
-import type { Decision } from '../protocol/index.js';
+import { DECISIONS_PER_USER, type Decision } from '../protocol/index.js';
 import { packDecision, packedAt, unpackDecision } from './decision-pack.js';
 
-/** Decisions kept per user for `GET …/decisions` (PROTOCOL.md section 3: at least the last 100). */
-export const DECISIONS_PER_USER = 100;
+export { DECISIONS_PER_USER };
 /** Default bound of all users' histories together (SWITCHBOARD_DECISION_HISTORY_BYTES). */
 export const DEFAULT_DECISION_HISTORY_BYTES = 128 * 1024 * 1024;
 /** Accounted per packed entry besides its characters: the string header and the ring slot. */

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
-  DEFAULT_POLICY, ERRORS, asStoreFailure, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, MAX_SEND_READ_BYTES, SwitchboardError, asProtocolError, decodeBatchRequest,
+  DECISIONS_PER_USER, DEFAULT_POLICY, ERRORS, asStoreFailure, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, MAX_SEND_READ_BYTES, SwitchboardError, asProtocolError, decodeBatchRequest,
   decodeDeviceRegistration, decodePolicy, decodeSendBytes, invalid, isObject, readIds, type BusMessage, type ChatMessage, type ErrorCode,
 } from '../protocol/index.js';
 import type { AcceptResult } from '../store/types.js';
@@ -15,8 +15,11 @@ export type { HttpApiDeps } from './deps.js';
 
 /** How long a user query waits for the owner of the user's partition. */
 export const OWNER_QUERY_TIMEOUT_MS = 5000;
-export const DEFAULT_DECISIONS_LIMIT = 20;
-export const MAX_DECISIONS_LIMIT = 100;
+/**
+ * `GET …/decisions` without `limit`: every decision kept (section 3: "at least the last 100 decisions are kept"; a
+ * node keeps DECISIONS_PER_USER). A larger `limit` is taken and answered with what is kept.
+ */
+export const DEFAULT_DECISIONS_LIMIT = DECISIONS_PER_USER;
 /** Largest `PUT …/policy` body. */
 const MAX_POLICY_BYTES = 4096;
 
@@ -28,8 +31,8 @@ const FROM_HTTP = { source: 'http' } as const;
 const NO_STORE = { 'cache-control': 'no-store' };
 /** The query of a URL without one; handlers only read it. */
 const NO_QUERY = new URLSearchParams();
-/** Every body under /v1 is read with this: those calls need the bearer key, so `text/plain` is JSON too (BodyOptions). */
-const KEYED: BodyOptions = { textPlain: true };
+/** Every body under /v1 is read with this: those calls need the bearer key, so any declared type is read as JSON (BodyOptions). */
+const KEYED: BodyOptions = { anyType: true };
 
 /** The HTTP API of PROTOCOL.md section 3, plus the operator endpoints that need no key. */
 export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
@@ -306,11 +309,12 @@ function matchRoute(pattern: string[], segments: string[]): string[] | undefined
   return params;
 }
 
+/** `?limit=N`: a positive integer (section 3 sets no upper bound), capped at what is kept; else 400 invalid_request. */
 function decisionsLimit(raw: string | null): number {
   if (raw === null) return DEFAULT_DECISIONS_LIMIT;
-  const n = /^\d{1,3}$/.test(raw) ? Number(raw) : NaN;
-  if (!(n >= 1 && n <= MAX_DECISIONS_LIMIT)) throw invalid('limit', `an integer 1-${MAX_DECISIONS_LIMIT}`);
-  return n;
+  const n = /^\d{1,15}$/.test(raw) ? Number(raw) : NaN;
+  if (!(n >= 1)) throw invalid('limit', 'a positive integer');
+  return Math.min(n, DECISIONS_PER_USER);
 }
 
 /** A registry or policy store failure is a temporary 503 store_failed, whatever the store threw. */

@@ -4,13 +4,14 @@ import { SwitchboardError, invalid, isId, parseJsonUtf8 } from '../protocol/inde
 /** Which declared media types a body reader takes; a body without a Content-Type is always taken as JSON. */
 export interface BodyOptions {
   /**
-   * Also take `text/plain` (any parameters) as JSON: what `fetch` declares for a string body, and section 3 lists no
-   * 415 among the answers of its calls. Only for calls that need the bearer key: a cross-site form or no-cors fetch
-   * (the requests that may carry `text/plain` without a CORS preflight) cannot set an `Authorization` header, and the
-   * preflight that would allow one is never granted here, so no other site can make a browser post one of these keyed.
-   * Default false: the playground API, which has no key, keeps refusing `text/plain` (415).
+   * Read the body as JSON whatever type it declares (`text/plain`, what `fetch` declares for a string body;
+   * `application/x-www-form-urlencoded`, what `curl -d` declares): section 3 lists no 415 among the answers of its
+   * calls, so a JSON body is taken and anything else is 400 `bad_json`. Only for calls that need the bearer key: a
+   * cross-site form or no-cors fetch (the requests that may carry such types without a CORS preflight) cannot set an
+   * `Authorization` header, and the preflight that would allow one is never granted here, so no other site can make a
+   * browser post one of these keyed. Default false: the playground API, which has no key, refuses any type but JSON (415).
    */
-  readonly textPlain?: boolean;
+  readonly anyType?: boolean;
   /**
    * A body must declare a JSON type: a missing Content-Type is refused (415) instead of taken as JSON. For calls without
    * a key that a browser page may reach (the playground API): declaring `application/json` from another origin needs a
@@ -53,7 +54,7 @@ export type BytesCallback = (error: Error | undefined, bytes?: Buffer) => void;
 
 /**
  * The raw body of at most `limit` bytes, for the message endpoints (which decode it as section 3 says): 415
- * `unsupported_media_type` for a declared type that is not JSON (`isJsonMediaType`), 413 `body_too_large` past the
+ * `unsupported_media_type` for a declared type that is not JSON where types are checked (`BodyOptions`), 413 `body_too_large` past the
  * limit, declared or streamed. `done` is called exactly once, never synchronously.
  */
 export function readBody(req: IncomingMessage, limit: number, done: BytesCallback, options?: BodyOptions): void {
@@ -61,7 +62,7 @@ export function readBody(req: IncomingMessage, limit: number, done: BytesCallbac
   if (contentType === undefined && options?.declared === true) {
     return void process.nextTick(done, new SwitchboardError('unsupported_media_type', 'no Content-Type; declare application/json'));
   }
-  if (contentType !== undefined && !isJsonMediaType(contentType, options?.textPlain === true)) {
+  if (contentType !== undefined && options?.anyType !== true && !isJsonMediaType(contentType)) {
     return void process.nextTick(done, new SwitchboardError('unsupported_media_type', `got ${JSON.stringify(contentType.slice(0, 64))}`));
   }
   const declared = Number(req.headers['content-length']);
@@ -97,13 +98,13 @@ export function readBody(req: IncomingMessage, limit: number, done: BytesCallbac
 const EMPTY = Buffer.alloc(0);
 
 /**
- * A declared JSON type: `application/json`, `application/*+json` (RFC 6839), and with `textPlain` also `text/plain`
- * (see BodyOptions). A missing content type is taken as JSON (simple clients); a declared other type is refused (415).
+ * A declared JSON type: `application/json`, `application/*+json` (RFC 6839). Where a type is checked (not `anyType`,
+ * see BodyOptions), a missing one is taken as JSON (simple clients) unless `declared`; a declared other type is 415.
  */
-function isJsonMediaType(header: string, textPlain: boolean): boolean {
+function isJsonMediaType(header: string): boolean {
   if (header === 'application/json') return true; // what nearly every client sends
   const type = header.split(';')[0].trim().toLowerCase();
-  return type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json')) || (textPlain && type === 'text/plain');
+  return type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'));
 }
 
 function tooLarge(limit: number): SwitchboardError {

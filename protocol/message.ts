@@ -8,6 +8,11 @@ import { fail, ok, type Decoded } from './result.js';
 export const MOBILE_OS = ['ios', 'android', 'harmony', 'web'] as const;
 export type MobileOs = (typeof MOBILE_OS)[number];
 
+/** One of MOBILE_OS (section 2 `register`, section 3 `PUT …/devices`). */
+export function isMobileOs(v: unknown): v is MobileOs {
+  return typeof v === 'string' && (MOBILE_OS as readonly string[]).includes(v);
+}
+
 export type Vendor = 'apns' | 'fcm' | 'hms' | 'webpush';
 export const VENDOR_OF: Readonly<Record<MobileOs, Vendor>> = { ios: 'apns', android: 'fcm', harmony: 'hms', web: 'webpush' };
 
@@ -38,7 +43,8 @@ export const MAX_MESSAGE_BYTES = 64 * 1024;
  * payload_too_large, the answer the contract names for it; one that could fit is 400 invalid_request.
  */
 export const MAX_TITLE_CHARS = 1024;
-export const MAX_TEXT_CHARS = 32 * 1024;
+/** Of a `data` value. `text` has no limit of its own: section 5 shortens it to fit a push, so only the body limit bounds it. */
+export const MAX_DATA_VALUE_CHARS = 32 * 1024;
 export const MAX_DATA_KEYS = 64;
 export const MAX_DATA_KEY_CHARS = 256;
 export const MAX_COLLAPSE_KEY_CHARS = 64;
@@ -140,13 +146,15 @@ export function decodeDeviceRegistration(body: unknown): Decoded<DeviceRegistrat
 }
 
 /**
- * The registration in a `PUT …/devices/{d}` body or a `register` frame. Errors: `invalid_request` for an `os` that is
- * not one of MOBILE_OS; `invalid_field` for a token that does not fit its OS, whatever is wrong with it (absent,
- * mistyped, empty, too long, bad characters: `checkPushToken`) and for an `app` that cannot be a configured app's name
- * (section 3: "else 400 invalid_field"; whether a well-formed name is configured is the gateway's check).
+ * The registration in a `PUT …/devices/{d}` body or a `register` frame. Errors, all `invalid_field` (section 3: "The
+ * token must fit its OS …, app must be a configured app: else 400 invalid_field"): an `os` that is not one of
+ * MOBILE_OS (absent or unknown: no token can fit it), a token that does not fit its OS, whatever is wrong with it
+ * (absent, mistyped, empty, too long, bad characters: `checkPushToken`), and an `app` that cannot be a configured
+ * app's name (whether a well-formed name is configured is the gateway's check).
  */
 export function readRegistration(body: Json): DeviceRegistration {
-  const os = oneOf(body, 'os', MOBILE_OS);
+  const os = body.os;
+  if (!isMobileOs(os)) throw invalidField('os', `one of ${MOBILE_OS.map((o) => `"${o}"`).join(', ')}`);
   const token = body.token;
   checkPushToken(os, token);
   const app = body.app;
@@ -211,14 +219,13 @@ function payloadTooLarge(bytes: string): SwitchboardError {
 function checkOwnLimits(msg: ChatMessage): void {
   if (msg.from !== undefined && !isId(msg.from)) throw invalid('from', `a string of 1-${MAX_ID_CHARS} printable characters`);
   if (msg.title !== undefined && msg.title.length > MAX_TITLE_CHARS) throw invalid('title', `a string of at most ${MAX_TITLE_CHARS} characters`);
-  if (msg.text !== undefined && msg.text.length > MAX_TEXT_CHARS) throw invalid('text', `a string of at most ${MAX_TEXT_CHARS} characters`);
   const data = msg.data;
   if (data !== undefined) {
     const keys = Object.keys(data);
     if (keys.length > MAX_DATA_KEYS) throw invalid('data', `an object of at most ${MAX_DATA_KEYS} keys`);
     for (const k of keys) {
       if (k.length > MAX_DATA_KEY_CHARS) throw invalid('data', `an object whose keys are at most ${MAX_DATA_KEY_CHARS} characters`);
-      if (data[k].length > MAX_TEXT_CHARS) throw invalid(`data.${k}`, `a string of at most ${MAX_TEXT_CHARS} characters`);
+      if (data[k].length > MAX_DATA_VALUE_CHARS) throw invalid(`data.${k}`, `a string of at most ${MAX_DATA_VALUE_CHARS} characters`);
     }
   }
   if (msg.collapseKey !== undefined && msg.collapseKey.length > MAX_COLLAPSE_KEY_CHARS) {

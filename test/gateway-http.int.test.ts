@@ -111,8 +111,8 @@ describe('gateway HTTP API', () => {
     expect(wrongType.body.error.message).toMatch(/\bto\b/);
     const longId = await g.http('POST', '/v1/messages', { body: msg('x'.repeat(129)) });
     expect(longId.body.error.message).toMatch(/\bid must be/);
-    const form = await g.http('POST', '/v1/messages', { body: msg('m1'), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
-    expect(form).toMatchObject({ status: 415, body: { error: { code: 'unsupported_media_type' } } });
+    const form = await g.http('POST', '/v1/messages', { body: 'id=m1&to=alice', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(form).toMatchObject({ status: 400, body: { error: { code: 'bad_json' } } });
     expect(g.accepted).toEqual([]);
     expect((await g.http('POST', '/v1/messages', { body: msg('m2'), headers: { 'content-type': 'application/json; charset=utf-8' } })).status).toBe(202);
   });
@@ -187,13 +187,18 @@ describe('gateway HTTP API', () => {
     expect(await g.http('GET', '/v1/users/alice')).toMatchObject({ status: 200, body: { user: 'alice', owner: 'gw-test' } });
     expect(await g.http('GET', '/v1/users/alice/decisions?limit=5')).toMatchObject({ status: 200, body: { decisions: [] } });
     expect((await g.http('GET', '/v1/users/alice/decisions')).status).toBe(200);
+    // Section 3 sets no upper bound on N: a larger one is answered with what is kept (100), as is no limit at all.
+    expect((await g.http('GET', '/v1/users/alice/decisions?limit=101')).status).toBe(200);
+    expect((await g.http('GET', '/v1/users/alice/decisions?limit=1000000')).status).toBe(200);
     expect(queries).toEqual([
       { type: 'user_query', user: 'alice' },
       { type: 'decisions_query', user: 'alice', limit: 5 },
-      { type: 'decisions_query', user: 'alice', limit: 20 },
+      { type: 'decisions_query', user: 'alice', limit: 100 },
+      { type: 'decisions_query', user: 'alice', limit: 100 },
+      { type: 'decisions_query', user: 'alice', limit: 100 },
     ]);
-    for (const limit of ['0', '101', 'x', '-1', '2.5']) {
-      expect((await g.http('GET', `/v1/users/alice/decisions?limit=${limit}`)).body.error.message).toMatch(/limit must be/);
+    for (const limit of ['0', 'x', '-1', '2.5', '']) {
+      expect((await g.http('GET', `/v1/users/alice/decisions?limit=${limit}`)).body.error).toEqual({ code: 'invalid_request', message: 'request does not match the contract: limit must be a positive integer' });
     }
   });
 

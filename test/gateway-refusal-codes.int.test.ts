@@ -126,7 +126,7 @@ describe('refusal codes of section 3 at the edge', () => {
     });
   });
 
-  describe('text/plain bodies are JSON on the keyed calls', () => {
+  describe('any declared type is read as JSON on the keyed calls (section 3 lists no 415)', () => {
     it('fetch with a string body (Content-Type text/plain;charset=UTF-8) is accepted: 202', async () => {
       const res = await fetch(`${g.url}/v1/messages`, { method: 'POST', headers: { authorization: `Bearer ${API_KEY}` }, body: JSON.stringify({ id: 'm1', to: 'bob', text: 'hi' }) });
       expect(res.status).toBe(202);
@@ -144,10 +144,13 @@ describe('refusal codes of section 3 at the edge', () => {
       expect((await g.http('POST', '/v1/users/alice/read', { body: '{}', headers: plain })).body.error).toMatchObject({ code: 'invalid_request', message: expect.stringContaining('ids') });
     });
 
-    it('other declared types stay 415 unsupported_media_type; the playground API (no key) still refuses text/plain', async () => {
-      for (const type of ['application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'text/html', 'text/json']) {
-        expect(await post(g.port, '/v1/messages', JSON.stringify({ id: 'm', to: 'bob' }), { 'content-type': type })).toMatchObject({ status: 415, body: { error: { code: 'unsupported_media_type' } } });
+    it('curl -d\'s form type and others too; a body that is not JSON is 400 bad_json; the playground API (no key) still refuses them', async () => {
+      for (const [i, type] of ['application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'text/html', 'text/json'].entries()) {
+        expect(await post(g.port, '/v1/messages', JSON.stringify({ id: `typed${i}`, to: 'bob' }), { 'content-type': type })).toMatchObject({ status: 202, body: { status: 'accepted' } });
       }
+      expect(await post(g.port, '/v1/messages', 'id=m&to=bob', { 'content-type': 'application/x-www-form-urlencoded' })).toMatchObject({ status: 400, body: { error: { code: 'bad_json' } } });
+      expect(g.accepted).toHaveLength(4);
+      g.accepted.length = 0;
       const body = JSON.stringify({ text: 'hi' });
       expect((await post(g.port, '/playground/api/send', body, { 'content-type': 'text/plain' })).body.error.code).toBe('unsupported_media_type');
       expect((await post(g.port, '/playground/api/send', body, { 'content-type': 'application/json' })).status).toBe(202);

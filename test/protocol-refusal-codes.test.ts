@@ -2,7 +2,7 @@ import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import {
   decodeBatchRequest, decodeClientFrame, decodeDeviceRegistration, decodeSendBytes, decodeSendRequest, MAX_DATA_KEYS, MAX_MESSAGE_BYTES,
-  MAX_SEND_READ_BYTES, MAX_TEXT_CHARS, MAX_TTL_SECONDS, type Decoded, type SendEncoding,
+  MAX_SEND_READ_BYTES, MAX_DATA_VALUE_CHARS, MAX_TTL_SECONDS, type Decoded, type SendEncoding,
 } from '../protocol/index.js';
 
 /**
@@ -82,9 +82,11 @@ describe('push tokens that do not fit their OS: 400 invalid_field naming token (
     },
   );
 
-  it('keeps invalid_request for a body that is no object and an os that is none of the four', () => {
+  it('keeps invalid_request for a body that is no object; an os that is none of the four is invalid_field, as the token that cannot fit it', () => {
     expect(errorOf(decodeDeviceRegistration([IOS])).code).toBe('invalid_request');
-    expect(errorOf(decodeDeviceRegistration({ os: 'symbian', token: IOS })).code).toBe('invalid_request');
+    for (const os of ['symbian', undefined, 7, 'IOS']) {
+      expect(errorOf(decodeDeviceRegistration({ os, token: IOS }))).toEqual({ code: 'invalid_field', message: 'a field has a value that is not allowed: os must be one of "ios", "android", "harmony", "web"' });
+    }
   });
 });
 
@@ -95,12 +97,12 @@ describe('413 payload_too_large wins over our own field limits (section 3)', () 
   it.each([
     ['a title of 4096 characters (over MAX_TITLE_CHARS)', { title: 'x'.repeat(4096) }],
     ['data of 400 keys of ~10 bytes each (over MAX_DATA_KEYS)', { data: keys(400) }],
-    ['a data value over MAX_TEXT_CHARS', { data: { k: 'x'.repeat(MAX_TEXT_CHARS + 1) } }],
+    ['a data value over MAX_DATA_VALUE_CHARS', { data: { k: 'x'.repeat(MAX_DATA_VALUE_CHARS + 1) } }],
     ['a data key of 5000 characters (over 256)', { data: { ['k'.repeat(5000)]: 'v' } }],
     ['a from of 5000 characters (over the 128 of an id)', { from: 'f'.repeat(5000) }],
     ['a collapseKey of 5000 characters with a title (Push Kit carries it as the tag)', { title: 'hi', collapseKey: 'c'.repeat(5000) }],
     ['a title of 5000 characters and a ttlSeconds out of range', { title: 'x'.repeat(5000), ttlSeconds: MAX_TTL_SECONDS + 1 }],
-    ['a title of 5000 characters and a text over MAX_TEXT_CHARS', { title: 'x'.repeat(5000), text: 'x'.repeat(MAX_TEXT_CHARS + 1) }],
+    ['a title of 5000 characters and a text of 60000', { title: 'x'.repeat(5000), text: 'x'.repeat(60_000) }],
   ])('%s', (_, extra) => {
     const e = errorOf(decodeSendRequest({ id: 'm', to: 'u', ...extra }, 0));
     expect(e.code).toBe('payload_too_large');
@@ -111,7 +113,6 @@ describe('413 payload_too_large wins over our own field limits (section 3)', () 
     ['a title of 1025 characters', { title: 'x'.repeat(1025) }, 'title'],
     ['data of 65 small keys', { data: keys(MAX_DATA_KEYS + 1) }, 'data'],
     ['a data key of 257 characters', { data: { ['k'.repeat(257)]: 'v' } }, 'data'],
-    ['a text over MAX_TEXT_CHARS', { text: 'x'.repeat(MAX_TEXT_CHARS + 1) }, 'text'],
     ['a collapseKey of 65 characters', { collapseKey: 'c'.repeat(65) }, 'collapseKey'],
     ['a from of 129 characters', { from: 'f'.repeat(129) }, 'from'],
     ['an empty from', { from: '' }, 'from'],
@@ -121,6 +122,12 @@ describe('413 payload_too_large wins over our own field limits (section 3)', () 
     const e = errorOf(decodeSendRequest({ id: 'm', to: 'u', ...extra }, 0));
     expect(e.code).toBe('invalid_request');
     expect(e.message).toContain(`${field} must be`);
+  });
+
+  it('takes a text of any length the body allows: section 5 shortens it to fit a push, it is never refused for length', () => {
+    const text = 'é😀'.repeat(20_000); // 60,000 UTF-16 code units, ~120 KB of UTF-8: within the decoder's own bound
+    const decoded = decodeSendRequest({ id: 'm', to: 'u', text }, 0);
+    expect(decoded.ok && decoded.value.text).toBe(text);
   });
 
   it('answers the contract\'s own 400s first: an id over 128 characters, a mistyped field, a reserved data key', () => {
