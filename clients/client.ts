@@ -1,6 +1,7 @@
 import { backoffDelay, rateLimitedDelay, type BackoffOptions } from './backoff.js';
 import { ClientError, classifyClose, type CloseAction } from './close-codes.js';
 import { Emitter } from './emitter.js';
+import { checkReadIds, readChunks, utf8Length } from './read-frames.js';
 import { RecentIds } from './recent-ids.js';
 import { MAX_CLIENT_FRAME_BYTES, MAX_READ_IDS, type ClearFrame, type ClientFrameV11, type ErrorFrame, type MessageFrame, type MobileState, type PcPresence, type PolicyFrame, type ServerFrameV11, type Welcome } from './wire.js';
 
@@ -165,15 +166,37 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   /**
    * Read sync (section 4): the user read these messages; the server clears them on the user's other devices.
-   * Sent in frames of at most 500 ids and 64 KiB (section 2: 500 ids of 128 non-ASCII characters would be ~125 KB,
-   * a frame the server refuses with 1009), now or after the next welcome.
+   * `ids`: message ids, each 1-128 printable characters (PROTOCOL.md section 3); any number of them: they are sent in
+   * frames of at most 500 ids and 64 KiB (section 2: 500 ids of 128 non-ASCII characters would be ~125 KB, a frame
+   * the server closes the connection for, 1009), now when open or after the next welcome. An empty list sends nothing.
+   * Throws `ClientError` `invalid_read` (naming the first bad id by index) and sends nothing when an id is not a
+   * message id the server takes: such a frame would only be refused.
    */
   read(ids: readonly string[]): void {
-    for (const chunk of readChunks(ids)) this.send({ type: 'read', ids: chunk });
+    checkReadIds(ids);
+    for (const chunk of readChunks(ids)) this.enqueue({ type: 'read', ids: chunk });
   }
 
-  /** Sends a frame when the session is open (at once, or after the next welcome). */
+  /**
+   * Sends a frame when the session is open (at once, or after the next welcome). Throws `ClientError` and sends
+   * nothing for a frame the server would refuse for its shape: a `read` frame with 0 or more than 500 ids or an id
+   * that is not 1-128 printable characters (`invalid_read`; `read()` splits long lists), or any frame over 64 KiB as
+   * UTF-8 JSON (`frame_too_large`, no `closeCode`; PROTOCOL.md section 2 closes the connection for one).
+   */
   send(frame: ClientFrameV11): void {
+    if (frame.type === 'read') {
+      checkReadIds(frame.ids, MAX_READ_IDS);
+      if (frame.ids.length === 0) throw new ClientError('invalid_read', 'a read frame carries 1-500 ids (PROTOCOL.md section 2), not 0');
+    }
+    const text = JSON.stringify(frame);
+    // At most 3 UTF-8 bytes per UTF-16 unit: only a long frame needs encoding to be measured.
+    if (text.length * 3 > MAX_CLIENT_FRAME_BYTES && utf8Length(text) > MAX_CLIENT_FRAME_BYTES) {
+      throw new ClientError('frame_too_large', `a ${frame.type} frame of ${utf8Length(text)} bytes; the server closes the connection (1009) for one over ${MAX_CLIENT_FRAME_BYTES} (PROTOCOL.md section 2); nothing was sent`);
+    }
+    this.enqueue(frame);
+  }
+
+  private enqueue(frame: ClientFrameV11): void {
     if (this.connState === 'open') this.sendNow(frame);
     else this.pending.push(frame);
   }
@@ -331,33 +354,4 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.connState = state;
     this.emit('state', state);
   }
-}
-
-/** `{"type":"read","ids":[]}` and room to spare: what a read frame costs besides its ids, bytes. */
-const READ_FRAME_OVERHEAD = 64;
-
-/** Ids cut into runs that each fit one `read` frame: at most MAX_READ_IDS, and under MAX_CLIENT_FRAME_BYTES as JSON. */
-function readChunks(ids: readonly string[]): string[][] {
-  const chunks: string[][] = [];
-  let chunk: string[] = [];
-  let bytes = READ_FRAME_OVERHEAD;
-  for (const id of ids) {
-    const size = utf8Length(JSON.stringify(id)) + 1; // the quoted, escaped id and its comma
-    if (chunk.length > 0 && (chunk.length === MAX_READ_IDS || bytes + size > MAX_CLIENT_FRAME_BYTES)) {
-      chunks.push(chunk);
-      chunk = [];
-      bytes = READ_FRAME_OVERHEAD;
-    }
-    chunk.push(id);
-    bytes += size;
-  }
-  if (chunk.length > 0) chunks.push(chunk);
-  return chunks;
-}
-
-const utf8 = new TextEncoder();
-
-/** UTF-8 bytes of `s` (TextEncoder: in every browser and in Node). */
-function utf8Length(s: string): number {
-  return utf8.encode(s).length;
 }

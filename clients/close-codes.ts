@@ -19,7 +19,9 @@ export type ClientErrorCode =
   | 'connection_lost'
   | 'token_failed'
   | 'register_refused'
-  | 'unregister_refused';
+  | 'unregister_refused'
+  /** Thrown by `read()` / `send()` before anything is sent: ids the contract refuses (PROTOCOL.md sections 2 and 3). */
+  | 'invalid_read';
 
 interface CloseSpec {
   code: ClientErrorCode;
@@ -39,7 +41,11 @@ const BY_CLOSE_CODE: Readonly<Record<number, CloseSpec>> = {
   1001: { code: 'going_away', action: 'soon', advice: 'the node is shutting down; reconnecting' },
 };
 
-/** An ended connection or failed operation, with the server's close code and reason when there was one. */
+/**
+ * An ended connection or failed operation, with the server's close code and reason when there was one. Also thrown
+ * synchronously by `SwitchboardClient.read()` / `send()` for a frame the server would refuse for its shape
+ * (`invalid_read`, or `frame_too_large` without a `closeCode`): such a frame is never sent.
+ */
 export class ClientError extends Error {
   override readonly name = 'ClientError';
   constructor(

@@ -133,6 +133,48 @@ describe('client core', () => {
     c.stop();
   });
 
+  it('read() refuses ids the contract refuses (section 3: 1-128 printable characters) and sends nothing, not even the good ones', async () => {
+    const { c } = client();
+    c.start();
+    await connectOpen();
+    const before = last().sent.length;
+    const bad: [unknown[], RegExp][] = [
+      [['ok', ''], /ids\[1\] is empty/],
+      [['y'.repeat(129)], /ids\[0\] is longer than 128 characters/],
+      [['y'.repeat(70_000)], /ids\[0\] is longer than 128/], // was sent as one 70 KB frame: closed 1009
+      [['a\u0000b'], /ids\[0\] holds a control/],
+      [['\ud800'], /ids\[0\] holds a control or other non-printable/], // a lone surrogate is not UTF-8
+      [[42], /ids\[0\] is a number/],
+    ];
+    for (const [ids, message] of bad) {
+      let thrown: unknown;
+      try { c.read(ids as string[]); } catch (e) { thrown = e; }
+      expect(thrown, String(message)).toBeInstanceOf(ClientError);
+      expect(thrown).toMatchObject({ code: 'invalid_read', message: expect.stringMatching(message) });
+    }
+    c.read([]); // nothing to read: no frame
+    c.read(['😀'.repeat(128)]); // 128 characters (256 UTF-16 units): a good id
+    expect(last().sent.slice(before)).toEqual([{ type: 'read', ids: ['😀'.repeat(128)] }]);
+    expect(c.state).toBe('open');
+    c.stop();
+  });
+
+  it('send() refuses what the server would refuse for its shape: a read frame of 0 or 501 ids, a frame over 64 KiB', async () => {
+    const { c } = client();
+    c.start();
+    await connectOpen();
+    const before = last().sent.length;
+    expect(() => c.send({ type: 'read', ids: [] })).toThrow(expect.objectContaining({ code: 'invalid_read' }));
+    expect(() => c.send({ type: 'read', ids: Array.from({ length: 501 }, (_, i) => `m${i}`) })).toThrow(expect.objectContaining({ code: 'invalid_read', message: expect.stringContaining('at most 500') }));
+    expect(() => c.send({ type: 'read', ids: ['x'.repeat(200)] })).toThrow(expect.objectContaining({ code: 'invalid_read' }));
+    const big = { type: 'register', os: 'android', token: 'é'.repeat(40_000) } as const; // 80,000 bytes of UTF-8
+    expect(() => c.send(big)).toThrow(expect.objectContaining({ code: 'frame_too_large', closeCode: undefined }));
+    expect(last().sent.length).toBe(before);
+    c.send({ type: 'register', os: 'android', token: 'a'.repeat(4096) });
+    expect(last().sent.length).toBe(before + 1);
+    c.stop();
+  });
+
   it('acks every message, shows each id once, also across reconnects', async () => {
     const { c, shown } = client();
     c.start();
