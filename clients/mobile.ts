@@ -45,7 +45,9 @@ export interface MobileEvents {
   /**
    * The server refused a `register` frame (an error frame in its place, section 2): the token is not stored, and
    * pushes will not reach this device until a good one is. `error.code` is `register_refused`; its message carries
-   * the server's code and message (`invalid_field: token must be …`, `store_failed: …`), never the token.
+   * the server's code and message (`invalid_field: token must be …`, `store_failed: …`), never the token. Also
+   * emitted, with a message starting `push token not sent:`, for a `register` this library did not send because the
+   * server would refuse it for its shape (an `os` that is no mobile OS, a frame over 64 KiB).
    */
   registerRefused: (error: ClientError) => void;
 }
@@ -57,11 +59,22 @@ type Unanswered =
   | { type: 'unregister'; settle: (error?: ClientError) => void; queued: boolean };
 
 /**
- * Error codes a `register` or `unregister` frame may be answered with (the gateway's token rules, its store, a
- * server without v1.1's `unregister`): an error frame with another code answers some other frame and is not taken as
- * theirs (a refused `read`, say, sent just before).
+ * The error codes each of our frames may be answered with, from the gateway's handlers and decoder
+ * (gateway/handlers/register.ts, unregister.ts, protocol/message.ts `readRegistration`; README "Error codes"):
+ * - register: `invalid_field` (an `os` that is no mobile OS or not the JWT's, a token that does not fit its OS, an
+ *   unknown `app`), `store_failed`, `frame_not_allowed` (a PC token);
+ * - unregister: `store_failed`, `unknown_frame` (a server older than v1.1), `frame_not_allowed`.
+ * An error frame with any other code answers some other frame (a `read` refused as `invalid_request`, say) and is not
+ * taken as theirs. The frames this library sends are checked before they go (`SwitchboardClient.send`, `read`, and
+ * the `os` below), so none of them draws one of these codes for its shape.
  */
-const REGISTRATION_ERRORS: ReadonlySet<string> = new Set(['invalid_field', 'invalid_request', 'store_failed', 'unknown_frame', 'internal']);
+const ANSWER_ERROR_CODES: Readonly<Record<Unanswered['type'], ReadonlySet<string>>> = {
+  register: new Set(['invalid_field', 'store_failed', 'frame_not_allowed']),
+  unregister: new Set(['store_failed', 'unknown_frame', 'frame_not_allowed']),
+};
+
+/** The `os` values of a `register` frame (PROTOCOL.md section 2). */
+const MOBILE_OSES: ReadonlySet<string> = new Set<MobileOs>(['ios', 'android', 'harmony', 'web']);
 
 export class MobileSession extends Emitter<MobileEvents> {
   private token?: string;
@@ -73,7 +86,11 @@ export class MobileSession extends Emitter<MobileEvents> {
    */
   private unanswered: Unanswered[] = [];
   private readonly offs: (() => void)[] = [];
+  /** Unsubscribes the token refresh listener (dropped at `logOut()`, before the rest). */
+  private offRefresh?: () => void;
   private listening = false;
+  /** Set when `logOut()` is called: from then on no token is registered, by a refresh, a welcome or `register()`. */
+  private loggedOut = false;
 
   constructor(private readonly client: MobileSink, private readonly lifecycle: AppLifecycle, private readonly push?: PushTokenSource) {
     super();
@@ -88,29 +105,50 @@ export class MobileSession extends Emitter<MobileEvents> {
     this.listen();
     this.client.setPresence({ state: this.lifecycle.current() });
     this.offs.push(this.lifecycle.onChange((state) => this.client.setPresence({ state })));
-    if (!this.push) return;
-    this.offs.push(this.push.onTokenRefresh((token) => this.register(token)));
-    this.register(await this.push.getToken());
+    if (!this.push || this.loggedOut) return;
+    this.offRefresh = this.push.onTokenRefresh((token) => this.register(token));
+    const token = await this.push.getToken();
+    this.register(token); // a logOut() while the token was fetched wins: register() then sends nothing
   }
 
-  /** Registers a push token now (also called on every refresh). */
+  /**
+   * Registers a push token now (also called on every refresh): sent when a session is open, else after the next
+   * welcome. Does nothing once `logOut()` was called: a logged-out device must not get its token stored again.
+   */
   register(token: string): void {
+    if (this.loggedOut) return;
     this.token = token;
     this.registeredToken = undefined;
     this.sendRegister();
   }
 
   /**
-   * Log-out: asks the server to forget this device's push token, then stops the client. Resolves on `unregistered`;
-   * rejects (`unregister_refused`) on the error frame that answers the `unregister`, or (`connection_lost`) after
-   * `timeoutMs` (default 10000) — the client is stopped either way. An earlier `register`'s answer, even a refusal,
-   * is not taken for the unregister's.
+   * Log-out: asks the server to forget this device's push token (`unregister`, PROTOCOL.md section 2), then stops the
+   * client. From the call on, nothing registers a token again: a token not yet registered, a refresh, a `register()`
+   * call and a reconnect's welcome send no `register` (one already sent is answered before the `unregister`, which
+   * removes it: the gateway handles them in order).
+   *
+   * Needs a connection, but need not have one at the call: offline, the `unregister` is queued and goes out with the
+   * next welcome, and it is sent again after a reconnect that came before its answer.
+   *
+   * @param timeoutMs how long to wait for the answer, in milliseconds, from the call (default 10000). The wait
+   *   covers the time offline too: a connection that comes back within it sends the `unregister`.
+   * @returns resolves on `unregistered`: the server no longer holds a token for this device.
+   * @throws ClientError `unregister_refused` on the error frame that answers the `unregister` (its message carries
+   *   the server's code and message: `store_failed`, or `unknown_frame` from a server older than v1.1);
+   *   `connection_lost` when no answer came within `timeoutMs` (offline all along, or the answer lost): the token
+   *   may then still be stored, and pushes may still reach the device; have the chat server remove the device
+   *   (`DELETE /v1/users/{u}/devices/{d}`, section 3). The client is stopped in every case.
    */
   async logOut(timeoutMs = 10_000): Promise<void> {
     this.listen();
+    this.loggedOut = true;
+    this.offRefresh?.();
+    this.offRefresh = undefined;
+    this.token = this.registeredToken = undefined;
     try {
       await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => settle(new ClientError('connection_lost', 'no answer to unregister in time')), timeoutMs);
+        const timer = setTimeout(() => settle(new ClientError('connection_lost', `no answer to unregister within ${timeoutMs} ms`)), timeoutMs);
         const settle = (error?: ClientError) => {
           clearTimeout(timer);
           if (error) reject(error);
@@ -121,7 +159,6 @@ export class MobileSession extends Emitter<MobileEvents> {
         this.client.send({ type: 'unregister' });
       });
     } finally {
-      this.token = this.registeredToken = undefined;
       this.close();
       this.client.stop();
     }
@@ -129,6 +166,8 @@ export class MobileSession extends Emitter<MobileEvents> {
 
   /** Stops following the lifecycle, token refreshes and answers (the client keeps running). */
   close(): void {
+    this.offRefresh?.();
+    this.offRefresh = undefined;
     for (const off of this.offs.splice(0)) off();
     this.listening = false;
   }
@@ -145,7 +184,7 @@ export class MobileSession extends Emitter<MobileEvents> {
     this.offs.push(this.client.on('unregistered', () => this.take('unregister')?.settle()));
     this.offs.push(this.client.on('serverError', (e) => {
       const head = this.unanswered[0];
-      if (head === undefined || !REGISTRATION_ERRORS.has(e.code)) return;
+      if (head === undefined || !ANSWER_ERROR_CODES[head.type].has(e.code)) return;
       this.unanswered.shift();
       if (head.type === 'unregister') head.settle(new ClientError('unregister_refused', `unregister refused: ${e.code}: ${e.message}`));
       else this.emit('registerRefused', new ClientError('register_refused', `push token not stored: ${e.code}: ${e.message}`));
@@ -175,10 +214,23 @@ export class MobileSession extends Emitter<MobileEvents> {
     return this.unanswered.shift() as Extract<Unanswered, { type: T }>;
   }
 
+  /**
+   * Sends the current token's `register` when a session is open. A frame the server would refuse for its shape (an
+   * `os` that is no mobile OS; a frame over 64 KiB, which `send` throws for) is not sent: `registerRefused` tells it.
+   */
   private sendRegister(): void {
-    if (!this.push || !this.token || this.client.state !== 'open') return;
+    if (this.loggedOut || !this.push || !this.token || this.client.state !== 'open') return;
+    if (!MOBILE_OSES.has(this.push.os)) {
+      this.emit('registerRefused', new ClientError('register_refused', `push token not sent: os must be one of ${[...MOBILE_OSES].join(', ')} (PROTOCOL.md section 2)`));
+      return;
+    }
+    try {
+      this.client.send({ type: 'register', os: this.push.os, token: this.token, ...(this.push.app ? { app: this.push.app } : {}) });
+    } catch (e) {
+      this.emit('registerRefused', new ClientError('register_refused', `push token not sent: ${e instanceof Error ? e.message : String(e)}`));
+      return;
+    }
     this.unanswered.push({ type: 'register', token: this.token });
-    this.client.send({ type: 'register', os: this.push.os, token: this.token, ...(this.push.app ? { app: this.push.app } : {}) });
   }
 }
 

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MobileSession, pageLifecycle, reactNativeLifecycle, type MobileSink, type PushTokenSource } from '../clients/mobile.js';
 import type { ClientFrameV11, MobileState } from '../clients/wire.js';
 
@@ -159,6 +159,89 @@ describe('MobileSession', () => {
     expect(c.sent.filter((f) => f.type === 'unregister')).toHaveLength(2);
     c.emit('unregistered');
     await out;
+  });
+
+  it('logOut while offline, then the network returns: only the unregister goes out, never the pending register', async () => {
+    const c = new FakeClient();
+    c.state = 'connecting';
+    const push = tokens('t1');
+    const s = new MobileSession(c as unknown as MobileSink, lifecycle('foreground'), push);
+    await s.start(); // launched offline: the register waits for a welcome
+    const out = s.logOut();
+    push.refresh('t2'); // a refresh after the log-out registers nothing either
+    s.register('t3');
+    c.state = 'open';
+    c.sent.push({ type: 'unregister' }); // the client flushes its queue before it emits welcome
+    c.emit('welcome');
+    c.emit('welcome'); // a drop before the answer: the unregister again, still no register
+    expect(c.sent.map((f) => f.type)).toEqual(['unregister', 'unregister', 'unregister']);
+    c.emit('unregistered');
+    await out;
+    expect(c.registers()).toEqual([]);
+  });
+
+  it('logOut while the launch is still fetching the token: the token that arrives later is not registered', async () => {
+    const c = new FakeClient();
+    let give!: (t: string) => void;
+    const push: PushTokenSource = { os: 'android', getToken: () => new Promise((r) => { give = r; }), onTokenRefresh: () => () => {} };
+    const s = new MobileSession(c as unknown as MobileSink, lifecycle('foreground'), push);
+    const started = s.start();
+    const out = s.logOut();
+    give('late-token');
+    await started;
+    c.emit('unregistered');
+    await out;
+    expect(c.registers()).toEqual([]);
+  });
+
+  it('logOut offline rejects connection_lost after timeoutMs ms when no connection came; the client is stopped', async () => {
+    vi.useFakeTimers();
+    try {
+      const c = new FakeClient();
+      c.state = 'connecting';
+      const s = new MobileSession(c as unknown as MobileSink, lifecycle('foreground'), tokens('t1'));
+      const out = s.logOut(3000);
+      const settled = expect(out).rejects.toMatchObject({ code: 'connection_lost', message: expect.stringContaining('3000 ms') });
+      await vi.advanceTimersByTimeAsync(2999);
+      expect(c.stopped).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      await settled;
+      expect(c.stopped).toBe(true);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('an error frame with a code neither frame can get (a bad read: invalid_request) settles no register or unregister', async () => {
+    const c = new FakeClient();
+    const push = tokens('t1');
+    const s = new MobileSession(c as unknown as MobileSink, lifecycle('foreground'), push);
+    const events: string[] = [];
+    s.on('registerRefused', (e) => events.push(e.code));
+    s.on('registered', () => events.push('registered'));
+    await s.start();
+    c.emit('serverError', { type: 'error', code: 'unknown_frame', message: '"typo"' }); // an unregister may get it, a register not
+    c.emit('registered');
+    expect(events).toEqual(['registered']);
+    const out = s.logOut();
+    c.emit('serverError', { type: 'error', code: 'invalid_request', message: 'ids[0] must be a string of 1-128 printable characters' });
+    c.emit('serverError', { type: 'error', code: 'invalid_field', message: 'token must be …' }); // a register's code, not an unregister's
+    c.emit('unregistered');
+    await out; // resolves: the unregister was accepted
+  });
+
+  it('a register the server would refuse for its shape (an os that is no mobile OS) is not sent: registerRefused says so', async () => {
+    const c = new FakeClient();
+    const push = { ...tokens('t1'), os: 'symbian' } as unknown as PushTokenSource;
+    const s = new MobileSession(c as unknown as MobileSink, lifecycle('foreground'), push);
+    const refused: string[] = [];
+    s.on('registerRefused', (e) => refused.push(e.message));
+    await s.start();
+    expect(c.registers()).toEqual([]);
+    expect(refused).toEqual([expect.stringMatching(/^push token not sent: os must be one of ios, android, harmony, web/)]);
+    const out = s.logOut();
+    c.emit('serverError', { type: 'error', code: 'store_failed', message: 'push token not removed' });
+    await expect(out).rejects.toMatchObject({ code: 'unregister_refused' }); // the unregister's own refusal
   });
 
   it('lifecycles: React Native AppState (active = foreground) and page visibility', () => {

@@ -247,4 +247,30 @@ describe('mobile client core against a real node', () => {
     expect(c.client.state).toBe('stopped');
     await viewUntil(node, user, (v) => v.devices.some((d) => d.device === 'pixel' && !d.hasToken), 'token removed');
   });
+
+  it('log-out started offline at launch, then the network returns: only the unregister is sent and the token is gone', async () => {
+    const user = uniqueUser('mob');
+    // An earlier launch stored the token.
+    expect((await node.http('PUT', `/v1/users/${user}/devices/pixel`, { os: 'android', token: 'fcm-token-old' })).status).toBe(200);
+    await viewUntil(node, user, (v) => v.devices.some((d) => d.device === 'pixel' && d.hasToken), 'token stored');
+    // Offline: the connection waits for the token function until the network is back.
+    let online!: () => void;
+    const networkBack = new Promise<void>((r) => { online = r; });
+    const sent: string[] = [];
+    class RecordingWebSocket extends WebSocket {
+      override send(data: string) { sent.push((JSON.parse(data) as { type: string }).type); super.send(data); }
+    }
+    const claims: Claims = { sub: user, dev: 'pixel', kind: 'mobile', os: 'android' };
+    const client = new SwitchboardClient({ url: node.wsUrl, token: async () => { await networkBack; return signToken(node.jwtSecret, claims); }, WebSocket: RecordingWebSocket });
+    running.push(client);
+    client.start();
+    const session = new MobileSession(client, new Lifecycle(), new Tokens('fcm-token-old'));
+    await session.start(); // the register waits for a welcome
+    const out = session.logOut(10_000).then(() => 'unregistered', (e: Error) => e.message);
+    online();
+    expect(await out).toBe('unregistered');
+    expect(sent).not.toContain('register');
+    expect(sent).toContain('unregister');
+    await viewUntil(node, user, (v) => v.devices.some((d) => d.device === 'pixel' && !d.hasToken), 'token removed');
+  });
 });
