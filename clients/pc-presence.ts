@@ -17,7 +17,10 @@ export type { PresenceMemory, PresenceOptions, PresenceSignals, PresenceStep } f
 export interface PresenceUpdate {
   /** Ms since the last input, as of now (adapters that can measure it: Electron, page input events). */
   idleMs?: number;
-  /** Idle or not, for platforms that apply the threshold themselves (IdleDetector); wins over `idleMs`. */
+  /**
+   * Idle or not, for platforms that apply the threshold themselves (IdleDetector): `false` counts as input just now,
+   * for as long as it holds. Wins over `idleMs` in the same update; an update with `idleMs` and no `idle` ends it.
+   */
   idle?: boolean;
   screenLocked?: boolean;
   suspended?: boolean;
@@ -30,9 +33,20 @@ export interface PresenceAdapter {
    * `page`: only input inside this page plus its visibility: a weaker signal (a user typing in another app is idle).
    */
   readonly signal: 'system' | 'page';
-  /** Starts reporting. Called again with a new threshold when `welcome` or `policy` changes it (after `stop()`). */
+  /**
+   * Starts reporting. Report only what the platform measured: starting is not input (an adapter that reported its own
+   * start as input made an away user's PC `active` again on every threshold change). `opts.idleAfterMs`: the idle
+   * threshold in ms (`welcome.idleAfterMs`, section 2).
+   */
   start(update: (u: PresenceUpdate) => void, opts: { idleAfterMs: number }): void | Promise<void>;
   stop(): void;
+  /**
+   * The idle threshold changed (a `welcome` or `policy` frame with another `idleAfterMs`, in ms) while running: apply
+   * it without reporting anything the platform did not see; the state stays as it is until real input or real idle
+   * time says otherwise. Adapters that do not use the threshold implement it as a no-op. Without it, the reporter
+   * calls `stop()` then `start()` with the new threshold, and `start()` must then report no input it did not see.
+   */
+  setIdleAfterMs?(idleAfterMs: number): void | Promise<void>;
 }
 
 /** What the reporter needs from the client core (`SwitchboardClient` fits). */
@@ -122,13 +136,21 @@ export class PcPresenceReporter {
     };
   }
 
-  /** A threshold from `welcome.idleAfterMs` or a `policy` frame: restart the adapters with it if it changed. */
+  /**
+   * A threshold from `welcome.idleAfterMs` or a `policy` frame: hand it to each adapter if it changed. The time since
+   * the last input is kept (a threshold change is no input): an idle user stays idle until real input, and an active
+   * one turns idle when the real time since the last input reaches the new threshold, at once if it already has.
+   */
   private async onThreshold(idleAfterMs: number | undefined): Promise<void> {
     const threshold = idleAfterMs ?? DEFAULT_IDLE_AFTER_MS;
     if (threshold === this.idleAfterMs) return;
     this.idleAfterMs = threshold;
-    for (const a of this.adapters) a.stop();
-    await this.startAdapters();
+    this.evaluate();
+    await Promise.all(this.adapters.map(async (adapter, i) => {
+      if (adapter.setIdleAfterMs) return adapter.setIdleAfterMs(threshold);
+      adapter.stop();
+      await adapter.start((u) => this.update(i, u), { idleAfterMs: threshold });
+    }));
     this.evaluate();
   }
 
@@ -140,6 +162,7 @@ export class PcPresenceReporter {
     const s = this.states[index];
     if (u.idleMs !== undefined) s.lastInputAt = u.idleMs === Infinity ? -Infinity : this.now() - u.idleMs;
     if (u.idle !== undefined) s.idle = u.idle;
+    else if (u.idleMs !== undefined) s.idle = undefined; // measured time again: an earlier idle flag no longer holds
     if (u.screenLocked !== undefined) s.screenLocked = u.screenLocked;
     if (u.suspended !== undefined) s.suspended = u.suspended;
     this.evaluate();

@@ -5,7 +5,8 @@ import {
 } from '../clients/adapters/browser.js';
 import { electronPresenceAdapter, type PowerMonitorLike } from '../clients/adapters/electron.js';
 import { linuxLockAdapter } from '../clients/adapters/linux.js';
-import type { PresenceUpdate } from '../clients/pc-presence.js';
+import { PcPresenceReporter, type PresenceSink, type PresenceUpdate } from '../clients/pc-presence.js';
+import type { PcPresence, PolicyFrame, Welcome } from '../clients/wire.js';
 
 /** Each platform adapter against a fake of its platform API (the real browser path runs in client-browser.int.test.ts). */
 
@@ -98,19 +99,19 @@ describe('browser: page input + Page Visibility (the weaker signal)', () => {
     expect(a.signal).toBe('page');
     const { updates, update } = collect();
     a.start(update, { idleAfterMs: 60_000 });
-    expect(updates).toEqual([{ idleMs: 0 }]);
+    expect(updates).toEqual([]); // starting is no input
     win.fire('keydown');
     win.fire('pointermove');
-    expect(updates).toHaveLength(2);
+    expect(updates).toEqual([{ idleMs: 0 }]);
     vi.advanceTimersByTime(1000);
     win.fire('wheel');
-    expect(updates).toHaveLength(3);
+    expect(updates).toHaveLength(2);
     doc.visibilityState = 'hidden';
     doc.fire('visibilitychange');
-    expect(updates).toHaveLength(3);
+    expect(updates).toHaveLength(2);
     doc.visibilityState = 'visible';
     doc.fire('visibilitychange');
-    expect(updates).toHaveLength(4);
+    expect(updates).toHaveLength(3);
     a.stop();
     expect(win.count() + doc.count()).toBe(0);
   });
@@ -279,5 +280,107 @@ describe('Linux: logind LockedHint / org.freedesktop.ScreenSaver over D-Bus', ()
     expect(updates).toEqual([]);
     expect(a.reachable).toBe(false);
     a.stop();
+  });
+});
+
+/** A client core stand-in for the reporter: records what it sends; the test sends `welcome` and `policy` frames. */
+class PolicySink implements PresenceSink {
+  sent: PcPresence[] = [];
+  welcome?: Welcome;
+  private listeners = { welcome: new Set<(w: Welcome) => void>(), policy: new Set<(p: PolicyFrame) => void>() };
+  setPresence(p: PcPresence) { this.sent.push(p); }
+  on(event: 'welcome' | 'policy', l: any) {
+    this.listeners[event].add(l);
+    return () => this.listeners[event].delete(l);
+  }
+  policy(idleAfterMs: number) { for (const l of this.listeners.policy) l({ type: 'policy', idleAfterMs }); }
+  hello(idleAfterMs: number) { for (const l of this.listeners.welcome) l({ type: 'welcome', user: 'u', device: 'd', kind: 'pc', heartbeatMs: 30_000, idleAfterMs }); }
+  states() { return this.sent.map((p) => (p.state === 'active' ? 'active' : p.reason)); }
+}
+
+describe('a threshold change (welcome or policy frame) is no input: each adapter in a reporter', () => {
+  beforeEach(() => { vi.useFakeTimers(); vi.setSystemTime(1_000_000); });
+  afterEach(() => { vi.useRealTimers(); });
+
+  it('page input: an idle user stays idle when the policy lengthens the threshold; only real input makes it active', async () => {
+    const win = new FakeTarget();
+    const doc = Object.assign(new FakeTarget(), { visibilityState: 'visible' });
+    const sink = new PolicySink();
+    const r = new PcPresenceReporter(sink, [browserPresenceAdapter({ IdleDetector: undefined, window: win, document: doc })]);
+    await r.start();
+    sink.policy(5000);
+    await vi.advanceTimersByTimeAsync(8000);
+    expect(sink.states()).toEqual(['active', 'idle']);
+    sink.policy(30_000); // idle for 8 s, under the new 30 s: still no input since, so still idle
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(sink.states()).toEqual(['active', 'idle']);
+    win.fire('keydown');
+    expect(sink.states()).toEqual(['active', 'idle', 'active']);
+    r.stop();
+  });
+
+  it('page input: a shorter threshold counts from the last real input (the first welcome does not restart the idle clock)', async () => {
+    const win = new FakeTarget();
+    const doc = Object.assign(new FakeTarget(), { visibilityState: 'visible' });
+    const sink = new PolicySink();
+    const r = new PcPresenceReporter(sink, [pageInputAdapter({ window: win, document: doc })]);
+    await r.start();
+    win.fire('pointerdown');
+    await vi.advanceTimersByTimeAsync(4000);
+    sink.hello(5000); // the first welcome, 4 s after the last input: idle 1 s later, not 5 s
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(sink.states()).toEqual(['active', 'idle']);
+    await vi.advanceTimersByTimeAsync(10_000);
+    sink.policy(3000); // already idle longer than that: stays idle, nothing new to report
+    await vi.advanceTimersByTimeAsync(0);
+    expect(sink.states()).toEqual(['active', 'idle']);
+    r.stop();
+  });
+
+  it('IdleDetector: while idle, a longer threshold waits for real input; a new detector is no input', async () => {
+    const { Class, instances } = fakeIdleDetector('granted');
+    const sink = new PolicySink();
+    const r = new PcPresenceReporter(sink, [idleDetectorAdapter(Class)]);
+    await r.start();
+    const first = instances[0];
+    first.userState = 'idle';
+    first.fire('change');
+    expect(sink.states()).toEqual(['active', 'idle']);
+    sink.policy(300_000); // a detector with 300 s would start `active`: none is started while the user is away
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(sink.states()).toEqual(['active', 'idle']);
+    expect(instances).toHaveLength(1);
+    first.userState = 'active'; // the user is back
+    first.fire('change');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(sink.states()).toEqual(['active', 'idle', 'active']);
+    expect(instances.map((d) => d.threshold)).toEqual([60_000, 300_000]);
+    expect(first.signal!.aborted).toBe(true);
+    sink.policy(120_000); // active: the shorter one applies at once
+    await vi.advanceTimersByTimeAsync(0);
+    expect(instances.map((d) => d.threshold)).toEqual([60_000, 300_000, 120_000]);
+    expect(sink.states()).toEqual(['active', 'idle', 'active']);
+    r.stop();
+  });
+
+  it('Electron: the threshold is applied to the measured idle time; nothing restarts, an idle user stays idle', async () => {
+    const pm = new FakePowerMonitor();
+    const sink = new PolicySink();
+    const r = new PcPresenceReporter(sink, [electronPresenceAdapter(pm)]);
+    await r.start();
+    pm.idleSeconds = 70;
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(sink.states()).toEqual(['active', 'idle']);
+    const listeners = [...pm.listeners.values()].reduce((n, l) => n + l.size, 0);
+    sink.policy(120_000);
+    await vi.advanceTimersByTimeAsync(5000);
+    pm.idleSeconds = 75;
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(sink.states()).toEqual(['active', 'idle']);
+    expect([...pm.listeners.values()].reduce((n, l) => n + l.size, 0)).toBe(listeners);
+    pm.idleSeconds = 0;
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(sink.states()).toEqual(['active', 'idle', 'active']);
+    r.stop();
   });
 });

@@ -138,4 +138,25 @@ describe.runIf(hasChromium())('clients in headless Chromium', () => {
     await p.evaluate(() => (globalThis as any).reporter.setClientLocked(true));
     await viewUntil(node, user, (v) => v.pc.reason === 'client_locked', 'client locked from the page');
   });
+
+  it('page signal: a policy change keeps an away user idle (no input, no active report); real input makes it active', async () => {
+    const user = uniqueUser('web');
+    const p = await page();
+    expect((await node.http('PUT', `/v1/users/${user}/policy`, { mobile: 'when_away', idleAfterSeconds: 5 })).status).toBe(200);
+    expect(await startPcInPage(p, await signToken(node.jwtSecret, { sub: user, dev: 'browser', kind: 'pc' }))).toBe('page');
+    await viewUntil(node, user, (v) => v.pc.state === 'inactive' && v.pc.reason === 'idle', 'idle after 5 s without input');
+    await p.evaluate(() => {
+      const w = globalThis as any;
+      w.afterPolicy = undefined;
+      // What the reporter holds once the policy frame is handled (its adapters' answers come before the next task).
+      w.client.on('policy', () => setTimeout(() => { w.afterPolicy = w.reporter.presence; }, 0));
+    });
+    expect((await node.http('PUT', `/v1/users/${user}/policy`, { mobile: 'when_away', idleAfterSeconds: 30 })).status).toBe(200);
+    const after = await p.waitForFunction(() => (globalThis as any).afterPolicy).then((h) => h.jsonValue());
+    expect(after).toEqual({ state: 'inactive', reason: 'idle' });
+    await viewUntil(node, user, (v) => v.pc.state === 'inactive' && v.pc.reason === 'idle', 'still idle after the policy change');
+    await p.mouse.move(10, 10);
+    await p.mouse.move(20, 20);
+    await viewUntil(node, user, (v) => v.pc.state === 'active', 'active on real input');
+  });
 });

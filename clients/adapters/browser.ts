@@ -53,25 +53,82 @@ export async function requestIdleDetectionPermission(IdleDetector: IdleDetectorC
 
 /**
  * The Idle Detection API: system-wide input and screen lock. `start()` rejects (NotAllowedError) without the
- * permission; `browserPresenceAdapter` then falls back to the page adapter. The threshold is raised to 60 s if lower.
+ * permission; `browserPresenceAdapter` then falls back to the page adapter. The threshold (ms) is raised to 60 s if
+ * lower. A threshold change starts a detector with the new one and stops the old once it runs (the old keeps
+ * running if the new one fails to start); while the user is idle, a longer threshold waits for the user's next input
+ * (the old detector's `active`): a new detector would call a user idle for less than it `active` at once, with no input.
  */
 export function idleDetectorAdapter(IdleDetector: IdleDetectorClass | undefined = globalIdleDetector()): PresenceAdapter {
-  let abort: AbortController | undefined;
+  /** The running detector, its abort switch and its threshold (ms). */
+  let current: { detector: IdleDetectorLike; abort: AbortController; threshold: number } | undefined;
+  let report: ((u: PresenceUpdate) => void) | undefined;
+  /** The threshold asked for (ms) while the running detector has another one, applied at the next input. */
+  let wanted: number | undefined;
+  /** Bumped by every start and stop: a detector that starts after a newer start or a stop is dropped. */
+  let run = 0;
+  const effective = (idleAfterMs: number) => Math.max(IDLE_DETECTOR_MIN_THRESHOLD_MS, idleAfterMs);
+
+  const launch = async (threshold: number): Promise<void> => {
+    if (!IdleDetector) throw new Error('the Idle Detection API is not available in this browser');
+    const mine = run;
+    const abort = new AbortController();
+    const detector = new IdleDetector();
+    const next = { detector, abort, threshold };
+    const state = () => ({ idle: detector.userState === 'idle', screenLocked: detector.screenState === 'locked' });
+    detector.addEventListener('change', () => {
+      if (current !== next) return;
+      report?.(state());
+      // The user is back: a longer threshold that waited for input applies now (its detector starts `active` too).
+      if (wanted !== undefined && detector.userState === 'active') void apply(wanted);
+    });
+    try {
+      await detector.start({ threshold, signal: abort.signal });
+    } catch (e) {
+      abort.abort();
+      throw e;
+    }
+    if (mine !== run) return void abort.abort();
+    current?.abort.abort();
+    current = next;
+    report?.(state());
+  };
+
+  const apply = async (idleAfterMs: number): Promise<void> => {
+    const threshold = effective(idleAfterMs);
+    if (current === undefined || threshold === current.threshold) {
+      wanted = undefined;
+      return;
+    }
+    // Idle now and a longer threshold: a new detector would say `active`, though nobody touched anything.
+    if (current.detector.userState === 'idle' && threshold > current.threshold) {
+      wanted = idleAfterMs;
+      return;
+    }
+    wanted = undefined;
+    try {
+      await launch(threshold);
+    } catch {
+      /* the running detector goes on with the old threshold */
+    }
+  };
+
   return {
     signal: 'system',
     async start(update, { idleAfterMs }) {
-      if (!IdleDetector) throw new Error('the Idle Detection API is not available in this browser');
-      abort = new AbortController();
-      const detector = new IdleDetector();
-      const report = () => update({ idle: detector.userState === 'idle', screenLocked: detector.screenState === 'locked' });
-      detector.addEventListener('change', report);
-      await detector.start({ threshold: Math.max(IDLE_DETECTOR_MIN_THRESHOLD_MS, idleAfterMs), signal: abort.signal });
-      report();
+      run++;
+      current?.abort.abort();
+      current = undefined;
+      wanted = undefined;
+      report = update;
+      await launch(effective(idleAfterMs));
     },
     stop() {
-      abort?.abort();
-      abort = undefined;
+      run++;
+      current?.abort.abort();
+      current = undefined;
+      wanted = undefined;
     },
+    setIdleAfterMs: apply,
   };
 }
 
@@ -87,7 +144,8 @@ export interface PageTargets {
 
 /**
  * The weaker signal: input events in this page (reported at most once a second) and the page becoming visible
- * count as input; no screen-lock detection. Idle time then runs from the last such event.
+ * count as input; no screen-lock detection. Idle time then runs from the last such event (before the first one,
+ * from the reporter's start). Neither starting nor a threshold change counts as input.
  */
 export function pageInputAdapter(targets: PageTargets = {}): PresenceAdapter {
   const win = targets.window ?? (globalThis as unknown as EventTargetLike);
@@ -112,12 +170,14 @@ export function pageInputAdapter(targets: PageTargets = {}): PresenceAdapter {
         for (const type of PAGE_INPUT_EVENTS) win.removeEventListener(type, onInput);
         doc?.removeEventListener('visibilitychange', onVisibility);
       };
-      if (doc?.visibilityState !== 'hidden') update({ idleMs: 0 });
+      // Starting is no input: the reporter counts idle time from its own start until the first event.
     },
     stop() {
       off?.();
       off = undefined;
     },
+    // The reporter applies the threshold to the time since the last event: nothing to restart.
+    setIdleAfterMs() {},
   };
 }
 
@@ -133,6 +193,8 @@ export function browserPresenceAdapter(opts: { IdleDetector?: IdleDetectorClass 
   /** Bumped by every start and stop: a switch that finishes after one is dropped. */
   let run = 0;
   let retry: (() => void) | undefined;
+  /** The current idle threshold, ms (from `start` and `setIdleAfterMs`). */
+  let threshold = 0;
   const forget = (): void => {
     if (retry !== undefined) onGranted.delete(retry);
     retry = undefined;
@@ -144,6 +206,7 @@ export function browserPresenceAdapter(opts: { IdleDetector?: IdleDetectorClass 
     async start(update, o) {
       const mine = ++run;
       forget();
+      threshold = o.idleAfterMs;
       try {
         await system.start(update, o);
         active = system;
@@ -153,7 +216,7 @@ export function browserPresenceAdapter(opts: { IdleDetector?: IdleDetectorClass 
         await page.start(update, o);
         if (mine !== run) return;
         retry = () => {
-          Promise.resolve(system.start(update, o)).then(
+          Promise.resolve(system.start(update, { idleAfterMs: threshold })).then(
             () => {
               if (mine !== run || active !== page) return system.stop();
               forget();
@@ -170,6 +233,10 @@ export function browserPresenceAdapter(opts: { IdleDetector?: IdleDetectorClass 
       run++;
       forget();
       active.stop();
+    },
+    async setIdleAfterMs(idleAfterMs) {
+      threshold = idleAfterMs; // a later switch to the system signal starts with it
+      await active.setIdleAfterMs?.(idleAfterMs);
     },
   };
 }

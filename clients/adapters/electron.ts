@@ -44,5 +44,7 @@ export function electronPresenceAdapter(powerMonitor: PowerMonitorLike, opts: El
       off?.();
       off = undefined;
     },
+    // The threshold is applied by the reporter to the measured idle time: nothing to restart.
+    setIdleAfterMs() {},
   };
 }

@@ -74,5 +74,7 @@ export function linuxLockAdapter(source: LinuxLockSource, opts: { pollMs?: numbe
       off?.();
       off = undefined;
     },
+    // Screen lock only: the idle threshold does not concern it.
+    setIdleAfterMs() {},
   };
 }
