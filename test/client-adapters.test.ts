@@ -1,10 +1,11 @@
+import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   IDLE_DETECTOR_MIN_THRESHOLD_MS, browserPresenceAdapter, idleDetectorAdapter, pageInputAdapter, requestIdleDetectionPermission,
   type IdleDetectorClass, type IdleDetectorLike,
 } from '../clients/adapters/browser.js';
 import { electronPresenceAdapter, type PowerMonitorLike } from '../clients/adapters/electron.js';
-import { linuxLockAdapter } from '../clients/adapters/linux.js';
+import { linuxLockAdapter, screenSaverLockSource } from '../clients/adapters/linux.js';
 import { PcPresenceReporter, type PresenceSink, type PresenceUpdate } from '../clients/pc-presence.js';
 import type { PcPresence, PolicyFrame, Welcome } from '../clients/wire.js';
 
@@ -280,6 +281,77 @@ describe('Linux: logind LockedHint / org.freedesktop.ScreenSaver over D-Bus', ()
     expect(updates).toEqual([]);
     expect(a.reachable).toBe(false);
     a.stop();
+  });
+});
+
+/** A `dbus-next` session bus: an EventEmitter (an `error` nobody hears throws) whose proxy objects the test decides. */
+class FakeBus extends EventEmitter {
+  disconnected = false;
+  constructor(private readonly proxy: () => Promise<{ getInterface(name: string): unknown }>) { super(); }
+  getProxyObject(name: string, path: string) {
+    expect([name, path]).toEqual(['org.freedesktop.ScreenSaver', '/org/freedesktop/ScreenSaver']);
+    return this.proxy();
+  }
+  disconnect() { this.disconnected = true; }
+}
+
+describe('Linux: screenSaverLockSource (the session bus through a factory)', () => {
+  beforeEach(() => { vi.useFakeTimers(); });
+  afterEach(() => { vi.useRealTimers(); });
+
+  const warnings = () => {
+    const seen: string[] = [];
+    return { seen, warn: (message: string, error: unknown) => seen.push(`${message}: ${error instanceof Error ? error.message : String(error)}`) };
+  };
+
+  it('no session bus at all (sessionBus() throws at once): a warning, an empty source, the lock not detected', async () => {
+    const { seen, warn } = warnings();
+    const source = await screenSaverLockSource(() => { throw new Error('could not get DISPLAY environment variable to get dbus address'); }, { warn });
+    expect(source).toEqual({});
+    expect(seen).toEqual([expect.stringContaining('the screen lock is not detected (only idle time counts): could not get DISPLAY')]);
+    const a = linuxLockAdapter(source);
+    await a.start(() => {}, { idleAfterMs: 60_000 });
+    expect(a.reachable).toBe(false);
+    a.stop();
+  });
+
+  it('an address that cannot be reached (the bus emits error, the proxy never comes): no crash, an empty source at once', async () => {
+    const { seen, warn } = warnings();
+    const bus = new FakeBus(() => new Promise(() => {}));
+    const pending = screenSaverLockSource(() => bus, { warn });
+    bus.emit('error', new Error('connect ENOENT /run/no-such-bus')); // throws if nobody listens
+    expect(await pending).toEqual({});
+    expect(seen).toEqual([expect.stringContaining('connect ENOENT')]);
+    expect(bus.disconnected).toBe(true);
+    bus.emit('error', new Error('again')); // still heard, never thrown
+  });
+
+  it('a bus that never answers: gives up after timeoutMs ms', async () => {
+    const { seen, warn } = warnings();
+    let settled = false;
+    const pending = screenSaverLockSource(() => new FakeBus(() => new Promise(() => {})), { warn, timeoutMs: 3000 }).then((s) => { settled = true; return s; });
+    await vi.advanceTimersByTimeAsync(2999);
+    expect(settled).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(await pending).toEqual({});
+    expect(seen).toEqual([expect.stringContaining('within 3000 ms')]);
+  });
+
+  it('a ScreenSaver on the bus: GetActive and ActiveChanged drive the lock adapter; a later bus error is only warned', async () => {
+    const { seen, warn } = warnings();
+    const saver = Object.assign(new EventEmitter(), { active: false, GetActive() { return Promise.resolve(this.active); } });
+    const bus = new FakeBus(async () => ({ getInterface: (name: string) => (name === 'org.freedesktop.ScreenSaver' ? saver : undefined) }));
+    const a = linuxLockAdapter(await screenSaverLockSource(() => bus, { warn }));
+    const { updates, update } = collect();
+    await a.start(update, { idleAfterMs: 60_000 });
+    expect(a.reachable).toBe(true);
+    expect(updates).toEqual([{ screenLocked: false }]);
+    saver.emit('ActiveChanged', true);
+    expect(updates.at(-1)).toEqual({ screenLocked: true });
+    bus.emit('error', new Error('connection reset'));
+    expect(seen).toEqual([expect.stringContaining('connection reset')]);
+    a.stop();
+    expect(saver.listenerCount('ActiveChanged')).toBe(0);
   });
 });
 

@@ -78,3 +78,78 @@ export function linuxLockAdapter(source: LinuxLockSource, opts: { pollMs?: numbe
     setIdleAfterMs() {},
   };
 }
+
+/** The part of a D-Bus connection used by `screenSaverLockSource`; `dbus-next`'s `sessionBus()` fits. */
+export interface DbusBusLike {
+  getProxyObject(name: string, path: string): Promise<{ getInterface(name: string): unknown }>;
+  /** `dbus-next` emits `error` on the bus (an unreachable address, a dropped connection); unheard, it would crash. */
+  on?(event: 'error', listener: (error: unknown) => void): unknown;
+  disconnect?(): void;
+}
+
+/** `org.freedesktop.ScreenSaver` as `dbus-next` proxies it: methods return promises, signals are events. */
+interface ScreenSaverProxy {
+  GetActive(): Promise<boolean>;
+  on(event: 'ActiveChanged', listener: (active: boolean) => void): unknown;
+  removeListener(event: 'ActiveChanged', listener: (active: boolean) => void): unknown;
+}
+
+export interface ScreenSaverSourceOptions {
+  /** How long to wait for the bus and the ScreenSaver service before giving up, ms. Default 5000. */
+  timeoutMs?: number;
+  /** Told why the screen lock will not be detected, or that the bus failed later. Default `console.warn`. */
+  warn?: (message: string, error: unknown) => void;
+}
+
+/** The D-Bus name and object path of the freedesktop screen saver (freedesktop Idle Inhibition spec). */
+const SCREEN_SAVER = 'org.freedesktop.ScreenSaver';
+const SCREEN_SAVER_PATH = '/org/freedesktop/ScreenSaver';
+
+/**
+ * A `LinuxLockSource` on `org.freedesktop.ScreenSaver` (GetActive, ActiveChanged) of the session bus that `openBus`
+ * opens, e.g. `() => dbus.sessionBus()` with `dbus-next`. Never throws or rejects: where the bus cannot be had (no
+ * `DBUS_SESSION_BUS_ADDRESS` nor `DISPLAY`: `sessionBus()` throws at once; an address that cannot be reached: the bus
+ * emits `error` and never answers; no ScreenSaver service) it warns once and resolves, within `timeoutMs` (default
+ * 5000 ms), to an empty source: `linuxLockAdapter` then stays `reachable: false`, the screen lock is not detected
+ * and only idle time counts (README "PC presence"). An `error` the bus emits later is warned about, never thrown.
+ */
+export async function screenSaverLockSource(openBus: () => DbusBusLike, opts: ScreenSaverSourceOptions = {}): Promise<LinuxLockSource> {
+  const warn = opts.warn ?? ((message, error) => console.warn(message, error));
+  const timeoutMs = opts.timeoutMs ?? 5000;
+  let bus: DbusBusLike | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    bus = openBus();
+    let failed: (error: unknown) => void = () => {};
+    const busError = new Promise<never>((_, reject) => { failed = reject; });
+    busError.catch(() => {}); // settled by the race below, or never read
+    let connected = false;
+    bus.on?.('error', (error) => {
+      if (!connected) failed(error);
+      else warn('switchboard: the D-Bus session bus failed; the screen lock is not detected until it answers again', error);
+    });
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer from the D-Bus session bus within ${timeoutMs} ms`)), timeoutMs);
+    });
+    const object = await Promise.race([bus.getProxyObject(SCREEN_SAVER, SCREEN_SAVER_PATH), busError, late]);
+    const saver = object.getInterface(SCREEN_SAVER) as ScreenSaverProxy;
+    connected = true;
+    return {
+      screenSaverActive: () => saver.GetActive(),
+      onScreenSaverActiveChanged(listener) {
+        saver.on('ActiveChanged', listener);
+        return () => void saver.removeListener('ActiveChanged', listener);
+      },
+    };
+  } catch (e) {
+    warn('switchboard: no org.freedesktop.ScreenSaver on the D-Bus session bus; the screen lock is not detected (only idle time counts)', e);
+    try {
+      bus?.disconnect?.();
+    } catch {
+      /* already gone */
+    }
+    return {};
+  } finally {
+    clearTimeout(timer);
+  }
+}
