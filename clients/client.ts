@@ -14,6 +14,7 @@ import { MAX_CLIENT_FRAME_BYTES, MAX_READ_IDS, type ClearFrame, type ClientFrame
 
 // What an app handles through this entry point (`switchboard/client`): errors and the frames its events carry.
 export { ClientError, type ClientErrorCode, type CloseAction } from './close-codes.js';
+export { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 export type { ClearFrame, ClientFrameV11, ErrorFrame, InactiveReason, MessageFrame, MobileOs, MobileState, PcPresence, PolicyFrame, ServerFrameV11, Welcome } from './wire.js';
 
 /** The part of the WHATWG WebSocket this client uses; the browser's, React Native's and `ws`'s all fit. */
