@@ -1,4 +1,4 @@
-import { routedEvent, type ChatMessage, type Decision, type OwnerQuery, type OwnerReply, type UserView } from '../protocol/index.js';
+import { idleAfterMsOf, routedEvent, type ChatMessage, type Decision, type OwnerQuery, type OwnerReply, type UserView } from '../protocol/index.js';
 import { decide, pcStatus } from './decide.js';
 import { policyFrames, policyOf } from './policy.js';
 import { Flights, HOLD_RETRY_MAX_MS, HOLD_RETRY_MS, slotKey, type Flight, type UserActorDeps, type UserActorMessage } from './flights.js';
@@ -173,18 +173,23 @@ export class UserActor extends Flights {
   }
 
   /**
-   * `PUT …/policy` stored a new policy: read it back (the store orders concurrent writers, not the bus), then tell
-   * the user's open PC sessions its idle threshold in a `policy` frame (they would otherwise learn it at the next hello).
+   * `PUT …/policy` stored a new policy: read it back (the store orders concurrent writers, not the bus), then, if its
+   * idle threshold changed, tell the user's open PC sessions in a `policy` frame (they would otherwise learn it at the
+   * next hello). Only then: the frame is ours, not in section 2's table, and a PUT that leaves the threshold as it was
+   * puts nothing on the PC's wire.
    */
   private async reloadPolicy(): Promise<void> {
     const before = policyOf(this.state.policy).mobile;
+    const idleBefore = idleAfterMsOf(this.state.policy);
     try {
       this.state.policy = await this.deps.policies?.get(this.user);
     } catch (err) {
       this.deps.log.error({ err, user: this.user }, 'policy load failed');
       return;
     }
-    for (const { node, msg } of policyFrames(this.state, this.user)) this.deps.bus.publish(this.deps.subjects.gateway(node), msg);
+    if (idleAfterMsOf(this.state.policy) !== idleBefore) {
+      for (const { node, msg } of policyFrames(this.state, this.user)) this.deps.bus.publish(this.deps.subjects.gateway(node), msg);
+    }
     // Vendor pushes allowed again (`never` lifted): the user may be reachable now, as when a push token is stored
     // (section 4 routes held messages again then), so what `never` held goes out instead of waiting for a session.
     if (before === 'never' && policyOf(this.state.policy).mobile !== 'never') this.replayHeld();

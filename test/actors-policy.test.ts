@@ -77,6 +77,24 @@ describe('policy in the user actor', () => {
     ]);
   });
 
+  it('a policy_changed that leaves the idle threshold as it was sends no policy frame (it is not in section 2\'s table)', async () => {
+    h = withPolicies();
+    h.stored.set('u1', { mobile: 'when_away', idleAfterSeconds: 300 });
+    h.openPc('u1', 'pc', 's1', 'gw1');
+    await settle(h);
+    h.setPolicy('u1', { mobile: 'always', idleAfterSeconds: 300 });
+    await settle(h);
+    h.setPolicy('u1', { mobile: 'never', idleAfterSeconds: 300 });
+    await settle(h);
+    expect(h.gateway.filter((g) => g.msg.type === 'frame')).toEqual([]);
+    h.setPolicy('u1', { mobile: 'never', idleAfterSeconds: 120 }); // this one changes it: the only frame
+    await until(() => h!.gateway.some((g) => g.msg.type === 'frame'));
+    await settle(h);
+    expect(h.gateway.filter((g) => g.msg.type === 'frame').map((g) => g.msg)).toEqual([
+      { type: 'frame', sessionId: 's1', user: 'u1', frame: { type: 'policy', idleAfterMs: 120_000 } },
+    ]);
+  });
+
   it('always: a PC that does not ack falls back without pushing the phone a second time', async () => {
     h = withPolicies({ ackTimeoutMs: 1000 });
     h.stored.set('u1', { mobile: 'always' });
