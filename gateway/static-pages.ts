@@ -13,10 +13,10 @@ const TYPES: Record<string, string> = {
 /**
  * The modules of the client SDK that run in a browser, compiled by the package's own build (`npm ci` runs it), served
  * under `/pages/sdk/` so the playground's PC and phone are real clients of the SDK. Electron, Linux and the chat-server
- * client are not for pages.
+ * client are not for pages. Every module these import must be listed too (test/static-pages.test.ts walks the imports).
  */
 export const BROWSER_SDK_MODULES = [
-  'client.js', 'backoff.js', 'close-codes.js', 'emitter.js', 'recent-ids.js', 'wire.js', 'pc-presence.js',
+  'client.js', 'backoff.js', 'close-codes.js', 'emitter.js', 'read-frames.js', 'recent-ids.js', 'wire.js', 'pc-presence.js',
   'pc-presence-machine.js', 'mobile.js', 'adapters/browser.js',
 ] as const;
 
