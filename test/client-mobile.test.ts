@@ -37,6 +37,18 @@ function tokens(first: string) {
   return source;
 }
 
+
+/** A started session on a FakeClient whose register answers are recorded in `events` (refusal codes, 'registered'). */
+async function startedWithEvents(token: string) {
+  const c = new FakeClient();
+  const push = tokens(token);
+  const s = new MobileSession(c as unknown as MobileSink, lifecycle('foreground'), push);
+  const events: string[] = [];
+  s.on('registerRefused', (e) => events.push(e.code));
+  s.on('registered', () => events.push('registered'));
+  await s.start();
+  return { c, push, s, events };
+}
 describe('MobileSession', () => {
   it('presence from the lifecycle; the token registered at launch and on refresh', async () => {
     const c = new FakeClient();
@@ -131,13 +143,7 @@ describe('MobileSession', () => {
   });
 
   it('register answers follow the frames: refused t1, stored t2; an error of another frame is not taken for one', async () => {
-    const c = new FakeClient();
-    const push = tokens('t1');
-    const s = new MobileSession(c as unknown as MobileSink, lifecycle('foreground'), push);
-    const events: string[] = [];
-    s.on('registerRefused', (e) => events.push(e.code));
-    s.on('registered', () => events.push('registered'));
-    await s.start();
+    const { c, push, s, events } = await startedWithEvents('t1');
     push.refresh('t2');
     c.emit('serverError', { type: 'error', code: 'rate_limited', message: 'slow down' }); // not a registration answer
     c.emit('serverError', { type: 'error', code: 'store_failed', message: 'push token not stored' }); // t1
@@ -213,13 +219,7 @@ describe('MobileSession', () => {
   });
 
   it('an error frame with a code neither frame can get (a bad read: invalid_request) settles no register or unregister', async () => {
-    const c = new FakeClient();
-    const push = tokens('t1');
-    const s = new MobileSession(c as unknown as MobileSink, lifecycle('foreground'), push);
-    const events: string[] = [];
-    s.on('registerRefused', (e) => events.push(e.code));
-    s.on('registered', () => events.push('registered'));
-    await s.start();
+    const { c, push, s, events } = await startedWithEvents('t1');
     c.emit('serverError', { type: 'error', code: 'unknown_frame', message: '"typo"' }); // an unregister may get it, a register not
     c.emit('registered');
     expect(events).toEqual(['registered']);
