@@ -104,7 +104,9 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   const dropped = (err: unknown, subject: string): void => log.warn({ err: String(err), subject }, 'bus message dropped');
   const natsBus = new NatsBus(nc, dropped);
   const subjects = new Subjects(config.subjectPrefix, P);
-  const jetStream = await ready(() => JetStreamIngress.open(nc, { prefix: config.subjectPrefix, partitions: P, replicas }), 'ingress stream');
+  // SWITCHBOARD_DEDUPE_WINDOW_MS is the ingress stream's duplicate window here (it was left at JetStream's 2 min): one
+  // stream for the cluster, so the node that starts last sets it for all; give every node the same value.
+  const jetStream = await ready(() => JetStreamIngress.open(nc, { prefix: config.subjectPrefix, partitions: P, replicas, duplicateWindowMs: config.dedupeWindowMs }), 'ingress stream');
   // Accepts are made durable by JetStream here: the gauge follows the data connection (see the status loop below),
   // not an embedded store's health (it read 0 on every healthy cluster node before).
   metrics.storeDurable.set(natsDown ? 0 : 1);
