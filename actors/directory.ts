@@ -111,6 +111,31 @@ export class UserDirectory {
     this.tell(msg.user, msg);
   }
 
+  /**
+   * Cluster: the gateway `node` is gone (cluster/membership.ts `gatewayGone`): each session it held that opened before
+   * `before` (the gateway's clock, epoch ms; `Infinity` for all) is closed here as if the gateway had said so
+   * (`session_close`, through each user's mailbox): a crashed gateway closes nothing, and its sessions stayed (a PC
+   * `active` until stale, a phone online for good) and took deliveries that could only time out. Section 2: a session
+   * that closes with deliveries unacked counts them as timed out at once, so they fall back now. Returns how many.
+   */
+  dropSessionsOf(node: string, before: number): number {
+    const closes: OwnerMessage[] = [];
+    const at = this.deps.clock.now();
+    const collect = (user: string, state: UserState): void => {
+      for (const pc of state.pcs ?? []) {
+        if (pc.node === node && (pc.openedAt ?? -Infinity) < before) closes.push({ type: 'session_close', user, device: pc.device, sessionId: pc.sessionId, at });
+      }
+      for (const m of state.mobiles ?? []) {
+        const s = m.session;
+        if (s?.node === node && (s.openedAt ?? -Infinity) < before) closes.push({ type: 'session_close', user, device: m.device, sessionId: s.sessionId, at });
+      }
+    };
+    for (const [user, r] of this.live) collect(user, r.actor.state);
+    for (const [user, state] of this.kept) collect(user, state);
+    for (const close of closes) this.handle(close);
+    return closes.length;
+  }
+
   /** `GET /v1/users/{user}` and `GET /v1/users/{user}/decisions` (section 3), answered by the user's actor. */
   answer(q: OwnerQuery): Promise<OwnerReply> {
     const timeoutMs = this.deps.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;

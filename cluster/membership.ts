@@ -10,6 +10,22 @@ import { followWatch } from './lease-watch.js';
 
 export const DEFAULT_BEAT_MS = 500;
 export const DEFAULT_DEAD_AFTER_MS = 2000;
+/**
+ * A gateway whose heartbeat is this much older than our clock is gone for its sessions (`gatewayGone`), ms: far past
+ * DEFAULT_DEAD_AFTER_MS, so a node that only hiccuped keeps them; one that comes back resends them itself (bus
+ * reconnect, or `resumed` after a pause).
+ */
+export const DEFAULT_GATEWAY_GONE_AFTER_MS = 10_000;
+
+/**
+ * The sessions a gateway held up to `before` (its own clock's epoch ms, compared with a session's `openedAt`) are
+ * gone: `Infinity` when the gateway stopped heartbeating for gatewayGoneAfterMs (a crash, a long pause), the new
+ * process's start when another process took over its node id (a crash and a quick restart).
+ */
+export interface GatewayGone {
+  node: string;
+  before: number;
+}
 
 /** What a LeaseKeeper needs of membership; `Membership` is the KV one, tests may pass a fixed set. */
 export interface MembershipView {
@@ -47,6 +63,8 @@ export interface MembershipOptions {
   confirmWaitMs?: number;
   /** This node's SWITCHBOARD_ROLES, announced in its beat; default all three. Only routers are assigned partitions. */
   roles?: readonly string[];
+  /** See DEFAULT_GATEWAY_GONE_AFTER_MS. */
+  gatewayGoneAfterMs?: number;
 }
 
 /**
@@ -85,6 +103,8 @@ interface Beat {
   at: number;
   /** The writing process, random per start: tells a live duplicate of our node id from our own beats. */
   instance?: string;
+  /** When the writing process began beating, its clock's epoch ms: its sessions all opened after it. */
+  startedAt?: number;
   /** Absent in beats of nodes that predate roles: all three. */
   roles?: string[];
 }
@@ -104,8 +124,13 @@ const isGateway = (b: Beat): boolean => b.roles === undefined || b.roles.include
  * while its latest `at` is within deadAfterMs of our clock (so clocks must agree to well under deadAfterMs). The
  * bucket's max_age removes keys of nodes gone for good. Every node watches the bucket and emits `change` with the
  * new live set; staleness without any event is caught on each heartbeat tick.
+ *
+ * For the owners' session tables it also emits `gatewayGone` (see GatewayGone): a crashed gateway closes no session,
+ * and its sessions stayed at their owners (a PC `active`, a phone online) until they went stale, or for good for a
+ * phone; and `resumed` when this process's own beat comes after a gap past deadAfterMs (a pause): others may have
+ * dropped its sessions meanwhile, so its gateway resends them.
  */
-export class Membership extends EventEmitter<{ change: [live: readonly string[]] }> implements MembershipView {
+export class Membership extends EventEmitter<{ change: [live: readonly string[]]; gatewayGone: [gone: GatewayGone]; resumed: [] }> implements MembershipView {
   readonly nodeId: string;
   private kv?: KV;
   /** The bucket read through the stream leader (start's node id check); `kv` itself when the caller passed it. */
@@ -125,6 +150,10 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
   private duplicateLoggedAt = -Infinity;
   /** When start() began beating (clock ms). */
   private startedAt = Infinity;
+  /** Gateways already reported by `gatewayGone` as silent: once per silence. */
+  private readonly goneReported = new Set<string>();
+  /** When this process last wrote a beat, or tried to (clock ms): a gap past deadAfterMs is a pause (`resumed`). */
+  private lastBeatAt?: number;
 
   constructor(private readonly opts: MembershipOptions) {
     super();
@@ -268,7 +297,7 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
 
   /** Our heartbeat as of now. */
   private beatOf(): Beat {
-    return { node: this.nodeId, at: this.clock.now(), instance: this.instance, ...(this.opts.roles ? { roles: [...this.opts.roles] } : {}) };
+    return { node: this.nodeId, at: this.clock.now(), instance: this.instance, startedAt: this.startedAt === Infinity ? this.clock.now() : this.startedAt, ...(this.opts.roles ? { roles: [...this.opts.roles] } : {}) };
   }
 
   private beatBytes(): Uint8Array {
@@ -278,6 +307,8 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
   private async beat(): Promise<void> {
     if (!this.running || !this.kv) return;
     const beat = this.beatOf();
+    if (this.lastBeatAt !== undefined && beat.at - this.lastBeatAt > this.deadAfterMs) this.emit('resumed');
+    this.lastBeatAt = beat.at;
     try {
       const revision = await this.kv.put(nodeKey(this.nodeId), encodeBeat(beat));
       // Our own beat counts at once, even if the watch lags or is being reopened.
@@ -309,7 +340,13 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
         if (b.node === this.nodeId && b.instance !== undefined && b.instance !== this.instance && b.at > this.startedAt) this.duplicateSeen();
         if (typeof b.node === 'string' && typeof b.at === 'number' && (b.roles === undefined || Array.isArray(b.roles))) {
           const known = this.beats.get(b.node);
-          if (!known || known.revision < e.revision) this.beats.set(b.node, { ...b, revision: e.revision });
+          if (!known || known.revision < e.revision) {
+            this.beats.set(b.node, { ...b, revision: e.revision });
+            this.goneReported.delete(b.node); // heard again: a later silence is reported anew
+            // Another process under a node id we knew (a crash and a restart): the sessions of the one before are gone.
+            const replaced = known?.instance !== undefined && b.instance !== undefined && known.instance !== b.instance;
+            if (replaced && b.node !== this.nodeId && typeof b.startedAt === 'number' && isGateway(b)) this.emit('gatewayGone', { node: b.node, before: b.startedAt });
+          }
         }
       } catch (err) {
         this.log.warn({ err, key: e.key }, 'unreadable heartbeat ignored');
@@ -322,11 +359,19 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
     if (!this.running) return;
     const now = this.clock.now();
     const alive = [...this.beats.values()].filter((b) => now - b.at < this.deadAfterMs);
-    // Wake up the moment the next node goes stale, rather than at the next event.
+    const goneAfter = this.opts.gatewayGoneAfterMs ?? DEFAULT_GATEWAY_GONE_AFTER_MS;
+    const silent = [...this.beats.values()].filter((b) => b.node !== this.nodeId && isGateway(b) && !this.goneReported.has(b.node));
+    for (const b of silent) {
+      if (now - b.at < goneAfter) continue;
+      this.goneReported.add(b.node);
+      this.emit('gatewayGone', { node: b.node, before: Infinity });
+    }
+    // Wake up the moment the next node goes stale (or a gateway's silence lasts long enough), not at the next event.
+    const dues = [...alive.map((b) => b.at + this.deadAfterMs), ...silent.filter((b) => !this.goneReported.has(b.node)).map((b) => b.at + goneAfter)];
     if (this.staleTimer !== undefined) this.clock.clearTimeout(this.staleTimer);
     this.staleTimer = undefined;
-    if (alive.length > 0) {
-      const due = Math.min(...alive.map((b) => b.at + this.deadAfterMs)) - now;
+    if (dues.length > 0) {
+      const due = Math.min(...dues) - now;
       this.staleTimer = this.clock.setTimeout(() => {
         this.staleTimer = undefined;
         this.recompute();

@@ -159,6 +159,15 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
     },
   }));
 
+  // A crashed gateway closes no session: its sessions here are closed once it is gone (cluster/membership.ts), so a
+  // PC on it stops counting as active and a phone on it as online, and what waits for their acks falls back now.
+  membership.on('gatewayGone', ({ node, before }) => {
+    const closed = router.dropSessionsOf(node, before);
+    if (closed > 0) log.warn({ gateway: node, sessions: closed, replaced: before !== Infinity }, 'sessions of a gateway that is gone closed');
+  });
+  // After a pause past the dead-after time, the others may have closed this gateway's sessions: resend them.
+  membership.on('resumed', () => log.info({ sessions: gateway?.resendSessions() ?? 0 }, 'sessions resent after a pause'));
+
   let sendListener: SendListener | undefined;
   let port = 0;
   let stoppingNow = false;

@@ -8,6 +8,29 @@ let h: H;
 afterEach(() => h?.router.stop());
 
 describe('router cluster hooks', () => {
+  it('dropSessionsOf: a gateway gone closes its sessions here; their unacked deliveries fall back at once; others stay', async () => {
+    h = harness({ ackTimeoutMs: 60_000 });
+    h.openPc('u1', 'pc', 's1', 'gw1');
+    h.openPhone('u1', 'phone', 'android', 's2', 'gw2');
+    h.route('u1', 'm1');
+    await until(() => h.deliveries().length === 1);
+    expect(h.deliveries()).toEqual(['gw1:s1']); // PC active: to the PC, unacked
+    // A session of gw1 opened after the process that replaced the crashed one started stays.
+    h.send({ type: 'session_open', user: 'u2', device: 'pc', kind: 'pc', session: { node: 'gw1', id: 'n1' }, at: Date.now(), openedAt: 5000 });
+    h.send({ type: 'session_open', user: 'u2', device: 'laptop', kind: 'pc', session: { node: 'gw1', id: 'o1' }, at: Date.now(), openedAt: 3000 });
+    await settle(h);
+    expect(h.router.dropSessionsOf('gw1', 4000)).toBe(2); // u1's s1 (no openedAt) and u2's o1
+    await until(() => h.deliveries().length === 2);
+    expect(h.deliveries()[1]).toBe('gw2:s2'); // m1 fell back to the phone now, not after the 60 s ack timeout
+    expect((await h.view('u1')).pc).toMatchObject({ state: 'inactive', sessions: 0 });
+    expect((await h.view('u1')).devices).toMatchObject([{ device: 'phone', online: true }]);
+    expect((await h.view('u2')).pc).toMatchObject({ sessions: 1 });
+    expect(h.router.dropSessionsOf('gw2', Infinity)).toBe(1);
+    await settle(h);
+    expect((await h.view('u1')).devices).toMatchObject([{ device: 'phone', online: false }]);
+    expect(h.router.dropSessionsOf('gw2', Infinity)).toBe(0);
+  });
+
   it('reports a message done once it reached a final outcome; a redelivery in flight is done with it, one after is done again', async () => {
     h = harness();
     h.openPc('u1', 'pc', 's1');

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { KV, KvEntry } from '@nats-io/kv';
 import { describe, expect, it, vi } from 'vitest';
 import { LeaseKeeper, type LeaseKeeperOptions } from '../cluster/lease-keeper.js';
-import { Membership, NodeIdContendedError, NodeIdInUseError, nodeKey, type MembershipView } from '../cluster/membership.js';
+import { Membership, NodeIdContendedError, NodeIdInUseError, nodeKey, type GatewayGone, type MembershipView } from '../cluster/membership.js';
 import { untilJetStreamReady } from '../cluster/startup.js';
 import { ManualClock } from './support/manual-clock.js';
 
@@ -519,6 +519,104 @@ describe('Membership (virtual time)', () => {
     }
     expect(warnings).toEqual([(err as NodeIdContendedError).retryNote, 'JetStream not ready yet; retrying']);
     expect(warnings[0]).toContain('another process may be starting under the same SWITCHBOARD_NODE_ID');
+  });
+
+  it('gatewayGone: a gateway silent for gatewayGoneAfterMs, once per silence; a router-only node never; one heard again is reported anew', async () => {
+    const clock = new ManualClock();
+    const kv = new FakeKv();
+    const opts = { kv: kv as unknown as KV, clock, beatMs: 500, deadAfterMs: 2000 };
+    const owner = new Membership({ ...opts, nodeId: 'owner', gatewayGoneAfterMs: 10_000 });
+    const gone: GatewayGone[] = [];
+    owner.on('gatewayGone', (g) => gone.push(g));
+    await owner.start();
+    const gw = new Membership({ ...opts, nodeId: 'gw' });
+    const router = new Membership({ ...opts, nodeId: 'router', roles: ['router'] });
+    await gw.start();
+    await router.start();
+    await flush();
+    gw.halt(); // kill -9: no more beats, no session closed
+    router.halt();
+    const advance = async (ms: number) => {
+      for (let t = 0; t < ms; t += 500) {
+        clock.advance(500);
+        await flush();
+      }
+    };
+    await advance(9500);
+    expect(gone).toEqual([]); // dead for leases after 2 s, not yet gone for its sessions
+    await advance(1000);
+    expect(gone).toEqual([{ node: 'gw', before: Infinity }]);
+    await advance(20_000);
+    expect(gone).toHaveLength(1);
+
+    const back = new Membership({ ...opts, nodeId: 'gw' }); // the same id, a new process: its start is after the silence
+    const started = back.start();
+    await advance(1000);
+    await started;
+    await flush();
+    expect(gone).toHaveLength(2); // the process before it is gone: its sessions opened before this one started
+    expect(gone[1]).toEqual({ node: 'gw', before: expect.any(Number) });
+    expect(gone[1].before).toBeGreaterThan(clock.now() - 2000);
+    back.halt();
+    await advance(10_500);
+    expect(gone.map((g) => g.before)).toEqual([Infinity, gone[1].before, Infinity]);
+    owner.halt();
+  });
+
+  it('gatewayGone at once when another process replaced a gateway within the dead-after time (kill -9, restart)', async () => {
+    const clock = new ManualClock();
+    const kv = new FakeKv();
+    const opts = { kv: kv as unknown as KV, clock, beatMs: 500, deadAfterMs: 2000 };
+    const owner = new Membership({ ...opts, nodeId: 'owner' });
+    const gone: GatewayGone[] = [];
+    owner.on('gatewayGone', (g) => gone.push(g));
+    await owner.start();
+    const first = new Membership({ ...opts, nodeId: 'gw' });
+    await first.start();
+    clock.advance(500);
+    await flush();
+    first.halt();
+    const second = new Membership({ ...opts, nodeId: 'gw' });
+    const started = second.start();
+    for (let t = 0; t < 1500; t += 500) {
+      clock.advance(500);
+      await flush();
+    }
+    await started;
+    await flush();
+    expect(gone).toHaveLength(1);
+    expect(gone[0].node).toBe('gw');
+    expect(gone[0].before).toBeLessThanOrEqual(clock.now());
+    expect(gone[0].before).toBeGreaterThan(clock.now() - 1500); // the new process's start, not the old one's
+    second.halt();
+    owner.halt();
+  });
+
+  it('resumed: a beat that comes after a gap past deadAfterMs (a pause) is told, so the gateway resends its sessions', async () => {
+    const clock = new ManualClock();
+    const kv = new FakeKv();
+    const m = new Membership({ kv: kv as unknown as KV, nodeId: 'gw', clock, beatMs: 500, deadAfterMs: 2000 });
+    let resumed = 0;
+    m.on('resumed', () => resumed++);
+    await m.start();
+    for (let t = 0; t < 2000; t += 500) {
+      clock.advance(500);
+      await flush();
+    }
+    expect(resumed).toBe(0);
+    let release!: () => void;
+    kv.hang = new Promise<void>((r) => (release = r)); // the beat stalls 5 s, as in a pause
+    for (let t = 0; t < 5000; t += 500) {
+      clock.advance(500);
+      await flush();
+    }
+    kv.hang = undefined;
+    release();
+    await flush();
+    clock.advance(500);
+    await flush();
+    expect(resumed).toBe(1);
+    m.halt();
   });
 
   it('counts a node live while its own heartbeat timestamp is fresh, and drops it at once when it leaves', async () => {
