@@ -20,6 +20,8 @@ export const OWNER_QUERY_TIMEOUT_MS = 5000;
  * node keeps DECISIONS_PER_USER). A larger `limit` is taken and answered with what is kept.
  */
 export const DEFAULT_DECISIONS_LIMIT = DECISIONS_PER_USER;
+/** Why a message was refused while the node is not ready (starting, or its store or NATS down). */
+const NOT_READY = 'the node is not ready to accept messages (starting, or its store or NATS unavailable)';
 /** Largest `PUT …/policy` body. */
 const MAX_POLICY_BYTES = 4096;
 
@@ -62,7 +64,7 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
    * payload_too_large rather than body_too_large when the message in it could never be pushed (`oversizeSendError`).
    */
   const postMessage: Handler = (req, res) => {
-    if (!isReady()) throw new SwitchboardError('unavailable');
+    if (!isReady()) throw new SwitchboardError('unavailable', NOT_READY);
     readBody(req, MAX_SEND_READ_BYTES, answered<Buffer>(req, res, (bytes) => {
       const decoded = decodeSendBytes(bytes, 'json', clock.now());
       if (!decoded.ok) return answerFailure(req, res, decoded.error);
@@ -85,7 +87,7 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
 
   /** Section 3: 1-500 messages, one result each in order, answered once every accepted one is durable. */
   const postBatch: Handler = (req, res) => {
-    if (!isReady()) throw new SwitchboardError('unavailable');
+    if (!isReady()) throw new SwitchboardError('unavailable', NOT_READY);
     readJson(req, MAX_BATCH_BYTES, answered<unknown>(req, res, (body) => {
       const decoded = decodeBatchRequest(body, clock.now());
       if (!decoded.ok) return answerFailure(req, res, decoded.error);

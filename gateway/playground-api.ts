@@ -54,7 +54,7 @@ export function createPlaygroundApi(deps: PlaygroundApiDeps): (req: IncomingMess
   };
 
   const send = async (req: IncomingMessage, res: ServerResponse) => {
-    if (!deps.isReady()) throw new SwitchboardError('unavailable');
+    if (!deps.isReady()) throw new SwitchboardError('unavailable', 'the node is not ready to accept messages');
     const body = await readJsonBody(req, MAX_BODY_BYTES, DECLARED_JSON);
     if (!isObject(body)) throw invalid('body', 'a JSON object');
     const user = playgroundUser(body.user);

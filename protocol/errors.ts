@@ -28,7 +28,8 @@ export const ERRORS = {
   payload_too_large: { status: 413, message: 'push payload would exceed 4096 bytes even without text', temporary: false },
   unsupported_media_type: { status: 415, message: 'body must be JSON (application/json)', temporary: false },
   rate_limited: { status: 429, message: 'too many frames', temporary: true },
-  unavailable: { status: 503, message: 'not ready to accept messages', temporary: true },
+  // Also the answer of a query whose owner did not answer in time (a failover under way): not about messages alone.
+  unavailable: { status: 503, message: 'temporarily unavailable', temporary: true },
   shutting_down: { status: 503, message: 'node is shutting down', temporary: true },
   store_failed: { status: 503, message: 'durable store write failed', temporary: true },
   internal: { status: 500, message: 'internal error', temporary: true },

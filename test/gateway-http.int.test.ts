@@ -177,7 +177,10 @@ describe('gateway HTTP API', () => {
   });
 
   it('answers user and decision queries from the owner, and 503 when nobody answers', async () => {
-    expect(await g.http('GET', '/v1/users/alice')).toMatchObject({ status: 503, body: { error: { code: 'unavailable' } } });
+    // A query nobody answered is not about accepting messages: the answer says what happened.
+    const unanswered = await g.http('GET', '/v1/users/alice');
+    expect(unanswered).toMatchObject({ status: 503, body: { error: { code: 'unavailable', message: expect.stringMatching(/^temporarily unavailable: no (responder|answer) /) } } });
+    expect(unanswered.body.error.message).not.toContain('accept messages');
     const queries: unknown[] = [];
     g.bus.serve(g.subjects.queryPartition('*'), (q) => {
       queries.push(q);
