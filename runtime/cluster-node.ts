@@ -206,6 +206,8 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
+      // The partitions' handoffs drain within SWITCHBOARD_SHUTDOWN_TIMEOUT_MS; vendor answers get what is left of it.
+      const deadline = clock.now() + config.shutdownTimeoutMs;
       stoppingNow = true;
       log.info('stopping: handing partitions off');
       summary.stop();
@@ -219,7 +221,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
       router.stop();
       await held.close(); // what marks still wait (handoffs put their own)
       await stopSweep();
-      await pushes.close();
+      await pushes.close(Math.max(0, deadline - clock.now()));
       await jetStream.close();
       await gateway?.close();
       metricsExchange.stop();

@@ -129,6 +129,9 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
+      // SWITCHBOARD_SHUTDOWN_TIMEOUT_MS bounds the whole drain (routing, then vendor answers), not each step of it.
+      const deadline = clock.now() + config.shutdownTimeoutMs;
+      const left = (): number => Math.max(0, deadline - clock.now());
       ready = false;
       log.info('stopping: no new messages or sessions');
       summary.stop();
@@ -138,16 +141,16 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
       // Accepts still writing when SIGTERM arrives are answered 202 and must be routed before the sessions close.
       await ingress.settled();
       // Route everything accepted while the sessions are still open, then say goodbye to the clients.
-      await router.drain(config.shutdownTimeoutMs);
+      await router.drain(left());
       await gateway?.closeSessions(1001);
-      await router.drain(config.shutdownTimeoutMs);
+      await router.drain(left());
       // Actors stop before the pool, so a push cut short leaves its message unsettled (sent again at the next
       // start) instead of reporting it failed.
       router.stop();
       // What is still open (a delivery that never got its ack) is written as it stands.
       history.sealAll();
       await decisionLog.close();
-      await pushes.close();
+      await pushes.close(left());
       await ingress.close();
       await held.close();
       await stopSweep();

@@ -53,8 +53,15 @@ export class BatchRunner {
     while (this.inFlight.size > 0) await Promise.all(this.inFlight);
   }
 
-  async destroy(): Promise<void> {
-    await this.drain();
+  /**
+   * Waits for the batches in flight at most `waitMs` (a vendor may take its whole request timeout to answer), then
+   * stops the workers: what was still waiting for a vendor ends as `retry` (`sender worker failed`).
+   */
+  async destroy(waitMs = Infinity): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = Number.isFinite(waitMs) ? new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, waitMs)))) : undefined;
+    await (late ? Promise.race([this.drain(), late]) : this.drain());
+    clearTimeout(timer);
     await this.pool.destroy();
   }
 

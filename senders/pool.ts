@@ -89,6 +89,8 @@ export class PushPool implements PushSink {
         return last;
       }
       breaker.failure();
+      // Closed meanwhile (the workers stopped under this attempt): no wait for a retry that cannot run.
+      if (this.closed) return { outcome: 'failed', reason: `sender pool stopped before ${job.vendor} answered: ${reasonOf(last)}` };
       if (attempt === this.maxAttempts) break;
       const delay = Math.max(last.retryAfterMs ?? 0, backoffMs(attempt, this.opts.random));
       if (this.clock.now() + delay >= deadline) {
@@ -101,14 +103,18 @@ export class PushPool implements PushSink {
     return { outcome: 'failed', reason: `gave up after ${this.maxAttempts} attempts: ${reasonOf(last)}` };
   }
 
-  /** Stops retrying (waiting pushes end as failed), sends what was queued, then stops the workers. */
-  async close(): Promise<void> {
+  /**
+   * Stops retrying (waiting pushes end as failed), sends what was queued, waits for the vendors' answers at most
+   * `waitMs` (ms; the node's SIGTERM budget, SWITCHBOARD_SHUTDOWN_TIMEOUT_MS), then stops the workers. A push cut
+   * short leaves its message unsettled: the node stopped its actors first, so it is sent again at the next start.
+   */
+  async close(waitMs = Infinity): Promise<void> {
     this.closed = true;
     for (const w of this.waiting) {
       this.clock.clearTimeout(w.timer);
       w.wake();
     }
-    await this.runner.destroy();
+    await this.runner.destroy(waitMs);
   }
 
   /**

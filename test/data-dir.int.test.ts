@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -33,7 +33,7 @@ describe('one node per data dir', () => {
     const first = await start();
     const second = await runCli({ SWITCHBOARD_DATA_DIR: first.dataDir, SWITCHBOARD_PORT: '0', ...keys() });
     expect(second.code).toBe(2);
-    expect(second.stderr).toBe(`switchboard: data dir ${first.dataDir} is in use by pid ${first.proc.pid} (lock file ${join(first.dataDir, 'switchboard.lock')})\n`);
+    expect(second.stderr).toBe(`switchboard: SWITCHBOARD_DATA_DIR: data dir ${first.dataDir} is in use by pid ${first.proc.pid} (lock file ${join(first.dataDir, 'switchboard.lock')})\n`);
     expect(second.stdout).toBe('');
     // The first node is untouched.
     const user = uniqueUser('lock');
@@ -73,10 +73,10 @@ describe('start-up errors name their cause', () => {
     try {
       const res = await runCli({ SWITCHBOARD_DATA_DIR: fs.dir, SWITCHBOARD_PORT: '0', ...keys() });
       expect(res.code).toBe(1);
-      expect(res.stderr).toBe(`switchboard: data dir ${fs.dir} is on a read-only file system (EROFS); set SWITCHBOARD_DATA_DIR to a writable directory\n`);
+      expect(res.stderr).toBe(`switchboard: SWITCHBOARD_DATA_DIR: data dir ${fs.dir} is on a read-only file system (EROFS); set it to a writable directory\n`);
       const below = await runCli({ SWITCHBOARD_DATA_DIR: join(fs.dir, 'a', 'b'), SWITCHBOARD_PORT: '0', ...keys() });
       expect(below.code).toBe(1);
-      expect(below.stderr).toBe(`switchboard: data dir ${join(fs.dir, 'a', 'b')} cannot be created: ${join(fs.dir, 'a')} (read-only file system)\n`);
+      expect(below.stderr).toBe(`switchboard: SWITCHBOARD_DATA_DIR: data dir ${join(fs.dir, 'a', 'b')} cannot be created: ${join(fs.dir, 'a')} (read-only file system)\n`);
     } finally {
       fs.unmount();
     }
@@ -85,7 +85,15 @@ describe('start-up errors name their cause', () => {
   it('a data dir that cannot be created fails at once instead of hanging (Node 20 recursive mkdir under /proc)', async () => {
     const res = await runCli({ SWITCHBOARD_DATA_DIR: '/proc/switchboard-test/data', SWITCHBOARD_PORT: '0', ...keys() });
     expect(res.code).toBe(1);
-    expect(res.stderr).toBe('switchboard: data dir /proc/switchboard-test/data cannot be created: /proc/switchboard-test (ENOENT)\n');
+    expect(res.stderr).toBe('switchboard: SWITCHBOARD_DATA_DIR: data dir /proc/switchboard-test/data cannot be created: /proc/switchboard-test (ENOENT)\n');
+  }, 30_000);
+
+  it('a data dir that is a file is a wrong value: exit 2, the variable named', async () => {
+    const file = join(await mkdtemp(join(tmpdir(), 'switchboard-test-')), 'a-file');
+    await writeFile(file, 'not a dir');
+    const res = await runCli({ SWITCHBOARD_DATA_DIR: join(file, 'data'), SWITCHBOARD_PORT: '0', ...keys() });
+    expect(res.code).toBe(2);
+    expect(res.stderr).toBe(`switchboard: SWITCHBOARD_DATA_DIR: data dir ${join(file, 'data')}: ${file} exists and is not a directory\n`);
   }, 30_000);
 
   it('an unreachable NATS is retried with a line per try, then named (exit 1)', async () => {

@@ -71,4 +71,13 @@ describe('Grafana dashboard', () => {
       'switchboard_lease_takeovers_total',
     ]) expect(all).toContain(name);
   });
+
+  it('has a panel for every switchboard_* metric the node exposes (README: "a Grafana dashboard of those metrics")', async () => {
+    const all = exprs.map((e) => e.expr).join('\n');
+    const ours = [...(await registryMetrics()).keys()].filter((n) => n.startsWith('switchboard_') && !/_(sum|count)$/.test(n));
+    const histograms = new Set(ours.filter((n) => n.endsWith('_bucket')).map((n) => n.slice(0, -'_bucket'.length)));
+    const missing = ours.filter((n) => !histograms.has(n) && !all.includes(n));
+    expect(ours.length).toBeGreaterThan(20);
+    expect(missing).toEqual([]);
+  });
 });

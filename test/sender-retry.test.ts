@@ -109,6 +109,15 @@ describe('push retries', () => {
   });
 });
 
+describe('closing the pool (SIGTERM)', () => {
+  it('waits for a vendor that never answers at most waitMs, then stops the workers; the push ends failed, not hanging', async () => {
+    const closing = new PushPool({ config: { apps: { default: {} } }, log, workerFile, clock: new ManualClock(), random: () => 0 });
+    const pushed = closing.push(job('hang'));
+    await closing.close(50); // without the bound this waited for the vendor's answer, here never
+    expect(await pushed).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('sender pool stopped') });
+  });
+});
+
 describe('vendor configuration errors', () => {
   it('fail at once, never retried, and log one line per app and vendor naming key id and team id', async () => {
     const clock = new ManualClock();

@@ -1,7 +1,9 @@
 // A sender worker whose answers are scripted by the job's token: "a,b,c" answers a, then b, then c (last repeats).
-// Each step: ok | dead | fail | config | retry | retry-after-<ms>.
+// Each step: ok | dead | fail | config | retry | retry-after-<ms>; a job whose token is "hang" never gets an answer
+// (a vendor that does not answer), nor does its batch.
 const calls = new Map();
 export default async function scripted(jobs) {
+  if (jobs.some((job) => job.token === 'hang')) return new Promise(() => {});
   return jobs.map((job) => {
     const steps = job.token.split(',');
     const n = calls.get(job.jobId) ?? 0;
