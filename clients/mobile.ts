@@ -1,6 +1,6 @@
 import { ClientError } from './close-codes.js';
 import { Emitter } from './emitter.js';
-import type { ClientFrameV11, ErrorFrame, MobileOs, MobileState, Welcome } from './wire.js';
+import { MOBILE_OSES, type ClientFrameV11, type ErrorFrame, type MobileOs, type MobileState, type Welcome } from './wire.js';
 
 /**
  * Mobile client core (PROTOCOL.md section 2, mobile rows): presence from the app lifecycle only (never from a push
@@ -72,9 +72,6 @@ const ANSWER_ERROR_CODES: Readonly<Record<Unanswered['type'], ReadonlySet<string
   register: new Set(['invalid_field', 'store_failed', 'frame_not_allowed']),
   unregister: new Set(['store_failed', 'unknown_frame', 'frame_not_allowed']),
 };
-
-/** The `os` values of a `register` frame (PROTOCOL.md section 2). */
-const MOBILE_OSES: ReadonlySet<string> = new Set<MobileOs>(['ios', 'android', 'harmony', 'web']);
 
 export class MobileSession extends Emitter<MobileEvents> {
   private token?: string;

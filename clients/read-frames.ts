@@ -1,5 +1,5 @@
 import { ClientError } from './close-codes.js';
-import { MAX_CLIENT_FRAME_BYTES, MAX_READ_IDS } from './wire.js';
+import { MAX_CLIENT_FRAME_BYTES, MAX_MESSAGE_ID_CHARS, MAX_READ_IDS } from './wire.js';
 
 /**
  * What a `read` frame may carry, checked before it is sent: the server refuses a frame of another shape with an error
@@ -8,9 +8,6 @@ import { MAX_CLIENT_FRAME_BYTES, MAX_READ_IDS } from './wire.js';
  * the connection) and section 3 (a message id is 1-128 characters; the server also wants them printable, as user
  * and device ids in section 2).
  */
-
-/** Longest message id, in characters (Unicode code points): PROTOCOL.md section 3. */
-export const MAX_MESSAGE_ID_CHARS = 128;
 
 /** Printable: no control, format, unassigned, private-use or lone surrogate code point (Unicode category C). */
 const PRINTABLE = /^[^\p{C}]+$/u;

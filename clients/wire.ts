@@ -71,3 +71,11 @@ export const DEFAULT_IDLE_AFTER_MS = 60_000;
 export const MAX_READ_IDS = 500;
 /** Section 2: a client frame is at most 64 KiB (65,536 bytes of UTF-8); a larger one closes the connection (1009). */
 export const MAX_CLIENT_FRAME_BYTES = 64 * 1024;
+/** Section 3: a message id is 1-128 characters (Unicode code points), printable as user and device ids are. */
+export const MAX_MESSAGE_ID_CHARS = 128;
+/** Section 2: the `os` values of a `register` frame. */
+export const MOBILE_OSES: ReadonlySet<string> = new Set<MobileOs>(['ios', 'android', 'harmony', 'web']);
+/*
+ * These are copies of the contract's numbers, not imports from protocol/: the client SDK is served to pages on its
+ * own (gateway/static-pages.ts) and carries no server code. test/client-wire-contract.test.ts holds them to the server's.
+ */
