@@ -314,16 +314,16 @@ export abstract class Flights {
     this.finish(slot, 'failed', o.reason);
   }
 
-  /**
-   * "Nothing is missed": a message whose push failed for good is held unless another target reaches the user (its
-   * flight settles once every target is final; `settleIfDone` holds it only if none reached). It was answered 202.
-   */
   /** Delivery latency of `slot`'s message, reached at `now` (ms): held ones apart (metrics.heldDeliverySeconds). */
   protected observeDelivery(slot: Slot, now: number): void {
     const seconds = Math.max(0, now - slot.flight.msg.acceptedAt) / 1000;
     (slot.flight.fromHeld ? this.deps.metrics.heldDeliverySeconds : this.deps.metrics.deliverySeconds).observe({ via: slot.target.via }, seconds);
   }
 
+  /**
+   * "Nothing is missed": a message whose push failed for good is held unless another target reaches the user (its
+   * flight settles once every target is final; `settleIfDone` holds it only if none reached). It was answered 202.
+   */
   protected pushFailedFor(flight: Flight): void {
     flight.pushFailed = true;
     flight.holdWanted = true;

@@ -1,5 +1,6 @@
 import type { KV } from '@nats-io/kv';
 import { Packr } from 'msgpackr';
+import { within } from '../base/within.js';
 import { keyOf } from './kv-device-registry.js';
 
 const packr = new Packr({ useRecords: false });
@@ -63,11 +64,4 @@ interface SavedDecisions {
   epoch: number;
   /** Packed decisions, newest first (actors/decision-pack.ts). */
   decisions: string[];
-}
-
-/** `work`'s value, or `fallback` once `ms` passed first (`work` must not reject: it is not awaited past that). */
-function within<T>(work: Promise<T>, ms: number, fallback: T): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<T>((resolve) => (timer = setTimeout(() => resolve(fallback), ms)));
-  return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }

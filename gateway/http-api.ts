@@ -7,7 +7,7 @@ import type { AcceptResult } from '../store/types.js';
 import { bearerCheck } from './auth.js';
 import { acceptBatch } from './batch.js';
 import type { HttpApiDeps } from './deps.js';
-import { pathId, readBody, readJson, readJsonBody, sendError, sendJson, sendJsonHead, sendJsonText, type BodyOptions } from './http-io.js';
+import { NOT_READY, pathId, readBody, readJson, readJsonBody, sendError, sendJson, sendJsonHead, sendJsonText, type BodyOptions } from './http-io.js';
 import { createPageRoutes } from './page-routes.js';
 import { checkRegistration } from './registration-rules.js';
 
@@ -20,8 +20,6 @@ export const OWNER_QUERY_TIMEOUT_MS = 5000;
  * node keeps DECISIONS_PER_USER). A larger `limit` is taken and answered with what is kept.
  */
 export const DEFAULT_DECISIONS_LIMIT = DECISIONS_PER_USER;
-/** Why a message was refused while the node is not ready (starting, or its store or NATS down). */
-const NOT_READY = 'the node is not ready to accept messages (starting, or its store or NATS unavailable)';
 /** Largest `PUT …/policy` body. */
 const MAX_POLICY_BYTES = 4096;
 

@@ -97,6 +97,9 @@ export function readBody(req: IncomingMessage, limit: number, done: BytesCallbac
 
 const EMPTY = Buffer.alloc(0);
 
+/** The detail of a 503 `unavailable` for a message refused while the node is not ready (`isReady()` false). */
+export const NOT_READY = 'the node is not ready to accept messages (starting, or its store or NATS unavailable)';
+
 /**
  * A declared JSON type: `application/json`, `application/*+json` (RFC 6839). Where a type is checked (not `anyType`,
  * see BodyOptions), a missing one is taken as JSON (simple clients) unless `declared`; a declared other type is 415.

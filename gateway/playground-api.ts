@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SignJWT } from 'jose';
 import { MOBILE_OS, SwitchboardError, decodeSendRequest, invalid, isObject, type BusMessage } from '../protocol/index.js';
 import type { HttpApiDeps } from './deps.js';
-import { readJsonBody, sendError, sendJson, type BodyOptions } from './http-io.js';
+import { NOT_READY, readJsonBody, sendError, sendJson, type BodyOptions } from './http-io.js';
 import { PLAYGROUND_USER, isLoopbackAddress, isLoopbackHostHeader, isSameOrigin } from './playground-access.js';
 
 /** Lifetime of a playground client token. */
@@ -54,7 +54,7 @@ export function createPlaygroundApi(deps: PlaygroundApiDeps): (req: IncomingMess
   };
 
   const send = async (req: IncomingMessage, res: ServerResponse) => {
-    if (!deps.isReady()) throw new SwitchboardError('unavailable', 'the node is not ready to accept messages');
+    if (!deps.isReady()) throw new SwitchboardError('unavailable', NOT_READY);
     const body = await readJsonBody(req, MAX_BODY_BYTES, DECLARED_JSON);
     if (!isObject(body)) throw invalid('body', 'a JSON object');
     const user = playgroundUser(body.user);

@@ -3,10 +3,10 @@ import type { UserPolicy } from './policy.js';
 
 /** Routing decisions, PROTOCOL.md sections 3 and 4. */
 
-/** `held`: nothing reachable; the message waits, durably, for the user to become reachable (section 4, held messages). */
 /** Decisions kept per user for `GET …/decisions` (PROTOCOL.md section 3: at least the last 100). */
 export const DECISIONS_PER_USER = 100;
 
+/** `held`: nothing reachable; the message waits, durably, for the user to become reachable (section 4, held messages). */
 export type Route = 'pc' | 'mobile' | 'pc_fallback' | 'held' | 'undeliverable';
 export type Via = 'pc' | 'mobile' | Vendor;
 

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
+import { within } from '../base/within.js';
 import type { PushJob, PushOutcome } from './types.js';
 import type { SenderConfig } from './vendor-config.js';
 
@@ -58,10 +59,7 @@ export class BatchRunner {
    * stops the workers: what was still waiting for a vendor ends as `retry` (`sender worker failed`).
    */
   async destroy(waitMs = Infinity): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = Number.isFinite(waitMs) ? new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, waitMs)))) : undefined;
-    await (late ? Promise.race([this.drain(), late]) : this.drain());
-    clearTimeout(timer);
+    await within(this.drain(), waitMs, undefined);
     await this.pool.destroy();
   }
 
