@@ -133,11 +133,14 @@ export function hmsOutcome(res: VendorResponse, deviceToken: string, now: number
     return typeof answer?.requestId === 'string' ? { outcome: 'ok', vendorId: answer.requestId } : { outcome: 'ok' };
   }
   if (code === HMS_CODES.partialSuccess) {
-    // msg carries the per-token result: {"success":0,"failure":1,"illegal_tokens":["..."]}
-    const detail = parseJson(msg) as { success?: unknown; illegal_tokens?: unknown } | undefined;
-    if (Array.isArray(detail?.illegal_tokens) && detail.illegal_tokens.includes(deviceToken)) return { outcome: 'dead_token', reason };
+    // msg carries the per-token result: {"success":0,"failure":1,"illegal_tokens":["..."]}. The reason goes into the
+    // decision history and the routed events, so it counts the tokens and never lists them.
+    const detail = parseJson(msg) as { success?: unknown; failure?: unknown; illegal_tokens?: unknown } | undefined;
+    const illegal = Array.isArray(detail?.illegal_tokens) ? detail.illegal_tokens : [];
+    const partial = `hms ${res.status} ${code}: ${String(detail?.success ?? '?')} succeeded, ${String(detail?.failure ?? '?')} failed, ${illegal.length} illegal token(s)`;
+    if (illegal.includes(deviceToken)) return { outcome: 'dead_token', reason: partial };
     if (typeof detail?.success === 'number' && detail.success > 0) return { outcome: 'ok' };
-    return { outcome: 'failed', reason };
+    return { outcome: 'failed', reason: partial };
   }
   if (code === HMS_CODES.allTokensInvalid) return { outcome: 'dead_token', reason };
   if (res.status === 429 || res.status >= 500 || code === HMS_CODES.internalError) return retryOutcome(reason, res.headers, now);

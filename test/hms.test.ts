@@ -140,6 +140,15 @@ describe('Huawei Push Kit sender against the local Push Kit', () => {
     expect(await sender.send(job({}, 'live-token'))).toMatchObject({ outcome: 'ok' });
   });
 
+  it('names no device token in the reason of a partial success (it goes to the decision history and routed events)', async () => {
+    const { server, sender } = await start();
+    const token = 'IQAAAACy0kYdAAByLwSecretDeviceToken0123456789';
+    server.setBehavior({ answer: 'illegal_token', times: 1 });
+    const outcome = await sender.send(job({}, token));
+    expect(outcome).toMatchObject({ outcome: 'dead_token', reason: expect.stringContaining('80100000') });
+    expect(JSON.stringify(outcome)).not.toContain(token);
+  });
+
   it('surfaces Retry-After of flow control as retryAfterMs', async () => {
     const { server, sender } = await start();
     server.setBehavior({ answer: 'flow_control', retryAfterSeconds: 12 });
