@@ -5,6 +5,7 @@ import { ApnsConnectionPool, type ApnsExchange } from './apns-connections.js';
 import { ProviderToken } from './apns-token.js';
 import { apnsPayload, fittedText } from './payload.js';
 import { fitIds } from './clear-payload.js';
+import { ttlEndSeconds } from './message-ttl.js';
 import type { PushJob, PushOutcome } from './types.js';
 import type { ApnsCredentials } from './vendor-config.js';
 import type { VendorSender } from './vendor.js';
@@ -84,7 +85,7 @@ export class ApnsSender implements VendorSender {
     } catch (err) {
       return { outcome: 'failed', reason: (err as Error).message };
     }
-    const headers = job.clear ? apnsClearHeaders(job, this.creds.topic, this.now()) : apnsHeaders(job, this.creds.topic, this.now());
+    const headers = job.clear ? apnsClearHeaders(job, this.creds.topic, this.now()) : apnsHeaders(job, this.creds.topic);
     let jwt = token.current();
     let answer = await this.pool.exchange({ ...headers, authorization: `bearer ${jwt}` }, body);
     // Section 5: an expired token is the one case for signing again before 20 minutes, then resending at once.
@@ -128,7 +129,12 @@ export function apnsBody(m: ChatMessage, silent = false, badge?: number): string
   return text === undefined ? undefined : apnsPayload(m, text, silent, badge);
 }
 
-export function apnsHeaders(job: PushJob, topic: string, now: number): OutgoingHttpHeaders {
+/**
+ * Headers of an alert push. `apns-expiration` is the epoch second at which the message's TTL ends, counted from its
+ * acceptance (section 4), so a push sent after the message was held or delayed does not outlive it; `ttlSeconds: 0`
+ * is 0, "now or never"; unset leaves Apple's default storage.
+ */
+export function apnsHeaders(job: PushJob, topic: string): OutgoingHttpHeaders {
   const m = job.message;
   const headers: OutgoingHttpHeaders = {
     ':method': 'POST',
@@ -139,8 +145,7 @@ export function apnsHeaders(job: PushJob, topic: string, now: number): OutgoingH
     'apns-id': randomUUID(),
   };
   if (m.collapseKey !== undefined) headers['apns-collapse-id'] = collapseId(m.collapseKey);
-  // 0 = deliver now or never; unset = Apple's default storage.
-  if (m.ttlSeconds !== undefined) headers['apns-expiration'] = String(m.ttlSeconds === 0 ? 0 : Math.floor(now / 1000) + m.ttlSeconds);
+  if (m.ttlSeconds !== undefined) headers['apns-expiration'] = String(m.ttlSeconds === 0 ? 0 : ttlEndSeconds(m));
   return headers;
 }
 

@@ -13,6 +13,7 @@ import type { FcmCredentials } from './vendor-config.js';
 import { networkOutcome, parseJson, retryOutcome, VendorHttp, type VendorClientOptions, type VendorResponse } from './vendor-http.js';
 import type { VendorSender } from './vendor.js';
 import { fitIds } from './clear-payload.js';
+import { withTtlLeft } from './message-ttl.js';
 
 /** Where sends go unless `FcmCredentials.endpoint` (SWITCHBOARD_FCM_ENDPOINT) overrides it. */
 export const FCM_ORIGIN = 'https://fcm.googleapis.com';
@@ -39,7 +40,7 @@ export class FcmSender implements VendorSender {
   async send(job: PushJob): Promise<PushOutcome> {
     const loaded = await this.loadAccount();
     if (!loaded.ok) return { outcome: 'failed', reason: loaded.reason };
-    const body = job.clear ? buildFcmClearBody(job) : buildFcmBody(job);
+    const body = job.clear ? buildFcmClearBody(job) : buildFcmBody(job, this.now());
     if (body === undefined) return { outcome: 'failed', reason: 'fcm payload exceeds 4096 bytes even with the text removed' };
     const url = new URL(`${this.origin()}/v1/projects/${encodeURIComponent(loaded.account.projectId)}/messages:send`);
     // A 401 means the cached token was revoked or expired early: fetch a fresh one and resend, once.
@@ -86,10 +87,11 @@ export class FcmSender implements VendorSender {
 /**
  * The v1 request body (section 5), text shortened so the notification and data fit FCM's 4096 bytes. Our
  * `messageId` and `sender` override same-named keys of the chat server's data (the edge refuses those keys). The
- * sender goes in `sender`: FCM reserves `from` and answers 400 INVALID_ARGUMENT.
+ * sender goes in `sender`: FCM reserves `from` and answers 400 INVALID_ARGUMENT. `android.ttl` is what is left at `now`
+ * (epoch ms) of the message's TTL, counted from its acceptance (senders/message-ttl.ts).
  */
-export function buildFcmBody(job: PushJob): string | undefined {
-  const m = job.message;
+export function buildFcmBody(job: PushJob, now = Date.now()): string | undefined {
+  const m = withTtlLeft(job.message, now);
   const text = fittedText(m, 'fcm');
   if (text === undefined) return undefined;
   const android: Record<string, unknown> = { priority: m.priority ?? 'high' };

@@ -4,6 +4,7 @@
  * a result code in the JSON body ("80000000" success); the HTTP status only matters for 401 and 5xx.
  */
 import { fitIds } from './clear-payload.js';
+import { withTtlLeft } from './message-ttl.js';
 import { fittedText, hmsBody, type HmsBadge } from './payload.js';
 import { AccessTokenCache, exchangeTokenForm, type TokenFetch } from './oauth-token.js';
 import type { PushJob, PushOutcome } from './types.js';
@@ -44,7 +45,7 @@ export class HmsSender implements VendorSender {
   }
 
   async send(job: PushJob): Promise<PushOutcome> {
-    const body = job.clear ? buildHmsClearBody(job) : buildHmsBody(job, this.creds.badgeClass);
+    const body = job.clear ? buildHmsClearBody(job) : buildHmsBody(job, this.creds.badgeClass, this.now());
     if (body === undefined) return { outcome: 'failed', reason: 'hms payload exceeds 4096 bytes even with the text removed' };
     const url = new URL(`${trimSlash(this.creds.pushEndpoint)}/v1/${encodeURIComponent(this.creds.appId)}/messages:send`);
     // An expired or revoked token (HTTP 401, 80200003) gets one fresh token and one resend.
@@ -82,10 +83,11 @@ export class HmsSender implements VendorSender {
  * The Push Kit v1 body for one token (see `hmsBody`), text shortened so the whole body fits 4096 bytes. With
  * `badgeClass` (HmsCredentials) an alert carries `job.badge`, the unread count (section 4), as its launcher badge,
  * but the badge never costs the message any of its text: when the text would have to be cut further to make room
- * for it, the push goes without it.
+ * for it, the push goes without it. `android.ttl` is what is left at `now` (epoch ms) of the message's TTL, counted from
+ * its acceptance (senders/message-ttl.ts).
  */
-export function buildHmsBody(job: PushJob, badgeClass?: string): string | undefined {
-  const m = job.message;
+export function buildHmsBody(job: PushJob, badgeClass?: string, now = Date.now()): string | undefined {
+  const m = withTtlLeft(job.message, now);
   const silent = job.silent === true;
   const fit = (badge?: HmsBadge): string | undefined => fittedText(m, 'hms', (t) => Buffer.byteLength(hmsBody(m, t, job.token, silent, badge)));
   const text = fit();

@@ -66,11 +66,16 @@ export class PushPool implements PushSink {
 
   async push(job: PushJob): Promise<PushOutcome> {
     const breaker = this.breakerFor(job);
-    const ttlMs = job.message.ttlSeconds !== undefined ? job.message.ttlSeconds * 1000 : DEFAULT_RETRY_WINDOW_MS;
-    const deadline = Math.max(job.message.acceptedAt, this.clock.now()) + ttlMs;
+    // The message's TTL counts from its acceptance (section 4), however long it was held or delayed before this push.
+    const { ttlSeconds, acceptedAt } = job.message;
+    const deadline = ttlSeconds !== undefined ? acceptedAt + ttlSeconds * 1000 : this.clock.now() + DEFAULT_RETRY_WINDOW_MS;
     let last: PushOutcome = { outcome: 'failed', reason: 'not attempted' };
     for (let attempt = 1; ; ) {
       if (this.closed) return { outcome: 'failed', reason: `sender pool stopped before ${job.vendor} answered: ${reasonOf(last)}` };
+      // A message past its TTL is not pushed at all; `ttlSeconds: 0` ("now or never") gets its one attempt.
+      if (attempt === 1 && ttlSeconds !== 0 && this.clock.now() >= deadline) {
+        return { outcome: 'failed', reason: `not sent: the message's TTL of ${ttlSeconds} s ran out before the ${job.vendor} push` };
+      }
       // An open breaker is a wait, not an attempt: only the message's TTL bounds it (issue 9, part 4).
       const wait = breaker.admit();
       if (wait > 0) {

@@ -8,6 +8,7 @@ import { createECDH, createHash } from 'node:crypto';
 import https from 'node:https';
 import webpush, { type PushSubscription } from 'web-push';
 import { fitIds } from './clear-payload.js';
+import { ttlLeftSeconds } from './message-ttl.js';
 import { fittedText, webPushPayload, WEBPUSH_MAX_PLAINTEXT_BYTES } from './payload.js';
 import type { PushJob, PushOutcome } from './types.js';
 import type { WebPushCredentials } from './vendor-config.js';
@@ -56,7 +57,7 @@ export class WebPushSender implements VendorSender {
       const res = await webpush.sendNotification(subscription, payload, {
         vapidDetails: { subject: this.creds.subject, publicKey: this.creds.vapidPublicKey, privateKey: this.creds.vapidPrivateKey },
         contentEncoding: 'aes128gcm',
-        ...(job.clear ? webPushClearHeaders(job) : webPushHeaders(job)),
+        ...(job.clear ? webPushClearHeaders(job) : webPushHeaders(job, this.now())),
         agent: this.agent,
         timeout: this.timeoutMs,
       });
@@ -133,11 +134,14 @@ export function buildWebPushPayload(job: PushJob): string | undefined {
   return text === undefined ? undefined : webPushPayload(job.message, text, silent);
 }
 
-/** TTL, Urgency and Topic of an alert push (RFC 8030 sections 5.2-5.4), as web-push options. */
-function webPushHeaders(job: PushJob): { TTL: number; urgency: 'normal' | 'high'; topic?: string } {
+/**
+ * TTL, Urgency and Topic of an alert push (RFC 8030 sections 5.2-5.4), as web-push options. TTL is what is left at
+ * `now` (epoch ms) of the message's TTL, counted from its acceptance (senders/message-ttl.ts).
+ */
+export function webPushHeaders(job: PushJob, now: number): { TTL: number; urgency: 'normal' | 'high'; topic?: string } {
   const m = job.message;
   return {
-    TTL: m.ttlSeconds ?? DEFAULT_WEBPUSH_TTL_SECONDS,
+    TTL: ttlLeftSeconds(m, now) ?? DEFAULT_WEBPUSH_TTL_SECONDS,
     urgency: m.priority === 'normal' ? 'normal' : 'high',
     ...(m.collapseKey !== undefined ? { topic: webPushTopic(m.collapseKey) } : {}),
   };

@@ -12,7 +12,7 @@ const TOKEN = 'a'.repeat(64);
 const tokenN = (n: number) => n.toString(16).padStart(64, '0');
 const job = (message: Partial<ChatMessage> = {}, token = TOKEN): PushJob => ({
   jobId: `${message.id ?? 'm1'}:d1`, user: 'u1', device: 'd1', vendor: 'apns', token,
-  message: { id: 'm1', to: 'u1', from: 'alice', title: 'Alice', text: 'hello', data: { chat: 'c1' }, acceptedAt: 0, ...message },
+  message: { id: 'm1', to: 'u1', from: 'alice', title: 'Alice', text: 'hello', data: { chat: 'c1' }, acceptedAt: Date.now(), ...message },
 });
 
 describe('ApnsSender against the local APNs stand-in', () => {
@@ -41,9 +41,8 @@ describe('ApnsSender against the local APNs stand-in', () => {
   });
 
   it('sends an alert with the APNs headers and body, authorized by an ES256 provider token', async () => {
-    const before = Math.floor(Date.now() / 1000);
-    const outcome = await make().send(job({ collapseKey: 'chat-c1', ttlSeconds: 600 }));
-    const after = Math.floor(Date.now() / 1000);
+    const sent = job({ collapseKey: 'chat-c1', ttlSeconds: 600 });
+    const outcome = await make().send(sent);
     expect(outcome).toEqual({ outcome: 'ok', vendorId: expect.stringMatching(/^[0-9a-f-]{36}$/) });
     const [req] = server.requests;
     expect(req.token).toBe(TOKEN);
@@ -55,9 +54,7 @@ describe('ApnsSender against the local APNs stand-in', () => {
     expect(req.headers['apns-priority']).toBe('10');
     expect(req.headers['apns-collapse-id']).toBe('chat-c1');
     expect(req.headers['apns-id']).toBe((outcome as { vendorId: string }).vendorId);
-    const expiration = Number(req.headers['apns-expiration']);
-    expect(expiration).toBeGreaterThanOrEqual(before + 600);
-    expect(expiration).toBeLessThanOrEqual(after + 600);
+    expect(req.headers['apns-expiration']).toBe(String(Math.ceil(sent.message.acceptedAt / 1000) + 600));
     expect(JSON.parse(req.body)).toEqual({ aps: { alert: { title: 'Alice', body: 'hello' } }, messageId: 'm1', sender: 'alice', data: { chat: 'c1' } });
     expect(req.answer).toBe(200);
   });
@@ -72,6 +69,13 @@ describe('ApnsSender against the local APNs stand-in', () => {
     expect(high.headers['apns-priority']).toBe('10');
     expect(high.headers).not.toHaveProperty('apns-expiration');
     expect(high.headers).not.toHaveProperty('apns-collapse-id');
+  });
+
+  it('sets apns-expiration from the acceptance: a message held 50 s with a TTL of 60 s expires 10 s after the push', async () => {
+    const now = Math.floor(Date.now() / 1000) * 1000; // the stand-in checks the provider token's iat by its own clock
+    const s = make({ now: () => now });
+    expect(await s.send(job({ ttlSeconds: 60, acceptedAt: now - 50_000 }))).toMatchObject({ outcome: 'ok' });
+    expect(server.requests[0].headers['apns-expiration']).toBe(String(now / 1000 + 10));
   });
 
   it('keeps apns-collapse-id within 64 bytes for a multi-byte collapse key', async () => {

@@ -7,7 +7,7 @@ import { startFcmServer, type FcmServer } from './vendors/fcm-server.js';
 
 const job = (over: Partial<ChatMessage> = {}, token = 'fcm-token-1'): PushJob => ({
   jobId: 'm1:d1', user: 'u1', device: 'd1', vendor: 'fcm', token,
-  message: { id: 'm1', to: 'u1', from: 'alice', title: 'Alice', text: 'hello', data: { room: 'r1' }, collapseKey: 'room-r1', priority: 'high', ttlSeconds: 60, acceptedAt: 0, ...over },
+  message: { id: 'm1', to: 'u1', from: 'alice', title: 'Alice', text: 'hello', data: { room: 'r1' }, collapseKey: 'room-r1', priority: 'high', ttlSeconds: 60, acceptedAt: Date.now(), ...over },
 });
 
 type Sent = { message: { token: string; notification?: { title?: string; body?: string }; data: Record<string, string>; android: Record<string, string> } };
@@ -51,6 +51,12 @@ describe('FCM HTTP v1 sender against the local FCM', () => {
         android: { priority: 'high', collapse_key: 'room-r1', ttl: '60s' },
       },
     });
+  });
+
+  it('sends as android.ttl only what is left of the TTL counted from the acceptance (a message held 50 s of its 60)', async () => {
+    const { server, sender } = await start();
+    expect(await sender.send(job({ acceptedAt: Date.now() - 50_000, ttlSeconds: 60 }))).toMatchObject({ outcome: 'ok' });
+    expect((server.sends()[0].parsed as { message: { android: { ttl: string } } }).message.android.ttl).toBe('10s');
   });
 
   it('reaches an https endpoint whose certificate a private CA signed', async () => {

@@ -8,7 +8,7 @@ import { startHmsServer, type HmsServer } from './vendors/hms-server.js';
 
 const job = (over: Partial<ChatMessage> = {}, token = 'hms-token-1'): PushJob => ({
   jobId: 'm1:d1', user: 'u1', device: 'd1', vendor: 'hms', token,
-  message: { id: 'm1', to: 'u1', from: 'alice', title: 'Alice', text: 'hello', data: { room: 'r1' }, collapseKey: 'room-r1', priority: 'high', ttlSeconds: 60, acceptedAt: 0, ...over },
+  message: { id: 'm1', to: 'u1', from: 'alice', title: 'Alice', text: 'hello', data: { room: 'r1' }, collapseKey: 'room-r1', priority: 'high', ttlSeconds: 60, acceptedAt: Date.now(), ...over },
 });
 
 type Sent = {
@@ -110,6 +110,12 @@ describe('Huawei Push Kit sender against the local Push Kit', () => {
     const roomy = buildHmsBody({ ...job({ text }), badge: 2 }, badgeClass)!;
     expect(roomy).toContain(`"badge":{"class":"${badgeClass}","set_num":2}`);
     expect(roomy).toContain(`"body":"${text}"`);
+  });
+
+  it('sends as android.ttl only what is left of the TTL counted from the acceptance (a message held 50 s of its 60)', async () => {
+    const { server, sender } = await start();
+    expect(await sender.send(job({ acceptedAt: Date.now() - 50_000, ttlSeconds: 60 }))).toMatchObject({ outcome: 'ok' });
+    expect((server.sends()[0].parsed as Sent).message.android.ttl).toBe('10s');
   });
 
   it('reaches an https endpoint and sends normal priority as urgency NORMAL', async () => {

@@ -67,6 +67,19 @@ describe('push retries', () => {
     expect(outcome).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('TTL') });
   });
 
+  it("counts the TTL from the acceptance: a message past it is not pushed, and retries stop at acceptance + TTL", async () => {
+    const clock = new ManualClock();
+    pool = new PushPool({ config: { apps: { default: {} } }, log, workerFile, clock, random: () => 0 });
+    const late = await drive(clock, pool.push(job('ok', 30, clock.now() - 31_000)), 1000);
+    expect(late.outcome).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('TTL of 30 s ran out') });
+    expect(pool.batchesSent).toBe(0);
+    // Accepted 25 s ago with 30 s: a Retry-After of 10 s would end past acceptance + 30 s.
+    const retried = await drive(clock, pool.push(job('retry-after-10000,ok', 30, clock.now() - 25_000)), 1000);
+    expect(retried.outcome).toMatchObject({ outcome: 'failed', reason: expect.stringContaining("TTL ends before the next attempt") });
+    // `ttlSeconds: 0` (now or never) still gets its one attempt after a push delay.
+    expect((await drive(clock, pool.push(job('ok', 0, clock.now() - 5_000)), 1000)).outcome).toEqual({ outcome: 'ok' });
+  });
+
   it('opens the breaker after repeated failures, stops hammering, and closes after a successful probe', async () => {
     const clock = new ManualClock();
     pool = new PushPool({ config: { apps: { default: {} } }, log, workerFile, clock, random: () => 0, maxAttempts: 1, breaker: { failureThreshold: 3, openMs: 5000 } });

@@ -7,7 +7,7 @@ import { startWebPushServer, type WebPushServer } from './vendors/webpush-server
 
 const job = (token: string, over: Partial<ChatMessage> = {}): PushJob => ({
   jobId: 'm1:d1', user: 'u1', device: 'd1', vendor: 'webpush', token,
-  message: { id: 'm1', to: 'u1', from: 'alice', title: 'Alice', text: 'hello', data: { room: 'r1' }, collapseKey: 'room-r1', priority: 'high', ttlSeconds: 60, acceptedAt: 0, ...over },
+  message: { id: 'm1', to: 'u1', from: 'alice', title: 'Alice', text: 'hello', data: { room: 'r1' }, collapseKey: 'room-r1', priority: 'high', ttlSeconds: 60, acceptedAt: Date.now(), ...over },
 });
 
 describe('Web Push sender against the local push service', () => {
@@ -39,6 +39,12 @@ describe('Web Push sender against the local push service', () => {
     expect(server.received).toHaveLength(1);
     expect(server.received[0].vapidSubject).toBe(server.creds.subject);
     expect(req.parsed).toEqual({ title: 'Alice', body: 'hello', messageId: 'm1', sender: 'alice', data: { room: 'r1' } });
+  });
+
+  it('sends as TTL only what is left of the TTL counted from the acceptance (a message held 50 s of its 60)', async () => {
+    const { server, sender, token } = await start();
+    expect(await sender.send(job(token, { acceptedAt: Date.now() - 50_000, ttlSeconds: 60 }))).toMatchObject({ outcome: 'ok' });
+    expect(server.received[0].ttl).toBe(10);
   });
 
   it('sends normal urgency and turns a collapse key that is no valid topic into a 32-character one', async () => {
