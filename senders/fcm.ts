@@ -95,14 +95,16 @@ export function buildFcmBody(job: PushJob, now = Date.now()): string | undefined
   const text = fittedText(m, 'fcm');
   if (text === undefined) return undefined;
   const android: Record<string, unknown> = { priority: m.priority ?? 'high' };
+  const notification = fcmNotification(m, text);
   // Quiet hours: AndroidNotification.notification_priority PRIORITY_MIN, "might not be shown to the user except under
   // special circumstances" and never alerting; no `sound` is set. Android 8+ uses the channel's importance instead
   // (FCM v1 reference, AndroidNotification / NotificationPriority), so apps should post it to a silent channel too.
-  if (job.silent) android.notification = { notification_priority: 'PRIORITY_MIN', default_sound: false };
+  // Only on a notification: an android.notification would turn a data message (no title, no text) into a notification
+  // message, which the system tray takes instead of the app's onMessageReceived ("Message types", FCM docs).
+  if (job.silent && notification !== undefined) android.notification = { notification_priority: 'PRIORITY_MIN', default_sound: false };
   if (m.collapseKey !== undefined) android.collapse_key = m.collapseKey;
   if (m.ttlSeconds !== undefined) android.ttl = `${m.ttlSeconds}s`;
   const message: Record<string, unknown> = { token: job.token };
-  const notification = fcmNotification(m, text);
   if (notification !== undefined) message.notification = notification;
   message.data = fcmData(m);
   const badge = fcmBadge(job);

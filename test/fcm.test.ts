@@ -59,6 +59,17 @@ describe('FCM HTTP v1 sender against the local FCM', () => {
     expect((server.sends()[0].parsed as { message: { android: { ttl: string } } }).message.android.ttl).toBe('10s');
   });
 
+  it('keeps a data message (no title, no text) a data message in quiet hours: no android.notification, which would make it a notification message', async () => {
+    const { server, sender } = await start();
+    const dataOnly = { ...job({ title: undefined, text: undefined }), silent: true as const, badge: 2 };
+    expect(await sender.send(dataOnly)).toMatchObject({ outcome: 'ok' });
+    expect(await sender.send({ ...job(), silent: true })).toMatchObject({ outcome: 'ok' });
+    const [data, alert] = server.sends().map((r) => (r.parsed as { message: { notification?: unknown; android: { notification?: unknown } } }).message);
+    expect(data.notification).toBeUndefined();
+    expect(data.android.notification).toBeUndefined();
+    expect(alert.android.notification).toEqual({ notification_priority: 'PRIORITY_MIN', default_sound: false });
+  });
+
   it('reaches an https endpoint whose certificate a private CA signed', async () => {
     const { server, sender } = await start({}, true);
     expect(server.origin).toMatch(/^https:/);
