@@ -87,7 +87,9 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
 
   // Decorators: replays wait for clients to reconnect; accepts in flight are counted for a graceful stop.
   // A replayed copy of a message the held store holds is settled, not routed: the held store's replay delivers it.
-  const gated = new GatedIngress(inbox, clock.now(), config.replayGraceMs, clock, (msg) => held.holds(msg.to, msg.id, clock.now()));
+  // Nor is one the user read (section 4: a read message is no longer held, its pushes are cancelled): its settle was
+  // lost to the crash, and routed it would reach the user as new although it was read.
+  const gated = new GatedIngress(inbox, clock.now(), config.replayGraceMs, clock, (msg) => held.holds(msg.to, msg.id, clock.now()) || held.wasRead(msg.to, msg.id));
   const ingress = new AcceptTracker(gated);
   const router = new UserDirectory({
     nodeId: config.nodeId, bus, subjects, registry, policies, pushes, clock, metrics, log,

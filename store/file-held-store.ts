@@ -140,6 +140,15 @@ export class FileHeldStore implements HeldStore {
     return e !== undefined && e.exp > now;
   }
 
+  /**
+   * Whether `user` read message `id` (one of the last MAX_READ_IDS_REMEMBERED read), from memory (no I/O). At start-up
+   * every read is one read back from the log, so durable (a read is answered only once it is): the inbox's replay
+   * check asks then, so a message read before a crash is not delivered again after it.
+   */
+  wasRead(user: string, id: string): boolean {
+    return this.readStates.get(user)?.read.has(id) ?? false;
+  }
+
   async count(user: string, now: number): Promise<number> {
     return this.live(user, now).length;
   }

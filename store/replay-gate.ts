@@ -55,7 +55,8 @@ export class ReplayGate {
  * `isHeld(msg)`: true when the held store holds `msg` (section 4) durably. A message accepted before this process
  * started and held then was settled lazily (`FileInbox.done`); a settle lost to kill -9 hands it out again, and routed
  * it would reach the user twice, once from the held store's replay and once as this copy (past the actor's recent
- * ids when more than 256 were held). Such a copy is settled at once instead: the held store delivers it.
+ * ids when more than 256 were held). Such a copy is settled at once instead: the held store delivers it. The
+ * embedded node also answers true for a message the user read (its settle lost the same way): it is not delivered.
  */
 export class GatedIngress implements Ingress {
   private gate?: ReplayGate;

@@ -54,6 +54,25 @@ describe('held messages across kill -9', () => {
   }, 60_000);
 });
 
+describe('read, then kill -9', () => {
+  it('messages read while held are not delivered after the restart (their inbox settle was lost to the kill)', async () => {
+    const node = await start();
+    const user = uniqueUser('readkill');
+    const ids = Array.from({ length: 30 }, (_, i) => msgId(`r${i}`));
+    for (const id of ids) expect((await node.send({ id, to: user, text: id })).status).toBe(202);
+    expect((await node.http('POST', `/v1/users/${enc(user)}/read`, { ids })).body).toMatchObject({ read: 30, unread: 0 });
+    await node.kill('SIGKILL'); // within the settle's lazy write: the inbox still has them unsettled
+
+    const after = await restartOf(node, { SWITCHBOARD_REPLAY_GRACE_MS: '0' });
+    const laptop = await pc(after, user);
+    const late = msgId('late');
+    expect((await after.send({ id: late, to: user, text: late })).status).toBe(202);
+    await until(() => laptop.received.includes(late), 10_000, 'a message sent after the restart');
+    expect(laptop.received).toEqual([late]);
+    expect((await userView(after, user)).held).toBe(0);
+  }, 60_000);
+});
+
 describe('flow control: the burst', () => {
   const N = 1000;
 
