@@ -80,6 +80,12 @@ export class HmsSender implements VendorSender {
 }
 
 /**
+ * Push Kit keeps a message at most 15 days (server API, `ttl`: "The default value is 86400 (1 day), and the maximum
+ * value is 1296000 (15 days)"); a longer TTL (the contract allows 28 days) is sent as this.
+ */
+export const HMS_MAX_TTL_SECONDS = 1_296_000;
+
+/**
  * The Push Kit v1 body for one token (see `hmsBody`), text shortened so the whole body fits 4096 bytes. With
  * `badgeClass` (HmsCredentials) an alert carries `job.badge`, the unread count (section 4), as its launcher badge,
  * but the badge never costs the message any of its text: when the text would have to be cut further to make room
@@ -87,7 +93,8 @@ export class HmsSender implements VendorSender {
  * its acceptance (senders/message-ttl.ts).
  */
 export function buildHmsBody(job: PushJob, badgeClass?: string, now = Date.now()): string | undefined {
-  const m = withTtlLeft(job.message, now);
+  const left = withTtlLeft(job.message, now);
+  const m = left.ttlSeconds !== undefined && left.ttlSeconds > HMS_MAX_TTL_SECONDS ? { ...left, ttlSeconds: HMS_MAX_TTL_SECONDS } : left;
   const silent = job.silent === true;
   const fit = (badge?: HmsBadge): string | undefined => fittedText(m, 'hms', (t) => Buffer.byteLength(hmsBody(m, t, job.token, silent, badge)));
   const text = fit();

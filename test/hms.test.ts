@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ChatMessage } from '../protocol/index.js';
-import { buildHmsBody, HmsSender } from '../senders/hms.js';
+import { buildHmsBody, HMS_MAX_TTL_SECONDS, HmsSender } from '../senders/hms.js';
 import { hmsBody } from '../senders/payload.js';
 import type { PushJob } from '../senders/types.js';
 import type { VendorClientOptions } from '../senders/vendor-http.js';
@@ -116,6 +116,35 @@ describe('Huawei Push Kit sender against the local Push Kit', () => {
     const { server, sender } = await start();
     expect(await sender.send(job({ acceptedAt: Date.now() - 50_000, ttlSeconds: 60 }))).toMatchObject({ outcome: 'ok' });
     expect((server.sends()[0].parsed as Sent).message.android.ttl).toBe('10s');
+  });
+
+  it("sends a TTL over Push Kit's 15 days as 15 days, and the local Push Kit refuses a longer one", async () => {
+    const { server, sender } = await start();
+    expect(await sender.send(job({ ttlSeconds: 28 * 86400 }))).toMatchObject({ outcome: 'ok' });
+    const [sent] = server.sends();
+    expect((sent.parsed as Sent).message.android.ttl).toBe(`${HMS_MAX_TTL_SECONDS}s`);
+    const raw = JSON.parse(sent.body) as Sent;
+    raw.message.android.ttl = `${HMS_MAX_TTL_SECONDS + 1}s`;
+    const refused = await fetch(`${server.creds.pushEndpoint}/v1/${server.creds.appId}/messages:send`, {
+      method: 'POST', headers: { authorization: sent.headers.authorization as string, 'content-type': 'application/json' }, body: JSON.stringify(raw),
+    });
+    expect(await refused.json()).toMatchObject({ code: '80100003', msg: expect.stringContaining('ttl must be at most') });
+  });
+
+  it('the local Push Kit counts no device token in its 4096 bytes, as Push Kit does', async () => {
+    const { server, sender } = await start();
+    const longToken = 'T'.repeat(300);
+    expect(await sender.send(job({}, longToken))).toMatchObject({ outcome: 'ok' });
+    const [sent] = server.sends();
+    const raw = JSON.parse(sent.body) as Sent & { message: { android: { notification: { body: string } } } };
+    const room = 4096 - Buffer.byteLength(JSON.stringify({ ...raw, message: { ...raw.message, token: [] } }));
+    raw.message.android.notification.body += 'x'.repeat(room);
+    const post = (body: unknown) => fetch(`${server.creds.pushEndpoint}/v1/${server.creds.appId}/messages:send`, {
+      method: 'POST', headers: { authorization: sent.headers.authorization as string, 'content-type': 'application/json' }, body: JSON.stringify(body),
+    }).then((r) => r.json());
+    expect(await post(raw)).toMatchObject({ code: '80000000' }); // 4096 bytes besides a 300-character token
+    raw.message.android.notification.body += 'x';
+    expect(await post(raw)).toMatchObject({ code: '80300008' });
   });
 
   it('reaches an https endpoint and sends normal priority as urgency NORMAL', async () => {

@@ -83,9 +83,12 @@ export async function startHmsServer(options: { appId?: string; tls?: boolean; r
     } catch {
       return answerJson(res, 400, { code: '80100001', msg: 'Some request parameters are incorrect', requestId: requestId() });
     }
-    if (Buffer.byteLength(req.body) > 4096) return answerJson(res, 400, { code: '80300008', msg: 'The message body size exceeds the default value', requestId: requestId() });
     const invalid = validateSend(body);
     if (invalid) return answerJson(res, 400, { code: '80100003', msg: `Incorrect message structure: ${invalid}`, requestId: requestId() });
+    // Push Kit server API, Sending Messages: "The message body cannot exceed 4096 bytes (excluding token)".
+    if (bodyBytesWithoutTokens(body as { message: { token: string[] } }) > 4096) {
+      return answerJson(res, 400, { code: '80300008', msg: 'The message body size exceeds the default value', requestId: requestId() });
+    }
     const tokens = (body as { message: { token: string[] } }).message.token;
     const b = behavior.take({});
     const answer: HmsAnswer = tokens.every((t) => illegal.has(t)) ? 'all_invalid' : tokens.some((t) => illegal.has(t)) ? 'illegal_token' : b.answer ?? 'ok';
@@ -145,6 +148,8 @@ function validateSend(body: unknown): string | undefined {
   if (a !== undefined) {
     if (a.urgency !== undefined && a.urgency !== 'HIGH' && a.urgency !== 'NORMAL') return 'android.urgency must be HIGH or NORMAL';
     if (a.ttl !== undefined && !(typeof a.ttl === 'string' && /^\d+(\.\d{1,9})?s$/.test(a.ttl))) return 'android.ttl must be like "86400s"';
+    // Push Kit server API, ttl: "The default value is 86400 (1 day), and the maximum value is 1296000 (15 days)".
+    if (a.ttl !== undefined && parseFloat(a.ttl as string) > 1_296_000) return 'android.ttl must be at most 1296000s (15 days)';
     if (a.collapse_key !== undefined && !(Number.isInteger(a.collapse_key) && (a.collapse_key as number) >= -1 && (a.collapse_key as number) <= 100)) {
       return 'android.collapse_key must be an integer from -1 to 100';
     }
@@ -168,6 +173,11 @@ function validateSend(body: unknown): string | undefined {
     }
   }
   return undefined;
+}
+
+/** The body's size as Push Kit counts it: without the device tokens. */
+function bodyBytesWithoutTokens(body: { message: { token: string[] } }): number {
+  return Buffer.byteLength(JSON.stringify({ ...body, message: { ...body.message, token: [] } }));
 }
 
 function requestId(): string {
