@@ -368,12 +368,17 @@ export abstract class Flights {
     }
   }
 
-  /** Section 4 / push delay: a PC turned active, so pushes still waiting are cancelled and those messages go to the PC. */
+  /**
+   * Section 4 / push delay: a PC turned active, so pushes still waiting are cancelled and those messages go to the PC;
+   * so are deliveries to phones still waiting in a window (flow control), never sent: PC active, not to the phone.
+   */
   protected onPcMaybeActive(now: number): void {
     if ((this.slotsTable?.size ?? 0) === 0 || !pcStatus(this.state, now, this.deps).active) return;
     if (policyOf(this.state.policy).mobile === 'always') return; // the phone gets it while the PC is active too
     let replaced: Set<Flight> | undefined; // made only when a push delay is found: this runs on every ack of an active PC
+    let waiting = false;
     for (const [key, slot] of this.slots) {
+      if (slot.kind === 'queued' && slot.target.via === 'mobile') waiting = true;
       if (slot.kind !== 'delay') continue;
       replaced ??= new Set();
       this.deps.clock.clearTimeout(slot.timer!);
@@ -384,6 +389,34 @@ export abstract class Flights {
       replaced.add(slot.flight);
     }
     for (const flight of replaced ?? []) {
+      this.carryOut(flight, decide(this.state, flight.msg, now, this.deps), false);
+      this.settleIfDone(flight);
+    }
+    if (waiting) this.redecideWaiting(now, (slot) => slot.target.via === 'mobile', 'pc');
+  }
+
+  /**
+   * Section 4 is the rule when a delivery goes out, not only when it was decided: one still waiting in a session's
+   * window (flow control, section 2: it follows as acks come in, maybe many ack timeouts later) whose session is no
+   * longer where the rule sends its message (the phone went to the background, which counts as offline for direct
+   * delivery; the PC turned active, so not the phone; the PC turned inactive with a phone reachable, so not the PC)
+   * is cancelled, and its message decided again now. Those sent and not acked keep their ack timeout.
+   */
+  protected redecideWaiting(now: number, which: (slot: Slot) => boolean, detail: string): void {
+    if ((this.slotsTable?.size ?? 0) === 0) return;
+    let moved: Set<Flight> | undefined;
+    for (const [key, slot] of this.slots) {
+      if (slot.kind !== 'queued' || slot.session === undefined || !which(slot)) continue;
+      const sessionId = slot.session.id;
+      if (decide(this.state, slot.flight.msg, now, this.deps).commands.some((c) => c.type === 'deliver' && c.session.id === sessionId)) continue;
+      this.dropSlot(key);
+      this.windows.unqueue(sessionId, slot);
+      slot.target.outcome = 'cancelled';
+      slot.target.detail = detail;
+      slot.flight.open--;
+      (moved ??= new Set()).add(slot.flight);
+    }
+    for (const flight of moved ?? []) {
       this.carryOut(flight, decide(this.state, flight.msg, now, this.deps), false);
       this.settleIfDone(flight);
     }

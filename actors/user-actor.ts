@@ -84,6 +84,8 @@ export class UserActor extends Flights {
           // Section 4: a held message is routed again as soon as the user becomes reachable; a backgrounded app counts
           // as offline for direct delivery, so coming back to the foreground is one of those moments.
           if (cameBack) this.replayHeld();
+          // Gone offline for direct delivery: what still waits in its window is not sent to it (its vendor push instead).
+          else if (!m.session.foreground) this.redecideWaiting(now, (slot) => slot.session?.id === msg.sessionId, 'background');
           return;
         }
         const pc = findPc(this.state, msg.sessionId);
@@ -91,6 +93,8 @@ export class UserActor extends Flights {
         pc.presence = msg.state; // claim 4: the PC reports active, or inactive with a reason
         pc.reason = msg.state === 'inactive' ? msg.reason : undefined;
         pc.lastSeen = Math.min(msg.at, now);
+        // PC inactive: deliveries still waiting in a PC's window go to a reachable phone instead (pc_fallback stays).
+        if (msg.state === 'inactive') this.redecideWaiting(now, (slot) => slot.target.via === 'pc', 'inactive');
         return this.onPcMaybeActive(now);
       }
       case 'touch':

@@ -355,6 +355,63 @@ describe('flow control (section 2 window)', () => {
     // m5 through the window; m2, held when its ack timed out, again now that the session answers.
     expect(delivered().slice(4).sort()).toEqual(['m2', 'm5']);
   });
+
+  // Section 4 holds when a waiting delivery goes out, not only when it was decided.
+  const sentTo = (sessionId: string) => h.gateway.filter((g) => g.msg.type === 'deliver' && (g.msg as any).sessionId === sessionId).map((g) => (g.msg as any).frame.id);
+
+  it('a phone that goes to the background gets none of what still waits in its window: its vendor push instead', async () => {
+    h = harness({ maxInflight: 2 });
+    await h.registry.put('u1', 'pixel', { os: 'android', token: 'fcm-tok' });
+    h.openPhone('u1', 'pixel', 'android', 'p1');
+    for (let i = 1; i <= 5; i++) h.route('u1', `m${i}`);
+    await until(() => sentTo('p1').length === 2);
+    h.presence('u1', 'pixel', 'p1', 'background');
+    await until(() => h.pushes.jobs.length === 3);
+    expect(h.pushes.jobs.map((j) => j.message.id)).toEqual(['m3', 'm4', 'm5']); // at once, in order
+    h.ack('u1', 'pixel', 'p1', 'm1'); // a late ack frees room: nothing more goes to the backgrounded app
+    await settle(h);
+    expect(sentTo('p1')).toEqual(['m1', 'm2']);
+    await vi.advanceTimersByTimeAsync(5000); // m2's ack timeout: its push
+    await until(() => h.pushes.jobs.length === 4);
+    expect(h.pushes.jobs[3].message.id).toBe('m2');
+    expect(sentTo('p1')).toEqual(['m1', 'm2']);
+  });
+
+  it('a PC that turns active takes what still waits in the phone\'s window; one that turns inactive gives its waiting ones to the phone', async () => {
+    h = harness({ maxInflight: 2 });
+    h.openPc('u1', 'pc', 's1', 'gw1', false);
+    h.presence('u1', 'pc', 's1', 'inactive', 'idle');
+    h.openPhone('u1', 'pixel', 'android', 'p1');
+    for (let i = 1; i <= 5; i++) h.route('u1', `m${i}`);
+    await until(() => sentTo('p1').length === 2);
+    h.presence('u1', 'pc', 's1', 'active');
+    await until(() => sentTo('s1').length === 2);
+    h.ack('u1', 'pixel', 'p1', 'm1');
+    h.ack('u1', 'pixel', 'p1', 'm2');
+    await settle(h);
+    expect(sentTo('p1')).toEqual(['m1', 'm2']); // never the phone while the PC is active
+    expect(sentTo('s1')).toEqual(['m3', 'm4']); // m5 waits in the PC's window
+    h.presence('u1', 'pc', 's1', 'inactive', 'screen_locked');
+    await until(() => sentTo('p1').length === 3);
+    expect(sentTo('p1')).toEqual(['m1', 'm2', 'm5']);
+    h.ack('u1', 'pc', 's1', 'm3');
+    await settle(h);
+    expect(sentTo('s1')).toEqual(['m3', 'm4']); // never the inactive PC while the phone is reachable
+  });
+
+  it('with no phone reachable the inactive PC keeps its waiting deliveries, in order (pc_fallback)', async () => {
+    h = harness({ maxInflight: 1 });
+    h.openPc('u1', 'pc', 's1');
+    for (let i = 1; i <= 3; i++) h.route('u1', `m${i}`);
+    await until(() => sentTo('s1').length === 1);
+    h.presence('u1', 'pc', 's1', 'inactive', 'idle');
+    for (const id of ['m1', 'm2', 'm3']) {
+      await until(() => sentTo('s1').includes(id));
+      h.ack('u1', 'pc', 's1', id);
+    }
+    await until(() => h.settled.length === 3);
+    expect(sentTo('s1')).toEqual(['m1', 'm2', 'm3']);
+  });
 });
 
 describe('read sync and badges', () => {
