@@ -22,6 +22,8 @@ class Ring {
   bytes = RING_OVERHEAD;
   /** Cluster: the previous owner's saved decisions were merged in (`merge`); a ring dropped and made anew looks again. */
   merged = false;
+  /** Cluster: written behind to the decisions bucket at least once (`markSaved`); a ring made anew saves again soon. */
+  saved = false;
 
   constructor(readonly user: string) {}
 
@@ -132,8 +134,8 @@ export type DecisionSink = (user: string, packed: string) => void;
  * (issue 10 part 4). Memory is bounded twice: at most DECISIONS_PER_USER per user, and `maxBytes` for all users
  * together, past which the least recently written users' histories are dropped whole (exact LRU order). With a
  * `sink` (the embedded node) every packed decision is also written to disk and `restore` reads them back at start;
- * a cluster node has none: `packedOf` and `merge` carry a user's history across a graceful partition handoff
- * (cluster/decision-handoff.ts), and a crash there starts it anew.
+ * a cluster node's sink marks the user for its write-behind (cluster/decision-write-behind.ts), and `packedOf`,
+ * `packedFor` and `merge` carry a user's history to the partition's next owner (cluster/decision-handoff.ts).
  */
 export class DecisionHistory {
   /** Each user's ring, for lookup; the order of writes is kept in the list below. */
@@ -230,6 +232,25 @@ export class DecisionHistory {
       if (packed.length > 0) out.push([ring.user, packed]);
     }
     return out;
+  }
+
+  /**
+   * The user's packed decisions, oldest first, open ones left out (cluster: written behind, see
+   * cluster/decision-write-behind.ts); empty with no history.
+   */
+  packedFor(user: string): string[] {
+    return this.rings.get(user)?.packed() ?? [];
+  }
+
+  /** Whether `markSaved` ran for the user's current history (false with none). */
+  saved(user: string): boolean {
+    return this.rings.get(user)?.saved === true;
+  }
+
+  /** The user's current history was written behind (cluster/decision-write-behind.ts); no-op without one. */
+  markSaved(user: string): void {
+    const ring = this.rings.get(user);
+    if (ring !== undefined) ring.saved = true;
   }
 
   /** The users matching `match` that have a history here, least recently written first. */

@@ -150,8 +150,17 @@ export class UserDirectory {
    * Resolves once every lookup ended (each within `LOAD_WAIT_MS`, cluster/decision-handoff.ts); never rejects.
    */
   mergePreviousDecisions(match: (user: string) => boolean): Promise<void> {
+    return this.mergePreviousOf(this.history.usersOf(match));
+  }
+
+  /**
+   * `mergePreviousDecisions` for these users (cluster: before their histories are written behind,
+   * cluster/decision-write-behind.ts, so a save never replaces the previous owner's decisions with this node's alone).
+   * Resolves once every lookup ended; never rejects.
+   */
+  mergePreviousOf(users: readonly string[]): Promise<void> {
     if (this.deps.loadDecisions === undefined) return Promise.resolve();
-    return Promise.all(this.history.usersOf(match).map((user) => this.mergePrevious(user))).then(() => undefined);
+    return Promise.all(users.map((user) => this.mergePrevious(user))).then(() => undefined);
   }
 
   /**

@@ -18,13 +18,16 @@ export const LOAD_WAIT_MS = 1000;
  * packed decisions as one KV value (`u.<base64url(user)>`, MessagePack array of the packed strings, ~4 KiB for a
  * full history), and the next owner reads a user's value the first time that user's decisions are asked for, merging
  * them in front of its own (`DecisionHistory.merge`), or, if it never was asked, when it hands the partition on in
- * turn, so a chain of handoffs keeps the oldest owner's decisions too. A lease lost to a crash or a pause saves nothing: that
- * history starts anew, as before. Values expire after DECISION_HANDOFF_MAX_AGE_MS (the bucket's `max_age`).
+ * turn, so a chain of handoffs keeps the oldest owner's decisions too. Between handoffs the owner also writes the same
+ * values behind (cluster/decision-write-behind.ts, SWITCHBOARD_DECISION_SAVE_MS), so a crash of the owner loses only
+ * its last interval of decisions. Values expire after DECISION_HANDOFF_MAX_AGE_MS (the bucket's `max_age`).
  *
  * Each value carries the lease epoch of the tenure that saved it (`{ epoch, decisions }`; `LeaseValue.epoch`, +1 per
- * acquisition), and a reader takes only a value saved within its own run of graceful handoffs (`LeaseValue.since` up
- * to its own epoch): a tenure in between may never have touched the user and saved nothing for it (A to B to C keeps
- * A's value), but a lease that lapsed (a crash, a pause) breaks the run. A value left by an earlier handoff was
+ * acquisition), and a reader takes only a value saved before its own tenure and from `since` on. Written behind, every
+ * tenure that routes for a user saves at once, so `since` is 0: the value is the latest history whoever saved it.
+ * Saved only at handoffs (SWITCHBOARD_DECISION_SAVE_MS=0), `since` is the start of the reader's run of graceful handoffs
+ * (`LeaseValue.since`): a tenure in between may never have touched the user and saved nothing for it (A to B to C
+ * keeps A's value), but a lease that lapsed (a crash, a pause) breaks the run. A value left by an earlier handoff was
  * otherwise still in the bucket after a later owner crashed, and taken for that owner's history: older decisions
  * shown as the latest, the crashed tenure's gap hidden.
  */
@@ -62,6 +65,6 @@ export class KvDecisionHandoff {
 interface SavedDecisions {
   /** Lease epoch of the tenure that saved it (cluster/lease-value.ts). */
   epoch: number;
-  /** Packed decisions, newest first (actors/decision-pack.ts). */
+  /** Packed decisions, oldest first (actors/decision-pack.ts). */
   decisions: string[];
 }

@@ -1,11 +1,13 @@
 import { Kvm } from '@nats-io/kv';
 import { Packr } from 'msgpackr';
+import { DECISIONS_PER_USER, DecisionHistory } from '../actors/decision-history.js';
 import { UserDirectory } from '../actors/directory.js';
 import { FencedBus, ownerFenceOf } from '../bus/fence.js';
 import { partitionOf, subjectToken, Subjects } from '../bus/subjects.js';
 import { TurnBatchedBus } from '../bus/turn-batched-bus.js';
 import { JetStreamIngress } from '../cluster/jetstream-ingress.js';
 import { DECISION_HANDOFF_MAX_AGE_MS, KvDecisionHandoff } from '../cluster/decision-handoff.js';
+import { DecisionWriteBehind } from '../cluster/decision-write-behind.js';
 import { KvDeviceRegistry } from '../cluster/kv-device-registry.js';
 import { JetStreamHeldStore } from '../cluster/jetstream-held-store.js';
 import { KvPolicyStore } from '../cluster/kv-policy-store.js';
@@ -131,23 +133,50 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   const keeper = new LeaseKeeper({ nc: control, bucket: LeaseKeeper.bucketName(prefix), replicas, nodeId: config.nodeId, partitions: P, membership, clock, log });
   const fence = ownerFenceOf(keeper, P);
   held.fenceReads((user) => fence.mayAct(user));
+  // Section 3's decision history outlives a crash of the owner: written behind (cluster/decision-write-behind.ts), each
+  // packed decision marking its user. With SWITCHBOARD_DECISION_SAVE_MS=0 only a graceful handoff saves it.
+  let writeBehind: DecisionWriteBehind | undefined;
+  const history = new DecisionHistory(config.decisionHistoryBytes, DECISIONS_PER_USER, config.decisionSaveMs > 0 ? (user) => writeBehind!.touched(user, !history.saved(user)) : undefined);
   const router = new UserDirectory({
     nodeId: config.nodeId, bus: new FencedBus(natsBus, fence, P), subjects, registry, policies, pushes, clock, metrics, log,
     ackTimeoutMs: config.ackTimeoutMs, presenceTtlMs: config.presenceTtlMs, pushDelayMs: config.pushDelayMs, canPush: canPushWith(senderConfig),
-    passivateAfterMs: config.passivateAfterMs, decisionHistoryBytes: config.decisionHistoryBytes,
+    passivateAfterMs: config.passivateAfterMs, history,
     held, holdTtlMs: config.holdTtlSeconds * 1000, holdMax: config.holdMax, maxInflight: config.maxInflight,
     done: (id) => ingress.done(id),
     fence,
-    // Only what a tenure of this run of graceful handoffs saved (cluster/decision-handoff.ts); no lease, nothing to merge into.
+    // Written behind, the bucket holds the latest tenure's value that routed for the user, whatever its epoch (a crashed
+    // one's too). Saved only at handoffs, only a tenure of this run of graceful handoffs (cluster/decision-handoff.ts).
+    // No lease, nothing to merge into.
     loadDecisions: (user) => {
       const held = fence.fence(partitionOf(user, P));
-      return held ? decisions.load(user, { since: held.since ?? held.epoch, before: held.epoch }) : Promise.resolve([]);
+      if (!held) return Promise.resolve([]);
+      return decisions.load(user, { since: config.decisionSaveMs > 0 ? 0 : (held.since ?? held.epoch), before: held.epoch });
     },
     onRouted: (e) => {
       logDecision(log, e);
       nc.publish(subjects.routedEvents, packr.pack(e));
     },
   });
+  if (config.decisionSaveMs > 0) {
+    writeBehind = new DecisionWriteBehind({
+      intervalMs: config.decisionSaveMs, clock, log,
+      save: async (users) => {
+        await router.mergePreviousOf(users); // a save must not replace the previous owner's decisions with ours alone
+        const byEpoch = new Map<number, [string, string[]][]>();
+        for (const user of users) {
+          // Read when the put is sent: a partition that moved or was lost is its next owner's to write.
+          const lease = fence.fence(partitionOf(user, P));
+          const packed = lease ? history.packedFor(user) : [];
+          if (packed.length === 0) continue;
+          history.markSaved(user);
+          const list = byEpoch.get(lease!.epoch);
+          if (list) list.push([user, packed]);
+          else byEpoch.set(lease!.epoch, [[user, packed]]);
+        }
+        await Promise.all([...byEpoch].map(([epoch, list]) => decisions.save(list, epoch)));
+      },
+    });
+  }
   keeper.host(new PartitionHost({
     nc, bus: natsBus, subjects, ingress, directory: router, liveGateways: () => membership.liveGateways(), metrics, log,
     drainTimeoutMs: config.shutdownTimeoutMs, reads: held,
@@ -214,6 +243,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
       gateway?.stopAccepting();
       await sendListener?.stop();
       await ingress.settled();
+      await writeBehind?.stop(); // the handoffs below save every history as it stands
       // Hand every partition off (stop consuming, finish in-flight, release) while sessions are still up.
       if (routes) await keeper.stop();
       else await membership.leave();

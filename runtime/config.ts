@@ -26,6 +26,8 @@ export const DEFAULT_PUSH_DELAY_MS = 0;
 export const DEFAULT_APNS_ENDPOINT = 'https://api.push.apple.com';
 export const DEFAULT_PASSIVATE_AFTER_MS = 60_000;
 export const DEFAULT_DECISION_HISTORY_BYTES = 128 * 1024 * 1024;
+/** Default of SWITCHBOARD_DECISION_SAVE_MS (cluster/decision-write-behind.ts). */
+export const DEFAULT_DECISION_SAVE_MS = 5000;
 export const DEFAULT_SEND_BUFFER_BYTES = 1024 * 1024;
 export const DEFAULT_FRAME_RATE = 200;
 export const DEFAULT_LOG_LEVEL = 'info';
@@ -103,6 +105,11 @@ export interface Config {
   readonly dedupeWindowMs: number;
   /** SWITCHBOARD_DECISION_HISTORY_BYTES: bound of all users' decision histories on a node, default 128 MiB. */
   readonly decisionHistoryBytes: number;
+  /**
+   * SWITCHBOARD_DECISION_SAVE_MS: cluster only, a changed decision history is written behind to the decisions bucket
+   * within this, ms (cluster/decision-write-behind.ts); 0 saves only at a graceful handoff. Default 5000.
+   */
+  readonly decisionSaveMs: number;
   /** SWITCHBOARD_SEND_BUFFER_BYTES: a client whose unsent bytes exceed this is closed, default 1 MiB. */
   readonly sendBufferBytes: number;
   /** SWITCHBOARD_FRAME_RATE: frames per second a client may send before 4429, default 200. */
@@ -322,6 +329,7 @@ export function parseConfig(env: Env = process.env): Config {
     passivateAfterMs: int('SWITCHBOARD_PASSIVATE_AFTER_MS', DEFAULT_PASSIVATE_AFTER_MS, 10, 86_400_000),
     dedupeWindowMs: int('SWITCHBOARD_DEDUPE_WINDOW_MS', DEFAULT_DEDUPE_WINDOW_MS, 1000, 86_400_000),
     decisionHistoryBytes: int('SWITCHBOARD_DECISION_HISTORY_BYTES', DEFAULT_DECISION_HISTORY_BYTES, 0, 2 ** 40),
+    decisionSaveMs: int('SWITCHBOARD_DECISION_SAVE_MS', DEFAULT_DECISION_SAVE_MS, 0, 3_600_000),
     sendBufferBytes: int('SWITCHBOARD_SEND_BUFFER_BYTES', DEFAULT_SEND_BUFFER_BYTES, 65_536, 1 << 30),
     frameRate: int('SWITCHBOARD_FRAME_RATE', DEFAULT_FRAME_RATE, 1, 1_000_000),
     replayGraceMs: int('SWITCHBOARD_REPLAY_GRACE_MS', DEFAULT_REPLAY_GRACE_MS, 0, 600_000),

@@ -1,12 +1,19 @@
+import { Kvm } from '@nats-io/kv';
+import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { unpackDecision } from '../actors/decision-pack.js';
+import { KvDecisionHandoff } from '../cluster/decision-handoff.js';
+import { DEFAULT_SUBJECT_PREFIX } from '../runtime/config.js';
 import { Cluster } from './support/cluster.js';
 import { NatsServer } from './support/nats-server.js';
 import { accept, awaitDecision, decisions, msgId, uniqueUser, viewUntil } from './support/scenario.js';
+import { until } from './support/ws-client.js';
 
 /**
  * PROTOCOL.md section 3 (`GET …/decisions`: at least the last 100 kept) across a graceful partition handoff: the
  * owner stopped with SIGTERM saves its users' decisions (cluster/decision-handoff.ts) and the next owner answers with
- * them, its own newer ones first.
+ * them, its own newer ones first; and across a crash of the owner, from what it wrote behind
+ * (cluster/decision-write-behind.ts).
  */
 
 let server: NatsServer;
@@ -23,14 +30,14 @@ afterAll(async () => {
 });
 
 /** Runs `test` on a two-node cluster with a NATS server of its own (its nodes stopped, added and killed at will). */
-async function withOwnCluster(test: (chain: Cluster) => Promise<void>): Promise<void> {
+async function withOwnCluster(test: (chain: Cluster, nats: NatsServer) => Promise<void>, env?: Record<string, string>): Promise<void> {
   const own = await NatsServer.start();
-  const chain = await Cluster.start({ natsUrls: [own.url], nodes: 2, partitions: 4 }).catch(async (e) => {
+  const chain = await Cluster.start({ natsUrls: [own.url], nodes: 2, partitions: 4, env }).catch(async (e) => {
     await own.dispose();
     throw e;
   });
   try {
-    await test(chain);
+    await test(chain, own);
   } finally {
     await chain.dispose();
     await own.dispose();
@@ -90,7 +97,7 @@ describe('cluster decision history', () => {
     });
   }, 90_000);
 
-  it('starts anew after a crash takeover: an older handoff\'s saved history is not shown as the latest', async () => {
+  it('without write-behind (SWITCHBOARD_DECISION_SAVE_MS=0) starts anew after a crash takeover: an older handoff\'s saved history is not shown as the latest', async () => {
     // A graceful handoff (A stops) leaves a saved value; the next owner then dies with SIGKILL. Its tenure's decisions
     // are gone, and the value from the handoff before it must not come back as if it were the user's latest history.
     await withOwnCluster(async (chain) => {
@@ -121,6 +128,46 @@ describe('cluster decision history', () => {
       const ids = (await decisions(survivor, user)).map((d) => d.id);
       expect(ids).toContain(afterCrash);
       expect(ids).not.toContain(atA);
+    }, { SWITCHBOARD_DECISION_SAVE_MS: '0' });
+  }, 90_000);
+
+  it('outlives a crash of the owner (kill -9): the next owner answers with what the crashed one wrote behind', async () => {
+    // A graceful handoff (A stops) leaves a saved value; the next owner routes one more and dies with SIGKILL once its
+    // write-behind stored it. The survivor shows the whole trail: its own, the crashed owner's, and A's.
+    await withOwnCluster(async (chain, nats) => {
+      const [a, b] = chain.nodes;
+      const { user } = await chain.userOwnedBy((owner) => owner === chain.id(a), uniqueUser('kill'));
+      const atA = msgId('a0');
+      await accept(b, { id: atA, to: user });
+      await awaitDecision(a, user, atA);
+      expect(await a.stop()).toEqual({ code: 0, signal: null });
+      const c = await chain.add();
+      await chain.awaitSettled(20_000, [b, c]);
+      const owner = (await chain.ownerOf(user, b)) === chain.id(b) ? b : c;
+      const survivor = owner === b ? c : b;
+      const beforeCrash = msgId('x0');
+      await accept(survivor, { id: beforeCrash, to: user });
+      await awaitDecision(owner, user, beforeCrash);
+
+      // What the bucket holds for the user, read as a next owner would (any tenure before a far future one).
+      const nc = await connect({ servers: nats.url });
+      try {
+        const bucket = new KvDecisionHandoff(await new Kvm(nc).open(`${DEFAULT_SUBJECT_PREFIX}_decisions`));
+        const saved = async () => (await bucket.load(user, { since: 0, before: Number.MAX_SAFE_INTEGER })).map((p) => unpackDecision(p).id);
+        // The owner's first decision for the user in its tenure is saved within FIRST_SAVE_DELAY_MS (50 ms).
+        await until(async () => (await saved()).includes(beforeCrash), 10_000, 'the owner wrote its history behind');
+        expect(await saved()).toEqual([atA, beforeCrash]);
+      } finally {
+        await nc.close();
+      }
+
+      await owner.kill('SIGKILL');
+      await chain.awaitSettled(20_000, [survivor]);
+      expect(await chain.ownerOf(user, survivor)).toBe(chain.id(survivor));
+      const afterCrash = msgId('y0');
+      await accept(survivor, { id: afterCrash, to: user });
+      await awaitDecision(survivor, user, afterCrash);
+      expect((await decisions(survivor, user)).map((d) => d.id)).toEqual([afterCrash, beforeCrash, atA]);
     });
   }, 90_000);
 });
