@@ -127,11 +127,23 @@ export function parseSubscription(token: string): PushSubscription | undefined {
   return { endpoint: sub.endpoint, keys: { p256dh: sub.keys.p256dh, auth: sub.keys.auth } };
 }
 
-/** The plaintext the service worker receives (see `webPushPayload`), text shortened to fit. */
+/**
+ * The plaintext the service worker receives (see `webPushPayload`), text shortened to fit, with `badge`: the user's
+ * unread count, the badge of an alert push (section 4; the service worker gives it to `navigator.setAppBadge`). As on
+ * Push Kit, the badge never costs the message any of its text: without room for both, the push goes without it.
+ */
 export function buildWebPushPayload(job: PushJob): string | undefined {
   const silent = job.silent === true;
-  const text = fittedText(job.message, 'webpush', (t) => Buffer.byteLength(webPushPayload(job.message, t, silent)));
-  return text === undefined ? undefined : webPushPayload(job.message, text, silent);
+  const build = (t: string, badge?: number) => withBadge(webPushPayload(job.message, t, silent), badge);
+  const fit = (badge?: number) => fittedText(job.message, 'webpush', (t) => Buffer.byteLength(build(t, badge)));
+  const text = fit();
+  if (text === undefined) return undefined;
+  return build(text, job.badge !== undefined && fit(job.badge) === text ? job.badge : undefined);
+}
+
+/** `payload` (a JSON object's text) with a last `badge` key. */
+function withBadge(payload: string, badge?: number): string {
+  return badge === undefined ? payload : `${payload.slice(0, -1)},"badge":${badge}}`;
 }
 
 /**

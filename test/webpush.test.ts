@@ -47,6 +47,18 @@ describe('Web Push sender against the local push service', () => {
     expect(server.received[0].ttl).toBe(10);
   });
 
+  it("carries the user's unread count as the alert's badge (section 4), never at the cost of text", async () => {
+    const { server, sender, token } = await start();
+    expect(await sender.send({ ...job(token), badge: 5 })).toMatchObject({ outcome: 'ok' });
+    expect(JSON.parse(server.received[0].plaintext)).toMatchObject({ title: 'Alice', body: 'hello', badge: 5 });
+    const text = 'x'.repeat(5000);
+    expect(await sender.send({ ...job(token, { text }), badge: 7 })).toMatchObject({ outcome: 'ok' });
+    expect(await sender.send(job(token, { text }))).toMatchObject({ outcome: 'ok' });
+    const [withRoom, without] = server.received.slice(1).map((r) => JSON.parse(r.plaintext) as { body: string; badge?: number });
+    expect(withRoom.body).toBe(without.body); // as long as without a badge
+    expect(withRoom.badge).toBeUndefined();
+  });
+
   it('sends normal urgency and turns a collapse key that is no valid topic into a 32-character one', async () => {
     const { server, sender, token } = await start();
     const collapseKey = 'room:42/with spaces and a rather long name';
