@@ -6,6 +6,7 @@ import { KvDecisionHandoff } from '../cluster/decision-handoff.js';
 import { DEFAULT_SUBJECT_PREFIX } from '../runtime/config.js';
 import { Cluster } from './support/cluster.js';
 import { NatsServer } from './support/nats-server.js';
+import type { NodeProcess } from './support/node-process.js';
 import { accept, awaitDecision, decisions, msgId, uniqueUser, viewUntil } from './support/scenario.js';
 import { until } from './support/ws-client.js';
 
@@ -98,32 +99,11 @@ describe('cluster decision history', () => {
   }, 90_000);
 
   it('without write-behind (SWITCHBOARD_DECISION_SAVE_MS=0) starts anew after a crash takeover: an older handoff\'s saved history is not shown as the latest', async () => {
-    // A graceful handoff (A stops) leaves a saved value; the next owner then dies with SIGKILL. Its tenure's decisions
-    // are gone, and the value from the handoff before it must not come back as if it were the user's latest history.
+    // The crashed tenure's decisions are gone, and the value from the handoff before it must not come back as if it
+    // were the user's latest history.
     await withOwnCluster(async (chain) => {
-      const [a, b] = chain.nodes;
-      const { user } = await chain.userOwnedBy((owner) => owner === chain.id(a), uniqueUser('crash'));
-      const atA = msgId('a0');
-      await accept(b, { id: atA, to: user });
-      await awaitDecision(a, user, atA);
-      expect(await a.stop()).toEqual({ code: 0, signal: null });
-      const c = await chain.add();
-      await chain.awaitSettled(20_000, [b, c]);
-
-      // Whoever owns the user now (B, or C after a graceful rebalance) shows A's decision, then routes one more.
-      const owner = (await chain.ownerOf(user, b)) === chain.id(b) ? b : c;
-      const survivor = owner === b ? c : b;
-      const beforeCrash = msgId('x0');
-      await accept(survivor, { id: beforeCrash, to: user });
-      await awaitDecision(owner, user, beforeCrash);
-      expect((await decisions(owner, user)).map((d) => d.id)).toEqual([beforeCrash, atA]);
-
-      await owner.kill('SIGKILL');
-      await chain.awaitSettled(20_000, [survivor]);
-      expect(await chain.ownerOf(user, survivor)).toBe(chain.id(survivor));
-      const afterCrash = msgId('y0');
-      await accept(survivor, { id: afterCrash, to: user });
-      await awaitDecision(survivor, user, afterCrash);
+      const { user, atA, owner, survivor } = await handoffThenOneMore(chain, 'crash');
+      const afterCrash = await crashOwner(chain, user, owner, survivor);
       // The crashed tenure took its history with it; A's saved value, older than that tenure, stays out.
       const ids = (await decisions(survivor, user)).map((d) => d.id);
       expect(ids).toContain(afterCrash);
@@ -132,23 +112,9 @@ describe('cluster decision history', () => {
   }, 90_000);
 
   it('outlives a crash of the owner (kill -9): the next owner answers with what the crashed one wrote behind', async () => {
-    // A graceful handoff (A stops) leaves a saved value; the next owner routes one more and dies with SIGKILL once its
-    // write-behind stored it. The survivor shows the whole trail: its own, the crashed owner's, and A's.
+    // The survivor shows the whole trail: its own, the crashed owner's, and A's.
     await withOwnCluster(async (chain, nats) => {
-      const [a, b] = chain.nodes;
-      const { user } = await chain.userOwnedBy((owner) => owner === chain.id(a), uniqueUser('kill'));
-      const atA = msgId('a0');
-      await accept(b, { id: atA, to: user });
-      await awaitDecision(a, user, atA);
-      expect(await a.stop()).toEqual({ code: 0, signal: null });
-      const c = await chain.add();
-      await chain.awaitSettled(20_000, [b, c]);
-      const owner = (await chain.ownerOf(user, b)) === chain.id(b) ? b : c;
-      const survivor = owner === b ? c : b;
-      const beforeCrash = msgId('x0');
-      await accept(survivor, { id: beforeCrash, to: user });
-      await awaitDecision(owner, user, beforeCrash);
-
+      const { user, atA, beforeCrash, owner, survivor } = await handoffThenOneMore(chain, 'kill');
       // What the bucket holds for the user, read as a next owner would (any tenure before a far future one).
       const nc = await connect({ servers: nats.url });
       try {
@@ -160,14 +126,41 @@ describe('cluster decision history', () => {
       } finally {
         await nc.close();
       }
-
-      await owner.kill('SIGKILL');
-      await chain.awaitSettled(20_000, [survivor]);
-      expect(await chain.ownerOf(user, survivor)).toBe(chain.id(survivor));
-      const afterCrash = msgId('y0');
-      await accept(survivor, { id: afterCrash, to: user });
-      await awaitDecision(survivor, user, afterCrash);
+      const afterCrash = await crashOwner(chain, user, owner, survivor);
       expect((await decisions(survivor, user)).map((d) => d.id)).toEqual([afterCrash, beforeCrash, atA]);
     });
   }, 90_000);
 });
+
+/**
+ * A graceful handoff (A, the user's owner, stops; C joins) leaves a saved value with A's decision `atA`; whoever owns
+ * the user then (B, or C after the rebalance) shows it and routes `beforeCrash` on top.
+ */
+async function handoffThenOneMore(chain: Cluster, tag: string) {
+  const [a, b] = chain.nodes;
+  const { user } = await chain.userOwnedBy((owner) => owner === chain.id(a), uniqueUser(tag));
+  const atA = msgId('a0');
+  await accept(b, { id: atA, to: user });
+  await awaitDecision(a, user, atA);
+  expect(await a.stop()).toEqual({ code: 0, signal: null });
+  const c = await chain.add();
+  await chain.awaitSettled(20_000, [b, c]);
+  const owner = (await chain.ownerOf(user, b)) === chain.id(b) ? b : c;
+  const survivor = owner === b ? c : b;
+  const beforeCrash = msgId('x0');
+  await accept(survivor, { id: beforeCrash, to: user });
+  await awaitDecision(owner, user, beforeCrash);
+  expect((await decisions(owner, user)).map((d) => d.id)).toEqual([beforeCrash, atA]);
+  return { user, atA, beforeCrash, owner, survivor };
+}
+
+/** SIGKILL of `owner`; once `survivor` took the user over, it routes one more message: its id. */
+async function crashOwner(chain: Cluster, user: string, owner: NodeProcess, survivor: NodeProcess): Promise<string> {
+  await owner.kill('SIGKILL');
+  await chain.awaitSettled(20_000, [survivor]);
+  expect(await chain.ownerOf(user, survivor)).toBe(chain.id(survivor));
+  const afterCrash = msgId('y0');
+  await accept(survivor, { id: afterCrash, to: user });
+  await awaitDecision(survivor, user, afterCrash);
+  return afterCrash;
+}
