@@ -40,7 +40,13 @@ export const DEFAULT_APNS_PING_INTERVAL_MS = 60_000;
 /** APNs rejects a longer apns-collapse-id. */
 const MAX_COLLAPSE_ID_BYTES = 64;
 
-const DEAD_TOKEN_400 = new Set(['BadDeviceToken', 'DeviceTokenNotForTopic']);
+/**
+ * 400 reasons that mean the token itself is dead (section 5: "APNs 410 or 400 BadDeviceToken"). Not
+ * DeviceTokenNotForTopic ("the device token doesn't match the specified topic", Apple's "Handling notification
+ * responses from APNs"): that is a token of another app or build, or a wrong SWITCHBOARD_APNS_TOPIC, and taking it for
+ * dead would delete every iOS token of the app at the first push after a topic typo.
+ */
+const DEAD_TOKEN_400 = new Set(['BadDeviceToken']);
 
 
 /** APNs over HTTP/2 with token (ES256 JWT) authentication (PROTOCOL.md section 5). */
@@ -101,7 +107,7 @@ export class ApnsSender implements VendorSender {
           '(check the key file, key id and team id of this app)',
       };
     }
-    return apnsOutcome(answer, this.now());
+    return apnsOutcome(answer, this.now(), this.creds.topic);
   }
 
   /** Provider tokens signed so far (Apple allows one per 20 minutes). */
@@ -184,8 +190,11 @@ function collapseId(key: string): string {
   return Buffer.byteLength(key) <= MAX_COLLAPSE_ID_BYTES ? key : createHash('sha256').update(key).digest('hex');
 }
 
-/** Maps an APNs answer to an outcome (Apple's "Handling notification responses from APNs"). */
-export function apnsOutcome(x: ApnsExchange, now: number): PushOutcome {
+/**
+ * Maps an APNs answer to an outcome (Apple's "Handling notification responses from APNs"); `now` epoch ms (Retry-After
+ * dates), `topic` the apns-topic sent (named in a DeviceTokenNotForTopic reason).
+ */
+export function apnsOutcome(x: ApnsExchange, now: number, topic = ''): PushOutcome {
   if (x.kind === 'lost') return { outcome: 'retry', reason: `apns: ${x.reason}` };
   const { reason, timestamp } = answerBody(x.body);
   const label = `apns ${x.status}${reason ? ` ${reason}` : ''}`;
@@ -198,6 +207,10 @@ export function apnsOutcome(x: ApnsExchange, now: number): PushOutcome {
     return { outcome: 'dead_token', reason: timestamp !== undefined ? `${label} since ${new Date(timestamp).toISOString()}` : label };
   }
   if (x.status === 400 && DEAD_TOKEN_400.has(reason)) return { outcome: 'dead_token', reason: label };
+  if (x.status === 400 && reason === 'DeviceTokenNotForTopic') {
+    // Kept, and never retried: the same token and topic get the same answer. Logged as configuration (pool.ts).
+    return { outcome: 'failed', config: true, reason: `${label}: the token is not for topic ${JSON.stringify(topic)} (SWITCHBOARD_APNS_TOPIC; a token of another app or build); the token is kept` };
+  }
   // 403 ExpiredProviderToken that survived a re-sign: our clock is off; retrying later may meet a new token.
   if (x.status === 429 || x.status >= 500 || (x.status === 403 && reason === 'ExpiredProviderToken')) {
     const retryAfterMs = parseRetryAfter(x.headers['retry-after'], now);

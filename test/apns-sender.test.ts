@@ -96,10 +96,16 @@ describe('ApnsSender against the local APNs stand-in', () => {
   it.each([
     ['410 Unregistered', apnsAnswers.unregistered(1_700_000_000_000), 'apns 410 Unregistered since 2023-11-14T22:13:20.000Z'],
     ['400 BadDeviceToken', apnsAnswers.badDeviceToken(), 'apns 400 BadDeviceToken'],
-    ['400 DeviceTokenNotForTopic', apnsAnswers.deviceTokenNotForTopic(), 'apns 400 DeviceTokenNotForTopic'],
   ])('reports %s as a dead token', async (_name, behavior, reason) => {
     server.setBehavior(behavior, { token: TOKEN });
     expect(await make().send(job())).toEqual({ outcome: 'dead_token', reason });
+  });
+
+  it('keeps a token APNs calls DeviceTokenNotForTopic: a failed push flagged as configuration (a wrong topic would otherwise delete every iOS token), not retried', async () => {
+    server.setBehavior(apnsAnswers.deviceTokenNotForTopic(), { token: TOKEN });
+    const outcome = await make().send(job());
+    expect(outcome).toMatchObject({ outcome: 'failed', config: true });
+    expect((outcome as { reason: string }).reason).toMatch(/^apns 400 DeviceTokenNotForTopic: the token is not for topic ".+" \(SWITCHBOARD_APNS_TOPIC/);
   });
 
   it('reports 429 TooManyRequests as retry with Retry-After in ms', async () => {
