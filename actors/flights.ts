@@ -80,6 +80,8 @@ export type UserActorMessage =
   | { type: 'ack_due'; id: string; device: string; seq: number }
   | { type: 'push_due'; id: string; device: string; seq: number }
   | { type: 'push_done'; id: string; device: string; outcome: PushOutcome }
+  /** A read sync's clear push met a dead token (UserActor.onRead): removed as a message push's would be. */
+  | { type: 'clear_push_dead'; device: string; token: string }
   | { type: 'held_done'; id: string; ok: boolean }
   | { type: 'held_loaded'; listing: HeldListing }
   | { type: 'mailbox_loaded' }
@@ -302,16 +304,22 @@ export abstract class Flights {
       return this.finish(slot, 'ok');
     }
     if (o.outcome === 'dead_token') {
-      // Section 4: a dead token is removed (hasToken false); the registry only clears it if it is still this one.
-      const token = slot.token!;
-      clearDeadToken(this.state, device, token);
-      this.deps.registry.clearToken(this.user, device, token).catch((err: unknown) => this.deps.log.error({ err, user: this.user, device }, 'clearing a dead token failed'));
+      this.removeDeadToken(device, slot.token!);
       this.pushFailedFor(slot.flight);
       return this.finish(slot, 'dead_token', o.reason);
     }
     // Retries belong to the sender pool; whatever comes back here is final.
     this.pushFailedFor(slot.flight);
     this.finish(slot, 'failed', o.reason);
+  }
+
+  /**
+   * Section 5: a token the vendor called dead is removed (hasToken false, `token_removed` published by the registry);
+   * the registry clears it only if it is still this one (a new token registered meanwhile stays).
+   */
+  protected removeDeadToken(device: string, token: string): void {
+    clearDeadToken(this.state, device, token);
+    this.deps.registry.clearToken(this.user, device, token).catch((err: unknown) => this.deps.log.error({ err, user: this.user, device }, 'clearing a dead token failed'));
   }
 
   /** Delivery latency of `slot`'s message, reached at `now` (ms): held ones apart (metrics.heldDeliverySeconds). */

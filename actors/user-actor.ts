@@ -138,6 +138,8 @@ export class UserActor extends Flights {
       }
       case 'push_done':
         return this.onPushDone(msg.id, msg.device, msg.outcome);
+      case 'clear_push_dead':
+        return this.removeDeadToken(msg.device, msg.token);
       case 'held_done':
         return this.onHeld(msg.id, msg.ok, now);
       case 'held_loaded':
@@ -431,7 +433,11 @@ export class UserActor extends Flights {
     for (const { node, msg } of clearFrames(this.state, ids, badge, readerSession, this.user)) this.deps.bus.publish(this.deps.subjects.gateway(node), msg);
     for (const job of clearPushJobs(this.state, this.user, ids, badge, now, this.deps.canPush)) {
       this.deps.pushes.push(job).then(
-        (o) => this.deps.metrics.clearPushes.inc({ vendor: job.vendor, outcome: o.outcome }),
+        (o) => {
+          this.deps.metrics.clearPushes.inc({ vendor: job.vendor, outcome: o.outcome });
+          // Back through the mailbox: the outcome arrives after this turn, and state is only touched in a turn.
+          if (o.outcome === 'dead_token') this.self({ type: 'clear_push_dead', device: job.device, token: job.token });
+        },
         () => this.deps.metrics.clearPushes.inc({ vendor: job.vendor, outcome: 'failed' }),
       );
     }

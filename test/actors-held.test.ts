@@ -438,6 +438,25 @@ describe('read sync and badges', () => {
     expect((await h.view('u1')).unread).toBe(0);
   });
 
+  it('a clear push that meets a dead token removes it, as a message push does (hasToken false, no more pushes to it)', async () => {
+    h = harness();
+    await h.registry.put('u1', 'iphone', { os: 'ios', token: 'apns-tok' });
+    h.route('u1', 'm1');
+    await until(() => h.pushes.jobs.length === 1);
+    h.pushes.auto = { outcome: 'dead_token', reason: 'apns 410 Unregistered' };
+    h.read('u1', ['m1']);
+    await until(() => h.registry.cleared.length === 1);
+    expect(h.pushes.jobs[1]).toMatchObject({ device: 'iphone', clear: { ids: ['m1'] } });
+    expect(h.registry.cleared).toEqual(['u1/iphone/apns-tok']);
+    await settle(h);
+    expect((await h.view('u1')).devices).toEqual([{ device: 'iphone', os: 'ios', online: false, hasToken: false }]);
+    h.pushes.auto = { outcome: 'ok' };
+    h.route('u1', 'm2');
+    await until(() => h.settled.includes('m2'));
+    expect(h.pushes.jobs).toHaveLength(2); // nothing pushed to the dead token: m2 is held
+    expect(heldIds('u1')).toEqual(['m2']);
+  });
+
   it('a push that fails for good (dead token, refusal) is held, not counted unread; the next session gets it', async () => {
     h = harness();
     await h.registry.put('u1', 'pixel', { os: 'android', token: 'dead-tok' });
