@@ -54,6 +54,11 @@ interface Resident {
  */
 export const TURN_BUDGET = 256;
 
+/** Queued `read` messages run together as one at most (UserDirectory.withQueuedReads). */
+export const MAX_MERGED_READS = 256;
+
+type ReadMessage = Extract<UserActorMessage, { type: 'read' }>;
+
 /** Node ids are few and repeat in every session: one copy each (bounded in case ids churn). */
 const MAX_INTERNED_NODES = 1024;
 
@@ -219,13 +224,18 @@ export class UserDirectory {
    */
   private run(r: Resident): void {
     for (let q = r.queue; !r.stopped && q !== undefined && r.head < q.length; q = r.queue) {
+      if (q[r.head] === undefined) {
+        r.head++; // a read already run with an earlier one (withQueuedReads)
+        continue;
+      }
       if (!this.spend()) {
         compact(r); // a mailbox that never empties under load must not keep every message it ever took as a hole
         this.deferred.push(r);
         return;
       }
-      const msg = q[r.head]!;
+      let msg = q[r.head]!;
       q[r.head++] = undefined;
+      if (msg.type === 'read') msg = this.withQueuedReads(r, msg);
       let waiting: unknown;
       try {
         waiting = r.actor.handle(msg); // a `void` return may still carry a value (`return this.deps.done(id)`)
@@ -245,6 +255,27 @@ export class UserDirectory {
     r.queue = undefined;
     r.head = 0;
     r.running = false;
+  }
+
+  /**
+   * `first` and the `read` messages queued behind it, as one `reads` message (at most MAX_MERGED_READS), so they cost
+   * one durable write: each read waits for its write before the next message runs, and a client sending reads faster
+   * than one disk sync each (several sessions of a user, each within its frame rate) made the mailbox grow until the
+   * process ran out of memory. `touch` messages (pings) between them are passed over and run after, as a read's own
+   * touch does; any other message ends the run, so reads never move past a message whose order they matter to.
+   */
+  private withQueuedReads(r: Resident, first: ReadMessage): UserActorMessage {
+    const q = r.queue!;
+    let reads: ReadMessage[] | undefined;
+    for (let i = r.head; i < q.length && (reads?.length ?? 1) < MAX_MERGED_READS; i++) {
+      const next = q[i];
+      if (next === undefined || next.type === 'touch') continue;
+      if (next.type !== 'read') break;
+      (reads ??= [first]).push(next);
+      q[i] = undefined;
+      this.finished(r); // counted in flight once each; the merged message counts as `first`
+    }
+    return reads === undefined ? first : { type: 'reads', reads };
   }
 
   private resume(r: Resident): void {

@@ -88,6 +88,11 @@ export type UserActorMessage =
   | { type: 'hold_retry'; id: string }
   /** UserActor.armSessionReplay's timer: what was held after ack timeouts on sessions still open goes out once more. */
   | { type: 'replay_due' }
+  /**
+   * `read` messages that were queued one behind another, run as one read (UserDirectory): one durable write for all,
+   * so a client that floods reads costs one disk sync per turn of the mailbox, not one per frame.
+   */
+  | { type: 'reads'; reads: Extract<OwnerMessage, { type: 'read' }>[] }
   | { type: 'ask'; query: OwnerQuery; reply: (r: OwnerReply) => void };
 
 /** A hold that could not be written is tried again after this long, doubling up to HOLD_RETRY_MAX_MS. */

@@ -1,5 +1,5 @@
 import type { ClearFrame, GatewayMessage } from '../protocol/index.js';
-import { VENDOR_OF } from '../protocol/index.js';
+import { MAX_READ_IDS, VENDOR_OF } from '../protocol/index.js';
 import type { PushJob } from '../protocol/push.js';
 import type { DecideOptions } from './decide.js';
 import type { UserState } from './user-state.js';
@@ -18,6 +18,32 @@ export function clearFrames(state: UserState, ids: string[], badge: number, read
   const out: { node: string; msg: GatewayMessage }[] = [];
   const add = (node: string, sessionId: string): void => {
     if (sessionId !== readerSession) out.push({ node, msg: { type: 'frame', sessionId, frame, user } });
+  };
+  for (const pc of state.pcs ?? []) add(pc.node, pc.sessionId);
+  for (const m of state.mobiles ?? []) if (m.session) add(m.session.node, m.session.sessionId);
+  return out;
+}
+
+/** One `read` of a batch the mailbox ran together (UserActor `reads`): its ids and the session that sent it, if any. */
+export interface ReadBy {
+  ids: readonly string[];
+  sessionId?: string;
+}
+
+/**
+ * `clearFrames` for reads the mailbox ran together: each session gets the ids the other readers read (never its own,
+ * as with one read), in frames of at most MAX_READ_IDS ids, so a frame is never larger than one read's would be.
+ */
+export function clearFramesOfReads(state: UserState, reads: readonly ReadBy[], badge: number, user: string): { node: string; msg: GatewayMessage }[] {
+  if (reads.length === 1) return clearFrames(state, [...reads[0].ids], badge, reads[0].sessionId, user);
+  const out: { node: string; msg: GatewayMessage }[] = [];
+  const add = (node: string, sessionId: string): void => {
+    const ids = new Set<string>();
+    for (const r of reads) if (r.sessionId !== sessionId) for (const id of r.ids) ids.add(id);
+    const all = [...ids];
+    for (let i = 0; i < all.length; i += MAX_READ_IDS) {
+      out.push({ node, msg: { type: 'frame', sessionId, frame: { type: 'clear', ids: all.slice(i, i + MAX_READ_IDS), badge }, user } });
+    }
   };
   for (const pc of state.pcs ?? []) add(pc.node, pc.sessionId);
   for (const m of state.mobiles ?? []) if (m.session) add(m.session.node, m.session.sessionId);

@@ -4,7 +4,7 @@ import { policyFrames, policyOf } from './policy.js';
 import { Flights, HOLD_RETRY_MAX_MS, HOLD_RETRY_MS, slotKey, type Flight, type UserActorDeps, type UserActorMessage } from './flights.js';
 import { copyDecision } from './history.js';
 import type { HeldListing } from './mailbox.js';
-import { clearFrames, clearPushJobs } from './read-sync.js';
+import { clearFramesOfReads, clearPushJobs, type ReadBy } from './read-sync.js';
 import {
   clearDeadToken, closeSession, deleteDevice, findMobile, findPc, isOlderThanCurrent, mergeRegistry, newPcSession, openMobileSession, openPcSession, putDevice, takeOtherKindSession, type UserState,
 } from './user-state.js';
@@ -153,12 +153,13 @@ export class UserActor extends Flights {
       }
       case 'mailbox_loaded':
         return this.replayHeld(); // sessions that opened before the held count was known
-      case 'read': {
+      case 'read':
+      case 'reads': {
         // Section 2: any JSON frame refreshes the session, a `read` frame too (a PC reading without a ping stayed
         // active only until the presence TTL). After the read, as an ack touches after its release.
-        const { sessionId, at } = msg;
-        return this.onRead(msg.ids, sessionId, now).then(() => {
-          if (sessionId !== undefined) this.touch(sessionId, at, this.deps.clock.now());
+        const reads = msg.type === 'read' ? [msg] : msg.reads;
+        return this.onRead(reads, now).then(() => {
+          for (const { sessionId, at } of reads) if (sessionId !== undefined) this.touch(sessionId, at, this.deps.clock.now());
         });
       }
       case 'ask':
@@ -411,7 +412,8 @@ export class UserActor extends Flights {
    * they are no longer held, the badge drops (durably), the user's other sessions get `clear`, offline phones a
    * silent clear push.
    */
-  private async onRead(ids: string[], readerSession: string | undefined, now: number): Promise<number> {
+  private async onRead(reads: readonly ReadBy[], now: number): Promise<number> {
+    const ids = reads.length === 1 ? [...reads[0].ids] : [...new Set(reads.flatMap((r) => r.ids))];
     const wanted = new Set(ids);
     for (const [key, slot] of [...(this.slotsTable ?? [])]) {
       if (!wanted.has(slot.flight.msg.id) || slot.kind === 'push') continue;
@@ -430,7 +432,7 @@ export class UserActor extends Flights {
       if (f) f.read = true;
     }
     const badge = await this.mailbox.read(ids);
-    for (const { node, msg } of clearFrames(this.state, ids, badge, readerSession, this.user)) this.deps.bus.publish(this.deps.subjects.gateway(node), msg);
+    for (const { node, msg } of clearFramesOfReads(this.state, reads, badge, this.user)) this.deps.bus.publish(this.deps.subjects.gateway(node), msg);
     for (const job of clearPushJobs(this.state, this.user, ids, badge, now, this.deps.canPush)) {
       this.deps.pushes.push(job).then(
         (o) => {
@@ -448,7 +450,7 @@ export class UserActor extends Flights {
     if (q.type === 'decisions_query') return { type: 'decisions', decisions: this.history.newest(this.user, q.limit) };
     if (q.type === 'read_query') {
       try {
-        return { type: 'read_done', unread: await this.onRead(q.ids, undefined, now) };
+        return { type: 'read_done', unread: await this.onRead([{ ids: q.ids }], now) };
       } catch (err) {
         this.deps.log.error({ err, user: this.user }, 'read not stored');
         return { type: 'error', code: 'store_failed', message: 'the read could not be stored' };

@@ -508,6 +508,43 @@ describe('read sync and badges', () => {
     expect(await h.decisions('u1')).toMatchObject([{ id: 'm1', targets: [{ device: 'iphone', via: 'apns', outcome: 'cancelled', detail: 'read' }] }]);
   });
 
+  it('reads queued behind a slow durable write are stored together, not one disk sync each: a read flood cannot grow the mailbox without bound', async () => {
+    h = harness();
+    h.openPc('u1', 'pc', 's1');
+    h.openPc('u1', 'laptop', 's2');
+    h.route('u1', 'm1');
+    await until(() => delivered().length === 2);
+    let syncs = 0;
+    let release!: () => void;
+    let gate: Promise<void> | undefined = new Promise<void>((r) => (release = r)); // the first write waits for the disk
+    const save = h.held.saveReads.bind(h.held);
+    h.held.saveReads = (user, state, change, durable) => {
+      if (durable) syncs++;
+      const waited = gate ?? Promise.resolve();
+      gate = undefined;
+      return waited.then(() => save(user, state, change, durable));
+    };
+    h.read('u1', ['m1'], 's1', 'pc');
+    await until(() => syncs === 1);
+    // Meanwhile a client floods (pings between its reads): 300 reads of 500 ids each from two sessions.
+    for (let i = 0; i < 300; i++) {
+      h.read('u1', Array.from({ length: 500 }, (_, j) => `r${i}-${j}`), i % 2 ? 's2' : 's1', i % 2 ? 'laptop' : 'pc');
+      h.send({ type: 'touch', user: 'u1', device: 'pc', sessionId: 's1', at: Date.now() });
+    }
+    release();
+    await settle(h);
+    // One write for the first read, then one per MAX_MERGED_READS (256) queued reads: 3, not 301.
+    expect(syncs).toBe(3);
+    expect([...h.held.readStates.get('u1')!.read]).toContain('r299-499');
+    // Each session is told what the other one read, in frames no larger than a read frame.
+    const clears = frames('frame').filter((f) => f.frame.type === 'clear');
+    expect(clears.every((f) => f.frame.ids.length <= 500)).toBe(true);
+    const clearedFor = (session: string) => new Set(clears.filter((f) => f.sessionId === session).flatMap((f) => f.frame.ids));
+    expect(clearedFor('s1').has('r1-0') && !clearedFor('s1').has('r0-0')).toBe(true);
+    expect(clearedFor('s2').has('r0-0') && !clearedFor('s2').has('r1-0')).toBe(true);
+    expect(clearedFor('s2').size).toBe(150 * 500 + 1);
+  });
+
   it('POST read (read_query) answers with the new badge once stored', async () => {
     h = harness();
     h.openPc('u1', 'pc', 's1');
