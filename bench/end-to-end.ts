@@ -32,8 +32,8 @@ export interface E2eOptions {
 
 export interface PhaseResult {
   entry: 'in-process' | 'http' | 'http-batch';
-  /** What ran it: the node, or a bare relay of bench/relay.ts (`relay`, `relay-corked`). */
-  target: 'node' | 'relay' | 'relay-corked';
+  /** What ran it: the node, or a bare relay of bench/relay.ts (`relay`, `relay-corked`, `relay-durable`). */
+  target: 'node' | 'relay' | 'relay-corked' | 'relay-durable';
   /** Offered msgs/s, or undefined for the max-rate phase. */
   offered?: number;
   sent: number;
@@ -50,6 +50,11 @@ export interface PhaseResult {
    * relay's). The pair ratios logged for them are CPU per message, batch over single.
    */
   batchBaseline?: true;
+  /**
+   * Set on the node's single-message HTTP max phases that alternate with the durable relay's (`relay-durable`): the
+   * baseline of the context line `embedded_http_vs_durable_relay`, kept out of the goal's pairs like `batchBaseline`.
+   */
+  durableBaseline?: true;
 }
 
 export interface E2eResult {
@@ -175,8 +180,8 @@ interface RelayBench {
   entry: Entry;
 }
 
-async function startRelayBench(o: E2eOptions): Promise<RelayBench> {
-  const relay = await startRelay();
+async function startRelayBench(o: E2eOptions, durableFile: string): Promise<RelayBench> {
+  const relay = await startRelay(durableFile);
   try {
     const { gen } = await LoadGenerator.start({ port: relay.port, jwtSecret: 'relay-does-not-verify', apiKey: 'none', users: o.users });
     try {
@@ -262,7 +267,7 @@ export async function runEndToEnd(o: E2eOptions, progress: (line: string) => voi
   let gen: LoadGenerator | undefined;
   let rb: RelayBench | undefined;
   try {
-    rb = await startRelayBench(o);
+    rb = await startRelayBench(o, join(dataDir, 'relay-durable.log'));
     const { relay, entry: relayEntry, gen: relayGen } = rb;
     const started = await LoadGenerator.start({ port: node.port, jwtSecret: node.jwtSecret, apiKey: node.apiKey, users: o.users });
     const g = started.gen;
@@ -288,6 +293,18 @@ export async function runEndToEnd(o: E2eOptions, progress: (line: string) => voi
     if (pacedAt !== undefined) note(await inProcessPaced(relayEntry, relayGen, o, pacedAt, 'relay'));
     for (const rate of o.loads) note(await inProcessPaced(nodeEntry(node), gen, o, rate));
     await alternate(o, (w) => http(relayGen, w, undefined, 'relay'), (w) => http(g, w), note, progress);
+    // Context for the goal above: the same, against the relay that makes each body durable before its 202 (the
+    // contract's 202, section 3), the node's runs alternating with it flagged `durableBaseline`.
+    const durableRelay = async (w: E2eOptions): Promise<PhaseResult> => {
+      relay.durable = true;
+      try {
+        return await http(relayGen, w, undefined, 'relay-durable');
+      } finally {
+        relay.durable = false;
+      }
+    };
+    const nodeBeside = async (w: E2eOptions): Promise<PhaseResult> => ({ ...(await http(g, w)), durableBaseline: true });
+    await alternate(o, durableRelay, nodeBeside, note, progress, 'node/durable relay CPU per message');
     for (const rate of o.loads) note(await http(gen, o, rate));
     // POST /v1/messages/batch, measured only once the node answers it. Its runs alternate with single-message runs
     // (ABBA then BAAB, as the relays' do) and `batch_vs_single_rate` compares those: measured once after everything

@@ -79,7 +79,7 @@ const NOISY_OTHERS_PCT = 20;
 
 function phaseRows(phases: PhaseResult[], ceiling: number, users: number): Row[] {
   return phases.map((p) => {
-    const entry = (p.target === 'node' ? '' : `r. bare ${p.target}, `) + (p.entry === 'http' ? (p.batchBaseline ? 'c. HTTP API, beside the batch runs' : 'c. HTTP API') : p.entry === 'http-batch' ? 'c. HTTP batch API' : 'b. in-process entry');
+    const entry = (p.target === 'node' ? '' : `r. bare ${p.target}, `) + (p.entry === 'http' ? (p.batchBaseline ? 'c. HTTP API, beside the batch runs' : p.durableBaseline ? 'c. HTTP API, beside the durable relay' : 'c. HTTP API') : p.entry === 'http-batch' ? 'c. HTTP batch API' : 'b. in-process entry');
     const lost = p.sent - p.errors - p.stats.received;
     const others = othersPct(p);
     const note = [
@@ -158,7 +158,7 @@ async function main(): Promise<void> {
       const r = await runEndToEnd(e2e, log, TARGET_P99_AT);
       rows.push(...phaseRows(r.phases, ceiling.callsPerSec, e2e.users));
       const all = (target: PhaseResult['target'], entry: PhaseResult['entry'], offered?: number) =>
-        r.phases.filter((p) => p.target === target && p.entry === entry && p.offered === offered && !p.batchBaseline);
+        r.phases.filter((p) => p.target === target && p.entry === entry && p.offered === offered && !p.batchBaseline && !p.durableBaseline);
       const find = (target: PhaseResult['target'], entry: PhaseResult['entry'], offered?: number) => all(target, entry, offered)[0];
       /** Mean CPU µs per message of every run of a phase (the alternating runs: four of each). */
       const meanCpu = (ps: PhaseResult[]) => (ps.length ? ps.reduce((a, p) => a + cpuPerMsg(p), 0) / ps.length : NaN);
@@ -172,6 +172,8 @@ async function main(): Promise<void> {
       goals.push({ name: 'relay_p99_ms_at_10k', value: find('relay', 'in-process', TARGET_P99_AT)?.stats.latency.p99Ms ?? NaN, goal: TARGET_P99_MS, info: true });
       goals.push({ name: 'durable_accept_p99_ms', value: acceptP99Ms, goal: TARGET_P99_MS, info: true });
       goals.push({ name: 'embedded_http_vs_relay', value: ratio(all('node', 'http'), all('relay', 'http')), goal: 1.3 });
+      // Context: against a relay that also makes each message durable before its 202 (bench/relay.ts `durable`).
+      goals.push({ name: 'embedded_http_vs_durable_relay', value: ratio(r.phases.filter((p) => p.durableBaseline), all('relay-durable', 'http')), goal: 1.3, info: true });
       // Batch runs against the single-message runs they alternated with (`batchBaseline`), mean rate over mean rate.
       const batch = all('node', 'http-batch');
       const single = r.phases.filter((p) => p.batchBaseline);
