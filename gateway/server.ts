@@ -1,10 +1,11 @@
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { CLOSE, MAX_FRAME_BYTES } from '../protocol/index.js';
 import type { GatewayDeps } from './deps.js';
 import { DashboardFeed } from './dashboard-feed.js';
 import { createHttpApi } from './http-api.js';
+import { deferContinue } from './http-io.js';
 import { SessionTable } from './session-table.js';
 import { StaticPages } from './static-pages.js';
 
@@ -39,6 +40,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const dashboard = new DashboardFeed({ nodeId: deps.nodeId, metrics: deps.metrics, clock: deps.clock, cluster: deps.cluster });
   const api = createHttpApi({ ...deps, isStopping: () => stopping, dashboard, pages: new StaticPages(), listenHost: () => listenHost });
   const server = createServer({ requestTimeout: REQUEST_TIMEOUT_MS }, api);
+  // `Expect: 100-continue`: the 100 goes out only once a body is wanted (http-io.ts deferContinue).
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    deferContinue(req, res);
+    api(req, res);
+  });
   // Section 2's 64 KiB frame limit is checked by the session, which answers an error frame `frame_too_large` and
   // closes 1009 "frame too large". ws's maxPayload is a backstop 4x higher: ws refuses a frame over it from its
   // header alone (1009, no reason), so no connection ever buffers more. No compression: it would let a small

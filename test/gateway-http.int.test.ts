@@ -131,6 +131,48 @@ describe('gateway HTTP API', () => {
     expect((await g.http('POST', '/v1/messages', { body: msg('small') })).status).toBe(202);
   });
 
+  /** Writes `head` and then `body` whole on a raw connection, and only then reads: what most HTTP clients do. */
+  const sendWhole = (head: string, body?: Buffer, waitFor100 = false) => new Promise<{ text: string; error?: string }>((resolve) => {
+    const socket = connect(g.port, '127.0.0.1');
+    let text = '';
+    let sentBody = false;
+    const sendBody = () => {
+      if (sentBody || body === undefined) return;
+      sentBody = true;
+      socket.write(body);
+    };
+    socket.on('data', (b) => {
+      text += b.toString('latin1');
+      if (waitFor100 && text.startsWith('HTTP/1.1 100')) sendBody();
+      if (/\r\n\r\n\{.*\}$/s.test(text.replace(/^HTTP\/1\.1 100 Continue\r\n\r\n/, ''))) socket.end();
+    });
+    socket.on('error', (e: NodeJS.ErrnoException) => resolve({ text, error: e.code }));
+    socket.on('close', () => resolve({ text }));
+    socket.write(head);
+    if (!waitFor100) sendBody();
+  });
+
+  it('a client that sends a body over the limit whole before reading still reads the 413 (no reset under it)', async () => {
+    const body = Buffer.alloc(4 * 1024 * 1024, 'x');
+    const head = (path: string) => `POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${API_KEY}\r\nContent-Length: ${body.length}\r\n\r\n`;
+    for (const path of ['/v1/messages', '/v1/users/alice/read']) {
+      const answer = await sendWhole(head(path), body);
+      expect(answer.error).toBeUndefined();
+      expect(answer.text).toMatch(/^HTTP\/1\.1 413 [^]*"code":"body_too_large"/);
+    }
+    expect((await g.http('POST', '/v1/messages', { body: msg('after') })).status).toBe(202);
+  });
+
+  it('Expect: 100-continue: a body refused from its header gets the 413 without a 100, so it is never sent; a good one gets its 100', async () => {
+    const expect100 = (length: number) => `POST /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${API_KEY}\r\nExpect: 100-continue\r\nContent-Length: ${length}\r\n\r\n`;
+    const refused = await sendWhole(expect100(20 * 1024 * 1024));
+    expect(refused.text).toMatch(/^HTTP\/1\.1 413 [^]*"code":"body_too_large"/);
+    const good = Buffer.from(msg('m100'));
+    const accepted = await sendWhole(expect100(good.length), good, true);
+    expect(accepted.text).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 202 /);
+    expect(g.accepted.map((m) => m.id)).toEqual(['m100']);
+  });
+
   it('answers 503 with the store error code when the ingress fails', async () => {
     g.ingress.failWith = new Error('EIO');
     expect(await g.http('POST', '/v1/messages', { body: msg('m1') })).toMatchObject({ status: 503, body: { error: { code: 'store_failed' } } });
