@@ -4,7 +4,7 @@ import { WebSocket, type RawData } from 'ws';
 import type { Bus } from '../bus/bus.js';
 import type { Subjects } from '../bus/subjects.js';
 import {
-  CLOSE, HELLO_TIMEOUT_MS, MAX_FRAME_BYTES, SwitchboardError, decodeClientFrame, idleAfterMsOf, type ClearFrame, type ClientFrame, type ClientKind, type Decoded, type ErrorCode, type MessageFrame, type MobileOs, type OwnerMessage, type PolicyFrame, type ServerFrame,
+  CLOSE, HELLO_TIMEOUT_MS, MAX_FRAME_BYTES, MAX_HELLO_TOKEN_CHARS, SwitchboardError, decodeClientFrame, idleAfterMsOf, type ClearFrame, type ClientFrame, type ClientKind, type Decoded, type ErrorCode, type MessageFrame, type MobileOs, type OwnerMessage, type PolicyFrame, type ServerFrame,
 } from '../protocol/index.js';
 import type { Clock, Timer } from '../base/clock.js';
 import type { Logger } from '../base/logger.js';
@@ -189,7 +189,8 @@ export class ClientSession {
     this.clearTimers();
     const decoded = decodeClientFrame(text);
     if (!decoded.ok || decoded.value.type !== 'hello') {
-      return isTokenlessHello(text) ? this.close(CLOSE.unauthenticated, 'token missing') : this.close(CLOSE.protocolViolation, 'first frame must be hello');
+      const refused = helloWithoutToken(text);
+      return refused !== undefined ? this.close(CLOSE.unauthenticated, refused) : this.close(CLOSE.protocolViolation, 'first frame must be hello');
     }
     this.state = 'authenticating';
     const check = await verifyClientToken(decoded.value.token, this.deps.jwtKey, this.deps.clock.now());
@@ -359,14 +360,23 @@ function rawLength(data: RawData): number {
   return Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength;
 }
 
-/** `{"type":"hello"}` without a usable token is unauthenticated (4401), not a protocol violation. */
-function isTokenlessHello(text: string): boolean {
+/**
+ * Why a `{"type":"hello"}` without a usable token is unauthenticated (4401, not a protocol violation): `token missing`,
+ * or what is wrong with the one it has (a token over MAX_HELLO_TOKEN_CHARS was reported missing); undefined when the
+ * frame is no hello.
+ */
+function helloWithoutToken(text: string): string | undefined {
+  let v: unknown;
   try {
-    const v: unknown = JSON.parse(text);
-    return typeof v === 'object' && v !== null && (v as { type?: unknown }).type === 'hello';
+    v = JSON.parse(text);
   } catch {
-    return false;
+    return undefined;
   }
+  if (typeof v !== 'object' || v === null || (v as { type?: unknown }).type !== 'hello') return undefined;
+  const token = (v as { token?: unknown }).token;
+  if (token === undefined) return 'token missing';
+  if (typeof token !== 'string') return 'token must be a string';
+  return `token longer than ${MAX_HELLO_TOKEN_CHARS} characters`;
 }
 
 /** What an open session's context needs of its `ClientSession` (rare paths: answers, refusals, closing). */

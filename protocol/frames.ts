@@ -7,6 +7,8 @@ import { fail, ok, type Decoded } from './result.js';
 
 export const MAX_FRAME_BYTES = 64 * 1024;
 export const HELLO_TIMEOUT_MS = 5000;
+/** Longest hello token taken (characters); a longer one is refused 4401 with that reason. */
+export const MAX_HELLO_TOKEN_CHARS = 8192;
 
 export type ClientKind = 'pc' | 'mobile';
 export type InactiveReason = 'idle' | 'screen_locked' | 'client_locked';
@@ -99,7 +101,7 @@ export function decodeClientFrame(text: string, identity?: FrameIdentity): Decod
     }
     switch (parsed.type) {
       case 'hello':
-        return ok({ type: 'hello', token: str(parsed, 'token', 8192) });
+        return ok({ type: 'hello', token: str(parsed, 'token', MAX_HELLO_TOKEN_CHARS) });
       case 'presence': {
         const state = oneOf(parsed, 'state', ['active', 'inactive', 'foreground', 'background'] as const);
         if (state === 'inactive') return ok({ type: 'presence', state, reason: oneOf(parsed, 'reason', INACTIVE_REASONS) });

@@ -89,6 +89,16 @@ describe('gateway WebSocket sessions', () => {
     ['a frame over 64 KiB', async (c) => c.send({ type: 'hello', token: 'x'.repeat(64 * 1024) }), 1009],
   ];
 
+  it.each([
+    ['no token', { type: 'hello' }, 'token missing'],
+    ['a token that is no string', { type: 'hello', token: 42 }, 'token must be a string'],
+    ['a token of 9000 characters', { type: 'hello', token: 'x'.repeat(9000) }, 'token longer than 8192 characters'],
+  ])('a hello with %s closes 4401 saying why', async (_, hello, reason) => {
+    const c = await connect();
+    c.send(hello);
+    expect(await c.closed).toMatchObject({ code: 4401, reason });
+  });
+
   it.each(closeCases)('closes on %s', async (_, act, code) => {
     const bob = await session({ sub: 'bob', dev: 'pc', kind: 'pc' });
     const c = await connect();
