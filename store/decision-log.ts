@@ -1,5 +1,6 @@
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { privateDir } from './private-dir.js';
 import { AppendLog, syncDirectory, type AppendLogOptions, type ReplayReport } from './append-log.js';
 
 /**
@@ -91,7 +92,7 @@ export class FileDecisionLog {
 
   /** Opens (or creates) `dir/decisions.log` and reads it back (`restored`); a compaction cut short is discarded. */
   static async open(dir: string, options: FileDecisionLogOptions = {}): Promise<FileDecisionLog> {
-    await mkdir(dir, { recursive: true });
+    await privateDir(dir);
     const path = join(dir, LOG_FILE);
     await rm(join(dir, SNAPSHOT_TMP), { force: true });
     const perUser = options.perUser ?? 100;

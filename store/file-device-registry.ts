@@ -1,7 +1,8 @@
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DeviceRegistration, TokenRemovedReason } from '../protocol/index.js';
 import { SwitchboardError } from '../protocol/index.js';
+import { privateDir } from './private-dir.js';
 import { AppendLog, syncDirectory, type AppendLogOptions, type ReplayReport } from './append-log.js';
 import { SEEN_RESOLUTION_MS, type DeviceRecord, type DeviceRegistry, type TokenRemoval, type TokenRemovalListener } from './types.js';
 
@@ -74,7 +75,7 @@ export class FileDeviceRegistry implements DeviceRegistry {
   }
 
   static async open(dir: string, options: FileDeviceRegistryOptions = {}): Promise<FileDeviceRegistry> {
-    await mkdir(dir, { recursive: true });
+    await privateDir(dir);
     await rm(join(dir, SNAPSHOT_TMP), { force: true }); // a compaction cut short before its rename
     const users = new Map<string, Map<string, DeviceRecord>>();
     const tokens = new Map<string, Holder>();

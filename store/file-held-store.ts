@@ -1,7 +1,8 @@
-import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Packr } from 'msgpackr';
 import { SwitchboardError, type ChatMessage } from '../protocol/index.js';
+import { privateDir } from './private-dir.js';
 import { AppendLog, syncDirectory, type AppendLogOptions, type ReplayReport } from './append-log.js';
 import { emptyReadState, fromRecord, isEmptyReadState, markDelivered, markRead, toRecord } from './read-state.js';
 import type { HeldMessage, HeldStore, ReadChange, ReadState } from './types.js';
@@ -94,7 +95,7 @@ export class FileHeldStore implements HeldStore {
   }
 
   static async open(dir: string, options: FileHeldStoreOptions = {}): Promise<FileHeldStore> {
-    await mkdir(dir, { recursive: true });
+    await privateDir(dir);
     await rm(join(dir, SNAPSHOT_TMP), { force: true }); // a compaction cut short before its rename
     const path = join(dir, LOG_FILE);
     let store = new FileHeldStore(dir, 0, options);

@@ -1,7 +1,8 @@
-import { mkdir, readdir, unlink } from 'node:fs/promises';
+import { readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ChatMessage } from '../protocol/index.js';
 import { SwitchboardError } from '../protocol/index.js';
+import { privateDir } from './private-dir.js';
 import { DedupeWindow } from './dedupe-window.js';
 import { freshWhenEmptied } from '../base/young-tables.js';
 import { AppendLog, syncDirectory, type AppendLogOptions, type ReplayReport } from './append-log.js';
@@ -98,7 +99,7 @@ export class FileInbox implements Ingress {
 
   /** Opens (or creates) the inbox in `dir`, replaying every segment to rebuild the backlog and the dedupe window. */
   static async open(dir: string, options: FileInboxOptions = {}): Promise<FileInbox> {
-    await mkdir(dir, { recursive: true });
+    await privateDir(dir);
     const inbox = new FileInbox(dir, options);
     const numbers = (await readdir(dir)).map(segmentNumberOf).filter((n): n is number => n !== undefined);
     numbers.sort((a, b) => a - b);

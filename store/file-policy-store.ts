@@ -1,6 +1,7 @@
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SwitchboardError, type UserPolicy } from '../protocol/index.js';
+import { privateDir } from './private-dir.js';
 import { AppendLog, syncDirectory, type AppendLogOptions, type ReplayReport } from './append-log.js';
 import type { PolicyStore } from './types.js';
 
@@ -35,7 +36,7 @@ export class FilePolicyStore implements PolicyStore {
   private constructor(private readonly policies: Map<string, UserPolicy>, private readonly log: AppendLog<PolicyLogRecord>) {}
 
   static async open(dir: string, options: FilePolicyStoreOptions = {}): Promise<FilePolicyStore> {
-    await mkdir(dir, { recursive: true });
+    await privateDir(dir);
     const path = join(dir, LOG_FILE);
     const tmp = join(dir, SNAPSHOT_TMP);
     await rm(tmp, { force: true }); // a compaction cut short before its rename
