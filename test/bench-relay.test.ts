@@ -32,7 +32,7 @@ describe('bench relay, HTTP entry', () => {
       const res = await post(relay!.port, id);
       // Read at the moment this answer arrived: its body must be there already.
       const onDisk = await readFile(file, 'utf8');
-      return { status: res.status, body: await res.json(), stored: onDisk.includes(`"id":"${id}"`) };
+      return { status: res.status, body: (await res.json()) as { id: string }, stored: onDisk.includes(`"id":"${id}"`) };
     }));
     expect(answers.map((a) => a.status)).toEqual(ids.map(() => 202));
     expect(answers.every((a) => a.stored)).toBe(true);
