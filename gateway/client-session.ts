@@ -321,7 +321,7 @@ export class ClientSession {
 
   /** ws reports protocol errors (e.g. a frame over maxPayload) and closes the socket itself. */
   private onSocketError(err: Error & { code?: string }): void {
-    this.deps.log.debug({ session: this.id, code: err.code, msg: err.message }, 'socket error');
+    this.deps.log.debug({ session: this.id, code: err.code, reason: err.message }, 'socket error');
     if (this.state === 'closing') return;
     this.state = 'closing';
     this.closeCode = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? CLOSE.tooLarge : err.code === 'WS_ERR_INVALID_UTF8' ? 1007 : 1002;

@@ -21,3 +21,26 @@ describe('logger redaction', () => {
     for (const s of secrets) expect(out).not.toContain(s);
   });
 });
+
+describe('log call sites', () => {
+  it('never bind a `msg` key: pino writes the message under `msg` too, and a line with two keeps only one for most parsers', async () => {
+    const { readdirSync, readFileSync, statSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const root = join(import.meta.dirname, '..');
+    const offenders: string[] = [];
+    const walk = (dir: string): void => {
+      for (const name of readdirSync(join(root, dir))) {
+        const rel = join(dir, name);
+        if (statSync(join(root, rel)).isDirectory()) walk(rel);
+        else if (rel.endsWith('.ts') && !rel.endsWith('.d.ts')) {
+          // A log call whose bindings object, on the same line, has a `msg` key.
+          readFileSync(join(root, rel), 'utf8').split('\n').forEach((line, i) => {
+            if (/\blog\.(trace|debug|info|warn|error|fatal)\(\{[^}]*\bmsg:/.test(line)) offenders.push(`${rel}:${i + 1}`);
+          });
+        }
+      }
+    };
+    for (const dir of ['actors', 'base', 'bus', 'cluster', 'gateway', 'runtime', 'senders', 'store', 'bin']) walk(dir);
+    expect(offenders).toEqual([]);
+  });
+});
