@@ -12,8 +12,10 @@ export interface LeaseValue {
   epoch: number;
   /**
    * The first epoch of the run of graceful handoffs this tenure continues: carried over from a released lease, this
-   * tenure's own epoch after a lapsed one (a crash, a pause, a lost lease: that tenure's state is gone). What a tenure
-   * saved for the next (cluster/decision-handoff.ts) counts only from it. Absent in values of earlier versions.
+   * tenure's own epoch after a lapsed one (a crash, a pause, a lost lease: that tenure's state is gone). With decision
+   * histories saved only at handoffs (SWITCHBOARD_DECISION_SAVE_MS=0), what a tenure saved for the next
+   * (cluster/decision-handoff.ts) counts only from it; written behind, every value counts. Absent in values of earlier
+   * versions.
    */
   since?: number;
 }
