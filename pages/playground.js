@@ -57,7 +57,21 @@ const manualScreenLock = {
   start(update) { pc.lockUpdate = update; update({ screenLocked: pc.screenLocked }); },
   stop() { pc.lockUpdate = undefined; },
 };
-const input = browserPresenceAdapter(); // the Idle Detection API where granted, else input events in this page
+// Typing in the chat-server box or using the phone pane is another party's input, not the PC user's: it must not make
+// an idle PC active (else a message sent from the box could never find the PC idle). The page signal hears the rest.
+const otherParties = [$('send-form').closest('section'), $('phone-pane')];
+const pcListeners = new Map(); // the adapter's listener -> the same, deaf to the other parties' input
+const pcInput = {
+  addEventListener(type, listener, options) {
+    if (!pcListeners.has(listener)) pcListeners.set(listener, (e) => { if (!otherParties.some((el) => el.contains(e.target))) listener(e); });
+    window.addEventListener(type, pcListeners.get(listener), options);
+  },
+  removeEventListener(type, listener) {
+    if (pcListeners.has(listener)) window.removeEventListener(type, pcListeners.get(listener));
+  },
+};
+// The Idle Detection API where granted (system-wide: every input counts), else input events in this page.
+const input = browserPresenceAdapter({ window: pcInput });
 pc.reporter = new PcPresenceReporter(pcSink, [input, manualScreenLock], { tickMs: 250 });
 
 function renderPc() {
@@ -68,7 +82,7 @@ function renderPc() {
   el.className = `presence ${p.state}`;
   $('pc-lock-screen').setAttribute('aria-pressed', String(pc.screenLocked));
   $('pc-lock-client').setAttribute('aria-pressed', String(pc.clientLocked === true));
-  $('pc-signal').textContent = input.signal === 'system' ? 'system-wide (Idle Detection API)' : 'input in this page only';
+  $('pc-signal').textContent = input.signal === 'system' ? 'system-wide (Idle Detection API)' : 'input in this page only (not in the chat-server box or the phone)';
 }
 
 function setScreenLock(locked) {

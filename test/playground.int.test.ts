@@ -119,6 +119,19 @@ describe('playground in a browser', () => {
     await until('the node to see the PC active', async () => (await view())?.pc?.state === 'active');
   });
 
+  it('PC idle: a message typed in the chat-server box goes to the phone (that typing is not the PC user\'s input)', async () => {
+    await page.getByRole('button', { name: 'Foreground' }).click();
+    await until('the node to see the phone in the foreground', async () => (await view())?.devices?.[0]?.online === true);
+    await page.locator('#pc-presence').filter({ hasText: 'inactive (idle)' }).waitFor({ timeout: 12_000 }); // slider at 5 s
+    await until('the node to see the PC idle', async () => (await view())?.pc?.reason === 'idle');
+    await send('five: PC idle');
+    await page.locator('#phone-inbox li').filter({ hasText: 'five: PC idle' }).waitFor();
+    await page.locator('#trail li').filter({ hasText: /five: PC idle.*PC idle since \d\d:\d\d:\d\d → phone in foreground → delivered directly/ }).waitFor();
+    await page.getByRole('button', { name: 'Send' }).click(); // the mouse on the box's button is no PC input either
+    expect(await page.locator('#pc-presence').textContent()).toContain('inactive (idle)');
+    expect(await page.locator('#pc-inbox li').filter({ hasText: 'five' }).count()).toBe(0);
+  });
+
   it('has labelled controls in the accessibility tree', async () => {
     const tree = await page.locator('main').ariaSnapshot();
     for (const expected of [
