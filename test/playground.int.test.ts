@@ -16,6 +16,8 @@ describe('playground in a browser', () => {
   let node: NodeProcess;
   let browser: Browser;
   let page: Page;
+  /** What the page logged as an error (console, uncaught exceptions) from its first load on. */
+  const pageErrors: string[] = [];
   const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
   /** The node's own view of the user, through the operator API (the page never sees this key). */
   const view = async () => (await node.http('GET', '/v1/users/playground')).body;
@@ -31,6 +33,8 @@ describe('playground in a browser', () => {
     node = await NodeProcess.start();
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`${m.text()} ${m.location().url}`); });
+    page.on('pageerror', (e) => pageErrors.push(e.message));
     await page.goto(`${node.url}/playground`);
     await page.locator('body[data-ready="true"]').waitFor();
     await page.locator('#phone-connection').filter({ hasText: 'push token stored' }).waitFor();
@@ -54,6 +58,10 @@ describe('playground in a browser', () => {
       expect(text).not.toContain(node.apiKey);
       expect(text).not.toContain(node.jwtSecret);
     }
+  });
+
+  it('loads without an error in the console (no request the node answers 404, such as a favicon)', () => {
+    expect(pageErrors).toEqual([]);
   });
 
   it('PC active: the PC pane gets the message, the phone does not', async () => {
