@@ -65,6 +65,11 @@ export interface MembershipOptions {
   roles?: readonly string[];
   /** See DEFAULT_GATEWAY_GONE_AFTER_MS. */
   gatewayGoneAfterMs?: number;
+  /**
+   * This node's SWITCHBOARD_PARTITIONS, announced in its beat; start() refuses to join live nodes that announce another
+   * count (PartitionsMismatchError). Unset: neither announced nor checked.
+   */
+  partitions?: number;
 }
 
 /**
@@ -98,6 +103,21 @@ export class NodeIdContendedError extends Error {
   }
 }
 
+/**
+ * A live node announces another SWITCHBOARD_PARTITIONS than this one's. Nodes that disagree on the count put a user in
+ * different partitions: messages the joining node accepted went to owners that do not route that user (answered 202,
+ * not delivered while it ran) and its lease keys named other partitions, so it is refused at start.
+ */
+export class PartitionsMismatchError extends Error {
+  /** Start-up does not retry it (cluster/startup.ts): the other nodes keep their count. */
+  readonly permanent = true;
+
+  constructor(readonly partitions: number, readonly node: string, readonly theirs: number) {
+    super(`SWITCHBOARD_PARTITIONS is ${partitions} but live node ${node} uses ${theirs}: give every node the same value`);
+    this.name = 'PartitionsMismatchError';
+  }
+}
+
 interface Beat {
   node: string;
   at: number;
@@ -107,6 +127,8 @@ interface Beat {
   startedAt?: number;
   /** Absent in beats of nodes that predate roles: all three. */
   roles?: string[];
+  /** The node's SWITCHBOARD_PARTITIONS; absent in beats of nodes that predate it. */
+  partitions?: number;
 }
 
 /**
@@ -184,6 +206,7 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
       this.kv = await openBucket(this.opts.nc, Membership.bucketName(this.opts.prefix), opts, Math.max(1000, this.beatMs * 2));
       this.leaderKv = await openLeaderReads(this.opts.nc, Membership.bucketName(this.opts.prefix), Math.max(1000, this.beatMs * 2));
     }
+    await this.checkPartitions(this.leaderKv ?? this.kv);
     await this.claimNodeId(this.kv);
     this.startedAt = this.clock.now();
     this.running = true;
@@ -234,6 +257,21 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
         lost = err;
       }
       if (attempt >= CLAIM_TRIES) throw new NodeIdContendedError(this.nodeId, attempt, { cause: lost });
+    }
+  }
+
+  /** Throws PartitionsMismatchError when a live node's beat announces another partition count than ours. */
+  private async checkPartitions(kv: KV): Promise<void> {
+    const ours = this.opts.partitions;
+    if (ours === undefined) return;
+    const keys: string[] = [];
+    for await (const k of await kv.keys('n.>')) keys.push(k);
+    for (const key of keys) {
+      if (key === nodeKey(this.nodeId)) continue;
+      const e = await kv.get(key);
+      const b = e?.operation === 'PUT' ? parseBeat(e) : undefined;
+      if (b === undefined || this.clock.now() - b.at >= this.deadAfterMs) continue;
+      if (typeof b.partitions === 'number' && b.partitions !== ours) throw new PartitionsMismatchError(ours, b.node, b.partitions);
     }
   }
 
@@ -297,7 +335,7 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
 
   /** Our heartbeat as of now. */
   private beatOf(): Beat {
-    return { node: this.nodeId, at: this.clock.now(), instance: this.instance, startedAt: this.startedAt === Infinity ? this.clock.now() : this.startedAt, ...(this.opts.roles ? { roles: [...this.opts.roles] } : {}) };
+    return { node: this.nodeId, at: this.clock.now(), instance: this.instance, startedAt: this.startedAt === Infinity ? this.clock.now() : this.startedAt, ...(this.opts.roles ? { roles: [...this.opts.roles] } : {}), ...(this.opts.partitions !== undefined ? { partitions: this.opts.partitions } : {}) };
   }
 
   private beatBytes(): Uint8Array {

@@ -13,7 +13,7 @@ import { JetStreamHeldStore } from '../cluster/jetstream-held-store.js';
 import { KvPolicyStore } from '../cluster/kv-policy-store.js';
 import { createConcurrently } from '../cluster/jetstream-setup.js';
 import { DEFAULT_LEASE_MS, LeaseKeeper } from '../cluster/lease-keeper.js';
-import { Membership, NodeIdInUseError } from '../cluster/membership.js';
+import { Membership, NodeIdInUseError, PartitionsMismatchError } from '../cluster/membership.js';
 import { NatsBus } from '../cluster/nats-bus.js';
 import { LeaseOwnershipView } from '../cluster/ownership-view.js';
 import { MetricsExchange } from '../cluster/metrics-exchange.js';
@@ -125,7 +125,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   // Section 3's decision history across a graceful partition handoff (cluster/decision-handoff.ts); bucket max_age a week.
   const decisions = new KvDecisionHandoff(await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_decisions`, { history: 1, replicas, ttl: DECISION_HANDOFF_MAX_AGE_MS })), 'decisions bucket'));
   const held = await ready(() => JetStreamHeldStore.open(nc, readsKv, { prefix, partitions: P, holdMax: config.holdMax, replicas }), 'held stream');
-  const membership = new Membership({ nc: control, prefix, replicas, nodeId: config.nodeId, clock, log, roles: config.roles });
+  const membership = new Membership({ nc: control, prefix, replicas, nodeId: config.nodeId, clock, log, roles: config.roles, partitions: P });
   // Every node answers the dashboard's cluster-wide metrics gather, whatever its roles.
   const metricsExchange = new MetricsExchange({ nc, subject: subjects.dashboardMetrics, metrics, nodeId: config.nodeId, liveNodes: () => membership.liveNodes() });
   metricsExchange.start();
@@ -203,8 +203,9 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   try {
     await ready(() => membership.start(), 'membership bucket');
   } catch (e) {
-    // A second process under one node id is refused (exit 2), not retried as if JetStream were not ready.
-    if (e instanceof NodeIdInUseError) throw new StartError(e.message, 2, { cause: e });
+    // A second process under one node id, or one whose partition count differs from the live nodes', is refused
+    // (exit 2), not retried as if JetStream were not ready.
+    if (e instanceof NodeIdInUseError || e instanceof PartitionsMismatchError) throw new StartError(e.message, 2, { cause: e });
     throw e;
   }
   if (routes) await ready(() => keeper.start(), 'leases bucket');

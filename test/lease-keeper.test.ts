@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { KV, KvEntry } from '@nats-io/kv';
 import { describe, expect, it, vi } from 'vitest';
 import { LeaseKeeper, type LeaseKeeperOptions } from '../cluster/lease-keeper.js';
-import { Membership, NodeIdContendedError, NodeIdInUseError, nodeKey, type GatewayGone, type MembershipView } from '../cluster/membership.js';
+import { Membership, NodeIdContendedError, NodeIdInUseError, PartitionsMismatchError, nodeKey, type GatewayGone, type MembershipView } from '../cluster/membership.js';
 import { untilJetStreamReady } from '../cluster/startup.js';
 import { ManualClock } from './support/manual-clock.js';
 
@@ -93,6 +93,16 @@ class FakeKv {
   async delete(k: string): Promise<void> {
     await this.enter();
     this.write(k, null);
+  }
+
+  /** The keys matching `filter` (`n.>` style: a trailing `>` matches the rest) whose last entry is a PUT. */
+  async keys(filter = '>'): Promise<AsyncIterable<string>> {
+    await this.enter();
+    const prefix = filter.endsWith('>') ? filter.slice(0, -1) : filter;
+    const keys = [...this.data].filter(([k, cur]) => cur.value !== null && (filter.endsWith('>') ? k.startsWith(prefix) : k === filter)).map(([k]) => k);
+    return (async function* () {
+      yield* keys;
+    })();
   }
 
   /** A rogue or newer writer, bypassing CAS. */
@@ -450,6 +460,29 @@ describe('Membership (virtual time)', () => {
     expect(outcomes.filter((o) => o === 'started')).toHaveLength(1);
     expect(outcomes.find((o) => o !== 'started')).toBeInstanceOf(NodeIdInUseError);
     for (const m of twins) m.halt();
+  });
+
+  it('refuses to join live nodes that announce another SWITCHBOARD_PARTITIONS, before writing a beat; a dead one\'s count does not matter', async () => {
+    const clock = new ManualClock();
+    const kv = new FakeKv();
+    const first = new Membership({ kv: kv as unknown as KV, nodeId: 'a', clock, beatMs: 500, deadAfterMs: 2000, partitions: 64 });
+    await first.start();
+    const same = new Membership({ kv: kv as unknown as KV, nodeId: 'b', clock, beatMs: 500, deadAfterMs: 2000, partitions: 64 });
+    await same.start();
+    const other = new Membership({ kv: kv as unknown as KV, nodeId: 'c', clock, beatMs: 500, deadAfterMs: 2000, partitions: 32 });
+    const refused = await other.start().then(() => 'started', (e: unknown) => e);
+    expect(refused).toBeInstanceOf(PartitionsMismatchError);
+    expect(String(refused)).toContain('SWITCHBOARD_PARTITIONS is 32 but live node a uses 64: give every node the same value');
+    expect(kv.data.has(nodeKey('c'))).toBe(false); // never counted as live, so no partition was assigned to it
+    expect(first.live()).toEqual(['a', 'b']);
+
+    // Once the 64-partition nodes are gone (a whole cluster restarted with a new count), their beats no longer count.
+    first.halt();
+    same.halt();
+    clock.advance(2000);
+    const restarted = new Membership({ kv: kv as unknown as KV, nodeId: 'c', clock, beatMs: 500, deadAfterMs: 2000, partitions: 32 });
+    expect(await restarted.start().then(() => 'started', (e: unknown) => e)).toBe('started');
+    restarted.halt();
   });
 
   it('a restart after a graceful leave (the key deleted) and one whose crashed predecessor\'s last beat lands late both start', async () => {
