@@ -36,12 +36,16 @@ export class KvDecisionHandoff {
 
   /**
    * Saves each user's packed decisions, stamped with `epoch`, the saving tenure's lease epoch; resolves when all are
-   * written or after `waitMs`, never rejects.
+   * written or after `waitMs` with how many were not known stored by then (refused, or unanswered within the wait;
+   * for the store's failure metric), never rejects.
    */
-  async save(histories: readonly [user: string, packed: string[]][], epoch: number, waitMs = SAVE_WAIT_MS): Promise<void> {
-    if (histories.length === 0) return;
-    const put = ([user, decisions]: [string, string[]]) => this.kv.put(keyOf(user), packr.pack({ epoch, decisions } satisfies SavedDecisions));
+  async save(histories: readonly [user: string, packed: string[]][], epoch: number, waitMs = SAVE_WAIT_MS): Promise<number> {
+    if (histories.length === 0) return 0;
+    let stored = 0;
+    const put = ([user, decisions]: [string, string[]]) =>
+      this.kv.put(keyOf(user), packr.pack({ epoch, decisions } satisfies SavedDecisions)).then(() => void stored++);
     await within(Promise.allSettled(histories.map(put)).then(() => undefined), waitMs, undefined);
+    return histories.length - stored;
   }
 
   /**

@@ -133,6 +133,12 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   const keeper = new LeaseKeeper({ nc: control, bucket: LeaseKeeper.bucketName(prefix), replicas, nodeId: config.nodeId, partitions: P, membership, clock, log });
   const fence = ownerFenceOf(keeper, P);
   held.fenceReads((user) => fence.mayAct(user));
+  /** Decision histories not stored (refused, or unanswered within the wait): counted as the embedded decision log's failures are. */
+  const countDecisionSaveFailures = (failed: number, when: string): void => {
+    if (failed === 0) return;
+    metrics.storeWriteFailures.inc({ store: 'decisions', cut: 'false' }, failed);
+    log.warn({ users: failed, when }, 'decision histories not stored in the decisions bucket');
+  };
   // Section 3's decision history outlives a crash of the owner: written behind (cluster/decision-write-behind.ts), each
   // packed decision marking its user. With SWITCHBOARD_DECISION_SAVE_MS=0 only a graceful handoff saves it.
   let writeBehind: DecisionWriteBehind | undefined;
@@ -173,7 +179,8 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
           if (list) list.push([user, packed]);
           else byEpoch.set(lease!.epoch, [[user, packed]]);
         }
-        await Promise.all([...byEpoch].map(([epoch, list]) => decisions.save(list, epoch)));
+        const failed = (await Promise.all([...byEpoch].map(([epoch, list]) => decisions.save(list, epoch)))).reduce((a, n) => a + n, 0);
+        countDecisionSaveFailures(failed, 'written behind');
       },
     });
   }
@@ -184,7 +191,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
       await router.mergePreviousDecisions(match);
       // Stamped with this tenure's epoch, read while the lease is still held (the keeper renews it through a handoff).
       const held = fence.fence(p);
-      if (held) await decisions.save(router.history.packedOf(match), held.epoch);
+      if (held) countDecisionSaveFailures(await decisions.save(router.history.packedOf(match), held.epoch), 'handed off');
     },
   }));
 
