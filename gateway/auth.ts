@@ -19,6 +19,7 @@ export type TokenCheck = { ok: true; identity: ClientIdentity } | { ok: false; r
  * `os` required for mobiles; `bot` (optional, boolean) marks a PC session of a bot or bridge. `now` is passed in so expiry follows the injected clock.
  */
 export async function verifyClientToken(token: string, secret: Uint8Array, now: number): Promise<TokenCheck> {
+  if (token === '') return { ok: false, reason: 'token missing' }; // as a hello without one: nothing to parse
   let payload: JWTPayload;
   try {
     ({ payload } = await jwtVerify(token, secret, {

@@ -72,7 +72,7 @@ describe('verifyClientToken', () => {
       [hs512, 'wrong algorithm (HS256 only)'],
       [none, 'wrong algorithm (HS256 only)'],
       ['not-a-jwt', 'malformed token (not a compact JWS)'],
-      ['', 'malformed token (not a compact JWS)'],
+      ['', 'token missing'],
     ];
     for (const [token, reason] of cases) {
       const check = await verifyClientToken(token, key, NOW);

@@ -91,6 +91,7 @@ describe('gateway WebSocket sessions', () => {
 
   it.each([
     ['no token', { type: 'hello' }, 'token missing'],
+    ['an empty token', { type: 'hello', token: '' }, 'token missing'],
     ['a token that is no string', { type: 'hello', token: 42 }, 'token must be a string'],
     ['a token of 9000 characters', { type: 'hello', token: 'x'.repeat(9000) }, 'token longer than 8192 characters'],
   ])('a hello with %s closes 4401 saying why', async (_, hello, reason) => {
