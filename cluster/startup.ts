@@ -26,3 +26,12 @@ function retryNoteOf(err: unknown): string | undefined {
   const note = (err as { retryNote?: unknown } | undefined)?.retryNote;
   return typeof note === 'string' ? note : undefined;
 }
+
+/**
+ * JetStream's answer when a stream or bucket asks for replicas > 1 on a server whose JetStream is not clustered
+ * (API error 10074, "replicas > 1 not supported in non-clustered mode"): a setting, not a cluster still forming
+ * (that answers "insufficient resources", 10023, and is retried), so start-up need not retry it.
+ */
+export function isReplicasWithoutCluster(err: unknown): boolean {
+  return (err as { code?: unknown } | undefined)?.code === 10074 || /replicas > 1 not supported in non-clustered mode/.test(String((err as Error | undefined)?.message));
+}

@@ -19,7 +19,7 @@ import { LeaseOwnershipView } from '../cluster/ownership-view.js';
 import { MetricsExchange } from '../cluster/metrics-exchange.js';
 import { PartitionHost } from '../cluster/partition-host.js';
 import { SendListener } from '../cluster/send-listener.js';
-import { untilJetStreamReady } from '../cluster/startup.js';
+import { isReplicasWithoutCluster, untilJetStreamReady } from '../cluster/startup.js';
 import { createGateway, type Gateway } from '../gateway/server.js';
 import { PushPool } from '../senders/pool.js';
 import { AcceptTracker } from '../store/accept-tracker.js';
@@ -65,7 +65,12 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   const P = config.partitions;
   const prefix = subjectToken(config.subjectPrefix);
   const replicas = config.nats.replicas;
-  const ready = <T>(step: () => Promise<T>, what: string): Promise<T> => untilJetStreamReady(step, what, log);
+  // Retried while JetStream forms; a server without JetStream clustering under SWITCHBOARD_NATS_REPLICAS > 1 is a wrong
+  // setting, refused at once (exit 2) instead of retried for STARTUP_RETRY_MS.
+  const ready = <T>(step: () => Promise<T>, what: string): Promise<T> => untilJetStreamReady(() => step().catch((err: unknown) => {
+    if (!isReplicasWithoutCluster(err)) throw err;
+    throw Object.assign(new StartError(`SWITCHBOARD_NATS_REPLICAS is ${replicas} but the NATS server's JetStream is not clustered (replicas > 1 need a JetStream cluster of at least that many servers): set 1, or run a JetStream cluster`, 2, { cause: err }), { permanent: true });
+  }), what, log);
 
   const nc = await connectNats(config, { log, clock });
   // Leases and membership on a connection of their own (issue 13): on a node saturated with messages, a lease

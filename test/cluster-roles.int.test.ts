@@ -47,7 +47,7 @@ describe('SWITCHBOARD_ROLES', () => {
     }
   });
 
-  it('refuses a cluster node with router but no sender, and an embedded node without router, with exit 2 naming the variable', async () => {
+  it('refuses a cluster node with router but no sender, an embedded node without router, and replicas a lone server cannot keep, with exit 2 naming the variable', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'switchboard-roles-'));
     try {
       const base = { PATH: process.env.PATH, SWITCHBOARD_PORT: '0', SWITCHBOARD_DATA_DIR: dataDir, SWITCHBOARD_LOG_LEVEL: 'silent' };
@@ -60,6 +60,13 @@ describe('SWITCHBOARD_ROLES', () => {
       });
       expect(clustered.status).toBe(2);
       expect(clustered.stderr).toMatch(/SWITCHBOARD_ROLES must be router and sender together/);
+      // Replicas > 1 on a server whose JetStream is not clustered: refused at once, not retried for 30 s then exit 1.
+      const replicated = spawnSync(process.execPath, [BIN, 'start'], {
+        env: { ...base, SWITCHBOARD_NATS_URL: server.url, SWITCHBOARD_NATS_REPLICAS: '3', SWITCHBOARD_JWT_SECRET: 'x'.repeat(32), SWITCHBOARD_API_KEY: 'y'.repeat(32) },
+        encoding: 'utf8', timeout: 20_000,
+      });
+      expect(replicated.status).toBe(2);
+      expect(replicated.stderr).toMatch(/SWITCHBOARD_NATS_REPLICAS is 3 but the NATS server's JetStream is not clustered/);
     } finally {
       await rm(dataDir, { recursive: true, force: true });
     }
