@@ -82,6 +82,8 @@ export type UserActorMessage =
   | { type: 'push_done'; id: string; device: string; outcome: PushOutcome }
   /** A read sync's clear push met a dead token (UserActor.onRead): removed as a message push's would be. */
   | { type: 'clear_push_dead'; device: string; token: string }
+  /** The reads that waited out CLEAR_PUSH_INTERVAL_MS get their silent clear pushes (UserActor.queueClearPush). */
+  | { type: 'clear_push_due' }
   | { type: 'held_done'; id: string; ok: boolean }
   | { type: 'held_loaded'; listing: HeldListing }
   | { type: 'mailbox_loaded' }

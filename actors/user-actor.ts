@@ -1,4 +1,4 @@
-import { idleAfterMsOf, routedEvent, type ChatMessage, type Decision, type OwnerQuery, type OwnerReply, type UserView } from '../protocol/index.js';
+import { idleAfterMsOf, MAX_READ_IDS, routedEvent, type ChatMessage, type Decision, type OwnerQuery, type OwnerReply, type UserView } from '../protocol/index.js';
 import { decide, pcStatus } from './decide.js';
 import { policyFrames, policyOf } from './policy.js';
 import { Flights, HOLD_RETRY_MAX_MS, HOLD_RETRY_MS, slotKey, type Flight, type UserActorDeps, type UserActorMessage } from './flights.js';
@@ -21,6 +21,8 @@ export class UserActor extends Flights {
   /** armSessionReplay's timer is set, or has fired with no sign of life since: it is not set again until one. */
   private sessionReplay: 'armed' | 'spent' | undefined;
   private mailboxLoading = false;
+  /** Section 4's silent clear pushes, paced (`queueClearPush`); made at the user's first read. */
+  private clearPush?: ClearPushPace;
 
   constructor(
     user: string,
@@ -140,6 +142,8 @@ export class UserActor extends Flights {
         return this.onPushDone(msg.id, msg.device, msg.outcome);
       case 'clear_push_dead':
         return this.removeDeadToken(msg.device, msg.token);
+      case 'clear_push_due':
+        return this.onClearPushDue(now);
       case 'held_done':
         return this.onHeld(msg.id, msg.ok, now);
       case 'held_loaded':
@@ -433,7 +437,49 @@ export class UserActor extends Flights {
     }
     const badge = await this.mailbox.read(ids);
     for (const { node, msg } of clearFramesOfReads(this.state, reads, badge, this.user)) this.deps.bus.publish(this.deps.subjects.gateway(node), msg);
-    for (const job of clearPushJobs(this.state, this.user, ids, badge, now, this.deps.canPush)) {
+    this.queueClearPush(ids, badge, now);
+    return badge;
+  }
+
+  /** Waiting clear pushes keep the actor from passivating (their timer's message would reach a stopped actor). */
+  override get busy(): boolean {
+    return super.busy || this.clearPush?.armed === true;
+  }
+
+  /**
+   * Section 4's silent clear pushes to the user's offline phones, at most one round per CLEAR_PUSH_INTERVAL_MS: a read
+   * after a quiet interval pushes at once; reads within the interval wait for its end and go out as one round with
+   * their ids (at most MAX_READ_IDS; the badge carries the count whatever ids a client misses) and the latest badge.
+   * Without this a flood of `read` frames sent one vendor push per read per offline phone: a vendor answers such a
+   * burst with 429, and the (app, vendor) circuit breaker it opens holds up every other user's pushes of that app.
+   */
+  private queueClearPush(ids: readonly string[], badge: number, now: number): void {
+    const pace = (this.clearPush ??= { lastAt: -Infinity, armed: false });
+    if (!pace.armed && now - pace.lastAt >= CLEAR_PUSH_INTERVAL_MS) {
+      pace.lastAt = now;
+      return this.sendClearPushes(ids, badge, now);
+    }
+    const waiting = (pace.ids ??= new Set());
+    for (const id of ids) if (waiting.size < MAX_READ_IDS) waiting.add(id);
+    pace.badge = badge;
+    if (pace.armed) return;
+    pace.armed = true;
+    const timer = this.deps.clock.setTimeout(() => this.self({ type: 'clear_push_due' }), Math.max(0, pace.lastAt + CLEAR_PUSH_INTERVAL_MS - now));
+    (timer as { unref?: () => void }).unref?.(); // never holds a stopping process
+  }
+
+  private onClearPushDue(now: number): void {
+    const pace = this.clearPush;
+    if (pace?.armed !== true) return;
+    pace.armed = false;
+    pace.lastAt = now;
+    const ids = [...(pace.ids ?? [])];
+    pace.ids = undefined;
+    this.sendClearPushes(ids, pace.badge ?? this.mailbox.unread, now);
+  }
+
+  private sendClearPushes(ids: readonly string[], badge: number, now: number): void {
+    for (const job of clearPushJobs(this.state, this.user, [...ids], badge, now, this.deps.canPush)) {
       this.deps.pushes.push(job).then(
         (o) => {
           this.deps.metrics.clearPushes.inc({ vendor: job.vendor, outcome: o.outcome });
@@ -443,7 +489,6 @@ export class UserActor extends Flights {
         () => this.deps.metrics.clearPushes.inc({ vendor: job.vendor, outcome: 'failed' }),
       );
     }
-    return badge;
   }
 
   private async answer(q: OwnerQuery, now: number): Promise<OwnerReply> {
@@ -477,3 +522,20 @@ export class UserActor extends Flights {
   }
 }
 
+/**
+ * Least time between two rounds of a user's silent clear pushes, ms (`UserActor.queueClearPush`): a second's delay on a
+ * notification already read elsewhere, against a vendor push per read frame.
+ */
+export const CLEAR_PUSH_INTERVAL_MS = 1000;
+
+/** When a user's last clear push round went out, and what waits for the next. */
+interface ClearPushPace {
+  /** Epoch ms of the last round. */
+  lastAt: number;
+  /** A round is due (its timer set). */
+  armed: boolean;
+  /** Ids read since the last round, at most MAX_READ_IDS. */
+  ids?: Set<string>;
+  /** The badge after the latest of those reads. */
+  badge?: number;
+}

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DecisionHistory } from '../actors/decision-history.js';
 import { unpackDecision } from '../actors/decision-pack.js';
+import { CLEAR_PUSH_INTERVAL_MS } from '../actors/user-actor.js';
 import { harness, settle, until } from './support/actors-fakes.js';
 
 /**
@@ -436,6 +437,29 @@ describe('read sync and badges', () => {
     h.read('u1', ['m2']);
     await settle(h);
     expect((await h.view('u1')).unread).toBe(0);
+  });
+
+  it('silent clear pushes go out at most once per CLEAR_PUSH_INTERVAL_MS: a flood of reads is one round at once and one after, with every id and the latest badge', async () => {
+    h = harness();
+    await h.registry.put('u1', 'iphone', { os: 'ios', token: 'apns-tok' });
+    for (let i = 1; i <= 30; i++) h.route('u1', `m${i}`);
+    await until(() => h.pushes.jobs.length === 30);
+    const clears = () => h.pushes.jobs.filter((j) => j.clear !== undefined);
+    h.read('u1', ['m1']);
+    await until(() => clears().length === 1);
+    for (let i = 2; i <= 30; i++) h.read('u1', [`m${i}`]);
+    await settle(h);
+    expect(clears()).toHaveLength(1); // the other 29 reads wait for the interval's end
+    expect(clears()[0]).toMatchObject({ clear: { ids: ['m1'] }, badge: 29 });
+    await vi.advanceTimersByTimeAsync(CLEAR_PUSH_INTERVAL_MS);
+    await until(() => clears().length === 2);
+    expect(clears()[1].clear!.ids).toEqual(Array.from({ length: 29 }, (_, i) => `m${i + 2}`));
+    expect(clears()[1].badge).toBe(0);
+    await vi.advanceTimersByTimeAsync(CLEAR_PUSH_INTERVAL_MS * 3);
+    await settle(h);
+    expect(clears()).toHaveLength(2); // nothing waits: no further round
+    h.read('u1', ['m1']); // a read after a quiet interval pushes at once again
+    await until(() => clears().length === 3);
   });
 
   it('a clear push that meets a dead token removes it, as a message push does (hasToken false, no more pushes to it)', async () => {
