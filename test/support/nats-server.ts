@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll } from 'vitest';
+import { reaped } from './reap.js';
 
 /** A free TCP port on loopback, chosen by the kernel. */
 export function freePort(): Promise<number> {
@@ -58,7 +59,7 @@ export class NatsServer {
       args.push('--cluster_name', 'sbtest', '--cluster', `nats://127.0.0.1:${this.clusterPort}`,
         '--routes', this.routes.filter((p) => p !== this.clusterPort).map((p) => `nats://127.0.0.1:${p}`).join(','));
     }
-    const proc = spawn('nats-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = reaped(spawn('nats-server', args, { stdio: ['ignore', 'pipe', 'pipe'] }));
     this.proc = proc;
     return new Promise((resolve, reject) => {
       let buf = '';

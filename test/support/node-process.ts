@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { reaped } from './reap.js';
 
 /** The compiled entry point; `npm test` builds dist/ first (pretest). */
 export const BIN = fileURLToPath(new URL('../../dist/bin/switchboard.js', import.meta.url));
@@ -45,7 +46,7 @@ export class NodeProcess {
     const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'switchboard-test-')));
     const apiKey = opts.apiKey ?? randomBytes(24).toString('base64url');
     const jwtSecret = opts.jwtSecret ?? randomBytes(32).toString('base64url');
-    const proc = spawn(process.execPath, [BIN, 'start'], {
+    const proc = reaped(spawn(process.execPath, [BIN, 'start'], {
       env: {
         PATH: process.env.PATH,
         SWITCHBOARD_PORT: '0',
@@ -56,7 +57,7 @@ export class NodeProcess {
         ...opts.env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    }));
     const lines: string[] = [];
     const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
       proc.on('exit', (code, signal) => resolve({ code, signal })),
@@ -125,7 +126,7 @@ export class NodeProcess {
 
 /** Runs the CLI to completion (for config validation tests): exit code and output. */
 export async function runCli(env: Record<string, string>, args: string[] = ['start']): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const proc = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = reaped(spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
   let stdout = '';
   let stderr = '';
   proc.stdout.on('data', (c: Buffer) => (stdout += c));
