@@ -64,7 +64,12 @@ export class KvDeviceRegistry implements DeviceRegistry {
       if (removal) this.onTokenRemoved(removal);
     }
     await this.kv.update(indexKeyOf(reg.token), packr.pack(me), lock.revision);
-    if (replaced?.token !== undefined && replaced.token !== reg.token) await this.dropIndex(replaced.token, user, device);
+    // Section 3: every token removed is published; the device's own different previous token is overwritten by the
+    // stored record above, so it is reported `replaced` (the same token stored again reports nothing).
+    if (replaced?.token !== undefined && replaced.token !== reg.token) {
+      await this.dropIndex(replaced.token, user, device);
+      this.onTokenRemoved({ user, device, os: replaced.os, token: replaced.token, reason: 'replaced' });
+    }
     return rec;
   }
 

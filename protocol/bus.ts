@@ -16,11 +16,12 @@ export interface SessionRef {
 
 /**
  * Why Switchboard removed a push token (`switchboard.events.token_removed`, section 3): `moved` (stored for
- * another user or device: one token, one device), `dead` (the vendor said so, section 4), `unregistered` (the
+ * another user or device: one token, one device), `replaced` (the device stored a different token in its place:
+ * `register` frame or `PUT …/devices/{d}`), `dead` (the vendor said so, section 4), `unregistered` (the
  * `unregister` frame), `deleted` (`DELETE …/devices/{d}`), `pruned` (not stored or seen for
  * SWITCHBOARD_TOKEN_MAX_AGE_DAYS).
  */
-export type TokenRemovedReason = 'moved' | 'dead' | 'unregistered' | 'deleted' | 'pruned';
+export type TokenRemovedReason = 'moved' | 'replaced' | 'dead' | 'unregistered' | 'deleted' | 'pruned';
 
 /** The `switchboard.events.token_removed` body (section 3); never the token itself. */
 export interface TokenRemovedEvent {

@@ -17,6 +17,8 @@ const packr = new Packr({ useRecords: false });
  * partition is told (`token_removed`, so an actor holding the token in memory drops it) and chat servers get
  * `switchboard.events.token_removed` `{"user","device","os","reason"}` through `publishEvent` (embedded: the
  * in-process bus; cluster: NATS). The token itself goes only to the owner, never to the event or the log.
+ * A `replaced` token goes to chat servers only: the `device_put` that follows its put gives the owner the new
+ * token in its place, and dropping the old one first would leave the device without a token in between.
  */
 export function tokenRemovalListener(o: {
   bus: Bus;
@@ -26,7 +28,7 @@ export function tokenRemovalListener(o: {
 }): TokenRemovalListener {
   return ({ user, device, os, token, reason }) => {
     try {
-      o.bus.publish(o.subjects.owner(user), { type: 'token_removed', user, device, token });
+      if (reason !== 'replaced') o.bus.publish(o.subjects.owner(user), { type: 'token_removed', user, device, token });
       o.publishEvent({ user, device, os, reason });
       o.log.info({ user, device, os, reason }, 'push token removed');
     } catch (err) {

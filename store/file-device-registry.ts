@@ -13,7 +13,7 @@ export interface FileDeviceRegistryOptions {
   compactMinBytes?: number;
   /** Epoch ms for `updatedAt`. Default `Date.now`. */
   now?: () => number;
-  /** Told of every token removed (moved, dead, unregistered, deleted, pruned) once the removal is durable. */
+  /** Told of every token removed (moved, replaced, dead, unregistered, deleted, pruned) once the removal is durable. */
   onTokenRemoved?: TokenRemovalListener;
   /** Passed to the log; tests inject disk failures with it. Default fdatasync. */
   datasync?: AppendLogOptions['datasync'];
@@ -88,19 +88,26 @@ export class FileDeviceRegistry implements DeviceRegistry {
     return registry;
   }
 
-  /** Section 3, one token one device: a token held by another (user, device) is cleared there in the same batch. */
+  /**
+   * Section 3, one token one device: a token held by another (user, device) is cleared there in the same batch
+   * (`moved`). Section 3 also publishes every token removed: the device's own different previous token, which the
+   * put overwrites, is reported `replaced` once the put is durable; the same token stored again reports nothing.
+   */
   async put(user: string, device: string, reg: DeviceRegistration): Promise<DeviceRecord> {
     const at = this.now();
     const rec: DeviceRecord = { device, os: reg.os, token: reg.token, updatedAt: at };
     if (reg.app !== undefined) rec.app = reg.app;
     const prev = this.tokens.get(reg.token);
     const moved = prev && (prev.user !== user || prev.device !== device) ? this.removalOf(prev.user, prev.device, 'moved') : undefined;
+    const own = this.removalOf(user, device, 'replaced');
+    const replaced = own?.token !== reg.token ? own : undefined;
     // Both records are appended now (one group commit); the put goes first, so a crash between them can leave
     // the token on both devices (as before this rule) but never on neither.
     const writes = [this.write({ t: 'put', user, rec })];
     if (moved) writes.push(this.write({ t: 'clearToken', user: moved.user, device: moved.device, at }));
     await Promise.all(writes);
     if (moved) this.onTokenRemoved(moved);
+    if (replaced) this.onTokenRemoved(replaced);
     return { ...rec };
   }
 

@@ -37,7 +37,9 @@ export const SEEN_RESOLUTION_MS = 24 * 3600 * 1000;
 export interface DeviceRegistry {
   /**
    * Resolves once the record is durable. The token is removed from any other (user, device) holding it
-   * (reason `moved`) before this resolves. A device's own previous token is replaced, not reported.
+   * (reason `moved`) before this resolves. A different token the device held before is reported too (reason
+   * `replaced`; section 3: every token Switchboard removes is published, so chat servers drop it as well);
+   * storing the device's current token again reports nothing.
    */
   put(user: string, device: string, reg: DeviceRegistration): Promise<DeviceRecord>;
   /** Resolves true when a device was removed (its token, if any, is reported `deleted`). */

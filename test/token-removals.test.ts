@@ -10,6 +10,9 @@ import type { BusMessage } from '../protocol/index.js';
 import { busEventPublisher, tokenRemovalListener } from '../runtime/token-removals.js';
 import { FileDeviceRegistry } from '../store/file-device-registry.js';
 import { TOKEN_SWEEP_INTERVAL_MS, startTokenSweep } from '../store/token-sweep.js';
+import type { TokenRemovalListener } from '../store/types.js';
+import { API_KEY, JWT_SECRET, startGateway, type GatewayFixture } from './gateway-fixture.js';
+import { TestClient } from './support/ws-client.js';
 
 /** Issue 9, embedded mode: every removed token reaches the owner (token_removed) and the bus event; stale tokens are pruned. */
 
@@ -78,5 +81,66 @@ describe('token removals in embedded mode', () => {
     // Stopped: nothing runs any more, however long.
     await vi.advanceTimersByTimeAsync(400 * DAY);
     expect((await registry.list('alice')).find((d) => d.device === 'used')?.token).toBe('used-token');
+  });
+});
+
+/**
+ * Section 3 through the public surface, wired as the embedded node wires it (file registry, tokenRemovalListener,
+ * the in-process bus): a device that PUTs a new token in place of its old one gets the old one published.
+ */
+describe('token removals over HTTP, embedded wiring', () => {
+  let dir: string;
+  let registry: FileDeviceRegistry;
+  let g: GatewayFixture;
+  const events: BusMessage[] = [];
+  const owned: BusMessage[] = [];
+  const A = 'd1'.repeat(32);
+  const B = 'e2'.repeat(32);
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sb-token-replaced-'));
+    events.length = 0;
+    owned.length = 0;
+    // The gateway fixture makes its bus; the registry reports to it once it exists, as embedded-node.ts wires it.
+    let report: TokenRemovalListener = () => {};
+    registry = await FileDeviceRegistry.open(dir, { onTokenRemoved: (r) => report(r) });
+    g = await startGateway({}, { registry });
+    report = tokenRemovalListener({ bus: g.bus, subjects: g.subjects, log: createLogger('silent'), publishEvent: busEventPublisher(g.bus, g.subjects) });
+    g.bus.subscribe(g.subjects.tokenRemovedEvents, (msg) => events.push(msg));
+    g.bus.subscribe(g.subjects.owner('alice'), (msg) => owned.push(msg));
+  });
+  afterEach(async () => {
+    await g.gateway.close();
+    await registry.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const put = (token: string) => g.http('PUT', '/v1/users/alice/devices/phone', { key: API_KEY, body: JSON.stringify({ os: 'ios', token }) });
+
+  it('PUT with a new token publishes the old one as replaced (without the token); the same token again publishes nothing', async () => {
+    expect((await put(A)).status).toBe(200);
+    expect((await put(A)).status).toBe(200);
+    expect(events).toEqual([]);
+    expect((await put(B)).status).toBe(200);
+    expect(events).toEqual([{ type: 'token_removed_event', user: 'alice', device: 'phone', os: 'ios', reason: 'replaced' }]);
+    expect(JSON.stringify(events)).not.toContain(A);
+    // The owner is not told to drop anything: the device_put that follows carries the new token in its place.
+    expect(owned.map((m) => m.type)).toEqual(['device_put', 'device_put', 'device_put']);
+    expect((await registry.list('alice')).map((d) => d.token)).toEqual([B]);
+    expect((await put(B)).status).toBe(200);
+    expect(events).toHaveLength(1);
+  });
+
+  it('a register frame with a new token publishes the old one as replaced; registering it again publishes nothing', async () => {
+    const c = await TestClient.session(g.wsUrl, JWT_SECRET, { sub: 'alice', dev: 'phone', kind: 'mobile', os: 'android' });
+    try {
+      for (const token of ['fcm-old', 'fcm-old', 'fcm-new', 'fcm-new']) {
+        c.send({ type: 'register', os: 'android', token });
+        await c.next((f) => f.type === 'registered');
+      }
+      expect(events).toEqual([{ type: 'token_removed_event', user: 'alice', device: 'phone', os: 'android', reason: 'replaced' }]);
+    } finally {
+      c.close();
+    }
   });
 });

@@ -108,15 +108,31 @@ export function describeDeviceRegistryContract(name: string, make: (options: Dev
       expect(removed.map((r) => [r.device, r.reason])).toEqual([['phone', 'moved']]);
     });
 
-    it('re-storing a token on its own device, or replacing a device\'s token, reports nothing', async () => {
+    it('re-storing a token on its own device reports nothing; a different token in its place reports the old one replaced (section 3)', async () => {
       const { registry } = await open();
       await registry.put('alice', 'phone', { os: 'ios', token: T });
       await registry.put('alice', 'phone', { os: 'ios', token: T });
+      expect(removed).toEqual([]);
+      await registry.put('alice', 'phone', { os: 'ios', token: U });
+      expect(removed).toEqual([{ user: 'alice', device: 'phone', os: 'ios', token: T, reason: 'replaced' }]);
       await registry.put('alice', 'phone', { os: 'ios', token: U });
       // T is free again: storing it elsewhere moves nothing.
       await registry.put('bob', 'phone', { os: 'ios', token: T });
-      expect(removed).toEqual([]);
+      expect(removed).toHaveLength(1);
       expect(await holders(registry, ['alice', 'bob'], U)).toEqual(['alice/phone']);
+      expect(await holders(registry, ['alice', 'bob'], T)).toEqual(['bob/phone']);
+    });
+
+    it('a device taking a token from another device reports both: the other\'s moved, its own old one replaced', async () => {
+      const { registry } = await open();
+      await registry.put('alice', 'phone', { os: 'android', token: 'fcm-old' });
+      await registry.put('bob', 'phone', { os: 'android', token: 'fcm-shared' });
+      await registry.put('alice', 'phone', { os: 'android', token: 'fcm-shared' });
+      const seen = removed.map((r) => `${r.user}/${r.device}/${r.token}/${r.reason}`).sort();
+      expect(seen).toEqual(['alice/phone/fcm-old/replaced', 'bob/phone/fcm-shared/moved']);
+      // The replaced token is free: storing it elsewhere moves nothing.
+      await registry.put('carol', 'phone', { os: 'android', token: 'fcm-old' });
+      expect(removed).toHaveLength(2);
     });
 
     it('a token moved away and back ends on the last device it was stored for', async () => {
