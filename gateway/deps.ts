@@ -47,12 +47,17 @@ export interface GatewayDeps {
   apiKey: string;
   /** Readiness of the whole node (`/readyz`, and whether messages are accepted). */
   isReady(): boolean;
+  /**
+   * True while the node still accepts messages but asks its load balancer for no new traffic: `/readyz` answers 503
+   * `unready`, accepts go on (embedded: the data dir's free space below its floor, before a write fails). Default never.
+   */
+  isDegraded?(): boolean;
   /** Cluster membership and partition ownership for the dashboard; only the cluster composition root provides it. */
   cluster?: ClusterView;
 }
 
 /** The gateway's deps the HTTP API uses, plus whether the gateway is draining before shutdown. */
-export type HttpApiDeps = Pick<GatewayDeps, 'bus' | 'subjects' | 'ingress' | 'registry' | 'registration' | 'policies' | 'metrics' | 'log' | 'clock' | 'apiKey' | 'isReady' | 'config' | 'jwtSecret'> & {
+export type HttpApiDeps = Pick<GatewayDeps, 'bus' | 'subjects' | 'ingress' | 'registry' | 'registration' | 'policies' | 'metrics' | 'log' | 'clock' | 'apiKey' | 'isReady' | 'isDegraded' | 'config' | 'jwtSecret'> & {
   /** True once the gateway stopped accepting (draining before shutdown). */
   isStopping(): boolean;
   /** The operator dashboard's figures and live stream (issue 12). */

@@ -258,8 +258,9 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
     if (path === '/healthz') sendJson(res, 200, { status: 'ok' });
     else if (path === '/readyz') {
       const ready = isReady();
-      // `unready`: it was ready and is not now (a failing disk, NATS lost, partitions moving), not `starting`.
-      const status = deps.isStopping() ? 'stopping' : ready ? 'ready' : wasReady ? 'unready' : 'starting';
+      // `unready`: it was ready and is not now (a failing disk, NATS lost, partitions moving), not `starting`; or it
+      // accepts but asks for no new traffic (a nearly full disk): then `wasReady` is already set by `isReady()`.
+      const status = deps.isStopping() ? 'stopping' : ready && !deps.isDegraded?.() ? 'ready' : wasReady ? 'unready' : 'starting';
       sendJson(res, status === 'ready' ? 200 : 503, { status });
     } else {
       const text = await metrics.registry.metrics();

@@ -20,6 +20,11 @@ export const DEFAULT_PORT = 7400;
 export const DEFAULT_PARTITIONS = 64;
 export const DEFAULT_SUBJECT_PREFIX = 'switchboard';
 export const DEFAULT_DATA_DIR = './data';
+/**
+ * Default of SWITCHBOARD_DATA_DIR_MIN_FREE_BYTES, bytes: 64 MiB, room for a store's snapshot rewrite and the accepts
+ * of the seconds a load balancer takes to move traffic away once `/readyz` turns 503 (store/free-space.ts).
+ */
+export const DEFAULT_DATA_DIR_MIN_FREE_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_ACK_TIMEOUT_MS = 5000;
 export const DEFAULT_PRESENCE_TTL_MS = 90_000;
 export const DEFAULT_PUSH_DELAY_MS = 0;
@@ -87,6 +92,11 @@ export interface Config {
   readonly subjectPrefix: string;
   /** SWITCHBOARD_DATA_DIR, default `./data`. */
   readonly dataDir: string;
+  /**
+   * SWITCHBOARD_DATA_DIR_MIN_FREE_BYTES: embedded only, `/readyz` answers 503 `unready` while fewer bytes than this are
+   * free on the data dir's file system (accepts go on while writes succeed); 0 = never for space. Default 64 MiB.
+   */
+  readonly dataDirMinFreeBytes: number;
   /** SWITCHBOARD_JWT_SECRET; single node: generated at first start into the data dir. */
   readonly jwtSecret?: string;
   /** SWITCHBOARD_API_KEY; single node: generated at first start into the data dir. */
@@ -320,6 +330,7 @@ export function parseConfig(env: Env = process.env): Config {
     partitions: int('SWITCHBOARD_PARTITIONS', DEFAULT_PARTITIONS, 1, 65536),
     subjectPrefix,
     dataDir: v('SWITCHBOARD_DATA_DIR') ?? DEFAULT_DATA_DIR,
+    dataDirMinFreeBytes: int('SWITCHBOARD_DATA_DIR_MIN_FREE_BYTES', DEFAULT_DATA_DIR_MIN_FREE_BYTES, 0, 2 ** 40),
     jwtSecret,
     apiKey,
     ackTimeoutMs: int('SWITCHBOARD_ACK_TIMEOUT_MS', DEFAULT_ACK_TIMEOUT_MS, 1, 3_600_000),

@@ -20,6 +20,7 @@ import { startTokenSweep } from '../store/token-sweep.js';
 import { busEventPublisher, registrationRules, tokenRemovalListener } from './token-removals.js';
 import { AcceptTracker } from '../store/accept-tracker.js';
 import { StoreHealth } from '../store/store-health.js';
+import { FreeSpaceFloor } from '../store/free-space.js';
 import { openDataDir } from './data-dir.js';
 import type { RunningNode, StartOptions } from './running-node.js';
 import { listenOn } from './listen.js';
@@ -39,16 +40,19 @@ export async function startEmbeddedNode(config: Config, opts: Required<StartOpti
   // One node per data dir: a second one exits 2 naming the holder (issue 8 part 4).
   const lock = await openDataDir(config.dataDir);
   const health = new StoreHealth({ dataDir: config.dataDir, log, metrics, clock });
+  // Readiness sees a nearly full disk before a write fails (StoreHealth only learns of it from failed writes).
+  const space = new FreeSpaceFloor({ dataDir: config.dataDir, minFreeBytes: config.dataDirMinFreeBytes, statfs: opts.statfs, clock, log, metrics });
   try {
-    return await wire(config, opts, lock, health);
+    return await wire(config, opts, lock, health, space);
   } catch (e) {
+    space.close();
     health.close();
     await lock.release();
     throw e;
   }
 }
 
-async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirLock, health: StoreHealth): Promise<RunningNode> {
+async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirLock, health: StoreHealth, space: FreeSpaceFloor): Promise<RunningNode> {
   const { log, clock, metrics } = opts;
   const secrets = await loadSecrets(config.dataDir, config);
   const subjects = new Subjects(config.subjectPrefix, config.partitions);
@@ -69,6 +73,7 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
   });
   // A data dir deleted or replaced under the node is noticed within a second: unready, accepts answered 503.
   health.watch(lock);
+  await space.start();
   const held = await FileHeldStore.open(join(config.dataDir, 'held'), {
     onWriteFailure: (f) => health.writeFailed('held', f), onDamage: (file, r) => health.damaged('held', file, r),
   });
@@ -115,6 +120,8 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
       registration: registrationRules(config, senderConfig), jwtSecret: secrets.jwtSecret, apiKey: secrets.apiKey,
       // /readyz and POST /v1/messages: false while accepts cannot be made durable (issue 8 part 5).
       isReady: () => ready && health.durable(),
+      // /readyz only: below SWITCHBOARD_DATA_DIR_MIN_FREE_BYTES; the durable write still decides each accept.
+      isDegraded: () => space.low(),
     });
     port = await listenOn(gateway, config.host, config.port);
   }
@@ -160,6 +167,7 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
       await policies.close();
       await gateway?.close();
       await bus.close();
+      space.close();
       health.close();
       await lock.release();
       log.info('stopped');

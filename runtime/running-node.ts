@@ -2,6 +2,7 @@ import type { UserDirectory } from '../actors/directory.js';
 import type { Clock } from '../base/clock.js';
 import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
+import type { StatFs } from '../store/free-space.js';
 import type { Ingress } from '../store/types.js';
 
 /** A started node: what `bin/switchboard.ts` runs and what in-process tests and benchmarks drive. */
@@ -26,4 +27,9 @@ export interface StartOptions {
   clock?: Clock;
   /** Metrics registry; default metrics (process, GC) are collected unless disabled. */
   metrics?: Metrics;
+  /**
+   * How the embedded node reads its data dir's free space (SWITCHBOARD_DATA_DIR_MIN_FREE_BYTES); default
+   * `fs.promises.statfs`. Tests inject figures to show a disk nearly full.
+   */
+  statfs?: StatFs;
 }

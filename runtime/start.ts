@@ -3,6 +3,7 @@ import { createLogger } from '../base/logger.js';
 import { Metrics } from '../base/metrics.js';
 import { startClusterNode } from './cluster-node.js';
 import type { Config } from './config.js';
+import { systemStatFs } from '../store/free-space.js';
 import { checkConfigFiles } from './config-files.js';
 import { startEmbeddedNode } from './embedded-node.js';
 import { applyHeapGrowth } from './heap-growth.js';
@@ -23,6 +24,7 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
     log: opts.log ?? createLogger(config.logLevel, undefined, { node: config.nodeId }),
     clock: opts.clock ?? systemClock,
     metrics: opts.metrics ?? new Metrics(),
+    statfs: opts.statfs ?? systemStatFs,
   };
   return config.natsServers.length > 0 ? startClusterNode(config, resolved) : startEmbeddedNode(config, resolved);
 }

@@ -27,6 +27,7 @@ describe('a bad configuration value stops the CLI with exit 2 and one line namin
     ['SWITCHBOARD_APNS_KEY_ID', 'ABC123', /SWITCHBOARD_APNS_KEY_FILE must be set together/],
     ['SWITCHBOARD_FCM_ENDPOINT', 'nope', /SWITCHBOARD_FCM_ENDPOINT must be/],
     ['SWITCHBOARD_LOG_LEVEL', 'loud', /SWITCHBOARD_LOG_LEVEL must be/],
+    ['SWITCHBOARD_DATA_DIR_MIN_FREE_BYTES', '64MiB', /^switchboard: SWITCHBOARD_DATA_DIR_MIN_FREE_BYTES must be an integer 0-1099511627776$/],
   ];
   it.each(cases)('%s=%j', async (name, value, must) => {
     const { code, stdout, stderr } = await runCli({ [name]: value, SWITCHBOARD_DATA_DIR: join(tmpdir(), 'switchboard-never-created') });

@@ -14,6 +14,7 @@ import {
   DEFAULT_ACK_TIMEOUT_MS,
   DEFAULT_APNS_ENDPOINT,
   DEFAULT_DATA_DIR,
+  DEFAULT_DATA_DIR_MIN_FREE_BYTES,
   DEFAULT_DEDUPE_WINDOW_MS,
   DEFAULT_DECISION_SAVE_MS,
   DEFAULT_FRAME_RATE,
@@ -58,6 +59,7 @@ const intVars: [name: string, field: string, min: number, max: number][] = [
   ['SWITCHBOARD_NATS_CONNECT_TIMEOUT_MS', 'natsConnectTimeoutMs', 0, 3_600_000],
   ['SWITCHBOARD_SUMMARY_INTERVAL_MS', 'summaryIntervalMs', 0, 86_400_000],
   ['SWITCHBOARD_HEAP_GROWTH_PERCENT', 'heapGrowthPercent', 0, 1000],
+  ['SWITCHBOARD_DATA_DIR_MIN_FREE_BYTES', 'dataDirMinFreeBytes', 0, 2 ** 40],
 ];
 
 describe('parseConfig: integer variables', () => {
@@ -240,6 +242,7 @@ describe('parseConfig: defaults', () => {
     expect(cfg.partitions).toBe(64);
     expect(cfg.subjectPrefix).toBe('switchboard');
     expect(cfg.dataDir).toBe('./data');
+    expect(cfg.dataDirMinFreeBytes).toBe(64 * 1024 * 1024);
     expect(cfg.jwtSecret).toBeUndefined();
     expect(cfg.apiKey).toBeUndefined();
     expect(cfg.ackTimeoutMs).toBe(5000);
@@ -259,6 +262,7 @@ describe('parseConfig: defaults', () => {
       partitions: DEFAULT_PARTITIONS,
       subjectPrefix: DEFAULT_SUBJECT_PREFIX,
       dataDir: DEFAULT_DATA_DIR,
+      dataDirMinFreeBytes: DEFAULT_DATA_DIR_MIN_FREE_BYTES,
       ackTimeoutMs: DEFAULT_ACK_TIMEOUT_MS,
       presenceTtlMs: DEFAULT_PRESENCE_TTL_MS,
       pushDelayMs: DEFAULT_PUSH_DELAY_MS,
