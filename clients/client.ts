@@ -1,9 +1,9 @@
 import { backoffDelay, rateLimitedDelay, type BackoffOptions } from './backoff.js';
 import { ClientError, classifyClose, type CloseAction } from './close-codes.js';
 import { Emitter } from './emitter.js';
-import { checkReadIds, readChunks, utf8Length } from './read-frames.js';
+import { checkReadIds, mergeQueuedReads, readChunks, utf8Length } from './read-frames.js';
 import { RecentIds } from './recent-ids.js';
-import { MAX_CLIENT_FRAME_BYTES, MAX_READ_IDS, type ClearFrame, type ClientFrameV11, type ErrorFrame, type MessageFrame, type MobileState, type PcPresence, type PolicyFrame, type ServerFrameV11, type Welcome } from './wire.js';
+import { INACTIVE_REASONS, MAX_CLIENT_FRAME_BYTES, MAX_READ_IDS, PRESENCE_STATES, type ClearFrame, type ClientFrameV11, type ErrorFrame, type MessageFrame, type MobileState, type PcPresence, type PolicyFrame, type ServerFrameV11, type Welcome } from './wire.js';
 
 /**
  * The client core (PROTOCOL.md section 2) for browsers, Electron, Node and React Native: hello with a token,
@@ -77,11 +77,15 @@ export interface ClientEvents {
   policy: (policy: PolicyFrame) => void;
   /** The server refused a frame; the connection stays. */
   serverError: (error: ErrorFrame) => void;
+  /** A connection ended or could not be made (a refused token too); `retryInMs` says when the next attempt starts. */
   disconnect: (disconnect: Disconnect) => void;
   /** The client stopped for good: `stop()` was called (no error), or a close code that must not be retried. */
   stopped: (error: ClientError | undefined) => void;
+  /** The connection state changed: `connecting` (token, socket, hello), `open` (welcomed), `waiting` (backing off), `stopped`. */
   state: (state: ConnectionState) => void;
+  /** Mobile: the server stored the push token of a `register` frame (`MobileSession` matches it to its frame). */
   registered: (frame: { type: 'registered' }) => void;
+  /** Mobile: the server forgot this device's push token (`unregister`, log-out). */
   unregistered: (frame: { type: 'unregistered' }) => void;
 }
 
@@ -92,6 +96,10 @@ const CLOSE_NORMAL = 1000;
 const NOT_YET_VALID = 'not yet valid';
 const CLOSE_RECONNECT = 4000;
 
+/**
+ * One device's connection to Switchboard (PROTOCOL.md section 2). `new` checks the options (`ClientError`
+ * `invalid_options`); nothing connects before `start()`. Events: `ClientEvents`.
+ */
 export class SwitchboardClient extends Emitter<ClientEvents> {
   private ws?: WebSocketLike;
   private connState: ConnectionState = 'idle';
@@ -122,11 +130,17 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     const WS = opts.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (!WS) throw new TypeError('no global WebSocket here (Node 20): pass the `ws` package\'s WebSocket as options.WebSocket');
     this.WS = WS;
-    this.urls = typeof opts.url === 'string' ? [opts.url] : [...opts.url];
-    if (this.urls.length === 0) throw new TypeError('options.url: give at least one URL');
+    this.urls = typeof opts.url === 'string' ? [opts.url] : Array.isArray(opts.url) ? [...opts.url] : [];
+    if (this.urls.length === 0 || this.urls.some((u) => typeof u !== 'string' || u === '')) {
+      throw new ClientError('invalid_options', 'options.url: give at least one URL, a ws:// or wss:// URL of /v1/ws (PROTOCOL.md section 2) or a list of them');
+    }
+    if ((typeof opts.token !== 'string' || opts.token === '') && typeof opts.token !== 'function') {
+      throw new ClientError('invalid_options', 'options.token must be a client token (a non-empty string) or a function that returns one (PROTOCOL.md section 2)');
+    }
     this.seen = new RecentIds(opts.dedupeSize ?? 10_000);
   }
 
+  /** Where the connection is now; `open` only between a `welcome` and the end of that session. */
   get state(): ConnectionState {
     return this.connState;
   }
@@ -159,8 +173,17 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   /**
    * The presence to report: sent now when open, and again after every reconnect (a new session starts
    * unreported). PC: `active` / `inactive` with a reason (claim 4); mobile: `foreground` / `background`.
+   * Throws `ClientError` `invalid_presence` for a state or reason section 2 does not have (the server would refuse it
+   * on every reconnect); the presence reported before stays.
    */
   setPresence(presence: PcPresence | { state: MobileState }): void {
+    const p = presence as { state?: unknown; reason?: unknown } | null | undefined;
+    if (typeof p !== 'object' || p === null || !PRESENCE_STATES.has(p.state as string)) {
+      throw new ClientError('invalid_presence', `presence.state must be one of ${[...PRESENCE_STATES].join(', ')} (PROTOCOL.md section 2), not ${JSON.stringify(p?.state) ?? 'undefined'}`);
+    }
+    if (p.state === 'inactive' && !INACTIVE_REASONS.has(p.reason as string)) {
+      throw new ClientError('invalid_presence', `an inactive presence.reason must be one of ${[...INACTIVE_REASONS].join(', ')} (PROTOCOL.md section 2), not ${JSON.stringify(p.reason) ?? 'undefined'}`);
+    }
     this.presence = { type: 'presence', ...presence } as typeof this.presence;
     if (this.connState === 'open') this.sendNow(this.presence!);
   }
@@ -213,6 +236,12 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       return this.retry(new ClientError('token_failed', `the token provider failed: ${e instanceof Error ? e.message : String(e)}`), 'backoff');
     }
     if (generation !== this.generation || this.connState !== 'connecting') return; // stopped or reconnected meanwhile
+    if (typeof token !== 'string' || token === '') {
+      // Not sent: the server closes 4401 for it, and a new object every call never equals the refused one, so the
+      // client would reconnect forever. The usual cause is `r.json()` where the endpoint answers the bare token.
+      const got = token === '' ? 'an empty string' : token == null ? String(token) : typeof token === 'object' ? 'an object' : `a ${typeof token}`;
+      return this.retry(new ClientError('token_failed', `the token function gave ${got}, not a token string (a compact JWS; a fetch answer needs r.text(), or the field that holds the token)`), 'backoff');
+    }
     if (this.refused && this.refused.token === token) {
       const why = this.refused.reason ? ` (${this.refused.reason})` : '';
       return this.finish(new ClientError('unauthenticated', `the token function returned the token the server just refused${why}; not reconnecting: return a new token, then call start()`, 4401, this.refused.reason));
@@ -290,7 +319,8 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.refused = undefined;
     this.setState('open');
     if (this.presence) this.sendNow(this.presence);
-    for (const frame of this.pending.splice(0)) this.sendNow(frame);
+    // Reads made offline one id at a time go out merged: a frame each could pass the server's frame rate (4429).
+    for (const frame of mergeQueuedReads(this.pending.splice(0))) this.sendNow(frame);
     const every = Math.max(1000, welcome.heartbeatMs);
     this.heartbeatTimer = setInterval(() => {
       // No frame for two intervals (pongs included): the path is dead even if the socket does not know it yet.

@@ -21,7 +21,11 @@ export type ClientErrorCode =
   | 'register_refused'
   | 'unregister_refused'
   /** Thrown by `read()` / `send()` before anything is sent: ids the contract refuses (PROTOCOL.md sections 2 and 3). */
-  | 'invalid_read';
+  | 'invalid_read'
+  /** Thrown by `setPresence()`: a state or reason section 2 does not have; nothing is sent or kept. */
+  | 'invalid_presence'
+  /** Thrown by the `SwitchboardClient` constructor: no `url`, or a `token` that is neither a string nor a function. */
+  | 'invalid_options';
 
 interface CloseSpec {
   code: ClientErrorCode;
@@ -43,8 +47,9 @@ const BY_CLOSE_CODE: Readonly<Record<number, CloseSpec>> = {
 
 /**
  * An ended connection or failed operation, with the server's close code and reason when there was one. Also thrown
- * synchronously by `SwitchboardClient.read()` / `send()` for a frame the server would refuse for its shape
- * (`invalid_read`, or `frame_too_large` without a `closeCode`): such a frame is never sent.
+ * synchronously by `SwitchboardClient.read()` / `send()` / `setPresence()` for a frame the server would refuse for its
+ * shape (`invalid_read`, `invalid_presence`, or `frame_too_large` without a `closeCode`): such a frame is never sent;
+ * and by the constructor for options it cannot use (`invalid_options`).
  */
 export class ClientError extends Error {
   override readonly name = 'ClientError';

@@ -73,6 +73,10 @@ const ANSWER_ERROR_CODES: Readonly<Record<Unanswered['type'], ReadonlySet<string
   unregister: new Set(['store_failed', 'unknown_frame', 'frame_not_allowed']),
 };
 
+/**
+ * A mobile app's side of section 2 on top of a client core: `foreground` / `background` from `lifecycle`, the push
+ * token of `push` registered (`register` / `registered`), and `logOut()` (`unregister`). Events: `MobileEvents`.
+ */
 export class MobileSession extends Emitter<MobileEvents> {
   private token?: string;
   private registeredToken?: string;

@@ -73,6 +73,10 @@ interface AdapterState {
   suspended: boolean;
 }
 
+/**
+ * Reports a PC's presence (claim 4, PROTOCOL.md section 2 `presence` rows) through `sink.setPresence`: the adapters'
+ * signals and the app's client lock, re-evaluated every `tickMs`, each change sent once and at once.
+ */
 export class PcPresenceReporter {
   private memory: PresenceMemory = INITIAL_PRESENCE_MEMORY;
   private clientLocked = false;
@@ -99,6 +103,10 @@ export class PcPresenceReporter {
     return this.adapters.every((a) => a.signal === 'page');
   }
 
+  /**
+   * Starts the adapters and reporting; resolves once every adapter started (rejects with an adapter's start error).
+   * Idle time before the first input an adapter reports counts from here. Call once.
+   */
   async start(): Promise<void> {
     this.startedAt = this.now();
     this.idleAfterMs = this.sink.welcome?.idleAfterMs ?? DEFAULT_IDLE_AFTER_MS;
@@ -109,6 +117,7 @@ export class PcPresenceReporter {
     this.evaluate();
   }
 
+  /** Stops the adapters and reporting; the client keeps (and re-sends after a reconnect) the presence last reported. */
   stop(): void {
     clearInterval(this.tick);
     this.offWelcome?.();

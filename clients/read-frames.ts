@@ -1,5 +1,5 @@
 import { ClientError } from './close-codes.js';
-import { MAX_CLIENT_FRAME_BYTES, MAX_MESSAGE_ID_CHARS, MAX_READ_IDS } from './wire.js';
+import { MAX_CLIENT_FRAME_BYTES, MAX_MESSAGE_ID_CHARS, MAX_READ_IDS, type ClientFrameV11 } from './wire.js';
 
 /**
  * What a `read` frame may carry, checked before it is sent: the server refuses a frame of another shape with an error
@@ -61,6 +61,31 @@ export function readChunks(ids: readonly string[]): string[][] {
   }
   if (chunk.length > 0) chunks.push(chunk);
   return chunks;
+}
+
+/**
+ * Frames queued while offline, with each run of `read` frames merged into as few frames as `readChunks` allows; the
+ * other frames keep their places. An app that marks messages read one `read([id])` at a time while offline would
+ * otherwise send one frame per id at the next welcome, and the server closes a client that sends more than
+ * `SWITCHBOARD_FRAME_RATE` (default 200 a second, bursts of 400) with 4429, dropping the reads past it.
+ */
+export function mergeQueuedReads(frames: readonly ClientFrameV11[]): ClientFrameV11[] {
+  const out: ClientFrameV11[] = [];
+  let ids: string[] = [];
+  const flush = () => {
+    for (const chunk of readChunks(ids)) out.push({ type: 'read', ids: chunk });
+    ids = [];
+  };
+  for (const frame of frames) {
+    if (frame.type === 'read') {
+      ids.push(...frame.ids);
+      continue;
+    }
+    flush();
+    out.push(frame);
+  }
+  flush();
+  return out;
 }
 
 const utf8 = new TextEncoder();

@@ -73,6 +73,10 @@ export const MAX_READ_IDS = 500;
 export const MAX_CLIENT_FRAME_BYTES = 64 * 1024;
 /** Section 3: a message id is 1-128 characters (Unicode code points), printable as user and device ids are. */
 export const MAX_MESSAGE_ID_CHARS = 128;
+/** Section 2: the reasons of an `inactive` presence frame. */
+export const INACTIVE_REASONS: ReadonlySet<string> = new Set<InactiveReason>(['idle', 'screen_locked', 'client_locked']);
+/** Section 2: the states of a `presence` frame (`active` / `inactive` from a PC, `foreground` / `background` from a mobile). */
+export const PRESENCE_STATES: ReadonlySet<string> = new Set(['active', 'inactive', 'foreground', 'background']);
 /** Section 2: the `os` values of a `register` frame. */
 export const MOBILE_OSES: ReadonlySet<string> = new Set<MobileOs>(['ios', 'android', 'harmony', 'web']);
 /*

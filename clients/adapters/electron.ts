@@ -19,6 +19,10 @@ export interface ElectronAdapterOptions {
   pollMs?: number;
 }
 
+/**
+ * The Electron adapter; call in the main process after `app.whenReady()` (powerMonitor is not usable before). Idle time
+ * in ms from `getSystemIdleTime()` (seconds), screen lock from its events; `stop()` removes its listeners.
+ */
 export function electronPresenceAdapter(powerMonitor: PowerMonitorLike, opts: ElectronAdapterOptions = {}): PresenceAdapter {
   let off: (() => void) | undefined;
   return {

@@ -1,0 +1,154 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { SwitchboardClient, type Disconnect, type WebSocketLike } from '../clients/client.js';
+import { ClientError } from '../clients/close-codes.js';
+import { mergeQueuedReads } from '../clients/read-frames.js';
+import { INACTIVE_REASONS, PRESENCE_STATES } from '../clients/wire.js';
+import { INACTIVE_REASONS as SERVER_INACTIVE_REASONS } from '../protocol/frames.js';
+
+/**
+ * What the client core does with bad input from the app (PROTOCOL.md section 2): constructor options, a token function
+ * that gives something other than a token, a presence section 2 does not have, and reads queued while offline.
+ * A scripted WebSocket and virtual time; the same over a real node is client-read-queue.int.test.ts.
+ */
+
+class FakeSocket implements WebSocketLike {
+  static all: FakeSocket[] = [];
+  readyState = 0;
+  sent: any[] = [];
+  onopen: ((ev: any) => void) | null = null;
+  onmessage: ((ev: { data: unknown }) => void) | null = null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null = null;
+  onerror: ((ev: any) => void) | null = null;
+  constructor(readonly url: string) {
+    FakeSocket.all.push(this);
+  }
+  send(data: string) {
+    this.sent.push(JSON.parse(data));
+  }
+  close() {
+    this.readyState = 3;
+  }
+  open() {
+    this.readyState = 1;
+    this.onopen?.({});
+  }
+  welcome() {
+    this.onmessage?.({ data: JSON.stringify({ type: 'welcome', user: 'u', device: 'd', kind: 'pc', heartbeatMs: 10_000, idleAfterMs: 60_000 }) });
+  }
+  serverClose(code: number, reason = '') {
+    this.readyState = 3;
+    this.onclose?.({ code, reason });
+  }
+}
+
+const last = () => FakeSocket.all.at(-1)!;
+
+function client(token: unknown) {
+  const c = new SwitchboardClient({ url: 'ws://x/v1/ws', token: token as string, WebSocket: FakeSocket, random: () => 0.5 });
+  const disconnects: Disconnect[] = [];
+  const stopped: (ClientError | undefined)[] = [];
+  c.on('disconnect', (d) => disconnects.push(d));
+  c.on('stopped', (e) => stopped.push(e));
+  return { c, disconnects, stopped };
+}
+
+const codeOf = (f: () => unknown): string | undefined => {
+  try {
+    f();
+  } catch (e) {
+    return e instanceof ClientError ? e.code : `not a ClientError: ${String(e)}`;
+  }
+  return undefined;
+};
+
+beforeEach(() => {
+  FakeSocket.all = [];
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('client input checks', () => {
+  it('the constructor names a missing or unusable url or token (invalid_options)', () => {
+    const make = (opts: object) => () => new SwitchboardClient({ WebSocket: FakeSocket, ...opts } as never);
+    expect(codeOf(make({ token: 't' }))).toBe('invalid_options');
+    expect(codeOf(make({ url: [], token: 't' }))).toBe('invalid_options');
+    expect(codeOf(make({ url: ['ws://a', 7], token: 't' }))).toBe('invalid_options');
+    expect(codeOf(make({ url: 'ws://a' }))).toBe('invalid_options');
+    expect(codeOf(make({ url: 'ws://a', token: '' }))).toBe('invalid_options');
+    expect(codeOf(make({ url: 'ws://a', token: { token: 't' } }))).toBe('invalid_options');
+    expect(() => make({ token: 't' })()).toThrow(/options\.url/);
+    expect(() => make({ url: 'ws://a' })()).toThrow(/options\.token/);
+    expect(codeOf(make({ url: ['ws://a', 'ws://b'], token: () => 't' }))).toBeUndefined();
+  });
+
+  it.each([
+    ['an object (r.json() of an endpoint that answers the bare token)', { token: 't' }, /gave an object, not a token string/],
+    ['an empty string', '', /an empty string/],
+    ['undefined', undefined, /gave undefined/],
+  ])('a token function that gives %s: token_failed, nothing sent to the server, asked again after backoff', async (_, given, message) => {
+    const calls: number[] = [];
+    const { c, disconnects, stopped } = client(() => {
+      calls.push(Date.now());
+      return calls.length === 1 ? given : 'good';
+    });
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(FakeSocket.all).toHaveLength(0);
+    expect(disconnects).toHaveLength(1);
+    expect(disconnects[0].error.code).toBe('token_failed');
+    expect(disconnects[0].error.message).toMatch(message);
+    expect(disconnects[0].retryInMs).toBeTypeOf('number');
+    expect(stopped).toEqual([]);
+    await vi.advanceTimersByTimeAsync(disconnects[0].retryInMs!);
+    expect(calls).toHaveLength(2);
+    last().open();
+    expect(last().sent).toEqual([{ type: 'hello', token: 'good' }]);
+    c.stop();
+  });
+
+  it('setPresence() refuses a state or reason section 2 does not have (invalid_presence) and keeps the last good one', async () => {
+    expect([...INACTIVE_REASONS].sort()).toEqual([...SERVER_INACTIVE_REASONS].sort());
+    expect([...PRESENCE_STATES].sort()).toEqual(['active', 'background', 'foreground', 'inactive']);
+    const { c } = client('tok');
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+    last().open();
+    last().welcome();
+    c.setPresence({ state: 'inactive', reason: 'screen_locked' });
+    for (const bad of [{ state: 'away' }, { state: 'inactive' }, { state: 'inactive', reason: 'lunch' }, undefined, null, 'active']) {
+      expect(codeOf(() => c.setPresence(bad as never))).toBe('invalid_presence');
+    }
+    expect(() => c.setPresence({ state: 'inactive', reason: 'lunch' } as never)).toThrow(/idle, screen_locked, client_locked/);
+    expect(last().sent.filter((f) => f.type === 'presence')).toEqual([{ type: 'presence', state: 'inactive', reason: 'screen_locked' }]);
+    c.reconnect();
+    await vi.advanceTimersByTimeAsync(0);
+    last().open();
+    last().welcome();
+    expect(last().sent.filter((f) => f.type === 'presence')).toEqual([{ type: 'presence', state: 'inactive', reason: 'screen_locked' }]);
+    c.stop();
+  });
+
+  it('reads made offline one id at a time go out merged at the next welcome, in place among the other queued frames', async () => {
+    const { c } = client('tok');
+    for (let i = 0; i < 450; i++) c.read([`r${i}`]);
+    c.send({ type: 'ping' });
+    c.read(['s0']);
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+    last().open();
+    last().welcome();
+    const sent = last().sent;
+    expect(sent.map((f) => f.type)).toEqual(['hello', 'read', 'ping', 'read']);
+    expect(sent[1].ids).toEqual(Array.from({ length: 450 }, (_, i) => `r${i}`));
+    expect(sent[3].ids).toEqual(['s0']);
+    c.stop();
+  });
+
+  it('mergeQueuedReads keeps each merged frame within 500 ids', () => {
+    const frames = Array.from({ length: 1201 }, (_, i) => ({ type: 'read' as const, ids: [`m${i}`] }));
+    const merged = mergeQueuedReads(frames);
+    expect(merged.map((f) => (f.type === 'read' ? f.ids.length : 0))).toEqual([500, 500, 201]);
+  });
+});
