@@ -189,6 +189,16 @@ export class Metrics {
   readonly storeWriteFailures = new Counter({ name: 'switchboard_store_write_failures_total', help: 'Failed durable writes (write or fdatasync; in a cluster, decision history puts) by store (inbox, devices, decisions, ...) and whether the failed bytes were cut off', labelNames: ['store', 'cut'] as const, registers: [this.registry] });
   readonly storeDamage = new Counter({ name: 'switchboard_store_damage_total', help: 'Damaged stretches found by a log replay, by store and kind (corrupt: in the middle, torn_tail: at the end)', labelNames: ['store', 'kind'] as const, registers: [this.registry] });
   readonly storeDamagedBytes = new Counter({ name: 'switchboard_store_damaged_bytes_total', help: 'Bytes skipped by log replays because they were damaged or torn', labelNames: ['store'] as const, registers: [this.registry] });
+  /**
+   * Embedded: one observation per group commit of the inbox (accepts: a 202 waits for it) and the held store, wall
+   * time of the `O_DSYNC` write. `_count` over `switchboard_store_synced_records_total` says how many records share
+   * a sync; the disk's latency is the floor under an accept's. No series in a cluster (JetStream stores there).
+   */
+  readonly storeSyncSeconds = new HotHistogram({
+    name: 'switchboard_store_sync_seconds', help: 'Wall time of a durable write (write with O_DSYNC, or write + fdatasync) of a batch, by store (inbox, held; embedded only)',
+    labelNames: ['store'] as const, buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [this.registry],
+  });
+  readonly storeSyncedRecords = new HotCounter({ name: 'switchboard_store_synced_records_total', help: 'Records made durable, by store (inbox, held; embedded only): with switchboard_store_sync_seconds_count, records per group commit', labelNames: ['store'] as const, registers: [this.registry] });
   /** Embedded: read every second (store/free-space.ts); below SWITCHBOARD_DATA_DIR_MIN_FREE_BYTES `/readyz` answers 503. No series in a cluster. */
   readonly dataDirFreeBytes = new Gauge({ name: 'switchboard_data_dir_free_bytes', help: 'Bytes free to the node on the data dir\'s file system (statfs bavail x bsize), by data dir (embedded only)', labelNames: ['dir'] as const, registers: [this.registry] });
   readonly storeDurable = new Gauge({ name: 'switchboard_store_durable', help: '1 while accepts can be made durable (embedded: data dir in place, last write or probe succeeded; cluster: connected to NATS, whose JetStream stores them), else 0', registers: [this.registry] });

@@ -25,6 +25,8 @@ import { openDataDir } from './data-dir.js';
 import type { RunningNode, StartOptions } from './running-node.js';
 import { listenOn } from './listen.js';
 import { RoutingSummary, logDecision } from '../base/routing-log.js';
+import type { Metrics } from '../base/metrics.js';
+import type { SyncReport } from '../store/append-log.js';
 
 /**
  * The embedded composition root (no SWITCHBOARD_NATS_URL): one process, every partition, the in-process MemoryBus,
@@ -70,12 +72,14 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
   const inbox = await FileInbox.open(join(config.dataDir, 'inbox'), {
     dedupeWindowMs: config.dedupeWindowMs,
     onWriteFailure: (f) => health.writeFailed('inbox', f), onDamage: (file, r) => health.damaged('inbox', file, r),
+    onSynced: syncMeter(metrics, 'inbox'),
   });
   // A data dir deleted or replaced under the node is noticed within a second: unready, accepts answered 503.
   health.watch(lock);
   await space.start();
   const held = await FileHeldStore.open(join(config.dataDir, 'held'), {
     onWriteFailure: (f) => health.writeFailed('held', f), onDamage: (file, r) => health.damaged('held', file, r),
+    onSynced: syncMeter(metrics, 'held'),
   });
   metrics.heldMessages.set(held.heldTotal);
   const pushes = new PushPool({ config: senderConfig, log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
@@ -174,4 +178,13 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
     })());
 
   return { nodeId: config.nodeId, port, router, ingress, metrics, apiKey: secrets.apiKey, jwtSecret: secrets.jwtSecret, stop };
+}
+
+/** A store's group commits into `switchboard_store_sync_seconds` and `switchboard_store_synced_records_total`. */
+function syncMeter(metrics: Metrics, store: 'inbox' | 'held'): (sync: SyncReport) => void {
+  const labels = { store };
+  return (sync) => {
+    metrics.storeSyncSeconds.observe(labels, sync.ms / 1000);
+    metrics.storeSyncedRecords.inc(labels, sync.records);
+  };
 }

@@ -28,6 +28,21 @@ export interface AppendLogOptions {
   datasync?: (file: FileHandle) => Promise<void>;
   /** Called once per failed batch, after the cut was tried (store health: log, metric, readiness). */
   onWriteFailure?: (failure: WriteFailure) => void;
+  /** Called once per batch made durable (metrics: how long the disk takes, how many records share a sync). */
+  onSynced?: (sync: SyncReport) => void;
+}
+
+/**
+ * One batch made durable. `ms` is the wall time of its `write` (`O_DSYNC`) or write + fdatasync, measured on the
+ * monotonic clock: the disk's share of an accept's latency, which no setting of ours shortens.
+ */
+export interface SyncReport {
+  path: string;
+  /** Records in the batch: the appends waiting for it and the lazy records riding along. */
+  records: number;
+  bytes: number;
+  /** Wall time of the write and sync, ms. */
+  ms: number;
 }
 
 /** Counters exposed so tests and benchmarks can see group commit at work. */
@@ -68,6 +83,7 @@ export class AppendLog<T> {
   /** Undefined: the file is opened `O_DSYNC` and a write is durable when it returns. */
   private readonly datasync: ((file: FileHandle) => Promise<void>) | undefined;
   private readonly onWriteFailure?: (failure: WriteFailure) => void;
+  private readonly onSynced?: (sync: SyncReport) => void;
 
   /** The file is opened (created if missing) lazily by the first flush, so constructing never blocks. */
   constructor(readonly path: string, options: AppendLogOptions = {}) {
@@ -75,6 +91,7 @@ export class AppendLog<T> {
     this.syncedBytes = this.queuedBytes;
     this.datasync = options.datasync ?? (O_DSYNC === undefined ? (f) => f.datasync() : undefined);
     this.onWriteFailure = options.onWriteFailure;
+    this.onSynced = options.onSynced;
   }
 
   /**
@@ -165,6 +182,7 @@ export class AppendLog<T> {
         this.eager = 0;
         this.flushLazy = this.closed;
         const data = Buffer.concat(batch.map((p) => p.frame));
+        const started = performance.now();
         try {
           await this.writeAndSync(data);
         } catch (e) {
@@ -181,6 +199,7 @@ export class AppendLog<T> {
         this.syncedBytes += data.length;
         this.stats.records += batch.length;
         this.stats.syncs++;
+        this.onSynced?.({ path: this.path, records: batch.length, bytes: data.length, ms: performance.now() - started });
         for (const p of batch) p.resolve();
       }
       if (this.failure === undefined) {

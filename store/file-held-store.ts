@@ -24,6 +24,8 @@ export interface FileHeldStoreOptions {
   datasync?: AppendLogOptions['datasync'];
   /** A write failed (the hold rejected, answered by a retry). For store health. */
   onWriteFailure?: AppendLogOptions['onWriteFailure'];
+  /** A batch of holds, drops and read marks in `held.log` is durable. For the sync metrics. */
+  onSynced?: AppendLogOptions['onSynced'];
   /** The replay at open found damage or a torn tail in `held.log`. For store health. */
   onDamage?: (file: string, report: ReplayReport) => void;
 }
@@ -84,10 +86,12 @@ export class FileHeldStore implements HeldStore {
   private readonly now: () => number;
 
   private readonly onWriteFailure: FileHeldStoreOptions['onWriteFailure'];
+  private readonly onSynced: FileHeldStoreOptions['onSynced'];
   private readonly datasync: FileHeldStoreOptions['datasync'];
 
   private constructor(readonly dir: string, startBytes: number, options: FileHeldStoreOptions) {
     this.onWriteFailure = options.onWriteFailure;
+    this.onSynced = options.onSynced;
     this.datasync = options.datasync;
     this.log = this.newLog(startBytes);
     this.compactMinBytes = options.compactMinBytes ?? DEFAULT_HELD_COMPACT_MIN_BYTES;
@@ -113,7 +117,7 @@ export class FileHeldStore implements HeldStore {
   }
 
   private newLog(startBytes: number): AppendLog<HeldLogRecord> {
-    return new AppendLog(join(this.dir, LOG_FILE), { startBytes, datasync: this.datasync, onWriteFailure: this.onWriteFailure });
+    return new AppendLog(join(this.dir, LOG_FILE), { startBytes, datasync: this.datasync, onWriteFailure: this.onWriteFailure, onSynced: this.onSynced });
   }
 
   get heldTotal(): number {

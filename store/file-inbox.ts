@@ -27,6 +27,8 @@ export interface FileInboxOptions {
   datasync?: AppendLogOptions['datasync'];
   /** A segment write failed (cut off or not): the accepts in it were answered 503. For store health. */
   onWriteFailure?: AppendLogOptions['onWriteFailure'];
+  /** A segment's batch of accepts (and the settles riding along) is durable. For the sync metrics. */
+  onSynced?: AppendLogOptions['onSynced'];
   /** A segment replay found damage or a torn tail (report of AppendLog.replay). For store health. */
   onDamage?: (file: string, report: ReplayReport) => void;
 }
@@ -84,6 +86,7 @@ export class FileInbox implements Ingress {
   private readonly onConsumerError: (error: unknown, msg: ChatMessage) => void;
   private readonly datasync: AppendLogOptions['datasync'];
   private readonly onWriteFailure: AppendLogOptions['onWriteFailure'];
+  private readonly onSynced: AppendLogOptions['onSynced'];
   private readonly onDamage?: (file: string, report: ReplayReport) => void;
 
   private constructor(readonly dir: string, options: FileInboxOptions) {
@@ -94,6 +97,7 @@ export class FileInbox implements Ingress {
     this.onConsumerError = options.onConsumerError ?? ((e) => queueMicrotask(() => { throw e; }));
     this.datasync = options.datasync;
     this.onWriteFailure = options.onWriteFailure;
+    this.onSynced = options.onSynced;
     this.onDamage = options.onDamage;
   }
 
@@ -375,7 +379,7 @@ export class FileInbox implements Ingress {
   }
 
   private addSegment(no: number): InboxSegment {
-    const segment = new InboxSegment(no, new AppendLog<InboxRecord>(join(this.dir, segmentFileName(no)), { datasync: this.datasync, onWriteFailure: this.onWriteFailure }));
+    const segment = new InboxSegment(no, new AppendLog<InboxRecord>(join(this.dir, segmentFileName(no)), { datasync: this.datasync, onWriteFailure: this.onWriteFailure, onSynced: this.onSynced }));
     this.segments.set(no, segment);
     return segment;
   }

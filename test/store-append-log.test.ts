@@ -2,7 +2,7 @@ import { appendFile, mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AppendLog, MAX_RECORD_BYTES, encodeFrame, type ReplayReport } from '../store/append-log.js';
+import { AppendLog, MAX_RECORD_BYTES, encodeFrame, type ReplayReport, type SyncReport } from '../store/append-log.js';
 
 type Rec = { n: number; s?: string };
 
@@ -85,6 +85,29 @@ describe('AppendLog', () => {
     const log = new AppendLog<Rec>(path);
     for (let n = 0; n < 10; n++) await log.append({ n });
     expect(log.stats).toEqual({ records: 10, syncs: 10 });
+    await log.close();
+  });
+
+  it('reports each durable batch once (records, bytes, wall ms), a lazy record riding along included, and no failed one', async () => {
+    const reports: SyncReport[] = [];
+    let failSync = false;
+    const log = new AppendLog<Rec>(path, {
+      datasync: async (file) => {
+        if (failSync) throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+        await new Promise((r) => setTimeout(r, 5)); // a slow disk: the report's wall time must include the sync
+        await file.datasync();
+      },
+      onSynced: (s) => reports.push(s),
+    });
+    log.appendLazy({ n: 0 });
+    await Promise.all([log.append({ n: 1 }), log.append({ n: 2 })]);
+    await log.append({ n: 3 });
+    failSync = true;
+    await expect(log.append({ n: 4 })).rejects.toThrow('EIO');
+    expect(reports.map((r) => r.records)).toEqual([3, 1]);
+    expect(reports.every((r) => r.path === path && r.ms >= 4)).toBe(true);
+    expect(reports[0].bytes + reports[1].bytes).toBe((await stat(path)).size);
+    expect(log.stats).toEqual({ records: 4, syncs: 2 });
     await log.close();
   });
 
