@@ -86,7 +86,8 @@ export type UserActorMessage =
   | { type: 'clear_push_due' }
   | { type: 'held_done'; id: string; ok: boolean }
   | { type: 'held_loaded'; listing: HeldListing }
-  | { type: 'mailbox_loaded' }
+  /** UserActor.loadMailbox's try ended: `ok` false when the store failed or timed out. */
+  | { type: 'mailbox_loaded'; ok: boolean }
   | { type: 'hold_retry'; id: string }
   /** UserActor.armSessionReplay's timer: what was held after ack timeouts on sessions still open goes out once more. */
   | { type: 'replay_due' }

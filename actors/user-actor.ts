@@ -20,7 +20,18 @@ export class UserActor extends Flights {
   private heldAfterTimeouts = false;
   /** armSessionReplay's timer is set, or has fired with no sign of life since: it is not set again until one. */
   private sessionReplay: 'armed' | 'spent' | undefined;
-  private mailboxLoading = false;
+  /**
+   * The held count's load (loadMailbox): `first` while the first try is under way (new messages wait for it, see
+   * `waiting`), `retry` while a later one is, `failed` between tries, `loaded` once known; undefined before any try.
+   */
+  private mailboxLoad: 'first' | 'retry' | 'failed' | 'loaded' | undefined;
+  /**
+   * Section 4: held messages are routed again "in accept order" once the user is reachable, so a message routed while
+   * a replay of them is pending (`replayPending`) waits here, in the order it came, and goes after them
+   * (`routeWaiting`); routed at once, the reconnecting client got the newest message before the older held ones.
+   * Undefined whenever nothing waits: the common message never allocates it.
+   */
+  private waiting?: ChatMessage[];
   /** Section 4's silent clear pushes, paced (`queueClearPush`); made at the user's first read. */
   private clearPush?: ClearPushPace;
 
@@ -156,7 +167,7 @@ export class UserActor extends Flights {
         return;
       }
       case 'mailbox_loaded':
-        return this.replayHeld(); // sessions that opened before the held count was known
+        return this.onMailboxLoaded(msg.ok, now);
       case 'read':
       case 'reads': {
         // Section 2: any JSON frame refreshes the session, a `read` frame too (a PC reading without a ping stayed
@@ -206,14 +217,35 @@ export class UserActor extends Flights {
     if (before === 'never' && policyOf(this.state.policy).mobile !== 'never') this.replayHeld();
   }
 
-  /** Held count and badge load in the background; once known, held messages may go to sessions already open. */
+  /**
+   * Held count and badge load in the background; once known, held messages may go to sessions already open. The
+   * answer comes back as `mailbox_loaded`, failed or not: the messages waiting for the first try go then either way.
+   */
   private loadMailbox(): void {
-    if (this.mailboxLoading) return;
-    this.mailboxLoading = true;
-    void this.mailbox.load(this.deps.clock.now()).then((ok) => {
-      this.mailboxLoading = false;
-      if (ok) this.self({ type: 'mailbox_loaded' });
-    });
+    if (this.mailboxLoad === 'first' || this.mailboxLoad === 'retry') return;
+    this.mailboxLoad = this.mailboxLoad === undefined ? 'first' : 'retry';
+    void this.mailbox.load(this.deps.clock.now()).then((ok) => this.self({ type: 'mailbox_loaded', ok }));
+  }
+
+  /**
+   * Section 4: messages held before this actor ran (a restart, a failover) go to sessions that opened before the count
+   * was known, and then what waited behind them. A failed try leaves the count unknown; later tries do not hold new
+   * messages back (a store that is down must not stall every message of the user), so those may go first, as before.
+   */
+  private onMailboxLoaded(ok: boolean, now: number): void {
+    if (this.mailbox.loaded) this.mailboxLoad = 'loaded';
+    else if (!ok) this.mailboxLoad = 'failed';
+    if (this.mailbox.loaded) this.replayHeld();
+    this.routeWaiting(now);
+  }
+
+  /**
+   * Section 4: a replay of held messages is under way (their listing is being read), or may be (the first load of the
+   * held count at actor start): a new message routed now waits behind it. Not while nothing is held and that is
+   * known: then no replay is under way and the count is loaded.
+   */
+  private get replayPending(): boolean {
+    return this.replaying || this.mailboxLoad === 'first';
   }
 
   private touch(sessionId: string, at: number, now: number): void {
@@ -225,6 +257,34 @@ export class UserActor extends Flights {
   }
 
   private route(msg: ChatMessage, now: number): void {
+    // Section 4: behind a pending replay of held messages (and behind what already waits for it), in the order it came.
+    if (this.waiting !== undefined || this.replayPending) {
+      (this.waiting ??= []).push(msg);
+      return this.routeWaiting(now); // nothing while the replay is pending
+    }
+    this.routeNew(msg, now);
+  }
+
+  /**
+   * The messages that waited behind a replay (`waiting`), in the order they came, once no replay is pending: after
+   * the held ones it routed, or after a listing that failed (it routed none, and these must not wait for the next).
+   * Each is checked as it goes (fence, in flight, finished), as when it came, and one that throws is logged and the
+   * rest go on, as the directory does with a message of the mailbox (directory.ts `failed`).
+   */
+  private routeWaiting(now: number): void {
+    const waiting = this.waiting;
+    if (waiting === undefined || this.replayPending) return;
+    this.waiting = undefined;
+    for (const msg of waiting) {
+      try {
+        this.routeNew(msg, now);
+      } catch (err) {
+        this.deps.log.error({ err, user: this.user, type: 'route' }, 'user actor failed on a message');
+      }
+    }
+  }
+
+  private routeNew(msg: ChatMessage, now: number): void {
     if (this.deps.fence && !this.deps.fence.mayAct(this.user)) return; // fenced: the next owner routes it
     if (this.flights.has(msg.id)) return; // redelivered while in flight: done when it finishes
     // Redelivered after it finished (the same acceptedAt): done again, delivered never. The id accepted anew after the
@@ -370,7 +430,10 @@ export class UserActor extends Flights {
     this.deps.onRouted?.(routedEvent(copyDecision(decision), this.user, this.deps.nodeId));
   }
 
-  /** Section 4: the user became reachable; held messages are routed again, in accept order, through the window. */
+  /**
+   * Section 4: the user became reachable; held messages are routed again, in accept order, through the window. New
+   * messages routed while their listing is read wait behind them (`waiting`), so none overtakes the held backlog.
+   */
   private replayHeld(): void {
     if (this.replaying) {
       // A reason to replay came while a listing is under way (a message held meanwhile, a session opened): that
@@ -399,7 +462,7 @@ export class UserActor extends Flights {
         // In flight already (its ingress copy, a hold being written), or no longer held since the listing was read.
         if (this.flights.has(msg.id) || !this.mailbox.stillHeld(listing, msg.id)) continue;
         const routed = decide(this.state, msg, now, this.deps);
-        if (routed.decision.route === 'held' || routed.decision.route === 'undeliverable') return; // still nobody: they stay held
+        if (routed.decision.route === 'held' || routed.decision.route === 'undeliverable') break; // still nobody: they stay held (what waited behind them follows below)
         const flight: Flight = { msg, open: 0, fromHeld: true };
         this.flights.set(msg.id, flight);
         this.carryOut(flight, routed, true);
@@ -409,6 +472,7 @@ export class UserActor extends Flights {
       this.mailbox.routed(listing);
     }
     if (again) this.replayHeld();
+    this.routeWaiting(now); // section 4: the new messages after the held ones (unless another listing is under way)
   }
 
   /**
@@ -441,9 +505,12 @@ export class UserActor extends Flights {
     return badge;
   }
 
-  /** Waiting clear pushes keep the actor from passivating (their timer's message would reach a stopped actor). */
+  /**
+   * Waiting clear pushes keep the actor from passivating (their timer's message would reach a stopped actor), and so
+   * do messages waiting behind a replay (they would be lost with it, never `done`).
+   */
   override get busy(): boolean {
-    return super.busy || this.clearPush?.armed === true;
+    return super.busy || this.clearPush?.armed === true || this.waiting !== undefined;
   }
 
   /**

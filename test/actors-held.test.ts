@@ -60,20 +60,24 @@ describe('held messages', () => {
     h = harness();
     h.route('u1', 'm1');
     await until(() => heldIds('u1').length === 1);
+    let stored!: () => void;
+    const slow = new Promise<void>((r) => (stored = r));
+    const hold = h.held.hold.bind(h.held);
+    h.held.hold = async (u, m) => (await slow, hold(u, m)); // m2's hold is still being written when the replay lists
+    h.route('u1', 'm2');
+    await settle(h);
     let open!: () => void;
     h.held.listGate = new Promise((r) => (open = r));
     h.openPc('u1', 'pc', 's1'); // replay starts: its listing holds m1 only, and waits
     await settle(h);
-    h.route('u1', 'm2');
-    await until(() => delivered().includes('m2')); // straight to s1
-    h.close('u1', 'pc', 's1'); // m2 unacked: held at once (section 4)
+    stored(); // m2 durably held with s1 open: asks for a replay while the first one is still being read
     await until(() => heldIds('u1').includes('m2'));
-    h.openPc('u1', 'pc', 's2'); // asks for a replay while the first one is still being read
     await settle(h);
     h.held.listGate = undefined;
     open();
-    await until(() => delivered().filter((id) => id === 'm2').length === 2);
-    expect(delivered().filter((id) => id === 'm1')).toHaveLength(1);
+    await until(() => delivered().length === 2);
+    await settle(h);
+    expect(delivered()).toEqual(['m1', 'm2']);
   });
 
   it('a listing read before a held message reached the user (acked) or was read does not send it again', async () => {
@@ -135,20 +139,20 @@ describe('held messages', () => {
     expect(delivered().filter((id) => id === 'm1')).toHaveLength(1);
   });
 
-  it('an ingress copy that reaches the user while its held copy is listed drops the held copy', async () => {
+  it('an ingress copy that comes while its held copy is listed is sent once, settled, and the held copy dropped', async () => {
     h = harness();
     h.held.held.set('u1', [{ msg: { id: 'm1', to: 'u1', text: 'hello', acceptedAt: Date.now() }, expiresAt: Date.now() + 60_000 }]);
     let open!: () => void;
     h.held.listGate = new Promise((r) => (open = r));
     h.openPc('u1', 'pc', 's1');
     await settle(h);
-    h.route('u1', 'm1'); // the ingress copy (cluster: redelivered by JetStream) comes while the listing is read
-    await until(() => delivered().length === 1);
+    h.route('u1', 'm1'); // the ingress copy (cluster: redelivered by JetStream) comes while the listing is read: it waits
     h.held.listGate = undefined;
     open();
+    await until(() => delivered().length === 1);
     await settle(h);
     h.ack('u1', 'pc', 's1', 'm1');
-    await until(() => heldIds('u1').length === 0);
+    await until(() => heldIds('u1').length === 0 && h.settled.includes('m1'));
     h.close('u1', 'pc', 's1');
     h.openPc('u1', 'pc', 's2');
     await settle(h);
@@ -331,6 +335,111 @@ describe('held messages', () => {
     expect(h.gateway.filter((g) => g.msg.type === 'deliver').map((g) => `${(g.msg as any).sessionId}:${(g.msg as any).frame.id}`)).toEqual(['s1:m1', 's1:m2', 's2:m1', 's2:m2']);
     expect(h.settled).toEqual(['m1', 'm2']); // done once held, without waiting for the ack timeout
     expect(Date.now() - h.routed[0].at).toBeLessThan(5000);
+  });
+});
+
+describe('new messages behind a pending replay (section 4: held ones first, in accept order)', () => {
+  const count = (id: string) => h.settled.filter((x) => x === id).length;
+
+  it('a message routed while a session\'s held listing is being read waits for it: the client gets the held ones first', async () => {
+    h = harness();
+    for (const id of ['m1', 'm2']) h.route('u1', id); // nobody reachable: held
+    await until(() => heldIds('u1').length === 2);
+    let open!: () => void;
+    h.held.listGate = new Promise((r) => (open = r));
+    h.openPc('u1', 'pc', 's1'); // the replay's listing waits (a slow store read)
+    await settle(h);
+    h.route('u1', 'm3'); // sent right after the session opened
+    h.route('u1', 'm4');
+    await settle(h);
+    expect(delivered()).toEqual([]); // behind the held ones, not ahead of them
+    h.held.listGate = undefined;
+    open();
+    await until(() => delivered().length === 4);
+    await settle(h);
+    expect(delivered()).toEqual(['m1', 'm2', 'm3', 'm4']);
+    for (const id of ['m1', 'm2', 'm3', 'm4']) h.ack('u1', 'pc', 's1', id);
+    await until(() => heldIds('u1').length === 0 && count('m4') === 1);
+    await settle(h);
+    expect(['m3', 'm4'].map(count)).toEqual([1, 1]); // done once each (m1 and m2 when held, and again once replayed)
+  });
+
+  it('a message routed while the held count still loads at actor start waits for what was held before the restart', async () => {
+    h = harness();
+    const now = Date.now();
+    h.held.held.set('u1', [1, 2].map((i) => ({ msg: { id: `h${i}`, to: 'u1', text: 't', acceptedAt: now - 1000 + i }, expiresAt: now + 60_000 })));
+    let loaded!: () => void;
+    const slow = new Promise<void>((r) => (loaded = r));
+    const countOf = h.held.count.bind(h.held);
+    h.held.count = async (u, n) => (await slow, countOf(u, n));
+    h.openPc('u1', 'pc', 's1'); // a fresh actor: the held count is being read
+    h.route('u1', 'm3');
+    await settle(h);
+    expect(delivered()).toEqual([]);
+    loaded();
+    await until(() => delivered().length === 3);
+    await settle(h);
+    expect(delivered()).toEqual(['h1', 'h2', 'm3']);
+  });
+
+  it('a listing that fails still routes what waited behind it, once each; a copy redelivered meanwhile is done once', async () => {
+    h = harness();
+    h.route('u1', 'm1');
+    await until(() => heldIds('u1').length === 1);
+    let fail!: () => void;
+    const failing = new Promise<void>((r) => (fail = r));
+    const list = h.held.list.bind(h.held);
+    h.held.list = async () => {
+      await failing;
+      throw new Error('store unreadable');
+    };
+    h.openPc('u1', 'pc', 's1');
+    await settle(h);
+    h.route('u1', 'm2');
+    h.route('u1', 'm2'); // redelivered by its ingress while it waits
+    await settle(h);
+    expect(delivered()).toEqual([]);
+    fail();
+    await until(() => delivered().includes('m2'));
+    h.held.list = list;
+    await settle(h);
+    expect(delivered()).toEqual(['m2']);
+    h.ack('u1', 'pc', 's1', 'm2');
+    await until(() => count('m2') === 1);
+    await settle(h);
+    expect(count('m2')).toBe(1);
+    expect(heldIds('u1')).toEqual(['m1']); // still held: the next replay gets it
+  });
+
+  it('fenced meanwhile: a message that waited is neither routed nor done (the next owner routes it)', async () => {
+    let valid = true;
+    h = harness({ fence: { mayAct: () => valid, fence: () => undefined } });
+    h.route('u1', 'm1');
+    await until(() => heldIds('u1').length === 1);
+    let open!: () => void;
+    h.held.listGate = new Promise((r) => (open = r));
+    h.openPc('u1', 'pc', 's1');
+    await settle(h);
+    h.route('u1', 'm2');
+    await settle(h);
+    valid = false; // the lease is lost while the listing is read
+    h.held.listGate = undefined;
+    open();
+    await settle(h);
+    expect(delivered()).not.toContain('m2');
+    expect(count('m2')).toBe(0);
+  });
+
+  it('nothing held, and known to be: a new message goes at once, without waiting on the held store', async () => {
+    h = harness();
+    h.openPc('u1', 'pc', 's1');
+    await settle(h); // the held count is loaded: 0
+    const hung = new Promise<never>(() => {});
+    h.held.list = () => hung;
+    h.held.count = () => hung;
+    h.route('u1', 'm1');
+    await until(() => delivered().length === 1);
+    expect(delivered()).toEqual(['m1']);
   });
 });
 

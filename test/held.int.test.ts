@@ -54,6 +54,25 @@ describe('held messages across kill -9', () => {
   }, 60_000);
 });
 
+describe('a new message sent right after the session opens', () => {
+  it('arrives after the held backlog, not ahead of it (section 4: held messages are routed in accept order)', async () => {
+    const node = await start();
+    const user = uniqueUser('behind');
+    const ids = Array.from({ length: 500 }, (_, i) => msgId(`h${i}`));
+    const batch = await node.http('POST', '/v1/messages/batch', { messages: ids.map((id) => ({ id, to: user, text: id })) });
+    expect(batch.body.results.map((r: { status: string }) => r.status)).toEqual(ids.map(() => 'accepted'));
+    await viewUntil(node, user, (v) => v.held === 500, '500 held');
+    // The replay reads the 500 from disk; a message sent as soon as the welcome came is accepted meanwhile.
+    const laptop = await pc(node, user);
+    const late = msgId('late');
+    expect((await node.send({ id: late, to: user, text: late })).status).toBe(202);
+    await until(() => laptop.received.length >= 501, 10_000, 'the backlog and the new message');
+    expect(laptop.received.indexOf(late)).toBe(500);
+    expect(laptop.received).toEqual([...ids, late]);
+    await viewUntil(node, user, (v) => v.held === 0, 'held drained');
+  }, 60_000);
+});
+
 describe('read, then kill -9', () => {
   it('messages read while held are not delivered after the restart (their inbox settle was lost to the kill)', async () => {
     const node = await start();
