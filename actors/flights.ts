@@ -91,6 +91,8 @@ export type UserActorMessage =
   | { type: 'hold_retry'; id: string }
   /** UserActor.armSessionReplay's timer: what was held after ack timeouts on sessions still open goes out once more. */
   | { type: 'replay_due' }
+  /** UserActor.route's bound on waiting behind a replay: these messages go now, replay or not (MAX_WAIT_BEHIND_REPLAY_MS). */
+  | { type: 'wait_over'; waiting: ChatMessage[] }
   /**
    * `read` messages that were queued one behind another, run as one read (UserDirectory): one durable write for all,
    * so a client that floods reads costs one disk sync per turn of the mailbox, not one per frame.

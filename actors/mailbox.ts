@@ -50,8 +50,8 @@ export class UserMailbox {
   constructor(readonly user: string, private readonly deps: MailboxDeps) {}
 
   /**
-   * Reads the held count and the read state, in the background: routing never waits for it (a JetStream leader
-   * election must not stall a user's messages). Resolves true once loaded; false when the store failed or took
+   * Reads the held count and the read state, in the background: routing waits for the first try at most
+   * MAX_WAIT_BEHIND_REPLAY_MS (user-actor.ts; a JetStream leader election must not stall a user's messages). Resolves true once loaded; false when the store failed or took
    * longer than MAILBOX_LOAD_TIMEOUT_MS (the next call tries again).
    */
   load(now: number): Promise<boolean> {

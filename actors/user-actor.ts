@@ -4,6 +4,7 @@ import { policyFrames, policyOf } from './policy.js';
 import { Flights, HOLD_RETRY_MAX_MS, HOLD_RETRY_MS, slotKey, type Flight, type UserActorDeps, type UserActorMessage } from './flights.js';
 import { copyDecision } from './history.js';
 import type { HeldListing } from './mailbox.js';
+import type { Timer } from '../base/clock.js';
 import { clearFramesOfReads, clearPushJobs, type ReadBy } from './read-sync.js';
 import {
   clearDeadToken, closeSession, deleteDevice, findMobile, findPc, isOlderThanCurrent, mergeRegistry, newPcSession, openMobileSession, openPcSession, putDevice, takeOtherKindSession, type UserState,
@@ -31,7 +32,7 @@ export class UserActor extends Flights {
    * (`routeWaiting`); routed at once, the reconnecting client got the newest message before the older held ones.
    * Undefined whenever nothing waits: the common message never allocates it.
    */
-  private waiting?: ChatMessage[];
+  private waiting?: { messages: ChatMessage[]; timer: Timer };
   /** Section 4's silent clear pushes, paced (`queueClearPush`); made at the user's first read. */
   private clearPush?: ClearPushPace;
 
@@ -161,6 +162,9 @@ export class UserActor extends Flights {
         return this.routeHeld(msg.listing, now);
       case 'replay_due':
         return this.onSessionReplayDue();
+      case 'wait_over':
+        if (msg.waiting === this.waiting?.messages) this.routeWaiting(now, true);
+        return;
       case 'hold_retry': {
         const flight = this.flights.get(msg.id);
         if (flight && !flight.holding && flight.holdWanted) this.startHold(flight);
@@ -259,7 +263,10 @@ export class UserActor extends Flights {
   private route(msg: ChatMessage, now: number): void {
     // Section 4: behind a pending replay of held messages (and behind what already waits for it), in the order it came.
     if (this.waiting !== undefined || this.replayPending) {
-      (this.waiting ??= []).push(msg);
+      if (this.waiting === undefined) {
+        const messages = [msg];
+        this.waiting = { messages, timer: this.deps.clock.setTimeout(() => this.self({ type: 'wait_over', waiting: messages }), MAX_WAIT_BEHIND_REPLAY_MS) };
+      } else this.waiting.messages.push(msg);
       return this.routeWaiting(now); // nothing while the replay is pending
     }
     this.routeNew(msg, now);
@@ -269,13 +276,15 @@ export class UserActor extends Flights {
    * The messages that waited behind a replay (`waiting`), in the order they came, once no replay is pending: after
    * the held ones it routed, or after a listing that failed (it routed none, and these must not wait for the next).
    * Each is checked as it goes (fence, in flight, finished), as when it came, and one that throws is logged and the
-   * rest go on, as the directory does with a message of the mailbox (directory.ts `failed`).
+   * rest go on, as the directory does with a message of the mailbox (directory.ts `failed`). `waitedLongEnough`: the
+   * wait's bound (MAX_WAIT_BEHIND_REPLAY_MS) is over, so they go even with the replay still pending.
    */
-  private routeWaiting(now: number): void {
+  private routeWaiting(now: number, waitedLongEnough = false): void {
     const waiting = this.waiting;
-    if (waiting === undefined || this.replayPending) return;
+    if (waiting === undefined || (this.replayPending && !waitedLongEnough)) return;
     this.waiting = undefined;
-    for (const msg of waiting) {
+    this.deps.clock.clearTimeout(waiting.timer); // no late `wait_over` to wake (or respawn) the actor
+    for (const msg of waiting.messages) {
       try {
         this.routeNew(msg, now);
       } catch (err) {
@@ -594,6 +603,14 @@ export class UserActor extends Flights {
  * notification already read elsewhere, against a vendor push per read frame.
  */
 export const CLEAR_PUSH_INTERVAL_MS = 1000;
+
+/**
+ * Longest a new message waits behind a replay of held messages (`UserActor.route`), ms. Section 4 routes held messages
+ * in accept order, so new ones wait for the listing; but a held store that is slow or down (a JetStream leader
+ * election, a store read that hangs until MAILBOX_LOAD_TIMEOUT_MS) must not stall a user's live messages with it:
+ * past this they go, and the held ones follow when their listing comes.
+ */
+export const MAX_WAIT_BEHIND_REPLAY_MS = 1000;
 
 /** When a user's last clear push round went out, and what waits for the next. */
 interface ClearPushPace {

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DecisionHistory } from '../actors/decision-history.js';
 import { unpackDecision } from '../actors/decision-pack.js';
-import { CLEAR_PUSH_INTERVAL_MS } from '../actors/user-actor.js';
+import { CLEAR_PUSH_INTERVAL_MS, MAX_WAIT_BEHIND_REPLAY_MS } from '../actors/user-actor.js';
 import { harness, settle, until } from './support/actors-fakes.js';
 
 /**
@@ -428,6 +428,31 @@ describe('new messages behind a pending replay (section 4: held ones first, in a
     await settle(h);
     expect(delivered()).not.toContain('m2');
     expect(count('m2')).toBe(0);
+  });
+
+  it('a listing that hangs holds new messages back at most MAX_WAIT_BEHIND_REPLAY_MS; the held ones follow when it comes', async () => {
+    h = harness();
+    h.route('u1', 'm1');
+    await until(() => heldIds('u1').length === 1);
+    let open!: () => void;
+    h.held.listGate = new Promise((r) => (open = r));
+    h.openPc('u1', 'pc', 's1'); // the held store is slow: the listing does not come
+    await settle(h);
+    h.route('u1', 'm2');
+    await settle(h);
+    await vi.advanceTimersByTimeAsync(MAX_WAIT_BEHIND_REPLAY_MS - 1);
+    await settle(h);
+    expect(delivered()).toEqual([]); // waiting for the held one still
+    h.route('u1', 'm3'); // joins the same wait: goes with m2, not a full wait later
+    await vi.advanceTimersByTimeAsync(1);
+    await until(() => delivered().length === 2);
+    expect(delivered()).toEqual(['m2', 'm3']); // a stalled store does not stall live messages
+    h.held.listGate = undefined;
+    open();
+    await until(() => delivered().length === 3);
+    expect(delivered()).toEqual(['m2', 'm3', 'm1']);
+    await settle(h);
+    expect(['m2', 'm3'].map(count)).toEqual([0, 0]); // not acked yet, and never done twice by the timer
   });
 
   it('nothing held, and known to be: a new message goes at once, without waiting on the held store', async () => {
