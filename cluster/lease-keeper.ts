@@ -146,7 +146,23 @@ export class LeaseKeeper {
   }
 
   async start(): Promise<void> {
-    if (this.state !== 'new') throw new Error('LeaseKeeper already started');
+    if (this.state !== 'new' || this.watcher) throw new Error('LeaseKeeper already started');
+    await this.watch();
+    this.state = 'running';
+    this.opts.membership.on('change', this.onMembership);
+    this.kick();
+  }
+
+  /**
+   * Watches the leases without ever taking one, for leaseOwners() on a node outside the assignment (gateway-only: its
+   * dashboard showed every partition unowned). abandon() stops it.
+   */
+  async follow(): Promise<void> {
+    if (this.state !== 'new' || this.watcher) throw new Error('LeaseKeeper already started');
+    await this.watch();
+  }
+
+  private async watch(): Promise<void> {
     if (!this.kv) {
       if (!this.opts.nc) throw new Error('LeaseKeeper needs kv or nc');
       const opts = { history: 1, replicas: this.opts.replicas ?? 1 };
@@ -158,9 +174,6 @@ export class LeaseKeeper {
       // Our own renewals come back through the watch every renewMs while we hold anything.
       staleAfterMs: this.leaseMs, expectTraffic: () => this.held.size > 0,
     });
-    this.state = 'running';
-    this.opts.membership.on('change', this.onMembership);
-    this.kick();
   }
 
   /** Sets who is told about this node's partitions; call before start(). */

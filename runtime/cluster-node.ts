@@ -220,7 +220,8 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
     if (e instanceof NodeIdInUseError || e instanceof PartitionsMismatchError) throw new StartError(e.message, 2, { cause: e });
     throw e;
   }
-  if (routes) await ready(() => keeper.start(), 'leases bucket');
+  // A gateway-only node takes no lease, yet its dashboard shows who owns each partition: it only watches them.
+  await ready(() => (routes ? keeper.start() : keeper.follow()), 'leases bucket');
   // Stale tokens (issue 9): one sweeper at a time, the owner of partition 0 (a second one is harmless: compare-and-set).
   const stopSweep = routes
     ? startTokenSweep({ registry, clock, log, maxAgeDays: config.tokenMaxAgeDays, shouldRun: () => keeper.isValid(0) })
@@ -259,7 +260,10 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
       await writeBehind?.stop(); // the handoffs below save every history as it stands
       // Hand every partition off (stop consuming, finish in-flight, release) while sessions are still up.
       if (routes) await keeper.stop();
-      else await membership.leave();
+      else {
+        keeper.abandon(); // only watching
+        await membership.leave();
+      }
       await gateway?.closeSessions(1001);
       router.stop();
       await held.close(); // what marks still wait (handoffs put their own)

@@ -7,6 +7,7 @@ import { Cluster, ownedPartitions } from './support/cluster.js';
 import { NatsServer } from './support/nats-server.js';
 import { BIN } from './support/node-process.js';
 import { msgId, Peer, uniqueUser, viewUntil } from './support/scenario.js';
+import { until } from './support/ws-client.js';
 
 /**
  * SWITCHBOARD_ROLES (PROTOCOL.md section 1) is honoured: in the cluster a `gateway`-only node holds clients and takes
@@ -45,6 +46,16 @@ describe('SWITCHBOARD_ROLES', () => {
     } finally {
       pc.close();
     }
+  });
+
+  it("a gateway-only node's dashboard shows who owns each partition, though it owns none", async () => {
+    const gateway = await cluster.add({ SWITCHBOARD_ROLES: 'gateway' });
+    const [router] = cluster.nodes;
+    await cluster.awaitSettled(15_000, [router]);
+    // It takes no lease, so it only knows the owners by watching the leases bucket (it showed '' for all).
+    const owners = async () => ((await gateway.http('GET', '/v1/dashboard')).body.cluster.partitions as { owner: string }[]).map((p) => p.owner);
+    await until(async () => (await owners()).every((o) => o === cluster.id(router)), 10_000, 'every partition owned by the router on the gateway-only dashboard');
+    expect(await owners()).toHaveLength(8);
   });
 
   it('refuses a cluster node with router but no sender, an embedded node without router, and replicas a lone server cannot keep, with exit 2 naming the variable', async () => {
