@@ -8,6 +8,7 @@ import { bearerCheck } from './auth.js';
 import { acceptBatch } from './batch.js';
 import type { HttpApiDeps } from './deps.js';
 import { NOT_READY, pathId, readBody, readJson, readJsonBody, sendError, sendJson, sendJsonHead, sendJsonText, type BodyOptions } from './http-io.js';
+import { OperatorEndpoints } from './operator-endpoints.js';
 import { createPageRoutes } from './page-routes.js';
 import { checkRegistration } from './registration-rules.js';
 
@@ -38,13 +39,8 @@ const KEYED: BodyOptions = { anyType: true };
 export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { bus, subjects, ingress, registry, policies, metrics, clock } = deps;
   const authorized = bearerCheck(deps.apiKey);
-  /** The node answered ready once (to an accept or to `/readyz`): a later 503 from `/readyz` says `unready`. */
-  let wasReady = false;
-  const isReady = (): boolean => {
-    const ready = deps.isReady();
-    if (ready) wasReady = true;
-    return ready;
-  };
+  const operator = new OperatorEndpoints(deps);
+  const isReady = (): boolean => operator.isReady();
 
   /** `ingress.accept`, with a synchronous throw turned into a rejection (as `await` did). */
   const accept = (msg: ChatMessage): Promise<AcceptResult> => {
@@ -249,26 +245,6 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
     else res.destroy();
   }
 
-  async function serveOperator(req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
-    if (path !== '/healthz' && path !== '/readyz' && path !== '/metrics') return false;
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      sendError(res, new SwitchboardError('method_not_allowed'), { allow: 'GET, HEAD' });
-      return true;
-    }
-    if (path === '/healthz') sendJson(res, 200, { status: 'ok' });
-    else if (path === '/readyz') {
-      const ready = isReady();
-      // `unready`: it was ready and is not now (a failing disk, NATS lost, partitions moving), not `starting`; or it
-      // accepts but asks for no new traffic (a nearly full disk): then `wasReady` is already set by `isReady()`.
-      const status = deps.isStopping() ? 'stopping' : ready && !deps.isDegraded?.() ? 'ready' : wasReady ? 'unready' : 'starting';
-      sendJson(res, status === 'ready' ? 200 : 503, { status });
-    } else {
-      const text = await metrics.registry.metrics();
-      res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text);
-    }
-    return true;
-  }
-
   const servePage = createPageRoutes(deps);
 
   return (req, res) => {
@@ -287,7 +263,7 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
       if (served !== undefined) served.catch(failed);
       return;
     }
-    serveOperator(req, res, path)
+    operator.serve(req, res, path)
       .then((done) => done || servePage(req, res, path, query))
       .then((done) => { if (!done) throw new SwitchboardError('not_found'); })
       .catch(failed);

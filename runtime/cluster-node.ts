@@ -21,6 +21,7 @@ import { PartitionHost } from '../cluster/partition-host.js';
 import { SendListener } from '../cluster/send-listener.js';
 import { isReplicasWithoutCluster, untilJetStreamReady } from '../cluster/startup.js';
 import { createGateway, type Gateway } from '../gateway/server.js';
+import { createOperatorServer, type OperatorServer } from '../gateway/operator-endpoints.js';
 import { PushPool } from '../senders/pool.js';
 import { AcceptTracker } from '../store/accept-tracker.js';
 import { ConfigError, gatewayConfigOf, type Config } from './config.js';
@@ -226,12 +227,16 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   const stopSweep = routes
     ? startTokenSweep({ registry, clock, log, maxAgeDays: config.tokenMaxAgeDays, shouldRun: () => keeper.isValid(0) })
     : async () => {};
+  // A router-only node still answers /healthz, /readyz and /metrics on its port (its routing and push metrics are
+  // only there); a gateway serves them on its own listener beside the API.
+  let operator: OperatorServer | undefined;
+  const isReady = (): boolean => !stoppingNow && !natsDown && (!routes || (settledOnce ||= keeper.settled()));
   if (config.roles.includes('gateway')) {
     // A gateway's owner messages (acks, mostly) of one event-loop turn share one NATS write (bus/turn-batched-bus.ts).
     const gatewayBus = new TurnBatchedBus(natsBus, dropped);
     gateway = createGateway({
       config: gatewayConfigOf(config), nodeId: config.nodeId, bus: gatewayBus, subjects, ingress, registry, policies, metrics, log, clock,
-      registration: registrationRules(config, senderConfig), jwtSecret: config.jwtSecret!, apiKey: config.apiKey!, isReady: () => !stoppingNow && !natsDown && (!routes || (settledOnce ||= keeper.settled())),
+      registration: registrationRules(config, senderConfig), jwtSecret: config.jwtSecret!, apiKey: config.apiKey!, isReady,
       cluster: new LeaseOwnershipView(membership, keeper, metricsExchange),
     });
     port = await listenOn(gateway, config.host, config.port);
@@ -241,6 +246,9 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
       onDuplicate: () => metrics.messagesDuplicate.inc(),
       onError: (err) => log.warn({ err: String(err) }, 'switchboard.send request failed'),
     });
+  } else {
+    operator = createOperatorServer({ metrics, log, isReady, isStopping: () => stoppingNow });
+    port = await listenOn(operator, config.host, config.port);
   }
   log.info({ host: config.host, port, nats: config.natsServers, partitions: P }, 'switchboard listening');
   const summary = new RoutingSummary(metrics, log, clock, config.summaryIntervalMs);
@@ -271,6 +279,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
       await pushes.close(Math.max(0, deadline - clock.now()));
       await jetStream.close();
       await gateway?.close();
+      await operator?.close();
       metricsExchange.stop();
       await natsBus.close();
       await nc.drain();

@@ -23,7 +23,8 @@ export function listenFailure(err: unknown, host: string, port: number): unknown
 }
 
 /**
- * Opens the gateway's listener on SWITCHBOARD_HOST:SWITCHBOARD_PORT; resolves with the bound port. An IPv6 address
+ * Opens a node's listener (the gateway's, or a router-only node's operator endpoints) on SWITCHBOARD_HOST:SWITCHBOARD_PORT;
+ * resolves with the bound port. An IPv6 address
  * may be configured in brackets (`[::1]`, as in a URL); Node's `listen` wants it bare. An address failure rejects with
  * `listenFailure`'s StartError.
  */

@@ -58,6 +58,20 @@ describe('SWITCHBOARD_ROLES', () => {
     expect(await owners()).toHaveLength(8);
   });
 
+  it('a router-only node answers /healthz, /readyz and /metrics on its port, and nothing else there', async () => {
+    const router = await cluster.add({ SWITCHBOARD_ROLES: 'router,sender' });
+    expect(router.port).toBeGreaterThan(0); // it bound SWITCHBOARD_PORT (0: a free one); it had no listener at all
+    expect(await router.http('GET', '/healthz', undefined, { auth: false })).toMatchObject({ status: 200, body: { status: 'ok' } });
+    await until(async () => (await router.http('GET', '/readyz', undefined, { auth: false })).status === 200, 15_000, 'the router-only node ready once it holds its share');
+    expect((await router.http('GET', '/readyz', undefined, { auth: false })).body).toEqual({ status: 'ready' });
+    const metrics = await router.http('GET', '/metrics', undefined, { auth: false });
+    expect(metrics.status).toBe(200);
+    expect(String(metrics.body)).toMatch(/^switchboard_owned_partitions \d+$/m); // a router's own figures
+    const api = await router.http('POST', '/v1/messages', { id: msgId('router-only'), to: uniqueUser('router-only') });
+    expect(api).toMatchObject({ status: 404, body: { error: { code: 'not_found' } } }); // the API is the gateway role's
+    expect((await router.http('POST', '/readyz', undefined, { auth: false })).status).toBe(405);
+  });
+
   it('refuses a cluster node with router but no sender, an embedded node without router, and replicas a lone server cannot keep, with exit 2 naming the variable', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'switchboard-roles-'));
     try {
