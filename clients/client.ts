@@ -1,9 +1,16 @@
-import { backoffDelay, rateLimitedDelay, type BackoffOptions } from './backoff.js';
+import { backoffDelay, rateLimitedDelay } from './backoff.js';
+import type { ClientEvents, ClientOptions, ConnectionState, WebSocketConstructor, WebSocketLike } from './client-types.js';
 import { ClientError, classifyClose, type CloseAction } from './close-codes.js';
 import { Emitter } from './emitter.js';
 import { checkReadIds, mergeQueuedReads, readChunks, utf8Length } from './read-frames.js';
 import { RecentIds } from './recent-ids.js';
-import { INACTIVE_REASONS, MAX_CLIENT_FRAME_BYTES, MAX_READ_IDS, PRESENCE_STATES, type ClearFrame, type ClientFrameV11, type ErrorFrame, type MessageFrame, type MobileState, type PcPresence, type PolicyFrame, type ServerFrameV11, type Welcome } from './wire.js';
+import {
+  CLIENT_FRAME_TYPES, INACTIVE_REASONS, MAX_CLIENT_FRAME_BYTES, MAX_READ_IDS, PRESENCE_STATES, PRESENCE_STATES_BY_KIND,
+  type ClientFrameV11, type ClientKind, type MobileState, type PcPresence, type ServerFrameV11, type Welcome,
+} from './wire.js';
+
+/** A `presence` frame as the client keeps it and sends it again after every reconnect. */
+type PresenceFrameV11 = Extract<ClientFrameV11, { type: 'presence' }>;
 
 /**
  * The client core (PROTOCOL.md section 2) for browsers, Electron, Node and React Native: hello with a token,
@@ -15,79 +22,8 @@ import { INACTIVE_REASONS, MAX_CLIENT_FRAME_BYTES, MAX_READ_IDS, PRESENCE_STATES
 // What an app handles through this entry point (`switchboard/client`): errors and the frames its events carry.
 export { ClientError, type ClientErrorCode, type CloseAction } from './close-codes.js';
 export { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
-export type { ClearFrame, ClientFrameV11, ErrorFrame, InactiveReason, MessageFrame, MobileOs, MobileState, PcPresence, PolicyFrame, ServerFrameV11, Welcome } from './wire.js';
-
-/** The part of the WHATWG WebSocket this client uses; the browser's, React Native's and `ws`'s all fit. */
-export interface WebSocketLike {
-  readonly readyState: number;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-  onopen: ((ev: any) => void) | null;
-  // Handlers take `any` so that `ws`'s WebSocket, whose event classes are its own, fits as well as the browser's.
-  onmessage: ((ev: any) => void) | null;
-  onclose: ((ev: any) => void) | null;
-  onerror: ((ev: any) => void) | null;
-}
-export type WebSocketConstructor = new (url: string) => WebSocketLike;
-
-/** A token, or a function called before every connect (and again after a 4401) that returns a fresh one. */
-export type TokenSource = string | (() => string | Promise<string>);
-
-export interface ClientOptions {
-  /**
-   * `ws://host:port/v1/ws` or `wss://…`; or several (the gateways of a cluster, when no load balancer is in front of
-   * them): each connection tries the next after one that failed or was lost, and stays with one that opened.
-   */
-  url: string | readonly string[];
-  /** The HS256 client token of section 2. A function lets the client recover from 4401 (expired token). */
-  token: TokenSource;
-  /** WebSocket constructor; default `globalThis.WebSocket` (absent in Node 20: pass `ws`'s). */
-  WebSocket?: WebSocketConstructor;
-  /** Reconnect delays; see `BackoffOptions` for defaults. */
-  backoff?: BackoffOptions;
-  /** How many recent message ids are remembered for dedupe. Default 10000. */
-  dedupeSize?: number;
-  /** A connection that gets no `welcome` within this many ms is dropped and retried. Default 10000. */
-  welcomeTimeoutMs?: number;
-  /**
-   * A token function that gives no token within this many ms counts as failed (`token_failed`, retried with backoff):
-   * a `fetch` to an auth server that never answers would otherwise leave the client `connecting` for good. Default 10000.
-   */
-  tokenTimeoutMs?: number;
-  /** Source of jitter, in [0, 1). Default `Math.random`. */
-  random?: () => number;
-}
-
-export type ConnectionState = 'idle' | 'connecting' | 'open' | 'waiting' | 'stopped';
-
-/** A connection ended. `retryInMs` is when the next attempt starts; absent when the client stopped for good. */
-export interface Disconnect {
-  error: ClientError;
-  retryInMs?: number;
-}
-
-export interface ClientEvents {
-  /** A session opened (after every reconnect too). */
-  welcome: (welcome: Welcome) => void;
-  /** A message not seen before (already acked). */
-  message: (message: MessageFrame) => void;
-  /** These messages were read elsewhere: remove their notifications (section 4, read sync). */
-  clear: (clear: ClearFrame) => void;
-  /** PC sessions: the user's policy changed; apply the new idle threshold (`welcome.idleAfterMs` is updated too). */
-  policy: (policy: PolicyFrame) => void;
-  /** The server refused a frame; the connection stays. */
-  serverError: (error: ErrorFrame) => void;
-  /** A connection ended or could not be made (a refused token too); `retryInMs` says when the next attempt starts. */
-  disconnect: (disconnect: Disconnect) => void;
-  /** The client stopped for good: `stop()` was called (no error), or a close code that must not be retried. */
-  stopped: (error: ClientError | undefined) => void;
-  /** The connection state changed: `connecting` (token, socket, hello), `open` (welcomed), `waiting` (backing off), `stopped`. */
-  state: (state: ConnectionState) => void;
-  /** Mobile: the server stored the push token of a `register` frame (`MobileSession` matches it to its frame). */
-  registered: (frame: { type: 'registered' }) => void;
-  /** Mobile: the server forgot this device's push token (`unregister`, log-out). */
-  unregistered: (frame: { type: 'unregistered' }) => void;
-}
+export type { ClearFrame, ClientFrameV11, ClientKind, ErrorFrame, InactiveReason, MessageFrame, MobileOs, MobileState, PcPresence, PolicyFrame, ServerFrameV11, Welcome } from './wire.js';
+export type { ClientEvents, ClientOptions, ConnectionState, Disconnect, TokenSource, WebSocketConstructor, WebSocketLike } from './client-types.js';
 
 const OPEN = 1;
 /** Our own close codes (browsers allow 1000 and 3000-4999 from scripts). */
@@ -104,7 +40,9 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   private ws?: WebSocketLike;
   private connState: ConnectionState = 'idle';
   private welcomeFrame?: Welcome;
-  private presence?: { type: 'presence' } & (PcPresence | { state: MobileState });
+  private presence?: PresenceFrameV11;
+  /** The session's kind: the last welcome's, else the `kind` claim of the last token (undefined: not known yet). */
+  private sessionKind?: ClientKind;
   private readonly pending: ClientFrameV11[] = [];
   private readonly seen: RecentIds;
   private attempt = 0;
@@ -138,6 +76,16 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       throw new ClientError('invalid_options', 'options.token must be a client token (a non-empty string) or a function that returns one (PROTOCOL.md section 2)');
     }
     this.seen = new RecentIds(opts.dedupeSize ?? 10_000);
+    if (typeof opts.token === 'string') this.sessionKind = tokenKind(opts.token);
+  }
+
+  /**
+   * The session's kind (`pc` or `mobile`, section 2), which decides the presence states it may report: the last
+   * `welcome.kind`; before the first welcome, the `kind` claim of the token (a string token at once, a token
+   * function's once it returned one); undefined while neither is known.
+   */
+  get kind(): ClientKind | undefined {
+    return this.sessionKind;
   }
 
   /** Where the connection is now; `open` only between a `welcome` and the end of that session. */
@@ -171,21 +119,18 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   }
 
   /**
-   * The presence to report: sent now when open, and again after every reconnect (a new session starts
-   * unreported). PC: `active` / `inactive` with a reason (claim 4); mobile: `foreground` / `background`.
-   * Throws `ClientError` `invalid_presence` for a state or reason section 2 does not have (the server would refuse it
-   * on every reconnect); the presence reported before stays.
+   * The presence to report (PROTOCOL.md section 2, `presence` rows): sent now when open, and again after every
+   * reconnect (a new session starts unreported). A `pc` session: `{ state: 'active' }` or `{ state: 'inactive',
+   * reason: 'idle' | 'screen_locked' | 'client_locked' }` (claim 4); a `mobile` one: `{ state: 'foreground' }` or
+   * `{ state: 'background' }`.
+   * @throws ClientError `invalid_presence` for a state or reason section 2 does not have; `presence_not_allowed` for a
+   *   state of the other kind than the session's (`kind`: a PC token's client reporting `foreground`, say), which the
+   *   server refuses (`frame_not_allowed`) on every reconnect. Either way nothing is sent and the presence set before
+   *   stays. While `kind` is not known yet, the state is checked at the next welcome (`presenceRefused`).
    */
   setPresence(presence: PcPresence | { state: MobileState }): void {
-    const p = presence as { state?: unknown; reason?: unknown } | null | undefined;
-    if (typeof p !== 'object' || p === null || !PRESENCE_STATES.has(p.state as string)) {
-      throw new ClientError('invalid_presence', `presence.state must be one of ${[...PRESENCE_STATES].join(', ')} (PROTOCOL.md section 2), not ${JSON.stringify(p?.state) ?? 'undefined'}`);
-    }
-    if (p.state === 'inactive' && !INACTIVE_REASONS.has(p.reason as string)) {
-      throw new ClientError('invalid_presence', `an inactive presence.reason must be one of ${[...INACTIVE_REASONS].join(', ')} (PROTOCOL.md section 2), not ${JSON.stringify(p.reason) ?? 'undefined'}`);
-    }
-    this.presence = { type: 'presence', ...presence } as typeof this.presence;
-    if (this.connState === 'open') this.sendNow(this.presence!);
+    this.presence = presenceFrame(presence, this.sessionKind);
+    if (this.connState === 'open') this.sendNow(this.presence);
   }
 
   /**
@@ -202,12 +147,17 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   }
 
   /**
-   * Sends a frame when the session is open (at once, or after the next welcome). Throws `ClientError` and sends
-   * nothing for a frame the server would refuse for its shape: a `read` frame with 0 or more than 500 ids or an id
-   * that is not 1-128 printable characters (`invalid_read`; `read()` splits long lists), or any frame over 64 KiB as
-   * UTF-8 JSON (`frame_too_large`, no `closeCode`; PROTOCOL.md section 2 closes the connection for one).
+   * Sends a client frame of PROTOCOL.md section 2 (`{ type, … }`) when the session is open (at once, or after the
+   * next welcome).
+   * @throws ClientError, and sends nothing, for a frame the server would refuse for its shape: `invalid_frame` for a
+   *   `frame` that is not an object with a section 2 `type` (`undefined`, a string, `{ type: 'typo' }`); a `presence`
+   *   frame as `setPresence()` (`invalid_presence`, `presence_not_allowed`; it is sent once, not kept); a `read`
+   *   frame with 0 or more than 500 ids or an id that is not 1-128 printable characters (`invalid_read`; `read()`
+   *   splits long lists); any frame over 64 KiB as UTF-8 JSON (`frame_too_large`, no `closeCode`; section 2 closes
+   *   the connection for one).
    */
   send(frame: ClientFrameV11): void {
+    checkClientFrame(frame, this.sessionKind);
     if (frame.type === 'read') {
       checkReadIds(frame.ids, MAX_READ_IDS);
       if (frame.ids.length === 0) throw new ClientError('invalid_read', 'a read frame carries 1-500 ids (PROTOCOL.md section 2), not 0');
@@ -242,6 +192,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       const got = token === '' ? 'an empty string' : token == null ? String(token) : typeof token === 'object' ? 'an object' : `a ${typeof token}`;
       return this.retry(new ClientError('token_failed', `the token function gave ${got}, not a token string (a compact JWS; a fetch answer needs r.text(), or the field that holds the token)`), 'backoff');
     }
+    this.sessionKind = tokenKind(token) ?? this.sessionKind;
     if (this.refused && this.refused.token === token) {
       const why = this.refused.reason ? ` (${this.refused.reason})` : '';
       return this.finish(new ClientError('unauthenticated', `the token function returned the token the server just refused${why}; not reconnecting: return a new token, then call start()`, 4401, this.refused.reason));
@@ -315,10 +266,16 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   private onWelcome(welcome: Welcome): void {
     if (this.welcomeTimer) clearTimeout(this.welcomeTimer);
     this.welcomeFrame = welcome;
+    this.sessionKind = welcome.kind;
     this.attempt = 0;
     this.refused = undefined;
     this.setState('open');
-    if (this.presence) this.sendNow(this.presence);
+    // A presence set before the kind was known may be the other kind's: not sent, forgotten, told.
+    const wrongKind = this.presence && presenceKindError(this.presence.state, welcome.kind);
+    if (wrongKind) {
+      this.presence = undefined;
+      this.emit('presenceRefused', wrongKind);
+    } else if (this.presence) this.sendNow(this.presence);
     // Reads made offline one id at a time go out merged: a frame each could pass the server's frame rate (4429).
     for (const frame of mergeQueuedReads(this.pending.splice(0))) this.sendNow(frame);
     const every = Math.max(1000, welcome.heartbeatMs);
@@ -384,5 +341,59 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     if (this.connState === state) return;
     this.connState = state;
     this.emit('state', state);
+  }
+}
+
+// Checks before a frame is kept or sent (section 2), here and not in a module of their own: pages are served a fixed
+// list of SDK modules (gateway/static-pages.ts).
+
+/** The frame to keep for `presence`; throws `invalid_presence`, or `presence_not_allowed` when `kind` (if known) may not. */
+function presenceFrame(presence: unknown, kind: ClientKind | undefined): PresenceFrameV11 {
+  const p = presence as { state?: unknown; reason?: unknown } | null | undefined;
+  if (typeof p !== 'object' || p === null || !PRESENCE_STATES.has(p.state as string)) {
+    throw new ClientError('invalid_presence', `presence.state must be one of ${[...PRESENCE_STATES].join(', ')} (PROTOCOL.md section 2), not ${JSON.stringify(p?.state) ?? 'undefined'}`);
+  }
+  if (p.state === 'inactive' && !INACTIVE_REASONS.has(p.reason as string)) {
+    throw new ClientError('invalid_presence', `an inactive presence.reason must be one of ${[...INACTIVE_REASONS].join(', ')} (PROTOCOL.md section 2), not ${JSON.stringify(p.reason) ?? 'undefined'}`);
+  }
+  const refused = kind && presenceKindError(p.state as string, kind);
+  if (refused) throw refused;
+  const { type: _type, ...rest } = p as { type?: unknown };
+  return { ...rest, type: 'presence' } as PresenceFrameV11;
+}
+
+/** `presence_not_allowed` when a `kind` session may not report `state` (section 2, "who"), else undefined. */
+function presenceKindError(state: string, kind: ClientKind): ClientError | undefined {
+  const allowed = PRESENCE_STATES_BY_KIND[kind];
+  if (allowed === undefined || allowed.has(state)) return undefined; // a kind this library does not know: the server decides
+  return new ClientError('presence_not_allowed', `a ${kind} session cannot report presence.state ${JSON.stringify(state)}: a ${kind} reports ${[...allowed].join(' or ')} (PROTOCOL.md section 2)`);
+}
+
+/** Throws `invalid_frame` for a `send()` argument that is not an object with a section 2 `type`; a presence as above. */
+function checkClientFrame(frame: unknown, kind: ClientKind | undefined): asserts frame is ClientFrameV11 {
+  if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) {
+    const got = frame === null ? 'null' : Array.isArray(frame) ? 'an array' : typeof frame === 'undefined' ? 'undefined' : `a ${typeof frame}`;
+    throw new ClientError('invalid_frame', `send(frame): frame must be a client frame object with a type (PROTOCOL.md section 2), not ${got}; nothing was sent`);
+  }
+  const type = (frame as { type?: unknown }).type;
+  if (typeof type !== 'string' || !CLIENT_FRAME_TYPES.has(type)) {
+    throw new ClientError('invalid_frame', `send(frame): frame.type must be one of ${[...CLIENT_FRAME_TYPES].join(', ')} (PROTOCOL.md section 2), not ${JSON.stringify(type) ?? 'undefined'}; nothing was sent`);
+  }
+  if (type === 'presence') presenceFrame(frame, kind);
+}
+
+/**
+ * The `kind` claim of a client token (a JWS, section 2), unverified (the server verifies it): the session's kind before
+ * any welcome. Undefined for anything that is no such token, and where the platform has no `atob`.
+ */
+function tokenKind(token: string): ClientKind | undefined {
+  const payload = token.split('.')[1];
+  const atob = (globalThis as { atob?: (s: string) => string }).atob;
+  if (!payload || typeof atob !== 'function') return undefined;
+  try {
+    const kind = (JSON.parse(atob(payload.replace(/-/g, '+').replace(/_/g, '/'))) as { kind?: unknown } | null)?.kind;
+    return kind === 'pc' || kind === 'mobile' ? kind : undefined;
+  } catch {
+    return undefined;
   }
 }

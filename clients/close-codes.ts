@@ -22,8 +22,22 @@ export type ClientErrorCode =
   | 'unregister_refused'
   /** Thrown by `read()` / `send()` before anything is sent: ids the contract refuses (PROTOCOL.md sections 2 and 3). */
   | 'invalid_read'
-  /** Thrown by `setPresence()`: a state or reason section 2 does not have; nothing is sent or kept. */
+  /** Thrown by `setPresence()` / `send()`: a state or reason section 2 does not have; nothing is sent or kept. */
   | 'invalid_presence'
+  /**
+   * Thrown by `setPresence()` / `send()`: a state of the other kind than the session's (`foreground` from a `pc`
+   * session, `active` from a `mobile` one), which the server answers `frame_not_allowed`; nothing is sent or kept.
+   * Also the `presenceRefused` event's, for a presence set before the kind was known.
+   */
+  | 'presence_not_allowed'
+  /** Thrown by `send()`: an argument that is no client frame (not an object, or a `type` section 2 does not have). */
+  | 'invalid_frame'
+  /**
+   * Thrown (or rejected) for an argument of the wrong type or range, the message naming it:
+   * `MobileSession.logOut(timeoutMs)` (a number of ms, 0 to 2147483647), `PcPresenceReporter.setClientLocked(locked)`
+   * (a boolean). Nothing is done.
+   */
+  | 'invalid_argument'
   /** Thrown by the `SwitchboardClient` constructor: no `url`, or a `token` that is neither a string nor a function. */
   | 'invalid_options';
 
@@ -48,8 +62,10 @@ const BY_CLOSE_CODE: Readonly<Record<number, CloseSpec>> = {
 /**
  * An ended connection or failed operation, with the server's close code and reason when there was one. Also thrown
  * synchronously by `SwitchboardClient.read()` / `send()` / `setPresence()` for a frame the server would refuse for its
- * shape (`invalid_read`, `invalid_presence`, or `frame_too_large` without a `closeCode`): such a frame is never sent;
- * and by the constructor for options it cannot use (`invalid_options`).
+ * shape (`invalid_read`, `invalid_presence`, `presence_not_allowed`, `invalid_frame`, or `frame_too_large` without a
+ * `closeCode`): such a frame is never sent; by the constructor for options it cannot use (`invalid_options`); and by
+ * `MobileSession.logOut()` / `PcPresenceReporter.setClientLocked()` for an argument of the wrong type or range
+ * (`invalid_argument`).
  */
 export class ClientError extends Error {
   override readonly name = 'ClientError';

@@ -52,6 +52,13 @@ export interface MobileEvents {
   registerRefused: (error: ClientError) => void;
 }
 
+/** The longest delay `setTimeout` keeps (2^31 - 1 ms); a longer one, or Infinity, fires at once. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** A value as an error message shows it: `NaN`, `-1`, `"10"`, `undefined`. */
+const shown = (v: unknown): string =>
+  typeof v === 'string' ? JSON.stringify(v) : typeof v === 'object' && v !== null ? 'an object' : typeof v === 'function' ? 'a function' : String(v);
+
 /** A frame of ours waiting for its answer; the gateway answers register and unregister frames in order. */
 type Unanswered =
   | { type: 'register'; token: string }
@@ -132,16 +139,22 @@ export class MobileSession extends Emitter<MobileEvents> {
    * Needs a connection, but need not have one at the call: offline, the `unregister` is queued and goes out with the
    * next welcome, and it is sent again after a reconnect that came before its answer.
    *
-   * @param timeoutMs how long to wait for the answer, in milliseconds, from the call (default 10000). The wait
-   *   covers the time offline too: a connection that comes back within it sends the `unregister`.
+   * @param timeoutMs how long to wait for the answer, in milliseconds, from the call (default 10000): a number
+   *   from 0 to 2147483647 (the longest timer a platform keeps; about 24.8 days). The wait covers the time offline
+   *   too: a connection that comes back within it sends the `unregister`.
    * @returns resolves on `unregistered`: the server no longer holds a token for this device.
-   * @throws ClientError `unregister_refused` on the error frame that answers the `unregister` (its message carries
-   *   the server's code and message: `store_failed`, or `unknown_frame` from a server older than v1.1);
+   * @throws ClientError (a rejection) `invalid_argument` for a `timeoutMs` that is not such a number (NaN, negative,
+   *   Infinity, a string): nothing is done, not logged out, the client keeps running. `unregister_refused` on the
+   *   error frame that answers the `unregister` (its message carries the server's code and message: `store_failed`,
+   *   or `unknown_frame` from a server older than v1.1);
    *   `connection_lost` when no answer came within `timeoutMs` (offline all along, or the answer lost): the token
    *   may then still be stored, and pushes may still reach the device; have the chat server remove the device
    *   (`DELETE /v1/users/{u}/devices/{d}`, section 3). The client is stopped in every case.
    */
   async logOut(timeoutMs = 10_000): Promise<void> {
+    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0 && timeoutMs <= MAX_TIMER_MS)) {
+      throw new ClientError('invalid_argument', `logOut(timeoutMs): timeoutMs must be a number of milliseconds from 0 to ${MAX_TIMER_MS}, not ${shown(timeoutMs)}; not logged out`);
+    }
     this.listen();
     this.loggedOut = true;
     this.offRefresh?.();

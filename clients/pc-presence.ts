@@ -1,6 +1,7 @@
 import {
   DEFAULT_PRESENCE_OPTIONS, INITIAL_PRESENCE_MEMORY, nextPresence, type PresenceMemory, type PresenceOptions, type PresenceSignals,
 } from './pc-presence-machine.js';
+import { ClientError } from './close-codes.js';
 import { DEFAULT_IDLE_AFTER_MS, type PcPresence, type PolicyFrame, type Welcome } from './wire.js';
 
 export { DEFAULT_PRESENCE_OPTIONS, nextPresence, presenceFor } from './pc-presence-machine.js';
@@ -82,7 +83,13 @@ export class PcPresenceReporter {
   private clientLocked = false;
   private idleAfterMs = DEFAULT_IDLE_AFTER_MS;
   private startedAt = 0;
-  private readonly states: AdapterState[];
+  private states: AdapterState[];
+  /** Between `start()` and `stop()`: only then are signals evaluated and reported. */
+  private active = false;
+  /** The start under way or done, returned to a second `start()`; undefined when stopped. */
+  private started?: Promise<void>;
+  /** Bumped by every start and stop, so a start whose adapters finish starting after a `stop()` sets nothing up. */
+  private run = 0;
   private tick?: ReturnType<typeof setInterval>;
   private offWelcome?: () => void;
   private offPolicy?: () => void;
@@ -90,7 +97,7 @@ export class PcPresenceReporter {
 
   constructor(private readonly sink: PresenceSink, private readonly adapters: PresenceAdapter[], private readonly opts: PcPresenceOptions = {}) {
     this.now = opts.now ?? Date.now;
-    this.states = adapters.map(() => ({ screenLocked: false, suspended: false }));
+    this.states = this.freshStates();
   }
 
   /** The presence last reported. */
@@ -104,29 +111,49 @@ export class PcPresenceReporter {
   }
 
   /**
-   * Starts the adapters and reporting; resolves once every adapter started (rejects with an adapter's start error).
-   * Idle time before the first input an adapter reports counts from here. Call once.
+   * Starts the adapters and reporting: the presence the signals call for is reported at once, then re-evaluated every
+   * `tickMs` ms and on every adapter update. Idle time before the first input an adapter reports counts from here.
+   * Idempotent: called again while started (or still starting) it starts nothing more (no second timer, listener or
+   * adapter start) and returns the first call's promise. After `stop()` it starts afresh: adapter signals from before
+   * are forgotten and the presence is reported again; the client lock (`setClientLocked`) is kept.
+   * @returns resolves once every adapter started; rejects with an adapter's start error (or the sink's
+   *   `setPresence` error, e.g. `ClientError` `presence_not_allowed` from a client whose session is not a `pc`), and
+   *   is then stopped, so `start()` may be called again.
    */
-  async start(): Promise<void> {
-    this.startedAt = this.now();
-    this.idleAfterMs = this.sink.welcome?.idleAfterMs ?? DEFAULT_IDLE_AFTER_MS;
-    this.offWelcome = this.sink.on('welcome', (w) => void this.onThreshold(w.idleAfterMs));
-    this.offPolicy = this.sink.on('policy', (p) => void this.onThreshold(p.idleAfterMs));
-    await this.startAdapters();
-    this.tick = setInterval(() => this.evaluate(), this.opts.tickMs ?? 1000);
-    this.evaluate();
+  start(): Promise<void> {
+    this.started ??= this.begin();
+    return this.started;
   }
 
-  /** Stops the adapters and reporting; the client keeps (and re-sends after a reconnect) the presence last reported. */
+  /**
+   * Stops the adapters and reporting (no more timer, listener or `setPresence`); the client keeps (and re-sends
+   * after a reconnect) the presence last reported. Does nothing when not started; `start()` starts again.
+   */
   stop(): void {
+    if (!this.active) return;
+    this.active = false;
+    this.started = undefined;
+    this.run++;
     clearInterval(this.tick);
+    this.tick = undefined;
     this.offWelcome?.();
     this.offPolicy?.();
+    this.offWelcome = this.offPolicy = undefined;
     for (const a of this.adapters) a.stop();
   }
 
-  /** Claim 4's "client locked": call with true when the app's own lock screen shows, false when it is unlocked. */
+  /**
+   * Claim 4's "client locked": call with true when the app's own lock screen shows, false when it is unlocked.
+   * `true` is reported as `{ state: 'inactive', reason: 'client_locked' }` (PROTOCOL.md section 2), at once while
+   * started; before `start()` (or after `stop()`) it is kept and counts from the next start.
+   * @throws ClientError `invalid_argument` for anything but a boolean (`'false'`, `1`, `undefined`): a truthy string
+   *   would lock the user out of direct delivery; the lock state stays as it was.
+   */
   setClientLocked(locked: boolean): void {
+    if (typeof locked !== 'boolean') {
+      const got = typeof locked === 'string' ? JSON.stringify(locked) : locked === null ? 'null' : typeof locked === 'object' ? 'an object' : String(locked);
+      throw new ClientError('invalid_argument', `setClientLocked(locked): locked must be true or false, not ${got}`);
+    }
     this.clientLocked = locked;
     this.evaluate();
   }
@@ -163,6 +190,30 @@ export class PcPresenceReporter {
     this.evaluate();
   }
 
+  private async begin(): Promise<void> {
+    const run = ++this.run;
+    this.active = true;
+    this.memory = INITIAL_PRESENCE_MEMORY;
+    this.states = this.freshStates();
+    this.startedAt = this.now();
+    this.idleAfterMs = this.sink.welcome?.idleAfterMs ?? DEFAULT_IDLE_AFTER_MS;
+    this.offWelcome = this.sink.on('welcome', (w) => void this.onThreshold(w.idleAfterMs));
+    this.offPolicy = this.sink.on('policy', (p) => void this.onThreshold(p.idleAfterMs));
+    try {
+      await this.startAdapters();
+      if (run !== this.run) return; // stopped while the adapters started
+      this.evaluate();
+      this.tick = setInterval(() => this.evaluate(), this.opts.tickMs ?? 1000);
+    } catch (e) {
+      if (run === this.run) this.stop();
+      throw e;
+    }
+  }
+
+  private freshStates(): AdapterState[] {
+    return this.adapters.map(() => ({ screenLocked: false, suspended: false }));
+  }
+
   private async startAdapters(): Promise<void> {
     await Promise.all(this.adapters.map((adapter, i) => adapter.start((u) => this.update(i, u), { idleAfterMs: this.idleAfterMs })));
   }
@@ -178,6 +229,7 @@ export class PcPresenceReporter {
   }
 
   private evaluate(): void {
+    if (!this.active) return;
     const step = nextPresence(this.memory, this.signals(), this.now(), {
       idleAfterMs: this.idleAfterMs,
       resumeWithinMs: this.opts.resumeWithinMs ?? DEFAULT_PRESENCE_OPTIONS.resumeWithinMs,

@@ -77,6 +77,13 @@ export const MAX_MESSAGE_ID_CHARS = 128;
 export const INACTIVE_REASONS: ReadonlySet<string> = new Set<InactiveReason>(['idle', 'screen_locked', 'client_locked']);
 /** Section 2: the states of a `presence` frame (`active` / `inactive` from a PC, `foreground` / `background` from a mobile). */
 export const PRESENCE_STATES: ReadonlySet<string> = new Set(['active', 'inactive', 'foreground', 'background']);
+/** Section 2's "who" column of the `presence` rows: the states each kind may report (the server refuses the others). */
+export const PRESENCE_STATES_BY_KIND: Readonly<Record<ClientKind, ReadonlySet<string>>> = {
+  pc: new Set(['active', 'inactive']),
+  mobile: new Set(['foreground', 'background']),
+};
+/** Section 2: the `type` of every client frame (any other is answered `unknown_frame`). */
+export const CLIENT_FRAME_TYPES: ReadonlySet<string> = new Set<ClientFrameV11['type']>(['hello', 'presence', 'register', 'unregister', 'ack', 'read', 'ping']);
 /** Section 2: the `os` values of a `register` frame. */
 export const MOBILE_OSES: ReadonlySet<string> = new Set<MobileOs>(['ios', 'android', 'harmony', 'web']);
 /*

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { SwitchboardClient, type Disconnect, type WebSocketLike } from '../clients/client.js';
 import { ClientError } from '../clients/close-codes.js';
@@ -7,7 +8,8 @@ import { INACTIVE_REASONS as SERVER_INACTIVE_REASONS } from '../protocol/frames.
 
 /**
  * What the client core does with bad input from the app (PROTOCOL.md section 2): constructor options, a token function
- * that gives something other than a token, a presence section 2 does not have, and reads queued while offline.
+ * that gives something other than a token, a presence section 2 does not have or the session's kind may not report,
+ * a `send()` argument that is no frame, and reads queued while offline.
  * A scripted WebSocket and virtual time; the same over a real node is client-read-queue.int.test.ts.
  */
 
@@ -32,8 +34,8 @@ class FakeSocket implements WebSocketLike {
     this.readyState = 1;
     this.onopen?.({});
   }
-  welcome() {
-    this.onmessage?.({ data: JSON.stringify({ type: 'welcome', user: 'u', device: 'd', kind: 'pc', heartbeatMs: 10_000, idleAfterMs: 60_000 }) });
+  welcome(kind: 'pc' | 'mobile' = 'pc') {
+    this.onmessage?.({ data: JSON.stringify({ type: 'welcome', user: 'u', device: 'd', kind, heartbeatMs: 10_000, idleAfterMs: 60_000 }) });
   }
   serverClose(code: number, reason = '') {
     this.readyState = 3;
@@ -42,6 +44,9 @@ class FakeSocket implements WebSocketLike {
 }
 
 const last = () => FakeSocket.all.at(-1)!;
+/** A client token of section 2's shape (header.payload.signature, base64url JSON), unsigned: only its claims matter here. */
+const jwt = (claims: object) => ['{"alg":"HS256"}', JSON.stringify(claims)].map((part) => Buffer.from(part).toString('base64url')).join('.') + '.sig';
+const presences = (s: FakeSocket) => s.sent.filter((f) => f.type === 'presence');
 
 function client(token: unknown) {
   const c = new SwitchboardClient({ url: 'ws://x/v1/ws', token: token as string, WebSocket: FakeSocket, random: () => 0.5 });
@@ -130,6 +135,79 @@ describe('client input checks', () => {
     c.stop();
   });
 
+  it('setPresence() refuses the other kind\'s state (presence_not_allowed): the kind from welcome.kind, and before connecting from the token; the last good presence stays and is the one re-sent', async () => {
+    const { c } = client('tok'); // no kind claim: the kind is known from the welcome
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+    last().open();
+    last().welcome('pc');
+    c.setPresence({ state: 'active' });
+    for (const state of ['foreground', 'background'] as const) {
+      expect(codeOf(() => c.setPresence({ state }))).toBe('presence_not_allowed');
+      expect(codeOf(() => c.send({ type: 'presence', state }))).toBe('presence_not_allowed');
+    }
+    expect(() => c.setPresence({ state: 'foreground' })).toThrow(/a pc session cannot report presence\.state "foreground": a pc reports active or inactive/);
+    expect(presences(last())).toEqual([{ type: 'presence', state: 'active' }]);
+    c.reconnect();
+    await vi.advanceTimersByTimeAsync(0);
+    last().open();
+    last().welcome('pc');
+    expect(presences(last())).toEqual([{ type: 'presence', state: 'active' }]);
+    expect(c.kind).toBe('pc');
+    c.stop();
+
+    // A mobile token: known before any connection, from its kind claim.
+    const mobile = client(jwt({ sub: 'u', dev: 'phone', kind: 'mobile', os: 'ios', exp: 2e9 })).c;
+    mobile.setPresence({ state: 'background' });
+    expect(codeOf(() => mobile.setPresence({ state: 'active' }))).toBe('presence_not_allowed');
+    expect(codeOf(() => mobile.setPresence({ state: 'inactive', reason: 'idle' }))).toBe('presence_not_allowed');
+    expect(mobile.kind).toBe('mobile');
+    mobile.start();
+    await vi.advanceTimersByTimeAsync(0);
+    last().open();
+    last().welcome('mobile');
+    expect(presences(last())).toEqual([{ type: 'presence', state: 'background' }]);
+    mobile.stop();
+  });
+
+  it('a presence set before the kind was known (token function) that welcome.kind refuses is not sent: presenceRefused, then forgotten', async () => {
+    const { c } = client(() => 'tok');
+    const refused: ClientError[] = [];
+    c.on('presenceRefused', (e) => refused.push(e));
+    expect(c.kind).toBeUndefined();
+    c.setPresence({ state: 'foreground' });
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+    last().open();
+    last().welcome('pc');
+    expect(refused.map((e) => e.code)).toEqual(['presence_not_allowed']);
+    expect(presences(last())).toEqual([]);
+    c.reconnect();
+    await vi.advanceTimersByTimeAsync(0);
+    last().open();
+    last().welcome('pc');
+    expect(presences(last())).toEqual([]);
+    expect(refused).toHaveLength(1);
+    c.stop();
+  });
+
+  it('send() refuses an argument that is no client frame (invalid_frame), naming it; nothing is sent', async () => {
+    const { c } = client('tok');
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+    last().open();
+    last().welcome();
+    for (const bad of [undefined, null, 'ping', 42, [], {}, { type: 'typo' }, { type: 7 }]) {
+      expect(codeOf(() => c.send(bad as never))).toBe('invalid_frame');
+    }
+    expect(() => c.send(undefined as never)).toThrow(/^send\(frame\): frame must be a client frame object with a type .* not undefined/);
+    expect(() => c.send({ type: 'typo' } as never)).toThrow(/frame\.type must be one of hello, presence, .* not "typo"/);
+    expect(last().sent.map((f) => f.type)).toEqual(['hello']);
+    c.send({ type: 'ping' });
+    expect(last().sent.map((f) => f.type)).toEqual(['hello', 'ping']);
+    c.stop();
+  });
+
   it('reads made offline one id at a time go out merged at the next welcome, in place among the other queued frames', async () => {
     const { c } = client('tok');
     for (let i = 0; i < 450; i++) c.read([`r${i}`]);
@@ -144,6 +222,15 @@ describe('client input checks', () => {
     expect(sent[1].ids).toEqual(Array.from({ length: 450 }, (_, i) => `r${i}`));
     expect(sent[3].ids).toEqual(['s0']);
     c.stop();
+  });
+
+  it('every ClientErrorCode is documented in the README', () => {
+    const source = readFileSync(new URL('../clients/close-codes.ts', import.meta.url), 'utf8');
+    const union = source.slice(source.indexOf('export type ClientErrorCode'), source.indexOf('interface CloseSpec'));
+    const codes = [...union.matchAll(/\|\s*'([a-z_]+)'/g)].map((m) => m[1]);
+    expect(codes).toEqual(expect.arrayContaining(['invalid_argument', 'invalid_frame', 'presence_not_allowed', 'invalid_options']));
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    expect(codes.filter((code) => !readme.includes(`\`${code}\``))).toEqual([]);
   });
 
   it('mergeQueuedReads keeps each merged frame within 500 ids', () => {

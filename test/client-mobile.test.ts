@@ -218,6 +218,39 @@ describe('MobileSession', () => {
     }
   });
 
+  it('logOut(timeoutMs) refuses NaN, a negative, Infinity or a non-number (invalid_argument): nothing done, still logged in', async () => {
+    vi.useFakeTimers();
+    try {
+      const { c, push, s } = await startedWithEvents('t1');
+      c.emit('registered');
+      // How a logOut call stands once the timers due now have run: 'pending', 'resolved' or its error.
+      const outcome = async (p: Promise<void>) => {
+        let got: unknown = 'pending';
+        p.then(() => { got = 'resolved'; }, (e) => { got = e; });
+        await vi.advanceTimersByTimeAsync(0);
+        return got;
+      };
+      for (const bad of [NaN, -1, Infinity, 2 ** 31, '5000']) {
+        expect(await outcome(s.logOut(bad as number))).toMatchObject({
+          name: 'ClientError', code: 'invalid_argument', message: expect.stringMatching(/^logOut\(timeoutMs\): timeoutMs must be a number of milliseconds from 0 to 2147483647/),
+        });
+      }
+      expect(await outcome(s.logOut(-5))).toMatchObject({ message: expect.stringMatching(/not -5; not logged out$/) });
+      expect(c.sent.filter((f) => f.type === 'unregister')).toEqual([]);
+      expect(c.stopped).toBe(false);
+      push.refresh('t2'); // still logged in: a refresh registers
+      expect(c.registers().at(-1)).toMatchObject({ token: 't2' });
+      // A good one still logs out; 0 is a good one (no wait).
+      const out = s.logOut(0);
+      const settled = expect(out).rejects.toMatchObject({ code: 'connection_lost' });
+      await vi.advanceTimersByTimeAsync(0);
+      await settled;
+      expect(c.stopped).toBe(true);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('an error frame with a code neither frame can get (a bad read: invalid_request) settles no register or unregister', async () => {
     const { c, push, s, events } = await startedWithEvents('t1');
     c.emit('serverError', { type: 'error', code: 'unknown_frame', message: '"typo"' }); // an unregister may get it, a register not

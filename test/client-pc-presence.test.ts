@@ -3,6 +3,7 @@ import {
   INITIAL_PRESENCE_MEMORY, nextPresence, type PresenceMemory, type PresenceOptions, type PresenceSignals,
 } from '../clients/pc-presence-machine.js';
 import { PcPresenceReporter, type PresenceAdapter, type PresenceUpdate } from '../clients/pc-presence.js';
+import { ClientError } from '../clients/close-codes.js';
 import type { PcPresence, PolicyFrame, Welcome } from '../clients/wire.js';
 
 /** Claim 4 on the PC: the pure state machine, as a table, then the reporter that drives it. */
@@ -191,4 +192,93 @@ describe('PcPresenceReporter', () => {
     expect(r.weakSignal).toBe(false);
     r.stop();
   });
+
+  it('setClientLocked refuses anything but a boolean (invalid_argument): the lock stays as it was', async () => {
+    const sink = new FakeSink();
+    const r = new PcPresenceReporter(sink, [new FakeAdapter()]);
+    await r.start();
+    for (const bad of ['false', 'true', 1, 0, undefined, null, {}]) {
+      expect(() => r.setClientLocked(bad as boolean)).toThrow(expect.objectContaining({ name: 'ClientError', code: 'invalid_argument' }));
+    }
+    expect(() => r.setClientLocked('false' as never)).toThrow('setClientLocked(locked): locked must be true or false, not "false"');
+    expect(r.signals().clientLocked).toBe(false);
+    expect(sink.sent).toEqual([active]);
+    r.setClientLocked(true);
+    expect(sink.sent).toEqual([active, inactive('client_locked')]);
+    r.stop();
+  });
+
+  it('start() twice starts once (one timer, one listener each, adapters started once); stop() then start() starts afresh', async () => {
+    const sink = new CountingSink();
+    const adapter = new FakeAdapter();
+    const r = new PcPresenceReporter(sink, [adapter]);
+    const first = r.start();
+    const second = r.start(); // while the first is still starting
+    await first;
+    await r.start(); // once started
+    expect(adapter.starts).toEqual([60_000]);
+    expect(vi.getTimerCount()).toBe(1);
+    expect(sink.listeners).toBe(2); // welcome and policy
+    expect(sink.sent).toEqual([active]);
+    expect(second).toBe(first);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(sink.sent).toEqual([active, inactive('idle')]);
+
+    adapter.update!({ screenLocked: true });
+    r.stop();
+    r.stop();
+    expect(vi.getTimerCount()).toBe(0);
+    expect(sink.listeners).toBe(0);
+    expect(adapter.stops).toBe(1);
+    r.setClientLocked(true); // stopped: kept, not reported
+    expect(sink.sent).toEqual([active, inactive('idle'), inactive('screen_locked')]);
+    r.setClientLocked(false);
+
+    await r.start(); // afresh: the lock seen before the stop is forgotten, idle time counts from now
+    expect(adapter.starts).toEqual([60_000, 60_000]);
+    expect(vi.getTimerCount()).toBe(1);
+    expect(sink.listeners).toBe(2);
+    expect(sink.sent.at(-1)).toEqual(active);
+    await vi.advanceTimersByTimeAsync(59_000);
+    expect(sink.sent.at(-1)).toEqual(active);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(sink.sent.at(-1)).toEqual(inactive('idle'));
+    r.stop();
+  });
+
+  it('stop() while the adapters are still starting: no timer is left behind; a sink that refuses the presence rejects start() and stops', async () => {
+    const sink = new CountingSink();
+    let started!: () => void;
+    const slow = new FakeAdapter();
+    slow.start = (update) => { slow.update = update; return new Promise<void>((resolve) => { started = resolve; }); };
+    const r = new PcPresenceReporter(sink, [slow]);
+    const starting = r.start();
+    r.stop();
+    started();
+    await starting;
+    expect(vi.getTimerCount()).toBe(0);
+    expect(sink.sent).toEqual([]);
+
+    const mobile = new CountingSink();
+    mobile.setPresence = () => { throw new ClientError('presence_not_allowed', 'a mobile session cannot report presence.state "active"'); };
+    const r2 = new PcPresenceReporter(mobile, [new FakeAdapter()]);
+    await expect(r2.start()).rejects.toMatchObject({ code: 'presence_not_allowed' });
+    expect(vi.getTimerCount()).toBe(0);
+    expect(mobile.listeners).toBe(0);
+  });
 });
+
+/** A sink that counts its subscribed listeners (FakeSink keeps one per event, so it cannot show a doubled one). */
+class CountingSink extends FakeSink {
+  listeners = 0;
+  override on(event: 'welcome' | 'policy', l: ((w: Welcome) => void) | ((p: PolicyFrame) => void)) {
+    const off = super.on(event, l);
+    this.listeners++;
+    let on = true;
+    return () => {
+      if (on) this.listeners--;
+      on = false;
+      off();
+    };
+  }
+}
