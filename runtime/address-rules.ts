@@ -69,3 +69,20 @@ export function natsServerProblem(entry: string): string | undefined {
   if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) return 'the port is not 1-65535';
   return undefined;
 }
+
+/**
+ * What a vendor endpoint must be, or undefined when `raw` is one: an https:// or http:// URL (a loopback stand-in may
+ * speak plain HTTP), https:// only for APNs (`httpsOnly`), whose sender speaks HTTP/2 over TLS only and would fail
+ * every push at an http:// origin (senders/apns.ts).
+ */
+export function vendorEndpointProblem(raw: string, httpsOnly: boolean): string | undefined {
+  const must = httpsOnly ? 'an https:// URL' : 'an https:// or http:// URL';
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    return must;
+  }
+  if (u.protocol === 'https:' || (!httpsOnly && u.protocol === 'http:')) return undefined;
+  return must;
+}

@@ -5,7 +5,7 @@ import { DEFAULT_MAX_ATTEMPTS as DEFAULT_PUSH_MAX_ATTEMPTS } from '../senders/ci
 import { DEFAULT_DEDUPE_WINDOW_MS } from '../store/file-inbox.js';
 import { allowedHostProblem, DEFAULT_WEBPUSH_HOSTS } from '../protocol/push-endpoint.js';
 import { HMS_BADGE_CLASS_RULE, isHmsBadgeClass } from '../protocol/push-payload.js';
-import { isHostOrAddress, NATS_URL_CREDENTIALS, natsServerProblem } from './address-rules.js';
+import { isHostOrAddress, NATS_URL_CREDENTIALS, natsServerProblem, vendorEndpointProblem } from './address-rules.js';
 
 // Defaults owned by the module that uses them, re-exported here so the configuration reads in one place.
 export { DEFAULT_DEDUPE_WINDOW_MS, DEFAULT_PUSH_MAX_ATTEMPTS };
@@ -214,17 +214,13 @@ export function parseConfig(env: Env = process.env): Config {
     }
     return Number(raw);
   };
-  const url = (name: string, def?: string): string | undefined => {
+  /** A vendor origin; `httpsOnly` for APNs, which the sender reaches over HTTP/2 with TLS only (senders/apns.ts). */
+  const url = (name: string, def?: string, httpsOnly = false): string | undefined => {
     const raw = v(name) ?? def;
     if (raw === undefined) return undefined;
-    let u: URL;
-    try {
-      u = new URL(raw);
-    } catch {
-      throw new ConfigError(name, 'an https:// or http:// URL');
-    }
-    if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new ConfigError(name, 'an https:// or http:// URL');
-    return u.origin;
+    const problem = vendorEndpointProblem(raw, httpsOnly);
+    if (problem !== undefined) throw new ConfigError(name, problem);
+    return new URL(raw).origin;
   };
   /** Push Kit's BadgeNotification.class: the app's entry activity, a package-qualified Java class name. */
   const hmsBadgeClass = (): string | undefined => {
@@ -274,7 +270,7 @@ export function parseConfig(env: Env = process.env): Config {
   if (natsServers.length > 0 && !apiKey) throw new ConfigError('SWITCHBOARD_API_KEY', 'set when SWITCHBOARD_NATS_URL is set (every node must share it)');
 
   const apns = {
-    endpoint: url('SWITCHBOARD_APNS_ENDPOINT', DEFAULT_APNS_ENDPOINT)!,
+    endpoint: url('SWITCHBOARD_APNS_ENDPOINT', DEFAULT_APNS_ENDPOINT, true)!,
     keyFile: v('SWITCHBOARD_APNS_KEY_FILE'),
     keyId: v('SWITCHBOARD_APNS_KEY_ID'),
     teamId: v('SWITCHBOARD_APNS_TEAM_ID'),

@@ -6,6 +6,7 @@ import type { Logger } from '../base/logger.js';
 import { DEFAULT_APP, vendorsOn, type AppCredentials, type SenderConfig } from '../senders/vendor-config.js';
 import { ConfigError, DEFAULT_APNS_ENDPOINT, DEFAULT_HMS_AUTH_ENDPOINT, DEFAULT_HMS_PUSH_ENDPOINT, type Config } from './config.js';
 import { fileErrorCode } from '../base/file-errors.js';
+import { vendorEndpointProblem } from './address-rules.js';
 
 const FILE_VAR = 'SWITCHBOARD_APPS_FILE';
 
@@ -74,20 +75,28 @@ function readApp(name: string, e: Record<string, unknown>): AppCredentials {
     if (typeof v !== 'string' || v === '') throw new ConfigError(FILE_VAR, `a file where apps.${name}.${vendor}.${key} is a non-empty string`);
     return v;
   };
+  /** An endpoint's origin, checked as the environment's (runtime/address-rules.ts): https:// only for APNs. */
+  const endpoint = (vendor: string, o: unknown, key: string, httpsOnly = false): string | undefined => {
+    const raw = field(vendor, o, key, true);
+    if (raw === undefined) return undefined;
+    const problem = vendorEndpointProblem(raw, httpsOnly);
+    if (problem !== undefined) throw new ConfigError(FILE_VAR, `a file where apps.${name}.${vendor}.${key} is ${problem}`);
+    return new URL(raw).origin;
+  };
   const app: AppCredentials = {};
   if (e.apns !== undefined) {
     app.apns = {
-      endpoint: field('apns', e.apns, 'endpoint', true) ?? DEFAULT_APNS_ENDPOINT,
+      endpoint: endpoint('apns', e.apns, 'endpoint', true) ?? DEFAULT_APNS_ENDPOINT,
       keyFile: field('apns', e.apns, 'keyFile')!, keyId: field('apns', e.apns, 'keyId')!,
       teamId: field('apns', e.apns, 'teamId')!, topic: field('apns', e.apns, 'topic')!,
     };
   }
-  if (e.fcm !== undefined) app.fcm = { serviceAccountFile: field('fcm', e.fcm, 'serviceAccountFile')!, endpoint: field('fcm', e.fcm, 'endpoint', true) };
+  if (e.fcm !== undefined) app.fcm = { serviceAccountFile: field('fcm', e.fcm, 'serviceAccountFile')!, endpoint: endpoint('fcm', e.fcm, 'endpoint') };
   if (e.hms !== undefined) {
     app.hms = {
       appId: field('hms', e.hms, 'appId')!, clientId: field('hms', e.hms, 'clientId')!, clientSecret: field('hms', e.hms, 'clientSecret')!,
-      authEndpoint: field('hms', e.hms, 'authEndpoint', true) ?? DEFAULT_HMS_AUTH_ENDPOINT,
-      pushEndpoint: field('hms', e.hms, 'pushEndpoint', true) ?? DEFAULT_HMS_PUSH_ENDPOINT,
+      authEndpoint: endpoint('hms', e.hms, 'authEndpoint') ?? DEFAULT_HMS_AUTH_ENDPOINT,
+      pushEndpoint: endpoint('hms', e.hms, 'pushEndpoint') ?? DEFAULT_HMS_PUSH_ENDPOINT,
     };
     const badge = field('hms', e.hms, 'badgeClass', true);
     if (badge !== undefined) {

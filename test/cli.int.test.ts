@@ -24,6 +24,7 @@ describe('a bad configuration value stops the CLI with exit 2 and one line namin
     ['SWITCHBOARD_PRESENCE_TTL_MS', '-5', /SWITCHBOARD_PRESENCE_TTL_MS must be an integer/],
     ['SWITCHBOARD_PUSH_DELAY_MS', '1.5', /SWITCHBOARD_PUSH_DELAY_MS must be an integer/],
     ['SWITCHBOARD_APNS_ENDPOINT', 'ftp://apns', /SWITCHBOARD_APNS_ENDPOINT must be/],
+    ['SWITCHBOARD_APNS_ENDPOINT', 'http://127.0.0.1:8443', /SWITCHBOARD_APNS_ENDPOINT must be an https:\/\/ URL/],
     ['SWITCHBOARD_APNS_KEY_ID', 'ABC123', /SWITCHBOARD_APNS_KEY_FILE must be set together/],
     ['SWITCHBOARD_FCM_ENDPOINT', 'nope', /SWITCHBOARD_FCM_ENDPOINT must be/],
     ['SWITCHBOARD_LOG_LEVEL', 'loud', /SWITCHBOARD_LOG_LEVEL must be/],

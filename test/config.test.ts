@@ -127,7 +127,8 @@ describe('parseConfig: string and list variables', () => {
     ['SWITCHBOARD_LOG_LEVEL', ['verbose', 'INFO'], 'SWITCHBOARD_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent'],
     ['SWITCHBOARD_JWT_SECRET', ['short', 'x'.repeat(15)], 'SWITCHBOARD_JWT_SECRET must be at least 16 characters'],
     ['SWITCHBOARD_API_KEY', ['short', 'x'.repeat(15)], 'SWITCHBOARD_API_KEY must be at least 16 characters'],
-    ['SWITCHBOARD_APNS_ENDPOINT', ['not a url', 'ftp://apns.example', 'api.push.apple.com'], 'SWITCHBOARD_APNS_ENDPOINT must be an https:// or http:// URL'],
+    // APNs is HTTP/2 over TLS: its sender refuses an http:// origin, so start does (every push would fail).
+    ['SWITCHBOARD_APNS_ENDPOINT', ['not a url', 'ftp://apns.example', 'api.push.apple.com', 'http://127.0.0.1:8443'], 'SWITCHBOARD_APNS_ENDPOINT must be an https:// URL'],
     ['SWITCHBOARD_FCM_ENDPOINT', ['not a url', 'ws://fcm.example', 'localhost:8443'], 'SWITCHBOARD_FCM_ENDPOINT must be an https:// or http:// URL'],
     ['SWITCHBOARD_HMS_BADGE_CLASS', ['MainActivity', 'com.example.', 'com example.Main', '.com.Main', `com.${'a'.repeat(252)}`], "SWITCHBOARD_HMS_BADGE_CLASS must be the app's entry activity class (at most 255 characters), like com.example.chat.MainActivity"],
   ];
@@ -169,9 +170,9 @@ describe('parseConfig: string and list variables', () => {
   });
 
   it('keeps only the origin of a vendor endpoint', () => {
-    const cfg = parseConfig({ SWITCHBOARD_APNS_ENDPOINT: 'http://127.0.0.1:8443/', SWITCHBOARD_FCM_ENDPOINT: 'https://fcm.test:9443' });
-    expect(cfg.apns.endpoint).toBe('http://127.0.0.1:8443');
-    expect(cfg.fcm.endpoint).toBe('https://fcm.test:9443');
+    const cfg = parseConfig({ SWITCHBOARD_APNS_ENDPOINT: 'https://127.0.0.1:8443/', SWITCHBOARD_FCM_ENDPOINT: 'http://fcm.test:9443/v1' });
+    expect(cfg.apns.endpoint).toBe('https://127.0.0.1:8443');
+    expect(cfg.fcm.endpoint).toBe('http://fcm.test:9443');
   });
 
   it('a cluster (SWITCHBOARD_NATS_URL set) requires the shared JWT secret, then the API key', () => {
@@ -225,6 +226,35 @@ describe('HMS launcher badge class (SWITCHBOARD_HMS_BADGE_CLASS, apps file hms.b
       expect(() => loadSenderConfig(parseConfig({ SWITCHBOARD_APPS_FILE: file }))).toThrow(
         "SWITCHBOARD_APPS_FILE must be a file where apps.beta.hms.badgeClass is the app's entry activity class (at most 255 characters), like com.example.chat.MainActivity",
       );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('apps file vendor endpoints (SWITCHBOARD_APPS_FILE)', () => {
+  const apns = (endpoint: string) => ({ apps: { beta: { apns: { endpoint, keyFile: 'k.p8', keyId: 'K', teamId: 'T', topic: 't' } } } });
+  const fcm = (endpoint: string) => ({ apps: { beta: { fcm: { endpoint, serviceAccountFile: 'sa.json' } } } });
+  it.each([
+    [apns('http://127.0.0.1:8443'), 'apps.beta.apns.endpoint is an https:// URL'],
+    [apns('not a url'), 'apps.beta.apns.endpoint is an https:// URL'],
+    [fcm('ftp://fcm.test'), 'apps.beta.fcm.endpoint is an https:// or http:// URL'],
+  ])('refuses %j at start', (apps, must) => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-apps-'));
+    try {
+      const file = join(dir, 'apps.json');
+      writeFileSync(file, JSON.stringify(apps));
+      expect(() => loadSenderConfig(parseConfig({ SWITCHBOARD_APPS_FILE: file }))).toThrow(`SWITCHBOARD_APPS_FILE must be a file where ${must}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  it('keeps an endpoint\'s origin, as from the environment', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-apps-'));
+    try {
+      const file = join(dir, 'apps.json');
+      writeFileSync(file, JSON.stringify(fcm('http://127.0.0.1:9443/some/path')));
+      expect(loadSenderConfig(parseConfig({ SWITCHBOARD_APPS_FILE: file })).apps.beta.fcm?.endpoint).toBe('http://127.0.0.1:9443');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
