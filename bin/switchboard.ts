@@ -43,25 +43,34 @@ async function main(argv: string[]): Promise<void> {
   const { startNode } = await import('../runtime/start.js');
   const node = await startNode(config, { log });
   let signalled = false;
-  const onSignal = (signal: string) => {
+  /** Graceful stop, then exit with `code` (1 if the stop fails or takes too long). */
+  const stopAndExit = (code: number) => {
     if (signalled) return;
     signalled = true;
-    log.info({ signal }, 'signal received');
     const force = setTimeout(() => {
       log.error('graceful stop took too long; exiting');
       process.exit(1);
     }, config.shutdownTimeoutMs * 3);
     force.unref();
     node.stop().then(
-      () => process.exit(0),
+      () => process.exit(code),
       (err) => {
         log.error({ err }, 'stop failed');
         process.exit(1);
       },
     );
   };
+  const onSignal = (signal: string) => {
+    if (!signalled) log.info({ signal }, 'signal received');
+    stopAndExit(0);
+  };
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
+  // Refused while running (RunningNode.refused): one line on stderr as at start, then the same exit code.
+  void node.refused?.then((err) => {
+    console.error(`switchboard: ${err.message}`);
+    stopAndExit(err.exitCode);
+  });
 }
 
 main(process.argv.slice(2)).catch((err) => {

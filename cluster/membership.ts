@@ -152,7 +152,7 @@ const isGateway = (b: Beat): boolean => b.roles === undefined || b.roles.include
  * phone; and `resumed` when this process's own beat comes after a gap past deadAfterMs (a pause): others may have
  * dropped its sessions meanwhile, so its gateway resends them.
  */
-export class Membership extends EventEmitter<{ change: [live: readonly string[]]; gatewayGone: [gone: GatewayGone]; resumed: [] }> implements MembershipView {
+export class Membership extends EventEmitter<{ change: [live: readonly string[]]; gatewayGone: [gone: GatewayGone]; resumed: []; partitionsMismatch: [err: PartitionsMismatchError] }> implements MembershipView {
   readonly nodeId: string;
   private kv?: KV;
   /** The bucket read through the stream leader (start's node id check); `kv` itself when the caller passed it. */
@@ -176,6 +176,8 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
   private readonly goneReported = new Set<string>();
   /** When this process last wrote a beat, or tried to (clock ms): a gap past deadAfterMs is a pause (`resumed`). */
   private lastBeatAt?: number;
+  /** `partitionsMismatch` was emitted: once per process. */
+  private mismatched = false;
 
   constructor(private readonly opts: MembershipOptions) {
     super();
@@ -207,8 +209,15 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
       this.leaderKv = await openLeaderReads(this.opts.nc, Membership.bucketName(this.opts.prefix), Math.max(1000, this.beatMs * 2));
     }
     await this.checkPartitions(this.leaderKv ?? this.kv);
-    await this.claimNodeId(this.kv);
+    // Set before the first beat (claimNodeId writes it), so every beat of this process announces the same start:
+    // nodes compare starts (checkBeatPartitions).
     this.startedAt = this.clock.now();
+    try {
+      await this.claimNodeId(this.kv);
+    } catch (e) {
+      this.startedAt = Infinity;
+      throw e;
+    }
     this.running = true;
     const kv = this.kv;
     this.watcher = followWatch(() => kv.watch(), (e) => this.observe(e), {
@@ -273,6 +282,22 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
       if (b === undefined || this.clock.now() - b.at >= this.deadAfterMs) continue;
       if (typeof b.partitions === 'number' && b.partitions !== ours) throw new PartitionsMismatchError(ours, b.node, b.partitions);
     }
+  }
+
+  /**
+   * The check of `checkPartitions` once running, on every beat the watch brings: two nodes with different counts that
+   * start together both pass the check at start (neither has beaten yet), then each sees the other's beat here. The
+   * one that started later (at the same ms: the greater node id) emits `partitionsMismatch`, once, and its start-up
+   * code stops it with exit 2 as at start; the other goes on. The other's `startedAt` is its own clock's, as `at` is.
+   */
+  private checkBeatPartitions(b: Beat): void {
+    const ours = this.opts.partitions;
+    if (ours === undefined || this.mismatched || b.node === this.nodeId || typeof b.partitions !== 'number' || b.partitions === ours) return;
+    if (this.clock.now() - b.at >= this.deadAfterMs) return; // a dead node's count does not matter (as at start)
+    const theirs = typeof b.startedAt === 'number' ? b.startedAt : -Infinity;
+    if (theirs > this.startedAt || (theirs === this.startedAt && b.node > this.nodeId)) return; // it is the later one: it goes
+    this.mismatched = true;
+    this.emit('partitionsMismatch', new PartitionsMismatchError(ours, b.node, b.partitions));
   }
 
   private sleep(ms: number): Promise<void> {
@@ -380,6 +405,7 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
           const known = this.beats.get(b.node);
           if (!known || known.revision < e.revision) {
             this.beats.set(b.node, { ...b, revision: e.revision });
+            this.checkBeatPartitions(b);
             this.goneReported.delete(b.node); // heard again: a later silence is reported anew
             // Another process under a node id we knew (a crash and a restart): the sessions of the one before are gone.
             const replaced = known?.instance !== undefined && b.instance !== undefined && known.instance !== b.instance;

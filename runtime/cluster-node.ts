@@ -203,6 +203,14 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
 
   // A crashed gateway closes no session: its sessions here are closed once it is gone (cluster/membership.ts), so a
   // PC on it stops counting as active and a phone on it as online, and what waits for their acks falls back now.
+  // Two nodes with different SWITCHBOARD_PARTITIONS that start together both pass membership's check at start; the
+  // later one finds out from the other's beat and is refused as it would have been at start (exit 2).
+  let refuse!: (err: StartError) => void;
+  const refused = new Promise<StartError>((resolve) => (refuse = resolve));
+  membership.on('partitionsMismatch', (err) => {
+    log.error({ theirs: err.theirs, node: err.node, partitions: err.partitions }, `${err.message}; stopping (exit 2)`);
+    refuse(new StartError(err.message, 2, { cause: err }));
+  });
   membership.on('gatewayGone', ({ node, before }) => {
     const closed = router.dropSessionsOf(node, before);
     if (closed > 0) log.warn({ gateway: node, sessions: closed, replaced: before !== Infinity }, 'sessions of a gateway that is gone closed');
@@ -287,5 +295,5 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
       log.info('stopped');
     })());
 
-  return { nodeId: config.nodeId, port, router, ingress, metrics, apiKey: config.apiKey!, jwtSecret: config.jwtSecret!, stop };
+  return { nodeId: config.nodeId, port, router, ingress, metrics, apiKey: config.apiKey!, jwtSecret: config.jwtSecret!, stop, refused };
 }

@@ -4,6 +4,7 @@ import type { Logger } from '../base/logger.js';
 import type { Metrics } from '../base/metrics.js';
 import type { StatFs } from '../store/free-space.js';
 import type { Ingress } from '../store/types.js';
+import type { StartError } from './start-error.js';
 
 /** A started node: what `bin/switchboard.ts` runs and what in-process tests and benchmarks drive. */
 export interface RunningNode {
@@ -19,6 +20,12 @@ export interface RunningNode {
   readonly jwtSecret: string;
   /** Graceful stop (SIGTERM): stop accepting, finish in-flight work, flush durable state. */
   stop(): Promise<void>;
+  /**
+   * Resolves if the running node finds that it must not go on, for a reason start-up refuses with exit 2 (cluster: a
+   * live node that started earlier uses another SWITCHBOARD_PARTITIONS, which two nodes starting together can both
+   * miss at start); the caller stops it gracefully and exits with `exitCode`. Absent or never resolved otherwise.
+   */
+  readonly refused?: Promise<StartError>;
 }
 
 /** What a caller may inject into a composition root; defaults are the real ones. */

@@ -1,4 +1,6 @@
+import { Kvm } from '@nats-io/kv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nodeKey } from '../cluster/membership.js';
 import { Cluster, Ledger, NatsClient } from './support/cluster.js';
 import { NodeProcess, runCli } from './support/node-process.js';
 import { NatsServer } from './support/nats-server.js';
@@ -108,6 +110,31 @@ describe('cluster membership', () => {
       for (const p of peers) p.close();
     }
   }, 90_000);
+
+  it('a running node that hears a node which started before it with another SWITCHBOARD_PARTITIONS stops with exit 2 naming the variable', async () => {
+    // Two nodes started together can both pass the check at start (neither has beaten yet); the later one then hears
+    // the other's beat. Planted here: the beat of a node that started a minute before, beating on with 16 partitions.
+    const prefix = `race${Date.now().toString(36)}`; // a cluster of its own on this server
+    const node = await NodeProcess.start({
+      apiKey: cluster.apiKey, jwtSecret: cluster.jwtSecret,
+      env: { SWITCHBOARD_NATS_URL: server.url, SWITCHBOARD_SUBJECT_PREFIX: prefix, SWITCHBOARD_NODE_ID: 'race-late', SWITCHBOARD_PARTITIONS: '8' },
+    });
+    const kv = await new Kvm(chat.nc).open(`${prefix}_nodes`);
+    const startedAt = Date.now() - 60_000;
+    const beat = () => kv.put(nodeKey('race-early'), JSON.stringify({ node: 'race-early', at: Date.now(), instance: 'planted', startedAt, roles: ['gateway', 'router', 'sender'], partitions: 16 }));
+    const beating = setInterval(() => void beat().catch(() => undefined), 500);
+    try {
+      await beat();
+      const exit = await Promise.race([node.exited(), new Promise<'running'>((r) => setTimeout(() => r('running'), 15_000))]);
+      expect(exit).toEqual({ code: 2, signal: null });
+      expect(node.lines.join('\n')).toContain('switchboard: SWITCHBOARD_PARTITIONS is 8 but live node race-early uses 16: give every node the same value');
+      expect(node.lines.some((l) => l.includes('"msg":"stopped"'))).toBe(true); // a graceful stop first: its leases handed back
+    } finally {
+      clearInterval(beating);
+      await node.stop();
+      await node.removeData();
+    }
+  }, 60_000);
 
   it('refuses a second live process under a node id (exit 2); a node killed and restarted at once under its id starts', async () => {
     const [first] = cluster.alive;

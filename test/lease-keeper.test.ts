@@ -485,6 +485,53 @@ describe('Membership (virtual time)', () => {
     restarted.halt();
   });
 
+  it('two nodes with different SWITCHBOARD_PARTITIONS whose start checks both passed: the later one is told by the other\'s beat, once, and the earlier one goes on', async () => {
+    const clock = new ManualClock();
+    // Two views of one bucket that do not see each other's writes yet: each start check finds nobody (the race of two
+    // nodes starting together); then each one's beats are carried over to the other, as the bucket's watch would.
+    const kvs = { b: new FakeKv(), a: new FakeKv() };
+    const early = new Membership({ kv: kvs.b as unknown as KV, nodeId: 'b', clock, beatMs: 500, deadAfterMs: 2000, partitions: 64 });
+    const late = new Membership({ kv: kvs.a as unknown as KV, nodeId: 'a', clock, beatMs: 500, deadAfterMs: 2000, partitions: 32 });
+    const told: Record<string, PartitionsMismatchError[]> = { a: [], b: [] };
+    early.on('partitionsMismatch', (e) => told.b.push(e));
+    late.on('partitionsMismatch', (e) => told.a.push(e));
+    await early.start();
+    clock.advance(300);
+    await late.start(); // not refused: it could not see 'b' yet
+    const carry = (from: FakeKv, to: FakeKv, node: string) => to.overwrite(nodeKey(node), JSON.parse(new TextDecoder().decode(from.data.get(nodeKey(node))!.value!)));
+    for (let i = 0; i < 4; i++) {
+      carry(kvs.b, kvs.a, 'b');
+      carry(kvs.a, kvs.b, 'a');
+      clock.advance(500);
+      await flush();
+    }
+    expect(told.b).toEqual([]); // the earlier node stays
+    expect(told.a).toHaveLength(1); // once, though it heard 'b' four times
+    expect(told.a[0].message).toBe('SWITCHBOARD_PARTITIONS is 32 but live node b uses 64: give every node the same value');
+    early.halt();
+    late.halt();
+  });
+
+  it('two such nodes that started in the same ms: the one with the greater id is told', async () => {
+    const clock = new ManualClock();
+    const nodes = (['a', 'b'] as const).map((id, i) => ({ id, kv: new FakeKv(), m: undefined as unknown as Membership, p: i === 0 ? 64 : 32 }));
+    const told: string[] = [];
+    for (const n of nodes) {
+      n.m = new Membership({ kv: n.kv as unknown as KV, nodeId: n.id, clock, beatMs: 500, deadAfterMs: 2000, partitions: n.p });
+      n.m.on('partitionsMismatch', () => told.push(n.id));
+    }
+    await Promise.all(nodes.map((n) => n.m.start()));
+    for (let i = 0; i < 4; i++) {
+      for (const [from, to] of [[nodes[0], nodes[1]], [nodes[1], nodes[0]]]) {
+        to.kv.overwrite(nodeKey(from.id), JSON.parse(new TextDecoder().decode(from.kv.data.get(nodeKey(from.id))!.value!)));
+      }
+      clock.advance(500);
+      await flush();
+    }
+    expect(told).toEqual(['b']);
+    for (const n of nodes) n.m.halt();
+  });
+
   it('a restart after a graceful leave (the key deleted) and one whose crashed predecessor\'s last beat lands late both start', async () => {
     const clock = new ManualClock();
     const kv = new FakeKv();
