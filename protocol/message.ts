@@ -155,8 +155,11 @@ export function decodeDeviceRegistration(body: unknown): Decoded<DeviceRegistrat
 export function readRegistration(body: Json): DeviceRegistration {
   const os = body.os;
   if (!isMobileOs(os)) throw invalidField('os', `one of ${MOBILE_OS.map((o) => `"${o}"`).join(', ')}`);
-  const token = body.token;
-  checkPushToken(os, token);
+  const given = body.token;
+  checkPushToken(os, given);
+  // An APNs device token is bytes written in hex: one token in either case is one device, and section 3 holds a token
+  // by one (user, device) at a time, so it is kept in one case (lower, as apps print it), the one compared and pushed.
+  const token = os === 'ios' ? given.toLowerCase() : given;
   const app = body.app;
   if (app === undefined) return { os, token };
   if (!isId(app)) throw invalidField('app', `the name of a configured app (a string of 1-${MAX_ID_CHARS} printable characters)`);

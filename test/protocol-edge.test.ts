@@ -138,7 +138,8 @@ describe('push token rules (section 3, PUT devices row)', () => {
     ['android', 'x'.repeat(4096)],
     ['web', sub('https://fcm.googleapis.com/fcm/send/abc')],
   ])('accepts %s %s', (os, token) => {
-    expect(decodeDeviceRegistration({ os, token })).toEqual({ ok: true, value: { os, token } });
+    // An APNs token is kept in lower case (one token, either case, is one device).
+    expect(decodeDeviceRegistration({ os, token })).toEqual({ ok: true, value: { os, token: os === 'ios' ? token.toLowerCase() : token } });
   });
 
   it.each([

@@ -75,4 +75,11 @@ describe('send requests (PROTOCOL.md section 3)', () => {
     const r = decodeDeviceRegistration({ os: 'ios' });
     expect(r.ok === false && r.error.message).toContain('token');
   });
+
+  it('keeps an APNs token in lower case: the same token in upper case is the same device token (one holder, section 3); others as given', () => {
+    const hex = 'ab'.repeat(32);
+    expect(decodeDeviceRegistration({ os: 'ios', token: hex.toUpperCase() })).toEqual({ ok: true, value: { os: 'ios', token: hex } });
+    expect(decodeDeviceRegistration({ os: 'ios', token: 'aB'.repeat(32), app: 'work' })).toEqual({ ok: true, value: { os: 'ios', token: hex, app: 'work' } });
+    expect(decodeDeviceRegistration({ os: 'android', token: 'AbC:x' })).toEqual({ ok: true, value: { os: 'android', token: 'AbC:x' } });
+  });
 });
