@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { backoffDelay, rateLimitedDelay } from '../clients/backoff.js';
-import { SwitchboardClient, type Disconnect, type WebSocketLike } from '../clients/client.js';
+import { SwitchboardClient, type Disconnect } from '../clients/client.js';
+import { ScriptedSocket } from './support/scripted-socket.js';
 import { ClientError, classifyClose } from '../clients/close-codes.js';
 import { MAX_CLIENT_FRAME_BYTES, type MessageFrame } from '../clients/wire.js';
 import { MAX_FRAME_BYTES } from '../protocol/frames.js';
@@ -10,50 +11,11 @@ import { MAX_FRAME_BYTES } from '../protocol/frames.js';
  * reconnects, and what each close code does. Virtual time throughout.
  */
 
-class FakeSocket implements WebSocketLike {
-  static all: FakeSocket[] = [];
-  readyState = 0;
-  sent: any[] = [];
-  closedWith?: { code?: number; reason?: string };
-  onopen: ((ev: any) => void) | null = null;
-  onmessage: ((ev: { data: unknown }) => void) | null = null;
-  onclose: ((ev: { code: number; reason: string }) => void) | null = null;
-  onerror: ((ev: any) => void) | null = null;
-  constructor(readonly url: string) {
-    FakeSocket.all.push(this);
-  }
-  send(data: string) {
-    this.sent.push(JSON.parse(data));
-  }
-  close(code?: number, reason?: string) {
-    this.closedWith = { code, reason };
-    this.readyState = 3;
-  }
-  // Server side of the script:
-  open() {
-    this.readyState = 1;
-    this.onopen?.({});
-  }
-  frame(f: object) {
-    this.onmessage?.({ data: JSON.stringify(f) });
-  }
-  welcome(extra: object = {}) {
-    this.frame({ type: 'welcome', user: 'u', device: 'd', kind: 'pc', heartbeatMs: 10_000, idleAfterMs: 60_000, ...extra });
-  }
-  serverClose(code: number, reason = '') {
-    this.readyState = 3;
-    this.onclose?.({ code, reason });
-  }
-  types(): string[] {
-    return this.sent.map((f) => f.type);
-  }
-}
-
-const last = () => FakeSocket.all.at(-1)!;
+const last = () => ScriptedSocket.all.at(-1)!;
 const msg = (id: string): MessageFrame => ({ type: 'message', id, text: `text ${id}`, ts: 1 });
 
 function client(token: string | (() => Promise<string>) = 'tok', extra = {}) {
-  const c = new SwitchboardClient({ url: 'ws://x/v1/ws', token, WebSocket: FakeSocket, random: () => 0.5, ...extra });
+  const c = new SwitchboardClient({ url: 'ws://x/v1/ws', token, WebSocket: ScriptedSocket, random: () => 0.5, ...extra });
   const shown: string[] = [];
   const disconnects: Disconnect[] = [];
   const stopped: (ClientError | undefined)[] = [];
@@ -70,7 +32,7 @@ async function connectOpen() {
 }
 
 beforeEach(() => {
-  FakeSocket.all = [];
+  ScriptedSocket.all = [];
   vi.useFakeTimers();
 });
 afterEach(() => {
@@ -226,7 +188,7 @@ describe('client core', () => {
     expect(c.state).toBe('open');
     last().serverClose(1006, ''); // lost: around the ring to the first again
     await vi.advanceTimersByTimeAsync(5_000);
-    expect(FakeSocket.all.map((sock) => sock.url)).toEqual([urls[0], urls[1], urls[2], urls[0]]);
+    expect(ScriptedSocket.all.map((sock) => sock.url)).toEqual([urls[0], urls[1], urls[2], urls[0]]);
     c.stop();
     expect(() => client('tok', { url: [] })).toThrow('give at least one URL');
   });
@@ -244,9 +206,9 @@ describe('client core', () => {
     await vi.advanceTimersByTimeAsync(20_000); // no pong since: dead
     expect(s.closedWith?.code).toBe(4000);
     expect(disconnects.at(-1)?.error.code).toBe('connection_lost');
-    expect(FakeSocket.all.length).toBe(1);
+    expect(ScriptedSocket.all.length).toBe(1);
     await vi.advanceTimersByTimeAsync(disconnects.at(-1)!.retryInMs!);
-    expect(FakeSocket.all.length).toBe(2);
+    expect(ScriptedSocket.all.length).toBe(2);
     c.stop();
   });
 
@@ -256,7 +218,7 @@ describe('client core', () => {
     await connectOpen();
     last().serverClose(4409, 'replaced');
     await vi.advanceTimersByTimeAsync(120_000);
-    expect(FakeSocket.all).toHaveLength(1);
+    expect(ScriptedSocket.all).toHaveLength(1);
     expect(c.state).toBe('stopped');
     expect(stopped[0]).toMatchObject({ code: 'replaced', closeCode: 4409 });
     expect(stopped[0]!.message).toMatch(/not reconnecting/);
@@ -286,7 +248,7 @@ describe('client core', () => {
     last().serverClose(4401, 'expired');
     await vi.advanceTimersByTimeAsync(disconnects[0].retryInMs!);
     expect(calls).toBe(2);
-    expect(FakeSocket.all).toHaveLength(1); // no second connection with a token that cannot pass
+    expect(ScriptedSocket.all).toHaveLength(1); // no second connection with a token that cannot pass
     expect(c.state).toBe('stopped');
     expect(stopped[0]).toMatchObject({ code: 'unauthenticated', closeCode: 4401, reason: 'expired' });
     expect(stopped[0]!.message).toMatch(/returned the token the server just refused \(expired\)/);
@@ -301,7 +263,7 @@ describe('client core', () => {
     last().open();
     last().serverClose(4401, 'not yet valid');
     await vi.advanceTimersByTimeAsync(disconnects[0].retryInMs!);
-    expect(FakeSocket.all).toHaveLength(2);
+    expect(ScriptedSocket.all).toHaveLength(2);
     last().open();
     expect(last().sent[0]).toEqual({ type: 'hello', token: 'early' });
     expect(stopped).toEqual([]);
@@ -343,9 +305,9 @@ describe('client core', () => {
     expect(disconnects[0].error.code).toBe('rate_limited');
     expect(disconnects[0].retryInMs).toBeGreaterThanOrEqual(30_000);
     await vi.advanceTimersByTimeAsync(29_999);
-    expect(FakeSocket.all).toHaveLength(1);
+    expect(ScriptedSocket.all).toHaveLength(1);
     await vi.advanceTimersByTimeAsync(disconnects[0].retryInMs! - 29_999);
-    expect(FakeSocket.all).toHaveLength(2);
+    expect(ScriptedSocket.all).toHaveLength(2);
     c.stop();
   });
 
@@ -373,7 +335,7 @@ describe('client core', () => {
     c.reconnect();
     expect(first.closedWith?.code).toBe(4000);
     await vi.advanceTimersByTimeAsync(0);
-    expect(FakeSocket.all).toHaveLength(2);
+    expect(ScriptedSocket.all).toHaveLength(2);
     first.serverClose(4000); // the old socket's late close is ignored
     expect(c.state).toBe('connecting');
     c.stop();

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { SwitchboardClient, type Disconnect, type WebSocketLike } from '../clients/client.js';
+import { SwitchboardClient, type Disconnect } from '../clients/client.js';
+import { ScriptedSocket } from './support/scripted-socket.js';
 import { ClientError } from '../clients/close-codes.js';
 import { mergeQueuedReads } from '../clients/read-frames.js';
 import { INACTIVE_REASONS, PRESENCE_STATES } from '../clients/wire.js';
@@ -13,43 +14,13 @@ import { INACTIVE_REASONS as SERVER_INACTIVE_REASONS } from '../protocol/frames.
  * A scripted WebSocket and virtual time; the same over a real node is client-read-queue.int.test.ts.
  */
 
-class FakeSocket implements WebSocketLike {
-  static all: FakeSocket[] = [];
-  readyState = 0;
-  sent: any[] = [];
-  onopen: ((ev: any) => void) | null = null;
-  onmessage: ((ev: { data: unknown }) => void) | null = null;
-  onclose: ((ev: { code: number; reason: string }) => void) | null = null;
-  onerror: ((ev: any) => void) | null = null;
-  constructor(readonly url: string) {
-    FakeSocket.all.push(this);
-  }
-  send(data: string) {
-    this.sent.push(JSON.parse(data));
-  }
-  close() {
-    this.readyState = 3;
-  }
-  open() {
-    this.readyState = 1;
-    this.onopen?.({});
-  }
-  welcome(kind: 'pc' | 'mobile' = 'pc') {
-    this.onmessage?.({ data: JSON.stringify({ type: 'welcome', user: 'u', device: 'd', kind, heartbeatMs: 10_000, idleAfterMs: 60_000 }) });
-  }
-  serverClose(code: number, reason = '') {
-    this.readyState = 3;
-    this.onclose?.({ code, reason });
-  }
-}
-
-const last = () => FakeSocket.all.at(-1)!;
+const last = () => ScriptedSocket.all.at(-1)!;
 /** A client token of section 2's shape (header.payload.signature, base64url JSON), unsigned: only its claims matter here. */
 const jwt = (claims: object) => ['{"alg":"HS256"}', JSON.stringify(claims)].map((part) => Buffer.from(part).toString('base64url')).join('.') + '.sig';
-const presences = (s: FakeSocket) => s.sent.filter((f) => f.type === 'presence');
+const presences = (s: ScriptedSocket) => s.sent.filter((f) => f.type === 'presence');
 
 function client(token: unknown) {
-  const c = new SwitchboardClient({ url: 'ws://x/v1/ws', token: token as string, WebSocket: FakeSocket, random: () => 0.5 });
+  const c = new SwitchboardClient({ url: 'ws://x/v1/ws', token: token as string, WebSocket: ScriptedSocket, random: () => 0.5 });
   const disconnects: Disconnect[] = [];
   const stopped: (ClientError | undefined)[] = [];
   c.on('disconnect', (d) => disconnects.push(d));
@@ -67,7 +38,7 @@ const codeOf = (f: () => unknown): string | undefined => {
 };
 
 beforeEach(() => {
-  FakeSocket.all = [];
+  ScriptedSocket.all = [];
   vi.useFakeTimers();
 });
 afterEach(() => {
@@ -76,7 +47,7 @@ afterEach(() => {
 
 describe('client input checks', () => {
   it('the constructor names a missing or unusable url or token (invalid_options)', () => {
-    const make = (opts: object) => () => new SwitchboardClient({ WebSocket: FakeSocket, ...opts } as never);
+    const make = (opts: object) => () => new SwitchboardClient({ WebSocket: ScriptedSocket, ...opts } as never);
     expect(codeOf(make({ token: 't' }))).toBe('invalid_options');
     expect(codeOf(make({ url: [], token: 't' }))).toBe('invalid_options');
     expect(codeOf(make({ url: ['ws://a', 7], token: 't' }))).toBe('invalid_options');
@@ -100,7 +71,7 @@ describe('client input checks', () => {
     });
     c.start();
     await vi.advanceTimersByTimeAsync(0);
-    expect(FakeSocket.all).toHaveLength(0);
+    expect(ScriptedSocket.all).toHaveLength(0);
     expect(disconnects).toHaveLength(1);
     expect(disconnects[0].error.code).toBe('token_failed');
     expect(disconnects[0].error.message).toMatch(message);
@@ -140,7 +111,7 @@ describe('client input checks', () => {
     c.start();
     await vi.advanceTimersByTimeAsync(0);
     last().open();
-    last().welcome('pc');
+    last().welcome();
     c.setPresence({ state: 'active' });
     for (const state of ['foreground', 'background'] as const) {
       expect(codeOf(() => c.setPresence({ state }))).toBe('presence_not_allowed');
@@ -151,7 +122,7 @@ describe('client input checks', () => {
     c.reconnect();
     await vi.advanceTimersByTimeAsync(0);
     last().open();
-    last().welcome('pc');
+    last().welcome();
     expect(presences(last())).toEqual([{ type: 'presence', state: 'active' }]);
     expect(c.kind).toBe('pc');
     c.stop();
@@ -165,7 +136,7 @@ describe('client input checks', () => {
     mobile.start();
     await vi.advanceTimersByTimeAsync(0);
     last().open();
-    last().welcome('mobile');
+    last().welcome({ kind: 'mobile' });
     expect(presences(last())).toEqual([{ type: 'presence', state: 'background' }]);
     mobile.stop();
   });
@@ -179,13 +150,13 @@ describe('client input checks', () => {
     c.start();
     await vi.advanceTimersByTimeAsync(0);
     last().open();
-    last().welcome('pc');
+    last().welcome();
     expect(refused.map((e) => e.code)).toEqual(['presence_not_allowed']);
     expect(presences(last())).toEqual([]);
     c.reconnect();
     await vi.advanceTimersByTimeAsync(0);
     last().open();
-    last().welcome('pc');
+    last().welcome();
     expect(presences(last())).toEqual([]);
     expect(refused).toHaveLength(1);
     c.stop();
