@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DecisionHistory } from '../actors/decision-history.js';
 import { unpackDecision } from '../actors/decision-pack.js';
 import { CLEAR_PUSH_INTERVAL_MS, MAX_WAIT_BEHIND_REPLAY_MS } from '../actors/user-actor.js';
-import { harness, settle, until } from './support/actors-fakes.js';
+import { gate, harness, settle, until } from './support/actors-fakes.js';
 
 /**
  * PROTOCOL.md v1.1 section 4 in the user actor, in virtual time: held messages (TTL, cap, replay in accept order,
@@ -60,14 +60,14 @@ describe('held messages', () => {
     h = harness();
     h.route('u1', 'm1');
     await until(() => heldIds('u1').length === 1);
-    let stored!: () => void;
-    const slow = new Promise<void>((r) => (stored = r));
+    const stored = gate();
+    const slow = stored.promise;
     const hold = h.held.hold.bind(h.held);
     h.held.hold = async (u, m) => (await slow, hold(u, m)); // m2's hold is still being written when the replay lists
     h.route('u1', 'm2');
     await settle(h);
-    let open!: () => void;
-    h.held.listGate = new Promise((r) => (open = r));
+    const open = gate();
+    h.held.listGate = open.promise;
     h.openPc('u1', 'pc', 's1'); // replay starts: its listing holds m1 only, and waits
     await settle(h);
     stored(); // m2 durably held with s1 open: asks for a replay while the first one is still being read
@@ -84,14 +84,14 @@ describe('held messages', () => {
     h = harness();
     for (const id of ['m1', 'm2', 'm3']) h.route('u1', id);
     await until(() => heldIds('u1').length === 3);
-    let open!: () => void;
-    h.held.listGate = new Promise((r) => (open = r));
+    const open = gate();
+    h.held.listGate = open.promise;
     h.openPc('u1', 'pc', 's1'); // a replay starts and its listing waits (a slow store read)
     await settle(h);
     h.openPc('u1', 'pc', 's1b'); // the PC reconnects and asks again while it is read: a second listing follows the first
     await settle(h);
-    let openSecond!: () => void;
-    h.held.listGate = new Promise((r) => (openSecond = r));
+    const openSecond = gate();
+    h.held.listGate = openSecond.promise;
     open(); // the first listing answers; its messages go out, and the second listing (all three, still held) waits
     await until(() => delivered().length === 3);
     h.ack('u1', 'pc', 's1b', 'm1'); // reached the user: no longer held
@@ -111,19 +111,19 @@ describe('held messages', () => {
     h = harness();
     for (const id of ['m1', 'm2']) h.route('u1', id);
     await until(() => heldIds('u1').length === 2);
-    let open!: () => void;
-    h.held.listGate = new Promise((r) => (open = r));
+    const open = gate();
+    h.held.listGate = open.promise;
     h.openPc('u1', 'pc', 's1');
     await settle(h);
     h.openPc('u1', 'pc', 's1b'); // a second listing follows the first
     await settle(h);
-    let openSecond!: () => void;
-    h.held.listGate = new Promise((r) => (openSecond = r));
+    const openSecond = gate();
+    h.held.listGate = openSecond.promise;
     open();
     await until(() => delivered().length === 2);
     // The actor is busy with a query whose store read is slow: the ack and the second listing queue behind it.
-    let answer!: () => void;
-    const slow = new Promise<void>((r) => (answer = r));
+    const answer = gate();
+    const slow = answer.promise;
     const count = h.held.count.bind(h.held);
     h.held.count = async (u, n) => (await slow, count(u, n));
     const view = h.view('u1');
@@ -142,8 +142,8 @@ describe('held messages', () => {
   it('an ingress copy that comes while its held copy is listed is sent once, settled, and the held copy dropped', async () => {
     h = harness();
     h.held.held.set('u1', [{ msg: { id: 'm1', to: 'u1', text: 'hello', acceptedAt: Date.now() }, expiresAt: Date.now() + 60_000 }]);
-    let open!: () => void;
-    h.held.listGate = new Promise((r) => (open = r));
+    const open = gate();
+    h.held.listGate = open.promise;
     h.openPc('u1', 'pc', 's1');
     await settle(h);
     h.route('u1', 'm1'); // the ingress copy (cluster: redelivered by JetStream) comes while the listing is read: it waits
@@ -163,8 +163,8 @@ describe('held messages', () => {
     h = harness();
     h.route('u1', 'm1');
     await until(() => heldIds('u1').length === 1);
-    let stored!: () => void;
-    const slow = new Promise<void>((r) => (stored = r));
+    const stored = gate();
+    const slow = stored.promise;
     const hold = h.held.hold.bind(h.held);
     h.held.hold = async (u, m) => (await slow, hold(u, m)); // the cluster's store: not listed before JetStream has it
     h.route('u1', 'm2');
@@ -345,8 +345,8 @@ describe('new messages behind a pending replay (section 4: held ones first, in a
     h = harness();
     for (const id of ['m1', 'm2']) h.route('u1', id); // nobody reachable: held
     await until(() => heldIds('u1').length === 2);
-    let open!: () => void;
-    h.held.listGate = new Promise((r) => (open = r));
+    const open = gate();
+    h.held.listGate = open.promise;
     h.openPc('u1', 'pc', 's1'); // the replay's listing waits (a slow store read)
     await settle(h);
     h.route('u1', 'm3'); // sent right after the session opened
@@ -368,8 +368,8 @@ describe('new messages behind a pending replay (section 4: held ones first, in a
     h = harness();
     const now = Date.now();
     h.held.held.set('u1', [1, 2].map((i) => ({ msg: { id: `h${i}`, to: 'u1', text: 't', acceptedAt: now - 1000 + i }, expiresAt: now + 60_000 })));
-    let loaded!: () => void;
-    const slow = new Promise<void>((r) => (loaded = r));
+    const loaded = gate();
+    const slow = loaded.promise;
     const countOf = h.held.count.bind(h.held);
     h.held.count = async (u, n) => (await slow, countOf(u, n));
     h.openPc('u1', 'pc', 's1'); // a fresh actor: the held count is being read
@@ -386,8 +386,8 @@ describe('new messages behind a pending replay (section 4: held ones first, in a
     h = harness();
     h.route('u1', 'm1');
     await until(() => heldIds('u1').length === 1);
-    let fail!: () => void;
-    const failing = new Promise<void>((r) => (fail = r));
+    const fail = gate();
+    const failing = fail.promise;
     const list = h.held.list.bind(h.held);
     h.held.list = async () => {
       await failing;
@@ -416,8 +416,8 @@ describe('new messages behind a pending replay (section 4: held ones first, in a
     h = harness({ fence: { mayAct: () => valid, fence: () => undefined } });
     h.route('u1', 'm1');
     await until(() => heldIds('u1').length === 1);
-    let open!: () => void;
-    h.held.listGate = new Promise((r) => (open = r));
+    const open = gate();
+    h.held.listGate = open.promise;
     h.openPc('u1', 'pc', 's1');
     await settle(h);
     h.route('u1', 'm2');
@@ -434,8 +434,8 @@ describe('new messages behind a pending replay (section 4: held ones first, in a
     h = harness();
     h.route('u1', 'm1');
     await until(() => heldIds('u1').length === 1);
-    let open!: () => void;
-    h.held.listGate = new Promise((r) => (open = r));
+    const open = gate();
+    h.held.listGate = open.promise;
     h.openPc('u1', 'pc', 's1'); // the held store is slow: the listing does not come
     await settle(h);
     h.route('u1', 'm2');
@@ -673,13 +673,13 @@ describe('read sync and badges', () => {
     h.route('u1', 'm1');
     await until(() => delivered().length === 2);
     let syncs = 0;
-    let release!: () => void;
-    let gate: Promise<void> | undefined = new Promise<void>((r) => (release = r)); // the first write waits for the disk
+    const release = gate();
+    let firstWrite: Promise<void> | undefined = release.promise; // the first write waits for the disk
     const save = h.held.saveReads.bind(h.held);
     h.held.saveReads = (user, state, change, durable) => {
       if (durable) syncs++;
-      const waited = gate ?? Promise.resolve();
-      gate = undefined;
+      const waited = firstWrite ?? Promise.resolve();
+      firstWrite = undefined;
       return waited.then(() => save(user, state, change, durable));
     };
     h.read('u1', ['m1'], 's1', 'pc');

@@ -172,3 +172,10 @@ export async function settle(h: { router: UserDirectory }): Promise<void> {
     await h.router.drain(1000);
   }
 }
+
+/** A gate for a fake store call to wait on: `g.promise` settles when `g()` is called (a slow disk, a late answer). */
+export function gate(): (() => void) & { promise: Promise<void> } {
+  let open!: () => void;
+  const promise = new Promise<void>((r) => (open = r));
+  return Object.assign(() => open(), { promise });
+}
