@@ -60,6 +60,14 @@ const BY_CLOSE_CODE: Readonly<Record<number, CloseSpec>> = {
 };
 
 /**
+ * A bad argument as an `invalid_argument` message shows it: `NaN`, `-1`, `"false"`, `null`, `undefined`, `an object`,
+ * `a function` (never an object's contents: it may hold a token).
+ */
+export function shownValue(v: unknown): string {
+  return typeof v === 'string' ? JSON.stringify(v) : typeof v === 'object' && v !== null ? 'an object' : typeof v === 'function' ? 'a function' : String(v);
+}
+
+/**
  * An ended connection or failed operation, with the server's close code and reason when there was one. Also thrown
  * synchronously by `SwitchboardClient.read()` / `send()` / `setPresence()` for a frame the server would refuse for its
  * shape (`invalid_read`, `invalid_presence`, `presence_not_allowed`, `invalid_frame`, or `frame_too_large` without a

@@ -1,4 +1,4 @@
-import { ClientError } from './close-codes.js';
+import { ClientError, shownValue } from './close-codes.js';
 import { Emitter } from './emitter.js';
 import { MOBILE_OSES, type ClientFrameV11, type ErrorFrame, type MobileOs, type MobileState, type Welcome } from './wire.js';
 
@@ -54,10 +54,6 @@ export interface MobileEvents {
 
 /** The longest delay `setTimeout` keeps (2^31 - 1 ms); a longer one, or Infinity, fires at once. */
 const MAX_TIMER_MS = 2_147_483_647;
-
-/** A value as an error message shows it: `NaN`, `-1`, `"10"`, `undefined`. */
-const shown = (v: unknown): string =>
-  typeof v === 'string' ? JSON.stringify(v) : typeof v === 'object' && v !== null ? 'an object' : typeof v === 'function' ? 'a function' : String(v);
 
 /** A frame of ours waiting for its answer; the gateway answers register and unregister frames in order. */
 type Unanswered =
@@ -153,7 +149,7 @@ export class MobileSession extends Emitter<MobileEvents> {
    */
   async logOut(timeoutMs = 10_000): Promise<void> {
     if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0 && timeoutMs <= MAX_TIMER_MS)) {
-      throw new ClientError('invalid_argument', `logOut(timeoutMs): timeoutMs must be a number of milliseconds from 0 to ${MAX_TIMER_MS}, not ${shown(timeoutMs)}; not logged out`);
+      throw new ClientError('invalid_argument', `logOut(timeoutMs): timeoutMs must be a number of milliseconds from 0 to ${MAX_TIMER_MS}, not ${shownValue(timeoutMs)}; not logged out`);
     }
     this.listen();
     this.loggedOut = true;

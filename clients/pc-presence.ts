@@ -1,7 +1,7 @@
 import {
   DEFAULT_PRESENCE_OPTIONS, INITIAL_PRESENCE_MEMORY, nextPresence, type PresenceMemory, type PresenceOptions, type PresenceSignals,
 } from './pc-presence-machine.js';
-import { ClientError } from './close-codes.js';
+import { ClientError, shownValue } from './close-codes.js';
 import { DEFAULT_IDLE_AFTER_MS, type PcPresence, type PolicyFrame, type Welcome } from './wire.js';
 
 export { DEFAULT_PRESENCE_OPTIONS, nextPresence, presenceFor } from './pc-presence-machine.js';
@@ -151,8 +151,7 @@ export class PcPresenceReporter {
    */
   setClientLocked(locked: boolean): void {
     if (typeof locked !== 'boolean') {
-      const got = typeof locked === 'string' ? JSON.stringify(locked) : locked === null ? 'null' : typeof locked === 'object' ? 'an object' : String(locked);
-      throw new ClientError('invalid_argument', `setClientLocked(locked): locked must be true or false, not ${got}`);
+      throw new ClientError('invalid_argument', `setClientLocked(locked): locked must be true or false, not ${shownValue(locked)}`);
     }
     this.clientLocked = locked;
     this.evaluate();
