@@ -144,7 +144,7 @@ describe.runIf(hasChromium())('clients in headless Chromium', () => {
     const p = await page();
     expect((await node.http('PUT', `/v1/users/${user}/policy`, { mobile: 'when_away', idleAfterSeconds: 5 })).status).toBe(200);
     expect(await startPcInPage(p, await signToken(node.jwtSecret, { sub: user, dev: 'browser', kind: 'pc' }))).toBe('page');
-    await viewUntil(node, user, (v) => v.pc.state === 'inactive' && v.pc.reason === 'idle', 'idle after 5 s without input');
+    await viewUntil(node, user, (v) => v.pc.state === 'inactive' && v.pc.reason === 'idle', 'idle after 5 s without input', 15_000); // the wait must outlast the 5 s threshold itself
     await p.evaluate(() => {
       const w = globalThis as any;
       w.afterPolicy = undefined;
@@ -158,5 +158,5 @@ describe.runIf(hasChromium())('clients in headless Chromium', () => {
     await p.mouse.move(10, 10);
     await p.mouse.move(20, 20);
     await viewUntil(node, user, (v) => v.pc.state === 'active', 'active on real input');
-  });
+  }, 60_000);
 });
