@@ -99,6 +99,14 @@ export class UserMailbox {
     return at > now ? at : undefined;
   }
 
+  /**
+   * Holds are being written: the messages in them are not in a listing yet and go out by the replay their `held_done`
+   * starts, so a new message routed meanwhile waits behind them (UserActor.replayPending, section 4 accept order).
+   */
+  get holdsInFlight(): boolean {
+    return this.holding > 0;
+  }
+
   /** Holds `msg` durably; past SWITCHBOARD_HOLD_MAX the oldest held ones are dropped first. Rejects when not durable. */
   async hold(msg: ChatMessage, expiresAt: number, now: number): Promise<void> {
     this.heldCount++;

@@ -157,7 +157,8 @@ export class UserActor extends Flights {
       case 'clear_push_due':
         return this.onClearPushDue(now);
       case 'held_done':
-        return this.onHeld(msg.id, msg.ok, now);
+        this.onHeld(msg.id, msg.ok, now);
+        return this.routeWaiting(now); // the last hold written, and no replay started by it: what waited goes
       case 'held_loaded':
         return this.routeHeld(msg.listing, now);
       case 'replay_due':
@@ -245,11 +246,12 @@ export class UserActor extends Flights {
 
   /**
    * Section 4: a replay of held messages is under way (their listing is being read), or may be (the first load of the
-   * held count at actor start): a new message routed now waits behind it. Not while nothing is held and that is
-   * known: then no replay is under way and the count is loaded.
+   * held count at actor start; holds still being written, whose `held_done` replays them once a session is open): a
+   * new message routed now waits behind it. Not while nothing is held and that is known: then no replay is under way
+   * and the count is loaded.
    */
   private get replayPending(): boolean {
-    return this.replaying || this.mailboxLoad === 'first';
+    return this.replaying || this.mailboxLoad === 'first' || this.mailbox.holdsInFlight;
   }
 
   private touch(sessionId: string, at: number, now: number): void {

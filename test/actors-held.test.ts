@@ -364,6 +364,24 @@ describe('new messages behind a pending replay (section 4: held ones first, in a
     expect(['m3', 'm4'].map(count)).toEqual([1, 1]); // done once each (m1 and m2 when held, and again once replayed)
   });
 
+  it('a message routed while holds are still being written, a session open meanwhile, goes after them: they are in no listing yet', async () => {
+    h = harness();
+    const stored = gate();
+    const hold = h.held.hold.bind(h.held);
+    h.held.hold = async (u, m) => (await stored.promise, hold(u, m)); // a slow disk: the holds are not written yet
+    for (const id of ['m1', 'm2']) h.route('u1', id);
+    await settle(h);
+    h.openPc('u1', 'pc', 's1'); // its replay lists nothing: m1 and m2 are not stored yet
+    await settle(h);
+    h.route('u1', 'm3');
+    await settle(h);
+    expect(delivered()).toEqual([]); // not ahead of m1 and m2
+    stored();
+    await until(() => delivered().length === 3);
+    await settle(h);
+    expect(delivered()).toEqual(['m1', 'm2', 'm3']);
+  });
+
   it('a message routed while the held count still loads at actor start waits for what was held before the restart', async () => {
     h = harness();
     const now = Date.now();
