@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, headers, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { Packr } from 'msgpackr';
-import { NodeProcess } from './node-process.js';
+import { NodeProcess, NodeStartTimeout } from './node-process.js';
 import { userView, type Decision } from './scenario.js';
 import { until } from './ws-client.js';
 
@@ -52,9 +52,23 @@ export class Cluster {
     return c;
   }
 
-  /** Starts one more node (not awaited for readiness; see awaitSettled). */
+  /**
+   * Starts one more node (not awaited for readiness; see awaitSettled). A node that neither listens nor exits in time
+   * (NodeStartTimeout, seen on a busy VM under the full suite) is killed, its log written to stderr, and started
+   * once more under the same id, as an operator's supervisor would; a second one fails the start with its log.
+   */
   async add(env: Record<string, string> = {}): Promise<NodeProcess> {
     const id = `sb-${this.tag}-${++this.seq}`;
+    try {
+      return await this.startNode(id, env);
+    } catch (e) {
+      if (!(e instanceof NodeStartTimeout)) throw e;
+      process.stderr.write(`cluster node ${id}: ${e.message}\nstarting it once more\n`);
+      return this.startNode(id, env);
+    }
+  }
+
+  private async startNode(id: string, env: Record<string, string>): Promise<NodeProcess> {
     const node = await NodeProcess.start({
       apiKey: this.apiKey,
       jwtSecret: this.jwtSecret,

@@ -15,6 +15,14 @@ export interface HttpAnswer {
   headers: Headers;
 }
 
+/** How long a node may take to log that it listens, ms: it takes 1-4 s, about 10 s on a busy 2-core VM. */
+export const NODE_START_TIMEOUT_MS = 25_000;
+
+/** A node that neither listened nor exited in time (NodeProcess.start); the message holds its log. */
+export class NodeStartTimeout extends Error {
+  override name = 'NodeStartTimeout';
+}
+
 /** A real Switchboard node in a child process, on a free port, with its own data dir. */
 export class NodeProcess {
   readonly lines: string[] = [];
@@ -41,8 +49,12 @@ export class NodeProcess {
     return `ws://127.0.0.1:${this.port}/v1/ws`;
   }
 
-  /** Starts a node; resolves once it logged that it listens. Pass `dataDir` to restart on the same state. */
-  static async start(opts: { env?: Record<string, string>; dataDir?: string; apiKey?: string; jwtSecret?: string } = {}): Promise<NodeProcess> {
+  /**
+   * Starts a node; resolves once it logged that it listens. Pass `dataDir` to restart on the same state. A node that
+   * neither listens nor exits within `startTimeoutMs` (default NODE_START_TIMEOUT_MS) is killed and the start rejects
+   * with a NodeStartTimeout carrying its log, where a test's hook used to time out with no word of why.
+   */
+  static async start(opts: { env?: Record<string, string>; dataDir?: string; apiKey?: string; jwtSecret?: string; startTimeoutMs?: number } = {}): Promise<NodeProcess> {
     const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'switchboard-test-')));
     const apiKey = opts.apiKey ?? randomBytes(24).toString('base64url');
     const jwtSecret = opts.jwtSecret ?? randomBytes(32).toString('base64url');
@@ -63,6 +75,11 @@ export class NodeProcess {
       proc.on('exit', (code, signal) => resolve({ code, signal })),
     );
     const port = await new Promise<number>((resolve, reject) => {
+      const ms = opts.startTimeoutMs ?? NODE_START_TIMEOUT_MS;
+      const timer = setTimeout(() => {
+        reject(new NodeStartTimeout(`node did not listen within ${ms} ms; killed. Its log:\n${lines.join('\n')}`));
+        proc.kill('SIGKILL');
+      }, ms);
       let buf = '';
       const onData = (chunk: Buffer) => {
         buf += chunk.toString('utf8');
@@ -71,12 +88,18 @@ export class NodeProcess {
           const line = buf.slice(0, nl);
           buf = buf.slice(nl + 1);
           lines.push(line);
-          if (line.includes('switchboard listening')) resolve(JSON.parse(line).port);
+          if (line.includes('switchboard listening')) {
+            clearTimeout(timer);
+            resolve(JSON.parse(line).port);
+          }
         }
       };
       proc.stdout!.on('data', onData);
       proc.stderr!.on('data', (c: Buffer) => lines.push(...c.toString('utf8').split('\n').filter(Boolean)));
-      exit.then(({ code, signal }) => reject(new Error(`node exited (${code ?? signal}) before listening:\n${lines.join('\n')}`)));
+      exit.then(({ code, signal }) => {
+        clearTimeout(timer);
+        reject(new Error(`node exited (${code ?? signal}) before listening:\n${lines.join('\n')}`));
+      });
     });
     return new NodeProcess(proc, port, dataDir, apiKey, jwtSecret, lines, exit);
   }
