@@ -510,10 +510,29 @@ export class UserActor extends Flights {
       const f = this.flights.get(id);
       if (f) f.read = true;
     }
+    this.dropReadWaiting(wanted);
     const badge = await this.mailbox.read(ids);
     for (const { node, msg } of clearFramesOfReads(this.state, reads, badge, this.user)) this.deps.bus.publish(this.deps.subjects.gateway(node), msg);
     this.queueClearPush(ids, badge, now);
     return badge;
+  }
+
+  /**
+   * Section 4: a read message is no longer delivered nor held. One still waiting behind a replay (`waiting`: it has no
+   * flight yet) is finished here, never routed: routed after the read, it was held, and delivered after a restart.
+   */
+  private dropReadWaiting(read: ReadonlySet<string>): void {
+    const waiting = this.waiting;
+    if (waiting === undefined || !waiting.messages.some((m) => read.has(m.id))) return;
+    const kept = waiting.messages.filter((m) => !read.has(m.id));
+    for (const msg of waiting.messages) if (read.has(msg.id)) this.finished(msg);
+    if (kept.length > 0) {
+      waiting.messages.length = 0;
+      waiting.messages.push(...kept); // the same array: its `wait_over` timer names it
+      return;
+    }
+    this.waiting = undefined;
+    this.deps.clock.clearTimeout(waiting.timer);
   }
 
   /**

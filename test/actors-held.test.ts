@@ -382,6 +382,28 @@ describe('new messages behind a pending replay (section 4: held ones first, in a
     expect(delivered()).toEqual(['m1', 'm2', 'm3']);
   });
 
+  it('a message read while it waits behind holds being written is finished, never routed nor held (section 4: read, no longer held)', async () => {
+    h = harness();
+    const stored = gate();
+    const hold = h.held.hold.bind(h.held);
+    h.held.hold = async (u, m) => (await stored.promise, hold(u, m));
+    h.route('u1', 'm1'); // nobody reachable: held, the write slow
+    await settle(h);
+    h.route('u1', 'm2'); // waits behind m1's hold
+    await settle(h);
+    h.read('u1', ['m2']);
+    await settle(h);
+    expect(count('m2')).toBe(1); // finished for the ingress as it is read
+    stored();
+    await until(() => heldIds('u1').includes('m1'));
+    await settle(h);
+    expect(heldIds('u1')).toEqual(['m1']); // m2 never held: a restart would not deliver it
+    h.openPc('u1', 'pc', 's1');
+    await until(() => delivered().length === 1);
+    await settle(h);
+    expect(delivered()).toEqual(['m1']);
+  });
+
   it('a message routed while the held count still loads at actor start waits for what was held before the restart', async () => {
     h = harness();
     const now = Date.now();
