@@ -158,7 +158,7 @@ export class ClientSession {
   }
 
   private onMessage(data: RawData, isBinary: boolean): void {
-    if (this.state === 'closing') return;
+    if (this.state === 'closing') return this.ackWhileClosing(data, isBinary);
     // Section 2: frames over 64 KiB close with 1009. The gateway checks this itself (ws's own maxPayload is a
     // higher backstop, see server.ts) so the client learns why: an error frame, then the close reason.
     if (rawLength(data) > MAX_FRAME_BYTES) return this.tooLarge(rawLength(data));
@@ -182,6 +182,19 @@ export class ClientSession {
       case 'open':
         return this.onFrame(decodeClientFrame(text, this.context));
     }
+  }
+
+  /**
+   * Section 4 (PC active: to no mobile device; an ack stops the fallback): an ack the client sent before it read our
+   * close frame (a stopping node's 1001, a replaced session's 4409) still settles its delivery. The owner hears it
+   * before this session's `session_close`, which goes out once the socket is closed (`onClosed`), so a delivery the PC
+   * has does not time out into a push to the phone. Only acks of deliveries this session was sent; every other frame
+   * of a closing session is dropped (it may be closing for a refused token).
+   */
+  private ackWhileClosing(data: RawData, isBinary: boolean): void {
+    if (isBinary || this.context === undefined || this.sentIds.size === 0 || rawLength(data) > MAX_FRAME_BYTES) return;
+    const decoded = decodeClientFrame(data.toString(), this.context);
+    if (decoded.ok && decoded.value.type === 'ack' && this.forgetSent(decoded.value.id)) dispatchFrame(this.context, decoded.value);
   }
 
   /** Section 2: the first frame is hello with a valid token, else 4400 (not hello) or 4401 (bad token). */

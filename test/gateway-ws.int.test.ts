@@ -256,6 +256,40 @@ describe('gateway WebSocket sessions', () => {
     await assertAlive(live);
   });
 
+  it('section 4: an ack sent before the client read the 1001 still reaches the owner, ahead of the session_close', async () => {
+    const c = await session(pc);
+    const other = await session(phone);
+    const sessionId = (ofType('session_open')[0] as { session: { id: string } }).session.id;
+    // The client acks each delivery as it reads it: m1 comes right before the close frame, so its ack is sent while
+    // the gateway is already closing the session (a node stopping in a rolling restart).
+    c.onEachFrame((f) => { if (f.type === 'message') c.send({ type: 'ack', id: f.id }); });
+    g.bus.publish(g.subjects.gateway('gw-test'), { type: 'deliver', sessionId, frame: { type: 'message', id: 'm1', ts: 1 } });
+    const closing = g.gateway.closeSessions(1001);
+    expect((await c.closed).code).toBe(1001);
+    await closing;
+    expect(other.ws.readyState).toBe(other.ws.CLOSED);
+    const types = g.owned.filter((m) => 'sessionId' in m && m.sessionId === sessionId).map((m) => (m.type === 'ack' ? `ack ${m.id}` : m.type));
+    expect(types.slice(-2)).toEqual(['ack m1', 'session_close']);
+  });
+
+  it('a closing session forwards only acks of its own deliveries: not other frames, not acks of ids it was never sent', async () => {
+    const c = await session(pc);
+    const sessionId = (ofType('session_open')[0] as { session: { id: string } }).session.id;
+    c.onEachFrame((f) => {
+      if (f.type !== 'message') return;
+      c.send({ type: 'presence', state: 'active' });
+      c.send({ type: 'ack', id: 'never-sent' });
+      c.send({ type: 'read', ids: ['m1'] });
+      c.send({ type: 'ack', id: f.id });
+      c.send({ type: 'ack', id: f.id }); // a second ack of it: forwarded once
+    });
+    g.bus.publish(g.subjects.gateway('gw-test'), { type: 'deliver', sessionId, frame: { type: 'message', id: 'm1', ts: 1 } });
+    await g.gateway.closeSessions(1001);
+    expect((await c.closed).code).toBe(1001);
+    const after = g.owned.filter((m) => 'sessionId' in m && m.sessionId === sessionId).map((m) => (m.type === 'ack' ? `ack ${m.id}` : m.type));
+    expect(after).toEqual(['ack m1', 'session_close']);
+  });
+
   it('closeSessions(1001) closes everyone; new upgrades are refused after stopAccepting', async () => {
     const a = await session(pc);
     const b = await session(phone);
