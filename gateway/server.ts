@@ -1,7 +1,7 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { STATUS_CODES, createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import { CLOSE, MAX_FRAME_BYTES } from '../protocol/index.js';
+import { CLOSE, MAX_FRAME_BYTES, SwitchboardError } from '../protocol/index.js';
 import type { GatewayDeps } from './deps.js';
 import { DashboardFeed } from './dashboard-feed.js';
 import { createHttpApi } from './http-api.js';
@@ -54,8 +54,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', (err) => log.debug({ err }, 'upgrade socket error'));
     const path = (req.url ?? '/').split('?')[0];
-    if (path !== WS_PATH) return refuseUpgrade(socket, 404, 'Not Found');
-    if (stopping) return refuseUpgrade(socket, 503, 'Service Unavailable');
+    if (path !== WS_PATH) return refuseUpgrade(socket, new SwitchboardError('not_found', `no WebSocket endpoint here: clients connect to ${WS_PATH}`, { whole: true }));
+    if (stopping) return refuseUpgrade(socket, new SwitchboardError('shutting_down', 'node is shutting down: connect to another node', { whole: true }));
     wss.handleUpgrade(req, socket, head, (ws) => sessions.open(ws, socket));
   });
 
@@ -96,6 +96,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
   };
 }
 
-function refuseUpgrade(socket: Duplex, status: number, text: string): void {
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+function refuseUpgrade(socket: Duplex, error: SwitchboardError): void {
+  // The same `{"error":{"code","message"}}` body as every other refusal (README "Error codes").
+  const body = JSON.stringify({ error: error.toBody() });
+  socket.end(`HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }

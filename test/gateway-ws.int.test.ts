@@ -1,9 +1,25 @@
+import { request } from 'node:http';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CLOSE_GRACE_MS, MAX_CONSECUTIVE_BAD_FRAMES } from '../gateway/client-session.js';
 import { WS_MAX_PAYLOAD_BYTES } from '../gateway/server.js';
 import { HELLO_TIMEOUT_MS, MAX_FRAME_BYTES, type OwnerMessage } from '../protocol/index.js';
 import { TestClient, signToken, until, type Claims } from './support/ws-client.js';
 import { JWT_SECRET, startGateway, type GatewayFixture } from './gateway-fixture.js';
+
+/** A WebSocket upgrade the gateway refuses: its HTTP status and JSON body. */
+function refusedUpgrade(wsUrl: string): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = request(wsUrl.replace(/^ws/, 'http'), { headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' } });
+    req.on('upgrade', () => reject(new Error('the upgrade was taken')));
+    req.on('response', (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 /** Section 2 over real loopback WebSockets against an in-process gateway; gateway timers run on a manual clock. */
 describe('gateway WebSocket sessions', () => {
@@ -298,5 +314,13 @@ describe('gateway WebSocket sessions', () => {
     expect((await a.closed).code).toBe(1001);
     expect((await b.closed).code).toBe(1001);
     await expect(TestClient.connect(g.wsUrl)).rejects.toThrow(/503/);
+    // The refusal has the body of every other one (README "Error codes"), so a client can tell why.
+    expect(await refusedUpgrade(g.wsUrl)).toEqual({ status: 503, body: { error: { code: 'shutting_down', message: 'node is shutting down: connect to another node' } } });
+  });
+
+  it('an upgrade at another path is refused 404 with a code and a message', async () => {
+    const refused = await refusedUpgrade(g.wsUrl.replace(/\/[^/]*$/, '/elsewhere'));
+    expect(refused.status).toBe(404);
+    expect(refused.body).toEqual({ error: { code: 'not_found', message: expect.stringContaining('clients connect to /') } });
   });
 });
