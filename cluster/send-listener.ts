@@ -41,9 +41,15 @@ export class SendListener {
     }
   }
 
-  /** Stops taking new messages and waits for those being accepted. */
+  /**
+   * Stops taking new messages and waits for those being accepted. Each subscription is drained, not just
+   * unsubscribed: requests the server routed to this gateway before it heard the unsubscribe are still on their way,
+   * and an unsubscribed client drops them unanswered (section 3: a request is answered; its chat server would wait
+   * out its timeout). The drain's round trip to the server brings them in first. Requests the queue group routes after
+   * the unsubscribe go to the other gateways, or answer "no responders" when none is left.
+   */
   async stop(): Promise<void> {
-    for (const sub of this.subs) sub.unsubscribe();
+    await Promise.all(this.subs.map((sub) => sub.drain().catch(() => undefined))); // a closed connection: nothing more comes
     await Promise.all(this.inFlight);
   }
 
