@@ -54,6 +54,9 @@ interface Resident {
  */
 export const TURN_BUDGET = 256;
 
+/** How often `settled` looks again, ms. */
+export const SETTLE_POLL_MS = 20;
+
 /** Queued `read` messages run together as one at most (UserDirectory.withQueuedReads). */
 export const MAX_MERGED_READS = 256;
 
@@ -330,6 +333,28 @@ export class UserDirectory {
         },
       });
     });
+  }
+
+  /**
+   * Resolves true once no live actor of a user matching `match` has a message queued or unfinished (routed, not yet
+   * `done`: waiting for an ack, a push delay or a vendor answer), false after `timeoutMs` (ms; checked every
+   * SETTLE_POLL_MS on the injected clock). A partition handed off waits here before it lets its ingress go, so
+   * deliveries already sent are acked by their clients instead of sent again by the next owner
+   * (cluster/partition-host.ts `release`).
+   */
+  async settled(match: (user: string) => boolean, timeoutMs: number): Promise<boolean> {
+    const { clock } = this.deps;
+    const deadline = clock.now() + timeoutMs;
+    for (;;) {
+      if (this.stopped || !this.anyUnfinished(match)) return true;
+      if (clock.now() >= deadline) return false;
+      await new Promise<void>((resolve) => clock.setTimeout(resolve, Math.min(SETTLE_POLL_MS, deadline - clock.now())));
+    }
+  }
+
+  private anyUnfinished(match: (user: string) => boolean): boolean {
+    for (const [user, r] of this.live) if ((r.inFlight > 0 || r.actor.unfinished > 0) && match(user)) return true;
+    return false;
   }
 
   /** Resolves once every mailbox is empty, or after `timeoutMs` (graceful SIGTERM). */

@@ -196,6 +196,11 @@ export abstract class Flights {
     if (this.slotsTable !== undefined) this.slotsTable = withoutKey(this.slotsTable, key);
   }
 
+  /** Messages routed and not yet finished (`done` not yet called for them): a partition handed off waits for them. */
+  get unfinished(): number {
+    return this.flightsTable?.size ?? 0;
+  }
+
   /** Pending acks, push delays or vendor answers: such an actor must not passivate. */
   get busy(): boolean {
     return (this.slotsTable?.size ?? 0) > 0 || (this.flightsTable?.size ?? 0) > 0;

@@ -539,6 +539,11 @@ export class UserActor extends Flights {
    * Waiting clear pushes keep the actor from passivating (their timer's message would reach a stopped actor), and so
    * do messages waiting behind a replay (they would be lost with it, never `done`).
    */
+  /** Also the messages waiting behind a replay of held ones (not routed yet, so in no flight). */
+  override get unfinished(): number {
+    return super.unfinished + (this.waiting?.messages.length ?? 0);
+  }
+
   override get busy(): boolean {
     return super.busy || this.clearPush?.armed === true || this.waiting !== undefined;
   }

@@ -188,6 +188,15 @@ export class JetStreamIngress implements Ingress {
     for (const reply of entry.deliveries) jsAck.ack(this.nc, reply);
   }
 
+  /**
+   * A handoff's first step (`Ingress.pause`): the partition's pull loop stops, so nothing new is handed out, while its
+   * messages handed out stay known and `done` still acks them until `release`.
+   */
+  pause(partition: number): void {
+    this.starting.delete(partition); // a consumer still being set up is not started
+    this.consumers.get(partition)?.stop();
+  }
+
   /** Stops consuming a partition (handoff or lost lease), or all; its unacked messages go to the next owner. */
   async release(partition?: number): Promise<void> {
     if (partition === undefined) {

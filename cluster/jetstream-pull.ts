@@ -102,6 +102,7 @@ export class PullLoop {
 
   /** Stops pulling. Requests still open expire at the server; what they bring meanwhile is dropped (redelivered after ack_wait, or at once to the next owner, who recreates the consumer). */
   stop(): void {
+    if (this.stopped) return; // paused first, released after (cluster/jetstream-ingress.ts)
     this.stopped = true;
     clearInterval(this.timer);
     this.sub.unsubscribe();

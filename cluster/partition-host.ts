@@ -25,6 +25,11 @@ export interface PartitionHostDeps {
   /** Longest wait for in-flight work of a partition being handed off, ms (SWITCHBOARD_SHUTDOWN_TIMEOUT_MS). */
   drainTimeoutMs: number;
   /**
+   * SWITCHBOARD_ACK_TIMEOUT_MS: a partition handed off waits at most this long (and at most drainTimeoutMs) for its
+   * deliveries to be acked or to time out, before their messages go to the next owner. Absent: it does not wait.
+   */
+  ackTimeoutMs?: number;
+  /**
    * The read states written behind (cluster/jetstream-held-store.ts): flushed for a partition handed off, so its next
    * owner reads them; discarded for one whose lease was lost, so no late put overwrites the next owner's.
    */
@@ -75,9 +80,23 @@ export class PartitionHost {
     log.info({ partition: p, revision: fence.revision }, 'partition acquired');
   }
 
-  /** Graceful handoff of `p` (rebalance or SIGTERM): stop consuming, finish in-flight work, forget its users. */
+  /**
+   * Graceful handoff of `p` (rebalance or SIGTERM): stop consuming, finish in-flight work, forget its users. The
+   * deliveries already sent are finished while the partition is still subscribed (their acks come to this node) and
+   * its ingress still knows them (an ack settles the message in JetStream): released first, a message its client had
+   * acked a moment later was sent again by the next owner, to the PC that had it or, had the PC's session moved, to the
+   * phone. The wait ends when none is left or after min(ackTimeoutMs, drainTimeoutMs): by then each has been acked or
+   * has timed out into its fallback; what is still unfinished goes to the next owner as before.
+   */
   async release(p: number): Promise<void> {
-    await this.deps.ingress.release(p);
+    const { ingress, directory, ackTimeoutMs, drainTimeoutMs, log } = this.deps;
+    if (ackTimeoutMs !== undefined && ingress.pause !== undefined) {
+      ingress.pause(p);
+      if (!(await directory.settled(this.inPartition(p), Math.min(ackTimeoutMs, drainTimeoutMs)))) {
+        log.info({ partition: p }, 'handoff: deliveries still unfinished go to the next owner');
+      }
+    }
+    await ingress.release(p);
     this.unsubscribe(p);
     await this.deps.directory.drain(this.deps.drainTimeoutMs);
     await this.deps.reads?.flushReads(this.inPartition(p));

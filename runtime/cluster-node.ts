@@ -192,7 +192,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   }
   keeper.host(new PartitionHost({
     nc, bus: natsBus, subjects, ingress, directory: router, liveGateways: () => membership.liveGateways(), metrics, log,
-    drainTimeoutMs: config.shutdownTimeoutMs, reads: held,
+    drainTimeoutMs: config.shutdownTimeoutMs, ackTimeoutMs: config.ackTimeoutMs, reads: held,
     saveDecisions: async (p, match) => {
       await router.mergePreviousDecisions(match);
       // Stamped with this tenure's epoch, read while the lease is still held (the keeper renews it through a handoff).

@@ -26,6 +26,10 @@ export class AcceptTracker implements Ingress {
     return this.ingress.release(partition);
   }
 
+  pause(partition: number): void {
+    this.ingress.pause?.(partition);
+  }
+
   done(id: string): void {
     this.ingress.done(id);
   }

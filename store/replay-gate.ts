@@ -102,6 +102,10 @@ export class GatedIngress implements Ingress {
     return this.inner.release(partition);
   }
 
+  pause(partition: number): void {
+    this.inner.pause?.(partition);
+  }
+
   done(id: string): void {
     this.inner.done(id);
   }

@@ -94,6 +94,12 @@ export interface Ingress {
    */
   release(partition?: number): Promise<void>;
   /**
+   * Stops handing out new messages of `partition` while `done` still finishes those handed out, until `release`
+   * (cluster: a partition being handed off lets its deliveries be acked first, so its next owner does not send them
+   * again). Absent where there is nothing to hand off (embedded).
+   */
+  pause?(partition: number): void;
+  /**
    * The owner is done with message `id`: it reached a final outcome on every target (acked, pushed, failed, held
    * durably elsewhere, or undeliverable). It is not handed out again. Unknown ids are ignored.
    */

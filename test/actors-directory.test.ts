@@ -236,3 +236,35 @@ describe('user directory', () => {
   });
 });
 
+describe('user directory: settled (a partition handed off finishes its deliveries first)', () => {
+  it('resolves once the matching users\' deliveries are acked; one of another user is not waited for', async () => {
+    h = harness();
+    h.openPc('alice', 'laptop', 's1');
+    h.openPc('bob', 'laptop', 's2');
+    h.route('alice', 'a1');
+    h.route('bob', 'b1');
+    await until(() => h.deliveries().length === 2);
+    let done: boolean | undefined;
+    void h.router.settled((u) => u === 'alice', 5000).then((r) => (done = r));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(done).toBeUndefined(); // a1 waits for its ack
+    h.ack('alice', 'laptop', 's1', 'a1');
+    await vi.advanceTimersByTimeAsync(50);
+    expect(done).toBe(true);
+    expect(h.settled).toEqual(['a1']); // bob's b1 is still out, and did not hold alice's partition up
+  });
+
+  it('gives up after its timeout with a delivery still unacked; with no matching user it resolves at once', async () => {
+    h = harness({ ackTimeoutMs: 60_000 });
+    h.openPc('alice', 'laptop', 's1');
+    h.route('alice', 'a1');
+    await until(() => h.deliveries().length === 1);
+    let done: boolean | undefined;
+    void h.router.settled((u) => u === 'alice', 1000).then((r) => (done = r));
+    await vi.advanceTimersByTimeAsync(999);
+    expect(done).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(30);
+    expect(done).toBe(false);
+    expect(await h.router.settled((u) => u === 'nobody', 1000)).toBe(true);
+  });
+});

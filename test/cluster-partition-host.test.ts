@@ -31,17 +31,25 @@ function fakeNats() {
 /** Users spread over the 8 partitions of `setup` (which partition each is in comes from subjects.partitionOf). */
 const users = Array.from({ length: 40 }, (_, i) => `user-${i}`);
 
-function setup() {
+function setup(opts: { ackTimeoutMs?: number; settled?: boolean } = {}) {
   const { nc, answerAll } = fakeNats();
   const calls: string[] = [];
   const ingress = {
     consume: async (_h: unknown, p: number) => void calls.push(`consume ${p}`),
     release: async (p: number) => void calls.push(`release ${p}`),
+    pause: (p: number) => void calls.push(`pause ${p}`),
   } as unknown as Ingress;
-  const bus = { subscribe: () => ({ unsubscribe() {} }), serve: () => ({ unsubscribe() {} }) } as unknown as Bus;
+  const bus = {
+    subscribe: (subject: string) => ({ unsubscribe: () => void calls.push(`unsubscribe ${subject}`) }),
+    serve: () => ({ unsubscribe() {} }),
+  } as unknown as Bus;
   const directory = {
     evict: () => void calls.push('evict'),
     drain: async () => void calls.push('drain'),
+    settled: async (match: (u: string) => boolean, timeoutMs: number) => {
+      calls.push(`settled ${users.filter(match).join(',')} within ${timeoutMs}`);
+      return opts.settled ?? true;
+    },
   } as unknown as UserDirectory;
   const subjects = new Subjects('sb', 8);
   const flushGate = { wait: Promise.resolve() };
@@ -54,7 +62,7 @@ function setup() {
   };
   const host = new PartitionHost({
     nc, bus, subjects, ingress, directory, liveGateways: () => 2, metrics: new Metrics({ defaultMetrics: false }),
-    log: createLogger('silent'), drainTimeoutMs: 1000, reads,
+    log: createLogger('silent'), drainTimeoutMs: 1000, ackTimeoutMs: opts.ackTimeoutMs, reads,
   });
   return { host, calls, answerAll, subjects, flushGate };
 }
@@ -88,10 +96,10 @@ describe('PartitionHost', () => {
     const inP = (p: number) => users.filter((u) => partitionOf(u, 8) === p).join(',');
     expect(inP(2)).not.toBe('');
     await host.release(2);
-    expect(calls).toEqual(['release 2', 'drain', `flush ${inP(2)}`, 'evict']);
+    expect(calls).toEqual(['release 2', 'unsubscribe sb.p.2', 'drain', `flush ${inP(2)}`, 'evict']);
     calls.length = 0;
     host.lost(5);
-    expect(calls).toEqual(['release 5', `discard ${inP(5)}`, 'evict']);
+    expect(calls).toEqual(['release 5', 'unsubscribe sb.p.5', `discard ${inP(5)}`, 'evict']);
   });
 
   it('a partition lost and won back while its handoff flushed is not forgotten by that handoff', async () => {
@@ -112,5 +120,19 @@ describe('PartitionHost', () => {
     await releasing;
     expect(calls).toEqual([]); // no evict of the users it owns again
     expect(host.size).toBe(1);
+  });
+  it('a handoff pauses the ingress and lets the partition\'s deliveries finish while still subscribed, then releases it', async () => {
+    for (const settled of [true, false]) {
+      const { host, calls, answerAll } = setup({ ackTimeoutMs: 5000, settled });
+      const acquiring = host.acquire(2, { revision: 1, epoch: 1 });
+      answerAll();
+      await acquiring;
+      calls.length = 0;
+      const inP = users.filter((u) => partitionOf(u, 8) === 2).join(',');
+      await host.release(2);
+      // The wait is bounded by the shutdown budget (drainTimeoutMs 1000) when that is shorter than the ack timeout;
+      // what is still unfinished after it goes to the next owner, as before.
+      expect(calls).toEqual(['pause 2', `settled ${inP} within 1000`, 'release 2', 'unsubscribe sb.p.2', 'drain', `flush ${inP}`, 'evict']);
+    }
   });
 });

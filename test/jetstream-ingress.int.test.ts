@@ -59,6 +59,34 @@ describe('JetStream ingress', () => {
     await nc2.close();
   });
 
+  it('paused, a partition hands out nothing new, and a message handed out before and done after is acked: the next owner does not get it', async () => {
+    const first = await JetStreamIngress.open(nats.nc, { prefix: 'sb2p', partitions: 2, ackWaitMs: 30_000 });
+    await first.accept(msg('m1', 'bob'));
+    const p = partitionOf('bob', 2);
+    const seen: string[] = [];
+    await first.consume((m) => seen.push(m.id), p);
+    await until(() => seen.length === 1);
+    first.pause(p); // a handoff begins: m1's delivery is still waiting for its client's ack
+    await first.accept(msg('m2', 'bob'));
+    first.done('m1'); // the ack came
+    await nats.nc.flush();
+    await first.release(p);
+    expect(seen).toEqual(['m1']); // m2 was not handed out once paused
+
+    const nc2 = await connect({ servers: nats.server.url });
+    const second = await JetStreamIngress.open(nc2, { prefix: 'sb2p', partitions: 2, ackWaitMs: 30_000 });
+    const next: string[] = [];
+    await second.consume((m) => {
+      next.push(m.id);
+      second.done(m.id);
+    }, p);
+    await until(() => next.includes('m2'), 5000); // an unacked m1 would come first: the new consumer starts at the ack floor
+    expect(next).toEqual(['m2']);
+    await second.close();
+    await nc2.close();
+    await first.close();
+  });
+
   it('a partition released while its consumer is being set up is not consumed: no loop left pulling for another owner', async () => {
     const ingress = await JetStreamIngress.open(nats.nc, { prefix: 'sb4', partitions: 2 });
     const got: string[] = [];
