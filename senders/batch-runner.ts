@@ -7,50 +7,76 @@ import type { SenderConfig } from './vendor-config.js';
 
 /** Jobs per Piscina task: one job per task tops out near 28k tasks/s here, batches of 100 near 400k items/s. */
 export const DEFAULT_BATCH_SIZE = 100;
-/** Batches a worker runs at once. */
-export const TASKS_PER_WORKER = 16;
+/** Batches a worker runs at once (vendor I/O is asynchronous: they wait for their answers side by side). */
+export const TASKS_PER_WORKER = 128;
+
+/**
+ * Batches of one push service (SERVICE key: an app's APNs, FCM or Push Kit, or one Web Push service host) in flight at
+ * once, at most: a bulkhead. A service that hangs holds at most this many task slots until its request timeouts
+ * (10 s APNs, 30 s the others) free them, and its further pushes wait in its own queue here, so every other
+ * service keeps the rest of the workers' slots (with 16 slots in all and none per service, 16 pushes to one hung
+ * Web Push endpoint held every other user's pushes, all vendors, for 29 s).
+ */
+export const TASKS_PER_SERVICE = 32;
 
 interface Pending {
   job: PushJob;
   resolve: (o: PushOutcome) => void;
 }
 
+/** One push service's jobs waiting for a batch, and its batches in flight. */
+interface ServiceQueue {
+  waiting: Pending[];
+  running: number;
+  flushScheduled: boolean;
+}
+
 /**
- * One attempt of each push, run in Piscina workers in batches. A batch is flushed when full or on the next turn
- * of the event loop, so a lone push is not held back. A worker that dies takes no job with it: the jobs of its
- * batch come back as `retry`.
+ * One attempt of each push, run in Piscina workers in batches. A batch holds the pushes of one push service only
+ * (a batch answers once its slowest push does, so a hung service must not hold other services' answers) and is
+ * flushed when full or on the next turn of the event loop, so a lone push is not held back. A worker that dies
+ * takes no job with it: the jobs of its batch come back as `retry`.
  */
 export class BatchRunner {
   private readonly pool: Piscina<PushJob[], PushOutcome[]>;
-  private batch: Pending[] = [];
-  private flushScheduled = false;
+  private readonly services = new Map<string, ServiceQueue>();
   private readonly inFlight = new Set<Promise<void>>();
   /** Piscina tasks started; with batching far fewer than jobs. */
   batchesSent = 0;
 
-  constructor(config: SenderConfig, threads: number, private readonly batchSize: number, workerFile?: string, private readonly onCrash?: (err: unknown, jobs: number) => void) {
+  constructor(config: SenderConfig, threads: number, private readonly batchSize: number, workerFile?: string, private readonly onCrash?: (err: unknown, jobs: number) => void, private readonly tasksPerService = TASKS_PER_SERVICE) {
     // Vendor I/O is asynchronous: several batches run at once in a worker, so one slow vendor answer does not hold
     // every batch behind it and the window of pushes in flight is TASKS_PER_WORKER x batch size per worker.
+    // `atomics: 'disabled'`: Piscina's default ('sync') stops a worker's event loop between tasks (Atomics.wait), so an
+    // idle worker never read a vendor's close of a kept-alive connection, nor sent the APNs keep-alive ping, and the
+    // next push went out on a dead socket (ECONNRESET: a `ttlSeconds: 0` push, one attempt only, was lost). Tasks
+    // come over the MessagePort instead; batches of up to DEFAULT_BATCH_SIZE jobs keep that cost per push small.
     this.pool = new Piscina({
       filename: workerFile ?? defaultWorkerFile(), workerData: config, minThreads: threads, maxThreads: threads,
-      idleTimeout: 60_000, concurrentTasksPerWorker: TASKS_PER_WORKER,
+      idleTimeout: 60_000, concurrentTasksPerWorker: TASKS_PER_WORKER, atomics: 'disabled',
     });
   }
 
-  run(job: PushJob): Promise<PushOutcome> {
+  /** Runs one attempt of `job` in a batch of `service`'s pushes (see TASKS_PER_SERVICE). */
+  run(job: PushJob, service: string): Promise<PushOutcome> {
     return new Promise((resolve) => {
-      this.batch.push({ job, resolve });
-      if (this.batch.length >= this.batchSize) this.flush();
-      else if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => this.flush());
+      let q = this.services.get(service);
+      if (q === undefined) this.services.set(service, (q = { waiting: [], running: 0, flushScheduled: false }));
+      q.waiting.push({ job, resolve });
+      if (q.waiting.length >= this.batchSize) this.flush(service, q);
+      else if (!q.flushScheduled) {
+        q.flushScheduled = true;
+        setImmediate(() => {
+          q.flushScheduled = false;
+          this.flush(service, q);
+        });
       }
     });
   }
 
   /** Sends what is queued and waits for every batch in flight. */
   async drain(): Promise<void> {
-    this.flush();
+    for (const [service, q] of this.services) this.flush(service, q);
     while (this.inFlight.size > 0) await Promise.all(this.inFlight);
   }
 
@@ -63,21 +89,26 @@ export class BatchRunner {
     await this.pool.destroy();
   }
 
-  private flush(): void {
-    this.flushScheduled = false;
-    if (this.batch.length === 0) return;
-    const batch = this.batch;
-    this.batch = [];
-    this.runTask(batch);
+  /** Starts batches of `service`'s waiting jobs while it has fewer than `tasksPerService` in flight. */
+  private flush(service: string, q: ServiceQueue): void {
+    while (q.waiting.length > 0 && q.running < this.tasksPerService) {
+      const batch = q.waiting.splice(0, this.batchSize);
+      q.running++;
+      this.runTask(batch, () => {
+        q.running--;
+        if (q.waiting.length > 0) this.flush(service, q);
+        else if (q.running === 0 && !q.flushScheduled) this.services.delete(service);
+      });
+    }
   }
 
-  private runTask(batch: Pending[]): void {
+  private runTask(batch: Pending[], finished: () => void): void {
     this.track(this.attempt(batch).then((crash) => {
       if (crash === undefined) return;
       // One poisoned job must not take its batch-mates down with it on every retry: rerun them one at a time.
       if (batch.length === 1) return batch[0].resolve(crashOutcome(crash));
       return this.isolate(batch);
-    }));
+    }).finally(finished));
   }
 
   /** Runs a batch; resolves its jobs, or returns the crash without resolving them. */

@@ -36,7 +36,7 @@ export interface PushPoolOptions {
  * The senders hook: offline pushes leave the actors as typed jobs and come back as final outcomes (ok,
  * dead_token, failed). Attempts run in the Piscina pool; `retry` answers are retried here with exponential backoff
  * and full jitter, honouring Retry-After, bounded by attempts (SWITCHBOARD_PUSH_MAX_ATTEMPTS) and by the message's
- * TTL; a circuit breaker per (app, vendor) stops hammering a vendor that keeps failing. Waiting for an open breaker
+ * TTL; a circuit breaker per push service (`pushServiceOf`: an app's vendor, for Web Push also the service host) stops hammering a service that keeps failing. Waiting for an open breaker
  * uses no attempt (a push that never reached the vendor was not tried); the TTL bounds that wait.
  */
 export class PushPool implements PushSink {
@@ -60,12 +60,14 @@ export class PushPool implements PushSink {
     return this.runner.batchesSent;
   }
 
-  breakerState(vendor: string, app = 'default'): string {
-    return this.breakers.get(`${app}/${vendor}`)?.state ?? 'closed';
+  /** The breaker of `vendor` for `app`; for Web Push, of the push service at `host` (see `pushServiceOf`). */
+  breakerState(vendor: string, app = 'default', host?: string): string {
+    return this.breakers.get(serviceKey(app, vendor, host))?.state ?? 'closed';
   }
 
   async push(job: PushJob): Promise<PushOutcome> {
-    const breaker = this.breakerFor(job);
+    const service = pushServiceOf(job);
+    const breaker = this.breakerFor(job, service);
     // The message's TTL counts from its acceptance (section 4), however long it was held or delayed before this push.
     const { ttlSeconds, acceptedAt } = job.message;
     const deadline = ttlSeconds !== undefined ? acceptedAt + ttlSeconds * 1000 : this.clock.now() + DEFAULT_RETRY_WINDOW_MS;
@@ -86,7 +88,7 @@ export class PushPool implements PushSink {
         continue;
       }
       const started = this.clock.now();
-      last = await this.runner.run(job);
+      last = await this.runner.run(job, service);
       this.opts.metrics?.pushSeconds.labels(job.vendor).observe((this.clock.now() - started) / 1000);
       if (last.outcome !== 'retry') {
         breaker.success();
@@ -134,13 +136,17 @@ export class PushPool implements PushSink {
     this.opts.log.error({ vendor: job.vendor, app: job.app ?? 'default', reason }, 'vendor refused the credentials of this app: its pushes fail until the configuration is fixed');
   }
 
-  private breakerFor(job: PushJob): CircuitBreaker {
-    const key = `${job.app ?? 'default'}/${job.vendor}`;
+  private breakerFor(job: PushJob, key: string): CircuitBreaker {
     let b = this.breakers.get(key);
     if (!b) {
+      const app = job.app ?? 'default';
+      const host = job.vendor === 'webpush' ? key.slice(`${app}/webpush/`.length) : undefined;
       b = new CircuitBreaker(this.clock, this.opts.breaker, (state) => {
-        this.opts.log.warn({ vendor: job.vendor, app: job.app ?? 'default', state }, 'vendor circuit breaker changed state');
-        this.opts.metrics?.breakerOpen.labels(job.vendor, job.app ?? 'default').set(state === 'closed' ? 0 : 1);
+        this.opts.log.warn({ vendor: job.vendor, app, ...(host !== undefined ? { host } : {}), state }, 'vendor circuit breaker changed state');
+        // One gauge per (vendor, app): open while any of its push services' breakers is (Web Push has several).
+        const prefix = `${app}/${job.vendor}`;
+        const open = [...this.breakers].some(([k, other]) => (k === prefix || k.startsWith(`${prefix}/`)) && (other === b ? state : other.state) !== 'closed');
+        this.opts.metrics?.breakerOpen.labels(job.vendor, app).set(open ? 1 : 0);
       });
       this.breakers.set(key, b);
     }
@@ -159,6 +165,28 @@ export class PushPool implements PushSink {
       this.waiting.add(entry);
     });
   }
+}
+
+/**
+ * The push service a job goes to, the unit of its circuit breaker and of its batches' bulkhead
+ * (senders/batch-runner.ts TASKS_PER_SERVICE): `<app>/<vendor>`, and for Web Push also the push service's host,
+ * which the browser's subscription names (FCM for Chrome, Mozilla's autopush, Apple's, WNS for Edge): one failing
+ * service, or one subscription whose service answers 503, must not hold up the users of the others (with one breaker
+ * per app, six 503s for one subscription held every other Web Push user's push for 17 s). A token that is no
+ * subscription gets a key of its own; its push fails in the worker as before.
+ */
+export function pushServiceOf(job: PushJob): string {
+  const app = job.app ?? 'default';
+  if (job.vendor !== 'webpush') return serviceKey(app, job.vendor);
+  try {
+    return serviceKey(app, job.vendor, new URL((JSON.parse(job.token) as { endpoint: string }).endpoint).host);
+  } catch {
+    return serviceKey(app, job.vendor, '(not a subscription)');
+  }
+}
+
+function serviceKey(app: string, vendor: string, host?: string): string {
+  return host === undefined ? `${app}/${vendor}` : `${app}/${vendor}/${host}`;
 }
 
 function reasonOf(o: PushOutcome): string {

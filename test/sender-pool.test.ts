@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../base/logger.js';
+import { BatchRunner } from '../senders/batch-runner.js';
 import { PushPool } from '../senders/pool.js';
 import type { PushJob } from '../senders/types.js';
 
@@ -40,5 +41,25 @@ describe('sender pool (the senders hook)', () => {
     expect(outcomes[2]).toEqual({ outcome: 'ok' });
     expect(outcomes[1]).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('gave up after 3 attempts: sender worker failed') });
     expect(await pool.push(job(4))).toEqual({ outcome: 'ok' });
+  });
+});
+
+describe('sender workers between tasks', () => {
+  it("keep their event loop running: an idle worker reads a vendor's close of a kept-alive connection and sends keep-alive pings", async () => {
+    const workerFile = fileURLToPath(new URL('./support/ticking-worker.mjs', import.meta.url));
+    const runner = new BatchRunner({ apps: { default: {} } }, 1, 10, workerFile);
+    try {
+      await runner.run(job(1), 'default/apns');
+      const idleFrom = performance.now();
+      // The property is the worker thread's own timers while no task runs: real time, which a fake clock cannot stand in for.
+      await new Promise((r) => setTimeout(r, 300));
+      const idleMs = performance.now() - idleFrom;
+      const second = await runner.run(job(2), 'default/apns');
+      const ticks = Number(/ticks (\d+)/.exec(second.outcome === 'failed' ? second.reason : '')?.[1]);
+      // Piscina's default (atomics 'sync') parks the thread in Atomics.wait between tasks: 0-1 ticks instead of ~30.
+      expect(ticks).toBeGreaterThanOrEqual(Math.floor(idleMs / 10 / 3));
+    } finally {
+      await runner.destroy(100);
+    }
   });
 });

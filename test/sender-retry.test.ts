@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../base/logger.js';
+import { Metrics } from '../base/metrics.js';
 import { backoffMs, CircuitBreaker } from '../senders/circuit-breaker.js';
 import { PushPool } from '../senders/pool.js';
 import type { PushJob, PushOutcome } from '../senders/types.js';
@@ -111,6 +112,28 @@ describe('push retries', () => {
     expect(pool.breakerState('fcm', 'bad')).toBe('closed');
   });
 
+  it('Web Push: each push service has its own breaker, so a failing one does not hold up the users of another', async () => {
+    const clock = new ManualClock();
+    const metrics = new Metrics({ defaultMetrics: false });
+    pool = new PushPool({ config: { apps: { default: {} } }, log, workerFile, clock, metrics, random: () => 0, maxAttempts: 1, breaker: { failureThreshold: 2, openMs: 60_000 } });
+    const breakerGauge = async () => (await metrics.registry.getSingleMetric('switchboard_vendor_breaker_open')!.get()).values.find((v) => v.labels.vendor === 'webpush')?.value;
+    const sub = (host: string, script: string): PushJob => ({
+      ...job(script), vendor: 'webpush', token: JSON.stringify({ endpoint: `https://${host}/push/${seq}`, keys: { p256dh: 'k', auth: 'a' }, script }),
+    });
+    for (let i = 0; i < 2; i++) await drive(clock, pool.push(sub('updates.push.services.mozilla.com', 'retry')), 10);
+    expect(pool.breakerState('webpush', 'default', 'updates.push.services.mozilla.com')).toBe('open');
+    // A Chrome user's subscription (FCM's push service) goes out at once: the clock does not move.
+    const t0 = clock.now();
+    expect(await pool.push(sub('fcm.googleapis.com', 'ok'))).toEqual({ outcome: 'ok' });
+    expect(clock.now()).toBe(t0);
+    expect(pool.breakerState('webpush', 'default', 'fcm.googleapis.com')).toBe('closed');
+    // The gauge per (vendor, app) stays 1 while any of its services' breakers is open, whatever the others do.
+    expect(await breakerGauge()).toBe(1);
+    for (let i = 0; i < 2; i++) await drive(clock, pool.push(sub('fcm.googleapis.com', 'retry')), 10);
+    expect(pool.breakerState('webpush', 'default', 'fcm.googleapis.com')).toBe('open');
+    expect(await breakerGauge()).toBe(1);
+  });
+
   it("bounds the wait for an open breaker by the message's TTL", async () => {
     const clock = new ManualClock();
     pool = new PushPool({ config: { apps: { default: {} } }, log, workerFile, clock, random: () => 0, maxAttempts: 100, breaker: { failureThreshold: 1, openMs: 10_000, maxOpenMs: 10_000 } });
@@ -119,6 +142,32 @@ describe('push retries', () => {
     const { outcome, elapsed } = await drive(clock, pool.push(job('retry', 30, clock.now())), 500);
     expect(outcome).toMatchObject({ outcome: 'failed', reason: expect.stringContaining("TTL ends while the fcm circuit breaker is open") });
     expect(elapsed).toBeLessThanOrEqual(30_000);
+  });
+});
+
+describe('bulkhead: a push service that never answers', () => {
+  it('holds neither the answers of other services pushed in the same turn nor, with many pushes, the workers\' slots', async () => {
+    const pool = new PushPool({ config: { apps: { default: {} } }, log, workerFile, clock: new ManualClock(), random: () => 0 });
+    try {
+      const other = (vendor: PushJob['vendor'], app?: string): PushJob => ({ ...job('ok', undefined, undefined, app), vendor });
+      // Far more hung pushes than one worker runs at once, all of one service (an app's APNs that stopped answering),
+      // one per turn of the event loop (each its own batch, as pushes come at a low rate)...
+      const hung: Promise<PushOutcome>[] = [];
+      for (let i = 0; i < 300; i++) {
+        hung.push(pool.push({ ...job('hang'), vendor: 'apns' }));
+        await new Promise((r) => setImmediate(r));
+      }
+      hung.push(pool.push({ ...job('hang'), vendor: 'apns' }));
+      // ...and in the same turn as the last, then after, pushes to other services: each answered, none waits.
+      const sameTurn = pool.push(other('fcm'));
+      await new Promise((r) => setImmediate(r));
+      const later = [pool.push(other('hms')), pool.push(other('apns', 'second-app')), pool.push(other('fcm'))];
+      const answers = await Promise.race([Promise.all([sameTurn, ...later]), new Promise((r) => setTimeout(() => r('held up'), 5000))]);
+      expect(answers).toEqual([{ outcome: 'ok' }, { outcome: 'ok' }, { outcome: 'ok' }, { outcome: 'ok' }]);
+      expect(hung).toHaveLength(301);
+    } finally {
+      await pool.close(50);
+    }
   });
 });
 

@@ -1,11 +1,13 @@
 // A sender worker whose answers are scripted by the job's token: "a,b,c" answers a, then b, then c (last repeats).
-// Each step: ok | dead | fail | config | retry | retry-after-<ms>; a job whose token is "hang" never gets an answer
-// (a vendor that does not answer), nor does its batch.
+// Each step: ok | dead | fail | config | retry | retry-after-<ms>; a job whose script is "hang" never gets an answer
+// (a vendor that does not answer), nor does its batch. A Web Push token (a subscription's JSON) carries its script in
+// a `script` field beside its endpoint.
 const calls = new Map();
+const scriptOf = (job) => (job.token.startsWith('{') ? JSON.parse(job.token).script : job.token);
 export default async function scripted(jobs) {
-  if (jobs.some((job) => job.token === 'hang')) return new Promise(() => {});
+  if (jobs.some((job) => scriptOf(job) === 'hang')) return new Promise(() => {});
   return jobs.map((job) => {
-    const steps = job.token.split(',');
+    const steps = scriptOf(job).split(',');
     const n = calls.get(job.jobId) ?? 0;
     calls.set(job.jobId, n + 1);
     const step = steps[Math.min(n, steps.length - 1)];
