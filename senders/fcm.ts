@@ -57,7 +57,10 @@ export class FcmSender implements VendorSender {
         this.tokens.invalidate(token.token);
         continue;
       }
-      return fcmOutcome(res, this.now());
+      const outcome = fcmOutcome(res, this.now());
+      // FCM refused a fresh access token too (401 UNAUTHENTICATED): the service account is not allowed to send for
+      // this project, whatever the device; a configuration error (logged by the pool), as APNs InvalidProviderToken.
+      return res.status === 401 && outcome.outcome === 'failed' ? { ...outcome, config: true } : outcome;
     }
   }
 

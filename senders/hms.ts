@@ -64,7 +64,9 @@ export class HmsSender implements VendorSender {
         this.tokens.invalidate(token.token);
         continue;
       }
-      return hmsOutcome(res, job.token, this.now());
+      const outcome = hmsOutcome(res, job.token, this.now());
+      // Refused with a fresh access token too: the app's credentials, not this device (logged by the pool).
+      return authProblem && outcome.outcome === 'failed' ? { ...outcome, config: true } : outcome;
     }
   }
 

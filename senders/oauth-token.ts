@@ -69,5 +69,7 @@ export async function exchangeTokenForm(http: VendorHttp, url: URL, form: Record
   }
   const reason = `${label} ${res.status}: ${String(json?.error ?? '')} ${String(json?.error_description ?? res.body.slice(0, 200))}`.trim();
   if (res.status === 429 || res.status >= 500) return { ok: false, outcome: retryOutcome(reason, res.headers, now) };
-  return { ok: false, outcome: { outcome: 'failed', reason } };
+  // RFC 6749 section 5.2 (invalid_grant, invalid_client, unauthorized_client...): the credentials themselves are refused,
+  // so every push of this app and vendor fails alike until an operator fixes them: a configuration error, logged.
+  return { ok: false, outcome: { outcome: 'failed', reason, config: true } };
 }

@@ -182,14 +182,15 @@ describe('FCM HTTP v1 sender against the local FCM', () => {
   it('fails instead of looping when FCM refuses even a fresh token', async () => {
     const { server, sender } = await start();
     server.setBehavior({ answer: 'unauthenticated' });
-    expect(await sender.send(job())).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('401') });
+    // A configuration error (the pool logs it once a minute), as APNs InvalidProviderToken.
+    expect(await sender.send(job())).toMatchObject({ outcome: 'failed', config: true, reason: expect.stringContaining('401') });
     expect(server.sends()).toHaveLength(2);
   });
 
   it('reports a refused token exchange as failed and an unavailable one as retry', async () => {
     const { server, sender } = await start();
     server.setTokenAnswer('invalid_grant');
-    expect(await sender.send(job())).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('invalid_grant') });
+    expect(await sender.send(job())).toMatchObject({ outcome: 'failed', config: true, reason: expect.stringContaining('invalid_grant') });
     server.setTokenAnswer('unavailable');
     expect(await sender.send(job())).toMatchObject({ outcome: 'retry' });
     server.setTokenAnswer('ok');

@@ -224,13 +224,13 @@ describe('Huawei Push Kit sender against the local Push Kit', () => {
     expect(server.tokenRequests()).toHaveLength(2);
     expect(server.sends().map((s) => s.answer)).toEqual([200, 401, 200]);
     server.setBehavior({ answer: 'token_expired' });
-    expect(await sender.send(job())).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('80200003') });
+    expect(await sender.send(job())).toMatchObject({ outcome: 'failed', config: true, reason: expect.stringContaining('80200003') });
   });
 
   it('fails every send with the reason when the client credentials are wrong', async () => {
     server = await startHmsServer();
     sender = new HmsSender({ ...server.creds, clientSecret: 'wrong' });
-    expect(await sender.send(job())).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('invalid client') });
+    expect(await sender.send(job())).toMatchObject({ outcome: 'failed', config: true, reason: expect.stringContaining('invalid client') });
     expect(server.sends()).toHaveLength(0);
   });
 });
