@@ -49,9 +49,21 @@ export class RoutingSummary {
     this.schedule();
   }
 
-  stop(): void {
+  /**
+   * Stops the timer and logs the last interval's summary (`final: true`): a node stopping in a rolling restart would
+   * otherwise take up to an interval of its routing (60 s by default) out of the logs. Call it last, once the node
+   * drained, so the line holds the drain too. Nothing is logged when summaries are off (interval 0).
+   */
+  async stop(): Promise<void> {
+    const running = this.timer !== undefined;
     if (this.timer) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
+    if (!running) return;
+    try {
+      this.log.info({ ...(await this.summarize()), final: true }, 'summary');
+    } catch {
+      // the metrics could not be read: the line is lost, the stop goes on
+    }
   }
 
   /** The summary since the previous call (exposed for tests). */

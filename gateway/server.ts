@@ -16,8 +16,8 @@ export interface Gateway {
   listen(host: string, port: number): Promise<number>;
   /** Draining: /readyz answers 503, new /v1/* requests get 503 shutting_down, new upgrades are refused. */
   stopAccepting(): void;
-  /** Closes every WebSocket session (default 1001 going away) and resolves once all are gone. */
-  closeSessions(code?: number): Promise<void>;
+  /** Closes every WebSocket session (default 1001 going away) and resolves with how many once all are gone. */
+  closeSessions(code?: number): Promise<number>;
   /** Resends every session to its owner (cluster: after the bus reconnected); returns how many. */
   resendSessions(): number;
   /** Stops accepting, closes the sessions and the listener. */

@@ -54,10 +54,12 @@ export class SessionTable {
   }
 
   /** Closes every session and resolves once all sockets are gone (terminated after the close grace). */
-  async closeAll(code: number, reason: string): Promise<void> {
+  /** Closes every session with `code` and `reason`; resolves with how many once all are closed. */
+  async closeAll(code: number, reason: string): Promise<number> {
     const all = [...this.sessions.values()];
     for (const s of all) s.close(code, reason);
     await Promise.all(all.map((s) => s.closed));
+    return all.length;
   }
 
   /**

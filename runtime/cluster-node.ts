@@ -269,7 +269,6 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
       const deadline = clock.now() + config.shutdownTimeoutMs;
       stoppingNow = true;
       log.info('stopping: handing partitions off');
-      summary.stop();
       gateway?.stopAccepting();
       await sendListener?.stop();
       await ingress.settled();
@@ -280,7 +279,8 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
         keeper.abandon(); // only watching
         await membership.leave();
       }
-      await gateway?.closeSessions(1001);
+      const closed = await gateway?.closeSessions(1001);
+      if (closed !== undefined) log.info({ sessions: closed, code: 1001 }, 'sessions closed');
       router.stop();
       await held.close(); // what marks still wait (handoffs put their own)
       await stopSweep();
@@ -292,6 +292,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
       await natsBus.close();
       await nc.drain();
       await control.drain();
+      await summary.stop(); // the last interval's summary, drain included
       log.info('stopped');
     })());
 

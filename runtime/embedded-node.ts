@@ -147,7 +147,6 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
       const left = (): number => Math.max(0, deadline - clock.now());
       ready = false;
       log.info('stopping: no new messages or sessions');
-      summary.stop();
       gateway?.stopAccepting();
       // Replays still held stay unsettled in the inbox and come back at the next start.
       gated.cancelGrace();
@@ -155,7 +154,8 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
       await ingress.settled();
       // Route everything accepted while the sessions are still open, then say goodbye to the clients.
       await router.drain(left());
-      await gateway?.closeSessions(1001);
+      const closed = await gateway?.closeSessions(1001);
+      if (closed !== undefined) log.info({ sessions: closed, code: 1001 }, 'sessions closed');
       await router.drain(left());
       // Actors stop before the pool, so a push cut short leaves its message unsettled (sent again at the next
       // start) instead of reporting it failed.
@@ -174,6 +174,7 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
       space.close();
       health.close();
       await lock.release();
+      await summary.stop(); // the last interval's summary, drain included
       log.info('stopped');
     })());
 

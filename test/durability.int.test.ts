@@ -153,6 +153,10 @@ describe('graceful SIGTERM', () => {
     expect(await exit, node.lines.slice(-30).join('\n')).toEqual({ code: 0, signal: null });
     expect(unexpected).toEqual([]);
     expect((await phone.client.closed).code).toBe(1001);
+    // What the operator reads of the stop: how many sessions were closed, and the routing of the last interval.
+    const logged = node.lines.map((l) => { try { return JSON.parse(l); } catch { return {}; } });
+    expect(logged.find((l) => l.msg === 'sessions closed')).toMatchObject({ sessions: 1, code: 1001 });
+    expect(logged.find((l) => l.msg === 'summary' && l.final === true)?.accepted).toBeGreaterThanOrEqual(accepted.length);
 
     // Whatever did not reach the phone before the stop must come after a restart.
     const notYet = accepted.filter((id) => !phone.received.includes(id));

@@ -62,13 +62,24 @@ describe('RoutingSummary', () => {
     clock.advance(60_000);
     await flush();
     expect(lines[1]).toMatchObject({ accepted: 0, routed: { pc: 1 }, pushes: {} });
-    summary.stop();
+    // Stopping writes what the last, unfinished interval holds (a node stopping in a rolling restart), then no more.
+    metrics.messagesRouted.inc({ route: 'held' }, 2);
+    clock.advance(10_000);
+    await summary.stop();
+    await flush();
+    expect(lines).toHaveLength(3);
+    expect(lines[2]).toMatchObject({ msg: 'summary', final: true, routed: { held: 2 } });
     clock.advance(600_000);
     await flush();
-    expect(lines).toHaveLength(2);
+    expect(lines).toHaveLength(3);
+    await summary.stop(); // once
+    expect(lines).toHaveLength(3);
 
     const off = new RoutingSummary(metrics, log, clock, 0);
     off.start();
     expect(clock.pending).toBe(0);
+    await off.stop();
+    await flush();
+    expect(lines).toHaveLength(3);
   });
 });
