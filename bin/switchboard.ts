@@ -50,7 +50,7 @@ async function main(argv: string[]): Promise<void> {
     const force = setTimeout(() => {
       log.error('graceful stop took too long; exiting');
       process.exit(1);
-    }, config.shutdownTimeoutMs * 3);
+    }, config.shutdownDelayMs + config.shutdownTimeoutMs * 3);
     force.unref();
     node.stop().then(
       () => process.exit(code),

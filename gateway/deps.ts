@@ -60,6 +60,8 @@ export interface GatewayDeps {
 export type HttpApiDeps = Pick<GatewayDeps, 'bus' | 'subjects' | 'ingress' | 'registry' | 'registration' | 'policies' | 'metrics' | 'log' | 'clock' | 'apiKey' | 'isReady' | 'isDegraded' | 'config' | 'jwtSecret'> & {
   /** True once the gateway stopped accepting (draining before shutdown). */
   isStopping(): boolean;
+  /** True once the node announced its stop: `/readyz` answers 503 `stopping` (SWITCHBOARD_SHUTDOWN_DELAY_MS); default `isStopping`. */
+  isAnnouncedStopping?(): boolean;
   /** The operator dashboard's figures and live stream (issue 12). */
   dashboard: DashboardFeed;
   /** The page assets (`pages/`). */

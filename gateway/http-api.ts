@@ -39,7 +39,7 @@ const KEYED: BodyOptions = { anyType: true };
 export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { bus, subjects, ingress, registry, policies, metrics, clock } = deps;
   const authorized = bearerCheck(deps.apiKey);
-  const operator = new OperatorEndpoints(deps);
+  const operator = new OperatorEndpoints({ ...deps, isStopping: deps.isAnnouncedStopping ?? deps.isStopping });
   const isReady = (): boolean => operator.isReady();
 
   /** `ingress.accept`, with a synchronous throw turned into a rejection (as `await` did). */

@@ -14,6 +14,11 @@ export type { GatewayConfig, GatewayDeps } from './deps.js';
 export interface Gateway {
   /** Starts serving HTTP and WebSocket on one port; resolves with the bound port (useful with port 0). */
   listen(host: string, port: number): Promise<number>;
+  /**
+   * The stop is coming (SWITCHBOARD_SHUTDOWN_DELAY_MS): `/readyz` answers 503 `stopping` from now on, so load balancers
+   * take this node out of rotation, while every request and upgrade is still served as before.
+   */
+  announceStop(): void;
   /** Draining: /readyz answers 503, new /v1/* requests get 503 shutting_down, new upgrades are refused. */
   stopAccepting(): void;
   /** Closes every WebSocket session (default 1001 going away) and resolves with how many once all are gone. */
@@ -35,10 +40,11 @@ const REQUEST_TIMEOUT_MS = 30_000;
 export function createGateway(deps: GatewayDeps): Gateway {
   const { log } = deps;
   let stopping = false;
+  let announced = false;
   const sessions = new SessionTable({ ...deps, jwtKey: new TextEncoder().encode(deps.jwtSecret) });
   let listenHost = ''; // set by listen()
   const dashboard = new DashboardFeed({ nodeId: deps.nodeId, metrics: deps.metrics, clock: deps.clock, cluster: deps.cluster });
-  const api = createHttpApi({ ...deps, isStopping: () => stopping, dashboard, pages: new StaticPages(), listenHost: () => listenHost });
+  const api = createHttpApi({ ...deps, isStopping: () => stopping, isAnnouncedStopping: () => announced || stopping, dashboard, pages: new StaticPages(), listenHost: () => listenHost });
   const server = createServer({ requestTimeout: REQUEST_TIMEOUT_MS }, api);
   // `Expect: 100-continue`: the 100 goes out only once a body is wanted (http-io.ts deferContinue).
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
@@ -75,6 +81,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
           resolve(bound);
         });
       });
+    },
+    announceStop() {
+      announced = true;
     },
     stopAccepting() {
       stopping = true;

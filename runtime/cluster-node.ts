@@ -28,6 +28,7 @@ import { ConfigError, gatewayConfigOf, type Config } from './config.js';
 import { connectNats } from './nats-connect.js';
 import type { RunningNode, StartOptions } from './running-node.js';
 import { listenOn } from './listen.js';
+import { announceStop } from './shutdown-delay.js';
 import { loadSenderConfig, logVendorsOn } from './sender-config.js';
 import { canPushWith } from '../senders/vendor-config.js';
 import { RoutingSummary, logDecision } from '../base/routing-log.js';
@@ -265,9 +266,10 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
+      stoppingNow = true; // a router-only node's /readyz says `stopping` from now on
+      await announceStop(gateway, config.shutdownDelayMs, clock, log);
       // The partitions' handoffs drain within SWITCHBOARD_SHUTDOWN_TIMEOUT_MS; vendor answers get what is left of it.
       const deadline = clock.now() + config.shutdownTimeoutMs;
-      stoppingNow = true;
       log.info('stopping: handing partitions off');
       gateway?.stopAccepting();
       await sendListener?.stop();

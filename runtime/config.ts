@@ -132,6 +132,12 @@ export interface Config {
   readonly logLevel: (typeof LOG_LEVELS)[number];
   /** SWITCHBOARD_SHUTDOWN_TIMEOUT_MS: longest graceful drain on SIGTERM, default 10000. */
   readonly shutdownTimeoutMs: number;
+  /**
+   * SWITCHBOARD_SHUTDOWN_DELAY_MS: after SIGTERM, `/readyz` answers 503 `stopping` at once while the node goes on
+   * serving as before for this long, then drains (load balancers and Kubernetes endpoints take the node out of
+   * rotation first, as kube-apiserver's --shutdown-delay-duration does), default 0.
+   */
+  readonly shutdownDelayMs: number;
   /** SWITCHBOARD_SUMMARY_INTERVAL_MS: one `summary` info line per interval (0 = none), default 60000. */
   readonly summaryIntervalMs: number;
   /** SWITCHBOARD_HEAP_GROWTH_PERCENT: V8 heap growth between full GCs, % (0 = V8's own choice), default 300 (runtime/heap-growth.ts). */
@@ -343,6 +349,7 @@ export function parseConfig(env: Env = process.env): Config {
     natsConnectTimeoutMs: int('SWITCHBOARD_NATS_CONNECT_TIMEOUT_MS', DEFAULT_NATS_CONNECT_TIMEOUT_MS, 0, 3_600_000),
     logLevel: logLevel as Config['logLevel'],
     shutdownTimeoutMs: int('SWITCHBOARD_SHUTDOWN_TIMEOUT_MS', DEFAULT_SHUTDOWN_TIMEOUT_MS, 100, 600_000),
+    shutdownDelayMs: int('SWITCHBOARD_SHUTDOWN_DELAY_MS', 0, 0, 600_000),
     summaryIntervalMs: int('SWITCHBOARD_SUMMARY_INTERVAL_MS', DEFAULT_SUMMARY_INTERVAL_MS, 0, 86_400_000),
     heapGrowthPercent: int('SWITCHBOARD_HEAP_GROWTH_PERCENT', DEFAULT_HEAP_GROWTH_PERCENT, 0, 1000),
     apns: Object.freeze(apns),

@@ -24,6 +24,7 @@ import { FreeSpaceFloor } from '../store/free-space.js';
 import { openDataDir } from './data-dir.js';
 import type { RunningNode, StartOptions } from './running-node.js';
 import { listenOn } from './listen.js';
+import { announceStop } from './shutdown-delay.js';
 import { RoutingSummary, logDecision } from '../base/routing-log.js';
 import type { Metrics } from '../base/metrics.js';
 import type { SyncReport } from '../store/append-log.js';
@@ -142,6 +143,7 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
+      await announceStop(gateway, config.shutdownDelayMs, clock, log);
       // SWITCHBOARD_SHUTDOWN_TIMEOUT_MS bounds the whole drain (routing, then vendor answers), not each step of it.
       const deadline = clock.now() + config.shutdownTimeoutMs;
       const left = (): number => Math.max(0, deadline - clock.now());

@@ -53,6 +53,7 @@ const intVars: [name: string, field: string, min: number, max: number][] = [
   ['SWITCHBOARD_SEND_BUFFER_BYTES', 'sendBufferBytes', 65_536, 1 << 30],
   ['SWITCHBOARD_FRAME_RATE', 'frameRate', 1, 1_000_000],
   ['SWITCHBOARD_SHUTDOWN_TIMEOUT_MS', 'shutdownTimeoutMs', 100, 600_000],
+  ['SWITCHBOARD_SHUTDOWN_DELAY_MS', 'shutdownDelayMs', 0, 600_000],
   ['SWITCHBOARD_HOLD_TTL_SECONDS', 'holdTtlSeconds', 1, 28 * 24 * 3600],
   ['SWITCHBOARD_HOLD_MAX', 'holdMax', 1, 1_000_000],
   ['SWITCHBOARD_MAX_INFLIGHT', 'maxInflight', 1, 100_000],

@@ -171,6 +171,27 @@ describe('graceful SIGTERM', () => {
   }, 60_000);
 });
 
+describe('SWITCHBOARD_SHUTDOWN_DELAY_MS', () => {
+  it('after SIGTERM /readyz answers 503 stopping at once while sends and new sessions are still served; then it drains and exits 0', async () => {
+    const node = await start({ env: { SWITCHBOARD_SHUTDOWN_DELAY_MS: '4000' } });
+    const user = uniqueUser('delay');
+    const phone = await open(node, user, 'mob', true);
+    expect((await node.http('GET', '/readyz', undefined, { auth: false })).status).toBe(200);
+    const exit = node.stop();
+    await until(async () => (await node.http('GET', '/readyz', undefined, { auth: false })).status === 503, 3000, '/readyz 503');
+    expect((await node.http('GET', '/readyz', undefined, { auth: false })).body).toEqual({ status: 'stopping' });
+    // Out of rotation, still serving: a send is accepted and delivered, a new session is welcomed.
+    const id = msgId('during-delay');
+    expect((await node.send({ id, to: user, text: 'still served' })).status).toBe(202);
+    await until(() => phone.received.includes(id), 3000, 'delivered during the delay');
+    const late = await open(node, uniqueUser('delay-late'), 'mob', true); // resolves once welcomed
+    late.client.send({ type: 'ping' });
+    expect(await late.client.next((f) => f.type === 'pong')).toEqual({ type: 'pong' });
+    expect(await exit, node.lines.slice(-20).join('\n')).toEqual({ code: 0, signal: null });
+    expect((await phone.client.closed).code).toBe(1001);
+  }, 30_000);
+});
+
 describe('the decision trail (section 3: at least the last 100 decisions are kept)', () => {
   const logBytes = async (node: NodeProcess): Promise<number> => (await stat(join(node.dataDir, 'decisions', 'decisions.log')).catch(() => ({ size: 0 }))).size;
 
