@@ -9,6 +9,7 @@ import { ttlEndSeconds } from './message-ttl.js';
 import type { PushJob, PushOutcome } from './types.js';
 import type { ApnsCredentials } from './vendor-config.js';
 import type { VendorSender } from './vendor.js';
+import { TokenSlot } from './apns-token-slot.js';
 
 /*
  * Built on node:http2 rather than @parse/node-apn 8.1: that client never surfaces Retry-After (it reads
@@ -87,7 +88,7 @@ export class ApnsSender implements VendorSender {
     if (!body) return { outcome: 'failed', reason: 'apns payload exceeds 4096 bytes even with the text left out (title or data too large)' };
     let token: ProviderToken;
     try {
-      token = this.token ??= ProviderToken.load(this.creds.keyFile, this.creds.keyId, this.creds.teamId, this.now, this.tokenRefreshMs);
+      token = this.token ??= ProviderToken.load(this.creds.keyFile, this.creds.keyId, this.creds.teamId, this.now, this.tokenRefreshMs, this.creds.tokenSlot && new TokenSlot(this.creds.tokenSlot));
     } catch (err) {
       return { outcome: 'failed', reason: (err as Error).message };
     }

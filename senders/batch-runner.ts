@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { within } from '../base/within.js';
+import { TokenSlot } from './apns-token-slot.js';
 import type { PushJob, PushOutcome } from './types.js';
 import type { SenderConfig } from './vendor-config.js';
 
@@ -52,7 +53,7 @@ export class BatchRunner {
     // next push went out on a dead socket (ECONNRESET: a `ttlSeconds: 0` push, one attempt only, was lost). Tasks
     // come over the MessagePort instead; batches of up to DEFAULT_BATCH_SIZE jobs keep that cost per push small.
     this.pool = new Piscina({
-      filename: workerFile ?? defaultWorkerFile(), workerData: config, minThreads: threads, maxThreads: threads,
+      filename: workerFile ?? defaultWorkerFile(), workerData: withTokenSlots(config), minThreads: threads, maxThreads: threads,
       idleTimeout: 60_000, concurrentTasksPerWorker: TASKS_PER_WORKER, atomics: 'disabled',
     });
   }
@@ -135,6 +136,19 @@ export class BatchRunner {
     const tracked: Promise<void> = task.finally(() => this.inFlight.delete(tracked));
     this.inFlight.add(tracked);
   }
+}
+
+/**
+ * `config` with a shared APNs provider-token slot for each app that has APNs credentials (senders/apns-token-slot.ts):
+ * the workers get one copy of the config each, and the slots in it are the same memory in all of them, so the
+ * threads of one app send one token (Apple limits token renewals to one per 20 minutes).
+ */
+export function withTokenSlots(config: SenderConfig): SenderConfig {
+  const apps: SenderConfig['apps'] = {};
+  for (const [name, creds] of Object.entries(config.apps)) {
+    apps[name] = creds.apns === undefined ? creds : { ...creds, apns: { ...creds.apns, tokenSlot: TokenSlot.create() } };
+  }
+  return { ...config, apps };
 }
 
 function crashOutcome(err: unknown): PushOutcome {

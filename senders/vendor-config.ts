@@ -15,6 +15,11 @@ export interface ApnsCredentials {
   teamId: string;
   /** Bundle id, sent as `apns-topic`. */
   topic: string;
+  /**
+   * The provider token shared by the pool's sender threads (senders/apns-token-slot.ts): made by the pool in the main
+   * thread (`withTokenSlots`), never read from configuration. Absent: the sender signs its own.
+   */
+  tokenSlot?: SharedArrayBuffer;
 }
 
 export interface FcmCredentials {
