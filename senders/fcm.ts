@@ -58,9 +58,12 @@ export class FcmSender implements VendorSender {
         continue;
       }
       const outcome = fcmOutcome(res, this.now());
+      if (res.status !== 401 || outcome.outcome !== 'failed') return outcome;
       // FCM refused a fresh access token too (401 UNAUTHENTICATED): the service account is not allowed to send for
       // this project, whatever the device; a configuration error (logged by the pool), as APNs InvalidProviderToken.
-      return res.status === 401 && outcome.outcome === 'failed' ? { ...outcome, config: true } : outcome;
+      const refused: PushOutcome = { ...outcome, config: true };
+      this.tokens.refuse(refused);
+      return refused;
     }
   }
 

@@ -65,8 +65,11 @@ export class HmsSender implements VendorSender {
         continue;
       }
       const outcome = hmsOutcome(res, job.token, this.now());
+      if (!authProblem || outcome.outcome !== 'failed') return outcome;
       // Refused with a fresh access token too: the app's credentials, not this device (logged by the pool).
-      return authProblem && outcome.outcome === 'failed' ? { ...outcome, config: true } : outcome;
+      const refused: PushOutcome = { ...outcome, config: true };
+      this.tokens.refuse(refused);
+      return refused;
     }
   }
 

@@ -4,6 +4,14 @@ import { networkOutcome, parseJson, retryOutcome, type VendorHttp, type VendorRe
 /** A cached OAuth token is replaced this long before the vendor says it expires (clock skew, in-flight sends). */
 export const TOKEN_REFRESH_MARGIN_MS = 60_000;
 
+/**
+ * After the vendor refused the app's credentials (a configuration error: RFC 6749 `invalid_grant` or `invalid_client`
+ * from the token endpoint, or a 401 that a fresh access token gets too), every send fails at once with that outcome for
+ * this long, ms, before the token endpoint is asked again: a revoked key cost a token request (and two sends) per
+ * push, hammering the vendor's OAuth endpoint under load. A fixed configuration is tried again within this.
+ */
+export const CREDENTIALS_REFUSED_MS = 60_000;
+
 /** What a token endpoint gave: a token with its lifetime, or the outcome every waiting send reports. */
 export type TokenFetch =
   | { ok: true; token: string; expiresInS: number }
@@ -14,10 +22,12 @@ export type TokenGet = { ok: true; token: string } | { ok: false; outcome: PushO
 /**
  * One OAuth access token shared by all sends of a sender: fetched on first use, reused until shortly before
  * expiry, fetched once for any number of concurrent sends, and dropped when the vendor rejects it (401).
- * Failures are not cached: the next send asks again.
+ * Temporary failures are not cached: the next send asks again. A refusal of the credentials is, for
+ * CREDENTIALS_REFUSED_MS (`refuse`, and a token endpoint's own configuration error).
  */
 export class AccessTokenCache {
   private current?: { token: string; refreshAt: number };
+  private refused?: { outcome: PushOutcome; until: number };
   private pending?: Promise<TokenFetch>;
   /** Token endpoint calls so far (tests and metrics). */
   fetches = 0;
@@ -26,6 +36,7 @@ export class AccessTokenCache {
 
   async get(): Promise<TokenGet> {
     if (this.current && this.now() < this.current.refreshAt) return { ok: true, token: this.current.token };
+    if (this.refused && this.now() < this.refused.until) return { ok: false, outcome: this.refused.outcome };
     if (!this.pending) {
       this.fetches++;
       const startedAt = this.now();
@@ -36,7 +47,8 @@ export class AccessTokenCache {
           const lifetimeMs = r.expiresInS * 1000;
           // Short-lived tokens (tests, odd vendors) still get half their life rather than none.
           this.current = { token: r.token, refreshAt: startedAt + lifetimeMs - Math.min(TOKEN_REFRESH_MARGIN_MS, lifetimeMs / 2) };
-        }
+          this.refused = undefined;
+        } else if (r.outcome.outcome === 'failed' && r.outcome.config) this.refuse(r.outcome);
         return r;
       }).finally(() => {
         this.pending = undefined;
@@ -44,6 +56,15 @@ export class AccessTokenCache {
     }
     const r = await this.pending;
     return r.ok ? { ok: true, token: r.token } : r;
+  }
+
+  /**
+   * The vendor refused the app's credentials (`outcome`, a configuration error): sends fail with it, without a token
+   * request, for CREDENTIALS_REFUSED_MS.
+   */
+  refuse(outcome: PushOutcome): void {
+    this.current = undefined;
+    this.refused = { outcome, until: this.now() + CREDENTIALS_REFUSED_MS };
   }
 
   /** Forgets `token` after the vendor refused it; a newer token fetched meanwhile by another send is kept. */

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ChatMessage } from '../protocol/index.js';
 import { FcmSender } from '../senders/fcm.js';
+import { CREDENTIALS_REFUSED_MS } from '../senders/oauth-token.js';
 import type { PushJob } from '../senders/types.js';
 import type { VendorClientOptions } from '../senders/vendor-http.js';
 import { startFcmServer, type FcmServer } from './vendors/fcm-server.js';
@@ -179,18 +180,32 @@ describe('FCM HTTP v1 sender against the local FCM', () => {
     expect(server.sends().map((s) => s.answer)).toEqual([200, 401, 200]);
   });
 
-  it('fails instead of looping when FCM refuses even a fresh token', async () => {
-    const { server, sender } = await start();
+  it('fails instead of looping when FCM refuses even a fresh token, and asks again only after CREDENTIALS_REFUSED_MS', async () => {
+    let now = Date.now();
+    const { server, sender } = await start({ now: () => now });
     server.setBehavior({ answer: 'unauthenticated' });
     // A configuration error (the pool logs it once a minute), as APNs InvalidProviderToken.
     expect(await sender.send(job())).toMatchObject({ outcome: 'failed', config: true, reason: expect.stringContaining('401') });
     expect(server.sends()).toHaveLength(2);
+    const exchanges = server.tokenRequests().length;
+    // Under load a revoked key must not cost a token request and two sends per push: the refusal is kept a while.
+    for (let i = 0; i < 5; i++) expect(await sender.send(job())).toMatchObject({ outcome: 'failed', config: true });
+    expect(server.sends()).toHaveLength(2);
+    expect(server.tokenRequests()).toHaveLength(exchanges);
+    // Fixed meanwhile (the service account got its role): tried again once the time is up.
+    server.setBehavior({ answer: 'ok' });
+    now += CREDENTIALS_REFUSED_MS;
+    expect(await sender.send(job())).toMatchObject({ outcome: 'ok' });
   });
 
   it('reports a refused token exchange as failed and an unavailable one as retry', async () => {
-    const { server, sender } = await start();
+    let now = Date.now();
+    const { server, sender } = await start({ now: () => now });
     server.setTokenAnswer('invalid_grant');
     expect(await sender.send(job())).toMatchObject({ outcome: 'failed', config: true, reason: expect.stringContaining('invalid_grant') });
+    expect(await sender.send(job())).toMatchObject({ outcome: 'failed', config: true }); // kept: no second token request
+    expect(server.tokenRequests()).toHaveLength(1);
+    now += CREDENTIALS_REFUSED_MS;
     server.setTokenAnswer('unavailable');
     expect(await sender.send(job())).toMatchObject({ outcome: 'retry' });
     server.setTokenAnswer('ok');
