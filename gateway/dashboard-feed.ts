@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { Clock, Timer } from '../base/clock.js';
 import type { Metrics } from '../base/metrics.js';
 import { figuresBetween, mergeSamples, sampleOf, type ClusterFigures, type ClusterTotals, type DashboardFigures, type MetricSample, type Sample } from './dashboard-figures.js';
+import { startEventStream } from './event-stream.js';
 
 /** How often the dashboard stream sends figures. */
 export const DEFAULT_DASHBOARD_INTERVAL_MS = 1000;
@@ -91,13 +92,7 @@ export class DashboardFeed {
    * request gets the stream's headers and an ended response, and is never registered as a stream.
    */
   open(res: ServerResponse): void {
-    res.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-cache, no-store',
-      'x-accel-buffering': 'no',
-    });
-    if (res.req?.method === 'HEAD') return void res.end(); // the headers of the stream, and no stream
-    res.write(`retry: ${this.intervalMs * 2}\n\n`);
+    if (!startEventStream(res, this.intervalMs * 2)) return; // HEAD: the headers of the stream, and no stream
     this.streams.add(res);
     res.on('close', () => {
       this.streams.delete(res);

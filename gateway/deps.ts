@@ -9,6 +9,7 @@ import type { DeviceRegistry, Ingress, PolicyStore } from '../store/types.js';
 import type { ClusterView, DashboardFeed } from './dashboard-feed.js';
 import type { PlaygroundMode } from './playground-access.js';
 import type { StaticPages } from './static-pages.js';
+import type { EventSource, EventStream } from './event-stream.js';
 
 /** The configuration values the gateway uses (a slice of the node's config, PROTOCOL.md section 2). */
 export interface GatewayConfig {
@@ -54,6 +55,8 @@ export interface GatewayDeps {
   isDegraded?(): boolean;
   /** Cluster membership and partition ownership for the dashboard; only the cluster composition root provides it. */
   cluster?: ClusterView;
+  /** The node's `token_removed` events for `GET /v1/events` (gateway/event-stream.ts); absent: that path is 404. */
+  events?: EventSource;
 }
 
 /** The gateway's deps the HTTP API uses, plus whether the gateway is draining before shutdown. */
@@ -64,6 +67,8 @@ export type HttpApiDeps = Pick<GatewayDeps, 'bus' | 'subjects' | 'ingress' | 're
   isAnnouncedStopping?(): boolean;
   /** The operator dashboard's figures and live stream (issue 12). */
   dashboard: DashboardFeed;
+  /** `GET /v1/events`; absent when the node gave the gateway no event source. */
+  eventStream?: EventStream;
   /** The page assets (`pages/`). */
   pages: StaticPages;
   /** The host the listener is bound to (decides whether `/playground` is served in `auto` mode). */

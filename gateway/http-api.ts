@@ -187,6 +187,11 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
     sendJson(res, 200, await deps.dashboard.figures(), NO_STORE);
   };
   const streamDashboard: Handler = async (_req, res) => deps.dashboard.open(res);
+  /** Section 3's token_removed events as server-sent events (gateway/event-stream.ts). */
+  const streamEvents: Handler = async (_req, res) => {
+    if (!deps.eventStream) throw new SwitchboardError('not_found');
+    deps.eventStream.open(res);
+  };
 
   const notAWebSocket: Handler = async () => {
     throw new SwitchboardError('invalid_request', 'GET /v1/ws needs a WebSocket upgrade');
@@ -208,6 +213,7 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
     { pattern: ['ws'], methods: { GET: notAWebSocket }, noApiKey: true },
     { pattern: ['dashboard'], methods: { GET: getDashboard } },
     { pattern: ['dashboard', 'stream'], methods: { GET: streamDashboard } },
+    { pattern: ['events'], methods: { GET: streamEvents } },
   ];
 
   /** Throws (or rejects) with the error to answer. */

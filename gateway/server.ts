@@ -4,6 +4,7 @@ import { WebSocketServer } from 'ws';
 import { CLOSE, MAX_FRAME_BYTES, SwitchboardError } from '../protocol/index.js';
 import type { GatewayDeps } from './deps.js';
 import { DashboardFeed } from './dashboard-feed.js';
+import { EventStream } from './event-stream.js';
 import { createHttpApi } from './http-api.js';
 import { deferContinue } from './http-io.js';
 import { SessionTable } from './session-table.js';
@@ -44,7 +45,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const sessions = new SessionTable({ ...deps, jwtKey: new TextEncoder().encode(deps.jwtSecret) });
   let listenHost = ''; // set by listen()
   const dashboard = new DashboardFeed({ nodeId: deps.nodeId, metrics: deps.metrics, clock: deps.clock, cluster: deps.cluster });
-  const api = createHttpApi({ ...deps, isStopping: () => stopping, isAnnouncedStopping: () => announced || stopping, dashboard, pages: new StaticPages(), listenHost: () => listenHost });
+  const eventStream = deps.events && new EventStream({ source: deps.events, clock: deps.clock });
+  const api = createHttpApi({ ...deps, isStopping: () => stopping, isAnnouncedStopping: () => announced || stopping, dashboard, eventStream, pages: new StaticPages(), listenHost: () => listenHost });
   const server = createServer({ requestTimeout: REQUEST_TIMEOUT_MS }, api);
   // `Expect: 100-continue`: the 100 goes out only once a body is wanted (http-io.ts deferContinue).
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
@@ -93,6 +95,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     async close() {
       stopping = true;
       dashboard.close();
+      eventStream?.close();
       await closeSessions();
       sessions.stop();
       await new Promise<void>((resolve) => {

@@ -34,7 +34,7 @@ import { canPushWith } from '../senders/vendor-config.js';
 import { RoutingSummary, logDecision } from '../base/routing-log.js';
 import { startTokenSweep } from '../store/token-sweep.js';
 import { StartError } from './start-error.js';
-import { natsEventPublisher, registrationRules, tokenRemovalListener } from './token-removals.js';
+import { natsEventPublisher, natsEventSource, registrationRules, tokenRemovalListener } from './token-removals.js';
 
 const packr = new Packr({ useRecords: false });
 
@@ -247,6 +247,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
       config: gatewayConfigOf(config), nodeId: config.nodeId, bus: gatewayBus, subjects, ingress, registry, policies, metrics, log, clock,
       registration: registrationRules(config, senderConfig), jwtSecret: config.jwtSecret!, apiKey: config.apiKey!, isReady,
       cluster: new LeaseOwnershipView(membership, keeper, metricsExchange),
+      events: natsEventSource(nc, subjects, log),
     });
     port = await listenOn(gateway, config.host, config.port);
     sendListener = new SendListener({

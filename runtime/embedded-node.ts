@@ -17,7 +17,7 @@ import { loadSecrets } from './secrets.js';
 import { loadSenderConfig, logVendorsOn } from './sender-config.js';
 import { canPushWith } from '../senders/vendor-config.js';
 import { startTokenSweep } from '../store/token-sweep.js';
-import { busEventPublisher, registrationRules, tokenRemovalListener } from './token-removals.js';
+import { busEventPublisher, busEventSource, registrationRules, tokenRemovalListener } from './token-removals.js';
 import { AcceptTracker } from '../store/accept-tracker.js';
 import { StoreHealth } from '../store/store-health.js';
 import { FreeSpaceFloor } from '../store/free-space.js';
@@ -127,6 +127,7 @@ async function wire(config: Config, opts: Required<StartOptions>, lock: DataDirL
       isReady: () => ready && health.durable(),
       // /readyz only: below SWITCHBOARD_DATA_DIR_MIN_FREE_BYTES; the durable write still decides each accept.
       isDegraded: () => space.low(),
+      events: busEventSource(bus, subjects),
     });
     port = await listenOn(gateway, config.host, config.port);
   }

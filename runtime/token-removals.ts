@@ -5,6 +5,7 @@ import type { Subjects } from '../bus/subjects.js';
 import type { Logger } from '../base/logger.js';
 import type { TokenRemovedEvent } from '../protocol/index.js';
 import type { TokenRemovalListener } from '../store/types.js';
+import type { EventSource } from '../gateway/event-stream.js';
 import type { RegistrationRules } from '../gateway/registration-rules.js';
 import type { SenderConfig } from '../senders/vendor-config.js';
 import { DEFAULT_WEBPUSH_HOSTS, isAllowedPushEndpoint } from '../senders/webpush-hosts.js';
@@ -45,6 +46,44 @@ export function natsEventPublisher(nc: Pick<NatsConnection, 'publish'>, subjects
 /** The embedded bus's form of the section 3 event. */
 export function busEventPublisher(bus: Bus, subjects: Subjects): (e: TokenRemovedEvent) => void {
   return (e) => bus.publish(subjects.tokenRemovedEvents, { type: 'token_removed_event', ...e });
+}
+
+/** The events `busEventPublisher` publishes, for `GET /v1/events` (gateway/event-stream.ts). */
+export function busEventSource(bus: Bus, subjects: Subjects): EventSource {
+  return {
+    subscribe(onEvent) {
+      const sub = bus.subscribe(subjects.tokenRemovedEvents, (m) => onEvent(m as TokenRemovedEvent));
+      return () => sub.unsubscribe();
+    },
+  };
+}
+
+/** Every node's events `natsEventPublisher` publishes, for a gateway's `GET /v1/events`. */
+export function natsEventSource(nc: Pick<NatsConnection, 'subscribe'>, subjects: Subjects, log: Logger): EventSource {
+  return {
+    subscribe(onEvent) {
+      const sub = nc.subscribe(subjects.tokenRemovedEvents, {
+        callback: (err, m) => {
+          if (err) return;
+          let event: unknown;
+          try {
+            event = packr.unpack(m.data);
+          } catch (e) {
+            event = e;
+          }
+          // Anyone may publish on the subject: only the section 3 shape goes on to the streams.
+          if (isTokenRemovedEvent(event)) onEvent(event);
+          else log.warn('a message on the token_removed events subject is not one: skipped');
+        },
+      });
+      return () => sub.unsubscribe();
+    },
+  };
+}
+
+function isTokenRemovedEvent(x: unknown): x is TokenRemovedEvent {
+  const e = x as Partial<Record<keyof TokenRemovedEvent, unknown>> | null;
+  return typeof e === 'object' && e !== null && typeof e.user === 'string' && typeof e.device === 'string' && typeof e.os === 'string' && typeof e.reason === 'string';
 }
 
 /** The gateway's slice of the configuration for device registrations: configured app names, allowed push hosts. */
