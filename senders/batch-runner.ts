@@ -42,6 +42,7 @@ export class BatchRunner {
   private readonly pool: Piscina<PushJob[], PushOutcome[]>;
   private readonly services = new Map<string, ServiceQueue>();
   private readonly inFlight = new Set<Promise<void>>();
+  private destroyed = false;
   /** Piscina tasks started; with batching far fewer than jobs. */
   batchesSent = 0;
 
@@ -87,12 +88,15 @@ export class BatchRunner {
    */
   async destroy(waitMs = Infinity): Promise<void> {
     await within(this.drain(), waitMs, undefined);
+    this.destroyed = true;
     await this.pool.destroy();
+    // Jobs still queued behind their service's bulkhead never started: they end as `retry` too, never unanswered.
+    for (const q of this.services.values()) for (const p of q.waiting.splice(0)) p.resolve({ outcome: 'retry', reason: 'sender pool stopped before this push was sent' });
   }
 
   /** Starts batches of `service`'s waiting jobs while it has fewer than `tasksPerService` in flight. */
   private flush(service: string, q: ServiceQueue): void {
-    while (q.waiting.length > 0 && q.running < this.tasksPerService) {
+    while (!this.destroyed && q.waiting.length > 0 && q.running < this.tasksPerService) {
       const batch = q.waiting.splice(0, this.batchSize);
       q.running++;
       this.runTask(batch, () => {

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../base/logger.js';
 import { Metrics } from '../base/metrics.js';
 import { backoffMs, CircuitBreaker } from '../senders/circuit-breaker.js';
+import { TASKS_PER_SERVICE } from '../senders/batch-runner.js';
 import { PushPool } from '../senders/pool.js';
 import type { PushJob, PushOutcome } from '../senders/types.js';
 import { ManualClock } from './support/manual-clock.js';
@@ -172,6 +173,19 @@ describe('bulkhead: a push service that never answers', () => {
 });
 
 describe('closing the pool (SIGTERM)', () => {
+  it('answers every push, also those queued behind a hung service\'s bulkhead that never started', async () => {
+    const closing = new PushPool({ config: { apps: { default: {} } }, log, workerFile, clock: new ManualClock(), random: () => 0 });
+    const pushed: Promise<PushOutcome>[] = [];
+    for (let i = 0; i < TASKS_PER_SERVICE + 8; i++) {
+      pushed.push(closing.push({ ...job('hang'), vendor: 'apns' }));
+      await new Promise((r) => setImmediate(r)); // one batch each
+    }
+    await closing.close(50);
+    const outcomes = await Promise.race([Promise.all(pushed), new Promise((r) => setTimeout(() => r('unanswered'), 5000))]);
+    expect(outcomes).toHaveLength(TASKS_PER_SERVICE + 8);
+    for (const o of outcomes as PushOutcome[]) expect(o).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('sender pool stopped') });
+  });
+
   it('waits for a vendor that never answers at most waitMs, then stops the workers; the push ends failed, not hanging', async () => {
     const closing = new PushPool({ config: { apps: { default: {} } }, log, workerFile, clock: new ManualClock(), random: () => 0 });
     const pushed = closing.push(job('hang'));
