@@ -222,6 +222,8 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   let sendListener: SendListener | undefined;
   let port = 0;
   let stoppingNow = false;
+  /** SIGTERM came: `/readyz` says `stopping`, while accepts go on through SWITCHBOARD_SHUTDOWN_DELAY_MS (`stoppingNow` after it). */
+  let stopAnnounced = false;
   try {
     await ready(() => membership.start(), 'membership bucket');
   } catch (e) {
@@ -257,7 +259,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
       onError: (err) => log.warn({ err: String(err) }, 'switchboard.send request failed'),
     });
   } else {
-    operator = createOperatorServer({ metrics, log, isReady, isStopping: () => stoppingNow });
+    operator = createOperatorServer({ metrics, log, isReady, isStopping: () => stopAnnounced || stoppingNow });
     port = await listenOn(operator, config.host, config.port);
   }
   log.info({ host: config.host, port, nats: config.natsServers, partitions: P }, 'switchboard listening');
@@ -267,8 +269,9 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
-      stoppingNow = true; // a router-only node's /readyz says `stopping` from now on
+      stopAnnounced = true; // a router-only node's /readyz says `stopping` from now on
       await announceStop(gateway, config.shutdownDelayMs, clock, log);
+      stoppingNow = true; // and now accepts end (isReady)
       // The partitions' handoffs drain within SWITCHBOARD_SHUTDOWN_TIMEOUT_MS; vendor answers get what is left of it.
       const deadline = clock.now() + config.shutdownTimeoutMs;
       log.info('stopping: handing partitions off');

@@ -111,6 +111,21 @@ describe('cluster membership', () => {
     }
   }, 90_000);
 
+  it('SWITCHBOARD_SHUTDOWN_DELAY_MS: after SIGTERM /readyz answers 503 stopping at once while sends are still accepted; then it hands off and exits 0', async () => {
+    const delayed = await cluster.add({ SWITCHBOARD_SHUTDOWN_DELAY_MS: '4000' });
+    await cluster.awaitSettled(15_000);
+    const readyz = async () => (await delayed.http('GET', '/readyz', undefined, { auth: false }));
+    expect((await readyz()).status).toBe(200);
+    const exit = delayed.stop();
+    await until(async () => (await readyz()).status === 503, 3000, '/readyz 503');
+    expect((await readyz()).body).toEqual({ status: 'stopping' });
+    // A load balancer has not taken it out yet: what it still sends there is accepted, not refused.
+    const answer = await delayed.send({ id: `delay-${msgId()}`, to: `delay-user-${msgId('u')}`, text: 'during the delay' });
+    expect(answer.status).toBe(202);
+    expect(await exit, delayed.lines.slice(-20).join('\n')).toEqual({ code: 0, signal: null });
+    await cluster.awaitSettled(15_000);
+  }, 60_000);
+
   it('a running node that hears a node which started before it with another SWITCHBOARD_PARTITIONS stops with exit 2 naming the variable', async () => {
     // Two nodes started together can both pass the check at start (neither has beaten yet); the later one then hears
     // the other's beat. Planted here: the beat of a node that started a minute before, beating on with 16 partitions.
