@@ -20,6 +20,16 @@ export const TASKS_PER_WORKER = 128;
  */
 export const TASKS_PER_SERVICE = 32;
 
+/**
+ * Pushes to one device (one push token) in flight at once, at most: a bulkhead inside a service. A subscription whose
+ * push service holds its requests open (a Web Push endpoint that hangs while its host answers everyone else) takes at
+ * most this many of its service's TASKS_PER_SERVICE slots, however many messages it is sent; the rest wait here.
+ */
+export const PUSHES_PER_DEVICE = 4;
+
+/** What a push that never started answers when the pool stops (the pool then reports it failed as stopped). */
+const STOPPED: PushOutcome = { outcome: 'retry', reason: 'sender pool stopped before this push was sent' };
+
 interface Pending {
   job: PushJob;
   resolve: (o: PushOutcome) => void;
@@ -41,6 +51,8 @@ interface ServiceQueue {
 export class BatchRunner {
   private readonly pool: Piscina<PushJob[], PushOutcome[]>;
   private readonly services = new Map<string, ServiceQueue>();
+  /** By push token: attempts running, and those waiting for one of them to end (PUSHES_PER_DEVICE). */
+  private readonly devices = new Map<string, { running: number; waiting: (() => void)[] }>();
   private readonly inFlight = new Set<Promise<void>>();
   private destroyed = false;
   /** Piscina tasks started; with batching far fewer than jobs. */
@@ -59,8 +71,24 @@ export class BatchRunner {
     });
   }
 
-  /** Runs one attempt of `job` in a batch of `service`'s pushes (see TASKS_PER_SERVICE). */
-  run(job: PushJob, service: string): Promise<PushOutcome> {
+  /** Runs one attempt of `job` in a batch of `service`'s pushes (see TASKS_PER_SERVICE and PUSHES_PER_DEVICE). */
+  async run(job: PushJob, service: string): Promise<PushOutcome> {
+    let device = this.devices.get(job.token);
+    if (device === undefined) this.devices.set(job.token, (device = { running: 0, waiting: [] }));
+    if (device.running < PUSHES_PER_DEVICE) device.running++;
+    else await new Promise<void>((resolve) => device.waiting.push(resolve)); // a slot handed over by an attempt that ended
+    try {
+      return this.destroyed ? STOPPED : await this.enqueue(job, service);
+    } finally {
+      if (!this.destroyed) {
+        const next = device.waiting.shift();
+        if (next) next();
+        else if (--device.running === 0) this.devices.delete(job.token);
+      }
+    }
+  }
+
+  private enqueue(job: PushJob, service: string): Promise<PushOutcome> {
     return new Promise((resolve) => {
       let q = this.services.get(service);
       if (q === undefined) this.services.set(service, (q = { waiting: [], running: 0, flushScheduled: false }));
@@ -90,8 +118,10 @@ export class BatchRunner {
     await within(this.drain(), waitMs, undefined);
     this.destroyed = true;
     await this.pool.destroy();
-    // Jobs still queued behind their service's bulkhead never started: they end as `retry` too, never unanswered.
-    for (const q of this.services.values()) for (const p of q.waiting.splice(0)) p.resolve({ outcome: 'retry', reason: 'sender pool stopped before this push was sent' });
+    // Jobs still queued behind their service's or their device's bulkhead never started: they end as `retry` too,
+    // never unanswered.
+    for (const q of this.services.values()) for (const p of q.waiting.splice(0)) p.resolve(STOPPED);
+    for (const d of this.devices.values()) for (const wake of d.waiting.splice(0)) wake();
   }
 
   /** Starts batches of `service`'s waiting jobs while it has fewer than `tasksPerService` in flight. */

@@ -155,10 +155,10 @@ describe('bulkhead: a push service that never answers', () => {
       // one per turn of the event loop (each its own batch, as pushes come at a low rate)...
       const hung: Promise<PushOutcome>[] = [];
       for (let i = 0; i < 300; i++) {
-        hung.push(pool.push({ ...job('hang'), vendor: 'apns' }));
+        hung.push(pool.push({ ...job(`hang#${i}`), vendor: 'apns' })); // 300 devices
         await new Promise((r) => setImmediate(r));
       }
-      hung.push(pool.push({ ...job('hang'), vendor: 'apns' }));
+      hung.push(pool.push({ ...job('hang#300'), vendor: 'apns' }));
       // ...and in the same turn as the last, then after, pushes to other services: each answered, none waits.
       const sameTurn = pool.push(other('fcm'));
       await new Promise((r) => setImmediate(r));
@@ -166,6 +166,27 @@ describe('bulkhead: a push service that never answers', () => {
       const answers = await Promise.race([Promise.all([sameTurn, ...later]), new Promise((r) => setTimeout(() => r('held up'), 5000))]);
       expect(answers).toEqual([{ outcome: 'ok' }, { outcome: 'ok' }, { outcome: 'ok' }, { outcome: 'ok' }]);
       expect(hung).toHaveLength(301);
+    } finally {
+      await pool.close(50);
+    }
+  });
+});
+
+describe('bulkhead per device', () => {
+  it('a Web Push subscription whose requests hang holds at most PUSHES_PER_DEVICE slots: the other users of its push service go on', async () => {
+    const pool = new PushPool({ config: { apps: { default: {} } }, log, workerFile, clock: new ManualClock(), random: () => 0 });
+    const sub = (name: string, script: string): PushJob => ({
+      ...job(script), vendor: 'webpush', token: JSON.stringify({ endpoint: `https://fcm.googleapis.com/wp/${name}`, keys: { p256dh: 'k', auth: 'a' }, script }),
+    });
+    try {
+      // One subscription on Chrome's push service hangs, and its user is sent far more messages than the service's slots.
+      for (let i = 0; i < TASKS_PER_SERVICE * 2; i++) {
+        void pool.push(sub('stuck', 'hang'));
+        await new Promise((r) => setImmediate(r)); // each its own batch
+      }
+      // Another Chrome user's push goes out, and is answered, at once.
+      const answer = await Promise.race([pool.push(sub('healthy', 'ok')), new Promise((r) => setTimeout(() => r('held up'), 5000))]);
+      expect(answer).toEqual({ outcome: 'ok' });
     } finally {
       await pool.close(50);
     }

@@ -1,9 +1,9 @@
 // A sender worker whose answers are scripted by the job's token: "a,b,c" answers a, then b, then c (last repeats).
 // Each step: ok | dead | fail | config | retry | retry-after-<ms>; a job whose script is "hang" never gets an answer
 // (a vendor that does not answer), nor does its batch. A Web Push token (a subscription's JSON) carries its script in
-// a `script` field beside its endpoint.
+// a `script` field beside its endpoint. What follows a `#` only makes tokens distinct ("hang#1", "hang#2": two devices).
 const calls = new Map();
-const scriptOf = (job) => (job.token.startsWith('{') ? JSON.parse(job.token).script : job.token);
+const scriptOf = (job) => (job.token.startsWith('{') ? JSON.parse(job.token).script : job.token).split('#')[0];
 export default async function scripted(jobs) {
   if (jobs.some((job) => scriptOf(job) === 'hang')) return new Promise(() => {});
   return jobs.map((job) => {
