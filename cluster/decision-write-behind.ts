@@ -64,9 +64,13 @@ export class DecisionWriteBehind {
     return this.dirty.size;
   }
 
-  /** Saves every user waiting now (the timer's round); resolves when done, never rejects. */
+  /**
+   * Saves every user waiting now (the timer's round); resolves when done, never rejects. Asked for while a round is
+   * under way, it runs another round after it for the users changed since that one began.
+   */
   flush(): Promise<void> {
-    this.round ??= this.run().finally(() => {
+    if (this.round !== undefined) return this.round.then(() => this.flush());
+    this.round = this.run().finally(() => {
       this.round = undefined;
       if (this.dirty.size > 0 && !this.stopped) this.arm(this.urgent ? FIRST_SAVE_DELAY_MS : this.deps.intervalMs);
     });

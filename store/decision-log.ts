@@ -144,9 +144,13 @@ export class FileDecisionLog {
     return this.log.bytes;
   }
 
-  /** Writes what was added since the last flush; resolves once written (or given up: see onWriteFailure). */
+  /**
+   * Writes what was added since the last flush; resolves once written (or given up: see onWriteFailure). A flush
+   * asked for while another is under way (the write-behind timer's) writes after it what came since: it used to
+   * resolve with the one under way, before the decisions added meanwhile were on disk.
+   */
   flush(): Promise<void> {
-    if (this.busy !== undefined) return this.busy;
+    if (this.busy !== undefined) return this.busy.then(() => this.flush());
     if (this.pending.length === 0) return Promise.resolve();
     const work = this.compactDue() ? this.compact() : this.write();
     const busy = work.finally(() => {

@@ -89,6 +89,25 @@ describe('DecisionWriteBehind', () => {
     expect(seen).toEqual([SAVE_CHUNK, SAVE_CHUNK, 1]);
   });
 
+  it('a flush asked for during a round resolves once the users changed since that round began are saved too', async () => {
+    const seen: string[][] = [];
+    const answers: (() => void)[] = [];
+    const { wb } = rig((users) => new Promise<void>((r) => { seen.push(users); answers.push(r); }));
+    wb.touched('alice', false);
+    const first = wb.flush(); // a round under way, its save not answered yet
+    wb.touched('bob', false);
+    let done = false;
+    const second = wb.flush().then(() => { done = true; });
+    answers.shift()!();
+    await first;
+    await settle();
+    expect(done).toBe(false); // bob's save is not answered yet
+    expect(seen).toEqual([['alice'], ['bob']]);
+    answers.shift()!();
+    await second;
+    expect(done).toBe(true);
+  });
+
   it('saves nothing once stopped', async () => {
     const { clock, rounds, wb } = rig();
     wb.touched('alice', false);

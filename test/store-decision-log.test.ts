@@ -56,6 +56,19 @@ describe('FileDecisionLog', () => {
     await log.close();
   });
 
+  it('a flush asked for while another is under way resolves once what was added meanwhile is on disk too', async () => {
+    const log = await FileDecisionLog.open(dir, { flushMs: 3_600_000 });
+    log.add('alice', packed(1));
+    const first = log.flush(); // under way (a write-behind tick, say)
+    log.add('alice', packed(2));
+    await log.flush();
+    const records: DecisionLogRecord[] = [];
+    await AppendLog.replay<DecisionLogRecord>(join(dir, 'decisions.log'), (r) => records.push(r));
+    expect(records.flatMap((r) => r.d)).toEqual(['alice', packed(1), 'alice', packed(2)]);
+    await first;
+    await log.close();
+  });
+
   it('a burst larger than one log record (16 MiB) is written in several and read back whole', async () => {
     const log = await FileDecisionLog.open(dir, { perUser: 100 });
     const long = (i: number): string => packDecision(decision(i, `${'x'.repeat(120)}-${i}`));
