@@ -1,6 +1,6 @@
 import { SwitchboardError } from './errors.js';
 import { checkStringMap, copyStringMap, id, invalid, invalidField, isId, isObject, isWellFormed, MAX_ID_CHARS, oneOf, optionalString, type Json } from './fields.js';
-import { HMS_TOKEN_ALLOWANCE, MAX_PUSH_PAYLOAD_BYTES, payloadOverflow, pushPayloadBytesBound, pushPayloadBytesFloor, pushPayloadFloorOver, type PayloadOverflow } from './push-payload.js';
+import { MAX_PUSH_PAYLOAD_BYTES, payloadOverflow, pushPayloadBytesBound, pushPayloadBytesFloor, pushPayloadFloorOver, type PayloadOverflow } from './push-payload.js';
 import { checkPushToken } from './push-token.js';
 import { fail, ok, type Decoded } from './result.js';
 
@@ -202,16 +202,17 @@ function checkPushPayload(msg: ChatMessage): void {
   if (over !== undefined) throw payloadTooLargeFor(over);
 }
 
-const VENDOR_NAMES: Readonly<Record<PayloadOverflow['vendor'], string>> = { apns: 'APNs', fcm: 'FCM', hms: 'Huawei Push Kit', webpush: 'Web Push' };
+/** Each vendor's name with its article, as the refusal says it. */
+const VENDOR_NAMES: Readonly<Record<PayloadOverflow['vendor'], string>> = { apns: 'an APNs', fcm: 'an FCM', hms: 'a Huawei Push Kit', webpush: 'a Web Push' };
 
 /**
  * The exact refusal: which vendor's payload is over and by how much. Any vendor counts, whatever devices the user has
  * now: a held message may go to a device registered later. The estimate keeps room for what is not known at the edge
- * (an HMS device token of HMS_TOKEN_ALLOWANCE characters, an APNs badge), and the message says so.
+ * (an APNs badge), and the message says so.
  */
 function payloadTooLargeFor(over: PayloadOverflow): SwitchboardError {
-  const room = over.vendor === 'hms' ? ` (counting a device token of ${HMS_TOKEN_ALLOWANCE} characters, which Push Kit counts in)` : over.vendor === 'apns' ? ' (counting room for the badge)' : '';
-  return new SwitchboardError('payload_too_large', `title and data alone make a ${VENDOR_NAMES[over.vendor]} push payload of ${over.bytes} bytes${room}; the limit is ${over.limit}`);
+  const room = over.vendor === 'apns' ? ' (counting room for the badge)' : '';
+  return new SwitchboardError('payload_too_large', `title and data alone make ${VENDOR_NAMES[over.vendor]} push payload of ${over.bytes} bytes${room}; the limit is ${over.limit}`);
 }
 
 function payloadTooLarge(bytes: string): SwitchboardError {

@@ -121,7 +121,7 @@ export function isHmsBadgeClass(s: string): boolean {
 }
 
 /**
- * The Push Kit request body (Push Kit limits the whole message body to 4096 bytes). Its `android.collapse_key` is a
+ * The Push Kit request body (Push Kit limits it to 4096 bytes, its tokens not counted: `hmsCountedBytes`). Its `android.collapse_key` is a
  * small integer group (-1..100), not a string, so `collapseKey` becomes the notification `tag`: a newer
  * notification with the same tag replaces the older one on the device. `badge` goes on notification messages only.
  */
@@ -151,11 +151,15 @@ export function webPushPayload(m: PayloadFields, text: string, silent = false): 
 }
 
 /**
- * Push Kit counts the device token against its 4096 bytes (it is in the body). The edge, which does not know the
- * tokens, keeps room for one this long (Push Kit tokens are about 130 characters).
+ * The bytes of a Push Kit request body as Push Kit counts them against its 4096: without the device tokens (Push Kit
+ * server API, Sending Messages: "The message body cannot exceed 4096 bytes (excluding token)"), i.e. the body with
+ * `message.token` an empty list. So the limit does not depend on the device, and the edge, which knows no tokens,
+ * measures exactly what the sender does.
  */
-export const HMS_TOKEN_ALLOWANCE = 256;
-const HMS_TOKEN_PLACEHOLDER = 'x'.repeat(HMS_TOKEN_ALLOWANCE);
+export function hmsCountedBytes(m: PayloadFields, text: string, silent = false, badge?: HmsBadge): number {
+  // hmsBody with the token '' writes `"token":[""]`; Push Kit's count has `"token":[]`, two bytes less.
+  return utf8Length(hmsBody(m, text, '', silent, badge)) - 2;
+}
 
 /**
  * Room kept in the APNs measure for an `aps.badge` (read sync, section 4: `,"badge":99999`), so the estimate never
@@ -167,8 +171,7 @@ const APNS_BADGE_ALLOWANCE = 15;
 const MEASURES: { [V in PayloadVendor]: { size: (m: PayloadFields, text: string) => number; limit: number } } = {
   apns: { size: (m, t) => utf8Length(apnsPayload(m, t, true)) + APNS_BADGE_ALLOWANCE, limit: MAX_PAYLOAD_BYTES },
   fcm: { size: (m, t) => utf8Length(fcmPayload(m, t)), limit: MAX_PAYLOAD_BYTES },
-  // The device token is not known at the edge: room is kept for one of HMS_TOKEN_ALLOWANCE characters.
-  hms: { size: (m, t) => utf8Length(hmsBody(m, t, HMS_TOKEN_PLACEHOLDER, true)), limit: MAX_PAYLOAD_BYTES },
+  hms: { size: (m, t) => hmsCountedBytes(m, t, true), limit: MAX_PAYLOAD_BYTES },
   webpush: { size: (m, t) => utf8Length(webPushPayload(m, t, true)), limit: WEBPUSH_MAX_PLAINTEXT_BYTES },
 };
 

@@ -5,7 +5,7 @@
  */
 import { fitIds } from './clear-payload.js';
 import { withTtlLeft } from './message-ttl.js';
-import { fittedText, hmsBody, type HmsBadge } from './payload.js';
+import { fittedText, hmsBody, hmsCountedBytes, type HmsBadge } from './payload.js';
 import { AccessTokenCache, exchangeTokenForm, type TokenFetch } from './oauth-token.js';
 import type { PushJob, PushOutcome } from './types.js';
 import type { HmsCredentials } from './vendor-config.js';
@@ -91,7 +91,8 @@ export class HmsSender implements VendorSender {
 export const HMS_MAX_TTL_SECONDS = 1_296_000;
 
 /**
- * The Push Kit v1 body for one token (see `hmsBody`), text shortened so the whole body fits 4096 bytes. With
+ * The Push Kit v1 body for one token (see `hmsBody`), text shortened so the body fits 4096 bytes as Push Kit counts
+ * it, without the token (`hmsCountedBytes`). With
  * `badgeClass` (HmsCredentials) an alert carries `job.badge`, the unread count (section 4), as its launcher badge,
  * but the badge never costs the message any of its text: when the text would have to be cut further to make room
  * for it, the push goes without it. `android.ttl` is what is left at `now` (epoch ms) of the message's TTL, counted from
@@ -101,7 +102,7 @@ export function buildHmsBody(job: PushJob, badgeClass?: string, now = Date.now()
   const left = withTtlLeft(job.message, now);
   const m = left.ttlSeconds !== undefined && left.ttlSeconds > HMS_MAX_TTL_SECONDS ? { ...left, ttlSeconds: HMS_MAX_TTL_SECONDS } : left;
   const silent = job.silent === true;
-  const fit = (badge?: HmsBadge): string | undefined => fittedText(m, 'hms', (t) => Buffer.byteLength(hmsBody(m, t, job.token, silent, badge)));
+  const fit = (badge?: HmsBadge): string | undefined => fittedText(m, 'hms', (t) => hmsCountedBytes(m, t, silent, badge));
   const text = fit();
   if (text === undefined) return undefined;
   const badge = badgeClass !== undefined && job.badge !== undefined ? { class: badgeClass, count: job.badge } : undefined;

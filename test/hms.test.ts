@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ChatMessage } from '../protocol/index.js';
 import { buildHmsBody, HMS_MAX_TTL_SECONDS, HmsSender } from '../senders/hms.js';
-import { hmsBody } from '../senders/payload.js';
+import { hmsCountedBytes } from '../senders/payload.js';
 import type { PushJob } from '../senders/types.js';
 import type { VendorClientOptions } from '../senders/vendor-http.js';
 import { startHmsServer, type HmsServer } from './vendors/hms-server.js';
@@ -90,19 +90,19 @@ describe('Huawei Push Kit sender against the local Push Kit', () => {
     const text = 'y'.repeat(300);
     // Data sized so that the body with the whole text leaves 100 bytes: not enough for this badge (~250 bytes).
     const base = job({ data: { blob: '' }, text });
-    const room = 4096 - Buffer.byteLength(hmsBody(base.message, text, base.token));
+    const room = 4096 - hmsCountedBytes(base.message, text);
     const tight = { ...job({ data: { blob: 'x'.repeat(room - 100) }, text }), badge: 2 };
-    expect(Buffer.byteLength(hmsBody(tight.message, text, tight.token))).toBe(4096 - 100);
-    expect(Buffer.byteLength(hmsBody(tight.message, '', tight.token, false, badge))).toBeLessThanOrEqual(4096); // a shorter text would make room
+    expect(hmsCountedBytes(tight.message, text)).toBe(4096 - 100);
+    expect(hmsCountedBytes(tight.message, '', false, badge)).toBeLessThanOrEqual(4096); // a shorter text would make room
     expect(await sender.send(tight)).toMatchObject({ outcome: 'ok' });
     const sent = server.sends()[0].parsed as { message: { android: { notification: Record<string, unknown> } } };
     expect(sent.message.android.notification).not.toHaveProperty('badge');
     expect(sent.message.android.notification.body).toBe(text);
     // Even no text leaves no room: still sent, whole text, no badge.
     const short = job({ data: { blob: '' }, text: 'hi' });
-    const roomShort = 4096 - Buffer.byteLength(hmsBody(short.message, 'hi', short.token));
+    const roomShort = 4096 - hmsCountedBytes(short.message, 'hi');
     const tighter = { ...job({ data: { blob: 'x'.repeat(roomShort - 20) }, text: 'hi' }), badge: 2 };
-    expect(Buffer.byteLength(hmsBody(tighter.message, '', tighter.token, false, badge))).toBeGreaterThan(4096);
+    expect(hmsCountedBytes(tighter.message, '', false, badge)).toBeGreaterThan(4096);
     expect(await sender.send(tighter)).toMatchObject({ outcome: 'ok' });
     expect((server.sends()[1].parsed as typeof sent).message.android.notification).toMatchObject({ body: 'hi' });
     expect((server.sends()[1].parsed as typeof sent).message.android.notification).not.toHaveProperty('badge');
@@ -201,8 +201,22 @@ describe('Huawei Push Kit sender against the local Push Kit', () => {
     const { server, sender } = await start();
     expect(await sender.send(job({ text: '漢字'.repeat(4000) }))).toMatchObject({ outcome: 'ok' });
     const [send] = server.sends();
-    expect(send.raw.length).toBeLessThanOrEqual(4096);
+    expect(hmsCountedBytes(job().message, (send.parsed as Sent).message.android.notification!.body)).toBeLessThanOrEqual(4096);
     expect((send.parsed as Sent).message.android.notification!.body.endsWith('…')).toBe(true);
+  });
+
+  it('gives none of the text to the device token: Push Kit counts the body "excluding token" (server API, Sending Messages)', async () => {
+    const { server, sender } = await start();
+    const text = 'y'.repeat(200);
+    const token = 'T'.repeat(400);
+    // Data sized so that the body with the whole text is exactly 4096 bytes without its token, 4496 with it.
+    const m = job({ text, data: { blob: '' } }).message;
+    const full = job({ text, data: { blob: 'x'.repeat(4096 - hmsCountedBytes(m, text)) } }, token);
+    expect(hmsCountedBytes(full.message, text)).toBe(4096);
+    expect(await sender.send(full)).toMatchObject({ outcome: 'ok' });
+    const [send] = server.sends();
+    expect(send.raw.length).toBeGreaterThan(4096);
+    expect((send.parsed as Sent).message.android.notification!.body).toBe(text);
   });
 
   it('reuses one token across sends and fetches a new one shortly before expiry', async () => {

@@ -3,7 +3,7 @@ import type { ChatMessage } from '../protocol/index.js';
 import { apnsBody } from '../senders/apns.js';
 import { buildFcmBody } from '../senders/fcm.js';
 import { buildHmsBody } from '../senders/hms.js';
-import { fitText, HMS_TOKEN_ALLOWANCE, payloadFits, utf8Length, payloadOverflow, WEBPUSH_MAX_PLAINTEXT_BYTES } from '../senders/payload.js';
+import { fitText, hmsCountedBytes, payloadFits, utf8Length, payloadOverflow, WEBPUSH_MAX_PLAINTEXT_BYTES } from '../senders/payload.js';
 import { buildWebPushPayload } from '../senders/webpush.js';
 import { MAX_PUSH_PAYLOAD_BYTES, minPushPayloadBytes, pushPayloadBytesBound, pushPayloadBytesFloor } from '../protocol/push-payload.js';
 import type { PushJob } from '../senders/types.js';
@@ -87,6 +87,20 @@ describe('payloadOverflow / payloadFits: can the message fit at all (413 payload
     expect(over!.bytes).toBeGreaterThan(4096);
   });
 
+  it('counts no Push Kit device token: Push Kit limits the body "excluding token" (server API, Sending Messages)', () => {
+    // Push Kit is the largest of the four payloads for the same message, so its limit binds first: a message whose
+    // Push Kit body is exactly 4096 bytes without its token fits, one byte more does not.
+    const sized = (n: number) => msg({ text: '', data: { k: 'z'.repeat(n) } });
+    const base = hmsCountedBytes(sized(0), '', true);
+    const exact = sized(4096 - base);
+    expect(hmsCountedBytes(exact, '', true)).toBe(4096);
+    expect(payloadOverflow(exact)).toBeUndefined();
+    expect(payloadOverflow(sized(4097 - base))).toMatchObject({ vendor: 'hms', bytes: 4097, limit: 4096 });
+    // What Push Kit counts: the body with an empty token list.
+    const body = JSON.parse(buildHmsBody(job('hms', exact, 't'.repeat(300)))!);
+    expect(Buffer.byteLength(JSON.stringify({ ...body, message: { ...body.message, token: [] } }))).toBeLessThanOrEqual(4096);
+  });
+
   it('agrees with every sender: a message that fits is built by all four, one that does not is refused by at least one', () => {
     // Around the limits: data from 3300 to 4100 bytes, with an oversize text that is always shortened.
     let fits = 0;
@@ -95,7 +109,7 @@ describe('payloadOverflow / payloadFits: can the message fit at all (413 payload
       const m = msg({ text: 'y'.repeat(5000), data: { k: 'z'.repeat(size) } });
       // Quiet hours make the larger bodies (silent variants): the edge's answer holds for them too.
       const silent = (j: PushJob): PushJob => ({ ...j, silent: true });
-      const built = [apnsBody(m, true), buildFcmBody(silent(job('fcm', m))), buildHmsBody(silent(job('hms', m, 't'.repeat(HMS_TOKEN_ALLOWANCE)))), buildWebPushPayload(silent(job('webpush', m)))];
+      const built = [apnsBody(m, true), buildFcmBody(silent(job('fcm', m))), buildHmsBody(silent(job('hms', m, 't'.repeat(300)))), buildWebPushPayload(silent(job('webpush', m)))];
       if (payloadFits(m)) {
         fits++;
         expect(built.every((b) => b !== undefined)).toBe(true);
