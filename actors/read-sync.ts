@@ -2,6 +2,7 @@ import type { ClearFrame, GatewayMessage } from '../protocol/index.js';
 import { MAX_READ_IDS, VENDOR_OF } from '../protocol/index.js';
 import type { PushJob } from '../protocol/push.js';
 import type { DecideOptions } from './decide.js';
+import { policyOf } from './policy.js';
 import type { UserState } from './user-state.js';
 
 /**
@@ -54,9 +55,12 @@ export function clearFramesOfReads(state: UserState, reads: readonly ReadBy[], b
  * Silent clear pushes for phones that are offline (no foreground session) and hold a push token of a vendor with a
  * clear push (every vendor: APNs background push, FCM and Push Kit data message, Web Push for the service worker)
  * that has credentials (`canPush`). `now` makes the job id unique; the message is a stand-in for the pool's TTL bound.
+ * None for a user whose policy is `"mobile":"never"` (section 4: `"never"` never uses vendor pushes), judged when the
+ * round goes out, so a round that waited out CLEAR_PUSH_INTERVAL_MS follows a policy changed meanwhile.
  */
 export function clearPushJobs(state: UserState, user: string, ids: string[], badge: number, now: number, canPush?: DecideOptions['canPush']): PushJob[] {
   const jobs: PushJob[] = [];
+  if (policyOf(state.policy).mobile === 'never') return jobs;
   for (const m of state.mobiles ?? []) {
     if (m.session?.foreground || m.token === undefined) continue;
     const vendor = VENDOR_OF[m.os];

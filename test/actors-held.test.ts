@@ -3,6 +3,7 @@ import { DecisionHistory } from '../actors/decision-history.js';
 import { unpackDecision } from '../actors/decision-pack.js';
 import { CLEAR_PUSH_INTERVAL_MS, MAX_WAIT_BEHIND_REPLAY_MS } from '../actors/user-actor.js';
 import { gate, harness, settle, until } from './support/actors-fakes.js';
+import type { UserPolicy } from '../protocol/index.js';
 
 /**
  * PROTOCOL.md v1.1 section 4 in the user actor, in virtual time: held messages (TTL, cap, replay in accept order,
@@ -634,6 +635,30 @@ describe('read sync and badges', () => {
     expect(clears()).toHaveLength(2); // nothing waits: no further round
     h.read('u1', ['m1']); // a read after a quiet interval pushes at once again
     await until(() => clears().length === 3);
+  });
+
+  it('policy "never" sends no clear push (section 4: "never" never uses vendor pushes), also for a round that waited out the interval', async () => {
+    const stored = new Map<string, UserPolicy>();
+    h = harness({ policies: { get: async (u) => stored.get(u) } });
+    await h.registry.put('u1', 'iphone', { os: 'ios', token: 'apns-tok' });
+    const clears = () => h.pushes.jobs.filter((j) => j.clear !== undefined);
+    for (let i = 1; i <= 3; i++) h.route('u1', `m${i}`);
+    await until(() => h.pushes.jobs.length === 3); // when_away: alert pushes
+    h.read('u1', ['m1']);
+    await until(() => clears().length === 1); // the first round goes at once
+    h.read('u1', ['m2']); // waits for the interval's end
+    await settle(h);
+    stored.set('u1', { mobile: 'never' });
+    h.send({ type: 'policy_changed', user: 'u1' });
+    await settle(h);
+    await vi.advanceTimersByTimeAsync(CLEAR_PUSH_INTERVAL_MS);
+    await settle(h);
+    expect(clears()).toHaveLength(1);
+    h.read('u1', ['m3']); // a read after a quiet interval under "never"
+    await vi.advanceTimersByTimeAsync(CLEAR_PUSH_INTERVAL_MS * 2);
+    await settle(h);
+    expect(clears()).toHaveLength(1);
+    expect((await h.view('u1')).unread).toBe(0); // the reads themselves count
   });
 
   it('a clear push that meets a dead token removes it, as a message push does (hasToken false, no more pushes to it)', async () => {
