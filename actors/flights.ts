@@ -13,7 +13,7 @@ import { decide, decideFallback, pcStatus, type Command, type DecideOptions, typ
 import { DeliveryWindows } from './delivery-window.js';
 import { DecisionHistory } from './decision-history.js';
 import { RecentIds } from './history.js';
-import { policyOf, pushDelayMsOf } from './policy.js';
+import { policyOf, pushDelayMsOf, pushesSilent } from './policy.js';
 import { UserMailbox, type HeldListing, type MailboxDeps } from './mailbox.js';
 import { clearDeadToken, type UserState } from './user-state.js';
 
@@ -288,6 +288,11 @@ export abstract class Flights {
     for (const next of this.windows.release(slot.session.id)) if (this.slots.get(next.key) === next) this.send(next);
   }
 
+  /**
+   * Hands a slot's vendor push to the pool. Quiet hours (section 4) are judged now, when the push goes out, not when
+   * it was decided: a push delay (`pushDelaySeconds`, up to an hour) may start or end them; the decision's target
+   * records what was sent.
+   */
   protected startPush(slot: Slot, token: string, app: string | undefined): void {
     const { msg } = slot.flight;
     const device = slot.target.device;
@@ -295,6 +300,8 @@ export abstract class Flights {
     slot.kind = 'push';
     slot.timer = undefined;
     slot.token = token;
+    if (pushesSilent(policyOf(this.state.policy), msg, this.deps.clock.now())) slot.target.silent = true;
+    else delete slot.target.silent;
     // Section 4: alert pushes carry the user's unread count as the badge.
     const job = {
       jobId: `${msg.id}:${device}`, user: this.user, device, vendor, token, message: msg, badge: this.mailbox.unread,

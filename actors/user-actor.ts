@@ -148,6 +148,13 @@ export class UserActor extends Flights {
           this.pushFailedFor(slot.flight); // the token went during the push delay: held unless another target reached
           return this.finish(slot, 'failed', 'no_token');
         }
+        if (policyOf(this.state.policy).mobile === 'never') {
+          // Section 4 is the rule when the push goes out: the policy turned "never" during the push delay. Held
+          // unless another target reached the user, as with nothing else reachable under "never".
+          this.release(slot);
+          this.pushFailedFor(slot.flight);
+          return this.finish(slot, 'cancelled', 'policy_never');
+        }
         return this.startPush(slot, m.token, m.app);
       }
       case 'push_done':

@@ -146,6 +146,43 @@ describe('policy in the user actor', () => {
     expect(h.pushes.jobs.map((j) => [j.message.id, j.silent])).toEqual([['m1', true], ['m2', undefined]]);
     expect((await h.decisions('u1')).map((d) => d.reason)).toEqual(['no_pc', 'quiet_hours']);
   });
+
+  it('quiet hours are judged when a delayed push goes out: a delay into them sends it silent, one out of them sends it normally', async () => {
+    // 12:00Z now; quiet 12:30-18:00 UTC; a 3,600 s push delay.
+    h = withPolicies();
+    h.stored.set('into', { mobile: 'when_away', pushDelaySeconds: 3600, quietHours: { start: '12:30', end: '18:00', tz: 'UTC' } });
+    h.stored.set('outof', { mobile: 'when_away', pushDelaySeconds: 3600, quietHours: { start: '11:00', end: '12:30', tz: 'UTC' } });
+    await h.registry.put('into', 'pixel', { os: 'android', token: 't1' });
+    await h.registry.put('outof', 'pixel', { os: 'android', token: 't2' });
+    h.route('into', 'm1');
+    h.route('outof', 'm2');
+    await settle(h);
+    expect(h.pushes.jobs).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(3600_000);
+    await until(() => h!.pushes.jobs.length === 2);
+    expect(h.pushes.jobs.map((j) => [j.message.id, j.silent]).sort()).toEqual([['m1', true], ['m2', undefined]]);
+    // The decisions record what went out.
+    await until(() => h!.settled.length === 2);
+    expect((await h.decisions('into'))[0].targets).toEqual([expect.objectContaining({ device: 'pixel', silent: true })]);
+    expect((await h.decisions('outof'))[0].targets[0]).not.toHaveProperty('silent');
+  });
+
+  it('a policy turned "never" during the push delay sends no vendor push: the message is held', async () => {
+    h = withPolicies();
+    h.stored.set('u1', { mobile: 'when_away', pushDelaySeconds: 60 });
+    await h.registry.put('u1', 'pixel', { os: 'android', token: 't' });
+    h.route('u1', 'm1');
+    await settle(h);
+    h.setPolicy('u1', { mobile: 'never', pushDelaySeconds: 60 });
+    await settle(h);
+    await vi.advanceTimersByTimeAsync(60_000);
+    await until(() => h!.settled.length === 1);
+    expect(h.pushes.jobs).toHaveLength(0);
+    const [held, first] = await h.decisions('u1');
+    expect(first.targets).toEqual([expect.objectContaining({ device: 'pixel', outcome: 'cancelled', detail: 'policy_never' })]);
+    expect(held).toMatchObject({ id: 'm1', route: 'held' });
+    expect(h.held.held.get('u1')!.map((x) => x.msg.id)).toEqual(['m1']);
+  });
 });
 
 describe('bots and bridges (issue 10 part 5)', () => {
