@@ -40,6 +40,9 @@ const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
  * combining marks is never split), with an ellipsis when shortened, for which `size(text)` is at most `limit` bytes.
  * `''` when not even the ellipsis fits; undefined when not even an empty text fits. Binary search over UTF-16
  * units, then back to the grapheme boundary at or before the cut: segmenting only there, not the whole text.
+ * A cut never splits a surrogate pair while measuring: a lone surrogate is escaped by JSON as `\udxxx` (6 bytes, more
+ * than the whole pair's 4), so the size would not grow with the cut and the search could stop short of the longest
+ * prefix that fits.
  */
 export function fitText(text: string, size: (text: string) => number, limit = MAX_PAYLOAD_BYTES): string | undefined {
   if (size(text) <= limit) return text;
@@ -48,7 +51,7 @@ export function fitText(text: string, size: (text: string) => number, limit = MA
   let best = -1;
   while (lo <= hi) {
     const mid = (lo + hi) >> 1;
-    if (size(text.slice(0, mid) + ELLIPSIS) <= limit) {
+    if (size(text.slice(0, pairWhole(text, mid)) + ELLIPSIS) <= limit) {
       best = mid;
       lo = mid + 1;
     } else hi = mid - 1;
@@ -59,6 +62,12 @@ export function fitText(text: string, size: (text: string) => number, limit = MA
     return text.slice(0, boundary) + ELLIPSIS;
   }
   return size('') <= limit ? '' : undefined;
+}
+
+/** `cut`, or one unit less when the unit before it is the high half of a surrogate pair (the cut would split it). */
+function pairWhole(text: string, cut: number): number {
+  const c = text.charCodeAt(cut - 1);
+  return cut > 0 && c >= 0xd800 && c <= 0xdbff ? cut - 1 : cut;
 }
 
 /**
