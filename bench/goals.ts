@@ -20,12 +20,13 @@ export function goalMet(g: Goal): boolean {
 /**
  * One `ratio` line per goal; values with two decimals (ratios) or one (ms, bytes). Then one `context` line per
  * `info` entry (`context <name> <value> <the goal it bears on>`): figures that bound a goal on this machine, such as
- * the bare relay's own p99 at the load of `embedded_p99_ms_at_10k`. Grep `^ratio` for the goals alone.
+ * the bare relay's own p99 at the load of `embedded_p99_ms_at_10k` (`-` in place of a goal: context bearing on no
+ * single bound). Grep `^ratio` for the goals alone.
  */
 export function goalLines(goals: Goal[]): string {
   const value = (g: Goal) => (Number.isFinite(g.value) ? (Math.abs(g.value) >= 100 ? g.value.toFixed(0) : g.value.toFixed(2)) : 'n/a');
   return [
     ...goals.filter((g) => !g.info).map((g) => `ratio ${g.name} ${value(g)} ${g.goal}`),
-    ...goals.filter((g) => g.info).map((g) => `context ${g.name} ${value(g)} ${g.goal}`),
+    ...goals.filter((g) => g.info).map((g) => `context ${g.name} ${value(g)} ${Number.isFinite(g.goal) ? g.goal : '-'}`),
   ].join('\n');
 }

@@ -2,6 +2,7 @@ import { execFileSync, execSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { cpus, totalmem } from 'node:os';
 import { decideCeiling } from './decide-ceiling.js';
+import { pacedWork } from './paced-work.js';
 import { cpuPerMsg, othersPct, runEndToEnd, type E2eOptions, type PhaseResult } from './end-to-end.js';
 import { goalLines, type Goal } from './goals.js';
 import { parseConfig } from '../runtime/config.js';
@@ -136,6 +137,15 @@ async function main(): Promise<void> {
     ratio: '100% (baseline)', note: `${fmt(ceiling.nsPerCall)} ns/call, route ${ceiling.route}`,
   });
 
+  log('a2. the same work in bursts, one burst per 1 ms tick');
+  const paced = await pacedWork([1, 10], quick ? 1000 : 2000);
+  const pacedFactor = (perTick: number) => paced.pacedNsPerUnit.get(perTick)! / paced.hotNsPerUnit;
+  rows.push({
+    section: 'a2. paced work', what: 'one message\'s routing-shaped JavaScript (decide, frame, ack), 10 per 1 ms tick, over back to back',
+    value: `${pacedFactor(10).toFixed(2)}x`, ratio: 'machine, no I/O',
+    note: `${fmt(paced.hotNsPerUnit)} ns per unit back to back; ${fmt(paced.pacedNsPerUnit.get(10)!)} ns at 10 per tick; ${fmt(paced.pacedNsPerUnit.get(1)!)} ns (${pacedFactor(1).toFixed(1)}x) at 1 per tick (bench/paced-work.ts)`,
+  });
+
   log('b0. durable entry alone');
   // 8: about what one group commit carries at the HTTP row's max rate (64 open requests), where a commit's fixed
   // cost (one trip to the thread pool) weighs most per message.
@@ -171,6 +181,14 @@ async function main(): Promise<void> {
       // message waits for before it is routed (the contract's 202 means stored).
       goals.push({ name: 'relay_p99_ms_at_10k', value: find('relay', 'in-process', TARGET_P99_AT)?.stats.latency.p99Ms ?? NaN, goal: TARGET_P99_MS, info: true });
       goals.push({ name: 'durable_accept_p99_ms', value: acceptP99Ms, goal: TARGET_P99_MS, info: true });
+      // Context: what a message costs at that load, not at max rate. The bare relay's own CPU per message at 10k over
+      // its max-rate figure, the same factor for a unit of work with no I/O (row a2), and the node against the relay
+      // both at 10k: the node's share of a core at 10k is this ratio times the relay's.
+      const relay10k = find('relay', 'in-process', TARGET_P99_AT);
+      const node10k = find('node', 'in-process', TARGET_P99_AT);
+      goals.push({ name: 'relay_cpu_at_10k_vs_at_max', value: relay10k ? cpuPerMsg(relay10k) / meanCpu(all('relay', 'in-process')) : NaN, goal: NaN, info: true });
+      goals.push({ name: 'paced_work_factor_10_per_ms', value: pacedFactor(10), goal: NaN, info: true });
+      goals.push({ name: 'embedded_cpu_at_10k_vs_relay_at_10k', value: node10k && relay10k ? cpuPerMsg(node10k) / cpuPerMsg(relay10k) : NaN, goal: 2, info: true });
       goals.push({ name: 'embedded_http_vs_relay', value: ratio(all('node', 'http'), all('relay', 'http')), goal: 1.3 });
       // Context: against a relay that also makes each message durable before its 202 (bench/relay.ts `durable`).
       goals.push({ name: 'embedded_http_vs_durable_relay', value: ratio(r.phases.filter((p) => p.durableBaseline), all('relay-durable', 'http')), goal: 1.3, info: true });
