@@ -1,6 +1,26 @@
 import { jetstream, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
-import { Kvm, type KV, type KvOptions } from '@nats-io/kv';
+import { Bucket, Kvm, type KV, type KvOptions } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+
+/**
+ * The keys of a bucket that match `filter` (a key pattern such as `n.>`), from the bucket stream's subject list: one
+ * STREAM.INFO request with `subjects_filter` (paged by nats.js, each page with the client's API timeout). Not
+ * `kv.keys()`: nats.js ends that on a message whose pending count is 0 or on the consumer's idle heartbeat (5 s of
+ * no messages), and on a bucket whose keys are rewritten every second (membership beats) with nats-server 2.9.10
+ * neither came: a node's start hung in it for good, its keys list growing with every beat of the others (a 3-node
+ * bench start). Keys whose last write is a delete are listed too: a caller reads each key anyway. A KV that is no
+ * JetStream bucket (tests' in-memory ones) lists its own keys, once each.
+ */
+export async function bucketKeys(kv: KV, filter: string): Promise<string[]> {
+  if (!(kv instanceof Bucket)) {
+    const keys = new Set<string>();
+    for await (const k of await kv.keys(filter)) keys.add(k);
+    return [...keys];
+  }
+  const info = await kv.jsm.streams.info(kv.stream, { subjects_filter: `${kv.prefix}.${filter}` });
+  const from = kv.prefix.length + 1;
+  return Object.keys(info.state.subjects ?? {}).map((subject) => kv.decodeKey(subject.slice(from)));
+}
 
 /** Tries at creating a bucket that other nodes may be creating at the same moment. */
 const CREATE_TRIES = 10;

@@ -4,7 +4,7 @@ import type { KV } from '@nats-io/kv';
 import { Packr } from 'msgpackr';
 import type { DeviceRegistration, TokenRemovedReason } from '../protocol/index.js';
 import { SEEN_RESOLUTION_MS, type DeviceRecord, type DeviceRegistry, type TokenRemoval, type TokenRemovalListener } from '../store/types.js';
-import { isCasConflict, isCasOutcomeUnknown } from './jetstream-setup.js';
+import { bucketKeys, isCasConflict, isCasOutcomeUnknown } from './jetstream-setup.js';
 
 const packr = new Packr({ useRecords: false });
 /** CAS retries before a write gives up; contention on one user's devices is rare. */
@@ -103,10 +103,8 @@ export class KvDeviceRegistry implements DeviceRegistry {
 
   /** Scans every user key; each node may run it, the compare-and-set lets one of them remove (and report) each token. */
   async prune(before: number): Promise<number> {
-    const keys: string[] = [];
-    for await (const k of await this.kv.keys('u.>')) keys.push(k);
     let pruned = 0;
-    for (const key of keys) {
+    for (const key of await bucketKeys(this.kv, 'u.>')) {
       const user = Buffer.from(key.slice(2), 'base64url').toString('utf8');
       let stale: DeviceRecord[] = [];
       await this.change(user, (list) => {

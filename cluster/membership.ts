@@ -5,7 +5,7 @@ import type { KV, KvEntry } from '@nats-io/kv';
 import { systemClock, type Clock, type Timer } from '../base/clock.js';
 import { subjectToken } from '../bus/subjects.js';
 import { noLog, type ClusterLog } from './lease-log.js';
-import { isCasConflict, LEADER_CONFIRM_WAIT_MS, openBucket, openLeaderReads } from './jetstream-setup.js';
+import { bucketKeys, isCasConflict, LEADER_CONFIRM_WAIT_MS, openBucket, openLeaderReads } from './jetstream-setup.js';
 import { followWatch } from './lease-watch.js';
 
 export const DEFAULT_BEAT_MS = 500;
@@ -273,9 +273,7 @@ export class Membership extends EventEmitter<{ change: [live: readonly string[]]
   private async checkPartitions(kv: KV): Promise<void> {
     const ours = this.opts.partitions;
     if (ours === undefined) return;
-    const keys: string[] = [];
-    for await (const k of await kv.keys('n.>')) keys.push(k);
-    for (const key of keys) {
+    for (const key of await bucketKeys(kv, 'n.>')) {
       if (key === nodeKey(this.nodeId)) continue;
       const e = await kv.get(key);
       const b = e?.operation === 'PUT' ? parseBeat(e) : undefined;
