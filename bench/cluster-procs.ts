@@ -27,13 +27,23 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Spawns `cmd` and resolves with the first stdout/stderr line that `ready` picks; keeps the last lines for errors. */
+/**
+ * How long a process may take to print its ready line, ms: a node takes 1-4 s, ~10 s on a busy 2-core VM. Past it the
+ * process is killed and the bench fails with its last lines (a node whose start hung kept a bench waiting for good).
+ */
+const LAUNCH_TIMEOUT_MS = 60_000;
+
+/**
+ * Spawns `cmd` and resolves with the first stdout/stderr line that `ready` picks; keeps the last lines for errors.
+ * Rejects, with those lines, when it exits first or prints no such line within LAUNCH_TIMEOUT_MS (it is killed then).
+ */
 function launch<T>(cmd: string, args: string[], env: NodeJS.ProcessEnv, ready: (line: string) => T | undefined): Promise<{ proc: ChildProcess; value: T; lines: string[] }> {
   const proc = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(proc);
   proc.on('exit', () => children.delete(proc));
   const lines: string[] = [];
-  return new Promise((resolve, reject) => {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return new Promise<{ proc: ChildProcess; value: T; lines: string[] }>((resolve, reject) => {
     let buf = '';
     let done = false;
     const onData = (c: Buffer): void => {
@@ -49,9 +59,15 @@ function launch<T>(cmd: string, args: string[], env: NodeJS.ProcessEnv, ready: (
     };
     proc.stdout!.on('data', onData);
     proc.stderr!.on('data', onData);
+    timer = setTimeout(() => {
+      if (done) return;
+      done = true;
+      proc.kill('SIGKILL');
+      reject(new Error(`${cmd} printed no ready line within ${LAUNCH_TIMEOUT_MS} ms; killed. Its last lines:\n${lines.slice(-20).join('\n')}`));
+    }, LAUNCH_TIMEOUT_MS);
     proc.on('error', reject);
     proc.on('exit', (code, sig) => done || reject(new Error(`${cmd} exited (${code ?? sig}):\n${lines.slice(-10).join('\n')}`)));
-  });
+  }).finally(() => clearTimeout(timer));
 }
 
 export interface Nats {
