@@ -125,6 +125,8 @@ export interface Flight {
    * message with nothing left to try after an ack timeout (section 4), and the held decision says `push_failed`.
    */
   pushFailed?: boolean;
+  /** Its delayed push was withheld: the policy turned `"never"` during the push delay (the held decision says `policy_never`). */
+  withheld?: boolean;
   /** Sessions this message was sent to (an array: nearly always one, and a Set per message was 2% of the garbage): a hold re-routes at once only to a session not tried. */
   tried?: string[];
 }

@@ -153,6 +153,7 @@ export class UserActor extends Flights {
           // unless another target reached the user, as with nothing else reachable under "never".
           this.release(slot);
           this.pushFailedFor(slot.flight);
+          slot.flight.withheld = true;
           return this.finish(slot, 'cancelled', 'policy_never');
         }
         return this.startPush(slot, m.token, m.app);
@@ -364,7 +365,7 @@ export class UserActor extends Flights {
       return this.finished(msg);
     }
     flight.holding = true;
-    this.deps.metrics.messagesHeld.inc({ why: flight.tried ? 'ack_timeout' : flight.pushFailed ? 'push_failed' : 'unreachable' });
+    this.deps.metrics.messagesHeld.inc({ why: flight.tried ? 'ack_timeout' : flight.withheld ? 'policy_never' : flight.pushFailed ? 'push_failed' : 'unreachable' });
     this.mailbox.hold(msg, expiresAt, now).then(
       () => this.self({ type: 'held_done', id: msg.id, ok: true }),
       (err: unknown) => {
@@ -441,7 +442,7 @@ export class UserActor extends Flights {
   /** A fallback decision that ended in held or undeliverable, for the decision history. */
   private logHeld(flight: Flight, route: 'held' | 'undeliverable', now: number): void {
     if (flight.tried === undefined && !flight.pushFailed) return; // the first decision already said so
-    const reason = flight.tried !== undefined ? 'ack_timeout' : 'push_failed';
+    const reason = flight.tried !== undefined ? 'ack_timeout' : flight.withheld ? 'policy_never' : 'push_failed';
     const decision: Decision = { id: flight.msg.id, route, reason, targets: [], at: now };
     this.history.add(this.user, decision);
     this.deps.metrics.messagesRouted.inc({ route, reason });

@@ -182,7 +182,7 @@ export class Metrics {
   readonly leaseTakeovers = new Counter({ name: 'switchboard_lease_takeovers_total', help: 'Partition leases this node took over after another node let them lapse (cluster)', registers: [this.registry] });
   readonly frameErrors = new Counter({ name: 'switchboard_frame_errors_total', help: 'Rejected client frames by code', labelNames: ['code'] as const, registers: [this.registry] });
   readonly heldMessages = new Gauge({ name: 'switchboard_held_messages', help: 'Messages held for unreachable users (cluster: of users loaded on this node)', registers: [this.registry] });
-  readonly messagesHeld = new Counter({ name: 'switchboard_messages_held_total', help: 'Messages held, by why (unreachable, ack_timeout, push_failed)', labelNames: ['why'] as const, registers: [this.registry] });
+  readonly messagesHeld = new Counter({ name: 'switchboard_messages_held_total', help: 'Messages held, by why (unreachable, ack_timeout, push_failed, policy_never)', labelNames: ['why'] as const, registers: [this.registry] });
   readonly heldReleased = new Counter({ name: 'switchboard_held_released_total', help: 'Held messages no longer held, by why (delivered, read, over_cap)', labelNames: ['why'] as const, registers: [this.registry] });
   readonly clearPushes = new Counter({ name: 'switchboard_clear_pushes_total', help: 'Silent clear pushes (read sync) by vendor and outcome', labelNames: ['vendor', 'outcome'] as const, registers: [this.registry] });
   readonly closes = new Counter({ name: 'switchboard_ws_closes_total', help: 'WebSocket closes by code', labelNames: ['code'] as const, registers: [this.registry] });

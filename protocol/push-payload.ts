@@ -130,9 +130,10 @@ export function isHmsBadgeClass(s: string): boolean {
 }
 
 /**
- * The Push Kit request body (Push Kit limits it to 4096 bytes, its tokens not counted: `hmsCountedBytes`). Its `android.collapse_key` is a
- * small integer group (-1..100), not a string, so `collapseKey` becomes the notification `tag`: a newer
- * notification with the same tag replaces the older one on the device. `badge` goes on notification messages only.
+ * The Push Kit request body (Push Kit limits it to 4096 bytes, its tokens not counted: `hmsCountedBytes`). Its
+ * `android.collapse_key` is a small integer group (-1..100), not a string, so `collapseKey` becomes the notification
+ * `tag`: a newer notification with the same tag replaces the older one on the device. `badge` goes on notification
+ * messages only.
  */
 export function hmsBody(m: PayloadFields, text: string, token: string, silent = false, badge?: HmsBadge): string {
   const android: Record<string, unknown> = { urgency: m.priority === 'normal' ? 'NORMAL' : 'HIGH' };

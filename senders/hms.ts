@@ -92,10 +92,9 @@ export const HMS_MAX_TTL_SECONDS = 1_296_000;
 
 /**
  * The Push Kit v1 body for one token (see `hmsBody`), text shortened so the body fits 4096 bytes as Push Kit counts
- * it, without the token (`hmsCountedBytes`). With
- * `badgeClass` (HmsCredentials) an alert carries `job.badge`, the unread count (section 4), as its launcher badge,
- * but the badge never costs the message any of its text: when the text would have to be cut further to make room
- * for it, the push goes without it. `android.ttl` is what is left at `now` (epoch ms) of the message's TTL, counted from
+ * it, without the token (`hmsCountedBytes`). With `badgeClass` (HmsCredentials) an alert carries `job.badge`, the
+ * unread count (section 4), as its launcher badge, but the badge never costs the message any of its text: when the
+ * text would have to be cut further to make room for it, the push goes without it. `android.ttl` is what is left at `now` (epoch ms) of the message's TTL, counted from
  * its acceptance (senders/message-ttl.ts).
  */
 export function buildHmsBody(job: PushJob, badgeClass?: string, now = Date.now()): string | undefined {

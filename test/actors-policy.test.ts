@@ -180,7 +180,7 @@ describe('policy in the user actor', () => {
     expect(h.pushes.jobs).toHaveLength(0);
     const [held, first] = await h.decisions('u1');
     expect(first.targets).toEqual([expect.objectContaining({ device: 'pixel', outcome: 'cancelled', detail: 'policy_never' })]);
-    expect(held).toMatchObject({ id: 'm1', route: 'held' });
+    expect(held).toMatchObject({ id: 'm1', route: 'held', reason: 'policy_never' });
     expect(h.held.held.get('u1')!.map((x) => x.msg.id)).toEqual(['m1']);
   });
 });
