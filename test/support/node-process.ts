@@ -52,13 +52,16 @@ export class NodeProcess {
   /**
    * Starts a node; resolves once it logged that it listens. Pass `dataDir` to restart on the same state. A node that
    * neither listens nor exits within `startTimeoutMs` (default NODE_START_TIMEOUT_MS) is killed and the start rejects
-   * with a NodeStartTimeout carrying its log, where a test's hook used to time out with no word of why.
+   * with a NodeStartTimeout carrying its log, where a test's hook used to time out with no word of why. `command`
+   * (with `cwd`) runs something else that starts the node, such as `npm start`; `proc` is then that process.
    */
-  static async start(opts: { env?: Record<string, string>; dataDir?: string; apiKey?: string; jwtSecret?: string; startTimeoutMs?: number } = {}): Promise<NodeProcess> {
+  static async start(opts: { env?: Record<string, string>; dataDir?: string; apiKey?: string; jwtSecret?: string; startTimeoutMs?: number; command?: [cmd: string, args: string[]]; cwd?: string } = {}): Promise<NodeProcess> {
     const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'switchboard-test-')));
     const apiKey = opts.apiKey ?? randomBytes(24).toString('base64url');
     const jwtSecret = opts.jwtSecret ?? randomBytes(32).toString('base64url');
-    const proc = reaped(spawn(process.execPath, [BIN, 'start'], {
+    const [cmd, args] = opts.command ?? [process.execPath, [BIN, 'start']];
+    const proc = reaped(spawn(cmd, args, {
+      cwd: opts.cwd,
       env: {
         PATH: process.env.PATH,
         SWITCHBOARD_PORT: '0',
