@@ -252,8 +252,9 @@ export function othersPct(p: PhaseResult): number {
 /**
  * Rows r, b and c in one go: the bare relays (bench/relay.ts, their CPU per message the baseline of the node's) and
  * the node, each with its own load generator, alive together. Max phases alternate with the relay's (`alternate`); with
- * `pacedAt` (msgs/s) the in-process relay also runs paced at that load: its p99 is what this machine and these
- * clients give a relay that does nothing but write and read the sockets, the floor under the node's p99 there.
+ * `pacedAt` (msgs/s) the in-process relay also runs paced at that load, bare and durable: their p99s are what this
+ * machine and these clients give a relay that does nothing but write and read the sockets, and one that also makes
+ * each message durable first (section 3), the floors under the node's p99 there.
  */
 export async function runEndToEnd(o: E2eOptions, progress: (line: string) => void, pacedAt?: number): Promise<E2eResult> {
   const dataDir = await mkdtemp(join(tmpdir(), 'switchboard-bench-'));
@@ -290,7 +291,17 @@ export async function runEndToEnd(o: E2eOptions, progress: (line: string) => voi
     relay.corked = true;
     note(await warmed(o, (w) => inProcessMax(relayEntry, relayGen, w, 'relay-corked')));
     relay.corked = false;
-    if (pacedAt !== undefined) note(await inProcessPaced(relayEntry, relayGen, o, pacedAt, 'relay'));
+    if (pacedAt !== undefined) {
+      note(await inProcessPaced(relayEntry, relayGen, o, pacedAt, 'relay'));
+      // The same with each message durable before it goes out (bench/relay.ts `durable`): the floor the contract's
+      // 202 (section 3) and this disk's write + sync put under the node's p99 at that load.
+      relay.durable = true;
+      try {
+        note(await inProcessPaced(relayEntry, relayGen, o, pacedAt, 'relay-durable'));
+      } finally {
+        relay.durable = false;
+      }
+    }
     for (const rate of o.loads) note(await inProcessPaced(nodeEntry(node), gen, o, rate));
     await alternate(o, (w) => http(relayGen, w, undefined, 'relay'), (w) => http(g, w), note, progress);
     // Context for the goal above: the same, against the relay that makes each body durable before its 202 (the
