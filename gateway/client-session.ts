@@ -76,10 +76,12 @@ export class ClientSession {
   private readonly bucket: TokenBucket;
   private readonly heldFrames: string[] = [];
   /**
-   * Ids of deliveries sent and not yet acked (section 2): an ack of one of them never counts against the frame rate.
-   * The owner's window keeps this near SWITCHBOARD_MAX_INFLIGHT; the bound only guards against a misbehaving owner.
+   * Ids of deliveries sent and not yet acked, each with how many copies were sent (section 2: an ack of a delivery
+   * the session was sent never counts against the frame rate, so each copy of a message sent twice, as a replay after
+   * ack timeouts does, has a free ack: a stalled client that catches up acks both). The owner's window keeps this
+   * near SWITCHBOARD_MAX_INFLIGHT ids; the bound only guards against a misbehaving owner.
    */
-  private sentIds = new Set<string>();
+  private sentIds = new Map<string, number>();
   private badFrames = 0;
   /** Something (a frame or a pong) came since the last heartbeat ping. */
   private alive = true;
@@ -105,15 +107,21 @@ export class ClientSession {
 
   deliver(frame: MessageFrame): void {
     if (this.state !== 'open') return;
-    this.sentIds.add(frame.id);
-    if (this.sentIds.size > maxSentIds(this.deps.config.maxInflight)) this.sentIds.delete(this.sentIds.values().next().value!);
+    const copies = this.sentIds.get(frame.id);
+    this.sentIds.set(frame.id, copies === undefined ? 1 : copies + 1);
+    if (this.sentIds.size > maxSentIds(this.deps.config.maxInflight)) this.sentIds.delete(this.sentIds.keys().next().value!);
     this.send(frame);
   }
 
-  /** An ack of a sent delivery: true once. An emptied set is replaced rather than shrunk (base/young-tables.ts). */
+  /**
+   * An ack of a sent delivery: true once per copy sent. An emptied table is replaced rather than shrunk
+   * (base/young-tables.ts).
+   */
   private forgetSent(id: string): boolean {
-    if (!this.sentIds.has(id)) return false;
-    this.sentIds = freshWhenEmptied(this.sentIds, id);
+    const copies = this.sentIds.get(id);
+    if (copies === undefined) return false;
+    if (copies > 1) this.sentIds.set(id, copies - 1);
+    else this.sentIds = freshWhenEmptied(this.sentIds, id);
     return true;
   }
 

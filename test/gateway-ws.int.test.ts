@@ -216,6 +216,23 @@ describe('gateway WebSocket sessions', () => {
     expect((await c.closed).code).toBe(4429);
   });
 
+  it('section 2: a message sent to a session again (a replay) has a free ack for each copy: a client that catches up acks them all', async () => {
+    const c = await session(pc);
+    const sessionId = (ofType('session_open')[0] as { session: { id: string } }).session.id;
+    // 300 messages, each sent twice before the client acks any (it stalled; its acks timed out and the owner sent
+    // them again): 600 acks, three times the bucket (SWITCHBOARD_FRAME_RATE 100, burst 200).
+    for (const round of [1, 2]) {
+      for (let i = 0; i < 300; i++) g.bus.publish(g.subjects.gateway('gw-test'), { type: 'deliver', sessionId, frame: { type: 'message', id: `r${i}`, ts: round } });
+    }
+    await c.next((f) => f.type === 'message' && f.id === 'r299' && f.ts === 2); // the last frame sent
+    for (const _round of [1, 2]) for (let i = 0; i < 300; i++) c.send({ type: 'ack', id: `r${i}` });
+    await until(() => ofType('ack').length === 600);
+    await assertAlive(c);
+    // A third ack of one of them was never sent: it counts.
+    for (let i = 0; i < 300; i++) c.send({ type: 'ack', id: 'r1' });
+    expect((await c.closed).code).toBe(4429);
+  });
+
   it('section 2 read row: a read frame (1-500 ids) goes to the owner; a clear from the owner reaches the client', async () => {
     const c = await session(phone);
     const sessionId = (ofType('session_open')[0] as { session: { id: string } }).session.id;
