@@ -162,6 +162,32 @@ describe('413 payload_too_large wins over our own field limits (section 3)', () 
   });
 });
 
+describe('a message of a batch over 64 KiB (MAX_MESSAGE_BYTES) as JSON', () => {
+  /** A message whose JSON takes exactly `bytes` bytes, its text made of `unit` (one UTF-16 unit each). */
+  const sized = (id: string, bytes: number, unit: string) => {
+    const shell = Buffer.byteLength(JSON.stringify({ id, to: 'u', text: '' }));
+    const per = Buffer.byteLength(JSON.stringify(unit)) - 2;
+    const m = { id, to: 'u', text: unit.repeat(Math.floor((bytes - shell) / per)) + 'x'.repeat((bytes - shell) % per) };
+    expect(Buffer.byteLength(JSON.stringify(m))).toBe(bytes);
+    return m;
+  };
+
+  it('is body_too_large alone, as the same message sent by itself is; one at the limit and the rest go through', () => {
+    const atLimit = sized('at', MAX_MESSAGE_BYTES, 'x');
+    const over = sized('over', MAX_MESSAGE_BYTES + 1, 'x');
+    // Escaped and multi-byte characters count as the bytes they take: 10,923 control characters are 65,538 bytes.
+    const escaped = { id: 'esc', to: 'u', text: '\u0001'.repeat(10_923) };
+    const euro = sized('euro', MAX_MESSAGE_BYTES - 3, '€');
+    const d = decodeBatchRequest({ messages: [atLimit, over, escaped, euro, { id: 'small', to: 'u', text: 'hi' }] }, 1);
+    if (!d.ok) throw d.error;
+    expect(d.value.map((i) => (i.ok ? `${i.msg.id}:ok` : `${i.id}:${i.error.code}`))).toEqual(['at:ok', 'over:body_too_large', 'esc:body_too_large', 'euro:ok', 'small:ok']);
+    expect(errorOf(decodeSendBytes(encode(over, 'json'), 'json', 0)).code).toBe('body_too_large');
+    expect(decodeSendBytes(encode(atLimit, 'json'), 'json', 0).ok).toBe(true);
+    const refused = d.value[1];
+    expect(refused.ok ? undefined : refused.error.message).toMatch(/65537 bytes as JSON; the limit is 65536/);
+  });
+});
+
 describe('a send request over 64 KiB (MAX_MESSAGE_BYTES), HTTP body or NATS payload', () => {
   it.each(['json', 'msgpack'] as const)('%s: 413 payload_too_large when its message could never be pushed, else 413 body_too_large', (encoding) => {
     const over = (v: unknown) => {
