@@ -21,8 +21,6 @@ export const OWNER_QUERY_TIMEOUT_MS = 5000;
  * node keeps DECISIONS_PER_USER). A larger `limit` is taken and answered with what is kept.
  */
 export const DEFAULT_DECISIONS_LIMIT = DECISIONS_PER_USER;
-/** Largest `PUT …/policy` body. */
-const MAX_POLICY_BYTES = 4096;
 
 /** Answers the request, or throws / rejects with the error to answer; the message endpoints answer through callbacks. */
 type Handler = (req: IncomingMessage, res: ServerResponse, params: string[], query: URLSearchParams) => Promise<void> | void;
@@ -123,7 +121,7 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
   /** Replaces the policy (durable), then tells the owner to read it again; answers the policy as stored. */
   const putPolicy: Handler = async (req, res, [rawUser]) => {
     const user = pathId(rawUser, 'user');
-    const decoded = decodePolicy(await readJsonBody(req, MAX_POLICY_BYTES, KEYED));
+    const decoded = decodePolicy(await readJsonBody(req, MAX_MESSAGE_BYTES, KEYED));
     if (!decoded.ok) throw decoded.error;
     await storeWrite(() => policies.put(user, decoded.value));
     bus.publish(subjects.owner(user), { type: 'policy_changed', user });

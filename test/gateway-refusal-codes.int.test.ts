@@ -115,6 +115,8 @@ describe('refusal codes of section 3 at the edge', () => {
         { id: 'b', to: 'bob', data: keys(400) },
         { id: 'c', to: 'bob', title: 'x'.repeat(1025) },
         { id: 'd', to: 'bob', title: 'fits' },
+        // The 70,000-character text that is body_too_large as a single send (above) is so in a batch too.
+        { id: 'e', to: 'bob', title: 'hi', text: 'x'.repeat(70_000) },
       ] }) });
       expect(res.status).toBe(200);
       expect(res.body.results).toEqual([
@@ -122,7 +124,18 @@ describe('refusal codes of section 3 at the edge', () => {
         { id: 'b', error: { code: 'payload_too_large', message: expect.any(String) } },
         { id: 'c', error: { code: 'invalid_request', message: expect.stringContaining('title') } },
         { id: 'd', status: 'accepted' },
+        { id: 'e', error: { code: 'body_too_large', message: expect.stringContaining('the limit is 65536') } },
       ]);
+      expect(g.accepted.map((m) => m.id)).toEqual(['d']);
+    });
+
+    it('a policy or device body with a long bad value is 400 invalid_field naming it, as a short one is (bodies up to 64 KiB are read)', async () => {
+      const put = (path: string, body: unknown) => g.http('PUT', path, { body: JSON.stringify(body) });
+      for (const body of [{ mobile: 'x'.repeat(5000) }, { mobile: 'when_away', quietHours: { start: '22:00', end: '07:00', tz: 'Z'.repeat(5000) } }]) {
+        expect(await put('/v1/users/alice/policy', body)).toMatchObject({ status: 400, body: { error: { code: 'invalid_field' } } });
+      }
+      expect(await put('/v1/users/alice/devices/phone', { os: 'android', token: 'a'.repeat(60_000) })).toMatchObject({ status: 400, body: { error: { code: 'invalid_field' } } });
+      expect(await put('/v1/users/alice/policy', { mobile: 'x'.repeat(70_000) })).toMatchObject({ status: 413, body: { error: { code: 'body_too_large' } } });
     });
   });
 
