@@ -45,7 +45,7 @@ export function refusalReason(e: unknown): string {
     return e.claim === 'nbf' ? 'not yet valid' : `bad ${e.claim}`;
   }
   if (e instanceof joseErrors.JWSSignatureVerificationFailed) return 'bad signature';
-  if (e instanceof joseErrors.JOSEAlgNotAllowed || e instanceof joseErrors.JOSENotSupported) return 'wrong algorithm (HS256 only)';
+  if (e instanceof joseErrors.JOSEAlgNotAllowed || e instanceof joseErrors.JOSENotSupported) return 'wrong algorithm'; // section 2's word for it, exactly: only HS256 is taken
   if (e instanceof joseErrors.JWTInvalid) return 'claims are not a JSON object';
   return 'malformed token (not a compact JWS)';
 }

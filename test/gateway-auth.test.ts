@@ -69,8 +69,8 @@ describe('verifyClientToken', () => {
     const none = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ ...claims, exp: NOW / 1000 + 60 })).toString('base64url')}.`;
     const cases: [string, string][] = [
       [forged, 'bad signature'],
-      [hs512, 'wrong algorithm (HS256 only)'],
-      [none, 'wrong algorithm (HS256 only)'],
+      [hs512, 'wrong algorithm'],
+      [none, 'wrong algorithm'],
       ['not-a-jwt', 'malformed token (not a compact JWS)'],
       ['', 'token missing'],
     ];
