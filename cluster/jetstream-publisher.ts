@@ -26,6 +26,19 @@ interface Pending {
 
 const decoder = new TextDecoder();
 
+/** A `Nats-Msg-Id` value sent as is: no control, format or unassigned character, no leading or trailing whitespace. */
+const PLAIN_MSG_ID = /^[^\p{C}\s~][^\p{C}]*$/u;
+
+/**
+ * The `Nats-Msg-Id` header value for the id `msgId`, one-to-one: `msgId` itself when it survives a header as is,
+ * else `~` and its UTF-8 in base64url. nats.js trims header values and refuses CR and LF (`MsgHdrsImpl.validHeaderValue`),
+ * so sent raw, `"a "` deduplicated against `"a"` (the second answered duplicate and never delivered) and an id with a
+ * line break could not be published. A plain value never starts with `~`, so the two kinds never meet.
+ */
+export function msgIdHeader(msgId: string): string {
+  return PLAIN_MSG_ID.test(msgId) && msgId === msgId.trimEnd() ? msgId : `~${Buffer.from(msgId, 'utf8').toString('base64url')}`;
+}
+
 /**
  * JetStream publishes, each answered by its own PubAck, on one reply subscription (issue 13). It does what
  * `js.publish()` of nats.js 3.4 does for a message (publish with a reply subject, wait for the PubAck, check it) minus
@@ -54,7 +67,10 @@ export class JetStreamPublisher {
     nc.closed().then(() => this.failAll(new Error('connection closed')), () => undefined);
   }
 
-  /** Publishes `data` to a stream subject; resolves with the PubAck once stored. `msgId` sets `Nats-Msg-Id` (dedupe). */
+  /**
+   * Publishes `data` to a stream subject; resolves with the PubAck once stored. `msgId` (any string) sets `Nats-Msg-Id`
+   * (dedupe), through `msgIdHeader`.
+   */
   publish(subject: string, data: Uint8Array, msgId?: string): Promise<PubAck> {
     if (this.closed) return Promise.reject(new JetStreamPublishError('publisher closed'));
     const token = (this.next++).toString(36);
@@ -62,7 +78,7 @@ export class JetStreamPublisher {
       this.pending.set(token, { resolve, reject, deadline: Date.now() + this.timeoutMs });
       try {
         let h;
-        if (msgId !== undefined) (h = headers()).set('Nats-Msg-Id', msgId);
+        if (msgId !== undefined) (h = headers()).set('Nats-Msg-Id', msgIdHeader(msgId));
         this.nc.publish(subject, data, { reply: this.prefix + token, headers: h });
       } catch (e) {
         this.pending.delete(token);

@@ -1,6 +1,6 @@
 import { jetstreamManager, DiscardPolicy, StorageType } from '@nats-io/jetstream';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { JetStreamPublisher } from '../cluster/jetstream-publisher.js';
+import { JetStreamPublisher, msgIdHeader } from '../cluster/jetstream-publisher.js';
 import { natsForFile } from './support/nats-server.js';
 
 const nats = natsForFile();
@@ -26,6 +26,29 @@ describe('JetStreamPublisher', () => {
     const jsm = await jetstreamManager(nats.nc);
     expect((await jsm.streams.getMessage('pubtest', { seq: acks[7].seq }))?.string()).toBe('m7');
     await pub.close();
+  });
+
+  it('sends every message id as a Nats-Msg-Id of its own: ids that differ in edge whitespace or line breaks are not duplicates', async () => {
+    const pub = new JetStreamPublisher(nats.nc, 5000);
+    const ids = ['w', 'w ', ' w', 'w\n', 'w\r\nx', '~w', 'w\t', 'w\u00a0', 'w\u200d'];
+    const acks = await Promise.all(ids.map((id, i) => pub.publish('pubtest.ws', bytes(`m${i}`), id)));
+    expect(acks.map((a) => a.duplicate)).toEqual(ids.map(() => false));
+    expect(new Set(acks.map((a) => a.seq)).size).toBe(ids.length);
+    // Each is still its own duplicate.
+    for (const [i, id] of ids.entries()) expect(await pub.publish('pubtest.ws', bytes('again'), id)).toEqual({ stream: 'pubtest', seq: acks[i].seq, duplicate: true });
+    await pub.close();
+  });
+
+  it('msgIdHeader: plain ids as they are, the rest as ~ and base64url, never two ids on one value', () => {
+    for (const plain of ['m1', 'id with inner spaces', 'ünïcödé-消息-😀', 'a~b']) expect(msgIdHeader(plain)).toBe(plain);
+    const tricky = ['a', 'a ', ' a', '\ta', 'a\n', 'a\r', '~a', `~${Buffer.from('a ').toString('base64url')}`, 'a\u200b', 'a\u3000', '\u0000', 'a\u00a0'];
+    const values = tricky.map(msgIdHeader);
+    expect(new Set(values).size).toBe(tricky.length);
+    for (const v of values) {
+      expect(v).toBe(v.trim()); // nats.js trims header values
+      expect(v).not.toMatch(/[\r\n]/); // and refuses these
+    }
+    expect(Buffer.from(msgIdHeader('a ').slice(1), 'base64url').toString()).toBe('a ');
   });
 
   it('rejects what JetStream refuses (with its error code), and a subject no stream takes', async () => {
