@@ -135,7 +135,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   /**
    * Read sync (section 4): the user read these messages; the server clears them on the user's other devices.
-   * `ids`: message ids, each 1-128 printable characters (PROTOCOL.md section 3); any number of them: they are sent in
+   * `ids`: message ids, each 1-128 characters (PROTOCOL.md section 3); any number of them: they are sent in
    * frames of at most 500 ids and 64 KiB (section 2: 500 ids of 128 non-ASCII characters would be ~125 KB, a frame
    * the server closes the connection for, 1009), now when open or after the next welcome. An empty list sends nothing.
    * Throws `ClientError` `invalid_read` (naming the first bad id by index) and sends nothing when an id is not a
@@ -152,7 +152,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
    * @throws ClientError, and sends nothing, for a frame the server would refuse for its shape: `invalid_frame` for a
    *   `frame` that is not an object with a section 2 `type` (`undefined`, a string, `{ type: 'typo' }`); a `presence`
    *   frame as `setPresence()` (`invalid_presence`, `presence_not_allowed`; it is sent once, not kept); a `read`
-   *   frame with 0 or more than 500 ids or an id that is not 1-128 printable characters (`invalid_read`; `read()`
+   *   frame with 0 or more than 500 ids or an id that is not 1-128 characters (`invalid_read`; `read()`
    *   splits long lists); any frame over 64 KiB as UTF-8 JSON (`frame_too_large`, no `closeCode`; section 2 closes
    *   the connection for one).
    */

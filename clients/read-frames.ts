@@ -5,12 +5,13 @@ import { MAX_CLIENT_FRAME_BYTES, MAX_MESSAGE_ID_CHARS, MAX_READ_IDS, type Client
  * What a `read` frame may carry, checked before it is sent: the server refuses a frame of another shape with an error
  * frame (`invalid_request`), or closes the connection for one over 64 KiB (1009), and that refusal could be taken for
  * the answer to a frame sent near it. Rules: PROTOCOL.md section 2 (`read` row: 1-500 ids; frames over 64 KiB close
- * the connection) and section 3 (a message id is 1-128 characters; the server also wants them printable, as user
- * and device ids in section 2).
+ * the connection) and section 3 (a message id is 1-128 characters, any of them, in a well-formed string).
  */
 
-/** Printable: no control, format, unassigned, private-use or lone surrogate code point (Unicode category C). */
-const PRINTABLE = /^[^\p{C}]+$/u;
+/** No lone surrogate: such a string has no UTF-8, so no frame can carry it (String.prototype.isWellFormed, ES2024). */
+function wellFormed(s: string): boolean {
+  return (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+}
 
 /** Why `id` is not a message id the server takes, or undefined when it is one. */
 export function messageIdProblem(id: unknown): string | undefined {
@@ -19,7 +20,7 @@ export function messageIdProblem(id: unknown): string | undefined {
   // Code points, not UTF-16 units: the server counts characters as `for…of` does.
   let chars = 0;
   for (const _ of id) if (++chars > MAX_MESSAGE_ID_CHARS) return `is longer than ${MAX_MESSAGE_ID_CHARS} characters`;
-  if (!PRINTABLE.test(id)) return 'holds a control or other non-printable character';
+  if (!wellFormed(id)) return 'holds a lone surrogate (not UTF-8)';
   return undefined;
 }
 
@@ -33,7 +34,7 @@ export function checkReadIds(ids: unknown, maxIds = Infinity): asserts ids is re
   for (let i = 0; i < ids.length; i++) {
     const problem = messageIdProblem(ids[i]);
     if (problem !== undefined) {
-      throw new ClientError('invalid_read', `read ids[${i}] ${problem}: a message id is 1-${MAX_MESSAGE_ID_CHARS} printable characters (PROTOCOL.md section 3); nothing was sent`);
+      throw new ClientError('invalid_read', `read ids[${i}] ${problem}: a message id is 1-${MAX_MESSAGE_ID_CHARS} characters (PROTOCOL.md section 3); nothing was sent`);
     }
   }
 }

@@ -71,7 +71,7 @@ export const DEFAULT_IDLE_AFTER_MS = 60_000;
 export const MAX_READ_IDS = 500;
 /** Section 2: a client frame is at most 64 KiB (65,536 bytes of UTF-8); a larger one closes the connection (1009). */
 export const MAX_CLIENT_FRAME_BYTES = 64 * 1024;
-/** Section 3: a message id is 1-128 characters (Unicode code points), printable as user and device ids are. */
+/** Section 3: a message id is 1-128 characters (Unicode code points), any of them. */
 export const MAX_MESSAGE_ID_CHARS = 128;
 /** Section 2: the reasons of an `inactive` presence frame. */
 export const INACTIVE_REASONS: ReadonlySet<string> = new Set<InactiveReason>(['idle', 'screen_locked', 'client_locked']);

@@ -1,5 +1,5 @@
 import { SwitchboardError } from './errors.js';
-import { invalid, isId, isObject } from './fields.js';
+import { invalid, isMessageId, isObject } from './fields.js';
 import { decodeSendRequest, MAX_MESSAGE_BYTES, type ChatMessage } from './message.js';
 import { fail, ok, type Decoded } from './result.js';
 
@@ -31,7 +31,7 @@ export function decodeBatchRequest(body: unknown, acceptedAt: number): Decoded<B
       const tooLarge = oversizeBatchMessage(d.value, m);
       return tooLarge === undefined ? { ok: true, msg: d.value } : { ok: false, id: d.value.id, error: tooLarge };
     }
-    const id = isObject(m) && isId(m.id) ? m.id : undefined;
+    const id = isObject(m) && isMessageId(m.id) ? m.id : undefined;
     return id === undefined ? { ok: false, error: d.error } : { ok: false, id, error: d.error };
   }));
 }

@@ -30,7 +30,7 @@ export function isObject(v: unknown): v is Json {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** 1-128 printable characters (user ids, device ids, message ids). */
+/** 1-128 printable characters (user ids and device ids, section 2's claims rule; `from`, app names). */
 export function id(obj: Json, field: string): string {
   const v = obj[field];
   if (!isId(v)) throw invalid(field, `a string of 1-${MAX_ID_CHARS} printable characters`);
@@ -43,6 +43,28 @@ export function isId(v: unknown): v is string {
   let n = 0;
   for (const _ of v) if (++n > MAX_ID_CHARS) return false;
   return PRINTABLE.test(v);
+}
+
+/**
+ * A message id (section 3: `"id":"<unique, 1-128 chars>"`): 1-128 characters (code points, as `for…of` counts them),
+ * any of them: the printable rule of user and device ids (section 2's claims) is not the contract's for message ids,
+ * and would refuse emoji joined by U+200D and characters newer than this Node's Unicode tables. The string must be
+ * well-formed: a lone surrogate has no UTF-8 (a JSON body cannot even carry one, section 3's UTF-8 rule).
+ */
+export function isMessageId(v: unknown): v is string {
+  if (typeof v !== 'string' || v.length === 0 || v.length > MAX_ID_CHARS * 2) return false;
+  if (v.length > MAX_ID_CHARS) {
+    let n = 0;
+    for (const _ of v) if (++n > MAX_ID_CHARS) return false;
+  }
+  return isWellFormed(v);
+}
+
+/** `obj[field]` as a message id (`isMessageId`), else `invalid_request` naming the field. */
+export function messageId(obj: Json, field: string): string {
+  const v = obj[field];
+  if (!isMessageId(v)) throw invalid(field, `a string of 1-${MAX_ID_CHARS} characters`);
+  return v;
 }
 
 /** Every character is in U+0020-U+007E (none of those is in \p{C}): most ids, checked without the Unicode regex. */

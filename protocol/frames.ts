@@ -1,5 +1,5 @@
 import { SwitchboardError } from './errors.js';
-import { id, invalid, isId, isObject, MAX_ID_CHARS, oneOf, str, type Json } from './fields.js';
+import { invalid, isMessageId, isObject, MAX_ID_CHARS, messageId, oneOf, str, type Json } from './fields.js';
 import { asProtocolError, readRegistration, type MobileOs } from './message.js';
 import { fail, ok, type Decoded } from './result.js';
 
@@ -110,7 +110,7 @@ export function decodeClientFrame(text: string, identity?: FrameIdentity): Decod
       case 'register':
         return ok({ type: 'register', ...readRegistration(parsed) });
       case 'ack':
-        return ok({ type: 'ack', id: id(parsed, 'id') });
+        return ok({ type: 'ack', id: messageId(parsed, 'id') });
       case 'read':
         return ok({ type: 'read', ids: readIds(parsed) });
       case 'ping':
@@ -152,7 +152,7 @@ export function readIds(body: Json): string[] {
   const v = body.ids;
   if (!Array.isArray(v) || v.length === 0 || v.length > MAX_READ_IDS) throw invalid('ids', `an array of 1-${MAX_READ_IDS} message ids`);
   // Checked in place; only a bad entry builds the object that names it in the error.
-  for (let i = 0; i < v.length; i++) if (!isId(v[i])) id({ [`ids[${i}]`]: v[i] }, `ids[${i}]`);
+  for (let i = 0; i < v.length; i++) if (!isMessageId(v[i])) messageId({ [`ids[${i}]`]: v[i] }, `ids[${i}]`);
   return [...new Set(v as string[])];
 }
 

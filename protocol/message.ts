@@ -1,5 +1,5 @@
 import { SwitchboardError } from './errors.js';
-import { checkStringMap, copyStringMap, id, invalid, invalidField, isId, isObject, isWellFormed, MAX_ID_CHARS, oneOf, optionalString, type Json } from './fields.js';
+import { checkStringMap, copyStringMap, id, invalid, invalidField, isId, isObject, isWellFormed, MAX_ID_CHARS, messageId, oneOf, optionalString, type Json } from './fields.js';
 import { MAX_PUSH_PAYLOAD_BYTES, payloadOverflow, pushPayloadBytesBound, pushPayloadBytesFloor, pushPayloadFloorOver, type PayloadOverflow } from './push-payload.js';
 import { checkPushToken } from './push-token.js';
 import { fail, ok, type Decoded } from './result.js';
@@ -93,7 +93,7 @@ export function decodeSendRequest(body: unknown, acceptedAt: number): Decoded<Ch
     // Read in contract order (the first bad field is the one reported), then built with only the fields present:
     // assigning in a fixed order keeps every message of one shape on one hidden class, where deleting the absent
     // ones (as before) turned each message into a slow dictionary object for the whole routing path.
-    const msgId = id(body, 'id');
+    const msgId = messageId(body, 'id');
     const to = id(body, 'to');
     const from = optionalString(body, 'from');
     const title = optionalString(body, 'title');

@@ -1,6 +1,6 @@
 import { Unpackr } from 'msgpackr';
 import { SwitchboardError } from './errors.js';
-import { isId, isObject } from './fields.js';
+import { isId, isMessageId, isObject } from './fields.js';
 import { decodeSendRequest, MAX_MESSAGE_BYTES, type ChatMessage } from './message.js';
 import { MAX_PUSH_PAYLOAD_BYTES, pushPayloadFloorOver } from './push-payload.js';
 import { checkMessagePackText } from './msgpack-check.js';
@@ -47,7 +47,7 @@ export function oversizeSendError(bytes: Uint8Array, encoding: SendEncoding): Sw
   if (bytes.length > MAX_SEND_READ_BYTES) return tooLarge;
   const parsed = parseSendBytes(bytes, encoding, MAX_SEND_READ_BYTES);
   // A message at all (an object with a valid `id` and `to`, section 3's first checks) whose floor passes the limit.
-  const m = parsed.ok && isObject(parsed.value) && isId(parsed.value.id) && isId(parsed.value.to) ? parsed.value : undefined;
+  const m = parsed.ok && isObject(parsed.value) && isMessageId(parsed.value.id) && isId(parsed.value.to) ? parsed.value : undefined;
   const floor = m === undefined ? undefined : pushPayloadFloorOver(m, MAX_PUSH_PAYLOAD_BYTES);
   if (floor === undefined) return tooLarge;
   return new SwitchboardError('payload_too_large', `title and data alone make a push payload of at least ${floor} bytes; the limit is ${MAX_PUSH_PAYLOAD_BYTES}`);

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { messageIdProblem } from '../clients/read-frames.js';
 import { CLIENT_FRAME_TYPES, MAX_CLIENT_FRAME_BYTES, MAX_MESSAGE_ID_CHARS, MAX_READ_IDS, MOBILE_OSES, PRESENCE_STATES, PRESENCE_STATES_BY_KIND } from '../clients/wire.js';
 import { FRAMES_BY_KIND, MAX_FRAME_BYTES, MAX_READ_IDS as SERVER_MAX_READ_IDS } from '../protocol/frames.js';
-import { isId, MAX_ID_CHARS } from '../protocol/fields.js';
+import { isMessageId, MAX_ID_CHARS } from '../protocol/fields.js';
 import { MOBILE_OS } from '../protocol/message.js';
 
 /**
@@ -32,6 +32,6 @@ describe('client copies of the contract', () => {
       fc.string({ maxLength: 140 }),
       fc.constantFrom('', 'a'.repeat(128), 'a'.repeat(129), '😀'.repeat(128), '😀'.repeat(129), 'a\u0000b', 'x\u200by', '\ud800'),
     );
-    fc.assert(fc.property(ids, (id) => (messageIdProblem(id) === undefined) === isId(id)), { numRuns: 2000 });
+    fc.assert(fc.property(ids, (id) => (messageIdProblem(id) === undefined) === isMessageId(id)), { numRuns: 2000 });
   });
 });

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { bearerMatches } from '../gateway/auth.js';
-import { decodeClientFrame, decodeSendRequest, isId, isWellFormed, MAX_ID_CHARS } from '../protocol/index.js';
+import { decodeClientFrame, decodeSendRequest, isId, isMessageId, isWellFormed, MAX_ID_CHARS } from '../protocol/index.js';
 
 /**
  * Issue 13 (HTTP entry): the shortcuts of the hot path answer exactly as the rules they stand for. Each is checked
@@ -33,6 +33,33 @@ describe('isId: the printable-ASCII shortcut', () => {
 
   it('agrees with the plain definition on any string', () => {
     fc.assert(fc.property(anyString, (s) => isId(s) === referenceIsId(s)), { numRuns: 3000 });
+  });
+});
+
+describe('message ids (section 3: "1-128 chars"): any characters, unlike user and device ids', () => {
+  const referenceIsMessageId = (v: unknown): boolean => typeof v === 'string' && [...v].length >= 1 && [...v].length <= MAX_ID_CHARS && referenceWellFormed(v);
+  const odd = ['tab\tid', 'line\nbreak', 'nul\u0000', '👩\u200d💻', 'soft\u00adhyphen', 'private\ue000', '\u{10ffff}'];
+
+  it('takes controls, format characters and the rest in the id of a message, an ack and a read; 128 characters at most, well-formed', () => {
+    for (const id of [...odd, '😀'.repeat(MAX_ID_CHARS)]) {
+      expect(isMessageId(id)).toBe(true);
+      const d = decodeSendRequest({ id, to: 'u' }, 0);
+      expect(d.ok ? d.value.id : d.error.message).toBe(id);
+      expect(decodeClientFrame(JSON.stringify({ type: 'ack', id }))).toEqual({ ok: true, value: { type: 'ack', id } });
+      expect(decodeClientFrame(JSON.stringify({ type: 'read', ids: [id] }))).toEqual({ ok: true, value: { type: 'read', ids: [id] } });
+    }
+    for (const id of ['', '😀'.repeat(MAX_ID_CHARS) + 'a', 'a'.repeat(MAX_ID_CHARS + 1), 'lone\ud800', 42]) {
+      expect(isMessageId(id)).toBe(false);
+      const d = decodeSendRequest({ id, to: 'u' }, 0);
+      expect(d.ok ? undefined : d.error.toBody()).toMatchObject({ code: 'invalid_request', message: expect.stringContaining('id must be a string of 1-128 characters') });
+    }
+    // A user id stays 1-128 printable characters (section 2's claims), in `to` too.
+    const to = decodeSendRequest({ id: 'm', to: 'tab\tuser' }, 0);
+    expect(to.ok ? undefined : to.error.message).toMatch(/to must be a string of 1-128 printable characters/);
+  });
+
+  it('agrees with the plain definition on any string', () => {
+    fc.assert(fc.property(anyString, (s) => isMessageId(s) === referenceIsMessageId(s)), { numRuns: 3000 });
   });
 });
 
@@ -84,7 +111,7 @@ describe('decodeSendRequest: the message it builds', () => {
 describe('read ids: checked in place', () => {
   it('names the first bad entry by its index, and drops duplicates of good ones', () => {
     const bad = decodeClientFrame(JSON.stringify({ type: 'read', ids: ['a', 'b', '', 7] }));
-    expect(bad.ok ? undefined : bad.error.toBody()).toEqual({ code: 'invalid_request', message: 'request does not match the contract: ids[2] must be a string of 1-128 printable characters' });
+    expect(bad.ok ? undefined : bad.error.toBody()).toEqual({ code: 'invalid_request', message: 'request does not match the contract: ids[2] must be a string of 1-128 characters' });
     expect(decodeClientFrame(JSON.stringify({ type: 'read', ids: ['a', 'b', 'a'] }))).toEqual({ ok: true, value: { type: 'read', ids: ['a', 'b'] } });
   });
 });

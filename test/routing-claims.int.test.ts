@@ -444,6 +444,20 @@ describe('routing on one node with default timings', () => {
     expect(await decisionsFor(node, user, id)).toHaveLength(1);
   });
 
+  it('message ids of any characters (section 3: "1-128 chars"): delivered, acked, answered duplicate, read', async () => {
+    const user = uniqueUser();
+    const desk = await pc(node, user, 'desk', 'active');
+    const ids = [`${msgId()}\ttab`, `${msgId()} line\nbreak`, `${msgId()}-👩\u200d💻`, ` ${msgId()} `];
+    for (const id of ids) {
+      await accept(node, { id, to: user, text: 'odd id' });
+      expect((await desk.message(id)).id).toBe(id);
+      expect(target(await awaitDecision(node, user, id, settled), 'desk')!.outcome).toBe('acked'); // its ack was taken
+    }
+    expect(await node.send({ id: ids[1], to: user })).toMatchObject({ status: 200, body: { id: ids[1], status: 'duplicate' } });
+    expect(await node.send({ id: ids[3].trim(), to: user })).toMatchObject({ status: 202 }); // another id
+    expect(await node.http('POST', `/v1/users/${encodeURIComponent(user)}/read`, { ids })).toMatchObject({ status: 200 });
+  });
+
   it('a second connection of the same user and device replaces the first (close 4409)', async () => {
     const user = uniqueUser();
     const old = await phone(node, user, 'mob', 'ios');

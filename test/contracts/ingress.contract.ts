@@ -43,14 +43,16 @@ export function describeIngressContract(name: string, make: () => Promise<Ingres
       expect(await ingress.accept(chatMessage('m2'))).toBe('accepted');
     });
 
-    it('takes ids that differ only in whitespace at their ends as different messages (section 3: "an id seen before")', async () => {
+    it('takes ids that differ only in whitespace at their ends as different messages, and ids of any characters (section 3: "1-128 chars")', async () => {
       const { ingress } = await open();
       const got = collector();
       await ingress.consume(got.handler);
-      for (const id of ['edge', 'edge ', ' edge', 'edge\u00a0']) expect(await ingress.accept(chatMessage(id))).toBe('accepted');
+      const ids = ['edge', 'edge ', ' edge', 'edge\u00a0', 'line\nbreak', 'tab\tid', '👩\u200d💻'];
+      for (const id of ids) expect(await ingress.accept(chatMessage(id))).toBe('accepted');
       expect(await ingress.accept(chatMessage('edge '))).toBe('duplicate');
-      await got.until(4);
-      expect(got.ids.sort()).toEqual([' edge', 'edge', 'edge ', 'edge\u00a0']);
+      expect(await ingress.accept(chatMessage('line\nbreak'))).toBe('duplicate');
+      await got.until(ids.length);
+      expect(got.ids.sort()).toEqual([...ids].sort());
     });
 
     it('accepts exactly one of concurrent accepts of the same id', async () => {
