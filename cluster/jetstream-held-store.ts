@@ -121,7 +121,10 @@ export class JetStreamHeldStore implements HeldStore {
     const index = this.cache.get(user) ?? (await this.loadIndex(user));
     if (index.has(held.msg.id)) return;
     try {
-      const ack = await this.publisher.publish(this.subject(user), packr.pack(held), `${this.subject(user)}:${held.msg.id}`);
+      // Deduplicated per acceptance, not per id: a retried publish of this hold is stored once, while the same id
+      // accepted anew (past the ingress's dedupe window, its own acceptedAt) after its first copy was dropped is held
+      // again; keyed by id alone, JetStream answered it duplicate within the stream's 120 s window and it was lost.
+      const ack = await this.publisher.publish(this.subject(user), packr.pack(held), `${this.subject(user)}:${held.msg.id}:${held.msg.acceptedAt}`);
       // The index in the cache now, not the one read before the publish: a list() meanwhile replaced it (load), and
       // an entry written to the old one would be missing from the new, so a later drop would leave the message held.
       // A user evicted from the cache meanwhile is read from the stream again at the next call.

@@ -44,6 +44,17 @@ export function describeHeldStoreContract(name: string, make: () => Promise<Held
       expect(await store.count('u2', NOW)).toBe(1);
     });
 
+    it('holds an id again once it was dropped: the same id accepted anew past the dedupe window is held, not lost', async () => {
+      const { store } = await open();
+      await store.hold('u1', { msg: msg('x', NOW), expiresAt: NOW + 1000 });
+      expect(await store.drop('u1', ['x'])).toBe(1);
+      // Accepted again (section 3's dedupe window had passed): another acceptedAt, held again while nothing is held.
+      await store.hold('u1', { msg: msg('x', NOW + 5, { text: 'second' }), expiresAt: NOW + 1000 });
+      const held = await store.list('u1', NOW);
+      expect(held.map((h) => [h.msg.id, h.msg.text])).toEqual([['x', 'second']]);
+      expect(await store.count('u1', NOW)).toBe(1);
+    });
+
     it('leaves out expired messages', async () => {
       const { store } = await open();
       await store.hold('u1', { msg: msg('old'), expiresAt: NOW + 10 });
