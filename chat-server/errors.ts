@@ -22,8 +22,8 @@ export class SwitchboardApiError extends Error {
   }
 }
 
-/** Codes the server's registry marks temporary (`temporary: true`): 503s, 500 `internal`, 429. */
-const TEMPORARY = new Set<string>(['rate_limited', 'unavailable', 'shutting_down', 'store_failed', 'internal', 'transport']);
+/** Codes the server's registry marks temporary (`temporary: true`): 503s, 504 `outcome_unknown`, 500 `internal`, 429. */
+const TEMPORARY = new Set<string>(['rate_limited', 'unavailable', 'shutting_down', 'store_failed', 'outcome_unknown', 'internal', 'transport']);
 
 /** Builds the error for an answer body `{"error":{code,message}}` (or anything else) with its HTTP status. */
 export function errorFromAnswer(body: unknown, status?: number): SwitchboardApiError {

@@ -6,7 +6,7 @@ import { acceptEach } from '../store/accept-each.js';
 import type { AcceptOutcome, AcceptResult, Ingress } from '../store/types.js';
 import { partitionOf } from '../bus/subjects.js';
 import { ensureStream } from './jetstream-setup.js';
-import { JetStreamPublisher } from './jetstream-publisher.js';
+import { JetStreamPublishError, JetStreamPublisher } from './jetstream-publisher.js';
 import { jsAck, PullLoop } from './jetstream-pull.js';
 
 const packr = new Packr({ useRecords: false });
@@ -22,6 +22,11 @@ export interface JetStreamIngressOptions {
   ackWaitMs?: number;
   /** Timeout of one publish acknowledgement, default 5 s. */
   publishTimeoutMs?: number;
+  /**
+   * How long an accept keeps publishing again after a publish got no answer, ms: default four publish timeouts, at
+   * most half the dedupe window (a copy sent again past the window would be stored twice). See `accept`.
+   */
+  acceptDeadlineMs?: number;
 }
 
 /** A message handed to the owner and not yet `done`: every delivery of it (redeliveries too) is acked together. */
@@ -62,7 +67,8 @@ export class JetStreamIngress implements Ingress {
   }
 
   static async open(nc: NatsConnection, o: JetStreamIngressOptions): Promise<JetStreamIngress> {
-    const opts: Required<JetStreamIngressOptions> = { replicas: 1, duplicateWindowMs: 120_000, ackWaitMs: 10_000, publishTimeoutMs: 5000, ...o };
+    const base = { replicas: 1, duplicateWindowMs: 120_000, ackWaitMs: 10_000, publishTimeoutMs: 5000, ...o };
+    const opts: Required<JetStreamIngressOptions> = { acceptDeadlineMs: Math.min(4 * base.publishTimeoutMs, base.duplicateWindowMs / 2), ...base };
     const jsm = await jetstreamManager(nc);
     const ingress = new JetStreamIngress(nc, jsm, new JetStreamPublisher(nc, opts.publishTimeoutMs), opts);
     const config = {
@@ -81,14 +87,42 @@ export class JetStreamIngress implements Ingress {
     return `${this.opts.prefix}.in.${partition}`;
   }
 
-  /** Resolves once JetStream stored the message (202), or it was a duplicate within the window (200). */
+  /** Publishes of accepts that got no answer from JetStream (each was published again, see `accept`), since the start. */
+  get unansweredPublishes(): number {
+    return this.publisher.unanswered;
+  }
+
+  /**
+   * Resolves once JetStream stored the message (202), or it was a duplicate within the window (200). Rejects with
+   * `unavailable` (503) only when JetStream certainly did not store it (it refused, no stream took the subject, the
+   * publish never left), as section 3's 503 promises "never delivered". A publish that went out and got no answer
+   * (no PubAck within the publish timeout, the connection lost meanwhile) may have been stored: it is published again
+   * with the same `Nats-Msg-Id`, which JetStream deduplicates, until an answer comes or `acceptDeadlineMs` passes;
+   * then the outcome is still unknown and the answer is `outcome_unknown` (504, send again with the same id). After
+   * such a retry a PubAck that says duplicate is most likely this accept's own first copy: accepted.
+   */
   async accept(msg: ChatMessage): Promise<AcceptResult> {
     if (this.closed) throw new SwitchboardError('shutting_down', 'ingress is closed');
-    try {
-      const ack = await this.publisher.publish(this.subject(partitionOf(msg.to, this.opts.partitions)), packr.pack(msg), msg.id);
-      return ack.duplicate ? 'duplicate' : 'accepted';
-    } catch (e) {
-      throw new SwitchboardError('unavailable', `JetStream did not store the message: ${(e as Error).message}`, { cause: e });
+    const subject = this.subject(partitionOf(msg.to, this.opts.partitions));
+    const data = packr.pack(msg);
+    const deadline = Date.now() + this.opts.acceptDeadlineMs;
+    let unanswered = 0;
+    for (;;) {
+      try {
+        const ack = await this.publisher.publish(subject, data, msg.id);
+        return ack.duplicate && unanswered === 0 ? 'duplicate' : 'accepted';
+      } catch (e) {
+        const err = e instanceof JetStreamPublishError ? e : undefined;
+        if (!err?.unknown && unanswered === 0) throw new SwitchboardError('unavailable', `JetStream did not store the message: ${(e as Error).message}`, { cause: e });
+        if (err?.unknown) unanswered++;
+        const unknown = (): SwitchboardError => new SwitchboardError('outcome_unknown', `JetStream gave no answer to ${unanswered} publish${unanswered === 1 ? '' : 'es'} of it (last: ${(e as Error).message})`, { cause: e });
+        const left = deadline - Date.now() - this.opts.publishTimeoutMs;
+        if (this.closed || left < 0) throw unknown();
+        // Cut off meanwhile: publish again once reconnected (nats.js would buffer it unsent until then).
+        if (err?.disconnected) {
+          if (!(await this.publisher.whenConnected(left))) throw unknown();
+        } else if (!err?.unknown) throw unknown(); // refused now, after an earlier copy that may be stored
+      }
     }
   }
 

@@ -9,9 +9,14 @@ export interface PubAck {
   duplicate: boolean;
 }
 
-/** A publish JetStream refused, did not answer in time, or that had no stream to go to. `code` is JetStream's `err_code` when it gave one. */
+/**
+ * A publish JetStream refused, did not answer in time, or that had no stream to go to. `code` is JetStream's
+ * `err_code` when it gave one. `unknown`: the message went out and no answer came (no PubAck within the timeout, the
+ * connection lost while waiting), so JetStream may have stored it all the same; otherwise it certainly did not.
+ * `disconnected`: not sent, the connection being down (`JetStreamPublisher.whenConnected` waits for it).
+ */
 export class JetStreamPublishError extends Error {
-  constructor(message: string, readonly code?: number) {
+  constructor(message: string, readonly code?: number, readonly unknown = false, readonly disconnected = false) {
     super(message);
     this.name = 'JetStreamPublishError';
   }
@@ -55,6 +60,15 @@ export class JetStreamPublisher {
   private readonly sub: Subscription;
   private readonly pending = new Map<string, Pending>();
   private next = 0;
+  /** Publishes that went out and got no answer (timed out, or the connection was lost meanwhile), since the start. */
+  unanswered = 0;
+  /**
+   * False between a `disconnect` and the next `reconnect` of the connection: nats.js would buffer a publish made then
+   * and send it once reconnected, so its fate would be unknown; it is refused unsent instead (certainly not stored).
+   */
+  private connected = true;
+  /** Called at the next `reconnect` (whenConnected). */
+  private reconnectWaiters: (() => void)[] = [];
   private sweeper?: ReturnType<typeof setInterval>;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
@@ -65,6 +79,15 @@ export class JetStreamPublisher {
     this.prefix = `${inbox}.`;
     this.sub = nc.subscribe(`${inbox}.*`, { callback: (err, m) => (err ? this.failAll(err) : this.answer(m)) });
     nc.closed().then(() => this.failAll(new Error('connection closed')), () => undefined);
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === 'disconnect') this.connected = false;
+        else if (s.type === 'reconnect') {
+          this.connected = true;
+          for (const w of this.reconnectWaiters.splice(0)) w();
+        }
+      }
+    })().catch(() => undefined);
   }
 
   /**
@@ -73,6 +96,7 @@ export class JetStreamPublisher {
    */
   publish(subject: string, data: Uint8Array, msgId?: string): Promise<PubAck> {
     if (this.closed) return Promise.reject(new JetStreamPublishError('publisher closed'));
+    if (!this.connected) return Promise.reject(new JetStreamPublishError('not connected to NATS: not sent', undefined, false, true));
     const token = (this.next++).toString(36);
     return new Promise<PubAck>((resolve, reject) => {
       this.pending.set(token, { resolve, reject, deadline: Date.now() + this.timeoutMs });
@@ -87,6 +111,22 @@ export class JetStreamPublisher {
       }
       // The sweep runs only while something waits: an idle node has no timer.
       this.sweeper ??= setInterval(() => this.sweep(), Math.min(250, Math.max(10, this.timeoutMs / 4)));
+    });
+  }
+
+  /** Resolves true once the connection is up (at once if it is), false after `timeoutMs` without a reconnect. */
+  whenConnected(timeoutMs: number): Promise<boolean> {
+    if (this.connected) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.reconnectWaiters = this.reconnectWaiters.filter((w) => w !== done);
+        resolve(false);
+      }, timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.reconnectWaiters.push(done);
     });
   }
 
@@ -119,15 +159,18 @@ export class JetStreamPublisher {
     for (const [token, p] of this.pending) {
       if (p.deadline > now) break;
       this.pending.delete(token);
-      p.reject(new JetStreamPublishError(`no PubAck within ${this.timeoutMs} ms`));
+      this.unanswered++;
+      p.reject(new JetStreamPublishError(`no PubAck within ${this.timeoutMs} ms`, undefined, true));
     }
     this.stopSweepIfIdle();
   }
 
+  /** The connection's reply subscription ended with the publishes in flight: whether they were stored is unknown. */
   private failAll(err: Error): void {
     const all = [...this.pending.values()];
     this.pending.clear();
-    for (const p of all) p.reject(err);
+    this.unanswered += all.length;
+    for (const p of all) p.reject(new JetStreamPublishError(`no PubAck: ${err.message}`, undefined, true));
     this.stopSweepIfIdle();
   }
 

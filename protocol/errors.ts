@@ -32,6 +32,9 @@ export const ERRORS = {
   unavailable: { status: 503, message: 'temporarily unavailable', temporary: true },
   shutting_down: { status: 503, message: 'node is shutting down', temporary: true },
   store_failed: { status: 503, message: 'durable store write failed', temporary: true },
+  // Not a 503: section 3 says a 503'd message "is never delivered", and this one may be (the cluster's JetStream gave
+  // no answer in time, so it may have stored it). Sent again with the same id it is answered 202 or 200 duplicate.
+  outcome_unknown: { status: 504, message: 'no answer from the durable store in time: the message may have been accepted; send it again with the same id', temporary: true },
   internal: { status: 500, message: 'internal error', temporary: true },
 } as const satisfies Record<string, ErrorSpec>;
 

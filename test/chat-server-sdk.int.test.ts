@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChatServerClient, SwitchboardApiError } from '../chat-server/client.js';
+import { errorFromAnswer } from '../chat-server/errors.js';
 import { Cluster } from './support/cluster.js';
 import { NatsServer } from './support/nats-server.js';
 import { NodeProcess } from './support/node-process.js';
@@ -22,7 +23,7 @@ afterAll(async () => {
   await node?.removeData();
 });
 
-type Behaviour = 'forward' | 'forward_then_die' | 'answer_503';
+type Behaviour = 'forward' | 'forward_then_die' | 'forward_then_504' | 'answer_503';
 
 /** A proxy to the node whose answer to each request follows the script (then forwards). Records every request body. */
 async function flakyGateway(script: Behaviour[]): Promise<{ url: string; bodies: string[]; server: Server }> {
@@ -44,6 +45,10 @@ async function flakyGateway(script: Behaviour[]): Promise<{ url: string; bodies:
         answer.on('end', () => {
           // The node accepted; the gateway dies before the chat server hears it.
           if (behaviour === 'forward_then_die') return void req.socket.destroy();
+          // The cluster's answer when JetStream did not answer in time (it may have stored the message, here it did).
+          if (behaviour === 'forward_then_504') {
+            return void res.writeHead(504, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'outcome_unknown', message: 'no answer in time' } }));
+          }
           res.writeHead(answer.statusCode!, answer.headers).end(Buffer.concat(parts));
         });
       });
@@ -76,6 +81,19 @@ describe('ChatServerClient over HTTP', () => {
     } finally {
       gw.server.close();
     }
+  });
+
+  it('504 outcome_unknown is retried with the same id, over HTTP and as a NATS answer (no status): the earlier attempt was stored (duplicate)', async () => {
+    const gw = await flakyGateway(['forward_then_504']);
+    try {
+      const sdk = new ChatServerClient({ http: { url: gw.url, apiKey: node.apiKey }, retry: { initialMs: 10 } });
+      const id = msgId();
+      expect(await sdk.send({ id, to: uniqueUser(), text: 'x' })).toEqual({ id, status: 'duplicate' });
+      expect(gw.bodies).toHaveLength(2);
+    } finally {
+      gw.server.close();
+    }
+    expect(errorFromAnswer({ error: { code: 'outcome_unknown', message: 'm' } })).toMatchObject({ code: 'outcome_unknown', temporary: true });
   });
 
   it('503s are retried with backoff; the third attempt is accepted', async () => {

@@ -103,16 +103,64 @@ describe('JetStream ingress', () => {
     await ingress.close();
   });
 
-  it('refuses with a clear temporary error while NATS is down, and accepts again after', async () => {
+  it('refuses unsent with a clear temporary 503 while the connection is down, and accepts again after', async () => {
     const own = await NatsServer.start();
     const c = await connect({ servers: own.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
     const ingress = await JetStreamIngress.open(c, { prefix: 'sb3', partitions: 2, publishTimeoutMs: 500 });
+    const down = (async () => { for await (const s of c.status()) if (s.type === 'disconnect') return; })();
     await own.stop();
-    await expect(ingress.accept(msg('x1', 'carol'))).rejects.toMatchObject({ code: 'unavailable', temporary: true });
+    await down;
+    await expect(ingress.accept(msg('x1', 'carol'))).rejects.toMatchObject({ code: 'unavailable', status: 503, temporary: true, message: expect.stringContaining('not sent') });
     await own.restart();
     await until(async () => (await ingress.accept(msg('x2', 'carol')).catch(() => 'no')) === 'accepted', 10_000, 'accept after restart');
+    // Section 3: the 503'd x1 was not accepted: it was never stored, so sending it again is a new accept.
+    expect(await ingress.accept(msg('x1', 'carol'))).toBe('accepted');
     await c.close();
     await own.dispose();
+  });
+
+  it('publishes again what JetStream left unanswered: accepted once it answers, never 503, stored once', async () => {
+    const own = await NatsServer.start();
+    const c = await connect({ servers: own.url });
+    try {
+      const ingress = await JetStreamIngress.open(c, { prefix: 'sb6', partitions: 2, publishTimeoutMs: 300, acceptDeadlineMs: 20_000 });
+      const got = await consumeDone(ingress, partitionOf('dave', 2));
+      own.pause(); // a stalled JetStream: the publish waits in its socket, unanswered
+      const accepting = ingress.accept(msg('s1', 'dave'));
+      await until(() => ingress.unansweredPublishes >= 2, 10_000, 'two publishes unanswered');
+      own.resume();
+      expect(await accepting).toBe('accepted');
+      expect(await ingress.accept(msg('s1', 'dave'))).toBe('duplicate');
+      await ingress.accept(msg('s1-marker', 'dave'));
+      await until(() => got.includes('s1-marker'), 10_000, 'marker consumed');
+      expect(got.filter((id) => id === 's1')).toHaveLength(1);
+      await ingress.close();
+    } finally {
+      own.resume();
+      await c.close();
+      await own.dispose();
+    }
+  });
+
+  it('answers outcome_unknown (504, not 503) when no answer came by the deadline: the message may be stored, and a resend finds out', async () => {
+    const own = await NatsServer.start();
+    const c = await connect({ servers: own.url });
+    try {
+      const ingress = await JetStreamIngress.open(c, { prefix: 'sb7', partitions: 2, publishTimeoutMs: 200, acceptDeadlineMs: 700 });
+      const got = await consumeDone(ingress, partitionOf('erin', 2));
+      own.pause();
+      await expect(ingress.accept(msg('u1', 'erin'))).rejects.toMatchObject({ code: 'outcome_unknown', status: 504, temporary: true });
+      own.resume();
+      // It was stored after all (its copies waited in the socket): a resend with the same id is a duplicate, and it is
+      // consumed once. Had the answer been 503, that delivery would break section 3.
+      expect(await ingress.accept(msg('u1', 'erin'))).toBe('duplicate');
+      await until(() => got.includes('u1'), 10_000, 'consumed');
+      await ingress.close();
+    } finally {
+      own.resume();
+      await c.close();
+      await own.dispose();
+    }
   });
 
   it('adds its memory-stored consumer again after nats-server restarts: what is accepted after is consumed', async () => {

@@ -87,6 +87,16 @@ export class NatsServer {
     await exited;
   }
 
+  /** SIGSTOP: the server stops reading and answering, its connections stay open (a stalled JetStream). */
+  pause(): void {
+    this.proc?.kill('SIGSTOP');
+  }
+
+  /** SIGCONT after `pause`: the server reads what waited in its sockets and answers it. */
+  resume(): void {
+    this.proc?.kill('SIGCONT');
+  }
+
   async restart(): Promise<void> {
     await this.stop();
     await this.launch();
