@@ -157,6 +157,8 @@ export class JetStreamIngress implements Ingress {
         jsAck.term(this.nc, m.reply); // not ours to route: never redeliver garbage forever
         return;
       }
+      const seq = streamSequenceOf(m.reply);
+      if (seq !== undefined) (msg as { acceptSeq?: number }).acceptSeq = seq;
       const known = this.unacked.get(msg.id);
       if (known) known.deliveries.push(m.reply), (known.since = Date.now());
       else this.unacked.set(msg.id, { partition, deliveries: [m.reply], since: Date.now() });
@@ -270,3 +272,17 @@ export class JetStreamIngress implements Ingress {
   }
 }
 
+
+/**
+ * The stream sequence in a JetStream delivery's reply (ack) subject, or undefined when it is none. Two forms (the
+ * nats-server ack subject; nats.js `parseInfo` reads the same, but does not export it from its public module):
+ * `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ns>.<pending>` (9 tokens), and with domain
+ * and account hash `$JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>.<stream seq>.…` (11 or more).
+ */
+export function streamSequenceOf(reply: string | undefined): number | undefined {
+  if (reply === undefined || !reply.startsWith('$JS.ACK.')) return undefined;
+  const tokens = reply.split('.');
+  const at = tokens.length === 9 ? 5 : tokens.length >= 11 ? 7 : -1;
+  const seq = at < 0 ? NaN : Number(tokens[at]);
+  return Number.isSafeInteger(seq) && seq > 0 ? seq : undefined;
+}

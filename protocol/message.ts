@@ -33,6 +33,21 @@ export interface ChatMessage {
   readonly urgent?: true;
   /** Epoch ms when the message was durably accepted; sent to clients as `ts`. */
   readonly acceptedAt: number;
+  /**
+   * Cluster only: the message's sequence in the JetStream ingress stream, set by the owner as it consumes it
+   * (cluster/jetstream-ingress.ts). A user's messages share one partition's subject of that stream, so this is their
+   * accept order (section 4 replays held messages "in accept order") whatever the clocks of the gateways that
+   * stamped `acceptedAt`. Never read from a request, never sent to clients or vendors.
+   */
+  readonly acceptSeq?: number;
+}
+
+/**
+ * Accept order of two messages of one user (section 4): by `acceptSeq` when both have one (the cluster's ingress
+ * sequence), else by `acceptedAt`. Negative when `a` was accepted first.
+ */
+export function acceptOrder(a: ChatMessage, b: ChatMessage): number {
+  return a.acceptSeq !== undefined && b.acceptSeq !== undefined ? a.acceptSeq - b.acceptSeq : a.acceptedAt - b.acceptedAt;
 }
 
 /** Largest accepted `POST /v1/messages` body and NATS `switchboard.send` payload. */

@@ -49,6 +49,17 @@ const heldAt = (now: number, id: string, at: number) => ({ msg: { id, to: 'u@x',
 const idsOf = (held: { msg: { id: string } }[]) => held.map((h) => h.msg.id);
 
 describe('JetStreamHeldStore', () => {
+  it('lists in accept order by the ingress sequence (acceptSeq), not by acceptedAt from gateways whose clocks differ (section 4)', () =>
+    withNats(async (nc) => {
+      const store = await openStore(nc, 'heldseq');
+      const now = Date.now();
+      // Accepted in the order s1..s4 (ingress sequences 10..13), stamped by gateways 50 ms apart: acceptedAt disagrees.
+      const stamped = [['s3', 12, 0], ['s1', 10, 30], ['s4', 13, 10], ['s2', 11, 60]] as const;
+      for (const [id, seq, at] of stamped) await store.hold('u@x', { msg: { id, to: 'u@x', acceptedAt: now + at, acceptSeq: seq }, expiresAt: now + 60_000 });
+      expect(idsOf(await store.list('u@x', now))).toEqual(['s1', 's2', 's3', 's4']);
+      expect(idsOf(await (await openStore(nc, 'heldseq')).list('u@x', now))).toEqual(['s1', 's2', 's3', 's4']); // as stored
+    }));
+
   it('max_msgs_per_subject = SWITCHBOARD_HOLD_MAX: JetStream itself drops a user\'s oldest first', () =>
     withNats(async (nc) => {
       const store = await openStore(nc, 'heldcap', 3);

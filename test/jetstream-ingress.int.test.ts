@@ -1,9 +1,9 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
-import { JetStreamIngress } from '../cluster/jetstream-ingress.js';
+import { JetStreamIngress, streamSequenceOf } from '../cluster/jetstream-ingress.js';
 import { partitionOf } from '../bus/subjects.js';
-import type { ChatMessage } from '../protocol/index.js';
+import { acceptOrder, type ChatMessage } from '../protocol/index.js';
 import { NatsServer, natsForFile } from './support/nats-server.js';
 import { until } from './support/ws-client.js';
 import { describeIngressContract } from './contracts/ingress.contract.js';
@@ -22,7 +22,34 @@ async function consumeDone(ingress: JetStreamIngress, p: number): Promise<string
   return got;
 }
 
+describe('streamSequenceOf: the stream sequence of a JetStream ack subject', () => {
+  it('reads both forms of the subject, and nothing else', () => {
+    expect(streamSequenceOf('$JS.ACK.sb_ingress.p3.1.42.7.1733100000000000000.0')).toBe(42);
+    expect(streamSequenceOf('$JS.ACK.hub.acchash.sb_ingress.p3.2.42.8.1733100000000000000.0.rnd')).toBe(42);
+    expect(streamSequenceOf('$JS.ACK.hub.acchash.sb_ingress.p3.2.42.8.1733100000000000000.0')).toBe(42);
+    for (const bad of [undefined, '_INBOX.x.y', '$JS.ACK.s.c.1.x.7.1.0', '$JS.ACK.s.c.1.0.7.1.0', '$JS.ACK.too.short']) expect(streamSequenceOf(bad)).toBeUndefined();
+  });
+});
+
 describe('JetStream ingress', () => {
+  it('stamps each consumed message with its ingress sequence: accept order whatever acceptedAt says', async () => {
+    const ingress = await JetStreamIngress.open(nats.nc, { prefix: 'sb8', partitions: 2 });
+    const now = Date.now();
+    // Gateways' clocks apart: each later accept carries an earlier acceptedAt.
+    for (let i = 0; i < 5; i++) await ingress.accept({ id: `q${i}`, to: 'frank', acceptedAt: now - i * 10 });
+    const got: ChatMessage[] = [];
+    await ingress.consume((m) => {
+      got.push(m);
+      ingress.done(m.id);
+    }, partitionOf('frank', 2));
+    await until(() => got.length === 5);
+    expect(got.map((m) => m.id)).toEqual(['q0', 'q1', 'q2', 'q3', 'q4']);
+    const seqs = got.map((m) => m.acceptSeq!);
+    expect(seqs.every((s, i) => Number.isSafeInteger(s) && (i === 0 || s > seqs[i - 1]))).toBe(true);
+    expect([...got].reverse().sort(acceptOrder).map((m) => m.id)).toEqual(['q0', 'q1', 'q2', 'q3', 'q4']);
+    await ingress.close();
+  });
+
   it('stores a message once per id and hands each partition its own messages in order', async () => {
     const ingress = await JetStreamIngress.open(nats.nc, { prefix: 'sb1', partitions: 4 });
     expect(await ingress.accept(msg('a1', 'alice'))).toBe('accepted');
