@@ -257,7 +257,7 @@ describe('MobileSession', () => {
     c.emit('registered');
     expect(events).toEqual(['registered']);
     const out = s.logOut();
-    c.emit('serverError', { type: 'error', code: 'invalid_request', message: 'ids[0] must be a string of 1-128 printable characters' });
+    c.emit('serverError', { type: 'error', code: 'invalid_request', message: 'ids[0] must be a string of 1-128 characters' });
     c.emit('serverError', { type: 'error', code: 'invalid_field', message: 'token must be …' }); // a register's code, not an unregister's
     c.emit('unregistered');
     await out; // resolves: the unregister was accepted

@@ -58,7 +58,8 @@ describe('send requests (PROTOCOL.md section 3)', () => {
     [{ id: 'm', to: 'u', priority: 'urgent' }, 'priority'],
     [{ id: 'm', to: 'u', ttlSeconds: -1 }, 'ttlSeconds'],
     [{ id: 'm', to: 'u', ttlSeconds: 1.5 }, 'ttlSeconds'],
-    [{ id: 'm\u0000', to: 'u' }, 'id'],
+    [{ id: 'm\ud800', to: 'u' }, 'id'], // a lone surrogate (a message id may hold any character, section 3)
+    [{ id: 'm', to: 'u\u0000' }, 'to'], // a user id is printable (section 2's claims)
     [{ id: 'm', to: 'u', title: 5 }, 'title'],
   ])('rejects %j naming %s', (body, field) => {
     const r = decodeSendRequest(body, 0);
