@@ -47,10 +47,23 @@ export interface RetryOptions {
   maxMs?: number;
 }
 
+/**
+ * How long one attempt waits for its answer, ms, by default: longer than a cluster node keeps publishing a message
+ * JetStream left unanswered before it answers 504 `outcome_unknown` (four 5 s publish timeouts), so an attempt hears
+ * that answer rather than timing out beside it.
+ */
+export const DEFAULT_ATTEMPT_TIMEOUT_MS = 25_000;
+
 export interface ChatServerOptions {
-  /** HTTP: `url` is the node's origin (`http://127.0.0.1:7400`), `apiKey` is SWITCHBOARD_API_KEY. */
+  /**
+   * HTTP: `url` is the node's origin (`http://127.0.0.1:7400`), `apiKey` is SWITCHBOARD_API_KEY; `timeoutMs` per
+   * attempt, default DEFAULT_ATTEMPT_TIMEOUT_MS.
+   */
   http?: { url: string; apiKey: string; timeoutMs?: number };
-  /** NATS: sends go to `<subjectPrefix>.send` and `.send.batch` (default prefix `switchboard`) as MessagePack. Other calls need `http`. */
+  /**
+   * NATS: sends go to `<subjectPrefix>.send` and `.send.batch` (default prefix `switchboard`) as MessagePack; `timeoutMs`
+   * per request, default DEFAULT_ATTEMPT_TIMEOUT_MS. Other calls need `http`.
+   */
   nats?: { connection: NatsRequester; subjectPrefix?: string; timeoutMs?: number };
   retry?: RetryOptions;
 }
@@ -59,6 +72,13 @@ export interface ChatServerOptions {
 export const MAX_BATCH = 500;
 
 const packr = new Packr({ useRecords: false });
+
+/**
+ * Transport errors of attempts that certainly reached no server (connection refused, a name that does not resolve, no
+ * NATS responder): unlike a timeout, such an attempt cannot have been accepted (see `send`).
+ */
+const notSent = new WeakSet<SwitchboardApiError>();
+const NOT_SENT_CAUSE = /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|no responders/i;
 
 export class ChatServerClient {
   constructor(private readonly opts: ChatServerOptions) {
@@ -71,9 +91,14 @@ export class ChatServerClient {
     }
   }
 
-  /** Sends one message (NATS when configured, else HTTP); retries temporary failures with the same id. */
+  /**
+   * Sends one message (NATS when configured, else HTTP); retries temporary failures with the same id. When every
+   * attempt failed and one of them may have been accepted all the same (it timed out, or was answered
+   * `outcome_unknown`), the error is `outcome_unknown`, never the last attempt's 503: section 3's 503 means "never
+   * delivered", which no later attempt can promise for an earlier one.
+   */
   send(message: OutgoingMessage): Promise<SendResult> {
-    return this.retrying(() => (this.opts.nats ? this.natsSend(message) : this.httpSend(message)));
+    return this.retrying(() => (this.opts.nats ? this.natsSend(message) : this.httpSend(message)), true);
   }
 
   /**
@@ -83,7 +108,7 @@ export class ChatServerClient {
    */
   async sendBatch(messages: OutgoingMessage[]): Promise<BatchResult[]> {
     if (messages.length < 1 || messages.length > MAX_BATCH) throw new RangeError(`a batch holds 1-${MAX_BATCH} messages, not ${messages.length}`);
-    const body = await this.retrying(() => (this.opts.nats ? this.natsRequest('send.batch', { messages }) : this.http('POST', '/v1/messages/batch', { messages }, [200])));
+    const body = await this.retrying(() => (this.opts.nats ? this.natsRequest('send.batch', { messages }) : this.http('POST', '/v1/messages/batch', { messages }, [200])), true);
     const results = (body as { results?: unknown[] }).results ?? [];
     return results.map((r) => {
       const res = r as { id?: string; status?: SendResult['status']; error?: unknown };
@@ -122,13 +147,13 @@ export class ChatServerClient {
 
   /** A MessagePack request on `<prefix>.<suffix>`; an `{"error"}` answer throws it typed. */
   private async natsRequest(suffix: string, payload: unknown): Promise<unknown> {
-    const { connection, subjectPrefix = 'switchboard', timeoutMs = 5000 } = this.opts.nats!;
+    const { connection, subjectPrefix = 'switchboard', timeoutMs = DEFAULT_ATTEMPT_TIMEOUT_MS } = this.opts.nats!;
     let data: Uint8Array;
     try {
       ({ data } = await connection.request(`${subjectPrefix}.${suffix}`, packr.pack(payload), { timeout: timeoutMs }));
     } catch (e) {
-      // Timeout or no responders: the message may or may not be accepted; a retry with the same id finds out.
-      throw new SwitchboardApiError('transport', `NATS request on ${subjectPrefix}.${suffix} failed: ${causeChain(e)}`, undefined, true, { cause: e });
+      // Timeout or no responders: the message may or may not be accepted (a timeout); a retry with the same id finds out.
+      throw transportError(`NATS request on ${subjectPrefix}.${suffix} failed: ${causeChain(e)}`, e);
     }
     const body = packr.unpack(data) as { error?: unknown };
     if (body.error) throw errorFromAnswer(body);
@@ -144,10 +169,10 @@ export class ChatServerClient {
         method,
         headers: { authorization: `Bearer ${http.apiKey}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
         body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(http.timeoutMs ?? 10_000),
+        signal: AbortSignal.timeout(http.timeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS),
       });
     } catch (e) {
-      throw new SwitchboardApiError('transport', `HTTP ${method} ${http.url.replace(/\/$/, '')}${path} failed: ${causeChain(e)}`, undefined, true, { cause: e });
+      throw transportError(`HTTP ${method} ${http.url.replace(/\/$/, '')}${path} failed: ${causeChain(e)}`, e);
     }
     const text = await res.text().catch(() => '');
     let parsed: unknown;
@@ -160,14 +185,20 @@ export class ChatServerClient {
     return parsed;
   }
 
-  private async retrying<T>(call: () => Promise<T>): Promise<T> {
+  /** `sends`: the call sends messages, so an attempt that may have been accepted decides the final error (see `send`). */
+  private async retrying<T>(call: () => Promise<T>, sends = false): Promise<T> {
     const { attempts = 5, initialMs = 200, maxMs = 5000 } = this.opts.retry ?? {};
+    let mayBeAccepted: SwitchboardApiError | undefined;
     for (let attempt = 1; ; attempt++) {
       try {
         return await call();
       } catch (e) {
         const err = asApiError(e);
-        if (!err.temporary || attempt >= attempts) throw err;
+        if (sends && ((err.code === 'transport' && !notSent.has(err)) || err.code === 'outcome_unknown')) mayBeAccepted ??= err;
+        if (!err.temporary || attempt >= attempts) {
+          if (mayBeAccepted === undefined || !err.temporary) throw err;
+          throw new SwitchboardApiError('outcome_unknown', `no attempt was answered accepted, and one may have been (${mayBeAccepted.message}); the last: ${err.message}. Send it again with the same id`, err.status, true, { cause: err });
+        }
         await new Promise((r) => setTimeout(r, Math.random() * Math.min(maxMs, initialMs * 2 ** (attempt - 1))));
       }
     }
@@ -211,3 +242,10 @@ function describeError(e: unknown): string {
   return inner.length > 0 ? inner.join('; ') : String((e as { code?: unknown }).code ?? e.name);
 }
 
+
+/** A temporary `transport` error; remembered in `notSent` when its cause says no server took the request. */
+function transportError(message: string, cause: unknown): SwitchboardApiError {
+  const err = new SwitchboardApiError('transport', message, undefined, true, { cause });
+  if (NOT_SENT_CAUSE.test(message)) notSent.add(err);
+  return err;
+}

@@ -96,6 +96,26 @@ describe('ChatServerClient over HTTP', () => {
     expect(errorFromAnswer({ error: { code: 'outcome_unknown', message: 'm' } })).toMatchObject({ code: 'outcome_unknown', temporary: true });
   });
 
+  it('ends with outcome_unknown, never the last 503, when an earlier attempt may have been accepted (section 3: a 503 is never delivered)', async () => {
+    const gw = await flakyGateway(['forward_then_504', 'answer_503', 'answer_503']);
+    try {
+      const sdk = new ChatServerClient({ http: { url: gw.url, apiKey: node.apiKey }, retry: { attempts: 3, initialMs: 10 } });
+      const err = await sdk.send({ id: msgId(), to: uniqueUser(), text: 'x' }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ name: 'SwitchboardApiError', code: 'outcome_unknown', temporary: true, message: expect.stringContaining('same id') });
+      expect(gw.bodies).toHaveLength(3);
+      // Reads are no sends: their last error stands.
+      const gw2 = await flakyGateway(['answer_503', 'answer_503']);
+      try {
+        const reads = new ChatServerClient({ http: { url: gw2.url, apiKey: node.apiKey }, retry: { attempts: 2, initialMs: 10 } });
+        expect(await reads.read(uniqueUser(), ['m']).catch((e: unknown) => e)).toMatchObject({ code: 'unavailable', status: 503 });
+      } finally {
+        gw2.server.close();
+      }
+    } finally {
+      gw.server.close();
+    }
+  });
+
   it('503s are retried with backoff; the third attempt is accepted', async () => {
     const gw = await flakyGateway(['answer_503', 'answer_503']);
     try {
