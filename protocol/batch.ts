@@ -28,7 +28,7 @@ export function decodeBatchRequest(body: unknown, acceptedAt: number): Decoded<B
   return ok(list.map((m): BatchItem => {
     const d = decodeSendRequest(m, acceptedAt);
     if (d.ok) {
-      const tooLarge = oversizeBatchMessage(d.value, m);
+      const tooLarge = oversizeBatchMessage(d.value);
       return tooLarge === undefined ? { ok: true, msg: d.value } : { ok: false, id: d.value.id, error: tooLarge };
     }
     const id = isObject(m) && isMessageId(m.id) ? m.id : undefined;
@@ -38,15 +38,18 @@ export function decodeBatchRequest(body: unknown, acceptedAt: number): Decoded<B
 
 /**
  * A batch's message over MAX_MESSAGE_BYTES (64 KiB) as JSON: 413 `body_too_large`, the answer the same message gets
- * as a single send's body (`decodeSendBytes`), so a batch is no way around that limit. Only `text` and `collapseKey`
- * can make a valid message that large (`decodeSendRequest` already refused one whose title, sender or data cannot fit
- * a 4096-byte push payload), so the message is serialized only when those two, at 6 bytes a UTF-16 unit (`\u001f`),
- * could pass 32 KiB; undefined when it fits.
+ * as a single send's body (`decodeSendBytes`), so a batch is no way around that limit. Measured on the decoded
+ * message, what is stored and delivered (fields the contract does not know are dropped; a MessagePack int64 among them
+ * would be a BigInt, which JSON cannot take). Only `text` and `collapseKey` can make a valid message that large
+ * (`decodeSendRequest` already refused one whose title, sender or data cannot fit a 4096-byte push payload), so the
+ * message is serialized only when those two, at 6 bytes a UTF-16 unit (`\u001f`), could pass 32 KiB; undefined when
+ * it fits. A single send's limit is on its body as sent (JSON or MessagePack), so the two can differ at the edge.
  */
-function oversizeBatchMessage(msg: ChatMessage, raw: unknown): SwitchboardError | undefined {
+function oversizeBatchMessage(msg: ChatMessage): SwitchboardError | undefined {
   const units = (msg.text?.length ?? 0) + (msg.collapseKey?.length ?? 0);
   if (units * 6 <= MAX_MESSAGE_BYTES / 2) return undefined;
-  const bytes = Buffer.byteLength(JSON.stringify(raw));
+  // The fields as the chat server sent them: not the `acceptedAt` stamped here (JSON.stringify leaves out undefined).
+  const bytes = Buffer.byteLength(JSON.stringify({ ...msg, acceptedAt: undefined }));
   if (bytes <= MAX_MESSAGE_BYTES) return undefined;
   return new SwitchboardError('body_too_large', `message of ${bytes} bytes as JSON; the limit is ${MAX_MESSAGE_BYTES}, as for a single send`);
 }

@@ -163,7 +163,7 @@ describe('413 payload_too_large wins over our own field limits (section 3)', () 
 });
 
 describe('a message of a batch over 64 KiB (MAX_MESSAGE_BYTES) as JSON', () => {
-  /** A message whose JSON takes exactly `bytes` bytes, its text made of `unit` (one UTF-16 unit each). */
+  /** A message whose JSON takes exactly `bytes` bytes (as sent: no `acceptedAt`), its text made of `unit` (one UTF-16 unit each). */
   const sized = (id: string, bytes: number, unit: string) => {
     const shell = Buffer.byteLength(JSON.stringify({ id, to: 'u', text: '' }));
     const per = Buffer.byteLength(JSON.stringify(unit)) - 2;
@@ -185,6 +185,14 @@ describe('a message of a batch over 64 KiB (MAX_MESSAGE_BYTES) as JSON', () => {
     expect(decodeSendBytes(encode(atLimit, 'json'), 'json', 0).ok).toBe(true);
     const refused = d.value[1];
     expect(refused.ok ? undefined : refused.error.message).toMatch(/65537 bytes as JSON; the limit is 65536/);
+  });
+
+  it('measures the message as decoded: a field the contract does not know (a MessagePack int64, a BigInt) is dropped, not a crash of the batch', () => {
+    const long = { id: 'big', to: 'u', text: 'x'.repeat(40_000), sentAt: 1733100000000000000n };
+    const d = decodeBatchRequest({ messages: [long, { ...long, id: 'over', text: 'x'.repeat(70_000) }] }, 1);
+    if (!d.ok) throw d.error;
+    expect(d.value.map((i) => (i.ok ? `${i.msg.id}:ok` : `${i.id}:${i.error.code}`))).toEqual(['big:ok', 'over:body_too_large']);
+    expect(d.value[0].ok && 'sentAt' in d.value[0].msg).toBe(false);
   });
 });
 
