@@ -8,9 +8,20 @@ import { MAX_CLIENT_FRAME_BYTES, MAX_MESSAGE_ID_CHARS, MAX_READ_IDS, type Client
  * the connection) and section 3 (a message id is 1-128 characters, any of them, in a well-formed string).
  */
 
-/** No lone surrogate: such a string has no UTF-8, so no frame can carry it (String.prototype.isWellFormed, ES2024). */
+/**
+ * No lone surrogate: such a string has no UTF-8, so no frame can carry it. A loop rather than ES2024's
+ * `String.prototype.isWellFormed`, which browsers before Chrome 111, Safari 16.4 and Firefox 119 lack.
+ */
 function wellFormed(s: string): boolean {
-  return (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0xd800 || c > 0xdfff) continue;
+    if (c > 0xdbff) return false; // a low surrogate with no high one before it
+    const next = s.charCodeAt(i + 1); // NaN past the end
+    if (!(next >= 0xdc00 && next <= 0xdfff)) return false;
+    i++;
+  }
+  return true;
 }
 
 /** Why `id` is not a message id the server takes, or undefined when it is one. */

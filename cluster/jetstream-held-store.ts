@@ -6,7 +6,7 @@ import { partitionOf } from '../bus/subjects.js';
 import { ensureStream } from './jetstream-setup.js';
 import { JetStreamPublisher } from './jetstream-publisher.js';
 import { READ_PUT_DELAY_MS, ReadStateWriter } from './read-state-writer.js';
-import { acceptOrder, SwitchboardError, MAX_TTL_SECONDS } from '../protocol/index.js';
+import { acceptOrderFor, SwitchboardError, MAX_TTL_SECONDS } from '../protocol/index.js';
 import { copyReadState, emptyReadState, fromRecord, toRecord } from '../store/read-state.js';
 import type { HeldMessage, HeldStore, ReadChange, ReadState, ReadStateRecord } from '../store/types.js';
 
@@ -110,9 +110,10 @@ export class JetStreamHeldStore implements HeldStore {
     const live = held.filter((h) => h.expiresAt > now);
     const expired = held.filter((h) => h.expiresAt <= now).map((h) => h.msg.id);
     if (expired.length > 0) void this.drop(user, expired).catch(() => undefined);
-    // Accept order by the ingress sequence (acceptOrder): by acceptedAt alone, gateways' clocks 50 ms apart replayed
-    // messages sent 5 ms apart out of order.
-    return live.sort((a, b) => acceptOrder(a.msg, b.msg));
+    // Accept order by the ingress sequence (acceptOrderFor): by acceptedAt alone, gateways' clocks 50 ms apart
+    // replayed messages sent 5 ms apart out of order.
+    const order = acceptOrderFor(live.map((h) => h.msg));
+    return live.sort((a, b) => order(a.msg, b.msg));
   }
 
   async count(user: string, now: number): Promise<number> {

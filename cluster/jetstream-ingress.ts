@@ -11,6 +11,9 @@ import { jsAck, PullLoop } from './jetstream-pull.js';
 
 const packr = new Packr({ useRecords: false });
 
+/** Pause before publishing again after a refusal that followed an unanswered publish, ms (see `accept`). */
+const RETRY_PAUSE_MS = 250;
+
 export interface JetStreamIngressOptions {
   prefix: string;
   partitions: number;
@@ -56,6 +59,8 @@ export class JetStreamIngress implements Ingress {
   private readonly unacked = new Map<string, Unacked>();
   private keepAlive?: ReturnType<typeof setInterval>;
   private closed = false;
+  /** Set by `stopRetrying` (and `close`): an accept whose publish is left unanswered answers `outcome_unknown` at once. */
+  private retriesOver = false;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -68,7 +73,7 @@ export class JetStreamIngress implements Ingress {
 
   static async open(nc: NatsConnection, o: JetStreamIngressOptions): Promise<JetStreamIngress> {
     const base = { replicas: 1, duplicateWindowMs: 120_000, ackWaitMs: 10_000, publishTimeoutMs: 5000, ...o };
-    const opts: Required<JetStreamIngressOptions> = { acceptDeadlineMs: Math.min(4 * base.publishTimeoutMs, base.duplicateWindowMs / 2), ...base };
+    const opts: Required<JetStreamIngressOptions> = { ...base, acceptDeadlineMs: Math.min(o.acceptDeadlineMs ?? 4 * base.publishTimeoutMs, base.duplicateWindowMs / 2) };
     const jsm = await jetstreamManager(nc);
     const ingress = new JetStreamIngress(nc, jsm, new JetStreamPublisher(nc, opts.publishTimeoutMs), opts);
     const config = {
@@ -117,13 +122,25 @@ export class JetStreamIngress implements Ingress {
         if (err?.unknown) unanswered++;
         const unknown = (): SwitchboardError => new SwitchboardError('outcome_unknown', `JetStream gave no answer to ${unanswered} publish${unanswered === 1 ? '' : 'es'} of it (last: ${(e as Error).message})`, { cause: e });
         const left = deadline - Date.now() - this.opts.publishTimeoutMs;
-        if (this.closed || left < 0) throw unknown();
-        // Cut off meanwhile: publish again once reconnected (nats.js would buffer it unsent until then).
+        if (this.retriesOver || left < 0) throw unknown();
         if (err?.disconnected) {
+          // Cut off meanwhile: publish again once reconnected.
           if (!(await this.publisher.whenConnected(left))) throw unknown();
-        } else if (!err?.unknown) throw unknown(); // refused now, after an earlier copy that may be stored
+        } else if (!err?.unknown) {
+          // Refused now (no stream leader yet after a reconnect, say), after an earlier copy that may be stored: try
+          // again shortly, as long as the deadline allows.
+          await new Promise((resolve) => setTimeout(resolve, Math.min(RETRY_PAUSE_MS, left)).unref());
+        }
       }
     }
+  }
+
+  /**
+   * A graceful stop is under way: accepts whose publish is left unanswered stop publishing again and answer
+   * `outcome_unknown` (504) at their next failure, so the stop waits at most one publish timeout for them.
+   */
+  stopRetrying(): void {
+    this.retriesOver = true;
   }
 
   /** One publish per message, all in flight together, each PubAck checked alone (nats-server 2.9 has no atomic batch). */
@@ -250,6 +267,7 @@ export class JetStreamIngress implements Ingress {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.retriesOver = true;
     clearInterval(this.keepAlive);
     await this.publisher.close(); // pending accepts are answered (or time out) first
     await this.release();

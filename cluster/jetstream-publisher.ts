@@ -31,8 +31,12 @@ interface Pending {
 
 const decoder = new TextDecoder();
 
-/** A `Nats-Msg-Id` value sent as is: no control, format or unassigned character, no leading or trailing whitespace. */
-const PLAIN_MSG_ID = /^[^\p{C}\s~][^\p{C}]*$/u;
+/**
+ * A `Nats-Msg-Id` value sent as is: printable ASCII, no space at either end, not starting with `~`. ASCII only, so
+ * every node maps an id alike whatever its Unicode tables (`\p{C}` holds the unassigned code points, which differ
+ * between Node versions: the same id would get two values on two nodes, and a retry through the other would be stored twice).
+ */
+const PLAIN_MSG_ID = /^[!-}]([ -~]*[!-~])?$/;
 
 /**
  * The `Nats-Msg-Id` header value for the id `msgId`, one-to-one: `msgId` itself when it survives a header as is,
@@ -41,7 +45,7 @@ const PLAIN_MSG_ID = /^[^\p{C}\s~][^\p{C}]*$/u;
  * line break could not be published. A plain value never starts with `~`, so the two kinds never meet.
  */
 export function msgIdHeader(msgId: string): string {
-  return PLAIN_MSG_ID.test(msgId) && msgId === msgId.trimEnd() ? msgId : `~${Buffer.from(msgId, 'utf8').toString('base64url')}`;
+  return PLAIN_MSG_ID.test(msgId) ? msgId : `~${Buffer.from(msgId, 'utf8').toString('base64url')}`;
 }
 
 /**
@@ -63,12 +67,13 @@ export class JetStreamPublisher {
   /** Publishes that went out and got no answer (timed out, or the connection was lost meanwhile), since the start. */
   unanswered = 0;
   /**
-   * False between a `disconnect` and the next `reconnect` of the connection: nats.js would buffer a publish made then
-   * and send it once reconnected, so its fate would be unknown; it is refused unsent instead (certainly not stored).
+   * False between a `disconnect` and the next `reconnect` of the connection: a publish made then would be dropped
+   * with nats.js's outbound buffer at a reconnect attempt, or sent once reconnected, its fate unknown either way; it is
+   * refused unsent instead (certainly not stored).
    */
   private connected = true;
-  /** Called at the next `reconnect` (whenConnected). */
-  private reconnectWaiters: (() => void)[] = [];
+  /** Called with true at the next `reconnect`, with false at `close` (whenConnected). */
+  private reconnectWaiters: ((up: boolean) => void)[] = [];
   private sweeper?: ReturnType<typeof setInterval>;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
@@ -84,7 +89,7 @@ export class JetStreamPublisher {
         if (s.type === 'disconnect') this.connected = false;
         else if (s.type === 'reconnect') {
           this.connected = true;
-          for (const w of this.reconnectWaiters.splice(0)) w();
+          for (const w of this.reconnectWaiters.splice(0)) w(true);
         }
       }
     })().catch(() => undefined);
@@ -114,17 +119,22 @@ export class JetStreamPublisher {
     });
   }
 
-  /** Resolves true once the connection is up (at once if it is), false after `timeoutMs` without a reconnect. */
+  /**
+   * Resolves true once the connection is up (at once if it is), false after `timeoutMs` without a reconnect or once
+   * `close` is called. Its timer does not keep the process alive.
+   */
   whenConnected(timeoutMs: number): Promise<boolean> {
     if (this.connected) return Promise.resolve(true);
+    if (this.closed) return Promise.resolve(false);
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.reconnectWaiters = this.reconnectWaiters.filter((w) => w !== done);
         resolve(false);
       }, timeoutMs);
-      const done = (): void => {
+      timer.unref();
+      const done = (up: boolean): void => {
         clearTimeout(timer);
-        resolve(true);
+        resolve(up);
       };
       this.reconnectWaiters.push(done);
     });
@@ -138,6 +148,7 @@ export class JetStreamPublisher {
   /** Stops taking publishes, waits for those in flight to be answered or to time out, then stops listening. */
   async close(): Promise<void> {
     this.closed = true;
+    for (const w of this.reconnectWaiters.splice(0)) w(false);
     if (this.pending.size > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     this.sub.unsubscribe();
   }

@@ -43,11 +43,12 @@ export interface ChatMessage {
 }
 
 /**
- * Accept order of two messages of one user (section 4): by `acceptSeq` when both have one (the cluster's ingress
- * sequence), else by `acceptedAt`. Negative when `a` was accepted first.
+ * A comparator of accept order (section 4) for `all`, messages of one user: by `acceptSeq` when every one has it (the
+ * cluster's ingress sequence), else by `acceptedAt`. One key for the whole set, so the order is total: compared pair
+ * by pair, a mix (messages held before `acceptSeq` was stamped, beside newer ones) could order in a circle.
  */
-export function acceptOrder(a: ChatMessage, b: ChatMessage): number {
-  return a.acceptSeq !== undefined && b.acceptSeq !== undefined ? a.acceptSeq - b.acceptSeq : a.acceptedAt - b.acceptedAt;
+export function acceptOrderFor(all: readonly ChatMessage[]): (a: ChatMessage, b: ChatMessage) => number {
+  return all.every((m) => m.acceptSeq !== undefined) ? (a, b) => a.acceptSeq! - b.acceptSeq! : (a, b) => a.acceptedAt - b.acceptedAt;
 }
 
 /** Largest accepted `POST /v1/messages` body and NATS `switchboard.send` payload. */

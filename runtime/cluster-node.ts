@@ -276,6 +276,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
       const deadline = clock.now() + config.shutdownTimeoutMs;
       log.info('stopping: handing partitions off');
       gateway?.stopAccepting();
+      jetStream.stopRetrying(); // an accept JetStream leaves unanswered gets its 504 after one publish timeout, no more
       await sendListener?.stop();
       await ingress.settled();
       await writeBehind?.stop(); // the handoffs below save every history as it stands

@@ -58,6 +58,9 @@ describe('JetStreamHeldStore', () => {
       for (const [id, seq, at] of stamped) await store.hold('u@x', { msg: { id, to: 'u@x', acceptedAt: now + at, acceptSeq: seq }, expiresAt: now + 60_000 });
       expect(idsOf(await store.list('u@x', now))).toEqual(['s1', 's2', 's3', 's4']);
       expect(idsOf(await (await openStore(nc, 'heldseq')).list('u@x', now))).toEqual(['s1', 's2', 's3', 's4']); // as stored
+      // One held before acceptSeq was stamped: the whole list goes by acceptedAt (one key: a total order).
+      await store.hold('u@x', { msg: { id: 's0', to: 'u@x', acceptedAt: now + 20 }, expiresAt: now + 60_000 });
+      expect(idsOf(await store.list('u@x', now))).toEqual(['s3', 's4', 's0', 's1', 's2']);
     }));
 
   it('max_msgs_per_subject = SWITCHBOARD_HOLD_MAX: JetStream itself drops a user\'s oldest first', () =>

@@ -3,7 +3,7 @@ import { connect } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
 import { JetStreamIngress, streamSequenceOf } from '../cluster/jetstream-ingress.js';
 import { partitionOf } from '../bus/subjects.js';
-import { acceptOrder, type ChatMessage } from '../protocol/index.js';
+import { acceptOrderFor, type ChatMessage } from '../protocol/index.js';
 import { NatsServer, natsForFile } from './support/nats-server.js';
 import { until } from './support/ws-client.js';
 import { describeIngressContract } from './contracts/ingress.contract.js';
@@ -46,7 +46,7 @@ describe('JetStream ingress', () => {
     expect(got.map((m) => m.id)).toEqual(['q0', 'q1', 'q2', 'q3', 'q4']);
     const seqs = got.map((m) => m.acceptSeq!);
     expect(seqs.every((s, i) => Number.isSafeInteger(s) && (i === 0 || s > seqs[i - 1]))).toBe(true);
-    expect([...got].reverse().sort(acceptOrder).map((m) => m.id)).toEqual(['q0', 'q1', 'q2', 'q3', 'q4']);
+    expect([...got].reverse().sort(acceptOrderFor(got)).map((m) => m.id)).toEqual(['q0', 'q1', 'q2', 'q3', 'q4']);
     await ingress.close();
   });
 
@@ -162,6 +162,25 @@ describe('JetStream ingress', () => {
       await until(() => got.includes('s1-marker'), 10_000, 'marker consumed');
       expect(got.filter((id) => id === 's1')).toHaveLength(1);
       await ingress.close();
+    } finally {
+      own.resume();
+      await c.close();
+      await own.dispose();
+    }
+  });
+
+  it('stopRetrying (a graceful stop): an unanswered accept answers outcome_unknown after its publish timeout, not at the deadline', async () => {
+    const own = await NatsServer.start();
+    const c = await connect({ servers: own.url });
+    try {
+      const ingress = await JetStreamIngress.open(c, { prefix: 'sb9', partitions: 2, publishTimeoutMs: 300, acceptDeadlineMs: 30_000 });
+      own.pause();
+      const t0 = Date.now();
+      const accepting = ingress.accept(msg('z1', 'gina'));
+      ingress.stopRetrying();
+      await expect(accepting).rejects.toMatchObject({ code: 'outcome_unknown' });
+      expect(Date.now() - t0).toBeLessThan(10_000); // one publish timeout, not the 30 s deadline
+      expect(ingress.unansweredPublishes).toBe(1);
     } finally {
       own.resume();
       await c.close();
