@@ -59,6 +59,19 @@ async function flakyGateway(script: Behaviour[]): Promise<{ url: string; bodies:
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, bodies, server };
 }
 
+/**
+ * Runs `fn` with an SDK that sends through a flaky gateway playing `script` (retries 10 ms apart, `attempts` in all
+ * when given); the gateway is closed afterwards.
+ */
+async function throughFlaky(script: Behaviour[], attempts: number | undefined, fn: (sdk: ChatServerClient, gw: { bodies: string[] }) => Promise<void>): Promise<void> {
+  const gw = await flakyGateway(script);
+  try {
+    await fn(new ChatServerClient({ http: { url: gw.url, apiKey: node.apiKey }, retry: { initialMs: 10, ...(attempts === undefined ? {} : { attempts }) } }), gw);
+  } finally {
+    gw.server.close();
+  }
+}
+
 describe('ChatServerClient over HTTP', () => {
   it('send: accepted, then duplicate for the same id', async () => {
     const sdk = new ChatServerClient({ http: { url: node.url, apiKey: node.apiKey } });
@@ -68,9 +81,7 @@ describe('ChatServerClient over HTTP', () => {
   });
 
   it('a gateway dying mid-request: retried with the same id; the earlier attempt was accepted (duplicate), delivered once', async () => {
-    const gw = await flakyGateway(['forward_then_die']);
-    try {
-      const sdk = new ChatServerClient({ http: { url: gw.url, apiKey: node.apiKey }, retry: { initialMs: 10 } });
+    await throughFlaky(['forward_then_die'], undefined, async (sdk, gw) => {
       const id = msgId();
       const user = uniqueUser();
       expect(await sdk.send({ id, to: user, text: 'once' })).toEqual({ id, status: 'duplicate' });
@@ -78,67 +89,45 @@ describe('ChatServerClient over HTTP', () => {
       expect(gw.bodies.map((b) => JSON.parse(b).id)).toEqual([id, id]);
       const decisions = (await node.http('GET', `/v1/users/${user}/decisions`)).body.decisions;
       expect(decisions.filter((d: { id: string }) => d.id === id)).toHaveLength(1);
-    } finally {
-      gw.server.close();
-    }
+    });
   });
 
   it('504 outcome_unknown is retried with the same id, over HTTP and as a NATS answer (no status): the earlier attempt was stored (duplicate)', async () => {
-    const gw = await flakyGateway(['forward_then_504']);
-    try {
-      const sdk = new ChatServerClient({ http: { url: gw.url, apiKey: node.apiKey }, retry: { initialMs: 10 } });
+    await throughFlaky(['forward_then_504'], undefined, async (sdk, gw) => {
       const id = msgId();
       expect(await sdk.send({ id, to: uniqueUser(), text: 'x' })).toEqual({ id, status: 'duplicate' });
       expect(gw.bodies).toHaveLength(2);
-    } finally {
-      gw.server.close();
-    }
+    });
     expect(errorFromAnswer({ error: { code: 'outcome_unknown', message: 'm' } })).toMatchObject({ code: 'outcome_unknown', temporary: true });
   });
 
   it('ends with outcome_unknown, never the last 503, when an earlier attempt may have been accepted (section 3: a 503 is never delivered)', async () => {
-    const gw = await flakyGateway(['forward_then_504', 'answer_503', 'answer_503']);
-    try {
-      const sdk = new ChatServerClient({ http: { url: gw.url, apiKey: node.apiKey }, retry: { attempts: 3, initialMs: 10 } });
+    await throughFlaky(['forward_then_504', 'answer_503', 'answer_503'], 3, async (sdk, gw) => {
       const err = await sdk.send({ id: msgId(), to: uniqueUser(), text: 'x' }).catch((e: unknown) => e);
       expect(err).toMatchObject({ name: 'SwitchboardApiError', code: 'outcome_unknown', temporary: true, message: expect.stringContaining('same id') });
       expect(gw.bodies).toHaveLength(3);
-      // Reads are no sends: their last error stands.
-      const gw2 = await flakyGateway(['answer_503', 'answer_503']);
-      try {
-        const reads = new ChatServerClient({ http: { url: gw2.url, apiKey: node.apiKey }, retry: { attempts: 2, initialMs: 10 } });
-        expect(await reads.read(uniqueUser(), ['m']).catch((e: unknown) => e)).toMatchObject({ code: 'unavailable', status: 503 });
-      } finally {
-        gw2.server.close();
-      }
-    } finally {
-      gw.server.close();
-    }
+    });
+    // Reads are no sends: their last error stands.
+    await throughFlaky(['answer_503', 'answer_503'], 2, async (reads) => {
+      expect(await reads.read(uniqueUser(), ['m']).catch((e: unknown) => e)).toMatchObject({ code: 'unavailable', status: 503 });
+    });
   });
 
   it('503s are retried with backoff; the third attempt is accepted', async () => {
-    const gw = await flakyGateway(['answer_503', 'answer_503']);
-    try {
-      const sdk = new ChatServerClient({ http: { url: gw.url, apiKey: node.apiKey }, retry: { initialMs: 10 } });
+    await throughFlaky(['answer_503', 'answer_503'], undefined, async (sdk, gw) => {
       const id = msgId();
       expect(await sdk.send({ id, to: uniqueUser(), text: 'x' })).toEqual({ id, status: 'accepted' });
       expect(gw.bodies).toHaveLength(3);
-    } finally {
-      gw.server.close();
-    }
+    });
   });
 
   it('gives up after the attempts, with the last temporary error', async () => {
-    const gw = await flakyGateway(['answer_503', 'answer_503', 'answer_503']);
-    try {
-      const sdk = new ChatServerClient({ http: { url: gw.url, apiKey: node.apiKey }, retry: { attempts: 3, initialMs: 10 } });
+    await throughFlaky(['answer_503', 'answer_503', 'answer_503'], 3, async (sdk, gw) => {
       const err = await sdk.send({ id: msgId(), to: 'u', text: 'x' }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(SwitchboardApiError);
       expect(err).toMatchObject({ code: 'unavailable', status: 503, temporary: true });
       expect(gw.bodies).toHaveLength(3);
-    } finally {
-      gw.server.close();
-    }
+    });
   });
 
   it('typed errors from the registry, not retried: 400 invalid_request, 401 unauthorized', async () => {

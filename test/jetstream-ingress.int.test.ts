@@ -1,5 +1,5 @@
 import { jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
 import { JetStreamIngress, streamSequenceOf } from '../cluster/jetstream-ingress.js';
 import { partitionOf } from '../bus/subjects.js';
@@ -20,6 +20,19 @@ async function consumeDone(ingress: JetStreamIngress, p: number): Promise<string
     ingress.done(m.id);
   }, p);
   return got;
+}
+
+/** Runs `fn` with a nats-server of its own (paused by some tests) and a connection to it, both gone afterwards. */
+async function withOwnServer(fn: (own: NatsServer, c: NatsConnection) => Promise<void>): Promise<void> {
+  const own = await NatsServer.start();
+  const c = await connect({ servers: own.url });
+  try {
+    await fn(own, c);
+  } finally {
+    own.resume();
+    await c.close();
+    await own.dispose();
+  }
 }
 
 describe('streamSequenceOf: the stream sequence of a JetStream ack subject', () => {
@@ -146,13 +159,11 @@ describe('JetStream ingress', () => {
     await own.dispose();
   });
 
-  it('publishes again what JetStream left unanswered: accepted once it answers, never 503, stored once', async () => {
-    const own = await NatsServer.start();
-    const c = await connect({ servers: own.url });
-    try {
+  it('publishes again what JetStream left unanswered: accepted once it answers, never 503, stored once', () =>
+    withOwnServer(async (own, c) => {
       const ingress = await JetStreamIngress.open(c, { prefix: 'sb6', partitions: 2, publishTimeoutMs: 300, acceptDeadlineMs: 20_000 });
       const got = await consumeDone(ingress, partitionOf('dave', 2));
-      own.pause(); // a stalled JetStream: the publish waits in its socket, unanswered
+      await own.pause(); // a stalled JetStream: the publish waits in its socket, unanswered
       const accepting = ingress.accept(msg('s1', 'dave'));
       await until(() => ingress.unansweredPublishes >= 2, 10_000, 'two publishes unanswered');
       own.resume();
@@ -162,39 +173,25 @@ describe('JetStream ingress', () => {
       await until(() => got.includes('s1-marker'), 10_000, 'marker consumed');
       expect(got.filter((id) => id === 's1')).toHaveLength(1);
       await ingress.close();
-    } finally {
-      own.resume();
-      await c.close();
-      await own.dispose();
-    }
-  });
+    }));
 
-  it('stopRetrying (a graceful stop): an unanswered accept answers outcome_unknown after its publish timeout, not at the deadline', async () => {
-    const own = await NatsServer.start();
-    const c = await connect({ servers: own.url });
-    try {
+  it('stopRetrying (a graceful stop): an unanswered accept answers outcome_unknown after its publish timeout, not at the deadline', () =>
+    withOwnServer(async (own, c) => {
       const ingress = await JetStreamIngress.open(c, { prefix: 'sb9', partitions: 2, publishTimeoutMs: 300, acceptDeadlineMs: 30_000 });
-      own.pause();
+      await own.pause();
       const t0 = Date.now();
       const accepting = ingress.accept(msg('z1', 'gina'));
       ingress.stopRetrying();
       await expect(accepting).rejects.toMatchObject({ code: 'outcome_unknown' });
       expect(Date.now() - t0).toBeLessThan(10_000); // one publish timeout, not the 30 s deadline
       expect(ingress.unansweredPublishes).toBe(1);
-    } finally {
-      own.resume();
-      await c.close();
-      await own.dispose();
-    }
-  });
+    }));
 
-  it('answers outcome_unknown (504, not 503) when no answer came by the deadline: the message may be stored, and a resend finds out', async () => {
-    const own = await NatsServer.start();
-    const c = await connect({ servers: own.url });
-    try {
+  it('answers outcome_unknown (504, not 503) when no answer came by the deadline: the message may be stored, and a resend finds out', () =>
+    withOwnServer(async (own, c) => {
       const ingress = await JetStreamIngress.open(c, { prefix: 'sb7', partitions: 2, publishTimeoutMs: 200, acceptDeadlineMs: 700 });
       const got = await consumeDone(ingress, partitionOf('erin', 2));
-      own.pause();
+      await own.pause();
       await expect(ingress.accept(msg('u1', 'erin'))).rejects.toMatchObject({ code: 'outcome_unknown', status: 504, temporary: true });
       own.resume();
       // It was stored after all (its copies waited in the socket): a resend with the same id is a duplicate, and it is
@@ -202,12 +199,7 @@ describe('JetStream ingress', () => {
       expect(await ingress.accept(msg('u1', 'erin'))).toBe('duplicate');
       await until(() => got.includes('u1'), 10_000, 'consumed');
       await ingress.close();
-    } finally {
-      own.resume();
-      await c.close();
-      await own.dispose();
-    }
-  });
+    }));
 
   it('adds its memory-stored consumer again after nats-server restarts: what is accepted after is consumed', async () => {
     const own = await NatsServer.start();

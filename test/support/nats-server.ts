@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -87,9 +88,21 @@ export class NatsServer {
     await exited;
   }
 
-  /** SIGSTOP: the server stops reading and answering, its connections stay open (a stalled JetStream). */
-  pause(): void {
-    this.proc?.kill('SIGSTOP');
+  /**
+   * SIGSTOP: the server stops reading and answering, its connections stay open (a stalled JetStream). Resolves once
+   * the process is stopped (`T` in /proc/<pid>/stat): the signal is sent at once but takes effect a little later, and a
+   * message published in between was answered (a test once saw it).
+   */
+  async pause(): Promise<void> {
+    const pid = this.proc?.pid;
+    if (pid === undefined) return;
+    this.proc!.kill('SIGSTOP');
+    const state = (): string => { const st = readFileSync(`/proc/${pid}/stat`, 'utf8'); return st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3); };
+    const deadline = Date.now() + 5000;
+    while (state() !== 'T') {
+      if (Date.now() > deadline) throw new Error(`nats-server ${pid} did not stop`);
+      await new Promise((r) => setImmediate(r));
+    }
   }
 
   /** SIGCONT after `pause`: the server reads what waited in its sockets and answers it. */
