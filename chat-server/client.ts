@@ -194,9 +194,11 @@ export class ChatServerClient {
         return await call();
       } catch (e) {
         const err = asApiError(e);
-        if (sends && ((err.code === 'transport' && !notSent.has(err)) || err.code === 'outcome_unknown')) mayBeAccepted ??= err;
+        const unknownNow = sends && ((err.code === 'transport' && !notSent.has(err)) || err.code === 'outcome_unknown');
+        if (unknownNow) mayBeAccepted ??= err;
         if (!err.temporary || attempt >= attempts) {
-          if (mayBeAccepted === undefined || !err.temporary) throw err;
+          // The last error already says the outcome is unknown (a timeout, a 504), or no attempt could have been accepted.
+          if (unknownNow || mayBeAccepted === undefined || !err.temporary) throw err;
           throw new SwitchboardApiError('outcome_unknown', `no attempt was answered accepted, and one may have been (${mayBeAccepted.message}); the last: ${err.message}. Send it again with the same id`, err.status, true, { cause: err });
         }
         await new Promise((r) => setTimeout(r, Math.random() * Math.min(maxMs, initialMs * 2 ** (attempt - 1))));
