@@ -74,10 +74,9 @@ export const MAX_BATCH = 500;
 const packr = new Packr({ useRecords: false });
 
 /**
- * Transport errors of attempts that certainly reached no server (connection refused, a name that does not resolve, no
- * NATS responder): unlike a timeout, such an attempt cannot have been accepted (see `send`).
+ * What a `transport` error says when its attempt certainly reached no server (connection refused, a name that does
+ * not resolve, no NATS responder): unlike a timeout, such an attempt cannot have been accepted (see `send`).
  */
-const notSent = new WeakSet<SwitchboardApiError>();
 const NOT_SENT_CAUSE = /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|no responders/i;
 
 export class ChatServerClient {
@@ -153,7 +152,7 @@ export class ChatServerClient {
       ({ data } = await connection.request(`${subjectPrefix}.${suffix}`, packr.pack(payload), { timeout: timeoutMs }));
     } catch (e) {
       // Timeout or no responders: the message may or may not be accepted (a timeout); a retry with the same id finds out.
-      throw transportError(`NATS request on ${subjectPrefix}.${suffix} failed: ${causeChain(e)}`, e);
+      throw new SwitchboardApiError('transport', `NATS request on ${subjectPrefix}.${suffix} failed: ${causeChain(e)}`, undefined, true, { cause: e });
     }
     const body = packr.unpack(data) as { error?: unknown };
     if (body.error) throw errorFromAnswer(body);
@@ -172,7 +171,7 @@ export class ChatServerClient {
         signal: AbortSignal.timeout(http.timeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS),
       });
     } catch (e) {
-      throw transportError(`HTTP ${method} ${http.url.replace(/\/$/, '')}${path} failed: ${causeChain(e)}`, e);
+      throw new SwitchboardApiError('transport', `HTTP ${method} ${http.url.replace(/\/$/, '')}${path} failed: ${causeChain(e)}`, undefined, true, { cause: e });
     }
     const text = await res.text().catch(() => '');
     let parsed: unknown;
@@ -194,7 +193,7 @@ export class ChatServerClient {
         return await call();
       } catch (e) {
         const err = asApiError(e);
-        const unknownNow = sends && ((err.code === 'transport' && !notSent.has(err)) || err.code === 'outcome_unknown');
+        const unknownNow = sends && ((err.code === 'transport' && !NOT_SENT_CAUSE.test(err.message)) || err.code === 'outcome_unknown');
         if (unknownNow) mayBeAccepted ??= err;
         if (!err.temporary || attempt >= attempts) {
           // The last error already says the outcome is unknown (a timeout, a 504), or no attempt could have been accepted.
@@ -244,10 +243,3 @@ function describeError(e: unknown): string {
   return inner.length > 0 ? inner.join('; ') : String((e as { code?: unknown }).code ?? e.name);
 }
 
-
-/** A temporary `transport` error; remembered in `notSent` when its cause says no server took the request. */
-function transportError(message: string, cause: unknown): SwitchboardApiError {
-  const err = new SwitchboardApiError('transport', message, undefined, true, { cause });
-  if (NOT_SENT_CAUSE.test(message)) notSent.add(err);
-  return err;
-}

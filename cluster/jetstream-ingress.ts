@@ -290,7 +290,6 @@ export class JetStreamIngress implements Ingress {
   }
 }
 
-
 /**
  * The stream sequence in a JetStream delivery's reply (ack) subject, or undefined when it is none. Two forms (the
  * nats-server ack subject; nats.js `parseInfo` reads the same, but does not export it from its public module):

@@ -1,4 +1,5 @@
 import { createInbox, headers, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { within } from '../base/within.js';
 
 /** What JetStream answered for one stored message (its PubAck). */
 export interface PubAck {
@@ -67,13 +68,11 @@ export class JetStreamPublisher {
   /** Publishes that went out and got no answer (timed out, or the connection was lost meanwhile), since the start. */
   unanswered = 0;
   /**
-   * False between a `disconnect` and the next `reconnect` of the connection: a publish made then would be dropped
-   * with nats.js's outbound buffer at a reconnect attempt, or sent once reconnected, its fate unknown either way; it is
-   * refused unsent instead (certainly not stored).
+   * Set from a `disconnect` to the next `reconnect` of the connection (resolved true then, or false at `close`):
+   * a publish made meanwhile would be dropped with nats.js's outbound buffer at a reconnect attempt, or sent once
+   * reconnected, its fate unknown either way; it is refused unsent instead (certainly not stored).
    */
-  private connected = true;
-  /** Called with true at the next `reconnect`, with false at `close` (whenConnected). */
-  private reconnectWaiters: ((up: boolean) => void)[] = [];
+  private down?: { reconnected: Promise<boolean>; end: (up: boolean) => void };
   private sweeper?: ReturnType<typeof setInterval>;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
@@ -86,11 +85,8 @@ export class JetStreamPublisher {
     nc.closed().then(() => this.failAll(new Error('connection closed')), () => undefined);
     void (async () => {
       for await (const s of nc.status()) {
-        if (s.type === 'disconnect') this.connected = false;
-        else if (s.type === 'reconnect') {
-          this.connected = true;
-          for (const w of this.reconnectWaiters.splice(0)) w(true);
-        }
+        if (s.type === 'disconnect') this.down ??= downSince();
+        else if (s.type === 'reconnect') this.up(true);
       }
     })().catch(() => undefined);
   }
@@ -101,7 +97,7 @@ export class JetStreamPublisher {
    */
   publish(subject: string, data: Uint8Array, msgId?: string): Promise<PubAck> {
     if (this.closed) return Promise.reject(new JetStreamPublishError('publisher closed'));
-    if (!this.connected) return Promise.reject(new JetStreamPublishError('not connected to NATS: not sent', undefined, false, true));
+    if (this.down !== undefined) return Promise.reject(new JetStreamPublishError('not connected to NATS: not sent', undefined, false, true));
     const token = (this.next++).toString(36);
     return new Promise<PubAck>((resolve, reject) => {
       this.pending.set(token, { resolve, reject, deadline: Date.now() + this.timeoutMs });
@@ -119,25 +115,17 @@ export class JetStreamPublisher {
     });
   }
 
-  /**
-   * Resolves true once the connection is up (at once if it is), false after `timeoutMs` without a reconnect or once
-   * `close` is called. Its timer does not keep the process alive.
-   */
+  /** Resolves true once the connection is up (at once if it is), false after `timeoutMs` without a reconnect or once `close` is called. */
   whenConnected(timeoutMs: number): Promise<boolean> {
-    if (this.connected) return Promise.resolve(true);
     if (this.closed) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.reconnectWaiters = this.reconnectWaiters.filter((w) => w !== done);
-        resolve(false);
-      }, timeoutMs);
-      timer.unref();
-      const done = (up: boolean): void => {
-        clearTimeout(timer);
-        resolve(up);
-      };
-      this.reconnectWaiters.push(done);
-    });
+    if (this.down === undefined) return Promise.resolve(true);
+    return within(this.down.reconnected, timeoutMs, false);
+  }
+
+  /** The connection is back (`up`), or the publisher closed: whoever waits for it hears so. */
+  private up(up: boolean): void {
+    this.down?.end(up);
+    this.down = undefined;
   }
 
   /** Publishes waiting for their PubAck. */
@@ -148,7 +136,7 @@ export class JetStreamPublisher {
   /** Stops taking publishes, waits for those in flight to be answered or to time out, then stops listening. */
   async close(): Promise<void> {
     this.closed = true;
-    for (const w of this.reconnectWaiters.splice(0)) w(false);
+    this.up(false);
     if (this.pending.size > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     this.sub.unsubscribe();
   }
@@ -211,4 +199,11 @@ function pubAckOf(m: Msg): PubAck | JetStreamPublishError {
   if (r.error) return new JetStreamPublishError(r.error.description ?? `error ${r.error.code}`, r.error.err_code);
   if (typeof r.stream !== 'string' || typeof r.seq !== 'number') return new JetStreamPublishError('invalid PubAck');
   return { stream: r.stream, seq: r.seq, duplicate: r.duplicate === true };
+}
+
+/** The state of a connection gone down: `reconnected` settles through `end`. */
+function downSince(): { reconnected: Promise<boolean>; end: (up: boolean) => void } {
+  let end!: (up: boolean) => void;
+  const reconnected = new Promise<boolean>((resolve) => (end = resolve));
+  return { reconnected, end };
 }

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll } from 'vitest';
 import { reaped } from './reap.js';
+import { until } from './ws-client.js';
 
 /** A free TCP port on loopback, chosen by the kernel. */
 export function freePort(): Promise<number> {
@@ -98,11 +99,7 @@ export class NatsServer {
     if (pid === undefined) return;
     this.proc!.kill('SIGSTOP');
     const state = (): string => { const st = readFileSync(`/proc/${pid}/stat`, 'utf8'); return st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3); };
-    const deadline = Date.now() + 5000;
-    while (state() !== 'T') {
-      if (Date.now() > deadline) throw new Error(`nats-server ${pid} did not stop`);
-      await new Promise((r) => setImmediate(r));
-    }
+    await until(() => state() === 'T', 5000, `nats-server ${pid} stopped`);
   }
 
   /** SIGCONT after `pause`: the server reads what waited in its sockets and answers it. */
