@@ -7,10 +7,22 @@ import { ensureStream } from './jetstream-setup.js';
 import { JetStreamPublisher } from './jetstream-publisher.js';
 import { READ_PUT_DELAY_MS, ReadStateWriter } from './read-state-writer.js';
 import { acceptOrderFor, SwitchboardError, MAX_TTL_SECONDS } from '../protocol/index.js';
-import { copyReadState, emptyReadState, fromRecord, toRecord } from '../store/read-state.js';
+import { applyChange, copyReadState, emptyReadState, fromRecord, toRecord } from '../store/read-state.js';
 import type { HeldMessage, HeldStore, ReadChange, ReadState, ReadStateRecord } from '../store/types.js';
 
 const packr = new Packr({ useRecords: false });
+
+/**
+ * Revisions the reads bucket keeps per key (KV `history`, JetStream's `max_msgs_per_subject`; 64 is the KV maximum):
+ * a user's key holds the last whole state and the puts of changes after it (at most MAX_CHANGE_PUTS from this node,
+ * and room for a late few from the node before). A bucket made with less is raised to this at open.
+ */
+export const READS_HISTORY = 64;
+
+/** A put of changes in the reads bucket (cluster/read-state-writer.ts); a whole state is a `ReadStateRecord`. */
+interface ReadChangesRecord {
+  changes: ReadChange[];
+}
 
 export interface JetStreamHeldStoreOptions {
   prefix: string;
@@ -32,7 +44,8 @@ type UserIndex = Map<string, { seq: number; exp: number; at: number }>;
 /**
  * Held messages for the cluster: the stream `<prefix>_held` with one subject per user,
  * `<prefix>.held.<partition>.<base64url(user)>`, one JetStream message per held message; read states in the KV
- * bucket `<prefix>_reads`, one key per user.
+ * bucket `<prefix>_reads`, one key per user whose revisions are the user's last whole state and the changes put
+ * after it (READS_HISTORY, cluster/read-state-writer.ts).
  *
  * A stream rather than a KV because a held backlog is a queue per user, and a stream gives that directly: the
  * stream sequence is the accept order, `max_msgs_per_subject` = SWITCHBOARD_HOLD_MAX drops a user's oldest first on
@@ -60,10 +73,12 @@ export class JetStreamHeldStore implements HeldStore {
     private readonly opts: Required<JetStreamHeldStoreOptions>,
   ) {
     this.stream = `${opts.prefix}_held`;
-    this.readsWriter = new ReadStateWriter(async (user, state) => {
-      const data = packr.pack(toRecord(state)); // before the first await: state keeps changing
+    this.readsWriter = new ReadStateWriter(async (user, state, changes) => {
+      // Encoded before the first await: the state keeps changing. A whole state is a rollup (`Nats-Rollup: sub`): it
+      // replaces the user's earlier revisions, so the key holds one whole state and the changes after it.
+      const data = packr.pack(changes === undefined ? toRecord(state) : ({ changes } satisfies { changes: readonly ReadChange[] }));
       try {
-        await publisher.publish(readsSubject + readsKey(user), data);
+        await publisher.publish(readsSubject + readsKey(user), data, undefined, changes === undefined);
       } catch (e) {
         throw new SwitchboardError('store_failed', `JetStream did not store the read state: ${(e as Error).message}`, { cause: e });
       }
@@ -79,8 +94,13 @@ export class JetStreamHeldStore implements HeldStore {
     const opts: Required<JetStreamHeldStoreOptions> = { replicas: 1, cachedUsers: 10_000, publishTimeoutMs: 5000, readPutDelayMs: READ_PUT_DELAY_MS, ...o };
     const jsm = await jetstreamManager(nc);
     // The bucket's own subject (`$KV.<bucket>.>`), read from its stream rather than assumed.
-    const kvSubject = (await kv.status()).streamInfo.config.subjects?.[0] ?? '';
+    const status = await kv.status();
+    const kvSubject = status.streamInfo.config.subjects?.[0] ?? '';
     if (!kvSubject.endsWith('.>')) throw new Error(`reads bucket has an unexpected subject: ${kvSubject}`);
+    if (status.history < READS_HISTORY || !status.streamInfo.config.allow_rollup_hdrs) {
+      // A bucket made by an earlier version (history 1): with it, a put of changes would push out the whole state.
+      await jsm.streams.update(status.streamInfo.config.name, { ...status.streamInfo.config, max_msgs_per_subject: READS_HISTORY, allow_rollup_hdrs: true });
+    }
     const store = new JetStreamHeldStore(jetstream(nc), jsm, kv, new JetStreamPublisher(nc, opts.publishTimeoutMs), kvSubject.slice(0, -1), opts);
     const config = {
       name: store.stream,
@@ -167,17 +187,30 @@ export class JetStreamHeldStore implements HeldStore {
     if (pending) return copyReadState(pending);
     const e = await this.kv.get(readsKey(user));
     if (!e || e.operation !== 'PUT' || e.value.length === 0) return emptyReadState();
-    return fromRecord(packr.unpack(e.value) as ReadStateRecord);
+    const last = packr.unpack(e.value) as ReadStateRecord | ReadChangesRecord;
+    if (!('changes' in last)) return fromRecord(last);
+    // The key ends in changes (the user was busy when its node stopped): its whole state and every change after it.
+    let state = emptyReadState();
+    for await (const r of await this.kv.history({ key: readsKey(user) })) {
+      if (r.operation !== 'PUT' || r.value.length === 0) state = emptyReadState();
+      else {
+        const rec = packr.unpack(r.value) as ReadStateRecord | ReadChangesRecord;
+        if ('changes' in rec) for (const c of rec.changes) applyChange(state, c);
+        else state = fromRecord(rec);
+      }
+    }
+    return state;
   }
 
   /**
-   * Puts the user's whole read state in the KV bucket. Every delivery changes it (its unread mark), and a put per
-   * delivery cost the node and nats-server about as much as the message itself (issue 13), so puts are coalesced:
-   * one in flight per user, READ_PUTS_IN_FLIGHT per node, the latest state sent when a slot frees
-   * (cluster/read-state-writer.ts). A durable save (a `read`) resolves once its state or a newer one is stored.
+   * Puts the user's read state in the KV bucket: the whole state, or the changes since the previous put while the
+   * user is busy (cluster/read-state-writer.ts). Every delivery changes it (its unread mark), and a put per delivery
+   * cost the node and nats-server about as much as the message itself (issue 13), so puts are coalesced: one in
+   * flight per user, READ_PUTS_IN_FLIGHT per node. A durable save (a `read`) resolves once its state or a newer one
+   * is stored.
    */
-  saveReads(user: string, state: ReadState, _change: ReadChange, durable: boolean): Promise<void> {
-    return this.readsWriter.save(user, state, durable);
+  saveReads(user: string, state: ReadState, change: ReadChange, durable: boolean): Promise<void> {
+    return this.readsWriter.save(user, state, durable, change);
   }
 
   /** Read-state puts are sent only for users `mayWrite` allows when they go out (the cluster's lease fence). */

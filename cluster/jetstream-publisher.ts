@@ -93,9 +93,10 @@ export class JetStreamPublisher {
 
   /**
    * Publishes `data` to a stream subject; resolves with the PubAck once stored. `msgId` (any string) sets `Nats-Msg-Id`
-   * (dedupe), through `msgIdHeader`.
+   * (dedupe), through `msgIdHeader`. `rollup` sets `Nats-Rollup: sub`: once stored, this message is the only one left
+   * on its subject (the stream must allow rollups, as KV buckets do; JetStream's "Subject Rollup" header).
    */
-  publish(subject: string, data: Uint8Array, msgId?: string): Promise<PubAck> {
+  publish(subject: string, data: Uint8Array, msgId?: string, rollup = false): Promise<PubAck> {
     if (this.closed) return Promise.reject(new JetStreamPublishError('publisher closed'));
     if (this.down !== undefined) return Promise.reject(new JetStreamPublishError('not connected to NATS: not sent', undefined, false, true));
     const token = (this.next++).toString(36);
@@ -104,6 +105,7 @@ export class JetStreamPublisher {
       try {
         let h;
         if (msgId !== undefined) (h = headers()).set('Nats-Msg-Id', msgIdHeader(msgId));
+        if (rollup) (h ??= headers()).set('Nats-Rollup', 'sub');
         this.nc.publish(subject, data, { reply: this.prefix + token, headers: h });
       } catch (e) {
         this.pending.delete(token);

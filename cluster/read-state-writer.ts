@@ -1,5 +1,6 @@
 import { systemClock, type Clock, type Timer } from '../base/clock.js';
-import type { ReadState } from '../store/types.js';
+import { idsInChange } from '../store/read-state.js';
+import type { ReadChange, ReadState } from '../store/types.js';
 
 /**
  * Read-state puts in flight per node at most. Under normal load a put is answered in about a millisecond and this
@@ -19,6 +20,20 @@ export const READ_PUTS_IN_FLIGHT = 16;
  * (store/append-log.ts LAZY_FLUSH_MS). Reads (durable saves) never wait.
  */
 export const READ_PUT_DELAY_MS = 250;
+
+/**
+ * Puts of changes (see `ReadStatePut`) in a row after a whole state, at most; the next put is whole again. The store
+ * keeps a user's log since its last whole state (cluster/jetstream-held-store.ts READS_HISTORY, 64), so this leaves
+ * room for puts of a node that lost the partition and had them in flight.
+ */
+export const MAX_CHANGE_PUTS = 32;
+
+/**
+ * One put of a user's read state: `changes` undefined puts the whole `state` (which replaces what the store had);
+ * otherwise only `changes`, the changes saved since the previous put of this writer was stored, in order, which the
+ * store appends to what it has (the previous put's state plus these is `state`).
+ */
+export type ReadStatePut = (user: string, state: ReadState, changes: readonly ReadChange[] | undefined) => Promise<void>;
 
 export interface ReadStateWriterOptions {
   /** Default READ_PUTS_IN_FLIGHT. */
@@ -41,13 +56,26 @@ interface Writer {
   delayedUntil?: number;
   /** Discarded while its put was in flight: its state is not this node's to serve (`pending`) or to put again. */
   discarded?: boolean;
+  /** The changes saved since the last put was sent, in order; undefined once a save came without its change. */
+  changes: ReadChange[] | undefined;
+  /**
+   * Puts of changes stored in a row after a whole state put by this writer: 0 right after the whole state; undefined
+   * when none was stored yet or a put failed (the next put is whole).
+   */
+  changePuts?: number;
 }
 
 /**
- * Coalesces the writes of per-user read states (the whole state each time, PROTOCOL.md section 4 read sync) for a
- * store that puts a user's state as one value (cluster/jetstream-held-store.ts). Per user at most one put is in
- * flight; what changes meanwhile only marks the user dirty, and the latest state goes out once that put is
- * answered. Across users at most `maxInFlight` puts are in flight; dirty users wait their turn in order, those with
+ * Coalesces the writes of per-user read states (PROTOCOL.md section 4 read sync) for a store that keeps a user's
+ * state as a whole state followed by changes (cluster/jetstream-held-store.ts). Per user at most one put is in
+ * flight; what changes meanwhile only marks the user dirty, and goes out once that put is answered.
+ *
+ * What a put carries (issue 13): a user's first put is the whole state; while the user stays busy, the next ones carry
+ * only the changes saved since the previous put (a few ids, where the whole state of a user with 1,000 unread is ~12
+ * KB: encoding it took ~20% of a cluster node's CPU per routed message at max rate, and nats-server stored it each
+ * time); once the user is quiet for `delayMs` after a put of changes, or after MAX_CHANGE_PUTS of them, or when the
+ * changes hold more ids than the state, the whole state again, so the store's log stays short and a load usually finds
+ * a whole state last. A put that fails makes the next one whole. Across users at most `maxInFlight` puts are in flight; dirty users wait their turn in order, those with
  * a durable save first. So a burst of deliveries to one user (a held backlog replayed) is a few puts, and at
  * saturation the puts per message fall instead of competing with the messages.
  *
@@ -87,20 +115,25 @@ export class ReadStateWriter {
    */
   mayWrite: (user: string) => boolean = () => true;
 
-  /** `put` stores one user's state; it must encode `state` before returning (the caller keeps changing that object). */
-  constructor(private readonly put: (user: string, state: ReadState) => Promise<void>, options: ReadStateWriterOptions = {}) {
+  /** `put` stores one put (see ReadStatePut); it must encode what it sends before returning (the caller keeps changing `state`). */
+  constructor(private readonly put: ReadStatePut, options: ReadStateWriterOptions = {}) {
     this.maxInFlight = options.maxInFlight ?? READ_PUTS_IN_FLIGHT;
     this.delayMs = options.delayMs ?? READ_PUT_DELAY_MS;
     this.clock = options.clock ?? systemClock;
   }
 
-  /** Records `state` as the user's newest; see the class comment for when it is stored and when this resolves. */
-  save(user: string, state: ReadState, durable: boolean): Promise<void> {
+  /**
+   * Records `state` as the user's newest, `change` being what made it so (left out: the next put is the whole state);
+   * see the class comment for when it is stored and when this resolves.
+   */
+  save(user: string, state: ReadState, durable: boolean, change?: ReadChange): Promise<void> {
     let w = this.writers.get(user);
-    if (!w) this.writers.set(user, (w = { latest: state, dirty: true, inFlight: false, waiting: [] }));
+    if (!w) this.writers.set(user, (w = { latest: state, dirty: true, inFlight: false, waiting: [], changes: [] }));
     w.discarded = false;
     w.latest = state;
     w.dirty = true;
+    // Changes past the state's own size would make a put larger than the whole state: put that instead.
+    if (change === undefined || (w.changes !== undefined && w.changes.push(change) > state.unread.size + state.read.size)) w.changes = undefined;
     const stored = durable ? new Promise<void>((resolve, reject) => w.waiting.push({ resolve, reject })) : Promise.resolve();
     if (!w.inFlight) this.queueOrDelay(user, w);
     this.pump();
@@ -229,26 +262,34 @@ export class ReadStateWriter {
       this.wakeIdle();
       return;
     }
+    const changes = w.changes;
+    const asChanges = changes !== undefined && changes.length > 0 && w.changePuts !== undefined && w.changePuts < MAX_CHANGE_PUTS && idsIn(changes) <= w.latest.unread.size + w.latest.read.size;
+    w.changes = [];
     w.dirty = false;
     w.inFlight = true;
     this.inFlight++;
     this.puts++;
     let sent: Promise<void>;
     try {
-      sent = this.put(user, w.latest);
+      sent = this.put(user, w.latest, asChanges ? changes : undefined);
     } catch (e) {
       sent = Promise.reject(e);
     }
     sent.then(
       () => {
+        w.changePuts = asChanges ? w.changePuts! + 1 : 0;
         for (const x of waiting) x.resolve();
       },
       (e: unknown) => {
+        w.changePuts = undefined;
         for (const x of waiting) x.reject(e);
       },
     ).finally(() => {
       w.inFlight = false;
       this.inFlight--;
+      // Quiet since a put of changes: the whole state follows when the delay passes with no new change (none with no
+      // delay: there is no quiet to wait for, and a whole state after each put of changes would double the puts).
+      if (asChanges && w.changePuts !== undefined && !w.dirty && this.delayMs > 0) w.dirty = true;
       if (w.dirty && !w.discarded) this.queueOrDelay(user, w);
       else if (this.writers.get(user) === w) this.writers.delete(user);
       this.pump();
@@ -263,6 +304,12 @@ export class ReadStateWriter {
     this.timer = undefined;
     for (const f of this.idle.splice(0)) f();
   }
+}
+
+function idsIn(changes: readonly ReadChange[]): number {
+  let n = 0;
+  for (const c of changes) n += idsInChange(c);
+  return n;
 }
 
 function first(s: Set<string>): string | undefined {

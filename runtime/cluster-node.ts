@@ -9,7 +9,7 @@ import { JetStreamIngress } from '../cluster/jetstream-ingress.js';
 import { DECISION_HANDOFF_MAX_AGE_MS, KvDecisionHandoff } from '../cluster/decision-handoff.js';
 import { DecisionWriteBehind } from '../cluster/decision-write-behind.js';
 import { KvDeviceRegistry } from '../cluster/kv-device-registry.js';
-import { JetStreamHeldStore } from '../cluster/jetstream-held-store.js';
+import { JetStreamHeldStore, READS_HISTORY } from '../cluster/jetstream-held-store.js';
 import { KvPolicyStore } from '../cluster/kv-policy-store.js';
 import { createConcurrently } from '../cluster/jetstream-setup.js';
 import { DEFAULT_LEASE_MS, LeaseKeeper } from '../cluster/lease-keeper.js';
@@ -128,7 +128,7 @@ export async function startClusterNode(config: Config, opts: Required<StartOptio
   if (routes) logVendorsOn(senderConfig, log);
   const pushes = new PushPool({ config: senderConfig, log, threads: config.senderThreads, maxAttempts: config.pushMaxAttempts, clock, metrics });
   const policies = new KvPolicyStore(await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_policies`, { history: 1, replicas })), 'policies bucket'));
-  const readsKv = await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_reads`, { history: 1, replicas })), 'reads bucket');
+  const readsKv = await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_reads`, { history: READS_HISTORY, replicas })), 'reads bucket');
   // Section 3's decision history across a graceful partition handoff (cluster/decision-handoff.ts); bucket max_age a week.
   const decisions = new KvDecisionHandoff(await ready(() => createConcurrently(() => new Kvm(nc).create(`${prefix}_decisions`, { history: 1, replicas, ttl: DECISION_HANDOFF_MAX_AGE_MS })), 'decisions bucket'));
   const held = await ready(() => JetStreamHeldStore.open(nc, readsKv, { prefix, partitions: P, holdMax: config.holdMax, replicas }), 'held stream');

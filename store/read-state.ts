@@ -1,5 +1,5 @@
 import { BoundedIdSet } from './bounded-id-set.js';
-import type { ReadState, ReadStateRecord } from './types.js';
+import type { ReadChange, ReadState, ReadStateRecord } from './types.js';
 
 /**
  * The read state's rules in one place (PROTOCOL.md section 4, read sync), applied by the user actor and again by
@@ -66,4 +66,19 @@ export function unreadCount(s: ReadState): number {
 /** Whether the state holds nothing (a store forgets such a user). */
 export function isEmptyReadState(s: ReadState): boolean {
   return s.unread.size === 0 && s.read.size === 0;
+}
+
+/**
+ * Applies one change as the actor made it (`markDelivered`, `unmarkDelivered` or `markRead`): a store that logs
+ * changes rather than whole states replays them with this, and ends in the actor's state.
+ */
+export function applyChange(s: ReadState, change: ReadChange): void {
+  if ('delivered' in change) markDelivered(s, change.delivered);
+  else if ('undelivered' in change) unmarkDelivered(s, change.undelivered);
+  else markRead(s, change.read);
+}
+
+/** How many ids a change carries (a `read` up to 500, a delivery mark one). */
+export function idsInChange(change: ReadChange): number {
+  return 'read' in change ? change.read.length : 1;
 }

@@ -1,16 +1,31 @@
 import { describe, expect, it } from 'vitest';
-import { READ_PUT_DELAY_MS, ReadStateWriter } from '../cluster/read-state-writer.js';
+import { MAX_CHANGE_PUTS, READ_PUT_DELAY_MS, ReadStateWriter } from '../cluster/read-state-writer.js';
 import { ManualClock } from './support/manual-clock.js';
-import { emptyReadState, fromRecord, markDelivered, markRead, toRecord } from '../store/read-state.js';
-import type { ReadState, ReadStateRecord } from '../store/types.js';
+import { applyChange, emptyReadState, fromRecord, markDelivered, markRead, toRecord, unmarkDelivered } from '../store/read-state.js';
+import type { ReadChange, ReadState, ReadStateRecord } from '../store/types.js';
 
-/** A put that records what it was given (a copy, as an encoder would) and is answered only when the test says so. */
+/**
+ * A put that records what it was given (a copy, as an encoder would: the whole state, or the changes when the writer
+ * sent only those) and is answered only when the test says so.
+ */
 function fakeStore() {
-  const puts: { user: string; state: ReadStateRecord; resolve(): void; reject(e: Error): void }[] = [];
-  const put = (user: string, state: ReadState) =>
-    new Promise<void>((resolve, reject) => puts.push({ user, state: toRecord(state), resolve, reject }));
+  const puts: { user: string; state: ReadStateRecord; changes?: ReadChange[]; resolve(): void; reject(e: Error): void }[] = [];
+  const put = (user: string, state: ReadState, changes?: readonly ReadChange[]) =>
+    new Promise<void>((resolve, reject) => puts.push({ user, state: toRecord(state), changes: changes && [...changes], resolve, reject }));
   return { puts, put };
 }
+
+/** What a store that applies each answered put in order holds: a whole state replaces, changes are applied. */
+function stored(puts: ReturnType<typeof fakeStore>['puts']): ReadStateRecord {
+  let s = emptyReadState();
+  for (const p of puts) {
+    if (p.changes === undefined) s = fromRecord(p.state);
+    else for (const c of p.changes) applyChange(s, c);
+  }
+  return toRecord(s);
+}
+/** 'W' for a put of the whole state, else the number of changes it carried. */
+const kinds = (puts: ReturnType<typeof fakeStore>['puts']) => puts.map((p) => (p.changes === undefined ? 'W' : p.changes.length));
 const rs = (unread: string[], read: string[] = []): ReadState => fromRecord({ unread, read });
 /** Lets the writer's promise callbacks run (no time passes). */
 const turn = () => new Promise<void>((r) => setImmediate(r));
@@ -191,5 +206,97 @@ describe('ReadStateWriter', () => {
     await expect(read).rejects.toThrow('no longer owns');
     expect(puts).toHaveLength(0);
     await w.settled();
+  });
+
+  describe('puts of changes (issue 13: a busy user with 1,000 unread is not put whole at every mark)', () => {
+    /** Marks `id` delivered in `s` and saves it with its change, as the mailbox does. */
+    const deliver = (w: ReadStateWriter, s: ReadState, id: string) => {
+      markDelivered(s, id);
+      return w.save('u', s, false, { delivered: id });
+    };
+
+    it('the first put is whole; while the user stays busy the next carry only the changes since, in order; once quiet, the whole state', async () => {
+      const clock = new ManualClock();
+      const { puts, put } = fakeStore();
+      const w = new ReadStateWriter(put, { clock });
+      const s = emptyReadState();
+      for (let i = 0; i < 3; i++) void deliver(w, s, `m${i}`);
+      clock.advance(READ_PUT_DELAY_MS);
+      void deliver(w, s, 'm3'); // while the first put is in flight
+      markRead(s, ['m0']);
+      const read = w.save('u', s, true, { read: ['m0'] });
+      puts[0].resolve();
+      await turn();
+      expect(kinds(puts)).toEqual(['W', 2]); // the read goes at once, with the mark before it
+      expect(puts[1].changes).toEqual([{ delivered: 'm3' }, { read: ['m0'] }]);
+      puts[1].resolve();
+      await read;
+      await turn();
+      void deliver(w, s, 'm4');
+      clock.advance(READ_PUT_DELAY_MS);
+      expect(kinds(puts)).toEqual(['W', 2, 1]);
+      puts[2].resolve();
+      await turn();
+      expect(kinds(puts)).toEqual(['W', 2, 1]); // quiet only once the delay passes with no new change
+      clock.advance(READ_PUT_DELAY_MS);
+      expect(kinds(puts)).toEqual(['W', 2, 1, 'W']);
+      expect(puts[3].state).toEqual(toRecord(s));
+      puts[3].resolve();
+      await w.settled();
+      expect(stored(puts)).toEqual(toRecord(s));
+      expect(w.pending('u')).toBeUndefined();
+    });
+
+    it(`after ${MAX_CHANGE_PUTS} puts of changes in a row the next is whole; a store applying them in order ends in the actor's state`, async () => {
+      const { puts, put } = fakeStore();
+      const w = new ReadStateWriter(put, { delayMs: 0 });
+      const s = emptyReadState();
+      for (let i = 0; i < 50; i++) markDelivered(s, `old${i}`); // a state larger than any put of changes here
+      void deliver(w, s, 'm0');
+      for (let i = 1; i <= MAX_CHANGE_PUTS + 3; i++) {
+        void deliver(w, s, `m${i}`); // the user stays busy: a change while the previous put is in flight
+        puts[puts.length - 1].resolve();
+        await turn();
+      }
+      puts[puts.length - 1].resolve();
+      await w.settled();
+      expect(kinds(puts)).toEqual(['W', ...Array(MAX_CHANGE_PUTS).fill(1), 'W', 1, 1]);
+      expect(stored(puts)).toEqual(toRecord(s));
+      expect(w.pending('u')).toBeUndefined(); // no delay: no whole state waits behind the last put of changes
+    });
+
+    it('a failed put makes the next one whole; so does a save without its change, or changes with more ids than the state', async () => {
+      const { puts, put } = fakeStore();
+      const w = new ReadStateWriter(put, { delayMs: 0 });
+      const s = rs(['a', 'b', 'c', 'd']);
+      /** Saves while the last put is in flight, then answers that put (rejects it when `fail`). */
+      const busy = async (save: () => unknown, fail = false) => {
+        save();
+        const p = puts[puts.length - 1];
+        if (fail) p.reject(new Error('no PubAck'));
+        else p.resolve();
+        await turn();
+      };
+      void deliver(w, s, 'e');
+      await busy(() => deliver(w, s, 'f'));
+      await busy(() => deliver(w, s, 'g'));
+      await busy(() => deliver(w, s, 'h'), true); // the put of [g] fails
+      await busy(() => deliver(w, s, 'i'));
+      await busy(() => w.save('u', s, false));
+      await busy(() => deliver(w, s, 'j'));
+      await busy(() => {
+        // 12 changes that leave the state as it was (10 ids): its whole state is the smaller put.
+        for (let i = 0; i < 6; i++) {
+          void deliver(w, s, 'z');
+          unmarkDelivered(s, 'z');
+          void w.save('u', s, false, { undelivered: 'z' });
+        }
+      });
+      await busy(() => deliver(w, s, 'k'));
+      puts[puts.length - 1].resolve();
+      await w.settled();
+      expect(kinds(puts)).toEqual(['W', 1, 1, 'W', 1, 'W', 1, 'W', 1]);
+      expect(stored(puts.filter((_, i) => i !== 3))).toEqual(toRecord(s)); // the failed put never reached the store
+    });
   });
 });

@@ -1,11 +1,17 @@
-import { Kvm } from '@nats-io/kv';
+import { Kvm, type KV } from '@nats-io/kv';
 import { Packr } from 'msgpackr';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JetStreamHeldStore } from '../cluster/jetstream-held-store.js';
+import { JetStreamHeldStore, READS_HISTORY } from '../cluster/jetstream-held-store.js';
 import { describeHeldStoreContract } from './contracts/held-store.contract.js';
-import { emptyReadState, markDelivered, markRead, toRecord } from '../store/read-state.js';
+import { emptyReadState, markDelivered, markRead, toRecord, unmarkDelivered } from '../store/read-state.js';
+import type { ReadChange } from '../store/types.js';
 import { NatsServer } from './support/nats-server.js';
+import { until } from './support/ws-client.js';
+
+const packr = new Packr({ useRecords: false });
+/** The user's key in the reads bucket (as cluster/jetstream-held-store.ts names it). */
+const readsKey = (user: string) => `u.${Buffer.from(user, 'utf8').toString('base64url')}`;
 
 let server: NatsServer;
 beforeAll(async () => {
@@ -174,15 +180,80 @@ describe('JetStreamHeldStore', () => {
       markDelivered(state, 'a');
       void store.saveReads('u@x', state, { delivered: 'a' }, false); // put 1 in flight: unread [a]
       markDelivered(state, 'b');
+      void store.saveReads('u@x', state, { delivered: 'b' }, false);
       markRead(state, ['a']);
       await store.saveReads('u@x', state, { read: ['a'] }, true); // must not resolve on put 1's answer
-      const stored = await kv.get(`u.${Buffer.from('u@x').toString('base64url')}`);
-      expect(new Packr({ useRecords: false }).unpack(stored!.value)).toEqual({ unread: ['b'], read: ['a'] });
+      const stored = await kv.get(readsKey('u@x'));
+      // Put 2 carries what changed since put 1 (the user was busy): the mark of b and the read.
+      expect(packr.unpack(stored!.value)).toEqual({ changes: [{ delivered: 'b' }, { read: ['a'] }] });
       expect(store.readsPuts).toBe(2);
+      expect(toRecord(await (await openStore(other, 'durable')).reads('u@x'))).toEqual({ unread: ['b'], read: ['a'] });
       await store.close();
     } finally {
       await nc.close();
       await other.close();
     }
+  });
+
+  describe('read states as a whole state and the changes after it (issue 13)', () => {
+    /** The user's revisions in the reads bucket, oldest first, decoded. */
+    const revisions = async (kv: KV, user: string) => {
+      const out: unknown[] = [];
+      for await (const e of await kv.history({ key: readsKey(user) })) out.push(e.operation === 'PUT' ? packr.unpack(e.value) : e.operation);
+      return out;
+    };
+
+    it('a bucket made with history 1 (an earlier version) is raised to READS_HISTORY at open, with rollups allowed', () =>
+      withNats(async (nc) => {
+        const kv = await new Kvm(nc).create('oldbucket_reads', { history: 1 });
+        await JetStreamHeldStore.open(nc, kv, { prefix: 'oldbucket', partitions: 4, holdMax: 10 });
+        const status = await (await new Kvm(nc).open('oldbucket_reads')).status();
+        expect(status.history).toBe(READS_HISTORY);
+        expect(status.streamInfo.config.allow_rollup_hdrs).toBe(true);
+      }));
+
+    it('a key that ends in changes (its node gone) reads back as the state the actor had; a whole state then replaces every revision', () =>
+      withNats(async (nc) => {
+        const store = await openStore(nc, 'changes', 1000, 0); // no delay: no whole state follows the changes
+        const kv = await new Kvm(nc).open('changes_reads');
+        const s = emptyReadState();
+        const saves: Promise<void>[] = [];
+        const save = (change: ReadChange) => saves.push(store.saveReads('u@x', s, change, true));
+        for (let i = 0; i < 5; i++) markDelivered(s, `old${i}`);
+        markDelivered(s, 'a');
+        save({ delivered: 'a' }); // a whole state, in flight at once
+        for (const id of ['b', 'c', 'd']) (markDelivered(s, id), save({ delivered: id })); // wait behind it
+        markRead(s, ['b', 'early']);
+        save({ read: ['b', 'early'] });
+        unmarkDelivered(s, 'c');
+        save({ undelivered: 'c' });
+        await Promise.all(saves);
+        expect(await revisions(kv, 'u@x')).toEqual([
+          { unread: ['old0', 'old1', 'old2', 'old3', 'old4', 'a'], read: [] },
+          { changes: [{ delivered: 'b' }, { delivered: 'c' }, { delivered: 'd' }, { read: ['b', 'early'] }, { undelivered: 'c' }] },
+        ]);
+        // The next owner, on its own connection, without this store closing (a crash).
+        await withNats(async (other) => expect(toRecord(await (await openStore(other, 'changes')).reads('u@x'))).toEqual({ unread: ['old0', 'old1', 'old2', 'old3', 'old4', 'a', 'd'], read: ['b', 'early'] }));
+        markDelivered(s, 'e');
+        await store.saveReads('u@x', s, { delivered: 'e' }, true); // the user was quiet: a whole state, as a rollup
+        expect(await revisions(kv, 'u@x')).toEqual([toRecord(s)]);
+        await withNats(async (other) => expect(toRecord(await (await openStore(other, 'changes')).reads('u@x'))).toEqual(toRecord(s)));
+      }));
+
+    it('a busy user quiet for the put delay gets a whole state put after the changes', () =>
+      withNats(async (nc) => {
+        const store = await openStore(nc, 'quiet', 1000, 20);
+        const kv = await new Kvm(nc).open('quiet_reads');
+        const s = emptyReadState();
+        markDelivered(s, 'a');
+        const first = store.saveReads('u@x', s, { delivered: 'a' }, true);
+        markDelivered(s, 'b');
+        await store.saveReads('u@x', s, { delivered: 'b' }, true);
+        await first;
+        await until(async () => store.readsPuts === 3, 5000, 'a third put');
+        // Whole (a), changes (b), then the whole state again as a rollup: the only revision left.
+        expect(await revisions(kv, 'u@x')).toEqual([{ unread: ['a', 'b'], read: [] }]);
+        await store.close();
+      }));
   });
 });
