@@ -72,7 +72,7 @@ export class JetStreamHeldStore implements HeldStore {
     private readonly readsSubject: string,
     private readonly opts: Required<JetStreamHeldStoreOptions>,
   ) {
-    this.stream = `${opts.prefix}_held`;
+    this.stream = heldStream(opts.prefix);
     this.readsWriter = new ReadStateWriter(async (user, state, changes) => {
       // Encoded before the first await: the state keeps changing. A whole state is a rollup (`Nats-Rollup: sub`): it
       // replaces the user's earlier revisions, so the key holds one whole state and the changes after it.
@@ -101,9 +101,8 @@ export class JetStreamHeldStore implements HeldStore {
       // A bucket made by an earlier version (history 1): with it, a put of changes would push out the whole state.
       await jsm.streams.update(status.streamInfo.config.name, { ...status.streamInfo.config, max_msgs_per_subject: READS_HISTORY, allow_rollup_hdrs: true });
     }
-    const store = new JetStreamHeldStore(jetstream(nc), jsm, kv, new JetStreamPublisher(nc, opts.publishTimeoutMs), kvSubject.slice(0, -1), opts);
     const config = {
-      name: store.stream,
+      name: heldStream(opts.prefix),
       subjects: [`${opts.prefix}.held.>`],
       retention: RetentionPolicy.Limits,
       storage: StorageType.File,
@@ -114,7 +113,9 @@ export class JetStreamHeldStore implements HeldStore {
       duplicate_window: 120_000_000_000,
     };
     await ensureStream(jsm, config);
-    return store;
+    // The publisher (a subscription and a status listener on `nc`) only once nothing can fail: start-up retries a
+    // failed open, and each attempt left one behind.
+    return new JetStreamHeldStore(jetstream(nc), jsm, kv, new JetStreamPublisher(nc, opts.publishTimeoutMs), kvSubject.slice(0, -1), opts);
   }
 
   subject(user: string): string {
@@ -293,4 +294,9 @@ export class JetStreamHeldStore implements HeldStore {
 
 function readsKey(user: string): string {
   return `u.${Buffer.from(user, 'utf8').toString('base64url')}`;
+}
+
+/** The stream's name for a subject prefix. */
+function heldStream(prefix: string): string {
+  return `${prefix}_held`;
 }

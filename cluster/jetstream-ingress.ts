@@ -68,16 +68,15 @@ export class JetStreamIngress implements Ingress {
     private readonly publisher: JetStreamPublisher,
     private readonly opts: Required<JetStreamIngressOptions>,
   ) {
-    this.stream = `${opts.prefix}_ingress`;
+    this.stream = ingressStream(opts.prefix);
   }
 
   static async open(nc: NatsConnection, o: JetStreamIngressOptions): Promise<JetStreamIngress> {
     const base = { replicas: 1, duplicateWindowMs: 120_000, ackWaitMs: 10_000, publishTimeoutMs: 5000, ...o };
     const opts: Required<JetStreamIngressOptions> = { ...base, acceptDeadlineMs: Math.min(o.acceptDeadlineMs ?? 4 * base.publishTimeoutMs, base.duplicateWindowMs / 2) };
     const jsm = await jetstreamManager(nc);
-    const ingress = new JetStreamIngress(nc, jsm, new JetStreamPublisher(nc, opts.publishTimeoutMs), opts);
     const config = {
-      name: ingress.stream,
+      name: ingressStream(opts.prefix),
       subjects: [`${opts.prefix}.in.*`],
       retention: RetentionPolicy.Workqueue,
       storage: StorageType.File,
@@ -85,7 +84,9 @@ export class JetStreamIngress implements Ingress {
       duplicate_window: opts.duplicateWindowMs * 1_000_000,
     };
     await ensureStream(jsm, config);
-    return ingress;
+    // The publisher (a subscription and a status listener on `nc`) only once nothing can fail: start-up retries a
+    // failed open, and each attempt left one behind.
+    return new JetStreamIngress(nc, jsm, new JetStreamPublisher(nc, opts.publishTimeoutMs), opts);
   }
 
   subject(partition: number): string {
@@ -302,4 +303,9 @@ export function streamSequenceOf(reply: string | undefined): number | undefined 
   const at = tokens.length === 9 ? 5 : tokens.length >= 11 ? 7 : -1;
   const seq = at < 0 ? NaN : Number(tokens[at]);
   return Number.isSafeInteger(seq) && seq > 0 ? seq : undefined;
+}
+
+/** The stream's name for a subject prefix. */
+function ingressStream(prefix: string): string {
+  return `${prefix}_ingress`;
 }

@@ -85,6 +85,7 @@ export class JetStreamPublisher {
     nc.closed().then(() => this.failAll(new Error('connection closed')), () => undefined);
     void (async () => {
       for await (const s of nc.status()) {
+        if (this.closed) break; // a closed publisher stops listening at the next status
         if (s.type === 'disconnect') this.down ??= downSince();
         else if (s.type === 'reconnect') this.up(true);
       }

@@ -1,6 +1,8 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
+import { Kvm } from '@nats-io/kv';
+import { JetStreamHeldStore } from '../cluster/jetstream-held-store.js';
 import { JetStreamIngress, streamSequenceOf } from '../cluster/jetstream-ingress.js';
 import { partitionOf } from '../bus/subjects.js';
 import { acceptOrderFor, type ChatMessage } from '../protocol/index.js';
@@ -242,3 +244,26 @@ describeIngressContract('JetStream (real nats-server)', async () => {
     },
   };
 });
+
+describe('opening the JetStream stores when JetStream refuses their stream', () => {
+  /** Subscriptions open on `nc` (nats.js keeps no public count of them). */
+  const subscriptions = (nc: NatsConnection) => (nc as unknown as { protocol: { subscriptions: { size(): number } } }).protocol.subscriptions.size();
+
+  it('a failed open (start-up retries it) leaves no subscription behind, for the ingress and the held store alike', async () => {
+    const jsm = await jetstreamManager(nats.nc);
+    // Streams that already take the subjects: the stores cannot make their own.
+    await jsm.streams.add({ name: 'blocker_in', subjects: ['blocked.in.*'] });
+    await jsm.streams.add({ name: 'blocker_held', subjects: ['blocked.held.>'] });
+    const reads = await new Kvm(nats.nc).create('blocked_reads', { history: 1 });
+    const before = subscriptions(nats.nc);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      await expect(JetStreamIngress.open(nats.nc, { prefix: 'blocked', partitions: 4 })).rejects.toThrow(/stream not found|overlap/); // the add overlaps, the update finds no such stream
+      await expect(JetStreamHeldStore.open(nats.nc, reads, { prefix: 'blocked', partitions: 4, holdMax: 10 })).rejects.toThrow(/stream not found|overlap/);
+    }
+    expect(subscriptions(nats.nc)).toBe(before);
+    const ingress = await JetStreamIngress.open(nats.nc, { prefix: 'open', partitions: 4 }); // one that opens has its publisher
+    expect(subscriptions(nats.nc)).toBe(before + 1);
+    await ingress.close();
+  });
+});
+
