@@ -43,9 +43,11 @@ function startState(unread: number): ReadState {
  */
 export async function runPuts(mode: 'changes' | 'whole', user: PutsUser, deliveries = 20_000, perTurn = 4): Promise<PutsRun> {
   let bytes = 0;
-  const put = async (_user: string, state: ReadState, changes: readonly ReadChange[] | undefined): Promise<void> => {
-    bytes += packr.pack(changes === undefined ? toRecord(state) : { changes }).length;
+  let seq = 0;
+  const put = async ({ state, changes, base }: { state: ReadState; changes?: readonly ReadChange[]; base?: number }): Promise<number> => {
+    bytes += packr.pack(changes === undefined ? toRecord(state) : { base, changes }).length;
     await new Promise<void>((resolve) => setImmediate(resolve));
+    return ++seq;
   };
   const writer = new ReadStateWriter(put, { delayMs: 0 });
   const s = startState(user === 'cap' ? 1000 : 0);

@@ -14,15 +14,22 @@ const packr = new Packr({ useRecords: false });
 
 /**
  * Revisions the reads bucket keeps per key (KV `history`, JetStream's `max_msgs_per_subject`; 64 is the KV maximum):
- * a user's key holds the last whole state and the puts of changes after it (at most MAX_CHANGE_PUTS from this node,
- * and room for a late few from the node before). A bucket made with less is raised to this at open.
+ * a user's changes key holds the puts of changes made on the last whole state (at most MAX_CHANGE_PUTS from this
+ * node, and room for a few late ones of the node before). A bucket made with less is raised to this at open.
  */
 export const READS_HISTORY = 64;
 
-/** A put of changes in the reads bucket (cluster/read-state-writer.ts); a whole state is a `ReadStateRecord`. */
+/**
+ * A put of changes (cluster/read-state-writer.ts) under the user's changes key: `base` is the stream sequence (KV
+ * revision) of the whole state they were made on, under the user's state key.
+ */
 interface ReadChangesRecord {
+  base: number;
   changes: ReadChange[];
 }
+
+/** An empty value: put as a rollup under a changes key, it clears the key (KV puts, unlike purges, need no extra header). */
+const CLEARED = new Uint8Array(0);
 
 export interface JetStreamHeldStoreOptions {
   prefix: string;
@@ -44,8 +51,8 @@ type UserIndex = Map<string, { seq: number; exp: number; at: number }>;
 /**
  * Held messages for the cluster: the stream `<prefix>_held` with one subject per user,
  * `<prefix>.held.<partition>.<base64url(user)>`, one JetStream message per held message; read states in the KV
- * bucket `<prefix>_reads`, one key per user whose revisions are the user's last whole state and the changes put
- * after it (READS_HISTORY, cluster/read-state-writer.ts).
+ * bucket `<prefix>_reads`: the user's last whole state under `u.<base64url(user)>`, and the puts of changes made on
+ * it while the user was busy under `c.<base64url(user)>` (cluster/read-state-writer.ts, READS_HISTORY).
  *
  * A stream rather than a KV because a held backlog is a queue per user, and a stream gives that directly: the
  * stream sequence is the accept order, `max_msgs_per_subject` = SWITCHBOARD_HOLD_MAX drops a user's oldest first on
@@ -73,12 +80,18 @@ export class JetStreamHeldStore implements HeldStore {
     private readonly opts: Required<JetStreamHeldStoreOptions>,
   ) {
     this.stream = heldStream(opts.prefix);
-    this.readsWriter = new ReadStateWriter(async (user, state, changes) => {
-      // Encoded before the first await: the state keeps changing. A whole state is a rollup (`Nats-Rollup: sub`): it
-      // replaces the user's earlier revisions, so the key holds one whole state and the changes after it.
-      const data = packr.pack(changes === undefined ? toRecord(state) : ({ changes } satisfies { changes: readonly ReadChange[] }));
+    this.readsWriter = new ReadStateWriter(async ({ user, state, changes, base, clearBase }) => {
       try {
-        await publisher.publish(readsSubject + readsKey(user), data, undefined, changes === undefined);
+        if (changes !== undefined) {
+          await publisher.publish(readsSubject + changesKey(user), packr.pack({ base, changes }));
+          return undefined;
+        }
+        // Encoded before the first await: the state keeps changing. A rollup (`Nats-Rollup: sub`): the key keeps only it.
+        const ack = await publisher.publish(readsSubject + readsKey(user), packr.pack(toRecord(state)), undefined, true);
+        // The changes made on the state before are not read any more (their base is not this one): clear them, not
+        // waited for (they only take room; a crash before this leaves them, and they are not read either).
+        if (clearBase !== undefined) publisher.publish(readsSubject + changesKey(user), CLEARED, undefined, true).catch(() => undefined);
+        return ack.seq;
       } catch (e) {
         throw new SwitchboardError('store_failed', `JetStream did not store the read state: ${(e as Error).message}`, { cause: e });
       }
@@ -186,20 +199,21 @@ export class JetStreamHeldStore implements HeldStore {
     // A state still being written here is newer than what the bucket has (only this node writes the user).
     const pending = this.readsWriter.pending(user);
     if (pending) return copyReadState(pending);
-    const e = await this.kv.get(readsKey(user));
-    if (!e || e.operation !== 'PUT' || e.value.length === 0) return emptyReadState();
-    const last = packr.unpack(e.value) as ReadStateRecord | ReadChangesRecord;
-    if (!('changes' in last)) return fromRecord(last);
-    // The key ends in changes (the user was busy when its node stopped): its whole state and every change after it.
-    let state = emptyReadState();
-    for await (const r of await this.kv.history({ key: readsKey(user) })) {
-      if (r.operation !== 'PUT' || r.value.length === 0) state = emptyReadState();
-      else {
-        const rec = packr.unpack(r.value) as ReadStateRecord | ReadChangesRecord;
-        if ('changes' in rec) for (const c of rec.changes) applyChange(state, c);
-        else state = fromRecord(rec);
-      }
+    const [whole, last] = await Promise.all([this.kv.get(readsKey(user)), this.kv.get(changesKey(user))]);
+    const base = whole?.revision ?? 0;
+    const state = whole && whole.operation === 'PUT' && whole.value.length > 0 ? fromRecord(packr.unpack(whole.value) as ReadStateRecord) : emptyReadState();
+    // Changes made on this very state are left only when its node stopped while the user was busy (a quiet user's
+    // last put is whole); those made on another (an older state, a late put of a node before) are not read.
+    if (!last || last.operation !== 'PUT' || last.value.length === 0 || (packr.unpack(last.value) as ReadChangesRecord).base !== base) return state;
+    let seen = 0;
+    for await (const r of await this.kv.history({ key: changesKey(user) })) {
+      seen = r.revision;
+      if (r.operation !== 'PUT' || r.value.length === 0) continue;
+      const rec = packr.unpack(r.value) as ReadChangesRecord;
+      if (rec.base === base) for (const c of rec.changes) applyChange(state, c);
     }
+    // nats.js ends a history quietly when its consumer stalls: a shorter one would be a wrong state, not an error.
+    if (seen < last.revision) throw new SwitchboardError('store_failed', `the read-state changes of ${user} were read only up to revision ${seen} of ${last.revision}`);
     return state;
   }
 
@@ -292,8 +306,17 @@ export class JetStreamHeldStore implements HeldStore {
   }
 }
 
+/** A user's whole read state (the key earlier versions put every state under). */
 function readsKey(user: string): string {
   return `u.${Buffer.from(user, 'utf8').toString('base64url')}`;
+}
+
+/**
+ * A user's puts of changes, apart from the whole state: a node of an earlier version reads only `readsKey`, so during
+ * a rolling upgrade it finds the last whole state (missing at most the changes since), never a record it cannot read.
+ */
+function changesKey(user: string): string {
+  return `c.${Buffer.from(user, 'utf8').toString('base64url')}`;
 }
 
 /** The stream's name for a subject prefix. */

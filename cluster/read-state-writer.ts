@@ -23,17 +23,20 @@ export const READ_PUT_DELAY_MS = 250;
 
 /**
  * Puts of changes (see `ReadStatePut`) in a row after a whole state, at most; the next put is whole again. The store
- * keeps a user's log since its last whole state (cluster/jetstream-held-store.ts READS_HISTORY, 64), so this leaves
- * room for puts of a node that lost the partition and had them in flight.
+ * keeps a user's puts of changes as revisions of one key (cluster/jetstream-held-store.ts READS_HISTORY, 64), so all
+ * of them since the last whole state stay there, with room for late puts of a node that lost the partition.
  */
 export const MAX_CHANGE_PUTS = 32;
 
 /**
- * One put of a user's read state: `changes` undefined puts the whole `state` (which replaces what the store had);
- * otherwise only `changes`, the changes saved since the previous put of this writer was stored, in order, which the
- * store appends to what it has (the previous put's state plus these is `state`).
+ * One put of a user's read state (`state`: the caller's object, which it keeps changing: encode it before any await).
+ * - `changes` undefined: the whole `state`, which replaces what the store had; the put resolves with the store's
+ *   sequence for it (or undefined when the store has none: then every put of this user is whole). `clearBase`, when
+ *   set, is the sequence of an earlier whole state that puts of changes were made on: the store may forget them.
+ * - `changes` given: only what changed since the previous put of this writer was stored, in order, made on the whole
+ *   state the store stored as `base`; `base`'s state plus every put of changes made on it, in order, is `state`.
  */
-export type ReadStatePut = (user: string, state: ReadState, changes: readonly ReadChange[] | undefined) => Promise<void>;
+export type ReadStatePut = (put: { user: string; state: ReadState; changes?: readonly ReadChange[]; base?: number; clearBase?: number }) => Promise<number | void>;
 
 export interface ReadStateWriterOptions {
   /** Default READ_PUTS_IN_FLIGHT. */
@@ -59,10 +62,10 @@ interface Writer {
   /** The changes saved since the last put was sent, in order; undefined once a save came without its change. */
   changes: ReadChange[] | undefined;
   /**
-   * Puts of changes stored in a row after a whole state put by this writer: 0 right after the whole state; undefined
-   * when none was stored yet or a put failed (the next put is whole).
+   * The store's sequence of the last whole state this writer stored and the puts of changes stored on it since (0
+   * right after it); undefined when none was stored yet, a put failed, or the user was discarded: the next put is whole.
    */
-  changePuts?: number;
+  base?: { seq: number; changePuts: number };
 }
 
 /**
@@ -72,11 +75,13 @@ interface Writer {
  *
  * What a put carries (issue 13): a user's first put is the whole state; while the user stays busy, the next ones carry
  * only the changes saved since the previous put (a few ids, where the whole state of a user with 1,000 unread is ~12
- * KB: encoding it took ~20% of a cluster node's CPU per routed message at max rate, and nats-server stored it each
- * time); once the user is quiet for `delayMs` after a put of changes, or after MAX_CHANGE_PUTS of them, or when the
- * changes hold more ids than the state, the whole state again, so the store's log stays short and a load usually finds
- * a whole state last. A put that fails makes the next one whole. Across users at most `maxInFlight` puts are in flight; dirty users wait their turn in order, those with
- * a durable save first. So a burst of deliveries to one user (a held backlog replayed) is a few puts, and at
+ * KB: encoding it was ~6% of a cluster node's busy CPU at max rate in the cluster bench, and nats-server stored it
+ * each time); once the user is quiet for `delayMs` after a put of changes, or after MAX_CHANGE_PUTS of them, or when
+ * the changes hold more ids than the state, the whole state again, so few changes are kept and a load usually finds
+ * none made on the last whole state. A put that fails, or a user discarded, makes the next one whole.
+ *
+ * Across users at most `maxInFlight` puts are in flight; dirty users wait their turn in order, those with a durable
+ * save first. So a burst of deliveries to one user (a held backlog replayed) is a few puts, and at
  * saturation the puts per message fall instead of competing with the messages.
  *
  * A non-durable save (an unread mark) first waits `delayMs` (READ_PUT_DELAY_MS) for the user's next marks, then
@@ -177,6 +182,9 @@ export class ReadStateWriter {
       w.delayedUntil = undefined;
       this.queued.delete(user);
       this.urgent.delete(user);
+      // Saved again later (the partition back here), it starts with a whole state: the store may hold another node's.
+      w.changes = undefined;
+      w.base = undefined;
       if (w.inFlight) w.discarded = true;
       else this.writers.delete(user);
     }
@@ -263,25 +271,26 @@ export class ReadStateWriter {
       return;
     }
     const changes = w.changes;
-    const asChanges = changes !== undefined && changes.length > 0 && w.changePuts !== undefined && w.changePuts < MAX_CHANGE_PUTS && idsIn(changes) <= w.latest.unread.size + w.latest.read.size;
+    const base = w.base;
+    const asChanges = changes !== undefined && changes.length > 0 && base !== undefined && base.changePuts < MAX_CHANGE_PUTS && idsIn(changes) <= w.latest.unread.size + w.latest.read.size;
     w.changes = [];
     w.dirty = false;
     w.inFlight = true;
     this.inFlight++;
     this.puts++;
-    let sent: Promise<void>;
+    let sent: Promise<number | void>;
     try {
-      sent = this.put(user, w.latest, asChanges ? changes : undefined);
+      sent = this.put(asChanges ? { user, state: w.latest, changes, base: base.seq } : { user, state: w.latest, clearBase: base !== undefined && base.changePuts > 0 ? base.seq : undefined });
     } catch (e) {
       sent = Promise.reject(e);
     }
     sent.then(
-      () => {
-        w.changePuts = asChanges ? w.changePuts! + 1 : 0;
+      (seq) => {
+        if (w.base === base) w.base = asChanges ? { seq: base.seq, changePuts: base.changePuts + 1 } : typeof seq === 'number' ? { seq, changePuts: 0 } : undefined;
         for (const x of waiting) x.resolve();
       },
       (e: unknown) => {
-        w.changePuts = undefined;
+        w.base = undefined;
         for (const x of waiting) x.reject(e);
       },
     ).finally(() => {
@@ -289,7 +298,7 @@ export class ReadStateWriter {
       this.inFlight--;
       // Quiet since a put of changes: the whole state follows when the delay passes with no new change (none with no
       // delay: there is no quiet to wait for, and a whole state after each put of changes would double the puts).
-      if (asChanges && w.changePuts !== undefined && !w.dirty && this.delayMs > 0) w.dirty = true;
+      if (asChanges && w.base !== undefined && !w.dirty && this.delayMs > 0) w.dirty = true;
       if (w.dirty && !w.discarded) this.queueOrDelay(user, w);
       else if (this.writers.get(user) === w) this.writers.delete(user);
       this.pump();

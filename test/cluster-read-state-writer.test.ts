@@ -9,19 +9,23 @@ import type { ReadChange, ReadState, ReadStateRecord } from '../store/types.js';
  * sent only those) and is answered only when the test says so.
  */
 function fakeStore() {
-  const puts: { user: string; state: ReadStateRecord; changes?: ReadChange[]; resolve(): void; reject(e: Error): void }[] = [];
-  const put = (user: string, state: ReadState, changes?: readonly ReadChange[]) =>
-    new Promise<void>((resolve, reject) => puts.push({ user, state: toRecord(state), changes: changes && [...changes], resolve, reject }));
+  const puts: { user: string; state: ReadStateRecord; changes?: ReadChange[]; base?: number; clearBase?: number; seq: number; resolve(): void; reject(e: Error): void }[] = [];
+  const put = ({ user, state, changes, base, clearBase }: { user: string; state: ReadState; changes?: readonly ReadChange[]; base?: number; clearBase?: number }) =>
+    new Promise<number>((resolve, reject) => {
+      const seq = puts.length + 1; // the store's sequence of this put
+      puts.push({ user, state: toRecord(state), changes: changes && [...changes], base, clearBase, seq, resolve: () => resolve(seq), reject });
+    });
   return { puts, put };
 }
 
-/** What a store that applies each answered put in order holds: a whole state replaces, changes are applied. */
+/**
+ * What a store that took these puts in order holds, read as the cluster's store reads it: the last whole state, and
+ * the changes made on it (their `base` is its sequence), in order.
+ */
 function stored(puts: ReturnType<typeof fakeStore>['puts']): ReadStateRecord {
-  let s = emptyReadState();
-  for (const p of puts) {
-    if (p.changes === undefined) s = fromRecord(p.state);
-    else for (const c of p.changes) applyChange(s, c);
-  }
+  const whole = puts.filter((p) => p.changes === undefined).at(-1);
+  const s = whole ? fromRecord(whole.state) : emptyReadState();
+  for (const p of puts) if (p.changes !== undefined && p.base === whole?.seq) for (const c of p.changes) applyChange(s, c);
   return toRecord(s);
 }
 /** 'W' for a put of the whole state, else the number of changes it carried. */
@@ -297,6 +301,45 @@ describe('ReadStateWriter', () => {
       await w.settled();
       expect(kinds(puts)).toEqual(['W', 1, 1, 'W', 1, 'W', 1, 'W', 1]);
       expect(stored(puts.filter((_, i) => i !== 3))).toEqual(toRecord(s)); // the failed put never reached the store
+    });
+
+    it('a user discarded with a put in flight (lease lost) and saved again (the partition back) starts over with a whole state', async () => {
+      const { puts, put } = fakeStore();
+      const w = new ReadStateWriter(put, { delayMs: 0 });
+      const first = emptyReadState();
+      void deliver(w, first, 'a'); // whole, in flight
+      void deliver(w, first, 'b'); // waits as a change
+      w.discard(() => true, new Error('moved'));
+      // Another node wrote the user meanwhile; this node loads that state again and marks d.
+      const again = rs(['x'], ['r1']);
+      void deliver(w, again, 'd');
+      puts[0].resolve(); // the first tenure's whole state is answered late
+      await turn();
+      expect(kinds(puts)).toEqual(['W', 'W']); // not a change [b, d] on the first tenure's state
+      expect(puts[1].state).toEqual({ unread: ['x', 'd'], read: ['r1'] });
+      puts[1].resolve();
+      await w.settled();
+    });
+
+    it('a whole state that follows puts of changes tells the store which base they were made on, to clear them', async () => {
+      const clock = new ManualClock();
+      const { puts, put } = fakeStore();
+      const w = new ReadStateWriter(put, { clock });
+      const s = rs(['old1', 'old2', 'old3']);
+      void deliver(w, s, 'a');
+      clock.advance(READ_PUT_DELAY_MS);
+      void deliver(w, s, 'b');
+      puts[0].resolve();
+      await turn();
+      clock.advance(READ_PUT_DELAY_MS);
+      puts[1].resolve();
+      await turn();
+      clock.advance(READ_PUT_DELAY_MS); // quiet: the whole state
+      expect(kinds(puts)).toEqual(['W', 1, 'W']);
+      expect(puts.map((p) => [p.base, p.clearBase])).toEqual([[undefined, undefined], [puts[0].seq, undefined], [undefined, puts[0].seq]]);
+      puts[2].resolve();
+      await w.settled();
+      expect(stored(puts)).toEqual(toRecord(s));
     });
   });
 });

@@ -4,14 +4,16 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JetStreamHeldStore, READS_HISTORY } from '../cluster/jetstream-held-store.js';
 import { describeHeldStoreContract } from './contracts/held-store.contract.js';
-import { emptyReadState, markDelivered, markRead, toRecord, unmarkDelivered } from '../store/read-state.js';
-import type { ReadChange } from '../store/types.js';
+import { emptyReadState, fromRecord, markDelivered, markRead, toRecord, unmarkDelivered } from '../store/read-state.js';
+import type { ReadChange, ReadStateRecord } from '../store/types.js';
 import { NatsServer } from './support/nats-server.js';
 import { until } from './support/ws-client.js';
 
 const packr = new Packr({ useRecords: false });
-/** The user's key in the reads bucket (as cluster/jetstream-held-store.ts names it). */
+const rs = (unread: string[], read: string[] = []) => fromRecord({ unread, read });
+/** The user's keys in the reads bucket (as cluster/jetstream-held-store.ts names them): the whole state, the changes. */
 const readsKey = (user: string) => `u.${Buffer.from(user, 'utf8').toString('base64url')}`;
+const changesKey = (user: string) => `c.${Buffer.from(user, 'utf8').toString('base64url')}`;
 
 let server: NatsServer;
 beforeAll(async () => {
@@ -183,9 +185,11 @@ describe('JetStreamHeldStore', () => {
       void store.saveReads('u@x', state, { delivered: 'b' }, false);
       markRead(state, ['a']);
       await store.saveReads('u@x', state, { read: ['a'] }, true); // must not resolve on put 1's answer
-      const stored = await kv.get(readsKey('u@x'));
-      // Put 2 carries what changed since put 1 (the user was busy): the mark of b and the read.
-      expect(packr.unpack(stored!.value)).toEqual({ changes: [{ delivered: 'b' }, { read: ['a'] }] });
+      const whole = await kv.get(readsKey('u@x'));
+      const changes = await kv.get(changesKey('u@x'));
+      // Put 2 carries what changed since put 1 (the user was busy): the mark of b and the read, made on put 1's state.
+      expect(packr.unpack(whole!.value)).toEqual({ unread: ['a'], read: [] });
+      expect(packr.unpack(changes!.value)).toEqual({ base: whole!.revision, changes: [{ delivered: 'b' }, { read: ['a'] }] });
       expect(store.readsPuts).toBe(2);
       expect(toRecord(await (await openStore(other, 'durable')).reads('u@x'))).toEqual({ unread: ['b'], read: ['a'] });
       await store.close();
@@ -196,10 +200,10 @@ describe('JetStreamHeldStore', () => {
   });
 
   describe('read states as a whole state and the changes after it (issue 13)', () => {
-    /** The user's revisions in the reads bucket, oldest first, decoded. */
-    const revisions = async (kv: KV, user: string) => {
+    /** The revisions of a key in the reads bucket, oldest first, decoded ('cleared' for an empty value). */
+    const revisions = async (kv: KV, key: string) => {
       const out: unknown[] = [];
-      for await (const e of await kv.history({ key: readsKey(user) })) out.push(e.operation === 'PUT' ? packr.unpack(e.value) : e.operation);
+      for await (const e of await kv.history({ key })) out.push(e.operation !== 'PUT' ? e.operation : e.value.length === 0 ? 'cleared' : packr.unpack(e.value));
       return out;
     };
 
@@ -228,16 +232,51 @@ describe('JetStreamHeldStore', () => {
         unmarkDelivered(s, 'c');
         save({ undelivered: 'c' });
         await Promise.all(saves);
-        expect(await revisions(kv, 'u@x')).toEqual([
-          { unread: ['old0', 'old1', 'old2', 'old3', 'old4', 'a'], read: [] },
-          { changes: [{ delivered: 'b' }, { delivered: 'c' }, { delivered: 'd' }, { read: ['b', 'early'] }, { undelivered: 'c' }] },
+        const firstWhole = { unread: ['old0', 'old1', 'old2', 'old3', 'old4', 'a'], read: [] };
+        expect(await revisions(kv, readsKey('u@x'))).toEqual([firstWhole]); // all an earlier version's node reads
+        const base = (await kv.get(readsKey('u@x')))!.revision;
+        expect(await revisions(kv, changesKey('u@x'))).toEqual([
+          { base, changes: [{ delivered: 'b' }, { delivered: 'c' }, { delivered: 'd' }, { read: ['b', 'early'] }, { undelivered: 'c' }] },
         ]);
         // The next owner, on its own connection, without this store closing (a crash).
-        await withNats(async (other) => expect(toRecord(await (await openStore(other, 'changes')).reads('u@x'))).toEqual({ unread: ['old0', 'old1', 'old2', 'old3', 'old4', 'a', 'd'], read: ['b', 'early'] }));
+        const next = async () => {
+          let read: ReadStateRecord | undefined;
+          await withNats(async (other) => void (read = toRecord(await (await openStore(other, 'changes')).reads('u@x'))));
+          return read;
+        };
+        expect(await next()).toEqual({ unread: ['old0', 'old1', 'old2', 'old3', 'old4', 'a', 'd'], read: ['b', 'early'] });
         markDelivered(s, 'e');
         await store.saveReads('u@x', s, { delivered: 'e' }, true); // the user was quiet: a whole state, as a rollup
-        expect(await revisions(kv, 'u@x')).toEqual([toRecord(s)]);
-        await withNats(async (other) => expect(toRecord(await (await openStore(other, 'changes')).reads('u@x'))).toEqual(toRecord(s)));
+        expect(await revisions(kv, readsKey('u@x'))).toEqual([toRecord(s)]);
+        // The changes made on the first whole state are still there (no delay: nothing cleared them), and not read.
+        expect(await revisions(kv, changesKey('u@x'))).toHaveLength(1);
+        expect(await next()).toEqual(toRecord(s));
+      }));
+
+    it('a late put of changes made on an older whole state (a node that lost the partition) is not read', () =>
+      withNats(async (nc) => {
+        const store = await openStore(nc, 'late', 1000, 0);
+        const kv = await new Kvm(nc).open('late_reads');
+        const s = rs(['a', 'b', 'c']);
+        await store.saveReads('u@x', s, { delivered: 'c' }, true);
+        const oldBase = (await kv.get(readsKey('u@x')))!.revision;
+        markDelivered(s, 'd');
+        await store.saveReads('u@x', s, { delivered: 'd' }, true); // a whole state again (no put in flight: a new run)
+        await kv.put(changesKey('u@x'), packr.pack({ base: oldBase, changes: [{ delivered: 'stale' }] }));
+        const read = async () => {
+          let got: ReadStateRecord | undefined;
+          await withNats(async (other) => void (got = toRecord(await (await openStore(other, 'late')).reads('u@x'))));
+          return got;
+        };
+        expect(await read()).toEqual({ unread: ['a', 'b', 'c', 'd'], read: [] });
+        // Busy again: a whole state, then changes made on it after the stale ones; only the new ones are read.
+        markDelivered(s, 'e');
+        const whole = store.saveReads('u@x', s, { delivered: 'e' }, true);
+        markDelivered(s, 'f');
+        await store.saveReads('u@x', s, { delivered: 'f' }, true);
+        await whole;
+        expect(await revisions(kv, changesKey('u@x'))).toHaveLength(2);
+        expect(await read()).toEqual({ unread: ['a', 'b', 'c', 'd', 'e', 'f'], read: [] });
       }));
 
     it('a busy user quiet for the put delay gets a whole state put after the changes', () =>
@@ -250,9 +289,11 @@ describe('JetStreamHeldStore', () => {
         markDelivered(s, 'b');
         await store.saveReads('u@x', s, { delivered: 'b' }, true);
         await first;
-        await until(async () => store.readsPuts === 3, 5000, 'a third put');
-        // Whole (a), changes (b), then the whole state again as a rollup: the only revision left.
-        expect(await revisions(kv, 'u@x')).toEqual([{ unread: ['a', 'b'], read: [] }]);
+        await until(async () => (await revisions(kv, changesKey('u@x'))).includes('cleared'), 5000, 'the changes cleared');
+        // Whole (a), changes (b), then the whole state again as a rollup, and the changes key cleared (a rollup too).
+        expect(store.readsPuts).toBe(3);
+        expect(await revisions(kv, readsKey('u@x'))).toEqual([{ unread: ['a', 'b'], read: [] }]);
+        expect(await revisions(kv, changesKey('u@x'))).toEqual(['cleared']);
         await store.close();
       }));
   });
