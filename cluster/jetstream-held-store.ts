@@ -206,13 +206,21 @@ export class JetStreamHeldStore implements HeldStore {
     // last put is whole); those made on another (an older state, a late put of a node before) are not read.
     if (!last || last.operation !== 'PUT' || last.value.length === 0 || (packr.unpack(last.value) as ReadChangesRecord).base !== base) return state;
     let seen = 0;
-    for await (const r of await this.kv.history({ key: changesKey(user) })) {
-      seen = r.revision;
-      if (r.operation !== 'PUT' || r.value.length === 0) continue;
-      const rec = packr.unpack(r.value) as ReadChangesRecord;
-      if (rec.base === base) for (const c of rec.changes) applyChange(state, c);
+    const history = await this.kv.history({ key: changesKey(user) });
+    // A history whose messages a rollup removed while it was read waits for them forever: stopped, it ends short.
+    const stop = setTimeout(() => history.stop(), this.opts.publishTimeoutMs);
+    try {
+      for await (const r of history) {
+        seen = r.revision;
+        if (r.operation !== 'PUT' || r.value.length === 0) continue;
+        const rec = packr.unpack(r.value) as ReadChangesRecord;
+        if (rec.base === base) for (const c of rec.changes) applyChange(state, c);
+        if (seen >= last.revision) break;
+      }
+    } finally {
+      clearTimeout(stop);
     }
-    // nats.js ends a history quietly when its consumer stalls: a shorter one would be a wrong state, not an error.
+    // A history that ended short (stopped, or nats.js ending it when its consumer stalls) would be a wrong state.
     if (seen < last.revision) throw new SwitchboardError('store_failed', `the read-state changes of ${user} were read only up to revision ${seen} of ${last.revision}`);
     return state;
   }
