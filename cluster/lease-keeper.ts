@@ -15,6 +15,13 @@ export const DEFAULT_LEASE_MS = 2000;
 export const DEFAULT_RENEW_MS = 500;
 /** Shortest wait for a renewal's answer, ms (the wait is otherwise what is left of the local deadline). */
 export const MIN_RENEW_TIMEOUT_MS = 250;
+/**
+ * Waits before the acquire handler of a held lease is called again after it rejected, ms: the first, doubled per
+ * failure up to the last. A handler that rejects has not started serving the partition (its JetStream consumer was
+ * not created: a nats-server restarting in a cluster); left so, the lease was renewed for as long as the node ran
+ * while the partition's accepted messages stayed in the stream, never routed (seen in a chaos test).
+ */
+export const ACQUIRE_RETRY_MS = { first: 250, max: 4000 } as const;
 
 /** Proof of ownership stamped on what the owner sends; the fencing rules live in bus/fence.ts. */
 export type { Fence } from '../bus/fence.js';
@@ -55,7 +62,11 @@ export interface LeaseKeeperOptions {
  * tests record with it).
  */
 export interface PartitionHandler {
-  /** The lease was won: start serving p, stamping `fence`. */
+  /**
+   * The lease was won: start serving p, stamping `fence`. A rejection means p is not served yet: it is called again
+   * (ACQUIRE_RETRY_MS) for as long as this tenure holds the lease and is not being handed off, so it must be safe to
+   * call again after it rejected part way; `settled()` is false meanwhile.
+   */
   acquire?(p: number, fence: Fence): Promise<void> | void;
   /** Graceful handoff: stop taking work for p and finish what is in flight; the lease is released when this resolves. */
   release?(p: number): Promise<void> | void;
@@ -87,7 +98,12 @@ interface Held {
   /** Local deadline: renewal sent + leaseMs - safetyMargin. */
   validUntil: number;
   inflight?: Promise<void>;
+  /** The acquire handler's run, retries included: resolves once it succeeded or this tenure ended. */
   ready: Promise<void>;
+  /** The acquire handler succeeded: the partition is served. */
+  serving: boolean;
+  /** Ends a wait between acquire handler retries at once (a handoff, a loss, a stop). */
+  wake?: () => void;
   releasing: boolean;
 }
 
@@ -216,7 +232,7 @@ export class LeaseKeeper {
       if (target[p] !== this.nodeId) continue;
       mine++;
       const h = this.held.get(p);
-      if (!h || h.releasing || !this.isValid(p)) return false;
+      if (!h || h.releasing || !h.serving || !this.isValid(p)) return false;
     }
     return mine === this.held.size;
   }
@@ -241,6 +257,7 @@ export class LeaseKeeper {
   /** Stops at once without releasing anything (a crash, or a fatal exit): the leases lapse after leaseMs. */
   abandon(): void {
     this.state = 'stopped';
+    for (const h of this.held.values()) h.wake?.();
     this.opts.membership.off('change', this.onMembership);
     for (const t of [this.timer, this.kickTimer]) if (t !== undefined) this.clock.clearTimeout(t);
     this.timer = this.kickTimer = undefined;
@@ -386,15 +403,13 @@ export class LeaseKeeper {
       }
       if (this.clock.now() >= sentAt + this.leaseMs - this.margin) return; // confirmed too late to be of use
       const fence: Fence = { revision: rev, epoch, since };
-      const h: Held = { fence, revision: rev, sentAt, validUntil: sentAt + this.leaseMs - this.margin, ready: Promise.resolve(), releasing: false };
+      const h: Held = { fence, revision: rev, sentAt, validUntil: sentAt + this.leaseMs - this.margin, ready: Promise.resolve(), serving: false, releasing: false };
       this.held.set(p, h);
       this.log.debug({ partition: p, revision: rev }, 'lease acquired');
       const from = e.value?.owner;
       if (from && from !== this.nodeId) this.handler.takenOver?.(p, from);
       if ((this.state as State) === 'stopping') this.kick(); // stop() began meanwhile: hand it straight back
-      h.ready = Promise.resolve()
-        .then(() => this.handler.acquire?.(p, fence))
-        .catch((err) => this.log.warn({ err, partition: p }, 'acquire handler failed'));
+      h.ready = this.serve(p, h);
     } catch (err) {
       // Our view was stale (another node won, or the watch lags): read the key afresh next round.
       if (isCasConflict(err)) {
@@ -405,6 +420,40 @@ export class LeaseKeeper {
       this.acquiring.delete(p);
       this.checkStopped();
     }
+  }
+
+  /**
+   * Runs the acquire handler of tenure `h` until it succeeds, waiting ACQUIRE_RETRY_MS between tries, for as long as
+   * `h` holds p, is not being handed off and the keeper runs. Never rejects.
+   */
+  private async serve(p: number, h: Held): Promise<void> {
+    await Promise.resolve(); // the handler runs after acquire() returned, as before
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.handler.acquire?.(p, h.fence);
+        h.serving = true;
+        if (attempt > 1) this.log.info({ partition: p, attempt }, 'acquire handler succeeded after failing');
+        return;
+      } catch (err) {
+        this.log.warn({ err, partition: p, attempt }, 'acquire handler failed; trying again while the lease is held');
+      }
+      if (!this.tenureGoesOn(p, h)) return;
+      const wait = Math.min(ACQUIRE_RETRY_MS.first * 2 ** (attempt - 1), ACQUIRE_RETRY_MS.max);
+      await new Promise<void>((resolve) => {
+        const timer = this.clock.setTimeout(() => done(), wait);
+        const done = () => {
+          this.clock.clearTimeout(timer);
+          h.wake = undefined;
+          resolve();
+        };
+        h.wake = done;
+      });
+      if (!this.tenureGoesOn(p, h)) return;
+    }
+  }
+
+  private tenureGoesOn(p: number, h: Held): boolean {
+    return this.held.get(p) === h && !h.releasing && this.state === 'running';
   }
 
   /** After CONFIRM_WAIT_MS, is `rev` still the last write of p's key, as the stream leader sees it? */
@@ -426,6 +475,7 @@ export class LeaseKeeper {
   // Keeps renewing through the handler's release (it may take a while to drain), stops acting, then writes the release.
   private async handOff(p: number, h: Held): Promise<void> {
     h.releasing = true;
+    h.wake?.(); // a wait to retry the acquire handler ends: nothing to serve any more
     try {
       await h.ready;
       await this.handler.release?.(p);
@@ -452,7 +502,10 @@ export class LeaseKeeper {
   }
 
   private lose(p: number, reason: string): void {
-    if (!this.held.delete(p)) return;
+    const h = this.held.get(p);
+    if (!h) return;
+    this.held.delete(p);
+    h.wake?.();
     this.log.warn({ partition: p, reason }, 'lease lost');
     try {
       this.handler.lost?.(p, reason);

@@ -59,14 +59,22 @@ export class PartitionHost {
     return this.subs.size;
   }
 
-  /** The lease of `p` was won with `fence`: start serving it. */
+  /**
+   * The lease of `p` was won with `fence`: start serving it. Rejects when its ingress consumer could not be set up
+   * (JetStream not answering); the LeaseKeeper calls it again while the lease is held (cluster/lease-keeper.ts,
+   * ACQUIRE_RETRY_MS), and that call keeps the subscriptions this one made: the owner's subjects stay answered
+   * (sessions, presence, queries) while its consumer is retried.
+   */
   async acquire(p: number, fence: Fence): Promise<void> {
     const { bus, subjects, directory, ingress, log } = this.deps;
-    const tenure = [
-      bus.subscribe(subjects.ownerPartition(p), (m) => directory.handle(m as OwnerMessage)),
-      bus.serve(subjects.queryPartition(p), (q) => directory.answer(q as OwnerQuery)),
-    ];
-    this.subs.set(p, tenure);
+    let tenure = this.subs.get(p); // a retry of this tenure (a loss or a handoff removes it)
+    if (tenure === undefined) {
+      tenure = [
+        bus.subscribe(subjects.ownerPartition(p), (m) => directory.handle(m as OwnerMessage)),
+        bus.serve(subjects.queryPartition(p), (q) => directory.answer(q as OwnerQuery)),
+      ];
+      this.subs.set(p, tenure);
+    }
     // Presence first: gateways resend this partition's sessions, and only once they answered (or a short wait
     // passed) does routing start, so queued messages do not meet an empty presence table.
     const answered = await this.askGateways(p);
@@ -90,11 +98,15 @@ export class PartitionHost {
    */
   async release(p: number): Promise<void> {
     const { ingress, directory, ackTimeoutMs, drainTimeoutMs, log } = this.deps;
+    const tenure = this.subs.get(p);
     if (ackTimeoutMs !== undefined && ingress.pause !== undefined) {
       ingress.pause(p);
       if (!(await directory.settled(this.inPartition(p), Math.min(ackTimeoutMs, drainTimeoutMs)))) {
         log.info({ partition: p }, 'handoff: deliveries still unfinished go to the next owner');
       }
+      // Lost while its deliveries finished, and maybe won back since: the loss stopped this tenure, and a new one's
+      // consumer and subscriptions are not this handoff's to stop (stopped, the partition stayed leased, unserved).
+      if (this.subs.get(p) !== tenure) return;
     }
     await ingress.release(p);
     this.unsubscribe(p);

@@ -75,7 +75,7 @@ describe('cluster chaos', () => {
     const first = chat.events.find((e) => e.seenAt > killedAt && victimUsers.has(e.user) && e.node !== victimId);
     const takeoverMs = first ? first.seenAt - killedAt : Infinity;
     try {
-      await expectAllDelivered(ledger, chat, 25_000);
+      await expectAllDelivered(ledger, chat, 25_000, c);
     } finally {
       console.log(`(a) SIGKILL: accepted ${ledger.accepted.size}, not accepted ${ledger.rejected.length}, delivered ${ledger.accepted.size - ledger.missing().length}, duplicates ${ledger.duplicates()}, takeover ${takeoverMs} ms (first victim-user decision by ${first?.node}: ${first?.route}), cluster settled ${settledMs} ms after the kill`);
     }
@@ -164,7 +164,7 @@ describe('cluster chaos', () => {
     await sender.stop();
     const t0 = Date.now();
     try {
-      await expectAllDelivered(ledger, chat, 60_000);
+      await expectAllDelivered(ledger, chat, 60_000, c);
     } finally {
       console.log(`(c) all delivered ${Date.now() - t0} ms after the load stopped; NATS restart (${restartedMs} ms): accepted ${ledger.accepted.size}, not accepted ${ledger.rejected.length}, delivered ${ledger.accepted.size - ledger.missing().length}, duplicates ${ledger.duplicates()}`);
     }
@@ -238,6 +238,6 @@ describe('cluster chaos', () => {
     }, 30_000, 'the NATS entry answering after the restart');
     expect(reply.id).toBe(viaNats);
     ledger.accepted.set(viaNats, user);
-    await expectAllDelivered(ledger, chat, 15_000);
+    await expectAllDelivered(ledger, chat, 15_000, c);
   }, 90_000);
 });

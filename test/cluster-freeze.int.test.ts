@@ -105,7 +105,7 @@ describe('cluster freeze and kill under load (issue 8)', () => {
       enter('delivery');
       const t0 = Date.now();
       try {
-        await expectAllDelivered(ledger, chat, 30_000);
+        await expectAllDelivered(ledger, chat, 30_000, c);
       } finally {
         const routes: Record<string, number> = {};
         for (const e of chat.events) if (ledger.accepted.has(e.id)) routes[`${e.route}/${e.reason}`] = (routes[`${e.route}/${e.reason}`] ?? 0) + 1;

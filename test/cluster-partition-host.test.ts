@@ -31,27 +31,40 @@ function fakeNats() {
 /** Users spread over the 8 partitions of `setup` (which partition each is in comes from subjects.partitionOf). */
 const users = Array.from({ length: 40 }, (_, i) => `user-${i}`);
 
-function setup(opts: { ackTimeoutMs?: number; settled?: boolean } = {}) {
+function setup(opts: { ackTimeoutMs?: number; settled?: boolean; consumeFailures?: number } = {}) {
   const { nc, answerAll } = fakeNats();
   const calls: string[] = [];
+  const subscribed: string[] = [];
+  let consumeFailures = opts.consumeFailures ?? 0;
   const ingress = {
-    consume: async (_h: unknown, p: number) => void calls.push(`consume ${p}`),
+    consume: async (_h: unknown, p: number) => {
+      calls.push(`consume ${p}`);
+      if (consumeFailures-- > 0) throw new Error('TimeoutError: timeout'); // the consumer's create not answered
+    },
     release: async (p: number) => void calls.push(`release ${p}`),
     pause: (p: number) => void calls.push(`pause ${p}`),
   } as unknown as Ingress;
   const bus = {
-    subscribe: (subject: string) => ({ unsubscribe: () => void calls.push(`unsubscribe ${subject}`) }),
-    serve: () => ({ unsubscribe() {} }),
+    subscribe: (subject: string) => {
+      subscribed.push(subject);
+      return { unsubscribe: () => void calls.push(`unsubscribe ${subject}`) };
+    },
+    serve: (subject: string) => {
+      subscribed.push(subject);
+      return { unsubscribe() {} };
+    },
   } as unknown as Bus;
   const directory = {
     evict: () => void calls.push('evict'),
     drain: async () => void calls.push('drain'),
     settled: async (match: (u: string) => boolean, timeoutMs: number) => {
       calls.push(`settled ${users.filter(match).join(',')} within ${timeoutMs}`);
+      await directoryGate.wait;
       return opts.settled ?? true;
     },
   } as unknown as UserDirectory;
   const subjects = new Subjects('sb', 8);
+  const directoryGate = { wait: Promise.resolve() };
   const flushGate = { wait: Promise.resolve() };
   const reads = {
     flushReads: async (match: (u: string) => boolean) => {
@@ -64,7 +77,7 @@ function setup(opts: { ackTimeoutMs?: number; settled?: boolean } = {}) {
     nc, bus, subjects, ingress, directory, liveGateways: () => 2, metrics: new Metrics({ defaultMetrics: false }),
     log: createLogger('silent'), drainTimeoutMs: 1000, ackTimeoutMs: opts.ackTimeoutMs, reads,
   });
-  return { host, calls, answerAll, subjects, flushGate };
+  return { host, calls, subscribed, answerAll, subjects, flushGate, directoryGate };
 }
 
 describe('PartitionHost', () => {
@@ -85,6 +98,23 @@ describe('PartitionHost', () => {
     await acquiring;
     expect(calls).toEqual(['consume 1']);
     expect(host.size).toBe(1);
+  });
+
+  it('an acquire whose consumer could not be set up rejects; called again (the LeaseKeeper retries) it keeps its subscriptions and consumes', async () => {
+    const { host, calls, subscribed, answerAll } = setup({ consumeFailures: 1 });
+    const fence = { revision: 3, epoch: 1 };
+    const first = host.acquire(1, fence);
+    answerAll();
+    await expect(first).rejects.toThrow(/timeout/);
+    expect(subscribed).toEqual(['sb.p.1', 'sb.q.1']);
+    const again = host.acquire(1, fence);
+    answerAll();
+    await again;
+    expect(calls).toEqual(['consume 1', 'consume 1']); // nothing unsubscribed in between
+    expect(subscribed).toEqual(['sb.p.1', 'sb.q.1']); // the first try's subscriptions serve on, none doubled
+    expect(host.size).toBe(1);
+    host.lost(1);
+    expect(calls).toContain('unsubscribe sb.p.1');
   });
 
   it('flushes the read states of a partition handed off once its work drained, and discards those of a partition lost', async () => {
@@ -121,6 +151,26 @@ describe('PartitionHost', () => {
     expect(calls).toEqual([]); // no evict of the users it owns again
     expect(host.size).toBe(1);
   });
+  it('a partition lost and won back while its handoff waited for its deliveries keeps the new tenure\'s consumer and subscriptions', async () => {
+    const { host, calls, answerAll, directoryGate } = setup({ ackTimeoutMs: 5000 });
+    const first = host.acquire(2, { revision: 1, epoch: 1 });
+    answerAll();
+    await first;
+    let open!: () => void;
+    directoryGate.wait = new Promise<void>((r) => (open = r));
+    const releasing = host.release(2);
+    await new Promise((r) => setImmediate(r)); // it waits for the deliveries to finish
+    host.lost(2);
+    const again = host.acquire(2, { revision: 5, epoch: 2 });
+    answerAll();
+    await again;
+    calls.length = 0;
+    open();
+    await releasing;
+    expect(calls).toEqual([]); // neither the new consumer released, nor its subscription dropped, nor its users evicted
+    expect(host.size).toBe(1);
+  });
+
   it('a handoff pauses the ingress and lets the partition\'s deliveries finish while still subscribed, then releases it', async () => {
     for (const settled of [true, false]) {
       const { host, calls, answerAll } = setup({ ackTimeoutMs: 5000, settled });

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { KV, KvEntry } from '@nats-io/kv';
 import { describe, expect, it, vi } from 'vitest';
-import { LeaseKeeper, type LeaseKeeperOptions } from '../cluster/lease-keeper.js';
+import { ACQUIRE_RETRY_MS, LeaseKeeper, type LeaseKeeperOptions } from '../cluster/lease-keeper.js';
 import { Membership, NodeIdContendedError, NodeIdInUseError, PartitionsMismatchError, nodeKey, type GatewayGone, type MembershipView } from '../cluster/membership.js';
 import { untilJetStreamReady } from '../cluster/startup.js';
 import { ManualClock } from './support/manual-clock.js';
@@ -397,6 +397,85 @@ describe('LeaseKeeper (virtual time)', () => {
     expect(keeper.owned().size).toBe(0);
     for (let p = 0; p < 4; p++) expect(kv.lease(p)).toMatchObject({ owner: '', expiresAt: 0 });
     expect(clock.pending).toBe(0);
+  });
+
+  it('an acquire handler that rejects is called again while the lease is held, with waits that grow; settled() only once it served', async () => {
+    let failures = 3;
+    const calls: number[] = [];
+    const { clock, keeper, tick } = setup({
+      partitions: 1,
+      host: {
+        acquire: async (p) => {
+          calls.push(clock.now());
+          if (failures-- > 0) throw new Error(`consumer for ${p} not created: timeout`);
+        },
+      },
+    });
+    await keeper.start();
+    await tick();
+    expect(calls.length).toBe(1);
+    expect(keeper.owned().has(0)).toBe(true); // held and renewed meanwhile
+    expect(keeper.settled()).toBe(false); // but not served
+    for (let i = 0; i < 40 && calls.length < 4; i++) await tick(50);
+    expect(calls.map((t) => t - calls[0])).toEqual([0, ACQUIRE_RETRY_MS.first, 3 * ACQUIRE_RETRY_MS.first, 7 * ACQUIRE_RETRY_MS.first]);
+    expect(keeper.settled()).toBe(true);
+    await tick(10_000);
+    expect(calls.length).toBe(4); // served: not called again
+  });
+
+  it('the retries of a rejecting acquire handler end with the tenure: at a handoff (promptly), a loss and a stop', async () => {
+    const calls: string[] = [];
+    const { clock, kv, keeper, membership, tick } = setup({
+      partitions: 3,
+      host: {
+        acquire: async (p) => {
+          calls.push(`acquire ${p}`);
+          throw new Error('JetStream not answering');
+        },
+        release: async (p) => void calls.push(`release ${p}`),
+        lost: (p) => void calls.push(`lost ${p}`),
+      },
+    });
+    await keeper.start();
+    await tick();
+    for (let i = 0; i < 6; i++) await tick(500); // a few retries each, the waits now at 2 s and more
+    const count = (p: number) => calls.filter((c) => c === `acquire ${p}`).length;
+    expect([count(0), count(1), count(2)].every((n) => n >= 3)).toBe(true);
+    // A loss: no more calls for that partition.
+    const atLoss = count(2);
+    kv.overwrite('p.2', { owner: 'b', expiresAt: clock.now() + 60_000, epoch: 99 });
+    await flush();
+    expect(calls).toContain('lost 2');
+    // A handoff: the release runs at once, not after the wait in progress, and no call follows it.
+    membership.set(['a', 'b']);
+    await tick();
+    const moved = [0, 1].filter((p) => calls.includes(`release ${p}`));
+    expect(moved.length).toBe(1);
+    const stays = moved[0] === 0 ? 1 : 0;
+    const before = { moved: count(moved[0]) };
+    const stopped = keeper.stop();
+    await flush();
+    await tick();
+    await stopped;
+    expect(calls).toContain(`release ${stays}`);
+    await tick(60_000);
+    expect(count(moved[0])).toBe(before.moved);
+    expect(count(2)).toBe(atLoss);
+    expect(clock.pending).toBe(0);
+  });
+
+  it('a wait to retry an acquire handler leaves no timer behind once its lease is lost or the keeper abandoned', async () => {
+    for (const end of ['loss', 'abandon'] as const) {
+      const { clock, kv, keeper, tick } = setup({ partitions: 1, host: { acquire: async () => Promise.reject(new Error('timeout')) } });
+      await keeper.start();
+      await tick();
+      const waiting = clock.pending; // the next round and the retry's wait
+      if (end === 'loss') kv.overwrite('p.0', { owner: 'b', expiresAt: clock.now() + 60_000, epoch: 99 });
+      else keeper.abandon();
+      await flush();
+      if (end === 'loss') expect(keeper.owned().size).toBe(0);
+      expect(clock.pending, end).toBe(end === 'loss' ? waiting - 1 : 0);
+    }
   });
 
   it('takes nothing while it is not live itself', async () => {

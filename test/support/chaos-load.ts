@@ -77,9 +77,10 @@ export function load(opts: {
 
 /**
  * Awaits every accepted id of the ledger arriving at its user within `timeoutMs`; else throws naming how many are
- * missing, the routes their decisions took (from `events.routed`) and a few examples.
+ * missing, the routes their decisions took (from `events.routed`), a few examples, and the nodes' warnings when
+ * `cluster` is given.
  */
-export async function expectAllDelivered(ledger: Ledger, chat: NatsClient, timeoutMs: number): Promise<void> {
+export async function expectAllDelivered(ledger: Ledger, chat: NatsClient, timeoutMs: number, cluster?: { warnings(): string }): Promise<void> {
   try {
     await until(() => ledger.missing().length === 0, timeoutMs, 'every accepted message delivered');
   } catch (e) {
@@ -88,6 +89,6 @@ export async function expectAllDelivered(ledger: Ledger, chat: NatsClient, timeo
     const routes: Record<string, number> = {};
     for (const id of missing) for (const ev of chat.eventsFor(id)) routes[ev.route] = (routes[ev.route] ?? 0) + 1;
     const noEvent = missing.filter((id) => chat.eventsFor(id).length === 0).length;
-    throw new Error(`${(e as Error).message}: ${missing.length}/${ledger.accepted.size} missing (routes of the missing: ${JSON.stringify(routes)}, without any routed event: ${noEvent}), e.g. ${JSON.stringify(detail)}`);
+    throw new Error(`${(e as Error).message}: ${missing.length}/${ledger.accepted.size} missing (routes of the missing: ${JSON.stringify(routes)}, without any routed event: ${noEvent}), e.g. ${JSON.stringify(detail)}${cluster ? `\nthe nodes' warnings:\n${cluster.warnings()}` : ''}`);
   }
 }

@@ -143,6 +143,14 @@ export class Cluster {
     }));
   }
 
+  /**
+   * The warnings and errors (pino level 40 and up) of every node, the last `lines` of each, for failure messages: a
+   * loss names its cause there (a partition's acquire handler failing, a store that did not answer).
+   */
+  warnings(lines = 20): string {
+    return this.nodes.map((n) => `--- ${this.id(n)}\n${n.lines.filter((l) => /^\{"level":[4-6]\d,/.test(l)).slice(-lines).join('\n')}`).join('\n');
+  }
+
   /** Log lines of every node, for failure messages. */
   logTail(lines = 30): string {
     return this.nodes.map((n) => `--- ${this.id(n)}\n${n.lines.slice(-lines).join('\n')}`).join('\n');
